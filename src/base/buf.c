@@ -1,0 +1,72 @@
+/* buf.c — growable byte buffer (see buf.h). */
+#include "base/buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+
+void buf_reserve(weir_buf_t *b, size_t extra)
+{
+    if (b->len + extra <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra) cap *= 2;
+    b->data = weir_realloc(b->data, cap);
+    b->cap = cap;
+}
+
+void buf_append(weir_buf_t *b, const void *p, size_t n)
+{
+    buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+void buf_append_str(weir_buf_t *b, const char *s)
+{
+    buf_append(b, s, strlen(s));
+}
+
+void buf_appendf(weir_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0) return;
+    buf_reserve(b, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void buf_append_json_string(weir_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    buf_reserve(b, n + 2);
+    b->data[b->len++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            buf_append(b, e, 2);
+        } else if (c < 0x20) {
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            buf_append(b, e, 6);
+        } else {
+            buf_reserve(b, 1);
+            b->data[b->len++] = (char)c;
+        }
+    }
+    buf_reserve(b, 1);
+    b->data[b->len++] = '"';
+}
+
+void buf_free(weir_buf_t *b)
+{
+    weir_free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

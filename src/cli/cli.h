@@ -1,0 +1,39 @@
+/* cli.h — what the verbs of the `weir` binary share: the verb signature and
+ * a few helpers for their argument handling. Each verb lives in its own
+ * cmd_<verb>.c and is listed in main.c's table. Convention for all verbs:
+ * `--help` prints usage to stdout and exits 0; an error prints one line
+ * "weir <verb>: <reason>" to stderr and returns non-zero. */
+#ifndef WEIR_CLI_CLI_H
+#define WEIR_CLI_CLI_H
+
+#include <stdint.h>
+
+typedef int (*cli_verb_fn)(int argc, char **argv);
+
+typedef struct cli_verb {
+    const char *name;
+    cli_verb_fn fn;
+    const char *summary;
+} cli_verb_t;
+
+/* Runs the sub-verb argv[0] from table (n entries); prints usage listing the
+ * table for --help or when the sub-verb is missing or unknown. `prefix` is
+ * the command path shown in messages, e.g. "weir log". */
+int cli_dispatch(const char *prefix, const cli_verb_t *table, int n, int argc, char **argv);
+
+/* Prints "prefix: message\n" to stderr and returns 1 (the exit status). */
+int cli_fail(const char *prefix, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* True if any argument is -h or --help. */
+int cli_wants_help(int argc, char **argv);
+
+/* Parses a non-negative decimal integer; returns 0 on success. */
+int cli_parse_u64(const char *s, uint64_t *out);
+/* Parses a signed decimal integer; returns 0 on success. */
+int cli_parse_i64(const char *s, int64_t *out);
+
+int cmd_log(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif

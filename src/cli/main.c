@@ -1,0 +1,20 @@
+/* main.c — the `weir` binary: dispatches `weir <verb> ...` to cmd_<verb>.
+ * The verb table is the one place that lists what the binary can do. */
+#include <signal.h>
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+static const cli_verb_t verbs[] = {
+    {"log", cmd_log, "append to, read, check and inspect the partitioned event log"},
+    {"bench", cmd_bench, "benchmarks beside their baselines (log)"},
+    {"demo", cmd_demo, "a short end-to-end run of what weir can do today"},
+};
+
+int main(int argc, char **argv)
+{
+    /* A closed stdout (weir log read | head) must end the process quietly
+     * through write errors, not kill it mid-append. */
+    signal(SIGPIPE, SIG_IGN);
+    return cli_dispatch("weir", verbs, (int)(sizeof verbs / sizeof verbs[0]), argc - 1, argv + 1);
+}
