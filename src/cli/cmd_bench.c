@@ -19,6 +19,7 @@ int cmd_bench(int argc, char **argv)
     char *slash = strrchr(self, '/');
     char prog[PATH_MAX + 16];
     snprintf(prog, sizeof prog, "%.*s/weir-bench", (int)(slash - self), self);
+    (void)argc;
     argv[0] = prog; /* weir-bench sees the same arguments: <what> [options] */
     execv(prog, argv);
     return cli_fail("weir bench", "cannot run %s: %s", prog, strerror(errno));

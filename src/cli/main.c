@@ -8,7 +8,6 @@
 static const cli_verb_t verbs[] = {
     {"log", cmd_log, "append to, read, check and inspect the partitioned event log"},
     {"bench", cmd_bench, "benchmarks beside their baselines (log)"},
-    {"demo", cmd_demo, "a short end-to-end run of what weir can do today"},
 };
 
 int main(int argc, char **argv)

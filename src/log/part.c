@@ -1,0 +1,427 @@
+/* part.c — partitions: open and recovery, append, group commit, roll and
+ * retention (see part.h; formats and rules in log.h). */
+#include "log/part.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/error.h"
+
+static int64_t now_ms(const log_config_t *cfg)
+{
+    return cfg->now_ms ? cfg->now_ms(cfg->now_ctx) : weir_wall_ms();
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static log_segment_t *seg_push(log_part_t *p, uint64_t base)
+{
+    if (p->nsegs == p->capsegs) {
+        p->capsegs = p->capsegs ? p->capsegs * 2 : 8;
+        p->segs = weir_realloc(p->segs, p->capsegs * sizeof *p->segs);
+    }
+    log_segment_t *s = &p->segs[p->nsegs++];
+    memset(s, 0, sizeof *s);
+    s->base = s->next = base;
+    s->first_ts = s->max_ts = INT64_MIN;
+    s->fd = -1;
+    s->path = seg_path(p->dir, base, ".seg");
+    return s;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int part_list_segments(const char *dir, int cleanup, uint64_t **bases, uint32_t *n, char *err,
+                       size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) return weir_errf(err, errlen, WEIR_EIO, "cannot open %s: %s", dir, strerror(errno));
+    uint64_t *v = NULL;
+    uint32_t cnt = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        uint64_t base;
+        size_t len = strlen(e->d_name);
+        if (seg_parse_name(e->d_name, &base) == 0) {
+            if (cnt == cap) {
+                cap = cap ? cap * 2 : 16;
+                v = weir_realloc(v, cap * sizeof *v);
+            }
+            v[cnt++] = base;
+        } else if (!cleanup) {
+            continue;
+        } else if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        } else if (len == SEG_NAME_DIGITS + 4 && !strcmp(e->d_name + SEG_NAME_DIGITS, ".idx")) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%.*s.seg", dir, SEG_NAME_DIGITS, e->d_name);
+            if (access(path, F_OK) != 0) {
+                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+                unlink(path);
+            }
+        }
+    }
+    closedir(d);
+    if (cnt) qsort(v, cnt, sizeof *v, cmp_u64);
+    *bases = v;
+    *n = cnt;
+    return 0;
+}
+
+/* Opens a closed segment: its index if it fits, else a full scan to rebuild it. */
+static int open_closed_segment(log_part_t *p, log_segment_t *s, char *err, size_t errlen)
+{
+    char why[256];
+    if (seg_index_load(s, why, sizeof why) == 0) return 0;
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return weir_errf(err, errlen, WEIR_EIO, "cannot open %s: %s", s->path, strerror(errno));
+    seg_scan_t sc;
+    int rc = seg_scan_file(fd, s->base, s, p->cfg->index_interval, &sc, err, errlen);
+    close(fd);
+    if (rc) return rc;
+    if (sc.problem != BATCH_OK || sc.batches == 0) {
+        if (sc.batches == 0 && sc.problem == BATCH_OK)
+            return weir_errf(err, errlen, WEIR_ECORRUPT, "%s: closed segment is empty", s->path);
+        if (sc.bad_base)
+            return weir_errf(err, errlen, WEIR_ECORRUPT,
+                             "%s: byte offset %" PRIu64 ": batch has base offset %" PRIu64
+                             ", expected %" PRIu64,
+                             s->path, sc.valid_bytes, sc.found_base, sc.problem_offset);
+        return weir_errf(err, errlen, WEIR_ECORRUPT, "%s: byte offset %" PRIu64 ": %s", s->path,
+                         sc.valid_bytes, batch_status_str(sc.problem));
+    }
+    p->recovery.indexes_rebuilt++;
+    /* Best effort: a stale index costs a rescan at the next open, nothing more. */
+    seg_index_write(s, NULL, 0);
+    return 0;
+}
+
+/* Opens the active segment: full scan, torn-tail truncation, index rebuild. */
+static int open_active_segment(log_part_t *p, log_segment_t *s, char *err, size_t errlen)
+{
+    int fd = open(s->path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return weir_errf(err, errlen, WEIR_EIO, "cannot open %s: %s", s->path, strerror(errno));
+    seg_scan_t sc;
+    int rc = seg_scan_file(fd, s->base, s, p->cfg->index_interval, &sc, err, errlen);
+    if (rc) goto fail;
+    if (sc.problem != BATCH_OK) {
+        int after = seg_valid_batch_after(fd, sc.valid_bytes, sc.file_size);
+        if (after != 0) {
+            if (after < 0)
+                rc = weir_errf(err, errlen, WEIR_EIO, "%s: read failed", s->path);
+            else if (sc.bad_base)
+                rc = weir_errf(err, errlen, WEIR_ECORRUPT,
+                               "%s: byte offset %" PRIu64 ": batch has base offset %" PRIu64
+                               ", expected %" PRIu64 " (valid batches follow: not a torn tail)",
+                               s->path, sc.valid_bytes, sc.found_base, sc.problem_offset);
+            else
+                rc = weir_errf(err, errlen, WEIR_ECORRUPT,
+                               "%s: byte offset %" PRIu64 ": %s (valid batches follow: not a torn tail)",
+                               s->path, sc.valid_bytes, batch_status_str(sc.problem));
+            goto fail;
+        }
+        if (ftruncate(fd, (off_t)sc.valid_bytes) != 0 || fdatasync(fd) != 0) {
+            rc = weir_errf(err, errlen, WEIR_EIO, "%s: cannot truncate torn tail: %s", s->path,
+                           strerror(errno));
+            goto fail;
+        }
+        p->recovery.dropped_bytes = sc.file_size - sc.valid_bytes;
+        p->recovery.at = sc.valid_bytes;
+        p->recovery.file = s->path;
+    }
+    if (lseek(fd, 0, SEEK_END) < 0) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "%s: lseek: %s", s->path, strerror(errno));
+        goto fail;
+    }
+    s->fd = fd;
+    return 0;
+fail:
+    close(fd);
+    return rc;
+}
+
+static int create_segment(log_part_t *p, uint64_t base, char *err, size_t errlen)
+{
+    log_segment_t *s = seg_push(p, base);
+    int fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int rc = weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", s->path, strerror(errno));
+        seg_free(s);
+        p->nsegs--;
+        return rc;
+    }
+    s->fd = fd;
+    /* The new file's name must be durable before a durable ack points into it. */
+    if (fsync_dir(p->dir) != 0)
+        return weir_errf(err, errlen, WEIR_EIO, "fsync %s: %s", p->dir, strerror(errno));
+    return 0;
+}
+
+int part_open(log_part_t *p, const char *dir, uint32_t id, const log_config_t *cfg, int create,
+              char *err, size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    p->id = id;
+    p->dir = weir_strdup(dir);
+    p->cfg = cfg;
+    p->sync_fd = -1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->sync_mu, NULL);
+    pthread_cond_init(&p->sync_cv, NULL);
+
+    if (create && mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", dir, strerror(errno));
+    uint64_t *bases;
+    uint32_t n;
+    int rc = part_list_segments(dir, 1, &bases, &n, err, errlen);
+    if (rc) return rc;
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        log_segment_t *s = seg_push(p, bases[i]);
+        rc = i + 1 < n ? open_closed_segment(p, s, err, errlen)
+                       : open_active_segment(p, s, err, errlen);
+        if (rc == 0 && i > 0 && p->segs[i - 1].next != s->base)
+            rc = weir_errf(err, errlen, WEIR_ECORRUPT,
+                           "%s: segment starts at offset %" PRIu64 " but the previous one ends at %" PRIu64
+                           " (a segment is missing)",
+                           s->path, s->base, p->segs[i - 1].next);
+        if (rc == 0) p->bytes += s->size;
+    }
+    weir_free(bases);
+    if (rc == 0 && p->nsegs == 0) rc = create_segment(p, 0, err, errlen);
+    if (rc == 0) p->sync_fd = p->segs[p->nsegs - 1].fd;
+    return rc;
+}
+
+void part_close(log_part_t *p)
+{
+    for (uint32_t i = 0; i < p->nsegs; i++) seg_free(&p->segs[i]);
+    weir_free(p->segs);
+    weir_free(p->dir);
+    pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->sync_mu);
+    pthread_cond_destroy(&p->sync_cv);
+}
+
+int part_find_segment(const log_part_t *p, uint64_t offset)
+{
+    int lo = 0, hi = (int)p->nsegs - 1, ans = -1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (p->segs[mid].base <= offset) {
+            ans = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return ans;
+}
+
+/* Syncs until synced_seq >= target. Appenders waiting at the same time share
+ * one fdatasync: whoever finds no sync running starts one covering every
+ * write completed so far; the others wait for it and recheck. */
+static int sync_to(log_part_t *p, uint64_t target, char *err, size_t errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&p->sync_mu);
+    while (p->synced_seq < target && rc == 0) {
+        if (p->syncing) {
+            pthread_cond_wait(&p->sync_cv, &p->sync_mu);
+            continue;
+        }
+        p->syncing = 1;
+        uint64_t upto = atomic_load(&p->written_seq);
+        int fd = p->sync_fd;
+        pthread_mutex_unlock(&p->sync_mu);
+        int sr = fdatasync(fd);
+        int e = errno;
+        pthread_mutex_lock(&p->sync_mu);
+        p->syncing = 0;
+        if (sr == 0 && upto > p->synced_seq) p->synced_seq = upto;
+        if (sr != 0) rc = weir_errf(err, errlen, WEIR_EIO, "fdatasync partition %u: %s", p->id, strerror(e));
+        pthread_cond_broadcast(&p->sync_cv);
+    }
+    pthread_mutex_unlock(&p->sync_mu);
+    if (rc) {
+        /* After a failed fsync the page cache may have dropped the data
+         * (fsyncgate): the partition must not pretend later writes are safe. */
+        pthread_mutex_lock(&p->mu);
+        p->failed = 1;
+        pthread_mutex_unlock(&p->mu);
+    }
+    return rc;
+}
+
+int log_part_sync(log_part_t *p, char *err, size_t errlen)
+{
+    return sync_to(p, atomic_load(&p->written_seq), err, errlen);
+}
+
+/* Closes the active segment and starts a new one. Caller holds mu. */
+static int roll(log_part_t *p, char *err, size_t errlen)
+{
+    log_segment_t *old = &p->segs[p->nsegs - 1];
+    /* Everything written so far goes to disk with the old file, so that the
+     * group commit's sequence numbers stay true across the fd switch. */
+    pthread_mutex_lock(&p->sync_mu);
+    while (p->syncing) pthread_cond_wait(&p->sync_cv, &p->sync_mu);
+    uint64_t upto = atomic_load(&p->written_seq);
+    int rc = 0;
+    if (p->synced_seq < upto) {
+        if (fdatasync(old->fd) != 0)
+            rc = weir_errf(err, errlen, WEIR_EIO, "fdatasync %s: %s", old->path, strerror(errno));
+        else
+            p->synced_seq = upto;
+    }
+    if (rc == 0) {
+        rc = seg_index_write(old, err, errlen);
+        if (rc == 0) {
+            uint64_t base = old->next;
+            close(old->fd);
+            old->fd = -1;
+            rc = create_segment(p, base, err, errlen); /* may move p->segs */
+            if (rc == 0) p->sync_fd = p->segs[p->nsegs - 1].fd;
+        }
+    }
+    pthread_cond_broadcast(&p->sync_cv);
+    pthread_mutex_unlock(&p->sync_mu);
+    return rc;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Deletes closed segments past the limits. Caller holds mu. */
+static int retain_locked(log_part_t *p)
+{
+    const log_config_t *c = p->cfg;
+    int64_t now = now_ms(c);
+    int deleted = 0;
+    while (p->nsegs > 1) {
+        log_segment_t *s = &p->segs[0];
+        int old = c->retention_ms > 0 && s->max_ts < now - c->retention_ms;
+        int big = c->retention_bytes > 0 && p->bytes - s->size >= c->retention_bytes;
+        if (!old && !big) break;
+        /* Segment first, index second: an index without its segment is
+         * removed at the next open; a segment without index is rebuilt. */
+        if (unlink(s->path) != 0 && errno != ENOENT) break;
+        char *ipath = seg_path(p->dir, s->base, ".idx");
+        unlink(ipath);
+        weir_free(ipath);
+        p->bytes -= s->size;
+        seg_free(s);
+        memmove(&p->segs[0], &p->segs[1], (p->nsegs - 1) * sizeof *p->segs);
+        p->nsegs--;
+        deleted++;
+    }
+    return deleted;
+}
+
+int log_part_retain(log_part_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = retain_locked(p);
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+int log_append(log_part_t *p, const log_rec_t *recs, size_t n, log_ack_t ack, weir_buf_t *scratch,
+               uint64_t *first_offset, char *err, size_t errlen)
+{
+    /* Encode and checksum outside the lock; only the base offset is set under it. */
+    int rc = batch_encode(scratch, recs, n, err, errlen);
+    if (rc) return rc;
+    batch_info_t info;
+    batch_peek((const unsigned char *)scratch->data, scratch->len, &info);
+
+    pthread_mutex_lock(&p->mu);
+    if (p->failed) {
+        pthread_mutex_unlock(&p->mu);
+        return weir_errf(err, errlen, WEIR_EIO,
+                         "partition %u refuses appends after an earlier write or fsync failure", p->id);
+    }
+    log_segment_t *s = &p->segs[p->nsegs - 1];
+    const log_config_t *c = p->cfg;
+    if (s->size > 0 && (s->size + info.size > c->segment_bytes ||
+                        (c->segment_ms > 0 && now_ms(c) - s->first_ts >= c->segment_ms))) {
+        rc = roll(p, err, errlen);
+        if (rc) {
+            p->failed = 1;
+            pthread_mutex_unlock(&p->mu);
+            return rc;
+        }
+        retain_locked(p);
+        s = &p->segs[p->nsegs - 1];
+    }
+    info.base = s->next;
+    batch_set_base(scratch->data, info.base);
+    if (write_all(s->fd, scratch->data, scratch->len) != 0) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "write %s: %s", s->path, strerror(errno));
+        /* A partial write leaves bytes that recovery will treat as a torn
+         * tail; trying to continue after them would put later batches
+         * behind garbage. */
+        p->failed = 1;
+        pthread_mutex_unlock(&p->mu);
+        return rc;
+    }
+    seg_account(s, &info, c->index_interval);
+    p->bytes += info.size;
+    uint64_t seq = atomic_fetch_add(&p->written_seq, 1) + 1;
+    pthread_mutex_unlock(&p->mu);
+
+    if (first_offset) *first_offset = info.base;
+    if (ack == LOG_ACK_DURABLE) return sync_to(p, seq, err, errlen);
+    return 0;
+}
+
+void log_part_stat(log_part_t *p, log_part_stat_t *out)
+{
+    pthread_mutex_lock(&p->mu);
+    out->segments = p->nsegs;
+    out->start_offset = p->segs[0].base;
+    out->next_offset = p->segs[p->nsegs - 1].next;
+    out->bytes = p->bytes;
+    out->first_ts = out->max_ts = INT64_MIN;
+    for (uint32_t i = 0; i < p->nsegs; i++) {
+        if (p->segs[i].size == 0) continue;
+        if (out->first_ts == INT64_MIN) out->first_ts = p->segs[i].first_ts;
+        if (p->segs[i].max_ts > out->max_ts) out->max_ts = p->segs[i].max_ts;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+void log_part_recovery(const log_part_t *p, log_recovery_t *out)
+{
+    *out = p->recovery;
+}
