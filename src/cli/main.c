@@ -8,6 +8,7 @@
 static const cli_verb_t verbs[] = {
     {"log", cmd_log, "append to, read, check and inspect the partitioned event log"},
     {"bench", cmd_bench, "benchmarks beside their baselines (log)"},
+    {"model", cmd_model, "load a model, describe it, score a file of rows with it, time it"},
 };
 
 int main(int argc, char **argv)
