@@ -38,11 +38,9 @@ static inline uint64_t get_u64(const unsigned char *p)
 int batch_encode(weir_buf_t *out, const log_rec_t *recs, size_t n, char *err, size_t errlen)
 {
     if (n == 0) return weir_errf(err, errlen, WEIR_EINVAL, "empty batch");
-    buf_reset(out);
-    buf_reserve(out, BATCH_HEADER_SIZE);
-    out->len = BATCH_HEADER_SIZE;
-    int64_t first_ts = recs[0].ts, max_ts = recs[0].ts;
-    uint8_t attr = 0;
+    /* First pass: check limits and size the batch, so the second pass can
+     * write with a bare pointer (this is the append hot path). */
+    uint64_t total = BATCH_HEADER_SIZE, least = BATCH_HEADER_SIZE;
     for (size_t i = 0; i < n; i++) {
         const log_rec_t *r = &recs[i];
         if (r->key.len > BATCH_MAX_KEY)
@@ -55,40 +53,54 @@ int batch_encode(weir_buf_t *out, const log_rec_t *recs, size_t n, char *err, si
         if (r->type != LOG_REC_EVENT && r->type != LOG_REC_TICK)
             return weir_errf(err, errlen, WEIR_EINVAL, "record %zu: unknown type %d", i,
                              (int)r->type);
+        /* worst case: length varint, type, three varints, two lengths */
+        total += 1 + 6 * VARINT_MAX + r->key.len + r->value.len;
+        least += 6 + r->key.len + r->value.len;
+    }
+    if (least > BATCH_MAX_SIZE) /* early, before reserving n worst cases */
+        return weir_errf(err, errlen, WEIR_ETOOBIG, "batch of %zu records is over %u bytes", n,
+                         BATCH_MAX_SIZE);
+    buf_reset(out);
+    buf_reserve(out, (size_t)total);
+    unsigned char *base = (unsigned char *)out->data, *q = base + BATCH_HEADER_SIZE;
+    int64_t first_ts = recs[0].ts, max_ts = recs[0].ts;
+    uint8_t attr = 0;
+    for (size_t i = 0; i < n; i++) {
+        const log_rec_t *r = &recs[i];
         if (r->type == LOG_REC_TICK) attr |= BATCH_ATTR_HAS_TICK;
         if (r->ts > max_ts) max_ts = r->ts;
         /* body: type, offset delta, ts delta, key len, key, value len, value */
-        unsigned char head[1 + 3 * VARINT_MAX], lens[VARINT_MAX];
+        unsigned char head[1 + 3 * VARINT_MAX], vlen[VARINT_MAX];
         size_t h = 0;
         head[h++] = (unsigned char)r->type;
         h += varint_put(head + h, i);
         /* ts - first_ts in unsigned arithmetic: no overflow UB on wild clocks */
         h += varint_put_signed(head + h, (int64_t)((uint64_t)r->ts - (uint64_t)first_ts));
         h += varint_put(head + h, r->key.len);
-        size_t vl = varint_put(lens, r->value.len);
-        uint64_t body = h + r->key.len + vl + r->value.len;
-        unsigned char rl[VARINT_MAX];
-        size_t rln = varint_put(rl, body);
-        if (out->len + rln + body > BATCH_MAX_SIZE)
-            return weir_errf(err, errlen, WEIR_ETOOBIG, "batch exceeds %u bytes at record %zu",
-                             BATCH_MAX_SIZE, i);
-        buf_reserve(out, rln + body);
-        buf_append(out, rl, rln);
-        buf_append(out, head, h);
-        buf_append(out, r->key.ptr, r->key.len);
-        buf_append(out, lens, vl);
-        buf_append(out, r->value.ptr, r->value.len);
+        size_t vl = varint_put(vlen, r->value.len);
+        q += varint_put(q, h + r->key.len + vl + r->value.len);
+        memcpy(q, head, h);
+        q += h;
+        memcpy(q, r->key.ptr, r->key.len);
+        q += r->key.len;
+        memcpy(q, vlen, vl);
+        q += vl;
+        memcpy(q, r->value.ptr, r->value.len);
+        q += r->value.len;
     }
-    unsigned char *p = (unsigned char *)out->data;
-    put_u64(p + BATCH_OFF_BASE, 0);
-    put_u32(p + BATCH_OFF_LENGTH, (uint32_t)(out->len - 12));
-    p[BATCH_OFF_MAGIC] = BATCH_MAGIC;
-    p[BATCH_OFF_ATTR] = attr;
-    put_u16(p + BATCH_OFF_RESERVED, 0);
-    put_u32(p + BATCH_OFF_COUNT, (uint32_t)n);
-    put_u64(p + BATCH_OFF_FIRST_TS, (uint64_t)first_ts);
-    put_u64(p + BATCH_OFF_MAX_TS, (uint64_t)max_ts);
-    put_u32(p + BATCH_OFF_CRC, crc32c(0, p + 16, out->len - 16));
+    out->len = (size_t)(q - base);
+    if (out->len > BATCH_MAX_SIZE)
+        return weir_errf(err, errlen, WEIR_ETOOBIG, "batch of %zu records is %zu bytes, over %u", n,
+                         out->len, BATCH_MAX_SIZE);
+    put_u64(base + BATCH_OFF_BASE, 0);
+    put_u32(base + BATCH_OFF_LENGTH, (uint32_t)(out->len - 12));
+    base[BATCH_OFF_MAGIC] = BATCH_MAGIC;
+    base[BATCH_OFF_ATTR] = attr;
+    put_u16(base + BATCH_OFF_RESERVED, 0);
+    put_u32(base + BATCH_OFF_COUNT, (uint32_t)n);
+    put_u64(base + BATCH_OFF_FIRST_TS, (uint64_t)first_ts);
+    put_u64(base + BATCH_OFF_MAX_TS, (uint64_t)max_ts);
+    put_u32(base + BATCH_OFF_CRC, crc32c(0, base + 16, out->len - 16));
     return 0;
 }
 
