@@ -1,0 +1,39 @@
+/* decode.h — typed event values from JSON, by a source's schema: the edge
+ * where events enter (STYLE.md: check input at the edges).
+ *
+ * The engine parses NDJSON with cJSON and calls spec_decode_event to fill the
+ * field slots an expression environment reads (expr_env_t.fields). String
+ * values are slices of the cJSON tree's strings: keep the tree (or copy the
+ * bytes) while the values are in use. Nothing is allocated here.
+ *
+ * Conversions (JSON → field type); anything else is an error naming the field:
+ *   string  JSON string
+ *   int     JSON number with an integral value, |v| ≤ 2^53 (cJSON holds
+ *           numbers as doubles, so larger ints would already be rounded)
+ *   float   JSON number
+ *   bool    true / false
+ *   time    JSON number (epoch milliseconds, integral, |v| ≤ 2^53) or an
+ *           RFC 3339 string (`2024-05-01T12:00:00Z`, offsets allowed)
+ *   any     JSON null or an absent member → null */
+#ifndef WEIR_SPEC_DECODE_H
+#define WEIR_SPEC_DECODE_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "spec/spec.h"
+
+/* Converts one JSON value to field f's type into *out. Returns 0, or
+ * WEIR_EINVAL with err = "field 'amount': expected a float, got a string". */
+int spec_decode_value(const spec_field_t *f, const cJSON *j, expr_value_t *out, char *err,
+                      size_t errlen);
+
+/* Fills fields[0 .. src->nfields) from a JSON object: declared fields by
+ * name (absent → null), unknown members ignored. The key and time fields
+ * must be present and non-null. Returns 0, or WEIR_EINVAL with a sentence
+ * naming the field ("missing key field 'card_id'", "field 'ts': ..."); on
+ * error the contents of fields are unspecified. */
+int spec_decode_event(const spec_source_t *src, const cJSON *obj, expr_value_t *fields, char *err,
+                      size_t errlen);
+
+#endif

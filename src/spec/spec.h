@@ -1,0 +1,165 @@
+/* spec.h — a pipeline spec (DESIGN.md, "Pipeline spec (YAML)") loaded,
+ * checked and compiled: the one description of a pipeline that the stream
+ * engine, the model and the decision layer run.
+ *
+ * spec_load reads the YAML, checks every name, type, window and duration, and
+ * compiles every expression once; after it succeeds nothing in the spec can
+ * fail to resolve at run time. A loaded spec is immutable and may be read by
+ * any number of threads.
+ *
+ * HOW THE ENGINE RUNS IT, per event of a source (one source for now):
+ *
+ *   1. Decode: the NDJSON object → src->nfields typed values, slot i holding
+ *      field src->fields[i] (spec_decode_event does it from a cJSON object;
+ *      missing fields are null, unknown fields are ignored here and kept by
+ *      the log). The key is fields[src->key_slot], the event time
+ *      fields[src->time_slot].as.i.
+ *   2. Aggregates: for each slot i of spec->aggs (expr.h, expr_agg_t): evaluate
+ *      aggs.v[i].arg on env {fields} (NULL arg for count()), apply the value
+ *      to the key's window state, then read the slot's current value into
+ *      aggvals[i]. PREV slots read the previous event's value first, then
+ *      store this event's.
+ *   3. Features: for each i in spec->feature_order[0 .. nfeatures):
+ *      expr_eval(spec->features[i].expr, &env, &featvals[i]) with env
+ *      {fields, features = featvals, aggs = aggvals}. The order is
+ *      topological, so a feature reads only features computed before it.
+ *   4. Model: inputs in spec->model.inputs order, each a field or a feature
+ *      slot (null → missing value).
+ *   5. Decisions: env.extras = {score} (SPEC_EXTRA_SCORE); the first rule
+ *      whose `when` is true (expr_eval_bool; null is false) or that has no
+ *      `when` decides.
+ *   6. Reset env.scratch_used for the next event.
+ *
+ * On-close aggregates (spec->aggregates) work the same way with their own
+ * slot set and select expressions, evaluated once per closing window with
+ * env {aggs} only. */
+#ifndef WEIR_SPEC_SPEC_H
+#define WEIR_SPEC_SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spec/expr.h"
+#include "spec/value.h"
+
+#define SPEC_MAX_PARTITIONS 4096
+#define SPEC_EXTRA_SCORE 0 /* env.extras[0] in decision rules: the model's score (float) */
+
+typedef struct spec_pos {
+    uint32_t line, col; /* 1-based position in the spec file */
+} spec_pos_t;
+
+typedef struct spec_field {
+    char *name;
+    expr_type_t type; /* string, int, float, bool or time */
+    uint32_t slot;    /* index in the decoded event (= index in fields) */
+    spec_pos_t pos;
+} spec_field_t;
+
+typedef struct spec_source {
+    char *name;
+    spec_field_t *fields; /* declared order */
+    uint32_t nfields;
+    uint32_t key_slot;  /* a string or int field */
+    uint32_t time_slot; /* a time field */
+    int64_t lateness_ms;
+    spec_pos_t pos;
+} spec_source_t;
+
+typedef struct spec_feature {
+    char *name;
+    expr_t *expr;
+    expr_type_t type; /* = expr_type(expr) */
+    spec_pos_t pos;
+} spec_feature_t;
+
+typedef enum spec_input_kind {
+    SPEC_INPUT_FIELD,
+    SPEC_INPUT_FEATURE,
+} spec_input_kind_t;
+
+typedef struct spec_input {
+    char *name;
+    spec_input_kind_t kind;
+    uint32_t slot; /* field slot or feature index */
+    expr_type_t type;
+} spec_input_t;
+
+typedef struct spec_model {
+    char *path;      /* as written */
+    char *resolved;  /* relative paths resolved against the spec file's folder */
+    spec_input_t *inputs;
+    uint32_t ninputs;
+} spec_model_t;
+
+typedef struct spec_decision {
+    expr_t *when; /* NULL: always (only the last rule may omit `when`) */
+    char *then;
+    char *reason; /* NULL if none given */
+    spec_pos_t pos;
+} spec_decision_t;
+
+typedef enum spec_window_kind {
+    SPEC_WINDOW_TUMBLING, /* `tumbling D`: [nD, (n+1)D) */
+    SPEC_WINDOW_HOPPING,  /* `hopping D every S`: [nS, nS + D), D a multiple of S */
+    SPEC_WINDOW_SESSION,  /* `session gap D`: events closer than D merge */
+} spec_window_kind_t;
+
+typedef struct spec_select {
+    char *name;
+    expr_t *expr; /* reads env.aggs only (aggregate calls of its aggregate) */
+    expr_type_t type;
+} spec_select_t;
+
+typedef struct spec_aggregate {
+    char *name;
+    spec_window_kind_t window;
+    int64_t size_ms;  /* D (tumbling, hopping) */
+    int64_t every_ms; /* S (hopping) */
+    int64_t gap_ms;   /* session gap */
+    expr_aggs_t aggs; /* slots of its select expressions; window_ms = every_ms = 0 */
+    spec_select_t *select;
+    uint32_t nselect;
+    spec_pos_t pos;
+} spec_aggregate_t;
+
+typedef struct spec {
+    char *file; /* the path given to spec_load, for messages */
+    char *pipeline;
+    uint32_t partitions; /* default 1 */
+    spec_source_t *sources;
+    uint32_t nsources; /* exactly 1 for now */
+    spec_feature_t *features; /* declared order: the order of output columns */
+    uint32_t nfeatures;
+    uint32_t *feature_order; /* evaluation order: dependencies first */
+    expr_aggs_t aggs;        /* aggregate slots of all features */
+    bool has_model;
+    spec_model_t model;
+    spec_decision_t *decisions; /* first match wins */
+    uint32_t ndecisions;
+    spec_aggregate_t *aggregates;
+    uint32_t naggregates;
+    uint32_t lower_calls; /* lower() calls in features and decisions (scratch bound) */
+    int64_t max_window_ms; /* longest feature window (for state TTL) */
+} spec_t;
+
+/* Loads the spec at path. On success returns 0 and sets *out (free with
+ * spec_free). On failure returns a negative weir_err_t and writes
+ * "PATH:LINE:COL: message" to err (just "PATH: message" when there is no
+ * position, e.g. the file cannot be read). */
+int spec_load(const char *path, spec_t **out, char *err, size_t errlen);
+
+/* As spec_load, from text in memory; `name` stands for the file in messages
+ * and relative model paths resolve against its folder. */
+int spec_load_string(const char *text, size_t len, const char *name, spec_t **out, char *err,
+                     size_t errlen);
+
+void spec_free(spec_t *s);
+
+/* Lookups by name; NULL / -1 if absent. */
+const spec_source_t *spec_source(const spec_t *s, const char *name);
+const spec_field_t *spec_field(const spec_source_t *src, const char *name);
+int spec_feature_index(const spec_t *s, const char *name);
+
+#endif
