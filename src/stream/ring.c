@@ -1,0 +1,135 @@
+/* ring.c — growable ring buffer of fixed-size records (see ring.h). */
+#include "stream/ring.h"
+
+#include "base/alloc.h"
+#include "base/error.h"
+
+#define RING_MIN_CAP 4
+
+void ring_init(ring_t *r, uint32_t rsize)
+{
+    weir_assert(rsize > 0 && rsize % 8 == 0);
+    r->data = NULL;
+    r->head = r->len = r->cap = 0;
+    r->rsize = rsize;
+}
+
+void ring_free(ring_t *r)
+{
+    weir_free(r->data);
+    r->data = NULL;
+    r->head = r->len = r->cap = 0;
+}
+
+void ring_clear(ring_t *r)
+{
+    ring_free(r);
+}
+
+/* Moves the records into a fresh buffer of cap slots, record 0 at slot 0. */
+static void resize(ring_t *r, uint32_t cap)
+{
+    weir_assert(cap >= r->len);
+    if (cap == 0) {
+        ring_free(r);
+        return;
+    }
+    unsigned char *d = weir_malloc((size_t)cap * r->rsize);
+    if (r->len) {
+        uint32_t first = r->cap - r->head; /* records before the wrap */
+        if (first > r->len) first = r->len;
+        memcpy(d, r->data + (size_t)r->head * r->rsize, (size_t)first * r->rsize);
+        memcpy(d + (size_t)first * r->rsize, r->data, (size_t)(r->len - first) * r->rsize);
+    }
+    weir_free(r->data);
+    r->data = d;
+    r->cap = cap;
+    r->head = 0;
+}
+
+static void grow(ring_t *r)
+{
+    if (r->len < r->cap) return;
+    weir_assert(r->cap < (1u << 31));
+    resize(r, r->cap ? r->cap * 2 : RING_MIN_CAP);
+}
+
+static void maybe_shrink(ring_t *r)
+{
+    if (r->len == 0) {
+        ring_free(r);
+        return;
+    }
+    if (r->cap > RING_MIN_CAP && r->len <= r->cap / 4) resize(r, r->cap / 2);
+}
+
+void *ring_push(ring_t *r)
+{
+    grow(r);
+    r->len++;
+    return ring_at(r, r->len - 1);
+}
+
+void *ring_insert(ring_t *r, uint32_t i)
+{
+    weir_assert(i <= r->len);
+    grow(r);
+    r->len++;
+    for (uint32_t k = r->len - 1; k > i; k--) memcpy(ring_at(r, k), ring_at(r, k - 1), r->rsize);
+    return ring_at(r, i);
+}
+
+void ring_erase(ring_t *r, uint32_t i, uint32_t k)
+{
+    weir_assert(i + k <= r->len);
+    if (k == 0) return;
+    for (uint32_t j = i; j + k < r->len; j++) memcpy(ring_at(r, j), ring_at(r, j + k), r->rsize);
+    r->len -= k;
+    maybe_shrink(r);
+}
+
+void ring_pop_front(ring_t *r, uint32_t k)
+{
+    weir_assert(k <= r->len);
+    if (k == 0) return;
+    r->head = (r->head + k) & (r->cap - 1);
+    r->len -= k;
+    maybe_shrink(r);
+}
+
+void ring_truncate(ring_t *r, uint32_t n)
+{
+    weir_assert(n <= r->len);
+    if (n == r->len) return;
+    r->len = n;
+    maybe_shrink(r);
+}
+
+uint32_t ring_upper(const ring_t *r, uint32_t from, int64_t key)
+{
+    uint32_t lo = from, hi = r->len;
+    /* Most searches are for the newest records: check the tail first. */
+    if (lo < hi && ring_key(r, hi - 1) <= key) return hi;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (ring_key(r, mid) <= key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+uint32_t ring_lower(const ring_t *r, uint32_t from, int64_t key)
+{
+    uint32_t lo = from, hi = r->len;
+    if (lo < hi && ring_key(r, hi - 1) < key) return hi;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (ring_key(r, mid) < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}

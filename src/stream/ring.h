@@ -1,0 +1,71 @@
+/* ring.h — a growable ring buffer of fixed-size records, the storage under
+ * the sliding windows (events, buckets) and the monotonic deques of src/stream.
+ *
+ * Records are `rsize` bytes (a multiple of 8, so any int64/double field is
+ * aligned); the capacity is a power of two, so index i maps to slot
+ * (head + i) & (cap - 1) and pushing at the back or popping at the front is
+ * O(1). Growth doubles (amortized O(1) per push; one O(len) copy at growth);
+ * the buffer halves when it falls to a quarter full, so a key whose window
+ * shrinks after a burst gives memory back. Records ordered by a leading int64
+ * (event time, bucket index) can be binary-searched. Insertion in the middle
+ * shifts the records after the insertion point, which for late events is the
+ * (few) records newer than the late one.
+ *
+ * This is engine-independent and could move to src/base. Memory comes from
+ * weir_malloc. Single owner, no locking. */
+#ifndef WEIR_STREAM_RING_H
+#define WEIR_STREAM_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct ring {
+    unsigned char *data; /* cap * rsize bytes, or NULL when cap == 0 */
+    uint32_t head;       /* slot of record 0 */
+    uint32_t len;        /* records stored */
+    uint32_t cap;        /* slots: 0 or a power of two */
+    uint32_t rsize;      /* bytes per record, a multiple of 8 */
+} ring_t;
+
+void ring_init(ring_t *r, uint32_t rsize);
+void ring_free(ring_t *r);
+void ring_clear(ring_t *r); /* drops all records, frees storage */
+
+static inline void *ring_at(const ring_t *r, uint32_t i)
+{
+    return r->data + (size_t)((r->head + i) & (r->cap - 1)) * r->rsize;
+}
+
+/* The int64 at offset 0 of record i (its ordering key). */
+static inline int64_t ring_key(const ring_t *r, uint32_t i)
+{
+    int64_t k;
+    memcpy(&k, ring_at(r, i), sizeof k);
+    return k;
+}
+
+/* Appends an uninitialized record and returns it. */
+void *ring_push(ring_t *r);
+/* Opens an uninitialized record at index i (0 <= i <= len), moving records
+ * [i, len) one place back; returns it. O(len - i). */
+void *ring_insert(ring_t *r, uint32_t i);
+/* Removes records [i, i + k), moving the records after them forward. */
+void ring_erase(ring_t *r, uint32_t i, uint32_t k);
+/* Removes the first k records. O(1) (plus an occasional shrink). */
+void ring_pop_front(ring_t *r, uint32_t k);
+/* Keeps the first n records. */
+void ring_truncate(ring_t *r, uint32_t n);
+
+/* For records sorted by key: the first index in [from, len) whose key is
+ * > key (upper) or >= key (lower), len if none. O(log len). */
+uint32_t ring_upper(const ring_t *r, uint32_t from, int64_t key);
+uint32_t ring_lower(const ring_t *r, uint32_t from, int64_t key);
+
+/* Heap bytes held (capacity, not length). */
+static inline size_t ring_bytes(const ring_t *r)
+{
+    return (size_t)r->cap * r->rsize;
+}
+
+#endif

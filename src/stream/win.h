@@ -1,0 +1,175 @@
+/* win.h — one key's sliding event-time window over one input, maintaining
+ * a set of aggregates (count, sum, avg, min, max, variance, stddev, first,
+ * last, distinct, approx_distinct, approx_quantile) as DESIGN.md "Semantics"
+ * defines them. The engine keeps one win_t per (key, window group), where a
+ * group is the aggregates that share an input, a range D and an `every` H.
+ *
+ * Semantics. A query at time t covers, exact window (H = 0): the values added
+ * with time in (t - D, t]; bucketed window (H > 0, D a multiple of H): the
+ * values whose bucket floor(time / H) is one of the D/H buckets ending with
+ * t's bucket — values later than t in t's bucket included, as DESIGN.md says.
+ * first/last: the value with the smallest/largest event time in the window;
+ * ties go to the earlier/later in add order (log order). Values are added in
+ * log order with any times (a late one is inserted in time order); the
+ * engine never adds below the watermark.
+ *
+ * How the engine calls it, per event e of key k at time t with input x:
+ *     if (x is not null) win_add(w, t, x);       // count(): x is any value
+ *     win_query(w, t, asks, nasks, results);     // the features as of t
+ *     win_expire(w, watermark);                  // optional per event; O(1) if nothing to drop
+ * and for a late event (t < watermark: not applied), only
+ *     win_query(w, watermark, asks, nasks, results);
+ * Nulls: an event whose x is null is not added (aggregates skip nulls);
+ * count() is a window whose input is never null, e.g. a constant 0.
+ *
+ * Costs. The window keeps a running state for the window ending at `end`
+ * (the largest time added or queried): a query at t = end (every in-order
+ * event) is O(1) — count/sum/avg/variance/stddev from double-double moments
+ * (agg.h), min/max from monotonic deques (mono.h), first/last from the ends
+ * of the sorted store, distinct from a counting multiset (mset.h),
+ * approx_quantile from a DDSketch with exact removal (qsketch.h, O(bins)).
+ * Adding an in-order value is O(1) amortized plus the evictions it causes
+ * (each value is evicted once); min/max add O(log n) worst case, no
+ * O(window) spike. A late value (t < end) is inserted after the values newer
+ * than it (O(those), few: they are within the lateness) and updates the
+ * running state when it falls in the running window. A query below end
+ * (an out-of-order event, a late event's query at the watermark) takes the
+ * slow path: it recomputes from the stored values of (t - D, t] — O(values
+ * in the window), or O(D/H buckets) for a bucketed window — except that a
+ * bucketed query in end's bucket is the fast path. Storage: an exact window
+ * stores every value of the last D + lateness (16 bytes each, 8 for a
+ * count-only window); a bucketed window stores one partial per non-empty
+ * bucket, at most D/H + lateness/H + 1, whatever the event rate.
+ *
+ * approx_distinct: over these windows it is computed exactly (the ids are
+ * stored for eviction anyway), which is within any stated error; the HLL of
+ * hll.h is for the unbounded and on-close cases. Its memory is that of
+ * distinct. (A sliding HLL with per-register max-lists is the known way to
+ * bound it; not done.)
+ *
+ * Ids. A numeric window takes doubles (finite); distinct uses their bit
+ * patterns (-0 = 0). An id window (conf.ids) takes 64-bit ids (for strings,
+ * weir_hash64 of the bytes) and supports count, distinct, approx_distinct,
+ * first and last (which return the id; mapping it back to a string is the
+ * engine's, e.g. through a per-partition string table).
+ *
+ * Memory comes from weir_malloc; win_bytes() reports it. Determinism: every
+ * result is a function of the sequence of calls, and win_encode/win_decode
+ * keep the running sums bit-exact, so a restored window answers
+ * bit-identically to the original. Times are milliseconds in +-2^62.
+ * Single owner, no locking. */
+#ifndef WEIR_STREAM_WIN_H
+#define WEIR_STREAM_WIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "stream/agg.h"
+#include "stream/mono.h"
+#include "stream/mset.h"
+#include "stream/qsketch.h"
+#include "stream/ring.h"
+
+#define WIN_TIME_LIMIT ((int64_t)1 << 62)
+#define WIN_NONE INT64_MIN
+
+/* Shared by every key's window of one group; owned by the engine and must
+ * outlive the windows. Fill it with win_conf_init. */
+typedef struct win_conf {
+    int64_t range; /* D, ms, > 0 */
+    int64_t every; /* H, ms; 0 = exact window */
+    uint32_t kinds; /* AGG_BIT(kind) mask */
+    int ids;        /* values are ids, not numbers */
+    double alpha;   /* relative accuracy of approx_quantile */
+    /* derived by win_conf_init */
+    int64_t nbuckets; /* D / H */
+    uint32_t rsize;   /* bytes per stored record */
+    uint16_t off_shift, off_s1, off_s2, off_min, off_max, off_first, off_last, off_ids, off_qs;
+} win_conf_t;
+
+/* Validates and derives. kinds must be non-empty; an id window takes no
+ * numeric kinds; every must be 0 or divide range; alpha 0 means
+ * QSKETCH_DEFAULT_ALPHA. Fills err with a sentence on failure. */
+int win_conf_init(win_conf_t *c, int64_t range, int64_t every, uint32_t kinds, int ids,
+                  double alpha, char *err, size_t errlen);
+
+typedef union win_val {
+    double num;
+    uint64_t id;
+} win_val_t;
+
+static inline win_val_t win_num(double x)
+{
+    win_val_t v;
+    v.num = x;
+    return v;
+}
+
+static inline win_val_t win_id(uint64_t id)
+{
+    win_val_t v;
+    v.id = id;
+    return v;
+}
+
+typedef struct win {
+    const win_conf_t *conf;
+    int64_t end;   /* end of the running window; WIN_NONE before anything */
+    int64_t floor; /* the largest watermark given to win_expire; WIN_NONE */
+    int64_t n;     /* values in the running window */
+    ring_t items;  /* exact: {time, value} sorted by (time, add order);
+                      bucketed: bucket partials sorted by bucket index */
+    uint32_t lo;   /* items [0, lo) are older than the running window */
+    agg_moments_t *mom; /* sum/avg/variance/stddev */
+    mono_t *mm;         /* [0] min, [1] max */
+    mset_t *ids;        /* distinct, approx_distinct */
+    qsketch_t *qs;      /* approx_quantile */
+} win_t;
+
+/* What to compute: a kind of the window's conf, and q for approx_quantile. */
+typedef struct win_ask {
+    agg_kind_t kind;
+    double q;
+} win_ask_t;
+
+void win_init(win_t *w, const win_conf_t *c);
+void win_free(win_t *w);
+
+/* Adds a value at time t. WEIR_ERANGE if t is below the last watermark given
+ * to win_expire (it could not be answered right) or outside +-2^62;
+ * WEIR_EINVAL for a non-finite number. */
+int win_add(win_t *w, int64_t t, win_val_t v);
+
+/* Computes asks[i] as of time t into out[i]. May advance the running window
+ * when t > end (that changes no answer of any allowed later call).
+ * WEIR_ERANGE if t is below the last watermark; WEIR_EINVAL if a kind is not
+ * in the conf. */
+int win_query(win_t *w, int64_t t, const win_ask_t *asks, size_t nasks, agg_result_t *out);
+
+/* One aggregate (convenience over win_query). */
+int win_query1(win_t *w, int64_t t, agg_kind_t kind, double q, agg_result_t *out);
+
+/* The partition's watermark moved to wm: drops what no query at or after wm
+ * can see (values at or before wm - D; buckets at or before
+ * floor(wm / H) - D/H), and refuses adds and queries below wm from now on. */
+void win_expire(win_t *w, int64_t wm);
+
+/* Nothing stored (a key whose windows are all empty can be evicted). */
+static inline int win_is_empty(const win_t *w)
+{
+    return w->items.len == 0;
+}
+
+/* Heap bytes held by this window (not counting the win_t itself). */
+size_t win_bytes(const win_t *w);
+
+/* Appends the window's state. */
+void win_encode(const win_t *w, weir_buf_t *b);
+/* Decodes a state written by win_encode for the same conf into w
+ * (uninitialized on entry; on failure w is left empty and valid). Checks
+ * every structural invariant of untrusted bytes; *used gets the bytes read. */
+int win_decode(win_t *w, const win_conf_t *c, const void *data, size_t len, size_t *used,
+               char *err, size_t errlen);
+
+#endif
