@@ -83,7 +83,7 @@ typedef struct log_config {
     uint64_t segment_bytes;    /* roll before the active segment would pass this (default 128 MiB, at most 1 GiB) */
     int64_t segment_ms;        /* roll when the active segment's first record is older (default 7 days; 0 = never) */
     int64_t retention_ms;      /* delete closed segments whose newest record is older (0 = forever, the default) */
-    uint64_t retention_bytes;  /* delete oldest closed segments while a partition holds more (0 = no limit) */
+    uint64_t retention_bytes;  /* delete oldest closed segments while a partition holds more (0 = no limit): it then holds at most this, or just its active segment */
     uint32_t index_interval;   /* bytes between index entries (default 4096) */
     int fsync_interval_ms;     /* background fdatasync period for written acks (default 100) */
     /* Clock for retention and roll age; NULL = wall clock. Tests inject one. */
@@ -145,6 +145,8 @@ typedef struct log_part_stat {
     uint64_t next_offset;  /* offset the next append gets */
     uint64_t bytes;
     int64_t first_ts, max_ts; /* INT64_MIN when empty */
+    uint64_t appends;         /* batches written since open */
+    uint64_t syncs;           /* fdatasync calls since open (group commit shares them) */
 } log_part_stat_t;
 void log_part_stat(log_part_t *p, log_part_stat_t *out);
 

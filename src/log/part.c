@@ -256,6 +256,7 @@ static int sync_to(log_part_t *p, uint64_t target, char *err, size_t errlen)
         int fd = p->sync_fd;
         pthread_mutex_unlock(&p->sync_mu);
         int sr = fdatasync(fd);
+        atomic_fetch_add(&p->syncs, 1);
         int e = errno;
         pthread_mutex_lock(&p->sync_mu);
         p->syncing = 0;
@@ -290,6 +291,7 @@ static int roll(log_part_t *p, char *err, size_t errlen)
     uint64_t upto = atomic_load(&p->written_seq);
     int rc = 0;
     if (p->synced_seq < upto) {
+        atomic_fetch_add(&p->syncs, 1);
         if (fdatasync(old->fd) != 0)
             rc = weir_errf(err, errlen, WEIR_EIO, "fdatasync %s: %s", old->path, strerror(errno));
         else
@@ -331,7 +333,7 @@ static int retain_locked(log_part_t *p)
     while (p->nsegs > 1) {
         log_segment_t *s = &p->segs[0];
         int old = c->retention_ms > 0 && s->max_ts < now - c->retention_ms;
-        int big = c->retention_bytes > 0 && p->bytes - s->size >= c->retention_bytes;
+        int big = c->retention_bytes > 0 && p->bytes > c->retention_bytes;
         if (!old && !big) break;
         /* Segment first, index second: an index without its segment is
          * removed at the next open; a segment without index is rebuilt. */
@@ -412,6 +414,8 @@ void log_part_stat(log_part_t *p, log_part_stat_t *out)
     out->start_offset = p->segs[0].base;
     out->next_offset = p->segs[p->nsegs - 1].next;
     out->bytes = p->bytes;
+    out->syncs = atomic_load(&p->syncs);
+    out->appends = atomic_load(&p->written_seq);
     out->first_ts = out->max_ts = INT64_MIN;
     for (uint32_t i = 0; i < p->nsegs; i++) {
         if (p->segs[i].size == 0) continue;

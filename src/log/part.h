@@ -35,6 +35,7 @@ struct log_part {
     uint64_t synced_seq;
     int syncing;
     int sync_fd;
+    _Atomic uint64_t syncs; /* fdatasync calls made, for stats and tests */
 
     /* What recovery did at open (read-only afterwards). */
     log_recovery_t recovery;

@@ -1,0 +1,487 @@
+/* log_part_test.c — the log through its public API: append and read across
+ * rolls, reads from offsets and times, recovery (torn tail at every byte of
+ * the last batch, corruption that is not a torn tail, index rebuild),
+ * retention with an injected clock, concurrent appenders and group commit. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/error.h"
+#include "log/log.h"
+
+/* --- helpers ------------------------------------------------------------ */
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static char *tmpdir(void)
+{
+    char *d = strdup("/tmp/weir-log-test-XXXXXX");
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static void rmdir_all(char *d)
+{
+    nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(d);
+}
+
+static int64_t fake_now;
+static int64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return fake_now;
+}
+
+static void small_config(log_config_t *cfg)
+{
+    log_config_defaults(cfg);
+    cfg->segment_bytes = 4096;
+    cfg->index_interval = 512;
+    cfg->segment_ms = 0;
+}
+
+static log_part_t *open_part(const char *dir, const log_config_t *cfg, log_t **log, uint32_t parts,
+                             uint32_t which)
+{
+    char err[512];
+    log_topic_t *t;
+    int rc = log_open(dir, cfg, log, err, sizeof err);
+    if (rc) fail_msg("log_open: %s", err);
+    rc = log_topic_open(*log, "events", parts, &t, err, sizeof err);
+    if (rc) fail_msg("topic_open: %s", err);
+    return log_topic_part(t, which);
+}
+
+/* Appends events "{"i":N}" for N in [from, to), `per` per batch, ts = 1000 + N. */
+static void append_range(log_part_t *p, uint64_t from, uint64_t to, int per, log_ack_t ack)
+{
+    char vals[64][32];
+    log_rec_t recs[64];
+    weir_buf_t scratch = WEIR_BUF_INIT;
+    char err[256];
+    for (uint64_t i = from; i < to;) {
+        int n = 0;
+        for (; n < per && i < to; n++, i++) {
+            int len = snprintf(vals[n], 32, "{\"i\":%llu}", (unsigned long long)i);
+            recs[n] = (log_rec_t){0, 1000 + (int64_t)i, LOG_REC_EVENT, {vals[n], 3}, {vals[n], (size_t)len}};
+        }
+        uint64_t first;
+        int rc = log_append(p, recs, (size_t)n, ack, &scratch, &first, err, sizeof err);
+        if (rc) fail_msg("append: %s", err);
+        assert_true(first == i - (uint64_t)n);
+    }
+    buf_free(&scratch);
+}
+
+/* Reads from `from` and checks records are exactly "{"i":N}" for N from..to-1. */
+static void expect_range(log_part_t *p, uint64_t from, uint64_t to)
+{
+    log_reader_t *r;
+    char err[512];
+    if (log_reader_open(p, from, &r, err, sizeof err)) fail_msg("reader: %s", err);
+    log_rec_t rec;
+    uint64_t want = from;
+    int rc;
+    while ((rc = log_reader_next(r, &rec, err, sizeof err)) == 1) {
+        char v[32];
+        int len = snprintf(v, sizeof v, "{\"i\":%llu}", (unsigned long long)want);
+        assert_true(rec.offset == want);
+        assert_true(rec.ts == 1000 + (int64_t)want);
+        assert_int_equal(rec.value.len, (size_t)len);
+        assert_memory_equal(rec.value.ptr, v, (size_t)len);
+        want++;
+    }
+    if (rc < 0) fail_msg("read: %s", err);
+    assert_true(want == to);
+    log_reader_close(r);
+}
+
+static int count_files(const char *dir, const char *ext)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l > 4 && !strcmp(e->d_name + l - 4, ext)) n++;
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+/* --- tests -------------------------------------------------------------- */
+
+static void append_read_across_rolls(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    log_config_t cfg;
+    small_config(&cfg);
+    log_t *log;
+    log_part_t *p = open_part(dir, &cfg, &log, 2, 1);
+    append_range(p, 0, 3000, 7, LOG_ACK_WRITTEN);
+    log_part_stat_t st;
+    log_part_stat(p, &st);
+    assert_true(st.segments > 5);
+    assert_true(st.next_offset == 3000);
+    for (uint64_t from = 0; from <= 3000; from += 37) expect_range(p, from, 3000);
+    expect_range(p, 2999, 3000);
+    log_close(log);
+    /* Reopen: closed segments come from their indexes, active from a scan. */
+    p = open_part(dir, &cfg, &log, 2, 1);
+    log_part_stat_t st2;
+    log_part_stat(p, &st2);
+    assert_int_equal(st2.segments, st.segments);
+    assert_true(st2.bytes == st.bytes);
+    assert_true(st2.first_ts == 1000 && st2.max_ts == 3999);
+    expect_range(p, 0, 3000);
+    append_range(p, 3000, 3100, 5, LOG_ACK_DURABLE);
+    expect_range(p, 2900, 3100);
+    log_close(log);
+    rmdir_all(dir);
+}
+
+static void read_from_time(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    log_config_t cfg;
+    small_config(&cfg);
+    log_t *log;
+    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
+    append_range(p, 0, 2000, 9, LOG_ACK_WRITTEN);
+    char err[256];
+    for (int64_t t = 900; t <= 3100; t += 53) {
+        log_reader_t *r;
+        assert_int_equal(log_reader_open_time(p, t, &r, err, sizeof err), 0);
+        log_rec_t rec;
+        int rc = log_reader_next(r, &rec, err, sizeof err);
+        if (t < 1000) assert_true(rc == 1 && rec.offset == 0);
+        else if (t <= 2999) assert_true(rc == 1 && rec.offset == (uint64_t)(t - 1000));
+        else assert_int_equal(rc, 0);
+        log_reader_close(r);
+    }
+    log_close(log);
+    rmdir_all(dir);
+}
+
+/* Builds a log whose last batch holds 5 records, cuts the active segment at
+ * every byte inside that batch, and checks that the next open drops exactly
+ * that batch, reports the bytes, and appends continue at its offset. */
+static void torn_tail_every_byte(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    log_config_t cfg;
+    small_config(&cfg);
+    cfg.segment_bytes = 1 << 20;
+    log_t *log;
+    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
+    append_range(p, 0, 100, 10, LOG_ACK_WRITTEN);
+    log_part_stat_t before;
+    log_part_stat(p, &before);
+    append_range(p, 100, 105, 5, LOG_ACK_WRITTEN);
+    log_part_stat_t after;
+    log_part_stat(p, &after);
+    log_close(log);
+
+    char seg[512], copy[600];
+    snprintf(seg, sizeof seg, "%s/log/events/0/%020d.seg", dir, 0);
+    snprintf(copy, sizeof copy, "%s.orig", seg);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", seg, copy);
+    assert_int_equal(system(cmd), 0);
+    for (uint64_t cut = before.bytes; cut < after.bytes; cut++) {
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", copy, seg);
+        assert_int_equal(system(cmd), 0);
+        assert_int_equal(truncate(seg, (off_t)cut), 0);
+        p = open_part(dir, &cfg, &log, 1, 0);
+        log_recovery_t rec;
+        log_part_recovery(p, &rec);
+        assert_true(rec.dropped_bytes == cut - before.bytes);
+        if (cut > before.bytes) assert_true(rec.at == before.bytes);
+        expect_range(p, 0, 100);
+        if (cut == before.bytes + 1 || cut == after.bytes - 1) {
+            append_range(p, 100, 103, 2, LOG_ACK_WRITTEN);
+            expect_range(p, 0, 103);
+        }
+        log_close(log);
+    }
+    rmdir_all(dir);
+}
+
+/* A bad CRC in the middle of the active segment, with valid batches after
+ * it, is corruption: open refuses, naming the file and byte offset. */
+static void mid_segment_corruption_is_an_error(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    log_config_t cfg;
+    small_config(&cfg);
+    cfg.segment_bytes = 1 << 20;
+    log_t *log;
+    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
+    append_range(p, 0, 50, 10, LOG_ACK_WRITTEN);
+    log_close(log);
+    char seg[512];
+    snprintf(seg, sizeof seg, "%s/log/events/0/%020d.seg", dir, 0);
+    int fd = open(seg, O_RDWR);
+    unsigned char b;
+    assert_int_equal(pread(fd, &b, 1, 60), 1);
+    b ^= 0x10;
+    assert_int_equal(pwrite(fd, &b, 1, 60), 1);
+    close(fd);
+    char err[512];
+    log_topic_t *t;
+    assert_int_equal(log_open(dir, &cfg, &log, err, sizeof err), 0);
+    assert_int_equal(log_topic_open(log, "events", 0, &t, err, sizeof err), WEIR_ECORRUPT);
+    assert_non_null(strstr(err, seg));
+    assert_non_null(strstr(err, "byte offset 0"));
+    log_close(log);
+    /* log_check names it too, as an error. */
+    assert_true(log_check(dir, NULL, NULL, NULL) >= 1);
+    rmdir_all(dir);
+}
+
+static void index_rebuilt_when_missing_or_wrong(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    log_config_t cfg;
+    small_config(&cfg);
+    log_t *log;
+    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
+    append_range(p, 0, 1500, 6, LOG_ACK_WRITTEN);
+    log_close(log);
+    char pdir[512], idx[800];
+    snprintf(pdir, sizeof pdir, "%s/log/events/0", dir);
+    assert_true(count_files(pdir, ".idx") >= 3);
+    /* Remove the first index, garble the second (truncate to one entry). */
+    DIR *d = opendir(pdir);
+    struct dirent *e;
+    int k = 0;
+    char names[2][256];
+    while ((e = readdir(d)) && k < 2)
+        if (strstr(e->d_name, ".idx")) snprintf(names[k++], 256, "%s", e->d_name);
+    closedir(d);
+    snprintf(idx, sizeof idx, "%s/%s", pdir, names[0]);
+    assert_int_equal(unlink(idx), 0);
+    snprintf(idx, sizeof idx, "%s/%s", pdir, names[1]);
+    assert_int_equal(truncate(idx, 16), 0);
+    p = open_part(dir, &cfg, &log, 1, 0);
+    log_recovery_t rec;
+    log_part_recovery(p, &rec);
+    assert_int_equal(rec.indexes_rebuilt, 2);
+    for (uint64_t from = 0; from < 1500; from += 101) expect_range(p, from, 1500);
+    log_close(log);
+    assert_int_equal(log_check(dir, NULL, NULL, NULL), 0);
+    rmdir_all(dir);
+}
+
+static void retention_by_size_and_age(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    log_config_t cfg;
+    small_config(&cfg);
+    cfg.now_ms = fake_clock;
+    fake_now = 0; /* retention off until configured */
+    log_t *log;
+    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
+    append_range(p, 0, 2000, 10, LOG_ACK_WRITTEN);
+    log_part_stat_t st;
+    log_part_stat(p, &st);
+    log_close(log);
+
+    /* By size: keep at most 3 segments' worth; the active is never deleted. */
+    cfg.retention_bytes = 3 * 4096;
+    p = open_part(dir, &cfg, &log, 1, 0);
+    int deleted = log_part_retain(p);
+    log_part_stat_t st2;
+    log_part_stat(p, &st2);
+    assert_true(deleted > 0);
+    assert_int_equal(st2.segments, st.segments - (uint32_t)deleted);
+    assert_true(st2.bytes < 3 * 4096);
+    assert_true(st2.next_offset == 2000);
+    assert_true(st2.start_offset > 0);
+    char err[256];
+    log_reader_t *r;
+    assert_int_equal(log_reader_open(p, 0, &r, err, sizeof err), WEIR_ERANGE);
+    expect_range(p, st2.start_offset, 2000);
+    log_close(log);
+
+    /* By age: records have ts 1000+i; at now=2500 with 1000 ms retention,
+     * closed segments whose newest record is older than 1500 go. */
+    cfg.retention_bytes = 0;
+    cfg.retention_ms = 1000;
+    fake_now = 1000 + 2000 + 500;
+    p = open_part(dir, &cfg, &log, 1, 0);
+    log_part_retain(p);
+    log_part_stat_t st3;
+    log_part_stat(p, &st3);
+    assert_true(st3.start_offset > 0);
+    /* The first remaining segment holds a record newer than now - retention. */
+    log_reader_open(p, st3.start_offset, &r, err, sizeof err);
+    log_rec_t rec;
+    int64_t newest = 0;
+    uint64_t seen = 0;
+    while (log_reader_next(r, &rec, err, sizeof err) == 1 && seen++ < 50)
+        if (rec.ts > newest) newest = rec.ts;
+    log_reader_close(r);
+    assert_true(newest >= fake_now - 1000 || st3.segments == 1);
+    /* Everything old: only the active segment may remain. */
+    fake_now = 1000000;
+    log_part_retain(p);
+    log_part_stat(p, &st3);
+    assert_int_equal(st3.segments, 1);
+    assert_true(st3.next_offset == 2000);
+    log_close(log);
+    rmdir_all(dir);
+}
+
+typedef struct appender {
+    log_part_t *p;
+    int id, n;
+    log_ack_t ack;
+    uint64_t *offsets;
+} appender_t;
+
+static void *appender_main(void *arg)
+{
+    appender_t *a = arg;
+    weir_buf_t scratch = WEIR_BUF_INIT;
+    char err[256];
+    for (int i = 0; i < a->n; i++) {
+        char v[64];
+        int len = snprintf(v, sizeof v, "{\"t\":%d,\"i\":%d}", a->id, i);
+        log_rec_t r = {0, 1, LOG_REC_EVENT, {v, 1}, {v, (size_t)len}};
+        if (log_append(a->p, &r, 1, a->ack, &scratch, &a->offsets[i], err, sizeof err) != 0) abort();
+    }
+    buf_free(&scratch);
+    return NULL;
+}
+
+/* 16 threads append to one partition, durable: every record lands once,
+ * offsets are contiguous, each thread's records keep their order, and the
+ * group commit makes fewer fdatasyncs than appends. Then 4 threads on 4
+ * partitions at once. */
+static void concurrent_appenders_and_group_commit(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    log_config_t cfg;
+    small_config(&cfg);
+    cfg.segment_bytes = 64 << 10;
+    log_t *log;
+    log_part_t *p = open_part(dir, &cfg, &log, 4, 0);
+    enum { T = 16, N = 150 };
+    appender_t a[T];
+    pthread_t th[T];
+    for (int t = 0; t < T; t++) {
+        a[t] = (appender_t){p, t, N, LOG_ACK_DURABLE, calloc(N, sizeof(uint64_t))};
+        pthread_create(&th[t], NULL, appender_main, &a[t]);
+    }
+    for (int t = 0; t < T; t++) pthread_join(th[t], NULL);
+    log_part_stat_t st;
+    log_part_stat(p, &st);
+    assert_true(st.next_offset == (uint64_t)T * N);
+    assert_true(st.appends == (uint64_t)T * N);
+    assert_true(st.syncs < st.appends); /* group commit shared fdatasyncs */
+    char *seen = calloc(T * N, 1);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < N; i++) {
+            assert_true(a[t].offsets[i] < (uint64_t)T * N);
+            assert_int_equal(seen[a[t].offsets[i]], 0);
+            seen[a[t].offsets[i]] = 1;
+            if (i) assert_true(a[t].offsets[i] > a[t].offsets[i - 1]);
+        }
+    /* Reading back gives each offset the record its appender was told. */
+    log_reader_t *r;
+    char err[256];
+    assert_int_equal(log_reader_open(p, 0, &r, err, sizeof err), 0);
+    log_rec_t rec;
+    int got = 0;
+    while (log_reader_next(r, &rec, err, sizeof err) == 1) {
+        int tt, ii;
+        assert_int_equal(sscanf(rec.value.ptr, "{\"t\":%d,\"i\":%d}", &tt, &ii), 2);
+        assert_true(a[tt].offsets[ii] == rec.offset);
+        got++;
+    }
+    assert_int_equal(got, T * N);
+    log_reader_close(r);
+    free(seen);
+    for (int t = 0; t < T; t++) free(a[t].offsets);
+
+    /* Different partitions from different threads at once. */
+    log_topic_t *topic;
+    assert_int_equal(log_topic_open(log, "events", 0, &topic, err, sizeof err), 0);
+    for (int t = 0; t < 4; t++) {
+        a[t] = (appender_t){log_topic_part(topic, (uint32_t)t), t, 2000, LOG_ACK_WRITTEN, calloc(2000, sizeof(uint64_t))};
+        pthread_create(&th[t], NULL, appender_main, &a[t]);
+    }
+    for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);
+    for (int t = 1; t < 4; t++) {
+        for (int i = 0; i < 2000; i++) assert_true(a[t].offsets[i] == (uint64_t)i);
+    }
+    for (int t = 0; t < 4; t++) free(a[t].offsets);
+    log_close(log);
+    assert_int_equal(log_check(dir, NULL, NULL, NULL), 0);
+    rmdir_all(dir);
+}
+
+static void one_process_owns_the_log(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    log_config_t cfg;
+    small_config(&cfg);
+    log_t *a, *b;
+    char err[256];
+    assert_int_equal(log_open(dir, &cfg, &a, err, sizeof err), 0);
+    /* flock is per open file description: a second open in-process conflicts too */
+    assert_int_equal(log_open(dir, &cfg, &b, err, sizeof err), WEIR_EEXIST);
+    assert_non_null(strstr(err, "in use"));
+    log_topic_t *t;
+    assert_int_equal(log_topic_open(a, "x", 3, &t, err, sizeof err), 0);
+    assert_int_equal(log_topic_open(a, "x", 4, &t, err, sizeof err), WEIR_EEXIST);
+    assert_int_equal(log_topic_open(a, "../x", 1, &t, err, sizeof err), WEIR_EINVAL);
+    assert_int_equal(log_topic_open(a, "nope", 0, &t, err, sizeof err), WEIR_ENOENT);
+    log_close(a);
+    assert_int_equal(log_open(dir, &cfg, &b, err, sizeof err), 0);
+    assert_int_equal(log_topic_open(b, "x", 0, &t, err, sizeof err), 0);
+    assert_int_equal(log_topic_partitions(t), 3);
+    log_close(b);
+    rmdir_all(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(append_read_across_rolls),
+        cmocka_unit_test(read_from_time),
+        cmocka_unit_test(torn_tail_every_byte),
+        cmocka_unit_test(mid_segment_corruption_is_an_error),
+        cmocka_unit_test(index_rebuilt_when_missing_or_wrong),
+        cmocka_unit_test(retention_by_size_and_age),
+        cmocka_unit_test(concurrent_appenders_and_group_commit),
+        cmocka_unit_test(one_process_owns_the_log),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
