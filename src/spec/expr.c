@@ -142,7 +142,8 @@ static uint32_t add_const(comp_t *c, expr_value_t v, const char *str, size_t len
     }
     c->const_off[c->nconsts] = (uint32_t)c->pool.len;
     if (v.type == EXPR_STRING) {
-        buf_append(&c->pool, str, len);
+        /* buf_append(…, 0) on an empty buffer would memcpy to NULL (UBSan). */
+        if (len) buf_append(&c->pool, str, len);
         v.as.s.len = len;
         v.as.s.ptr = NULL; /* fixed when the pool stops moving */
     }
