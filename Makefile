@@ -35,7 +35,7 @@ system: build asan
 test: unit unit-asan system
 
 demo: build
-	$(BUILD)/weir demo
+	WEIR=$(CURDIR)/$(BUILD)/weir scripts/demo.sh
 
 bench: build
 	$(BUILD)/weir bench log
