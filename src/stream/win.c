@@ -889,6 +889,7 @@ static int bucket_decode(const win_conf_t *c, void *r, int64_t idx, int64_t end,
         qsketch_free(*qp);
         if (qsketch_decode(*qp, rd) != 0 || (*qp)->gamma != (1 + c->alpha) / (1 - c->alpha) ||
             qsketch_count(*qp) != n) {
+            qsketch_free(*qp);
             qsketch_init(*qp, c->alpha);
             return *why = "bucket quantile sketch", -1;
         }
