@@ -50,8 +50,8 @@ static void resize(ring_t *r, uint32_t cap)
 static void grow(ring_t *r)
 {
     if (r->len < r->cap) return;
-    weir_assert(r->cap < (1u << 31));
-    resize(r, r->cap ? r->cap * 2 : RING_MIN_CAP);
+    weir_assert(r->cap < (1u << 30));
+    resize(r, r->cap ? r->cap + r->cap / 2 : RING_MIN_CAP);
 }
 
 static void maybe_shrink(ring_t *r)
@@ -92,7 +92,8 @@ void ring_pop_front(ring_t *r, uint32_t k)
 {
     weir_assert(k <= r->len);
     if (k == 0) return;
-    r->head = (r->head + k) & (r->cap - 1);
+    r->head += k;
+    if (r->head >= r->cap) r->head -= r->cap;
     r->len -= k;
     maybe_shrink(r);
 }

@@ -2,11 +2,13 @@
  * the sliding windows (events, buckets) and the monotonic deques of src/stream.
  *
  * Records are `rsize` bytes (a multiple of 8, so any int64/double field is
- * aligned); the capacity is a power of two, so index i maps to slot
- * (head + i) & (cap - 1) and pushing at the back or popping at the front is
- * O(1). Growth doubles (amortized O(1) per push; one O(len) copy at growth);
- * the buffer halves when it falls to a quarter full, so a key whose window
- * shrinks after a burst gives memory back. Records ordered by a leading int64
+ * aligned); index i maps to slot head + i, minus cap if that wraps, so
+ * pushing at the back or popping at the front is O(1). Growth is by half
+ * (amortized O(1) per push; one O(len) copy at growth) rather than doubling:
+ * per-key windows are many and small, and the slack is memory per key (about
+ * 1/6 wasted on average instead of 1/3). The buffer halves when it falls to
+ * a quarter full, so a key whose window shrinks after a burst gives memory
+ * back. Records ordered by a leading int64
  * (event time, bucket index) can be binary-searched. Insertion in the middle
  * shifts the records after the insertion point, which for late events is the
  * (few) records newer than the late one.
@@ -24,7 +26,7 @@ typedef struct ring {
     unsigned char *data; /* cap * rsize bytes, or NULL when cap == 0 */
     uint32_t head;       /* slot of record 0 */
     uint32_t len;        /* records stored */
-    uint32_t cap;        /* slots: 0 or a power of two */
+    uint32_t cap;        /* slots */
     uint32_t rsize;      /* bytes per record, a multiple of 8 */
 } ring_t;
 
@@ -34,7 +36,9 @@ void ring_clear(ring_t *r); /* drops all records, frees storage */
 
 static inline void *ring_at(const ring_t *r, uint32_t i)
 {
-    return r->data + (size_t)((r->head + i) & (r->cap - 1)) * r->rsize;
+    uint32_t j = r->head + i;
+    if (j >= r->cap) j -= r->cap;
+    return r->data + (size_t)j * r->rsize;
 }
 
 /* The int64 at offset 0 of record i (its ordering key). */
