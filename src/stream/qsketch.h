@@ -6,8 +6,8 @@
  * q-quantile, the element of rank floor(q * (n - 1)) (0-based) of the
  * sorted values; values with |x| < QSKETCH_MIN_ABS count as 0. The default
  * alpha is 0.01 (1%). The guarantee holds while the values of each sign
- * span at most QSKETCH_MAX_BINS bins (a ratio of gamma^8192, about 1e71 at
- * alpha = 0.01); beyond that the lowest bins of that sign collapse into one
+ * span at most QSKETCH_MAX_BINS bins, a ratio of gamma^8192: about 1e71 at
+ * alpha = 0.01, 1e7 at alpha = 0.001; beyond that the lowest bins of that sign collapse into one
  * and only quantiles that fall in the collapsed bin lose accuracy.
  *
  * Bin i of a sign counts the values with |x| in (gamma^(i-1), gamma^i],
