@@ -97,6 +97,17 @@ static double haversine(double lat1, double lon1, double lat2, double lon2)
 
 int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
 {
+    /* Most features are one aggregate slot or one field: copy it. */
+    if (e->ncode == 1) {
+        const expr_ins_t *in = &e->code[0];
+        switch ((expr_opcode_t)in->op) {
+        case I_AGG: *out = env->aggs[in->arg]; return 0;
+        case I_FIELD: *out = env->fields[in->arg]; return 0;
+        case I_FEATURE: *out = env->features[in->arg]; return 0;
+        case I_CONST: *out = e->consts[in->arg]; return 0;
+        default: break;
+        }
+    }
     expr_value_t st[EXPR_STACK_MAX];
     int sp = -1; /* index of the top value */
     const expr_ins_t *code = e->code;

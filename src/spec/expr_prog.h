@@ -16,7 +16,7 @@
 
 #include "spec/expr.h"
 
-#define EXPR_STACK_MAX 256
+#define EXPR_STACK_MAX 64
 
 typedef enum expr_opcode {
     I_CONST,   /* push consts[arg] */

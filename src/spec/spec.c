@@ -560,8 +560,10 @@ static int load_features(loader_t *L, const ynode_t *root)
         L->compiled[i] = true;
         s->lower_calls += expr_lower_calls(s->features[i].expr);
     }
-    for (uint32_t i = 0; i < s->aggs.n; i++)
+    for (uint32_t i = 0; i < s->aggs.n; i++) {
         if (s->aggs.v[i].window_ms > s->max_window_ms) s->max_window_ms = s->aggs.v[i].window_ms;
+        if (s->aggs.v[i].arg) s->lower_calls += expr_lower_calls(s->aggs.v[i].arg);
+    }
     return 0;
 }
 
@@ -832,6 +834,9 @@ static int load_aggregates(loader_t *L, const ynode_t *root)
             se->type = expr_type(se->expr);
             if (se->type == EXPR_NULL) return fail(L, sv, "select '%s' is always null", se->name);
         }
+        /* Aggregate arguments run per event; selects once per window. */
+        for (uint32_t j = 0; j < a->aggs.n; j++)
+            if (a->aggs.v[j].arg) s->lower_calls += expr_lower_calls(a->aggs.v[j].arg);
     }
     return 0;
 }

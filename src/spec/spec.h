@@ -140,8 +140,12 @@ typedef struct spec {
     uint32_t ndecisions;
     spec_aggregate_t *aggregates;
     uint32_t naggregates;
-    uint32_t lower_calls; /* lower() calls in features and decisions (scratch bound) */
-    int64_t max_window_ms; /* longest feature window (for state TTL) */
+    /* lower() calls in everything evaluated per event (features, aggregate
+     * arguments, decisions): a scratch of lower_calls × the largest string
+     * of an event or of the state is always enough (expr_env_t). */
+    uint32_t lower_calls;
+    int64_t max_window_ms; /* longest `over D` of the features (state TTL); on-close
+                              aggregates have their own sizes */
 } spec_t;
 
 /* Loads the spec at path. On success returns 0 and sets *out (free with

@@ -306,10 +306,24 @@ void ydoc_scalar_pos(const ydoc_t *d, const ynode_t *n, size_t offset, uint32_t 
      * the source in order (folding turns a line break into a space). */
     for (size_t k = 0; k <= offset; k++) {
         char want = n->value[k];
-        while (j < end && s[j] != want && !(want == ' ' && (s[j] == '\n' || s[j] == '\r'))) j++;
-        if (j >= end) return; /* lost: keep the scalar's own position */
+        size_t step = 1; /* source bytes that produce this value byte */
+        for (;; j++) {
+            if (j >= end) return; /* lost: keep the scalar's own position */
+            if (n->style == YSTYLE_DOUBLE && s[j] == '\\' && j + 1 < end) {
+                /* A one-letter escape stands for one value byte; longer ones
+                 * (\x, \u, folded lines) are not followed. */
+                if (s[j + 1] == '\0' || strchr("0abtnvfre \"/\\", s[j + 1]) == NULL) return;
+                step = 2;
+                break;
+            }
+            if (n->style == YSTYLE_SINGLE && s[j] == '\'' && j + 1 < end && s[j + 1] == '\'') {
+                step = 2;
+                break;
+            }
+            if (s[j] == want || (want == ' ' && (s[j] == '\n' || s[j] == '\r'))) break;
+        }
         if (k == offset) break;
-        j++;
+        j += step;
     }
     j += past;
     /* Line and column of byte j, counted from the node's start. */

@@ -365,6 +365,14 @@ static void test_error_positions_in_quoted_scalars(void **state)
                "t.yaml:8:11: unknown name 'xx'; did you mean 'x'?");
     load_fails(HEAD "features:\n  f: 'x +'\n", "t.yaml:8:10: expected a value, a name or '(' but "
                                               "found the end of the expression");
+    /* escapes in double quotes and '' in single quotes are followed */
+    load_fails(HEAD "features:\n  w: \"x\\t+ \\\"q\\\"\"\n",
+               "t.yaml:8:10: type error: '+' cannot take int and string");
+    load_fails(HEAD "features:\n  w: 'k == ''it''''s'''\n",
+               "t.yaml:8:18: unexpected ''s'' after a complete expression");
+    /* a plain scalar over several lines */
+    load_fails(HEAD "features:\n  z: x +\n     (sum(x) over 1h *\n      bogus)\n",
+               "t.yaml:10:7: unknown name 'bogus'");
     /* a flow mapping */
     load_fails(HEAD "aggregates:\n  a:\n    window: tumbling 1h\n    select: {n: count(), m: "
                     "sum(k)}\n",
