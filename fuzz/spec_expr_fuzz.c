@@ -16,9 +16,9 @@ typedef struct fname {
 } fname_t;
 
 static const fname_t fields[] = {
-    {"i", EXPR_INT},   {"f", EXPR_FLOAT}, {"s", EXPR_STRING}, {"b", EXPR_BOOL},
-    {"t", EXPR_TIME},  {"ni", EXPR_INT},  {"nf", EXPR_FLOAT}, {"ns", EXPR_STRING},
-    {"nb", EXPR_BOOL}, {"nt", EXPR_TIME}, {"big", EXPR_INT},  {"small", EXPR_INT},
+    {"i", EXPR_INT},      {"f", EXPR_FLOAT}, {"s", EXPR_STRING}, {"b", EXPR_BOOL},
+    {"t", EXPR_TIME},     {"ni", EXPR_INT},  {"nf", EXPR_FLOAT}, {"ns", EXPR_STRING},
+    {"nb", EXPR_BOOL},    {"nt", EXPR_TIME}, {"big", EXPR_INT},  {"small", EXPR_INT},
     {"d", EXPR_DURATION},
 };
 #define NF (sizeof fields / sizeof fields[0])
@@ -47,27 +47,40 @@ static int resolve(void *ctx, const char *name, size_t len, expr_ref_t *ref, cha
 static void names(void *ctx, void (*emit)(void *, const char *), void *ectx)
 {
     (void)ctx;
-    for (size_t k = 0; k < NF; k++) emit(ectx, fields[k].name);
+    for (size_t k = 0; k < NF; k++)
+        emit(ectx, fields[k].name);
 }
 
 static expr_value_t slot_value(expr_type_t t, size_t k)
 {
     switch (t) {
-    case EXPR_INT: return k == 10 ? expr_int(INT64_MAX) : k == 11 ? expr_int(INT64_MIN) : expr_int(7);
-    case EXPR_FLOAT: return expr_float(-2.5);
-    case EXPR_STRING: return expr_string("MiXed \xc3\x89", 8);
-    case EXPR_BOOL: return expr_bool(true);
-    case EXPR_TIME: return expr_time(INT64_C(1714571130000));
-    case EXPR_DURATION: return expr_duration(-90000);
-    default: return expr_null();
+    case EXPR_INT:
+        return k == 10 ? expr_int(INT64_MAX) : k == 11 ? expr_int(INT64_MIN) : expr_int(7);
+    case EXPR_FLOAT:
+        return expr_float(-2.5);
+    case EXPR_STRING:
+        return expr_string("MiXed \xc3\x89", 8);
+    case EXPR_BOOL:
+        return expr_bool(true);
+    case EXPR_TIME:
+        return expr_time(INT64_C(1714571130000));
+    case EXPR_DURATION:
+        return expr_duration(-90000);
+    default:
+        return expr_null();
     }
 }
 
 static void run(const char *text, size_t len, expr_agg_mode_t mode)
 {
     expr_aggs_t aggs = {0};
-    expr_scope_t sc = {.resolve = resolve, .names = names, .ctx = NULL, .agg_mode = mode,
-                       .aggs = &aggs, .arg_resolve = resolve, .arg_names = names,
+    expr_scope_t sc = {.resolve = resolve,
+                       .names = names,
+                       .ctx = NULL,
+                       .agg_mode = mode,
+                       .aggs = &aggs,
+                       .arg_resolve = resolve,
+                       .arg_names = names,
                        .where = "fuzz"};
     expr_t *e = NULL;
     uint32_t pos;
@@ -90,8 +103,12 @@ static void run(const char *text, size_t len, expr_agg_mode_t mode)
         }
         if (aggs.n <= 64) {
             char scratch[24]; /* small on purpose: lower() may run out */
-            expr_env_t env = {.fields = vals, .features = vals, .aggs = aggvals, .extras = extras,
-                              .scratch = scratch, .scratch_cap = sizeof scratch};
+            expr_env_t env = {.fields = vals,
+                              .features = vals,
+                              .aggs = aggvals,
+                              .extras = extras,
+                              .scratch = scratch,
+                              .scratch_cap = sizeof scratch};
             expr_value_t v;
             int rc = expr_eval(e, &env, &v);
             weir_assert(rc == 0 || rc == WEIR_ETOOBIG);

@@ -148,7 +148,7 @@ static const struct {
     const char *word;
     tok_kind_t kind;
 } keywords[] = {
-    {"and", T_AND},   {"or", T_OR},     {"not", T_NOT},     {"in", T_IN},     {"over", T_OVER},
+    {"and", T_AND},     {"or", T_OR},     {"not", T_NOT},     {"in", T_IN},     {"over", T_OVER},
     {"every", T_EVERY}, {"true", T_TRUE}, {"false", T_FALSE}, {"null", T_NULL},
 };
 
@@ -182,7 +182,8 @@ bool expr_is_identifier(const char *s, size_t len)
     return !expr_is_keyword(s, len);
 }
 
-static int fail(parser_t *p, uint32_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(parser_t *p, uint32_t pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(parser_t *p, uint32_t pos, const char *fmt, ...)
 {
     if (p->failed) return WEIR_EPARSE;
@@ -202,11 +203,13 @@ static int lex_number(parser_t *p, tok_t *t)
     const char *s = p->text;
     size_t i = p->at, start = p->at;
     int is_float = 0;
-    while (i < p->len && is_digit((unsigned char)s[i])) i++;
+    while (i < p->len && is_digit((unsigned char)s[i]))
+        i++;
     if (i < p->len && s[i] == '.') {
         is_float = 1;
         i++;
-        while (i < p->len && is_digit((unsigned char)s[i])) i++;
+        while (i < p->len && is_digit((unsigned char)s[i]))
+            i++;
     }
     if (i < p->len && (s[i] == 'e' || s[i] == 'E')) {
         size_t j = i + 1;
@@ -214,12 +217,14 @@ static int lex_number(parser_t *p, tok_t *t)
         if (j < p->len && is_digit((unsigned char)s[j])) {
             is_float = 1;
             i = j;
-            while (i < p->len && is_digit((unsigned char)s[i])) i++;
+            while (i < p->len && is_digit((unsigned char)s[i]))
+                i++;
         }
     }
     /* A unit suffix makes a duration: the letters run to the end of the word. */
     size_t u = i;
-    while (u < p->len && (is_alpha((unsigned char)s[u]) || is_digit((unsigned char)s[u]))) u++;
+    while (u < p->len && (is_alpha((unsigned char)s[u]) || is_digit((unsigned char)s[u])))
+        u++;
     t->pos = (uint32_t)start;
     t->len = (uint32_t)(u - start);
     p->at = u;
@@ -278,13 +283,27 @@ static int lex_string(parser_t *p, tok_t *t)
         if (c == '\\') {
             char e = s[i++];
             switch (e) {
-            case '\\': c = '\\'; break;
-            case '"': c = '"'; break;
-            case '\'': c = '\''; break;
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case '0': c = '\0'; break;
+            case '\\':
+                c = '\\';
+                break;
+            case '"':
+                c = '"';
+                break;
+            case '\'':
+                c = '\'';
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case '0':
+                c = '\0';
+                break;
             default:
                 return fail(p, (uint32_t)(i - 2), "unknown escape '\\%c' in string", e);
             }
@@ -303,8 +322,8 @@ static int lex_string(parser_t *p, tok_t *t)
 static int next(parser_t *p)
 {
     const char *s = p->text;
-    while (p->at < p->len && (s[p->at] == ' ' || s[p->at] == '\t' || s[p->at] == '\n' ||
-                              s[p->at] == '\r'))
+    while (p->at < p->len &&
+           (s[p->at] == ' ' || s[p->at] == '\t' || s[p->at] == '\n' || s[p->at] == '\r'))
         p->at++;
     tok_t *t = &p->tok;
     memset(t, 0, sizeof *t);
@@ -318,7 +337,8 @@ static int next(parser_t *p)
         return lex_number(p, t);
     if (is_alpha(c)) {
         size_t i = p->at;
-        while (i < p->len && (is_alpha((unsigned char)s[i]) || is_digit((unsigned char)s[i]))) i++;
+        while (i < p->len && (is_alpha((unsigned char)s[i]) || is_digit((unsigned char)s[i])))
+            i++;
         t->kind = keyword_kind(s + p->at, i - p->at);
         t->s.ptr = s + p->at;
         t->s.len = i - p->at;
@@ -330,16 +350,36 @@ static int next(parser_t *p)
     char c2 = p->at + 1 < p->len ? s[p->at + 1] : '\0';
     t->len = 1;
     switch (c) {
-    case '(': t->kind = T_LPAREN; break;
-    case ')': t->kind = T_RPAREN; break;
-    case '[': t->kind = T_LBRACKET; break;
-    case ']': t->kind = T_RBRACKET; break;
-    case ',': t->kind = T_COMMA; break;
-    case '+': t->kind = T_PLUS; break;
-    case '-': t->kind = T_MINUS; break;
-    case '*': t->kind = T_STAR; break;
-    case '/': t->kind = T_SLASH; break;
-    case '%': t->kind = T_PERCENT; break;
+    case '(':
+        t->kind = T_LPAREN;
+        break;
+    case ')':
+        t->kind = T_RPAREN;
+        break;
+    case '[':
+        t->kind = T_LBRACKET;
+        break;
+    case ']':
+        t->kind = T_RBRACKET;
+        break;
+    case ',':
+        t->kind = T_COMMA;
+        break;
+    case '+':
+        t->kind = T_PLUS;
+        break;
+    case '-':
+        t->kind = T_MINUS;
+        break;
+    case '*':
+        t->kind = T_STAR;
+        break;
+    case '/':
+        t->kind = T_SLASH;
+        break;
+    case '%':
+        t->kind = T_PERCENT;
+        break;
     case '<':
         t->kind = c2 == '=' ? T_LE : T_LT;
         t->len = c2 == '=' ? 2 : 1;
@@ -428,7 +468,8 @@ static expr_ast_t *parse_expr(parser_t *p);
 static int enter(parser_t *p)
 {
     if (++p->depth > EXPR_MAX_DEPTH) {
-        fail(p, p->tok.pos, "expression is nested too deeply (more than %d levels)", EXPR_MAX_DEPTH);
+        fail(p, p->tok.pos, "expression is nested too deeply (more than %d levels)",
+             EXPR_MAX_DEPTH);
         return -1;
     }
     return 0;
@@ -478,12 +519,13 @@ static expr_ast_t *parse_primary(parser_t *p)
     case T_TRUE:
     case T_FALSE:
     case T_NULL:
-        n = node(p, t.kind == T_INT        ? AST_INT
-                    : t.kind == T_FLOAT    ? AST_FLOAT
-                    : t.kind == T_DURATION ? AST_DURATION
-                    : t.kind == T_STRING   ? AST_STRING
-                    : t.kind == T_NULL     ? AST_NULL
-                                           : AST_BOOL,
+        n = node(p,
+                 t.kind == T_INT        ? AST_INT
+                 : t.kind == T_FLOAT    ? AST_FLOAT
+                 : t.kind == T_DURATION ? AST_DURATION
+                 : t.kind == T_STRING   ? AST_STRING
+                 : t.kind == T_NULL     ? AST_NULL
+                                        : AST_BOOL,
                  t.pos);
         n->i = t.i;
         n->f = t.f;
@@ -564,10 +606,14 @@ static expr_ast_t *parse_mul(parser_t *p)
     expr_ast_t *a = parse_unary(p);
     while (a) {
         expr_op_t op;
-        if (p->tok.kind == T_STAR) op = OP_MUL;
-        else if (p->tok.kind == T_SLASH) op = OP_DIV;
-        else if (p->tok.kind == T_PERCENT) op = OP_MOD;
-        else break;
+        if (p->tok.kind == T_STAR)
+            op = OP_MUL;
+        else if (p->tok.kind == T_SLASH)
+            op = OP_DIV;
+        else if (p->tok.kind == T_PERCENT)
+            op = OP_MOD;
+        else
+            break;
         uint32_t pos = p->tok.pos;
         if (next(p)) return NULL;
         expr_ast_t *b = parse_unary(p);
@@ -582,9 +628,12 @@ static expr_ast_t *parse_add(parser_t *p)
     expr_ast_t *a = parse_mul(p);
     while (a) {
         expr_op_t op;
-        if (p->tok.kind == T_PLUS) op = OP_ADD;
-        else if (p->tok.kind == T_MINUS) op = OP_SUB;
-        else break;
+        if (p->tok.kind == T_PLUS)
+            op = OP_ADD;
+        else if (p->tok.kind == T_MINUS)
+            op = OP_SUB;
+        else
+            break;
         uint32_t pos = p->tok.pos;
         if (next(p)) return NULL;
         expr_ast_t *b = parse_mul(p);
@@ -597,13 +646,26 @@ static expr_ast_t *parse_add(parser_t *p)
 static int cmp_op(tok_kind_t k, expr_op_t *op)
 {
     switch (k) {
-    case T_EQ: *op = OP_EQ; return 1;
-    case T_NE: *op = OP_NE; return 1;
-    case T_LT: *op = OP_LT; return 1;
-    case T_LE: *op = OP_LE; return 1;
-    case T_GT: *op = OP_GT; return 1;
-    case T_GE: *op = OP_GE; return 1;
-    default: return 0;
+    case T_EQ:
+        *op = OP_EQ;
+        return 1;
+    case T_NE:
+        *op = OP_NE;
+        return 1;
+    case T_LT:
+        *op = OP_LT;
+        return 1;
+    case T_LE:
+        *op = OP_LE;
+        return 1;
+    case T_GT:
+        *op = OP_GT;
+        return 1;
+    case T_GE:
+        *op = OP_GE;
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -719,8 +781,10 @@ int expr_ast_parse(const char *text, size_t len, expr_ast_tree_t **out, uint32_t
             if (root && p.tok.kind != T_EOF) {
                 char b[64];
                 const char *d = tok_desc(&p.tok, b, sizeof b, text);
-                if (p.tok.kind == T_RPAREN) fail(&p, p.tok.pos, "unbalanced ')'");
-                else fail(&p, p.tok.pos, "unexpected %s after a complete expression", d);
+                if (p.tok.kind == T_RPAREN)
+                    fail(&p, p.tok.pos, "unbalanced ')'");
+                else
+                    fail(&p, p.tok.pos, "unexpected %s after a complete expression", d);
             }
         }
     }
@@ -737,9 +801,9 @@ int expr_ast_parse(const char *text, size_t len, expr_ast_tree_t **out, uint32_t
 const char *expr_op_name(expr_op_t op)
 {
     static const char *const names[] = {
-        [OP_ADD] = "+",  [OP_SUB] = "-", [OP_MUL] = "*",  [OP_DIV] = "/",  [OP_MOD] = "%",
-        [OP_EQ] = "==",  [OP_NE] = "!=", [OP_LT] = "<",   [OP_LE] = "<=",  [OP_GT] = ">",
-        [OP_GE] = ">=",  [OP_AND] = "and", [OP_OR] = "or", [OP_NEG] = "-", [OP_NOT] = "not",
+        [OP_ADD] = "+", [OP_SUB] = "-",   [OP_MUL] = "*", [OP_DIV] = "/", [OP_MOD] = "%",
+        [OP_EQ] = "==", [OP_NE] = "!=",   [OP_LT] = "<",  [OP_LE] = "<=", [OP_GT] = ">",
+        [OP_GE] = ">=", [OP_AND] = "and", [OP_OR] = "or", [OP_NEG] = "-", [OP_NOT] = "not",
     };
     return op <= OP_NOT ? names[op] : "?";
 }
@@ -748,16 +812,28 @@ void expr_ast_print(weir_buf_t *b, const expr_ast_t *n)
 {
     char tmp[64];
     switch ((expr_ast_kind_t)n->kind) {
-    case AST_INT: buf_appendf(b, "%" PRId64, n->i); return;
-    case AST_FLOAT: expr_append_double(b, n->f); return;
-    case AST_STRING: buf_append_json_string(b, n->name.ptr, n->name.len); return;
-    case AST_BOOL: buf_append_str(b, n->b ? "true" : "false"); return;
-    case AST_NULL: buf_append_str(b, "null"); return;
+    case AST_INT:
+        buf_appendf(b, "%" PRId64, n->i);
+        return;
+    case AST_FLOAT:
+        expr_append_double(b, n->f);
+        return;
+    case AST_STRING:
+        buf_append_json_string(b, n->name.ptr, n->name.len);
+        return;
+    case AST_BOOL:
+        buf_append_str(b, n->b ? "true" : "false");
+        return;
+    case AST_NULL:
+        buf_append_str(b, "null");
+        return;
     case AST_DURATION:
         expr_format_duration(n->i, tmp, sizeof tmp);
         buf_append_str(b, tmp);
         return;
-    case AST_NAME: buf_append(b, n->name.ptr, n->name.len); return;
+    case AST_NAME:
+        buf_append(b, n->name.ptr, n->name.len);
+        return;
     case AST_UNARY:
         buf_appendf(b, "(%s%s", expr_op_name((expr_op_t)n->op), n->op == OP_NOT ? " " : "");
         expr_ast_print(b, n->args[0]);

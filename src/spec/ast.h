@@ -19,10 +19,10 @@
 
 /* Limits that keep the parser's recursion and the evaluator's stack bounded
  * whatever the input (the fuzzers rely on them). */
-#define EXPR_MAX_TEXT 65536 /* bytes of one expression */
-#define EXPR_MAX_DEPTH 64   /* nesting of parentheses, calls and unary operators */
-#define EXPR_MAX_ARGS 64    /* arguments of one call, elements of one `in` list */
-#define EXPR_MAX_HEIGHT 512 /* height of the tree (long operator chains), bounds recursion */
+#define EXPR_MAX_TEXT   65536 /* bytes of one expression */
+#define EXPR_MAX_DEPTH  64    /* nesting of parentheses, calls and unary operators */
+#define EXPR_MAX_ARGS   64    /* arguments of one call, elements of one `in` list */
+#define EXPR_MAX_HEIGHT 512   /* height of the tree (long operator chains), bounds recursion */
 
 typedef enum expr_ast_kind {
     AST_INT,
@@ -57,10 +57,10 @@ typedef enum expr_op {
 } expr_op_t;
 
 typedef struct expr_ast {
-    uint8_t kind; /* expr_ast_kind_t */
+    uint8_t kind;    /* expr_ast_kind_t */
     uint16_t height; /* 1 for a leaf */
-    uint8_t op;   /* expr_op_t, for AST_UNARY and AST_BINARY */
-    bool negated; /* AST_IN: `not in` */
+    uint8_t op;      /* expr_op_t, for AST_UNARY and AST_BINARY */
+    bool negated;    /* AST_IN: `not in` */
     bool has_over;
     uint32_t pos;       /* byte offset of the node's token (the operator for operators) */
     uint32_t over_pos;  /* byte offset of the duration after `over` */

@@ -79,7 +79,8 @@ int spec_decode_value(const spec_field_t *f, const cJSON *j, expr_value_t *out, 
                          "field '%s': expected a time (epoch milliseconds or an RFC 3339 string), "
                          "got %s",
                          f->name, json_kind(j));
-    default: break;
+    default:
+        break;
     }
     return weir_errf(err, errlen, WEIR_EINVAL, "field '%s': expected %s %s, got %s", f->name,
                      f->type == EXPR_INT ? "an" : "a", expr_type_name(f->type), json_kind(j));

@@ -90,7 +90,8 @@ typedef struct comp {
     int failed;
 } comp_t;
 
-static int fail(comp_t *c, uint32_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(comp_t *c, uint32_t pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(comp_t *c, uint32_t pos, const char *fmt, ...)
 {
     if (c->failed) return -1;
@@ -163,7 +164,8 @@ int expr_edit_distance(const char *a, size_t na, const char *b, size_t nb)
 {
     if (na > 64 || nb > 64) return 99;
     int row[65];
-    for (size_t j = 0; j <= nb; j++) row[j] = (int)j;
+    for (size_t j = 0; j <= nb; j++)
+        row[j] = (int)j;
     for (size_t i = 1; i <= na; i++) {
         int prev = row[0];
         row[0] = (int)i;
@@ -289,8 +291,10 @@ static int name_is(weir_slice_t s, const char *name)
 static void emit_function_names(void *ctx, void (*fn)(void *, const char *), void *emit_ctx)
 {
     (void)ctx;
-    for (size_t i = 0; i < COUNT_OF(functions); i++) fn(emit_ctx, functions[i].name);
-    for (size_t i = 0; i < COUNT_OF(aggregates); i++) fn(emit_ctx, aggregates[i].name);
+    for (size_t i = 0; i < COUNT_OF(functions); i++)
+        fn(emit_ctx, functions[i].name);
+    for (size_t i = 0; i < COUNT_OF(aggregates); i++)
+        fn(emit_ctx, aggregates[i].name);
 }
 
 /* ---- type helpers ---- */
@@ -337,21 +341,36 @@ static int compile_arith(comp_t *c, const expr_ast_t *n, expr_type_t *type)
     if (compile_value(c, n->args[0], &a, what) || compile_value(c, n->args[1], &b, what)) return -1;
     expr_opcode_t iop = I_ADD_I, fop = I_ADD_F;
     switch (op) {
-    case OP_ADD: iop = I_ADD_I, fop = I_ADD_F; break;
-    case OP_SUB: iop = I_SUB_I, fop = I_SUB_F; break;
-    case OP_MUL: iop = I_MUL_I, fop = I_MUL_F; break;
-    case OP_DIV: iop = I_DIV_I, fop = I_DIV_F; break;
-    case OP_MOD: iop = I_MOD_I, fop = I_MOD_F; break;
-    default: weir_assert(0);
+    case OP_ADD:
+        iop = I_ADD_I, fop = I_ADD_F;
+        break;
+    case OP_SUB:
+        iop = I_SUB_I, fop = I_SUB_F;
+        break;
+    case OP_MUL:
+        iop = I_MUL_I, fop = I_MUL_F;
+        break;
+    case OP_DIV:
+        iop = I_DIV_I, fop = I_DIV_F;
+        break;
+    case OP_MOD:
+        iop = I_MOD_I, fop = I_MOD_F;
+        break;
+    default:
+        weir_assert(0);
     }
     expr_type_t r = EXPR_NULL;
     int as_float = 0;
     if (is_num(a) && is_num(b)) {
-        if (a == EXPR_INT && b == EXPR_INT && op != OP_DIV) r = EXPR_INT;
-        else as_float = 1;
+        if (a == EXPR_INT && b == EXPR_INT && op != OP_DIV)
+            r = EXPR_INT;
+        else
+            as_float = 1;
     } else if (a == EXPR_DURATION && b == EXPR_DURATION) {
-        if (op == OP_ADD || op == OP_SUB || op == OP_MOD) r = EXPR_DURATION;
-        else if (op == OP_DIV) as_float = 1;
+        if (op == OP_ADD || op == OP_SUB || op == OP_MOD)
+            r = EXPR_DURATION;
+        else if (op == OP_DIV)
+            as_float = 1;
     } else if (a == EXPR_TIME && b == EXPR_DURATION && (op == OP_ADD || op == OP_SUB)) {
         r = EXPR_TIME;
     } else if (a == EXPR_DURATION && b == EXPR_TIME && op == OP_ADD) {
@@ -394,11 +413,15 @@ static int compare_opcode(comp_t *c, expr_op_t op, expr_type_t a, expr_type_t b)
     }
     if (a != b) return -1;
     switch (a) {
-    case EXPR_STRING: return I_CMP_S;
-    case EXPR_BOOL: return ordered ? -1 : I_CMP_B;
+    case EXPR_STRING:
+        return I_CMP_S;
+    case EXPR_BOOL:
+        return ordered ? -1 : I_CMP_B;
     case EXPR_TIME:
-    case EXPR_DURATION: return I_CMP_I;
-    default: return -1;
+    case EXPR_DURATION:
+        return I_CMP_I;
+    default:
+        return -1;
     }
 }
 
@@ -441,9 +464,8 @@ static int compile_logic(comp_t *c, const expr_ast_t *n, expr_type_t *type)
     uint32_t j = emit(c, op == OP_AND ? I_JFALSE_KEEP : I_JTRUE_KEEP, EXPR_BOOL, 0, 0);
     if (compile_value(c, n->args[1], &b, "the condition")) return -1;
     if (b != EXPR_BOOL)
-        return fail(c, n->args[1]->pos,
-                    "type error: '%s' needs bool operands, got %s on its right", expr_op_name(op),
-                    tn(b));
+        return fail(c, n->args[1]->pos, "type error: '%s' needs bool operands, got %s on its right",
+                    expr_op_name(op), tn(b));
     emit(c, op == OP_AND ? I_AND : I_OR, EXPR_BOOL, 0, 0);
     c->code[j].arg = c->ncode;
     *type = EXPR_BOOL;
@@ -470,7 +492,8 @@ static int compile_in(comp_t *c, const expr_ast_t *n, expr_type_t *type)
     if (common == EXPR_FLOAT) {
         op = I_IN_F;
         widen(c, x, n->nargs - 1);
-        for (uint32_t i = 1; i < n->nargs; i++) widen(c, items[i], n->nargs - 1 - i);
+        for (uint32_t i = 1; i < n->nargs; i++)
+            widen(c, items[i], n->nargs - 1 - i);
     } else if (common == EXPR_STRING) {
         op = I_IN_S;
     } else if (common == EXPR_BOOL) {
@@ -540,7 +563,8 @@ static int compile_coalesce(comp_t *c, const expr_ast_t *n, expr_type_t *type)
             stack(c, -1, n->pos);
         }
     }
-    for (uint32_t i = 0; i + 1 < n->nargs; i++) c->code[jumps[i]].arg = c->ncode;
+    for (uint32_t i = 0; i + 1 < n->nargs; i++)
+        c->code[jumps[i]].arg = c->ncode;
     if (r == EXPR_FLOAT && any_int) emit(c, I_TO_FLOAT, EXPR_FLOAT, 0, 0);
     *type = r;
     return 0;
@@ -563,15 +587,23 @@ static int compile_minmax(comp_t *c, const expr_ast_t *n, int is_max, expr_type_
     switch (r) {
     case EXPR_INT:
     case EXPR_TIME:
-    case EXPR_DURATION: op = is_max ? I_MAX_I : I_MIN_I; break;
-    case EXPR_FLOAT: op = is_max ? I_MAX_F : I_MIN_F; break;
-    case EXPR_STRING: op = is_max ? I_MAX_S : I_MIN_S; break;
+    case EXPR_DURATION:
+        op = is_max ? I_MAX_I : I_MIN_I;
+        break;
+    case EXPR_FLOAT:
+        op = is_max ? I_MAX_F : I_MIN_F;
+        break;
+    case EXPR_STRING:
+        op = is_max ? I_MAX_S : I_MIN_S;
+        break;
     default:
-        return fail(c, n->pos, "type error: %s() needs numbers, times, durations or strings, got %s",
-                    name, tn(r));
+        return fail(c, n->pos,
+                    "type error: %s() needs numbers, times, durations or strings, got %s", name,
+                    tn(r));
     }
     if (r == EXPR_FLOAT)
-        for (uint32_t i = 0; i < n->nargs; i++) widen(c, ts[i], n->nargs - 1 - i);
+        for (uint32_t i = 0; i < n->nargs; i++)
+            widen(c, ts[i], n->nargs - 1 - i);
     emit(c, op, r, 0, n->nargs);
     *type = r;
     return stack(c, -(int)(n->nargs - 1), n->pos);
@@ -580,10 +612,14 @@ static int compile_minmax(comp_t *c, const expr_ast_t *n, int is_max, expr_type_
 static int compile_function(comp_t *c, const expr_ast_t *n, fn_t fn, expr_type_t *type)
 {
     switch (fn) {
-    case FN_IF: return compile_if(c, n, type);
-    case FN_COALESCE: return compile_coalesce(c, n, type);
-    case FN_MIN: return compile_minmax(c, n, 0, type);
-    case FN_MAX: return compile_minmax(c, n, 1, type);
+    case FN_IF:
+        return compile_if(c, n, type);
+    case FN_COALESCE:
+        return compile_coalesce(c, n, type);
+    case FN_MIN:
+        return compile_minmax(c, n, 0, type);
+    case FN_MAX:
+        return compile_minmax(c, n, 1, type);
     case FN_IS_NULL: {
         expr_type_t t;
         if (compile_node(c, n->args[0], &t)) return -1;
@@ -591,7 +627,8 @@ static int compile_function(comp_t *c, const expr_ast_t *n, fn_t fn, expr_type_t
         *type = EXPR_BOOL;
         return 0;
     }
-    default: break;
+    default:
+        break;
     }
     expr_type_t ts[4];
     char what[48];
@@ -602,9 +639,12 @@ static int compile_function(comp_t *c, const expr_ast_t *n, fn_t fn, expr_type_t
     const char *need = NULL;
     switch (fn) {
     case FN_ABS:
-        if (t == EXPR_FLOAT) emit(c, I_ABS_F, EXPR_FLOAT, 0, 0);
-        else if (t == EXPR_INT || t == EXPR_DURATION) emit(c, I_ABS_I, t, 0, 0);
-        else need = "a number or a duration";
+        if (t == EXPR_FLOAT)
+            emit(c, I_ABS_F, EXPR_FLOAT, 0, 0);
+        else if (t == EXPR_INT || t == EXPR_DURATION)
+            emit(c, I_ABS_I, t, 0, 0);
+        else
+            need = "a number or a duration";
         *type = t;
         break;
     case FN_LOG:
@@ -625,9 +665,10 @@ static int compile_function(comp_t *c, const expr_ast_t *n, fn_t fn, expr_type_t
         }
         if (n->nargs == 2) {
             if (ts[1] != EXPR_INT)
-                return fail(c, n->args[1]->pos,
-                            "type error: round()'s second argument (decimals) must be an int, got %s",
-                            tn(ts[1]));
+                return fail(
+                    c, n->args[1]->pos,
+                    "type error: round()'s second argument (decimals) must be an int, got %s",
+                    tn(ts[1]));
             widen(c, t, 1);
             emit(c, I_ROUND_N, EXPR_FLOAT, 0, 0);
             *type = EXPR_FLOAT;
@@ -680,10 +721,10 @@ static int compile_function(comp_t *c, const expr_ast_t *n, fn_t fn, expr_type_t
         emit(c, I_HAVERSINE, EXPR_FLOAT, 0, 0);
         *type = EXPR_FLOAT;
         return stack(c, -3, n->pos);
-    default: weir_assert(0);
+    default:
+        weir_assert(0);
     }
-    if (need)
-        return fail(c, n->args[0]->pos, "type error: %s needs %s, got %s", what, need, tn(t));
+    if (need) return fail(c, n->args[0]->pos, "type error: %s needs %s, got %s", what, need, tn(t));
     return 0;
 }
 
@@ -697,7 +738,8 @@ static void agg_free_one(expr_agg_t *a)
 
 void expr_aggs_free(expr_aggs_t *a)
 {
-    for (uint32_t i = 0; i < a->n; i++) agg_free_one(&a->v[i]);
+    for (uint32_t i = 0; i < a->n; i++)
+        agg_free_one(&a->v[i]);
     weir_free(a->v);
     a->v = NULL;
     a->n = a->cap = 0;
@@ -719,12 +761,13 @@ static int compile_aggregate(comp_t *c, const expr_ast_t *n, expr_agg_kind_t kin
         if (kind == EXPR_AGG_LAST) {
             kind = EXPR_AGG_PREV;
         } else {
-            return fail(c, n->pos,
-                        "%s() needs a window: write %s(...) over D, such as over 1h", name, name);
+            return fail(c, n->pos, "%s() needs a window: write %s(...) over D, such as over 1h",
+                        name, name);
         }
     }
     if (n->has_over) {
-        if (n->over_ms <= 0) return fail(c, n->over_pos, "the window of %s() must be longer than 0", name);
+        if (n->over_ms <= 0)
+            return fail(c, n->over_pos, "the window of %s() must be longer than 0", name);
         if (n->every_pos && n->every_ms <= 0)
             return fail(c, n->every_pos, "'every' must be longer than 0");
         if (n->every_ms > 0 && n->over_ms % n->every_ms != 0) {
@@ -735,15 +778,19 @@ static int compile_aggregate(comp_t *c, const expr_ast_t *n, expr_agg_kind_t kin
         }
     }
 
-    expr_agg_t a = {.kind = kind, .window_ms = n->has_over ? n->over_ms : 0,
+    expr_agg_t a = {.kind = kind,
+                    .window_ms = n->has_over ? n->over_ms : 0,
                     .every_ms = n->has_over ? n->every_ms : 0};
     if (n->nargs >= 1) {
-        expr_scope_t as = {.resolve = s->arg_resolve, .names = s->arg_names, .ctx = s->arg_ctx,
-                           .agg_mode = EXPR_AGGS_NONE, .where = "the argument of an aggregate"};
+        expr_scope_t as = {.resolve = s->arg_resolve,
+                           .names = s->arg_names,
+                           .ctx = s->arg_ctx,
+                           .agg_mode = EXPR_AGGS_NONE,
+                           .where = "the argument of an aggregate"};
         if (!as.resolve) return fail(c, n->pos, "aggregate %s() is not allowed here", name);
         uint32_t pos;
-        int rc = expr_compile_ast(n->args[0], c->text, c->len, &as, &a.arg, &pos, c->err,
-                                  c->errlen);
+        int rc =
+            expr_compile_ast(n->args[0], c->text, c->len, &as, &a.arg, &pos, c->err, c->errlen);
         if (rc) {
             c->failed = 1;
             c->err_pos = pos;
@@ -766,7 +813,9 @@ static int compile_aggregate(comp_t *c, const expr_ast_t *n, expr_agg_kind_t kin
     switch (kind) {
     case EXPR_AGG_COUNT:
     case EXPR_AGG_DISTINCT:
-    case EXPR_AGG_APPROX_DISTINCT: a.type = EXPR_INT; break;
+    case EXPR_AGG_APPROX_DISTINCT:
+        a.type = EXPR_INT;
+        break;
     case EXPR_AGG_SUM:
         if (!is_num(at)) need = "a number";
         a.type = at;
@@ -785,7 +834,9 @@ static int compile_aggregate(comp_t *c, const expr_ast_t *n, expr_agg_kind_t kin
         break;
     case EXPR_AGG_FIRST:
     case EXPR_AGG_LAST:
-    case EXPR_AGG_PREV: a.type = at; break;
+    case EXPR_AGG_PREV:
+        a.type = at;
+        break;
     case EXPR_AGG_APPROX_QUANTILE: {
         if (!is_num(at)) need = "a number";
         a.type = EXPR_FLOAT;
@@ -840,8 +891,8 @@ static int compile_call(comp_t *c, const expr_ast_t *n, expr_type_t *type)
     char name[40];
     snprintf(name, sizeof name, "%.*s", (int)(n->name.len > 32 ? 32 : n->name.len), n->name.ptr);
     /* min/max: one argument (or `over`) is the aggregate, more the function. */
-    int scalar_minmax = (name_is(n->name, "min") || name_is(n->name, "max")) && n->nargs >= 2 &&
-                        !n->has_over;
+    int scalar_minmax =
+        (name_is(n->name, "min") || name_is(n->name, "max")) && n->nargs >= 2 && !n->has_over;
     for (size_t i = 0; !scalar_minmax && i < COUNT_OF(aggregates); i++) {
         if (!name_is(n->name, aggregates[i].name)) continue;
         if (n->nargs < aggregates[i].min || n->nargs > aggregates[i].max) {
@@ -865,8 +916,8 @@ static int compile_call(comp_t *c, const expr_ast_t *n, expr_type_t *type)
             if (functions[i].max == EXPR_MAX_ARGS)
                 return fail(c, n->pos, "%s() takes at least %d argument%s, got %u", name,
                             functions[i].min, functions[i].min == 1 ? "" : "s", n->nargs);
-            return fail(c, n->pos, "%s() takes %d or %d arguments, got %u", name,
-                        functions[i].min, functions[i].max, n->nargs);
+            return fail(c, n->pos, "%s() takes %d or %d arguments, got %u", name, functions[i].min,
+                        functions[i].max, n->nargs);
         }
         return compile_function(c, n, functions[i].fn, type);
     }
@@ -901,20 +952,34 @@ static int compile_node(comp_t *c, const expr_ast_t *n, expr_type_t *type)
 {
     expr_value_t v = expr_null();
     switch ((expr_ast_kind_t)n->kind) {
-    case AST_INT: v = expr_int(n->i); break;
-    case AST_FLOAT: v = expr_float(n->f); break;
-    case AST_BOOL: v = expr_bool(n->b); break;
-    case AST_DURATION: v = expr_duration(n->i); break;
-    case AST_STRING: v = expr_string(NULL, 0); break;
-    case AST_NULL: break;
-    case AST_NAME: return compile_name(c, n, type);
-    case AST_CALL: return compile_call(c, n, type);
-    case AST_IN: return compile_in(c, n, type);
+    case AST_INT:
+        v = expr_int(n->i);
+        break;
+    case AST_FLOAT:
+        v = expr_float(n->f);
+        break;
+    case AST_BOOL:
+        v = expr_bool(n->b);
+        break;
+    case AST_DURATION:
+        v = expr_duration(n->i);
+        break;
+    case AST_STRING:
+        v = expr_string(NULL, 0);
+        break;
+    case AST_NULL:
+        break;
+    case AST_NAME:
+        return compile_name(c, n, type);
+    case AST_CALL:
+        return compile_call(c, n, type);
+    case AST_IN:
+        return compile_in(c, n, type);
     case AST_UNARY: {
         expr_type_t t;
         const expr_ast_t *a = n->args[0];
-        if (n->op == OP_NEG && (a->kind == AST_INT || a->kind == AST_FLOAT ||
-                                a->kind == AST_DURATION)) {
+        if (n->op == OP_NEG &&
+            (a->kind == AST_INT || a->kind == AST_FLOAT || a->kind == AST_DURATION)) {
             /* Fold negative literals. */
             v = a->kind == AST_FLOAT ? expr_float(-a->f)
                 : a->kind == AST_INT ? expr_int(-a->i)
@@ -922,7 +987,8 @@ static int compile_node(comp_t *c, const expr_ast_t *n, expr_type_t *type)
             *type = (expr_type_t)v.type;
             return push_const(c, v, NULL, 0, n->pos);
         }
-        if (compile_value(c, a, &t, n->op == OP_NOT ? "the condition" : "the arithmetic")) return -1;
+        if (compile_value(c, a, &t, n->op == OP_NOT ? "the condition" : "the arithmetic"))
+            return -1;
         if (n->op == OP_NOT) {
             if (t != EXPR_BOOL)
                 return fail(c, a->pos, "type error: 'not' needs a bool, got %s", tn(t));
@@ -940,14 +1006,17 @@ static int compile_node(comp_t *c, const expr_ast_t *n, expr_type_t *type)
     case AST_BINARY:
         switch ((expr_op_t)n->op) {
         case OP_AND:
-        case OP_OR: return compile_logic(c, n, type);
+        case OP_OR:
+            return compile_logic(c, n, type);
         case OP_EQ:
         case OP_NE:
         case OP_LT:
         case OP_LE:
         case OP_GT:
-        case OP_GE: return compile_compare(c, n, type);
-        default: return compile_arith(c, n, type);
+        case OP_GE:
+            return compile_compare(c, n, type);
+        default:
+            return compile_arith(c, n, type);
         }
     }
     *type = (expr_type_t)v.type;

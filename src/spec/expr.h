@@ -58,8 +58,8 @@ typedef struct expr_ref {
  * suggestion); any other negative code with a sentence in err to refuse a
  * known name with a reason ("feature 'f' cannot be used inside an
  * aggregate"). */
-typedef int (*expr_resolve_cb)(void *ctx, const char *name, size_t len, expr_ref_t *ref,
-                               char *err, size_t errlen);
+typedef int (*expr_resolve_cb)(void *ctx, const char *name, size_t len, expr_ref_t *ref, char *err,
+                               size_t errlen);
 
 /* Lists the names a scope knows, for "did you mean" suggestions: calls
  * emit(emit_ctx, name) for each. May be NULL. */
@@ -103,7 +103,7 @@ typedef struct expr_agg {
     expr_type_t type;     /* result type, see expr_agg_kind_t */
     int64_t window_ms;
     int64_t every_ms;
-    double q; /* approx_quantile only */
+    double q;   /* approx_quantile only */
     char *text; /* canonical text, e.g. "sum(amount) over 1d": names the slot in output */
 } expr_agg_t;
 
@@ -132,7 +132,7 @@ typedef struct expr_scope {
     expr_names_cb names;     /* optional, for suggestions */
     void *ctx;
     expr_agg_mode_t agg_mode;
-    expr_aggs_t *aggs; /* where aggregate slots go; required unless EXPR_AGGS_NONE */
+    expr_aggs_t *aggs;           /* where aggregate slots go; required unless EXPR_AGGS_NONE */
     expr_resolve_cb arg_resolve; /* names inside an aggregate's argument (raw fields) */
     expr_names_cb arg_names;
     void *arg_ctx;

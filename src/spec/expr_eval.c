@@ -14,28 +14,64 @@
 #include "spec/expr_prog.h"
 
 #define EARTH_RADIUS_KM 6371.0
-#define MS_PER_HOUR INT64_C(3600000)
-#define MS_PER_DAY INT64_C(86400000)
+#define MS_PER_HOUR     INT64_C(3600000)
+#define MS_PER_DAY      INT64_C(86400000)
 
 static const char *const opcode_names[I_COUNT_] = {
-    [I_CONST] = "const",     [I_FIELD] = "field",       [I_FEATURE] = "feature",
-    [I_AGG] = "agg",         [I_EXTRA] = "extra",       [I_TO_FLOAT] = "to_float",
-    [I_NEG_I] = "neg_i",     [I_NEG_F] = "neg_f",       [I_ADD_I] = "add_i",
-    [I_SUB_I] = "sub_i",     [I_MUL_I] = "mul_i",       [I_DIV_I] = "div_i",
-    [I_MOD_I] = "mod_i",     [I_ADD_F] = "add_f",       [I_SUB_F] = "sub_f",
-    [I_MUL_F] = "mul_f",     [I_DIV_F] = "div_f",       [I_MOD_F] = "mod_f",
-    [I_CMP_I] = "cmp_i",     [I_CMP_F] = "cmp_f",       [I_CMP_S] = "cmp_s",
-    [I_CMP_B] = "cmp_b",     [I_NOT] = "not",           [I_AND] = "and",
-    [I_OR] = "or",           [I_JMP] = "jmp",           [I_JFALSE_KEEP] = "jfalse",
-    [I_JTRUE_KEEP] = "jtrue", [I_JNOTTRUE_POP] = "jnottrue", [I_JNOTNULL_KEEP] = "jnotnull",
-    [I_POP] = "pop",         [I_IN_I] = "in_i",         [I_IN_F] = "in_f",
-    [I_IN_S] = "in_s",       [I_IN_B] = "in_b",         [I_IS_NULL] = "is_null",
-    [I_ABS_I] = "abs_i",     [I_ABS_F] = "abs_f",       [I_LOG] = "log",
-    [I_EXP] = "exp",         [I_SQRT] = "sqrt",         [I_ROUND] = "round",
-    [I_ROUND_N] = "round_n", [I_MIN_I] = "min_i",       [I_MAX_I] = "max_i",
-    [I_MIN_F] = "min_f",     [I_MAX_F] = "max_f",       [I_MIN_S] = "min_s",
-    [I_MAX_S] = "max_s",     [I_LOWER] = "lower",       [I_LEN] = "len",
-    [I_SECONDS] = "seconds", [I_HOUR] = "hour_of_day",  [I_DOW] = "day_of_week",
+    [I_CONST] = "const",
+    [I_FIELD] = "field",
+    [I_FEATURE] = "feature",
+    [I_AGG] = "agg",
+    [I_EXTRA] = "extra",
+    [I_TO_FLOAT] = "to_float",
+    [I_NEG_I] = "neg_i",
+    [I_NEG_F] = "neg_f",
+    [I_ADD_I] = "add_i",
+    [I_SUB_I] = "sub_i",
+    [I_MUL_I] = "mul_i",
+    [I_DIV_I] = "div_i",
+    [I_MOD_I] = "mod_i",
+    [I_ADD_F] = "add_f",
+    [I_SUB_F] = "sub_f",
+    [I_MUL_F] = "mul_f",
+    [I_DIV_F] = "div_f",
+    [I_MOD_F] = "mod_f",
+    [I_CMP_I] = "cmp_i",
+    [I_CMP_F] = "cmp_f",
+    [I_CMP_S] = "cmp_s",
+    [I_CMP_B] = "cmp_b",
+    [I_NOT] = "not",
+    [I_AND] = "and",
+    [I_OR] = "or",
+    [I_JMP] = "jmp",
+    [I_JFALSE_KEEP] = "jfalse",
+    [I_JTRUE_KEEP] = "jtrue",
+    [I_JNOTTRUE_POP] = "jnottrue",
+    [I_JNOTNULL_KEEP] = "jnotnull",
+    [I_POP] = "pop",
+    [I_IN_I] = "in_i",
+    [I_IN_F] = "in_f",
+    [I_IN_S] = "in_s",
+    [I_IN_B] = "in_b",
+    [I_IS_NULL] = "is_null",
+    [I_ABS_I] = "abs_i",
+    [I_ABS_F] = "abs_f",
+    [I_LOG] = "log",
+    [I_EXP] = "exp",
+    [I_SQRT] = "sqrt",
+    [I_ROUND] = "round",
+    [I_ROUND_N] = "round_n",
+    [I_MIN_I] = "min_i",
+    [I_MAX_I] = "max_i",
+    [I_MIN_F] = "min_f",
+    [I_MAX_F] = "max_f",
+    [I_MIN_S] = "min_s",
+    [I_MAX_S] = "max_s",
+    [I_LOWER] = "lower",
+    [I_LEN] = "len",
+    [I_SECONDS] = "seconds",
+    [I_HOUR] = "hour_of_day",
+    [I_DOW] = "day_of_week",
     [I_HAVERSINE] = "haversine",
 };
 
@@ -61,17 +97,23 @@ static int string_cmp(weir_slice_t a, weir_slice_t b)
 static int test(expr_op_t op, int cmp)
 {
     switch (op) {
-    case OP_EQ: return cmp == 0;
-    case OP_NE: return cmp != 0;
-    case OP_LT: return cmp < 0;
-    case OP_LE: return cmp <= 0;
-    case OP_GT: return cmp > 0;
-    default: return cmp >= 0;
+    case OP_EQ:
+        return cmp == 0;
+    case OP_NE:
+        return cmp != 0;
+    case OP_LT:
+        return cmp < 0;
+    case OP_LE:
+        return cmp <= 0;
+    case OP_GT:
+        return cmp > 0;
+    default:
+        return cmp >= 0;
     }
 }
 
-#define IS_NULL(v) ((v)->type == EXPR_NULL)
-#define IS_TRUE(v) ((v)->type == EXPR_BOOL && (v)->as.b)
+#define IS_NULL(v)  ((v)->type == EXPR_NULL)
+#define IS_TRUE(v)  ((v)->type == EXPR_BOOL && (v)->as.b)
 #define IS_FALSE(v) ((v)->type == EXPR_BOOL && !(v)->as.b)
 
 /* Sets v to float f, or null if f is not finite. */
@@ -101,11 +143,20 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
     if (e->ncode == 1) {
         const expr_ins_t *in = &e->code[0];
         switch ((expr_opcode_t)in->op) {
-        case I_AGG: *out = env->aggs[in->arg]; return 0;
-        case I_FIELD: *out = env->fields[in->arg]; return 0;
-        case I_FEATURE: *out = env->features[in->arg]; return 0;
-        case I_CONST: *out = e->consts[in->arg]; return 0;
-        default: break;
+        case I_AGG:
+            *out = env->aggs[in->arg];
+            return 0;
+        case I_FIELD:
+            *out = env->fields[in->arg];
+            return 0;
+        case I_FEATURE:
+            *out = env->features[in->arg];
+            return 0;
+        case I_CONST:
+            *out = e->consts[in->arg];
+            return 0;
+        default:
+            break;
         }
     }
     expr_value_t st[EXPR_STACK_MAX];
@@ -116,11 +167,21 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
         const expr_ins_t *in = &code[pc++];
         expr_value_t *a, *b;
         switch ((expr_opcode_t)in->op) {
-        case I_CONST: st[++sp] = e->consts[in->arg]; break;
-        case I_FIELD: st[++sp] = env->fields[in->arg]; break;
-        case I_FEATURE: st[++sp] = env->features[in->arg]; break;
-        case I_AGG: st[++sp] = env->aggs[in->arg]; break;
-        case I_EXTRA: st[++sp] = env->extras[in->arg]; break;
+        case I_CONST:
+            st[++sp] = e->consts[in->arg];
+            break;
+        case I_FIELD:
+            st[++sp] = env->fields[in->arg];
+            break;
+        case I_FEATURE:
+            st[++sp] = env->features[in->arg];
+            break;
+        case I_AGG:
+            st[++sp] = env->aggs[in->arg];
+            break;
+        case I_EXTRA:
+            st[++sp] = env->extras[in->arg];
+            break;
         case I_TO_FLOAT:
             a = &st[sp - (int)in->arg];
             if (a->type == EXPR_INT || a->type == EXPR_TIME || a->type == EXPR_DURATION) {
@@ -131,8 +192,10 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
         case I_NEG_I:
             a = &st[sp];
             if (!IS_NULL(a)) {
-                if (a->as.i == INT64_MIN) a->type = EXPR_NULL;
-                else a->as.i = -a->as.i;
+                if (a->as.i == INT64_MIN)
+                    a->type = EXPR_NULL;
+                else
+                    a->as.i = -a->as.i;
             }
             break;
         case I_NEG_F:
@@ -152,9 +215,15 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
             int64_t x = a->as.i, y = b->as.i, r = 0;
             int bad = 0;
             switch ((expr_opcode_t)in->op) {
-            case I_ADD_I: bad = __builtin_add_overflow(x, y, &r); break;
-            case I_SUB_I: bad = __builtin_sub_overflow(x, y, &r); break;
-            case I_MUL_I: bad = __builtin_mul_overflow(x, y, &r); break;
+            case I_ADD_I:
+                bad = __builtin_add_overflow(x, y, &r);
+                break;
+            case I_SUB_I:
+                bad = __builtin_sub_overflow(x, y, &r);
+                break;
+            case I_MUL_I:
+                bad = __builtin_mul_overflow(x, y, &r);
+                break;
             case I_DIV_I:
                 bad = y == 0 || (x == INT64_MIN && y == -1);
                 if (!bad) r = x / y;
@@ -181,11 +250,21 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
             }
             double x = a->as.f, y = b->as.f, r;
             switch ((expr_opcode_t)in->op) {
-            case I_ADD_F: r = x + y; break;
-            case I_SUB_F: r = x - y; break;
-            case I_MUL_F: r = x * y; break;
-            case I_DIV_F: r = x / y; break;
-            default: r = fmod(x, y); break;
+            case I_ADD_F:
+                r = x + y;
+                break;
+            case I_SUB_F:
+                r = x - y;
+                break;
+            case I_MUL_F:
+                r = x * y;
+                break;
+            case I_DIV_F:
+                r = x / y;
+                break;
+            default:
+                r = fmod(x, y);
+                break;
             }
             set_float(a, r);
             break;
@@ -200,10 +279,18 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
             if (!IS_NULL(a) && !IS_NULL(b)) {
                 int cmp;
                 switch ((expr_opcode_t)in->op) {
-                case I_CMP_I: cmp = (a->as.i > b->as.i) - (a->as.i < b->as.i); break;
-                case I_CMP_F: cmp = (a->as.f > b->as.f) - (a->as.f < b->as.f); break;
-                case I_CMP_S: cmp = string_cmp(a->as.s, b->as.s); break;
-                default: cmp = (int)a->as.b - (int)b->as.b; break;
+                case I_CMP_I:
+                    cmp = (a->as.i > b->as.i) - (a->as.i < b->as.i);
+                    break;
+                case I_CMP_F:
+                    cmp = (a->as.f > b->as.f) - (a->as.f < b->as.f);
+                    break;
+                case I_CMP_S:
+                    cmp = string_cmp(a->as.s, b->as.s);
+                    break;
+                default:
+                    cmp = (int)a->as.b - (int)b->as.b;
+                    break;
                 }
                 r = test((expr_op_t)in->aux, cmp);
             }
@@ -217,18 +304,26 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
         case I_AND:
             b = &st[sp--];
             a = &st[sp];
-            if (IS_FALSE(a) || IS_FALSE(b)) *a = expr_bool(false);
-            else if (IS_NULL(a) || IS_NULL(b)) a->type = EXPR_NULL;
-            else *a = expr_bool(true);
+            if (IS_FALSE(a) || IS_FALSE(b))
+                *a = expr_bool(false);
+            else if (IS_NULL(a) || IS_NULL(b))
+                a->type = EXPR_NULL;
+            else
+                *a = expr_bool(true);
             break;
         case I_OR:
             b = &st[sp--];
             a = &st[sp];
-            if (IS_TRUE(a) || IS_TRUE(b)) *a = expr_bool(true);
-            else if (IS_NULL(a) || IS_NULL(b)) a->type = EXPR_NULL;
-            else *a = expr_bool(false);
+            if (IS_TRUE(a) || IS_TRUE(b))
+                *a = expr_bool(true);
+            else if (IS_NULL(a) || IS_NULL(b))
+                a->type = EXPR_NULL;
+            else
+                *a = expr_bool(false);
             break;
-        case I_JMP: pc = in->arg; break;
+        case I_JMP:
+            pc = in->arg;
+            break;
         case I_JFALSE_KEEP:
             if (IS_FALSE(&st[sp])) pc = in->arg;
             break;
@@ -242,7 +337,9 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
         case I_JNOTNULL_KEEP:
             if (!IS_NULL(&st[sp])) pc = in->arg;
             break;
-        case I_POP: sp--; break;
+        case I_POP:
+            sp--;
+            break;
         case I_IN_I:
         case I_IN_F:
         case I_IN_S:
@@ -255,10 +352,18 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
                     b = &st[sp - n + k];
                     if (IS_NULL(b)) continue;
                     switch ((expr_opcode_t)in->op) {
-                    case I_IN_I: found = a->as.i == b->as.i; break;
-                    case I_IN_F: found = a->as.f == b->as.f; break;
-                    case I_IN_S: found = string_cmp(a->as.s, b->as.s) == 0; break;
-                    default: found = a->as.b == b->as.b; break;
+                    case I_IN_I:
+                        found = a->as.i == b->as.i;
+                        break;
+                    case I_IN_F:
+                        found = a->as.f == b->as.f;
+                        break;
+                    case I_IN_S:
+                        found = string_cmp(a->as.s, b->as.s) == 0;
+                        break;
+                    default:
+                        found = a->as.b == b->as.b;
+                        break;
                     }
                 }
                 found = in->aux ? !found : found;
@@ -267,12 +372,16 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
             *a = expr_bool(found);
             break;
         }
-        case I_IS_NULL: st[sp] = expr_bool(IS_NULL(&st[sp])); break;
+        case I_IS_NULL:
+            st[sp] = expr_bool(IS_NULL(&st[sp]));
+            break;
         case I_ABS_I:
             a = &st[sp];
             if (!IS_NULL(a) && a->as.i < 0) {
-                if (a->as.i == INT64_MIN) a->type = EXPR_NULL;
-                else a->as.i = -a->as.i;
+                if (a->as.i == INT64_MIN)
+                    a->type = EXPR_NULL;
+                else
+                    a->as.i = -a->as.i;
             }
             break;
         case I_ABS_F:
@@ -292,8 +401,10 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
             if (!IS_NULL(a)) {
                 double r = round(a->as.f);
                 /* 2^63 is exactly representable; anything at or above it is not an int64. */
-                if (r >= -9223372036854775808.0 && r < 9223372036854775808.0) *a = expr_int((int64_t)r);
-                else a->type = EXPR_NULL;
+                if (r >= -9223372036854775808.0 && r < 9223372036854775808.0)
+                    *a = expr_int((int64_t)r);
+                else
+                    a->type = EXPR_NULL;
             }
             break;
         case I_ROUND_N: {
@@ -317,7 +428,8 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
             a = &st[sp - n + 1];
             int is_max = in->op == I_MAX_I || in->op == I_MAX_F || in->op == I_MAX_S;
             int null = 0;
-            for (int k = 0; k < n; k++) null |= IS_NULL(&a[k]);
+            for (int k = 0; k < n; k++)
+                null |= IS_NULL(&a[k]);
             if (null) {
                 a->type = EXPR_NULL;
             } else {
@@ -364,7 +476,8 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
             if (!IS_NULL(&st[sp])) st[sp] = expr_float((double)st[sp].as.i / 1000.0);
             break;
         case I_HOUR:
-            if (!IS_NULL(&st[sp])) st[sp] = expr_int(floor_mod(st[sp].as.i, MS_PER_DAY) / MS_PER_HOUR);
+            if (!IS_NULL(&st[sp]))
+                st[sp] = expr_int(floor_mod(st[sp].as.i, MS_PER_DAY) / MS_PER_HOUR);
             break;
         case I_DOW:
             if (!IS_NULL(&st[sp])) {
@@ -376,13 +489,17 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
         case I_HAVERSINE: {
             a = &st[sp - 3];
             int null = 0;
-            for (int k = 0; k < 4; k++) null |= IS_NULL(&a[k]);
-            if (null) a->type = EXPR_NULL;
-            else set_float(a, haversine(a[0].as.f, a[1].as.f, a[2].as.f, a[3].as.f));
+            for (int k = 0; k < 4; k++)
+                null |= IS_NULL(&a[k]);
+            if (null)
+                a->type = EXPR_NULL;
+            else
+                set_float(a, haversine(a[0].as.f, a[1].as.f, a[2].as.f, a[3].as.f));
             sp -= 3;
             break;
         }
-        case I_COUNT_: weir_assert(0);
+        case I_COUNT_:
+            weir_assert(0);
         }
     }
     weir_assert(sp == 0);

@@ -19,11 +19,11 @@
 #define EXPR_STACK_MAX 64
 
 typedef enum expr_opcode {
-    I_CONST,   /* push consts[arg] */
-    I_FIELD,   /* push env->fields[arg] */
-    I_FEATURE, /* push env->features[arg] */
-    I_AGG,     /* push env->aggs[arg] */
-    I_EXTRA,   /* push env->extras[arg] */
+    I_CONST,    /* push consts[arg] */
+    I_FIELD,    /* push env->fields[arg] */
+    I_FEATURE,  /* push env->features[arg] */
+    I_AGG,      /* push env->aggs[arg] */
+    I_EXTRA,    /* push env->extras[arg] */
     I_TO_FLOAT, /* the value `arg` below the top: int/time/duration → float */
     I_NEG_I,
     I_NEG_F,

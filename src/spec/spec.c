@@ -59,7 +59,8 @@ static int fail_pos(loader_t *L, int code, uint32_t line, uint32_t col, const ch
 }
 
 /* An error at node n. */
-static int fail(loader_t *L, const ynode_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(loader_t *L, const ynode_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(loader_t *L, const ynode_t *n, const char *fmt, ...)
 {
     va_list ap;
@@ -138,7 +139,8 @@ static int check_keys(loader_t *L, const ynode_t *m, const char *const *words, c
             known = strlen(words[w]) == k->len && memcmp(words[w], k->value, k->len) == 0;
         if (known) continue;
         const char *hint = closest(k->value, k->len, words);
-        if (hint) return fail(L, k, "unknown key '%.*s' in %s; did you mean '%s'?", Q(k), where, hint);
+        if (hint)
+            return fail(L, k, "unknown key '%.*s' in %s; did you mean '%s'?", Q(k), where, hint);
         return fail(L, k, "unknown key '%.*s' in %s; expected %s", Q(k), where, expected);
     }
     return 0;
@@ -225,7 +227,8 @@ static void names_fields(void *ctx, void (*emit)(void *, const char *), void *ec
 {
     const loader_t *L = ctx;
     const spec_source_t *src = main_source(L);
-    for (uint32_t i = 0; src && i < src->nfields; i++) emit(ectx, src->fields[i].name);
+    for (uint32_t i = 0; src && i < src->nfields; i++)
+        emit(ectx, src->fields[i].name);
 }
 
 static void names_all(void *ctx, void (*emit)(void *, const char *), void *ectx)
@@ -278,8 +281,8 @@ static int resolve_decision_scope(void *ctx, const char *name, size_t len, expr_
 }
 
 /* In an aggregate's select, outside aggregate calls: nothing per event. */
-static int resolve_select_scope(void *ctx, const char *name, size_t len, expr_ref_t *ref,
-                                char *err, size_t errlen)
+static int resolve_select_scope(void *ctx, const char *name, size_t len, expr_ref_t *ref, char *err,
+                                size_t errlen)
 {
     loader_t *L = ctx;
     if (resolve_field_ref(L, name, len, ref) == 0)
@@ -307,8 +310,9 @@ static int compile_node(loader_t *L, const ynode_t *n, const expr_scope_t *scope
 
 /* ---- top level ---- */
 
-static const char *const top_keys[] = {"pipeline", "partitions", "sources", "features",
-                                       "aggregates", "model", "decisions", "patterns", NULL};
+static const char *const top_keys[] = {"pipeline",  "partitions", "sources",
+                                       "features",  "aggregates", "model",
+                                       "decisions", "patterns",   NULL};
 
 static int load_pipeline(loader_t *L, const ynode_t *root)
 {
@@ -319,9 +323,8 @@ static int load_pipeline(loader_t *L, const ynode_t *root)
         char c = n->value[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '-' || c == '.'))
-            return fail(L, n,
-                        "pipeline name '%.*s' may hold only letters, digits, '_', '-' and '.'",
-                        Q(n));
+            return fail(
+                L, n, "pipeline name '%.*s' may hold only letters, digits, '_', '-' and '.'", Q(n));
     }
     L->spec->pipeline = weir_strndup(n->value, n->len);
 
@@ -329,11 +332,13 @@ static int load_pipeline(loader_t *L, const ynode_t *root)
     n = ynode_get(root, "partitions");
     if (!n) return 0;
     const char *bad = "partitions must be an integer from 1 to %d, got '%.*s'";
-    if (n->kind != YNODE_SCALAR) return fail(L, n, "partitions must be an integer, not %s", kind_name(n));
+    if (n->kind != YNODE_SCALAR)
+        return fail(L, n, "partitions must be an integer, not %s", kind_name(n));
     if (n->len == 0 || n->len > 9) return fail(L, n, bad, SPEC_MAX_PARTITIONS, Q(n));
     long v = 0;
     for (size_t i = 0; i < n->len; i++) {
-        if (n->value[i] < '0' || n->value[i] > '9') return fail(L, n, bad, SPEC_MAX_PARTITIONS, Q(n));
+        if (n->value[i] < '0' || n->value[i] > '9')
+            return fail(L, n, bad, SPEC_MAX_PARTITIONS, Q(n));
         v = v * 10 + (n->value[i] - '0');
     }
     if (v < 1 || v > SPEC_MAX_PARTITIONS) return fail(L, n, bad, SPEC_MAX_PARTITIONS, Q(n));
@@ -368,8 +373,9 @@ static int load_source(loader_t *L, const ynode_t *k, const ynode_t *m, spec_sou
         f->slot = i;
         f->pos = (spec_pos_t){fk->line, fk->col};
         if (expr_type_parse(fv->value, fv->len, &f->type))
-            return fail(L, fv, "unknown type '%.*s' for field '%s'; expected string, int, float, "
-                               "bool or time",
+            return fail(L, fv,
+                        "unknown type '%.*s' for field '%s'; expected string, int, float, "
+                        "bool or time",
                         Q(fv), f->name);
     }
     const ynode_t *key = ynode_get(m, "key"), *time = ynode_get(m, "time");
@@ -414,9 +420,19 @@ static int load_sources(loader_t *L, const ynode_t *root)
 
 static int is_aggregate_call(const expr_ast_t *n)
 {
-    static const char *const aggs[] = {"count", "sum", "avg", "min", "max", "stddev", "variance",
-                                       "first", "last", "distinct", "approx_distinct",
-                                       "approx_quantile", NULL};
+    static const char *const aggs[] = {"count",
+                                       "sum",
+                                       "avg",
+                                       "min",
+                                       "max",
+                                       "stddev",
+                                       "variance",
+                                       "first",
+                                       "last",
+                                       "distinct",
+                                       "approx_distinct",
+                                       "approx_quantile",
+                                       NULL};
     for (size_t i = 0; aggs[i]; i++) {
         if (strlen(aggs[i]) != n->name.len || memcmp(aggs[i], n->name.ptr, n->name.len)) continue;
         if (i == 3 || i == 4) return n->nargs < 2 || n->has_over; /* min/max */
@@ -441,7 +457,8 @@ static void collect_deps(loader_t *L, uint32_t self, const expr_ast_t *n, uint32
         return;
     }
     if (n->kind == AST_CALL && is_aggregate_call(n)) return;
-    for (uint32_t i = 0; i < n->nargs; i++) collect_deps(L, self, n->args[i], cap);
+    for (uint32_t i = 0; i < n->nargs; i++)
+        collect_deps(L, self, n->args[i], cap);
 }
 
 /* Depth-first post-order over the dependency graph, iterative (a long chain
@@ -473,7 +490,8 @@ static int order_features(loader_t *L)
                     /* The cycle is the path from v to u, then back to v. */
                     weir_buf_t b = WEIR_BUF_INIT;
                     uint32_t start = 0;
-                    while (path[start] != v) start++;
+                    while (path[start] != v)
+                        start++;
                     for (uint32_t i = start; i < depth; i++) {
                         buf_append_str(&b, s->features[path[i]].name);
                         buf_append_str(&b, " -> ");
@@ -505,8 +523,7 @@ static int load_features(loader_t *L, const ynode_t *root)
     if (!m) return 0;
     if (is_empty(m)) return 0;
     if (want_map(L, m, "features")) return L->rc;
-    if (m->n > SPEC_MAX_FEATURES)
-        return fail(L, m, "more than %d features", SPEC_MAX_FEATURES);
+    if (m->n > SPEC_MAX_FEATURES) return fail(L, m, "more than %d features", SPEC_MAX_FEATURES);
     uint32_t n = m->n;
     s->features = weir_calloc(n ? n : 1, sizeof *s->features);
     L->feat_nodes = weir_calloc(n ? n : 1, sizeof *L->feat_nodes);
@@ -541,9 +558,14 @@ static int load_features(loader_t *L, const ynode_t *root)
     }
     if (order_features(L)) return L->rc;
     expr_scope_t scope = {
-        .resolve = resolve_feature_scope, .names = names_all, .ctx = L,
-        .agg_mode = EXPR_AGGS_FEATURE, .aggs = &s->aggs,
-        .arg_resolve = resolve_arg, .arg_names = names_fields, .arg_ctx = L,
+        .resolve = resolve_feature_scope,
+        .names = names_all,
+        .ctx = L,
+        .agg_mode = EXPR_AGGS_FEATURE,
+        .aggs = &s->aggs,
+        .arg_resolve = resolve_arg,
+        .arg_names = names_fields,
+        .arg_ctx = L,
         .where = "a feature",
     };
     for (uint32_t k = 0; k < n; k++) {
@@ -575,12 +597,14 @@ static int check_score_name(loader_t *L)
     int f = find_field(src, "score", 5);
     if (f >= 0) {
         ynode_t at = {.line = src->fields[f].pos.line, .col = src->fields[f].pos.col};
-        return fail(L, &at, "the name 'score' is reserved for the model's score; rename this field");
+        return fail(L, &at,
+                    "the name 'score' is reserved for the model's score; rename this field");
     }
     f = find_feature(L->spec, "score", 5);
     if (f >= 0) {
         ynode_t at = {.line = L->spec->features[f].pos.line, .col = L->spec->features[f].pos.col};
-        return fail(L, &at, "the name 'score' is reserved for the model's score; rename this feature");
+        return fail(L, &at,
+                    "the name 'score' is reserved for the model's score; rename this feature");
     }
     return 0;
 }
@@ -652,8 +676,8 @@ static int load_model(loader_t *L, const ynode_t *root)
             } c = {in->value, in->len, NULL, in->len <= 3 ? 2 : 3};
             const spec_source_t *src = main_source(L);
             for (uint32_t j = 0; j < src->nfields + s->nfeatures; j++) {
-                const char *nm = j < src->nfields ? src->fields[j].name
-                                                  : s->features[j - src->nfields].name;
+                const char *nm =
+                    j < src->nfields ? src->fields[j].name : s->features[j - src->nfields].name;
                 int d = expr_edit_distance(c.t, c.len, nm, strlen(nm));
                 if (d < c.d) {
                     c.d = d;
@@ -684,13 +708,16 @@ static int load_decisions(loader_t *L, const ynode_t *root)
     if (d->n == 0) return fail(L, d, "decisions is empty");
     s->decisions = weir_calloc(d->n, sizeof *s->decisions);
     expr_scope_t scope = {
-        .resolve = resolve_decision_scope, .names = names_all, .ctx = L,
+        .resolve = resolve_decision_scope,
+        .names = names_all,
+        .ctx = L,
         .agg_mode = EXPR_AGGS_NONE,
         .where = "a decision rule (define a feature for it)",
     };
     for (uint32_t i = 0; i < d->n; i++) {
         const ynode_t *r = d->items[i];
-        if (want_map(L, r, "a decision rule") || check_keys(L, r, keys, "a decision rule", "when, then or reason"))
+        if (want_map(L, r, "a decision rule") ||
+            check_keys(L, r, keys, "a decision rule", "when, then or reason"))
             return L->rc;
         spec_decision_t *dec = &s->decisions[s->ndecisions++];
         dec->pos = (spec_pos_t){r->line, r->col};
@@ -706,8 +733,9 @@ static int load_decisions(loader_t *L, const ynode_t *root)
         }
         if (!when) {
             if (i + 1 < d->n)
-                return fail(L, r, "only the last decision rule may omit 'when'; later rules "
-                                  "would never run");
+                return fail(L, r,
+                            "only the last decision rule may omit 'when'; later rules "
+                            "would never run");
             continue;
         }
         if (want_scalar(L, when, "when")) return L->rc;
@@ -729,10 +757,12 @@ static int words(const ynode_t *n, weir_slice_t *w, size_t *off, int max)
     int k = 0;
     size_t i = 0;
     while (i < n->len) {
-        while (i < n->len && (n->value[i] == ' ' || n->value[i] == '\t')) i++;
+        while (i < n->len && (n->value[i] == ' ' || n->value[i] == '\t'))
+            i++;
         if (i == n->len) break;
         size_t st = i;
-        while (i < n->len && n->value[i] != ' ' && n->value[i] != '\t') i++;
+        while (i < n->len && n->value[i] != ' ' && n->value[i] != '\t')
+            i++;
         if (k == max) return max + 1;
         w[k].ptr = n->value + st;
         w[k].len = i - st;
@@ -744,7 +774,8 @@ static int words(const ynode_t *n, weir_slice_t *w, size_t *off, int max)
 static int word_duration(loader_t *L, const ynode_t *n, weir_slice_t w, size_t off, int64_t *ms)
 {
     int rc = expr_parse_duration(w.ptr, w.len, ms);
-    if (rc == WEIR_ERANGE) return fail_at(L, n, off, "duration '%.*s' is too large", (int)w.len, w.ptr);
+    if (rc == WEIR_ERANGE)
+        return fail_at(L, n, off, "duration '%.*s' is too large", (int)w.len, w.ptr);
     if (rc)
         return fail_at(L, n, off,
                        "bad duration '%.*s': expected an integer followed by ms, s, m, h or d",
@@ -809,7 +840,8 @@ static int load_aggregates(loader_t *L, const ynode_t *root)
         spec_aggregate_t *a = &s->aggregates[s->naggregates++];
         a->name = weir_strndup(k->value, k->len);
         a->pos = (spec_pos_t){k->line, k->col};
-        if (want_map(L, v, where) || check_keys(L, v, keys, where, "window or select")) return L->rc;
+        if (want_map(L, v, where) || check_keys(L, v, keys, where, "window or select"))
+            return L->rc;
         const ynode_t *win = ynode_get(v, "window"), *sel = ynode_get(v, "select");
         if (!win) return fail(L, k, "aggregate '%.*s' is missing required key 'window'", Q(k));
         if (!sel) return fail(L, k, "aggregate '%.*s' is missing required key 'select'", Q(k));
@@ -818,9 +850,13 @@ static int load_aggregates(loader_t *L, const ynode_t *root)
         if (sel->n == 0) return fail(L, sel, "select of aggregate '%.*s' is empty", Q(k));
         a->select = weir_calloc(sel->n, sizeof *a->select);
         expr_scope_t scope = {
-            .resolve = resolve_select_scope, .ctx = L,
-            .agg_mode = EXPR_AGGS_WINDOW, .aggs = &a->aggs,
-            .arg_resolve = resolve_arg, .arg_names = names_fields, .arg_ctx = L,
+            .resolve = resolve_select_scope,
+            .ctx = L,
+            .agg_mode = EXPR_AGGS_WINDOW,
+            .aggs = &a->aggs,
+            .arg_resolve = resolve_arg,
+            .arg_names = names_fields,
+            .arg_ctx = L,
             .where = "a select",
         };
         for (uint32_t j = 0; j < sel->n; j++) {
@@ -846,8 +882,10 @@ static int load_aggregates(loader_t *L, const ynode_t *root)
 static void loader_cleanup(loader_t *L)
 {
     uint32_t n = L->spec ? L->spec->nfeatures : 0;
-    for (uint32_t i = 0; L->feat_asts && i < n; i++) expr_ast_free(L->feat_asts[i]);
-    for (uint32_t i = 0; L->deps && i < n; i++) weir_free(L->deps[i]);
+    for (uint32_t i = 0; L->feat_asts && i < n; i++)
+        expr_ast_free(L->feat_asts[i]);
+    for (uint32_t i = 0; L->deps && i < n; i++)
+        weir_free(L->deps[i]);
     weir_free(L->feat_asts);
     weir_free(L->feat_nodes);
     weir_free(L->deps);
@@ -862,8 +900,9 @@ static int load_root(loader_t *L, const ynode_t *root)
         return fail(L, &at, "spec is empty");
     }
     if (root->kind != YNODE_MAP)
-        return fail(L, root, "a spec must be a mapping with keys such as pipeline and sources, "
-                             "not %s",
+        return fail(L, root,
+                    "a spec must be a mapping with keys such as pipeline and sources, "
+                    "not %s",
                     kind_name(root));
     for (uint32_t i = 0; i < root->n; i++) {
         const ynode_t *k = ynode_key(root, i);
@@ -940,7 +979,8 @@ void spec_free(spec_t *s)
     if (!s) return;
     for (uint32_t i = 0; i < s->nsources; i++) {
         spec_source_t *src = &s->sources[i];
-        for (uint32_t j = 0; j < src->nfields; j++) weir_free(src->fields[j].name);
+        for (uint32_t j = 0; j < src->nfields; j++)
+            weir_free(src->fields[j].name);
         weir_free(src->fields);
         weir_free(src->name);
     }
@@ -954,7 +994,8 @@ void spec_free(spec_t *s)
     expr_aggs_free(&s->aggs);
     weir_free(s->model.path);
     weir_free(s->model.resolved);
-    for (uint32_t i = 0; i < s->model.ninputs; i++) weir_free(s->model.inputs[i].name);
+    for (uint32_t i = 0; i < s->model.ninputs; i++)
+        weir_free(s->model.inputs[i].name);
     weir_free(s->model.inputs);
     for (uint32_t i = 0; i < s->ndecisions; i++) {
         expr_free(s->decisions[i].when);

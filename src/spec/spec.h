@@ -44,7 +44,7 @@
 #include "spec/value.h"
 
 #define SPEC_MAX_PARTITIONS 4096
-#define SPEC_EXTRA_SCORE 0 /* env.extras[0] in decision rules: the model's score (float) */
+#define SPEC_EXTRA_SCORE    0 /* env.extras[0] in decision rules: the model's score (float) */
 
 typedef struct spec_pos {
     uint32_t line, col; /* 1-based position in the spec file */
@@ -87,8 +87,8 @@ typedef struct spec_input {
 } spec_input_t;
 
 typedef struct spec_model {
-    char *path;      /* as written */
-    char *resolved;  /* relative paths resolved against the spec file's folder */
+    char *path;     /* as written */
+    char *resolved; /* relative paths resolved against the spec file's folder */
     spec_input_t *inputs;
     uint32_t ninputs;
 } spec_model_t;
@@ -129,7 +129,7 @@ typedef struct spec {
     char *pipeline;
     uint32_t partitions; /* default 1 */
     spec_source_t *sources;
-    uint32_t nsources; /* exactly 1 for now */
+    uint32_t nsources;        /* exactly 1 for now */
     spec_feature_t *features; /* declared order: the order of output columns */
     uint32_t nfeatures;
     uint32_t *feature_order; /* evaluation order: dependencies first */

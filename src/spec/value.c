@@ -14,13 +14,20 @@
 const char *expr_type_name(expr_type_t t)
 {
     switch (t) {
-    case EXPR_NULL: return "null";
-    case EXPR_BOOL: return "bool";
-    case EXPR_INT: return "int";
-    case EXPR_FLOAT: return "float";
-    case EXPR_STRING: return "string";
-    case EXPR_TIME: return "time";
-    case EXPR_DURATION: return "duration";
+    case EXPR_NULL:
+        return "null";
+    case EXPR_BOOL:
+        return "bool";
+    case EXPR_INT:
+        return "int";
+    case EXPR_FLOAT:
+        return "float";
+    case EXPR_STRING:
+        return "string";
+    case EXPR_TIME:
+        return "time";
+    case EXPR_DURATION:
+        return "duration";
     }
     return "?";
 }
@@ -31,7 +38,7 @@ int expr_type_parse(const char *s, size_t len, expr_type_t *out)
         const char *name;
         expr_type_t type;
     } names[] = {
-        {"string", EXPR_STRING}, {"int", EXPR_INT}, {"float", EXPR_FLOAT},
+        {"string", EXPR_STRING}, {"int", EXPR_INT},   {"float", EXPR_FLOAT},
         {"bool", EXPR_BOOL},     {"time", EXPR_TIME},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -60,12 +67,18 @@ int expr_parse_duration(const char *s, size_t len, int64_t *out_ms)
     if (i == 0) return WEIR_EINVAL;
     int64_t unit;
     size_t rest = len - i;
-    if (rest == 2 && s[i] == 'm' && s[i + 1] == 's') unit = 1;
-    else if (rest == 1 && s[i] == 's') unit = 1000;
-    else if (rest == 1 && s[i] == 'm') unit = 60 * 1000;
-    else if (rest == 1 && s[i] == 'h') unit = 3600 * 1000;
-    else if (rest == 1 && s[i] == 'd') unit = 86400 * 1000;
-    else return WEIR_EINVAL;
+    if (rest == 2 && s[i] == 'm' && s[i + 1] == 's')
+        unit = 1;
+    else if (rest == 1 && s[i] == 's')
+        unit = 1000;
+    else if (rest == 1 && s[i] == 'm')
+        unit = 60 * 1000;
+    else if (rest == 1 && s[i] == 'h')
+        unit = 3600 * 1000;
+    else if (rest == 1 && s[i] == 'd')
+        unit = 86400 * 1000;
+    else
+        return WEIR_EINVAL;
     if (overflow || n > (uint64_t)(INT64_MAX / unit)) return WEIR_ERANGE;
     *out_ms = (int64_t)n * unit;
     return 0;
@@ -157,7 +170,8 @@ int expr_parse_rfc3339(const char *s, size_t len, int64_t *out_ms)
             i++;
         }
         if (nd == 0) return WEIR_EINVAL;
-        for (int k = nd; k < 3; k++) ms *= 10;
+        for (int k = nd; k < 3; k++)
+            ms *= 10;
     }
     int64_t offset_min = 0;
     if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
@@ -214,11 +228,21 @@ void expr_value_append(weir_buf_t *b, const expr_value_t *v)
 {
     char tmp[64];
     switch ((expr_type_t)v->type) {
-    case EXPR_NULL: buf_append_str(b, "null"); return;
-    case EXPR_BOOL: buf_append_str(b, v->as.b ? "true" : "false"); return;
-    case EXPR_INT: buf_appendf(b, "%" PRId64, v->as.i); return;
-    case EXPR_FLOAT: expr_append_double(b, v->as.f); return;
-    case EXPR_STRING: buf_append_json_string(b, v->as.s.ptr, v->as.s.len); return;
+    case EXPR_NULL:
+        buf_append_str(b, "null");
+        return;
+    case EXPR_BOOL:
+        buf_append_str(b, v->as.b ? "true" : "false");
+        return;
+    case EXPR_INT:
+        buf_appendf(b, "%" PRId64, v->as.i);
+        return;
+    case EXPR_FLOAT:
+        expr_append_double(b, v->as.f);
+        return;
+    case EXPR_STRING:
+        buf_append_json_string(b, v->as.s.ptr, v->as.s.len);
+        return;
     case EXPR_TIME:
         expr_format_rfc3339(v->as.i, tmp, sizeof tmp);
         buf_append_str(b, tmp);
@@ -234,11 +258,14 @@ bool expr_value_equal(const expr_value_t *a, const expr_value_t *b)
 {
     if (a->type == EXPR_NULL || a->type != b->type) return false;
     switch ((expr_type_t)a->type) {
-    case EXPR_BOOL: return a->as.b == b->as.b;
-    case EXPR_FLOAT: return a->as.f == b->as.f;
+    case EXPR_BOOL:
+        return a->as.b == b->as.b;
+    case EXPR_FLOAT:
+        return a->as.f == b->as.f;
     case EXPR_STRING:
         return a->as.s.len == b->as.s.len &&
                (a->as.s.len == 0 || memcmp(a->as.s.ptr, b->as.s.ptr, a->as.s.len) == 0);
-    default: return a->as.i == b->as.i;
+    default:
+        return a->as.i == b->as.i;
     }
 }

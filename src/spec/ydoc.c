@@ -49,7 +49,8 @@ static void node_free(ynode_t *n)
         weir_free(n->value);
     } else {
         uint32_t count = n->kind == YNODE_MAP ? 2 * n->n : n->n;
-        for (uint32_t i = 0; i < count; i++) node_free(n->items[i]);
+        for (uint32_t i = 0; i < count; i++)
+            node_free(n->items[i]);
         weir_free(n->items);
     }
     weir_free(n);
@@ -102,7 +103,8 @@ static int check_duplicates(builder_t *b, const ynode_t *m)
 {
     if (m->n < 2) return 0;
     ynode_t **keys = weir_malloc(sizeof *keys * m->n);
-    for (uint32_t i = 0; i < m->n; i++) keys[i] = ynode_key(m, i);
+    for (uint32_t i = 0; i < m->n; i++)
+        keys[i] = ynode_key(m, i);
     qsort(keys, m->n, sizeof *keys, key_cmp);
     /* Sorted by (key, position): a run of equal keys starts with the first
      * occurrence, and its second member is that key's first duplicate. */
@@ -131,8 +133,8 @@ static int check_duplicates(builder_t *b, const ynode_t *m)
 static ynode_t *build(builder_t *b, yaml_event_t *e, int depth)
 {
     if (depth > YDOC_MAX_DEPTH) {
-        fail_at(b, e->start_mark.line, e->start_mark.column, "YAML nesting is deeper than %d levels",
-                YDOC_MAX_DEPTH);
+        fail_at(b, e->start_mark.line, e->start_mark.column,
+                "YAML nesting is deeper than %d levels", YDOC_MAX_DEPTH);
         return NULL;
     }
     ynode_t *n;
@@ -145,11 +147,19 @@ static ynode_t *build(builder_t *b, yaml_event_t *e, int depth)
         memcpy(n->value, e->data.scalar.value, n->len);
         n->value[n->len] = '\0';
         switch (e->data.scalar.style) {
-        case YAML_SINGLE_QUOTED_SCALAR_STYLE: n->style = YSTYLE_SINGLE; break;
-        case YAML_DOUBLE_QUOTED_SCALAR_STYLE: n->style = YSTYLE_DOUBLE; break;
+        case YAML_SINGLE_QUOTED_SCALAR_STYLE:
+            n->style = YSTYLE_SINGLE;
+            break;
+        case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
+            n->style = YSTYLE_DOUBLE;
+            break;
         case YAML_LITERAL_SCALAR_STYLE:
-        case YAML_FOLDED_SCALAR_STYLE: n->style = YSTYLE_BLOCK; break;
-        default: n->style = YSTYLE_PLAIN; break;
+        case YAML_FOLDED_SCALAR_STYLE:
+            n->style = YSTYLE_BLOCK;
+            break;
+        default:
+            n->style = YSTYLE_PLAIN;
+            break;
         }
         return n;
     }
@@ -205,7 +215,8 @@ int ydoc_parse(const char *src, size_t len, ydoc_t **out, uint32_t *line, uint32
     *line = *col = 1;
     if (len > YDOC_MAX_BYTES)
         return weir_errf(err, errlen, WEIR_EPARSE, "spec is larger than %u bytes", YDOC_MAX_BYTES);
-    if (!yaml_parser_initialize(&b.parser)) return weir_errf(err, errlen, WEIR_ENOMEM, "out of memory");
+    if (!yaml_parser_initialize(&b.parser))
+        return weir_errf(err, errlen, WEIR_ENOMEM, "out of memory");
     yaml_parser_set_input_string(&b.parser, (const unsigned char *)src, len);
     yaml_parser_set_encoding(&b.parser, YAML_UTF8_ENCODING);
     ynode_t *root = NULL;
@@ -215,8 +226,11 @@ int ydoc_parse(const char *src, size_t len, ydoc_t **out, uint32_t *line, uint32
         if (next_event(&b, &e)) break;
         switch (e.type) {
         case YAML_STREAM_START_EVENT:
-        case YAML_DOCUMENT_END_EVENT: break;
-        case YAML_STREAM_END_EVENT: done = 1; break;
+        case YAML_DOCUMENT_END_EVENT:
+            break;
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
         case YAML_DOCUMENT_START_EVENT:
             if (++docs > 1)
                 fail_at(&b, e.start_mark.line, e.start_mark.column,
@@ -292,8 +306,10 @@ void ydoc_scalar_pos(const ydoc_t *d, const ynode_t *n, size_t offset, uint32_t 
     if (n->style == YSTYLE_SINGLE || n->style == YSTYLE_DOUBLE) {
         j++;
     } else if (n->style == YSTYLE_BLOCK) {
-        while (j < end && s[j] != '\n') j++;
-        while (j < end && (s[j] == '\n' || s[j] == '\r' || s[j] == ' ')) j++;
+        while (j < end && s[j] != '\n')
+            j++;
+        while (j < end && (s[j] == '\n' || s[j] == '\r' || s[j] == ' '))
+            j++;
     }
     /* Just past the end: one column after the last byte. */
     int past = 0;

@@ -30,8 +30,8 @@ static void test_durations(void **state)
     assert_int_equal(expr_parse_duration("0", 1, &ms), 0);
     assert_true(ms == 0);
     assert_int_equal(expr_parse_duration("0s", 2, &ms), 0);
-    static const char *const bad[] = {"", "h", "1", "1.5h", "-1h", "1 h", "1hr", "1H", "1w",
-                                      "ms", "1h ", " 1h", "10mss"};
+    static const char *const bad[] = {"",   "h",  "1",  "1.5h", "-1h", "1 h",  "1hr",
+                                      "1H", "1w", "ms", "1h ",  " 1h", "10mss"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (expr_parse_duration(bad[i], strlen(bad[i]), &ms) != WEIR_EINVAL)
             fail_msg("'%s' parsed as a duration", bad[i]);
@@ -77,11 +77,22 @@ static void test_rfc3339(void **state)
     assert_true(t("2000-02-29T00:00:00Z") == INT64_C(951782400000));
     assert_true(t("2016-12-31T23:59:60Z") == INT64_C(1483228800000)); /* leap second */
     static const char *const bad[] = {
-        "", "2024-05-01", "2024-05-01T13:45:30", "2024-13-01T00:00:00Z",
-        "2024-02-30T00:00:00Z", "2023-02-29T00:00:00Z", "2024-05-01T24:00:00Z",
-        "2024-05-01T13:60:00Z", "2024-05-01T13:45:61Z", "2024-05-01T13:45:30.Z",
-        "2024-05-01T13:45:30+0200", "2024-05-01T13:45:30Zjunk", "24-05-01T13:45:30Z",
-        "1714571130000", "2024-05-01T13:45Z", "2024-00-10T00:00:00Z",
+        "",
+        "2024-05-01",
+        "2024-05-01T13:45:30",
+        "2024-13-01T00:00:00Z",
+        "2024-02-30T00:00:00Z",
+        "2023-02-29T00:00:00Z",
+        "2024-05-01T24:00:00Z",
+        "2024-05-01T13:60:00Z",
+        "2024-05-01T13:45:61Z",
+        "2024-05-01T13:45:30.Z",
+        "2024-05-01T13:45:30+0200",
+        "2024-05-01T13:45:30Zjunk",
+        "24-05-01T13:45:30Z",
+        "1714571130000",
+        "2024-05-01T13:45Z",
+        "2024-00-10T00:00:00Z",
     };
     int64_t ms;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -139,8 +150,9 @@ static void test_decode_event(void **state)
     const spec_source_t *src = &s->sources[0];
     expr_value_t v[5];
     char err[256];
-    assert_int_equal(decode(src, "{\"card_id\": \"c1\", \"n\": 3, \"amount\": 12.5, \"ok\": true, "
-                                 "\"ts\": 1714571130000, \"extra\": [1, 2]}",
+    assert_int_equal(decode(src,
+                            "{\"card_id\": \"c1\", \"n\": 3, \"amount\": 12.5, \"ok\": true, "
+                            "\"ts\": 1714571130000, \"extra\": [1, 2]}",
                             v, err, sizeof err),
                      0);
     assert_true(v[0].type == EXPR_STRING && v[0].as.s.len == 2 && !memcmp(v[0].as.s.ptr, "c1", 2));
@@ -150,8 +162,9 @@ static void test_decode_event(void **state)
     assert_true(v[4].type == EXPR_TIME && v[4].as.i == INT64_C(1714571130000));
 
     /* ints are accepted for floats; RFC 3339 for times; missing and null → null */
-    assert_int_equal(decode(src, "{\"card_id\": \"c1\", \"amount\": 7, \"n\": null, "
-                                 "\"ts\": \"2024-05-01T13:45:30.5Z\"}",
+    assert_int_equal(decode(src,
+                            "{\"card_id\": \"c1\", \"amount\": 7, \"n\": null, "
+                            "\"ts\": \"2024-05-01T13:45:30.5Z\"}",
                             v, err, sizeof err),
                      0);
     assert_true(v[2].type == EXPR_FLOAT && v[2].as.f == 7.0);
@@ -181,20 +194,23 @@ static void test_decode_errors(void **state)
     decode_fails("{\"card_id\": 5, \"ts\": 1}", "field 'card_id': expected a string, got a number");
     decode_fails("{\"card_id\": \"c\", \"ts\": 1, \"n\": 1.5}",
                  "field 'n': expected an int (a whole number up to 2^53), got 1.5");
-    decode_fails("{\"card_id\": \"c\", \"ts\": 1, \"n\": 1e300}",
-                 "field 'n': expected an int (a whole number up to 2^53), got 1.0000000000000001e+300");
+    decode_fails(
+        "{\"card_id\": \"c\", \"ts\": 1, \"n\": 1e300}",
+        "field 'n': expected an int (a whole number up to 2^53), got 1.0000000000000001e+300");
     decode_fails("{\"card_id\": \"c\", \"ts\": 1, \"n\": \"3\"}",
                  "field 'n': expected an int, got a string");
     decode_fails("{\"card_id\": \"c\", \"ts\": 1, \"amount\": \"3.5\"}",
                  "field 'amount': expected a float, got a string");
-    decode_fails("{\"card_id\": \"c\", \"ts\": 1, \"ok\": 1}", "field 'ok': expected a bool, got a number");
+    decode_fails("{\"card_id\": \"c\", \"ts\": 1, \"ok\": 1}",
+                 "field 'ok': expected a bool, got a number");
     decode_fails("{\"card_id\": \"c\", \"ts\": 1.5}",
                  "field 'ts': a time must be whole epoch milliseconds, got 1.5");
     decode_fails("{\"card_id\": \"c\", \"ts\": \"yesterday\"}",
                  "field 'ts': 'yesterday' is not an RFC 3339 time (such as 2024-05-01T12:00:00Z) "
                  "nor epoch milliseconds");
-    decode_fails("{\"card_id\": \"c\", \"ts\": true}",
-                 "field 'ts': expected a time (epoch milliseconds or an RFC 3339 string), got a bool");
+    decode_fails(
+        "{\"card_id\": \"c\", \"ts\": true}",
+        "field 'ts': expected a time (epoch milliseconds or an RFC 3339 string), got a bool");
     decode_fails("{\"card_id\": \"c\", \"ts\": {}}",
                  "field 'ts': expected a time (epoch milliseconds or an RFC 3339 string), got an "
                  "object");

@@ -65,7 +65,8 @@ static int resolve(void *ctx, const char *name, size_t len, expr_ref_t *ref, cha
 static void list_names(void *ctx, void (*emit)(void *, const char *), void *ectx)
 {
     (void)ctx;
-    for (size_t k = 0; k < NNAMES; k++) emit(ectx, names[k].name);
+    for (size_t k = 0; k < NNAMES; k++)
+        emit(ectx, names[k].name);
 }
 
 static expr_aggs_t aggs;
@@ -75,18 +76,28 @@ static char scratch[64];
 
 static expr_scope_t scope(void)
 {
-    expr_scope_t s = {.resolve = resolve, .names = list_names, .ctx = NULL,
-                      .agg_mode = EXPR_AGGS_FEATURE, .aggs = &aggs,
-                      .arg_resolve = resolve, .arg_names = list_names, .arg_ctx = (void *)1,
+    expr_scope_t s = {.resolve = resolve,
+                      .names = list_names,
+                      .ctx = NULL,
+                      .agg_mode = EXPR_AGGS_FEATURE,
+                      .aggs = &aggs,
+                      .arg_resolve = resolve,
+                      .arg_names = list_names,
+                      .arg_ctx = (void *)1,
                       .where = "a test"};
     return s;
 }
 
 static expr_env_t env(void)
 {
-    for (size_t k = 0; k < NNAMES; k++) slots[k] = names[k].value;
-    expr_env_t e = {.fields = slots, .features = slots, .aggs = aggvals, .extras = slots,
-                    .scratch = scratch, .scratch_cap = sizeof scratch};
+    for (size_t k = 0; k < NNAMES; k++)
+        slots[k] = names[k].value;
+    expr_env_t e = {.fields = slots,
+                    .features = slots,
+                    .aggs = aggvals,
+                    .extras = slots,
+                    .scratch = scratch,
+                    .scratch_cap = sizeof scratch};
     return e;
 }
 
@@ -102,25 +113,50 @@ static expr_t *compile_ok(const char *text)
 }
 
 /* Evaluates text; checks the static type and hands the value to check(). */
-#define EVAL(text, want_type, check)                                                          \
-    do {                                                                                      \
-        expr_t *e_ = compile_ok(text);                                                        \
-        expr_env_t env_ = env();                                                              \
-        expr_value_t v;                                                                       \
-        assert_int_equal(expr_eval(e_, &env_, &v), 0);                                        \
-        if (expr_type(e_) != (want_type))                                                     \
-            fail_msg("'%s': type %s, want %s", text, expr_type_name(expr_type(e_)),           \
-                     expr_type_name(want_type));                                              \
-        check;                                                                                \
-        expr_free(e_);                                                                        \
+#define EVAL(text, want_type, check)                                                               \
+    do {                                                                                           \
+        expr_t *e_ = compile_ok(text);                                                             \
+        expr_env_t env_ = env();                                                                   \
+        expr_value_t v;                                                                            \
+        assert_int_equal(expr_eval(e_, &env_, &v), 0);                                             \
+        if (expr_type(e_) != (want_type))                                                          \
+            fail_msg("'%s': type %s, want %s", text, expr_type_name(expr_type(e_)),                \
+                     expr_type_name(want_type));                                                   \
+        check;                                                                                     \
+        expr_free(e_);                                                                             \
     } while (0)
 
-#define IS_INT(text, n) EVAL(text, EXPR_INT, { assert_int_equal(v.type, EXPR_INT); assert_true(v.as.i == (n)); })
-#define IS_DUR(text, n) EVAL(text, EXPR_DURATION, { assert_int_equal(v.type, EXPR_DURATION); assert_true(v.as.i == (n)); })
-#define IS_TIME(text, n) EVAL(text, EXPR_TIME, { assert_int_equal(v.type, EXPR_TIME); assert_true(v.as.i == (n)); })
-#define IS_FLOAT(text, x) EVAL(text, EXPR_FLOAT, { assert_int_equal(v.type, EXPR_FLOAT); assert_float_equal(v.as.f, (x), 1e-12); })
-#define IS_BOOL(text, x) EVAL(text, EXPR_BOOL, { assert_int_equal(v.type, EXPR_BOOL); assert_int_equal(v.as.b, (x)); })
-#define IS_STR(text, x) EVAL(text, EXPR_STRING, { assert_int_equal(v.type, EXPR_STRING); assert_int_equal(v.as.s.len, strlen(x)); assert_memory_equal(v.as.s.ptr, (x), strlen(x)); })
+#define IS_INT(text, n)                                                                            \
+    EVAL(text, EXPR_INT, {                                                                         \
+        assert_int_equal(v.type, EXPR_INT);                                                        \
+        assert_true(v.as.i == (n));                                                                \
+    })
+#define IS_DUR(text, n)                                                                            \
+    EVAL(text, EXPR_DURATION, {                                                                    \
+        assert_int_equal(v.type, EXPR_DURATION);                                                   \
+        assert_true(v.as.i == (n));                                                                \
+    })
+#define IS_TIME(text, n)                                                                           \
+    EVAL(text, EXPR_TIME, {                                                                        \
+        assert_int_equal(v.type, EXPR_TIME);                                                       \
+        assert_true(v.as.i == (n));                                                                \
+    })
+#define IS_FLOAT(text, x)                                                                          \
+    EVAL(text, EXPR_FLOAT, {                                                                       \
+        assert_int_equal(v.type, EXPR_FLOAT);                                                      \
+        assert_float_equal(v.as.f, (x), 1e-12);                                                    \
+    })
+#define IS_BOOL(text, x)                                                                           \
+    EVAL(text, EXPR_BOOL, {                                                                        \
+        assert_int_equal(v.type, EXPR_BOOL);                                                       \
+        assert_int_equal(v.as.b, (x));                                                             \
+    })
+#define IS_STR(text, x)                                                                            \
+    EVAL(text, EXPR_STRING, {                                                                      \
+        assert_int_equal(v.type, EXPR_STRING);                                                     \
+        assert_int_equal(v.as.s.len, strlen(x));                                                   \
+        assert_memory_equal(v.as.s.ptr, (x), strlen(x));                                           \
+    })
 #define IS_NULL(text, ty) EVAL(text, ty, { assert_int_equal(v.type, EXPR_NULL); })
 
 /* Compiling text fails at byte pos with a message containing msg. */
@@ -446,7 +482,7 @@ static void test_string_and_time_functions(void **state)
     IS_INT("hour_of_day(t)", 13);
     IS_INT("day_of_week(t)", 2); /* Wednesday; 0 = Monday */
     IS_INT("hour_of_day(t0)", 0);
-    IS_INT("day_of_week(t0)", 3); /* 1970-01-01 was a Thursday */
+    IS_INT("day_of_week(t0)", 3);    /* 1970-01-01 was a Thursday */
     IS_INT("hour_of_day(tneg)", 23); /* 1969-12-31T23:59:59.999Z */
     IS_INT("day_of_week(tneg)", 2);
     IS_INT("day_of_week(t + 5d)", 0); /* Monday */
@@ -579,8 +615,12 @@ static void test_aggregate_modes(void **state)
     (void)state;
     /* In an on-close select, aggregates take the enclosing window. */
     expr_aggs_t w = {0};
-    expr_scope_t sc = {.resolve = NULL, .agg_mode = EXPR_AGGS_WINDOW, .aggs = &w,
-                       .arg_resolve = resolve, .arg_ctx = (void *)1, .where = "a select"};
+    expr_scope_t sc = {.resolve = NULL,
+                       .agg_mode = EXPR_AGGS_WINDOW,
+                       .aggs = &w,
+                       .arg_resolve = resolve,
+                       .arg_ctx = (void *)1,
+                       .where = "a select"};
     expr_t *e = NULL;
     char err[256];
     uint32_t pos;
@@ -639,9 +679,11 @@ static void test_limits(void **state)
     char text[2048];
     /* 70 nested parentheses */
     size_t n = 0;
-    for (int k = 0; k < 70; k++) text[n++] = '(';
+    for (int k = 0; k < 70; k++)
+        text[n++] = '(';
     text[n++] = '1';
-    for (int k = 0; k < 70; k++) text[n++] = ')';
+    for (int k = 0; k < 70; k++)
+        text[n++] = ')';
     text[n] = '\0';
     expr_scope_t sc = scope();
     expr_t *e = NULL;
@@ -651,14 +693,16 @@ static void test_limits(void **state)
     assert_non_null(strstr(err, "nested too deeply"));
     /* a chain of 600 additions: too tall a tree */
     n = 0;
-    for (int k = 0; k < 600; k++) n += (size_t)snprintf(text + n, sizeof text - n, "1+");
+    for (int k = 0; k < 600; k++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "1+");
     text[n++] = '1';
     text[n] = '\0';
     assert_int_not_equal(expr_compile(text, n, &sc, &e, &pos, err, sizeof err), 0);
     assert_non_null(strstr(err, "chain of operators"));
     /* 300 additions are fine, and need only a stack of 2 */
     n = 0;
-    for (int k = 0; k < 300; k++) n += (size_t)snprintf(text + n, sizeof text - n, "1+");
+    for (int k = 0; k < 300; k++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "1+");
     text[n++] = '1';
     text[n] = '\0';
     assert_int_equal(expr_compile(text, n, &sc, &e, &pos, err, sizeof err), 0);

@@ -71,11 +71,11 @@ static void test_fraud_example_loads(void **state)
     assert_int_equal(spec_field(src, "amount")->slot, 1);
 
     assert_int_equal(s->nfeatures, 7);
-    static const char *const names[] = {"txn_count_1h", "amount_sum_24h", "amount_avg_7d",
-                                        "merchants_24h", "amount_ratio", "new_country",
+    static const char *const names[] = {"txn_count_1h",  "amount_sum_24h", "amount_avg_7d",
+                                        "merchants_24h", "amount_ratio",   "new_country",
                                         "secs_since"};
-    static const expr_type_t types[] = {EXPR_INT, EXPR_FLOAT, EXPR_FLOAT, EXPR_INT,
-                                        EXPR_FLOAT, EXPR_BOOL, EXPR_FLOAT};
+    static const expr_type_t types[] = {EXPR_INT,   EXPR_FLOAT, EXPR_FLOAT, EXPR_INT,
+                                        EXPR_FLOAT, EXPR_BOOL,  EXPR_FLOAT};
     for (int i = 0; i < 7; i++) {
         assert_string_equal(s->features[i].name, names[i]);
         assert_int_equal(s->features[i].type, types[i]);
@@ -156,12 +156,12 @@ static void test_fraud_example_evaluates(void **state)
             assert_int_equal(arg.type, a->arg_type);
         }
     }
-    aggs[0] = expr_int(3);                            /* count() over 1h */
-    aggs[1] = expr_float(6500.0);                     /* sum(amount) over 1d */
-    aggs[2] = expr_float(99.0);                       /* avg(amount) over 7d every 1h */
-    aggs[3] = expr_int(2);                            /* distinct(merchant) over 1d */
-    aggs[4] = expr_string("DE", 2);                   /* last(country) */
-    aggs[5] = expr_time(fields[4].as.i - 90 * 1000);  /* last(ts) */
+    aggs[0] = expr_int(3);                           /* count() over 1h */
+    aggs[1] = expr_float(6500.0);                    /* sum(amount) over 1d */
+    aggs[2] = expr_float(99.0);                      /* avg(amount) over 7d every 1h */
+    aggs[3] = expr_int(2);                           /* distinct(merchant) over 1d */
+    aggs[4] = expr_string("DE", 2);                  /* last(country) */
+    aggs[5] = expr_time(fields[4].as.i - 90 * 1000); /* last(ts) */
 
     /* 3. features in order */
     expr_value_t feats[7];
@@ -215,7 +215,8 @@ static char *read_file(const char *path)
     size_t n = fread(buf, 1, 65535, f);
     fclose(f);
     buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
     return buf;
 }
 
@@ -270,12 +271,12 @@ static void test_broken_specs(void **state)
 
 /* ---- smaller rules ---- */
 
-#define HEAD                                                                                  \
-    "pipeline: p\n"                                                                           \
-    "sources:\n"                                                                              \
-    "  tx:\n"                                                                                 \
-    "    key: k\n"                                                                            \
-    "    time: ts\n"                                                                          \
+#define HEAD                                                                                       \
+    "pipeline: p\n"                                                                                \
+    "sources:\n"                                                                                   \
+    "  tx:\n"                                                                                      \
+    "    key: k\n"                                                                                 \
+    "    time: ts\n"                                                                               \
     "    fields: {k: string, x: int, ts: time}\n"
 
 static void test_minimal_spec(void **state)
@@ -302,7 +303,8 @@ static void test_feature_order_is_topological(void **state)
                              "  e: 1\n");
     /* declared d c b a e → evaluated a b c d e */
     static const char *const want[] = {"a", "b", "c", "d", "e"};
-    for (int k = 0; k < 5; k++) assert_string_equal(s->features[s->feature_order[k]].name, want[k]);
+    for (int k = 0; k < 5; k++)
+        assert_string_equal(s->features[s->feature_order[k]].name, want[k]);
     assert_int_equal(s->features[0].type, EXPR_INT);
     spec_free(s);
 }
@@ -364,7 +366,7 @@ static void test_error_positions_in_quoted_scalars(void **state)
     load_fails(HEAD "features:\n  f: \"x + xx\"\n",
                "t.yaml:8:11: unknown name 'xx'; did you mean 'x'?");
     load_fails(HEAD "features:\n  f: 'x +'\n", "t.yaml:8:10: expected a value, a name or '(' but "
-                                              "found the end of the expression");
+                                               "found the end of the expression");
     /* escapes in double quotes and '' in single quotes are followed */
     load_fails(HEAD "features:\n  w: \"x\\t+ \\\"q\\\"\"\n",
                "t.yaml:8:10: type error: '+' cannot take int and string");
