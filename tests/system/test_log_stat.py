@@ -1,0 +1,83 @@
+"""`weir log stat` (issue 2, Build 7): per topic and partition, the segments,
+first and last offset, bytes, first and last timestamp, matching what was
+appended (the timestamps are the append-time wall clock)."""
+import os
+import time
+
+from logformat import parse_read_line, parse_stat, segment_files
+
+
+def now_ms():
+    return time.time_ns() // 1_000_000
+
+
+def append(run_weir, d, topic, lines, *extra):
+    t0 = now_ms()
+    run_weir(["log", "append", d, "--topic", topic] + [str(e) for e in extra],
+             input=b"".join(l + b"\n" for l in lines), check=True)
+    return t0, now_ms()
+
+
+def records(run_weir, d, topic):
+    rc, out, err = run_weir(["log", "read", d, "--topic", topic], text=False)
+    assert rc == 0, err
+    return [parse_read_line(l) for l in out.splitlines(keepends=True)]
+
+
+def test_stat_matches_what_was_appended(run_weir, data_dir):
+    d = data_dir
+    windows = []
+    # topic "big": 2 partitions, several segments, three appends at different times
+    for k in range(3):
+        windows.append(append(run_weir, d, "big", [b'{"k":%d,"i":%d,"pad":"%s"}' % (k, i, b"s" * 60)
+                                                    for i in range(400)],
+                              "--partitions", 2, "--segment-bytes", 8192, "--batch", 30))
+        time.sleep(0.01)
+    # topic "small": 3 partitions, 2 events: partition 2 stays empty
+    windows.append(append(run_weir, d, "small", [b'{"a":1}', b'{"a":2}'], "--partitions", 3))
+    # topic "aged": retention moved its start
+    append(run_weir, d, "aged", [b'{"x":%d,"pad":"%s"}' % (i, b"z" * 80) for i in range(500)],
+           "--segment-bytes", 4096, "--retention-bytes", 8000, "--batch", 10)
+
+    rc, out, err = run_weir(["log", "stat", d])
+    assert rc == 0, err
+    rows = parse_stat(out)
+    assert [(r["topic"], r["part"]) for r in rows] == [
+        ("aged", 0), ("big", 0), ("big", 1), ("small", 0), ("small", 1), ("small", 2)]
+
+    lo, hi = windows[0][0], max(w[1] for w in windows)
+    for row in rows:
+        topic, p = row["topic"], row["part"]
+        ctx = "%s/%d: %s" % (topic, p, row)
+        recs = [r for r in records(run_weir, d, topic) if r[0] == p]
+        segs = segment_files(d, topic, p)
+        assert row["segments"] == len(segs), ctx
+        assert row["bytes"] == sum(os.path.getsize(s) for s in segs), ctx
+        if not recs:
+            assert row["last_offset"] is None and row["first_ts"] is None \
+                and row["last_ts"] is None, ctx
+            assert row["first_offset"] == 0, ctx
+            continue
+        assert row["first_offset"] == recs[0][1], ctx
+        assert row["last_offset"] == recs[-1][1], ctx
+        assert row["first_ts"] == recs[0][2], ctx
+        assert row["last_ts"] == max(r[2] for r in recs), ctx
+        if topic != "aged":
+            assert lo <= row["first_ts"] <= row["last_ts"] <= hi, "%s: not append times (%d..%d)" % (
+                ctx, lo, hi)
+
+    big0 = [r for r in rows if r["topic"] == "big" and r["part"] == 0][0]
+    assert big0["segments"] >= 3
+    # three appends, three times: the first and last stamps come from different ones
+    assert windows[0][0] <= big0["first_ts"] <= windows[0][1]
+    assert windows[2][0] <= big0["last_ts"] <= windows[2][1]
+    aged = rows[0]
+    assert aged["first_offset"] > 0 and aged["last_offset"] == 499
+
+
+def test_stat_and_check_of_a_dir_without_a_log(run_weir, data_dir):
+    for sub in ("stat", "check"):
+        rc, out, err = run_weir(["log", sub, data_dir])
+        assert rc != 0, "%s of a directory without a log exited 0" % sub
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and str(data_dir) in lines[0], err
