@@ -702,6 +702,7 @@ static int load_decisions(loader_t *L, const ynode_t *root)
     spec_t *s = L->spec;
     const ynode_t *d = ynode_get(root, "decisions");
     if (!d) return 0;
+    if (is_empty(d)) return fail(L, d, "decisions is empty");
     if (d->kind != YNODE_SEQ)
         return fail(L, d, "decisions must be a list of rules (- when: ... then: ...), not %s",
                     kind_name(d));
