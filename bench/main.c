@@ -11,6 +11,7 @@ static const struct {
     const char *summary;
 } benches[] = {
     {"log", bench_log, "log append and read throughput beside a raw write()+fdatasync loop"},
+    {"model", bench_model, "tree-ensemble scoring beside XGBoosterPredictFromDense (nthread=1)"},
 };
 
 static int cmp_double(const void *a, const void *b)

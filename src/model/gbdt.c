@@ -13,15 +13,20 @@
  * split whose two subtrees both end in copies of that leaf), stored as an
  * implicit heap (children of i at 2i+1 and 2i+2) of 8-byte nodes (float
  * threshold, feature index with the missing-goes-right bit on top) for
- * float models, 16-byte ones for double models, and a separate array of 2^D
- * leaf values. A walk is then exactly D steps with no data-dependent branch:
+ * float models, 16-byte ones for double models; the last level is stored
+ * apart as "fat" nodes that hold the split and both leaf values, so the
+ * final step reads one cache line. A walk is exactly D steps with no
+ * data-dependent branch:
  *
  *     i = 2i + 1 + ((x >= thr) | (isnan(x) & missing_right))
  *
- * which the CPU pipelines across trees (single row) or across the rows of a
- * block (batch: tree-major over blocks of 64 rows, so each tree is walked by
- * 64 independent chains at once while its nodes are in L1). Padding costs
- * memory, so a tree is made perfect only while 2^D <= 8 * leaves and D <= 12.
+ * (rows without a missing value use the plain x >= thr). Single row: the
+ * perfect trees are grouped by depth into runs of 16 walked level by level
+ * together, 16 independent chains of loads in flight instead of one; the
+ * leaf values land in a per-tree array that is then summed in model order.
+ * Batch: tree-major over blocks of 64 rows, each tree walked by 64
+ * independent chains while its nodes are in cache. Padding costs memory, so
+ * a tree is made perfect only while 2^D <= 8 * leaves and D <= 12.
  *
  * Numerics. GBDT_F32 rounds inputs to float and adds float leaves to a float
  * accumulator in model tree order, as XGBoost's predictor does; GBDT_F64 does
@@ -43,6 +48,7 @@
 
 #define PERFECT_MAX_DEPTH 12
 #define BLOCK_ROWS 64
+#define INTERLEAVE 16
 #define FEAT_MASK 0x7fffffffu
 #define NAN_RIGHT 0x80000000u
 
@@ -66,13 +72,29 @@ typedef struct pnode64 {
     uint32_t pad;
 } pnode64_t;
 
+/* The last level of a perfect tree: the split and both leaves in one place,
+ * so the final step costs one cache line, not two. */
+typedef struct pfat32 {
+    float thr;
+    uint32_t fb;
+    float leaf[2];
+} pfat32_t;
+
+typedef struct pfat64 {
+    double thr;
+    uint32_t fb;
+    uint32_t pad;
+    double leaf[2];
+} pfat64_t;
+
 typedef struct tree {
     uint32_t group;
     uint32_t depth;
     uint32_t nnodes;
     uint32_t goff;    /* first general node */
     int32_t poff;     /* first perfect node, -1 if not perfect */
-    uint32_t loff;    /* first perfect leaf */
+    uint32_t loff;    /* first last-level (fat) node */
+    uint32_t pdepth;  /* levels of the perfect form: max(depth, 1) */
 } tree_t;
 
 struct gbdt {
@@ -88,9 +110,15 @@ struct gbdt {
     uint32_t ngnodes;
     uint32_t *cats;
     uint32_t ncats;
-    void *pnodes;     /* pnode32_t or pnode64_t */
-    void *leaves;     /* float or double */
+    void *pnodes;     /* pnode32_t or pnode64_t: levels 0 .. pdepth - 2 */
+    void *leaves;     /* pfat32_t or pfat64_t: level pdepth - 1 with the leaves */
     size_t npnodes, nleaves;
+    /* Single-row schedule: the perfect trees sorted by depth (stable) and
+     * cut into runs of up to INTERLEAVE trees of equal depth, walked level by
+     * level together; the other trees are walked one by one. */
+    uint32_t *sched;  /* tree ids: perfect ones by depth, then the others */
+    uint32_t *runs;   /* start of each run in sched; nruns + 1 entries */
+    uint32_t nruns;
 };
 
 struct gbdt_builder {
@@ -271,20 +299,11 @@ int gbdt_builder_add_tree(gbdt_builder_t *b, uint32_t group, const gbdt_src_node
     return rc;
 }
 
-/* Fills the perfect heap of depth D below general node gi (a leaf is copied
- * into every heap leaf under its position). */
-static void fill_perfect(const gnode_t *g, uint32_t gi, uint32_t pi, uint32_t d, uint32_t D,
-                         gbdt_prec_t prec, void *pn, void *lv)
+/* Fills the perfect heap of P levels below general node gi (a leaf above
+ * the last level is copied into both sides of a split that tests nothing). */
+static void fill_perfect(const gnode_t *g, uint32_t gi, uint32_t pi, uint32_t d, uint32_t P,
+                         gbdt_prec_t prec, void *pn, void *fat)
 {
-    if (d == D) {
-        weir_assert(g[gi].left < 0);
-        uint32_t li = pi - ((1u << D) - 1);
-        if (prec == GBDT_F32)
-            ((float *)lv)[li] = (float)g[gi].thr;
-        else
-            ((double *)lv)[li] = g[gi].thr;
-        return;
-    }
     uint32_t fb = 0, l = gi, r = gi;
     double thr = 0;
     if (g[gi].left >= 0) {
@@ -292,6 +311,25 @@ static void fill_perfect(const gnode_t *g, uint32_t gi, uint32_t pi, uint32_t d,
         thr = g[gi].thr;
         l = (uint32_t)g[gi].left;
         r = l + 1;
+    }
+    if (d == P - 1) {
+        weir_assert(g[l].left < 0 && g[r].left < 0);
+        uint32_t j = pi - ((1u << (P - 1)) - 1);
+        if (prec == GBDT_F32) {
+            pfat32_t *f = (pfat32_t *)fat + j;
+            f->thr = (float)thr;
+            f->fb = fb;
+            f->leaf[0] = (float)g[l].thr;
+            f->leaf[1] = (float)g[r].thr;
+        } else {
+            pfat64_t *f = (pfat64_t *)fat + j;
+            f->thr = thr;
+            f->fb = fb;
+            f->pad = 0;
+            f->leaf[0] = g[l].thr;
+            f->leaf[1] = g[r].thr;
+        }
+        return;
     }
     if (prec == GBDT_F32) {
         ((pnode32_t *)pn)[pi].thr = (float)thr;
@@ -301,8 +339,8 @@ static void fill_perfect(const gnode_t *g, uint32_t gi, uint32_t pi, uint32_t d,
         ((pnode64_t *)pn)[pi].fb = fb;
         ((pnode64_t *)pn)[pi].pad = 0;
     }
-    fill_perfect(g, l, 2 * pi + 1, d + 1, D, prec, pn, lv);
-    fill_perfect(g, r, 2 * pi + 2, d + 1, D, prec, pn, lv);
+    fill_perfect(g, l, 2 * pi + 1, d + 1, P, prec, pn, fat);
+    fill_perfect(g, r, 2 * pi + 2, d + 1, P, prec, pn, fat);
 }
 
 static double fill_mean(const gnode_t *g, const double *cover, double *mean, uint32_t i)
@@ -311,6 +349,26 @@ static double fill_mean(const gnode_t *g, const double *cover, double *mean, uin
     uint32_t l = (uint32_t)g[i].left;
     double v = fill_mean(g, cover, mean, l) * cover[l] + fill_mean(g, cover, mean, l + 1) * cover[l + 1];
     return mean[i] = cover[i] != 0 ? v / cover[i] : 0.0;
+}
+
+static void build_schedule(gbdt_t *g)
+{
+    g->sched = weir_malloc((g->ntrees ? g->ntrees : 1) * sizeof *g->sched);
+    g->runs = weir_malloc((g->ntrees + 2) * sizeof *g->runs);
+    uint32_t k = 0;
+    g->nruns = 0;
+    for (uint32_t d = 0; d <= PERFECT_MAX_DEPTH; d++) {
+        uint32_t in_run = 0;
+        for (uint32_t t = 0; t < g->ntrees; t++) {
+            if (g->trees[t].poff < 0 || g->trees[t].pdepth != d) continue;
+            if (in_run == 0) g->runs[g->nruns++] = k;
+            g->sched[k++] = t;
+            if (++in_run == INTERLEAVE) in_run = 0;
+        }
+    }
+    g->runs[g->nruns] = k;
+    for (uint32_t t = 0; t < g->ntrees; t++)
+        if (g->trees[t].poff < 0) g->sched[k++] = t;
 }
 
 int gbdt_builder_finish(gbdt_builder_t *b, const double *base, uint32_t average_by, gbdt_t **out,
@@ -349,17 +407,18 @@ int gbdt_builder_finish(gbdt_builder_t *b, const double *base, uint32_t average_
         uint32_t leaves = (tr->nnodes + 1) / 2;
         if (tr->poff == 0 && tr->depth <= PERFECT_MAX_DEPTH &&
             (1u << tr->depth) <= 8u * leaves) {
+            tr->pdepth = tr->depth ? tr->depth : 1;
             tr->poff = (int32_t)np;
             tr->loff = (uint32_t)nl;
-            np += (1u << tr->depth) - 1;
-            nl += 1u << tr->depth;
+            np += (1u << (tr->pdepth - 1)) - 1;
+            nl += 1u << (tr->pdepth - 1);
             g->nperfect++;
         } else {
             tr->poff = -1;
         }
     }
     size_t psz = g->prec == GBDT_F32 ? sizeof(pnode32_t) : sizeof(pnode64_t);
-    size_t lsz = g->prec == GBDT_F32 ? sizeof(float) : sizeof(double);
+    size_t lsz = g->prec == GBDT_F32 ? sizeof(pfat32_t) : sizeof(pfat64_t);
     g->pnodes = weir_calloc(np ? np : 1, psz);
     g->leaves = weir_calloc(nl ? nl : 1, lsz);
     g->npnodes = np;
@@ -372,7 +431,7 @@ int gbdt_builder_finish(gbdt_builder_t *b, const double *base, uint32_t average_
         if (tr->poff >= 0) {
             char *pn = (char *)g->pnodes + (size_t)tr->poff * psz;
             char *lv = (char *)g->leaves + (size_t)tr->loff * lsz;
-            fill_perfect(gn, 0, 0, 0, tr->depth, g->prec, pn, lv);
+            fill_perfect(gn, 0, 0, 0, tr->pdepth, g->prec, pn, lv);
         }
         g->bias[tr->group] += fill_mean(gn, g->cover + tr->goff, g->mean + tr->goff, 0);
     }
@@ -380,6 +439,7 @@ int gbdt_builder_finish(gbdt_builder_t *b, const double *base, uint32_t average_
         if (g->average_by) g->bias[k] /= g->average_by;
         g->bias[k] += g->base[k];
     }
+    build_schedule(g);
     *out = g;
     return 0;
 }
@@ -396,6 +456,8 @@ void gbdt_free(gbdt_t *g)
     weir_free(g->cats);
     weir_free(g->pnodes);
     weir_free(g->leaves);
+    weir_free(g->sched);
+    weir_free(g->runs);
     weir_free(g);
 }
 
@@ -409,7 +471,7 @@ gbdt_prec_t gbdt_precision(const gbdt_t *g) { return g->prec; }
 size_t gbdt_memory(const gbdt_t *g)
 {
     size_t psz = g->prec == GBDT_F32 ? sizeof(pnode32_t) : sizeof(pnode64_t);
-    size_t lsz = g->prec == GBDT_F32 ? sizeof(float) : sizeof(double);
+    size_t lsz = g->prec == GBDT_F32 ? sizeof(pfat32_t) : sizeof(pfat64_t);
     return sizeof *g + g->ntrees * sizeof(tree_t) + g->ngnodes * (sizeof(gnode_t) + 2 * sizeof(double)) +
            g->ncats * sizeof(uint32_t) + g->npnodes * psz + g->nleaves * lsz;
 }
@@ -449,131 +511,160 @@ static inline double walk_general(const gbdt_t *g, const tree_t *t, const double
     return nodes[i].thr;
 }
 
-/* ---- perfect layout ---------------------------------------------------- */
-
-static inline float walk_perfect32(const pnode32_t *pn, const float *lv, uint32_t D, const double *x)
-{
-    uint32_t i = 0;
-    for (uint32_t d = 0; d < D; d++) {
-        const pnode32_t *n = &pn[i];
-        double v = x[n->fb & FEAT_MASK];
-        uint32_t r = (uint32_t)(v >= (double)n->thr) | ((uint32_t)(v != v) & (n->fb >> 31));
-        i = 2 * i + 1 + r;
-    }
-    return lv[i - ((1u << D) - 1)];
-}
-
-static inline double walk_perfect64(const pnode64_t *pn, const double *lv, uint32_t D, const double *x)
-{
-    uint32_t i = 0;
-    for (uint32_t d = 0; d < D; d++) {
-        const pnode64_t *n = &pn[i];
-        double v = x[n->fb & FEAT_MASK];
-        uint32_t r = (uint32_t)(v >= n->thr) | ((uint32_t)(v != v) & (n->fb >> 31));
-        i = 2 * i + 1 + r;
-    }
-    return lv[i - ((1u << D) - 1)];
-}
-
 /* ---- scoring ----------------------------------------------------------- */
+
+/* One step of a perfect walk: i = 2i + 1 + (x goes right). STEP_FAST is
+ * for rows without a missing value (checked once per row), where the
+ * missing-value term cannot matter. The row has the threshold's type, so
+ * the comparison needs no conversion. */
+#define STEP(n, x) \
+    ((uint32_t)((x)[(n)->fb & FEAT_MASK] >= (n)->thr) | \
+     ((uint32_t)((x)[(n)->fb & FEAT_MASK] != (x)[(n)->fb & FEAT_MASK]) & ((n)->fb >> 31)))
+#define STEP_FAST(n, x) ((uint32_t)((x)[(n)->fb & FEAT_MASK] >= (n)->thr))
+
+/* Leaf values of all trees for one row, val[t] for tree t. Runs of trees of
+ * equal depth are walked level by level together: INTERLEAVE independent
+ * chains of loads keep the memory system busy where one tree at a time
+ * would wait for each level's load in turn. */
+#define ROW_LEAVES(NAME, PNODE, PFAT, LEAF, STEP)                                             \
+    static void NAME(const gbdt_t *g, const LEAF *x, LEAF *val)                               \
+    {                                                                                         \
+        const PNODE *pn = g->pnodes;                                                          \
+        const PFAT *pf = g->leaves;                                                           \
+        for (uint32_t r = 0; r < g->nruns; r++) {                                             \
+            uint32_t s0 = g->runs[r], cnt = g->runs[r + 1] - s0;                              \
+            const uint32_t *ids = g->sched + s0;                                              \
+            uint32_t P = g->trees[ids[0]].pdepth;                                             \
+            const PNODE *base[INTERLEAVE];                                                    \
+            uint32_t idx[INTERLEAVE];                                                         \
+            for (uint32_t k = 0; k < cnt; k++) {                                              \
+                base[k] = pn + g->trees[ids[k]].poff;                                         \
+                idx[k] = 0;                                                                   \
+            }                                                                                 \
+            if (cnt == INTERLEAVE) {                                                          \
+                for (uint32_t d = 0; d + 1 < P; d++)                                          \
+                    for (uint32_t k = 0; k < INTERLEAVE; k++)                                 \
+                        idx[k] = 2 * idx[k] + 1 + STEP(base[k] + idx[k], x);                  \
+            } else {                                                                          \
+                for (uint32_t d = 0; d + 1 < P; d++)                                          \
+                    for (uint32_t k = 0; k < cnt; k++)                                        \
+                        idx[k] = 2 * idx[k] + 1 + STEP(base[k] + idx[k], x);                  \
+            }                                                                                 \
+            uint32_t first = (1u << (P - 1)) - 1;                                             \
+            for (uint32_t k = 0; k < cnt; k++) {                                              \
+                const PFAT *f = pf + g->trees[ids[k]].loff + (idx[k] - first);                \
+                val[ids[k]] = f->leaf[STEP(f, x)];                                            \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+ROW_LEAVES(row_leaves32, pnode32_t, pfat32_t, float, STEP)
+ROW_LEAVES(row_leaves32_fast, pnode32_t, pfat32_t, float, STEP_FAST)
+ROW_LEAVES(row_leaves64, pnode64_t, pfat64_t, double, STEP)
+ROW_LEAVES(row_leaves64_fast, pnode64_t, pfat64_t, double, STEP_FAST)
+
+/* The trees that are not perfect, one by one. */
+static void row_leaves_general(const gbdt_t *g, const double *x, void *val)
+{
+    for (uint32_t k = g->runs[g->nruns]; k < g->ntrees; k++) {
+        uint32_t t = g->sched[k];
+        double v = walk_general(g, &g->trees[t], x);
+        if (g->prec == GBDT_F32)
+            ((float *)val)[t] = (float)v;
+        else
+            ((double *)val)[t] = v;
+    }
+}
 
 #define ROW_STACK 512
 
 void gbdt_predict_row(const gbdt_t *g, const double *x, double *out)
 {
+    /* The walks above may visit trees in any order; the sums below add the
+     * leaves in model order, so the result is bit-identical to a plain loop. */
     if (g->prec == GBDT_F32) {
         double stackbuf[ROW_STACK];
         double *xr = g->nfeat <= ROW_STACK ? stackbuf : weir_malloc(g->nfeat * sizeof *xr);
-        for (uint32_t f = 0; f < g->nfeat; f++) xr[f] = (double)(float)x[f];
+        float fstack[ROW_STACK];
+        float *xf = g->nfeat <= ROW_STACK ? fstack : weir_malloc(g->nfeat * sizeof *xf);
+        int nan = 0;
+        for (uint32_t f = 0; f < g->nfeat; f++) {
+            xf[f] = (float)x[f];
+            xr[f] = xf[f];
+            nan |= isnan(xf[f]);
+        }
+        float valbuf[1024];
+        float *val = g->ntrees <= 1024 ? valbuf : weir_malloc(g->ntrees * sizeof *val);
+        if (nan)
+            row_leaves32(g, xf, val);
+        else
+            row_leaves32_fast(g, xf, val);
+        row_leaves_general(g, xr, val);
+        if (xf != fstack) weir_free(xf);
         float accbuf[64];
         float *acc = g->ngroups <= 64 ? accbuf : weir_malloc(g->ngroups * sizeof *acc);
         for (uint32_t k = 0; k < g->ngroups; k++) acc[k] = g->average_by ? 0.0f : (float)g->base[k];
-        const pnode32_t *pn = g->pnodes;
-        const float *lv = g->leaves;
-        for (uint32_t t = 0; t < g->ntrees; t++) {
-            const tree_t *tr = &g->trees[t];
-            float v = tr->poff >= 0 ? walk_perfect32(pn + tr->poff, lv + tr->loff, tr->depth, xr)
-                                    : (float)walk_general(g, tr, xr);
-            acc[tr->group] += v;
-        }
+        if (g->ngroups == 1)
+            for (uint32_t t = 0; t < g->ntrees; t++) acc[0] += val[t];
+        else
+            for (uint32_t t = 0; t < g->ntrees; t++) acc[g->trees[t].group] += val[t];
         for (uint32_t k = 0; k < g->ngroups; k++)
             out[k] = g->average_by ? (double)(acc[k] / (float)g->average_by + (float)g->base[k]) : acc[k];
         if (acc != accbuf) weir_free(acc);
+        if (val != valbuf) weir_free(val);
         if (xr != stackbuf) weir_free(xr);
         return;
     }
+    double valbuf[1024];
+    double *val = g->ntrees <= 1024 ? valbuf : weir_malloc(g->ntrees * sizeof *val);
+    int nan = 0;
+    for (uint32_t f = 0; f < g->nfeat; f++) nan |= isnan(x[f]);
+    if (nan)
+        row_leaves64(g, x, val);
+    else
+        row_leaves64_fast(g, x, val);
+    row_leaves_general(g, x, val);
     double accbuf[64];
     double *acc = g->ngroups <= 64 ? accbuf : weir_malloc(g->ngroups * sizeof *acc);
     for (uint32_t k = 0; k < g->ngroups; k++) acc[k] = g->average_by ? 0.0 : g->base[k];
-    const pnode64_t *pn = g->pnodes;
-    const double *lv = g->leaves;
-    for (uint32_t t = 0; t < g->ntrees; t++) {
-        const tree_t *tr = &g->trees[t];
-        double v = tr->poff >= 0 ? walk_perfect64(pn + tr->poff, lv + tr->loff, tr->depth, x)
-                                 : walk_general(g, tr, x);
-        acc[tr->group] += v;
-    }
+    for (uint32_t t = 0; t < g->ntrees; t++) acc[g->trees[t].group] += val[t];
     for (uint32_t k = 0; k < g->ngroups; k++)
         out[k] = g->average_by ? acc[k] / g->average_by + g->base[k] : acc[k];
     if (acc != accbuf) weir_free(acc);
+    if (val != valbuf) weir_free(val);
 }
 
-/* One block of nb <= BLOCK_ROWS rows (row r at rows[r]), tree-major. */
-static void block32(const gbdt_t *g, const double *const *rows, uint32_t nb, float *acc)
-{
-    const pnode32_t *pn = g->pnodes;
-    const float *lv = g->leaves;
-    uint32_t idx[BLOCK_ROWS];
-    for (uint32_t t = 0; t < g->ntrees; t++) {
-        const tree_t *tr = &g->trees[t];
-        float *a = acc + tr->group;
-        uint32_t G = g->ngroups;
-        if (tr->poff < 0) {
-            for (uint32_t r = 0; r < nb; r++) a[r * G] += (float)walk_general(g, tr, rows[r]);
-            continue;
-        }
-        const pnode32_t *p = pn + tr->poff;
-        for (uint32_t r = 0; r < nb; r++) idx[r] = 0;
-        for (uint32_t d = 0; d < tr->depth; d++) {
-            for (uint32_t r = 0; r < nb; r++) {
-                const pnode32_t *n = &p[idx[r]];
-                double v = rows[r][n->fb & FEAT_MASK];
-                uint32_t rt = (uint32_t)(v >= (double)n->thr) | ((uint32_t)(v != v) & (n->fb >> 31));
-                idx[r] = 2 * idx[r] + 1 + rt;
-            }
-        }
-        const float *l = lv + tr->loff - ((1u << tr->depth) - 1);
-        for (uint32_t r = 0; r < nb; r++) a[r * G] += l[idx[r]];
+/* One block of nb <= BLOCK_ROWS rows (row r at rows[r]), tree-major: each
+ * tree is walked by all rows of the block level by level, nb independent
+ * chains at a time. */
+#define BLOCK(NAME, PNODE, PFAT, LEAF)                                                        \
+    static void NAME(const gbdt_t *g, const double *const *rows, uint32_t nb, LEAF *acc)      \
+    {                                                                                         \
+        const PNODE *pn = g->pnodes;                                                          \
+        const PFAT *pf = g->leaves;                                                           \
+        uint32_t idx[BLOCK_ROWS];                                                             \
+        uint32_t G = g->ngroups;                                                              \
+        for (uint32_t t = 0; t < g->ntrees; t++) {                                            \
+            const tree_t *tr = &g->trees[t];                                                  \
+            LEAF *a = acc + tr->group;                                                        \
+            if (tr->poff < 0) {                                                               \
+                for (uint32_t r = 0; r < nb; r++) a[r * G] += (LEAF)walk_general(g, tr, rows[r]); \
+                continue;                                                                     \
+            }                                                                                 \
+            const PNODE *p = pn + tr->poff;                                                   \
+            for (uint32_t r = 0; r < nb; r++) idx[r] = 0;                                     \
+            for (uint32_t d = 0; d + 1 < tr->pdepth; d++)                                     \
+                for (uint32_t r = 0; r < nb; r++) idx[r] = 2 * idx[r] + 1 + STEP(p + idx[r], rows[r]); \
+            const PFAT *f0 = pf + tr->loff - ((1u << (tr->pdepth - 1)) - 1);                  \
+            for (uint32_t r = 0; r < nb; r++) {                                               \
+                const PFAT *f = f0 + idx[r];                                                  \
+                a[r * G] += f->leaf[STEP(f, rows[r])];                                        \
+            }                                                                                 \
+        }                                                                                     \
     }
-}
 
-static void block64(const gbdt_t *g, const double *const *rows, uint32_t nb, double *acc)
-{
-    const pnode64_t *pn = g->pnodes;
-    const double *lv = g->leaves;
-    uint32_t idx[BLOCK_ROWS];
-    for (uint32_t t = 0; t < g->ntrees; t++) {
-        const tree_t *tr = &g->trees[t];
-        double *a = acc + tr->group;
-        uint32_t G = g->ngroups;
-        if (tr->poff < 0) {
-            for (uint32_t r = 0; r < nb; r++) a[r * G] += walk_general(g, tr, rows[r]);
-            continue;
-        }
-        const pnode64_t *p = pn + tr->poff;
-        for (uint32_t r = 0; r < nb; r++) idx[r] = 0;
-        for (uint32_t d = 0; d < tr->depth; d++) {
-            for (uint32_t r = 0; r < nb; r++) {
-                const pnode64_t *n = &p[idx[r]];
-                double v = rows[r][n->fb & FEAT_MASK];
-                uint32_t rt = (uint32_t)(v >= n->thr) | ((uint32_t)(v != v) & (n->fb >> 31));
-                idx[r] = 2 * idx[r] + 1 + rt;
-            }
-        }
-        const double *l = lv + tr->loff - ((1u << tr->depth) - 1);
-        for (uint32_t r = 0; r < nb; r++) a[r * G] += l[idx[r]];
-    }
-}
+BLOCK(block32, pnode32_t, pfat32_t, float)
+BLOCK(block64, pnode64_t, pfat64_t, double)
 
 void gbdt_predict_batch(const gbdt_t *g, const double *x, size_t n, size_t stride, double *out)
 {

@@ -82,6 +82,17 @@ static int parse_delimited(const char *text, size_t len, char sep, model_rows_t 
     grow_t g = {0};
     size_t pos = 0, lineno = 0, ncols = 0;
     int first = 1;
+    /* Some writers (numpy.savetxt with a tab) end every row with the
+     * separator: when every row does, that last empty field is not a column. */
+    int trailing = 1, lines = 0;
+    for (size_t q = 0; q < len && trailing;) {
+        const char *nl = memchr(text + q, '\n', len - q);
+        size_t n = nl ? (size_t)(nl - text - q) : len - q;
+        while (n && (text[q + n - 1] == '\r' || text[q + n - 1] == ' ')) n--;
+        if (n) trailing = text[q + n - 1] == sep, lines++;
+        q = nl ? (size_t)(nl - text) + 1 : len;
+    }
+    trailing = trailing && lines > 0;
     while (pos < len) {
         const char *ls = text + pos;
         const char *nl = memchr(ls, '\n', len - pos);
@@ -90,10 +101,8 @@ static int parse_delimited(const char *text, size_t len, char sep, model_rows_t 
         lineno++;
         span_t whole = trim(ls, n);
         if (whole.len == 0) continue;
-        /* numpy.savetxt ends rows with the separator; one trailing empty
-         * field is not a column. */
-        if (n && (ls[n - 1] == sep || (n > 1 && ls[n - 1] == '\r' && ls[n - 2] == sep)))
-            n -= ls[n - 1] == '\r' ? 2 : 1;
+        if (n && ls[n - 1] == '\r') n--;
+        if (trailing && n && ls[n - 1] == sep) n--;
         size_t k = count_fields(ls, n, sep);
         if (first) {
             if (k > MAX_COLUMNS) {

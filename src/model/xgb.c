@@ -177,7 +177,7 @@ typedef struct objective {
 static const objective_t objectives[] = {
     {"binary:logistic", MODEL_LINK_SIGMOID, 1},
     {"reg:logistic", MODEL_LINK_SIGMOID, 1},
-    {"binary:logitraw", MODEL_LINK_IDENTITY, 1},
+    {"binary:logitraw", MODEL_LINK_IDENTITY, 0}, /* base_score is already a margin */
     {"binary:hinge", MODEL_LINK_HINGE, 0},
     {"reg:squarederror", MODEL_LINK_IDENTITY, 0},
     {"reg:linear", MODEL_LINK_IDENTITY, 0},
