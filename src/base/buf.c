@@ -18,6 +18,7 @@ void buf_reserve(weir_buf_t *b, size_t extra)
 
 void buf_append(weir_buf_t *b, const void *p, size_t n)
 {
+    if (n == 0) return; /* p may be NULL then, which memcpy must not see */
     buf_reserve(b, n);
     memcpy(b->data + b->len, p, n);
     b->len += n;
