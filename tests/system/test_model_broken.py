@@ -1,0 +1,49 @@
+"""Hostile and broken model files (tests/system/models/, listed with their
+expected errors in expected_errors.tsv): each must fail to load with a
+one-line error naming what is wrong, exit non-zero, and never crash. The
+good files next to them must load and score."""
+import os
+
+import pytest
+
+from modelutil import ROOT, weir
+
+MODELS = os.path.join(ROOT, "tests", "system", "models")
+
+
+def cases():
+    with open(os.path.join(MODELS, "expected_errors.tsv")) as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            name, _, expect = line.rstrip("\n").partition("\t")
+            yield name, expect
+
+
+BROKEN = [c for c in cases() if c[1]]
+GOOD = [c[0] for c in cases() if not c[1]]
+
+
+def test_enough_broken_files():
+    assert len(BROKEN) >= 20
+
+
+@pytest.mark.parametrize("name,expect", BROKEN, ids=[c[0] for c in BROKEN])
+def test_broken_model_gives_its_error(name, expect):
+    p = weir("model", "info", os.path.join(MODELS, name), check=False)
+    assert p.returncode == 1, p.stderr  # a clean failure, not a signal
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("weir model info: ") and name in lines[0]
+    assert expect in lines[0], f"expected {expect!r} in {lines[0]!r}"
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_good_model_loads_and_scores(name, tmp_path):
+    path = os.path.join(MODELS, name)
+    weir("model", "info", path)
+    rows = tmp_path / "rows.csv"
+    # the good models have 2 features
+    rows.write_text("0.1,0.9\n0.7,0.1\n,0.5\n")
+    out = weir("model", "predict", path, "--input", rows).stdout.split()
+    assert len(out) == 3 and all(0 < float(v) < 1 for v in out)
