@@ -109,8 +109,13 @@ void ring_truncate(ring_t *r, uint32_t n)
 uint32_t ring_upper(const ring_t *r, uint32_t from, int64_t key)
 {
     uint32_t lo = from, hi = r->len;
-    /* Most searches are for the newest records: check the tail first. */
-    if (lo < hi && ring_key(r, hi - 1) <= key) return hi;
+    /* Most searches end at one of the ends (nothing to evict; an in-order
+     * insert): check both before searching; each check is one access to a
+     * per-key buffer that is often cold. */
+    if (lo == hi || ring_key(r, lo) > key) return lo;
+    if (ring_key(r, hi - 1) <= key) return hi;
+    lo++;
+    hi--;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         if (ring_key(r, mid) <= key)
@@ -124,7 +129,10 @@ uint32_t ring_upper(const ring_t *r, uint32_t from, int64_t key)
 uint32_t ring_lower(const ring_t *r, uint32_t from, int64_t key)
 {
     uint32_t lo = from, hi = r->len;
-    if (lo < hi && ring_key(r, hi - 1) < key) return hi;
+    if (lo == hi || ring_key(r, lo) >= key) return lo;
+    if (ring_key(r, hi - 1) < key) return hi;
+    lo++;
+    hi--;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         if (ring_key(r, mid) < key)

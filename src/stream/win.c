@@ -965,7 +965,8 @@ int win_decode(win_t *w, const win_conf_t *c, const void *data, size_t len, size
     }
     w->end = end;
     w->floor = floor;
-    int64_t prev = 0, split = c->every ? bucket_of(c, end) - c->nbuckets : end - c->range;
+    int64_t prev = 0, split = 0; /* no records without an end */
+    if (end != WIN_NONE) split = c->every ? bucket_of(c, end) - c->nbuckets : end - c->range;
     int64_t min_idx = c->every ? floor_div(-WIN_TIME_LIMIT, c->every) : 0;
     for (uint64_t i = 0; i < n; i++) {
         int64_t key;

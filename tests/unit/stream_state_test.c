@@ -131,15 +131,21 @@ typedef struct part {
     int64_t maxt, wm;
 } part_t;
 
+/* watermark - ttl: keys whose newest event is older are gone */
+static int64_t cutoff(const part_t *p, int64_t ttl)
+{
+    return p->wm == INT64_MIN ? INT64_MIN : p->wm - ttl;
+}
+
 static uint64_t process(part_t *p, const fraud_t *f, const event_t *e, int64_t ttl)
 {
     char k[32];
     int klen = snprintf(k, sizeof k, "card-%08u", e->key);
     agg_result_t out[NWIN];
     uint64_t h = 0;
-    if (e->t < p->wm) { /* late: features as of the watermark, state unchanged */
+    if (p->wm != INT64_MIN && e->t < p->wm) { /* late: features as of the watermark, state unchanged */
         key_state_t *s = keymap_get(&p->km, k, (size_t)klen);
-        if (s && keymap_newest(s) >= p->wm - ttl)
+        if (s && keymap_newest(s) >= cutoff(p, ttl))
             for (int i = 0; i < NWIN; i++) {
                 win_query(&s->w[i], p->wm, &f->ask[i], 1, &out[i]);
                 h = h * 31 + out[i].id;
@@ -147,7 +153,7 @@ static uint64_t process(part_t *p, const fraud_t *f, const event_t *e, int64_t t
         return h;
     }
     int created;
-    key_state_t *s = keymap_put(&p->km, k, (size_t)klen, p->wm - ttl, ks_free, NULL, &created);
+    key_state_t *s = keymap_put(&p->km, k, (size_t)klen, cutoff(p, ttl), ks_free, NULL, &created);
     if (created)
         for (int i = 0; i < NWIN; i++) win_init(&s->w[i], &f->conf[i]);
     keymap_touch(s, e->t);
@@ -169,7 +175,7 @@ static uint64_t process(part_t *p, const fraud_t *f, const event_t *e, int64_t t
     if (e->t > p->maxt) p->maxt = e->t;
     p->wm = p->maxt - LATENESS;
     for (int i = 0; i < NWIN; i++) win_expire(&s->w[i], p->wm);
-    keymap_expire(&p->km, p->wm - ttl, 8, ks_free, NULL);
+    keymap_expire(&p->km, cutoff(p, ttl), 8, ks_free, NULL);
     return h;
 }
 
