@@ -348,10 +348,10 @@ int model_map_inputs(const weir_model_t *m, const char *const *names, size_t n, 
         }
     if (!nmiss && !nextra) return 0;
     return weir_errf(err, errlen, WEIR_EINVAL,
-                     "the inputs do not match the model's features: %zu missing from the inputs%s%s; "
-                     "%zu not in the model%s%s",
-                     nmiss, nmiss ? " (" : "", nmiss ? missing : "", nextra, nextra ? " (" : "",
-                     nextra ? extra : "");
+                     "the inputs do not match the model's features: %zu missing from the inputs%s%s%s; "
+                     "%zu not in the model%s%s%s",
+                     nmiss, nmiss ? " (" : "", nmiss ? missing : "", nmiss ? ")" : "", nextra,
+                     nextra ? " (" : "", nextra ? extra : "", nextra ? ")" : "");
 }
 
 /* ---- the slot ------------------------------------------------------------ */

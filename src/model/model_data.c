@@ -123,6 +123,7 @@ static int parse_delimited(const char *text, size_t len, char sep, model_rows_t 
             first = 0;
             if (header) {
                 out->names = weir_calloc(k, sizeof *out->names);
+                out->ncols = k; /* so that model_rows_free frees them on a later error */
                 i = 0;
                 for (size_t c = 0; c < k; c++) {
                     size_t j = i;

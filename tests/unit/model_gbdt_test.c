@@ -1,0 +1,203 @@
+/* model_gbdt_test.c — the tree evaluator on hand-built trees: the builder's
+ * structural checks, perfect (branch-free) and general layouts agreeing with
+ * a reference walk, single row = batch, missing values and categorical
+ * splits, TreeSHAP adding up to the margin, and input-name matching. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/alloc.h"
+#include "model/gbdt.h"
+#include "model/model.h"
+
+static gbdt_src_node_t split(uint32_t feat, double thr, int32_t l, int32_t r, int missing_left)
+{
+    gbdt_src_node_t n = {.left = l, .right = r, .feat = feat, .kind = GBDT_NUM,
+                         .missing_left = (uint8_t)missing_left, .thr = thr, .cover = 1};
+    return n;
+}
+
+static gbdt_src_node_t leaf(double v, double cover)
+{
+    gbdt_src_node_t n = {.left = -1, .right = -1, .kind = GBDT_LEAF, .value = v, .cover = cover};
+    return n;
+}
+
+static void builder_rejects_broken_trees(void **state)
+{
+    (void)state;
+    char err[256];
+    gbdt_builder_t *b = gbdt_builder_new(GBDT_F64, 2, 1);
+    gbdt_src_node_t cyc[3] = {split(0, 1, 1, 2, 0), split(0, 1, 0, 2, 0), leaf(1, 1)};
+    assert_int_not_equal(gbdt_builder_add_tree(b, 0, cyc, 3, 0, "t", err, sizeof err), 0);
+    assert_non_null(strstr(err, "reached twice"));
+    gbdt_src_node_t oor[3] = {split(0, 1, 1, 9, 0), leaf(1, 1), leaf(2, 1)};
+    assert_int_not_equal(gbdt_builder_add_tree(b, 0, oor, 3, 0, "t", err, sizeof err), 0);
+    assert_non_null(strstr(err, "out of range"));
+    gbdt_src_node_t unreach[4] = {split(0, 1, 1, 2, 0), leaf(1, 1), leaf(2, 1), leaf(3, 1)};
+    assert_int_not_equal(gbdt_builder_add_tree(b, 0, unreach, 4, 0, "t", err, sizeof err), 0);
+    assert_non_null(strstr(err, "not reachable"));
+    assert_int_equal(gbdt_builder_add_tree(b, 0, unreach, 4, 1, "t", err, sizeof err), 0);
+    gbdt_src_node_t nanthr[3] = {split(0, NAN, 1, 2, 0), leaf(1, 1), leaf(2, 1)};
+    assert_int_not_equal(gbdt_builder_add_tree(b, 0, nanthr, 3, 0, "t", err, sizeof err), 0);
+    gbdt_src_node_t badfeat[3] = {split(5, 1, 1, 2, 0), leaf(1, 1), leaf(2, 1)};
+    assert_int_not_equal(gbdt_builder_add_tree(b, 0, badfeat, 3, 0, "t", err, sizeof err), 0);
+    gbdt_builder_free(b);
+}
+
+/* A random tree over 3 features: node i splits (or not) at random. */
+static uint64_t rs = 88172645463325252ull;
+static double urand(void)
+{
+    rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
+    return (double)(rs >> 11) / 9007199254740992.0;
+}
+
+static uint32_t random_tree(gbdt_src_node_t *n, uint32_t *count, uint32_t depth, uint32_t maxd)
+{
+    uint32_t me = (*count)++;
+    if (depth == maxd || (depth > 0 && urand() < 0.25)) {
+        n[me] = leaf(urand() * 2 - 1, 1 + urand() * 10);
+        return me;
+    }
+    n[me] = split((uint32_t)(urand() * 3), urand() * 2 - 1, 0, 0, urand() < 0.5);
+    int32_t l = (int32_t)random_tree(n, count, depth + 1, maxd);
+    int32_t r = (int32_t)random_tree(n, count, depth + 1, maxd);
+    n[me].left = l;
+    n[me].right = r;
+    n[me].cover = n[l].cover + n[r].cover;
+    return me;
+}
+
+static double ref_walk(const gbdt_src_node_t *n, const double *x)
+{
+    uint32_t i = 0;
+    while (n[i].kind != GBDT_LEAF) {
+        double v = x[n[i].feat];
+        int right = isnan(v) ? !n[i].missing_left : !(v < n[i].thr);
+        i = (uint32_t)(right ? n[i].right : n[i].left);
+    }
+    return n[i].value;
+}
+
+static void layouts_agree_with_reference(void **state)
+{
+    (void)state;
+    for (int prec = 0; prec < 2; prec++) {
+        enum { T = 40, MAXN = 4096 };
+        static gbdt_src_node_t trees[T][MAXN];
+        uint32_t counts[T];
+        char err[256];
+        gbdt_builder_t *b = gbdt_builder_new((gbdt_prec_t)prec, 3, 1);
+        for (int t = 0; t < T; t++) {
+            counts[t] = 0;
+            random_tree(trees[t], &counts[t], 0, (uint32_t)(t % 11)); /* depths 0..10 */
+            if (prec == GBDT_F32)
+                for (uint32_t i = 0; i < counts[t]; i++) {
+                    trees[t][i].thr = (float)trees[t][i].thr;
+                    trees[t][i].value = (float)trees[t][i].value;
+                }
+            assert_int_equal(gbdt_builder_add_tree(b, 0, trees[t], counts[t], 0, "t", err, sizeof err), 0);
+        }
+        double base = 0.25;
+        gbdt_t *g;
+        assert_int_equal(gbdt_builder_finish(b, &base, 0, &g, err, sizeof err), 0);
+        assert_true(gbdt_num_perfect(g) > 0);
+        enum { R = 300 };
+        static double x[R * 3], outb[R];
+        for (int i = 0; i < R * 3; i++) x[i] = urand() < 0.1 ? NAN : (prec ? urand() * 2 - 1 : (float)(urand() * 2 - 1));
+        gbdt_predict_batch(g, x, R, 3, outb);
+        for (int r = 0; r < R; r++) {
+            float accf = (float)base;
+            double accd = base;
+            for (int t = 0; t < T; t++) {
+                double v = ref_walk(trees[t], x + r * 3);
+                accf += (float)v;
+                accd += v;
+            }
+            double want = prec == GBDT_F32 ? (double)accf : accd;
+            double one;
+            gbdt_predict_row(g, x + r * 3, &one);
+            assert_true(one == want);
+            assert_true(outb[r] == want);
+            double phi[4];
+            gbdt_contrib_row(g, x + r * 3, phi);
+            assert_true(fabs(phi[0] + phi[1] + phi[2] + phi[3] - want) < 1e-5);
+        }
+        gbdt_free(g);
+    }
+}
+
+static void categorical_splits(void **state)
+{
+    (void)state;
+    char err[256];
+    gbdt_builder_t *b = gbdt_builder_new(GBDT_F64, 1, 1);
+    uint32_t words[2] = {(1u << 3) | (1u << 7), 1u << 1}; /* {3, 7, 33} */
+    uint32_t off = gbdt_builder_add_cats(b, words, 2);
+    gbdt_src_node_t xg[3] = {{.left = 1, .right = 2, .feat = 0, .kind = GBDT_CAT_XGB, .missing_left = 0,
+                              .cat_off = off, .cat_words = 2, .cover = 2},
+                             leaf(-1, 1), leaf(1, 1)};
+    assert_int_equal(gbdt_builder_add_tree(b, 0, xg, 3, 0, "xgb", err, sizeof err), 0);
+    gbdt_src_node_t lg[3] = {{.left = 1, .right = 2, .feat = 0, .kind = GBDT_CAT_LGBM,
+                              .cat_off = off, .cat_words = 2, .cover = 2},
+                             leaf(10, 1), leaf(20, 1)};
+    assert_int_equal(gbdt_builder_add_tree(b, 0, lg, 3, 0, "lgbm", err, sizeof err), 0);
+    double base = 0;
+    gbdt_t *g;
+    assert_int_equal(gbdt_builder_finish(b, &base, 0, &g, err, sizeof err), 0);
+    /* XGBoost: in set -> right (+1), else left (-1), NaN -> missing (right here).
+     * LightGBM: in set -> left (10), else right (20), NaN and negatives right. */
+    struct { double x, want; } cases[] = {
+        {3, 1 + 10}, {7, 1 + 10}, {33, 1 + 10}, {4, -1 + 20}, {-1, -1 + 20},
+        {-0.5, -1 + 20}, {1e12, -1 + 20}, {NAN, 1 + 20}, {64, -1 + 20},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double out;
+        gbdt_predict_row(g, &cases[i].x, &out);
+        if (out != cases[i].want) fail_msg("x = %g: got %g, want %g", cases[i].x, out, cases[i].want);
+    }
+    gbdt_free(g);
+}
+
+static void input_names_are_matched(void **state)
+{
+    (void)state;
+    const char *json = "{\"format\": \"weir-linear\", \"weights\": {\"a\": 1, \"b\": 2, \"c\": 3}}";
+    weir_model_t *m;
+    char err[512];
+    assert_int_equal(model_load_mem(json, strlen(json), "lin", &m, err, sizeof err), 0);
+    uint32_t col[3];
+    const char *ok[] = {"c", "a", "b"};
+    assert_int_equal(model_map_inputs(m, ok, 3, 0, col, err, sizeof err), 0);
+    assert_int_equal(col[0], 1);
+    assert_int_equal(col[1], 2);
+    assert_int_equal(col[2], 0);
+    const char *bad[] = {"a", "x", "y"};
+    assert_int_not_equal(model_map_inputs(m, bad, 3, 0, col, err, sizeof err), 0);
+    assert_non_null(strstr(err, "2 missing from the inputs (b, c)"));
+    assert_non_null(strstr(err, "2 not in the model (x, y)"));
+    const char *extra[] = {"a", "b", "c", "d"};
+    assert_int_not_equal(model_map_inputs(m, extra, 4, 0, col, err, sizeof err), 0);
+    assert_int_equal(model_map_inputs(m, extra, 4, 1, col, err, sizeof err), 0);
+    const char *dup[] = {"a", "a", "b"};
+    assert_int_not_equal(model_map_inputs(m, dup, 3, 0, col, err, sizeof err), 0);
+    model_release(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(builder_rejects_broken_trees),
+        cmocka_unit_test(layouts_agree_with_reference),
+        cmocka_unit_test(categorical_splits),
+        cmocka_unit_test(input_names_are_matched),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
