@@ -637,8 +637,9 @@ void gbdt_predict_row(const gbdt_t *g, const double *x, double *out)
 /* One block of nb <= BLOCK_ROWS rows (row r at rows[r]), tree-major: each
  * tree is walked by all rows of the block level by level, nb independent
  * chains at a time. */
-#define BLOCK(NAME, PNODE, PFAT, LEAF)                                                        \
-    static void NAME(const gbdt_t *g, const double *const *rows, uint32_t nb, LEAF *acc)      \
+#define BLOCK(NAME, PNODE, PFAT, LEAF, STEP)                                                  \
+    static void NAME(const gbdt_t *g, const LEAF *const *rows, const double *const *drows,    \
+                     uint32_t nb, LEAF *acc)                                                  \
     {                                                                                         \
         const PNODE *pn = g->pnodes;                                                          \
         const PFAT *pf = g->leaves;                                                           \
@@ -648,7 +649,7 @@ void gbdt_predict_row(const gbdt_t *g, const double *x, double *out)
             const tree_t *tr = &g->trees[t];                                                  \
             LEAF *a = acc + tr->group;                                                        \
             if (tr->poff < 0) {                                                               \
-                for (uint32_t r = 0; r < nb; r++) a[r * G] += (LEAF)walk_general(g, tr, rows[r]); \
+                for (uint32_t r = 0; r < nb; r++) a[r * G] += (LEAF)walk_general(g, tr, drows[r]); \
                 continue;                                                                     \
             }                                                                                 \
             const PNODE *p = pn + tr->poff;                                                   \
@@ -663,26 +664,41 @@ void gbdt_predict_row(const gbdt_t *g, const double *x, double *out)
         }                                                                                     \
     }
 
-BLOCK(block32, pnode32_t, pfat32_t, float)
-BLOCK(block64, pnode64_t, pfat64_t, double)
+BLOCK(block32, pnode32_t, pfat32_t, float, STEP)
+BLOCK(block32_fast, pnode32_t, pfat32_t, float, STEP_FAST)
+BLOCK(block64, pnode64_t, pfat64_t, double, STEP)
+BLOCK(block64_fast, pnode64_t, pfat64_t, double, STEP_FAST)
 
 void gbdt_predict_batch(const gbdt_t *g, const double *x, size_t n, size_t stride, double *out)
 {
     uint32_t G = g->ngroups;
     const double *rows[BLOCK_ROWS];
+    const float *frows[BLOCK_ROWS];
     double *scratch = NULL;
-    if (g->prec == GBDT_F32) scratch = weir_malloc((size_t)BLOCK_ROWS * g->nfeat * sizeof *scratch + 1);
+    float *fscratch = NULL;
+    if (g->prec == GBDT_F32) {
+        scratch = weir_malloc((size_t)BLOCK_ROWS * g->nfeat * sizeof *scratch + 1);
+        fscratch = weir_malloc((size_t)BLOCK_ROWS * g->nfeat * sizeof *fscratch + 1);
+    }
     void *acc = weir_malloc((size_t)BLOCK_ROWS * G * sizeof(double));
     for (size_t r0 = 0; r0 < n; r0 += BLOCK_ROWS) {
         uint32_t nb = (uint32_t)(n - r0 < BLOCK_ROWS ? n - r0 : BLOCK_ROWS);
+        int nan = 0;
         for (uint32_t r = 0; r < nb; r++) {
             const double *src = x + (r0 + r) * stride;
             if (scratch) {
                 double *dst = scratch + (size_t)r * g->nfeat;
-                for (uint32_t f = 0; f < g->nfeat; f++) dst[f] = (double)(float)src[f];
+                float *fdst = fscratch + (size_t)r * g->nfeat;
+                for (uint32_t f = 0; f < g->nfeat; f++) {
+                    fdst[f] = (float)src[f];
+                    dst[f] = fdst[f];
+                    nan |= isnan(fdst[f]);
+                }
                 rows[r] = dst;
+                frows[r] = fdst;
             } else {
                 rows[r] = src;
+                for (uint32_t f = 0; f < g->nfeat; f++) nan |= isnan(src[f]);
             }
         }
         double *o = out + r0 * G;
@@ -690,7 +706,10 @@ void gbdt_predict_batch(const gbdt_t *g, const double *x, size_t n, size_t strid
             float *a = acc;
             for (uint32_t r = 0; r < nb; r++)
                 for (uint32_t k = 0; k < G; k++) a[r * G + k] = g->average_by ? 0.0f : (float)g->base[k];
-            block32(g, rows, nb, a);
+            if (nan)
+                block32(g, frows, rows, nb, a);
+            else
+                block32_fast(g, frows, rows, nb, a);
             for (uint32_t r = 0; r < nb; r++)
                 for (uint32_t k = 0; k < G; k++) {
                     float v = a[r * G + k];
@@ -700,7 +719,10 @@ void gbdt_predict_batch(const gbdt_t *g, const double *x, size_t n, size_t strid
             double *a = acc;
             for (uint32_t r = 0; r < nb; r++)
                 for (uint32_t k = 0; k < G; k++) a[r * G + k] = g->average_by ? 0.0 : g->base[k];
-            block64(g, rows, nb, a);
+            if (nan)
+                block64(g, rows, rows, nb, a);
+            else
+                block64_fast(g, rows, rows, nb, a);
             for (uint32_t r = 0; r < nb; r++)
                 for (uint32_t k = 0; k < G; k++) {
                     double v = a[r * G + k];
@@ -710,6 +732,7 @@ void gbdt_predict_batch(const gbdt_t *g, const double *x, size_t n, size_t strid
     }
     weir_free(acc);
     weir_free(scratch);
+    weir_free(fscratch);
 }
 
 /* ---- explanations: exact TreeSHAP (Lundberg et al., Algorithm 2) -------- */
