@@ -291,9 +291,12 @@ int bench_log(int argc, char **argv)
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--scale") && i + 1 < argc) scale = atof(argv[++i]);
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc) base = argv[++i];
-        else {
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: weir bench log [--json] [--runs N (default 3, max 15)] [--scale F] [--dir TMP]\n");
-            return strcmp(argv[i], "--help") ? 1 : 0;
+            return 0;
+        } else {
+            fprintf(stderr, "weir bench log: unknown option '%s' (see --help)\n", argv[i]);
+            return 1;
         }
     }
     if (runs < 1 || runs > 15) runs = 3;

@@ -98,10 +98,17 @@ static int parse_opts(const char *prefix, int argc, char **argv, const char *all
     log_config_defaults(&o->cfg);
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
-        if (c == '?' || c == ':' || !strchr(allowed, c))
-            return cli_fail(prefix, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+    int c, li = -1;
+    while ((li = -1, c = getopt_long(argc, argv, "", long_opts, &li)) != -1) {
+        /* Name the option itself: argv[optind - 1] may be its value. */
+        if (c == '?' || c == ':') {
+            for (const struct option *lo = long_opts; lo->name; lo++)
+                if (optopt && lo->val == optopt)
+                    return cli_fail(prefix, "option '--%s' needs a value (see --help)", lo->name);
+            return cli_fail(prefix, "unknown option '%s' (see --help)", argv[optind - 1]);
+        }
+        if (!strchr(allowed, c))
+            return cli_fail(prefix, "option '--%s' does not apply here (see --help)", long_opts[li].name);
         uint64_t u = 0;
         int64_t s = 0;
         int bad = 0;
@@ -130,7 +137,7 @@ static int parse_opts(const char *prefix, int argc, char **argv, const char *all
             if (c == OPT_FROMO) o->from_offset = u, o->has_offset = 1;
             if (c == OPT_LIMIT) o->limit = u, o->has_limit = 1;
         }
-        if (bad) return cli_fail(prefix, "bad value '%s' for %s", optarg, argv[optind - 1]);
+        if (bad) return cli_fail(prefix, "bad value '%s' for --%s", optarg, long_opts[li].name);
     }
     if (optind != argc - 1)
         return cli_fail(prefix, optind >= argc ? "missing DIR (see --help)" : "unexpected argument '%s'",
@@ -285,8 +292,15 @@ static int log_append_cmd(int argc, char **argv)
             snprintf(why, sizeof why, "line %" PRIu64 ": longer than %u bytes", lineno, APPEND_MAX_LINE);
             break;
         }
-        cJSON *obj = cJSON_ParseWithLength(line, (size_t)len);
-        if (!obj || !cJSON_IsObject(obj)) {
+        /* The record holds the object without surrounding whitespace, so
+         * what is stored is exactly one JSON object. */
+        char *start = line;
+        while (len > 0 && (*start == ' ' || *start == '\t')) start++, len--;
+        while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t')) len--;
+        const char *end = NULL;
+        if (len == 0) continue;
+        cJSON *obj = cJSON_ParseWithLengthOpts(start, (size_t)len, &end, 0);
+        if (!obj || !cJSON_IsObject(obj) || end != start + len) {
             snprintf(why, sizeof why, "line %" PRIu64 ": not a JSON object", lineno);
             cJSON_Delete(obj);
             break;
@@ -305,7 +319,7 @@ static int log_append_cmd(int argc, char **argv)
         } else {
             part = (uint32_t)(rr++ % nparts);
         }
-        pending_add(&pend[part], line, (size_t)len, key, klen);
+        pending_add(&pend[part], start, (size_t)len, key, klen);
         cJSON_Delete(obj);
         if (pend[part].n >= o.batch || pend[part].data.len >= APPEND_BATCH_BYTES) {
             appended += pend[part].n;
@@ -366,6 +380,17 @@ static int log_read_cmd(int argc, char **argv)
     const char allowed[] = {OPT_TOPIC, OPT_PART, OPT_FROMO, OPT_FROMT, OPT_LIMIT, 0};
     if (parse_opts(prefix, argc, argv, allowed, &o)) return 1;
     if (o.has_offset && o.has_time) return cli_fail(prefix, "give --from-offset or --from-time, not both");
+    /* Reading must not create anything: look before opening (which creates DIR/log). */
+    char **names;
+    size_t nnames, found = 0;
+    char lerr[512];
+    if (log_topic_list(o.dir, &names, &nnames, lerr, sizeof lerr) != 0) return cli_fail(prefix, "%s", lerr);
+    for (size_t i = 0; i < nnames; i++) {
+        found |= !strcmp(names[i], o.topic);
+        weir_free(names[i]);
+    }
+    weir_free(names);
+    if (!found) return cli_fail(prefix, "no topic '%s' in %s", o.topic, o.dir);
     log_t *log;
     log_topic_t *topic;
     if (open_topic(prefix, &o, 0, 0, &log, &topic) != 0) return 1;

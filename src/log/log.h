@@ -37,14 +37,16 @@
  * previous entry. A closed segment's index ends with an END entry whose
  * position is the segment's size and whose offset is its next offset: it
  * gives a closed segment's last offset and newest timestamp without reading
- * it. The active segment's index lives in memory and is written when the
+ * it. Then a 16-byte trailer {u32 "WIDX", u32 number of entries, u32 CRC32C
+ * of the entries, u32 0}: a wrong entry would send readers to the wrong
+ * place, so the index's contents are checked, not only its shape. The active segment's index lives in memory and is written when the
  * segment is closed by a roll. Offset lookup: the last entry at or below the
  * offset. Time lookup: the last entry whose "max before" is below the time.
  *
  * RECOVERY AT OPEN, per partition:
- *   - Closed segments: the index is checked for shape (entry size, first
- *     entry at 0, increasing, END entry at the file size, batch header at the
- *     last entry carrying the right offset, END offset = next segment's base).
+ *   - Closed segments: the index is checked (its CRC; first entry at 0,
+ *     increasing, END entry at the file size, batch header at the last entry
+ *     carrying the right offset, END offset = next segment's base).
  *     A missing or mismatching index is rebuilt from the segment, which is
  *     then fully verified. Segments must chain with no gap.
  *   - The active (last) segment is read and verified batch by batch. At the

@@ -90,11 +90,19 @@ int part_list_segments(const char *dir, int cleanup, uint64_t **bases, uint32_t 
     return 0;
 }
 
-/* Opens a closed segment: its index if it fits, else a full scan to rebuild it. */
-static int open_closed_segment(log_part_t *p, log_segment_t *s, char *err, size_t errlen)
+/* Opens a closed segment: its index if it fits (and ends where the next
+ * segment starts), else a full scan to rebuild it. */
+static int open_closed_segment(log_part_t *p, log_segment_t *s, uint64_t next_base, char *err,
+                               size_t errlen)
 {
     char why[256];
-    if (seg_index_load(s, why, sizeof why) == 0) return 0;
+    if (seg_index_load(s, why, sizeof why) == 0 && s->next == next_base) return 0;
+    weir_free(s->idx);
+    s->idx = NULL;
+    s->nidx = s->capidx = 0;
+    s->last_idx_pos = s->size = 0;
+    s->next = s->base;
+    s->first_ts = s->max_ts = INT64_MIN;
     int fd = open(s->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return weir_errf(err, errlen, WEIR_EIO, "cannot open %s: %s", s->path, strerror(errno));
     seg_scan_t sc;
@@ -199,7 +207,7 @@ int part_open(log_part_t *p, const char *dir, uint32_t id, const log_config_t *c
     if (rc) return rc;
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         log_segment_t *s = seg_push(p, bases[i]);
-        rc = i + 1 < n ? open_closed_segment(p, s, err, errlen)
+        rc = i + 1 < n ? open_closed_segment(p, s, bases[i + 1], err, errlen)
                        : open_active_segment(p, s, err, errlen);
         if (rc == 0 && i > 0 && p->segs[i - 1].next != s->base)
             rc = weir_errf(err, errlen, WEIR_ECORRUPT,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/crc32c.h"
 #include "base/error.h"
 
 #define SCAN_CHUNK (1u << 20)
@@ -187,8 +188,9 @@ int seg_index_load(log_segment_t *s, char *why, size_t whylen)
         rc = weir_errf(why, whylen, WEIR_EIO, "cannot stat: %s", strerror(errno));
         goto out;
     }
-    size_t n = (size_t)st.st_size / SEG_INDEX_ENTRY;
-    if (st.st_size % SEG_INDEX_ENTRY || n < 2 || n > (size_t)sst.st_size) {
+    size_t n = ((size_t)st.st_size - SEG_INDEX_TRAILER) / SEG_INDEX_ENTRY;
+    if ((size_t)st.st_size < SEG_INDEX_TRAILER + 2 * SEG_INDEX_ENTRY ||
+        ((size_t)st.st_size - SEG_INDEX_TRAILER) % SEG_INDEX_ENTRY || n > (size_t)sst.st_size) {
         rc = weir_errf(why, whylen, WEIR_ECORRUPT, "index size %lld is not a whole index",
                        (long long)st.st_size);
         goto out;
@@ -196,6 +198,13 @@ int seg_index_load(log_segment_t *s, char *why, size_t whylen)
     raw = weir_malloc((size_t)st.st_size);
     if (read_at(fd, raw, (size_t)st.st_size, 0) != st.st_size) {
         rc = weir_errf(why, whylen, WEIR_EIO, "short read of index");
+        goto out;
+    }
+    uint32_t trailer[4];
+    memcpy(trailer, raw + n * SEG_INDEX_ENTRY, sizeof trailer);
+    if (trailer[0] != SEG_INDEX_MAGIC || trailer[1] != n ||
+        trailer[2] != crc32c(0, raw, n * SEG_INDEX_ENTRY) || trailer[3] != 0) {
+        rc = weir_errf(why, whylen, WEIR_ECORRUPT, "index checksum mismatch");
         goto out;
     }
     seg_index_entry_t *e = weir_malloc(n * sizeof *e);
@@ -250,7 +259,7 @@ int seg_index_write(const log_segment_t *s, char *err, size_t errlen)
     char *tmp = weir_malloc(plen + 5);
     snprintf(tmp, plen + 5, "%s.tmp", ipath);
     size_t n = s->nidx + 1;
-    unsigned char *raw = weir_malloc(n * SEG_INDEX_ENTRY);
+    unsigned char *raw = weir_malloc(n * SEG_INDEX_ENTRY + SEG_INDEX_TRAILER);
     for (size_t i = 0; i < n; i++) {
         seg_index_entry_t e = i < s->nidx ? s->idx[i]
                                           : (seg_index_entry_t){(uint32_t)(s->next - s->base),
@@ -259,9 +268,12 @@ int seg_index_write(const log_segment_t *s, char *err, size_t errlen)
         memcpy(raw + i * 16 + 4, &e.pos, 4);
         memcpy(raw + i * 16 + 8, &e.max_ts_before, 8);
     }
+    uint32_t trailer[4] = {SEG_INDEX_MAGIC, (uint32_t)n, crc32c(0, raw, n * SEG_INDEX_ENTRY), 0};
+    memcpy(raw + n * SEG_INDEX_ENTRY, trailer, sizeof trailer);
+    size_t total = n * SEG_INDEX_ENTRY + SEG_INDEX_TRAILER;
     int rc = 0;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, raw, n * SEG_INDEX_ENTRY) != (ssize_t)(n * SEG_INDEX_ENTRY) ||
+    if (fd < 0 || write(fd, raw, total) != (ssize_t)total ||
         rename(tmp, ipath) != 0)
         rc = weir_errf(err, errlen, WEIR_EIO, "cannot write index %s: %s", ipath, strerror(errno));
     if (fd >= 0) close(fd);

@@ -11,6 +11,8 @@
 
 #define SEG_NAME_DIGITS 20
 #define SEG_INDEX_ENTRY 16
+#define SEG_INDEX_TRAILER 16       /* u32 magic, u32 entries, u32 CRC32C of the entries, u32 0 */
+#define SEG_INDEX_MAGIC 0x58444957u /* "WIDX" */
 
 typedef struct seg_index_entry {
     uint32_t rel;           /* offset - segment base */
@@ -62,8 +64,8 @@ int seg_scan_file(int fd, uint64_t base, log_segment_t *s, uint32_t interval, se
  * in fd? (Distinguishes a torn tail from corruption.) 1 yes, 0 no, <0 error. */
 int seg_valid_batch_after(int fd, uint64_t from, uint64_t file_size);
 
-/* Loads s->path's index file into s and checks its shape against the
- * segment (see RECOVERY in log.h). 0 if usable, else a reason in why. On
+/* Loads s->path's index file into s and checks its checksum and its shape
+ * against the segment (see RECOVERY in log.h). 0 if usable, else a reason in why. On
  * success fills next, size, max_ts, first_ts of s. */
 int seg_index_load(log_segment_t *s, char *why, size_t whylen);
 /* Writes s's index plus its END entry to the .idx file (atomically: tmp +
