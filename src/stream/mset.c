@@ -10,7 +10,7 @@
 
 static inline uint32_t *counts(const mset_t *s)
 {
-    return (uint32_t *)(s->ids + s->cap);
+    return s->ids ? (uint32_t *)(s->ids + s->cap) : NULL; /* no arithmetic on NULL */
 }
 
 static inline uint64_t mix(uint64_t x)

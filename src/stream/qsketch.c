@@ -11,7 +11,8 @@
 int qsketch_init(qsketch_t *s, double alpha)
 {
     memset(s, 0, sizeof *s);
-    if (!(alpha > 0 && alpha <= 0.5)) return WEIR_EINVAL;
+    /* below 1e-6, bin indexes would leave int32 (and gamma would round to 1) */
+    if (!(alpha >= QSKETCH_MIN_ALPHA && alpha <= 0.5)) return WEIR_EINVAL;
     s->alpha = alpha;
     s->gamma = (1 + alpha) / (1 - alpha);
     s->inv_ln_gamma = 1.0 / log(s->gamma);

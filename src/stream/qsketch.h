@@ -29,6 +29,7 @@
 #include "base/buf.h"
 
 #define QSKETCH_DEFAULT_ALPHA 0.01
+#define QSKETCH_MIN_ALPHA 1e-6
 #define QSKETCH_MIN_ABS 1e-300
 #define QSKETCH_MAX_BINS 8192
 
@@ -45,7 +46,7 @@ typedef struct qsketch {
     qsketch_side_t pos, neg; /* neg holds |x| of negative values */
 } qsketch_t;
 
-/* alpha in (0, 0.5]; WEIR_EINVAL otherwise. */
+/* alpha in [QSKETCH_MIN_ALPHA, 0.5]; WEIR_EINVAL otherwise. */
 int qsketch_init(qsketch_t *s, double alpha);
 void qsketch_free(qsketch_t *s);
 void qsketch_clear(qsketch_t *s); /* empty, same alpha */

@@ -89,9 +89,9 @@ int win_conf_init(win_conf_t *c, int64_t range, int64_t every, uint32_t kinds, i
                                  agg_kind_name((agg_kind_t)k));
     }
     if (alpha == 0) alpha = QSKETCH_DEFAULT_ALPHA;
-    if (!(alpha > 0 && alpha <= 0.5))
+    if (!(alpha >= QSKETCH_MIN_ALPHA && alpha <= 0.5))
         return weir_errf(err, errlen, WEIR_EINVAL,
-                         "approx_quantile accuracy %g is not in (0, 0.5]", alpha);
+                         "approx_quantile accuracy %g is not in [1e-6, 0.5]", alpha);
     c->range = range;
     c->every = every;
     c->kinds = kinds;
@@ -354,7 +354,9 @@ static int bucket_add(const win_conf_t *c, void *r, int64_t t, uint64_t bits)
     return new_id;
 }
 
-static void bk_run_sub(win_t *w, void *r)
+/* Removes a bucket from the running state; returns 1 if the running sketch
+ * must be rebuilt (see below). */
+static int bk_run_sub(win_t *w, void *r)
 {
     const win_conf_t *c = w->conf;
     agg_part_t p = bucket_part(c, r);
@@ -368,10 +370,23 @@ static void bk_run_sub(win_t *w, void *r)
             weir_assert(rc >= 0);
         }
     }
-    if (w->qs) {
-        int rc = qsketch_merge(w->qs, *F(r, c->off_qs, qsketch_t *), -1);
-        weir_assert(rc == 0);
+    if (w->qs && qsketch_merge(w->qs, *F(r, c->off_qs, qsketch_t *), -1) != 0) {
+        /* Only reachable from a decoded state whose bucket sketches collapsed
+         * differently from the running one (a checkpoint that passed the
+         * checks but was not written by us): rebuild after the evictions. */
+        return 1;
     }
+    return 0;
+}
+
+/* Rebuilds the running sketch from the running buckets (see bk_run_sub). */
+static void rebuild_qs(win_t *w)
+{
+    const win_conf_t *c = w->conf;
+    qsketch_free(w->qs);
+    qsketch_init(w->qs, c->alpha);
+    for (uint32_t i = w->lo; i < w->items.len; i++)
+        qsketch_merge(w->qs, *F(ring_at(&w->items, i), c->off_qs, qsketch_t *), 1);
 }
 
 static void bk_advance(win_t *w, int64_t t)
@@ -383,8 +398,10 @@ static void bk_advance(win_t *w, int64_t t)
     if (nb == ob) return;
     int64_t limit = nb - c->nbuckets;
     uint32_t hi = ring_upper(&w->items, w->lo, limit);
-    for (uint32_t i = w->lo; i < hi; i++) bk_run_sub(w, ring_at(&w->items, i));
+    int dirty = 0;
+    for (uint32_t i = w->lo; i < hi; i++) dirty |= bk_run_sub(w, ring_at(&w->items, i));
     w->lo = hi;
+    if (dirty) rebuild_qs(w);
     if (w->mm) {
         mono_evict(&w->mm[0], limit);
         mono_evict(&w->mm[1], limit);

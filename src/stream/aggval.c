@@ -1,0 +1,64 @@
+/* aggval.c — see aggval.h. */
+#include "stream/aggval.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "base/hash.h"
+
+agg_kind_t aggval_kind(expr_agg_kind_t k)
+{
+    /* The two enums order stddev/variance differently: map by name. */
+    int kind = agg_kind_parse(expr_agg_kind_name(k), strlen(expr_agg_kind_name(k)));
+    weir_assert(kind >= 0);
+    return (agg_kind_t)kind;
+}
+
+int aggval_from_value(const expr_value_t *v, win_val_t *out)
+{
+    switch ((expr_type_t)v->type) {
+    case EXPR_NULL: return 0;
+    case EXPR_BOOL: *out = win_num(v->as.b ? 1.0 : 0.0); return 1;
+    case EXPR_INT:
+    case EXPR_TIME:
+    case EXPR_DURATION: *out = win_num((double)v->as.i); return 1;
+    case EXPR_FLOAT: *out = win_num(v->as.f); return isfinite(v->as.f);
+    case EXPR_STRING: *out = win_id(weir_hash64(v->as.s.ptr, v->as.s.len)); return 1;
+    }
+    return 0;
+}
+
+expr_value_t aggval_to_value(const agg_result_t *r, agg_kind_t kind, expr_type_t type)
+{
+    if (r->null) {
+        if (kind == AGG_COUNT || kind == AGG_DISTINCT || kind == AGG_APPROX_DISTINCT)
+            return expr_int(0);
+        if (kind == AGG_SUM) return type == EXPR_INT ? expr_int(0) : expr_float(0.0);
+        return expr_null();
+    }
+    double x = r->num;
+    switch (type) {
+    case EXPR_INT: return expr_int((int64_t)llround(x));
+    case EXPR_TIME: return expr_time((int64_t)llround(x));
+    case EXPR_DURATION: return expr_duration((int64_t)llround(x));
+    case EXPR_BOOL: return expr_bool(x != 0.0);
+    case EXPR_FLOAT: return isfinite(x) ? expr_float(x) : expr_null();
+    default: return expr_null();
+    }
+}
+
+int aggval_check(const expr_agg_t *a, char *err, size_t errlen)
+{
+    if (a->kind == EXPR_AGG_PREV || !aggval_is_id(a->arg_type)) return 0;
+    switch (a->kind) {
+    case EXPR_AGG_COUNT:
+    case EXPR_AGG_DISTINCT:
+    case EXPR_AGG_APPROX_DISTINCT: return 0;
+    default:
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "%s: %s over a window of strings is not supported yet (count, distinct "
+                         "and approx_distinct are)",
+                         a->text, expr_agg_kind_name(a->kind));
+    }
+}

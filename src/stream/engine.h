@@ -1,0 +1,106 @@
+/* engine.h — the stream engine: a loaded spec turned into a plan, and one
+ * partition's state run through it event by event. This is the ONE code
+ * path that computes features: `weir ingest` (live), `weir backfill`
+ * (replay, training data) and, later, the server call the same
+ * engine_part_event, so online and offline features cannot drift apart.
+ *
+ * PER EVENT of partition p, in log order (DESIGN.md "Semantics"):
+ *   1. t = event time. W = the partition's watermark = max time applied − lateness.
+ *   2. t < W: the event is LATE. Nothing is applied; features are computed
+ *      as of W (windows queried at W, last(x) from the key's state), the
+ *      event goes to the late sink and is counted.
+ *   3. Otherwise: max time and W advance; the key's state is looked up (a
+ *      key whose newest event is older than W − ttl is stale and starts
+ *      empty: ttl = longest window + lateness); windows expire below W; the
+ *      event's aggregate arguments are added to the key's windows; features
+ *      are evaluated as of t (every aggregate slot, then the features in
+ *      dependency order); the event is added to the key's on-close
+ *      aggregates; windows whose end W has passed are emitted to the sink.
+ * A TICK record carries a time T: max time = max(max time, T), W follows,
+ * closing windows — time that advances without events (principle 2).
+ *
+ * Everything is a function of the records and their order: no clock, no
+ * thread timing. Memory comes from weir_malloc and is reported per
+ * partition (engine_part_stats). A partition is single-owner. */
+#ifndef WEIR_STREAM_ENGINE_H
+#define WEIR_STREAM_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "spec/spec.h"
+
+typedef struct engine engine_t;
+typedef struct engine_part engine_part_t;
+
+/* Builds the plan for spec (which must outlive the engine): groups the
+ * aggregate slots into per-key windows. Refuses, with a sentence, what the
+ * engine cannot compute (e.g. first/last/min/max over a window of strings). */
+int engine_new(const spec_t *spec, engine_t **out, char *err, size_t errlen);
+void engine_free(engine_t *e);
+const spec_t *engine_spec(const engine_t *e);
+
+/* Where a partition's outputs go. Any callback may be NULL (not wanted,
+ * e.g. while replaying what was already emitted). Slices and values are
+ * valid during the call only. */
+typedef struct engine_sink {
+    /* An on-close aggregate's window closed: vals[i] is select[i]. */
+    void (*window)(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
+                   int64_t start, int64_t end, const expr_value_t *vals);
+    /* A late event: not applied, scored as of the watermark. */
+    void (*late)(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
+                 int64_t watermark, weir_slice_t event);
+    void *ctx;
+} engine_sink_t;
+
+/* One partition's state. The engine must outlive it; sink is copied. */
+engine_part_t *engine_part_new(const engine_t *e, uint32_t part, const engine_sink_t *sink);
+void engine_part_free(engine_part_t *p);
+void engine_part_set_sink(engine_part_t *p, const engine_sink_t *sink);
+
+/* What processing an event gave. Arrays belong to the partition and are
+ * valid until its next call. */
+typedef struct engine_result {
+    int late;
+    int64_t time;
+    int64_t watermark;          /* after this event */
+    weir_slice_t key;
+    const expr_value_t *fields; /* the decoded event, by field slot */
+    const expr_value_t *features; /* by feature index (declared order) */
+} engine_result_t;
+
+/* Processes one decoded event (fields by the source's slots; key and time
+ * not null) at log offset `offset`. `raw` is the event as logged (for the
+ * late sink). Returns 0, or WEIR_ETOOBIG if a lower() result does not fit
+ * the scratch (see expr.h) — the event is then not applied. */
+int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fields,
+                      weir_slice_t raw, engine_result_t *res, char *err, size_t errlen);
+
+/* A tick at time T (see above). */
+void engine_part_tick(engine_part_t *p, int64_t time);
+
+/* Processes a log record: decodes the event JSON by the source schema and
+ * calls engine_part_event (returns 1, res filled), or applies a tick
+ * (returns 0). A record that does not decode is WEIR_EINVAL with the reason
+ * (it could only have been written by something other than ingest). */
+int engine_part_record(engine_part_t *p, uint64_t offset, int tick, weir_slice_t value,
+                       engine_result_t *res, char *err, size_t errlen);
+
+/* The tick record value for time T ("{"time":T}"), and its parser. */
+void engine_tick_value(weir_buf_t *b, int64_t time);
+int engine_tick_parse(weir_slice_t value, int64_t *time);
+
+/* The entity key of a decoded event: a string's bytes, or an int's decimal
+ * digits (tmp, at least 24 bytes, holds them) — the bytes partitioning hashes. */
+weir_slice_t engine_event_key(const spec_source_t *src, const expr_value_t *fields, char *tmp);
+
+typedef struct engine_stats {
+    uint64_t events, late, ticks, windows_emitted, evicted;
+    uint64_t keys;
+    uint64_t state_bytes; /* heap bytes of keyed state (table, entries, windows) */
+    int64_t watermark;    /* INT64_MIN before the first event */
+} engine_stats_t;
+void engine_part_stats(const engine_part_t *p, engine_stats_t *out);
+
+#endif

@@ -1,0 +1,365 @@
+/* onclose.c — aggregates on window close (see onclose.h). */
+#include "stream/onclose.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "stream/agg.h"
+#include "stream/aggval.h"
+#include "stream/mset.h"
+#include "stream/qsketch.h"
+
+/* An event kept for open windows: time, log order, null bits, then one
+ * win_val_t per aggregate slot of the aggregate (its argument's value). */
+typedef struct oc_event {
+    int64_t t;
+    uint64_t seq;
+    uint64_t nulls; /* bit i: slot i's argument was null */
+    win_val_t v[];
+} oc_event_t;
+
+typedef struct oc_win {
+    int64_t start, end;
+    uint64_t gen;
+} oc_win_t;
+
+struct oc_key {
+    unsigned char *ev; /* nev records of rsize bytes, sorted by (t, seq) */
+    uint32_t nev, capev, rsize;
+    oc_win_t *wins;
+    uint32_t nwins, capwins;
+    uint64_t next_gen;
+};
+
+#define EV(k, i) ((oc_event_t *)((k)->ev + (size_t)(i) * (k)->rsize))
+
+typedef struct oc_timer {
+    int64_t end, start;
+    uint64_t gen;
+    uint32_t ai;
+    uint32_t klen;
+    char *key;
+} oc_timer_t;
+
+struct oc_timers {
+    oc_timer_t *v;
+    size_t n, cap;
+    char *popped; /* key of the last popped timer, freed at the next pop */
+};
+
+static int64_t floordiv(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+/* ---- timers --------------------------------------------------------------- */
+
+oc_timers_t *oc_timers_new(void)
+{
+    return weir_calloc(1, sizeof(oc_timers_t));
+}
+
+void oc_timers_free(oc_timers_t *t)
+{
+    if (!t) return;
+    for (size_t i = 0; i < t->n; i++) weir_free(t->v[i].key);
+    weir_free(t->v);
+    weir_free(t->popped);
+    weir_free(t);
+}
+
+int64_t oc_timers_next(const oc_timers_t *t)
+{
+    return t->n ? t->v[0].end : INT64_MAX;
+}
+
+size_t oc_timers_bytes(const oc_timers_t *t)
+{
+    size_t b = t->cap * sizeof *t->v;
+    for (size_t i = 0; i < t->n; i++) b += t->v[i].klen + 1;
+    return b;
+}
+
+/* Order: end, key bytes, aggregate, start — a function of the log only. */
+static int timer_less(const oc_timer_t *a, const oc_timer_t *b)
+{
+    if (a->end != b->end) return a->end < b->end;
+    uint32_t n = a->klen < b->klen ? a->klen : b->klen;
+    int c = memcmp(a->key, b->key, n);
+    if (c != 0) return c < 0;
+    if (a->klen != b->klen) return a->klen < b->klen;
+    if (a->ai != b->ai) return a->ai < b->ai;
+    return a->start < b->start;
+}
+
+static void timer_push(oc_timers_t *t, oc_timer_t e)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        t->v = weir_realloc(t->v, t->cap * sizeof *t->v);
+    }
+    size_t i = t->n++;
+    while (i && timer_less(&e, &t->v[(i - 1) / 2])) {
+        t->v[i] = t->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    t->v[i] = e;
+}
+
+int oc_timers_pop(oc_timers_t *t, int64_t watermark, oc_due_t *due)
+{
+    if (!t->n || t->v[0].end > watermark) return 0;
+    oc_timer_t top = t->v[0], last = t->v[--t->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= t->n) break;
+        if (c + 1 < t->n && timer_less(&t->v[c + 1], &t->v[c])) c++;
+        if (!timer_less(&t->v[c], &last)) break;
+        t->v[i] = t->v[c];
+        i = c;
+    }
+    if (t->n) t->v[i] = last;
+    weir_free(t->popped);
+    t->popped = top.key;
+    *due = (oc_due_t){{top.key, top.klen}, top.ai, top.start, top.end, top.gen};
+    return 1;
+}
+
+/* ---- per-key state --------------------------------------------------------- */
+
+static void win_register(oc_key_t *k, int64_t start, int64_t end, weir_slice_t key, uint32_t ai,
+                         oc_timers_t *timers)
+{
+    if (k->nwins == k->capwins) {
+        k->capwins = k->capwins ? k->capwins * 2 : 4;
+        k->wins = weir_realloc(k->wins, k->capwins * sizeof *k->wins);
+    }
+    uint64_t gen = ++k->next_gen;
+    k->wins[k->nwins++] = (oc_win_t){start, end, gen};
+    timer_push(timers, (oc_timer_t){end, start, gen, ai, (uint32_t)key.len,
+                                    weir_strndup(key.ptr, key.len)});
+}
+
+static int win_open(const oc_key_t *k, int64_t start)
+{
+    for (uint32_t i = 0; i < k->nwins; i++)
+        if (k->wins[i].start == start) return 1;
+    return 0;
+}
+
+static void add_session(oc_key_t *k, int64_t t, int64_t gap, weir_slice_t key, uint32_t ai,
+                        oc_timers_t *timers)
+{
+    /* Session [first, last + gap): t joins when t - last < gap and first - t < gap,
+     * i.e. start - gap < t < end. Every session it touches merges into one. */
+    int64_t start = t, end = t + gap;
+    uint32_t w = 0;
+    for (uint32_t i = 0; i < k->nwins; i++) {
+        oc_win_t s = k->wins[i];
+        if (s.start - gap < t && t < s.end) {
+            if (s.start < start) start = s.start;
+            if (s.end > end) end = s.end;
+        } else {
+            k->wins[w++] = s;
+        }
+    }
+    k->nwins = w;
+    win_register(k, start, end, key, ai, timers);
+}
+
+void oc_add(oc_key_t **state, const spec_aggregate_t *agg, uint32_t ai, weir_slice_t key,
+            int64_t t, uint64_t seq, const expr_value_t *fields, oc_timers_t *timers)
+{
+    oc_key_t *k = *state;
+    uint32_t nslots = agg->aggs.n;
+    if (!k) {
+        k = *state = weir_calloc(1, sizeof *k);
+        k->rsize = (uint32_t)(sizeof(oc_event_t) + nslots * sizeof(win_val_t));
+    }
+    /* Insert in (t, seq) order: after every event not later than t. */
+    if (k->nev == k->capev) {
+        k->capev = k->capev ? k->capev * 2 : 8;
+        k->ev = weir_realloc(k->ev, (size_t)k->capev * k->rsize);
+    }
+    uint32_t at = k->nev;
+    while (at > 0 && EV(k, at - 1)->t > t) at--;
+    memmove(k->ev + (size_t)(at + 1) * k->rsize, k->ev + (size_t)at * k->rsize,
+            (size_t)(k->nev - at) * k->rsize);
+    k->nev++;
+    oc_event_t *e = EV(k, at);
+    e->t = t;
+    e->seq = seq;
+    e->nulls = 0;
+    expr_env_t env = {.fields = fields};
+    for (uint32_t i = 0; i < nslots; i++) {
+        const expr_agg_t *a = &agg->aggs.v[i];
+        expr_value_t x = expr_int(0); /* count(): every event counts */
+        if (a->arg) expr_eval(a->arg, &env, &x);
+        if (!aggval_from_value(&x, &e->v[i])) e->nulls |= 1ull << i;
+    }
+
+    switch (agg->window) {
+    case SPEC_WINDOW_TUMBLING: {
+        int64_t start = floordiv(t, agg->size_ms) * agg->size_ms;
+        if (!win_open(k, start)) win_register(k, start, start + agg->size_ms, key, ai, timers);
+        break;
+    }
+    case SPEC_WINDOW_HOPPING: {
+        for (int64_t n = floordiv(t - agg->size_ms, agg->every_ms) + 1; n <= floordiv(t, agg->every_ms); n++) {
+            int64_t start = n * agg->every_ms;
+            if (!win_open(k, start)) win_register(k, start, start + agg->size_ms, key, ai, timers);
+        }
+        break;
+    }
+    case SPEC_WINDOW_SESSION: add_session(k, t, agg->gap_ms, key, ai, timers); break;
+    }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Computes slot i over events [lo, hi) of k. */
+static agg_result_t compute_slot(const oc_key_t *k, uint32_t lo, uint32_t hi, uint32_t i,
+                                 const expr_agg_t *a, agg_kind_t kind)
+{
+    agg_result_t r = {1, 0, 0};
+    uint64_t bit = 1ull << i;
+    int64_t n = 0;
+    for (uint32_t j = lo; j < hi; j++) n += !(EV(k, j)->nulls & bit);
+    switch (kind) {
+    case AGG_COUNT:
+        r.null = 0;
+        r.num = (double)n;
+        return r;
+    case AGG_SUM:
+    case AGG_AVG:
+    case AGG_VARIANCE:
+    case AGG_STDDEV: {
+        agg_moments_t m;
+        agg_moments_init(&m, kind == AGG_VARIANCE || kind == AGG_STDDEV);
+        for (uint32_t j = lo; j < hi; j++)
+            if (!(EV(k, j)->nulls & bit)) agg_moments_add(&m, EV(k, j)->v[i].num, 1);
+        if (kind == AGG_SUM) r.null = 0, r.num = n ? agg_moments_sum(&m) : 0.0;
+        else if (kind == AGG_AVG && n > 0) r.null = 0, r.num = agg_moments_mean(&m);
+        else if (n > 1) {
+            double var = agg_moments_m2(&m) / (double)(n - 1);
+            r.null = 0;
+            r.num = kind == AGG_VARIANCE ? var : sqrt(var);
+        }
+        return r;
+    }
+    case AGG_MIN:
+    case AGG_MAX:
+        for (uint32_t j = lo; j < hi; j++) {
+            if (EV(k, j)->nulls & bit) continue;
+            double x = EV(k, j)->v[i].num;
+            if (r.null || (kind == AGG_MIN ? x < r.num : x > r.num)) r.num = x;
+            r.null = 0;
+        }
+        return r;
+    case AGG_FIRST:
+        for (uint32_t j = lo; j < hi; j++)
+            if (!(EV(k, j)->nulls & bit)) {
+                r.null = 0, r.num = EV(k, j)->v[i].num, r.id = EV(k, j)->v[i].id;
+                break;
+            }
+        return r;
+    case AGG_LAST:
+        for (uint32_t j = hi; j > lo; j--)
+            if (!(EV(k, j - 1)->nulls & bit)) {
+                r.null = 0, r.num = EV(k, j - 1)->v[i].num, r.id = EV(k, j - 1)->v[i].id;
+                break;
+            }
+        return r;
+    case AGG_DISTINCT:
+    case AGG_APPROX_DISTINCT: {
+        uint64_t *ids = weir_malloc((size_t)(n ? n : 1) * sizeof *ids);
+        size_t m = 0;
+        int is_id = aggval_is_id(a->arg_type);
+        for (uint32_t j = lo; j < hi; j++)
+            if (!(EV(k, j)->nulls & bit))
+                ids[m++] = is_id ? EV(k, j)->v[i].id : mset_id_of_double(EV(k, j)->v[i].num);
+        qsort(ids, m, sizeof *ids, cmp_u64);
+        size_t u = 0;
+        for (size_t j = 0; j < m; j++) u += j == 0 || ids[j] != ids[j - 1];
+        weir_free(ids);
+        r.null = 0;
+        r.num = (double)u;
+        return r;
+    }
+    case AGG_APPROX_QUANTILE: {
+        qsketch_t qs;
+        qsketch_init(&qs, QSKETCH_DEFAULT_ALPHA);
+        for (uint32_t j = lo; j < hi; j++)
+            if (!(EV(k, j)->nulls & bit)) qsketch_add(&qs, EV(k, j)->v[i].num);
+        r.null = !qsketch_quantile(&qs, a->q, &r.num);
+        qsketch_free(&qs);
+        return r;
+    }
+    default: return r;
+    }
+}
+
+int oc_close(oc_key_t *k, const spec_aggregate_t *agg, const oc_due_t *due, expr_value_t *vals,
+             weir_buf_t *scratch)
+{
+    if (!k) return 0;
+    uint32_t w = 0;
+    while (w < k->nwins && !(k->wins[w].start == due->start && k->wins[w].gen == due->gen)) w++;
+    if (w == k->nwins) return 0;
+    uint32_t lo = 0, hi;
+    while (lo < k->nev && EV(k, lo)->t < due->start) lo++;
+    hi = lo;
+    while (hi < k->nev && EV(k, hi)->t < due->end) hi++;
+
+    expr_value_t slots[64];
+    uint32_t nslots = agg->aggs.n;
+    weir_assert(nslots <= 64);
+    for (uint32_t i = 0; i < nslots; i++) {
+        const expr_agg_t *a = &agg->aggs.v[i];
+        agg_kind_t kind = aggval_kind(a->kind);
+        agg_result_t r = compute_slot(k, lo, hi, i, a, kind);
+        slots[i] = aggval_to_value(&r, kind, a->type);
+    }
+    expr_env_t env = {.aggs = slots, .scratch = scratch->data, .scratch_cap = scratch->cap};
+    for (uint32_t i = 0; i < agg->nselect; i++)
+        if (expr_eval(agg->select[i].expr, &env, &vals[i]) != 0) vals[i] = expr_null();
+
+    /* The window is done; keep only the events some open window still needs. */
+    k->wins[w] = k->wins[--k->nwins];
+    int64_t keep = INT64_MAX;
+    for (uint32_t i = 0; i < k->nwins; i++)
+        if (k->wins[i].start < keep) keep = k->wins[i].start;
+    uint32_t drop = 0;
+    while (drop < k->nev && EV(k, drop)->t < keep) drop++;
+    memmove(k->ev, k->ev + (size_t)drop * k->rsize, (size_t)(k->nev - drop) * k->rsize);
+    k->nev -= drop;
+    return 1;
+}
+
+void oc_key_free(oc_key_t *k)
+{
+    if (!k) return;
+    weir_free(k->ev);
+    weir_free(k->wins);
+    weir_free(k);
+}
+
+size_t oc_key_bytes(const oc_key_t *k)
+{
+    if (!k) return 0;
+    return sizeof *k + (size_t)k->capev * k->rsize + k->capwins * sizeof *k->wins;
+}
+
+int oc_key_idle(const oc_key_t *k)
+{
+    return !k || k->nwins == 0;
+}

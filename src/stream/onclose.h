@@ -1,0 +1,68 @@
+/* onclose.h — aggregates emitted when their window closes (spec
+ * `aggregates:`): tumbling, hopping and session windows per key, emitted
+ * once the partition's watermark reaches the window's end.
+ *
+ * Per key and aggregate, the state keeps the applied events still inside
+ * some open window — (time, log order, argument values) sorted by time —
+ * and the list of open windows. At close, each select's aggregate slots are
+ * computed exactly from the window's events (first/last by event time, ties
+ * by log order; variance sample n−1; approx_quantile with the same DDSketch
+ * as feature windows; approx_distinct exactly). Events are dropped once no
+ * open window can hold them, so memory is bounded by the window size and
+ * the lateness.
+ *
+ * Sessions: two events of a key at a <= b share a session when b − a < gap;
+ * a session is [first time, last time + gap) and merges with its neighbours
+ * when an event bridges them.
+ *
+ * Closing is driven by a per-partition timer heap ordered by (end, key,
+ * aggregate, start), so the emission order is a function of the log. A
+ * timer whose window was merged away or whose key was reset is skipped. */
+#ifndef WEIR_STREAM_ONCLOSE_H
+#define WEIR_STREAM_ONCLOSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "spec/spec.h"
+
+typedef struct oc_key oc_key_t; /* one key's state for one aggregate */
+typedef struct oc_timers oc_timers_t;
+
+/* The heap of pending window ends of one partition. */
+oc_timers_t *oc_timers_new(void);
+void oc_timers_free(oc_timers_t *t);
+/* The smallest pending end (INT64_MAX if none). */
+int64_t oc_timers_next(const oc_timers_t *t);
+size_t oc_timers_bytes(const oc_timers_t *t);
+
+/* Adds an applied event at time t (seq: its log order) to *state (created
+ * on first use) for aggregate `agg` (index ai in the spec) of the key `key`,
+ * registering new windows in timers. fields are the decoded event. */
+void oc_add(oc_key_t **state, const spec_aggregate_t *agg, uint32_t ai, weir_slice_t key,
+            int64_t t, uint64_t seq, const expr_value_t *fields, oc_timers_t *timers);
+
+/* Pops the next due timer (end <= watermark): fills key (owned by the heap
+ * until the next call), ai and the window. Returns 0 when none is due. */
+typedef struct oc_due {
+    weir_slice_t key;
+    uint32_t ai;
+    int64_t start, end;
+    uint64_t gen;
+} oc_due_t;
+int oc_timers_pop(oc_timers_t *t, int64_t watermark, oc_due_t *due);
+
+/* Closes the window of `due` in the key's state if it is still open there:
+ * computes the select values into vals (spec order) and returns 1; 0 if the
+ * window is gone (merged or reset). Drops events no open window needs.
+ * scratch backs lower() in select expressions. */
+int oc_close(oc_key_t *state, const spec_aggregate_t *agg, const oc_due_t *due, expr_value_t *vals,
+             weir_buf_t *scratch);
+
+void oc_key_free(oc_key_t *state);
+size_t oc_key_bytes(const oc_key_t *state);
+/* Nothing open: the state can go. */
+int oc_key_idle(const oc_key_t *state);
+
+#endif
