@@ -31,6 +31,7 @@
 #include "base/buf.h"
 #include "spec/spec.h"
 
+struct cJSON;
 typedef struct engine engine_t;
 typedef struct engine_part engine_part_t;
 
@@ -68,6 +69,7 @@ typedef struct engine_result {
     weir_slice_t key;
     const expr_value_t *fields; /* the decoded event, by field slot */
     const expr_value_t *features; /* by feature index (declared order) */
+    const struct cJSON *json;     /* the event's JSON (record path), else NULL */
 } engine_result_t;
 
 /* Processes one decoded event (fields by the source's slots; key and time

@@ -1,0 +1,104 @@
+/* pipeline.c — see pipeline.h. */
+#include "cli/pipeline.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "cli/cli.h"
+#include "spec/value.h"
+
+int pipeline_open(pipeline_t *pl, const char *spec_path, const char *datadir, const char *source,
+                  int create, char *err, size_t errlen)
+{
+    memset(pl, 0, sizeof *pl);
+    int rc = spec_load(spec_path, &pl->spec, err, errlen);
+    if (rc) return rc;
+    pl->src = &pl->spec->sources[0];
+    if (source && strcmp(source, pl->src->name) != 0) {
+        rc = weir_errf(err, errlen, WEIR_ENOENT, "%s has no source '%s' (its source is '%s')",
+                       spec_path, source, pl->src->name);
+        goto fail;
+    }
+    if ((rc = engine_new(pl->spec, &pl->engine, err, errlen)) != 0) goto fail;
+    log_config_t cfg;
+    log_config_defaults(&cfg);
+    if (!create) {
+        /* Replaying must not create a log where there is none. */
+        char **names;
+        size_t n, found = 0;
+        if ((rc = log_topic_list(datadir, &names, &n, err, errlen)) != 0) goto fail;
+        for (size_t i = 0; i < n; i++) {
+            found |= !strcmp(names[i], pl->src->name);
+            weir_free(names[i]);
+        }
+        weir_free(names);
+        if (!found) {
+            rc = weir_errf(err, errlen, WEIR_ENOENT, "no events of source '%s' in %s", pl->src->name,
+                           datadir);
+            goto fail;
+        }
+    }
+    if ((rc = log_open(datadir, &cfg, &pl->log, err, errlen)) != 0) goto fail;
+    if ((rc = log_topic_open(pl->log, pl->src->name, pl->spec->partitions, &pl->topic, err, errlen)) != 0)
+        goto fail;
+    pl->nparts = log_topic_partitions(pl->topic);
+    pl->parts = weir_calloc(pl->nparts, sizeof *pl->parts);
+    for (uint32_t i = 0; i < pl->nparts; i++) pl->parts[i] = engine_part_new(pl->engine, i, NULL);
+    return 0;
+fail:
+    pipeline_close(pl);
+    return rc;
+}
+
+void pipeline_close(pipeline_t *pl)
+{
+    for (uint32_t i = 0; pl->parts && i < pl->nparts; i++) engine_part_free(pl->parts[i]);
+    weir_free(pl->parts);
+    log_close(pl->log);
+    engine_free(pl->engine);
+    if (pl->spec) spec_free(pl->spec);
+    memset(pl, 0, sizeof *pl);
+}
+
+int pipeline_replay(pipeline_t *pl, uint32_t part, pipeline_row_cb row, void *ctx,
+                    void (*bad)(void *ctx, const char *why), uint64_t *bad_count, char *err,
+                    size_t errlen)
+{
+    log_reader_t *r;
+    int rc = log_reader_open(log_topic_part(pl->topic, part), 0, &r, err, errlen);
+    if (rc == WEIR_ERANGE) {
+        /* Retention deleted the start: replay what is stored, and say so. */
+        log_part_stat_t st;
+        log_part_stat(log_topic_part(pl->topic, part), &st);
+        rc = log_reader_open(log_topic_part(pl->topic, part), st.start_offset, &r, err, errlen);
+    }
+    if (rc) return rc;
+    log_rec_t rec;
+    engine_result_t res;
+    char why[512];
+    int n;
+    while ((n = log_reader_next(r, &rec, err, errlen)) == 1) {
+        int k = engine_part_record(pl->parts[part], rec.offset, rec.type == LOG_REC_TICK, rec.value,
+                                   &res, why, sizeof why);
+        if (k < 0) {
+            if (bad_count) (*bad_count)++;
+            if (bad) {
+                char msg[600];
+                snprintf(msg, sizeof msg, "partition %u %s", part, why);
+                bad(ctx, msg);
+            }
+            continue;
+        }
+        if (k == 1 && row && row(ctx, part, rec.offset, &res) != 0) break;
+    }
+    log_reader_close(r);
+    return n < 0 ? n : 0;
+}
+
+int pipeline_parse_time(const char *s, int64_t *out)
+{
+    if (cli_parse_i64(s, out) == 0) return 0;
+    return expr_parse_rfc3339(s, strlen(s), out);
+}

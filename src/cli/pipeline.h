@@ -1,0 +1,46 @@
+/* pipeline.h — what the verbs that run a spec share (ingest, backfill, and
+ * later run and verify): load the spec, build the engine, open the log
+ * topic of the spec's source, make one engine partition per log partition,
+ * and replay a partition's log through it. */
+#ifndef WEIR_CLI_PIPELINE_H
+#define WEIR_CLI_PIPELINE_H
+
+#include <stdint.h>
+
+#include "log/log.h"
+#include "spec/spec.h"
+#include "stream/engine.h"
+
+typedef struct pipeline {
+    spec_t *spec;
+    const spec_source_t *src;
+    engine_t *engine;
+    log_t *log;
+    log_topic_t *topic;
+    uint32_t nparts;
+    engine_part_t **parts;
+} pipeline_t;
+
+/* Opens everything for spec_path over datadir. create: a missing topic is
+ * created with the spec's partitions (ingest); otherwise it must exist
+ * (backfill). --source NAME must name the spec's source if given. Prints
+ * nothing; fills err with the one-line reason. */
+int pipeline_open(pipeline_t *pl, const char *spec_path, const char *datadir, const char *source,
+                  int create, char *err, size_t errlen);
+void pipeline_close(pipeline_t *pl);
+
+/* Called for every event replayed (res filled); return non-zero to stop. */
+typedef int (*pipeline_row_cb)(void *ctx, uint32_t part, uint64_t offset, const engine_result_t *res);
+
+/* Replays partition `part` from offset 0 to its end through its engine
+ * partition. Records that do not decode are reported through bad (with the
+ * reason) and skipped; *bad_count counts them. Returns 0 or an error from
+ * the log (corruption names file and offset). */
+int pipeline_replay(pipeline_t *pl, uint32_t part, pipeline_row_cb row, void *ctx,
+                    void (*bad)(void *ctx, const char *why), uint64_t *bad_count, char *err,
+                    size_t errlen);
+
+/* Parses a time argument: epoch milliseconds or RFC 3339. */
+int pipeline_parse_time(const char *s, int64_t *out);
+
+#endif

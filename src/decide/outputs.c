@@ -1,0 +1,143 @@
+/* outputs.c — NDJSON outputs of a pipeline (see outputs.h). */
+#include "decide/outputs.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+
+struct outputs {
+    const spec_t *spec;
+    FILE **agg; /* per aggregate */
+    FILE *late;
+    weir_buf_t line;
+    uint64_t windows, lates;
+    int failed;
+};
+
+static FILE *open_output(const char *dir, const char *name, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.ndjson", dir, name);
+    FILE *f = fopen(path, "a");
+    if (!f) weir_errf(err, errlen, WEIR_EIO, "cannot open %s: %s", path, strerror(errno));
+    return f;
+}
+
+int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char *err, size_t errlen)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/outputs", datadir);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", dir, strerror(errno));
+    outputs_t *o = weir_calloc(1, sizeof *o);
+    o->spec = spec;
+    o->agg = weir_calloc(spec->naggregates + 1, sizeof *o->agg);
+    int rc = 0;
+    for (uint32_t i = 0; i < spec->naggregates && rc == 0; i++)
+        if (!(o->agg[i] = open_output(dir, spec->aggregates[i].name, err, errlen))) rc = WEIR_EIO;
+    if (rc == 0 && !(o->late = open_output(dir, "late", err, errlen))) rc = WEIR_EIO;
+    if (rc) {
+        outputs_close(o, NULL, 0);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+int outputs_flush(outputs_t *o, char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < o->spec->naggregates; i++)
+        if (o->agg[i] && fflush(o->agg[i]) != 0) o->failed = 1;
+    if (o->late && fflush(o->late) != 0) o->failed = 1;
+    return o->failed ? weir_errf(err, errlen, WEIR_EIO, "writing outputs failed: %s", strerror(errno)) : 0;
+}
+
+int outputs_close(outputs_t *o, char *err, size_t errlen)
+{
+    if (!o) return 0;
+    int rc = outputs_flush(o, err, errlen);
+    for (uint32_t i = 0; i < o->spec->naggregates; i++)
+        if (o->agg[i]) fclose(o->agg[i]);
+    if (o->late) fclose(o->late);
+    weir_free(o->agg);
+    buf_free(&o->line);
+    weir_free(o);
+    return rc;
+}
+
+void outputs_json_value(weir_buf_t *b, const expr_value_t *v)
+{
+    switch ((expr_type_t)v->type) {
+    case EXPR_NULL: buf_append_str(b, "null"); break;
+    case EXPR_BOOL: buf_append_str(b, v->as.b ? "true" : "false"); break;
+    case EXPR_INT:
+    case EXPR_TIME:
+    case EXPR_DURATION: buf_appendf(b, "%" PRId64, v->as.i); break;
+    case EXPR_FLOAT: buf_appendf(b, "%.17g", v->as.f); break;
+    case EXPR_STRING: buf_append_json_string(b, v->as.s.ptr, v->as.s.len); break;
+    }
+}
+
+static void write_line(outputs_t *o, FILE *f)
+{
+    buf_append(&o->line, "\n", 1);
+    if (fwrite(o->line.data, 1, o->line.len, f) != o->line.len) o->failed = 1;
+}
+
+static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
+                      int64_t start, int64_t end, const expr_value_t *vals)
+{
+    (void)part;
+    outputs_t *o = ctx;
+    weir_buf_t *b = &o->line;
+    buf_reset(b);
+    buf_append_str(b, "{\"aggregate\":");
+    buf_append_json_string(b, agg->name, strlen(agg->name));
+    buf_append_str(b, ",\"key\":");
+    buf_append_json_string(b, key.ptr, key.len);
+    buf_appendf(b, ",\"start\":%" PRId64 ",\"end\":%" PRId64, start, end);
+    for (uint32_t i = 0; i < agg->nselect; i++) {
+        buf_append_str(b, ",");
+        buf_append_json_string(b, agg->select[i].name, strlen(agg->select[i].name));
+        buf_append_str(b, ":");
+        outputs_json_value(b, &vals[i]);
+    }
+    buf_append_str(b, "}");
+    write_line(o, o->agg[agg - o->spec->aggregates]);
+    o->windows++;
+}
+
+static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
+                    int64_t watermark, weir_slice_t event)
+{
+    outputs_t *o = ctx;
+    weir_buf_t *b = &o->line;
+    buf_reset(b);
+    buf_appendf(b, "{\"partition\":%u,\"offset\":%" PRIu64 ",\"key\":", part, offset);
+    buf_append_json_string(b, key.ptr, key.len);
+    buf_appendf(b, ",\"time\":%" PRId64 ",\"watermark\":%" PRId64 ",\"event\":", time, watermark);
+    buf_append(b, event.ptr, event.len); /* a JSON object, as logged */
+    buf_append_str(b, "}");
+    write_line(o, o->late);
+    o->lates++;
+}
+
+engine_sink_t outputs_sink(outputs_t *o)
+{
+    return (engine_sink_t){on_window, on_late, o};
+}
+
+uint64_t outputs_windows(const outputs_t *o)
+{
+    return o->windows;
+}
+
+uint64_t outputs_late(const outputs_t *o)
+{
+    return o->lates;
+}

@@ -1,0 +1,32 @@
+/* outputs.h — the files a pipeline writes besides its log: aggregates on
+ * window close (DATA/outputs/<aggregate>.ndjson) and late events
+ * (DATA/outputs/late.ndjson), one JSON object per line. An outputs_t is an
+ * engine_sink_t target: outputs_sink() gives the callbacks. Lines are
+ * appended; outputs_flush() hands them to the OS. */
+#ifndef WEIR_DECIDE_OUTPUTS_H
+#define WEIR_DECIDE_OUTPUTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "spec/value.h"
+#include "stream/engine.h"
+
+typedef struct outputs outputs_t;
+
+/* Opens (creating) DATA/outputs/ for spec's aggregates and late events. */
+int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char *err, size_t errlen);
+/* Flushes and closes; returns 0 or WEIR_EIO if a write failed. */
+int outputs_close(outputs_t *o, char *err, size_t errlen);
+int outputs_flush(outputs_t *o, char *err, size_t errlen);
+engine_sink_t outputs_sink(outputs_t *o);
+uint64_t outputs_windows(const outputs_t *o);
+uint64_t outputs_late(const outputs_t *o);
+
+/* Appends v as a JSON value: null, true/false, integers, floats with
+ * %.17g (round-trip exact), strings escaped; times and durations as
+ * integer milliseconds. Shared by every NDJSON writer. */
+void outputs_json_value(weir_buf_t *b, const expr_value_t *v);
+
+#endif

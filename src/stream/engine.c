@@ -1,0 +1,528 @@
+/* engine.c — the stream engine (see engine.h for the per-event algorithm).
+ *
+ * THE PLAN. The spec's aggregate slots (expr.h) are grouped into window
+ * groups: slots with the same argument text, range D and bucket H share one
+ * win_t per key, which maintains all their kinds at once (count() is a group
+ * whose argument is a constant). last(x) slots (PREV) keep the previous
+ * event's value per key. A key's state is one keymap value laid out as
+ *     [win_t × groups][prev_t × prev slots][oc_key_t * × on-close aggregates]
+ * so a key costs one allocation plus what its windows hold.
+ *
+ * TTL. ttl = the longest feature window or on-close window/gap, plus the
+ * lateness. A key whose newest applied event is older than W − ttl cannot be
+ * in any window a later query sees, and has no open on-close window, so it
+ * is stale: keymap_put resets it on its next event (the same point in the
+ * log however far the background sweep got), late events treat it as
+ * absent, and a small sweep per event returns idle keys' memory. One
+ * consequence, as DESIGN.md states: last(x) forgets a key idle for longer
+ * than ttl. */
+#include "stream/engine.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "spec/decode.h"
+#include "stream/aggval.h"
+#include "stream/keymap.h"
+#include "stream/onclose.h"
+#include "stream/win.h"
+
+#define SWEEP_BUDGET 16 /* keymap slots looked at per event for TTL eviction */
+#define NO_GROUP UINT32_MAX
+
+typedef struct group {
+    win_conf_t conf;
+    const expr_t *arg; /* NULL: count() */
+    win_ask_t *asks;
+    uint32_t *slots; /* aggregate slot of each ask */
+    uint32_t nasks;
+} group_t;
+
+/* The previous event's value of a last(x) slot, owned by the key. */
+typedef struct prev {
+    uint8_t type; /* expr_type_t; EXPR_NULL also before the first event */
+    uint32_t len, cap;
+    union {
+        bool b;
+        int64_t i;
+        double f;
+    } as;
+    char *str;
+} prev_t;
+
+struct engine {
+    const spec_t *spec;
+    const spec_source_t *src;
+    group_t *groups;
+    uint32_t ngroups;
+    uint32_t *slot_group; /* per aggregate slot: its group, or NO_GROUP for PREV */
+    uint32_t *prev_slots; /* aggregate slot of each prev */
+    uint32_t nprev;
+    size_t off_prev, off_oc, off_inited, vsize;
+    int64_t ttl;
+};
+
+struct engine_part {
+    const engine_t *e;
+    uint32_t part;
+    engine_sink_t sink;
+    keymap_t km;
+    oc_timers_t *timers;
+    int64_t max_time, wm;
+    uint64_t seq;
+    expr_value_t *fields;   /* record path: decoded event */
+    expr_value_t *aggvals;  /* per aggregate slot */
+    expr_value_t *features; /* per feature */
+    expr_value_t *selvals;  /* on-close select values */
+    agg_result_t *results;  /* per ask of the largest group */
+    weir_buf_t scratch;     /* lower() results */
+    weir_buf_t prevcopy;    /* this event's copies of last(x) strings */
+    cJSON *doc;             /* record path: the event being processed */
+    char keytmp[32];
+    engine_stats_t st;
+};
+
+/* ---- plan ------------------------------------------------------------------ */
+
+static uint32_t group_for(engine_t *e, const expr_agg_t *a)
+{
+    const char *text = a->arg ? expr_text(a->arg) : "";
+    for (uint32_t g = 0; g < e->ngroups; g++) {
+        group_t *gr = &e->groups[g];
+        const char *gt = gr->arg ? expr_text(gr->arg) : "";
+        if (gr->conf.range == a->window_ms && gr->conf.every == a->every_ms && !strcmp(gt, text))
+            return g;
+    }
+    e->groups = weir_realloc(e->groups, (e->ngroups + 1) * sizeof *e->groups);
+    group_t *gr = &e->groups[e->ngroups];
+    memset(gr, 0, sizeof *gr);
+    gr->arg = a->arg;
+    gr->conf.range = a->window_ms;
+    gr->conf.every = a->every_ms;
+    gr->conf.ids = a->arg && aggval_is_id(a->arg_type);
+    return e->ngroups++;
+}
+
+int engine_new(const spec_t *spec, engine_t **out, char *err, size_t errlen)
+{
+    engine_t *e = weir_calloc(1, sizeof *e);
+    e->spec = spec;
+    e->src = &spec->sources[0];
+    uint32_t n = spec->aggs.n;
+    e->slot_group = weir_malloc((n ? n : 1) * sizeof *e->slot_group);
+    e->prev_slots = weir_malloc((n ? n : 1) * sizeof *e->prev_slots);
+    int rc = 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        const expr_agg_t *a = &spec->aggs.v[i];
+        if (a->kind == EXPR_AGG_PREV) {
+            e->slot_group[i] = NO_GROUP;
+            e->prev_slots[e->nprev++] = i;
+            continue;
+        }
+        rc = aggval_check(a, err, errlen);
+        if (rc) break;
+        uint32_t g = group_for(e, a);
+        group_t *gr = &e->groups[g];
+        gr->asks = weir_realloc(gr->asks, (gr->nasks + 1) * sizeof *gr->asks);
+        gr->slots = weir_realloc(gr->slots, (gr->nasks + 1) * sizeof *gr->slots);
+        gr->asks[gr->nasks] = (win_ask_t){aggval_kind(a->kind), a->q};
+        gr->slots[gr->nasks++] = i;
+        gr->conf.kinds |= AGG_BIT(aggval_kind(a->kind));
+        e->slot_group[i] = g;
+    }
+    for (uint32_t g = 0; g < e->ngroups && rc == 0; g++) {
+        group_t *gr = &e->groups[g];
+        char why[200];
+        if (win_conf_init(&gr->conf, gr->conf.range, gr->conf.every, gr->conf.kinds, gr->conf.ids, 0,
+                          why, sizeof why) != 0)
+            rc = weir_errf(err, errlen, WEIR_EINVAL, "%s: %s", spec->aggs.v[gr->slots[0]].text, why);
+    }
+    if (rc) {
+        engine_free(e);
+        return rc;
+    }
+    int64_t longest = spec->max_window_ms;
+    for (uint32_t a = 0; a < spec->naggregates; a++) {
+        const spec_aggregate_t *ag = &spec->aggregates[a];
+        int64_t span = ag->window == SPEC_WINDOW_SESSION ? ag->gap_ms : ag->size_ms;
+        if (span > longest) longest = span;
+    }
+    e->ttl = longest + e->src->lateness_ms;
+    e->off_prev = e->ngroups * sizeof(win_t);
+    e->off_oc = e->off_prev + e->nprev * sizeof(prev_t);
+    e->off_inited = e->off_oc + spec->naggregates * sizeof(oc_key_t *);
+    e->vsize = e->off_inited + 8;
+    *out = e;
+    return 0;
+}
+
+void engine_free(engine_t *e)
+{
+    if (!e) return;
+    for (uint32_t g = 0; g < e->ngroups; g++) {
+        weir_free(e->groups[g].asks);
+        weir_free(e->groups[g].slots);
+    }
+    weir_free(e->groups);
+    weir_free(e->slot_group);
+    weir_free(e->prev_slots);
+    weir_free(e);
+}
+
+const spec_t *engine_spec(const engine_t *e)
+{
+    return e->spec;
+}
+
+/* ---- per-key state ------------------------------------------------------------ */
+
+static win_t *key_wins(void *v)
+{
+    return v;
+}
+static prev_t *key_prevs(const engine_t *e, void *v)
+{
+    return (prev_t *)((char *)v + e->off_prev);
+}
+static oc_key_t **key_oc(const engine_t *e, void *v)
+{
+    return (oc_key_t **)((char *)v + e->off_oc);
+}
+static uint8_t *key_inited(const engine_t *e, void *v)
+{
+    return (uint8_t *)v + e->off_inited;
+}
+
+static void key_init(const engine_t *e, void *v)
+{
+    for (uint32_t g = 0; g < e->ngroups; g++) win_init(&key_wins(v)[g], &e->groups[g].conf);
+    *key_inited(e, v) = 1;
+}
+
+/* keymap callback: releases what a key's value points to. */
+static void key_release(void *v, void *arg)
+{
+    engine_part_t *p = arg;
+    const engine_t *e = p->e;
+    if (!*key_inited(e, v)) return;
+    for (uint32_t g = 0; g < e->ngroups; g++) win_free(&key_wins(v)[g]);
+    for (uint32_t i = 0; i < e->nprev; i++) weir_free(key_prevs(e, v)[i].str);
+    for (uint32_t a = 0; a < e->spec->naggregates; a++) oc_key_free(key_oc(e, v)[a]);
+    *key_inited(e, v) = 0;
+    p->st.evicted++;
+}
+
+static size_t key_bytes(const engine_t *e, void *v)
+{
+    size_t b = 0;
+    for (uint32_t g = 0; g < e->ngroups; g++) b += win_bytes(&key_wins(v)[g]);
+    for (uint32_t i = 0; i < e->nprev; i++) b += key_prevs(e, v)[i].cap;
+    for (uint32_t a = 0; a < e->spec->naggregates; a++) b += oc_key_bytes(key_oc(e, v)[a]);
+    return b;
+}
+
+static expr_value_t prev_value(const prev_t *pv, engine_part_t *p)
+{
+    switch ((expr_type_t)pv->type) {
+    case EXPR_BOOL: return expr_bool(pv->as.b);
+    case EXPR_INT: return expr_int(pv->as.i);
+    case EXPR_TIME: return expr_time(pv->as.i);
+    case EXPR_DURATION: return expr_duration(pv->as.i);
+    case EXPR_FLOAT: return expr_float(pv->as.f);
+    case EXPR_STRING: {
+        /* A copy: the key's buffer is overwritten with this event's value
+         * while results may still point at the previous one. */
+        size_t at = p->prevcopy.len;
+        buf_append(&p->prevcopy, pv->str, pv->len);
+        return expr_string(p->prevcopy.data + at, pv->len);
+    }
+    default: return expr_null();
+    }
+}
+
+static void prev_store(prev_t *pv, const expr_value_t *x)
+{
+    pv->type = x->type;
+    switch ((expr_type_t)x->type) {
+    case EXPR_BOOL: pv->as.b = x->as.b; break;
+    case EXPR_INT:
+    case EXPR_TIME:
+    case EXPR_DURATION: pv->as.i = x->as.i; break;
+    case EXPR_FLOAT: pv->as.f = x->as.f; break;
+    case EXPR_STRING:
+        if (x->as.s.len > pv->cap) {
+            pv->cap = (uint32_t)x->as.s.len;
+            pv->str = weir_realloc(pv->str, pv->cap);
+        }
+        if (x->as.s.len) memcpy(pv->str, x->as.s.ptr, x->as.s.len);
+        pv->len = (uint32_t)x->as.s.len;
+        break;
+    default: break;
+    }
+}
+
+/* ---- partition ------------------------------------------------------------------ */
+
+engine_part_t *engine_part_new(const engine_t *e, uint32_t part, const engine_sink_t *sink)
+{
+    engine_part_t *p = weir_calloc(1, sizeof *p);
+    const spec_t *s = e->spec;
+    p->e = e;
+    p->part = part;
+    if (sink) p->sink = *sink;
+    keymap_init(&p->km, (uint32_t)e->vsize);
+    p->timers = oc_timers_new();
+    p->max_time = p->wm = INT64_MIN;
+    p->fields = weir_calloc(e->src->nfields + 1, sizeof *p->fields);
+    p->aggvals = weir_calloc(s->aggs.n + 1, sizeof *p->aggvals);
+    p->features = weir_calloc(s->nfeatures + 1, sizeof *p->features);
+    uint32_t nsel = 1, nask = 1;
+    for (uint32_t a = 0; a < s->naggregates; a++)
+        if (s->aggregates[a].nselect > nsel) nsel = s->aggregates[a].nselect;
+    for (uint32_t g = 0; g < e->ngroups; g++)
+        if (e->groups[g].nasks > nask) nask = e->groups[g].nasks;
+    p->selvals = weir_calloc(nsel, sizeof *p->selvals);
+    p->results = weir_calloc(nask, sizeof *p->results);
+    p->st.watermark = INT64_MIN;
+    return p;
+}
+
+void engine_part_free(engine_part_t *p)
+{
+    if (!p) return;
+    keymap_free(&p->km, key_release, p);
+    oc_timers_free(p->timers);
+    weir_free(p->fields);
+    weir_free(p->aggvals);
+    weir_free(p->features);
+    weir_free(p->selvals);
+    weir_free(p->results);
+    buf_free(&p->scratch);
+    buf_free(&p->prevcopy);
+    cJSON_Delete(p->doc);
+    weir_free(p);
+}
+
+void engine_part_set_sink(engine_part_t *p, const engine_sink_t *sink)
+{
+    memset(&p->sink, 0, sizeof p->sink);
+    if (sink) p->sink = *sink;
+}
+
+weir_slice_t engine_event_key(const spec_source_t *src, const expr_value_t *fields, char *tmp)
+{
+    const expr_value_t *k = &fields[src->key_slot];
+    if (k->type == EXPR_STRING) return k->as.s;
+    int n = snprintf(tmp, 24, "%" PRId64, k->as.i);
+    return (weir_slice_t){tmp, (size_t)n};
+}
+
+static int64_t cutoff_of(const engine_part_t *p)
+{
+    /* Times are at most 2^62 in magnitude (decode limits them to 2^53), so
+     * this cannot overflow once a watermark exists. */
+    return p->wm == INT64_MIN ? INT64_MIN : p->wm - p->e->ttl;
+}
+
+static void advance(engine_part_t *p, int64_t t)
+{
+    if (t <= p->max_time) return;
+    p->max_time = t;
+    p->wm = t - p->e->src->lateness_ms;
+    p->st.watermark = p->wm;
+}
+
+/* Emits every on-close window whose end the watermark has reached. */
+static void close_due(engine_part_t *p)
+{
+    const spec_t *s = p->e->spec;
+    oc_due_t due;
+    while (oc_timers_pop(p->timers, p->wm, &due)) {
+        void *v = keymap_get(&p->km, due.key.ptr, due.key.len);
+        if (!v || !*key_inited(p->e, v)) continue;
+        const spec_aggregate_t *agg = &s->aggregates[due.ai];
+        buf_reserve(&p->scratch, 4096);
+        if (!oc_close(key_oc(p->e, v)[due.ai], agg, &due, p->selvals, &p->scratch)) continue;
+        p->st.windows_emitted++;
+        if (p->sink.window)
+            p->sink.window(p->sink.ctx, p->part, agg, due.key, due.start, due.end, p->selvals);
+    }
+}
+
+/* Makes the lower() scratch big enough for this event (see expr.h). */
+static void size_scratch(engine_part_t *p, const expr_value_t *fields)
+{
+    uint32_t calls = p->e->spec->lower_calls;
+    if (!calls) return;
+    size_t longest = p->prevcopy.len + 64;
+    for (uint32_t i = 0; i < p->e->src->nfields; i++)
+        if (fields[i].type == EXPR_STRING && fields[i].as.s.len > longest) longest = fields[i].as.s.len;
+    buf_reserve(&p->scratch, calls * longest);
+}
+
+/* Fills the aggregate slots of key value v (NULL: an absent key) as of time t. */
+static void read_slots(engine_part_t *p, void *v, int64_t t)
+{
+    const engine_t *e = p->e;
+    const spec_t *s = e->spec;
+    for (uint32_t g = 0; g < e->ngroups; g++) {
+        const group_t *gr = &e->groups[g];
+        if (v) {
+            win_query(&key_wins(v)[g], t, gr->asks, gr->nasks, p->results);
+        } else {
+            for (uint32_t k = 0; k < gr->nasks; k++) p->results[k] = (agg_result_t){1, 0, 0};
+        }
+        for (uint32_t k = 0; k < gr->nasks; k++) {
+            uint32_t slot = gr->slots[k];
+            p->aggvals[slot] = aggval_to_value(&p->results[k], gr->asks[k].kind, s->aggs.v[slot].type);
+        }
+    }
+    for (uint32_t i = 0; i < e->nprev; i++)
+        p->aggvals[e->prev_slots[i]] = v ? prev_value(&key_prevs(e, v)[i], p) : expr_null();
+}
+
+static void eval_features(engine_part_t *p, const expr_value_t *fields)
+{
+    const spec_t *s = p->e->spec;
+    size_scratch(p, fields);
+    expr_env_t env = {.fields = fields, .features = p->features, .aggs = p->aggvals,
+                      .scratch = p->scratch.data, .scratch_cap = p->scratch.cap};
+    for (uint32_t k = 0; k < s->nfeatures; k++) {
+        uint32_t i = s->feature_order[k];
+        /* The scratch is sized for every lower() of the event, so this
+         * cannot fail; a null is the safe answer if it ever did. */
+        if (expr_eval(s->features[i].expr, &env, &p->features[i]) != 0) p->features[i] = expr_null();
+    }
+}
+
+int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fields,
+                      weir_slice_t raw, engine_result_t *res, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    const engine_t *e = p->e;
+    const spec_t *s = e->spec;
+    int64_t t = fields[e->src->time_slot].as.i;
+    weir_slice_t key = engine_event_key(e->src, fields, p->keytmp);
+    buf_reset(&p->prevcopy);
+    p->seq++;
+    memset(res, 0, sizeof *res);
+    res->time = t;
+    res->key = key;
+    res->fields = fields;
+    res->features = p->features;
+
+    if (p->wm != INT64_MIN && t < p->wm) {
+        /* Late: read-only, as of the watermark. */
+        p->st.late++;
+        void *v = keymap_get(&p->km, key.ptr, key.len);
+        if (v && (!*key_inited(e, v) || keymap_newest(v) < cutoff_of(p))) v = NULL;
+        if (v)
+            for (uint32_t g = 0; g < e->ngroups; g++) win_expire(&key_wins(v)[g], p->wm);
+        buf_reserve(&p->prevcopy, 256);
+        read_slots(p, v, p->wm);
+        eval_features(p, fields);
+        res->late = 1;
+        res->watermark = p->wm;
+        if (p->sink.late) p->sink.late(p->sink.ctx, p->part, offset, key, t, p->wm, raw);
+        return 0;
+    }
+
+    p->st.events++;
+    advance(p, t);
+    int created;
+    void *v = keymap_put(&p->km, key.ptr, key.len, cutoff_of(p), key_release, p, &created);
+    if (created || !*key_inited(e, v)) key_init(e, v);
+    keymap_touch(v, t);
+    expr_env_t argenv = {.fields = fields};
+    for (uint32_t g = 0; g < e->ngroups; g++) {
+        win_t *w = &key_wins(v)[g];
+        win_expire(w, p->wm);
+        expr_value_t x = expr_int(0); /* count(): every event counts */
+        if (e->groups[g].arg) expr_eval(e->groups[g].arg, &argenv, &x);
+        win_val_t wv;
+        if (aggval_from_value(&x, &wv)) win_add(w, t, wv);
+    }
+    /* Reserve the copies of last(x) strings up front: the slices handed out
+     * must not move while the features are evaluated. */
+    size_t need = 0;
+    for (uint32_t i = 0; i < e->nprev; i++) need += key_prevs(e, v)[i].len;
+    buf_reserve(&p->prevcopy, need + 1);
+    read_slots(p, v, t);
+    eval_features(p, fields);
+    for (uint32_t i = 0; i < e->nprev; i++) {
+        const expr_agg_t *a = &s->aggs.v[e->prev_slots[i]];
+        expr_value_t x;
+        if (expr_eval(a->arg, &argenv, &x) != 0) x = expr_null();
+        prev_store(&key_prevs(e, v)[i], &x);
+    }
+    for (uint32_t a = 0; a < s->naggregates; a++)
+        oc_add(&key_oc(e, v)[a], &s->aggregates[a], a, key, t, p->seq, fields, p->timers);
+    close_due(p);
+    keymap_expire(&p->km, cutoff_of(p), SWEEP_BUDGET, key_release, p);
+    res->watermark = p->wm;
+    return 0;
+}
+
+void engine_part_tick(engine_part_t *p, int64_t time)
+{
+    p->st.ticks++;
+    advance(p, time);
+    close_due(p);
+    keymap_expire(&p->km, cutoff_of(p), SWEEP_BUDGET, key_release, p);
+}
+
+void engine_tick_value(weir_buf_t *b, int64_t time)
+{
+    buf_appendf(b, "{\"time\":%" PRId64 "}", time);
+}
+
+int engine_tick_parse(weir_slice_t value, int64_t *time)
+{
+    char buf[64];
+    if (value.len >= sizeof buf) return WEIR_EINVAL;
+    memcpy(buf, value.ptr, value.len);
+    buf[value.len] = '\0';
+    long long t;
+    char tail;
+    if (sscanf(buf, "{\"time\":%lld}%c", &t, &tail) != 1) return WEIR_EINVAL;
+    *time = t;
+    return 0;
+}
+
+int engine_part_record(engine_part_t *p, uint64_t offset, int tick, weir_slice_t value,
+                       engine_result_t *res, char *err, size_t errlen)
+{
+    if (tick) {
+        int64_t t;
+        if (engine_tick_parse(value, &t) != 0)
+            return weir_errf(err, errlen, WEIR_EINVAL, "offset %" PRIu64 ": bad tick record", offset);
+        engine_part_tick(p, t);
+        return 0;
+    }
+    cJSON_Delete(p->doc); /* the previous event's strings are no longer referenced */
+    p->doc = cJSON_ParseWithLength(value.ptr, value.len);
+    if (!p->doc || !cJSON_IsObject(p->doc))
+        return weir_errf(err, errlen, WEIR_EINVAL, "offset %" PRIu64 ": not a JSON object", offset);
+    char why[256];
+    if (spec_decode_event(p->e->src, p->doc, p->fields, why, sizeof why) != 0)
+        return weir_errf(err, errlen, WEIR_EINVAL, "offset %" PRIu64 ": %s", offset, why);
+    int rc = engine_part_event(p, offset, p->fields, value, res, err, errlen);
+    res->json = p->doc;
+    return rc ? rc : 1;
+}
+
+void engine_part_stats(const engine_part_t *p, engine_stats_t *out)
+{
+    *out = p->st;
+    out->keys = keymap_count(&p->km);
+    size_t bytes = keymap_bytes(&p->km) + oc_timers_bytes(p->timers);
+    keymap_iter_t it = KEYMAP_ITER_INIT;
+    void *v;
+    while ((v = keymap_next(&p->km, &it)))
+        if (*key_inited(p->e, v)) bytes += key_bytes(p->e, v);
+    out->state_bytes = bytes;
+}
