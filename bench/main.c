@@ -12,6 +12,7 @@ static const struct {
 } benches[] = {
     {"log", bench_log, "log append and read throughput beside a raw write()+fdatasync loop"},
     {"model", bench_model, "tree-ensemble scoring beside XGBoosterPredictFromDense (nthread=1)"},
+    {"pipeline", bench_pipeline, "the fraud feature set on one core beside a plain hash-map count per key"},
 };
 
 static int cmp_double(const void *a, const void *b)

@@ -31,7 +31,7 @@
 #include "stream/onclose.h"
 #include "stream/win.h"
 
-#define SWEEP_BUDGET 16 /* keymap slots looked at per event for TTL eviction */
+#define SWEEP_BUDGET 2 /* keymap slots looked at per event for TTL eviction: a full pass every cap/2 events */
 #define NO_GROUP UINT32_MAX
 
 typedef struct group {
