@@ -1,0 +1,296 @@
+/* stream_engine_test.c — the engine on hand-computed cases: features as of
+ * each event (out-of-order within lateness), late events scored as of the
+ * watermark and not applied, last(x), TTL reset, ticks, and aggregates on
+ * close (tumbling, hopping, session) emitted when the watermark passes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "spec/spec.h"
+#include "stream/engine.h"
+
+static const char spec_text[] =
+    "pipeline: t\n"
+    "sources:\n"
+    "  s:\n"
+    "    key: k\n"
+    "    time: ts\n"
+    "    lateness: 10s\n"
+    "    fields: {k: string, x: float, m: string, ts: time}\n"
+    "features:\n"
+    "  n_1m: count() over 1m\n"
+    "  sum_1m: sum(x) over 1m\n"
+    "  max_1m: max(x) over 1m\n"
+    "  distinct_m: distinct(m) over 1m\n"
+    "  prev_x: last(x)\n"
+    "  avg_h: avg(x) over 1h every 1m\n"
+    "aggregates:\n"
+    "  tumble:\n"
+    "    window: tumbling 1m\n"
+    "    select: {n: count(), total: sum(x)}\n"
+    "  hop:\n"
+    "    window: hopping 2m every 1m\n"
+    "    select: {n: count()}\n"
+    "  sess:\n"
+    "    window: session gap 30s\n"
+    "    select: {n: count(), first_x: first(x), last_x: last(x)}\n";
+
+enum { F_N, F_SUM, F_MAX, F_DISTINCT, F_PREV, F_AVG };
+
+typedef struct emitted {
+    char agg[16], key[16];
+    int64_t start, end;
+    int64_t n;
+    double v1, v2;
+} emitted_t;
+
+typedef struct fixture {
+    spec_t *spec;
+    engine_t *eng;
+    engine_part_t *part;
+    emitted_t out[64];
+    int nout;
+    int nlate;
+    int64_t late_wm;
+    uint64_t offset;
+} fixture_t;
+
+static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
+                      int64_t start, int64_t end, const expr_value_t *vals)
+{
+    (void)part;
+    fixture_t *f = ctx;
+    emitted_t *e = &f->out[f->nout++];
+    snprintf(e->agg, sizeof e->agg, "%s", agg->name);
+    snprintf(e->key, sizeof e->key, "%.*s", (int)key.len, key.ptr);
+    e->start = start;
+    e->end = end;
+    e->n = vals[0].as.i;
+    e->v1 = agg->nselect > 1 ? vals[1].as.f : 0;
+    e->v2 = agg->nselect > 2 ? vals[2].as.f : 0;
+}
+
+static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
+                    int64_t watermark, weir_slice_t event)
+{
+    (void)part, (void)offset, (void)key, (void)time, (void)event;
+    fixture_t *f = ctx;
+    f->nlate++;
+    f->late_wm = watermark;
+}
+
+static int setup(void **state)
+{
+    static fixture_t f;
+    memset(&f, 0, sizeof f);
+    char err[512];
+    if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &f.spec, err, sizeof err) != 0)
+        fail_msg("spec: %s", err);
+    if (engine_new(f.spec, &f.eng, err, sizeof err) != 0) fail_msg("engine: %s", err);
+    engine_sink_t sink = {on_window, on_late, &f};
+    f.part = engine_part_new(f.eng, 0, &sink);
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    engine_part_free(f->part);
+    engine_free(f->eng);
+    spec_free(f->spec);
+    return 0;
+}
+
+/* Processes one event; returns the result. */
+static engine_result_t ev(fixture_t *f, const char *k, double x, const char *m, int64_t ts)
+{
+    expr_value_t fields[4] = {expr_string(k, strlen(k)), expr_float(x), expr_string(m, strlen(m)),
+                              expr_time(ts)};
+    engine_result_t res;
+    char err[256];
+    assert_int_equal(engine_part_event(f->part, f->offset++, fields, (weir_slice_t){"{}", 2}, &res, err,
+                                       sizeof err),
+                     0);
+    return res;
+}
+
+#define S 1000
+#define M (60 * S)
+
+static void features_as_of_each_event(void **state)
+{
+    fixture_t *f = *state;
+    engine_result_t r = ev(f, "a", 1, "m1", 100 * S);
+    assert_int_equal(r.late, 0);
+    assert_int_equal(r.features[F_N].as.i, 1);
+    assert_true(r.features[F_SUM].as.f == 1);
+    assert_int_equal(r.features[F_PREV].type, EXPR_NULL);
+    r = ev(f, "a", 2, "m2", 130 * S);
+    assert_int_equal(r.features[F_N].as.i, 2);
+    assert_true(r.features[F_SUM].as.f == 3);
+    assert_true(r.features[F_MAX].as.f == 2);
+    assert_int_equal(r.features[F_DISTINCT].as.i, 2);
+    assert_true(r.features[F_PREV].as.f == 1);
+    /* Out of order within the lateness (W = 130 - 10 = 120 s): t = 125 s.
+     * Its window (65, 125] holds 100 and 125, not 130. */
+    r = ev(f, "a", 4, "m1", 125 * S);
+    assert_int_equal(r.late, 0);
+    assert_int_equal(r.features[F_N].as.i, 2);
+    assert_true(r.features[F_SUM].as.f == 5);
+    assert_true(r.features[F_MAX].as.f == 4);
+    assert_int_equal(r.features[F_DISTINCT].as.i, 1);
+    assert_true(r.features[F_PREV].as.f == 2); /* previous in log order */
+    /* 161 s: window (101, 161] drops the event at 100 s. */
+    r = ev(f, "a", 8, "m3", 161 * S);
+    assert_int_equal(r.features[F_N].as.i, 3);
+    assert_true(r.features[F_SUM].as.f == 14);
+    /* Bucketed: 1 h in 1 m buckets, t's bucket [120, 180) includes 125, 130, 161;
+     * the 100 s event is in bucket [60, 120), also within the hour. */
+    assert_true(r.features[F_AVG].as.f == (1 + 2 + 4 + 8) / 4.0);
+}
+
+static void late_events_are_scored_not_applied(void **state)
+{
+    fixture_t *f = *state;
+    ev(f, "b", 10, "m", 200 * S);
+    ev(f, "b", 20, "m", 230 * S); /* W = 220 s */
+    engine_result_t r = ev(f, "b", 1000, "m", 205 * S);
+    assert_int_equal(r.late, 1);
+    assert_int_equal(r.watermark, 220 * S);
+    /* As of W = 220 s: window (160, 220] holds 200 only (230 is after W). */
+    assert_int_equal(r.features[F_N].as.i, 1);
+    assert_true(r.features[F_SUM].as.f == 10);
+    assert_true(r.features[F_PREV].as.f == 20);
+    assert_int_equal(f->nlate, 1);
+    assert_int_equal(f->late_wm, 220 * S);
+    /* Not applied: the next event does not see 1000. */
+    r = ev(f, "b", 1, "m", 231 * S);
+    assert_int_equal(r.features[F_N].as.i, 3);
+    assert_true(r.features[F_SUM].as.f == 31);
+    assert_true(r.features[F_MAX].as.f == 20);
+    assert_true(r.features[F_PREV].as.f == 20);
+    /* A late event of a key never seen: an empty state. */
+    r = ev(f, "zz", 5, "m", 1 * S);
+    assert_int_equal(r.late, 1);
+    assert_int_equal(r.features[F_N].as.i, 0);
+    assert_true(r.features[F_SUM].as.f == 0);
+    assert_int_equal(r.features[F_MAX].type, EXPR_NULL);
+    assert_int_equal(r.features[F_PREV].type, EXPR_NULL);
+}
+
+static void ttl_resets_idle_keys(void **state)
+{
+    fixture_t *f = *state;
+    ev(f, "c", 3, "m", 300 * S);
+    /* ttl = longest window (1 h) + lateness (10 s). Another key moves time on. */
+    ev(f, "d", 1, "m", 300 * S + 60 * M + 30 * S); /* cutoff = W - ttl = 310 s > 300 s */
+    engine_result_t r = ev(f, "c", 4, "m", 300 * S + 60 * M + 30 * S);
+    assert_int_equal(r.features[F_N].as.i, 1);
+    assert_int_equal(r.features[F_PREV].type, EXPR_NULL); /* forgotten with the key */
+    engine_stats_t st;
+    engine_part_stats(f->part, &st);
+    assert_true(st.evicted >= 1);
+}
+
+static const emitted_t *find(fixture_t *f, const char *agg, const char *key, int64_t start)
+{
+    for (int i = 0; i < f->nout; i++)
+        if (!strcmp(f->out[i].agg, agg) && !strcmp(f->out[i].key, key) && f->out[i].start == start)
+            return &f->out[i];
+    return NULL;
+}
+
+static void windows_close_on_watermark(void **state)
+{
+    fixture_t *f = *state;
+    ev(f, "w", 1, "m", 10 * S);
+    ev(f, "w", 2, "m", 50 * S);
+    ev(f, "w", 4, "m", 70 * S); /* W = 60 s: [0, 60) closes */
+    const emitted_t *e = find(f, "tumble", "w", 0);
+    assert_non_null(e);
+    assert_int_equal(e->end, 60 * S);
+    assert_int_equal(e->n, 2);
+    assert_true(e->v1 == 3);
+    assert_null(find(f, "tumble", "w", 60 * S));
+    /* Hopping 2m every 1m: [-60, 60) closed with 2 events; [0, 120) still open. */
+    e = find(f, "hop", "w", -60 * S);
+    assert_non_null(e);
+    assert_int_equal(e->n, 2);
+    assert_null(find(f, "hop", "w", 0));
+    /* Session gap 30 s: 10 and 50 are 40 s apart, so [10, 40) is its own
+     * session, closed at W = 60; 50 and 70 chain into [50, 100). */
+    e = find(f, "sess", "w", 10 * S);
+    assert_non_null(e);
+    assert_int_equal(e->end, 40 * S);
+    assert_int_equal(e->n, 1);
+    /* An event at 45 s (W = 60: late) must not join anything. */
+    engine_result_t r = ev(f, "w", 100, "m", 45 * S);
+    assert_int_equal(r.late, 1);
+    /* A tick moves time to 200 s: everything up to 190 s closes. */
+    engine_part_tick(f->part, 200 * S);
+    e = find(f, "tumble", "w", 60 * S);
+    assert_non_null(e);
+    assert_int_equal(e->n, 1);
+    e = find(f, "hop", "w", 0);
+    assert_non_null(e);
+    assert_int_equal(e->n, 3);
+    assert_true(e->v1 == 0);
+    e = find(f, "sess", "w", 50 * S);
+    assert_non_null(e);
+    assert_int_equal(e->end, 100 * S);
+    assert_int_equal(e->n, 2);
+    assert_true(e->v1 == 2 && e->v2 == 4); /* first and last by time */
+}
+
+static void sessions_merge_when_bridged(void **state)
+{
+    fixture_t *f = *state;
+    ev(f, "s", 1, "m", 1000 * S);
+    ev(f, "s", 2, "m", 1040 * S); /* two sessions: [1000,1030) and [1040,1070) */
+    ev(f, "s", 3, "m", 1045 * S); /* W = 1035: the first has closed already */
+    ev(f, "t", 0, "m", 1052 * S); /* W = 1042 */
+    ev(f, "s", 4, "m", 1043 * S); /* in time, extends the open session */
+    engine_part_tick(f->part, 2000 * S);
+    const emitted_t *a = find(f, "sess", "s", 1000 * S), *b = find(f, "sess", "s", 1040 * S);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(a->n, 1);
+    assert_int_equal(b->n, 3);
+    assert_int_equal(b->end, 1075 * S);
+    assert_true(b->v1 == 2 && b->v2 == 3); /* first by time 1040, last by time 1045 */
+}
+
+static void strings_refused_where_unsupported(void **state)
+{
+    (void)state;
+    static const char bad[] =
+        "pipeline: t\nsources:\n  s:\n    key: k\n    time: ts\n    lateness: 1s\n"
+        "    fields: {k: string, m: string, ts: time}\n"
+        "features:\n  f: first(m) over 1m\n";
+    spec_t *s;
+    engine_t *e;
+    char err[512];
+    assert_int_equal(spec_load_string(bad, sizeof bad - 1, "bad.yaml", &s, err, sizeof err), 0);
+    assert_int_not_equal(engine_new(s, &e, err, sizeof err), 0);
+    assert_non_null(strstr(err, "first(m) over 1m"));
+    spec_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(features_as_of_each_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(late_events_are_scored_not_applied, setup, teardown),
+        cmocka_unit_test_setup_teardown(ttl_resets_idle_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(windows_close_on_watermark, setup, teardown),
+        cmocka_unit_test_setup_teardown(sessions_merge_when_bridged, setup, teardown),
+        cmocka_unit_test(strings_refused_where_unsupported),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
