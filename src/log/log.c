@@ -85,14 +85,28 @@ static int mkdir_p(const char *path)
 
 int log_open(const char *datadir, const log_config_t *cfg, log_t **out, char *err, size_t errlen)
 {
+    size_t n = strlen(datadir) + 8;
+    char *dir = weir_malloc(n);
+    snprintf(dir, n, "%s/log", datadir);
+    if (mkdir_p(datadir) != 0) {
+        int rc = weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", datadir, strerror(errno));
+        weir_free(dir);
+        return rc;
+    }
+    int rc = log_open_dir(dir, cfg, out, err, errlen);
+    weir_free(dir);
+    return rc;
+}
+
+int log_open_dir(const char *root, const log_config_t *cfg, log_t **out, char *err, size_t errlen)
+{
     if (cfg->segment_bytes < 1024 || cfg->segment_bytes > (1ull << 30))
         return weir_errf(err, errlen, WEIR_EINVAL, "segment size must be between 1 KiB and 1 GiB");
     if (cfg->fsync_interval_ms <= 0 || cfg->index_interval == 0)
         return weir_errf(err, errlen, WEIR_EINVAL, "fsync interval and index interval must be positive");
-    size_t n = strlen(datadir) + 8;
-    char *dir = weir_malloc(n);
-    snprintf(dir, n, "%s/log", datadir);
-    if (mkdir_p(datadir) != 0 || mkdir_p(dir) != 0) {
+    char *dir = weir_strdup(root);
+    const char *datadir = root;
+    if (mkdir_p(dir) != 0) {
         int rc = weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", dir, strerror(errno));
         weir_free(dir);
         return rc;

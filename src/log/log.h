@@ -108,6 +108,10 @@ typedef struct log_part log_part_t;
 /* Opens (creating if needed) the log of data directory datadir and takes its
  * lock; starts the background fsync thread. cfg is copied. */
 int log_open(const char *datadir, const log_config_t *cfg, log_t **out, char *err, size_t errlen);
+/* As log_open, with root as the log's folder itself (topics directly
+ * under it): for logs other than DATA/log, e.g. the decision log in
+ * DATA/decisions. */
+int log_open_dir(const char *root, const log_config_t *cfg, log_t **out, char *err, size_t errlen);
 /* Syncs every partition, stops the fsync thread, releases everything. */
 void log_close(log_t *log);
 

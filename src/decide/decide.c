@@ -1,0 +1,171 @@
+/* decide.c — model scoring and decision rules (see decide.h). */
+#include "decide/decide.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+
+#define MAX_INPUTS 4096
+
+struct decide {
+    const spec_t *spec;
+    model_slot_t *slot; /* NULL without a model */
+    uint32_t nfeat;     /* model features */
+    uint32_t *col;      /* model feature f is fed by spec input col[f] */
+};
+
+static int load_mapped(const spec_t *spec, const char *path, weir_model_t **m, uint32_t **col,
+                       char *err, size_t errlen)
+{
+    char why[1024];
+    if (model_load_file(path, m, why, sizeof why) != 0)
+        return weir_errf(err, errlen, WEIR_EINVAL, "model: %s", why);
+    uint32_t n = spec->model.ninputs;
+    const char **names = weir_malloc((n ? n : 1) * sizeof *names);
+    for (uint32_t i = 0; i < n; i++) names[i] = spec->model.inputs[i].name;
+    uint32_t nf = model_num_features(*m);
+    *col = weir_malloc((nf ? nf : 1) * sizeof **col);
+    int rc = model_map_inputs(*m, names, n, 0, *col, why, sizeof why);
+    weir_free(names);
+    if (rc) {
+        weir_free(*col);
+        model_release(*m);
+        return weir_errf(err, errlen, WEIR_EINVAL, "model %s does not fit the spec's inputs: %s", path, why);
+    }
+    return 0;
+}
+
+int decide_new(const spec_t *spec, decide_t **out, char *err, size_t errlen)
+{
+    decide_t *d = weir_calloc(1, sizeof *d);
+    d->spec = spec;
+    if (spec->has_model) {
+        for (uint32_t i = 0; i < spec->model.ninputs; i++) {
+            const spec_input_t *in = &spec->model.inputs[i];
+            if (in->type == EXPR_STRING) {
+                weir_free(d);
+                return weir_errf(err, errlen, WEIR_EINVAL,
+                                 "model input '%s' is a string; a model takes numbers, bools and times",
+                                 in->name);
+            }
+        }
+        weir_model_t *m;
+        int rc = load_mapped(spec, spec->model.resolved, &m, &d->col, err, errlen);
+        if (rc) {
+            weir_free(d);
+            return rc;
+        }
+        d->nfeat = model_num_features(m);
+        d->slot = model_slot_new(m);
+    }
+    *out = d;
+    return 0;
+}
+
+void decide_free(decide_t *d)
+{
+    if (!d) return;
+    if (d->slot) model_slot_free(d->slot);
+    weir_free(d->col);
+    weir_free(d);
+}
+
+int decide_reload(decide_t *d, const char *path, char *err, size_t errlen)
+{
+    if (!d->slot) return weir_errf(err, errlen, WEIR_EINVAL, "this spec has no model to reload");
+    weir_model_t *m;
+    uint32_t *col;
+    int rc = load_mapped(d->spec, path, &m, &col, err, errlen);
+    if (rc) return rc;
+    /* The input mapping is part of the pipeline's contract: a reloaded model
+     * must take the same inputs in the same model order. */
+    if (model_num_features(m) != d->nfeat || memcmp(col, d->col, d->nfeat * sizeof *col) != 0) {
+        weir_free(col);
+        model_release(m);
+        return weir_errf(err, errlen, WEIR_EINVAL, "model %s takes different inputs than the live model", path);
+    }
+    weir_free(col);
+    model_slot_swap(d->slot, m);
+    return 0;
+}
+
+uint64_t decide_model_version(const decide_t *d)
+{
+    return d->slot ? model_slot_version(d->slot) + 1 : 0;
+}
+
+static double input_value(const expr_value_t *v)
+{
+    switch ((expr_type_t)v->type) {
+    case EXPR_BOOL: return v->as.b ? 1.0 : 0.0;
+    case EXPR_INT:
+    case EXPR_TIME:
+    case EXPR_DURATION: return (double)v->as.i;
+    case EXPR_FLOAT: return v->as.f;
+    default: return NAN; /* null: a missing value, as the model's framework treats it */
+    }
+}
+
+static void top_contribs(decide_t *d, const weir_model_t *m, const double *x, decision_t *out)
+{
+    uint32_t nc = model_num_contribs(m);
+    double *c = weir_malloc(nc * sizeof *c);
+    model_contrib_row(m, x, c);
+    out->ncontribs = 0;
+    for (uint32_t f = 0; f < d->nfeat; f++) { /* group 0; the bias is not an input */
+        decide_contrib_t cand = {d->col[f], c[f]};
+        uint32_t k = out->ncontribs;
+        if (k < DECIDE_TOP_CONTRIBS) out->ncontribs++;
+        else if (fabs(cand.value) <= fabs(out->contribs[k - 1].value)) continue;
+        else k--;
+        while (k > 0 && fabs(out->contribs[k - 1].value) < fabs(cand.value)) {
+            out->contribs[k] = out->contribs[k - 1];
+            k--;
+        }
+        out->contribs[k] = cand;
+    }
+    weir_free(c);
+}
+
+int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *features,
+                 int want_contribs, decision_t *out, char *scratch, size_t scratch_cap)
+{
+    const spec_t *s = d->spec;
+    memset(out, 0, sizeof *out);
+    out->score = NAN;
+    out->rule = -1;
+    if (d->slot) {
+        uint32_t ticket;
+        const weir_model_t *m = model_slot_enter(d->slot, &ticket);
+        double xs[256], *x = d->nfeat <= 256 ? xs : weir_malloc(d->nfeat * sizeof *x);
+        for (uint32_t f = 0; f < d->nfeat; f++) {
+            const spec_input_t *in = &s->model.inputs[d->col[f]];
+            x[f] = input_value(in->kind == SPEC_INPUT_FIELD ? &fields[in->slot] : &features[in->slot]);
+        }
+        double outs[64];
+        weir_assert(model_num_outputs(m, 0) <= 64);
+        model_predict_row(m, x, outs, 0);
+        out->score = outs[0];
+        out->model_version = model_slot_version(d->slot) + 1;
+        if (want_contribs) top_contribs(d, m, x, out);
+        if (x != xs) weir_free(x);
+        model_slot_exit(d->slot, ticket);
+    }
+    expr_value_t extras[1] = {isnan(out->score) ? expr_null() : expr_float(out->score)};
+    expr_env_t env = {.fields = fields, .features = features, .extras = extras, .scratch = scratch,
+                      .scratch_cap = scratch_cap};
+    for (uint32_t r = 0; r < s->ndecisions; r++) {
+        bool yes = true;
+        if (s->decisions[r].when && expr_eval_bool(s->decisions[r].when, &env, &yes) != 0) yes = false;
+        if (yes) {
+            out->rule = (int)r;
+            out->decision = s->decisions[r].then;
+            out->reason = s->decisions[r].reason;
+            break;
+        }
+    }
+    return 0;
+}

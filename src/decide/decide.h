@@ -1,0 +1,51 @@
+/* decide.h — the decision layer: the spec's model scores an event's model
+ * inputs (fields and features, by name), then the decision rules — first
+ * match wins — turn the score into a decision with a reason. A decide_t is
+ * immutable after decide_new and may be used by many threads at once (the
+ * live model sits in a model_slot_t, which swaps atomically). */
+#ifndef WEIR_DECIDE_DECIDE_H
+#define WEIR_DECIDE_DECIDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+#include "spec/spec.h"
+
+#define DECIDE_TOP_CONTRIBS 3
+
+typedef struct decide decide_t;
+
+/* Loads the spec's model (if it has one) and maps its inputs to the model's
+ * features by name (by position when the model file carries no names). A
+ * mismatch, a missing file or a non-numeric input is an error naming it. */
+int decide_new(const spec_t *spec, decide_t **out, char *err, size_t errlen);
+void decide_free(decide_t *d);
+
+/* Replaces the model by the file at path (same input mapping rules); the
+ * old model is freed once in-flight decisions are done. */
+int decide_reload(decide_t *d, const char *path, char *err, size_t errlen);
+uint64_t decide_model_version(const decide_t *d);
+
+typedef struct decide_contrib {
+    uint32_t input; /* index in spec->model.inputs */
+    double value;   /* contribution to the margin */
+} decide_contrib_t;
+
+typedef struct decision {
+    const char *decision; /* the rule's `then` (owned by the spec) */
+    const char *reason;   /* NULL if the rule has none */
+    int rule;             /* index in spec->decisions, -1 if no rule matched */
+    double score;         /* first model output; NaN without a model */
+    uint64_t model_version;
+    uint32_t ncontribs;
+    decide_contrib_t contribs[DECIDE_TOP_CONTRIBS]; /* largest |value| first */
+} decision_t;
+
+/* Scores and decides one event. want_contribs: also compute the top
+ * contributions (TreeSHAP; costs more than the score). scratch backs
+ * lower() in rule conditions. */
+int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *features,
+                 int want_contribs, decision_t *out, char *scratch, size_t scratch_cap);
+
+#endif
