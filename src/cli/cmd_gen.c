@@ -5,9 +5,12 @@
  * fraud: card transactions {card_id, amount, merchant, country, ts, is_fraud}
  *   over --days (default 7) from 2026-01-01T00:00:00Z. Cards have a home
  *   country, a typical amount (log-normal) and a few favourite merchants.
- *   About 1 card in 100 is compromised once: a burst of 2–3 "card testing"
- *   transactions under 2.00, then 1–4 large ones (500–3000) at new
- *   merchants in a foreign country within ~30 minutes; those carry
+ *   Transactions follow a daily rhythm (busy afternoons, quiet nights).
+ *   About 1 card in 100 is compromised once, at a random moment of the
+ *   span, in one of two ways: card testing — 2–3 transactions under 2.00 at
+ *   one merchant, then 1–4 large ones (500–3000) at new merchants in a
+ *   foreign country within ~30 minutes; or account takeover — 2–4 large
+ *   purchases abroad within the hour, without a test. Those carry
  *   is_fraud = 1, everything else 0.
  * clicks: shop events {user_id, item_id, action, price, in_stock, ts,
  *   will_purchase}: sessions of views, sometimes add_to_cart, view_checkout
@@ -155,11 +158,21 @@ static const char *const countries[] = {"US", "GB", "DE", "FR", "ES", "IT", "NL"
 typedef struct card {
     uint8_t home;
     uint8_t compromised; /* 0 no, 1 yes (burst not yet started), 2 done */
+    int64_t compromise_at; /* the burst starts at the card's first event after this */
     float mu;            /* log of the typical amount */
     uint16_t fav[4];
 } card_t;
 
 enum { FRAUD_TEST = 1, FRAUD_BIG = 2 };
+
+/* Gap multiplier by hour of day (UTC): short gaps in the afternoon, long at
+ * night; averages about 1 over a day so --days still sets the span. */
+static double daily_rhythm(int64_t t)
+{
+    static const double by_hour[24] = {3.0, 3.5, 4.0, 4.0, 3.5, 2.5, 1.5, 1.0, 0.8, 0.7, 0.6, 0.55,
+                                       0.5, 0.5, 0.5, 0.55, 0.6, 0.6, 0.65, 0.7, 0.8, 1.0, 1.5, 2.2};
+    return by_hour[((t / 3600000) % 24 + 24) % 24] / 1.4;
+}
 
 static void fraud_emit(gen_t *g, int64_t at, uint32_t k, double amount, uint32_t merchant,
                        uint32_t country, int fraud)
@@ -179,12 +192,14 @@ static void gen_fraud(gen_t *g)
         cards[k].mu = (float)(log(15.0) + 1.0 * rng_normal(&g->rng));
         for (int i = 0; i < 4; i++) cards[k].fav[i] = (uint16_t)rng_below(&g->rng, NMERCHANTS);
         cards[k].compromised = rng_below(&g->rng, 100) == 0;
+        cards[k].compromise_at = GEN_EPOCH_MS + g->span_ms / 20 +
+                                 (int64_t)(rng_unit(&g->rng) * (double)(g->span_ms * 9 / 10));
     }
     int64_t step = g->span_ms / (int64_t)(g->events ? g->events : 1);
     if (step < 1) step = 1;
     int64_t now = GEN_EPOCH_MS;
     while (g->emitted < g->events) {
-        now += 1 + (int64_t)rng_below(&g->rng, (uint64_t)(2 * step));
+        now += 1 + (int64_t)rng_below(&g->rng, (uint64_t)(2 * step * daily_rhythm(now)));
         while (g->pending.n && g->pending.v[0].at <= now && g->emitted < g->events) {
             pend_t p = heap_pop(&g->pending);
             card_t *c = &cards[p.key];
@@ -197,13 +212,16 @@ static void gen_fraud(gen_t *g)
         if (g->emitted >= g->events) break;
         uint32_t k = (uint32_t)rng_below(&g->rng, g->keys);
         card_t *c = &cards[k];
-        if (c->compromised == 1 && now > GEN_EPOCH_MS + g->span_ms / 10) {
-            /* Start a burst: card testing at one merchant, then big spends abroad. */
+        if (c->compromised == 1 && now > c->compromise_at) {
+            /* Start a burst: card testing at one merchant then big spends
+             * abroad, or (one in three) a takeover that skips the test. */
             c->compromised = 2;
             uint32_t tester = (uint32_t)rng_below(&g->rng, NMERCHANTS);
             uint32_t abroad = (uint32_t)((c->home + 1 + rng_below(&g->rng, NCOUNTRIES - 1)) % NCOUNTRIES);
             int64_t t = now;
-            int ntest = 2 + (int)rng_below(&g->rng, 2), nbig = 1 + (int)rng_below(&g->rng, 4);
+            int takeover = rng_below(&g->rng, 3) == 0;
+            int ntest = takeover ? 0 : 2 + (int)rng_below(&g->rng, 2);
+            int nbig = takeover ? 2 + (int)rng_below(&g->rng, 3) : 1 + (int)rng_below(&g->rng, 4);
             for (int i = 0; i < ntest; i++) {
                 t += 20000 + (int64_t)rng_below(&g->rng, 100000);
                 heap_push(&g->pending, (pend_t){t, k, FRAUD_TEST, tester, 0});
