@@ -10,7 +10,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 WEIR = os.environ.get("WEIR_BIN", os.path.join(ROOT, "build", "weir"))
 if not os.path.isabs(WEIR):
     WEIR = os.path.join(ROOT, WEIR)
-TESTDATA = os.path.join(ROOT, "..", "shared", "testdata")
+# Outside data (LightGBM's own predictions) lives beside the repository, in
+# ../shared/testdata; WEIR_TESTDATA points elsewhere when it does not.
+TESTDATA = os.environ.get("WEIR_TESTDATA", os.path.join(ROOT, "..", "shared", "testdata"))
 
 
 def weir(*args, check=True):
