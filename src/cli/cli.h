@@ -35,6 +35,7 @@ int cli_parse_i64(const char *s, int64_t *out);
 int cmd_log(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_backfill(int argc, char **argv);
 int cmd_model(int argc, char **argv);
