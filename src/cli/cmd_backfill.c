@@ -16,7 +16,7 @@
 #include "base/alloc.h"
 #include "base/error.h"
 #include "cli/cli.h"
-#include "cli/pipeline.h"
+#include "decide/pipeline.h"
 #include "decide/outputs.h"
 
 static const char backfill_usage[] =

@@ -19,7 +19,7 @@
 #include "base/clock.h"
 #include "base/hash.h"
 #include "cli/cli.h"
-#include "cli/pipeline.h"
+#include "decide/pipeline.h"
 #include "decide/outputs.h"
 #include "spec/decode.h"
 

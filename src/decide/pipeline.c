@@ -1,12 +1,13 @@
 /* pipeline.c — see pipeline.h. */
-#include "cli/pipeline.h"
+#include "decide/pipeline.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "base/error.h"
-#include "cli/cli.h"
 #include "spec/value.h"
 
 int pipeline_open(pipeline_t *pl, const char *spec_path, const char *datadir, const char *source,
@@ -99,6 +100,12 @@ int pipeline_replay(pipeline_t *pl, uint32_t part, pipeline_row_cb row, void *ct
 
 int pipeline_parse_time(const char *s, int64_t *out)
 {
-    if (cli_parse_i64(s, out) == 0) return 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*s && !*end && errno == 0) {
+        *out = v;
+        return 0;
+    }
     return expr_parse_rfc3339(s, strlen(s), out);
 }

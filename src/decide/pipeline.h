@@ -1,9 +1,9 @@
-/* pipeline.h — what the verbs that run a spec share (ingest, backfill, and
- * later run and verify): load the spec, build the engine, open the log
- * topic of the spec's source, make one engine partition per log partition,
- * and replay a partition's log through it. */
-#ifndef WEIR_CLI_PIPELINE_H
-#define WEIR_CLI_PIPELINE_H
+/* pipeline.h — what everything that runs a spec shares (ingest, backfill,
+ * the server, verify): load the spec, build the engine, open the log topic
+ * of the spec's source, make one engine partition per log partition, and
+ * replay a partition's log through it. */
+#ifndef WEIR_DECIDE_PIPELINE_H
+#define WEIR_DECIDE_PIPELINE_H
 
 #include <stdint.h>
 

@@ -364,6 +364,16 @@ static void size_scratch(engine_part_t *p, const expr_value_t *fields)
     buf_reserve(&p->scratch, calls * longest);
 }
 
+/* Reserves room for this call's copies of the key's last(x) strings up
+ * front: the slices read_slots hands out must not move afterwards. */
+static void reserve_prev_copies(engine_part_t *p, void *v)
+{
+    size_t need = 1;
+    for (uint32_t i = 0; v && i < p->e->nprev; i++) need += key_prevs(p->e, v)[i].len;
+    buf_reset(&p->prevcopy);
+    buf_reserve(&p->prevcopy, need);
+}
+
 /* Fills the aggregate slots of key value v (NULL: an absent key) as of time t. */
 static void read_slots(engine_part_t *p, void *v, int64_t t)
 {
@@ -422,7 +432,7 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
         if (v && (!*key_inited(e, v) || keymap_newest(v) < cutoff_of(p))) v = NULL;
         if (v)
             for (uint32_t g = 0; g < e->ngroups; g++) win_expire(&key_wins(v)[g], p->wm);
-        buf_reserve(&p->prevcopy, 256);
+        reserve_prev_copies(p, v);
         read_slots(p, v, p->wm);
         eval_features(p, fields);
         res->late = 1;
@@ -446,11 +456,7 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
         win_val_t wv;
         if (aggval_from_value(&x, &wv)) win_add(w, t, wv);
     }
-    /* Reserve the copies of last(x) strings up front: the slices handed out
-     * must not move while the features are evaluated. */
-    size_t need = 0;
-    for (uint32_t i = 0; i < e->nprev; i++) need += key_prevs(e, v)[i].len;
-    buf_reserve(&p->prevcopy, need + 1);
+    reserve_prev_copies(p, v);
     read_slots(p, v, t);
     eval_features(p, fields);
     for (uint32_t i = 0; i < e->nprev; i++) {
@@ -465,6 +471,28 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     keymap_expire(&p->km, cutoff_of(p), SWEEP_BUDGET, key_release, p);
     res->watermark = p->wm;
     return 0;
+}
+
+int engine_part_lookup(engine_part_t *p, weir_slice_t key, engine_result_t *res)
+{
+    const engine_t *e = p->e;
+    memset(res, 0, sizeof *res);
+    for (uint32_t i = 0; i < e->src->nfields; i++) p->fields[i] = expr_null();
+    buf_reset(&p->prevcopy);
+    void *v = keymap_get(&p->km, key.ptr, key.len);
+    if (v && (!*key_inited(e, v) || keymap_newest(v) < cutoff_of(p))) v = NULL;
+    int64_t t = p->max_time == INT64_MIN ? 0 : p->max_time;
+    if (v)
+        for (uint32_t g = 0; g < e->ngroups; g++) win_expire(&key_wins(v)[g], p->wm);
+    reserve_prev_copies(p, v);
+    read_slots(p, v, t);
+    eval_features(p, p->fields);
+    res->time = t;
+    res->watermark = p->wm;
+    res->key = key;
+    res->fields = p->fields;
+    res->features = p->features;
+    return v != NULL;
 }
 
 void engine_part_tick(engine_part_t *p, int64_t time)

@@ -79,6 +79,12 @@ typedef struct engine_result {
 int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fields,
                       weir_slice_t raw, engine_result_t *res, char *err, size_t errlen);
 
+/* The features of `key` as of the partition's newest time, without an
+ * event: fields are null (features reading them are null), aggregates and
+ * last(x) come from the key's state (empty if it has none or is stale).
+ * Read-only. Returns 1 if the key has state, 0 if not. */
+int engine_part_lookup(engine_part_t *p, weir_slice_t key, engine_result_t *res);
+
 /* A tick at time T (see above). */
 void engine_part_tick(engine_part_t *p, int64_t time);
 
