@@ -10,23 +10,34 @@
  * Trees of only numerical splits and of small depth D are also compiled into
  * the *perfect* layout, which is what scoring uses for them: the tree is
  * padded to a complete binary tree of depth D (a leaf above depth D becomes a
- * split whose two subtrees both end in copies of that leaf), stored as an
- * implicit heap (children of i at 2i+1 and 2i+2) of 8-byte nodes (float
- * threshold, feature index with the missing-goes-right bit on top) for
- * float models, 16-byte ones for double models; the last level is stored
- * apart as "fat" nodes that hold the split and both leaf values, so the
- * final step reads one cache line. A walk is exactly D steps with no
- * data-dependent branch:
+ * split whose two subtrees both end in copies of that leaf), numbered as an
+ * implicit heap (children of h at 2h+1 and 2h+2), 8-byte nodes (float
+ * threshold, feature index) for float models, 16-byte ones for double
+ * models; the last level is stored apart as "fat" nodes that hold the split
+ * and both leaf values, so the final step reads one cache line. A walk is
+ * exactly D steps with no data-dependent branch and no test for NaN:
  *
- *     i = 2i + 1 + ((x >= thr) | (isnan(x) & missing_right))
+ *     h = 2h + 1 + (xw[fb] >= thr)
  *
- * (rows without a missing value use the plain x >= thr). Single row: the
- * perfect trees are grouped by depth into runs of 16 walked level by level
- * together, 16 independent chains of loads in flight instead of one; the
- * leaf values land in a per-tree array that is then summed in model order.
- * Batch: tree-major over blocks of 64 rows, each tree walked by 64
- * independent chains while its nodes are in cache. Padding costs memory, so
- * a tree is made perfect only while 2^D <= 8 * leaves and D <= 12.
+ * where xw is the row widened to 2 * nfeat values: x, then x with NaN
+ * replaced by +inf. A node whose missing values go right has fb = nfeat +
+ * feature, where a missing value compares as +inf >= thr (true, right); one
+ * whose missing values go left has fb = feature, where NaN >= thr is false
+ * (left). Present values are equal in both halves.
+ *
+ * Runs. The perfect trees are sorted by depth (stable) and cut into runs of
+ * 16 trees of equal depth (the rest of a depth into runs of 8, 4, 2, 1),
+ * stored interleaved: node h of the k-th tree of a run of K is at
+ * run + h * K + k. A run is walked level by level by code unrolled over its K
+ * lanes: the K heap indices stay in registers, a step is two loads, a
+ * compare and an add, and the K independent chains of loads overlap their
+ * cache misses. One row walks every run in turn; a batch is cut into blocks
+ * of 64 rows and every run is walked by all rows of the block while its
+ * nodes are in cache. When the walk order is model order (all trees perfect
+ * and of one depth, the usual case) leaves are summed as they come;
+ * otherwise they are collected per tree and summed in model order after.
+ * Padding costs memory, so a tree is made perfect only while 2^D <= 8 *
+ * leaves and D <= 12.
  *
  * Numerics. GBDT_F32 rounds inputs to float and adds float leaves to a float
  * accumulator in model tree order, as XGBoost's predictor does; GBDT_F64 does
@@ -49,8 +60,6 @@
 #define PERFECT_MAX_DEPTH 12
 #define BLOCK_ROWS 64
 #define INTERLEAVE 16
-#define FEAT_MASK 0x7fffffffu
-#define NAN_RIGHT 0x80000000u
 
 typedef struct gnode {
     double thr;       /* split threshold, or the leaf value */
@@ -61,9 +70,12 @@ typedef struct gnode {
     uint32_t cat_off, cat_words;
 } gnode_t;
 
+/* fb indexes the row widened to 2 * nfeat values (see prepare32): the
+ * feature itself when a missing value goes left, nfeat + feature when it
+ * goes right. */
 typedef struct pnode32 {
     float thr;
-    uint32_t fb; /* feature | NAN_RIGHT */
+    uint32_t fb;
 } pnode32_t;
 
 typedef struct pnode64 {
@@ -92,10 +104,20 @@ typedef struct tree {
     uint32_t depth;
     uint32_t nnodes;
     uint32_t goff;    /* first general node */
-    int32_t poff;     /* first perfect node, -1 if not perfect */
-    uint32_t loff;    /* first last-level (fat) node */
+    int32_t poff;     /* 0 if it may be made perfect, then its run; -1: general layout */
     uint32_t pdepth;  /* levels of the perfect form: max(depth, 1) */
 } tree_t;
+
+/* Up to INTERLEAVE perfect trees of equal depth, stored interleaved so that
+ * one base and one stride address them all: node h (heap numbering) of the
+ * k-th tree of the run is pnodes[noff + h * cnt + k], its last-level node
+ * j is leaves[loff + j * cnt + k]. */
+typedef struct run {
+    uint32_t first;   /* index of its first tree in sched */
+    uint32_t cnt;     /* trees in the run, the stride */
+    uint32_t pdepth;  /* their levels */
+    size_t noff, loff;
+} run_t;
 
 struct gbdt {
     gbdt_prec_t prec;
@@ -110,15 +132,17 @@ struct gbdt {
     uint32_t ngnodes;
     uint32_t *cats;
     uint32_t ncats;
-    void *pnodes;     /* pnode32_t or pnode64_t: levels 0 .. pdepth - 2 */
+    void *pnodes;     /* pnode32_t or pnode64_t: levels 0 .. pdepth - 2 of every run */
     void *leaves;     /* pfat32_t or pfat64_t: level pdepth - 1 with the leaves */
     size_t npnodes, nleaves;
-    /* Single-row schedule: the perfect trees sorted by depth (stable) and
-     * cut into runs of up to INTERLEAVE trees of equal depth, walked level by
-     * level together; the other trees are walked one by one. */
-    uint32_t *sched;  /* tree ids: perfect ones by depth, then the others */
-    uint32_t *runs;   /* start of each run in sched; nruns + 1 entries */
+    /* Schedule: the perfect trees sorted by depth (stable) and cut into runs
+     * of up to INTERLEAVE trees of equal depth, walked level by level
+     * together; the other trees after them, walked one by one. */
+    uint32_t *sched;  /* tree ids in walk order */
+    run_t *runs;
     uint32_t nruns;
+    uint32_t nsched_perfect; /* sched[0 .. nsched_perfect) are the runs' trees */
+    int in_order;     /* all trees perfect and sched[t] == t: leaves can be summed as walked */
 };
 
 struct gbdt_builder {
@@ -289,8 +313,7 @@ int gbdt_builder_add_tree(gbdt_builder_t *b, uint32_t group, const gbdt_src_node
         t->depth = maxd;
         t->nnodes = n;
         t->goff = b->ngnodes;
-        t->poff = all_num ? 0 : -1; /* eligibility; placed in finish */
-        t->loff = 0;
+        t->poff = all_num ? 0 : -1; /* eligibility; decided in finish */
         b->ngnodes += n;
     }
     weir_free(order);
@@ -301,28 +324,36 @@ int gbdt_builder_add_tree(gbdt_builder_t *b, uint32_t group, const gbdt_src_node
 
 /* Fills the perfect heap of P levels below general node gi (a leaf above
  * the last level is copied into both sides of a split that tests nothing). */
-static void fill_perfect(const gnode_t *g, uint32_t gi, uint32_t pi, uint32_t d, uint32_t P,
-                         gbdt_prec_t prec, void *pn, void *fat)
+typedef struct fill_ctx {
+    const gnode_t *g;
+    uint32_t P, nfeat, cnt, lane; /* levels; stride and lane of the tree in its run */
+    gbdt_prec_t prec;
+    void *pn, *fat;               /* the run's first node and first fat node */
+} fill_ctx_t;
+
+static void fill_perfect(const fill_ctx_t *c, uint32_t gi, uint32_t pi, uint32_t d)
 {
+    const gnode_t *g = c->g;
+    uint32_t P = c->P;
     uint32_t fb = 0, l = gi, r = gi;
     double thr = 0;
     if (g[gi].left >= 0) {
-        fb = g[gi].feat | (g[gi].missing_left ? 0 : NAN_RIGHT);
+        fb = g[gi].feat + (g[gi].missing_left ? 0 : c->nfeat);
         thr = g[gi].thr;
         l = (uint32_t)g[gi].left;
         r = l + 1;
     }
     if (d == P - 1) {
         weir_assert(g[l].left < 0 && g[r].left < 0);
-        uint32_t j = pi - ((1u << (P - 1)) - 1);
-        if (prec == GBDT_F32) {
-            pfat32_t *f = (pfat32_t *)fat + j;
+        size_t j = (size_t)(pi - ((1u << (P - 1)) - 1)) * c->cnt + c->lane;
+        if (c->prec == GBDT_F32) {
+            pfat32_t *f = (pfat32_t *)c->fat + j;
             f->thr = (float)thr;
             f->fb = fb;
             f->leaf[0] = (float)g[l].thr;
             f->leaf[1] = (float)g[r].thr;
         } else {
-            pfat64_t *f = (pfat64_t *)fat + j;
+            pfat64_t *f = (pfat64_t *)c->fat + j;
             f->thr = thr;
             f->fb = fb;
             f->pad = 0;
@@ -331,16 +362,17 @@ static void fill_perfect(const gnode_t *g, uint32_t gi, uint32_t pi, uint32_t d,
         }
         return;
     }
-    if (prec == GBDT_F32) {
-        ((pnode32_t *)pn)[pi].thr = (float)thr;
-        ((pnode32_t *)pn)[pi].fb = fb;
+    size_t h = (size_t)pi * c->cnt + c->lane;
+    if (c->prec == GBDT_F32) {
+        ((pnode32_t *)c->pn)[h].thr = (float)thr;
+        ((pnode32_t *)c->pn)[h].fb = fb;
     } else {
-        ((pnode64_t *)pn)[pi].thr = thr;
-        ((pnode64_t *)pn)[pi].fb = fb;
-        ((pnode64_t *)pn)[pi].pad = 0;
+        ((pnode64_t *)c->pn)[h].thr = thr;
+        ((pnode64_t *)c->pn)[h].fb = fb;
+        ((pnode64_t *)c->pn)[h].pad = 0;
     }
-    fill_perfect(g, l, 2 * pi + 1, d + 1, P, prec, pn, fat);
-    fill_perfect(g, r, 2 * pi + 2, d + 1, P, prec, pn, fat);
+    fill_perfect(c, l, 2 * pi + 1, d + 1);
+    fill_perfect(c, r, 2 * pi + 2, d + 1);
 }
 
 static double fill_mean(const gnode_t *g, const double *cover, double *mean, uint32_t i)
@@ -351,24 +383,69 @@ static double fill_mean(const gnode_t *g, const double *cover, double *mean, uin
     return mean[i] = cover[i] != 0 ? v / cover[i] : 0.0;
 }
 
-static void build_schedule(gbdt_t *g)
+/* Cuts the perfect trees into runs (see run_t), sizes the pools and fills
+ * them; the other trees go to the end of the schedule. */
+static void build_perfect(gbdt_t *g)
 {
     g->sched = weir_malloc((g->ntrees ? g->ntrees : 1) * sizeof *g->sched);
-    g->runs = weir_malloc((g->ntrees + 2) * sizeof *g->runs);
+    g->runs = weir_malloc((g->ntrees ? g->ntrees : 1) * sizeof *g->runs);
     uint32_t k = 0;
+    size_t np = 0, nl = 0;
     g->nruns = 0;
-    for (uint32_t d = 0; d <= PERFECT_MAX_DEPTH; d++) {
-        uint32_t in_run = 0;
+    for (uint32_t d = 1; d <= PERFECT_MAX_DEPTH; d++) {
+        run_t *run = NULL;
+        uint32_t left = 0; /* trees of depth d not yet placed */
+        for (uint32_t t = 0; t < g->ntrees; t++) left += g->trees[t].poff >= 0 && g->trees[t].pdepth == d;
+        uint32_t size = 0; /* size of the current run */
         for (uint32_t t = 0; t < g->ntrees; t++) {
-            if (g->trees[t].poff < 0 || g->trees[t].pdepth != d) continue;
-            if (in_run == 0) g->runs[g->nruns++] = k;
+            tree_t *tr = &g->trees[t];
+            if (tr->poff < 0 || tr->pdepth != d) continue;
+            if (!run || run->cnt == size) {
+                /* runs of INTERLEAVE, then of the powers of two that make up the rest */
+                size = INTERLEAVE;
+                while (size > left) size /= 2;
+                if (run) {
+                    np += (size_t)run->cnt * ((1u << (d - 1)) - 1);
+                    nl += (size_t)run->cnt << (d - 1);
+                }
+                run = &g->runs[g->nruns++];
+                run->first = k;
+                run->cnt = 0;
+                run->pdepth = d;
+                run->noff = np;
+                run->loff = nl;
+            }
+            tr->poff = (int32_t)(run - g->runs);
+            run->cnt++;
+            left--;
             g->sched[k++] = t;
-            if (++in_run == INTERLEAVE) in_run = 0;
+        }
+        if (run) {
+            np += (size_t)run->cnt * ((1u << (d - 1)) - 1);
+            nl += (size_t)run->cnt << (d - 1);
         }
     }
-    g->runs[g->nruns] = k;
+    g->nsched_perfect = k;
     for (uint32_t t = 0; t < g->ntrees; t++)
         if (g->trees[t].poff < 0) g->sched[k++] = t;
+    g->in_order = g->nsched_perfect == g->ntrees;
+    for (uint32_t t = 0; t < g->ntrees; t++) g->in_order &= g->sched[t] == t;
+
+    size_t psz = g->prec == GBDT_F32 ? sizeof(pnode32_t) : sizeof(pnode64_t);
+    size_t lsz = g->prec == GBDT_F32 ? sizeof(pfat32_t) : sizeof(pfat64_t);
+    g->pnodes = weir_calloc(np ? np : 1, psz);
+    g->leaves = weir_calloc(nl ? nl : 1, lsz);
+    g->npnodes = np;
+    g->nleaves = nl;
+    for (uint32_t r = 0; r < g->nruns; r++) {
+        const run_t *run = &g->runs[r];
+        for (uint32_t j = 0; j < run->cnt; j++) {
+            const tree_t *tr = &g->trees[g->sched[run->first + j]];
+            fill_ctx_t c = {g->gnodes + tr->goff, run->pdepth, g->nfeat, run->cnt, j, g->prec,
+                            (char *)g->pnodes + run->noff * psz, (char *)g->leaves + run->loff * lsz};
+            fill_perfect(&c, 0, 0, 0);
+        }
+    }
 }
 
 int gbdt_builder_finish(gbdt_builder_t *b, const double *base, uint32_t average_by, gbdt_t **out,
@@ -399,8 +476,7 @@ int gbdt_builder_finish(gbdt_builder_t *b, const double *base, uint32_t average_
     for (uint32_t k = 0; k < g->ngroups; k++)
         g->base[k] = g->prec == GBDT_F32 ? (double)(float)base[k] : base[k];
 
-    /* Decide which trees get the perfect layout and size the pools. */
-    size_t np = 0, nl = 0;
+    /* Decide which trees get the perfect layout. */
     for (uint32_t t = 0; t < g->ntrees; t++) {
         tree_t *tr = &g->trees[t];
         if (tr->depth > g->max_depth) g->max_depth = tr->depth;
@@ -408,38 +484,23 @@ int gbdt_builder_finish(gbdt_builder_t *b, const double *base, uint32_t average_
         if (tr->poff == 0 && tr->depth <= PERFECT_MAX_DEPTH &&
             (1u << tr->depth) <= 8u * leaves) {
             tr->pdepth = tr->depth ? tr->depth : 1;
-            tr->poff = (int32_t)np;
-            tr->loff = (uint32_t)nl;
-            np += (1u << (tr->pdepth - 1)) - 1;
-            nl += 1u << (tr->pdepth - 1);
             g->nperfect++;
         } else {
             tr->poff = -1;
         }
     }
-    size_t psz = g->prec == GBDT_F32 ? sizeof(pnode32_t) : sizeof(pnode64_t);
-    size_t lsz = g->prec == GBDT_F32 ? sizeof(pfat32_t) : sizeof(pfat64_t);
-    g->pnodes = weir_calloc(np ? np : 1, psz);
-    g->leaves = weir_calloc(nl ? nl : 1, lsz);
-    g->npnodes = np;
-    g->nleaves = nl;
     g->mean = weir_calloc(g->ngnodes ? g->ngnodes : 1, sizeof *g->mean);
     for (uint32_t k = 0; k < g->ngroups; k++) g->bias[k] = 0;
     for (uint32_t t = 0; t < g->ntrees; t++) {
         tree_t *tr = &g->trees[t];
         const gnode_t *gn = g->gnodes + tr->goff;
-        if (tr->poff >= 0) {
-            char *pn = (char *)g->pnodes + (size_t)tr->poff * psz;
-            char *lv = (char *)g->leaves + (size_t)tr->loff * lsz;
-            fill_perfect(gn, 0, 0, 0, tr->pdepth, g->prec, pn, lv);
-        }
         g->bias[tr->group] += fill_mean(gn, g->cover + tr->goff, g->mean + tr->goff, 0);
     }
     for (uint32_t k = 0; k < g->ngroups; k++) {
         if (g->average_by) g->bias[k] /= g->average_by;
         g->bias[k] += g->base[k];
     }
-    build_schedule(g);
+    build_perfect(g);
     *out = g;
     return 0;
 }
@@ -513,203 +574,222 @@ static inline double walk_general(const gbdt_t *g, const tree_t *t, const double
 
 /* ---- scoring ----------------------------------------------------------- */
 
-/* One step of a perfect walk: i = 2i + 1 + (x goes right). STEP_FAST is
- * for rows without a missing value (checked once per row), where the
- * missing-value term cannot matter. The row has the threshold's type, so
- * the comparison needs no conversion. */
-#define STEP(n, x) \
-    ((uint32_t)((x)[(n)->fb & FEAT_MASK] >= (n)->thr) | \
-     ((uint32_t)((x)[(n)->fb & FEAT_MASK] != (x)[(n)->fb & FEAT_MASK]) & ((n)->fb >> 31)))
-#define STEP_FAST(n, x) ((uint32_t)((x)[(n)->fb & FEAT_MASK] >= (n)->thr))
-
-/* Leaf values of all trees for one row, val[t] for tree t. Runs of trees of
- * equal depth are walked level by level together: INTERLEAVE independent
- * chains of loads keep the memory system busy where one tree at a time
- * would wait for each level's load in turn. */
-#define ROW_LEAVES(NAME, PNODE, PFAT, LEAF, STEP)                                             \
-    static void NAME(const gbdt_t *g, const LEAF *x, LEAF *val)                               \
+/* The row a perfect walk reads: nfeat values, then the same values with a
+ * missing one replaced by +inf. A node whose missing values go right reads
+ * the second half, where x >= thr holds for a missing value (+inf >= any
+ * threshold), a node whose missing values go left reads the first, where
+ * NaN >= thr is false; present values are the same in both halves. So one
+ * comparison decides every step, with no test for NaN. */
+#define WIDEN(NAME, LEAF)                                                                     \
+    static inline void NAME(const double *x, uint32_t F, LEAF *xa, double *xr)              \
     {                                                                                         \
-        const PNODE *pn = g->pnodes;                                                          \
-        const PFAT *pf = g->leaves;                                                           \
-        for (uint32_t r = 0; r < g->nruns; r++) {                                             \
-            uint32_t s0 = g->runs[r], cnt = g->runs[r + 1] - s0;                              \
-            const uint32_t *ids = g->sched + s0;                                              \
-            uint32_t P = g->trees[ids[0]].pdepth;                                             \
-            const PNODE *base[INTERLEAVE];                                                    \
-            uint32_t idx[INTERLEAVE];                                                         \
-            for (uint32_t k = 0; k < cnt; k++) {                                              \
-                base[k] = pn + g->trees[ids[k]].poff;                                         \
-                idx[k] = 0;                                                                   \
-            }                                                                                 \
-            if (cnt == INTERLEAVE) {                                                          \
-                for (uint32_t d = 0; d + 1 < P; d++)                                          \
-                    for (uint32_t k = 0; k < INTERLEAVE; k++)                                 \
-                        idx[k] = 2 * idx[k] + 1 + STEP(base[k] + idx[k], x);                  \
-            } else {                                                                          \
-                for (uint32_t d = 0; d + 1 < P; d++)                                          \
-                    for (uint32_t k = 0; k < cnt; k++)                                        \
-                        idx[k] = 2 * idx[k] + 1 + STEP(base[k] + idx[k], x);                  \
-            }                                                                                 \
-            uint32_t first = (1u << (P - 1)) - 1;                                             \
-            for (uint32_t k = 0; k < cnt; k++) {                                              \
-                const PFAT *f = pf + g->trees[ids[k]].loff + (idx[k] - first);                \
-                val[ids[k]] = f->leaf[STEP(f, x)];                                            \
-            }                                                                                 \
+        for (uint32_t f = 0; f < F; f++) {                                                    \
+            LEAF v = (LEAF)x[f];                                                              \
+            xa[f] = v;                                                                        \
+            xa[F + f] = v != v ? (LEAF)INFINITY : v;                                          \
+            if (xr) xr[f] = v;                                                                \
         }                                                                                     \
     }
 
-ROW_LEAVES(row_leaves32, pnode32_t, pfat32_t, float, STEP)
-ROW_LEAVES(row_leaves32_fast, pnode32_t, pfat32_t, float, STEP_FAST)
-ROW_LEAVES(row_leaves64, pnode64_t, pfat64_t, double, STEP)
-ROW_LEAVES(row_leaves64_fast, pnode64_t, pfat64_t, double, STEP_FAST)
+WIDEN(widen32, float)
+WIDEN(widen64, double)
 
-/* The trees that are not perfect, one by one. */
-static void row_leaves_general(const gbdt_t *g, const double *x, void *val)
-{
-    for (uint32_t k = g->runs[g->nruns]; k < g->ntrees; k++) {
-        uint32_t t = g->sched[k];
-        double v = walk_general(g, &g->trees[t], x);
-        if (g->prec == GBDT_F32)
-            ((float *)val)[t] = (float)v;
-        else
-            ((double *)val)[t] = v;
+/* One step of a perfect walk: 1 if the row goes right at node n. */
+#define STEP(n, x) ((uint32_t)((x)[(n)->fb] >= (n)->thr))
+
+/* Walks the K trees of one run (K = its cnt, a power of two) for the
+ * widened row x: leaf[k] = the leaf of its k-th tree. The lanes are
+ * unrolled with K a constant, so the K heap indices live in registers and a
+ * step is a node load, a row load, a compare and an add; the K walks are
+ * independent chains of loads, so the CPU overlaps their cache misses. */
+#define RUN_WALK(NAME, PNODE, PFAT, LEAF, K)                                                  \
+    static void NAME(const PNODE *pn, const PFAT *pf, uint32_t P, const LEAF *x, LEAF *leaf) \
+    {                                                                                         \
+        uint32_t h[K];                                                                        \
+        _Pragma("GCC unroll 16") for (uint32_t k = 0; k < K; k++) h[k] = 0;                   \
+        for (uint32_t d = 1; d < P; d++) {                                                    \
+            _Pragma("GCC unroll 16") for (uint32_t k = 0; k < K; k++)                         \
+                h[k] = 2 * h[k] + 1 + STEP(pn + h[k] * K + k, x);                             \
+        }                                                                                     \
+        uint32_t first = ((1u << (P - 1)) - 1) * K;                                           \
+        _Pragma("GCC unroll 16") for (uint32_t k = 0; k < K; k++) {                           \
+            const PFAT *f = pf + (h[k] * K + k - first);                                      \
+            leaf[k] = f->leaf[STEP(f, x)];                                                    \
+        }                                                                                     \
     }
-}
 
-#define ROW_STACK 512
+RUN_WALK(walk32_16, pnode32_t, pfat32_t, float, 16)
+RUN_WALK(walk32_8, pnode32_t, pfat32_t, float, 8)
+RUN_WALK(walk32_4, pnode32_t, pfat32_t, float, 4)
+RUN_WALK(walk32_2, pnode32_t, pfat32_t, float, 2)
+RUN_WALK(walk32_1, pnode32_t, pfat32_t, float, 1)
+RUN_WALK(walk64_16, pnode64_t, pfat64_t, double, 16)
+RUN_WALK(walk64_8, pnode64_t, pfat64_t, double, 8)
+RUN_WALK(walk64_4, pnode64_t, pfat64_t, double, 4)
+RUN_WALK(walk64_2, pnode64_t, pfat64_t, double, 2)
+RUN_WALK(walk64_1, pnode64_t, pfat64_t, double, 1)
+
+#define RUN_DISPATCH(NAME, PNODE, PFAT, LEAF, W)                                              \
+    static inline void NAME(const gbdt_t *g, const run_t *run, const LEAF *x, LEAF *leaf)    \
+    {                                                                                         \
+        const PNODE *pn = (const PNODE *)g->pnodes + run->noff;                               \
+        const PFAT *pf = (const PFAT *)g->leaves + run->loff;                                 \
+        switch (run->cnt) {                                                                   \
+        case 16: W##_16(pn, pf, run->pdepth, x, leaf); break;                                 \
+        case 8: W##_8(pn, pf, run->pdepth, x, leaf); break;                                   \
+        case 4: W##_4(pn, pf, run->pdepth, x, leaf); break;                                   \
+        case 2: W##_2(pn, pf, run->pdepth, x, leaf); break;                                   \
+        default: W##_1(pn, pf, run->pdepth, x, leaf); break;                                  \
+        }                                                                                     \
+    }
+
+RUN_DISPATCH(run_walk32, pnode32_t, pfat32_t, float, walk32)
+RUN_DISPATCH(run_walk64, pnode64_t, pfat64_t, double, walk64)
+
+/* The margins of one row. xa is the widened row, xr the row for the general
+ * layout; acc[ngroups] holds the starting margins and receives the tree
+ * sums. When the walk order is model order the leaves are added as they
+ * come, else they land in val[ntrees] and are added afterwards in model
+ * order: either way the float sum is the one of a plain tree loop. */
+#define ROW_SUM(NAME, LEAF, RUN_WALK)                                                         \
+    static void NAME(const gbdt_t *g, const LEAF *xa, const double *xr, LEAF *acc, LEAF *val) \
+    {                                                                                         \
+        LEAF leaf[INTERLEAVE];                                                                \
+        for (uint32_t r = 0; r < g->nruns; r++) {                                             \
+            const run_t *run = &g->runs[r];                                                   \
+            const uint32_t *ids = g->sched + run->first;                                      \
+            RUN_WALK(g, run, xa, leaf);                                                       \
+            if (!g->in_order)                                                                 \
+                for (uint32_t k = 0; k < run->cnt; k++) val[ids[k]] = leaf[k];                \
+            else if (g->ngroups == 1)                                                         \
+                for (uint32_t k = 0; k < run->cnt; k++) acc[0] += leaf[k];                    \
+            else                                                                              \
+                for (uint32_t k = 0; k < run->cnt; k++) acc[g->trees[ids[k]].group] += leaf[k]; \
+        }                                                                                     \
+        if (g->in_order) return;                                                              \
+        for (uint32_t k = g->nsched_perfect; k < g->ntrees; k++) {                            \
+            uint32_t t = g->sched[k];                                                         \
+            val[t] = (LEAF)walk_general(g, &g->trees[t], xr);                                 \
+        }                                                                                     \
+        for (uint32_t t = 0; t < g->ntrees; t++) acc[g->trees[t].group] += val[t];            \
+    }
+
+ROW_SUM(row_sum32, float, run_walk32)
+ROW_SUM(row_sum64, double, run_walk64)
+
+#define ROW_STACK 256
 
 void gbdt_predict_row(const gbdt_t *g, const double *x, double *out)
 {
-    /* The walks above may visit trees in any order; the sums below add the
-     * leaves in model order, so the result is bit-identical to a plain loop. */
+    uint32_t F = g->nfeat, G = g->ngroups, T = g->ntrees;
+    int small = F <= ROW_STACK && G <= 64 && T <= 1024;
     if (g->prec == GBDT_F32) {
-        double stackbuf[ROW_STACK];
-        double *xr = g->nfeat <= ROW_STACK ? stackbuf : weir_malloc(g->nfeat * sizeof *xr);
-        float fstack[ROW_STACK];
-        float *xf = g->nfeat <= ROW_STACK ? fstack : weir_malloc(g->nfeat * sizeof *xf);
-        int nan = 0;
-        for (uint32_t f = 0; f < g->nfeat; f++) {
-            xf[f] = (float)x[f];
-            xr[f] = xf[f];
-            nan |= isnan(xf[f]);
+        /* F32: the row rounded to float, widened; as doubles for the
+         * general layout (a float widened to double compares the same). */
+        float xa_s[2 * ROW_STACK], acc_s[64], val_s[1024];
+        double xr_s[ROW_STACK];
+        float *xa = small ? xa_s : weir_malloc(2 * (size_t)F * sizeof *xa + 1);
+        double *xr = small ? xr_s : weir_malloc((size_t)F * sizeof *xr + 1);
+        float *acc = small ? acc_s : weir_malloc((size_t)G * sizeof *acc);
+        float *val = small ? val_s : weir_malloc((size_t)T * sizeof *val + 1);
+        widen32(x, F, xa, g->in_order ? NULL : xr);
+        for (uint32_t k = 0; k < G; k++) acc[k] = g->average_by ? 0.0f : (float)g->base[k];
+        row_sum32(g, xa, xr, acc, val);
+        for (uint32_t k = 0; k < G; k++)
+            out[k] = g->average_by ? (double)(acc[k] / (float)g->average_by + (float)g->base[k])
+                                   : acc[k];
+        if (!small) {
+            weir_free(xa);
+            weir_free(xr);
+            weir_free(acc);
+            weir_free(val);
         }
-        float valbuf[1024];
-        float *val = g->ntrees <= 1024 ? valbuf : weir_malloc(g->ntrees * sizeof *val);
-        if (nan)
-            row_leaves32(g, xf, val);
-        else
-            row_leaves32_fast(g, xf, val);
-        row_leaves_general(g, xr, val);
-        if (xf != fstack) weir_free(xf);
-        float accbuf[64];
-        float *acc = g->ngroups <= 64 ? accbuf : weir_malloc(g->ngroups * sizeof *acc);
-        for (uint32_t k = 0; k < g->ngroups; k++) acc[k] = g->average_by ? 0.0f : (float)g->base[k];
-        if (g->ngroups == 1)
-            for (uint32_t t = 0; t < g->ntrees; t++) acc[0] += val[t];
-        else
-            for (uint32_t t = 0; t < g->ntrees; t++) acc[g->trees[t].group] += val[t];
-        for (uint32_t k = 0; k < g->ngroups; k++)
-            out[k] = g->average_by ? (double)(acc[k] / (float)g->average_by + (float)g->base[k]) : acc[k];
-        if (acc != accbuf) weir_free(acc);
-        if (val != valbuf) weir_free(val);
-        if (xr != stackbuf) weir_free(xr);
         return;
     }
-    double valbuf[1024];
-    double *val = g->ntrees <= 1024 ? valbuf : weir_malloc(g->ntrees * sizeof *val);
-    int nan = 0;
-    for (uint32_t f = 0; f < g->nfeat; f++) nan |= isnan(x[f]);
-    if (nan)
-        row_leaves64(g, x, val);
-    else
-        row_leaves64_fast(g, x, val);
-    row_leaves_general(g, x, val);
-    double accbuf[64];
-    double *acc = g->ngroups <= 64 ? accbuf : weir_malloc(g->ngroups * sizeof *acc);
-    for (uint32_t k = 0; k < g->ngroups; k++) acc[k] = g->average_by ? 0.0 : g->base[k];
-    for (uint32_t t = 0; t < g->ntrees; t++) acc[g->trees[t].group] += val[t];
-    for (uint32_t k = 0; k < g->ngroups; k++)
+    double xa_s[2 * ROW_STACK], acc_s[64], val_s[1024];
+    double *xa = small ? xa_s : weir_malloc(2 * (size_t)F * sizeof *xa + 1);
+    double *acc = small ? acc_s : weir_malloc((size_t)G * sizeof *acc);
+    double *val = small ? val_s : weir_malloc((size_t)T * sizeof *val + 1);
+    widen64(x, F, xa, NULL);
+    for (uint32_t k = 0; k < G; k++) acc[k] = g->average_by ? 0.0 : g->base[k];
+    row_sum64(g, xa, x, acc, val);
+    for (uint32_t k = 0; k < G; k++)
         out[k] = g->average_by ? acc[k] / g->average_by + g->base[k] : acc[k];
-    if (acc != accbuf) weir_free(acc);
-    if (val != valbuf) weir_free(val);
+    if (!small) {
+        weir_free(xa);
+        weir_free(acc);
+        weir_free(val);
+    }
 }
 
-/* One block of nb <= BLOCK_ROWS rows (row r at rows[r]), tree-major: each
- * tree is walked by all rows of the block level by level, nb independent
- * chains at a time. */
-#define BLOCK(NAME, PNODE, PFAT, LEAF, STEP)                                                  \
-    static void NAME(const gbdt_t *g, const LEAF *const *rows, const double *const *drows,    \
-                     uint32_t nb, LEAF *acc)                                                  \
+/* One block of nb <= BLOCK_ROWS widened rows (row r at xa + r * 2F, for the
+ * general layout at xr[r]), margins added into acc[r * G + group]. Run by
+ * run, each run walked by every row of the block while its nodes are in
+ * cache. As for one row, the leaves are added as they come when the walk
+ * order is model order, else collected in val[r * T + tree] and added in
+ * model order at the end. */
+#define BLOCK(NAME, LEAF, RUN_WALK)                                                           \
+    static void NAME(const gbdt_t *g, const LEAF *xa, const double *const *xr, uint32_t nb,   \
+                     LEAF *acc, LEAF *val)                                                    \
     {                                                                                         \
-        const PNODE *pn = g->pnodes;                                                          \
-        const PFAT *pf = g->leaves;                                                           \
-        uint32_t idx[BLOCK_ROWS];                                                             \
-        uint32_t G = g->ngroups;                                                              \
-        for (uint32_t t = 0; t < g->ntrees; t++) {                                            \
-            const tree_t *tr = &g->trees[t];                                                  \
-            LEAF *a = acc + tr->group;                                                        \
-            if (tr->poff < 0) {                                                               \
-                for (uint32_t r = 0; r < nb; r++) a[r * G] += (LEAF)walk_general(g, tr, drows[r]); \
-                continue;                                                                     \
-            }                                                                                 \
-            const PNODE *p = pn + tr->poff;                                                   \
-            for (uint32_t r = 0; r < nb; r++) idx[r] = 0;                                     \
-            for (uint32_t d = 0; d + 1 < tr->pdepth; d++)                                     \
-                for (uint32_t r = 0; r < nb; r++) idx[r] = 2 * idx[r] + 1 + STEP(p + idx[r], rows[r]); \
-            const PFAT *f0 = pf + tr->loff - ((1u << (tr->pdepth - 1)) - 1);                  \
+        uint32_t G = g->ngroups, T = g->ntrees;                                               \
+        size_t F2 = 2 * (size_t)g->nfeat;                                                     \
+        LEAF leaf[INTERLEAVE];                                                                \
+        for (uint32_t i = 0; i < g->nruns; i++) {                                             \
+            const run_t *run = &g->runs[i];                                                   \
+            const uint32_t *ids = g->sched + run->first;                                      \
             for (uint32_t r = 0; r < nb; r++) {                                               \
-                const PFAT *f = f0 + idx[r];                                                  \
-                a[r * G] += f->leaf[STEP(f, rows[r])];                                        \
+                RUN_WALK(g, run, xa + r * F2, leaf);                                          \
+                if (!g->in_order) {                                                           \
+                    for (uint32_t k = 0; k < run->cnt; k++) val[(size_t)r * T + ids[k]] = leaf[k]; \
+                } else if (G == 1) {                                                          \
+                    LEAF a = acc[r];                                                          \
+                    for (uint32_t k = 0; k < run->cnt; k++) a += leaf[k];                     \
+                    acc[r] = a;                                                               \
+                } else {                                                                      \
+                    for (uint32_t k = 0; k < run->cnt; k++)                                   \
+                        acc[(size_t)r * G + g->trees[ids[k]].group] += leaf[k];               \
+                }                                                                             \
             }                                                                                 \
         }                                                                                     \
+        if (g->in_order) return;                                                              \
+        for (uint32_t k = g->nsched_perfect; k < T; k++) {                                    \
+            uint32_t t = g->sched[k];                                                         \
+            for (uint32_t r = 0; r < nb; r++)                                                 \
+                val[(size_t)r * T + t] = (LEAF)walk_general(g, &g->trees[t], xr[r]);          \
+        }                                                                                     \
+        for (uint32_t r = 0; r < nb; r++)                                                     \
+            for (uint32_t t = 0; t < T; t++)                                                  \
+                acc[(size_t)r * G + g->trees[t].group] += val[(size_t)r * T + t];             \
     }
 
-BLOCK(block32, pnode32_t, pfat32_t, float, STEP)
-BLOCK(block32_fast, pnode32_t, pfat32_t, float, STEP_FAST)
-BLOCK(block64, pnode64_t, pfat64_t, double, STEP)
-BLOCK(block64_fast, pnode64_t, pfat64_t, double, STEP_FAST)
+BLOCK(block32, float, run_walk32)
+BLOCK(block64, double, run_walk64)
 
 void gbdt_predict_batch(const gbdt_t *g, const double *x, size_t n, size_t stride, double *out)
 {
-    uint32_t G = g->ngroups;
-    const double *rows[BLOCK_ROWS];
-    const float *frows[BLOCK_ROWS];
-    double *scratch = NULL;
-    float *fscratch = NULL;
-    if (g->prec == GBDT_F32) {
-        scratch = weir_malloc((size_t)BLOCK_ROWS * g->nfeat * sizeof *scratch + 1);
-        fscratch = weir_malloc((size_t)BLOCK_ROWS * g->nfeat * sizeof *fscratch + 1);
-    }
-    void *acc = weir_malloc((size_t)BLOCK_ROWS * G * sizeof(double));
+    uint32_t F = g->nfeat, G = g->ngroups, T = g->ntrees;
+    size_t lsz = g->prec == GBDT_F32 ? sizeof(float) : sizeof(double);
+    const double *xr[BLOCK_ROWS];
+    double *rscratch = NULL; /* F32: rows rounded to float, as doubles, for the general layout */
+    if (g->prec == GBDT_F32 && !g->in_order)
+        rscratch = weir_malloc((size_t)BLOCK_ROWS * F * sizeof *rscratch + 1);
+    void *xa = weir_malloc((size_t)BLOCK_ROWS * 2 * F * lsz + 1);
+    void *acc = weir_malloc((size_t)BLOCK_ROWS * G * lsz);
+    void *val = g->in_order ? NULL : weir_malloc((size_t)BLOCK_ROWS * T * lsz + 1);
     for (size_t r0 = 0; r0 < n; r0 += BLOCK_ROWS) {
         uint32_t nb = (uint32_t)(n - r0 < BLOCK_ROWS ? n - r0 : BLOCK_ROWS);
-        int nan = 0;
-        for (uint32_t r = 0; r < nb; r++) {
-            const double *src = x + (r0 + r) * stride;
-            if (scratch) {
-                double *dst = scratch + (size_t)r * g->nfeat;
-                float *fdst = fscratch + (size_t)r * g->nfeat;
-                for (uint32_t f = 0; f < g->nfeat; f++) {
-                    fdst[f] = (float)src[f];
-                    dst[f] = fdst[f];
-                    nan |= isnan(fdst[f]);
-                }
-                rows[r] = dst;
-                frows[r] = fdst;
-            } else {
-                rows[r] = src;
-                for (uint32_t f = 0; f < g->nfeat; f++) nan |= isnan(src[f]);
-            }
-        }
         double *o = out + r0 * G;
         if (g->prec == GBDT_F32) {
             float *a = acc;
-            for (uint32_t r = 0; r < nb; r++)
+            for (uint32_t r = 0; r < nb; r++) {
+                const double *src = x + (r0 + r) * stride;
+                double *dst = rscratch ? rscratch + (size_t)r * F : NULL;
+                widen32(src, F, (float *)xa + (size_t)r * 2 * F, dst);
+                xr[r] = dst;
                 for (uint32_t k = 0; k < G; k++) a[r * G + k] = g->average_by ? 0.0f : (float)g->base[k];
-            if (nan)
-                block32(g, frows, rows, nb, a);
-            else
-                block32_fast(g, frows, rows, nb, a);
+            }
+            block32(g, xa, xr, nb, a, val);
             for (uint32_t r = 0; r < nb; r++)
                 for (uint32_t k = 0; k < G; k++) {
                     float v = a[r * G + k];
@@ -717,12 +797,13 @@ void gbdt_predict_batch(const gbdt_t *g, const double *x, size_t n, size_t strid
                 }
         } else {
             double *a = acc;
-            for (uint32_t r = 0; r < nb; r++)
+            for (uint32_t r = 0; r < nb; r++) {
+                const double *src = x + (r0 + r) * stride;
+                widen64(src, F, (double *)xa + (size_t)r * 2 * F, NULL);
+                xr[r] = src;
                 for (uint32_t k = 0; k < G; k++) a[r * G + k] = g->average_by ? 0.0 : g->base[k];
-            if (nan)
-                block64(g, rows, rows, nb, a);
-            else
-                block64_fast(g, rows, rows, nb, a);
+            }
+            block64(g, xa, xr, nb, a, val);
             for (uint32_t r = 0; r < nb; r++)
                 for (uint32_t k = 0; k < G; k++) {
                     double v = a[r * G + k];
@@ -731,8 +812,9 @@ void gbdt_predict_batch(const gbdt_t *g, const double *x, size_t n, size_t strid
         }
     }
     weir_free(acc);
-    weir_free(scratch);
-    weir_free(fscratch);
+    weir_free(val);
+    weir_free(xa);
+    weir_free(rscratch);
 }
 
 /* ---- explanations: exact TreeSHAP (Lundberg et al., Algorithm 2) -------- */

@@ -1,7 +1,8 @@
 /* model_gbdt_test.c — the tree evaluator on hand-built trees: the builder's
  * structural checks, perfect (branch-free) and general layouts agreeing with
- * a reference walk, single row = batch, missing values and categorical
- * splits, TreeSHAP adding up to the margin, and input-name matching. */
+ * a reference walk, single row = batch, runs of every size summed in model
+ * order, missing values and categorical splits, TreeSHAP adding up to the
+ * margin, and input-name matching. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -134,6 +135,82 @@ static void layouts_agree_with_reference(void **state)
     }
 }
 
+/* A complete tree of depth d over nf features, node numbering breadth-first
+ * from n[0]; leaves spread over many magnitudes so that a float sum in the
+ * wrong order comes out different. */
+static void full_tree(gbdt_src_node_t *n, uint32_t d, uint32_t nf)
+{
+    uint32_t inner = (1u << d) - 1, all = (1u << (d + 1)) - 1;
+    for (uint32_t i = 0; i < all; i++) {
+        if (i < inner)
+            n[i] = split((uint32_t)(urand() * nf), urand() * 2 - 1, (int32_t)(2 * i + 1),
+                         (int32_t)(2 * i + 2), urand() < 0.5);
+        else
+            n[i] = leaf((urand() * 2 - 1) * pow(10.0, urand() * 12 - 6), 1);
+    }
+}
+
+/* Models whose trees all have one depth are walked in runs of 16, 8, 4, 2
+ * and 1 trees and summed as they are walked: every run size, several output
+ * groups, averaging, both precisions, NaN and infinite inputs, single row =
+ * batch = a reference walk summed in model order. */
+static void runs_sum_in_model_order(void **state)
+{
+    (void)state;
+    enum { NF = 5, GMAX = 3, R = 131, D = 5 };
+    static gbdt_src_node_t trees[64][(1 << (D + 1)) - 1];
+    static double x[R * NF], outb[R * GMAX];
+    const uint32_t sizes[] = {1, 2, 7, 27, 31, 64};
+    for (int prec = 0; prec < 2; prec++)
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+            for (int G = 1; G <= GMAX; G += GMAX - 1)
+            for (uint32_t avg = 0; avg <= 7; avg += 7) {
+                uint32_t T = sizes[si], n = (1u << (D + 1)) - 1;
+                char err[256];
+                gbdt_builder_t *b = gbdt_builder_new((gbdt_prec_t)prec, NF, G);
+                for (uint32_t t = 0; t < T; t++) {
+                    full_tree(trees[t], D, NF);
+                    if (prec == GBDT_F32)
+                        for (uint32_t i = 0; i < n; i++) {
+                            trees[t][i].thr = (float)trees[t][i].thr;
+                            trees[t][i].value = (float)trees[t][i].value;
+                        }
+                    assert_int_equal(gbdt_builder_add_tree(b, t % (uint32_t)G, trees[t], n, 0, "t", err, sizeof err), 0);
+                }
+                double base[GMAX] = {0.5, -0.25, 3};
+                gbdt_t *g;
+                assert_int_equal(gbdt_builder_finish(b, base, avg, &g, err, sizeof err), 0);
+                assert_int_equal(gbdt_num_perfect(g), T);
+                for (int i = 0; i < R * NF; i++) {
+                    double u = urand();
+                    x[i] = u < 0.1 ? NAN : u < 0.12 ? INFINITY : u < 0.14 ? -INFINITY : urand() * 2 - 1;
+                    if (prec == GBDT_F32) x[i] = (float)x[i];
+                }
+                gbdt_predict_batch(g, x, R, NF, outb);
+                for (int r = 0; r < R; r++) {
+                    float accf[GMAX];
+                    double accd[GMAX];
+                    for (int k = 0; k < G; k++) accf[k] = avg ? 0.0f : (float)base[k], accd[k] = avg ? 0 : base[k];
+                    for (uint32_t t = 0; t < T; t++) {
+                        double v = ref_walk(trees[t], x + r * NF);
+                        accf[t % G] += (float)v;
+                        accd[t % G] += v;
+                    }
+                    double one[GMAX];
+                    gbdt_predict_row(g, x + r * NF, one);
+                    for (int k = 0; k < G; k++) {
+                        double want = prec == GBDT_F32
+                                          ? (avg ? (double)(accf[k] / (float)avg + (float)base[k]) : accf[k])
+                                          : (avg ? accd[k] / avg + base[k] : accd[k]);
+                        if (one[k] != want || outb[r * G + k] != want)
+                            fail_msg("prec %d, %u trees, row %d, group %d: row %.17g, batch %.17g, want %.17g",
+                                     prec, T, r, k, one[k], outb[r * G + k], want);
+                    }
+                }
+                gbdt_free(g);
+            }
+}
+
 static void categorical_splits(void **state)
 {
     (void)state;
@@ -196,6 +273,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(builder_rejects_broken_trees),
         cmocka_unit_test(layouts_agree_with_reference),
+        cmocka_unit_test(runs_sum_in_model_order),
         cmocka_unit_test(categorical_splits),
         cmocka_unit_test(input_names_are_matched),
     };
