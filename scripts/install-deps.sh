@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libcjson-dev libyaml-dev libxxhash-dev libmicrohttpd-dev
   libcmocka-dev python3-pytest python3-xxhash
-  python3-xgboost libxgboost-dev python3-numpy
+  python3-xgboost libxgboost-dev python3-numpy wrk nginx
 )
 
 missing=()

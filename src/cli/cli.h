@@ -39,5 +39,6 @@ int cmd_demo(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_backfill(int argc, char **argv);
 int cmd_model(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

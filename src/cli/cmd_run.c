@@ -1,0 +1,193 @@
+/* cmd_run.c — `weir run SPEC [--data DIR] [--listen HOST:PORT]`: serves a
+ * pipeline over HTTP (src/serve). The main thread is the control thread:
+ * it starts the HTTP workers (so /healthz answers and /readyz says "not
+ * yet" while the log is replayed), rebuilds state from the log, then waits
+ * for signals — SIGHUP reloads the model, SIGTERM/SIGINT drain in-flight
+ * requests, sync both logs and exit 0 — doing housekeeping (ticks for idle
+ * partitions, outputs flushed) between them. Signals are blocked in every
+ * thread and taken synchronously here with sigtimedwait, so no handler runs
+ * inside a worker. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "cli/cli.h"
+#include "serve/api.h"
+#include "serve/http.h"
+#include "serve/runtime.h"
+
+static const char run_usage[] =
+    "usage: weir run SPEC [--data DIR] [--listen HOST:PORT] [options]\n"
+    "\n"
+    "Serves the pipeline of SPEC over HTTP: events are decoded by the source's\n"
+    "schema, appended to the log in DIR, processed (features, model, decision rules)\n"
+    "and their decisions appended to DIR/decisions, one per event. At start-up the\n"
+    "log is replayed to rebuild state (/readyz answers 503 until then), and logged\n"
+    "events without a decision (a crash) are decided.\n"
+    "\n"
+    "  POST /v1/score/{source}           one event -> decision, score, reason, features,\n"
+    "                                    contributions, offset, model, late, latency_us\n"
+    "  POST /v1/events/{source}          a JSON object, a JSON array or NDJSON\n"
+    "  GET  /v1/features/{source}/{key}  a key's features as of now\n"
+    "  POST /v1/admin/reload             reload the model file (so does SIGHUP)\n"
+    "  GET  /metrics  /healthz  /readyz  /  (Prometheus text; health; dashboard)\n"
+    "\n"
+    "options:\n"
+    "  --data DIR             data directory (default ./data)\n"
+    "  --listen HOST:PORT     IPv4 address and port (default 127.0.0.1:8080; port 0 = any)\n"
+    "  --threads N            HTTP worker threads (default: online CPUs)\n"
+    "  --max-body BYTES       request body limit, 413 above (default 1048576)\n"
+    "  --max-batch N          events per request, 413 above (default 10000)\n"
+    "  --max-headers N        header fields, 431 above (default 100)\n"
+    "  --max-header-bytes B   bytes of all header fields, 431 above (default 16384)\n"
+    "  --request-timeout MS   headers to complete body, 408 after (default 10000)\n"
+    "  --idle-timeout S       idle keep-alive connections close after (default 60)\n"
+    "  --max-inflight N       requests in flight, 503 + Retry-After above (default 1024)\n"
+    "  --ack written|durable  log acknowledgement (default written: fsync every 100 ms)\n"
+    "  --tick-idle MS         a partition idle this long gets a tick at the newest event\n"
+    "                         time, so its windows close (default 1000; 0 = never)\n"
+    "\n"
+    "Environment: WEIR_API_TOKEN, if set, is the bearer token every /v1/ route\n"
+    "requires (\"Authorization: Bearer TOKEN\", else 401).\n"
+    "SIGHUP reloads the model; SIGTERM or SIGINT drains in-flight requests, syncs the\n"
+    "logs and exits 0.\n";
+
+static int parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || (size_t)(colon - s) >= hostlen) return -1;
+    uint64_t p;
+    if (cli_parse_u64(colon + 1, &p) != 0 || p > 65535) return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    if (!strcmp(host, "localhost")) snprintf(host, hostlen, "127.0.0.1");
+    *port = (uint16_t)p;
+    return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    const char *prefix = "weir run";
+    if (cli_wants_help(argc, argv)) return fputs(run_usage, stdout), 0;
+    static const struct option opts[] = {
+        {"data", required_argument, 0, 'd'},          {"listen", required_argument, 0, 'l'},
+        {"threads", required_argument, 0, 't'},       {"max-body", required_argument, 0, 'b'},
+        {"max-batch", required_argument, 0, 'B'},     {"max-headers", required_argument, 0, 'H'},
+        {"max-header-bytes", required_argument, 0, 'X'}, {"request-timeout", required_argument, 0, 'r'},
+        {"idle-timeout", required_argument, 0, 'i'},  {"max-inflight", required_argument, 0, 'f'},
+        {"ack", required_argument, 0, 'a'},           {"tick-idle", required_argument, 0, 'T'},
+        {0, 0, 0, 0},
+    };
+    http_config_t hc;
+    http_config_defaults(&hc);
+    runtime_config_t rc_cfg = {.datadir = "./data", .ack = LOG_ACK_WRITTEN, .tick_idle_ms = 1000};
+    uint64_t max_batch = 10000, v;
+    char host[256] = "127.0.0.1";
+    int c, li = 0;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
+        const char *name = c == '?' ? argv[optind - 1] : NULL;
+        if (c != 'd' && c != 'l' && c != 'a' && c != '?' && (cli_parse_u64(optarg, &v) != 0 || v > UINT32_MAX))
+            return cli_fail(prefix, "bad number '%s' for --%s", optarg, opts[li].name);
+        switch (c) {
+        case 'd': rc_cfg.datadir = optarg; break;
+        case 'l':
+            if (parse_listen(optarg, host, sizeof host, &hc.port) != 0)
+                return cli_fail(prefix, "--listen must be HOST:PORT (e.g. 127.0.0.1:8080), not '%s'", optarg);
+            break;
+        case 't': hc.threads = (unsigned)v; break;
+        case 'b': hc.max_body = v; break;
+        case 'B': max_batch = v; break;
+        case 'H': hc.max_headers = (unsigned)v; break;
+        case 'X': hc.max_header_bytes = v; break;
+        case 'r': hc.request_timeout_ms = (int)v; break;
+        case 'i': hc.idle_timeout_s = (unsigned)v; break;
+        case 'f': hc.max_inflight = (unsigned)v; break;
+        case 'T': rc_cfg.tick_idle_ms = (int64_t)v; break;
+        case 'a':
+            if (!strcmp(optarg, "written")) rc_cfg.ack = LOG_ACK_WRITTEN;
+            else if (!strcmp(optarg, "durable")) rc_cfg.ack = LOG_ACK_DURABLE;
+            else return cli_fail(prefix, "--ack must be 'written' or 'durable', not '%s'", optarg);
+            break;
+        default: return cli_fail(prefix, "unknown option or missing value '%s' (see --help)", name);
+        }
+    }
+    if (optind != argc - 1) return cli_fail(prefix, "give one SPEC file (see --help)");
+    if (hc.threads == 0 || hc.max_body == 0 || max_batch == 0 || hc.max_inflight == 0 || hc.request_timeout_ms == 0)
+        return cli_fail(prefix, "--threads, --max-body, --max-batch, --max-inflight and --request-timeout must be > 0");
+    rc_cfg.spec_path = argv[optind];
+    hc.host = host;
+    const char *token = getenv("WEIR_API_TOKEN");
+    if (token && *token) hc.token = token;
+    if (mkdir(rc_cfg.datadir, 0755) != 0 && errno != EEXIST)
+        return cli_fail(prefix, "cannot create %s: %s", rc_cfg.datadir, strerror(errno));
+
+    /* Every thread created from here on inherits the blocked signals. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    char err[1024];
+    runtime_t *rt;
+    if (runtime_open(&rc_cfg, &rt, err, sizeof err) != 0) return cli_fail(prefix, "%s", err);
+    api_t api;
+    api_init(&api, rt, max_batch);
+    http_t *h;
+    if (http_start(&hc, api_handle, api_route, &api, runtime_metrics(rt), &h, err, sizeof err) != 0) {
+        runtime_close(rt, NULL, 0);
+        return cli_fail(prefix, "%s", err);
+    }
+    printf("weir run: listening on http://%s:%u (pipeline %s, source %s, %u partitions, %u threads%s)\n", host,
+           (unsigned)http_port(h), runtime_spec(rt)->pipeline, runtime_source(rt)->name, runtime_partitions(rt),
+           hc.threads, hc.token ? ", bearer token required" : "");
+    fflush(stdout);
+    uint64_t t0 = weir_mono_ns();
+    if (runtime_recover(rt, hc.threads, err, sizeof err) != 0) {
+        http_stop(h);
+        runtime_close(rt, NULL, 0);
+        return cli_fail(prefix, "replaying the log: %s", err);
+    }
+    metrics_t *m = runtime_metrics(rt);
+    printf("weir run: ready: replayed %" PRIu64 " events, decided %" PRIu64 " logged events that had no decision, in %.3f s; model %" PRIu64 "\n",
+           atomic_load(&m->replayed), atomic_load(&m->redecided), (double)(weir_mono_ns() - t0) / 1e9,
+           runtime_model_version(rt));
+    fflush(stdout);
+
+    int status = 0;
+    for (;;) {
+        struct timespec ts = {0, 250 * 1000000L};
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig == SIGHUP) {
+            uint64_t ver;
+            if (runtime_reload(rt, &ver, err, sizeof err) == 0)
+                printf("weir run: SIGHUP: model reloaded, version %" PRIu64 "\n", ver);
+            else
+                fprintf(stderr, "weir run: SIGHUP: reload failed, model %" PRIu64 " stays live: %s\n", ver, err);
+            fflush(stdout);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            break;
+        }
+        runtime_housekeep(rt, weir_wall_ms());
+    }
+    http_quiesce(h);
+    int64_t left = http_drain(h, 10000);
+    http_stop(h);
+    if (runtime_close(rt, err, sizeof err) != 0) status = cli_fail(prefix, "%s", err);
+    printf("weir run: stopped%s; logs synced\n", left ? " (some requests were still in flight after 10 s)" : "");
+    fflush(stdout);
+    return status;
+}

@@ -1,0 +1,481 @@
+/* api.c — the router and handlers of the HTTP API (see api.h).
+ *
+ * An event's logged value is its JSON text exactly as the client sent it,
+ * trimmed (as `weir ingest` logs an NDJSON line): for an array, the bytes
+ * of the element. Replay parses that text again with the same decoder, so
+ * what the server computed and what backfill recomputes are the same
+ * function of the same bytes. */
+#include "serve/api.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "spec/decode.h"
+
+#define MAX_LISTED_REJECTS 100 /* rejected events itemized in a response */
+
+void api_init(api_t *a, runtime_t *rt, size_t max_batch)
+{
+    a->rt = rt;
+    a->max_batch = max_batch;
+}
+
+static int has_prefix(const char *s, const char *p)
+{
+    return strncmp(s, p, strlen(p)) == 0;
+}
+
+int api_route(const char *path)
+{
+    if (has_prefix(path, "/v1/score/")) return METRICS_ROUTE_SCORE;
+    if (has_prefix(path, "/v1/events/")) return METRICS_ROUTE_EVENTS;
+    if (has_prefix(path, "/v1/features/")) return METRICS_ROUTE_FEATURES;
+    if (!strcmp(path, "/v1/admin/reload")) return METRICS_ROUTE_RELOAD;
+    if (!strcmp(path, "/metrics")) return METRICS_ROUTE_METRICS;
+    if (!strcmp(path, "/healthz") || !strcmp(path, "/readyz")) return METRICS_ROUTE_HEALTH;
+    if (!strcmp(path, "/")) return METRICS_ROUTE_DASHBOARD;
+    return METRICS_ROUTE_OTHER;
+}
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static weir_slice_t trim(const char *s, size_t n)
+{
+    while (n && is_ws(*s)) s++, n--;
+    while (n && is_ws(s[n - 1])) n--;
+    return (weir_slice_t){s, n};
+}
+
+/* End of the JSON value starting at s[i] (the text is known to be valid
+ * JSON): strings with their escapes, containers by depth. */
+static size_t skip_value(const char *s, size_t n, size_t i)
+{
+    int depth = 0;
+    do {
+        char c = s[i];
+        if (c == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\') i++;
+            i++;
+        } else if (c == '{' || c == '[') {
+            depth++, i++;
+        } else if (c == '}' || c == ']') {
+            depth--, i++;
+        } else if (depth == 0) {
+            while (i < n && !is_ws(s[i]) && s[i] != ',' && s[i] != ']' && s[i] != '}') i++;
+        } else {
+            i++;
+        }
+    } while (depth > 0 && i < n);
+    return i;
+}
+
+/* The source named by the path's next segment, or NULL (404 filled). */
+static const spec_source_t *source_of(api_t *a, const char *name, size_t len, http_resp_t *resp)
+{
+    const spec_source_t *src = runtime_source(a->rt);
+    if (len == strlen(src->name) && !memcmp(name, src->name, len)) return src;
+    http_error(resp, 404, "unknown_source", "no source '%.*s' in this pipeline (its source is '%s')",
+               (int)(len > 200 ? 200 : len), name, src->name);
+    return NULL;
+}
+
+static int check_ready(api_t *a, http_resp_t *resp)
+{
+    if (runtime_ready(a->rt)) return 1;
+    http_error(resp, 503, "not_ready", "the log is being replayed; retry shortly");
+    resp->retry_after = 1;
+    return 0;
+}
+
+static int want_post(const http_req_t *req, http_resp_t *resp)
+{
+    if (req->method == HTTP_POST) return 1;
+    http_error(resp, 405, "method_not_allowed", "%s is not allowed here; use POST", req->method_name);
+    resp->allow = "POST";
+    return 0;
+}
+
+static int want_get(const http_req_t *req, http_resp_t *resp)
+{
+    if (req->method == HTTP_GET || req->method == HTTP_HEAD) return 1;
+    http_error(resp, 405, "method_not_allowed", "%s is not allowed here; use GET", req->method_name);
+    resp->allow = "GET, HEAD";
+    return 0;
+}
+
+/* One event's text → decoded fields (slices into *doc, which the caller
+ * frees). Returns the rejection reason (and why) or -1 if it decoded. */
+static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *parsed, cJSON **doc,
+                      expr_value_t *fields, char *why, size_t whylen)
+{
+    const cJSON *obj = parsed;
+    if (!obj) {
+        const char *end = NULL;
+        *doc = cJSON_ParseWithLengthOpts(text.ptr, text.len, &end, 0);
+        if (!*doc) {
+            const char *at = cJSON_GetErrorPtr();
+            size_t pos = at && at >= text.ptr && at <= text.ptr + text.len ? (size_t)(at - text.ptr) : 0;
+            snprintf(why, whylen, "malformed JSON near byte %zu", pos);
+            return METRICS_REJ_MALFORMED_JSON;
+        }
+        if (end != text.ptr + text.len) {
+            snprintf(why, whylen, "malformed JSON: unexpected text after the value at byte %zu",
+                     (size_t)(end - text.ptr));
+            return METRICS_REJ_MALFORMED_JSON;
+        }
+        obj = *doc;
+    }
+    if (!cJSON_IsObject(obj)) {
+        snprintf(why, whylen, "an event must be a JSON object");
+        return METRICS_REJ_NOT_OBJECT;
+    }
+    if (spec_decode_event(src, obj, fields, why, whylen) != 0) return METRICS_REJ_INVALID_EVENT;
+    return -1;
+}
+
+/* ---- POST /v1/score/{source} ---- */
+
+typedef struct score_ctx {
+    api_t *a;
+    const http_req_t *req;
+    http_resp_t *resp;
+    int contribs;
+    int failed;
+} score_ctx_t;
+
+static void append_score(weir_buf_t *b, double score)
+{
+    if (isnan(score)) buf_append_str(b, "null");
+    else buf_appendf(b, "%.17g", score);
+}
+
+static void score_done(void *ctx, const runtime_outcome_t *o)
+{
+    score_ctx_t *sc = ctx;
+    const spec_t *s = runtime_spec(sc->a->rt);
+    weir_buf_t *b = &sc->resp->body;
+    if (!o->res) {
+        sc->failed = 1;
+        http_error(sc->resp, 500, "processing_failed", "the event was logged at offset %" PRIu64 " but not applied: %s",
+                   o->offset, o->why);
+        return;
+    }
+    const decision_t *d = o->decision;
+    buf_append_str(b, "{\"decision\":");
+    if (d->decision) buf_append_json_string(b, d->decision, strlen(d->decision));
+    else buf_append_str(b, "null");
+    buf_append_str(b, ",\"score\":");
+    append_score(b, d->score);
+    buf_append_str(b, ",\"reason\":");
+    if (d->reason) buf_append_json_string(b, d->reason, strlen(d->reason));
+    else buf_append_str(b, "null");
+    buf_appendf(b, ",\"rule\":%d,\"features\":", d->rule);
+    buf_append(b, o->features_json.ptr, o->features_json.len);
+    buf_append_str(b, ",\"contributions\":[");
+    for (uint32_t i = 0; i < d->ncontribs; i++) {
+        const char *name = s->model.inputs[d->contribs[i].input].name;
+        buf_append_str(b, i ? ",{\"input\":" : "{\"input\":");
+        buf_append_json_string(b, name, strlen(name));
+        buf_appendf(b, ",\"value\":%.17g}", d->contribs[i].value);
+    }
+    buf_appendf(b, "],\"key\":");
+    buf_append_json_string(b, o->ev->key.ptr, o->ev->key.len);
+    buf_appendf(b, ",\"offset\":%" PRIu64 ",\"partition\":%u,\"model\":%" PRIu64 ",\"late\":%s,\"latency_us\":%" PRIu64
+                   "}\n",
+                o->offset, o->ev->part, d->model_version, o->res->late ? "true" : "false",
+                (weir_mono_ns() - sc->req->start_ns) / 1000);
+}
+
+static void handle_score(api_t *a, const http_req_t *req, http_resp_t *resp, const char *name)
+{
+    if (!want_post(req, resp)) return;
+    const spec_source_t *src = source_of(a, name, strlen(name), resp);
+    if (!src || !check_ready(a, resp)) return;
+    metrics_t *m = runtime_metrics(a->rt);
+    uint64_t t0 = weir_mono_ns();
+    weir_slice_t text = trim(req->body.ptr, req->body.len);
+    expr_value_t fields[src->nfields + 1];
+    cJSON *doc = NULL;
+    char why[512];
+    if (text.len == 0) {
+        http_error(resp, 400, "empty_body", "the body must be one JSON event");
+        return;
+    }
+    int rej = decode_one(src, text, NULL, &doc, fields, why, sizeof why);
+    if (rej >= 0) {
+        metrics_add(&m->rejected[rej], 1);
+        http_error(resp, 400,
+                   rej == METRICS_REJ_MALFORMED_JSON ? "malformed_json"
+                   : rej == METRICS_REJ_NOT_OBJECT   ? "not_an_object"
+                                                     : "invalid_event",
+                   "%s", why);
+        cJSON_Delete(doc);
+        return;
+    }
+    char keytmp[32];
+    runtime_event_t ev = {.raw = text, .fields = fields};
+    ev.key = engine_event_key(src, fields, keytmp);
+    ev.part = runtime_partition_of(a->rt, ev.key);
+    metrics_observe(m, METRICS_STAGE_DECODE, weir_mono_ns() - t0);
+    const char *c = http_query(req, "contributions");
+    score_ctx_t sc = {a, req, resp, !(c && (!strcmp(c, "false") || !strcmp(c, "0"))), 0};
+    char err[512];
+    if (runtime_process(a->rt, &ev, 1, sc.contribs, score_done, &sc, err, sizeof err) != 0)
+        http_error(resp, 500, "log_failed", "%s", err);
+    cJSON_Delete(doc);
+    metrics_observe(m, METRICS_STAGE_TOTAL, weir_mono_ns() - req->start_ns);
+}
+
+/* ---- POST /v1/events/{source} ---- */
+
+typedef struct batch {
+    weir_slice_t *texts; /* each event's text */
+    const cJSON **parsed; /* already parsed (array elements), else NULL */
+    uint32_t *numbers;    /* line number (NDJSON) or index (array) */
+    size_t n, cap;
+} batch_t;
+
+static void batch_add(batch_t *b, weir_slice_t text, const cJSON *parsed, uint32_t number)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 64;
+        b->texts = weir_realloc(b->texts, b->cap * sizeof *b->texts);
+        b->parsed = weir_realloc(b->parsed, b->cap * sizeof *b->parsed);
+        b->numbers = weir_realloc(b->numbers, b->cap * sizeof *b->numbers);
+    }
+    b->texts[b->n] = text;
+    b->parsed[b->n] = parsed;
+    b->numbers[b->n] = number;
+    b->n++;
+}
+
+typedef struct events_ctx {
+    uint64_t late, failed;
+    weir_buf_t *rejects;
+    size_t nrejects;
+    const char *numbering;
+    const uint32_t *numbers;
+} events_ctx_t;
+
+static void add_reject(events_ctx_t *ec, uint32_t number, const char *why)
+{
+    if (ec->nrejects++ >= MAX_LISTED_REJECTS) return;
+    if (ec->rejects->len) buf_append(ec->rejects, ",", 1);
+    buf_appendf(ec->rejects, "{\"%s\":%u,\"error\":", ec->numbering, number);
+    buf_append_json_string(ec->rejects, why, strlen(why));
+    buf_append(ec->rejects, "}", 1);
+}
+
+static void event_done(void *ctx, const runtime_outcome_t *o)
+{
+    events_ctx_t *ec = ctx;
+    if (!o->res) {
+        ec->failed++;
+        char why[600];
+        snprintf(why, sizeof why, "logged at offset %" PRIu64 " but not applied: %s", o->offset, o->why);
+        add_reject(ec, ec->numbers[o->ev->index], why);
+    } else if (o->res->late) {
+        ec->late++;
+    }
+}
+
+static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, const char *name)
+{
+    if (!want_post(req, resp)) return;
+    const spec_source_t *src = source_of(a, name, strlen(name), resp);
+    if (!src || !check_ready(a, resp)) return;
+    metrics_t *m = runtime_metrics(a->rt);
+    uint64_t t0 = weir_mono_ns();
+    weir_slice_t body = trim(req->body.ptr, req->body.len);
+    if (body.len == 0) {
+        http_error(resp, 400, "empty_body", "the body must be a JSON event, a JSON array of events or NDJSON");
+        return;
+    }
+    /* Which of the three forms: a Content-Type naming NDJSON decides;
+     * otherwise one JSON value is an object or an array, and text of
+     * several lines that is not one JSON value is NDJSON. */
+    const char *ct = req->content_type;
+    int ndjson = ct && (strstr(ct, "ndjson") || strstr(ct, "jsonlines") || strstr(ct, "json-seq"));
+    cJSON *whole = NULL;
+    batch_t b = {0};
+    const char *numbering = "index";
+    if (!ndjson) {
+        const char *end = NULL;
+        whole = cJSON_ParseWithLengthOpts(body.ptr, body.len, &end, 0);
+        if (whole && end != body.ptr + body.len) {
+            cJSON_Delete(whole);
+            whole = NULL;
+        }
+        if (!whole && !memchr(body.ptr, '\n', body.len)) {
+            metrics_add(&m->rejected[METRICS_REJ_MALFORMED_JSON], 1);
+            const char *at = cJSON_GetErrorPtr();
+            size_t pos = at && at >= body.ptr && at <= body.ptr + body.len ? (size_t)(at - body.ptr) : 0;
+            http_error(resp, 400, "malformed_json", "the body is not JSON (near byte %zu) and not NDJSON", pos);
+            return;
+        }
+        ndjson = whole == NULL;
+    }
+    if (ndjson) {
+        numbering = "line";
+        const char *s = req->body.ptr, *e = req->body.ptr + req->body.len;
+        uint32_t line = 0;
+        while (s < e) {
+            const char *nl = memchr(s, '\n', (size_t)(e - s));
+            const char *le = nl ? nl : e;
+            line++;
+            weir_slice_t t = trim(s, (size_t)(le - s));
+            if (t.len) batch_add(&b, t, NULL, line);
+            s = nl ? nl + 1 : e;
+        }
+    } else if (cJSON_IsArray(whole)) {
+        /* Element texts from the body, parsed elements from the tree. */
+        size_t i = 1, idx = 0;
+        const cJSON *el = whole->child;
+        while (el) {
+            while (i < body.len && (is_ws(body.ptr[i]) || body.ptr[i] == ',')) i++;
+            size_t j = skip_value(body.ptr, body.len, i);
+            batch_add(&b, (weir_slice_t){body.ptr + i, j - i}, el, (uint32_t)idx++);
+            el = el->next;
+            i = j;
+        }
+    } else {
+        batch_add(&b, body, whole, 0);
+    }
+    if (b.n > a->max_batch) {
+        http_error(resp, 413, "too_many_events", "%zu events in one request; the limit is %zu", b.n, a->max_batch);
+        goto done;
+    }
+    weir_buf_t rejects = WEIR_BUF_INIT;
+    events_ctx_t ec = {.rejects = &rejects, .numbering = numbering, .numbers = b.numbers};
+    size_t nf = src->nfields + 1;
+    expr_value_t *fields = weir_malloc((b.n ? b.n : 1) * nf * sizeof *fields);
+    cJSON **docs = weir_calloc(b.n ? b.n : 1, sizeof *docs);
+    runtime_event_t *evs = weir_malloc((b.n ? b.n : 1) * sizeof *evs);
+    char (*keytmp)[32] = weir_malloc((b.n ? b.n : 1) * sizeof *keytmp);
+    size_t ngood = 0;
+    for (size_t i = 0; i < b.n; i++) {
+        char why[512];
+        expr_value_t *f = fields + i * nf;
+        int rej = decode_one(src, b.texts[i], b.parsed[i], &docs[i], f, why, sizeof why);
+        if (rej >= 0) {
+            metrics_add(&m->rejected[rej], 1);
+            add_reject(&ec, b.numbers[i], why);
+            continue;
+        }
+        runtime_event_t *ev = &evs[ngood++];
+        ev->raw = b.texts[i];
+        ev->fields = f;
+        ev->key = engine_event_key(src, f, keytmp[i]);
+        ev->part = runtime_partition_of(a->rt, ev->key);
+        ev->index = (uint32_t)i;
+    }
+    metrics_observe(m, METRICS_STAGE_DECODE, weir_mono_ns() - t0);
+    char err[512];
+    int rc = ngood ? runtime_process(a->rt, evs, ngood, 0, event_done, &ec, err, sizeof err) : 0;
+    size_t accepted = ngood - ec.failed;
+    if (rc) {
+        http_error(resp, 500, "log_failed", "%s", err);
+    } else {
+        weir_buf_t *o = &resp->body;
+        buf_reset(o);
+        if (accepted == 0 && ec.nrejects > 0) {
+            resp->status = 400;
+            buf_append_str(o, "{\"error\":{\"code\":\"invalid_events\",\"message\":");
+            char msg[160];
+            snprintf(msg, sizeof msg, "none of the %zu events was accepted; see \"rejected\"", b.n);
+            buf_append_json_string(o, msg, strlen(msg));
+            buf_append_str(o, "},");
+        } else {
+            buf_append_str(o, "{");
+        }
+        buf_appendf(o, "\"accepted\":%zu,\"rejected_count\":%zu,\"late\":%" PRIu64 ",\"rejected\":[", accepted,
+                    ec.nrejects, ec.late);
+        if (rejects.len) buf_append(o, rejects.data, rejects.len);
+        buf_append_str(o, "]}\n");
+    }
+    buf_free(&rejects);
+    for (size_t i = 0; i < b.n; i++) cJSON_Delete(docs[i]);
+    weir_free(docs);
+    weir_free(fields);
+    weir_free(evs);
+    weir_free(keytmp);
+    metrics_observe(m, METRICS_STAGE_TOTAL, weir_mono_ns() - req->start_ns);
+done:
+    weir_free(b.texts);
+    weir_free(b.parsed);
+    weir_free(b.numbers);
+    cJSON_Delete(whole);
+}
+
+/* ---- the rest ---- */
+
+static void handle_features(api_t *a, const http_req_t *req, http_resp_t *resp, const char *rest)
+{
+    if (!want_get(req, resp)) return;
+    const char *slash = strchr(rest, '/');
+    if (!slash || !slash[1]) {
+        if (source_of(a, rest, slash ? (size_t)(slash - rest) : strlen(rest), resp))
+            http_error(resp, 404, "not_found", "use /v1/features/{source}/{key}");
+        return;
+    }
+    if (!source_of(a, rest, (size_t)(slash - rest), resp) || !check_ready(a, resp)) return;
+    const char *key = slash + 1;
+    runtime_features(a->rt, (weir_slice_t){key, strlen(key)}, &resp->body);
+}
+
+static void handle_reload(api_t *a, const http_req_t *req, http_resp_t *resp)
+{
+    if (!want_post(req, resp)) return;
+    char err[1024];
+    uint64_t v;
+    if (runtime_reload(a->rt, &v, err, sizeof err) != 0) {
+        int none = !runtime_spec(a->rt)->has_model;
+        http_error(resp, none ? 409 : 500, none ? "no_model" : "reload_failed", "%s (model %" PRIu64 " stays live)",
+                   err, v);
+        return;
+    }
+    buf_appendf(&resp->body, "{\"reloaded\":true,\"model\":%" PRIu64 "}\n", v);
+}
+
+void api_handle(void *ctx, const http_req_t *req, http_resp_t *resp)
+{
+    api_t *a = ctx;
+    const char *p = req->path;
+    resp->status = 200;
+    resp->content_type = "application/json";
+    if (has_prefix(p, "/v1/score/")) return handle_score(a, req, resp, p + strlen("/v1/score/"));
+    if (has_prefix(p, "/v1/events/")) return handle_events(a, req, resp, p + strlen("/v1/events/"));
+    if (has_prefix(p, "/v1/features/")) return handle_features(a, req, resp, p + strlen("/v1/features/"));
+    if (!strcmp(p, "/v1/admin/reload")) return handle_reload(a, req, resp);
+    if (!strcmp(p, "/metrics")) {
+        if (!want_get(req, resp)) return;
+        resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        runtime_render_metrics(a->rt, &resp->body);
+        return;
+    }
+    if (!strcmp(p, "/healthz")) {
+        if (want_get(req, resp)) buf_append_str(&resp->body, "{\"status\":\"ok\"}\n");
+        return;
+    }
+    if (!strcmp(p, "/readyz")) {
+        if (want_get(req, resp) && check_ready(a, resp)) buf_append_str(&resp->body, "{\"ready\":true}\n");
+        return;
+    }
+    if (!strcmp(p, "/")) {
+        if (!want_get(req, resp)) return;
+        resp->content_type = "text/html; charset=utf-8";
+        buf_append_str(&resp->body, api_dashboard_html);
+        return;
+    }
+    http_error(resp, 404, "not_found", "no route %s %s", req->method_name, p);
+}

@@ -1,0 +1,466 @@
+/* http.c — the libmicrohttpd daemon and the request limits (see http.h).
+ *
+ * THREADS. libmicrohttpd runs `threads` workers, each with its own epoll set
+ * and its own connections (MHD_USE_EPOLL_INTERNAL_THREAD + a thread pool):
+ * a connection and its request context (req_t) belong to the worker that
+ * accepted it, which runs the access handler, the application handler and
+ * the completion callback. One extra thread, the watchdog, enforces the
+ * request time limit; it shares with the workers only the list of requests
+ * whose body is being received (`receiving`, under h->lock):
+ *   - a worker links a request in when its headers arrive (if it may carry
+ *     a body) and unlinks it when the body is complete or the request ends;
+ *   - the watchdog, for a request past its deadline, writes a 408 response
+ *     straight to the socket, shuts the socket down (the worker then sees
+ *     the connection end and completes the request) and marks it TIMED_OUT.
+ *     It does this holding h->lock, and the worker's completion callback
+ *     unlinks under the same lock before libmicrohttpd closes the socket,
+ *     so the watchdog never writes to a closed (or reused) descriptor.
+ * Why a watchdog: libmicrohttpd closes a stalled connection silently when
+ * its idle timeout passes, and a client deserves to learn it was too slow.
+ *
+ * Early refusals (503, 431, 401, 413) are queued in the first access-
+ * handler call, before libmicrohttpd reads the body; it then closes the
+ * connection instead of reading the body as a next request. */
+#include "serve/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/error.h"
+
+enum { REQ_NEW, REQ_RECEIVING, REQ_DONE, REQ_TIMED_OUT };
+
+typedef struct req {
+    struct http *h;
+    struct MHD_Connection *conn;
+    uint64_t start_ns;
+    weir_buf_t body;
+    uint64_t discarded; /* body bytes dropped after passing max_body */
+    int too_big;
+    int state;      /* REQ_*; RECEIVING and TIMED_OUT change under h->lock */
+    int registered; /* linked in h->receiving at some point (owner's flag) */
+    int counted;    /* counted in m->inflight */
+    int answered;   /* a response is queued */
+    int route;
+    int fd;
+    struct req *prev, *next; /* h->receiving, under h->lock */
+} req_t;
+
+struct http {
+    http_config_t cfg;
+    char *token;
+    size_t token_len;
+    http_handler_cb cb;
+    http_route_cb route;
+    void *ctx;
+    metrics_t *m;
+    struct MHD_Daemon *d;
+    MHD_socket quiesced_fd;
+    uint16_t port;
+    /* watchdog */
+    pthread_t watchdog;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int stopping;
+    req_t receiving; /* list head (sentinel) */
+};
+
+void http_config_defaults(http_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = 8080;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->threads = n > 0 ? (unsigned)n : 1;
+    cfg->max_body = 1u << 20;
+    cfg->max_headers = 100;
+    cfg->max_header_bytes = 16u << 10;
+    cfg->conn_memory = 128u << 10;
+    cfg->request_timeout_ms = 10000;
+    cfg->idle_timeout_s = 60;
+    cfg->max_inflight = 1024;
+    cfg->max_connections = 4096;
+}
+
+void http_error(http_resp_t *resp, int status, const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    resp->status = status;
+    resp->content_type = "application/json";
+    buf_reset(&resp->body);
+    buf_append_str(&resp->body, "{\"error\":{\"code\":");
+    buf_append_json_string(&resp->body, code, strlen(code));
+    buf_append_str(&resp->body, ",\"message\":");
+    buf_append_json_string(&resp->body, msg, strlen(msg));
+    buf_append_str(&resp->body, "}}\n");
+}
+
+const char *http_query(const http_req_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static void free_body(void *p)
+{
+    weir_free(p);
+}
+
+/* Queues resp on the connection; takes resp->body's bytes. */
+static enum MHD_Result send_resp(req_t *r, http_resp_t *resp)
+{
+    struct MHD_Response *mr;
+    if (resp->body.len) {
+        mr = MHD_create_response_from_buffer_with_free_callback(resp->body.len, resp->body.data, free_body);
+    } else {
+        buf_free(&resp->body);
+        mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    resp->body = (weir_buf_t)WEIR_BUF_INIT;
+    if (!mr) return MHD_NO;
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            resp->content_type ? resp->content_type : "application/json");
+    if (resp->retry_after > 0) {
+        char s[16];
+        snprintf(s, sizeof s, "%d", resp->retry_after);
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_RETRY_AFTER, s);
+    }
+    if (resp->allow) MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, resp->allow);
+    if (resp->status == 401) MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)resp->status, mr);
+    MHD_destroy_response(mr);
+    metrics_request(r->h->m, (metrics_route_t)r->route, resp->status);
+    return ret;
+}
+
+static enum MHD_Result refuse(req_t *r, int status, int retry_after, const char *code, const char *msg)
+{
+    http_resp_t resp = {.route = r->route, .retry_after = retry_after};
+    http_error(&resp, status, code, "%s", msg);
+    r->answered = 1;
+    return send_resp(r, &resp);
+}
+
+typedef struct header_tally {
+    unsigned n;
+    size_t bytes;
+} header_tally_t;
+
+static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    header_tally_t *t = cls;
+    t->n++;
+    t->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+/* Bearer-token check in time that depends only on the expected token's
+ * length, so a caller cannot find the token byte by byte. */
+static int token_ok(const http_t *h, const char *auth)
+{
+    static const char prefix[] = "Bearer ";
+    if (!auth || strncmp(auth, prefix, sizeof prefix - 1) != 0) return 0;
+    const char *got = auth + sizeof prefix - 1;
+    size_t glen = strlen(got);
+    unsigned char diff = (unsigned char)(glen != h->token_len);
+    for (size_t i = 0; i < h->token_len; i++)
+        diff |= (unsigned char)(h->token[i] ^ (i < glen ? got[i] : 0));
+    return diff == 0;
+}
+
+static http_method_t method_of(const char *m)
+{
+    if (!strcmp(m, "GET")) return HTTP_GET;
+    if (!strcmp(m, "POST")) return HTTP_POST;
+    if (!strcmp(m, "HEAD")) return HTTP_HEAD;
+    return HTTP_OTHER;
+}
+
+static void watch(http_t *h, req_t *r)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    r->fd = ci ? ci->connect_fd : -1;
+    pthread_mutex_lock(&h->lock);
+    r->state = REQ_RECEIVING;
+    r->registered = 1;
+    r->next = h->receiving.next;
+    r->prev = &h->receiving;
+    r->next->prev = r;
+    h->receiving.next = r;
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* Unlinks r if still receiving; returns 0 if the watchdog timed it out. */
+static int unwatch(http_t *h, req_t *r)
+{
+    if (!r->registered) return 1;
+    pthread_mutex_lock(&h->lock);
+    int ok = r->state != REQ_TIMED_OUT;
+    if (r->state == REQ_RECEIVING) {
+        r->prev->next = r->next;
+        r->next->prev = r->prev;
+        r->state = REQ_DONE;
+    }
+    pthread_mutex_unlock(&h->lock);
+    return ok;
+}
+
+static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const char *method)
+{
+    int64_t n = atomic_fetch_add_explicit(&h->m->inflight, 1, memory_order_relaxed) + 1;
+    r->counted = 1;
+    if (n > (int64_t)h->cfg.max_inflight)
+        return refuse(r, 503, 1, "overloaded", "too many requests in flight; retry shortly");
+    header_tally_t t = {0, 0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, tally_header, &t);
+    if (t.n > h->cfg.max_headers || t.bytes > h->cfg.max_header_bytes) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%u header fields of %zu bytes; the limits are %u fields and %zu bytes", t.n,
+                 t.bytes, h->cfg.max_headers, h->cfg.max_header_bytes);
+        return refuse(r, 431, 0, "headers_too_large", msg);
+    }
+    if (h->token && !strncmp(url, "/v1/", 4)) {
+        const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!auth) return refuse(r, 401, 0, "unauthorized", "this route needs an Authorization: Bearer token");
+        if (!token_ok(h, auth)) return refuse(r, 401, 0, "unauthorized", "the bearer token is not valid");
+    }
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (errno == 0 && *end == '\0' && v > h->cfg.max_body) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "the body is %llu bytes; the limit is %zu", v, h->cfg.max_body);
+            return refuse(r, 413, 0, "body_too_large", msg);
+        }
+    }
+    if (method_of(method) != HTTP_GET && method_of(method) != HTTP_HEAD) watch(h, r);
+    return MHD_YES;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+    (void)version;
+    http_t *h = cls;
+    req_t *r = *con_cls;
+    if (!r) {
+        r = weir_calloc(1, sizeof *r);
+        *con_cls = r;
+        r->h = h;
+        r->conn = conn;
+        r->start_ns = weir_mono_ns();
+        r->route = h->route(url);
+        r->fd = -1;
+        enum MHD_Result ret = on_headers(h, r, url, method);
+        /* A request without a body (GET, HEAD) is answered right away. */
+        if (ret == MHD_NO || r->answered || r->registered) return ret;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if ((cl && strcmp(cl, "0") != 0) || te) return MHD_YES;
+    } else if (r->answered) {
+        *upload_data_size = 0; /* refused early: nothing more to do */
+        return MHD_YES;
+    } else if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (!r->too_big && r->body.len + n > h->cfg.max_body) {
+            r->too_big = 1;
+            buf_free(&r->body);
+        }
+        if (!r->too_big) {
+            buf_append(&r->body, upload_data, n);
+        } else if ((r->discarded += n) > 8 * (uint64_t)h->cfg.max_body) {
+            return MHD_NO; /* a client that keeps sending: drop it */
+        }
+        return MHD_YES;
+    }
+    if (!unwatch(h, r)) return MHD_NO; /* the watchdog answered 408 */
+    if (r->too_big) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the body is over the limit of %zu bytes", h->cfg.max_body);
+        return refuse(r, 413, 0, "body_too_large", msg);
+    }
+    http_req_t req = {
+        .method = method_of(method),
+        .method_name = method,
+        .path = url,
+        .body = {r->body.data ? r->body.data : "", r->body.len},
+        .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .start_ns = r->start_ns,
+        .conn = conn,
+    };
+    http_resp_t resp = {.status = 200, .route = r->route};
+    h->cb(h->ctx, &req, &resp);
+    r->answered = 1;
+    return send_resp(r, &resp);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    http_t *h = cls;
+    req_t *r = *con_cls;
+    if (!r) return;
+    unwatch(h, r);
+    if (r->state == REQ_TIMED_OUT) metrics_request(h->m, (metrics_route_t)r->route, 408);
+    if (r->counted) atomic_fetch_sub_explicit(&h->m->inflight, 1, memory_order_relaxed);
+    buf_free(&r->body);
+    weir_free(r);
+    *con_cls = NULL;
+}
+
+static void *watchdog_main(void *arg)
+{
+    http_t *h = arg;
+    static const char body[] =
+        "{\"error\":{\"code\":\"request_timeout\",\"message\":\"the request body did not arrive in time\"}}\n";
+    char msg[512];
+    int len = snprintf(msg, sizeof msg,
+                       "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                       "Content-Length: %zu\r\n\r\n%s",
+                       sizeof body - 1, body);
+    uint64_t limit = (uint64_t)h->cfg.request_timeout_ms * 1000000ull;
+    pthread_mutex_lock(&h->lock);
+    while (!h->stopping) {
+        uint64_t now = weir_mono_ns();
+        for (req_t *r = h->receiving.next; r != &h->receiving;) {
+            req_t *next = r->next;
+            if (now - r->start_ns > limit) {
+                r->prev->next = r->next;
+                r->next->prev = r->prev;
+                r->state = REQ_TIMED_OUT;
+                if (r->fd >= 0) {
+                    ssize_t w = send(r->fd, msg, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                    (void)w;
+                    shutdown(r->fd, SHUT_RDWR);
+                }
+            }
+            r = next;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&h->wake, &h->lock, &ts);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+static void log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    /* libmicrohttpd's own messages (e.g. a client that sent garbage): kept
+     * off stderr; the request counters say what happened. */
+    (void)fmt;
+    (void)ap;
+}
+
+int http_start(const http_config_t *cfg, http_handler_cb cb, http_route_cb route, void *ctx, metrics_t *m,
+               http_t **out, char *err, size_t errlen)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(cfg->port);
+    if (inet_pton(AF_INET, cfg->host, &sa.sin_addr) != 1)
+        return weir_errf(err, errlen, WEIR_EINVAL, "cannot listen on %s: not an IPv4 address", cfg->host);
+    http_t *h = weir_calloc(1, sizeof *h);
+    h->cfg = *cfg;
+    if (cfg->token) {
+        h->token = weir_strdup(cfg->token);
+        h->token_len = strlen(cfg->token);
+        h->cfg.token = h->token;
+    }
+    h->cb = cb;
+    h->route = route;
+    h->ctx = ctx;
+    h->m = m;
+    h->quiesced_fd = MHD_INVALID_SOCKET;
+    h->receiving.next = h->receiving.prev = &h->receiving;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->wake, NULL);
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    errno = 0;
+    h->d = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_access, h,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(cfg->threads ? cfg->threads : 1),
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->conn_memory,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->idle_timeout_s,
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h,
+                            MHD_OPTION_END);
+    if (!h->d) {
+        int e = errno;
+        weir_errf(err, errlen, WEIR_EIO, "cannot listen on %s:%u: %s", cfg->host, (unsigned)cfg->port,
+                  e ? strerror(e) : "libmicrohttpd refused to start");
+        pthread_mutex_destroy(&h->lock);
+        pthread_cond_destroy(&h->wake);
+        weir_free(h->token);
+        weir_free(h);
+        return WEIR_EIO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : cfg->port;
+    pthread_create(&h->watchdog, NULL, watchdog_main, h);
+    *out = h;
+    return 0;
+}
+
+uint16_t http_port(const http_t *h)
+{
+    return h->port;
+}
+
+void http_quiesce(http_t *h)
+{
+    if (h->quiesced_fd == MHD_INVALID_SOCKET) h->quiesced_fd = MHD_quiesce_daemon(h->d);
+}
+
+int64_t http_drain(http_t *h, int timeout_ms)
+{
+    uint64_t until = weir_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+    int64_t n;
+    while ((n = atomic_load_explicit(&h->m->inflight, memory_order_relaxed)) > 0 && weir_mono_ns() < until)
+        usleep(5000);
+    return n;
+}
+
+void http_stop(http_t *h)
+{
+    if (!h) return;
+    MHD_stop_daemon(h->d);
+    if (h->quiesced_fd != MHD_INVALID_SOCKET) close(h->quiesced_fd);
+    pthread_mutex_lock(&h->lock);
+    h->stopping = 1;
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->watchdog, NULL);
+    pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->wake);
+    weir_free(h->token);
+    weir_free(h);
+}

@@ -1,0 +1,646 @@
+/* runtime.c — the server's pipeline, decision layer and logs (see
+ * runtime.h).
+ *
+ * THREADS: who touches what.
+ *   rt_part_t (one per partition): everything in it, and the engine
+ *     partition it points to, only while holding its `lock` — HTTP workers
+ *     (runtime_process, runtime_features), the control thread (ticks, the
+ *     stats cache) and, before `ready`, the recovery threads (one per
+ *     partition at a time). `max_time` and `last_ms` are also read without
+ *     the lock (atomics) to pick idle partitions.
+ *   outputs (aggregates on close, late events): one outputs_t, written from
+ *     engine sinks under `out_lock` (they run inside partition locks; the
+ *     lock order is partition → outputs).
+ *   decide: thread-safe by itself (the model slot swaps atomically).
+ *   metrics: atomics.
+ *   logs: each log partition has its own lock inside log_append; we append
+ *     to a partition only under our partition lock anyway. */
+#include "serve/runtime.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/hash.h"
+#include "decide/outputs.h"
+#include "decide/pipeline.h"
+
+#define STATS_EVERY_MS 2000 /* engine_part_stats walks every key: not per scrape */
+#define RECOVER_BATCH  1024 /* decisions per decision-log append during recovery */
+
+typedef struct rt_part {
+    pthread_mutex_t lock;
+    uint32_t id;
+    engine_part_t *engine;
+    log_part_t *log, *dlog;
+    weir_buf_t scratch, dscratch; /* log encode buffers */
+    weir_buf_t dvals;             /* decision record values of the current batch */
+    weir_buf_t feat;              /* one event's features JSON */
+    log_rec_t *recs, *drecs;
+    size_t *dstart;
+    size_t rcap;
+    char *lower;                  /* lower() scratch for the rules */
+    size_t lower_cap, max_raw;
+    _Atomic int64_t max_time; /* newest event time applied (INT64_MIN: none) */
+    _Atomic int64_t last_ms;  /* wall clock of the last append */
+    engine_stats_t stats;     /* cached for /metrics */
+    int64_t stats_ms;
+} rt_part_t;
+
+struct runtime {
+    runtime_config_t cfg;
+    pipeline_t pl;
+    decide_t *decide;
+    log_t *dlog;
+    log_topic_t *dtopic;
+    outputs_t *out;
+    engine_sink_t osink;
+    pthread_mutex_t out_lock;
+    rt_part_t *parts;
+    uint32_t nparts;
+    metrics_t m;
+    const char **outcomes;
+    _Atomic int ready;
+    /* recovery */
+    _Atomic uint32_t next_part;
+    _Atomic int recover_rc;
+    char recover_err[1024];
+    pthread_mutex_t err_lock;
+};
+
+/* ---- sinks: outputs are shared by all partitions ---- */
+
+static void sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key, int64_t start,
+                        int64_t end, const expr_value_t *vals)
+{
+    runtime_t *rt = ctx;
+    pthread_mutex_lock(&rt->out_lock);
+    rt->osink.window(rt->osink.ctx, part, agg, key, start, end, vals);
+    pthread_mutex_unlock(&rt->out_lock);
+}
+
+static void sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
+                      int64_t watermark, weir_slice_t event)
+{
+    runtime_t *rt = ctx;
+    pthread_mutex_lock(&rt->out_lock);
+    rt->osink.late(rt->osink.ctx, part, offset, key, time, watermark, event);
+    pthread_mutex_unlock(&rt->out_lock);
+}
+
+/* ---- open / close ---- */
+
+int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t errlen)
+{
+    runtime_t *rt = weir_calloc(1, sizeof *rt);
+    rt->cfg = *cfg;
+    pthread_mutex_init(&rt->out_lock, NULL);
+    pthread_mutex_init(&rt->err_lock, NULL);
+    int rc = pipeline_open(&rt->pl, cfg->spec_path, cfg->datadir, NULL, 1, err, errlen);
+    if (rc) {
+        weir_free(rt);
+        return rc;
+    }
+    const spec_t *s = rt->pl.spec;
+    rt->nparts = rt->pl.nparts;
+    if ((rc = decide_new(s, &rt->decide, err, errlen)) != 0) goto fail;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/decisions", cfg->datadir);
+    log_config_t lc;
+    log_config_defaults(&lc);
+    if ((rc = log_open_dir(dir, &lc, &rt->dlog, err, errlen)) != 0) goto fail;
+    if ((rc = log_topic_open(rt->dlog, rt->pl.src->name, rt->nparts, &rt->dtopic, err, errlen)) != 0) goto fail;
+    if ((rc = outputs_open(cfg->datadir, s, &rt->out, err, errlen)) != 0) goto fail;
+    rt->osink = outputs_sink(rt->out);
+    rt->outcomes = weir_calloc(s->ndecisions + 1, sizeof *rt->outcomes);
+    for (uint32_t i = 0; i < s->ndecisions; i++) rt->outcomes[i] = s->decisions[i].then;
+    metrics_init(&rt->m, rt->pl.src->name, rt->outcomes, s->ndecisions);
+    rt->parts = weir_calloc(rt->nparts, sizeof *rt->parts);
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        rt_part_t *p = &rt->parts[i];
+        pthread_mutex_init(&p->lock, NULL);
+        p->id = i;
+        p->engine = rt->pl.parts[i];
+        p->log = log_topic_part(rt->pl.topic, i);
+        p->dlog = log_topic_part(rt->dtopic, i);
+        p->max_time = INT64_MIN;
+        p->last_ms = weir_wall_ms();
+    }
+    *out = rt;
+    return 0;
+fail:
+    if (rt->dlog) log_close(rt->dlog);
+    decide_free(rt->decide);
+    pipeline_close(&rt->pl);
+    weir_free(rt);
+    return rc;
+}
+
+int runtime_close(runtime_t *rt, char *err, size_t errlen)
+{
+    if (!rt) return 0;
+    int rc = outputs_close(rt->out, err, errlen);
+    log_close(rt->dlog); /* syncs every partition */
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        rt_part_t *p = &rt->parts[i];
+        pthread_mutex_destroy(&p->lock);
+        buf_free(&p->scratch);
+        buf_free(&p->dscratch);
+        buf_free(&p->dvals);
+        buf_free(&p->feat);
+        weir_free(p->recs);
+        weir_free(p->drecs);
+        weir_free(p->dstart);
+        weir_free(p->lower);
+    }
+    weir_free(rt->parts);
+    pipeline_close(&rt->pl); /* closes (and syncs) the event log */
+    decide_free(rt->decide);
+    metrics_free(&rt->m);
+    weir_free(rt->outcomes);
+    pthread_mutex_destroy(&rt->out_lock);
+    pthread_mutex_destroy(&rt->err_lock);
+    weir_free(rt);
+    return rc;
+}
+
+const spec_t *runtime_spec(const runtime_t *rt)
+{
+    return rt->pl.spec;
+}
+
+const spec_source_t *runtime_source(const runtime_t *rt)
+{
+    return rt->pl.src;
+}
+
+uint32_t runtime_partitions(const runtime_t *rt)
+{
+    return rt->nparts;
+}
+
+metrics_t *runtime_metrics(runtime_t *rt)
+{
+    return &rt->m;
+}
+
+int runtime_ready(const runtime_t *rt)
+{
+    return atomic_load(&rt->ready);
+}
+
+uint32_t runtime_partition_of(const runtime_t *rt, weir_slice_t key)
+{
+    return (uint32_t)(weir_hash64(key.ptr, key.len) % rt->nparts);
+}
+
+uint64_t runtime_model_version(const runtime_t *rt)
+{
+    return decide_model_version(rt->decide);
+}
+
+/* ---- per-event pieces ---- */
+
+void runtime_features_json(const spec_t *spec, const expr_value_t *features, weir_buf_t *b)
+{
+    buf_append(b, "{", 1);
+    for (uint32_t i = 0; i < spec->nfeatures; i++) {
+        if (i) buf_append(b, ",", 1);
+        buf_append_json_string(b, spec->features[i].name, strlen(spec->features[i].name));
+        buf_append(b, ":", 1);
+        outputs_json_value(b, &features[i]);
+    }
+    buf_append(b, "}", 1);
+}
+
+static void grow(rt_part_t *p, size_t n)
+{
+    if (p->rcap >= n) return;
+    p->rcap = n < 16 ? 16 : n;
+    p->recs = weir_realloc(p->recs, p->rcap * sizeof *p->recs);
+    p->drecs = weir_realloc(p->drecs, p->rcap * sizeof *p->drecs);
+    p->dstart = weir_realloc(p->dstart, (p->rcap + 1) * sizeof *p->dstart);
+}
+
+/* Scores and decides; the lower() scratch covers every string the rules
+ * can see (those of this event and of earlier ones, in the state). */
+static void decide_one(runtime_t *rt, rt_part_t *p, const engine_result_t *res, size_t raw_len, int contribs,
+                       decision_t *d)
+{
+    if (raw_len > p->max_raw) p->max_raw = raw_len;
+    size_t need = (size_t)rt->pl.spec->lower_calls * (p->max_raw + 64);
+    if (need > p->lower_cap) {
+        p->lower = weir_realloc(p->lower, need);
+        p->lower_cap = need;
+    }
+    decide_event(rt->decide, res->fields, res->features, contribs, d, p->lower, p->lower_cap);
+}
+
+/* Appends one decision record value to p->dvals (its start in p->dstart[i]). */
+static void decision_record(runtime_t *rt, rt_part_t *p, size_t i, uint64_t offset, const engine_result_t *res,
+                            const decision_t *d, weir_slice_t features_json)
+{
+    weir_buf_t *b = &p->dvals;
+    p->dstart[i] = b->len;
+    buf_appendf(b, "{\"offset\":%" PRIu64 ",\"decision\":", offset);
+    if (d->decision) buf_append_json_string(b, d->decision, strlen(d->decision));
+    else buf_append_str(b, "null");
+    buf_appendf(b, ",\"rule\":%d,\"score\":", d->rule);
+    if (isnan(d->score)) buf_append_str(b, "null");
+    else buf_appendf(b, "%.17g", d->score);
+    buf_appendf(b, ",\"model\":%" PRIu64 ",\"late\":%s,\"features\":", d->model_version,
+                res && res->late ? "true" : "false");
+    if (features_json.len) buf_append(b, features_json.ptr, features_json.len);
+    else buf_append_str(b, "null");
+    buf_append(b, "}", 1);
+    (void)rt;
+}
+
+static int append_decisions(runtime_t *rt, rt_part_t *p, size_t n, int64_t now, char *err, size_t errlen)
+{
+    if (n == 0) return 0;
+    p->dstart[n] = p->dvals.len;
+    for (size_t i = 0; i < n; i++) {
+        p->drecs[i].type = LOG_REC_EVENT;
+        p->drecs[i].ts = now;
+        p->drecs[i].value = (weir_slice_t){p->dvals.data + p->dstart[i], p->dstart[i + 1] - p->dstart[i]};
+    }
+    uint64_t t0 = weir_mono_ns();
+    int rc = log_append(p->dlog, p->drecs, n, rt->cfg.ack, &p->dscratch, NULL, err, errlen);
+    metrics_observe(&rt->m, METRICS_STAGE_DECISION_LOG, weir_mono_ns() - t0);
+    buf_reset(&p->dvals);
+    return rc;
+}
+
+/* Processes evs[0..n), all of partition p, holding p's lock. */
+static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_t n, int contribs,
+                        runtime_outcome_cb cb, void *ctx, char *err, size_t errlen)
+{
+    const spec_t *s = rt->pl.spec;
+    int64_t now = weir_wall_ms();
+    grow(p, n);
+    for (size_t i = 0; i < n; i++) {
+        p->recs[i] = (log_rec_t){0, now, LOG_REC_EVENT, evs[i].key, evs[i].raw};
+        p->drecs[i].key = evs[i].key;
+    }
+    uint64_t first, t0 = weir_mono_ns(), t1;
+    int rc = log_append(p->log, p->recs, n, rt->cfg.ack, &p->scratch, &first, err, errlen);
+    t1 = weir_mono_ns();
+    metrics_observe(&rt->m, METRICS_STAGE_LOG_APPEND, t1 - t0);
+    if (rc) return rc;
+    atomic_store_explicit(&p->last_ms, now, memory_order_relaxed);
+    buf_reset(&p->dvals);
+    for (size_t i = 0; i < n; i++) {
+        engine_result_t res;
+        char why[512];
+        decision_t d;
+        runtime_outcome_t o = {.ev = &evs[i], .offset = first + i, .decision = &d};
+        t0 = weir_mono_ns();
+        rc = engine_part_event(p->engine, first + i, evs[i].fields, evs[i].raw, &res, why, sizeof why);
+        t1 = weir_mono_ns();
+        metrics_observe(&rt->m, METRICS_STAGE_FEATURES, t1 - t0);
+        buf_reset(&p->feat);
+        if (rc == 0) {
+            decide_one(rt, p, &res, evs[i].raw.len, contribs, &d);
+            metrics_observe(&rt->m, METRICS_STAGE_MODEL, weir_mono_ns() - t1);
+            runtime_features_json(s, res.features, &p->feat);
+            o.res = &res;
+            o.features_json = (weir_slice_t){p->feat.data, p->feat.len};
+            metrics_add(&rt->m.accepted, 1);
+            if (res.late) metrics_add(&rt->m.late, 1);
+            metrics_decision(&rt->m, d.rule);
+            int64_t mt = res.watermark == INT64_MIN ? INT64_MIN : res.watermark + rt->pl.src->lateness_ms;
+            if (mt > atomic_load_explicit(&p->max_time, memory_order_relaxed))
+                atomic_store_explicit(&p->max_time, mt, memory_order_relaxed);
+        } else {
+            /* Logged but not applied (replay does the same): no features, and
+             * the decision of an event without them is no rule's. */
+            memset(&d, 0, sizeof d);
+            d.score = NAN;
+            d.rule = -1;
+            o.why = why;
+            metrics_add(&rt->m.rejected[METRICS_REJ_PROCESSING], 1);
+        }
+        decision_record(rt, p, i, first + i, o.res, &d, o.features_json);
+        if (cb) cb(ctx, &o);
+    }
+    return append_decisions(rt, p, n, now, err, errlen);
+}
+
+int runtime_process(runtime_t *rt, runtime_event_t *evs, size_t n, int want_contribs, runtime_outcome_cb cb,
+                    void *ctx, char *err, size_t errlen)
+{
+    /* Group by partition, keeping each partition's events in request order
+     * (insertion sort: stable, and requests are small or already grouped). */
+    for (size_t i = 1; i < n; i++) {
+        runtime_event_t e = evs[i];
+        size_t j = i;
+        while (j > 0 && evs[j - 1].part > e.part) {
+            evs[j] = evs[j - 1];
+            j--;
+        }
+        evs[j] = e;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && evs[j].part == evs[i].part) j++;
+        rt_part_t *p = &rt->parts[evs[i].part];
+        pthread_mutex_lock(&p->lock);
+        int rc = process_part(rt, p, evs + i, j - i, want_contribs, cb, ctx, err, errlen);
+        pthread_mutex_unlock(&p->lock);
+        if (rc) return rc;
+        i = j;
+    }
+    return 0;
+}
+
+void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out)
+{
+    uint32_t pi = runtime_partition_of(rt, key);
+    rt_part_t *p = &rt->parts[pi];
+    pthread_mutex_lock(&p->lock);
+    engine_result_t res;
+    int found = engine_part_lookup(p->engine, key, &res);
+    buf_append_str(out, "{\"key\":");
+    buf_append_json_string(out, key.ptr, key.len);
+    buf_appendf(out, ",\"partition\":%u,\"found\":%s,\"watermark\":", pi, found ? "true" : "false");
+    if (res.watermark == INT64_MIN) buf_append_str(out, "null");
+    else buf_appendf(out, "%" PRId64, res.watermark);
+    buf_append_str(out, ",\"features\":");
+    runtime_features_json(rt->pl.spec, res.features, out);
+    buf_append_str(out, "}\n");
+    pthread_mutex_unlock(&p->lock);
+}
+
+int runtime_reload(runtime_t *rt, uint64_t *version, char *err, size_t errlen)
+{
+    const spec_t *s = rt->pl.spec;
+    int rc = s->has_model ? decide_reload(rt->decide, s->model.resolved, err, errlen)
+                          : weir_errf(err, errlen, WEIR_ENOENT, "the spec has no model to reload");
+    metrics_add(rc ? &rt->m.reload_failures : &rt->m.reloads, 1);
+    *version = decide_model_version(rt->decide);
+    return rc;
+}
+
+/* ---- recovery ---- */
+
+/* The input offset of the partition's last decision, or -1 if none. */
+static int last_decided(rt_part_t *p, int64_t *out, char *err, size_t errlen)
+{
+    log_part_stat_t st;
+    log_part_stat(p->dlog, &st);
+    *out = -1;
+    if (st.next_offset == 0 || st.next_offset <= st.start_offset) return 0;
+    log_reader_t *r;
+    int rc = log_reader_open(p->dlog, st.next_offset - 1, &r, err, errlen);
+    if (rc) return rc;
+    log_rec_t rec;
+    rc = log_reader_next(r, &rec, err, errlen);
+    if (rc == 1) {
+        cJSON *doc = cJSON_ParseWithLength(rec.value.ptr, rec.value.len);
+        const cJSON *off = doc ? cJSON_GetObjectItemCaseSensitive(doc, "offset") : NULL;
+        if (cJSON_IsNumber(off) && off->valuedouble >= 0) {
+            *out = (int64_t)off->valuedouble;
+            rc = 0;
+        } else {
+            rc = weir_errf(err, errlen, WEIR_ECORRUPT,
+                           "decision log partition %u: the record at offset %" PRIu64 " has no input offset", p->id,
+                           st.next_offset - 1);
+        }
+        cJSON_Delete(doc);
+    } else if (rc == 0) {
+        rc = weir_errf(err, errlen, WEIR_ECORRUPT, "decision log partition %u: offset %" PRIu64 " is unreadable",
+                       p->id, st.next_offset - 1);
+    }
+    log_reader_close(r);
+    return rc;
+}
+
+typedef struct replay_ctx {
+    runtime_t *rt;
+    rt_part_t *p;
+    int64_t decided; /* last input offset with a decision */
+    size_t pending;
+    int rc;
+    char err[512];
+} replay_ctx_t;
+
+/* Appends the c->pending recovered decisions. Their keys were stored in
+ * dvals after each value, as offsets (dvals may move while it grows). */
+static int flush_recovered(replay_ctx_t *c, char *err, size_t errlen)
+{
+    rt_part_t *p = c->p;
+    size_t n = c->pending;
+    if (n == 0) return 0;
+    weir_buf_t *b = &p->dvals;
+    int64_t now = weir_wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        size_t ks = (size_t)(uintptr_t)p->drecs[i].key.ptr;
+        p->drecs[i].key.ptr = b->data + ks;
+        p->drecs[i].type = LOG_REC_EVENT;
+        p->drecs[i].ts = now;
+        p->drecs[i].value = (weir_slice_t){b->data + p->dstart[i], ks - p->dstart[i]};
+    }
+    int rc = log_append(p->dlog, p->drecs, n, c->rt->cfg.ack, &p->dscratch, NULL, err, errlen);
+    buf_reset(b);
+    c->pending = 0;
+    return rc;
+}
+
+static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_result_t *res)
+{
+    (void)part;
+    replay_ctx_t *c = ctx;
+    runtime_t *rt = c->rt;
+    rt_part_t *p = c->p;
+    metrics_add(&rt->m.replayed, 1);
+    int64_t mt = res->watermark == INT64_MIN ? INT64_MIN : res->watermark + rt->pl.src->lateness_ms;
+    if (mt > p->max_time) p->max_time = mt;
+    if ((int64_t)offset <= c->decided) return 0;
+    /* Logged, never decided: a crash came between the two appends. */
+    decision_t d;
+    decide_one(rt, p, res, 4096, 0, &d);
+    buf_reset(&p->feat);
+    runtime_features_json(rt->pl.spec, res->features, &p->feat);
+    grow(p, c->pending + 1);
+    decision_record(rt, p, c->pending, offset, res, &d, (weir_slice_t){p->feat.data, p->feat.len});
+    p->drecs[c->pending].key = (weir_slice_t){(const char *)(uintptr_t)p->dvals.len, res->key.len};
+    buf_append(&p->dvals, res->key.ptr, res->key.len);
+    c->pending++;
+    metrics_add(&rt->m.redecided, 1);
+    metrics_decision(&rt->m, d.rule);
+    if (c->pending >= RECOVER_BATCH && (c->rc = flush_recovered(c, c->err, sizeof c->err)) != 0) return 1;
+    return 0;
+}
+
+static void replay_bad(void *ctx, const char *why)
+{
+    (void)ctx;
+    fprintf(stderr, "weir run: replay: %s (skipped)\n", why);
+}
+
+static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
+{
+    replay_ctx_t c = {.rt = rt, .p = p};
+    int rc = last_decided(p, &c.decided, err, errlen);
+    if (rc) return rc;
+    pthread_mutex_lock(&p->lock);
+    buf_reset(&p->dvals);
+    rc = pipeline_replay(&rt->pl, p->id, replay_row, &c, replay_bad, NULL, err, errlen);
+    if (rc == 0 && c.rc) rc = weir_errf(err, errlen, c.rc, "%s", c.err);
+    if (rc == 0) rc = flush_recovered(&c, err, errlen);
+    /* From now on the outputs get what the engine emits (what replay
+     * emitted was written by the run that first processed it). */
+    engine_sink_t sink = {sink_window, sink_late, rt};
+    engine_part_set_sink(p->engine, &sink);
+    engine_part_stats(p->engine, &p->stats);
+    p->stats_ms = weir_wall_ms();
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+static void *recover_main(void *arg)
+{
+    runtime_t *rt = arg;
+    uint32_t i;
+    char err[1024];
+    while ((i = atomic_fetch_add(&rt->next_part, 1)) < rt->nparts && atomic_load(&rt->recover_rc) == 0) {
+        int rc = recover_part(rt, &rt->parts[i], err, sizeof err);
+        if (rc) {
+            pthread_mutex_lock(&rt->err_lock);
+            if (atomic_load(&rt->recover_rc) == 0) {
+                snprintf(rt->recover_err, sizeof rt->recover_err, "%s", err);
+                atomic_store(&rt->recover_rc, rc);
+            }
+            pthread_mutex_unlock(&rt->err_lock);
+        }
+    }
+    return NULL;
+}
+
+int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
+{
+    if (threads == 0) threads = 1;
+    if (threads > rt->nparts) threads = rt->nparts;
+    pthread_t *th = weir_calloc(threads, sizeof *th);
+    for (unsigned i = 0; i < threads; i++) pthread_create(&th[i], NULL, recover_main, rt);
+    for (unsigned i = 0; i < threads; i++) pthread_join(th[i], NULL);
+    weir_free(th);
+    int rc = atomic_load(&rt->recover_rc);
+    if (rc) return weir_errf(err, errlen, rc, "%s", rt->recover_err);
+    atomic_store(&rt->ready, 1);
+    return 0;
+}
+
+/* ---- control thread ---- */
+
+void runtime_housekeep(runtime_t *rt, int64_t now_ms)
+{
+    if (!runtime_ready(rt)) return;
+    int64_t newest = INT64_MIN;
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        int64_t t = atomic_load_explicit(&rt->parts[i].max_time, memory_order_relaxed);
+        if (t > newest) newest = t;
+    }
+    weir_buf_t tick = WEIR_BUF_INIT;
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        rt_part_t *p = &rt->parts[i];
+        int idle = rt->cfg.tick_idle_ms > 0 && newest != INT64_MIN &&
+                   now_ms - atomic_load_explicit(&p->last_ms, memory_order_relaxed) >= rt->cfg.tick_idle_ms &&
+                   atomic_load_explicit(&p->max_time, memory_order_relaxed) < newest;
+        int stale = now_ms - p->stats_ms >= STATS_EVERY_MS;
+        if (!idle && !stale) continue;
+        pthread_mutex_lock(&p->lock);
+        if (idle && p->max_time < newest) {
+            /* Time advances without events (principle 2): logged, so replay
+             * closes the same windows at the same point. */
+            buf_reset(&tick);
+            engine_tick_value(&tick, newest);
+            log_rec_t r = {0, now_ms, LOG_REC_TICK, {NULL, 0}, {tick.data, tick.len}};
+            char err[512];
+            if (log_append(p->log, &r, 1, rt->cfg.ack, &p->scratch, NULL, err, sizeof err) == 0) {
+                engine_part_tick(p->engine, newest);
+                p->max_time = newest;
+                p->last_ms = now_ms;
+            } else {
+                fprintf(stderr, "weir run: tick for partition %u: %s\n", i, err);
+            }
+        }
+        if (stale) {
+            engine_part_stats(p->engine, &p->stats);
+            p->stats_ms = now_ms;
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+    buf_free(&tick);
+    pthread_mutex_lock(&rt->out_lock);
+    char err[512];
+    if (outputs_flush(rt->out, err, sizeof err) != 0) fprintf(stderr, "weir run: %s\n", err);
+    pthread_mutex_unlock(&rt->out_lock);
+}
+
+void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
+{
+    metrics_render(&rt->m, b);
+    char lab[128];
+    metrics_header(b, "weir_ready", "gauge", "1 once the log has been replayed and the server takes traffic.");
+    metrics_sample_u64(b, "weir_ready", NULL, (uint64_t)runtime_ready(rt));
+    metrics_header(b, "weir_model_version", "gauge", "Version of the live model (1 at start, +1 per reload; 0 = none).");
+    metrics_sample_u64(b, "weir_model_version", NULL, runtime_model_version(rt));
+    metrics_header(b, "weir_heap_bytes", "gauge", "Bytes allocated by weir on the heap.");
+    metrics_sample_u64(b, "weir_heap_bytes", NULL, (uint64_t)weir_alloc_used());
+
+    static const char *const logs[2] = {"events", "decisions"};
+    log_part_stat_t st[2];
+    metrics_header(b, "weir_log_bytes", "gauge", "Bytes stored per log partition.");
+    for (int l = 0; l < 2; l++)
+        for (uint32_t i = 0; i < rt->nparts; i++) {
+            log_part_stat(l ? rt->parts[i].dlog : rt->parts[i].log, &st[0]);
+            snprintf(lab, sizeof lab, "log=\"%s\",partition=\"%u\"", logs[l], i);
+            metrics_sample_u64(b, "weir_log_bytes", lab, st[0].bytes);
+        }
+    metrics_header(b, "weir_log_next_offset", "gauge", "Offset the next record of a log partition gets.");
+    for (int l = 0; l < 2; l++)
+        for (uint32_t i = 0; i < rt->nparts; i++) {
+            log_part_stat(l ? rt->parts[i].dlog : rt->parts[i].log, &st[1]);
+            snprintf(lab, sizeof lab, "log=\"%s\",partition=\"%u\"", logs[l], i);
+            metrics_sample_u64(b, "weir_log_next_offset", lab, st[1].next_offset);
+        }
+    engine_stats_t *es = weir_calloc(rt->nparts, sizeof *es);
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        pthread_mutex_lock(&rt->parts[i].lock);
+        es[i] = rt->parts[i].stats;
+        pthread_mutex_unlock(&rt->parts[i].lock);
+    }
+    metrics_header(b, "weir_live_keys", "gauge", "Keys with state per partition (refreshed every 2 s).");
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        snprintf(lab, sizeof lab, "partition=\"%u\"", i);
+        metrics_sample_u64(b, "weir_live_keys", lab, es[i].keys);
+    }
+    metrics_header(b, "weir_state_bytes", "gauge", "Heap bytes of keyed state per partition (refreshed every 2 s).");
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        snprintf(lab, sizeof lab, "partition=\"%u\"", i);
+        metrics_sample_u64(b, "weir_state_bytes", lab, es[i].state_bytes);
+    }
+    metrics_header(b, "weir_late_events_partition_total", "counter", "Late events per partition since start (replay included).");
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        snprintf(lab, sizeof lab, "partition=\"%u\"", i);
+        metrics_sample_u64(b, "weir_late_events_partition_total", lab, es[i].late);
+    }
+    weir_free(es);
+    metrics_header(b, "weir_event_time_seconds", "gauge", "Newest event time applied per partition (Unix seconds).");
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        int64_t t = atomic_load_explicit(&rt->parts[i].max_time, memory_order_relaxed);
+        if (t == INT64_MIN) continue;
+        snprintf(lab, sizeof lab, "partition=\"%u\"", i);
+        metrics_sample_f64(b, "weir_event_time_seconds", lab, (double)t / 1000.0);
+    }
+}

@@ -1,0 +1,110 @@
+/* runtime.h — what `weir run` serves: one pipeline (spec, engine, event
+ * log), its decision layer (model + rules) and decision log, its outputs,
+ * and the locks that let many HTTP worker threads share them.
+ *
+ * PER EVENT, holding its partition's lock for the whole chain so that the
+ * event log's order is the processing order (what replay reproduces):
+ *   event log append → engine_part_event (state, features) → decide_event
+ *   (score, contributions, rules) → decision log append → the caller's
+ *   callback (which formats its response while the results are valid).
+ * Events of one request that fall in one partition share one append to
+ * each log.
+ *
+ * THE DECISION LOG is a second log rooted at DATA/decisions (topic = the
+ * source, same partitions): per event one record, key = the entity key,
+ * value = {"offset": input offset, "decision", "rule", "score", "model",
+ * "late", "features": {...}}. Start-up (runtime_recover) reads each
+ * partition's last decided input offset, replays the event log through the
+ * engine to rebuild state, and decides and appends only the events after
+ * it: a crash between the two appends leaves no event without a decision
+ * and none with two (exactly-once decisions, DESIGN.md "Guarantees"). */
+#ifndef WEIR_SERVE_RUNTIME_H
+#define WEIR_SERVE_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "decide/decide.h"
+#include "log/log.h"
+#include "serve/metrics.h"
+#include "spec/spec.h"
+#include "stream/engine.h"
+
+typedef struct runtime_config {
+    const char *spec_path;
+    const char *datadir;
+    log_ack_t ack;        /* for both logs */
+    int64_t tick_idle_ms; /* a partition idle this long gets a tick at the newest time; 0 = never */
+} runtime_config_t;
+
+typedef struct runtime runtime_t;
+
+/* Opens the pipeline (creating the event log topic if needed), loads the
+ * model, opens the decision log and the outputs. Nothing is replayed yet. */
+int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t errlen);
+/* Syncs and closes both logs and the outputs, frees rt. Returns 0 or the
+ * first error (err filled). */
+int runtime_close(runtime_t *rt, char *err, size_t errlen);
+
+const spec_t *runtime_spec(const runtime_t *rt);
+const spec_source_t *runtime_source(const runtime_t *rt);
+uint32_t runtime_partitions(const runtime_t *rt);
+metrics_t *runtime_metrics(runtime_t *rt);
+
+/* Rebuilds state from the event log and decides the logged events that
+ * have no decision yet; partitions in parallel on `threads` threads. Then
+ * the runtime is ready. */
+int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen);
+int runtime_ready(const runtime_t *rt);
+
+/* An event decoded at the edge, ready to be logged. */
+typedef struct runtime_event {
+    weir_slice_t raw;           /* the event's JSON text, as logged */
+    const expr_value_t *fields; /* by the source's slots; borrowed */
+    weir_slice_t key;           /* the entity key's bytes (engine_event_key) */
+    uint32_t part;              /* partition: weir_hash64(key) % partitions */
+    uint32_t index;             /* the caller's number for it */
+} runtime_event_t;
+
+/* Where the partition of a key is. */
+uint32_t runtime_partition_of(const runtime_t *rt, weir_slice_t key);
+
+/* What processing one event gave; valid during the callback only. */
+typedef struct runtime_outcome {
+    const runtime_event_t *ev;
+    uint64_t offset;
+    const engine_result_t *res; /* NULL if the engine could not apply it */
+    const decision_t *decision;
+    weir_slice_t features_json; /* {"name": value, ...} in declared order */
+    const char *why;            /* the engine's reason when res is NULL */
+} runtime_outcome_t;
+typedef void (*runtime_outcome_cb)(void *ctx, const runtime_outcome_t *o);
+
+/* Logs and processes evs[0..n) (reordered by partition in place), calling
+ * cb for each under its partition's lock. want_contribs: compute the top
+ * contributions. Returns 0, or an error from a log append (err filled):
+ * then events of the failing partition and after it were not processed. */
+int runtime_process(runtime_t *rt, runtime_event_t *evs, size_t n, int want_contribs, runtime_outcome_cb cb,
+                    void *ctx, char *err, size_t errlen);
+
+/* Appends {"key", "partition", "found", "watermark", "features"} for key as
+ * of now (engine_part_lookup). */
+void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out);
+
+/* Reloads the model from the spec's model path; in-flight decisions
+ * finish on the old one. Sets *version to the live version. */
+int runtime_reload(runtime_t *rt, uint64_t *version, char *err, size_t errlen);
+uint64_t runtime_model_version(const runtime_t *rt);
+
+/* Periodic work of the control thread: ticks for idle partitions, outputs
+ * flushed to the OS. now_ms: wall clock. */
+void runtime_housekeep(runtime_t *rt, int64_t now_ms);
+
+/* Appends /metrics: the counters and the gauges of logs, state and model. */
+void runtime_render_metrics(runtime_t *rt, weir_buf_t *b);
+
+/* Appends a JSON value (outputs_json_value) and the features object. */
+void runtime_features_json(const spec_t *spec, const expr_value_t *features, weir_buf_t *b);
+
+#endif
