@@ -52,7 +52,11 @@
 #include "model/gbdt.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "base/alloc.h"
 #include "base/error.h"
@@ -70,7 +74,7 @@ typedef struct gnode {
     uint32_t cat_off, cat_words;
 } gnode_t;
 
-/* fb indexes the row widened to 2 * nfeat values (see prepare32): the
+/* fb indexes the row widened to 2 * nfeat values (see widen32): the
  * feature itself when a missing value goes left, nfeat + feature when it
  * goes right. */
 typedef struct pnode32 {
@@ -580,40 +584,93 @@ static inline double walk_general(const gbdt_t *g, const tree_t *t, const double
  * threshold), a node whose missing values go left reads the first, where
  * NaN >= thr is false; present values are the same in both halves. So one
  * comparison decides every step, with no test for NaN. */
-#define WIDEN(NAME, LEAF)                                                                     \
-    static inline void NAME(const double *x, uint32_t F, LEAF *xa, double *xr)              \
-    {                                                                                         \
-        for (uint32_t f = 0; f < F; f++) {                                                    \
-            LEAF v = (LEAF)x[f];                                                              \
-            xa[f] = v;                                                                        \
-            xa[F + f] = v != v ? (LEAF)INFINITY : v;                                          \
-            if (xr) xr[f] = v;                                                                \
-        }                                                                                     \
+static inline void widen32(const double *restrict x, uint32_t F, float *restrict xa,
+                           double *restrict xr)
+{
+    uint32_t f = 0;
+#ifdef __SSE2__
+    const __m128 inf = _mm_set1_ps(INFINITY);
+    for (; f + 4 <= F; f += 4) {
+        __m128 v = _mm_movelh_ps(_mm_cvtpd_ps(_mm_loadu_pd(x + f)), _mm_cvtpd_ps(_mm_loadu_pd(x + f + 2)));
+        __m128 nan = _mm_cmpunord_ps(v, v);
+        _mm_storeu_ps(xa + f, v);
+        _mm_storeu_ps(xa + F + f, _mm_or_ps(_mm_andnot_ps(nan, v), _mm_and_ps(nan, inf)));
     }
+#endif
+    for (; f < F; f++) {
+        xa[f] = (float)x[f];
+        xa[F + f] = isnan(xa[f]) ? INFINITY : xa[f];
+    }
+    if (xr)
+        for (f = 0; f < F; f++) xr[f] = xa[f];
+}
 
-WIDEN(widen32, float)
-WIDEN(widen64, double)
+static inline void widen64(const double *restrict x, uint32_t F, double *restrict xa)
+{
+    uint32_t f = 0;
+#ifdef __SSE2__
+    const __m128d inf = _mm_set1_pd(INFINITY);
+    for (; f + 2 <= F; f += 2) {
+        __m128d v = _mm_loadu_pd(x + f);
+        __m128d nan = _mm_cmpunord_pd(v, v);
+        _mm_storeu_pd(xa + f, v);
+        _mm_storeu_pd(xa + F + f, _mm_or_pd(_mm_andnot_pd(nan, v), _mm_and_pd(nan, inf)));
+    }
+#endif
+    for (; f < F; f++) {
+        xa[f] = x[f];
+        xa[F + f] = isnan(x[f]) ? INFINITY : x[f];
+    }
+}
 
 /* One step of a perfect walk: 1 if the row goes right at node n. */
 #define STEP(n, x) ((uint32_t)((x)[(n)->fb] >= (n)->thr))
 
 /* Walks the K trees of one run (K = its cnt, a power of two) for the
- * widened row x: leaf[k] = the leaf of its k-th tree. The lanes are
- * unrolled with K a constant, so the K heap indices live in registers and a
- * step is a node load, a row load, a compare and an add; the K walks are
- * independent chains of loads, so the CPU overlaps their cache misses. */
+ * widened row x: leaf[k] = the leaf of its k-th tree, or with sum set, the
+ * leaves added to *sum in lane order (one group, walk order = model order).
+ *
+ * The lanes are unrolled with K a constant, so the K walks are independent
+ * chains of loads that the CPU overlaps, and each keeps its position as a
+ * byte offset o = h * K * sizeof(node) into the run, so that a step is
+ *
+ *     load fb; load x[fb]; compare with thr; o = 2o + 2S - (x < thr ? S : 0)
+ *
+ * (S = K * sizeof(node); "x < thr" here is !(x >= thr), true for NaN), six
+ * instructions with both loads addressed straight from o. The thresholds
+ * and the feature indices are read through two bases (the same array, 4 or
+ * 8 bytes apart) passed in from outside: a compiler that sees one base
+ * computes the node address into a register first, one more instruction
+ * per step. noinline keeps it from seeing through. */
 #define RUN_WALK(NAME, PNODE, PFAT, LEAF, K)                                                  \
-    static void NAME(const PNODE *pn, const PFAT *pf, uint32_t P, const LEAF *x, LEAF *leaf) \
+    __attribute__((noinline)) static void NAME(const char *thr_base, const char *fb_base,    \
+                                               const PFAT *pf, uint32_t P, const LEAF *x,     \
+                                               LEAF *leaf, LEAF *sum)                         \
     {                                                                                         \
-        uint32_t h[K];                                                                        \
-        _Pragma("GCC unroll 16") for (uint32_t k = 0; k < K; k++) h[k] = 0;                   \
+        const size_t S = K * sizeof(PNODE);                                                   \
+        size_t o[K];                                                                          \
+        _Pragma("GCC unroll 16") for (uint32_t k = 0; k < K; k++) o[k] = 0;                   \
         for (uint32_t d = 1; d < P; d++) {                                                    \
-            _Pragma("GCC unroll 16") for (uint32_t k = 0; k < K; k++)                         \
-                h[k] = 2 * h[k] + 1 + STEP(pn + h[k] * K + k, x);                             \
+            _Pragma("GCC unroll 16") for (uint32_t k = 0; k < K; k++) {                       \
+                size_t at = o[k] + k * sizeof(PNODE);                                         \
+                uint32_t fb = *(const uint32_t *)(fb_base + at);                              \
+                LEAF thr = *(const LEAF *)(thr_base + at);                                    \
+                size_t lt = !(x[fb] >= thr);                                                  \
+                o[k] = 2 * o[k] + 2 * S + (-lt & -S);                                         \
+            }                                                                                 \
         }                                                                                     \
-        uint32_t first = ((1u << (P - 1)) - 1) * K;                                           \
+        size_t first = ((size_t)1 << (P - 1)) - 1;                                            \
+        if (sum) {                                                                            \
+            LEAF a = *sum;                                                                    \
+            _Pragma("GCC unroll 16") for (uint32_t k = 0; k < K; k++) {                       \
+                const PFAT *f = pf + ((o[k] / S - first) * K + k);                            \
+                a += f->leaf[STEP(f, x)];                                                     \
+            }                                                                                 \
+            *sum = a;                                                                         \
+            return;                                                                           \
+        }                                                                                     \
         _Pragma("GCC unroll 16") for (uint32_t k = 0; k < K; k++) {                           \
-            const PFAT *f = pf + (h[k] * K + k - first);                                      \
+            const PFAT *f = pf + ((o[k] / S - first) * K + k);                                \
             leaf[k] = f->leaf[STEP(f, x)];                                                    \
         }                                                                                     \
     }
@@ -630,16 +687,18 @@ RUN_WALK(walk64_2, pnode64_t, pfat64_t, double, 2)
 RUN_WALK(walk64_1, pnode64_t, pfat64_t, double, 1)
 
 #define RUN_DISPATCH(NAME, PNODE, PFAT, LEAF, W)                                              \
-    static inline void NAME(const gbdt_t *g, const run_t *run, const LEAF *x, LEAF *leaf)    \
+    static inline void NAME(const gbdt_t *g, const run_t *run, const LEAF *x, LEAF *leaf,    \
+                            LEAF *sum)                                                        \
     {                                                                                         \
-        const PNODE *pn = (const PNODE *)g->pnodes + run->noff;                               \
+        const char *tb = (const char *)((const PNODE *)g->pnodes + run->noff);                \
+        const char *fb = tb + offsetof(PNODE, fb);                                            \
         const PFAT *pf = (const PFAT *)g->leaves + run->loff;                                 \
         switch (run->cnt) {                                                                   \
-        case 16: W##_16(pn, pf, run->pdepth, x, leaf); break;                                 \
-        case 8: W##_8(pn, pf, run->pdepth, x, leaf); break;                                   \
-        case 4: W##_4(pn, pf, run->pdepth, x, leaf); break;                                   \
-        case 2: W##_2(pn, pf, run->pdepth, x, leaf); break;                                   \
-        default: W##_1(pn, pf, run->pdepth, x, leaf); break;                                  \
+        case 16: W##_16(tb, fb, pf, run->pdepth, x, leaf, sum); break;                        \
+        case 8: W##_8(tb, fb, pf, run->pdepth, x, leaf, sum); break;                          \
+        case 4: W##_4(tb, fb, pf, run->pdepth, x, leaf, sum); break;                          \
+        case 2: W##_2(tb, fb, pf, run->pdepth, x, leaf, sum); break;                          \
+        default: W##_1(tb, fb, pf, run->pdepth, x, leaf, sum); break;                         \
         }                                                                                     \
     }
 
@@ -658,11 +717,12 @@ RUN_DISPATCH(run_walk64, pnode64_t, pfat64_t, double, walk64)
         for (uint32_t r = 0; r < g->nruns; r++) {                                             \
             const run_t *run = &g->runs[r];                                                   \
             const uint32_t *ids = g->sched + run->first;                                      \
-            RUN_WALK(g, run, xa, leaf);                                                       \
-            if (!g->in_order)                                                                 \
+            int one = g->in_order && g->ngroups == 1;                                         \
+            RUN_WALK(g, run, xa, leaf, one ? acc : NULL);                                     \
+            if (one)                                                                          \
+                continue;                                                                     \
+            else if (!g->in_order)                                                            \
                 for (uint32_t k = 0; k < run->cnt; k++) val[ids[k]] = leaf[k];                \
-            else if (g->ngroups == 1)                                                         \
-                for (uint32_t k = 0; k < run->cnt; k++) acc[0] += leaf[k];                    \
             else                                                                              \
                 for (uint32_t k = 0; k < run->cnt; k++) acc[g->trees[ids[k]].group] += leaf[k]; \
         }                                                                                     \
@@ -710,7 +770,7 @@ void gbdt_predict_row(const gbdt_t *g, const double *x, double *out)
     double *xa = small ? xa_s : weir_malloc(2 * (size_t)F * sizeof *xa + 1);
     double *acc = small ? acc_s : weir_malloc((size_t)G * sizeof *acc);
     double *val = small ? val_s : weir_malloc((size_t)T * sizeof *val + 1);
-    widen64(x, F, xa, NULL);
+    widen64(x, F, xa);
     for (uint32_t k = 0; k < G; k++) acc[k] = g->average_by ? 0.0 : g->base[k];
     row_sum64(g, xa, x, acc, val);
     for (uint32_t k = 0; k < G; k++)
@@ -739,13 +799,12 @@ void gbdt_predict_row(const gbdt_t *g, const double *x, double *out)
             const run_t *run = &g->runs[i];                                                   \
             const uint32_t *ids = g->sched + run->first;                                      \
             for (uint32_t r = 0; r < nb; r++) {                                               \
-                RUN_WALK(g, run, xa + r * F2, leaf);                                          \
-                if (!g->in_order) {                                                           \
+                int one = g->in_order && G == 1;                                              \
+                RUN_WALK(g, run, xa + r * F2, leaf, one ? acc + r : NULL);                    \
+                if (one) {                                                                    \
+                    continue;                                                                 \
+                } else if (!g->in_order) {                                                    \
                     for (uint32_t k = 0; k < run->cnt; k++) val[(size_t)r * T + ids[k]] = leaf[k]; \
-                } else if (G == 1) {                                                          \
-                    LEAF a = acc[r];                                                          \
-                    for (uint32_t k = 0; k < run->cnt; k++) a += leaf[k];                     \
-                    acc[r] = a;                                                               \
                 } else {                                                                      \
                     for (uint32_t k = 0; k < run->cnt; k++)                                   \
                         acc[(size_t)r * G + g->trees[ids[k]].group] += leaf[k];               \
@@ -799,7 +858,7 @@ void gbdt_predict_batch(const gbdt_t *g, const double *x, size_t n, size_t strid
             double *a = acc;
             for (uint32_t r = 0; r < nb; r++) {
                 const double *src = x + (r0 + r) * stride;
-                widen64(src, F, (double *)xa + (size_t)r * 2 * F, NULL);
+                widen64(src, F, (double *)xa + (size_t)r * 2 * F);
                 xr[r] = src;
                 for (uint32_t k = 0; k < G; k++) a[r * G + k] = g->average_by ? 0.0 : g->base[k];
             }
