@@ -12,6 +12,7 @@ static const struct {
 } benches[] = {
     {"log", bench_log, "log append and read throughput beside a raw write()+fdatasync loop"},
     {"model", bench_model, "tree-ensemble scoring beside XGBoosterPredictFromDense (nthread=1)"},
+    {"http", bench_http, "wrk against weir run's /v1/score beside nginx serving a fixed small JSON"},
     {"pipeline", bench_pipeline, "the fraud feature set on one core beside a plain hash-map count per key"},
 };
 

@@ -80,12 +80,18 @@ int cmd_run(int argc, char **argv)
     const char *prefix = "weir run";
     if (cli_wants_help(argc, argv)) return fputs(run_usage, stdout), 0;
     static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},          {"listen", required_argument, 0, 'l'},
-        {"threads", required_argument, 0, 't'},       {"max-body", required_argument, 0, 'b'},
-        {"max-batch", required_argument, 0, 'B'},     {"max-headers", required_argument, 0, 'H'},
-        {"max-header-bytes", required_argument, 0, 'X'}, {"request-timeout", required_argument, 0, 'r'},
-        {"idle-timeout", required_argument, 0, 'i'},  {"max-inflight", required_argument, 0, 'f'},
-        {"ack", required_argument, 0, 'a'},           {"tick-idle", required_argument, 0, 'T'},
+        {"data", required_argument, 0, 'd'},
+        {"listen", required_argument, 0, 'l'},
+        {"threads", required_argument, 0, 't'},
+        {"max-body", required_argument, 0, 'b'},
+        {"max-batch", required_argument, 0, 'B'},
+        {"max-headers", required_argument, 0, 'H'},
+        {"max-header-bytes", required_argument, 0, 'X'},
+        {"request-timeout", required_argument, 0, 'r'},
+        {"idle-timeout", required_argument, 0, 'i'},
+        {"max-inflight", required_argument, 0, 'f'},
+        {"ack", required_argument, 0, 'a'},
+        {"tick-idle", required_argument, 0, 'T'},
         {0, 0, 0, 0},
     };
     http_config_t hc;
@@ -98,34 +104,63 @@ int cmd_run(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
         const char *name = c == '?' ? argv[optind - 1] : NULL;
-        if (c != 'd' && c != 'l' && c != 'a' && c != '?' && (cli_parse_u64(optarg, &v) != 0 || v > UINT32_MAX))
+        if (c != 'd' && c != 'l' && c != 'a' && c != '?' &&
+            (cli_parse_u64(optarg, &v) != 0 || v > UINT32_MAX))
             return cli_fail(prefix, "bad number '%s' for --%s", optarg, opts[li].name);
         switch (c) {
-        case 'd': rc_cfg.datadir = optarg; break;
+        case 'd':
+            rc_cfg.datadir = optarg;
+            break;
         case 'l':
             if (parse_listen(optarg, host, sizeof host, &hc.port) != 0)
-                return cli_fail(prefix, "--listen must be HOST:PORT (e.g. 127.0.0.1:8080), not '%s'", optarg);
+                return cli_fail(
+                    prefix, "--listen must be HOST:PORT (e.g. 127.0.0.1:8080), not '%s'", optarg);
             break;
-        case 't': hc.threads = (unsigned)v; break;
-        case 'b': hc.max_body = v; break;
-        case 'B': max_batch = v; break;
-        case 'H': hc.max_headers = (unsigned)v; break;
-        case 'X': hc.max_header_bytes = v; break;
-        case 'r': hc.request_timeout_ms = (int)v; break;
-        case 'i': hc.idle_timeout_s = (unsigned)v; break;
-        case 'f': hc.max_inflight = (unsigned)v; break;
-        case 'T': rc_cfg.tick_idle_ms = (int64_t)v; break;
+        case 't':
+            hc.threads = (unsigned)v;
+            break;
+        case 'b':
+            hc.max_body = v;
+            break;
+        case 'B':
+            max_batch = v;
+            break;
+        case 'H':
+            hc.max_headers = (unsigned)v;
+            break;
+        case 'X':
+            hc.max_header_bytes = v;
+            break;
+        case 'r':
+            hc.request_timeout_ms = (int)v;
+            break;
+        case 'i':
+            hc.idle_timeout_s = (unsigned)v;
+            break;
+        case 'f':
+            hc.max_inflight = (unsigned)v;
+            break;
+        case 'T':
+            rc_cfg.tick_idle_ms = (int64_t)v;
+            break;
         case 'a':
-            if (!strcmp(optarg, "written")) rc_cfg.ack = LOG_ACK_WRITTEN;
-            else if (!strcmp(optarg, "durable")) rc_cfg.ack = LOG_ACK_DURABLE;
-            else return cli_fail(prefix, "--ack must be 'written' or 'durable', not '%s'", optarg);
+            if (!strcmp(optarg, "written"))
+                rc_cfg.ack = LOG_ACK_WRITTEN;
+            else if (!strcmp(optarg, "durable"))
+                rc_cfg.ack = LOG_ACK_DURABLE;
+            else
+                return cli_fail(prefix, "--ack must be 'written' or 'durable', not '%s'", optarg);
             break;
-        default: return cli_fail(prefix, "unknown option or missing value '%s' (see --help)", name);
+        default:
+            return cli_fail(prefix, "unknown option or missing value '%s' (see --help)", name);
         }
     }
     if (optind != argc - 1) return cli_fail(prefix, "give one SPEC file (see --help)");
-    if (hc.threads == 0 || hc.max_body == 0 || max_batch == 0 || hc.max_inflight == 0 || hc.request_timeout_ms == 0)
-        return cli_fail(prefix, "--threads, --max-body, --max-batch, --max-inflight and --request-timeout must be > 0");
+    if (hc.threads == 0 || hc.max_body == 0 || max_batch == 0 || hc.max_inflight == 0 ||
+        hc.request_timeout_ms == 0)
+        return cli_fail(
+            prefix,
+            "--threads, --max-body, --max-batch, --max-inflight and --request-timeout must be > 0");
     rc_cfg.spec_path = argv[optind];
     hc.host = host;
     const char *token = getenv("WEIR_API_TOKEN");
@@ -147,13 +182,15 @@ int cmd_run(int argc, char **argv)
     api_t api;
     api_init(&api, rt, max_batch);
     http_t *h;
-    if (http_start(&hc, api_handle, api_route, &api, runtime_metrics(rt), &h, err, sizeof err) != 0) {
+    if (http_start(&hc, api_handle, api_route, &api, runtime_metrics(rt), &h, err, sizeof err) !=
+        0) {
         runtime_close(rt, NULL, 0);
         return cli_fail(prefix, "%s", err);
     }
-    printf("weir run: listening on http://%s:%u (pipeline %s, source %s, %u partitions, %u threads%s)\n", host,
-           (unsigned)http_port(h), runtime_spec(rt)->pipeline, runtime_source(rt)->name, runtime_partitions(rt),
-           hc.threads, hc.token ? ", bearer token required" : "");
+    printf("weir run: listening on http://%s:%u (pipeline %s, source %s, %u partitions, %u "
+           "threads%s)\n",
+           host, (unsigned)http_port(h), runtime_spec(rt)->pipeline, runtime_source(rt)->name,
+           runtime_partitions(rt), hc.threads, hc.token ? ", bearer token required" : "");
     fflush(stdout);
     uint64_t t0 = weir_mono_ns();
     if (runtime_recover(rt, hc.threads, err, sizeof err) != 0) {
@@ -162,9 +199,10 @@ int cmd_run(int argc, char **argv)
         return cli_fail(prefix, "replaying the log: %s", err);
     }
     metrics_t *m = runtime_metrics(rt);
-    printf("weir run: ready: replayed %" PRIu64 " events, decided %" PRIu64 " logged events that had no decision, in %.3f s; model %" PRIu64 "\n",
-           atomic_load(&m->replayed), atomic_load(&m->redecided), (double)(weir_mono_ns() - t0) / 1e9,
-           runtime_model_version(rt));
+    printf("weir run: ready: replayed %" PRIu64 " events, decided %" PRIu64
+           " logged events that had no decision, in %.3f s; model %" PRIu64 "\n",
+           atomic_load(&m->replayed), atomic_load(&m->redecided),
+           (double)(weir_mono_ns() - t0) / 1e9, runtime_model_version(rt));
     fflush(stdout);
 
     int status = 0;
@@ -176,7 +214,9 @@ int cmd_run(int argc, char **argv)
             if (runtime_reload(rt, &ver, err, sizeof err) == 0)
                 printf("weir run: SIGHUP: model reloaded, version %" PRIu64 "\n", ver);
             else
-                fprintf(stderr, "weir run: SIGHUP: reload failed, model %" PRIu64 " stays live: %s\n", ver, err);
+                fprintf(stderr,
+                        "weir run: SIGHUP: reload failed, model %" PRIu64 " stays live: %s\n", ver,
+                        err);
             fflush(stdout);
         } else if (sig == SIGTERM || sig == SIGINT) {
             break;
@@ -187,7 +227,8 @@ int cmd_run(int argc, char **argv)
     int64_t left = http_drain(h, 10000);
     http_stop(h);
     if (runtime_close(rt, err, sizeof err) != 0) status = cli_fail(prefix, "%s", err);
-    printf("weir run: stopped%s; logs synced\n", left ? " (some requests were still in flight after 10 s)" : "");
+    printf("weir run: stopped%s; logs synced\n",
+           left ? " (some requests were still in flight after 10 s)" : "");
     fflush(stdout);
     return status;
 }

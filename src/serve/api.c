@@ -50,8 +50,10 @@ static int is_ws(char c)
 
 static weir_slice_t trim(const char *s, size_t n)
 {
-    while (n && is_ws(*s)) s++, n--;
-    while (n && is_ws(s[n - 1])) n--;
+    while (n && is_ws(*s))
+        s++, n--;
+    while (n && is_ws(s[n - 1]))
+        n--;
     return (weir_slice_t){s, n};
 }
 
@@ -71,7 +73,8 @@ static size_t skip_value(const char *s, size_t n, size_t i)
         } else if (c == '}' || c == ']') {
             depth--, i++;
         } else if (depth == 0) {
-            while (i < n && !is_ws(s[i]) && s[i] != ',' && s[i] != ']' && s[i] != '}') i++;
+            while (i < n && !is_ws(s[i]) && s[i] != ',' && s[i] != ']' && s[i] != '}')
+                i++;
         } else {
             i++;
         }
@@ -84,7 +87,8 @@ static const spec_source_t *source_of(api_t *a, const char *name, size_t len, ht
 {
     const spec_source_t *src = runtime_source(a->rt);
     if (len == strlen(src->name) && !memcmp(name, src->name, len)) return src;
-    http_error(resp, 404, "unknown_source", "no source '%.*s' in this pipeline (its source is '%s')",
+    http_error(resp, 404, "unknown_source",
+               "no source '%.*s' in this pipeline (its source is '%s')",
                (int)(len > 200 ? 200 : len), name, src->name);
     return NULL;
 }
@@ -100,7 +104,8 @@ static int check_ready(api_t *a, http_resp_t *resp)
 static int want_post(const http_req_t *req, http_resp_t *resp)
 {
     if (req->method == HTTP_POST) return 1;
-    http_error(resp, 405, "method_not_allowed", "%s is not allowed here; use POST", req->method_name);
+    http_error(resp, 405, "method_not_allowed", "%s is not allowed here; use POST",
+               req->method_name);
     resp->allow = "POST";
     return 0;
 }
@@ -108,7 +113,8 @@ static int want_post(const http_req_t *req, http_resp_t *resp)
 static int want_get(const http_req_t *req, http_resp_t *resp)
 {
     if (req->method == HTTP_GET || req->method == HTTP_HEAD) return 1;
-    http_error(resp, 405, "method_not_allowed", "%s is not allowed here; use GET", req->method_name);
+    http_error(resp, 405, "method_not_allowed", "%s is not allowed here; use GET",
+               req->method_name);
     resp->allow = "GET, HEAD";
     return 0;
 }
@@ -124,7 +130,8 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
         *doc = cJSON_ParseWithLengthOpts(text.ptr, text.len, &end, 0);
         if (!*doc) {
             const char *at = cJSON_GetErrorPtr();
-            size_t pos = at && at >= text.ptr && at <= text.ptr + text.len ? (size_t)(at - text.ptr) : 0;
+            size_t pos =
+                at && at >= text.ptr && at <= text.ptr + text.len ? (size_t)(at - text.ptr) : 0;
             snprintf(why, whylen, "malformed JSON near byte %zu", pos);
             return METRICS_REJ_MALFORMED_JSON;
         }
@@ -155,8 +162,10 @@ typedef struct score_ctx {
 
 static void append_score(weir_buf_t *b, double score)
 {
-    if (isnan(score)) buf_append_str(b, "null");
-    else buf_appendf(b, "%.17g", score);
+    if (isnan(score))
+        buf_append_str(b, "null");
+    else
+        buf_appendf(b, "%.17g", score);
 }
 
 static void score_done(void *ctx, const runtime_outcome_t *o)
@@ -166,19 +175,24 @@ static void score_done(void *ctx, const runtime_outcome_t *o)
     weir_buf_t *b = &sc->resp->body;
     if (!o->res) {
         sc->failed = 1;
-        http_error(sc->resp, 500, "processing_failed", "the event was logged at offset %" PRIu64 " but not applied: %s",
-                   o->offset, o->why);
+        http_error(sc->resp, 500, "processing_failed",
+                   "the event was logged at offset %" PRIu64 " but not applied: %s", o->offset,
+                   o->why);
         return;
     }
     const decision_t *d = o->decision;
     buf_append_str(b, "{\"decision\":");
-    if (d->decision) buf_append_json_string(b, d->decision, strlen(d->decision));
-    else buf_append_str(b, "null");
+    if (d->decision)
+        buf_append_json_string(b, d->decision, strlen(d->decision));
+    else
+        buf_append_str(b, "null");
     buf_append_str(b, ",\"score\":");
     append_score(b, d->score);
     buf_append_str(b, ",\"reason\":");
-    if (d->reason) buf_append_json_string(b, d->reason, strlen(d->reason));
-    else buf_append_str(b, "null");
+    if (d->reason)
+        buf_append_json_string(b, d->reason, strlen(d->reason));
+    else
+        buf_append_str(b, "null");
     buf_appendf(b, ",\"rule\":%d,\"features\":", d->rule);
     buf_append(b, o->features_json.ptr, o->features_json.len);
     buf_append_str(b, ",\"contributions\":[");
@@ -190,8 +204,9 @@ static void score_done(void *ctx, const runtime_outcome_t *o)
     }
     buf_appendf(b, "],\"key\":");
     buf_append_json_string(b, o->ev->key.ptr, o->ev->key.len);
-    buf_appendf(b, ",\"offset\":%" PRIu64 ",\"partition\":%u,\"model\":%" PRIu64 ",\"late\":%s,\"latency_us\":%" PRIu64
-                   "}\n",
+    buf_appendf(b,
+                ",\"offset\":%" PRIu64 ",\"partition\":%u,\"model\":%" PRIu64
+                ",\"late\":%s,\"latency_us\":%" PRIu64 "}\n",
                 o->offset, o->ev->part, d->model_version, o->res->late ? "true" : "false",
                 (weir_mono_ns() - sc->req->start_ns) / 1000);
 }
@@ -239,7 +254,7 @@ static void handle_score(api_t *a, const http_req_t *req, http_resp_t *resp, con
 /* ---- POST /v1/events/{source} ---- */
 
 typedef struct batch {
-    weir_slice_t *texts; /* each event's text */
+    weir_slice_t *texts;  /* each event's text */
     const cJSON **parsed; /* already parsed (array elements), else NULL */
     uint32_t *numbers;    /* line number (NDJSON) or index (array) */
     size_t n, cap;
@@ -282,7 +297,8 @@ static void event_done(void *ctx, const runtime_outcome_t *o)
     if (!o->res) {
         ec->failed++;
         char why[600];
-        snprintf(why, sizeof why, "logged at offset %" PRIu64 " but not applied: %s", o->offset, o->why);
+        snprintf(why, sizeof why, "logged at offset %" PRIu64 " but not applied: %s", o->offset,
+                 o->why);
         add_reject(ec, ec->numbers[o->ev->index], why);
     } else if (o->res->late) {
         ec->late++;
@@ -298,7 +314,8 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
     uint64_t t0 = weir_mono_ns();
     weir_slice_t body = trim(req->body.ptr, req->body.len);
     if (body.len == 0) {
-        http_error(resp, 400, "empty_body", "the body must be a JSON event, a JSON array of events or NDJSON");
+        http_error(resp, 400, "empty_body",
+                   "the body must be a JSON event, a JSON array of events or NDJSON");
         return;
     }
     /* Which of the three forms: a Content-Type naming NDJSON decides;
@@ -319,8 +336,10 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
         if (!whole && !memchr(body.ptr, '\n', body.len)) {
             metrics_add(&m->rejected[METRICS_REJ_MALFORMED_JSON], 1);
             const char *at = cJSON_GetErrorPtr();
-            size_t pos = at && at >= body.ptr && at <= body.ptr + body.len ? (size_t)(at - body.ptr) : 0;
-            http_error(resp, 400, "malformed_json", "the body is not JSON (near byte %zu) and not NDJSON", pos);
+            size_t pos =
+                at && at >= body.ptr && at <= body.ptr + body.len ? (size_t)(at - body.ptr) : 0;
+            http_error(resp, 400, "malformed_json",
+                       "the body is not JSON (near byte %zu) and not NDJSON", pos);
             return;
         }
         ndjson = whole == NULL;
@@ -342,7 +361,8 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
         size_t i = 1, idx = 0;
         const cJSON *el = whole->child;
         while (el) {
-            while (i < body.len && (is_ws(body.ptr[i]) || body.ptr[i] == ',')) i++;
+            while (i < body.len && (is_ws(body.ptr[i]) || body.ptr[i] == ','))
+                i++;
             size_t j = skip_value(body.ptr, body.len, i);
             batch_add(&b, (weir_slice_t){body.ptr + i, j - i}, el, (uint32_t)idx++);
             el = el->next;
@@ -352,7 +372,8 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
         batch_add(&b, body, whole, 0);
     }
     if (b.n > a->max_batch) {
-        http_error(resp, 413, "too_many_events", "%zu events in one request; the limit is %zu", b.n, a->max_batch);
+        http_error(resp, 413, "too_many_events", "%zu events in one request; the limit is %zu", b.n,
+                   a->max_batch);
         goto done;
     }
     weir_buf_t rejects = WEIR_BUF_INIT;
@@ -361,7 +382,7 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
     expr_value_t *fields = weir_malloc((b.n ? b.n : 1) * nf * sizeof *fields);
     cJSON **docs = weir_calloc(b.n ? b.n : 1, sizeof *docs);
     runtime_event_t *evs = weir_malloc((b.n ? b.n : 1) * sizeof *evs);
-    char (*keytmp)[32] = weir_malloc((b.n ? b.n : 1) * sizeof *keytmp);
+    char(*keytmp)[32] = weir_malloc((b.n ? b.n : 1) * sizeof *keytmp);
     size_t ngood = 0;
     for (size_t i = 0; i < b.n; i++) {
         char why[512];
@@ -398,13 +419,15 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
         } else {
             buf_append_str(o, "{");
         }
-        buf_appendf(o, "\"accepted\":%zu,\"rejected_count\":%zu,\"late\":%" PRIu64 ",\"rejected\":[", accepted,
-                    ec.nrejects, ec.late);
+        buf_appendf(o,
+                    "\"accepted\":%zu,\"rejected_count\":%zu,\"late\":%" PRIu64 ",\"rejected\":[",
+                    accepted, ec.nrejects, ec.late);
         if (rejects.len) buf_append(o, rejects.data, rejects.len);
         buf_append_str(o, "]}\n");
     }
     buf_free(&rejects);
-    for (size_t i = 0; i < b.n; i++) cJSON_Delete(docs[i]);
+    for (size_t i = 0; i < b.n; i++)
+        cJSON_Delete(docs[i]);
     weir_free(docs);
     weir_free(fields);
     weir_free(evs);
@@ -440,8 +463,8 @@ static void handle_reload(api_t *a, const http_req_t *req, http_resp_t *resp)
     uint64_t v;
     if (runtime_reload(a->rt, &v, err, sizeof err) != 0) {
         int none = !runtime_spec(a->rt)->has_model;
-        http_error(resp, none ? 409 : 500, none ? "no_model" : "reload_failed", "%s (model %" PRIu64 " stays live)",
-                   err, v);
+        http_error(resp, none ? 409 : 500, none ? "no_model" : "reload_failed",
+                   "%s (model %" PRIu64 " stays live)", err, v);
         return;
     }
     buf_appendf(&resp->body, "{\"reloaded\":true,\"model\":%" PRIu64 "}\n", v);
@@ -455,7 +478,8 @@ void api_handle(void *ctx, const http_req_t *req, http_resp_t *resp)
     resp->content_type = "application/json";
     if (has_prefix(p, "/v1/score/")) return handle_score(a, req, resp, p + strlen("/v1/score/"));
     if (has_prefix(p, "/v1/events/")) return handle_events(a, req, resp, p + strlen("/v1/events/"));
-    if (has_prefix(p, "/v1/features/")) return handle_features(a, req, resp, p + strlen("/v1/features/"));
+    if (has_prefix(p, "/v1/features/"))
+        return handle_features(a, req, resp, p + strlen("/v1/features/"));
     if (!strcmp(p, "/v1/admin/reload")) return handle_reload(a, req, resp);
     if (!strcmp(p, "/metrics")) {
         if (!want_get(req, resp)) return;
@@ -468,7 +492,8 @@ void api_handle(void *ctx, const http_req_t *req, http_resp_t *resp)
         return;
     }
     if (!strcmp(p, "/readyz")) {
-        if (want_get(req, resp) && check_ready(a, resp)) buf_append_str(&resp->body, "{\"ready\":true}\n");
+        if (want_get(req, resp) && check_ready(a, resp))
+            buf_append_str(&resp->body, "{\"ready\":true}\n");
         return;
     }
     if (!strcmp(p, "/")) {

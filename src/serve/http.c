@@ -126,7 +126,8 @@ static enum MHD_Result send_resp(req_t *r, http_resp_t *resp)
 {
     struct MHD_Response *mr;
     if (resp->body.len) {
-        mr = MHD_create_response_from_buffer_with_free_callback(resp->body.len, resp->body.data, free_body);
+        mr = MHD_create_response_from_buffer_with_free_callback(resp->body.len, resp->body.data,
+                                                                free_body);
     } else {
         buf_free(&resp->body);
         mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -141,14 +142,16 @@ static enum MHD_Result send_resp(req_t *r, http_resp_t *resp)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_RETRY_AFTER, s);
     }
     if (resp->allow) MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, resp->allow);
-    if (resp->status == 401) MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (resp->status == 401)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)resp->status, mr);
     MHD_destroy_response(mr);
     metrics_request(r->h->m, (metrics_route_t)r->route, resp->status);
     return ret;
 }
 
-static enum MHD_Result refuse(req_t *r, int status, int retry_after, const char *code, const char *msg)
+static enum MHD_Result refuse(req_t *r, int status, int retry_after, const char *code,
+                              const char *msg)
 {
     http_resp_t resp = {.route = r->route, .retry_after = retry_after};
     http_error(&resp, status, code, "%s", msg);
@@ -161,7 +164,8 @@ typedef struct header_tally {
     size_t bytes;
 } header_tally_t;
 
-static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
 {
     (void)kind;
     header_tally_t *t = cls;
@@ -194,7 +198,8 @@ static http_method_t method_of(const char *m)
 
 static void watch(http_t *h, req_t *r)
 {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fd = ci ? ci->connect_fd : -1;
     pthread_mutex_lock(&h->lock);
     r->state = REQ_RECEIVING;
@@ -231,23 +236,30 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, tally_header, &t);
     if (t.n > h->cfg.max_headers || t.bytes > h->cfg.max_header_bytes) {
         char msg[160];
-        snprintf(msg, sizeof msg, "%u header fields of %zu bytes; the limits are %u fields and %zu bytes", t.n,
+        snprintf(msg, sizeof msg,
+                 "%u header fields of %zu bytes; the limits are %u fields and %zu bytes", t.n,
                  t.bytes, h->cfg.max_headers, h->cfg.max_header_bytes);
         return refuse(r, 431, 0, "headers_too_large", msg);
     }
     if (h->token && !strncmp(url, "/v1/", 4)) {
-        const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        if (!auth) return refuse(r, 401, 0, "unauthorized", "this route needs an Authorization: Bearer token");
-        if (!token_ok(h, auth)) return refuse(r, 401, 0, "unauthorized", "the bearer token is not valid");
+        const char *auth =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!auth)
+            return refuse(r, 401, 0, "unauthorized",
+                          "this route needs an Authorization: Bearer token");
+        if (!token_ok(h, auth))
+            return refuse(r, 401, 0, "unauthorized", "the bearer token is not valid");
     }
-    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
         char *end;
         errno = 0;
         unsigned long long v = strtoull(cl, &end, 10);
         if (errno == 0 && *end == '\0' && v > h->cfg.max_body) {
             char msg[160];
-            snprintf(msg, sizeof msg, "the body is %llu bytes; the limit is %zu", v, h->cfg.max_body);
+            snprintf(msg, sizeof msg, "the body is %llu bytes; the limit is %zu", v,
+                     h->cfg.max_body);
             return refuse(r, 413, 0, "body_too_large", msg);
         }
     }
@@ -255,9 +267,9 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
     return MHD_YES;
 }
 
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                 const char *version, const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     http_t *h = cls;
@@ -273,8 +285,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         enum MHD_Result ret = on_headers(h, r, url, method);
         /* A request without a body (GET, HEAD) is answered right away. */
         if (ret == MHD_NO || r->answered || r->registered) return ret;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *te =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
         if ((cl && strcmp(cl, "0") != 0) || te) return MHD_YES;
     } else if (r->answered) {
         *upload_data_size = 0; /* refused early: nothing more to do */
@@ -304,7 +318,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         .method_name = method,
         .path = url,
         .body = {r->body.data ? r->body.data : "", r->body.len},
-        .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .content_type =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
         .start_ns = r->start_ns,
         .conn = conn,
     };
@@ -333,13 +348,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void *watchdog_main(void *arg)
 {
     http_t *h = arg;
-    static const char body[] =
-        "{\"error\":{\"code\":\"request_timeout\",\"message\":\"the request body did not arrive in time\"}}\n";
+    static const char body[] = "{\"error\":{\"code\":\"request_timeout\",\"message\":\"the request "
+                               "body did not arrive in time\"}}\n";
     char msg[512];
-    int len = snprintf(msg, sizeof msg,
-                       "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                       "Content-Length: %zu\r\n\r\n%s",
-                       sizeof body - 1, body);
+    int len = snprintf(
+        msg, sizeof msg,
+        "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        "Content-Length: %zu\r\n\r\n%s",
+        sizeof body - 1, body);
     uint64_t limit = (uint64_t)h->cfg.request_timeout_ms * 1000000ull;
     pthread_mutex_lock(&h->lock);
     while (!h->stopping) {
@@ -377,15 +393,16 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
     (void)ap;
 }
 
-int http_start(const http_config_t *cfg, http_handler_cb cb, http_route_cb route, void *ctx, metrics_t *m,
-               http_t **out, char *err, size_t errlen)
+int http_start(const http_config_t *cfg, http_handler_cb cb, http_route_cb route, void *ctx,
+               metrics_t *m, http_t **out, char *err, size_t errlen)
 {
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_port = htons(cfg->port);
     if (inet_pton(AF_INET, cfg->host, &sa.sin_addr) != 1)
-        return weir_errf(err, errlen, WEIR_EINVAL, "cannot listen on %s: not an IPv4 address", cfg->host);
+        return weir_errf(err, errlen, WEIR_EINVAL, "cannot listen on %s: not an IPv4 address",
+                         cfg->host);
     http_t *h = weir_calloc(1, sizeof *h);
     h->cfg = *cfg;
     if (cfg->token) {
@@ -401,22 +418,21 @@ int http_start(const http_config_t *cfg, http_handler_cb cb, http_route_cb route
     h->receiving.next = h->receiving.prev = &h->receiving;
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     errno = 0;
-    h->d = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_access, h,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(cfg->threads ? cfg->threads : 1),
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->conn_memory,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->idle_timeout_s,
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                            MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h,
-                            MHD_OPTION_END);
+    h->d = MHD_start_daemon(
+        flags, cfg->port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(cfg->threads ? cfg->threads : 1),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->conn_memory, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)cfg->idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h,
+        MHD_OPTION_END);
     if (!h->d) {
         int e = errno;
-        weir_errf(err, errlen, WEIR_EIO, "cannot listen on %s:%u: %s", cfg->host, (unsigned)cfg->port,
-                  e ? strerror(e) : "libmicrohttpd refused to start");
+        weir_errf(err, errlen, WEIR_EIO, "cannot listen on %s:%u: %s", cfg->host,
+                  (unsigned)cfg->port, e ? strerror(e) : "libmicrohttpd refused to start");
         pthread_mutex_destroy(&h->lock);
         pthread_cond_destroy(&h->wake);
         weir_free(h->token);
@@ -444,7 +460,8 @@ int64_t http_drain(http_t *h, int timeout_ms)
 {
     uint64_t until = weir_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
     int64_t n;
-    while ((n = atomic_load_explicit(&h->m->inflight, memory_order_relaxed)) > 0 && weir_mono_ns() < until)
+    while ((n = atomic_load_explicit(&h->m->inflight, memory_order_relaxed)) > 0 &&
+           weir_mono_ns() < until)
         usleep(5000);
     return n;
 }

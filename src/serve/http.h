@@ -68,18 +68,18 @@ typedef void (*http_handler_cb)(void *ctx, const http_req_t *req, http_resp_t *r
 typedef int (*http_route_cb)(const char *path);
 
 typedef struct http_config {
-    const char *host;        /* IPv4 address to listen on */
-    uint16_t port;           /* 0: any free port (see http_port) */
-    unsigned threads;        /* worker threads (default: online CPUs) */
-    size_t max_body;         /* bytes (default 1 MiB) */
-    unsigned max_headers;    /* header fields (default 100) */
-    size_t max_header_bytes; /* bytes of all header fields (default 16 KiB) */
-    size_t conn_memory;      /* libmicrohttpd's per-connection pool (default 128 KiB) */
-    int request_timeout_ms;  /* headers → complete body (default 10 s) */
-    unsigned idle_timeout_s; /* idle keep-alive connection (default 60 s) */
-    unsigned max_inflight;   /* requests being received or processed (default 1024) */
+    const char *host;         /* IPv4 address to listen on */
+    uint16_t port;            /* 0: any free port (see http_port) */
+    unsigned threads;         /* worker threads (default: online CPUs) */
+    size_t max_body;          /* bytes (default 1 MiB) */
+    unsigned max_headers;     /* header fields (default 100) */
+    size_t max_header_bytes;  /* bytes of all header fields (default 16 KiB) */
+    size_t conn_memory;       /* libmicrohttpd's per-connection pool (default 128 KiB) */
+    int request_timeout_ms;   /* headers → complete body (default 10 s) */
+    unsigned idle_timeout_s;  /* idle keep-alive connection (default 60 s) */
+    unsigned max_inflight;    /* requests being received or processed (default 1024) */
     unsigned max_connections; /* open connections (default 4096) */
-    const char *token;       /* bearer token required on /v1/ routes; NULL = none (copied) */
+    const char *token;        /* bearer token required on /v1/ routes; NULL = none (copied) */
 } http_config_t;
 
 void http_config_defaults(http_config_t *cfg);

@@ -13,8 +13,8 @@
 /* Upper bounds of the latency buckets, in nanoseconds: from 2.5 µs (a
  * decode or a feature update) to 10 s (a stalled request). */
 static const uint64_t bucket_ns[METRICS_NBUCKETS] = {
-    2500,      5000,      10000,     25000,      50000,      100000,     250000,
-    500000,    1000000,   2500000,   5000000,    10000000,   25000000,   50000000,
+    2500,      5000,      10000,     25000,      50000,      100000,         250000,
+    500000,    1000000,   2500000,   5000000,    10000000,   25000000,       50000000,
     100000000, 250000000, 500000000, 1000000000, 2500000000, 10000000000ull,
 };
 
@@ -23,7 +23,10 @@ static const char *const stage_names[METRICS_NSTAGES] = {
 };
 
 static const char *const reason_names[METRICS_NREASONS] = {
-    "malformed_json", "not_object", "invalid_event", "processing",
+    "malformed_json",
+    "not_object",
+    "invalid_event",
+    "processing",
 };
 
 static const char *const route_names[METRICS_NROUTES] = {
@@ -53,7 +56,8 @@ void metrics_observe(metrics_t *m, metrics_stage_t stage, uint64_t ns)
 {
     metrics_hist_t *h = &m->stage[stage];
     size_t i = 0;
-    while (i < METRICS_NBUCKETS && ns > bucket_ns[i]) i++;
+    while (i < METRICS_NBUCKETS && ns > bucket_ns[i])
+        i++;
     if (i < METRICS_NBUCKETS) metrics_add(&h->bucket[i], 1);
     metrics_add(&h->count, 1);
     metrics_add(&h->sum_ns, ns);
@@ -68,7 +72,8 @@ void metrics_decision(metrics_t *m, int rule)
 void metrics_request(metrics_t *m, metrics_route_t route, int status)
 {
     int i = 0;
-    while (i < METRICS_NCODES - 1 && codes[i] != status) i++;
+    while (i < METRICS_NCODES - 1 && codes[i] != status)
+        i++;
     metrics_add(&m->requests[route][i], 1);
 }
 
@@ -79,14 +84,18 @@ void metrics_header(weir_buf_t *b, const char *name, const char *type, const cha
 
 void metrics_sample_u64(weir_buf_t *b, const char *name, const char *labels, uint64_t v)
 {
-    if (labels) buf_appendf(b, "%s{%s} %" PRIu64 "\n", name, labels, v);
-    else buf_appendf(b, "%s %" PRIu64 "\n", name, v);
+    if (labels)
+        buf_appendf(b, "%s{%s} %" PRIu64 "\n", name, labels, v);
+    else
+        buf_appendf(b, "%s %" PRIu64 "\n", name, v);
 }
 
 void metrics_sample_f64(weir_buf_t *b, const char *name, const char *labels, double v)
 {
-    if (labels) buf_appendf(b, "%s{%s} %.17g\n", name, labels, v);
-    else buf_appendf(b, "%s %.17g\n", name, v);
+    if (labels)
+        buf_appendf(b, "%s{%s} %.17g\n", name, labels, v);
+    else
+        buf_appendf(b, "%s %.17g\n", name, v);
 }
 
 static uint64_t load(_Atomic uint64_t *c)
@@ -99,9 +108,12 @@ static uint64_t load(_Atomic uint64_t *c)
 static void label_value(weir_buf_t *b, const char *s)
 {
     for (; *s; s++) {
-        if (*s == '\\' || *s == '"') buf_appendf(b, "\\%c", *s);
-        else if (*s == '\n') buf_append_str(b, "\\n");
-        else buf_append(b, s, 1);
+        if (*s == '\\' || *s == '"')
+            buf_appendf(b, "\\%c", *s);
+        else if (*s == '\n')
+            buf_append_str(b, "\\n");
+        else
+            buf_append(b, s, 1);
     }
 }
 
@@ -134,7 +146,8 @@ void metrics_render(metrics_t *m, weir_buf_t *b)
     for (uint32_t i = 0; i <= m->nrules; i++) {
         const char *name = i < m->nrules ? m->outcomes[i] : "none";
         int seen = 0;
-        for (uint32_t j = 0; j < i && !seen; j++) seen = !strcmp(m->outcomes[j], name);
+        for (uint32_t j = 0; j < i && !seen; j++)
+            seen = !strcmp(m->outcomes[j], name);
         if (seen) continue;
         uint64_t n = load(&m->decisions[i]);
         for (uint32_t j = i + 1; j < m->nrules; j++)
@@ -150,25 +163,32 @@ void metrics_render(metrics_t *m, weir_buf_t *b)
     metrics_header(b, "weir_replayed_events_total", "counter",
                    "Events replayed from the log at start-up to rebuild state.");
     metrics_sample_u64(b, "weir_replayed_events_total", NULL, load(&m->replayed));
-    metrics_header(b, "weir_redecided_events_total", "counter",
-                   "Logged events without a decision (a crash between the two appends) decided at start-up.");
+    metrics_header(
+        b, "weir_redecided_events_total", "counter",
+        "Logged events without a decision (a crash between the two appends) decided at start-up.");
     metrics_sample_u64(b, "weir_redecided_events_total", NULL, load(&m->redecided));
     metrics_header(b, "weir_model_reloads_total", "counter", "Model reloads, by result.");
     metrics_sample_u64(b, "weir_model_reloads_total", "result=\"ok\"", load(&m->reloads));
-    metrics_sample_u64(b, "weir_model_reloads_total", "result=\"failed\"", load(&m->reload_failures));
+    metrics_sample_u64(b, "weir_model_reloads_total", "result=\"failed\"",
+                       load(&m->reload_failures));
 
-    metrics_header(b, "weir_http_requests_total", "counter", "HTTP requests answered, by route and status code.");
+    metrics_header(b, "weir_http_requests_total", "counter",
+                   "HTTP requests answered, by route and status code.");
     for (int r = 0; r < METRICS_NROUTES; r++)
         for (int c = 0; c < METRICS_NCODES; c++) {
             uint64_t n = load(&m->requests[r][c]);
             if (!n) continue;
-            if (codes[c]) snprintf(lab, sizeof lab, "route=\"%s\",code=\"%d\"", route_names[r], codes[c]);
-            else snprintf(lab, sizeof lab, "route=\"%s\",code=\"other\"", route_names[r]);
+            if (codes[c])
+                snprintf(lab, sizeof lab, "route=\"%s\",code=\"%d\"", route_names[r], codes[c]);
+            else
+                snprintf(lab, sizeof lab, "route=\"%s\",code=\"other\"", route_names[r]);
             metrics_sample_u64(b, "weir_http_requests_total", lab, n);
         }
-    metrics_header(b, "weir_http_inflight_requests", "gauge", "HTTP requests being received or processed.");
+    metrics_header(b, "weir_http_inflight_requests", "gauge",
+                   "HTTP requests being received or processed.");
     int64_t inflight = atomic_load_explicit(&m->inflight, memory_order_relaxed);
-    metrics_sample_u64(b, "weir_http_inflight_requests", NULL, inflight > 0 ? (uint64_t)inflight : 0);
+    metrics_sample_u64(b, "weir_http_inflight_requests", NULL,
+                       inflight > 0 ? (uint64_t)inflight : 0);
 
     metrics_header(b, "weir_stage_latency_seconds", "histogram",
                    "Time spent per stage of an event's path (total: per request).");
@@ -177,14 +197,16 @@ void metrics_render(metrics_t *m, weir_buf_t *b)
         uint64_t cum = 0;
         for (int i = 0; i < METRICS_NBUCKETS; i++) {
             cum += load(&h->bucket[i]);
-            snprintf(lab, sizeof lab, "stage=\"%s\",le=\"%.9g\"", stage_names[s], (double)bucket_ns[i] / 1e9);
+            snprintf(lab, sizeof lab, "stage=\"%s\",le=\"%.9g\"", stage_names[s],
+                     (double)bucket_ns[i] / 1e9);
             metrics_sample_u64(b, "weir_stage_latency_seconds_bucket", lab, cum);
         }
         uint64_t count = load(&h->count);
         snprintf(lab, sizeof lab, "stage=\"%s\",le=\"+Inf\"", stage_names[s]);
         metrics_sample_u64(b, "weir_stage_latency_seconds_bucket", lab, count);
         snprintf(lab, sizeof lab, "stage=\"%s\"", stage_names[s]);
-        metrics_sample_f64(b, "weir_stage_latency_seconds_sum", lab, (double)load(&h->sum_ns) / 1e9);
+        metrics_sample_f64(b, "weir_stage_latency_seconds_sum", lab,
+                           (double)load(&h->sum_ns) / 1e9);
         metrics_sample_u64(b, "weir_stage_latency_seconds_count", lab, count);
     }
     buf_free(&src);

@@ -63,8 +63,8 @@ typedef struct metrics_hist {
 } metrics_hist_t;
 
 typedef struct metrics {
-    const char *source;       /* the spec's source name (owned by the spec) */
-    const char **outcomes;    /* rule index → decision name (owned by the spec) */
+    const char *source;    /* the spec's source name (owned by the spec) */
+    const char **outcomes; /* rule index → decision name (owned by the spec) */
     uint32_t nrules;
     _Atomic uint64_t accepted;
     _Atomic uint64_t rejected[METRICS_NREASONS];

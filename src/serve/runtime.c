@@ -47,7 +47,7 @@ typedef struct rt_part {
     log_rec_t *recs, *drecs;
     size_t *dstart;
     size_t rcap;
-    char *lower;                  /* lower() scratch for the rules */
+    char *lower; /* lower() scratch for the rules */
     size_t lower_cap, max_raw;
     _Atomic int64_t max_time; /* newest event time applied (INT64_MIN: none) */
     _Atomic int64_t last_ms;  /* wall clock of the last append */
@@ -78,8 +78,8 @@ struct runtime {
 
 /* ---- sinks: outputs are shared by all partitions ---- */
 
-static void sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key, int64_t start,
-                        int64_t end, const expr_value_t *vals)
+static void sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
+                        int64_t start, int64_t end, const expr_value_t *vals)
 {
     runtime_t *rt = ctx;
     pthread_mutex_lock(&rt->out_lock);
@@ -117,11 +117,14 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
     log_config_t lc;
     log_config_defaults(&lc);
     if ((rc = log_open_dir(dir, &lc, &rt->dlog, err, errlen)) != 0) goto fail;
-    if ((rc = log_topic_open(rt->dlog, rt->pl.src->name, rt->nparts, &rt->dtopic, err, errlen)) != 0) goto fail;
+    if ((rc = log_topic_open(rt->dlog, rt->pl.src->name, rt->nparts, &rt->dtopic, err, errlen)) !=
+        0)
+        goto fail;
     if ((rc = outputs_open(cfg->datadir, s, &rt->out, err, errlen)) != 0) goto fail;
     rt->osink = outputs_sink(rt->out);
     rt->outcomes = weir_calloc(s->ndecisions + 1, sizeof *rt->outcomes);
-    for (uint32_t i = 0; i < s->ndecisions; i++) rt->outcomes[i] = s->decisions[i].then;
+    for (uint32_t i = 0; i < s->ndecisions; i++)
+        rt->outcomes[i] = s->decisions[i].then;
     metrics_init(&rt->m, rt->pl.src->name, rt->outcomes, s->ndecisions);
     rt->parts = weir_calloc(rt->nparts, sizeof *rt->parts);
     for (uint32_t i = 0; i < rt->nparts; i++) {
@@ -232,8 +235,8 @@ static void grow(rt_part_t *p, size_t n)
 
 /* Scores and decides; the lower() scratch covers every string the rules
  * can see (those of this event and of earlier ones, in the state). */
-static void decide_one(runtime_t *rt, rt_part_t *p, const engine_result_t *res, size_t raw_len, int contribs,
-                       decision_t *d)
+static void decide_one(runtime_t *rt, rt_part_t *p, const engine_result_t *res, size_t raw_len,
+                       int contribs, decision_t *d)
 {
     if (raw_len > p->max_raw) p->max_raw = raw_len;
     size_t need = (size_t)rt->pl.spec->lower_calls * (p->max_raw + 64);
@@ -245,33 +248,42 @@ static void decide_one(runtime_t *rt, rt_part_t *p, const engine_result_t *res, 
 }
 
 /* Appends one decision record value to p->dvals (its start in p->dstart[i]). */
-static void decision_record(runtime_t *rt, rt_part_t *p, size_t i, uint64_t offset, const engine_result_t *res,
-                            const decision_t *d, weir_slice_t features_json)
+static void decision_record(runtime_t *rt, rt_part_t *p, size_t i, uint64_t offset,
+                            const engine_result_t *res, const decision_t *d,
+                            weir_slice_t features_json)
 {
     weir_buf_t *b = &p->dvals;
     p->dstart[i] = b->len;
     buf_appendf(b, "{\"offset\":%" PRIu64 ",\"decision\":", offset);
-    if (d->decision) buf_append_json_string(b, d->decision, strlen(d->decision));
-    else buf_append_str(b, "null");
+    if (d->decision)
+        buf_append_json_string(b, d->decision, strlen(d->decision));
+    else
+        buf_append_str(b, "null");
     buf_appendf(b, ",\"rule\":%d,\"score\":", d->rule);
-    if (isnan(d->score)) buf_append_str(b, "null");
-    else buf_appendf(b, "%.17g", d->score);
+    if (isnan(d->score))
+        buf_append_str(b, "null");
+    else
+        buf_appendf(b, "%.17g", d->score);
     buf_appendf(b, ",\"model\":%" PRIu64 ",\"late\":%s,\"features\":", d->model_version,
                 res && res->late ? "true" : "false");
-    if (features_json.len) buf_append(b, features_json.ptr, features_json.len);
-    else buf_append_str(b, "null");
+    if (features_json.len)
+        buf_append(b, features_json.ptr, features_json.len);
+    else
+        buf_append_str(b, "null");
     buf_append(b, "}", 1);
     (void)rt;
 }
 
-static int append_decisions(runtime_t *rt, rt_part_t *p, size_t n, int64_t now, char *err, size_t errlen)
+static int append_decisions(runtime_t *rt, rt_part_t *p, size_t n, int64_t now, char *err,
+                            size_t errlen)
 {
     if (n == 0) return 0;
     p->dstart[n] = p->dvals.len;
     for (size_t i = 0; i < n; i++) {
         p->drecs[i].type = LOG_REC_EVENT;
         p->drecs[i].ts = now;
-        p->drecs[i].value = (weir_slice_t){p->dvals.data + p->dstart[i], p->dstart[i + 1] - p->dstart[i]};
+        p->drecs[i].value =
+            (weir_slice_t){p->dvals.data + p->dstart[i], p->dstart[i + 1] - p->dstart[i]};
     }
     uint64_t t0 = weir_mono_ns();
     int rc = log_append(p->dlog, p->drecs, n, rt->cfg.ack, &p->dscratch, NULL, err, errlen);
@@ -304,7 +316,8 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
         decision_t d;
         runtime_outcome_t o = {.ev = &evs[i], .offset = first + i, .decision = &d};
         t0 = weir_mono_ns();
-        rc = engine_part_event(p->engine, first + i, evs[i].fields, evs[i].raw, &res, why, sizeof why);
+        rc = engine_part_event(p->engine, first + i, evs[i].fields, evs[i].raw, &res, why,
+                               sizeof why);
         t1 = weir_mono_ns();
         metrics_observe(&rt->m, METRICS_STAGE_FEATURES, t1 - t0);
         buf_reset(&p->feat);
@@ -317,7 +330,8 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
             metrics_add(&rt->m.accepted, 1);
             if (res.late) metrics_add(&rt->m.late, 1);
             metrics_decision(&rt->m, d.rule);
-            int64_t mt = res.watermark == INT64_MIN ? INT64_MIN : res.watermark + rt->pl.src->lateness_ms;
+            int64_t mt =
+                res.watermark == INT64_MIN ? INT64_MIN : res.watermark + rt->pl.src->lateness_ms;
             if (mt > atomic_load_explicit(&p->max_time, memory_order_relaxed))
                 atomic_store_explicit(&p->max_time, mt, memory_order_relaxed);
         } else {
@@ -335,8 +349,8 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
     return append_decisions(rt, p, n, now, err, errlen);
 }
 
-int runtime_process(runtime_t *rt, runtime_event_t *evs, size_t n, int want_contribs, runtime_outcome_cb cb,
-                    void *ctx, char *err, size_t errlen)
+int runtime_process(runtime_t *rt, runtime_event_t *evs, size_t n, int want_contribs,
+                    runtime_outcome_cb cb, void *ctx, char *err, size_t errlen)
 {
     /* Group by partition, keeping each partition's events in request order
      * (insertion sort: stable, and requests are small or already grouped). */
@@ -351,7 +365,8 @@ int runtime_process(runtime_t *rt, runtime_event_t *evs, size_t n, int want_cont
     }
     for (size_t i = 0; i < n;) {
         size_t j = i;
-        while (j < n && evs[j].part == evs[i].part) j++;
+        while (j < n && evs[j].part == evs[i].part)
+            j++;
         rt_part_t *p = &rt->parts[evs[i].part];
         pthread_mutex_lock(&p->lock);
         int rc = process_part(rt, p, evs + i, j - i, want_contribs, cb, ctx, err, errlen);
@@ -372,8 +387,10 @@ void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out)
     buf_append_str(out, "{\"key\":");
     buf_append_json_string(out, key.ptr, key.len);
     buf_appendf(out, ",\"partition\":%u,\"found\":%s,\"watermark\":", pi, found ? "true" : "false");
-    if (res.watermark == INT64_MIN) buf_append_str(out, "null");
-    else buf_appendf(out, "%" PRId64, res.watermark);
+    if (res.watermark == INT64_MIN)
+        buf_append_str(out, "null");
+    else
+        buf_appendf(out, "%" PRId64, res.watermark);
     buf_append_str(out, ",\"features\":");
     runtime_features_json(rt->pl.spec, res.features, out);
     buf_append_str(out, "}\n");
@@ -412,13 +429,15 @@ static int last_decided(rt_part_t *p, int64_t *out, char *err, size_t errlen)
             rc = 0;
         } else {
             rc = weir_errf(err, errlen, WEIR_ECORRUPT,
-                           "decision log partition %u: the record at offset %" PRIu64 " has no input offset", p->id,
-                           st.next_offset - 1);
+                           "decision log partition %u: the record at offset %" PRIu64
+                           " has no input offset",
+                           p->id, st.next_offset - 1);
         }
         cJSON_Delete(doc);
     } else if (rc == 0) {
-        rc = weir_errf(err, errlen, WEIR_ECORRUPT, "decision log partition %u: offset %" PRIu64 " is unreadable",
-                       p->id, st.next_offset - 1);
+        rc = weir_errf(err, errlen, WEIR_ECORRUPT,
+                       "decision log partition %u: offset %" PRIu64 " is unreadable", p->id,
+                       st.next_offset - 1);
     }
     log_reader_close(r);
     return rc;
@@ -477,7 +496,8 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     c->pending++;
     metrics_add(&rt->m.redecided, 1);
     metrics_decision(&rt->m, d.rule);
-    if (c->pending >= RECOVER_BATCH && (c->rc = flush_recovered(c, c->err, sizeof c->err)) != 0) return 1;
+    if (c->pending >= RECOVER_BATCH && (c->rc = flush_recovered(c, c->err, sizeof c->err)) != 0)
+        return 1;
     return 0;
 }
 
@@ -512,7 +532,8 @@ static void *recover_main(void *arg)
     runtime_t *rt = arg;
     uint32_t i;
     char err[1024];
-    while ((i = atomic_fetch_add(&rt->next_part, 1)) < rt->nparts && atomic_load(&rt->recover_rc) == 0) {
+    while ((i = atomic_fetch_add(&rt->next_part, 1)) < rt->nparts &&
+           atomic_load(&rt->recover_rc) == 0) {
         int rc = recover_part(rt, &rt->parts[i], err, sizeof err);
         if (rc) {
             pthread_mutex_lock(&rt->err_lock);
@@ -531,8 +552,10 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
     if (threads == 0) threads = 1;
     if (threads > rt->nparts) threads = rt->nparts;
     pthread_t *th = weir_calloc(threads, sizeof *th);
-    for (unsigned i = 0; i < threads; i++) pthread_create(&th[i], NULL, recover_main, rt);
-    for (unsigned i = 0; i < threads; i++) pthread_join(th[i], NULL);
+    for (unsigned i = 0; i < threads; i++)
+        pthread_create(&th[i], NULL, recover_main, rt);
+    for (unsigned i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
     weir_free(th);
     int rc = atomic_load(&rt->recover_rc);
     if (rc) return weir_errf(err, errlen, rc, "%s", rt->recover_err);
@@ -554,7 +577,8 @@ void runtime_housekeep(runtime_t *rt, int64_t now_ms)
     for (uint32_t i = 0; i < rt->nparts; i++) {
         rt_part_t *p = &rt->parts[i];
         int idle = rt->cfg.tick_idle_ms > 0 && newest != INT64_MIN &&
-                   now_ms - atomic_load_explicit(&p->last_ms, memory_order_relaxed) >= rt->cfg.tick_idle_ms &&
+                   now_ms - atomic_load_explicit(&p->last_ms, memory_order_relaxed) >=
+                       rt->cfg.tick_idle_ms &&
                    atomic_load_explicit(&p->max_time, memory_order_relaxed) < newest;
         int stale = now_ms - p->stats_ms >= STATS_EVERY_MS;
         if (!idle && !stale) continue;
@@ -591,9 +615,11 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
 {
     metrics_render(&rt->m, b);
     char lab[128];
-    metrics_header(b, "weir_ready", "gauge", "1 once the log has been replayed and the server takes traffic.");
+    metrics_header(b, "weir_ready", "gauge",
+                   "1 once the log has been replayed and the server takes traffic.");
     metrics_sample_u64(b, "weir_ready", NULL, (uint64_t)runtime_ready(rt));
-    metrics_header(b, "weir_model_version", "gauge", "Version of the live model (1 at start, +1 per reload; 0 = none).");
+    metrics_header(b, "weir_model_version", "gauge",
+                   "Version of the live model (1 at start, +1 per reload; 0 = none).");
     metrics_sample_u64(b, "weir_model_version", NULL, runtime_model_version(rt));
     metrics_header(b, "weir_heap_bytes", "gauge", "Bytes allocated by weir on the heap.");
     metrics_sample_u64(b, "weir_heap_bytes", NULL, (uint64_t)weir_alloc_used());
@@ -607,7 +633,8 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
             snprintf(lab, sizeof lab, "log=\"%s\",partition=\"%u\"", logs[l], i);
             metrics_sample_u64(b, "weir_log_bytes", lab, st[0].bytes);
         }
-    metrics_header(b, "weir_log_next_offset", "gauge", "Offset the next record of a log partition gets.");
+    metrics_header(b, "weir_log_next_offset", "gauge",
+                   "Offset the next record of a log partition gets.");
     for (int l = 0; l < 2; l++)
         for (uint32_t i = 0; i < rt->nparts; i++) {
             log_part_stat(l ? rt->parts[i].dlog : rt->parts[i].log, &st[1]);
@@ -620,23 +647,27 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
         es[i] = rt->parts[i].stats;
         pthread_mutex_unlock(&rt->parts[i].lock);
     }
-    metrics_header(b, "weir_live_keys", "gauge", "Keys with state per partition (refreshed every 2 s).");
+    metrics_header(b, "weir_live_keys", "gauge",
+                   "Keys with state per partition (refreshed every 2 s).");
     for (uint32_t i = 0; i < rt->nparts; i++) {
         snprintf(lab, sizeof lab, "partition=\"%u\"", i);
         metrics_sample_u64(b, "weir_live_keys", lab, es[i].keys);
     }
-    metrics_header(b, "weir_state_bytes", "gauge", "Heap bytes of keyed state per partition (refreshed every 2 s).");
+    metrics_header(b, "weir_state_bytes", "gauge",
+                   "Heap bytes of keyed state per partition (refreshed every 2 s).");
     for (uint32_t i = 0; i < rt->nparts; i++) {
         snprintf(lab, sizeof lab, "partition=\"%u\"", i);
         metrics_sample_u64(b, "weir_state_bytes", lab, es[i].state_bytes);
     }
-    metrics_header(b, "weir_late_events_partition_total", "counter", "Late events per partition since start (replay included).");
+    metrics_header(b, "weir_late_events_partition_total", "counter",
+                   "Late events per partition since start (replay included).");
     for (uint32_t i = 0; i < rt->nparts; i++) {
         snprintf(lab, sizeof lab, "partition=\"%u\"", i);
         metrics_sample_u64(b, "weir_late_events_partition_total", lab, es[i].late);
     }
     weir_free(es);
-    metrics_header(b, "weir_event_time_seconds", "gauge", "Newest event time applied per partition (Unix seconds).");
+    metrics_header(b, "weir_event_time_seconds", "gauge",
+                   "Newest event time applied per partition (Unix seconds).");
     for (uint32_t i = 0; i < rt->nparts; i++) {
         int64_t t = atomic_load_explicit(&rt->parts[i].max_time, memory_order_relaxed);
         if (t == INT64_MIN) continue;

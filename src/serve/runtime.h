@@ -85,8 +85,8 @@ typedef void (*runtime_outcome_cb)(void *ctx, const runtime_outcome_t *o);
  * cb for each under its partition's lock. want_contribs: compute the top
  * contributions. Returns 0, or an error from a log append (err filled):
  * then events of the failing partition and after it were not processed. */
-int runtime_process(runtime_t *rt, runtime_event_t *evs, size_t n, int want_contribs, runtime_outcome_cb cb,
-                    void *ctx, char *err, size_t errlen);
+int runtime_process(runtime_t *rt, runtime_event_t *evs, size_t n, int want_contribs,
+                    runtime_outcome_cb cb, void *ctx, char *err, size_t errlen);
 
 /* Appends {"key", "partition", "found", "watermark", "features"} for key as
  * of now (engine_part_lookup). */

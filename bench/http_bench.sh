@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# http_bench.sh — `weir bench http`: wrk against `weir run`'s POST
+# /v1/score/transactions (the fraud pipeline: DESIGN.md's features, an
+# XGBoost model of 100 trees of depth 6, the decision rules, both logs),
+# beside nginx serving a fixed small JSON response — same machine, same
+# run, same wrk threads, connections, duration and Lua script (realistic
+# card transactions, a fresh one per request). Prints both throughputs,
+# p50/p99 latency (wrk --latency) and the ratio weir/nginx per connection
+# count; --json prints one JSON object instead of the table.
+#
+# Targets (issue 5): weir's throughput >= 50% of nginx's; weir's p99 <=
+# 250 us at 8 connections. The exit status is 0 whether or not they are
+# met (the JSON says); non-zero only if the benchmark could not run.
+#
+# Usage: http_bench.sh --weir PATH [--json] [--duration S] [--connections 1,8,64]
+#                      [--model FILE] [--keep]
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(dirname "$here")"
+weir="" json=0 duration=5 conns="1,8,64" model="" keep=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --weir) weir="$2"; shift 2 ;;
+    --json) json=1; shift ;;
+    --duration) duration="$2"; shift 2 ;;
+    --connections) conns="$2"; shift 2 ;;
+    --model) model="$2"; shift 2 ;;
+    --keep) keep=1; shift ;;
+    -h|--help)
+      sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "weir bench http: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+fail() { echo "weir bench http: $*" >&2; exit 1; }
+[ -n "$weir" ] && [ -x "$weir" ] || fail "no weir binary (--weir PATH)"
+command -v wrk >/dev/null || fail "wrk is not installed (scripts/install-deps.sh installs it)"
+nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
+[ -x "$nginx_bin" ] || fail "nginx is not installed (scripts/install-deps.sh installs it)"
+[[ "$duration" =~ ^[0-9]+$ ]] && [ "$duration" -gt 0 ] || fail "--duration must be a positive number of seconds"
+
+tmp="$(mktemp -d /tmp/weir-bench-http.XXXXXX)"
+weir_pid="" nginx_pid=""
+cleanup() {
+  [ -n "$weir_pid" ] && kill -TERM "$weir_pid" 2>/dev/null && wait "$weir_pid" 2>/dev/null || true
+  [ -n "$nginx_pid" ] && kill -QUIT "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null || true
+  [ "$keep" = 1 ] || rm -rf "$tmp"
+}
+trap cleanup EXIT
+log() { [ "$json" = 1 ] || echo "$*" >&2; }
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# ---- the pipeline: examples/fraud's spec with a model -------------------
+sed -e 's|^  path: .*|  path: fraud.model.json|' "$repo/examples/fraud/fraud.yaml" > "$tmp/fraud.yaml"
+if [ -z "$model" ] && [ -f "$repo/examples/fraud/fraud.model.json" ]; then
+  model="$repo/examples/fraud/fraud.model.json"
+fi
+if [ -n "$model" ]; then
+  cp "$model" "$tmp/fraud.model.json"
+  model_desc="$(basename "$model")"
+else
+  # No committed model yet: train a representative one (100 trees, depth
+  # 6) on synthetic rows with the spec's inputs.
+  log "training an XGBoost model (100 trees, depth 6) ..."
+  /usr/bin/python3 - "$tmp/fraud.model.json" <<'EOF'
+import sys
+import numpy as np
+import xgboost as xgb
+rng = np.random.default_rng(1)
+n = 20000
+names = ["amount", "txn_count_1h", "amount_sum_24h", "amount_ratio", "merchants_24h", "new_country", "secs_since"]
+amount = rng.lognormal(3, 1.2, n)
+cnt = rng.poisson(2, n) + 1
+X = np.column_stack([amount, cnt, amount * cnt * rng.uniform(0.5, 2, n), rng.lognormal(0, 0.7, n),
+                     rng.poisson(1.5, n) + 1, rng.integers(0, 2, n), rng.exponential(3600, n)])
+X[rng.random(n) < 0.1, 6] = np.nan
+z = 0.002 * amount + 0.4 * cnt + 1.5 * X[:, 5] + 0.8 * X[:, 3] - 5
+y = (z + rng.normal(0, 1, n) > 0).astype(float)
+d = xgb.DMatrix(X, y, feature_names=names)
+bst = xgb.train({"objective": "binary:logistic", "max_depth": 6, "eta": 0.1, "nthread": 2, "seed": 1}, d, 100)
+bst.save_model(sys.argv[1])
+EOF
+  model_desc="trained here: XGBoost binary:logistic, 100 trees, depth 6"
+fi
+
+# ---- the wrk script: a fresh realistic transaction per request ----------
+cat > "$tmp/events.lua" <<'EOF'
+local countries = {"US", "US", "US", "GB", "DE", "FR", "ES", "IT", "NL", "SE"}
+local counter = 0
+local base = os.time() * 1000
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+function setup(thread) thread:set("id", math.random(1, 1000000)) end
+function init(args) math.randomseed(os.time() + (id or 0)) end
+function request()
+  counter = counter + 1
+  local card = math.random(1, 100000)
+  local amount = math.floor(math.exp(3 + 1.2 * (math.random() + math.random() + math.random() - 1.5)) * 100) / 100
+  local body = string.format(
+    '{"card_id":"card-%06d","amount":%.2f,"merchant":"m%d","country":"%s","ts":%d}',
+    card, amount, math.random(1, 5000), countries[math.random(1, #countries)], base + counter)
+  return wrk.format(nil, nil, nil, body)
+end
+EOF
+
+# ---- nginx: a fixed small JSON, on its own port and config --------------
+nport="$(free_port)"
+mkdir -p "$tmp/nginx"
+user_line=""
+[ "$(id -u)" = 0 ] && user_line="user root;"
+cat > "$tmp/nginx/nginx.conf" <<EOF
+$user_line
+worker_processes $(nproc);
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 60s;
+  server {
+    listen 127.0.0.1:$nport;
+    location / {
+      default_type application/json;
+      return 200 '{"decision":"allow","score":0.0123,"reason":null,"offset":1,"model":1,"late":false}';
+    }
+  }
+}
+EOF
+"$nginx_bin" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" 2>"$tmp/nginx/stderr" &
+nginx_pid=$!
+
+# ---- weir run ------------------------------------------------------------
+wport="$(free_port)"
+"$weir" run "$tmp/fraud.yaml" --data "$tmp/data" --listen "127.0.0.1:$wport" >"$tmp/weir.out" 2>"$tmp/weir.err" &
+weir_pid=$!
+
+wait_up() { # url pid name
+  for _ in $(seq 200); do
+    if /usr/bin/python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1" 2>/dev/null; then return 0; fi
+    kill -0 "$2" 2>/dev/null || fail "$3 exited: $(tail -3 "$tmp"/*.err "$tmp"/nginx/stderr 2>/dev/null | tr '\n' ' ')"
+    sleep 0.05
+  done
+  fail "$3 did not come up"
+}
+wait_up "http://127.0.0.1:$nport/" "$nginx_pid" nginx
+wait_up "http://127.0.0.1:$wport/readyz" "$weir_pid" "weir run"
+
+# ---- runs ----------------------------------------------------------------
+# wrk output → "rps p50_us p99_us non2xx"
+parse_wrk() {
+  /usr/bin/python3 - "$1" <<'EOF'
+import re, sys
+t = open(sys.argv[1]).read()
+def us(v, unit):
+    return float(v) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+lat = dict((p, us(v, u)) for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", t, re.M))
+bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
+err = re.search(r"Socket errors:.*", t)
+print(rps, lat["50"], lat["99"], int(bad.group(1)) if bad else 0, "1" if err else "0")
+EOF
+}
+
+run_wrk() { # url conns out
+  local c="$2" t=2
+  [ "$c" -lt 2 ] && t=1
+  wrk -t"$t" -c"$c" -d1s -s "$tmp/events.lua" "$1" >/dev/null 2>&1 || true # warm-up
+  wrk -t"$t" -c"$c" -d"${duration}s" --latency -s "$tmp/events.lua" "$1" >"$3" 2>&1 || fail "wrk failed: $(cat "$3")"
+}
+
+results=()
+IFS=',' read -r -a clist <<<"$conns"
+for c in "${clist[@]}"; do
+  log "connections $c: nginx ..."
+  run_wrk "http://127.0.0.1:$nport/v1/score/transactions" "$c" "$tmp/nginx-$c.txt"
+  log "connections $c: weir ..."
+  run_wrk "http://127.0.0.1:$wport/v1/score/transactions" "$c" "$tmp/weir-$c.txt"
+  log "connections $c: weir, ?contributions=false ..."
+  run_wrk "http://127.0.0.1:$wport/v1/score/transactions?contributions=false" "$c" "$tmp/weirnc-$c.txt"
+  results+=("$c $(parse_wrk "$tmp/nginx-$c.txt") $(parse_wrk "$tmp/weir-$c.txt") $(parse_wrk "$tmp/weirnc-$c.txt")")
+done
+events="$(/usr/bin/python3 -c "import urllib.request,re,sys; t=urllib.request.urlopen(sys.argv[1]).read().decode(); print(int(sum(float(m) for m in re.findall(r'^weir_events_accepted_total\S* (\S+)', t, re.M))))" "http://127.0.0.1:$wport/metrics")"
+
+/usr/bin/python3 - "$json" "$duration" "$(nproc)" "$model_desc" "$events" "${results[@]}" <<'EOF'
+import json, sys
+as_json, duration, cores, model, events = sys.argv[1] == "1", int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+runs = []
+for r in sys.argv[6:]:
+    f = r.split()
+    side = lambda i: {"rps": float(f[i]), "p50_us": float(f[i + 1]), "p99_us": float(f[i + 2]), "non_2xx": int(f[i + 3])}
+    n, w, wn = side(1), side(6), side(11)
+    runs.append({"connections": int(f[0]), "nginx": n, "weir": w, "weir_no_contributions": wn,
+                 "ratio": w["rps"] / n["rps"] if n["rps"] else 0.0,
+                 "ratio_no_contributions": wn["rps"] / n["rps"] if n["rps"] else 0.0})
+at8 = [r for r in runs if r["connections"] == 8]
+targets = {"throughput_ratio_min": 0.5, "p99_us_at_8_max": 250.0}
+met = {"throughput_ratio": all(r["ratio"] >= 0.5 for r in at8) if at8 else None,
+       "p99_at_8": all(r["weir"]["p99_us"] <= 250.0 for r in at8) if at8 else None,
+       "throughput_ratio_no_contributions": all(r["ratio_no_contributions"] >= 0.5 for r in at8) if at8 else None,
+       "p99_at_8_no_contributions": all(r["weir_no_contributions"]["p99_us"] <= 250.0 for r in at8) if at8 else None}
+doc = {"bench": "http", "duration_s": duration, "cores": cores, "model": model,
+       "endpoint": "POST /v1/score/transactions", "events_scored": events,
+       "runs": runs, "targets": targets, "targets_met": met}
+if as_json:
+    print(json.dumps(doc))
+    sys.exit(0)
+print("weir bench http: wrk -> POST /v1/score (fraud features, %s, decision rules, event + decision logs)" % model)
+print("beside nginx returning a fixed small JSON; %d s per run, %d cores, same wrk threads/connections/script" % (duration, cores))
+print()
+print("%5s  %-28s %10s %9s %9s %7s" % ("conns", "server", "req/s", "p50 us", "p99 us", "ratio"))
+for r in runs:
+    for name, key, ratio in (("nginx (fixed JSON)", "nginx", None), ("weir", "weir", "ratio"),
+                             ("weir ?contributions=false", "weir_no_contributions", "ratio_no_contributions")):
+        s = r[key]
+        print("%5d  %-28s %10.0f %9.1f %9.1f %7s%s" % (r["connections"], name, s["rps"], s["p50_us"], s["p99_us"],
+              "%.2f" % r[ratio] if ratio else "", "  (%d non-2xx!)" % s["non_2xx"] if s["non_2xx"] else ""))
+print()
+fmt = lambda v: "-" if v is None else ("met" if v else "NOT met")
+print("targets at 8 connections: weir >= 50%% of nginx's throughput: %s (no contributions: %s); "
+      "weir p99 <= 250 us: %s (no contributions: %s)" %
+      (fmt(met["throughput_ratio"]), fmt(met["throughput_ratio_no_contributions"]), fmt(met["p99_at_8"]),
+       fmt(met["p99_at_8_no_contributions"])))
+print("(contributions are exact TreeSHAP over every tree: the cost of the model layer, not of the server)")
+print("weir scored %d events in total (all of them logged, with one decision each)" % events)
+EOF
