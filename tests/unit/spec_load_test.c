@@ -70,13 +70,13 @@ static void test_fraud_example_loads(void **state)
     assert_int_equal(spec_field(src, "amount")->type, EXPR_FLOAT);
     assert_int_equal(spec_field(src, "amount")->slot, 1);
 
-    assert_int_equal(s->nfeatures, 7);
+    assert_int_equal(s->nfeatures, 8);
     static const char *const names[] = {"txn_count_1h",  "amount_sum_24h", "amount_avg_7d",
                                         "merchants_24h", "amount_ratio",   "new_country",
-                                        "secs_since"};
+                                        "secs_since",    "small_txns_1h"};
     static const expr_type_t types[] = {EXPR_INT,   EXPR_FLOAT, EXPR_FLOAT, EXPR_INT,
-                                        EXPR_FLOAT, EXPR_BOOL,  EXPR_FLOAT};
-    for (int i = 0; i < 7; i++) {
+                                        EXPR_FLOAT, EXPR_BOOL,  EXPR_FLOAT, EXPR_INT};
+    for (int i = 0; i < 8; i++) {
         assert_string_equal(s->features[i].name, names[i]);
         assert_int_equal(s->features[i].type, types[i]);
     }
@@ -88,8 +88,8 @@ static void test_fraud_example_loads(void **state)
     }
     assert_true(at_avg >= 0 && at_ratio > at_avg);
 
-    /* Aggregate slots: 4 windows and 2 previous-event values. */
-    assert_int_equal(s->aggs.n, 6);
+    /* Aggregate slots: 5 windows and 2 previous-event values. */
+    assert_int_equal(s->aggs.n, 7);
     assert_int_equal(s->aggs.v[2].kind, EXPR_AGG_AVG);
     assert_true(s->aggs.v[2].window_ms == 7 * 86400000LL && s->aggs.v[2].every_ms == 3600000);
     assert_int_equal(s->aggs.v[4].kind, EXPR_AGG_PREV);
@@ -102,7 +102,7 @@ static void test_fraud_example_loads(void **state)
     assert_true(strlen(res) > strlen("/fraud.model.json"));
     assert_string_equal(res + strlen(res) - strlen("examples/fraud/fraud.model.json"),
                         "examples/fraud/fraud.model.json");
-    assert_int_equal(s->model.ninputs, 7);
+    assert_int_equal(s->model.ninputs, 8);
     assert_int_equal(s->model.inputs[0].kind, SPEC_INPUT_FIELD);
     assert_int_equal(s->model.inputs[1].kind, SPEC_INPUT_FEATURE);
     assert_int_equal(s->model.inputs[5].type, EXPR_BOOL);
