@@ -244,6 +244,8 @@ def full_spec(partitions=4, lateness_ms=30000, int_keys=False, with_aggregates=T
     A("prev_country", "last", "country")
     A("prev_flag", "last", "flag")
     A("prev_qty", "last", "qty")
+    A("prev_lower", "last", "lower(country)", argfn=lambda f: o.lower_(f["country"]),
+      argtype="string")
 
     # derived features (one reads a feature declared after it)
     X("score_x", "amt_ratio * 10 + if(big, 1, 0)",
@@ -329,6 +331,8 @@ def on_close_aggregates(ft):
         sel("first_amt", "first", "amount"), sel("last_amt", "last", "amount"),
         sel("merchants", "distinct", "merchant"), sel("sd", "stddev", "amount"),
         sel("var_q", "variance", "qty"), sel("t0", "min", "ts"), sel("t1", "max", "ts"),
+        select_agg("countries", Agg("distinct", "lower(country)", argfn=lambda f: o.lower_(
+            f["country"]), argtype="string"), ft),
         Select("mean", "sum(amount) / count()",
                lambda v: o.fop(v[A_SUM_AMOUNT], v[A_COUNT], "/"), "float",
                [A_SUM_AMOUNT, A_COUNT]),

@@ -1002,41 +1002,50 @@ def _as_ms(v):
     return v
 
 
-def compare_closed(spec, expected, got, limit=15):
+def compare_closed(spec, expected, got, limit=3):
     """Mismatches between the oracle's aggregate-on-close lines and weir's
     DATA/outputs/<name>.ndjson lines (order free: matched by aggregate, key,
-    start, end; a duplicate is an error)."""
-    errs = []
+    start, end; a duplicate is an error): per column, how many windows
+    differ and the first `limit` of them."""
+    by_col, first = {}, {}
+
+    def bad(col, msg):
+        by_col[col] = by_col.get(col, 0) + 1
+        if by_col[col] <= limit:
+            first.setdefault(col, []).append(msg)
+
     sel = {oc.name: {s.name: s for s in oc.selects} for oc in spec.aggregates}
     idx = {}
     for g in got:
         k = (g.get("aggregate"), g.get("key"), _as_ms(g.get("start")), _as_ms(g.get("end")))
         if k in idx:
-            errs.append("duplicate window in weir's output: %r" % (k,))
+            bad("(duplicate)", "window emitted twice: %r" % (k,))
         idx[k] = g
     seen = set()
     for e in expected:
-        if len(errs) >= limit:
-            break
         k = (e["aggregate"], e["key"], e["start"], e["end"])
         seen.add(k)
         g = idx.get(k)
         if g is None:
-            errs.append("missing window %r: expected %r" % (k, e))
+            bad("(missing)", "window %r not emitted: expected %r" % (k, e))
             continue
         for name, s in sel[e["aggregate"]].items():
+            v = _as_ms(g.get(name)) if s.type == "time" else g.get(name)
             if name not in g:
-                errs.append("window %r: no column %s" % (k, name))
-            elif not same_value(s.type, e[name], g[name]):
-                errs.append("window %r: %s = %s: expected %r, weir %r"
-                            % (k, name, s.text, e[name], g[name]))
-    extra = [k for k in idx if k not in seen]
-    if extra and len(errs) < limit:
-        errs.append("%d windows weir emitted that the oracle does not, e.g. %r"
-                    % (len(extra), [idx[k] for k in extra[:3]]))
+                bad(e["aggregate"] + "." + name, "window %r: no column %s" % (k, name))
+            elif not same_value(s.type, e[name], v):
+                bad(e["aggregate"] + "." + name, "window %r: %s = %s: expected %r, weir %r"
+                    % (k, name, s.text, e[name], g[name]))
+    for k in idx:
+        if k not in seen:
+            bad("(extra)", "window the oracle does not close: %r" % (idx[k],))
+    out = []
     if len(got) != len(expected):
-        errs.append("window count: weir %d, oracle %d" % (len(got), len(expected)))
-    return errs[:limit]
+        out.append("window count: weir %d, oracle %d" % (len(got), len(expected)))
+    for col, n in by_col.items():
+        out.append("%s: %d of %d windows differ, e.g.:" % (col, n, len(expected)))
+        out += ["    " + m for m in first[col]]
+    return out
 
 
 def compare_late(expected, got, limit=15):
