@@ -35,7 +35,7 @@ system: build asan
 test: unit unit-asan system
 
 demo: build
-	WEIR=$(CURDIR)/$(BUILD)/weir scripts/demo.sh
+	$(BUILD)/weir demo
 
 bench: build
 	$(BUILD)/weir bench log

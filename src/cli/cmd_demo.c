@@ -34,6 +34,7 @@
 #include "base/clock.h"
 #include "base/hash.h"
 #include "cli/cli.h"
+#include "spec/spec.h"
 
 static const char demo_usage[] =
     "usage: weir demo [--events N] [--connections C] [--port P] [--spec SPEC] [--keep]\n"
@@ -418,7 +419,16 @@ int cmd_demo(int argc, char **argv)
         return cli_fail(prefix, "the server did not become ready; see %s", logpath);
     }
 
-    /* A card's transactions go to one connection, so they arrive in order. */
+    /* Each connection carries whole partitions (weir's own partitioning:
+     * XXH64 of the card id mod the spec's partitions), so a partition's
+     * events arrive in the order they were generated: connections that run
+     * at different speeds would otherwise push a shared partition's
+     * watermark past a slower connection's events and make them late. */
+    spec_t *sp;
+    char serr[512];
+    if (spec_load(spec, &sp, serr, sizeof serr) != 0) return cli_fail(prefix, "%s", serr);
+    uint32_t nparts = sp->partitions;
+    spec_free(sp);
     conn_job_t *jobs = weir_calloc(nconn, sizeof *jobs);
     for (uint64_t i = 0; i < nconn; i++) {
         jobs[i].id = (int)i;
@@ -428,7 +438,9 @@ int cmd_demo(int argc, char **argv)
         jobs[i].lat_us = weir_malloc((n ? n : 1) * sizeof(double));
     }
     for (size_t i = 0; i < n; i++) {
-        uint64_t h = weir_hash64(&evs[i].card, sizeof evs[i].card) % nconn;
+        char id[16];
+        int len = snprintf(id, sizeof id, "c%07u", evs[i].card);
+        uint64_t h = weir_hash64(id, (size_t)len) % nparts % nconn;
         jobs[h].mine[jobs[h].n++] = (uint32_t)i;
     }
     printf("== scoring every transaction: POST /v1/score/transactions over %" PRIu64 " connections\n", nconn);
