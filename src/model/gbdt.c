@@ -538,7 +538,8 @@ size_t gbdt_memory(const gbdt_t *g)
     size_t psz = g->prec == GBDT_F32 ? sizeof(pnode32_t) : sizeof(pnode64_t);
     size_t lsz = g->prec == GBDT_F32 ? sizeof(pfat32_t) : sizeof(pfat64_t);
     return sizeof *g + g->ntrees * sizeof(tree_t) + g->ngnodes * (sizeof(gnode_t) + 2 * sizeof(double)) +
-           g->ncats * sizeof(uint32_t) + g->npnodes * psz + g->nleaves * lsz;
+           g->ncats * sizeof(uint32_t) + g->npnodes * psz + g->nleaves * lsz +
+           g->ntrees * sizeof(uint32_t) + g->nruns * sizeof(run_t);
 }
 
 /* ---- general layout ---------------------------------------------------- */
@@ -601,6 +602,7 @@ static inline void widen32(const double *restrict x, uint32_t F, float *restrict
         xa[f] = (float)x[f];
         xa[F + f] = isnan(xa[f]) ? INFINITY : xa[f];
     }
+    if (F == 0) xa[0] = xa[1] = 0; /* read by a padding node that tests nothing */
     if (xr)
         for (f = 0; f < F; f++) xr[f] = xa[f];
 }
@@ -621,7 +623,11 @@ static inline void widen64(const double *restrict x, uint32_t F, double *restric
         xa[f] = x[f];
         xa[F + f] = isnan(x[f]) ? INFINITY : x[f];
     }
+    if (F == 0) xa[0] = xa[1] = 0;
 }
+
+/* Values in a widened row: 2 * nfeat, at least 2 (see widen32). */
+static inline size_t wide_len(const gbdt_t *g) { return 2 * (size_t)(g->nfeat ? g->nfeat : 1); }
 
 /* One step of a perfect walk: 1 if the row goes right at node n. */
 #define STEP(n, x) ((uint32_t)((x)[(n)->fb] >= (n)->thr))
@@ -659,21 +665,27 @@ static inline void widen64(const double *restrict x, uint32_t F, double *restric
                 o[k] = 2 * o[k] + 2 * S + (-lt & -S);                                         \
             }                                                                                 \
         }                                                                                     \
-        size_t first = ((size_t)1 << (P - 1)) - 1;                                            \
+        /* The last level: fat node j = h - first of lane k is at byte                      \
+         * (j * K + k) * 2 * sizeof(node) = 2o - 2S * first + k * sizeof(fat). */            \
+        const char *fat = (const char *)pf;                                                   \
+        size_t skip = 2 * S * (((size_t)1 << (P - 1)) - 1);                                   \
         if (sum) {                                                                            \
             LEAF a = *sum;                                                                    \
             _Pragma("GCC unroll 16") for (uint32_t k = 0; k < K; k++) {                       \
-                const PFAT *f = pf + ((o[k] / S - first) * K + k);                            \
+                const PFAT *f = (const PFAT *)(fat + (2 * o[k] - skip) + k * sizeof(PFAT));   \
                 a += f->leaf[STEP(f, x)];                                                     \
             }                                                                                 \
             *sum = a;                                                                         \
             return;                                                                           \
         }                                                                                     \
         _Pragma("GCC unroll 16") for (uint32_t k = 0; k < K; k++) {                           \
-            const PFAT *f = pf + ((o[k] / S - first) * K + k);                                \
+            const PFAT *f = (const PFAT *)(fat + (2 * o[k] - skip) + k * sizeof(PFAT));       \
             leaf[k] = f->leaf[STEP(f, x)];                                                    \
         }                                                                                     \
     }
+
+_Static_assert(sizeof(pfat32_t) == 2 * sizeof(pnode32_t), "fat nodes are two nodes wide");
+_Static_assert(sizeof(pfat64_t) == 2 * sizeof(pnode64_t), "fat nodes are two nodes wide");
 
 RUN_WALK(walk32_16, pnode32_t, pfat32_t, float, 16)
 RUN_WALK(walk32_8, pnode32_t, pfat32_t, float, 8)
@@ -748,7 +760,7 @@ void gbdt_predict_row(const gbdt_t *g, const double *x, double *out)
          * general layout (a float widened to double compares the same). */
         float xa_s[2 * ROW_STACK], acc_s[64], val_s[1024];
         double xr_s[ROW_STACK];
-        float *xa = small ? xa_s : weir_malloc(2 * (size_t)F * sizeof *xa + 1);
+        float *xa = small ? xa_s : weir_malloc(wide_len(g) * sizeof *xa);
         double *xr = small ? xr_s : weir_malloc((size_t)F * sizeof *xr + 1);
         float *acc = small ? acc_s : weir_malloc((size_t)G * sizeof *acc);
         float *val = small ? val_s : weir_malloc((size_t)T * sizeof *val + 1);
@@ -767,7 +779,7 @@ void gbdt_predict_row(const gbdt_t *g, const double *x, double *out)
         return;
     }
     double xa_s[2 * ROW_STACK], acc_s[64], val_s[1024];
-    double *xa = small ? xa_s : weir_malloc(2 * (size_t)F * sizeof *xa + 1);
+    double *xa = small ? xa_s : weir_malloc(wide_len(g) * sizeof *xa);
     double *acc = small ? acc_s : weir_malloc((size_t)G * sizeof *acc);
     double *val = small ? val_s : weir_malloc((size_t)T * sizeof *val + 1);
     widen64(x, F, xa);
@@ -782,7 +794,7 @@ void gbdt_predict_row(const gbdt_t *g, const double *x, double *out)
     }
 }
 
-/* One block of nb <= BLOCK_ROWS widened rows (row r at xa + r * 2F, for the
+/* One block of nb <= BLOCK_ROWS widened rows (row r at xa + r * wide_len, for the
  * general layout at xr[r]), margins added into acc[r * G + group]. Run by
  * run, each run walked by every row of the block while its nodes are in
  * cache. As for one row, the leaves are added as they come when the walk
@@ -793,7 +805,7 @@ void gbdt_predict_row(const gbdt_t *g, const double *x, double *out)
                      LEAF *acc, LEAF *val)                                                    \
     {                                                                                         \
         uint32_t G = g->ngroups, T = g->ntrees;                                               \
-        size_t F2 = 2 * (size_t)g->nfeat;                                                     \
+        size_t F2 = wide_len(g);                                                              \
         LEAF leaf[INTERLEAVE];                                                                \
         for (uint32_t i = 0; i < g->nruns; i++) {                                             \
             const run_t *run = &g->runs[i];                                                   \
@@ -828,23 +840,28 @@ BLOCK(block64, double, run_walk64)
 void gbdt_predict_batch(const gbdt_t *g, const double *x, size_t n, size_t stride, double *out)
 {
     uint32_t F = g->nfeat, G = g->ngroups, T = g->ntrees;
-    size_t lsz = g->prec == GBDT_F32 ? sizeof(float) : sizeof(double);
+    size_t lsz = g->prec == GBDT_F32 ? sizeof(float) : sizeof(double), W = wide_len(g);
+    /* Rows per block: BLOCK_ROWS, fewer when leaves are collected per tree
+     * so that the collection stays within about 256 KiB. */
+    size_t rows = BLOCK_ROWS;
+    if (!g->in_order)
+        while (rows > 4 && rows * T * lsz > 256 * 1024) rows /= 2;
     const double *xr[BLOCK_ROWS];
     double *rscratch = NULL; /* F32: rows rounded to float, as doubles, for the general layout */
     if (g->prec == GBDT_F32 && !g->in_order)
-        rscratch = weir_malloc((size_t)BLOCK_ROWS * F * sizeof *rscratch + 1);
-    void *xa = weir_malloc((size_t)BLOCK_ROWS * 2 * F * lsz + 1);
-    void *acc = weir_malloc((size_t)BLOCK_ROWS * G * lsz);
-    void *val = g->in_order ? NULL : weir_malloc((size_t)BLOCK_ROWS * T * lsz + 1);
-    for (size_t r0 = 0; r0 < n; r0 += BLOCK_ROWS) {
-        uint32_t nb = (uint32_t)(n - r0 < BLOCK_ROWS ? n - r0 : BLOCK_ROWS);
+        rscratch = weir_malloc(rows * F * sizeof *rscratch + 1);
+    void *xa = weir_malloc(rows * W * lsz);
+    void *acc = weir_malloc(rows * G * lsz);
+    void *val = g->in_order ? NULL : weir_malloc(rows * T * lsz + 1);
+    for (size_t r0 = 0; r0 < n; r0 += rows) {
+        uint32_t nb = (uint32_t)(n - r0 < rows ? n - r0 : rows);
         double *o = out + r0 * G;
         if (g->prec == GBDT_F32) {
             float *a = acc;
             for (uint32_t r = 0; r < nb; r++) {
                 const double *src = x + (r0 + r) * stride;
                 double *dst = rscratch ? rscratch + (size_t)r * F : NULL;
-                widen32(src, F, (float *)xa + (size_t)r * 2 * F, dst);
+                widen32(src, F, (float *)xa + r * W, dst);
                 xr[r] = dst;
                 for (uint32_t k = 0; k < G; k++) a[r * G + k] = g->average_by ? 0.0f : (float)g->base[k];
             }
@@ -858,7 +875,7 @@ void gbdt_predict_batch(const gbdt_t *g, const double *x, size_t n, size_t strid
             double *a = acc;
             for (uint32_t r = 0; r < nb; r++) {
                 const double *src = x + (r0 + r) * stride;
-                widen64(src, F, (double *)xa + (size_t)r * 2 * F);
+                widen64(src, F, (double *)xa + r * W);
                 xr[r] = src;
                 for (uint32_t k = 0; k < G; k++) a[r * G + k] = g->average_by ? 0.0 : g->base[k];
             }

@@ -211,6 +211,50 @@ static void runs_sum_in_model_order(void **state)
             }
 }
 
+/* Trees of two depths alternating: the walk order (by depth) is not model
+ * order, so leaves are collected per tree and summed after; with this many
+ * trees the batch cuts its blocks smaller. Also a model over no features. */
+static void mixed_depths_and_no_features(void **state)
+{
+    (void)state;
+    enum { T = 700, NF = 4, R = 150 };
+    static gbdt_src_node_t trees[T][7];
+    static double x[R * NF], outb[R];
+    char err[256];
+    gbdt_builder_t *b = gbdt_builder_new(GBDT_F64, NF, 1);
+    for (uint32_t t = 0; t < T; t++) {
+        full_tree(trees[t], 1 + t % 2, NF);
+        assert_int_equal(gbdt_builder_add_tree(b, 0, trees[t], t % 2 ? 7 : 3, 0, "t", err, sizeof err), 0);
+    }
+    double base = 0.125;
+    gbdt_t *g;
+    assert_int_equal(gbdt_builder_finish(b, &base, 0, &g, err, sizeof err), 0);
+    for (int i = 0; i < R * NF; i++) x[i] = urand() < 0.1 ? NAN : urand() * 2 - 1;
+    gbdt_predict_batch(g, x, R, NF, outb);
+    for (int r = 0; r < R; r++) {
+        double want = base, one;
+        for (uint32_t t = 0; t < T; t++) want += ref_walk(trees[t], x + r * NF);
+        gbdt_predict_row(g, x + r * NF, &one);
+        if (one != want || outb[r] != want)
+            fail_msg("row %d: row %.17g, batch %.17g, want %.17g", r, one, outb[r], want);
+    }
+    gbdt_free(g);
+
+    for (int prec = 0; prec < 2; prec++) {
+        b = gbdt_builder_new((gbdt_prec_t)prec, 0, 1);
+        gbdt_src_node_t one_leaf = leaf(2.5, 1);
+        assert_int_equal(gbdt_builder_add_tree(b, 0, &one_leaf, 1, 0, "t", err, sizeof err), 0);
+        assert_int_equal(gbdt_builder_add_tree(b, 0, &one_leaf, 1, 0, "t", err, sizeof err), 0);
+        assert_int_equal(gbdt_builder_finish(b, &base, 0, &g, err, sizeof err), 0);
+        double out[3];
+        gbdt_predict_row(g, x, out);
+        assert_true(out[0] == 5.125);
+        gbdt_predict_batch(g, x, 3, 0, out);
+        for (int r = 0; r < 3; r++) assert_true(out[r] == 5.125);
+        gbdt_free(g);
+    }
+}
+
 static void categorical_splits(void **state)
 {
     (void)state;
@@ -274,6 +318,7 @@ int main(void)
         cmocka_unit_test(builder_rejects_broken_trees),
         cmocka_unit_test(layouts_agree_with_reference),
         cmocka_unit_test(runs_sum_in_model_order),
+        cmocka_unit_test(mixed_depths_and_no_features),
         cmocka_unit_test(categorical_splits),
         cmocka_unit_test(input_names_are_matched),
     };
