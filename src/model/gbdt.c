@@ -743,7 +743,13 @@ RUN_DISPATCH(run_walk64, pnode64_t, pfat64_t, double, walk64)
             uint32_t t = g->sched[k];                                                         \
             val[t] = (LEAF)walk_general(g, &g->trees[t], xr);                                 \
         }                                                                                     \
-        for (uint32_t t = 0; t < g->ntrees; t++) acc[g->trees[t].group] += val[t];            \
+        if (g->ngroups == 1) {                                                                \
+            LEAF a = acc[0];                                                                  \
+            for (uint32_t t = 0; t < g->ntrees; t++) a += val[t];                             \
+            acc[0] = a;                                                                       \
+        } else {                                                                              \
+            for (uint32_t t = 0; t < g->ntrees; t++) acc[g->trees[t].group] += val[t];        \
+        }                                                                                     \
     }
 
 ROW_SUM(row_sum32, float, run_walk32)
@@ -829,9 +835,16 @@ void gbdt_predict_row(const gbdt_t *g, const double *x, double *out)
             for (uint32_t r = 0; r < nb; r++)                                                 \
                 val[(size_t)r * T + t] = (LEAF)walk_general(g, &g->trees[t], xr[r]);          \
         }                                                                                     \
-        for (uint32_t r = 0; r < nb; r++)                                                     \
-            for (uint32_t t = 0; t < T; t++)                                                  \
-                acc[(size_t)r * G + g->trees[t].group] += val[(size_t)r * T + t];             \
+        for (uint32_t r = 0; r < nb; r++) {                                                   \
+            const LEAF *v = val + (size_t)r * T;                                              \
+            if (G == 1) {                                                                     \
+                LEAF a = acc[r];                                                              \
+                for (uint32_t t = 0; t < T; t++) a += v[t];                                   \
+                acc[r] = a;                                                                   \
+            } else {                                                                          \
+                for (uint32_t t = 0; t < T; t++) acc[(size_t)r * G + g->trees[t].group] += v[t]; \
+            }                                                                                 \
+        }                                                                                     \
     }
 
 BLOCK(block32, float, run_walk32)
