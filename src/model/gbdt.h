@@ -87,9 +87,10 @@ size_t gbdt_memory(const gbdt_t *g);
  * GBDT_F32 the caller has already rounded x to float (model.c does). */
 void gbdt_predict_row(const gbdt_t *g, const double *x, double *out);
 
-/* Margins of n rows, row i at x + i * stride, into out + i * ngroups. Works
- * tree by tree over blocks of rows, so a tree's nodes stay in cache while
- * many rows walk it. */
+/* Margins of n rows, row i at x + i * stride, into out + i * ngroups, equal
+ * to gbdt_predict_row's. Works over blocks of rows, a run of trees at a
+ * time, so the run's nodes stay in cache while every row of the block walks
+ * it. */
 void gbdt_predict_batch(const gbdt_t *g, const double *x, size_t n, size_t stride, double *out);
 
 /* Exact TreeSHAP contributions of one row: out[ngroups * (nfeat + 1)], for
