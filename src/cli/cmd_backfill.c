@@ -122,7 +122,7 @@ static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_res
         }
     } else {
         buf_appendf(b, "{\"partition\":%u,\"offset\":%" PRIu64 ",\"key\":", part, offset);
-        buf_append_json_string(b, res->key.ptr, res->key.len);
+        outputs_json_key(b, &s->sources[0], res->key);
         buf_appendf(b, ",\"time\":%" PRId64 ",\"late\":%s", res->time, res->late ? "true" : "false");
         for (uint32_t i = 0; i < s->nfeatures; i++) {
             column_name(bf, s->features[i].name, 0);

@@ -83,6 +83,12 @@ void outputs_json_value(weir_buf_t *b, const expr_value_t *v)
     }
 }
 
+void outputs_json_key(weir_buf_t *b, const spec_source_t *src, weir_slice_t key)
+{
+    if (src->fields[src->key_slot].type == EXPR_INT) buf_append(b, key.ptr, key.len);
+    else buf_append_json_string(b, key.ptr, key.len);
+}
+
 static void write_line(outputs_t *o, FILE *f)
 {
     buf_append(&o->line, "\n", 1);
@@ -99,7 +105,7 @@ static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, wei
     buf_append_str(b, "{\"aggregate\":");
     buf_append_json_string(b, agg->name, strlen(agg->name));
     buf_append_str(b, ",\"key\":");
-    buf_append_json_string(b, key.ptr, key.len);
+    outputs_json_key(b, &o->spec->sources[0], key);
     buf_appendf(b, ",\"start\":%" PRId64 ",\"end\":%" PRId64, start, end);
     for (uint32_t i = 0; i < agg->nselect; i++) {
         buf_append_str(b, ",");
@@ -119,7 +125,7 @@ static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key,
     weir_buf_t *b = &o->line;
     buf_reset(b);
     buf_appendf(b, "{\"partition\":%u,\"offset\":%" PRIu64 ",\"key\":", part, offset);
-    buf_append_json_string(b, key.ptr, key.len);
+    outputs_json_key(b, &o->spec->sources[0], key);
     buf_appendf(b, ",\"time\":%" PRId64 ",\"watermark\":%" PRId64 ",\"event\":", time, watermark);
     buf_append(b, event.ptr, event.len); /* a JSON object, as logged */
     buf_append_str(b, "}");

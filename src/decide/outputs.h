@@ -29,4 +29,8 @@ uint64_t outputs_late(const outputs_t *o);
  * integer milliseconds. Shared by every NDJSON writer. */
 void outputs_json_value(weir_buf_t *b, const expr_value_t *v);
 
+/* Appends an entity key as JSON: the digits of an int key as a number,
+ * any other key as a string. */
+void outputs_json_key(weir_buf_t *b, const spec_source_t *src, weir_slice_t key);
+
 #endif

@@ -395,18 +395,22 @@ static void read_slots(engine_part_t *p, void *v, int64_t t)
         p->aggvals[e->prev_slots[i]] = v ? prev_value(&key_prevs(e, v)[i], p) : expr_null();
 }
 
-static void eval_features(engine_part_t *p, const expr_value_t *fields)
+/* Evaluates the features; lower() results go to the scratch from byte
+ * scratch_at on (aggregate arguments of the same event may sit before it).
+ * Returns the scratch bytes used up to the end. */
+static size_t eval_features(engine_part_t *p, const expr_value_t *fields, size_t scratch_at)
 {
     const spec_t *s = p->e->spec;
-    size_scratch(p, fields);
     expr_env_t env = {.fields = fields, .features = p->features, .aggs = p->aggvals,
-                      .scratch = p->scratch.data, .scratch_cap = p->scratch.cap};
+                      .scratch = p->scratch.data, .scratch_cap = p->scratch.cap,
+                      .scratch_used = scratch_at};
     for (uint32_t k = 0; k < s->nfeatures; k++) {
         uint32_t i = s->feature_order[k];
         /* The scratch is sized for every lower() of the event, so this
          * cannot fail; a null is the safe answer if it ever did. */
         if (expr_eval(s->features[i].expr, &env, &p->features[i]) != 0) p->features[i] = expr_null();
     }
+    return env.scratch_used;
 }
 
 int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fields,
@@ -434,7 +438,8 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
             for (uint32_t g = 0; g < e->ngroups; g++) win_expire(&key_wins(v)[g], p->wm);
         reserve_prev_copies(p, v);
         read_slots(p, v, p->wm);
-        eval_features(p, fields);
+        size_scratch(p, fields);
+        eval_features(p, fields, 0);
         res->late = 1;
         res->watermark = p->wm;
         if (p->sink.late) p->sink.late(p->sink.ctx, p->part, offset, key, t, p->wm, raw);
@@ -443,11 +448,17 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
 
     p->st.events++;
     advance(p, t);
+    /* Windows the new watermark closes go out before a TTL reset of this
+     * very key (in keymap_put) could drop them. */
+    close_due(p);
     int created;
     void *v = keymap_put(&p->km, key.ptr, key.len, cutoff_of(p), key_release, p, &created);
     if (created || !*key_inited(e, v)) key_init(e, v);
     keymap_touch(v, t);
-    expr_env_t argenv = {.fields = fields};
+    /* Aggregate arguments may call lower(): they share the event's scratch
+     * with the features, each in its own part of it (see size_scratch). */
+    size_scratch(p, fields);
+    expr_env_t argenv = {.fields = fields, .scratch = p->scratch.data, .scratch_cap = p->scratch.cap};
     for (uint32_t g = 0; g < e->ngroups; g++) {
         win_t *w = &key_wins(v)[g];
         win_expire(w, p->wm);
@@ -458,7 +469,7 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     }
     reserve_prev_copies(p, v);
     read_slots(p, v, t);
-    eval_features(p, fields);
+    argenv.scratch_used = eval_features(p, fields, argenv.scratch_used);
     for (uint32_t i = 0; i < e->nprev; i++) {
         const expr_agg_t *a = &s->aggs.v[e->prev_slots[i]];
         expr_value_t x;
@@ -466,8 +477,7 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
         prev_store(&key_prevs(e, v)[i], &x);
     }
     for (uint32_t a = 0; a < s->naggregates; a++)
-        oc_add(&key_oc(e, v)[a], &s->aggregates[a], a, key, t, p->seq, fields, p->timers);
-    close_due(p);
+        oc_add(&key_oc(e, v)[a], &s->aggregates[a], a, key, t, p->seq, &argenv, p->timers);
     keymap_expire(&p->km, cutoff_of(p), SWEEP_BUDGET, key_release, p);
     res->watermark = p->wm;
     return 0;
@@ -486,7 +496,8 @@ int engine_part_lookup(engine_part_t *p, weir_slice_t key, engine_result_t *res)
         for (uint32_t g = 0; g < e->ngroups; g++) win_expire(&key_wins(v)[g], p->wm);
     reserve_prev_copies(p, v);
     read_slots(p, v, t);
-    eval_features(p, p->fields);
+    size_scratch(p, p->fields);
+    eval_features(p, p->fields, 0);
     res->time = t;
     res->watermark = p->wm;
     res->key = key;
@@ -500,7 +511,14 @@ void engine_part_tick(engine_part_t *p, int64_t time)
     p->st.ticks++;
     advance(p, time);
     close_due(p);
-    keymap_expire(&p->km, cutoff_of(p), SWEEP_BUDGET, key_release, p);
+    /* Ticks are rare and are what moves an idle partition's time: sweep the
+     * whole table, so idle keys' memory comes back without new events. A
+     * call's budget also pays for what it drops and for finishing a resize
+     * the drops may start, so go on until a call finds nothing to do. */
+    for (int round = 0; round < 64; round++) {
+        size_t dropped = keymap_expire(&p->km, cutoff_of(p), p->km.cur.cap + p->km.old.cap + 64, key_release, p);
+        if (dropped == 0 && !p->km.old.slots) break;
+    }
 }
 
 void engine_tick_value(weir_buf_t *b, int64_t time)

@@ -173,7 +173,7 @@ static void add_session(oc_key_t *k, int64_t t, int64_t gap, weir_slice_t key, u
 }
 
 void oc_add(oc_key_t **state, const spec_aggregate_t *agg, uint32_t ai, weir_slice_t key,
-            int64_t t, uint64_t seq, const expr_value_t *fields, oc_timers_t *timers)
+            int64_t t, uint64_t seq, expr_env_t *argenv, oc_timers_t *timers)
 {
     oc_key_t *k = *state;
     uint32_t nslots = agg->aggs.n;
@@ -195,11 +195,10 @@ void oc_add(oc_key_t **state, const spec_aggregate_t *agg, uint32_t ai, weir_sli
     e->t = t;
     e->seq = seq;
     e->nulls = 0;
-    expr_env_t env = {.fields = fields};
     for (uint32_t i = 0; i < nslots; i++) {
         const expr_agg_t *a = &agg->aggs.v[i];
         expr_value_t x = expr_int(0); /* count(): every event counts */
-        if (a->arg) expr_eval(a->arg, &env, &x);
+        if (a->arg && expr_eval(a->arg, argenv, &x) != 0) x = expr_null();
         if (!aggval_from_value(&x, &e->v[i])) e->nulls |= 1ull << i;
     }
 

@@ -39,9 +39,10 @@ size_t oc_timers_bytes(const oc_timers_t *t);
 
 /* Adds an applied event at time t (seq: its log order) to *state (created
  * on first use) for aggregate `agg` (index ai in the spec) of the key `key`,
- * registering new windows in timers. fields are the decoded event. */
+ * registering new windows in timers. argenv holds the decoded event's
+ * fields and the scratch its arguments' lower() calls may use. */
 void oc_add(oc_key_t **state, const spec_aggregate_t *agg, uint32_t ai, weir_slice_t key,
-            int64_t t, uint64_t seq, const expr_value_t *fields, oc_timers_t *timers);
+            int64_t t, uint64_t seq, expr_env_t *argenv, oc_timers_t *timers);
 
 /* Pops the next due timer (end <= watermark): fills key (owned by the heap
  * until the next call), ai and the window. Returns 0 when none is due. */
