@@ -592,7 +592,8 @@ static inline void widen32(const double *restrict x, uint32_t F, float *restrict
 #ifdef __SSE2__
     const __m128 inf = _mm_set1_ps(INFINITY);
     for (; f + 4 <= F; f += 4) {
-        __m128 v = _mm_movelh_ps(_mm_cvtpd_ps(_mm_loadu_pd(x + f)), _mm_cvtpd_ps(_mm_loadu_pd(x + f + 2)));
+        __m128 lo = _mm_cvtpd_ps(_mm_loadu_pd(x + f)), hi = _mm_cvtpd_ps(_mm_loadu_pd(x + f + 2));
+        __m128 v = _mm_movelh_ps(lo, hi);
         __m128 nan = _mm_cmpunord_ps(v, v);
         _mm_storeu_ps(xa + f, v);
         _mm_storeu_ps(xa + F + f, _mm_or_ps(_mm_andnot_ps(nan, v), _mm_and_ps(nan, inf)));
