@@ -95,7 +95,7 @@ agg_dd_t agg_dd_from_diff(double a, double b)
 void agg_moments_init(agg_moments_t *m, int var)
 {
     memset(m, 0, sizeof *m);
-    m->var = var;
+    m->var = var != 0;
 }
 
 void agg_moments_reset(agg_moments_t *m, double shift)
@@ -210,10 +210,10 @@ int agg_moments_trusted(const agg_moments_t *m, uint32_t kinds, int64_t cnt)
 {
     if (m->fresh || m->n == 0) return 1;
     if (kinds & (AGG_BIT(AGG_SUM) | AGG_BIT(AGG_AVG))) {
-        double mag = fabs(sum_dd(m).hi);
         /* Recomputing cannot beat ~EPS * cnt * a1 (the window's own
-         * cancellation), so a bound below that is as good as it gets. */
-        if (m->e1 > TOL * mag && m->e1 > 4 * EPS * (double)cnt * m->a1) return 0;
+         * cancellation), so a bound below that is as good as it gets. That
+         * test is the cheap one (the usual answer on every query): first. */
+        if (m->e1 > 4 * EPS * (double)cnt * m->a1 && m->e1 > TOL * fabs(sum_dd(m).hi)) return 0;
     }
     if (m->var && (kinds & AGG_NEED_VAR) && m->n >= 2) {
         double m2 = agg_moments_m2(m);

@@ -100,9 +100,9 @@ typedef struct agg_moments {
     agg_dd_t s2;    /* sum (x - K)^2, when var */
     double e1, e2;  /* bounds on the accumulated error of s1, s2 */
     double a1;      /* ~ sum |contribution to s1|: what a recompute would cost in error */
-    int var;        /* maintain s2 */
-    int fresh;      /* just recomputed: nothing better is possible */
-    int pinned;     /* shift chosen by agg_moments_reset (else: the first value) */
+    uint8_t var;    /* maintain s2 */
+    uint8_t fresh;  /* just recomputed: nothing better is possible */
+    uint8_t pinned; /* shift chosen by agg_moments_reset (else: the first value) */
 } agg_moments_t;
 
 void agg_moments_init(agg_moments_t *m, int var);

@@ -42,7 +42,10 @@ typedef struct group {
     uint32_t nasks;
 } group_t;
 
-/* The previous event's value of a last(x) slot, owned by the key. */
+/* The previous event's value of a last(x) slot, owned by the key. A string
+ * of up to PREV_INLINE bytes (a country, a currency) lives in `as`; a longer
+ * one in str (cap bytes, kept for reuse). */
+#define PREV_INLINE 8
 typedef struct prev {
     uint8_t type; /* expr_type_t; EXPR_NULL also before the first event */
     uint32_t len, cap;
@@ -50,6 +53,7 @@ typedef struct prev {
         bool b;
         int64_t i;
         double f;
+        char s[PREV_INLINE];
     } as;
     char *str;
 } prev_t;
@@ -62,6 +66,7 @@ struct engine {
     uint32_t *slot_group; /* per aggregate slot: its group, or NO_GROUP for PREV */
     uint32_t *prev_slots; /* aggregate slot of each prev */
     uint32_t nprev;
+    size_t *off_area; /* per group: where its window's area is in the key's value */
     size_t off_prev, off_oc, off_inited, vsize;
     int64_t ttl;
 };
@@ -152,7 +157,15 @@ int engine_new(const spec_t *spec, engine_t **out, char *err, size_t errlen)
         if (span > longest) longest = span;
     }
     e->ttl = longest + e->src->lateness_ms;
-    e->off_prev = e->ngroups * sizeof(win_t);
+    /* The windows' areas (win.h) follow their headers in the same block:
+     * a key's state is one allocation, a few contiguous cache lines. */
+    e->off_area = weir_malloc((e->ngroups ? e->ngroups : 1) * sizeof *e->off_area);
+    size_t off = e->ngroups * sizeof(win_t);
+    for (uint32_t g = 0; g < e->ngroups; g++) {
+        e->off_area[g] = off;
+        off += (e->groups[g].conf.area_size + 7) & ~(size_t)7;
+    }
+    e->off_prev = off;
     e->off_oc = e->off_prev + e->nprev * sizeof(prev_t);
     e->off_inited = e->off_oc + spec->naggregates * sizeof(oc_key_t *);
     e->vsize = e->off_inited + 8;
@@ -168,6 +181,7 @@ void engine_free(engine_t *e)
         weir_free(e->groups[g].slots);
     }
     weir_free(e->groups);
+    weir_free(e->off_area);
     weir_free(e->slot_group);
     weir_free(e->prev_slots);
     weir_free(e);
@@ -199,7 +213,8 @@ static uint8_t *key_inited(const engine_t *e, void *v)
 
 static void key_init(const engine_t *e, void *v)
 {
-    for (uint32_t g = 0; g < e->ngroups; g++) win_init(&key_wins(v)[g], &e->groups[g].conf);
+    for (uint32_t g = 0; g < e->ngroups; g++)
+        win_init_in(&key_wins(v)[g], &e->groups[g].conf, (char *)v + e->off_area[g]);
     *key_inited(e, v) = 1;
 }
 
@@ -237,7 +252,7 @@ static expr_value_t prev_value(const prev_t *pv, engine_part_t *p)
         /* A copy: the key's buffer is overwritten with this event's value
          * while results may still point at the previous one. */
         size_t at = p->prevcopy.len;
-        buf_append(&p->prevcopy, pv->str, pv->len);
+        buf_append(&p->prevcopy, pv->len <= PREV_INLINE ? pv->as.s : pv->str, pv->len);
         return expr_string(p->prevcopy.data + at, pv->len);
     }
     default: return expr_null();
@@ -254,6 +269,11 @@ static void prev_store(prev_t *pv, const expr_value_t *x)
     case EXPR_DURATION: pv->as.i = x->as.i; break;
     case EXPR_FLOAT: pv->as.f = x->as.f; break;
     case EXPR_STRING:
+        if (x->as.s.len <= PREV_INLINE) {
+            if (x->as.s.len) memcpy(pv->as.s, x->as.s.ptr, x->as.s.len);
+            pv->len = (uint32_t)x->as.s.len;
+            break;
+        }
         if (x->as.s.len > pv->cap) {
             pv->cap = (uint32_t)x->as.s.len;
             pv->str = weir_realloc(pv->str, pv->cap);
@@ -461,7 +481,6 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     expr_env_t argenv = {.fields = fields, .scratch = p->scratch.data, .scratch_cap = p->scratch.cap};
     for (uint32_t g = 0; g < e->ngroups; g++) {
         win_t *w = &key_wins(v)[g];
-        win_expire(w, p->wm);
         expr_value_t x = expr_int(0); /* count(): every event counts */
         if (e->groups[g].arg) expr_eval(e->groups[g].arg, &argenv, &x);
         win_val_t wv;
@@ -469,6 +488,11 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     }
     reserve_prev_copies(p, v);
     read_slots(p, v, t);
+    /* Expiry below W after the add and the query (t >= W): the add or the
+     * query has already moved each window to t, so expiring only drops old
+     * records — expiring first would move the window twice (to W, then t).
+     * Nothing expired is in (t - D, t], so no answer changes. */
+    for (uint32_t g = 0; g < e->ngroups; g++) win_expire(&key_wins(v)[g], p->wm);
     argenv.scratch_used = eval_features(p, fields, argenv.scratch_used);
     for (uint32_t i = 0; i < e->nprev; i++) {
         const expr_agg_t *a = &s->aggs.v[e->prev_slots[i]];

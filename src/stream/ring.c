@@ -6,19 +6,28 @@
 
 #define RING_MIN_CAP 4
 
+void ring_init_inline(ring_t *r, uint32_t rsize, void *buf, uint32_t inl_cap)
+{
+    weir_assert(rsize > 0 && rsize % 8 == 0 && rsize <= UINT16_MAX && inl_cap <= UINT16_MAX);
+    r->inl = inl_cap ? buf : NULL;
+    r->inl_cap = r->inl ? (uint16_t)inl_cap : 0;
+    r->data = r->inl;
+    r->head = r->len = 0;
+    r->cap = r->inl_cap;
+    r->rsize = (uint16_t)rsize;
+}
+
 void ring_init(ring_t *r, uint32_t rsize)
 {
-    weir_assert(rsize > 0 && rsize % 8 == 0);
-    r->data = NULL;
-    r->head = r->len = r->cap = 0;
-    r->rsize = rsize;
+    ring_init_inline(r, rsize, NULL, 0);
 }
 
 void ring_free(ring_t *r)
 {
-    weir_free(r->data);
-    r->data = NULL;
-    r->head = r->len = r->cap = 0;
+    if (r->data != r->inl) weir_free(r->data);
+    r->data = r->inl;
+    r->head = r->len = 0;
+    r->cap = r->inl_cap;
 }
 
 void ring_clear(ring_t *r)
@@ -30,18 +39,20 @@ void ring_clear(ring_t *r)
 static void resize(ring_t *r, uint32_t cap)
 {
     weir_assert(cap >= r->len);
-    if (cap == 0) {
+    if (cap == 0 || (r->len == 0 && cap <= r->inl_cap)) {
         ring_free(r);
         return;
     }
-    unsigned char *d = weir_malloc((size_t)cap * r->rsize);
+    if (cap <= r->inl_cap) cap = r->inl_cap;
+    if (r->data == r->inl && cap == r->inl_cap) return; /* already there */
+    unsigned char *d = cap == r->inl_cap ? r->inl : weir_malloc((size_t)cap * r->rsize);
     if (r->len) {
         uint32_t first = r->cap - r->head; /* records before the wrap */
         if (first > r->len) first = r->len;
         memcpy(d, r->data + (size_t)r->head * r->rsize, (size_t)first * r->rsize);
         memcpy(d + (size_t)first * r->rsize, r->data, (size_t)(r->len - first) * r->rsize);
     }
-    weir_free(r->data);
+    if (r->data != r->inl) weir_free(r->data);
     r->data = d;
     r->cap = cap;
     r->head = 0;
@@ -51,11 +62,13 @@ static void grow(ring_t *r)
 {
     if (r->len < r->cap) return;
     weir_assert(r->cap < (1u << 30));
-    resize(r, r->cap ? r->cap + r->cap / 2 : RING_MIN_CAP);
+    uint32_t cap = r->cap + r->cap / 2;
+    resize(r, cap < RING_MIN_CAP ? RING_MIN_CAP : cap);
 }
 
 static void maybe_shrink(ring_t *r)
 {
+    if (r->data == r->inl) return; /* inline (or nothing): no memory to give back */
     if (r->len == 0) {
         ring_free(r);
         return;

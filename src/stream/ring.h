@@ -8,7 +8,14 @@
  * per-key windows are many and small, and the slack is memory per key (about
  * 1/6 wasted on average instead of 1/3). The buffer halves when it falls to
  * a quarter full, so a key whose window shrinks after a burst gives memory
- * back. Records ordered by a leading int64
+ * back.
+ *
+ * Inline storage. A ring may be given a small buffer it does not own
+ * (ring_init_inline: e.g. a few records inside a key's state block). While
+ * the records fit there, they live there: no allocation, and no cache line
+ * of its own to miss. The ring moves to the heap when it outgrows the buffer
+ * and back into it when a shrink would fit (len <= inl_cap / 2 at that
+ * point, so it does not flip back and forth). Records ordered by a leading int64
  * (event time, bucket index) can be binary-searched. Insertion in the middle
  * shifts the records after the insertion point, which for late events is the
  * (few) records newer than the late one.
@@ -23,14 +30,21 @@
 #include <string.h>
 
 typedef struct ring {
-    unsigned char *data; /* cap * rsize bytes, or NULL when cap == 0 */
+    unsigned char *data; /* cap * rsize bytes: inl, the heap, or NULL when cap == 0 */
+    unsigned char *inl;  /* the inline buffer (not owned), or NULL */
     uint32_t head;       /* slot of record 0 */
     uint32_t len;        /* records stored */
     uint32_t cap;        /* slots */
-    uint32_t rsize;      /* bytes per record, a multiple of 8 */
+    uint16_t rsize;      /* bytes per record, a multiple of 8 */
+    uint16_t inl_cap;    /* records the inline buffer holds */
 } ring_t;
 
 void ring_init(ring_t *r, uint32_t rsize);
+/* As ring_init, with buf (inl_cap * rsize bytes, 8-aligned, owned by the
+ * caller and outliving the ring's use of it) as the storage while the
+ * records fit. inl_cap 0: no inline storage. */
+void ring_init_inline(ring_t *r, uint32_t rsize, void *buf, uint32_t inl_cap);
+/* Frees the heap storage (the ring is then empty, back on its inline buffer). */
 void ring_free(ring_t *r);
 void ring_clear(ring_t *r); /* drops all records, frees storage */
 
@@ -66,10 +80,10 @@ void ring_truncate(ring_t *r, uint32_t n);
 uint32_t ring_upper(const ring_t *r, uint32_t from, int64_t key);
 uint32_t ring_lower(const ring_t *r, uint32_t from, int64_t key);
 
-/* Heap bytes held (capacity, not length). */
+/* Heap bytes held (capacity, not length; the inline buffer is the caller's). */
 static inline size_t ring_bytes(const ring_t *r)
 {
-    return (size_t)r->cap * r->rsize;
+    return r->data == r->inl ? 0 : (size_t)r->cap * r->rsize;
 }
 
 #endif

@@ -10,7 +10,11 @@
  *     (B(end) - D/H, B(end)] (bucketed). items [lo, len) are exactly the
  *     records in it; items [0, lo) are older ones kept for queries below end
  *     (they are dropped by win_expire once below the watermark's horizon).
- *   - n, mom, mm, ids and qs describe exactly the values of items [lo, len):
+ *   - n, mom, mm, ids and qs describe exactly the values of items [lo, len),
+ *     except that an exact window keeps ids only while ids_on: it turns on
+ *     when n exceeds SMALL_IDS and off when n falls to SMALL_IDS / 2; in
+ *     between, distinct is counted from the few running records, so a small
+ *     window allocates no table and touches no second cache line;
  *     mm holds the monotonic deques keyed by time (exact) or bucket index;
  *     ids counts, per id, the running values (exact) or the running buckets
  *     that contain it (bucketed); qs is the sketch of the running values.
@@ -36,6 +40,30 @@
 #define F(r, off, type) ((type *)((unsigned char *)(r) + (off)))
 #define KINDS(w) ((w)->conf->kinds)
 #define HAS(w, k) (KINDS(w) & AGG_BIT(k))
+
+/* The running structures in the window's area (NULL when not needed). */
+static inline agg_moments_t *w_mom(const win_t *w)
+{
+    return (w->conf->kinds & AGG_NEED_SUM) ? (agg_moments_t *)(w->area + w->conf->area_mom) : NULL;
+}
+
+static inline mono_t *w_mm(const win_t *w)
+{
+    return (w->conf->kinds & (AGG_BIT(AGG_MIN) | AGG_BIT(AGG_MAX)))
+               ? (mono_t *)(w->area + w->conf->area_mm)
+               : NULL;
+}
+
+static inline mset_t *w_ids(const win_t *w)
+{
+    return (w->conf->kinds & AGG_NEED_IDS) ? (mset_t *)(w->area + w->conf->area_ids) : NULL;
+}
+
+static inline qsketch_t *w_qs(const win_t *w)
+{
+    return (w->conf->kinds & AGG_BIT(AGG_APPROX_QUANTILE)) ? (qsketch_t *)(w->area + w->conf->area_qs)
+                                                           : NULL;
+}
 
 static inline double num_of(uint64_t bits)
 {
@@ -69,6 +97,35 @@ static inline int64_t bucket_of(const win_conf_t *c, int64_t t)
 
 /* ---- configuration ---------------------------------------------------- */
 
+#define WIN_INLINE_BYTES 48 /* inline records: at least 2, else as many as fit here */
+
+static void area_layout(win_conf_t *c)
+{
+    uint32_t off = 0;
+    if (c->kinds & AGG_NEED_SUM) {
+        c->area_mom = (uint16_t)off;
+        off += (uint32_t)sizeof(agg_moments_t);
+    }
+    if (c->kinds & (AGG_BIT(AGG_MIN) | AGG_BIT(AGG_MAX))) {
+        c->area_mm = (uint16_t)off;
+        off += 2 * (uint32_t)sizeof(mono_t);
+    }
+    if (c->kinds & AGG_NEED_IDS) {
+        c->area_ids = (uint16_t)off;
+        off += (uint32_t)sizeof(mset_t);
+    }
+    if (c->kinds & AGG_BIT(AGG_APPROX_QUANTILE)) {
+        c->area_qs = (uint16_t)off;
+        off += ((uint32_t)sizeof(qsketch_t) + 7) & ~7u;
+    }
+    c->area_inl = (uint16_t)off;
+    c->inl_cap = (uint16_t)(WIN_INLINE_BYTES / c->rsize < 2 ? 2 : WIN_INLINE_BYTES / c->rsize);
+    /* A bucketed window holds a record per non-empty bucket of its whole
+     * (long) range: give small records more room. */
+    if (c->every && c->rsize <= 32) c->inl_cap = 4;
+    c->area_size = off + c->inl_cap * c->rsize;
+}
+
 int win_conf_init(win_conf_t *c, int64_t range, int64_t every, uint32_t kinds, int ids,
                   double alpha, char *err, size_t errlen)
 {
@@ -100,6 +157,7 @@ int win_conf_init(win_conf_t *c, int64_t range, int64_t every, uint32_t kinds, i
     if (every == 0) {
         c->nbuckets = 0;
         c->rsize = (kinds & ~AGG_BIT(AGG_COUNT)) ? 16 : 8;
+        area_layout(c);
         return 0;
     }
     c->nbuckets = range / every;
@@ -142,34 +200,32 @@ int win_conf_init(win_conf_t *c, int64_t range, int64_t every, uint32_t kinds, i
         off += (uint32_t)sizeof(qsketch_t *);
     }
     c->rsize = (off + 7) & ~7u;
+    area_layout(c);
     return 0;
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-void win_init(win_t *w, const win_conf_t *c)
+void win_init_in(win_t *w, const win_conf_t *c, void *area)
 {
     memset(w, 0, sizeof *w);
     w->conf = c;
     w->end = w->floor = WIN_NONE;
-    ring_init(&w->items, c->rsize);
-    if (c->kinds & AGG_NEED_SUM) {
-        w->mom = weir_malloc(sizeof *w->mom);
-        agg_moments_init(w->mom, (c->kinds & AGG_NEED_VAR) != 0);
-    }
+    w->area = area;
+    ring_init_inline(&w->items, c->rsize, w->area + c->area_inl, c->inl_cap);
+    if (c->kinds & AGG_NEED_SUM) agg_moments_init(w_mom(w), (c->kinds & AGG_NEED_VAR) != 0);
     if (c->kinds & (AGG_BIT(AGG_MIN) | AGG_BIT(AGG_MAX))) {
-        w->mm = weir_malloc(2 * sizeof *w->mm);
-        mono_init(&w->mm[0], 0);
-        mono_init(&w->mm[1], 1);
+        mono_init(&w_mm(w)[0], 0);
+        mono_init(&w_mm(w)[1], 1);
     }
-    if (c->kinds & AGG_NEED_IDS) {
-        w->ids = weir_malloc(sizeof *w->ids);
-        mset_init(w->ids);
-    }
-    if (c->kinds & AGG_BIT(AGG_APPROX_QUANTILE)) {
-        w->qs = weir_malloc(sizeof *w->qs);
-        qsketch_init(w->qs, c->alpha);
-    }
+    if (c->kinds & AGG_NEED_IDS) mset_init(w_ids(w));
+    if (c->kinds & AGG_BIT(AGG_APPROX_QUANTILE)) qsketch_init(w_qs(w), c->alpha);
+}
+
+void win_init(win_t *w, const win_conf_t *c)
+{
+    win_init_in(w, c, weir_malloc(c->area_size));
+    w->own_area = 1;
 }
 
 static void bucket_free(const win_conf_t *c, void *r)
@@ -188,32 +244,25 @@ void win_free(win_t *w)
     if (w->conf->every)
         for (uint32_t i = 0; i < w->items.len; i++) bucket_free(w->conf, ring_at(&w->items, i));
     ring_free(&w->items);
-    weir_free(w->mom);
-    if (w->mm) {
-        mono_free(&w->mm[0]);
-        mono_free(&w->mm[1]);
-        weir_free(w->mm);
+    if (w_mm(w)) {
+        mono_free(&w_mm(w)[0]);
+        mono_free(&w_mm(w)[1]);
     }
-    if (w->ids) mset_free(w->ids);
-    weir_free(w->ids);
-    if (w->qs) qsketch_free(w->qs);
-    weir_free(w->qs);
-    w->mom = NULL;
-    w->mm = NULL;
-    w->ids = NULL;
-    w->qs = NULL;
-    w->n = 0;
-    w->lo = 0;
+    if (w_ids(w)) mset_free(w_ids(w));
+    if (w_qs(w)) qsketch_free(w_qs(w));
+    if (w->own_area) weir_free(w->area);
+    memset(w, 0, sizeof *w); /* freeing again is a no-op */
 }
 
 size_t win_bytes(const win_t *w)
 {
     const win_conf_t *c = w->conf;
+    if (!c) return 0;
     size_t b = ring_bytes(&w->items);
-    if (w->mom) b += sizeof *w->mom;
-    if (w->mm) b += 2 * sizeof *w->mm + ring_bytes(&w->mm[0].r) + ring_bytes(&w->mm[1].r);
-    if (w->ids) b += sizeof *w->ids + mset_bytes(w->ids);
-    if (w->qs) b += sizeof *w->qs + qsketch_bytes(w->qs);
+    if (w->own_area) b += c->area_size;
+    if (w_mm(w)) b += ring_bytes(&w_mm(w)[0].r) + ring_bytes(&w_mm(w)[1].r);
+    if (w_ids(w)) b += mset_bytes(w_ids(w));
+    if (w_qs(w)) b += qsketch_bytes(w_qs(w));
     if (c->every && (c->off_ids || c->off_qs)) {
         for (uint32_t i = 0; i < w->items.len; i++) {
             void *r = ring_at(&w->items, i);
@@ -231,30 +280,68 @@ static inline uint64_t ev_bits(const win_t *w, uint32_t i)
     return w->items.rsize == 16 ? F(ring_at(&w->items, i), 8, uint64_t)[0] : 0;
 }
 
+#define SMALL_IDS 8
+
+/* Builds the running multiset of an exact window from items [lo, len). */
+static void ids_materialize(win_t *w)
+{
+    mset_t *s = w_ids(w);
+    for (uint32_t i = w->lo; i < w->items.len; i++) mset_add(s, id_of(w->conf, ev_bits(w, i)));
+    w->ids_on = 1;
+}
+
+/* Distinct ids of items [lo, len) of an exact window without its multiset
+ * (at most SMALL_IDS of them). */
+static uint32_t ids_count_small(const win_t *w)
+{
+    uint64_t seen[SMALL_IDS];
+    uint32_t d = 0;
+    for (uint32_t i = w->lo; i < w->items.len; i++) {
+        uint64_t id = id_of(w->conf, ev_bits(w, i));
+        uint32_t j = 0;
+        while (j < d && seen[j] != id) j++;
+        if (j == d) {
+            weir_assert(d < SMALL_IDS);
+            seen[d++] = id;
+        }
+    }
+    return d;
+}
+
 static void ex_run_add(win_t *w, int64_t t, uint64_t bits)
 {
     double x = num_of(bits);
     w->n++;
-    if (w->mom) agg_moments_add(w->mom, x, 1);
-    if (w->mm) {
-        if (HAS(w, AGG_MIN)) mono_update(&w->mm[0], t, x);
-        if (HAS(w, AGG_MAX)) mono_update(&w->mm[1], t, x);
+    if (w_mom(w)) agg_moments_add(w_mom(w), x, 1);
+    if (w_mm(w)) {
+        if (HAS(w, AGG_MIN)) mono_update(&w_mm(w)[0], t, x);
+        if (HAS(w, AGG_MAX)) mono_update(&w_mm(w)[1], t, x);
     }
-    if (w->ids) mset_add(w->ids, id_of(w->conf, bits));
-    if (w->qs) qsketch_add(w->qs, x);
+    if (w_ids(w)) {
+        /* The record is already in items [lo, len). */
+        if (w->ids_on)
+            mset_add(w_ids(w), id_of(w->conf, bits));
+        else if (w->n > SMALL_IDS)
+            ids_materialize(w);
+    }
+    if (w_qs(w)) qsketch_add(w_qs(w), x);
 }
 
 static void ex_run_sub(win_t *w, uint64_t bits)
 {
     double x = num_of(bits);
     w->n--;
-    if (w->mom) agg_moments_add(w->mom, x, -1);
-    if (w->ids) {
-        int rc = mset_remove(w->ids, id_of(w->conf, bits));
+    if (w_mom(w)) agg_moments_add(w_mom(w), x, -1);
+    if (w_ids(w) && w->ids_on) {
+        int rc = mset_remove(w_ids(w), id_of(w->conf, bits));
         weir_assert(rc >= 0);
+        if (w->n <= SMALL_IDS / 2) {
+            mset_free(w_ids(w));
+            w->ids_on = 0;
+        }
     }
-    if (w->qs) {
-        int rc = qsketch_remove(w->qs, x);
+    if (w_qs(w)) {
+        int rc = qsketch_remove(w_qs(w), x);
         weir_assert(rc == 0);
     }
 }
@@ -266,9 +353,9 @@ static void ex_advance(win_t *w, int64_t t)
     uint32_t hi = ring_upper(&w->items, w->lo, limit);
     for (uint32_t i = w->lo; i < hi; i++) ex_run_sub(w, ev_bits(w, i));
     w->lo = hi;
-    if (w->mm) {
-        mono_evict(&w->mm[0], limit);
-        mono_evict(&w->mm[1], limit);
+    if (w_mm(w)) {
+        mono_evict(&w_mm(w)[0], limit);
+        mono_evict(&w_mm(w)[1], limit);
     }
 }
 
@@ -361,16 +448,16 @@ static int bk_run_sub(win_t *w, void *r)
     const win_conf_t *c = w->conf;
     agg_part_t p = bucket_part(c, r);
     w->n -= p.n;
-    if (w->mom) agg_moments_add_part(w->mom, &p, -1);
-    if (w->ids) {
+    if (w_mom(w)) agg_moments_add_part(w_mom(w), &p, -1);
+    if (w_ids(w)) {
         uint64_t id;
         mset_t *s = F(r, c->off_ids, mset_t);
         for (uint32_t it = 0; mset_next(s, &it, &id, NULL);) {
-            int rc = mset_remove(w->ids, id);
+            int rc = mset_remove(w_ids(w), id);
             weir_assert(rc >= 0);
         }
     }
-    if (w->qs && qsketch_merge(w->qs, *F(r, c->off_qs, qsketch_t *), -1) != 0) {
+    if (w_qs(w) && qsketch_merge(w_qs(w), *F(r, c->off_qs, qsketch_t *), -1) != 0) {
         /* Only reachable from a decoded state whose bucket sketches collapsed
          * differently from the running one (a checkpoint that passed the
          * checks but was not written by us): rebuild after the evictions. */
@@ -383,10 +470,10 @@ static int bk_run_sub(win_t *w, void *r)
 static void rebuild_qs(win_t *w)
 {
     const win_conf_t *c = w->conf;
-    qsketch_free(w->qs);
-    qsketch_init(w->qs, c->alpha);
+    qsketch_free(w_qs(w));
+    qsketch_init(w_qs(w), c->alpha);
     for (uint32_t i = w->lo; i < w->items.len; i++)
-        qsketch_merge(w->qs, *F(ring_at(&w->items, i), c->off_qs, qsketch_t *), 1);
+        qsketch_merge(w_qs(w), *F(ring_at(&w->items, i), c->off_qs, qsketch_t *), 1);
 }
 
 static void bk_advance(win_t *w, int64_t t)
@@ -402,9 +489,9 @@ static void bk_advance(win_t *w, int64_t t)
     for (uint32_t i = w->lo; i < hi; i++) dirty |= bk_run_sub(w, ring_at(&w->items, i));
     w->lo = hi;
     if (dirty) rebuild_qs(w);
-    if (w->mm) {
-        mono_evict(&w->mm[0], limit);
-        mono_evict(&w->mm[1], limit);
+    if (w_mm(w)) {
+        mono_evict(&w_mm(w)[0], limit);
+        mono_evict(&w_mm(w)[1], limit);
     }
 }
 
@@ -437,13 +524,13 @@ static void bk_add(win_t *w, int64_t t, uint64_t bits)
     if (b <= run_lo) return;
     double x = num_of(bits);
     w->n++;
-    if (w->mom) agg_moments_add(w->mom, x, 1);
-    if (w->mm) {
-        if (HAS(w, AGG_MIN)) mono_update(&w->mm[0], b, x);
-        if (HAS(w, AGG_MAX)) mono_update(&w->mm[1], b, x);
+    if (w_mom(w)) agg_moments_add(w_mom(w), x, 1);
+    if (w_mm(w)) {
+        if (HAS(w, AGG_MIN)) mono_update(&w_mm(w)[0], b, x);
+        if (HAS(w, AGG_MAX)) mono_update(&w_mm(w)[1], b, x);
     }
-    if (w->ids && new_id) mset_add(w->ids, id_of(c, bits));
-    if (w->qs) qsketch_add(w->qs, x);
+    if (w_ids(w) && new_id) mset_add(w_ids(w), id_of(c, bits));
+    if (w_qs(w)) qsketch_add(w_qs(w), x);
 }
 
 /* ---- adds ------------------------------------------------------------- */
@@ -529,7 +616,7 @@ static void answer(const win_conf_t *c, const view_t *v, const win_ask_t *a, agg
 static void recompute_moments(win_t *w)
 {
     const win_conf_t *c = w->conf;
-    agg_moments_t *m = w->mom;
+    agg_moments_t *m = w_mom(w);
     agg_moments_reset(m, agg_moments_center(m));
     for (uint32_t i = w->lo; i < w->items.len; i++) {
         if (c->every) {
@@ -547,14 +634,14 @@ static void view_running(win_t *w, view_t *v)
     const win_conf_t *c = w->conf;
     memset(v, 0, sizeof *v);
     v->n = w->n;
-    if (w->mom) {
+    if (w_mom(w)) {
         int64_t cnt = c->every ? (int64_t)(w->items.len - w->lo) : w->n;
-        if (!agg_moments_trusted(w->mom, c->kinds, cnt)) recompute_moments(w);
-        v->mom = w->mom;
+        if (!agg_moments_trusted(w_mom(w), c->kinds, cnt)) recompute_moments(w);
+        v->mom = w_mom(w);
     }
-    if (w->mm) {
-        v->has_min = mono_best(&w->mm[0], &v->mn);
-        v->has_max = mono_best(&w->mm[1], &v->mx);
+    if (w_mm(w)) {
+        v->has_min = mono_best(&w_mm(w)[0], &v->mn);
+        v->has_max = mono_best(&w_mm(w)[1], &v->mx);
     }
     if (w->n && (c->kinds & (AGG_BIT(AGG_FIRST) | AGG_BIT(AGG_LAST)))) {
         if (c->every) {
@@ -566,8 +653,8 @@ static void view_running(win_t *w, view_t *v)
             v->last = ev_bits(w, w->items.len - 1);
         }
     }
-    if (w->ids) v->distinct = mset_size(w->ids);
-    v->qs = w->qs;
+    if (w_ids(w)) v->distinct = c->every || w->ids_on ? mset_size(w_ids(w)) : ids_count_small(w);
+    v->qs = w_qs(w);
 }
 
 /* Scratch of a slow-path view: the structures it owns. */
@@ -591,7 +678,7 @@ static void view_range(win_t *w, uint32_t a, uint32_t b, view_t *v, scratch_t *s
         if (c->every) {
             agg_part_t p = bucket_part(c, r);
             v->n += p.n;
-            if (w->mom) agg_moments_add_part(&s->mom, &p, 1);
+            if (w_mom(w)) agg_moments_add_part(&s->mom, &p, 1);
             if (want_min) {
                 double x = *F(r, c->off_min, double);
                 if (!v->has_min || x < v->mn) v->mn = x;
@@ -602,21 +689,21 @@ static void view_range(win_t *w, uint32_t a, uint32_t b, view_t *v, scratch_t *s
                 if (!v->has_max || x > v->mx) v->mx = x;
                 v->has_max = 1;
             }
-            if (w->ids) {
+            if (w_ids(w)) {
                 uint64_t id;
                 mset_t *bs = F(r, c->off_ids, mset_t);
                 for (uint32_t it = 0; mset_next(bs, &it, &id, NULL);) mset_add(&s->ids, id);
             }
-            if (w->qs) qsketch_merge(&s->qs, *F(r, c->off_qs, qsketch_t *), 1);
+            if (w_qs(w)) qsketch_merge(&s->qs, *F(r, c->off_qs, qsketch_t *), 1);
         } else {
             uint64_t bits = ev_bits(w, i);
             double x = num_of(bits);
             v->n++;
-            if (w->mom) agg_moments_add(&s->mom, x, 1);
+            if (w_mom(w)) agg_moments_add(&s->mom, x, 1);
             if (want_min && (!v->has_min || x < v->mn)) v->mn = x, v->has_min = 1;
             if (want_max && (!v->has_max || x > v->mx)) v->mx = x, v->has_max = 1;
-            if (w->ids) mset_add(&s->ids, id_of(c, bits));
-            if (w->qs) qsketch_add(&s->qs, x);
+            if (w_ids(w)) mset_add(&s->ids, id_of(c, bits));
+            if (w_qs(w)) qsketch_add(&s->qs, x);
         }
     }
     if (v->n) {
@@ -651,7 +738,7 @@ static int view_delta(win_t *w, uint32_t a, uint32_t b, uint32_t asked, view_t *
     if ((uint64_t)(len - b) + (w->lo - a) >= (uint64_t)(b - a)) return 0;
     memset(v, 0, sizeof *v);
     v->n = w->n;
-    if (w->mom) s->mom = *w->mom;
+    if (w_mom(w)) s->mom = *w_mom(w);
     for (int pass = 0; pass < 2; pass++) {
         uint32_t from = pass ? a : b, to = pass ? w->lo : len;
         int sign = pass ? 1 : -1;
@@ -659,14 +746,14 @@ static int view_delta(win_t *w, uint32_t a, uint32_t b, uint32_t asked, view_t *
             if (c->every) {
                 agg_part_t p = bucket_part(c, ring_at(&w->items, i));
                 v->n += sign * p.n;
-                if (w->mom) agg_moments_add_part(&s->mom, &p, sign);
+                if (w_mom(w)) agg_moments_add_part(&s->mom, &p, sign);
             } else {
                 v->n += sign;
-                if (w->mom) agg_moments_add(&s->mom, num_of(ev_bits(w, i)), sign);
+                if (w_mom(w)) agg_moments_add(&s->mom, num_of(ev_bits(w, i)), sign);
             }
         }
     }
-    if (w->mom && !agg_moments_trusted(&s->mom, asked, c->every ? (int64_t)(b - a) : v->n))
+    if (w_mom(w) && !agg_moments_trusted(&s->mom, asked, c->every ? (int64_t)(b - a) : v->n))
         return 0;
     if (v->n) {
         if (c->every) {
@@ -704,7 +791,7 @@ int win_query(win_t *w, int64_t t, const win_ask_t *asks, size_t nasks, agg_resu
             ex_advance(w, t);
     }
     view_t v;
-    int fast = c->every ? bucket_of(c, t) == bucket_of(c, w->end) : t == w->end;
+    int fast = t == w->end || (c->every && bucket_of(c, t) == bucket_of(c, w->end));
     if (fast) {
         view_running(w, &v);
         for (size_t i = 0; i < nasks; i++) answer(c, &v, &asks[i], &out[i]);
@@ -827,8 +914,8 @@ void win_encode(const win_t *w, weir_buf_t *b)
         if (c->off_ids) mset_encode(F(r, c->off_ids, mset_t), b);
         if (c->off_qs) qsketch_encode(*F(r, c->off_qs, qsketch_t *), b);
     }
-    if (w->mom) {
-        const agg_moments_t *m = w->mom;
+    if (w_mom(w)) {
+        const agg_moments_t *m = w_mom(w);
         codec_put_i(b, m->n);
         codec_put_f64(b, m->shift);
         put_dd(b, m->s1);
@@ -926,24 +1013,24 @@ static void rebuild_running(win_t *w)
             uint64_t bits = ev_bits(w, i);
             double x = num_of(bits);
             w->n++;
-            if (w->mm) {
-                if (HAS(w, AGG_MIN)) mono_update(&w->mm[0], key, x);
-                if (HAS(w, AGG_MAX)) mono_update(&w->mm[1], key, x);
+            if (w_mm(w)) {
+                if (HAS(w, AGG_MIN)) mono_update(&w_mm(w)[0], key, x);
+                if (HAS(w, AGG_MAX)) mono_update(&w_mm(w)[1], key, x);
             }
-            if (w->ids) mset_add(w->ids, id_of(c, bits));
-            if (w->qs) qsketch_add(w->qs, x);
+            if (w_qs(w)) qsketch_add(w_qs(w), x);
             continue;
         }
         w->n += F(r, 8, int64_t)[0];
-        if (c->off_min) mono_update(&w->mm[0], key, *F(r, c->off_min, double));
-        if (c->off_max) mono_update(&w->mm[1], key, *F(r, c->off_max, double));
-        if (w->ids) {
+        if (c->off_min) mono_update(&w_mm(w)[0], key, *F(r, c->off_min, double));
+        if (c->off_max) mono_update(&w_mm(w)[1], key, *F(r, c->off_max, double));
+        if (w_ids(w)) {
             uint64_t id;
             mset_t *s = F(r, c->off_ids, mset_t);
-            for (uint32_t it = 0; mset_next(s, &it, &id, NULL);) mset_add(w->ids, id);
+            for (uint32_t it = 0; mset_next(s, &it, &id, NULL);) mset_add(w_ids(w), id);
         }
-        if (w->qs) qsketch_merge(w->qs, *F(r, c->off_qs, qsketch_t *), 1);
+        if (w_qs(w)) qsketch_merge(w_qs(w), *F(r, c->off_qs, qsketch_t *), 1);
     }
+    if (!c->every && w_ids(w) && w->n > SMALL_IDS) ids_materialize(w);
 }
 
 int win_decode(win_t *w, const win_conf_t *c, const void *data, size_t len, size_t *used,
@@ -1030,7 +1117,7 @@ int win_decode(win_t *w, const win_conf_t *c, const void *data, size_t len, size
     }
     w->lo = (uint32_t)lo;
     rebuild_running(w);
-    if (w->mom) {
+    if (w_mom(w)) {
         agg_moments_t m;
         agg_moments_init(&m, (c->kinds & AGG_NEED_VAR) != 0);
         m.n = codec_get_i(&rd);
@@ -1048,9 +1135,9 @@ int win_decode(win_t *w, const win_conf_t *c, const void *data, size_t len, size
             why = "running sums";
             goto bad;
         }
-        m.fresh = (int)(flags & 1);
-        m.pinned = (int)(flags >> 1);
-        *w->mom = m;
+        m.fresh = (uint8_t)(flags & 1);
+        m.pinned = (uint8_t)(flags >> 1);
+        *w_mom(w) = m;
     }
     if (used) *used = (size_t)(rd.p - (const unsigned char *)data);
     return 0;

@@ -86,6 +86,10 @@ typedef struct win_conf {
     int64_t nbuckets; /* D / H */
     uint32_t rsize;   /* bytes per stored record */
     uint16_t off_shift, off_s1, off_s2, off_min, off_max, off_first, off_last, off_ids, off_qs;
+    /* The window's area (see win_init_in): what the kinds need, then the
+     * inline records. */
+    uint32_t area_size;
+    uint16_t area_mom, area_mm, area_ids, area_qs, area_inl, inl_cap;
 } win_conf_t;
 
 /* Validates and derives. kinds must be non-empty; an id window takes no
@@ -113,6 +117,13 @@ static inline win_val_t win_id(uint64_t id)
     return v;
 }
 
+/* Layout. A window is this header plus an AREA of conf->area_size bytes:
+ * the running structures its kinds need (moments for sum/avg/variance/
+ * stddev, the min/max deques, the distinct multiset, the quantile sketch)
+ * and room for the first conf->inl_cap records inline. A window whose values
+ * fit there allocates nothing. win_init allocates the area; win_init_in takes
+ * the caller's (the engine puts it right after the header, in the key's one
+ * state block), which must stay at the same address while the window lives. */
 typedef struct win {
     const win_conf_t *conf;
     int64_t end;   /* end of the running window; WIN_NONE before anything */
@@ -121,10 +132,9 @@ typedef struct win {
     ring_t items;  /* exact: {time, value} sorted by (time, add order);
                       bucketed: bucket partials sorted by bucket index */
     uint32_t lo;   /* items [0, lo) are older than the running window */
-    agg_moments_t *mom; /* sum/avg/variance/stddev */
-    mono_t *mm;         /* [0] min, [1] max */
-    mset_t *ids;        /* distinct, approx_distinct */
-    qsketch_t *qs;      /* approx_quantile */
+    uint16_t own_area; /* the area is ours (win_init) */
+    uint16_t ids_on;   /* exact id windows: the running multiset is kept (see win.c) */
+    unsigned char *area;
 } win_t;
 
 /* What to compute: a kind of the window's conf, and q for approx_quantile. */
@@ -134,6 +144,9 @@ typedef struct win_ask {
 } win_ask_t;
 
 void win_init(win_t *w, const win_conf_t *c);
+/* As win_init, in the caller's area of c->area_size bytes (8-aligned; the
+ * caller frees it after win_free). */
+void win_init_in(win_t *w, const win_conf_t *c, void *area);
 void win_free(win_t *w);
 
 /* Adds a value at time t. WEIR_ERANGE if t is below the last watermark given
@@ -161,7 +174,8 @@ static inline int win_is_empty(const win_t *w)
     return w->items.len == 0;
 }
 
-/* Heap bytes held by this window (not counting the win_t itself). */
+/* Heap bytes held by this window (not counting the win_t itself, nor a
+ * caller's area). */
 size_t win_bytes(const win_t *w);
 
 /* Appends the window's state. */
