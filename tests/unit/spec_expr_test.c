@@ -601,8 +601,11 @@ static void test_aggregate_types(void **state)
     agg_type("max(t) over 1h", EXPR_TIME);
     agg_type("stddev(i) over 1h", EXPR_FLOAT);
     agg_type("variance(f) over 1h", EXPR_FLOAT);
-    agg_type("first(s) over 1h", EXPR_STRING);
+    agg_type("first(f) over 1h", EXPR_FLOAT);
     agg_type("last(b) over 1h", EXPR_BOOL);
+    /* Windows keep strings as hashes: first/last of them cannot be answered. */
+    is_error("first(s) over 1h", 0, "first over a window of strings is not supported yet");
+    is_error("1 + len(last(s) over 1h)", 8, "last over a window of strings is not supported yet");
     agg_type("distinct(s) over 1d", EXPR_INT);
     agg_type("approx_distinct(s) over 1d", EXPR_INT);
     agg_type("approx_quantile(i, 1) over 1d", EXPR_FLOAT);
