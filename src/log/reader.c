@@ -85,6 +85,23 @@ static log_reader_t *reader_new(log_part_t *p)
     return r;
 }
 
+/* Creates a reader at byte pos of segment `base` (where offset `expect`
+ * starts), skipping records below `want`. Called with p->mu held; releases it. */
+static int reader_start(log_part_t *p, uint64_t base, uint64_t pos, uint64_t expect, uint64_t want,
+                        log_reader_t **out, char *err, size_t errlen)
+{
+    pthread_mutex_unlock(&p->mu);
+    log_reader_t *r = reader_new(p);
+    int rc = reader_enter_segment(r, base, pos, expect, err, errlen);
+    if (rc) {
+        log_reader_close(r);
+        return rc;
+    }
+    r->want = want;
+    *out = r;
+    return 0;
+}
+
 int log_reader_open(log_part_t *p, uint64_t from_offset, log_reader_t **out, char *err,
                     size_t errlen)
 {
@@ -97,9 +114,9 @@ int log_reader_open(log_part_t *p, uint64_t from_offset, log_reader_t **out, cha
                          " (deleted by retention)",
                          p->id, from_offset, start);
     }
-    int i = part_find_segment(p, from_offset);
-    const log_segment_t *s = &p->segs[i];
-    /* Last index entry at or below the offset. */
+    const log_segment_t *s = &p->segs[part_find_segment(p, from_offset)];
+    /* The last index entry at or below the offset (the predicate holds for a
+     * prefix of the entries, so a binary search finds its end). */
     uint64_t pos = 0, expect = s->base;
     int lo = 0, hi = (int)s->nidx - 1;
     while (lo <= hi) {
@@ -112,18 +129,7 @@ int log_reader_open(log_part_t *p, uint64_t from_offset, log_reader_t **out, cha
             hi = mid - 1;
         }
     }
-    uint64_t base = s->base;
-    pthread_mutex_unlock(&p->mu);
-
-    log_reader_t *r = reader_new(p);
-    int rc = reader_enter_segment(r, base, pos, expect, err, errlen);
-    if (rc) {
-        log_reader_close(r);
-        return rc;
-    }
-    r->want = from_offset;
-    *out = r;
-    return 0;
+    return reader_start(p, s->base, pos, expect, from_offset, out, err, errlen);
 }
 
 int log_reader_open_time(log_part_t *p, int64_t from_ts, log_reader_t **out, char *err,
@@ -134,7 +140,7 @@ int log_reader_open_time(log_part_t *p, int64_t from_ts, log_reader_t **out, cha
     while (i + 1 < p->nsegs && (p->segs[i].size == 0 || p->segs[i].max_ts < from_ts)) i++;
     const log_segment_t *s = &p->segs[i];
     uint64_t pos = 0, expect = s->base;
-    /* Last entry with everything before it older than from_ts. */
+    /* The last entry with everything before it older than from_ts. */
     int lo = 0, hi = (int)s->nidx - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
@@ -146,20 +152,12 @@ int log_reader_open_time(log_part_t *p, int64_t from_ts, log_reader_t **out, cha
             hi = mid - 1;
         }
     }
-    uint64_t base = s->base;
-    pthread_mutex_unlock(&p->mu);
-
-    log_reader_t *r = reader_new(p);
-    int rc = reader_enter_segment(r, base, pos, expect, err, errlen);
-    if (rc) {
-        log_reader_close(r);
-        return rc;
+    int rc = reader_start(p, s->base, pos, expect, expect, out, err, errlen);
+    if (rc == 0) {
+        (*out)->want_ts = from_ts;
+        (*out)->by_time = 1;
     }
-    r->want = expect;
-    r->want_ts = from_ts;
-    r->by_time = 1;
-    *out = r;
-    return 0;
+    return rc;
 }
 
 /* Makes buf hold at least need bytes from the current position (within the
