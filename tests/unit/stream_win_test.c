@@ -381,6 +381,12 @@ static void test_exact_differential(void **state)
         {60000, 0, 5000, 1000, NUM_KINDS, 0, 4, 10000},     /* 1e9 + tiny noise */
         {60000, 0, 5000, 1000, AGG_BIT(AGG_COUNT), 0, 0, 5000},
         {60000, 0, 5000, 1000, ID_KINDS, 1, 0, 10000},
+        /* A few values in the window (~10): records move between the inline
+         * area and the heap, and distinct between counting the records and
+         * the multiset (SMALL_IDS in win.c), both ways, many times. */
+        {60000, 0, 5000, 8000, ID_KINDS, 1, 0, 10000},
+        {60000, 0, 5000, 8000, NUM_KINDS, 0, 1, 10000},
+        {60000, 0, 20000, 12000, NUM_KINDS, 0, 1, 10000},
     };
     for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) differential(&runs[i], 1000 + i);
 }
@@ -397,6 +403,7 @@ static void test_bucketed_differential(void **state)
         {20000, 5000, 60000, 1000, NUM_KINDS, 0, 0, 10000},  /* window shorter than lateness */
         {60000, 10000, 5000, 1000, AGG_BIT(AGG_COUNT), 0, 0, 5000},
         {60000, 10000, 5000, 500, ID_KINDS, 1, 0, 10000},
+        {60000, 10000, 5000, 9000, AGG_BIT(AGG_AVG), 0, 0, 10000}, /* 0-6 buckets: inline and heap */
     };
     for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) differential(&runs[i], 2000 + i);
 }
