@@ -146,7 +146,8 @@ static void test_fraud_example_evaluates(void **state)
     assert_true(fields[1].type == EXPR_FLOAT && fields[1].as.f == 6000.0);
 
     /* 2. aggregates: what the window state would hold after this event */
-    expr_value_t aggs[6];
+    expr_value_t aggs[7];
+    assert_int_equal(s->aggs.n, 7);
     expr_env_t env = {.fields = fields};
     for (uint32_t i = 0; i < s->aggs.n; i++) {
         const expr_agg_t *a = &s->aggs.v[i];
@@ -162,9 +163,11 @@ static void test_fraud_example_evaluates(void **state)
     aggs[3] = expr_int(2);                           /* distinct(merchant) over 1d */
     aggs[4] = expr_string("DE", 2);                  /* last(country) */
     aggs[5] = expr_time(fields[4].as.i - 90 * 1000); /* last(ts) */
+    aggs[6] = expr_int(0);                           /* sum(if(amount < 2, 1, 0)) over 1h */
 
     /* 3. features in order */
-    expr_value_t feats[7];
+    expr_value_t feats[8];
+    assert_int_equal(s->nfeatures, 8);
     memset(feats, 0xAB, sizeof feats); /* poison: an out-of-order read would show */
     env.features = feats;
     env.aggs = aggs;
