@@ -14,9 +14,17 @@
  *               weir model_predict_batch vs XGBoosterPredictFromDense on the
  *               10,000 x F matrix, nthread=1.
  *
+ *   explain     one row's contributions, median over calls: weir's
+ *               approximate ones (model_contrib_row_approx, what `weir run`
+ *               serves) and exact TreeSHAP (model_contrib_row) next to
+ *               XGBoost's (PredictFromDMatrix type 3 and 2, a DMatrix made per
+ *               call as its C API needs), and the approximate
+ *               cost in predictions (weir approx / weir single row).
+ *
  * Ratios are XGBoost time / weir time (higher is better for weir). The
  * predictions of both are compared: the largest absolute difference is
- * printed and must be <= 1e-6. Without libxgboost (WEIR_HAVE_XGBOOST unset)
+ * printed and must be <= 1e-6, and so for the approximate contributions
+ * against XGBoost's (computed in float in its order). Without libxgboost (WEIR_HAVE_XGBOOST unset)
  * the benchmark cannot build its model and says so. */
 #include <math.h>
 #include <stdio.h>
@@ -43,6 +51,8 @@ typedef struct result {
     double weir_med, weir_p99, xgb_med, xgb_p99; /* single row, ns */
     double weir_batch, xgb_batch;                /* ns per row, median of runs */
     double max_diff;
+    double approx_med, exact_med, xgb_approx_med, xgb_exact_med; /* explain, ns */
+    double approx_diff;                                          /* vs XGBoost's approx */
     uint32_t perfect;
 } result_t;
 
@@ -98,12 +108,34 @@ static BoosterHandle train(const config_t *c, const float *x, const float *y)
     return b;
 }
 
-static const char *predict_config =
+/* type: 0 prediction, 2 contributions (TreeSHAP), 3 approximate ones */
+static const char *const predict_config[4] = {
     "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
-    "\"strict_shape\": false, \"cache_id\": 0, \"missing\": NaN}";
+    "\"strict_shape\": false, \"cache_id\": 0, \"missing\": NaN}",
+    NULL,
+    "{\"type\": 2, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
+    "\"strict_shape\": false, \"cache_id\": 0, \"missing\": NaN}",
+    "{\"type\": 3, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
+    "\"strict_shape\": false, \"cache_id\": 0, \"missing\": NaN}",
+};
 
-static const float *xgb_predict(BoosterHandle b, const float *x, size_t n)
+/* Contributions: XGBoost's inplace prediction has none, so a DMatrix per
+ * call, as a caller of the C API has to make (its cost is in the timing). */
+static const float *xgb_contribs(BoosterHandle b, const float *x, size_t n, int type)
 {
+    DMatrixHandle d;
+    XGB_CHECK(XGDMatrixCreateFromMat(x, n, NFEAT, NAN, &d));
+    const bst_ulong *shape;
+    bst_ulong dim;
+    const float *out;
+    XGB_CHECK(XGBoosterPredictFromDMatrix(b, d, predict_config[type], &shape, &dim, &out));
+    XGB_CHECK(XGDMatrixFree(d));
+    return out;
+}
+
+static const float *xgb_predict_type(BoosterHandle b, const float *x, size_t n, int type)
+{
+    if (type) return xgb_contribs(b, x, n, type);
     char iface[256];
     snprintf(iface, sizeof iface,
              "{\"data\": [%llu, true], \"shape\": [%zu, %d], \"typestr\": \"<f4\", \"version\": 3}",
@@ -111,8 +143,36 @@ static const float *xgb_predict(BoosterHandle b, const float *x, size_t n)
     const bst_ulong *shape;
     bst_ulong dim;
     const float *out;
-    XGB_CHECK(XGBoosterPredictFromDense(b, iface, predict_config, NULL, &shape, &dim, &out));
+    XGB_CHECK(XGBoosterPredictFromDense(b, iface, predict_config[type], NULL, &shape, &dim, &out));
     return out;
+}
+
+static const float *xgb_predict(BoosterHandle b, const float *x, size_t n)
+{
+    return xgb_predict_type(b, x, n, 0);
+}
+
+/* Median ns of one row's contributions over `calls` rows: weir's (approx or
+ * exact) when xgb_type is 0, else XGBoost's of that predict type. */
+static double time_contribs(const weir_model_t *m, BoosterHandle b, int approx, int xgb_type,
+                            const double *xd, const float *xf, size_t nrows, uint64_t calls,
+                            double *lat, double *c)
+{
+    volatile double sink = 0;
+    for (uint64_t i = 0; i < calls + calls / 10; i++) {
+        size_t r = i % nrows;
+        uint64_t t0 = weir_mono_ns();
+        if (xgb_type)
+            sink += xgb_predict_type(b, xf + r * NFEAT, 1, xgb_type)[0];
+        else if (approx)
+            model_contrib_row_approx(m, xd + r * NFEAT, c);
+        else
+            model_contrib_row(m, xd + r * NFEAT, c);
+        if (i >= calls / 10) lat[i - calls / 10] = (double)(weir_mono_ns() - t0); /* after warm-up */
+        sink += c[0];
+    }
+    (void)sink;
+    return bench_median(lat, calls);
 }
 
 static void run_config(const config_t *c, size_t nrows, uint64_t calls, int runs, result_t *res)
@@ -182,6 +242,27 @@ static void run_config(const config_t *c, size_t nrows, uint64_t calls, int runs
     res->xgb_med = bench_median(lat, xcalls);
     res->xgb_p99 = bench_quantile(lat, xcalls, 0.99);
 
+    /* Explanations: the approximate contributions checked against
+     * XGBoost's on every row, then each kind timed. Exact TreeSHAP costs
+     * hundreds of times more: fewer calls. */
+    uint32_t nc = model_num_contribs(m);
+    double *phi = weir_malloc(nc * sizeof *phi);
+    res->approx_diff = 0;
+    const float *xa = xgb_predict_type(b, xf, nrows, 3);
+    for (size_t r = 0; r < nrows; r++) {
+        model_contrib_row_approx(m, xd + r * NFEAT, phi);
+        for (uint32_t j = 0; j < nc; j++) {
+            double d = fabs(phi[j] - (double)xa[r * nc + j]);
+            if (d > res->approx_diff) res->approx_diff = d;
+        }
+    }
+    uint64_t ecalls = calls / 20 > 200 ? calls / 20 : (calls < 200 ? calls : 200);
+    res->approx_med = time_contribs(m, b, 1, 0, xd, xf, nrows, calls, lat, phi);
+    res->exact_med = time_contribs(m, b, 0, 0, xd, xf, nrows, ecalls, lat, phi);
+    res->xgb_approx_med = time_contribs(m, b, 1, 3, xd, xf, nrows, xcalls, lat, phi);
+    res->xgb_exact_med = time_contribs(m, b, 0, 2, xd, xf, nrows, ecalls, lat, phi);
+    weir_free(phi);
+
     /* Batch: alternate the two so that machine noise hits both alike. */
     double *wb = weir_malloc((size_t)runs * sizeof *wb), *xb = weir_malloc((size_t)runs * sizeof *xb);
     for (int r = 0; r < runs; r++) {
@@ -247,7 +328,7 @@ int bench_model(int argc, char **argv)
         run_config(&configs[k], rows, calls, runs, &res[k]);
     }
     int ok = 1, vmaj = 0, vmin = 0, vpat = 0;
-    for (int k = 0; k < 2; k++) ok &= res[k].max_diff <= 1e-6;
+    for (int k = 0; k < 2; k++) ok &= res[k].max_diff <= 1e-6 && res[k].approx_diff <= 1e-6;
     XGBoostVersion(&vmaj, &vmin, &vpat);
     if (json) {
         printf("{\"benchmark\": \"model\", \"baseline\": \"XGBoosterPredictFromDense nthread=1 (XGBoost %d.%d.%d)\", "
@@ -259,10 +340,14 @@ int bench_model(int argc, char **argv)
             printf("%s{\"trees\": %d, \"depth\": %d, \"branch_free_trees\": %u, \"max_abs_diff\": %.3g, "
                    "\"single_row_ns\": {\"weir_median\": %.1f, \"weir_p99\": %.1f, \"xgboost_median\": %.1f, "
                    "\"xgboost_p99\": %.1f, \"ratio_median\": %.2f, \"ratio_p99\": %.2f, \"weir_ns_per_tree\": %.3f}, "
-                   "\"batch_ns_per_row\": {\"weir\": %.2f, \"xgboost\": %.2f, \"ratio\": %.2f}}",
+                   "\"batch_ns_per_row\": {\"weir\": %.2f, \"xgboost\": %.2f, \"ratio\": %.2f}, "
+                   "\"contrib_ns\": {\"weir_approx\": %.1f, \"weir_exact\": %.1f, \"xgboost_approx\": %.1f, "
+                   "\"xgboost_exact\": %.1f, \"approx_in_predictions\": %.2f, \"approx_max_abs_diff\": %.3g}}",
                    k ? ", " : "", r->cfg.trees, r->cfg.depth, r->perfect, r->max_diff, r->weir_med,
                    r->weir_p99, r->xgb_med, r->xgb_p99, r->xgb_med / r->weir_med, r->xgb_p99 / r->weir_p99,
-                   r->weir_med / r->cfg.trees, r->weir_batch, r->xgb_batch, r->xgb_batch / r->weir_batch);
+                   r->weir_med / r->cfg.trees, r->weir_batch, r->xgb_batch, r->xgb_batch / r->weir_batch,
+                   r->approx_med, r->exact_med, r->xgb_approx_med, r->xgb_exact_med,
+                   r->approx_med / r->weir_med, r->approx_diff);
         }
         printf("], \"predictions_match\": %s}\n", ok ? "true" : "false");
     } else {
@@ -279,8 +364,13 @@ int bench_model(int argc, char **argv)
                    r->xgb_p99 / r->weir_p99);
             printf("%-16s %-12s %7.1f ns/row %6.1f ns/row %8.1fx   (%llu rows)\n", "", "batch", r->weir_batch,
                    r->xgb_batch, r->xgb_batch / r->weir_batch, (unsigned long long)rows);
-            printf("%-16s %-12s %u of %d trees branch-free; max |weir - xgboost| = %.3g\n", "", "check",
-                   r->perfect, r->cfg.trees, r->max_diff);
+            printf("%-16s %-12s %10.0f ns %10.0f ns %11.1fx %9s %9.2f ns  (%.1f predictions)\n", "",
+                   "contrib ~", r->approx_med, r->xgb_approx_med, r->xgb_approx_med / r->approx_med, "",
+                   r->approx_med / r->cfg.trees, r->approx_med / r->weir_med);
+            printf("%-16s %-12s %10.0f ns %10.0f ns %11.1fx %9s %9.2f ns\n", "", "contrib", r->exact_med,
+                   r->xgb_exact_med, r->xgb_exact_med / r->exact_med, "", r->exact_med / r->cfg.trees);
+            printf("%-16s %-12s %u of %d trees branch-free; max |weir - xgboost| = %.3g, "
+                   "contrib ~ %.3g\n", "", "check", r->perfect, r->cfg.trees, r->max_diff, r->approx_diff);
         }
     }
     return ok ? 0 : 1;

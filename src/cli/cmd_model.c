@@ -23,14 +23,18 @@ static const char *const info_usage =
     "linear JSON model; the format is recognized from the content.\n";
 
 static const char *const predict_usage =
-    "usage: weir model predict MODEL --input FILE [--raw] [--contrib]\n"
+    "usage: weir model predict MODEL --input FILE [--raw] [--contrib | --contrib-approx]\n"
     "                          [--format auto|csv|tsv|libsvm] [--label-col N]\n"
     "\n"
     "Scores every row of FILE ('-' for stdin) and prints one line per row: the\n"
     "score (several classes tab-separated), printed with %.17g.\n"
     "  --raw          print margins (raw scores) instead of transformed scores\n"
     "  --contrib      print per-feature contributions to the margin and the bias\n"
-    "                 (per class: one value per feature, then the bias)\n"
+    "                 (per class: one value per feature, then the bias), by exact\n"
+    "                 TreeSHAP\n"
+    "  --contrib-approx  the same by path attribution (XGBoost's approx_contribs,\n"
+    "                 what 'weir run' serves): a few predictions' cost, where\n"
+    "                 TreeSHAP's is hundreds\n"
     "  --format F     input format (default: recognized from the first line)\n"
     "  --label-col N  column N (0-based) of a CSV/TSV file is a label: ignore it\n"
     "\n"
@@ -48,7 +52,7 @@ static const char *const bench_usage =
 
 typedef struct opts {
     const char *model, *input;
-    int raw, contrib, json;
+    int raw, contrib, json; /* contrib: 1 exact, 2 approximate */
     model_rows_format_t fmt;
     long label_col;
     uint64_t rows, calls;
@@ -67,8 +71,11 @@ static int parse_opts(const char *verb, int argc, char **argv, opts_t *o)
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--raw")) {
             o->raw = 1;
-        } else if (!strcmp(a, "--contrib")) {
-            o->contrib = 1;
+        } else if (!strcmp(a, "--contrib") || !strcmp(a, "--contrib-approx")) {
+            int kind = !strcmp(a, "--contrib") ? 1 : 2;
+            if (o->contrib && o->contrib != kind)
+                return cli_fail(prefix, "--contrib and --contrib-approx exclude each other");
+            o->contrib = kind;
         } else if (!strcmp(a, "--json")) {
             o->json = 1;
         } else if (!strcmp(a, "--input") || !strcmp(a, "--format") || !strcmp(a, "--label-col") ||
@@ -235,7 +242,10 @@ static int model_predict_cmd(int argc, char **argv)
         uint32_t nc = model_num_contribs(m);
         double *c = weir_malloc(nc * sizeof *c);
         for (size_t r = 0; r < n; r++) {
-            model_contrib_row(m, x + r * F, c);
+            if (o.contrib == 1)
+                model_contrib_row(m, x + r * F, c);
+            else
+                model_contrib_row_approx(m, x + r * F, c);
             print_values(&b, c, nc);
         }
         weir_free(c);

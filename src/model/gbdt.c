@@ -45,6 +45,26 @@
  * double with a float threshold widened to double gives the same answer as
  * the float comparison, so the general layout stores doubles for both.
  *
+ * Explanations. Two kinds, both per output group nfeat contributions and a
+ * bias that add up to the margin. Exact TreeSHAP (Lundberg et al.) walks
+ * every path of every tree: about depth^2 times the leaves of work per tree,
+ * some 200 us for 100 trees of depth 6. The approximate contributions
+ * (Saabas path attribution, XGBoost's approx_contribs) walk only the row's
+ * path: E[n] is the expected output below node n, the cover-weighted mean of
+ * its leaves, computed once at build time (mean[]); the bias gets E[root] of
+ * every tree, and each split on the path gives its feature E[child taken] -
+ * E[node]. The sum telescopes to the leaf. The cost is one walk of the
+ * general layout per tree, eight trees side by side so that their loads
+ * overlap (GBDT_F32 keeps E[] in the node, one line per step): some 20 ns
+ * per tree, about five times a branch-free prediction. For GBDT_F32 both E[] and the sums are
+ * float and in XGBoost's order (FillNodeMeanValues: E = (E_l * cover_l +
+ * E_r * cover_r) / cover, each step rounded to float; per tree the
+ * contributions are summed apart, then added to the row's), so the values
+ * are XGBoost's to the last bit. A tree whose covers cannot weight (a
+ * split of cover 0, a negative, NaN or infinite cover: models written
+ * without statistics) uses the unweighted mean of the leaves instead, where
+ * XGBoost would divide by zero.
+ *
  * Invariants after gbdt_builder_add_tree: every split has two children in
  * range, every node is reached exactly once from the root, depth <=
  * GBDT_MAX_DEPTH, features < nfeat, no NaN threshold or leaf value, category
@@ -72,7 +92,11 @@ typedef struct gnode {
     uint8_t kind;
     uint8_t missing_left;
     uint32_t cat_off, cat_words;
+    float amean;      /* GBDT_F32: mean[] of the node, in the padding, so that the
+                       * approximate contributions read one line per step */
 } gnode_t;
+
+_Static_assert(sizeof(gnode_t) == 32, "a general node is half a cache line");
 
 /* fb indexes the row widened to 2 * nfeat values (see widen32): the
  * feature itself when a missing value goes left, nfeat + feature when it
@@ -128,11 +152,14 @@ struct gbdt {
     uint32_t nfeat, ngroups, ntrees, max_depth, nperfect;
     uint32_t average_by;
     double *base;     /* [ngroups] */
-    double *bias;     /* [ngroups] base + expected tree output (explanations) */
+    double *bias;     /* [ngroups] base + expected tree output (exact TreeSHAP) */
+    double *abias;    /* [ngroups] the same for the approximate contributions, summed
+                       * in the model's precision and order (see Explanations) */
     tree_t *trees;
     gnode_t *gnodes;
     double *cover;    /* per general node */
-    double *mean;     /* per general node: expected output below it */
+    double *mean;     /* per general node: expected output below it, in the model's
+                       * precision (approximate contributions) */
     uint32_t ngnodes;
     uint32_t *cats;
     uint32_t ncats;
@@ -387,6 +414,43 @@ static double fill_mean(const gnode_t *g, const double *cover, double *mean, uin
     return mean[i] = cover[i] != 0 ? v / cover[i] : 0.0;
 }
 
+/* 1 if the covers of a tree (n nodes) can weight its means: all finite and
+ * not negative, splits above zero. For GBDT_F32 as floats, as XGBoost
+ * holds them. */
+static int covers_weigh(const gnode_t *nd, const double *cover, uint32_t n, gbdt_prec_t prec)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        double c = prec == GBDT_F32 ? (double)(float)cover[i] : cover[i];
+        if (!(c >= 0) || isinf(c) || (nd[i].left >= 0 && !(c > 0))) return 0;
+    }
+    return 1;
+}
+
+/* E[node] for the approximate contributions below node i: mean[i] = the
+ * mean of its children weighted by cover (by_count: by their leaf counts,
+ * returned in *w), in float for GBDT_F32 with XGBoost's rounding steps. */
+static double fill_amean(const gnode_t *nd, const double *cover, int by_count, gbdt_prec_t prec,
+                         double *mean, uint32_t i, double *w)
+{
+    if (nd[i].left < 0) {
+        *w = by_count ? 1.0 : cover[i];
+        return mean[i] = nd[i].thr;
+    }
+    uint32_t l = (uint32_t)nd[i].left;
+    double wl, wr;
+    double ml = fill_amean(nd, cover, by_count, prec, mean, l, &wl);
+    double mr = fill_amean(nd, cover, by_count, prec, mean, l + 1, &wr);
+    double wn = by_count ? wl + wr : cover[i];
+    *w = wn;
+    if (prec == GBDT_F32) {
+        float r = (float)ml * (float)wl;
+        r += (float)mr * (float)wr;
+        r /= (float)wn;
+        return mean[i] = r;
+    }
+    return mean[i] = (ml * wl + mr * wr) / wn;
+}
+
 /* Cuts the perfect trees into runs (see run_t), sizes the pools and fills
  * them; the other trees go to the end of the schedule. */
 static void build_perfect(gbdt_t *g)
@@ -504,6 +568,33 @@ int gbdt_builder_finish(gbdt_builder_t *b, const double *base, uint32_t average_
         if (g->average_by) g->bias[k] /= g->average_by;
         g->bias[k] += g->base[k];
     }
+    /* The approximate contributions' E[] replaces the exact path's, used
+     * above for its bias only. Bias: per group, the root means in model
+     * order, then the base (XGBoost adds base_score last). */
+    g->abias = weir_calloc(g->ngroups, sizeof *g->abias);
+    float *abias32 = weir_calloc(g->ngroups, sizeof *abias32);
+    for (uint32_t t = 0; t < g->ntrees; t++) {
+        const tree_t *tr = &g->trees[t];
+        const gnode_t *gn = g->gnodes + tr->goff;
+        const double *cov = g->cover + tr->goff;
+        int by_count = !covers_weigh(gn, cov, tr->nnodes, g->prec);
+        double w, root = fill_amean(gn, cov, by_count, g->prec, g->mean + tr->goff, 0, &w);
+        for (uint32_t i = 0; i < tr->nnodes; i++)
+            g->gnodes[tr->goff + i].amean = (float)g->mean[tr->goff + i];
+        abias32[tr->group] += (float)root;
+        g->abias[tr->group] += root;
+    }
+    for (uint32_t k = 0; k < g->ngroups; k++) {
+        if (g->prec == GBDT_F32) {
+            float a = abias32[k];
+            g->abias[k] = g->average_by ? (double)(a / (float)g->average_by + (float)g->base[k])
+                                        : (double)(a + (float)g->base[k]);
+        } else {
+            if (g->average_by) g->abias[k] /= g->average_by;
+            g->abias[k] += g->base[k];
+        }
+    }
+    weir_free(abias32);
     build_perfect(g);
     *out = g;
     return 0;
@@ -514,6 +605,7 @@ void gbdt_free(gbdt_t *g)
     if (!g) return;
     weir_free(g->base);
     weir_free(g->bias);
+    weir_free(g->abias);
     weir_free(g->trees);
     weir_free(g->gnodes);
     weir_free(g->cover);
@@ -1019,4 +1111,106 @@ void gbdt_contrib_row(const gbdt_t *g, const double *x, double *out)
     for (uint32_t k = 0; k < G; k++) out[(size_t)k * (F + 1) + F] = g->bias[k];
     weir_free(path);
     weir_free(xr);
+}
+
+/* ---- explanations: approximate contributions (path attribution) -------- */
+
+/* The contributions of LANES trees from t for row xr (rounded to float):
+ * walks each tree's path, gives each split's feature E[child] - E[node],
+ * summed per feature for the tree alone (a feature may split twice on the
+ * path) and then added to acc in model order, as XGBoost's
+ * CalculateContributionsApprox and PredictContribution do. The trees are
+ * walked side by side so that their chains of loads overlap. tmp[LANES *
+ * nfeat] is zero on entry and on return; fs[k] holds the features of lane
+ * k's path (repeats included: the second time tmp[f] is 0 and adds
+ * nothing), so a step has no branch of its own. */
+#define LANES 8
+static void approx_trees32(const gbdt_t *g, uint32_t t, uint32_t nl, const double *xr,
+                           float *acc, float *tmp, uint32_t (*fs)[GBDT_MAX_DEPTH])
+{
+    uint32_t F = g->nfeat;
+    const gnode_t *nodes[LANES];
+    uint32_t i[LANES], np[LANES];
+    float mv[LANES];
+    for (uint32_t k = 0; k < nl; k++) {
+        nodes[k] = g->gnodes + g->trees[t + k].goff;
+        i[k] = 0;
+        np[k] = 0;
+        mv[k] = nodes[k][0].amean;
+    }
+    for (int more = 1; more;) {
+        more = 0;
+        for (uint32_t k = 0; k < nl; k++) {
+            const gnode_t *n = &nodes[k][i[k]];
+            if (n->left < 0) continue;
+            uint32_t f = n->feat;
+            i[k] = (uint32_t)n->left + (uint32_t)go_right(g, n, xr[f]);
+            float nv = nodes[k][i[k]].amean;
+            tmp[k * F + f] += nv - mv[k];
+            fs[k][np[k]++] = f;
+            mv[k] = nv;
+            more = 1;
+        }
+    }
+    for (uint32_t k = 0; k < nl; k++) {
+        float *a = acc + (size_t)g->trees[t + k].group * (F + 1), *tk = tmp + k * F;
+        for (uint32_t j = 0; j < np[k]; j++) {
+            a[fs[k][j]] += tk[fs[k][j]];
+            tk[fs[k][j]] = 0;
+        }
+    }
+}
+
+/* The same in double (LightGBM has no approximate mode to follow: sums go
+ * straight into the row's, scaled for averaged forests). */
+static void approx_tree64(const gbdt_t *g, const tree_t *tr, const double *x, double *acc,
+                          double scale)
+{
+    const gnode_t *nodes = g->gnodes + tr->goff;
+    const double *mean = g->mean + tr->goff;
+    uint32_t i = 0;
+    double mv = mean[0];
+    while (nodes[i].left >= 0) {
+        uint32_t f = nodes[i].feat;
+        i = (uint32_t)nodes[i].left + (uint32_t)go_right(g, &nodes[i], x[f]);
+        acc[f] += (mean[i] - mv) * scale;
+        mv = mean[i];
+    }
+}
+
+#define APPROX_STACK 1024
+
+void gbdt_contrib_row_approx(const gbdt_t *g, const double *x, double *out)
+{
+    uint32_t F = g->nfeat, G = g->ngroups;
+    size_t n = (size_t)G * (F + 1);
+    if (g->prec == GBDT_F64) {
+        memset(out, 0, n * sizeof *out);
+        double scale = g->average_by ? 1.0 / g->average_by : 1.0;
+        for (uint32_t t = 0; t < g->ntrees; t++) {
+            const tree_t *tr = &g->trees[t];
+            approx_tree64(g, tr, x, out + (size_t)tr->group * (F + 1), scale);
+        }
+        for (uint32_t k = 0; k < G; k++) out[(size_t)k * (F + 1) + F] = g->abias[k];
+        return;
+    }
+    /* Stack scratch for the usual sizes: this runs once per served event. */
+    float acc_s[APPROX_STACK], tmp_s[LANES * ROW_STACK];
+    double xr_s[ROW_STACK];
+    uint32_t fs[LANES][GBDT_MAX_DEPTH];
+    float *acc = n <= APPROX_STACK ? acc_s : weir_malloc(n * sizeof *acc);
+    double *xr = F <= ROW_STACK ? xr_s : weir_malloc((size_t)F * sizeof *xr);
+    float *tmp = F <= ROW_STACK ? tmp_s : weir_malloc((size_t)LANES * F * sizeof *tmp);
+    for (uint32_t f = 0; f < F; f++) xr[f] = (double)(float)x[f];
+    memset(tmp, 0, (size_t)LANES * F * sizeof *tmp);
+    memset(acc, 0, n * sizeof *acc);
+    for (uint32_t t = 0; t < g->ntrees; t += LANES)
+        approx_trees32(g, t, g->ntrees - t < LANES ? g->ntrees - t : LANES, xr, acc, tmp, fs);
+    if (g->average_by) /* not an XGBoost model: no order to follow */
+        for (size_t i = 0; i < n; i++) acc[i] /= (float)g->average_by;
+    for (size_t i = 0; i < n; i++) out[i] = acc[i];
+    for (uint32_t k = 0; k < G; k++) out[(size_t)k * (F + 1) + F] = g->abias[k];
+    if (acc != acc_s) weir_free(acc);
+    if (xr != xr_s) weir_free(xr);
+    if (tmp != tmp_s) weir_free(tmp);
 }

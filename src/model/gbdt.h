@@ -98,4 +98,13 @@ void gbdt_predict_batch(const gbdt_t *g, const double *x, size_t n, size_t strid
  * base margin). Per group the values add up to the margin. */
 void gbdt_contrib_row(const gbdt_t *g, const double *x, double *out);
 
+/* Approximate contributions of one row (path attribution, XGBoost's
+ * approx_contribs; see "Explanations" in gbdt.c), in gbdt_contrib_row's
+ * layout: for each tree, each split on the row's path gives its feature the
+ * change of the expected output, E[child taken] - E[node], and the bias gets
+ * E[root] plus the base margin. Per group the values add up to the margin
+ * (up to rounding). One walk of each tree: a few predictions' cost. For GBDT_F32 the values
+ * are XGBoost's, computed in float as it does. */
+void gbdt_contrib_row_approx(const gbdt_t *g, const double *x, double *out);
+
 #endif

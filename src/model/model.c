@@ -306,6 +306,14 @@ void model_contrib_row(const weir_model_t *m, const double *x, double *out)
         linear_contrib_row(m->d.linear, x, out);
 }
 
+void model_contrib_row_approx(const weir_model_t *m, const double *x, double *out)
+{
+    if (m->d.gbdt)
+        gbdt_contrib_row_approx(m->d.gbdt, x, out);
+    else
+        linear_contrib_row(m->d.linear, x, out);
+}
+
 /* ---- input names --------------------------------------------------------- */
 
 int model_map_inputs(const weir_model_t *m, const char *const *names, size_t n, int allow_extra,

@@ -93,6 +93,11 @@ void model_predict_batch(const weir_model_t *m, const double *x, size_t n, size_
 /* Per group: the contribution of each feature to the margin, then the bias;
  * they add up to the margin (exact TreeSHAP for trees, w * x for linear). */
 void model_contrib_row(const weir_model_t *m, const double *x, double *out);
+/* The same layout from the approximate contributions (path attribution, as
+ * XGBoost's approx_contribs): one walk of each tree, a few predictions'
+ * cost where exact TreeSHAP's is hundreds; also adds up to the margin. For
+ * linear models it equals model_contrib_row. */
+void model_contrib_row_approx(const weir_model_t *m, const double *x, double *out);
 
 /* Matches the caller's input names to the model's features. On success
  * col[f] (f < model_num_features) is the input index that feeds feature f.

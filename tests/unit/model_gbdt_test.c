@@ -1,8 +1,9 @@
 /* model_gbdt_test.c — the tree evaluator on hand-built trees: the builder's
  * structural checks, perfect (branch-free) and general layouts agreeing with
  * a reference walk, single row = batch, runs of every size summed in model
- * order, missing values and categorical splits, TreeSHAP adding up to the
- * margin, and input-name matching. */
+ * order, missing values and categorical splits, TreeSHAP and the
+ * approximate contributions adding up to the margin, and input-name
+ * matching. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -287,6 +288,106 @@ static void categorical_splits(void **state)
     gbdt_free(g);
 }
 
+/* Approximate contributions add up to the margin per group, for both
+ * precisions, several groups, averaged forests and NaN inputs. */
+static void approx_contribs_add_up(void **state)
+{
+    (void)state;
+    enum { T = 30, NF = 3, GMAX = 3, R = 200, MAXN = 4096 };
+    static gbdt_src_node_t trees[T][MAXN];
+    static double x[R * NF];
+    for (int prec = 0; prec < 2; prec++)
+        for (uint32_t G = 1; G <= GMAX; G += GMAX - 1)
+            for (uint32_t avg = 0; avg <= 5; avg += 5) {
+                char err[256];
+                gbdt_builder_t *b = gbdt_builder_new((gbdt_prec_t)prec, NF, G);
+                for (uint32_t t = 0; t < T; t++) {
+                    uint32_t count = 0;
+                    random_tree(trees[t], &count, 0, t % 9);
+                    assert_int_equal(gbdt_builder_add_tree(b, t % G, trees[t], count, 0, "t", err, sizeof err), 0);
+                }
+                double base[GMAX] = {0.5, -1.5, 2};
+                gbdt_t *g;
+                assert_int_equal(gbdt_builder_finish(b, base, avg, &g, err, sizeof err), 0);
+                for (int i = 0; i < R * NF; i++) x[i] = urand() < 0.15 ? NAN : urand() * 2 - 1;
+                for (int r = 0; r < R; r++) {
+                    double margin[GMAX], phi[GMAX * (NF + 1)];
+                    gbdt_predict_row(g, x + r * NF, margin);
+                    gbdt_contrib_row_approx(g, x + r * NF, phi);
+                    for (uint32_t k = 0; k < G; k++) {
+                        double sum = 0, mag = 0;
+                        for (uint32_t f = 0; f <= NF; f++) {
+                            sum += phi[k * (NF + 1) + f];
+                            mag += fabs(phi[k * (NF + 1) + f]);
+                        }
+                        if (fabs(sum - margin[k]) > 1e-6 * (1 + mag))
+                            fail_msg("prec %d, %u groups, avg %u, row %d, group %u: sum %.17g, margin %.17g",
+                                     prec, G, avg, r, k, sum, margin[k]);
+                    }
+                }
+                gbdt_free(g);
+            }
+}
+
+/* Hand-computed path attributions: cover-weighted expectations, a feature
+ * that splits twice on the path, a missing value, and a tree without covers
+ * that falls back to the unweighted mean of its leaves. */
+static void approx_contribs_by_hand(void **state)
+{
+    (void)state;
+    /* E[1] = (1 * 1 + 4 * 2) / 3 = 3, E[0] = (3 * 3 - 2 * 1) / 4 = 1.75 */
+    gbdt_src_node_t a[5] = {split(0, 0.5, 1, 2, 1), split(1, 0.5, 3, 4, 0), leaf(-2, 1), leaf(1, 1),
+                            leaf(4, 2)};
+    a[0].cover = 4, a[1].cover = 3;
+    /* E[2] = 25, E[0] = 17.5; x0 = 2 passes two splits on feature 0 */
+    gbdt_src_node_t tw[5] = {split(0, 0, 1, 2, 0), leaf(10, 1), split(0, 1, 3, 4, 0), leaf(20, 0.5),
+                             leaf(30, 0.5)};
+    tw[0].cover = 2;
+    /* a's shape with no covers: E[1] = 2.5, E[0] = (1 + 4 - 2) / 3 = 1 */
+    gbdt_src_node_t z[5] = {a[0], a[1], a[2], a[3], a[4]};
+    for (int i = 0; i < 5; i++) z[i].cover = 0;
+    struct { const gbdt_src_node_t *tree; double x[2], want[3]; } cases[] = {
+        {a, {0, 0}, {3 - 1.75, 1 - 3, 1.75 + 0.5}},
+        {a, {1, 0}, {-2 - 1.75, 0, 1.75 + 0.5}},
+        {a, {NAN, 1}, {3 - 1.75, 4 - 3, 1.75 + 0.5}},
+        {tw, {2, 0}, {25 - 17.5 + 30 - 25, 0, 17.5 + 0.5}},
+        {tw, {-1, 0}, {10 - 17.5, 0, 17.5 + 0.5}},
+        {z, {0, 0}, {2.5 - 1, 1 - 2.5, 1 + 0.5}},
+        {z, {0, 1}, {2.5 - 1, 4 - 2.5, 1 + 0.5}},
+    };
+    for (int prec = 0; prec < 2; prec++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char err[256];
+            gbdt_builder_t *b = gbdt_builder_new((gbdt_prec_t)prec, 2, 1);
+            assert_int_equal(gbdt_builder_add_tree(b, 0, cases[i].tree, 5, 0, "t", err, sizeof err), 0);
+            double base = 0.5, phi[3];
+            gbdt_t *g;
+            assert_int_equal(gbdt_builder_finish(b, &base, 0, &g, err, sizeof err), 0);
+            gbdt_contrib_row_approx(g, cases[i].x, phi);
+            for (int f = 0; f < 3; f++)
+                if (phi[f] != cases[i].want[f])
+                    fail_msg("prec %d, case %zu, value %d: got %.17g, want %.17g", prec, i, f, phi[f],
+                             cases[i].want[f]);
+            gbdt_free(g);
+        }
+}
+
+/* For linear models the approximate contributions are the exact ones. */
+static void approx_contribs_linear(void **state)
+{
+    (void)state;
+    const char *json = "{\"format\": \"weir-linear\", \"weights\": {\"a\": 1.5, \"b\": -2}, \"intercept\": 0.25}";
+    weir_model_t *m;
+    char err[512];
+    assert_int_equal(model_load_mem(json, strlen(json), "lin", &m, err, sizeof err), 0);
+    double x[2] = {2, 3}, exact[3], approx[3];
+    model_contrib_row(m, x, exact);
+    model_contrib_row_approx(m, x, approx);
+    assert_memory_equal(exact, approx, sizeof exact);
+    assert_true(approx[0] == 3 && approx[1] == -6);
+    model_release(m);
+}
+
 static void input_names_are_matched(void **state)
 {
     (void)state;
@@ -320,6 +421,9 @@ int main(void)
         cmocka_unit_test(runs_sum_in_model_order),
         cmocka_unit_test(mixed_depths_and_no_features),
         cmocka_unit_test(categorical_splits),
+        cmocka_unit_test(approx_contribs_add_up),
+        cmocka_unit_test(approx_contribs_by_hand),
+        cmocka_unit_test(approx_contribs_linear),
         cmocka_unit_test(input_names_are_matched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

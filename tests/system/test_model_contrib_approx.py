@@ -1,0 +1,140 @@
+"""Parity of `weir model predict --contrib-approx` with XGBoost's approximate
+contributions (python3-xgboost as the oracle: predict(pred_contribs=True,
+approx_contribs=True)), and their adding up to the margin.
+
+Each XGBoost case trains a small model with /usr/bin/python3's xgboost,
+saves it as JSON and compares weir's values with xgboost's on 1,000 rows
+within 1e-5 absolute (weir computes them in float in XGBoost's order, so
+gbtree models match to the bit). LightGBM has no approximate mode: for its
+models (../shared/testdata/lightgbm) only the adding up is checked."""
+import os
+import zlib
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from modelutil import TESTDATA, predict, write_csv
+
+N_TRAIN, N_TEST, N_FEAT = 1500, 1000, 8
+
+
+def make_data(seed, nan_frac, cat_cols=()):
+    rng = np.random.default_rng(seed)
+    n = N_TRAIN + N_TEST
+    X = rng.normal(size=(n, N_FEAT)) * rng.uniform(0.5, 100, size=N_FEAT)
+    for c in cat_cols:
+        X[:, c] = rng.integers(0, 12, size=n)
+    if nan_frac:
+        X[rng.random(X.shape) < nan_frac] = np.nan
+    z = np.nan_to_num(X[:, 0] / 50) + np.nan_to_num(X[:, 1] / 100) ** 2 - np.nan_to_num(X[:, 2] / 80)
+    for c in cat_cols:
+        z += np.isin(X[:, c], [1, 4, 7, 9]) * 1.5
+    return X, z, rng
+
+
+def labels(objective, z, rng):
+    if objective.startswith("binary"):
+        return (z + rng.normal(scale=0.5, size=z.shape) > 0).astype(float)
+    if objective.startswith("multi"):
+        return np.digitize(z + rng.normal(scale=0.3, size=z.shape), [-1, 0, 1]).astype(float)
+    if objective == "count:poisson":
+        return rng.poisson(np.exp(np.clip(z, -3, 3)))
+    return 50 * z + rng.normal(size=z.shape)
+
+
+CASES = [
+    # id, params, rounds, nan_frac, categorical columns
+    ("binary-d6-t100-nan", {"objective": "binary:logistic", "max_depth": 6}, 100, 0.15, ()),
+    ("binary-d1-t1", {"objective": "binary:logistic", "max_depth": 1}, 1, 0.0, ()),
+    # depth 10 over 8 features: features split several times on one path
+    ("regression-d10-t40-nan", {"objective": "reg:squarederror", "max_depth": 10}, 40, 0.1, ()),
+    ("regression-d3-t300", {"objective": "reg:squarederror", "max_depth": 3, "eta": 0.05}, 300, 0.05, ()),
+    ("softprob-d4-t30-nan", {"objective": "multi:softprob", "num_class": 4, "max_depth": 4}, 30, 0.1, ()),
+    ("softmax-d6-t20", {"objective": "multi:softmax", "num_class": 4, "max_depth": 6}, 20, 0.0, ()),
+    ("poisson-d5-t50-nan", {"objective": "count:poisson", "max_depth": 5}, 50, 0.1, ()),
+    ("categorical-d5-t40", {"objective": "binary:logistic", "max_depth": 5, "tree_method": "hist",
+                            "max_cat_to_onehot": 1}, 40, 0.05, (3, 5)),
+    # DART: weir holds leaves with the tree weight applied, XGBoost weights
+    # each tree's contributions after: equal up to float rounding
+    ("dart-d4-t30", {"objective": "binary:logistic", "booster": "dart", "max_depth": 4, "rate_drop": 0.3,
+                     "skip_drop": 0.0, "normalize_type": "forest"}, 30, 0.05, ()),
+    ("gblinear-softprob", {"objective": "multi:softprob", "num_class": 4, "booster": "gblinear"}, 20, 0.1, ()),
+]
+
+
+def add_up(contrib, margin):
+    """Max over rows and groups of |sum - margin| / (1 + sum of |values|):
+    the float rounding of the sums, scaled to their size."""
+    n, groups = margin.shape
+    c = contrib.reshape(n, groups, -1)
+    return (np.abs(c.sum(axis=2) - margin) / (1 + np.abs(c).sum(axis=2))).max()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_xgboost_approx_contrib_parity(case, tmp_path):
+    name, params, rounds, nan_frac, cats = case
+    X, z, rng = make_data(zlib.crc32(name.encode()) % 1000, nan_frac, cats)
+    y = labels(params["objective"], z, rng)
+    ft = ["c" if i in cats else "q" for i in range(N_FEAT)] if cats else None
+    dtrain = xgb.DMatrix(X[:N_TRAIN], y[:N_TRAIN], feature_types=ft, enable_categorical=bool(cats))
+    dtest = xgb.DMatrix(X[N_TRAIN:], feature_types=ft, enable_categorical=bool(cats))
+    bst = xgb.train({**params, "nthread": 2, "seed": 1}, dtrain, rounds)
+    model = tmp_path / "m.json"
+    bst.save_model(str(model))
+    csv = tmp_path / "x.csv"
+    write_csv(csv, X[N_TRAIN:])
+
+    want = bst.predict(dtest, pred_contribs=True, approx_contribs=True).astype(np.float64).reshape(N_TEST, -1)
+    got = predict(model, csv, "--contrib-approx")
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    if params.get("booster", "gbtree") == "gbtree":
+        assert np.array_equal(got, want), "gbtree values differ from XGBoost's in the last bits"
+
+    margin = bst.predict(dtest, output_margin=True).astype(np.float64).reshape(N_TEST, -1)
+    # float sums over up to 300 trees: a few float epsilons of their size
+    assert add_up(got, margin) < 1e-5
+
+    if params.get("booster") != "gblinear" and params["max_depth"] > 1:
+        # a path attribution, not TreeSHAP: the two differ once splits
+        # interact (on stumps they are the same)
+        exact = predict(model, csv, "--contrib")
+        assert np.abs(exact - got).max() > 1e-3
+
+
+def test_contrib_flags_exclude_each_other(tmp_path):
+    X, z, rng = make_data(3, 0.0)
+    bst = xgb.train({"objective": "reg:squarederror", "max_depth": 2, "nthread": 2},
+                    xgb.DMatrix(X[:N_TRAIN], z[:N_TRAIN]), 2)
+    model = tmp_path / "m.json"
+    bst.save_model(str(model))
+    csv = tmp_path / "x.csv"
+    write_csv(csv, X[N_TRAIN:N_TRAIN + 3])
+    from modelutil import weir
+    p = weir("model", "predict", model, "--input", csv, "--contrib", "--contrib-approx", check=False)
+    assert p.returncode != 0 and "exclude" in p.stderr
+
+
+LG = os.path.join(TESTDATA, "lightgbm")
+LG_CASES = [
+    ("lg_dart_breast_cancer.model", "breast_cancer_test.tsv", []),
+    ("lg_kddcup99.model", "kddcup99_test.tsv", []),
+    ("lg_rf_iris.model", "iris_test.libsvm", []),
+    ("lgmulticlass.model", "multiclass_test.tsv", ["--label-col", "0"]),
+]
+
+
+@pytest.mark.skipif(not os.path.isdir(LG), reason=f"LightGBM test data not found in {LG} (set WEIR_TESTDATA)")
+@pytest.mark.parametrize("model,data,flags", LG_CASES, ids=[c[0] for c in LG_CASES])
+def test_lightgbm_approx_contribs_add_up(model, data, flags):
+    """LightGBM has no approximate mode to compare with: the values add up
+    to the raw score (in double), and are not TreeSHAP's."""
+    model, data = os.path.join(LG, model), os.path.join(LG, data)
+    raw = predict(model, data, "--raw", *flags)
+    got = predict(model, data, "--contrib-approx", *flags)
+    assert got.shape[0] == raw.shape[0] and got.shape[1] % raw.shape[1] == 0
+    assert add_up(got, raw) < 1e-12
+    exact = predict(model, data, "--contrib", *flags)
+    assert exact.shape == got.shape
+    assert np.abs(exact - got).max() > 1e-6
