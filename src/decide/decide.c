@@ -115,7 +115,7 @@ static void top_contribs(decide_t *d, const weir_model_t *m, const double *x, de
     double *c = weir_malloc(nc * sizeof *c);
     /* Approximate (path attribution), not exact TreeSHAP: this runs for
      * every scored event online, where TreeSHAP costs ~30x the rest of the
-     * request and the approximation about one prediction. The exact values
+     * request and the approximation a few predictions. The exact values
      * stay a `weir model predict --contrib` away. */
     model_contrib_row_approx(m, x, c);
     out->ncontribs = 0;
