@@ -43,7 +43,7 @@ typedef struct decision {
 } decision_t;
 
 /* Scores and decides one event. want_contribs: also compute the top
- * contributions (TreeSHAP; costs more than the score). scratch backs
+ * contributions (path attribution, a few predictions' cost). scratch backs
  * lower() in rule conditions. */
 int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *features,
                  int want_contribs, decision_t *out, char *scratch, size_t scratch_cap);
