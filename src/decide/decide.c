@@ -59,6 +59,17 @@ int decide_new(const spec_t *spec, decide_t **out, char *err, size_t errlen)
             return rc;
         }
         d->nfeat = model_num_features(m);
+        uint32_t nout = model_num_outputs(m, 0);
+        if (nout > SPEC_MAX_SCORES || spec->max_score_index > nout) {
+            model_release(m);
+            weir_free(d->col);
+            weir_free(d);
+            if (nout > SPEC_MAX_SCORES)
+                return weir_errf(err, errlen, WEIR_EINVAL, "model has %u outputs; at most %d are supported",
+                                 nout, SPEC_MAX_SCORES);
+            return weir_errf(err, errlen, WEIR_EINVAL, "the decision rules read scores[%u]; the model has %u outputs",
+                             spec->max_score_index - 1, nout);
+        }
         d->slot = model_slot_new(m);
     }
     *out = d;
@@ -134,6 +145,27 @@ static void top_contribs(decide_t *d, const weir_model_t *m, const double *x, de
     if (c != cs) weir_free(c);
 }
 
+/* score, class and scores[] from the model's outputs (see spec.h): a
+ * multiclass model's score is the predicted class's probability. */
+static void scores_of(const weir_model_t *m, const double *outs, uint32_t n, decision_t *out)
+{
+    out->nscores = n;
+    memcpy(out->scores, outs, n * sizeof *outs);
+    if (n > 1) {
+        uint32_t best = 0;
+        for (uint32_t i = 1; i < n; i++)
+            if (outs[i] > outs[best]) best = i;
+        out->klass = best;
+        out->score = outs[best];
+        return;
+    }
+    out->score = outs[0];
+    model_info_t info;
+    model_get_info(m, &info);
+    /* multi:softmax already outputs the class; otherwise a probability. */
+    out->klass = info.classes > 1 ? (int64_t)outs[0] : outs[0] >= 0.5;
+}
+
 int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *features,
                  int want_contribs, decision_t *out, char *scratch, size_t scratch_cap)
 {
@@ -149,16 +181,21 @@ int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *fe
             const spec_input_t *in = &s->model.inputs[d->col[f]];
             x[f] = input_value(in->kind == SPEC_INPUT_FIELD ? &fields[in->slot] : &features[in->slot]);
         }
-        double outs[64];
-        weir_assert(model_num_outputs(m, 0) <= 64);
+        double outs[SPEC_MAX_SCORES];
+        uint32_t nout = model_num_outputs(m, 0);
+        weir_assert(nout <= SPEC_MAX_SCORES); /* checked when the model was loaded */
         model_predict_row(m, x, outs, 0);
-        out->score = outs[0];
+        scores_of(m, outs, nout, out);
         out->model_version = model_slot_version(d->slot) + 1;
         if (want_contribs) top_contribs(d, m, x, out);
         if (x != xs) weir_free(x);
         model_slot_exit(d->slot, ticket);
     }
-    expr_value_t extras[1] = {isnan(out->score) ? expr_null() : expr_float(out->score)};
+    expr_value_t extras[SPEC_NEXTRAS];
+    extras[SPEC_EXTRA_SCORE] = isnan(out->score) ? expr_null() : expr_float(out->score);
+    extras[SPEC_EXTRA_CLASS] = out->nscores ? expr_int(out->klass) : expr_null();
+    for (uint32_t i = 0; i < SPEC_MAX_SCORES; i++)
+        extras[SPEC_EXTRA_SCORES + i] = i < out->nscores ? expr_float(out->scores[i]) : expr_null();
     expr_env_t env = {.fields = fields, .features = features, .extras = extras, .scratch = scratch,
                       .scratch_cap = scratch_cap};
     for (uint32_t r = 0; r < s->ndecisions; r++) {
@@ -168,6 +205,7 @@ int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *fe
             out->rule = (int)r;
             out->decision = s->decisions[r].then;
             out->reason = s->decisions[r].reason;
+            out->emit = s->decisions[r].emit;
             break;
         }
     }

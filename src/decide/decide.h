@@ -36,7 +36,11 @@ typedef struct decision {
     const char *decision; /* the rule's `then` (owned by the spec) */
     const char *reason;   /* NULL if the rule has none */
     int rule;             /* index in spec->decisions, -1 if no rule matched */
-    double score;         /* first model output; NaN without a model */
+    double score;         /* see spec.h (SPEC_EXTRA_SCORE); NaN without a model */
+    int64_t klass;        /* predicted class (SPEC_EXTRA_CLASS) */
+    uint32_t nscores;     /* model outputs in scores[] (0 without a model) */
+    double scores[SPEC_MAX_SCORES];
+    const char *emit;     /* the matched rule's `emit` output, or NULL */
     uint64_t model_version;
     uint32_t ncontribs;
     decide_contrib_t contribs[DECIDE_TOP_CONTRIBS]; /* largest |value| first */

@@ -2,6 +2,8 @@
 #include "decide/outputs.h"
 
 #include <errno.h>
+#include <math.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +16,9 @@ struct outputs {
     const spec_t *spec;
     FILE **agg; /* per aggregate */
     FILE *late;
+    FILE **emit; /* per decision rule with `emit` (NULL for the others) */
+    pthread_mutex_t emit_mu; /* emits come from the request threads */
+    weir_buf_t emit_line;
     weir_buf_t line;
     uint64_t windows, lates;
     int failed;
@@ -41,6 +46,16 @@ int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char 
     for (uint32_t i = 0; i < spec->naggregates && rc == 0; i++)
         if (!(o->agg[i] = open_output(dir, spec->aggregates[i].name, err, errlen))) rc = WEIR_EIO;
     if (rc == 0 && !(o->late = open_output(dir, "late", err, errlen))) rc = WEIR_EIO;
+    o->emit = weir_calloc(spec->ndecisions + 1, sizeof *o->emit);
+    pthread_mutex_init(&o->emit_mu, NULL);
+    for (uint32_t i = 0; i < spec->ndecisions && rc == 0; i++) {
+        const char *name = spec->decisions[i].emit;
+        if (!name) continue;
+        /* Rules emitting to the same output share one stream. */
+        for (uint32_t j = 0; j < i && !o->emit[i]; j++)
+            if (spec->decisions[j].emit && !strcmp(spec->decisions[j].emit, name)) o->emit[i] = o->emit[j];
+        if (!o->emit[i] && !(o->emit[i] = open_output(dir, name, err, errlen))) rc = WEIR_EIO;
+    }
     if (rc) {
         outputs_close(o, NULL, 0);
         return rc;
@@ -54,6 +69,10 @@ int outputs_flush(outputs_t *o, char *err, size_t errlen)
     for (uint32_t i = 0; i < o->spec->naggregates; i++)
         if (o->agg[i] && fflush(o->agg[i]) != 0) o->failed = 1;
     if (o->late && fflush(o->late) != 0) o->failed = 1;
+    pthread_mutex_lock(&o->emit_mu);
+    for (uint32_t i = 0; o->emit && i < o->spec->ndecisions; i++)
+        if (o->emit[i] && fflush(o->emit[i]) != 0) o->failed = 1;
+    pthread_mutex_unlock(&o->emit_mu);
     return o->failed ? weir_errf(err, errlen, WEIR_EIO, "writing outputs failed: %s", strerror(errno)) : 0;
 }
 
@@ -64,6 +83,14 @@ int outputs_close(outputs_t *o, char *err, size_t errlen)
     for (uint32_t i = 0; i < o->spec->naggregates; i++)
         if (o->agg[i]) fclose(o->agg[i]);
     if (o->late) fclose(o->late);
+    for (uint32_t i = 0; o->emit && i < o->spec->ndecisions; i++) {
+        int shared = 0;
+        for (uint32_t j = 0; j < i; j++) shared |= o->emit[j] == o->emit[i];
+        if (o->emit[i] && !shared) fclose(o->emit[i]);
+    }
+    if (o->emit) pthread_mutex_destroy(&o->emit_mu);
+    weir_free(o->emit);
+    buf_free(&o->emit_line);
     weir_free(o->agg);
     buf_free(&o->line);
     weir_free(o);
@@ -131,6 +158,28 @@ static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key,
     buf_append_str(b, "}");
     write_line(o, o->late);
     o->lates++;
+}
+
+void outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset, weir_slice_t key,
+                  const char *decision, int rule, double score, weir_slice_t event)
+{
+    if (rule < 0 || (uint32_t)rule >= o->spec->ndecisions || !o->emit[rule]) return;
+    (void)name; /* the rule's stream is the one named by its emit */
+    pthread_mutex_lock(&o->emit_mu);
+    weir_buf_t *b = &o->emit_line;
+    buf_reset(b);
+    buf_appendf(b, "{\"partition\":%u,\"offset\":%" PRIu64 ",\"key\":", part, offset);
+    outputs_json_key(b, &o->spec->sources[0], key);
+    buf_append_str(b, ",\"decision\":");
+    buf_append_json_string(b, decision, strlen(decision));
+    buf_appendf(b, ",\"rule\":%d,\"score\":", rule);
+    expr_value_t sv = isnan(score) ? expr_null() : expr_float(score);
+    outputs_json_value(b, &sv);
+    buf_append_str(b, ",\"event\":");
+    buf_append(b, event.ptr, event.len);
+    buf_append_str(b, "}\n");
+    if (fwrite(b->data, 1, b->len, o->emit[rule]) != b->len) o->failed = 1;
+    pthread_mutex_unlock(&o->emit_mu);
 }
 
 engine_sink_t outputs_sink(outputs_t *o)

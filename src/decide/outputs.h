@@ -24,6 +24,13 @@ engine_sink_t outputs_sink(outputs_t *o);
 uint64_t outputs_windows(const outputs_t *o);
 uint64_t outputs_late(const outputs_t *o);
 
+/* A decision rule with `emit: NAME` matched: appends {"partition",
+ * "offset", "key", "decision", "rule", "score", "event"} to
+ * DATA/outputs/NAME.ndjson. Thread-safe (outputs of several partitions may
+ * emit at once). */
+void outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset, weir_slice_t key,
+                  const char *decision, int rule, double score, weir_slice_t event);
+
 /* Appends v as a JSON value: null, true/false, integers, floats with
  * %.17g (round-trip exact), strings escaped; times and durations as
  * integer milliseconds. Shared by every NDJSON writer. */

@@ -535,6 +535,27 @@ static expr_ast_t *parse_primary(parser_t *p)
         return n;
     case T_NAME:
         if (next(p)) return NULL;
+        if (p->tok.kind == T_LBRACKET) {
+            /* `scores[2]`: an indexed name, kept as one name ("scores[2]")
+             * for the scope to resolve; only literal indexes exist. */
+            if (next(p)) return NULL;
+            if (p->tok.kind != T_INT || p->tok.i < 0 || p->tok.i > 9999) {
+                unexpected(p, "an index from 0 to 9999 after '['");
+                return NULL;
+            }
+            int64_t idx = p->tok.i;
+            if (next(p)) return NULL;
+            if (p->tok.kind != T_RBRACKET) {
+                unexpected(p, "']' after the index");
+                return NULL;
+            }
+            if (next(p)) return NULL;
+            char *nm = arena_alloc(p->tree, t.s.len + 8);
+            int len = snprintf(nm, t.s.len + 8, "%.*s[%d]", (int)t.s.len, t.s.ptr, (int)idx);
+            n = node(p, AST_NAME, t.pos);
+            n->name = (weir_slice_t){nm, (size_t)len};
+            return n;
+        }
         if (p->tok.kind != T_LPAREN) {
             n = node(p, AST_NAME, t.pos);
             n->name = t.s;

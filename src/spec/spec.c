@@ -237,7 +237,10 @@ static void names_all(void *ctx, void (*emit)(void *, const char *), void *ectx)
     names_fields(ctx, emit, ectx);
     for (uint32_t i = 0; i < L->spec->nfeatures; i++)
         if (L->spec->features[i].name) emit(ectx, L->spec->features[i].name);
-    if (L->spec->has_model) emit(ectx, "score");
+    if (L->spec->has_model) {
+        emit(ectx, "score");
+        emit(ectx, "class");
+    }
 }
 
 /* In features: fields and (already compiled) features. */
@@ -257,27 +260,49 @@ static int resolve_feature_scope(void *ctx, const char *name, size_t len, expr_r
     return 0;
 }
 
-/* In decisions: fields, features and `score`. */
+/* In decisions: fields, features, and the model's `score`, `scores[i]`
+ * and `class` (a field or feature named class wins over the model's). */
 static int resolve_decision_scope(void *ctx, const char *name, size_t len, expr_ref_t *ref,
                                   char *err, size_t errlen)
 {
     loader_t *L = ctx;
-    if (len == 5 && memcmp(name, "score", 5) == 0) {
-        if (!L->spec->has_model)
-            return weir_errf(err, errlen, WEIR_EINVAL,
-                             "'score' is the model's score, and this spec has no model");
+    int is_score = len == 5 && memcmp(name, "score", 5) == 0;
+    int is_scores = len > 7 && memcmp(name, "scores[", 7) == 0;
+    if ((is_score || is_scores) && !L->spec->has_model)
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "'%.*s' is the model's score, and this spec has no model", (int)len, name);
+    if (is_score) {
         ref->kind = EXPR_REF_EXTRA;
         ref->slot = SPEC_EXTRA_SCORE;
         ref->type = EXPR_FLOAT;
         return 0;
     }
+    if (is_scores) {
+        unsigned idx = (unsigned)strtoul(name + 7, NULL, 10);
+        if (idx >= SPEC_MAX_SCORES)
+            return weir_errf(err, errlen, WEIR_EINVAL, "scores[%u]: at most %d outputs", idx,
+                             SPEC_MAX_SCORES);
+        ref->kind = EXPR_REF_EXTRA;
+        ref->slot = SPEC_EXTRA_SCORES + idx;
+        ref->type = EXPR_FLOAT;
+        if (idx + 1 > L->spec->max_score_index) L->spec->max_score_index = idx + 1;
+        return 0;
+    }
     if (resolve_field_ref(L, name, len, ref) == 0) return 0;
     int f = find_feature(L->spec, name, len);
-    if (f < 0) return WEIR_ENOENT;
-    ref->kind = EXPR_REF_FEATURE;
-    ref->slot = (uint32_t)f;
-    ref->type = L->spec->features[f].type;
-    return 0;
+    if (f >= 0) {
+        ref->kind = EXPR_REF_FEATURE;
+        ref->slot = (uint32_t)f;
+        ref->type = L->spec->features[f].type;
+        return 0;
+    }
+    if (len == 5 && memcmp(name, "class", 5) == 0 && L->spec->has_model) {
+        ref->kind = EXPR_REF_EXTRA;
+        ref->slot = SPEC_EXTRA_CLASS;
+        ref->type = EXPR_INT;
+        return 0;
+    }
+    return WEIR_ENOENT;
 }
 
 /* In an aggregate's select, outside aggregate calls: nothing per event. */
@@ -698,7 +723,7 @@ static int load_model(loader_t *L, const ynode_t *root)
 
 static int load_decisions(loader_t *L, const ynode_t *root)
 {
-    static const char *const keys[] = {"when", "then", "reason", NULL};
+    static const char *const keys[] = {"when", "then", "reason", "emit", NULL};
     spec_t *s = L->spec;
     const ynode_t *d = ynode_get(root, "decisions");
     if (!d) return 0;
@@ -718,7 +743,7 @@ static int load_decisions(loader_t *L, const ynode_t *root)
     for (uint32_t i = 0; i < d->n; i++) {
         const ynode_t *r = d->items[i];
         if (want_map(L, r, "a decision rule") ||
-            check_keys(L, r, keys, "a decision rule", "when, then or reason"))
+            check_keys(L, r, keys, "a decision rule", "when, then, reason or emit"))
             return L->rc;
         spec_decision_t *dec = &s->decisions[s->ndecisions++];
         dec->pos = (spec_pos_t){r->line, r->col};
@@ -731,6 +756,22 @@ static int load_decisions(loader_t *L, const ynode_t *root)
         if (reason) {
             if (want_scalar(L, reason, "reason")) return L->rc;
             dec->reason = weir_strndup(reason->value, reason->len);
+        }
+        const ynode_t *emit = ynode_get(r, "emit");
+        if (emit) {
+            /* The output is a file name under DATA/outputs/: a plain name. */
+            if (want_scalar(L, emit, "emit")) return L->rc;
+            int ok = emit->len > 0 && emit->len <= 100 && strcmp(emit->value, "late") != 0;
+            for (size_t k = 0; ok && k < emit->len; k++) {
+                char c = emit->value[k];
+                ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '_' || c == '-';
+            }
+            if (!ok)
+                return fail(L, emit,
+                            "emit needs an output name (letters, digits, '_', '-'; not 'late'), "
+                            "such as review_queue");
+            dec->emit = weir_strndup(emit->value, emit->len);
         }
         if (!when) {
             if (i + 1 < d->n)
@@ -1002,6 +1043,7 @@ void spec_free(spec_t *s)
         expr_free(s->decisions[i].when);
         weir_free(s->decisions[i].then);
         weir_free(s->decisions[i].reason);
+        weir_free(s->decisions[i].emit);
     }
     weir_free(s->decisions);
     for (uint32_t i = 0; i < s->naggregates; i++) {

@@ -25,7 +25,7 @@
  *      topological, so a feature reads only features computed before it.
  *   4. Model: inputs in spec->model.inputs order, each a field or a feature
  *      slot (null → missing value).
- *   5. Decisions: env.extras = {score} (SPEC_EXTRA_SCORE); the first rule
+ *   5. Decisions: env.extras = {score, class, scores[0..]} (SPEC_EXTRA_*); the first rule
  *      whose `when` is true (expr_eval_bool; null is false) or that has no
  *      `when` decides.
  *   6. Reset env.scratch_used for the next event.
@@ -44,7 +44,16 @@
 #include "spec/value.h"
 
 #define SPEC_MAX_PARTITIONS 4096
-#define SPEC_EXTRA_SCORE    0 /* env.extras[0] in decision rules: the model's score (float) */
+/* env.extras in decision rules: the model's outputs. score is the first
+ * output (a binary model's probability, a regression's value) or, for a
+ * multiclass model, the probability of the predicted class; class is the
+ * predicted class (argmax; for a binary model score >= 0.5); scores[i] is
+ * output i. */
+#define SPEC_EXTRA_SCORE 0
+#define SPEC_EXTRA_CLASS 1
+#define SPEC_EXTRA_SCORES 2
+#define SPEC_MAX_SCORES 64
+#define SPEC_NEXTRAS (SPEC_EXTRA_SCORES + SPEC_MAX_SCORES)
 
 typedef struct spec_pos {
     uint32_t line, col; /* 1-based position in the spec file */
@@ -97,6 +106,7 @@ typedef struct spec_decision {
     expr_t *when; /* NULL: always (only the last rule may omit `when`) */
     char *then;
     char *reason; /* NULL if none given */
+    char *emit;   /* output name (DATA/outputs/<emit>.ndjson) or NULL */
     spec_pos_t pos;
 } spec_decision_t;
 
@@ -138,6 +148,7 @@ typedef struct spec {
     spec_model_t model;
     spec_decision_t *decisions; /* first match wins */
     uint32_t ndecisions;
+    uint32_t max_score_index; /* 1 + the largest i of scores[i] in the rules, 0 if none */
     spec_aggregate_t *aggregates;
     uint32_t naggregates;
     /* lower() calls in everything evaluated per event (features, aggregate
