@@ -56,6 +56,10 @@ static const char run_usage[] =
     "  --ack written|durable  log acknowledgement (default written: fsync every 100 ms)\n"
     "  --tick-idle MS         a partition idle this long gets a tick at the newest event\n"
     "                         time, so its windows close (default 1000; 0 = never)\n"
+    "  --decision-flush MS    decisions are buffered per partition and written to\n"
+    "                         DIR/decisions at least this often (default 2; 0 = before\n"
+    "                         each response). A crash that takes the buffer loses\n"
+    "                         nothing: start-up decides logged events without one.\n"
     "\n"
     "Environment: WEIR_API_TOKEN, if set, is the bearer token every /v1/ route\n"
     "requires (\"Authorization: Bearer TOKEN\", else 401).\n"
@@ -92,11 +96,13 @@ int cmd_run(int argc, char **argv)
         {"max-inflight", required_argument, 0, 'f'},
         {"ack", required_argument, 0, 'a'},
         {"tick-idle", required_argument, 0, 'T'},
+        {"decision-flush", required_argument, 0, 'D'},
         {0, 0, 0, 0},
     };
     http_config_t hc;
     http_config_defaults(&hc);
-    runtime_config_t rc_cfg = {.datadir = "./data", .ack = LOG_ACK_WRITTEN, .tick_idle_ms = 1000};
+    runtime_config_t rc_cfg = {
+        .datadir = "./data", .ack = LOG_ACK_WRITTEN, .tick_idle_ms = 1000, .decision_flush_ms = 2};
     uint64_t max_batch = 10000, v;
     char host[256] = "127.0.0.1";
     int c, li = 0;
@@ -142,6 +148,10 @@ int cmd_run(int argc, char **argv)
             break;
         case 'T':
             rc_cfg.tick_idle_ms = (int64_t)v;
+            break;
+        case 'D':
+            if (v > 60000) return cli_fail(prefix, "--decision-flush must be at most 60000 ms");
+            rc_cfg.decision_flush_ms = (int)v;
             break;
         case 'a':
             if (!strcmp(optarg, "written"))

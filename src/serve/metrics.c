@@ -19,7 +19,7 @@ static const uint64_t bucket_ns[METRICS_NBUCKETS] = {
 };
 
 static const char *const stage_names[METRICS_NSTAGES] = {
-    "decode", "log_append", "features", "model", "decision_log", "total",
+    "decode", "log_append", "features", "model", "decision_log", "total", "decision_flush",
 };
 
 static const char *const reason_names[METRICS_NREASONS] = {
@@ -191,7 +191,8 @@ void metrics_render(metrics_t *m, weir_buf_t *b)
                        inflight > 0 ? (uint64_t)inflight : 0);
 
     metrics_header(b, "weir_stage_latency_seconds", "histogram",
-                   "Time spent per stage of an event's path (total: per request).");
+                   "Time spent per stage of an event's path (total: per request; "
+                   "decision_flush: per batch of decisions written).");
     for (int s = 0; s < METRICS_NSTAGES; s++) {
         metrics_hist_t *h = &m->stage[s];
         uint64_t cum = 0;

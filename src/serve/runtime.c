@@ -14,7 +14,38 @@
  *   decide: thread-safe by itself (the model slot swaps atomically).
  *   metrics: atomics.
  *   logs: each log partition has its own lock inside log_append; we append
- *     to a partition only under our partition lock anyway. */
+ *     to a partition only under our partition lock anyway.
+ *   the decision flusher (one thread, from ready to close): takes a
+ *     partition's lock to write its buffered decisions; peeks at `dpending`
+ *     (atomic) without the lock to skip partitions with nothing buffered.
+ *
+ * DECISIONS ARE WRITTEN IN BATCHES. The decision log is derived data: the
+ * event log is the source of truth, and a decision is a deterministic
+ * function of the logged events before it (principle 2). So a partition's
+ * decision records are buffered (dbuf) and appended to the decision log in
+ * one write when `decision_flush_ms` has passed (the flusher thread), when
+ * the buffer holds DECISION_BATCH_MAX records or DECISION_BATCH_BYTES, when
+ * /metrics is scraped, and at close. No guarantee weakens:
+ *   - an event is acknowledged after its event log append (ack mode), as
+ *     before; its decision was never part of the acknowledgement's
+ *     durability (a crash between the two appends was always possible);
+ *   - records are appended in input-offset order under the partition lock,
+ *     so the decision log is always a prefix of the decided events: after
+ *     a crash (kill -9 loses the buffer) runtime_recover finds the last
+ *     decided input offset and decides exactly the events after it — none
+ *     twice, none missing (DESIGN.md "exactly-once decisions");
+ *   - what recovery decides is what the lost buffer held: the same state
+ *     (rebuilt from the log) and the same event give the same features and
+ *     score. The one input outside the log is the model file: a decision
+ *     lost in a crash is re-made with the model on disk at restart, which
+ *     differs only if it was replaced and reloaded in the last few
+ *     milliseconds before the crash (the same window the unbatched log had
+ *     between its two appends, a few ms wider).
+ * Decision batches are appended with ack `written` in every mode: a power
+ * loss that drops their tail is repaired by the same re-decision, and
+ * fsyncing derived data under a partition lock would only stall requests.
+ * With decision_flush_ms = 0 each request's decisions are written before it
+ * is answered (the unbatched behaviour). */
 #include "serve/runtime.h"
 
 #include <cjson/cJSON.h>
@@ -25,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -33,8 +65,16 @@
 #include "decide/outputs.h"
 #include "decide/pipeline.h"
 
-#define STATS_EVERY_MS 2000 /* engine_part_stats walks every key: not per scrape */
-#define RECOVER_BATCH  1024 /* decisions per decision-log append during recovery */
+#define STATS_EVERY_MS       2000      /* engine_part_stats walks every key: not per scrape */
+#define DECISION_BATCH_MAX   1024      /* buffered decisions that force a write */
+#define DECISION_BATCH_BYTES (1 << 20) /* buffered bytes that force a write */
+
+/* One buffered decision record: its value at dbuf[at, at + vlen), its key
+ * right after (the request's memory is gone when the batch is written). */
+typedef struct rt_pending {
+    size_t at;
+    uint32_t vlen, klen;
+} rt_pending_t;
 
 typedef struct rt_part {
     pthread_mutex_t lock;
@@ -42,11 +82,17 @@ typedef struct rt_part {
     engine_part_t *engine;
     log_part_t *log, *dlog;
     weir_buf_t scratch, dscratch; /* log encode buffers */
-    weir_buf_t dvals;             /* decision record values of the current batch */
     weir_buf_t feat;              /* one event's features JSON */
-    log_rec_t *recs, *drecs;
-    size_t *dstart;
+    log_rec_t *recs;              /* one request's event records */
     size_t rcap;
+    /* buffered decisions, oldest first (see DECISIONS ARE WRITTEN IN BATCHES) */
+    weir_buf_t dbuf;
+    rt_pending_t *dpend;
+    log_rec_t *drecs;
+    size_t ndpend, dcap;
+    _Atomic size_t dpending; /* = ndpend, for the flusher's lock-free peek */
+    int dfail;               /* a decision append failed: its code (then refuse) */
+    char dfail_err[256];
     char *lower; /* lower() scratch for the rules */
     size_t lower_cap, max_raw;
     _Atomic int64_t max_time; /* newest event time applied (INT64_MIN: none) */
@@ -69,6 +115,12 @@ struct runtime {
     metrics_t m;
     const char **outcomes;
     _Atomic int ready;
+    /* the decision flusher */
+    pthread_t flusher;
+    int flusher_started;
+    pthread_mutex_t flush_lock; /* guards flush_stop, with flush_wake */
+    pthread_cond_t flush_wake;
+    int flush_stop;
     /* recovery */
     _Atomic uint32_t next_part;
     _Atomic int recover_rc;
@@ -104,6 +156,8 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
     rt->cfg = *cfg;
     pthread_mutex_init(&rt->out_lock, NULL);
     pthread_mutex_init(&rt->err_lock, NULL);
+    pthread_mutex_init(&rt->flush_lock, NULL);
+    pthread_cond_init(&rt->flush_wake, NULL);
     int rc = pipeline_open(&rt->pl, cfg->spec_path, cfg->datadir, NULL, 1, err, errlen);
     if (rc) {
         weir_free(rt);
@@ -147,21 +201,37 @@ fail:
     return rc;
 }
 
+static int flush_decisions(runtime_t *rt, rt_part_t *p);
+
 int runtime_close(runtime_t *rt, char *err, size_t errlen)
 {
     if (!rt) return 0;
+    if (rt->flusher_started) {
+        pthread_mutex_lock(&rt->flush_lock);
+        rt->flush_stop = 1;
+        pthread_cond_signal(&rt->flush_wake);
+        pthread_mutex_unlock(&rt->flush_lock);
+        pthread_join(rt->flusher, NULL);
+    }
     int rc = outputs_close(rt->out, err, errlen);
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        rt_part_t *p = &rt->parts[i];
+        pthread_mutex_lock(&p->lock);
+        int frc = flush_decisions(rt, p);
+        pthread_mutex_unlock(&p->lock);
+        if (frc && rc == 0) rc = weir_errf(err, errlen, frc, "%s", p->dfail_err);
+    }
     log_close(rt->dlog); /* syncs every partition */
     for (uint32_t i = 0; i < rt->nparts; i++) {
         rt_part_t *p = &rt->parts[i];
         pthread_mutex_destroy(&p->lock);
         buf_free(&p->scratch);
         buf_free(&p->dscratch);
-        buf_free(&p->dvals);
+        buf_free(&p->dbuf);
         buf_free(&p->feat);
         weir_free(p->recs);
         weir_free(p->drecs);
-        weir_free(p->dstart);
+        weir_free(p->dpend);
         weir_free(p->lower);
     }
     weir_free(rt->parts);
@@ -171,6 +241,8 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
     weir_free(rt->outcomes);
     pthread_mutex_destroy(&rt->out_lock);
     pthread_mutex_destroy(&rt->err_lock);
+    pthread_mutex_destroy(&rt->flush_lock);
+    pthread_cond_destroy(&rt->flush_wake);
     weir_free(rt);
     return rc;
 }
@@ -229,8 +301,6 @@ static void grow(rt_part_t *p, size_t n)
     if (p->rcap >= n) return;
     p->rcap = n < 16 ? 16 : n;
     p->recs = weir_realloc(p->recs, p->rcap * sizeof *p->recs);
-    p->drecs = weir_realloc(p->drecs, p->rcap * sizeof *p->drecs);
-    p->dstart = weir_realloc(p->dstart, (p->rcap + 1) * sizeof *p->dstart);
 }
 
 /* Scores and decides; the lower() scratch covers every string the rules
@@ -247,13 +317,18 @@ static void decide_one(runtime_t *rt, rt_part_t *p, const engine_result_t *res, 
     decide_event(rt->decide, res->fields, res->features, contribs, d, p->lower, p->lower_cap);
 }
 
-/* Appends one decision record value to p->dvals (its start in p->dstart[i]). */
-static void decision_record(runtime_t *rt, rt_part_t *p, size_t i, uint64_t offset,
+/* Buffers one decision record (value, then key) in p's pending batch. */
+static void decision_record(rt_part_t *p, uint64_t offset, weir_slice_t key,
                             const engine_result_t *res, const decision_t *d,
                             weir_slice_t features_json)
 {
-    weir_buf_t *b = &p->dvals;
-    p->dstart[i] = b->len;
+    weir_buf_t *b = &p->dbuf;
+    if (p->ndpend == p->dcap) {
+        p->dcap = p->dcap ? 2 * p->dcap : 64;
+        p->dpend = weir_realloc(p->dpend, p->dcap * sizeof *p->dpend);
+        p->drecs = weir_realloc(p->drecs, p->dcap * sizeof *p->drecs);
+    }
+    size_t at = b->len;
     buf_appendf(b, "{\"offset\":%" PRIu64 ",\"decision\":", offset);
     if (d->decision)
         buf_append_json_string(b, d->decision, strlen(d->decision));
@@ -271,25 +346,41 @@ static void decision_record(runtime_t *rt, rt_part_t *p, size_t i, uint64_t offs
     else
         buf_append_str(b, "null");
     buf_append(b, "}", 1);
-    (void)rt;
+    size_t vlen = b->len - at;
+    buf_append(b, key.ptr, key.len);
+    p->dpend[p->ndpend++] = (rt_pending_t){at, (uint32_t)vlen, (uint32_t)key.len};
+    atomic_store_explicit(&p->dpending, p->ndpend, memory_order_relaxed);
 }
 
-static int append_decisions(runtime_t *rt, rt_part_t *p, size_t n, int64_t now, char *err,
-                            size_t errlen)
+/* Appends p's buffered decisions to the decision log in one batch; holding
+ * p's lock. A failed append is kept in p->dfail: the partition then
+ * refuses events (their decisions could not be logged), and what was
+ * buffered is dropped — the decision log stays a prefix of the decided
+ * events, and the next start decides the rest (recovery). */
+static int flush_decisions(runtime_t *rt, rt_part_t *p)
 {
-    if (n == 0) return 0;
-    p->dstart[n] = p->dvals.len;
+    size_t n = p->ndpend;
+    if (n == 0 || p->dfail) goto done;
+    int64_t now = weir_wall_ms();
     for (size_t i = 0; i < n; i++) {
-        p->drecs[i].type = LOG_REC_EVENT;
-        p->drecs[i].ts = now;
-        p->drecs[i].value =
-            (weir_slice_t){p->dvals.data + p->dstart[i], p->dstart[i + 1] - p->dstart[i]};
+        const rt_pending_t *e = &p->dpend[i];
+        const char *v = p->dbuf.data + e->at;
+        p->drecs[i] = (log_rec_t){0, now, LOG_REC_EVENT, {v + e->vlen, e->klen}, {v, e->vlen}};
     }
     uint64_t t0 = weir_mono_ns();
-    int rc = log_append(p->dlog, p->drecs, n, rt->cfg.ack, &p->dscratch, NULL, err, errlen);
-    metrics_observe(&rt->m, METRICS_STAGE_DECISION_LOG, weir_mono_ns() - t0);
-    buf_reset(&p->dvals);
-    return rc;
+    /* ack `written` whatever the mode: see DECISIONS ARE WRITTEN IN BATCHES. */
+    int rc = log_append(p->dlog, p->drecs, n, LOG_ACK_WRITTEN, &p->dscratch, NULL, p->dfail_err,
+                        sizeof p->dfail_err);
+    metrics_observe(&rt->m, METRICS_STAGE_DECISION_FLUSH, weir_mono_ns() - t0);
+    if (rc) {
+        p->dfail = rc;
+        fprintf(stderr, "weir run: decision log partition %u: %s\n", p->id, p->dfail_err);
+    }
+done:
+    buf_reset(&p->dbuf);
+    p->ndpend = 0;
+    atomic_store_explicit(&p->dpending, 0, memory_order_relaxed);
+    return p->dfail;
 }
 
 /* Processes evs[0..n), all of partition p, holding p's lock. */
@@ -297,19 +388,20 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
                         runtime_outcome_cb cb, void *ctx, char *err, size_t errlen)
 {
     const spec_t *s = rt->pl.spec;
+    if (p->dfail)
+        return weir_errf(err, errlen, p->dfail,
+                         "decision log partition %u refuses appends after: %s", p->id,
+                         p->dfail_err);
     int64_t now = weir_wall_ms();
     grow(p, n);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         p->recs[i] = (log_rec_t){0, now, LOG_REC_EVENT, evs[i].key, evs[i].raw};
-        p->drecs[i].key = evs[i].key;
-    }
     uint64_t first, t0 = weir_mono_ns(), t1;
     int rc = log_append(p->log, p->recs, n, rt->cfg.ack, &p->scratch, &first, err, errlen);
     t1 = weir_mono_ns();
     metrics_observe(&rt->m, METRICS_STAGE_LOG_APPEND, t1 - t0);
     if (rc) return rc;
     atomic_store_explicit(&p->last_ms, now, memory_order_relaxed);
-    buf_reset(&p->dvals);
     for (size_t i = 0; i < n; i++) {
         engine_result_t res;
         char why[512];
@@ -343,10 +435,17 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
             o.why = why;
             metrics_add(&rt->m.rejected[METRICS_REJ_PROCESSING], 1);
         }
-        decision_record(rt, p, i, first + i, o.res, &d, o.features_json);
+        t0 = weir_mono_ns();
+        decision_record(p, first + i, evs[i].key, o.res, &d, o.features_json);
+        metrics_observe(&rt->m, METRICS_STAGE_DECISION_LOG, weir_mono_ns() - t0);
         if (cb) cb(ctx, &o);
     }
-    return append_decisions(rt, p, n, now, err, errlen);
+    if (rt->cfg.decision_flush_ms == 0 || p->ndpend >= DECISION_BATCH_MAX ||
+        p->dbuf.len >= DECISION_BATCH_BYTES) {
+        rc = flush_decisions(rt, p);
+        if (rc) return weir_errf(err, errlen, rc, "%s", p->dfail_err);
+    }
+    return 0;
 }
 
 int runtime_process(runtime_t *rt, runtime_event_t *evs, size_t n, int want_contribs,
@@ -447,32 +546,7 @@ typedef struct replay_ctx {
     runtime_t *rt;
     rt_part_t *p;
     int64_t decided; /* last input offset with a decision */
-    size_t pending;
-    int rc;
-    char err[512];
 } replay_ctx_t;
-
-/* Appends the c->pending recovered decisions. Their keys were stored in
- * dvals after each value, as offsets (dvals may move while it grows). */
-static int flush_recovered(replay_ctx_t *c, char *err, size_t errlen)
-{
-    rt_part_t *p = c->p;
-    size_t n = c->pending;
-    if (n == 0) return 0;
-    weir_buf_t *b = &p->dvals;
-    int64_t now = weir_wall_ms();
-    for (size_t i = 0; i < n; i++) {
-        size_t ks = (size_t)(uintptr_t)p->drecs[i].key.ptr;
-        p->drecs[i].key.ptr = b->data + ks;
-        p->drecs[i].type = LOG_REC_EVENT;
-        p->drecs[i].ts = now;
-        p->drecs[i].value = (weir_slice_t){b->data + p->dstart[i], ks - p->dstart[i]};
-    }
-    int rc = log_append(p->dlog, p->drecs, n, c->rt->cfg.ack, &p->dscratch, NULL, err, errlen);
-    buf_reset(b);
-    c->pending = 0;
-    return rc;
-}
 
 static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_result_t *res)
 {
@@ -484,20 +558,17 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     int64_t mt = res->watermark == INT64_MIN ? INT64_MIN : res->watermark + rt->pl.src->lateness_ms;
     if (mt > p->max_time) p->max_time = mt;
     if ((int64_t)offset <= c->decided) return 0;
-    /* Logged, never decided: a crash came between the two appends. */
+    /* Logged, never decided: a crash came between the two appends (or took
+     * the buffered batch). */
     decision_t d;
     decide_one(rt, p, res, 4096, 0, &d);
     buf_reset(&p->feat);
     runtime_features_json(rt->pl.spec, res->features, &p->feat);
-    grow(p, c->pending + 1);
-    decision_record(rt, p, c->pending, offset, res, &d, (weir_slice_t){p->feat.data, p->feat.len});
-    p->drecs[c->pending].key = (weir_slice_t){(const char *)(uintptr_t)p->dvals.len, res->key.len};
-    buf_append(&p->dvals, res->key.ptr, res->key.len);
-    c->pending++;
+    decision_record(p, offset, res->key, res, &d, (weir_slice_t){p->feat.data, p->feat.len});
     metrics_add(&rt->m.redecided, 1);
     metrics_decision(&rt->m, d.rule);
-    if (c->pending >= RECOVER_BATCH && (c->rc = flush_recovered(c, c->err, sizeof c->err)) != 0)
-        return 1;
+    if (p->ndpend >= DECISION_BATCH_MAX || p->dbuf.len >= DECISION_BATCH_BYTES)
+        return flush_decisions(rt, p) ? 1 : 0;
     return 0;
 }
 
@@ -513,10 +584,9 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     int rc = last_decided(p, &c.decided, err, errlen);
     if (rc) return rc;
     pthread_mutex_lock(&p->lock);
-    buf_reset(&p->dvals);
     rc = pipeline_replay(&rt->pl, p->id, replay_row, &c, replay_bad, NULL, err, errlen);
-    if (rc == 0 && c.rc) rc = weir_errf(err, errlen, c.rc, "%s", c.err);
-    if (rc == 0) rc = flush_recovered(&c, err, errlen);
+    if (rc == 0 && flush_decisions(rt, p) != 0) rc = p->dfail;
+    if (p->dfail) rc = weir_errf(err, errlen, p->dfail, "%s", p->dfail_err);
     /* From now on the outputs get what the engine emits (what replay
      * emitted was written by the run that first processed it). */
     engine_sink_t sink = {sink_window, sink_late, rt};
@@ -547,6 +617,33 @@ static void *recover_main(void *arg)
     return NULL;
 }
 
+/* Writes every partition's buffered decisions each decision_flush_ms. */
+static void *flusher_main(void *arg)
+{
+    runtime_t *rt = arg;
+    pthread_mutex_lock(&rt->flush_lock);
+    while (!rt->flush_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)rt->cfg.decision_flush_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&rt->flush_wake, &rt->flush_lock, &ts);
+        if (rt->flush_stop) break;
+        pthread_mutex_unlock(&rt->flush_lock);
+        for (uint32_t i = 0; i < rt->nparts; i++) {
+            rt_part_t *p = &rt->parts[i];
+            if (atomic_load_explicit(&p->dpending, memory_order_relaxed) == 0) continue;
+            pthread_mutex_lock(&p->lock);
+            flush_decisions(rt, p);
+            pthread_mutex_unlock(&p->lock);
+        }
+        pthread_mutex_lock(&rt->flush_lock);
+    }
+    pthread_mutex_unlock(&rt->flush_lock);
+    return NULL;
+}
+
 int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
 {
     if (threads == 0) threads = 1;
@@ -559,6 +656,10 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
     weir_free(th);
     int rc = atomic_load(&rt->recover_rc);
     if (rc) return weir_errf(err, errlen, rc, "%s", rt->recover_err);
+    if (rt->cfg.decision_flush_ms > 0) {
+        pthread_create(&rt->flusher, NULL, flusher_main, rt);
+        rt->flusher_started = 1;
+    }
     atomic_store(&rt->ready, 1);
     return 0;
 }
@@ -580,8 +681,7 @@ void runtime_housekeep(runtime_t *rt, int64_t now_ms)
                    now_ms - atomic_load_explicit(&p->last_ms, memory_order_relaxed) >=
                        rt->cfg.tick_idle_ms &&
                    atomic_load_explicit(&p->max_time, memory_order_relaxed) < newest;
-        int stale = now_ms - p->stats_ms >= STATS_EVERY_MS;
-        if (!idle && !stale) continue;
+        if (!idle) continue;
         pthread_mutex_lock(&p->lock);
         if (idle && p->max_time < newest) {
             /* Time advances without events (principle 2): logged, so replay
@@ -598,10 +698,6 @@ void runtime_housekeep(runtime_t *rt, int64_t now_ms)
                 fprintf(stderr, "weir run: tick for partition %u: %s\n", i, err);
             }
         }
-        if (stale) {
-            engine_part_stats(p->engine, &p->stats);
-            p->stats_ms = now_ms;
-        }
         pthread_mutex_unlock(&p->lock);
     }
     buf_free(&tick);
@@ -613,6 +709,25 @@ void runtime_housekeep(runtime_t *rt, int64_t now_ms)
 
 void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
 {
+    /* A scrape sees the decision log with every decision made so far, and
+     * state gauges at most STATS_EVERY_MS old: engine_part_stats walks every
+     * key under the partition lock, so it runs for scrapes (at most once per
+     * interval), not on a timer that would stall requests when nobody looks. */
+    engine_stats_t *es = weir_calloc(rt->nparts, sizeof *es);
+    int64_t now = weir_wall_ms();
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        rt_part_t *p = &rt->parts[i];
+        pthread_mutex_lock(&p->lock);
+        if (runtime_ready(rt)) {
+            flush_decisions(rt, p);
+            if (now - p->stats_ms >= STATS_EVERY_MS) {
+                engine_part_stats(p->engine, &p->stats);
+                p->stats_ms = now;
+            }
+        }
+        es[i] = p->stats;
+        pthread_mutex_unlock(&p->lock);
+    }
     metrics_render(&rt->m, b);
     char lab[128];
     metrics_header(b, "weir_ready", "gauge",
@@ -641,12 +756,6 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
             snprintf(lab, sizeof lab, "log=\"%s\",partition=\"%u\"", logs[l], i);
             metrics_sample_u64(b, "weir_log_next_offset", lab, st[1].next_offset);
         }
-    engine_stats_t *es = weir_calloc(rt->nparts, sizeof *es);
-    for (uint32_t i = 0; i < rt->nparts; i++) {
-        pthread_mutex_lock(&rt->parts[i].lock);
-        es[i] = rt->parts[i].stats;
-        pthread_mutex_unlock(&rt->parts[i].lock);
-    }
     metrics_header(b, "weir_live_keys", "gauge",
                    "Keys with state per partition (refreshed every 2 s).");
     for (uint32_t i = 0; i < rt->nparts; i++) {

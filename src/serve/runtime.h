@@ -13,11 +13,14 @@
  * THE DECISION LOG is a second log rooted at DATA/decisions (topic = the
  * source, same partitions): per event one record, key = the entity key,
  * value = {"offset": input offset, "decision", "rule", "score", "model",
- * "late", "features": {...}}. Start-up (runtime_recover) reads each
- * partition's last decided input offset, replays the event log through the
- * engine to rebuild state, and decides and appends only the events after
- * it: a crash between the two appends leaves no event without a decision
- * and none with two (exactly-once decisions, DESIGN.md "Guarantees"). */
+ * "late", "features": {...}}. Decisions are buffered per partition and
+ * written in batches (every decision_flush_ms; runtime.c says why that
+ * weakens nothing). Start-up (runtime_recover) reads each partition's last
+ * decided input offset, replays the event log through the engine to
+ * rebuild state, and decides and appends only the events after it: a crash
+ * between the two appends, or one that takes a buffered batch, leaves no
+ * event without a decision and none with two (exactly-once decisions,
+ * DESIGN.md "Guarantees"). */
 #ifndef WEIR_SERVE_RUNTIME_H
 #define WEIR_SERVE_RUNTIME_H
 
@@ -34,8 +37,9 @@
 typedef struct runtime_config {
     const char *spec_path;
     const char *datadir;
-    log_ack_t ack;        /* for both logs */
+    log_ack_t ack;        /* for the event log (decision batches: always written) */
     int64_t tick_idle_ms; /* a partition idle this long gets a tick at the newest time; 0 = never */
+    int decision_flush_ms; /* buffered decisions are written after at most this; 0 = per request */
 } runtime_config_t;
 
 typedef struct runtime runtime_t;
@@ -43,8 +47,8 @@ typedef struct runtime runtime_t;
 /* Opens the pipeline (creating the event log topic if needed), loads the
  * model, opens the decision log and the outputs. Nothing is replayed yet. */
 int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t errlen);
-/* Syncs and closes both logs and the outputs, frees rt. Returns 0 or the
- * first error (err filled). */
+/* Writes the buffered decisions, syncs and closes both logs and the
+ * outputs, frees rt. Returns 0 or the first error (err filled). */
 int runtime_close(runtime_t *rt, char *err, size_t errlen);
 
 const spec_t *runtime_spec(const runtime_t *rt);
@@ -54,7 +58,7 @@ metrics_t *runtime_metrics(runtime_t *rt);
 
 /* Rebuilds state from the event log and decides the logged events that
  * have no decision yet; partitions in parallel on `threads` threads. Then
- * the runtime is ready. */
+ * the runtime is ready and its decision flusher thread runs. */
 int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen);
 int runtime_ready(const runtime_t *rt);
 
@@ -101,7 +105,9 @@ uint64_t runtime_model_version(const runtime_t *rt);
  * flushed to the OS. now_ms: wall clock. */
 void runtime_housekeep(runtime_t *rt, int64_t now_ms);
 
-/* Appends /metrics: the counters and the gauges of logs, state and model. */
+/* Appends /metrics: the counters and the gauges of logs, state and model.
+ * Writes the buffered decisions first, so the decision log's gauges count
+ * every decision made. */
 void runtime_render_metrics(runtime_t *rt, weir_buf_t *b);
 
 /* Appends a JSON value (outputs_json_value) and the features object. */

@@ -1,8 +1,9 @@
 """Exactly-once decisions across crashes: `weir run` killed with SIGKILL
-under load, and a crash between an event's append and its decision's
-(simulated by cutting the decision log back by whole batches), restart with
-every logged event holding exactly one decision — made with the features
-backfill computes for it."""
+under load, killed while its decisions wait in their per-partition batches,
+and a crash between an event's append and its decision's (simulated by
+cutting the decision log back by whole batches), restart with every logged
+event holding exactly one decision — made with the features backfill
+computes for it."""
 import json
 import os
 import threading
@@ -88,9 +89,39 @@ def test_kill_9_under_load_then_restart(weir_bin, run_weir, data_dir, tmp_path):
     check_decisions_match_backfill(run_weir, data_dir, tmp_path, seen)
 
 
+def test_kill_9_takes_the_buffered_decisions(weir_bin, run_weir, data_dir, tmp_path):
+    """Decisions wait in memory until their batch is written; a crash that
+    takes them loses nothing: the next start decides exactly those events."""
+    evs = fraud_events(300, seed=41)
+    with Server(weir_bin, FRAUD_SPEC, data_dir, "--decision-flush", 60000) as srv:
+        for i in range(0, 200, 4):
+            assert srv.json("POST", "/v1/events/" + SOURCE, evs[i:i + 4])[1]["accepted"] == 4
+        served = {}
+        for ev in evs[200:]:
+            status, body = srv.json("POST", "/v1/score/" + SOURCE, ev)
+            assert status == 200
+            served[(body["partition"], body["offset"])] = body
+        srv.kill()
+    assert len(event_records(data_dir)) == 300
+    assert len(decisions(data_dir)) == 0  # all of them were still buffered
+    with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
+        assert any("decided 300 logged events" in l for l in srv.lines), srv.lines
+        assert srv.stop() == 0
+    logged, seen = check_one_decision_per_event(data_dir)
+    assert len(logged) == len(seen) == 300
+    check_decisions_match_backfill(run_weir, data_dir, tmp_path, seen)
+    # The re-made decisions are the ones the clients were answered with.
+    for pos, body in served.items():
+        d = seen[pos]
+        assert (d["decision"], d["rule"], d["score"], d["model"], d["late"]) == \
+            (body["decision"], body["rule"], body["score"], body["model"], body["late"])
+
+
 def test_crash_between_event_and_decision_appends(weir_bin, run_weir, data_dir, tmp_path):
     evs = fraud_events(400, seed=33)
-    with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
+    # --decision-flush 0: each request's decisions are one batch, so cutting
+    # whole batches is a crash right after some requests' event appends.
+    with Server(weir_bin, FRAUD_SPEC, data_dir, "--decision-flush", 0) as srv:
         for i in range(0, len(evs), 4):
             status, body = srv.json("POST", "/v1/events/" + SOURCE, evs[i:i + 4])
             assert status == 200 and body["accepted"] == 4
