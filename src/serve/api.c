@@ -16,6 +16,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "serve/numfmt.h"
 #include "spec/decode.h"
 
 #define MAX_LISTED_REJECTS 100 /* rejected events itemized in a response */
@@ -165,7 +166,7 @@ static void append_score(weir_buf_t *b, double score)
     if (isnan(score))
         buf_append_str(b, "null");
     else
-        buf_appendf(b, "%.17g", score);
+        numfmt_append_g17(b, score);
 }
 
 static void score_done(void *ctx, const runtime_outcome_t *o)
@@ -193,22 +194,31 @@ static void score_done(void *ctx, const runtime_outcome_t *o)
         buf_append_json_string(b, d->reason, strlen(d->reason));
     else
         buf_append_str(b, "null");
-    buf_appendf(b, ",\"rule\":%d,\"features\":", d->rule);
+    buf_append_str(b, ",\"rule\":");
+    numfmt_append_i64(b, d->rule);
+    buf_append_str(b, ",\"features\":");
     buf_append(b, o->features_json.ptr, o->features_json.len);
     buf_append_str(b, ",\"contributions\":[");
     for (uint32_t i = 0; i < d->ncontribs; i++) {
         const char *name = s->model.inputs[d->contribs[i].input].name;
         buf_append_str(b, i ? ",{\"input\":" : "{\"input\":");
         buf_append_json_string(b, name, strlen(name));
-        buf_appendf(b, ",\"value\":%.17g}", d->contribs[i].value);
+        buf_append_str(b, ",\"value\":");
+        numfmt_append_g17(b, d->contribs[i].value);
+        buf_append(b, "}", 1);
     }
-    buf_appendf(b, "],\"key\":");
+    buf_append_str(b, "],\"key\":");
     buf_append_json_string(b, o->ev->key.ptr, o->ev->key.len);
-    buf_appendf(b,
-                ",\"offset\":%" PRIu64 ",\"partition\":%u,\"model\":%" PRIu64
-                ",\"late\":%s,\"latency_us\":%" PRIu64 "}\n",
-                o->offset, o->ev->part, d->model_version, o->res->late ? "true" : "false",
-                (weir_mono_ns() - sc->req->start_ns) / 1000);
+    buf_append_str(b, ",\"offset\":");
+    numfmt_append_u64(b, o->offset);
+    buf_append_str(b, ",\"partition\":");
+    numfmt_append_u64(b, o->ev->part);
+    buf_append_str(b, ",\"model\":");
+    numfmt_append_u64(b, d->model_version);
+    buf_append_str(b, o->res->late ? ",\"late\":true" : ",\"late\":false");
+    buf_append_str(b, ",\"latency_us\":");
+    numfmt_append_u64(b, (weir_mono_ns() - sc->req->start_ns) / 1000);
+    buf_append_str(b, "}\n");
 }
 
 static void handle_score(api_t *a, const http_req_t *req, http_resp_t *resp, const char *name)
@@ -228,7 +238,7 @@ static void handle_score(api_t *a, const http_req_t *req, http_resp_t *resp, con
     }
     int rej = decode_one(src, text, NULL, &doc, fields, why, sizeof why);
     if (rej >= 0) {
-        metrics_add(&m->rejected[rej], 1);
+        metrics_add(&metrics_shard(m)->rejected[rej], 1);
         http_error(resp, 400,
                    rej == METRICS_REJ_MALFORMED_JSON ? "malformed_json"
                    : rej == METRICS_REJ_NOT_OBJECT   ? "not_an_object"
@@ -334,7 +344,7 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
             whole = NULL;
         }
         if (!whole && !memchr(body.ptr, '\n', body.len)) {
-            metrics_add(&m->rejected[METRICS_REJ_MALFORMED_JSON], 1);
+            metrics_add(&metrics_shard(m)->rejected[METRICS_REJ_MALFORMED_JSON], 1);
             const char *at = cJSON_GetErrorPtr();
             size_t pos =
                 at && at >= body.ptr && at <= body.ptr + body.len ? (size_t)(at - body.ptr) : 0;
@@ -389,7 +399,7 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
         expr_value_t *f = fields + i * nf;
         int rej = decode_one(src, b.texts[i], b.parsed[i], &docs[i], f, why, sizeof why);
         if (rej >= 0) {
-            metrics_add(&m->rejected[rej], 1);
+            metrics_add(&metrics_shard(m)->rejected[rej], 1);
             add_reject(&ec, b.numbers[i], why);
             continue;
         }

@@ -5,6 +5,7 @@
 #include "serve/metrics.h"
 
 #include <inttypes.h>
+#include <sched.h> /* sched_getcpu (_GNU_SOURCE: CMakeLists.txt) */
 #include <stdio.h>
 #include <string.h>
 
@@ -43,18 +44,28 @@ void metrics_init(metrics_t *m, const char *source, const char **outcomes, uint3
     m->source = source;
     m->outcomes = outcomes;
     m->nrules = nrules;
-    m->decisions = weir_calloc(nrules + 1, sizeof *m->decisions);
+    size_t stride = ((nrules + 1) * sizeof(uint64_t) + 127) / 64 * 64;
+    m->decisions_mem = weir_calloc(METRICS_SHARDS * stride + 64, 1);
+    char *base = (char *)(((uintptr_t)m->decisions_mem + 63) & ~(uintptr_t)63);
+    for (int i = 0; i < METRICS_SHARDS; i++)
+        m->shard[i].decisions = (_Atomic uint64_t *)(void *)(base + (size_t)i * stride);
 }
 
 void metrics_free(metrics_t *m)
 {
-    weir_free((void *)m->decisions);
-    m->decisions = NULL;
+    weir_free(m->decisions_mem);
+    m->decisions_mem = NULL;
+}
+
+metrics_shard_t *metrics_shard(metrics_t *m)
+{
+    int cpu = sched_getcpu(); /* glibc reads it from rseq: no syscall */
+    return &m->shard[cpu > 0 ? (unsigned)cpu % METRICS_SHARDS : 0];
 }
 
 void metrics_observe(metrics_t *m, metrics_stage_t stage, uint64_t ns)
 {
-    metrics_hist_t *h = &m->stage[stage];
+    metrics_hist_t *h = &metrics_shard(m)->stage[stage];
     size_t i = 0;
     while (i < METRICS_NBUCKETS && ns > bucket_ns[i])
         i++;
@@ -66,7 +77,7 @@ void metrics_observe(metrics_t *m, metrics_stage_t stage, uint64_t ns)
 void metrics_decision(metrics_t *m, int rule)
 {
     uint32_t i = rule < 0 || (uint32_t)rule >= m->nrules ? m->nrules : (uint32_t)rule;
-    metrics_add(&m->decisions[i], 1);
+    metrics_add(&metrics_shard(m)->decisions[i], 1);
 }
 
 void metrics_request(metrics_t *m, metrics_route_t route, int status)
@@ -74,7 +85,7 @@ void metrics_request(metrics_t *m, metrics_route_t route, int status)
     int i = 0;
     while (i < METRICS_NCODES - 1 && codes[i] != status)
         i++;
-    metrics_add(&m->requests[route][i], 1);
+    metrics_add(&metrics_shard(m)->requests[route][i], 1);
 }
 
 void metrics_header(weir_buf_t *b, const char *name, const char *type, const char *help)
@@ -103,6 +114,24 @@ static uint64_t load(_Atomic uint64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+/* The sum over the shards of the counter at the same place as c in shard 0. */
+static uint64_t sum(metrics_t *m, _Atomic uint64_t *c)
+{
+    size_t off = (size_t)((char *)c - (char *)&m->shard[0]);
+    uint64_t n = 0;
+    for (int i = 0; i < METRICS_SHARDS; i++)
+        n += load((_Atomic uint64_t *)(void *)((char *)&m->shard[i] + off));
+    return n;
+}
+
+static uint64_t sum_decisions(metrics_t *m, uint32_t rule)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < METRICS_SHARDS; i++)
+        n += load(&m->shard[i].decisions[rule]);
+    return n;
+}
+
 /* A label value: the names come from the spec (identifiers), but escape the
  * three characters the text format requires anyway. */
 static void label_value(weir_buf_t *b, const char *s)
@@ -127,19 +156,19 @@ void metrics_render(metrics_t *m, weir_buf_t *b)
     metrics_header(b, "weir_events_accepted_total", "counter",
                    "Events accepted: decoded, appended to the log and processed.");
     snprintf(lab, sizeof lab, "source=\"%s\"", src.data);
-    metrics_sample_u64(b, "weir_events_accepted_total", lab, load(&m->accepted));
+    metrics_sample_u64(b, "weir_events_accepted_total", lab, sum(m, &m->shard[0].accepted));
 
     metrics_header(b, "weir_events_rejected_total", "counter",
                    "Events rejected at the edge (never logged), by reason.");
     for (int r = 0; r < METRICS_NREASONS; r++) {
         snprintf(lab, sizeof lab, "source=\"%s\",reason=\"%s\"", src.data, reason_names[r]);
-        metrics_sample_u64(b, "weir_events_rejected_total", lab, load(&m->rejected[r]));
+        metrics_sample_u64(b, "weir_events_rejected_total", lab, sum(m, &m->shard[0].rejected[r]));
     }
 
     metrics_header(b, "weir_events_late_total", "counter",
                    "Events behind the watermark: logged, scored as of the watermark, not applied.");
     snprintf(lab, sizeof lab, "source=\"%s\"", src.data);
-    metrics_sample_u64(b, "weir_events_late_total", lab, load(&m->late));
+    metrics_sample_u64(b, "weir_events_late_total", lab, sum(m, &m->shard[0].late));
 
     /* Decisions by outcome: rules sharing a `then` add up. */
     metrics_header(b, "weir_decisions_total", "counter", "Decisions made, by outcome.");
@@ -149,9 +178,9 @@ void metrics_render(metrics_t *m, weir_buf_t *b)
         for (uint32_t j = 0; j < i && !seen; j++)
             seen = !strcmp(m->outcomes[j], name);
         if (seen) continue;
-        uint64_t n = load(&m->decisions[i]);
+        uint64_t n = sum_decisions(m, i);
         for (uint32_t j = i + 1; j < m->nrules; j++)
-            if (!strcmp(m->outcomes[j], name)) n += load(&m->decisions[j]);
+            if (!strcmp(m->outcomes[j], name)) n += sum_decisions(m, j);
         weir_buf_t lv = WEIR_BUF_INIT;
         label_value(&lv, name);
         buf_append(&lv, "", 1);
@@ -176,7 +205,7 @@ void metrics_render(metrics_t *m, weir_buf_t *b)
                    "HTTP requests answered, by route and status code.");
     for (int r = 0; r < METRICS_NROUTES; r++)
         for (int c = 0; c < METRICS_NCODES; c++) {
-            uint64_t n = load(&m->requests[r][c]);
+            uint64_t n = sum(m, &m->shard[0].requests[r][c]);
             if (!n) continue;
             if (codes[c])
                 snprintf(lab, sizeof lab, "route=\"%s\",code=\"%d\"", route_names[r], codes[c]);
@@ -194,20 +223,20 @@ void metrics_render(metrics_t *m, weir_buf_t *b)
                    "Time spent per stage of an event's path (total: per request; "
                    "decision_flush: per batch of decisions written).");
     for (int s = 0; s < METRICS_NSTAGES; s++) {
-        metrics_hist_t *h = &m->stage[s];
+        metrics_hist_t *h = &m->shard[0].stage[s];
         uint64_t cum = 0;
         for (int i = 0; i < METRICS_NBUCKETS; i++) {
-            cum += load(&h->bucket[i]);
+            cum += sum(m, &h->bucket[i]);
             snprintf(lab, sizeof lab, "stage=\"%s\",le=\"%.9g\"", stage_names[s],
                      (double)bucket_ns[i] / 1e9);
             metrics_sample_u64(b, "weir_stage_latency_seconds_bucket", lab, cum);
         }
-        uint64_t count = load(&h->count);
+        uint64_t count = sum(m, &h->count);
         snprintf(lab, sizeof lab, "stage=\"%s\",le=\"+Inf\"", stage_names[s]);
         metrics_sample_u64(b, "weir_stage_latency_seconds_bucket", lab, count);
         snprintf(lab, sizeof lab, "stage=\"%s\"", stage_names[s]);
         metrics_sample_f64(b, "weir_stage_latency_seconds_sum", lab,
-                           (double)load(&h->sum_ns) / 1e9);
+                           (double)sum(m, &h->sum_ns) / 1e9);
         metrics_sample_u64(b, "weir_stage_latency_seconds_count", lab, count);
     }
     buf_free(&src);

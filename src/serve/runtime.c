@@ -64,6 +64,7 @@
 #include "base/hash.h"
 #include "decide/outputs.h"
 #include "decide/pipeline.h"
+#include "serve/numfmt.h"
 
 #define STATS_EVERY_MS       2000      /* engine_part_stats walks every key: not per scrape */
 #define DECISION_BATCH_MAX   1024      /* buffered decisions that force a write */
@@ -284,6 +285,24 @@ uint64_t runtime_model_version(const runtime_t *rt)
 
 /* ---- per-event pieces ---- */
 
+/* outputs_json_value's text (what backfill writes), without printf. */
+static void json_value(weir_buf_t *b, const expr_value_t *v)
+{
+    switch ((expr_type_t)v->type) {
+    case EXPR_INT:
+    case EXPR_TIME:
+    case EXPR_DURATION:
+        numfmt_append_i64(b, v->as.i);
+        break;
+    case EXPR_FLOAT:
+        numfmt_append_g17(b, v->as.f);
+        break;
+    default:
+        outputs_json_value(b, v);
+        break;
+    }
+}
+
 void runtime_features_json(const spec_t *spec, const expr_value_t *features, weir_buf_t *b)
 {
     buf_append(b, "{", 1);
@@ -291,7 +310,7 @@ void runtime_features_json(const spec_t *spec, const expr_value_t *features, wei
         if (i) buf_append(b, ",", 1);
         buf_append_json_string(b, spec->features[i].name, strlen(spec->features[i].name));
         buf_append(b, ":", 1);
-        outputs_json_value(b, &features[i]);
+        json_value(b, &features[i]);
     }
     buf_append(b, "}", 1);
 }
@@ -329,18 +348,24 @@ static void decision_record(rt_part_t *p, uint64_t offset, weir_slice_t key,
         p->drecs = weir_realloc(p->drecs, p->dcap * sizeof *p->drecs);
     }
     size_t at = b->len;
-    buf_appendf(b, "{\"offset\":%" PRIu64 ",\"decision\":", offset);
+    buf_append_str(b, "{\"offset\":");
+    numfmt_append_u64(b, offset);
+    buf_append_str(b, ",\"decision\":");
     if (d->decision)
         buf_append_json_string(b, d->decision, strlen(d->decision));
     else
         buf_append_str(b, "null");
-    buf_appendf(b, ",\"rule\":%d,\"score\":", d->rule);
+    buf_append_str(b, ",\"rule\":");
+    numfmt_append_i64(b, d->rule);
+    buf_append_str(b, ",\"score\":");
     if (isnan(d->score))
         buf_append_str(b, "null");
     else
-        buf_appendf(b, "%.17g", d->score);
-    buf_appendf(b, ",\"model\":%" PRIu64 ",\"late\":%s,\"features\":", d->model_version,
-                res && res->late ? "true" : "false");
+        numfmt_append_g17(b, d->score);
+    buf_append_str(b, ",\"model\":");
+    numfmt_append_u64(b, d->model_version);
+    buf_append_str(b, res && res->late ? ",\"late\":true,\"features\":"
+                                       : ",\"late\":false,\"features\":");
     if (features_json.len)
         buf_append(b, features_json.ptr, features_json.len);
     else
@@ -419,8 +444,9 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
             runtime_features_json(s, res.features, &p->feat);
             o.res = &res;
             o.features_json = (weir_slice_t){p->feat.data, p->feat.len};
-            metrics_add(&rt->m.accepted, 1);
-            if (res.late) metrics_add(&rt->m.late, 1);
+            metrics_shard_t *ms = metrics_shard(&rt->m);
+            metrics_add(&ms->accepted, 1);
+            if (res.late) metrics_add(&ms->late, 1);
             metrics_decision(&rt->m, d.rule);
             int64_t mt =
                 res.watermark == INT64_MIN ? INT64_MIN : res.watermark + rt->pl.src->lateness_ms;
@@ -433,7 +459,7 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
             d.score = NAN;
             d.rule = -1;
             o.why = why;
-            metrics_add(&rt->m.rejected[METRICS_REJ_PROCESSING], 1);
+            metrics_add(&metrics_shard(&rt->m)->rejected[METRICS_REJ_PROCESSING], 1);
         }
         t0 = weir_mono_ns();
         decision_record(p, first + i, evs[i].key, o.res, &d, o.features_json);

@@ -1,0 +1,128 @@
+/* serve_numfmt_test.c — numfmt against snprintf: the same bytes for
+ * integers and for %.17g over every kind of double (random bit patterns,
+ * money-like decimals, ratios, integers, exact ties at the 17th digit). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "serve/numfmt.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t next_u64(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double uniform(void)
+{
+    return (double)(next_u64() >> 11) / 9007199254740992.0;
+}
+
+static void check_g17(double v)
+{
+    char want[64], got[NUMFMT_MAX + 1];
+    snprintf(want, sizeof want, "%.17g", v);
+    size_t n = numfmt_g17(got, v);
+    got[n] = '\0';
+    if (strcmp(want, got) != 0) fail_msg("%%.17g of %a: printf %s, numfmt %s", v, want, got);
+}
+
+static void g17_matches_printf(void **state)
+{
+    (void)state;
+    static const double fixed[] = {0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 1e-4, 9.9999999999999995e-05,
+                                   1e-5, 0.00012345, 1e15, 1e15 + 0.5, 1e16, 1e17, 9007199254740991.0,
+                                   9007199254740992.0, 9007199254740993.0, 123456789012345.67,
+                                   0.30000000000000004, 2.5, 99999999999999.99, 9.999999999999999,
+                                   1.7976931348623157e308, 4.9e-324, 2.2250738585072014e-308};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
+        check_g17(fixed[i]);
+        check_g17(-fixed[i]);
+    }
+    check_g17(NAN);
+    check_g17(-NAN);
+    check_g17(INFINITY);
+    check_g17(-INFINITY);
+    for (int i = 0; i < 300000; i++) {
+        uint64_t bits = next_u64();
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        check_g17(v); /* any pattern: mostly the printf fallback */
+        v = pow(10.0, -6.0 + 23.0 * uniform()); /* 1e-6 .. 1e17, log-uniform */
+        check_g17(v);
+        check_g17(-v);
+        check_g17(round(v * 100.0) / 100.0);        /* amounts */
+        check_g17((double)(next_u64() % 100000) / 7.0); /* ratios */
+        check_g17((double)(next_u64() >> (next_u64() % 64)));
+    }
+    /* Exact ties at the 18th significant digit: n + 1/4 and n + 3/4 between
+     * 2^50 and 2^51 (representable, 16 integer digits). */
+    for (int i = 0; i < 100000; i++) {
+        double n = 1125899906842624.0 + (double)(next_u64() % 1000000000000000ull);
+        if (n >= 2251799813685248.0) continue;
+        check_g17(n + 0.25);
+        check_g17(n + 0.75);
+        check_g17(n + 0.5);
+    }
+}
+
+static void integers_match_printf(void **state)
+{
+    (void)state;
+    char want[32], got[NUMFMT_MAX + 1];
+    static const int64_t fixed[] = {0, 1, -1, 9, 10, 99, 100, 12345, INT64_MAX, INT64_MIN, -10};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
+        snprintf(want, sizeof want, "%" PRId64, fixed[i]);
+        got[numfmt_i64(got, fixed[i])] = '\0';
+        assert_string_equal(got, want);
+    }
+    for (int i = 0; i < 200000; i++) {
+        uint64_t u = next_u64() >> (next_u64() % 64);
+        snprintf(want, sizeof want, "%" PRIu64, u);
+        got[numfmt_u64(got, u)] = '\0';
+        assert_string_equal(got, want);
+        int64_t s = (int64_t)next_u64() >> (next_u64() % 63);
+        snprintf(want, sizeof want, "%" PRId64, s);
+        got[numfmt_i64(got, s)] = '\0';
+        assert_string_equal(got, want);
+    }
+    snprintf(want, sizeof want, "%" PRIu64, UINT64_MAX);
+    got[numfmt_u64(got, UINT64_MAX)] = '\0';
+    assert_string_equal(got, want);
+}
+
+static void appends_to_buffers(void **state)
+{
+    (void)state;
+    weir_buf_t b = WEIR_BUF_INIT;
+    numfmt_append_u64(&b, 42);
+    buf_append(&b, ",", 1);
+    numfmt_append_i64(&b, -7);
+    buf_append(&b, ",", 1);
+    numfmt_append_g17(&b, 0.1);
+    assert_int_equal(b.len, strlen("42,-7,0.10000000000000001"));
+    assert_memory_equal(b.data, "42,-7,0.10000000000000001", b.len);
+    buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(g17_matches_printf),
+        cmocka_unit_test(integers_match_printf),
+        cmocka_unit_test(appends_to_buffers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
