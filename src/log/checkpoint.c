@@ -1,0 +1,1523 @@
+/* checkpoint.c — the checkpoint store (see checkpoint.h for the layout, the
+ * file formats, the write protocol and the recovery rule). */
+#include "log/checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/crc32c.h"
+#include "base/error.h"
+
+#define PART_MAGIC 0x504b4357u /* "WCKP" little-endian */
+#define PART_VERSION 1
+#define WRITE_BUF (1u << 20)
+#define MANIFEST_HEAD "weir-checkpoint 1\n"
+
+struct ckpt_store {
+    char *dir;
+    int read_only;
+    int lock_fd;
+    uint32_t removed;
+    _Atomic uint64_t steps;
+    uint64_t crash_at; /* from WEIR_CKPT_CRASH_AT; 0 = off */
+    ckpt_fault_cb hook;
+    void *hook_ctx;
+    int writing; /* a writer is open */
+    /* Ids this handle wrote or fully verified: prune need not read them. */
+    uint64_t *verified;
+    size_t nverified, capverified;
+};
+
+/* --- little helpers ----------------------------------------------------- */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + 1 + strlen(name) + 1;
+    char *p = weir_malloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static char *ckpt_path(const char *dir, uint64_t id, const char *suffix)
+{
+    char name[CKPT_ID_DIGITS + 8];
+    snprintf(name, sizeof name, "%020" PRIu64 "%s", id, suffix);
+    return path_join(dir, name);
+}
+
+static void part_name(char *name, size_t n, uint32_t p)
+{
+    snprintf(name, n, "part-%05u", p);
+}
+
+/* Parses "<20 digits><suffix>"; 0 on a match. */
+static int parse_ckpt_name(const char *name, const char *suffix, uint64_t *id)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < CKPT_ID_DIGITS; i++) {
+        if (name[i] < '0' || name[i] > '9') return -1;
+        uint64_t d = (uint64_t)(name[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return -1;
+        v = v * 10 + d;
+    }
+    if (strcmp(name + CKPT_ID_DIGITS, suffix) != 0) return -1;
+    *id = v;
+    return 0;
+}
+
+/* One step of the protocol done: count it and let the fault hook act. */
+static void step(ckpt_store_t *s, const char *kind, const char *path)
+{
+    uint64_t n = atomic_fetch_add(&s->steps, 1) + 1;
+    if (s->hook) {
+        s->hook(s->hook_ctx, n, kind, path);
+    } else if (s->crash_at && n == s->crash_at) {
+        fprintf(stderr, "weir: WEIR_CKPT_CRASH_AT=%" PRIu64 ": exiting after %s %s\n", n, kind,
+                path);
+        _exit(137);
+    }
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -1;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static ssize_t read_at(int fd, void *buf, size_t want, uint64_t pos)
+{
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread(fd, (char *)buf + got, want - got, (off_t)(pos + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        if (n == 0) break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* Removes directory path and the files in it (not counted as steps: used
+ * for leftovers and failed writers, whose state no longer matters). */
+static int remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) return errno == ENOENT ? 0 : -1;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) != 0) {
+            char *sub = path_join(path, e->d_name);
+            if (errno == EISDIR && remove_tree(sub) == 0) {
+                weir_free(sub);
+                continue;
+            }
+            weir_free(sub);
+            rc = -1;
+        }
+    }
+    closedir(d);
+    if (rmdir(path) != 0) rc = -1;
+    return rc;
+}
+
+/* Ids of final checkpoint directories, sorted descending. With leftovers
+ * non-NULL, also collects the names of .tmp/.del directories. */
+static int scan_ids(const char *dir, uint64_t **ids, size_t *n, char ***leftovers, size_t *nleft,
+                    char *err, size_t errlen)
+{
+    *ids = NULL, *n = 0;
+    if (leftovers) *leftovers = NULL, *nleft = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return 0;
+        return weir_errf(err, errlen, WEIR_EIO, "cannot read %s: %s", dir, strerror(errno));
+    }
+    size_t cap = 0, capl = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        uint64_t id;
+        if (parse_ckpt_name(e->d_name, "", &id) == 0) {
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 16;
+                *ids = weir_realloc(*ids, cap * sizeof **ids);
+            }
+            (*ids)[(*n)++] = id;
+        } else if (leftovers && (parse_ckpt_name(e->d_name, ".tmp", &id) == 0 ||
+                                 parse_ckpt_name(e->d_name, ".del", &id) == 0)) {
+            if (*nleft == capl) {
+                capl = capl ? capl * 2 : 4;
+                *leftovers = weir_realloc(*leftovers, capl * sizeof **leftovers);
+            }
+            (*leftovers)[(*nleft)++] = weir_strdup(e->d_name);
+        }
+    }
+    closedir(d);
+    /* Descending insertion sort: a store holds a handful of checkpoints. */
+    for (size_t i = 1; i < *n; i++)
+        for (size_t j = i; j > 0 && (*ids)[j - 1] < (*ids)[j]; j--) {
+            uint64_t t = (*ids)[j];
+            (*ids)[j] = (*ids)[j - 1];
+            (*ids)[j - 1] = t;
+        }
+    return 0;
+}
+
+static int is_verified(const ckpt_store_t *s, uint64_t id)
+{
+    for (size_t i = 0; i < s->nverified; i++)
+        if (s->verified[i] == id) return 1;
+    return 0;
+}
+
+static void mark_verified(ckpt_store_t *s, uint64_t id)
+{
+    if (is_verified(s, id)) return;
+    if (s->nverified == s->capverified) {
+        s->capverified = s->capverified ? s->capverified * 2 : 8;
+        s->verified = weir_realloc(s->verified, s->capverified * sizeof *s->verified);
+    }
+    s->verified[s->nverified++] = id;
+}
+
+/* --- the store ---------------------------------------------------------- */
+
+int ckpt_store_open(const char *datadir, int flags, ckpt_store_t **out, char *err, size_t errlen)
+{
+    ckpt_store_t *s = weir_calloc(1, sizeof *s);
+    s->dir = path_join(datadir, CKPT_DIR_NAME);
+    s->read_only = (flags & CKPT_READ_ONLY) != 0;
+    s->lock_fd = -1;
+    atomic_init(&s->steps, 0);
+    if (s->read_only) {
+        *out = s;
+        return 0;
+    }
+    int rc;
+    struct stat st;
+    if (stat(datadir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        rc = weir_errf(err, errlen, WEIR_ENOENT, "data directory %s does not exist", datadir);
+        goto fail;
+    }
+    if (mkdir(s->dir, 0755) == 0) {
+        fsync_path(datadir);
+    } else if (errno != EEXIST) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", s->dir, strerror(errno));
+        goto fail;
+    }
+    char *lock = path_join(s->dir, "LOCK");
+    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    weir_free(lock);
+    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = weir_errf(err, errlen, WEIR_EEXIST,
+                       "the checkpoints in %s are in use by another weir process", s->dir);
+        goto fail;
+    }
+    uint64_t *ids;
+    size_t n, nleft;
+    char **left;
+    rc = scan_ids(s->dir, &ids, &n, &left, &nleft, err, errlen);
+    if (rc) goto fail;
+    weir_free(ids);
+    for (size_t i = 0; i < nleft; i++) {
+        char *p = path_join(s->dir, left[i]);
+        if (remove_tree(p) != 0 && !rc)
+            rc = weir_errf(err, errlen, WEIR_EIO, "cannot remove unfinished checkpoint %s: %s", p,
+                           strerror(errno));
+        weir_free(p);
+        weir_free(left[i]);
+        s->removed++;
+    }
+    weir_free(left);
+    if (rc) goto fail;
+    if (nleft) fsync_path(s->dir);
+    const char *crash = getenv("WEIR_CKPT_CRASH_AT");
+    if (crash && *crash) s->crash_at = strtoull(crash, NULL, 10);
+    *out = s;
+    return 0;
+fail:
+    ckpt_store_close(s);
+    return rc;
+}
+
+void ckpt_store_close(ckpt_store_t *s)
+{
+    if (!s) return;
+    weir_assert(!s->writing);
+    if (s->lock_fd >= 0) close(s->lock_fd);
+    weir_free(s->verified);
+    weir_free(s->dir);
+    weir_free(s);
+}
+
+const char *ckpt_store_dir(const ckpt_store_t *s)
+{
+    return s->dir;
+}
+
+uint32_t ckpt_store_removed_leftovers(const ckpt_store_t *s)
+{
+    return s->removed;
+}
+
+void ckpt_store_set_fault_hook(ckpt_store_t *s, ckpt_fault_cb cb, void *ctx)
+{
+    s->hook = cb;
+    s->hook_ctx = ctx;
+    s->crash_at = 0;
+}
+
+uint64_t ckpt_store_steps(const ckpt_store_t *s)
+{
+    return atomic_load(&((ckpt_store_t *)s)->steps);
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+struct ckpt_writer {
+    ckpt_store_t *s;
+    uint64_t id;
+    char *tmpdir;
+    char *pipeline;
+    int64_t created_ms;
+    ckpt_kv_t *meta;
+    size_t nmeta;
+    uint32_t partitions;
+    /* mu guards everything below: part writers of different threads meet here. */
+    pthread_mutex_t mu;
+    ckpt_part_info_t *parts;
+    uint8_t *part_state; /* 0 not begun, 1 open, 2 written */
+    uint32_t open_parts;
+    int failed;
+};
+
+struct ckpt_part_writer {
+    ckpt_writer_t *w;
+    int fd;
+    char *path;
+    ckpt_part_info_t info;
+    uint64_t pos;       /* bytes of [0, D) produced so far */
+    uint64_t blob;      /* blob bytes appended */
+    uint8_t *buf;       /* bytes not yet written */
+    size_t blen;
+    uint32_t block_crc; /* CRC of the current block so far */
+    uint32_t *table;
+    size_t ntable, captable;
+};
+
+static int key_ok(weir_slice_t k, int manifest)
+{
+    if (k.len == 0 || k.len > CKPT_MAX_KEY_LEN) return 0;
+    if (!manifest) return 1;
+    for (size_t i = 0; i < k.len; i++) {
+        char c = k.ptr[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static ckpt_kv_t *kv_copy(const ckpt_kv_t *kv, size_t n)
+{
+    if (!n) return NULL;
+    ckpt_kv_t *c = weir_calloc(n, sizeof *c);
+    for (size_t i = 0; i < n; i++) {
+        c[i].key.ptr = weir_strndup(kv[i].key.ptr, kv[i].key.len);
+        c[i].key.len = kv[i].key.len;
+        char *v = weir_malloc(kv[i].value.len + 1);
+        if (kv[i].value.len) memcpy(v, kv[i].value.ptr, kv[i].value.len);
+        v[kv[i].value.len] = 0;
+        c[i].value.ptr = v;
+        c[i].value.len = kv[i].value.len;
+    }
+    return c;
+}
+
+static void kv_free(ckpt_kv_t *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        weir_free((char *)kv[i].key.ptr);
+        weir_free((char *)kv[i].value.ptr);
+    }
+    weir_free(kv);
+}
+
+int ckpt_writer_begin(ckpt_store_t *s, const ckpt_write_opts_t *o, ckpt_writer_t **out,
+                      char *err, size_t errlen)
+{
+    if (s->read_only)
+        return weir_errf(err, errlen, WEIR_EINVAL, "the checkpoint store %s is open read-only",
+                         s->dir);
+    if (s->writing)
+        return weir_errf(err, errlen, WEIR_EEXIST, "a checkpoint is already being written in %s",
+                         s->dir);
+    if (o->partitions == 0 || o->partitions > CKPT_MAX_PARTITIONS)
+        return weir_errf(err, errlen, WEIR_EINVAL, "a checkpoint holds 1 to %u partitions, not %u",
+                         CKPT_MAX_PARTITIONS, o->partitions);
+    for (size_t i = 0; i < o->nmeta; i++)
+        if (!key_ok(o->meta[i].key, 1) || o->meta[i].value.len > CKPT_MAX_META_BYTES)
+            return weir_errf(err, errlen, WEIR_EINVAL,
+                             "checkpoint key %zu must be 1-%u characters of [A-Za-z0-9_.-] with a "
+                             "value of at most %u bytes",
+                             i, CKPT_MAX_KEY_LEN, CKPT_MAX_META_BYTES);
+    uint64_t *ids;
+    size_t n;
+    int rc = scan_ids(s->dir, &ids, &n, NULL, NULL, err, errlen);
+    if (rc) return rc;
+    uint64_t newest = n ? ids[0] : 0;
+    weir_free(ids);
+    uint64_t id = o->id ? o->id : newest + 1;
+    if (id <= newest || id == UINT64_MAX)
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "checkpoint id %" PRIu64 " is not above the newest on disk (%" PRIu64 ")",
+                         id, newest);
+    char *tmp = ckpt_path(s->dir, id, ".tmp");
+    if (mkdir(tmp, 0755) != 0) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", tmp, strerror(errno));
+        weir_free(tmp);
+        return rc;
+    }
+    step(s, "mkdir", tmp);
+    ckpt_writer_t *w = weir_calloc(1, sizeof *w);
+    w->s = s;
+    w->id = id;
+    w->tmpdir = tmp;
+    w->pipeline = weir_strdup(o->pipeline ? o->pipeline : "");
+    w->created_ms = o->created_ms;
+    w->meta = kv_copy(o->meta, o->nmeta);
+    w->nmeta = o->nmeta;
+    w->partitions = o->partitions;
+    w->parts = weir_calloc(o->partitions, sizeof *w->parts);
+    w->part_state = weir_calloc(o->partitions, 1);
+    pthread_mutex_init(&w->mu, NULL);
+    s->writing = 1;
+    *out = w;
+    return 0;
+}
+
+uint64_t ckpt_writer_id(const ckpt_writer_t *w)
+{
+    return w->id;
+}
+
+static void writer_fail(ckpt_writer_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->failed = 1;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int pw_flush(ckpt_part_writer_t *pw, char *err, size_t errlen)
+{
+    if (!pw->blen) return 0;
+    if (write_all(pw->fd, pw->buf, pw->blen) != 0)
+        return weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", pw->path, strerror(errno));
+    pw->blen = 0;
+    step(pw->w->s, "write", pw->path);
+    return 0;
+}
+
+static void pw_push_block(ckpt_part_writer_t *pw)
+{
+    if (pw->ntable == pw->captable) {
+        pw->captable = pw->captable ? pw->captable * 2 : 64;
+        pw->table = weir_realloc(pw->table, pw->captable * sizeof *pw->table);
+    }
+    pw->table[pw->ntable++] = pw->block_crc;
+    pw->block_crc = 0;
+}
+
+/* Feeds bytes of [0, D): buffered, block CRCs computed on the way. */
+static int pw_put(ckpt_part_writer_t *pw, const void *data, size_t len, char *err, size_t errlen)
+{
+    const uint8_t *p = data;
+    while (len) {
+        size_t room_block = CKPT_BLOCK_SIZE - (size_t)(pw->pos % CKPT_BLOCK_SIZE);
+        size_t n = len;
+        if (n > room_block) n = room_block;
+        if (n > WRITE_BUF - pw->blen) n = WRITE_BUF - pw->blen;
+        memcpy(pw->buf + pw->blen, p, n);
+        pw->block_crc = crc32c(pw->block_crc, p, n);
+        pw->blen += n;
+        pw->pos += n;
+        p += n;
+        len -= n;
+        if (pw->pos % CKPT_BLOCK_SIZE == 0) pw_push_block(pw);
+        if (pw->blen == WRITE_BUF) {
+            int rc = pw_flush(pw, err, errlen);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+static void pw_free(ckpt_part_writer_t *pw)
+{
+    if (pw->fd >= 0) close(pw->fd);
+    weir_free(pw->path);
+    weir_free(pw->buf);
+    weir_free(pw->table);
+    weir_free(pw);
+}
+
+int ckpt_write_part_begin(ckpt_writer_t *w, const ckpt_part_desc_t *d, ckpt_part_writer_t **out,
+                          char *err, size_t errlen)
+{
+    size_t meta_bytes = 0;
+    for (size_t i = 0; i < d->nmeta; i++) {
+        if (!key_ok(d->meta[i].key, 0) || d->meta[i].value.len > CKPT_MAX_META_BYTES)
+            return weir_errf(err, errlen, WEIR_EINVAL,
+                             "partition %u: key %zu must be 1-%u bytes, its value at most %u",
+                             d->partition, i, CKPT_MAX_KEY_LEN, CKPT_MAX_META_BYTES);
+        meta_bytes += 2 + d->meta[i].key.len + 4 + d->meta[i].value.len;
+    }
+    if (meta_bytes > CKPT_MAX_META_BYTES)
+        return weir_errf(err, errlen, WEIR_ETOOBIG,
+                         "partition %u: %zu bytes of keys and values, over the limit of %u",
+                         d->partition, meta_bytes, CKPT_MAX_META_BYTES);
+    pthread_mutex_lock(&w->mu);
+    int bad = d->partition >= w->partitions ? 1 : w->part_state[d->partition] ? 2 : 0;
+    if (!bad) {
+        w->part_state[d->partition] = 1;
+        w->open_parts++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (bad == 1)
+        return weir_errf(err, errlen, WEIR_EINVAL, "partition %u is outside 0..%u", d->partition,
+                         w->partitions - 1);
+    if (bad == 2)
+        return weir_errf(err, errlen, WEIR_EEXIST, "partition %u is already in checkpoint %" PRIu64,
+                         d->partition, w->id);
+
+    ckpt_part_writer_t *pw = weir_calloc(1, sizeof *pw);
+    pw->w = w;
+    char name[32];
+    part_name(name, sizeof name, d->partition);
+    pw->path = path_join(w->tmpdir, name);
+    pw->info.partition = d->partition;
+    pw->info.log_offset = d->log_offset;
+    pw->info.decision_offset = d->decision_offset;
+    pw->buf = weir_malloc(WRITE_BUF);
+    pw->fd = open(pw->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int rc = 0;
+    if (pw->fd < 0) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", pw->path, strerror(errno));
+        goto fail;
+    }
+    uint8_t h[CKPT_PART_HEADER_SIZE];
+    put32(h, PART_MAGIC);
+    put16(h + 4, PART_VERSION);
+    put16(h + 6, 0);
+    put32(h + 8, d->partition);
+    put32(h + 12, (uint32_t)meta_bytes);
+    put64(h + 16, d->log_offset);
+    put64(h + 24, d->decision_offset);
+    rc = pw_put(pw, h, sizeof h, err, errlen);
+    for (size_t i = 0; !rc && i < d->nmeta; i++) {
+        uint8_t len[4];
+        put16(len, (uint16_t)d->meta[i].key.len);
+        rc = pw_put(pw, len, 2, err, errlen);
+        if (!rc) rc = pw_put(pw, d->meta[i].key.ptr, d->meta[i].key.len, err, errlen);
+        put32(len, (uint32_t)d->meta[i].value.len);
+        if (!rc) rc = pw_put(pw, len, 4, err, errlen);
+        if (!rc) rc = pw_put(pw, d->meta[i].value.ptr, d->meta[i].value.len, err, errlen);
+    }
+    if (rc) goto fail;
+    *out = pw;
+    return 0;
+fail:
+    pthread_mutex_lock(&w->mu);
+    w->failed = 1;
+    w->open_parts--;
+    pthread_mutex_unlock(&w->mu);
+    pw_free(pw);
+    return rc;
+}
+
+int ckpt_write_part_append(ckpt_part_writer_t *pw, const void *data, size_t len, char *err,
+                           size_t errlen)
+{
+    int rc = pw_put(pw, data, len, err, errlen);
+    if (rc) writer_fail(pw->w);
+    pw->blob += len;
+    return rc;
+}
+
+int ckpt_write_part_end(ckpt_part_writer_t *pw, char *err, size_t errlen)
+{
+    ckpt_writer_t *w = pw->w;
+    if (pw->pos % CKPT_BLOCK_SIZE) pw_push_block(pw);
+    /* Table and trailer: outside the blocks, covered by the trailer CRC. */
+    size_t tail = pw->ntable * 4 + CKPT_PART_TRAILER_SIZE;
+    uint8_t *t = weir_malloc(tail);
+    for (size_t i = 0; i < pw->ntable; i++) put32(t + 4 * i, pw->table[i]);
+    uint8_t *tr = t + pw->ntable * 4;
+    put64(tr, pw->blob);
+    put32(tr + 8, (uint32_t)pw->ntable);
+    uint32_t crc = crc32c(0, t, tail - 4);
+    put32(tr + 12, crc);
+    int rc = 0;
+    if (pw->blen + tail <= WRITE_BUF) {
+        memcpy(pw->buf + pw->blen, t, tail);
+        pw->blen += tail;
+    } else if ((rc = pw_flush(pw, err, errlen)) == 0) {
+        if (write_all(pw->fd, t, tail) != 0)
+            rc = weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", pw->path, strerror(errno));
+        else
+            step(w->s, "write", pw->path);
+    }
+    weir_free(t);
+    if (!rc) rc = pw_flush(pw, err, errlen);
+    if (!rc) {
+        if (fsync(pw->fd) != 0)
+            rc = weir_errf(err, errlen, WEIR_EIO, "cannot fsync %s: %s", pw->path, strerror(errno));
+        else
+            step(w->s, "fsync", pw->path);
+    }
+    pw->info.bytes = pw->pos + tail;
+    pw->info.crc = crc;
+    pthread_mutex_lock(&w->mu);
+    w->open_parts--;
+    if (rc) {
+        w->failed = 1;
+    } else {
+        w->parts[pw->info.partition] = pw->info;
+        w->part_state[pw->info.partition] = 2;
+    }
+    pthread_mutex_unlock(&w->mu);
+    pw_free(pw);
+    return rc;
+}
+
+int ckpt_write_part(ckpt_writer_t *w, const ckpt_part_desc_t *d, const void *blob, size_t len,
+                    char *err, size_t errlen)
+{
+    ckpt_part_writer_t *pw;
+    int rc = ckpt_write_part_begin(w, d, &pw, err, errlen);
+    if (rc) return rc;
+    rc = ckpt_write_part_append(pw, blob, len, err, errlen);
+    int rc2 = ckpt_write_part_end(pw, rc ? NULL : err, rc ? 0 : errlen);
+    return rc ? rc : rc2;
+}
+
+static void writer_free(ckpt_writer_t *w, int remove_tmp)
+{
+    if (remove_tmp) remove_tree(w->tmpdir);
+    w->s->writing = 0;
+    pthread_mutex_destroy(&w->mu);
+    weir_free(w->tmpdir);
+    weir_free(w->pipeline);
+    kv_free(w->meta, w->nmeta);
+    weir_free(w->parts);
+    weir_free(w->part_state);
+    weir_free(w);
+}
+
+void ckpt_writer_abort(ckpt_writer_t *w)
+{
+    weir_assert(w->open_parts == 0);
+    writer_free(w, 1);
+}
+
+int ckpt_writer_commit(ckpt_writer_t *w, char *err, size_t errlen)
+{
+    ckpt_store_t *s = w->s;
+    weir_assert(w->open_parts == 0);
+    int rc = 0;
+    if (w->failed) {
+        rc = weir_errf(err, errlen, WEIR_EIO,
+                       "checkpoint %" PRIu64 " not committed: writing a partition failed", w->id);
+        writer_free(w, 1);
+        return rc;
+    }
+    for (uint32_t p = 0; p < w->partitions; p++)
+        if (w->part_state[p] != 2) {
+            rc = weir_errf(err, errlen, WEIR_EINVAL,
+                           "checkpoint %" PRIu64 " not committed: partition %u was not written",
+                           w->id, p);
+            writer_free(w, 1);
+            return rc;
+        }
+    ckpt_info_t info = {0};
+    info.id = w->id;
+    info.created_ms = w->created_ms ? w->created_ms : weir_wall_ms();
+    info.pipeline = w->pipeline;
+    info.partitions = w->partitions;
+    info.parts = w->parts;
+    info.meta = w->meta;
+    info.nmeta = w->nmeta;
+    weir_buf_t m = WEIR_BUF_INIT;
+    ckpt_manifest_encode(&info, &m);
+
+    char *mpath = path_join(w->tmpdir, CKPT_MANIFEST_NAME);
+    char *final = ckpt_path(s->dir, w->id, "");
+    int fd = open(mpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 || write_all(fd, m.data, m.len) != 0) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", mpath, strerror(errno));
+        goto out;
+    }
+    step(s, "write", mpath);
+    if (fsync(fd) != 0) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "cannot fsync %s: %s", mpath, strerror(errno));
+        goto out;
+    }
+    step(s, "fsync", mpath);
+    if (fsync_path(w->tmpdir) != 0) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "cannot fsync %s: %s", w->tmpdir, strerror(errno));
+        goto out;
+    }
+    step(s, "fsync", w->tmpdir);
+    if (rename(w->tmpdir, final) != 0) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "cannot rename %s to %s: %s", w->tmpdir, final,
+                       strerror(errno));
+        goto out;
+    }
+    step(s, "rename", final);
+    mark_verified(s, w->id);
+    if (fsync_path(s->dir) != 0) {
+        /* Visible, maybe not durable: not a failure to roll back (the rename
+         * cannot be undone safely), but the caller must know. */
+        rc = weir_errf(err, errlen, WEIR_EIO,
+                       "checkpoint %" PRIu64 " is in place but fsync of %s failed: %s", w->id,
+                       s->dir, strerror(errno));
+        if (fd >= 0) close(fd);
+        fd = -1;
+        weir_free(mpath);
+        weir_free(final);
+        buf_free(&m);
+        writer_free(w, 0);
+        return rc;
+    }
+    step(s, "fsync", s->dir);
+out:
+    if (fd >= 0) close(fd);
+    weir_free(mpath);
+    weir_free(final);
+    buf_free(&m);
+    writer_free(w, rc != 0);
+    return rc;
+}
+
+/* --- manifest ----------------------------------------------------------- */
+
+static void append_escaped(weir_buf_t *b, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c > ' ' && c <= '~' && c != '%') {
+            buf_append(b, &p[i], 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            buf_append(b, e, 3);
+        }
+    }
+}
+
+void ckpt_manifest_encode(const ckpt_info_t *info, weir_buf_t *out)
+{
+    size_t start = out->len;
+    buf_append_str(out, MANIFEST_HEAD);
+    buf_appendf(out, "id %" PRIu64 "\ncreated_ms %" PRId64 "\npipeline ", info->id,
+                info->created_ms);
+    const char *pl = info->pipeline ? info->pipeline : "";
+    append_escaped(out, pl, strlen(pl));
+    buf_appendf(out, "\npartitions %u\n", info->partitions);
+    for (size_t i = 0; i < info->nmeta; i++) {
+        buf_append_str(out, "meta ");
+        buf_append(out, info->meta[i].key.ptr, info->meta[i].key.len);
+        buf_append_str(out, " ");
+        append_escaped(out, info->meta[i].value.ptr, info->meta[i].value.len);
+        buf_append_str(out, "\n");
+    }
+    for (uint32_t p = 0; p < info->partitions; p++) {
+        const ckpt_part_info_t *pi = &info->parts[p];
+        buf_appendf(out, "part %u part-%05u %" PRIu64 " %08x %" PRIu64 " %" PRIu64 "\n", p, p,
+                    pi->bytes, pi->crc, pi->log_offset, pi->decision_offset);
+    }
+    buf_appendf(out, "end %08x\n", crc32c(0, out->data + start, out->len - start));
+}
+
+/* A cursor over the manifest's lines, for messages that name line and byte. */
+typedef struct mcur {
+    const char *buf, *name;
+    size_t len, pos, line_start;
+    int line;
+    char *err;
+    size_t errlen;
+} mcur_t;
+
+static int mfail(mcur_t *c, const char *what)
+{
+    return weir_errf(c->err, c->errlen, WEIR_ECORRUPT, "%s line %d (byte %zu): %s", c->name,
+                     c->line, c->line_start, what);
+}
+
+/* Next line (without "\n") into *l; must start with word and a space. */
+static int mline(mcur_t *c, const char *word, weir_slice_t *l)
+{
+    c->line++;
+    c->line_start = c->pos;
+    const char *nl = memchr(c->buf + c->pos, '\n', c->len - c->pos);
+    if (!nl) return mfail(c, "no newline: the manifest is cut short");
+    size_t n = (size_t)(nl - (c->buf + c->pos));
+    size_t w = strlen(word);
+    if (n <= w || memcmp(c->buf + c->pos, word, w) != 0 || c->buf[c->pos + w] != ' ') {
+        char m[64];
+        snprintf(m, sizeof m, "expected '%s ...'", word);
+        return mfail(c, m);
+    }
+    l->ptr = c->buf + c->pos + w + 1;
+    l->len = n - w - 1;
+    c->pos += n + 1;
+    return 0;
+}
+
+/* Splits the first space-separated field off *l. */
+static weir_slice_t mfield(weir_slice_t *l)
+{
+    weir_slice_t f = {l->ptr, 0};
+    while (f.len < l->len && l->ptr[f.len] != ' ') f.len++;
+    l->ptr += f.len;
+    l->len -= f.len;
+    if (l->len) l->ptr++, l->len--;
+    return f;
+}
+
+static int parse_u64(weir_slice_t f, uint64_t *v)
+{
+    if (f.len == 0 || f.len > 20) return -1;
+    uint64_t x = 0;
+    for (size_t i = 0; i < f.len; i++) {
+        if (f.ptr[i] < '0' || f.ptr[i] > '9') return -1;
+        uint64_t d = (uint64_t)(f.ptr[i] - '0');
+        if (x > (UINT64_MAX - d) / 10) return -1;
+        x = x * 10 + d;
+    }
+    *v = x;
+    return 0;
+}
+
+static int parse_i64(weir_slice_t f, int64_t *v)
+{
+    int neg = f.len && f.ptr[0] == '-';
+    weir_slice_t d = {f.ptr + neg, f.len - (size_t)neg};
+    uint64_t u;
+    if (parse_u64(d, &u) || u > (uint64_t)INT64_MAX) return -1;
+    *v = neg ? -(int64_t)u : (int64_t)u;
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int parse_crc(weir_slice_t f, uint32_t *v)
+{
+    if (f.len != 8) return -1;
+    uint32_t x = 0;
+    for (int i = 0; i < 8; i++) {
+        int h = hexval(f.ptr[i]);
+        if (h < 0 || (f.ptr[i] >= 'A' && f.ptr[i] <= 'F')) return -1;
+        x = x << 4 | (uint32_t)h;
+    }
+    *v = x;
+    return 0;
+}
+
+/* Unescapes f into a NUL-terminated weir_malloc'd string; NULL if malformed. */
+static char *unescape(weir_slice_t f, size_t *outlen)
+{
+    char *s = weir_malloc(f.len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < f.len; i++) {
+        unsigned char c = (unsigned char)f.ptr[i];
+        if (c == '%') {
+            int h, l;
+            if (i + 2 >= f.len) goto bad;
+            if ((h = hexval(f.ptr[i + 1])) < 0 || (l = hexval(f.ptr[i + 2])) < 0) goto bad;
+            s[n++] = (char)(h << 4 | l);
+            i += 2;
+        } else if (c > ' ' && c <= '~') {
+            s[n++] = (char)c;
+        } else {
+            goto bad;
+        }
+    }
+    s[n] = 0;
+    if (outlen) *outlen = n;
+    return s;
+bad:
+    weir_free(s);
+    return NULL;
+}
+
+int ckpt_manifest_parse(const char *buf, size_t len, const char *name, ckpt_info_t *info,
+                        char *err, size_t errlen)
+{
+    /* The CRC first: a damaged manifest is reported as damage, not as
+     * whichever grammar rule the damage happens to break. */
+    if (len == 0)
+        return weir_errf(err, errlen, WEIR_ECORRUPT, "%s is empty (0 bytes)", name);
+    if (len > CKPT_MAX_MANIFEST)
+        return weir_errf(err, errlen, WEIR_ECORRUPT, "%s: %zu bytes, over the limit of %u", name,
+                         len, CKPT_MAX_MANIFEST);
+    if (buf[len - 1] != '\n')
+        return weir_errf(err, errlen, WEIR_ECORRUPT,
+                         "%s: does not end in a newline at byte %zu: cut short", name, len);
+    size_t last = len - 1;
+    while (last > 0 && buf[last - 1] != '\n') last--;
+    uint32_t want, got;
+    weir_slice_t endf = {buf + last + 4, len - last - 5};
+    if (len - last < 5 || memcmp(buf + last, "end ", 4) != 0 || parse_crc(endf, &want) != 0)
+        return weir_errf(err, errlen, WEIR_ECORRUPT,
+                         "%s: no 'end <crc>' line at byte %zu: cut short or damaged", name, last);
+    if ((got = crc32c(0, buf, last)) != want)
+        return weir_errf(err, errlen, WEIR_ECORRUPT,
+                         "%s: bytes [0, %zu) fail the CRC32C on its end line at byte %zu "
+                         "(computed %08x, stored %08x)",
+                         name, last, last, got, want);
+
+    mcur_t c = {buf, name, last, 0, 0, 0, err, errlen};
+    weir_slice_t l, f;
+    int rc;
+    c.line = 1;
+    if (last < sizeof MANIFEST_HEAD - 1 || memcmp(buf, MANIFEST_HEAD, sizeof MANIFEST_HEAD - 1))
+        return mfail(&c, "not a weir checkpoint manifest of version 1");
+    c.pos = sizeof MANIFEST_HEAD - 1;
+    if ((rc = mline(&c, "id", &l))) return rc;
+    if (parse_u64(l, &info->id)) return mfail(&c, "bad id");
+    if ((rc = mline(&c, "created_ms", &l))) return rc;
+    if (parse_i64(l, &info->created_ms)) return mfail(&c, "bad created_ms");
+    if ((rc = mline(&c, "pipeline", &l))) return rc;
+    if (!(info->pipeline = unescape(l, NULL))) return mfail(&c, "bad escape in the pipeline name");
+    if ((rc = mline(&c, "partitions", &l))) goto fail;
+    uint64_t np;
+    if (parse_u64(l, &np) || np == 0 || np > CKPT_MAX_PARTITIONS) {
+        rc = mfail(&c, "partitions must be 1..65536");
+        goto fail;
+    }
+    info->partitions = (uint32_t)np;
+    size_t capmeta = 0;
+    while (c.pos + 5 <= c.len && !memcmp(buf + c.pos, "meta ", 5)) {
+        if ((rc = mline(&c, "meta", &l))) goto fail;
+        f = mfield(&l);
+        if (!key_ok(f, 1)) {
+            rc = mfail(&c, "bad key");
+            goto fail;
+        }
+        if (info->nmeta == capmeta) {
+            capmeta = capmeta ? capmeta * 2 : 4;
+            info->meta = weir_realloc(info->meta, capmeta * sizeof *info->meta);
+        }
+        ckpt_kv_t *kv = &info->meta[info->nmeta];
+        size_t vlen;
+        char *v = unescape(l, &vlen);
+        if (!v) {
+            rc = mfail(&c, "bad escape in a value");
+            goto fail;
+        }
+        kv->key.ptr = weir_strndup(f.ptr, f.len);
+        kv->key.len = f.len;
+        kv->value.ptr = v;
+        kv->value.len = vlen;
+        info->nmeta++;
+    }
+    info->parts = weir_calloc(info->partitions, sizeof *info->parts);
+    for (uint32_t p = 0; p < info->partitions; p++) {
+        if ((rc = mline(&c, "part", &l))) goto fail;
+        ckpt_part_info_t *pi = &info->parts[p];
+        uint64_t idx;
+        char want_name[32];
+        part_name(want_name, sizeof want_name, p);
+        f = mfield(&l);
+        if (parse_u64(f, &idx) || idx != p) {
+            rc = mfail(&c, "parts must be listed in order from 0");
+            goto fail;
+        }
+        pi->partition = p;
+        f = mfield(&l);
+        if (f.len != strlen(want_name) || memcmp(f.ptr, want_name, f.len)) {
+            rc = mfail(&c, "wrong part file name");
+            goto fail;
+        }
+        if (parse_u64(mfield(&l), &pi->bytes) ||
+            pi->bytes < CKPT_PART_HEADER_SIZE + CKPT_PART_TRAILER_SIZE + 4 ||
+            parse_crc(mfield(&l), &pi->crc) || parse_u64(mfield(&l), &pi->log_offset) ||
+            parse_u64(mfield(&l), &pi->decision_offset) || l.len) {
+            rc = mfail(&c, "bad part line: want <p> part-<p> <size> <crc> <log offset> "
+                           "<decision offset>");
+            goto fail;
+        }
+    }
+    if (c.pos != c.len) {
+        c.line++;
+        c.line_start = c.pos;
+        rc = mfail(&c, "unexpected line before the end line");
+        goto fail;
+    }
+    return 0;
+fail:
+    /* parts of a manifest that does not parse mean nothing */
+    weir_free(info->parts);
+    info->parts = NULL;
+    info->partitions = 0;
+    return rc;
+}
+
+/* --- part files --------------------------------------------------------- */
+
+typedef struct frame {
+    uint64_t size, data_end, blob;
+    uint32_t nblocks, crc, meta_bytes, partition;
+    uint64_t log_offset, decision_offset;
+} frame_t;
+
+/* Trailer (the last 16 bytes) → data_end, number of blocks. */
+static int frame_trailer(const uint8_t *tr, uint64_t size, frame_t *f, const char *name,
+                         char *err, size_t errlen)
+{
+    f->size = size;
+    f->blob = get64(tr);
+    f->nblocks = get32(tr + 8);
+    f->crc = get32(tr + 12);
+    uint64_t tail = (uint64_t)f->nblocks * 4 + CKPT_PART_TRAILER_SIZE;
+    uint64_t at = size - CKPT_PART_TRAILER_SIZE;
+    if (tail > size - CKPT_PART_HEADER_SIZE)
+        return weir_errf(err, errlen, WEIR_ECORRUPT,
+                         "%s: trailer at byte %" PRIu64 ": a table of %u blocks does not fit a "
+                         "%" PRIu64 "-byte file",
+                         name, at, f->nblocks, size);
+    f->data_end = size - tail;
+    if ((f->data_end + CKPT_BLOCK_SIZE - 1) / CKPT_BLOCK_SIZE != f->nblocks)
+        return weir_errf(err, errlen, WEIR_ECORRUPT,
+                         "%s: trailer at byte %" PRIu64 ": %u blocks, but %" PRIu64
+                         " bytes of data need %" PRIu64,
+                         name, at, f->nblocks, f->data_end,
+                         (f->data_end + CKPT_BLOCK_SIZE - 1) / CKPT_BLOCK_SIZE);
+    return 0;
+}
+
+/* tail = bytes [data_end, size): the table and the trailer. */
+static int frame_table(const uint8_t *tail, const frame_t *f, const char *name, char *err,
+                       size_t errlen)
+{
+    uint32_t got = crc32c(0, tail, f->size - f->data_end - 4);
+    if (got != f->crc)
+        return weir_errf(err, errlen, WEIR_ECORRUPT,
+                         "%s: block table and trailer at bytes [%" PRIu64 ", %" PRIu64
+                         ") fail their CRC32C",
+                         name, f->data_end, f->size);
+    return 0;
+}
+
+static int frame_header(const uint8_t *h, frame_t *f, const char *name, char *err, size_t errlen)
+{
+    if (get32(h) != PART_MAGIC)
+        return weir_errf(err, errlen, WEIR_ECORRUPT, "%s: byte 0: not a weir checkpoint part file",
+                         name);
+    if (get16(h + 4) != PART_VERSION || get16(h + 6) != 0)
+        return weir_errf(err, errlen, WEIR_ECORRUPT, "%s: byte 4: unknown version %u", name,
+                         get16(h + 4));
+    f->partition = get32(h + 8);
+    f->meta_bytes = get32(h + 12);
+    f->log_offset = get64(h + 16);
+    f->decision_offset = get64(h + 24);
+    if (f->meta_bytes > CKPT_MAX_META_BYTES ||
+        CKPT_PART_HEADER_SIZE + (uint64_t)f->meta_bytes + f->blob != f->data_end ||
+        f->blob > f->data_end)
+        return weir_errf(err, errlen, WEIR_ECORRUPT,
+                         "%s: byte 12: a %u-byte key/value section and a %" PRIu64
+                         "-byte blob (trailer) do not fill the %" PRIu64 " bytes before the table",
+                         name, f->meta_bytes, f->blob, f->data_end);
+    return 0;
+}
+
+static int parse_kv(const uint8_t *p, uint32_t len, ckpt_kv_t **out, size_t *n, const char *name,
+                    char *err, size_t errlen)
+{
+    *out = NULL, *n = 0;
+    size_t count = 0, cap = 0;
+    for (uint32_t at = 0; at < len;) {
+        if (len - at < 2 || get16(p + at) == 0 || len - at - 2 < get16(p + at) ||
+            len - at - 2 - get16(p + at) < 4 ||
+            len - at - 6 - get16(p + at) < get32(p + at + 2 + get16(p + at))) {
+            weir_free(*out);
+            *out = NULL;
+            return weir_errf(err, errlen, WEIR_ECORRUPT,
+                             "%s: byte %u: key/value entry runs past its section", name,
+                             CKPT_PART_HEADER_SIZE + at);
+        }
+        uint16_t kl = get16(p + at);
+        uint32_t vl = get32(p + at + 2 + kl);
+        if (count == cap) {
+            cap = cap ? cap * 2 : 4;
+            *out = weir_realloc(*out, cap * sizeof **out);
+        }
+        (*out)[count].key = (weir_slice_t){(const char *)p + at + 2, kl};
+        (*out)[count].value = (weir_slice_t){(const char *)p + at + 6 + kl, vl};
+        count++;
+        at += 6 + kl + vl;
+    }
+    *n = count;
+    return 0;
+}
+
+int ckpt_part_parse(const void *file, size_t size, int full, const char *name, ckpt_part_t *part,
+                    ckpt_kv_t **meta, uint32_t *crc, char *err, size_t errlen)
+{
+    const uint8_t *b = file;
+    frame_t f = {0};
+    *meta = NULL;
+    memset(part, 0, sizeof *part);
+    if (size < CKPT_PART_HEADER_SIZE + CKPT_PART_TRAILER_SIZE + 4)
+        return weir_errf(err, errlen, WEIR_ECORRUPT,
+                         "%s: %zu bytes, shorter than any part file: cut short at byte %zu", name,
+                         size, size);
+    int rc = frame_trailer(b + size - CKPT_PART_TRAILER_SIZE, size, &f, name, err, errlen);
+    if (!rc) rc = frame_table(b + f.data_end, &f, name, err, errlen);
+    if (rc) return rc;
+    if (full) {
+        for (uint32_t i = 0; i < f.nblocks; i++) {
+            uint64_t start = (uint64_t)i * CKPT_BLOCK_SIZE;
+            uint64_t end = start + CKPT_BLOCK_SIZE < f.data_end ? start + CKPT_BLOCK_SIZE : f.data_end;
+            if (crc32c(0, b + start, end - start) != get32(b + f.data_end + 4 * (uint64_t)i))
+                return weir_errf(err, errlen, WEIR_ECORRUPT,
+                                 "%s: bytes [%" PRIu64 ", %" PRIu64
+                                 ") (block %u) fail their CRC32C",
+                                 name, start, end, i);
+        }
+    }
+    if ((rc = frame_header(b, &f, name, err, errlen))) return rc;
+    size_t n;
+    if ((rc = parse_kv(b + CKPT_PART_HEADER_SIZE, f.meta_bytes, meta, &n, name, err, errlen)))
+        return rc;
+    part->partition = f.partition;
+    part->log_offset = f.log_offset;
+    part->decision_offset = f.decision_offset;
+    part->blob.ptr = (const char *)b + CKPT_PART_HEADER_SIZE + f.meta_bytes;
+    part->blob.len = f.blob;
+    part->meta = *meta;
+    part->nmeta = n;
+    if (crc) *crc = f.crc;
+    return 0;
+}
+
+int ckpt_kv_find(const ckpt_kv_t *kv, size_t n, const char *key, weir_slice_t *value)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < n; i++)
+        if (kv[i].key.len == kl && !memcmp(kv[i].key.ptr, key, kl)) {
+            *value = kv[i].value;
+            return 1;
+        }
+    return 0;
+}
+
+/* A part file mapped and checked against its manifest line. */
+typedef struct mapped {
+    void *map;
+    size_t size;
+    ckpt_part_t part;
+    ckpt_kv_t *meta;
+} mapped_t;
+
+static void mapped_free(mapped_t *m)
+{
+    if (m->map) munmap(m->map, m->size);
+    weir_free(m->meta);
+    memset(m, 0, sizeof *m);
+}
+
+/* Checks part file p of checkpoint directory dir against the manifest line
+ * pi. full: every block, keeping the file mapped in *m (if m is non-NULL). */
+static int check_part(const char *dir, const ckpt_part_info_t *pi, int full, mapped_t *m,
+                      char *err, size_t errlen)
+{
+    char name[32];
+    part_name(name, sizeof name, pi->partition);
+    char *path = path_join(dir, name);
+    int rc = 0;
+    uint8_t *tail = NULL;
+    mapped_t local = {0};
+    if (!m) m = &local;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        rc = weir_errf(err, errlen, errno == ENOENT ? WEIR_ECORRUPT : WEIR_EIO, "%s: %s", path,
+                       errno == ENOENT ? "missing" : strerror(errno));
+        goto out;
+    }
+    if ((uint64_t)st.st_size != pi->bytes) {
+        rc = weir_errf(err, errlen, WEIR_ECORRUPT,
+                       "%s: %" PRIu64 " bytes, the manifest lists %" PRIu64 " (%s at byte %" PRIu64
+                       ")",
+                       path, (uint64_t)st.st_size, pi->bytes,
+                       (uint64_t)st.st_size < pi->bytes ? "cut short" : "extra bytes",
+                       (uint64_t)st.st_size < pi->bytes ? (uint64_t)st.st_size : pi->bytes);
+        goto out;
+    }
+    frame_t f = {0};
+    uint32_t crc;
+    if (full) {
+        m->size = (size_t)st.st_size;
+        m->map = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m->map == MAP_FAILED) {
+            m->map = NULL;
+            rc = weir_errf(err, errlen, WEIR_EIO, "cannot map %s: %s", path, strerror(errno));
+            goto out;
+        }
+        rc = ckpt_part_parse(m->map, m->size, 1, path, &m->part, &m->meta, &crc, err, errlen);
+        if (rc) goto out;
+        f.partition = m->part.partition;
+        f.log_offset = m->part.log_offset;
+        f.decision_offset = m->part.decision_offset;
+    } else {
+        /* Quick: header, table and trailer; the blocks are not read. */
+        uint8_t tr[CKPT_PART_TRAILER_SIZE], h[CKPT_PART_HEADER_SIZE];
+        uint64_t size = (uint64_t)st.st_size;
+        if (size < CKPT_PART_HEADER_SIZE + CKPT_PART_TRAILER_SIZE + 4) {
+            rc = weir_errf(err, errlen, WEIR_ECORRUPT, "%s: %" PRIu64 " bytes, cut short", path,
+                           size);
+            goto out;
+        }
+        if (read_at(fd, tr, sizeof tr, size - sizeof tr) != (ssize_t)sizeof tr ||
+            read_at(fd, h, sizeof h, 0) != (ssize_t)sizeof h) {
+            rc = weir_errf(err, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if ((rc = frame_trailer(tr, size, &f, path, err, errlen))) goto out;
+        tail = weir_malloc(size - f.data_end);
+        if (read_at(fd, tail, size - f.data_end, f.data_end) != (ssize_t)(size - f.data_end)) {
+            rc = weir_errf(err, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if ((rc = frame_table(tail, &f, path, err, errlen))) goto out;
+        if ((rc = frame_header(h, &f, path, err, errlen))) goto out;
+        crc = f.crc;
+    }
+    if (crc != pi->crc)
+        rc = weir_errf(err, errlen, WEIR_ECORRUPT,
+                       "%s: trailer at byte %" PRIu64 ": CRC %08x, the manifest lists %08x "
+                       "(a part file from another checkpoint?)",
+                       path, pi->bytes - 4, crc, pi->crc);
+    else if (f.partition != pi->partition || f.log_offset != pi->log_offset ||
+             f.decision_offset != pi->decision_offset)
+        rc = weir_errf(err, errlen, WEIR_ECORRUPT,
+                       "%s: byte 8: partition %u at offsets %" PRIu64 "/%" PRIu64
+                       ", the manifest lists partition %u at %" PRIu64 "/%" PRIu64,
+                       path, f.partition, f.log_offset, f.decision_offset, pi->partition,
+                       pi->log_offset, pi->decision_offset);
+out:
+    if (fd >= 0) close(fd);
+    weir_free(tail);
+    weir_free(path);
+    if (rc || m == &local) mapped_free(m);
+    return rc;
+}
+
+/* --- checking, listing, opening ----------------------------------------- */
+
+void ckpt_info_free(ckpt_info_t *info)
+{
+    weir_free(info->dir);
+    weir_free(info->pipeline);
+    weir_free(info->parts);
+    kv_free(info->meta, info->nmeta);
+    memset(info, 0, sizeof *info);
+}
+
+/* Reads and parses dir/MANIFEST into info (dir and id already set). */
+static int read_manifest(ckpt_info_t *info, char *err, size_t errlen)
+{
+    char *path = path_join(info->dir, CKPT_MANIFEST_NAME);
+    int rc = 0;
+    char *buf = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        rc = weir_errf(err, errlen, errno == ENOENT ? WEIR_ECORRUPT : WEIR_EIO, "%s: %s", path,
+                       errno == ENOENT ? "missing" : strerror(errno));
+        goto out;
+    }
+    if ((uint64_t)st.st_size > CKPT_MAX_MANIFEST) {
+        rc = weir_errf(err, errlen, WEIR_ECORRUPT, "%s: %" PRIu64 " bytes, over the limit", path,
+                       (uint64_t)st.st_size);
+        goto out;
+    }
+    size_t n = (size_t)st.st_size;
+    buf = weir_malloc(n ? n : 1);
+    if (read_at(fd, buf, n, 0) != (ssize_t)n) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(errno));
+        goto out;
+    }
+    uint64_t dir_id = info->id;
+    rc = ckpt_manifest_parse(buf, n, path, info, err, errlen);
+    if (!rc && info->id != dir_id)
+        rc = weir_errf(err, errlen, WEIR_ECORRUPT,
+                       "%s line 2 (byte 18): names checkpoint %" PRIu64 " but lies in %" PRIu64,
+                       path, info->id, dir_id);
+    info->bytes = n;
+    if (rc) info->id = dir_id;
+out:
+    if (fd >= 0) close(fd);
+    weir_free(buf);
+    weir_free(path);
+    return rc;
+}
+
+int ckpt_check(const char *dir, uint64_t id, int level, ckpt_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+    info->id = id;
+    info->dir = weir_strdup(dir);
+    int rc = read_manifest(info, info->problem, sizeof info->problem);
+    for (uint32_t p = 0; !rc && p < info->partitions; p++) {
+        rc = check_part(dir, &info->parts[p], level == CKPT_CHECK_FULL, NULL, info->problem,
+                        sizeof info->problem);
+        info->bytes += info->parts[p].bytes;
+    }
+    info->status = rc;
+    return rc;
+}
+
+int ckpt_list(ckpt_store_t *s, int level, ckpt_info_t **out, size_t *n, char *err, size_t errlen)
+{
+    uint64_t *ids;
+    size_t count;
+    *out = NULL, *n = 0;
+    int rc = scan_ids(s->dir, &ids, &count, NULL, NULL, err, errlen);
+    if (rc) return rc;
+    ckpt_info_t *list = weir_calloc(count ? count : 1, sizeof *list);
+    for (size_t i = 0; i < count; i++) {
+        char *dir = ckpt_path(s->dir, ids[i], "");
+        if (ckpt_check(dir, ids[i], level, &list[i]) == 0 && level == CKPT_CHECK_FULL)
+            mark_verified(s, ids[i]);
+        weir_free(dir);
+    }
+    weir_free(ids);
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+void ckpt_list_free(ckpt_info_t *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) ckpt_info_free(&list[i]);
+    weir_free(list);
+}
+
+struct ckpt {
+    ckpt_info_t info;
+    mapped_t *parts;
+};
+
+void ckpt_close(ckpt_t *c)
+{
+    if (!c) return;
+    for (uint32_t p = 0; c->parts && p < c->info.partitions; p++) mapped_free(&c->parts[p]);
+    weir_free(c->parts);
+    ckpt_info_free(&c->info);
+    weir_free(c);
+}
+
+int ckpt_open(ckpt_store_t *s, uint64_t id, ckpt_t **out, char *err, size_t errlen)
+{
+    char *dir = ckpt_path(s->dir, id, "");
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        int rc = weir_errf(err, errlen, WEIR_ENOENT, "no checkpoint %" PRIu64 " in %s", id, s->dir);
+        weir_free(dir);
+        return rc;
+    }
+    ckpt_t *c = weir_calloc(1, sizeof *c);
+    c->info.id = id;
+    c->info.dir = dir;
+    int rc = read_manifest(&c->info, err, errlen);
+    if (!rc) c->parts = weir_calloc(c->info.partitions, sizeof *c->parts);
+    for (uint32_t p = 0; !rc && p < c->info.partitions; p++) {
+        rc = check_part(dir, &c->info.parts[p], 1, &c->parts[p], err, errlen);
+        c->info.bytes += c->info.parts[p].bytes;
+    }
+    if (rc) {
+        ckpt_close(c);
+        return rc;
+    }
+    mark_verified(s, id);
+    *out = c;
+    return 0;
+}
+
+int ckpt_open_newest_valid(ckpt_store_t *s, ckpt_t **out, ckpt_skip_cb skip_cb, void *ctx,
+                           char *err, size_t errlen)
+{
+    uint64_t *ids;
+    size_t n;
+    *out = NULL;
+    int rc = scan_ids(s->dir, &ids, &n, NULL, NULL, err, errlen);
+    if (rc) return rc;
+    char why[512];
+    for (size_t i = 0; i < n; i++) {
+        if (ckpt_open(s, ids[i], out, why, sizeof why) == 0) {
+            weir_free(ids);
+            return 0;
+        }
+        if (skip_cb) skip_cb(ctx, ids[i], why);
+    }
+    weir_free(ids);
+    if (n == 0) return weir_errf(err, errlen, WEIR_ENOENT, "no checkpoints in %s", s->dir);
+    return weir_errf(err, errlen, WEIR_ENOENT,
+                     "none of the %zu checkpoints in %s verifies (last problem: %s)", n, s->dir,
+                     why);
+}
+
+const ckpt_info_t *ckpt_info(const ckpt_t *c)
+{
+    return &c->info;
+}
+
+const ckpt_part_t *ckpt_part(const ckpt_t *c, uint32_t p)
+{
+    weir_assert(p < c->info.partitions);
+    return &c->parts[p].part;
+}
+
+/* --- pruning ------------------------------------------------------------ */
+
+/* Removes checkpoint id: rename to .del (one step: it is gone), then its
+ * files and directory, each a step. */
+static int remove_ckpt(ckpt_store_t *s, uint64_t id, char *err, size_t errlen)
+{
+    char *from = ckpt_path(s->dir, id, "");
+    char *to = ckpt_path(s->dir, id, ".del");
+    int rc = 0;
+    DIR *d = NULL;
+    if (rename(from, to) != 0) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "cannot rename %s: %s", from, strerror(errno));
+        goto out;
+    }
+    step(s, "rename", to);
+    if (fsync_path(s->dir) != 0) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "cannot fsync %s: %s", s->dir, strerror(errno));
+        goto out;
+    }
+    step(s, "fsync", s->dir);
+    d = opendir(to);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *p = path_join(to, e->d_name);
+        if (unlink(p) != 0) {
+            rc = weir_errf(err, errlen, WEIR_EIO, "cannot remove %s: %s", p, strerror(errno));
+            weir_free(p);
+            goto out;
+        }
+        step(s, "unlink", p);
+        weir_free(p);
+    }
+    if (rmdir(to) != 0) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "cannot remove %s: %s", to, strerror(errno));
+        goto out;
+    }
+    step(s, "rmdir", to);
+out:
+    if (d) closedir(d);
+    weir_free(from);
+    weir_free(to);
+    return rc;
+}
+
+int ckpt_prune(ckpt_store_t *s, uint32_t keep, uint32_t *deleted, char *err, size_t errlen)
+{
+    if (deleted) *deleted = 0;
+    if (s->read_only)
+        return weir_errf(err, errlen, WEIR_EINVAL, "the checkpoint store %s is open read-only",
+                         s->dir);
+    if (keep == 0) return weir_errf(err, errlen, WEIR_EINVAL, "prune must keep at least one");
+    uint64_t *ids;
+    size_t n;
+    int rc = scan_ids(s->dir, &ids, &n, NULL, NULL, err, errlen);
+    if (rc) return rc;
+    uint32_t valid = 0;
+    size_t i = 0;
+    for (; i < n && valid < keep; i++) {
+        if (!is_verified(s, ids[i])) {
+            ckpt_info_t info;
+            char *dir = ckpt_path(s->dir, ids[i], "");
+            if (ckpt_check(dir, ids[i], CKPT_CHECK_FULL, &info) == 0) mark_verified(s, ids[i]);
+            ckpt_info_free(&info);
+            weir_free(dir);
+        }
+        if (is_verified(s, ids[i])) valid++;
+    }
+    /* ids[0..i) hold the `keep` newest valid ones (and failing ones newer
+     * than the oldest of them); everything from i on is older. */
+    for (; valid == keep && i < n && !rc; i++) {
+        rc = remove_ckpt(s, ids[i], err, errlen);
+        if (!rc && deleted) (*deleted)++;
+    }
+    weir_free(ids);
+    return rc;
+}
