@@ -421,11 +421,13 @@ int http_start(const http_config_t *cfg, http_handler_cb cb, http_route_cb route
     /* The connection pool holds the header block, the body as it is read
      * and the response headers. Not larger than that: libmicrohttpd zeroes
      * the whole pool between the requests of a keep-alive connection, and
-     * at 128 KiB that memset was ~4% of a score request's CPU (perf). */
+     * at 128 KiB that memset was ~4% of a score request's CPU (perf).
+     * The header limit plus 8 KiB still holds a header block just past the
+     * limit, so its sender gets weir's JSON 431. */
     size_t pool = cfg->conn_memory;
     if (pool == 0) {
-        pool = 2 * cfg->max_header_bytes + (8u << 10);
-        if (pool < (32u << 10)) pool = 32u << 10;
+        pool = cfg->max_header_bytes + (8u << 10);
+        if (pool < (16u << 10)) pool = 16u << 10;
     }
     unsigned flags =
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;

@@ -75,7 +75,7 @@ typedef struct http_config {
     unsigned max_headers;     /* header fields (default 100) */
     size_t max_header_bytes;  /* bytes of all header fields (default 16 KiB) */
     size_t conn_memory;       /* libmicrohttpd's per-connection pool; 0 (default):
-                                 2 * max_header_bytes + 8 KiB, at least 32 KiB */
+                                 max_header_bytes + 8 KiB, at least 16 KiB */
     int request_timeout_ms;   /* headers → complete body (default 10 s) */
     unsigned idle_timeout_s;  /* idle keep-alive connection (default 60 s) */
     unsigned max_inflight;    /* requests being received or processed (default 1024) */

@@ -33,7 +33,7 @@ typedef enum metrics_stage {
     METRICS_STAGE_FEATURES,     /* state update + features (engine_part_event) */
     METRICS_STAGE_MODEL,        /* model score, top contributions and the decision
                                    rules (decide_event does all three in one call) */
-    METRICS_STAGE_DECISION_LOG, /* decision record formatted into its partition's batch */
+    METRICS_STAGE_DECISION_LOG, /* features text + decision record into its partition's batch */
     METRICS_STAGE_TOTAL,        /* request received → response ready */
     METRICS_STAGE_DECISION_FLUSH, /* one batch of decisions appended to the decision log */
     METRICS_NSTAGES
