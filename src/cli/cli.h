@@ -40,5 +40,6 @@ int cmd_ingest(int argc, char **argv);
 int cmd_backfill(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_checkpoint(int argc, char **argv);
 
 #endif

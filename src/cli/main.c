@@ -14,6 +14,7 @@ static const cli_verb_t verbs[] = {
     {"bench", cmd_bench, "benchmarks beside their baselines (log)"},
     {"run", cmd_run, "serve a pipeline over HTTP: score, events, features, metrics, dashboard"},
     {"model", cmd_model, "load a model, describe it, score a file of rows with it, time it"},
+    {"checkpoint", cmd_checkpoint, "list the checkpoints of a data directory with offsets and sizes; verify them"},
 };
 
 int main(int argc, char **argv)

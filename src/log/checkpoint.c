@@ -21,9 +21,9 @@
 #include "base/crc32c.h"
 #include "base/error.h"
 
-#define PART_MAGIC 0x504b4357u /* "WCKP" little-endian */
-#define PART_VERSION 1
-#define WRITE_BUF (1u << 20)
+#define PART_MAGIC    0x504b4357u /* "WCKP" little-endian */
+#define PART_VERSION  1
+#define WRITE_BUF     (1u << 20)
 #define MANIFEST_HEAD "weir-checkpoint 1\n"
 
 struct ckpt_store {
@@ -49,11 +49,13 @@ static void put16(uint8_t *p, uint16_t v)
 }
 static void put32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 static void put64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 static uint16_t get16(const uint8_t *p)
 {
@@ -353,9 +355,9 @@ struct ckpt_part_writer {
     int fd;
     char *path;
     ckpt_part_info_t info;
-    uint64_t pos;       /* bytes of [0, D) produced so far */
-    uint64_t blob;      /* blob bytes appended */
-    uint8_t *buf;       /* bytes not yet written */
+    uint64_t pos;  /* bytes of [0, D) produced so far */
+    uint64_t blob; /* blob bytes appended */
+    uint8_t *buf;  /* bytes not yet written */
     size_t blen;
     uint32_t block_crc; /* CRC of the current block so far */
     uint32_t *table;
@@ -400,8 +402,8 @@ static void kv_free(ckpt_kv_t *kv, size_t n)
     weir_free(kv);
 }
 
-int ckpt_writer_begin(ckpt_store_t *s, const ckpt_write_opts_t *o, ckpt_writer_t **out,
-                      char *err, size_t errlen)
+int ckpt_writer_begin(ckpt_store_t *s, const ckpt_write_opts_t *o, ckpt_writer_t **out, char *err,
+                      size_t errlen)
 {
     if (s->read_only)
         return weir_errf(err, errlen, WEIR_EINVAL, "the checkpoint store %s is open read-only",
@@ -608,7 +610,8 @@ int ckpt_write_part_end(ckpt_part_writer_t *pw, char *err, size_t errlen)
     /* Table and trailer: outside the blocks, covered by the trailer CRC. */
     size_t tail = pw->ntable * 4 + CKPT_PART_TRAILER_SIZE;
     uint8_t *t = weir_malloc(tail);
-    for (size_t i = 0; i < pw->ntable; i++) put32(t + 4 * i, pw->table[i]);
+    for (size_t i = 0; i < pw->ntable; i++)
+        put32(t + 4 * i, pw->table[i]);
     uint8_t *tr = t + pw->ntable * 4;
     put64(tr, pw->blob);
     put32(tr + 8, (uint32_t)pw->ntable);
@@ -835,16 +838,20 @@ static int mline(mcur_t *c, const char *word, weir_slice_t *l)
 static weir_slice_t mfield(weir_slice_t *l)
 {
     weir_slice_t f = {l->ptr, 0};
-    while (f.len < l->len && l->ptr[f.len] != ' ') f.len++;
+    while (f.len < l->len && l->ptr[f.len] != ' ')
+        f.len++;
     l->ptr += f.len;
     l->len -= f.len;
     if (l->len) l->ptr++, l->len--;
     return f;
 }
 
+/* Numbers, CRCs and escapes have one spelling each (no leading zeros, no
+ * "-0", lowercase hex, only the bytes that need it escaped), so a manifest
+ * has one text: parse and encode are inverses. */
 static int parse_u64(weir_slice_t f, uint64_t *v)
 {
-    if (f.len == 0 || f.len > 20) return -1;
+    if (f.len == 0 || f.len > 20 || (f.len > 1 && f.ptr[0] == '0')) return -1;
     uint64_t x = 0;
     for (size_t i = 0; i < f.len; i++) {
         if (f.ptr[i] < '0' || f.ptr[i] > '9') return -1;
@@ -861,7 +868,7 @@ static int parse_i64(weir_slice_t f, int64_t *v)
     int neg = f.len && f.ptr[0] == '-';
     weir_slice_t d = {f.ptr + neg, f.len - (size_t)neg};
     uint64_t u;
-    if (parse_u64(d, &u) || u > (uint64_t)INT64_MAX) return -1;
+    if (parse_u64(d, &u) || u > (uint64_t)INT64_MAX || (neg && u == 0)) return -1;
     *v = neg ? -(int64_t)u : (int64_t)u;
     return 0;
 }
@@ -870,7 +877,6 @@ static int hexval(char c)
 {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -880,7 +886,7 @@ static int parse_crc(weir_slice_t f, uint32_t *v)
     uint32_t x = 0;
     for (int i = 0; i < 8; i++) {
         int h = hexval(f.ptr[i]);
-        if (h < 0 || (f.ptr[i] >= 'A' && f.ptr[i] <= 'F')) return -1;
+        if (h < 0) return -1;
         x = x << 4 | (uint32_t)h;
     }
     *v = x;
@@ -898,7 +904,9 @@ static char *unescape(weir_slice_t f, size_t *outlen)
             int h, l;
             if (i + 2 >= f.len) goto bad;
             if ((h = hexval(f.ptr[i + 1])) < 0 || (l = hexval(f.ptr[i + 2])) < 0) goto bad;
-            s[n++] = (char)(h << 4 | l);
+            c = (unsigned char)(h << 4 | l);
+            if (c > ' ' && c <= '~' && c != '%') goto bad; /* needed no escape */
+            s[n++] = (char)c;
             i += 2;
         } else if (c > ' ' && c <= '~') {
             s[n++] = (char)c;
@@ -914,13 +922,12 @@ bad:
     return NULL;
 }
 
-int ckpt_manifest_parse(const char *buf, size_t len, const char *name, ckpt_info_t *info,
-                        char *err, size_t errlen)
+int ckpt_manifest_parse(const char *buf, size_t len, const char *name, ckpt_info_t *info, char *err,
+                        size_t errlen)
 {
     /* The CRC first: a damaged manifest is reported as damage, not as
      * whichever grammar rule the damage happens to break. */
-    if (len == 0)
-        return weir_errf(err, errlen, WEIR_ECORRUPT, "%s is empty (0 bytes)", name);
+    if (len == 0) return weir_errf(err, errlen, WEIR_ECORRUPT, "%s is empty (0 bytes)", name);
     if (len > CKPT_MAX_MANIFEST)
         return weir_errf(err, errlen, WEIR_ECORRUPT, "%s: %zu bytes, over the limit of %u", name,
                          len, CKPT_MAX_MANIFEST);
@@ -928,7 +935,8 @@ int ckpt_manifest_parse(const char *buf, size_t len, const char *name, ckpt_info
         return weir_errf(err, errlen, WEIR_ECORRUPT,
                          "%s: does not end in a newline at byte %zu: cut short", name, len);
     size_t last = len - 1;
-    while (last > 0 && buf[last - 1] != '\n') last--;
+    while (last > 0 && buf[last - 1] != '\n')
+        last--;
     uint32_t want, got;
     weir_slice_t endf = {buf + last + 4, len - last - 5};
     if (len - last < 5 || memcmp(buf + last, "end ", 4) != 0 || parse_crc(endf, &want) != 0)
@@ -1036,8 +1044,8 @@ typedef struct frame {
 } frame_t;
 
 /* Trailer (the last 16 bytes) → data_end, number of blocks. */
-static int frame_trailer(const uint8_t *tr, uint64_t size, frame_t *f, const char *name,
-                         char *err, size_t errlen)
+static int frame_trailer(const uint8_t *tr, uint64_t size, frame_t *f, const char *name, char *err,
+                         size_t errlen)
 {
     f->size = size;
     f->blob = get64(tr);
@@ -1142,7 +1150,8 @@ int ckpt_part_parse(const void *file, size_t size, int full, const char *name, c
     if (full) {
         for (uint32_t i = 0; i < f.nblocks; i++) {
             uint64_t start = (uint64_t)i * CKPT_BLOCK_SIZE;
-            uint64_t end = start + CKPT_BLOCK_SIZE < f.data_end ? start + CKPT_BLOCK_SIZE : f.data_end;
+            uint64_t end =
+                start + CKPT_BLOCK_SIZE < f.data_end ? start + CKPT_BLOCK_SIZE : f.data_end;
             if (crc32c(0, b + start, end - start) != get32(b + f.data_end + 4 * (uint64_t)i))
                 return weir_errf(err, errlen, WEIR_ECORRUPT,
                                  "%s: bytes [%" PRIu64 ", %" PRIu64
@@ -1193,8 +1202,8 @@ static void mapped_free(mapped_t *m)
 
 /* Checks part file p of checkpoint directory dir against the manifest line
  * pi. full: every block, keeping the file mapped in *m (if m is non-NULL). */
-static int check_part(const char *dir, const ckpt_part_info_t *pi, int full, mapped_t *m,
-                      char *err, size_t errlen)
+static int check_part(const char *dir, const ckpt_part_info_t *pi, int full, mapped_t *m, char *err,
+                      size_t errlen)
 {
     char name[32];
     part_name(name, sizeof name, pi->partition);
@@ -1320,6 +1329,8 @@ static int read_manifest(ckpt_info_t *info, char *err, size_t errlen)
                        "%s line 2 (byte 18): names checkpoint %" PRIu64 " but lies in %" PRIu64,
                        path, info->id, dir_id);
     info->bytes = n;
+    for (uint32_t p = 0; !rc && p < info->partitions; p++)
+        info->bytes += info->parts[p].bytes;
     if (rc) info->id = dir_id;
 out:
     if (fd >= 0) close(fd);
@@ -1337,7 +1348,6 @@ int ckpt_check(const char *dir, uint64_t id, int level, ckpt_info_t *info)
     for (uint32_t p = 0; !rc && p < info->partitions; p++) {
         rc = check_part(dir, &info->parts[p], level == CKPT_CHECK_FULL, NULL, info->problem,
                         sizeof info->problem);
-        info->bytes += info->parts[p].bytes;
     }
     info->status = rc;
     return rc;
@@ -1365,7 +1375,8 @@ int ckpt_list(ckpt_store_t *s, int level, ckpt_info_t **out, size_t *n, char *er
 
 void ckpt_list_free(ckpt_info_t *list, size_t n)
 {
-    for (size_t i = 0; i < n; i++) ckpt_info_free(&list[i]);
+    for (size_t i = 0; i < n; i++)
+        ckpt_info_free(&list[i]);
     weir_free(list);
 }
 
@@ -1377,7 +1388,8 @@ struct ckpt {
 void ckpt_close(ckpt_t *c)
 {
     if (!c) return;
-    for (uint32_t p = 0; c->parts && p < c->info.partitions; p++) mapped_free(&c->parts[p]);
+    for (uint32_t p = 0; c->parts && p < c->info.partitions; p++)
+        mapped_free(&c->parts[p]);
     weir_free(c->parts);
     ckpt_info_free(&c->info);
     weir_free(c);
@@ -1399,7 +1411,6 @@ int ckpt_open(ckpt_store_t *s, uint64_t id, ckpt_t **out, char *err, size_t errl
     if (!rc) c->parts = weir_calloc(c->info.partitions, sizeof *c->parts);
     for (uint32_t p = 0; !rc && p < c->info.partitions; p++) {
         rc = check_part(dir, &c->info.parts[p], 1, &c->parts[p], err, errlen);
-        c->info.bytes += c->info.parts[p].bytes;
     }
     if (rc) {
         ckpt_close(c);

@@ -45,12 +45,15 @@
  *   part <p> part-<p> <size> <crc> <log offset> <decision offset>    N lines, p = 0..N-1
  *   end <crc>                             CRC32C of every byte before this line
  * CRCs are 8 lowercase hex digits; escaped text writes bytes outside
- * '!'..'~' and '%' as %XX. The manifest repeats each part's offsets so that
- * listing needs no part file; verification checks the copies agree.
+ * '!'..'~' and '%' as %xx (lowercase), and only those. Numbers have no
+ * leading zeros: every manifest has exactly one spelling. The manifest
+ * repeats each part's offsets so that listing needs no part file;
+ * verification checks the copies agree.
  *
  * WRITE PROTOCOL (ckpt_writer_*):
  *   1. mkdir <id>.tmp
- *   2. per partition: create part-<p>, write it, fsync it, close it
+ *   2. per partition: create part-<p>, write it (1 MiB per write), fsync it,
+ *      close it (partitions may be written by several threads at once)
  *   3. write MANIFEST, fsync it
  *   4. fsync <id>.tmp (the directory entries of its files)
  *   5. rename <id>.tmp -> <id>        the commit point
@@ -72,12 +75,14 @@
  * FAULT INJECTION: every write, fsync, rename, unlink, mkdir and rmdir of
  * the write protocol and of pruning is a numbered step (counted from 1 per
  * store handle; the clean-up of a failed or aborted writer and of leftovers
- * at open is not counted). With
- * WEIR_CKPT_CRASH_AT=N in the environment when the store is opened
- * read-write, the process prints the step to stderr and calls _exit(137)
- * right after step N — as if killed there. Tests may instead set a hook
- * with ckpt_store_set_fault_hook. This is how the atomicity tests crash a
- * checkpoint after each step of the protocol.
+ * at open is not counted). With WEIR_CKPT_CRASH_AT=N in the environment
+ * when the store is opened read-write, the process prints the step to
+ * stderr and calls _exit(137) right after step N — as if killed there; N
+ * counts across checkpoints, so a large N crashes a later one (this is how
+ * a system test can crash `weir run` inside a checkpoint). Tests may instead
+ * set a hook with ckpt_store_set_fault_hook. tests/unit/log_checkpoint_test.c
+ * crashes a forked child after each step in turn and checks that recovery
+ * finds exactly the old checkpoint before step 5 and the new one from it on.
  *
  * THREADS: a store handle is used by one thread at a time, except that the
  * parts of an open writer may be written from different threads at once
@@ -94,16 +99,16 @@
 
 #include "base/buf.h"
 
-#define CKPT_DIR_NAME "checkpoints"
-#define CKPT_MANIFEST_NAME "MANIFEST"
-#define CKPT_ID_DIGITS 20
-#define CKPT_BLOCK_SIZE 65536u
-#define CKPT_PART_HEADER_SIZE 32u
+#define CKPT_DIR_NAME          "checkpoints"
+#define CKPT_MANIFEST_NAME     "MANIFEST"
+#define CKPT_ID_DIGITS         20
+#define CKPT_BLOCK_SIZE        65536u
+#define CKPT_PART_HEADER_SIZE  32u
 #define CKPT_PART_TRAILER_SIZE 16u
-#define CKPT_MAX_PARTITIONS 65536u
-#define CKPT_MAX_META_BYTES (1u << 20)   /* a part's key/value section */
-#define CKPT_MAX_KEY_LEN 255u
-#define CKPT_MAX_MANIFEST (16u << 20)
+#define CKPT_MAX_PARTITIONS    65536u
+#define CKPT_MAX_META_BYTES    (1u << 20) /* a part's key/value section */
+#define CKPT_MAX_KEY_LEN       255u
+#define CKPT_MAX_MANIFEST      (16u << 20)
 
 /* A key/value pair (both byte slices; keys of a manifest's checkpoint-level
  * pairs must match [A-Za-z0-9_.-]+). */
@@ -208,9 +213,9 @@ typedef struct ckpt_info {
     ckpt_part_info_t *parts; /* [partitions], NULL if the manifest did not parse */
     ckpt_kv_t *meta;         /* checkpoint-level pairs (NUL-terminated copies) */
     size_t nmeta;
-    uint64_t bytes;          /* manifest + part files */
-    int status;              /* 0 = verifies; else a negative weir_err_t */
-    char problem[512];       /* why not, naming the file and byte offset; "" if it verifies */
+    uint64_t bytes;    /* manifest + the part files' sizes it lists */
+    int status;        /* 0 = verifies; else a negative weir_err_t */
+    char problem[512]; /* why not, naming the file and byte offset; "" if it verifies */
 } ckpt_info_t;
 
 enum {
@@ -276,8 +281,8 @@ int ckpt_prune(ckpt_store_t *s, uint32_t keep, uint32_t *deleted, char *err, siz
 /* Parses a manifest held in buf[0..len) into info (id, created_ms,
  * pipeline, partitions, parts, meta), checking its CRC and grammar.
  * name names the file in messages. Free with ckpt_info_free. */
-int ckpt_manifest_parse(const char *buf, size_t len, const char *name, ckpt_info_t *info,
-                        char *err, size_t errlen);
+int ckpt_manifest_parse(const char *buf, size_t len, const char *name, ckpt_info_t *info, char *err,
+                        size_t errlen);
 /* Encodes info's manifest into out (the inverse of ckpt_manifest_parse). */
 void ckpt_manifest_encode(const ckpt_info_t *info, weir_buf_t *out);
 /* Verifies a whole part file held in file[0..size) (trailer, table and, if

@@ -246,9 +246,8 @@ static void round_trip(void **state)
     o.id = 10;
     assert_int_equal(ckpt_writer_begin(s, &o, &w, err, sizeof err), 0);
     assert_int_equal(ckpt_writer_id(w), 10);
-    assert_int_equal(ckpt_write_part(w, &(ckpt_part_desc_t){0, 5, 6, NULL, 0}, "x", 1, err,
-                                     sizeof err),
-                     0);
+    assert_int_equal(
+        ckpt_write_part(w, &(ckpt_part_desc_t){0, 5, 6, NULL, 0}, "x", 1, err, sizeof err), 0);
     assert_int_equal(ckpt_writer_commit(w, err, sizeof err), 0);
     o.id = 0;
     assert_int_equal(ckpt_writer_begin(s, &o, &w, err, sizeof err), 0);
@@ -276,8 +275,8 @@ static void parts_from_threads(void **state)
     char *dir = tmpdir();
     char err[512];
     ckpt_store_t *s = store_open(dir);
-    ckpt_write_opts_t o = {0, "fraud demo%", 8, 1700000000005,
-                           (ckpt_kv_t[]){{{"spec_hash", 9}, {"ab cd%\n", 7}}}, 1};
+    ckpt_write_opts_t o = {
+        0, "fraud demo%", 8, 1700000000005, (ckpt_kv_t[]){{{"spec_hash", 9}, {"ab cd%\n", 7}}}, 1};
     ckpt_writer_t *w;
     assert_int_equal(ckpt_writer_begin(s, &o, &w, err, sizeof err), 0);
     pthread_t th[8];
@@ -286,12 +285,14 @@ static void parts_from_threads(void **state)
         args[p] = (thread_arg_t){w, p};
         pthread_create(&th[p], NULL, part_thread, &args[p]);
     }
-    for (int p = 0; p < 8; p++) pthread_join(th[p], NULL);
+    for (int p = 0; p < 8; p++)
+        pthread_join(th[p], NULL);
     assert_int_equal(ckpt_writer_commit(w, err, sizeof err), 0);
     ckpt_t *c;
     assert_int_equal(ckpt_open_newest_valid(s, &c, NULL, NULL, err, sizeof err), 0);
     layout_t l = {8, {0}};
-    for (uint32_t p = 0; p < 8; p++) l.lens[p] = 300000 + p * 1000;
+    for (uint32_t p = 0; p < 8; p++)
+        l.lens[p] = 300000 + p * 1000;
     expect_ckpt(c, 5, &l);
     ckpt_close(c);
     ckpt_store_close(s);
@@ -417,7 +418,8 @@ static void crash_after_every_step(void **state)
     rmdir_all(dir);
     int commit = -1, total = tr.n;
     if (getenv("WEIR_TEST_VERBOSE"))
-        for (int i = 0; i < total; i++) print_message("step %d: %s %s\n", i + 1, tr.kind[i], tr.path[i]);
+        for (int i = 0; i < total; i++)
+            print_message("step %d: %s %s\n", i + 1, tr.kind[i], tr.path[i]);
     for (int i = 0; i < total; i++)
         if (!strcmp(tr.kind[i], "rename") && commit < 0) commit = i + 1;
     /* The protocol as documented: mkdir, parts (writes, fsync), manifest
@@ -483,7 +485,8 @@ static void crash_after_every_step(void **state)
             ckpt_info_t *list;
             size_t n;
             assert_int_equal(ckpt_list(s, CKPT_CHECK_FULL, &list, &n, err, sizeof err), 0);
-            for (size_t i = 0; i < n; i++) assert_int_equal(list[i].status, 0);
+            for (size_t i = 0; i < n; i++)
+                assert_int_equal(list[i].status, 0);
             assert_true(n == (k <= commit + 1 ? 2u : 1u));
             ckpt_list_free(list, n);
         }
@@ -494,7 +497,8 @@ static void crash_after_every_step(void **state)
         DIR *d = opendir(cdir);
         struct dirent *e;
         while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) assert_null(strchr(e->d_name, '.'));
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+                assert_null(strchr(e->d_name, '.'));
         closedir(d);
         free(cdir);
         ckpt_store_close(s);
@@ -654,7 +658,8 @@ static int count_ckpts(const char *dir, uint64_t *ids)
     ckpt_info_t *list;
     size_t n;
     assert_int_equal(ckpt_list(ro, CKPT_CHECK_QUICK, &list, &n, err, sizeof err), 0);
-    for (size_t i = 0; i < n; i++) ids[i] = list[i].id;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = list[i].id;
     ckpt_list_free(list, n);
     ckpt_store_close(ro);
     return (int)n;
@@ -668,7 +673,8 @@ static void prune_keeps_newest_valid(void **state)
     uint64_t ids[16];
     uint32_t deleted;
     ckpt_store_t *s = store_open(dir);
-    for (int i = 1; i <= 5; i++) write_ckpt(s, (uint64_t)i, &small);
+    for (int i = 1; i <= 5; i++)
+        write_ckpt(s, (uint64_t)i, &small);
     assert_int_equal(ckpt_prune(s, 0, &deleted, err, sizeof err), WEIR_EINVAL);
     assert_int_equal(ckpt_prune(s, 2, &deleted, err, sizeof err), 0);
     assert_int_equal(deleted, 3);
@@ -677,7 +683,8 @@ static void prune_keeps_newest_valid(void **state)
     assert_int_equal(ids[1], 4);
     assert_int_equal(ckpt_prune(s, 2, &deleted, err, sizeof err), 0);
     assert_int_equal(deleted, 0);
-    for (int i = 6; i <= 8; i++) write_ckpt(s, (uint64_t)i, &small);
+    for (int i = 6; i <= 8; i++)
+        write_ckpt(s, (uint64_t)i, &small);
     ckpt_store_close(s);
     /* 4..8 on disk; damage 8 (newest) and 6. A fresh handle must verify. */
     char *c8 = ckpt_dir(dir, 8), *c6 = ckpt_dir(dir, 6), p[600];
