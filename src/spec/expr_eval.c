@@ -137,28 +137,10 @@ static double haversine(double lat1, double lon1, double lat2, double lon2)
     return 2 * EARTH_RADIUS_KM * asin(sqrt(a));
 }
 
-int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
+/* The interpreter proper. Kept out of line (see expr_eval): its frame (the
+ * value stack, six saved registers) is paid only by real programs. */
+__attribute__((noinline)) static int run(const expr_t *e, expr_env_t *env, expr_value_t *out)
 {
-    /* Most features are one aggregate slot or one field: copy it. */
-    if (e->ncode == 1) {
-        const expr_ins_t *in = &e->code[0];
-        switch ((expr_opcode_t)in->op) {
-        case I_AGG:
-            *out = env->aggs[in->arg];
-            return 0;
-        case I_FIELD:
-            *out = env->fields[in->arg];
-            return 0;
-        case I_FEATURE:
-            *out = env->features[in->arg];
-            return 0;
-        case I_CONST:
-            *out = e->consts[in->arg];
-            return 0;
-        default:
-            break;
-        }
-    }
     expr_value_t st[EXPR_STACK_MAX];
     int sp = -1; /* index of the top value */
     const expr_ins_t *code = e->code;
@@ -505,6 +487,32 @@ int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
     weir_assert(sp == 0);
     *out = st[0];
     return 0;
+}
+
+int expr_eval(const expr_t *e, expr_env_t *env, expr_value_t *out)
+{
+    /* Most features and aggregate arguments are one aggregate slot or one
+     * field: copy it, in a leaf function that saves no registers. */
+    if (e->ncode == 1) {
+        const expr_ins_t *in = &e->code[0];
+        switch ((expr_opcode_t)in->op) {
+        case I_AGG:
+            *out = env->aggs[in->arg];
+            return 0;
+        case I_FIELD:
+            *out = env->fields[in->arg];
+            return 0;
+        case I_FEATURE:
+            *out = env->features[in->arg];
+            return 0;
+        case I_CONST:
+            *out = e->consts[in->arg];
+            return 0;
+        default:
+            break;
+        }
+    }
+    return run(e, env, out);
 }
 
 int expr_eval_bool(const expr_t *e, expr_env_t *env, bool *out)

@@ -29,6 +29,19 @@ int aggval_from_value(const expr_value_t *v, win_val_t *out);
  * results are 0, per DESIGN.md's null rules. */
 expr_value_t aggval_to_value(const agg_result_t *r, agg_kind_t kind, expr_type_t type);
 
+/* aggval_to_value for the per-event path: counts and distinct counts (ints,
+ * the commonest slots) are exact integers in a double, below 2^53, so a cast
+ * gives what llround would, without the library call; the rest go the
+ * general way. */
+static inline expr_value_t aggval_to_value_fast(const agg_result_t *r, agg_kind_t kind,
+                                                expr_type_t type)
+{
+    if ((kind == AGG_COUNT || kind == AGG_DISTINCT || kind == AGG_APPROX_DISTINCT) &&
+        type == EXPR_INT)
+        return expr_int(r->null ? 0 : (int64_t)r->num);
+    return aggval_to_value(r, kind, type);
+}
+
 /* Refuses slots the windows cannot answer (first/last/min/max/quantile of
  * strings), with a sentence naming the slot. */
 int aggval_check(const expr_agg_t *a, char *err, size_t errlen);

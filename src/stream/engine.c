@@ -38,7 +38,8 @@ typedef struct group {
     win_conf_t conf;
     const expr_t *arg; /* NULL: count() */
     win_ask_t *asks;
-    uint32_t *slots; /* aggregate slot of each ask */
+    uint32_t *slots;     /* aggregate slot of each ask */
+    expr_type_t *types;  /* the slot's type, for converting results */
     uint32_t nasks;
 } group_t;
 
@@ -134,6 +135,8 @@ int engine_new(const spec_t *spec, engine_t **out, char *err, size_t errlen)
         group_t *gr = &e->groups[g];
         gr->asks = weir_realloc(gr->asks, (gr->nasks + 1) * sizeof *gr->asks);
         gr->slots = weir_realloc(gr->slots, (gr->nasks + 1) * sizeof *gr->slots);
+        gr->types = weir_realloc(gr->types, (gr->nasks + 1) * sizeof *gr->types);
+        gr->types[gr->nasks] = a->type;
         gr->asks[gr->nasks] = (win_ask_t){aggval_kind(a->kind), a->q};
         gr->slots[gr->nasks++] = i;
         gr->conf.kinds |= AGG_BIT(aggval_kind(a->kind));
@@ -179,6 +182,7 @@ void engine_free(engine_t *e)
     for (uint32_t g = 0; g < e->ngroups; g++) {
         weir_free(e->groups[g].asks);
         weir_free(e->groups[g].slots);
+        weir_free(e->groups[g].types);
     }
     weir_free(e->groups);
     weir_free(e->off_area);
@@ -398,7 +402,6 @@ static void reserve_prev_copies(engine_part_t *p, void *v)
 static void read_slots(engine_part_t *p, void *v, int64_t t)
 {
     const engine_t *e = p->e;
-    const spec_t *s = e->spec;
     for (uint32_t g = 0; g < e->ngroups; g++) {
         const group_t *gr = &e->groups[g];
         if (v) {
@@ -406,10 +409,8 @@ static void read_slots(engine_part_t *p, void *v, int64_t t)
         } else {
             for (uint32_t k = 0; k < gr->nasks; k++) p->results[k] = (agg_result_t){1, 0, 0};
         }
-        for (uint32_t k = 0; k < gr->nasks; k++) {
-            uint32_t slot = gr->slots[k];
-            p->aggvals[slot] = aggval_to_value(&p->results[k], gr->asks[k].kind, s->aggs.v[slot].type);
-        }
+        for (uint32_t k = 0; k < gr->nasks; k++)
+            p->aggvals[gr->slots[k]] = aggval_to_value_fast(&p->results[k], gr->asks[k].kind, gr->types[k]);
     }
     for (uint32_t i = 0; i < e->nprev; i++)
         p->aggvals[e->prev_slots[i]] = v ? prev_value(&key_prevs(e, v)[i], p) : expr_null();

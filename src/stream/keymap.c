@@ -87,7 +87,7 @@ static inline void prefetch_entry(const keymap_t *km, const keymap_entry_t *e)
 static inline int same_key(const keymap_t *km, const keymap_slot_t *s, uint64_t h,
                            const void *key, size_t klen)
 {
-    if (s->hash != h || s->e == TOMB) return 0;
+    if (s->hash != (uint32_t)h || s->e == TOMB) return 0;
     prefetch_entry(km, s->e);
     return s->e->klen == klen && memcmp(key_of(km, s->e), key, klen) == 0;
 }
@@ -134,11 +134,12 @@ static void release_moved(keymap_t *km)
 }
 
 /* Places an entry known to be absent; cur has room. */
-static void table_place(keymap_table_t *t, uint64_t h, keymap_entry_t *e)
+static void table_place(keymap_table_t *t, uint64_t h, uint32_t fresh, keymap_entry_t *e)
 {
     uint32_t mask = t->cap - 1, i = (uint32_t)h & mask;
     while (t->slots[i].e) i = (i + 1) & mask;
-    t->slots[i].hash = h;
+    t->slots[i].hash = (uint32_t)h;
+    t->slots[i].fresh = fresh;
     t->slots[i].e = e;
     t->used++;
 }
@@ -159,6 +160,7 @@ static void table_remove_at(keymap_table_t *t, uint32_t j)
     }
     t->slots[hole].e = NULL;
     t->slots[hole].hash = 0;
+    t->slots[hole].fresh = 0;
     t->used--;
 }
 
@@ -168,7 +170,7 @@ static void migrate(keymap_t *km, uint32_t steps)
     while (steps-- && km->migrate_at < km->old.cap) {
         keymap_slot_t *s = &km->old.slots[km->migrate_at++];
         if (s->e && s->e != TOMB) {
-            table_place(&km->cur, s->hash, s->e);
+            table_place(&km->cur, s->hash, s->fresh, s->e);
             km->old.used--;
             s->e = TOMB;
         }
@@ -184,13 +186,33 @@ static void migrate(keymap_t *km, uint32_t steps)
     }
 }
 
+/* A slot table; a large one asks for transparent huge pages. Lookups and
+ * the TTL sweep touch random slots of tens of megabytes: with 4 KiB pages
+ * nearly every one is a TLB miss and a page walk before the cache miss, and
+ * 2 MiB pages cover the table with a few TLB entries. Only whole 2 MiB pages
+ * inside the block are advised (calloc's large blocks are fresh mappings:
+ * nothing else is affected); it is a hint, which a kernel without THP
+ * ignores. */
+static keymap_slot_t *slots_alloc(uint32_t cap)
+{
+    const size_t huge = (size_t)2 << 20;
+    keymap_slot_t *s = weir_calloc(cap, sizeof(keymap_slot_t));
+    size_t bytes = (size_t)cap * sizeof(keymap_slot_t);
+    if (bytes >= 2 * huge) {
+        uintptr_t from = ((uintptr_t)s + huge - 1) & ~(uintptr_t)(huge - 1);
+        uintptr_t to = ((uintptr_t)s + bytes) & ~(uintptr_t)(huge - 1);
+        if (to > from) madvise((void *)from, to - from, MADV_HUGEPAGE);
+    }
+    return s;
+}
+
 /* Starts moving everything to a table of cap slots (finishing any earlier
  * move first: it is bounded, a move is done long before the next one). */
 static void start_resize(keymap_t *km, uint32_t cap)
 {
     if (km->old.slots) migrate(km, UINT32_MAX);
     km->old = km->cur;
-    km->cur.slots = weir_calloc(cap, sizeof(keymap_slot_t));
+    km->cur.slots = slots_alloc(cap);
     km->cur.cap = cap;
     km->cur.used = 0;
     km->migrate_at = 0;
@@ -223,14 +245,17 @@ void *keymap_put(keymap_t *km, const void *key, size_t klen, int64_t cutoff, key
     migrate(km, KEYMAP_MIGRATE_STEP);
     uint64_t h = weir_hash64(key, klen);
     keymap_entry_t *e = NULL;
+    keymap_slot_t *slot = NULL;
     int64_t i = table_find(km, &km->cur, h, key, klen, 0);
     if (i >= 0) {
-        e = km->cur.slots[i].e;
+        slot = &km->cur.slots[i];
     } else if ((i = table_find(km, &km->old, h, key, klen, km->migrate_at)) >= 0) {
-        e = km->old.slots[i].e;
+        slot = &km->old.slots[i];
     }
-    if (e) {
+    if (slot) {
+        e = slot->e;
         if (e->newest < cutoff) {
+            slot->fresh = 0; /* newest goes back to INT64_MIN */
             reset_value(km, e, cb, arg);
             *created = 1;
         } else {
@@ -253,7 +278,7 @@ void *keymap_put(keymap_t *km, const void *key, size_t klen, int64_t cutoff, key
     e->voff = km->vsize;
     memset(value_of(e), 0, km->vsize);
     memcpy((unsigned char *)value_of(e) + km->vsize, key, klen);
-    table_place(&km->cur, h, e);
+    table_place(&km->cur, h, 0, e);
     km->count++;
     *created = 1;
     return value_of(e);
@@ -306,29 +331,48 @@ void keymap_touch(void *value, int64_t t)
     if (e->newest == INT64_MIN || t > e->newest) e->newest = t;
 }
 
+/* newest rounded down to KEYMAP_FRESH_SHIFT units, or 0 (unknown) if that
+ * does not fit 32 bits. */
+static inline uint32_t fresh_of(int64_t newest)
+{
+    int64_t f = newest >> KEYMAP_FRESH_SHIFT; /* arithmetic shift: rounds down */
+    return f > 0 && f < (int64_t)UINT32_MAX ? (uint32_t)f : 0;
+}
+
+/* Whether the slot's `fresh` proves its entry is not below cutoff: fresh
+ * was newest rounded down when the sweep read it, and newest only grows. */
+static inline int slot_live(const keymap_slot_t *s, int64_t cutoff)
+{
+    return s->fresh && ((int64_t)s->fresh << KEYMAP_FRESH_SHIFT) >= cutoff;
+}
+
 size_t keymap_expire(keymap_t *km, int64_t cutoff, uint32_t budget, keymap_free_cb cb, void *arg)
 {
     migrate(km, budget);
     if (km->old.slots || !km->cur.cap) return 0; /* sweep once the move is done */
     size_t dropped = 0;
     keymap_table_t *t = &km->cur;
-    /* Each slot looked at reads its entry's newest time: a cold line at a
+    /* A slot whose `fresh` clears the cutoff is live (see keymap.h). Any
+     * other slot looked at reads its entry's newest time: a cold line at a
      * million keys. The cursor moves a few slots per event, so asking for
-     * the entries SWEEP_AHEAD slots ahead gives them many events to arrive. */
+     * those entries SWEEP_AHEAD slots ahead gives them many events to arrive. */
     for (uint32_t k = 0; k < budget && k < 8; k++) {
-        keymap_entry_t *ahead = t->slots[(km->sweep_at + SWEEP_AHEAD + k) & (t->cap - 1)].e;
-        if (ahead && ahead != TOMB) __builtin_prefetch(&ahead->newest);
+        const keymap_slot_t *a = &t->slots[(km->sweep_at + SWEEP_AHEAD + k) & (t->cap - 1)];
+        if (a->e && a->e != TOMB && !slot_live(a, cutoff)) __builtin_prefetch(&a->e->newest);
     }
     while (budget--) {
         if (km->sweep_at >= t->cap) km->sweep_at = 0;
         keymap_slot_t *s = &t->slots[km->sweep_at];
-        if (s->e && s->e->newest < cutoff) {
+        if (!s->e || slot_live(s, cutoff)) {
+            km->sweep_at++;
+        } else if (s->e->newest < cutoff) {
             keymap_entry_t *e = s->e;
             table_remove_at(t, km->sweep_at); /* a later entry may shift here: look again */
             free_entry(km, e, cb, arg);
             dropped++;
             if (t->used == 0) break;
         } else {
+            s->fresh = fresh_of(s->e->newest);
             km->sweep_at++;
         }
     }

@@ -2,8 +2,8 @@
  * (bytes) to a fixed-size value the engine owns the meaning of (its per-key
  * windows, last values, ...), with per-key TTL and incremental resize.
  *
- * Layout. Open addressing with linear probing over slots {hash, entry *}
- * (16 bytes), load factor <= 3/4. Each key is one weir_malloc'd entry:
+ * Layout. Open addressing with linear probing over slots {hash, fresh,
+ * entry *} (16 bytes), load factor <= 3/4. Each key is one weir_malloc'd entry:
  * a 24-byte header (hash, newest event time, key length), the value (vsize
  * bytes, 8-aligned, zeroed at insert) and the key bytes — no NUL, no second
  * allocation. Entry and value addresses are stable until the key is deleted.
@@ -26,7 +26,11 @@
  * keymap_touch. keymap_expire sweeps a bounded number of slots per call
  * (a cursor walks the table) and deletes entries whose newest time is below
  * a cutoff — the engine passes watermark - (longest window + lateness) — so
- * memory follows live keys. Whether a sweep has reached a stale key yet must
+ * memory follows live keys. Reading an entry's newest time is a cache miss
+ * at a million keys, so the sweep leaves in the slot what it read (`fresh`,
+ * rounded down): newest times only grow (a reset clears `fresh`), so a slot
+ * whose `fresh` is at or above the cutoff is live without a look at its
+ * entry, and a pass over a table of live keys reads only the slots. Whether a sweep has reached a stale key yet must
  * not change results (principle 2): keymap_put takes the same cutoff and
  * treats a stale entry as absent (resets it through the callback), so a key
  * is "evicted" at exactly the same point in the log whatever the sweeps did.
@@ -47,9 +51,12 @@
 typedef struct keymap_entry keymap_entry_t;
 
 typedef struct keymap_slot {
-    uint64_t hash;
+    uint32_t hash;     /* low 32 bits of the key's hash (home slot, quick reject) */
+    uint32_t fresh;    /* 0, or newest >> KEYMAP_FRESH_SHIFT as the TTL sweep last saw it */
     keymap_entry_t *e; /* NULL: empty; KEYMAP_TOMB: moved (old table only) */
 } keymap_slot_t;
+
+#define KEYMAP_FRESH_SHIFT 12 /* ~4 s units: epoch milliseconds fit 32 bits for centuries */
 
 typedef struct keymap_table {
     keymap_slot_t *slots;
