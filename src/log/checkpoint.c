@@ -43,32 +43,25 @@ struct ckpt_store {
 
 /* --- little helpers ----------------------------------------------------- */
 
-static void put16(uint8_t *p, uint16_t v)
+/* Little-endian integers of n bytes, whatever the host's order. */
+static void put_le(uint8_t *p, uint64_t v, int n)
 {
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < n; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
-static void put64(uint8_t *p, uint64_t v)
+static uint64_t get_le(const uint8_t *p, int n)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
 }
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
+#define put16(p, v) put_le(p, v, 2)
+#define put32(p, v) put_le(p, v, 4)
+#define put64(p, v) put_le(p, v, 8)
+#define get16(p)    ((uint16_t)get_le(p, 2))
+#define get32(p)    ((uint32_t)get_le(p, 4))
+#define get64(p)    get_le(p, 8)
 
 static char *path_join(const char *dir, const char *name)
 {
@@ -460,13 +453,6 @@ uint64_t ckpt_writer_id(const ckpt_writer_t *w)
     return w->id;
 }
 
-static void writer_fail(ckpt_writer_t *w)
-{
-    pthread_mutex_lock(&w->mu);
-    w->failed = 1;
-    pthread_mutex_unlock(&w->mu);
-}
-
 static int pw_flush(ckpt_part_writer_t *pw, char *err, size_t errlen)
 {
     if (!pw->blen) return 0;
@@ -598,7 +584,11 @@ int ckpt_write_part_append(ckpt_part_writer_t *pw, const void *data, size_t len,
                            size_t errlen)
 {
     int rc = pw_put(pw, data, len, err, errlen);
-    if (rc) writer_fail(pw->w);
+    if (rc) {
+        pthread_mutex_lock(&pw->w->mu);
+        pw->w->failed = 1;
+        pthread_mutex_unlock(&pw->w->mu);
+    }
     pw->blob += len;
     return rc;
 }
@@ -712,6 +702,7 @@ int ckpt_writer_commit(ckpt_writer_t *w, char *err, size_t errlen)
 
     char *mpath = path_join(w->tmpdir, CKPT_MANIFEST_NAME);
     char *final = ckpt_path(s->dir, w->id, "");
+    int renamed = 0;
     int fd = open(mpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0 || write_all(fd, m.data, m.len) != 0) {
         rc = weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", mpath, strerror(errno));
@@ -734,28 +725,22 @@ int ckpt_writer_commit(ckpt_writer_t *w, char *err, size_t errlen)
         goto out;
     }
     step(s, "rename", final);
+    renamed = 1;
     mark_verified(s, w->id);
-    if (fsync_path(s->dir) != 0) {
-        /* Visible, maybe not durable: not a failure to roll back (the rename
-         * cannot be undone safely), but the caller must know. */
+    /* A failure now leaves the checkpoint visible, maybe not durable: the
+     * rename cannot be undone safely, but the caller must know. */
+    if (fsync_path(s->dir) != 0)
         rc = weir_errf(err, errlen, WEIR_EIO,
                        "checkpoint %" PRIu64 " is in place but fsync of %s failed: %s", w->id,
                        s->dir, strerror(errno));
-        if (fd >= 0) close(fd);
-        fd = -1;
-        weir_free(mpath);
-        weir_free(final);
-        buf_free(&m);
-        writer_free(w, 0);
-        return rc;
-    }
-    step(s, "fsync", s->dir);
+    else
+        step(s, "fsync", s->dir);
 out:
     if (fd >= 0) close(fd);
     weir_free(mpath);
     weir_free(final);
     buf_free(&m);
-    writer_free(w, rc != 0);
+    writer_free(w, rc != 0 && !renamed);
     return rc;
 }
 
@@ -834,7 +819,8 @@ static int mline(mcur_t *c, const char *word, weir_slice_t *l)
     return 0;
 }
 
-/* Splits the first space-separated field off *l. */
+/* Splits the first space-separated field off *l. The space is consumed
+ * only if a field follows it, so a trailing space is left over: rejected. */
 static weir_slice_t mfield(weir_slice_t *l)
 {
     weir_slice_t f = {l->ptr, 0};
@@ -842,7 +828,7 @@ static weir_slice_t mfield(weir_slice_t *l)
         f.len++;
     l->ptr += f.len;
     l->len -= f.len;
-    if (l->len) l->ptr++, l->len--;
+    if (l->len > 1) l->ptr++, l->len--;
     return f;
 }
 
@@ -948,84 +934,69 @@ int ckpt_manifest_parse(const char *buf, size_t len, const char *name, ckpt_info
                          "(computed %08x, stored %08x)",
                          name, last, last, got, want);
 
-    mcur_t c = {buf, name, last, 0, 0, 0, err, errlen};
+    mcur_t c = {buf, name, last, 0, 0, 1, err, errlen};
     weir_slice_t l, f;
+    uint64_t u;
     int rc;
-    c.line = 1;
+#define MFAIL(why)                                                                                 \
+    do {                                                                                           \
+        rc = mfail(&c, why);                                                                       \
+        goto fail;                                                                                 \
+    } while (0)
     if (last < sizeof MANIFEST_HEAD - 1 || memcmp(buf, MANIFEST_HEAD, sizeof MANIFEST_HEAD - 1))
-        return mfail(&c, "not a weir checkpoint manifest of version 1");
+        MFAIL("not a weir checkpoint manifest of version 1");
     c.pos = sizeof MANIFEST_HEAD - 1;
-    if ((rc = mline(&c, "id", &l))) return rc;
-    if (parse_u64(l, &info->id)) return mfail(&c, "bad id");
-    if ((rc = mline(&c, "created_ms", &l))) return rc;
-    if (parse_i64(l, &info->created_ms)) return mfail(&c, "bad created_ms");
-    if ((rc = mline(&c, "pipeline", &l))) return rc;
-    if (!(info->pipeline = unescape(l, NULL))) return mfail(&c, "bad escape in the pipeline name");
+    if ((rc = mline(&c, "id", &l))) goto fail;
+    if (parse_u64(l, &info->id)) MFAIL("bad id");
+    if ((rc = mline(&c, "created_ms", &l))) goto fail;
+    if (parse_i64(l, &info->created_ms)) MFAIL("bad created_ms");
+    if ((rc = mline(&c, "pipeline", &l))) goto fail;
+    if (!(info->pipeline = unescape(l, NULL))) MFAIL("bad escape in the pipeline name");
     if ((rc = mline(&c, "partitions", &l))) goto fail;
-    uint64_t np;
-    if (parse_u64(l, &np) || np == 0 || np > CKPT_MAX_PARTITIONS) {
-        rc = mfail(&c, "partitions must be 1..65536");
-        goto fail;
-    }
-    info->partitions = (uint32_t)np;
+    if (parse_u64(l, &u) || u == 0 || u > CKPT_MAX_PARTITIONS) MFAIL("partitions must be 1..65536");
+    info->partitions = (uint32_t)u;
     size_t capmeta = 0;
     while (c.pos + 5 <= c.len && !memcmp(buf + c.pos, "meta ", 5)) {
         if ((rc = mline(&c, "meta", &l))) goto fail;
-        f = mfield(&l);
-        if (!key_ok(f, 1)) {
-            rc = mfail(&c, "bad key");
-            goto fail;
-        }
+        /* "meta <key> <value>": the space after the key is always there. */
+        const char *sp = memchr(l.ptr, ' ', l.len);
+        f = (weir_slice_t){l.ptr, sp ? (size_t)(sp - l.ptr) : l.len};
+        if (!sp || !key_ok(f, 1)) MFAIL("bad key, or no space after it");
         if (info->nmeta == capmeta) {
             capmeta = capmeta ? capmeta * 2 : 4;
             info->meta = weir_realloc(info->meta, capmeta * sizeof *info->meta);
         }
         ckpt_kv_t *kv = &info->meta[info->nmeta];
         size_t vlen;
-        char *v = unescape(l, &vlen);
-        if (!v) {
-            rc = mfail(&c, "bad escape in a value");
-            goto fail;
-        }
-        kv->key.ptr = weir_strndup(f.ptr, f.len);
-        kv->key.len = f.len;
-        kv->value.ptr = v;
-        kv->value.len = vlen;
+        char *v = unescape((weir_slice_t){sp + 1, l.len - f.len - 1}, &vlen);
+        if (!v) MFAIL("bad escape in a value");
+        kv->key = (weir_slice_t){weir_strndup(f.ptr, f.len), f.len};
+        kv->value = (weir_slice_t){v, vlen};
         info->nmeta++;
     }
     info->parts = weir_calloc(info->partitions, sizeof *info->parts);
     for (uint32_t p = 0; p < info->partitions; p++) {
         if ((rc = mline(&c, "part", &l))) goto fail;
         ckpt_part_info_t *pi = &info->parts[p];
-        uint64_t idx;
         char want_name[32];
         part_name(want_name, sizeof want_name, p);
-        f = mfield(&l);
-        if (parse_u64(f, &idx) || idx != p) {
-            rc = mfail(&c, "parts must be listed in order from 0");
-            goto fail;
-        }
+        if (parse_u64(mfield(&l), &u) || u != p) MFAIL("parts must be listed in order from 0");
         pi->partition = p;
         f = mfield(&l);
-        if (f.len != strlen(want_name) || memcmp(f.ptr, want_name, f.len)) {
-            rc = mfail(&c, "wrong part file name");
-            goto fail;
-        }
+        if (f.len != strlen(want_name) || memcmp(f.ptr, want_name, f.len))
+            MFAIL("wrong part file name");
         if (parse_u64(mfield(&l), &pi->bytes) ||
             pi->bytes < CKPT_PART_HEADER_SIZE + CKPT_PART_TRAILER_SIZE + 4 ||
             parse_crc(mfield(&l), &pi->crc) || parse_u64(mfield(&l), &pi->log_offset) ||
-            parse_u64(mfield(&l), &pi->decision_offset) || l.len) {
-            rc = mfail(&c, "bad part line: want <p> part-<p> <size> <crc> <log offset> "
-                           "<decision offset>");
-            goto fail;
-        }
+            parse_u64(mfield(&l), &pi->decision_offset) || l.len)
+            MFAIL("bad part line: want <p> part-<p> <size> <crc> <log offset> <decision offset>");
     }
     if (c.pos != c.len) {
         c.line++;
         c.line_start = c.pos;
-        rc = mfail(&c, "unexpected line before the end line");
-        goto fail;
+        MFAIL("unexpected line before the end line");
     }
+#undef MFAIL
     return 0;
 fail:
     /* parts of a manifest that does not parse mean nothing */
@@ -1244,25 +1215,17 @@ static int check_part(const char *dir, const ckpt_part_info_t *pi, int full, map
         f.log_offset = m->part.log_offset;
         f.decision_offset = m->part.decision_offset;
     } else {
-        /* Quick: header, table and trailer; the blocks are not read. */
+        /* Quick: header, table and trailer; the blocks are not read. The
+         * manifest's size (>= 52, checked at parse) is the file's. */
         uint8_t tr[CKPT_PART_TRAILER_SIZE], h[CKPT_PART_HEADER_SIZE];
         uint64_t size = (uint64_t)st.st_size;
-        if (size < CKPT_PART_HEADER_SIZE + CKPT_PART_TRAILER_SIZE + 4) {
-            rc = weir_errf(err, errlen, WEIR_ECORRUPT, "%s: %" PRIu64 " bytes, cut short", path,
-                           size);
-            goto out;
-        }
         if (read_at(fd, tr, sizeof tr, size - sizeof tr) != (ssize_t)sizeof tr ||
-            read_at(fd, h, sizeof h, 0) != (ssize_t)sizeof h) {
-            rc = weir_errf(err, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(errno));
-            goto out;
-        }
+            read_at(fd, h, sizeof h, 0) != (ssize_t)sizeof h)
+            goto read_error;
         if ((rc = frame_trailer(tr, size, &f, path, err, errlen))) goto out;
         tail = weir_malloc(size - f.data_end);
-        if (read_at(fd, tail, size - f.data_end, f.data_end) != (ssize_t)(size - f.data_end)) {
-            rc = weir_errf(err, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(errno));
-            goto out;
-        }
+        if (read_at(fd, tail, size - f.data_end, f.data_end) != (ssize_t)(size - f.data_end))
+            goto read_error;
         if ((rc = frame_table(tail, &f, path, err, errlen))) goto out;
         if ((rc = frame_header(h, &f, path, err, errlen))) goto out;
         crc = f.crc;
@@ -1279,6 +1242,9 @@ static int check_part(const char *dir, const ckpt_part_info_t *pi, int full, map
                        ", the manifest lists partition %u at %" PRIu64 "/%" PRIu64,
                        path, f.partition, f.log_offset, f.decision_offset, pi->partition,
                        pi->log_offset, pi->decision_offset);
+    goto out;
+read_error:
+    rc = weir_errf(err, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(errno));
 out:
     if (fd >= 0) close(fd);
     weir_free(tail);

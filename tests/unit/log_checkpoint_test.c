@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "base/crc32c.h"
 #include "base/error.h"
 #include "log/checkpoint.h"
 
@@ -797,6 +798,45 @@ static void manifest_round_trip_and_rejects(void **state)
     assert_memory_equal(out.meta[1].value.ptr, "a%b c\n\xff", 7);
     assert_true(out.parts[1].crc == 0x01234567 && out.parts[1].decision_offset == 8);
     ckpt_info_free(&out);
+    /* One spelling per manifest: other spellings are rejected even with a
+     * good CRC (the fuzz target checks encode(parse(x)) == x). */
+    const char *body_ok = "weir-checkpoint 1\nid 1\ncreated_ms 0\npipeline a%20b\npartitions 1\n"
+                          "meta k v\npart 0 part-00000 52 0000abcd 5 6\n";
+    const char *bodies[] = {
+        "weir-checkpoint 1\nid 01\ncreated_ms 0\npipeline a\npartitions 1\n"
+        "part 0 part-00000 52 0000abcd 5 6\n",
+        "weir-checkpoint 1\nid 1\ncreated_ms -0\npipeline a\npartitions 1\n"
+        "part 0 part-00000 52 0000abcd 5 6\n",
+        "weir-checkpoint 1\nid 1\ncreated_ms 0\npipeline %41\npartitions 1\n"
+        "part 0 part-00000 52 0000abcd 5 6\n",
+        "weir-checkpoint 1\nid 1\ncreated_ms 0\npipeline a%2A\npartitions 1\n"
+        "part 0 part-00000 52 0000abcd 5 6\n",
+        "weir-checkpoint 1\nid 1\ncreated_ms 0\npipeline a\npartitions 1\n"
+        "part 0 part-00000 52 0000ABCD 5 6\n",
+        "weir-checkpoint 1\nid 1\ncreated_ms 0\npipeline a\npartitions 1\n"
+        "part 0 part-00000 52 0000abcd 5 6 \n",
+        "weir-checkpoint 1\nid 1\ncreated_ms 0\npipeline a\npartitions 1\n"
+        "part 0  part-00000 52 0000abcd 5 6\n",
+        "weir-checkpoint 1\nid 1\ncreated_ms 0\npipeline a\npartitions 1\nmeta k\n"
+        "part 0 part-00000 52 0000abcd 5 6\n",
+        "weir-checkpoint 1\nid 1\ncreated_ms 0\npipeline a\npartitions 2\n"
+        "part 0 part-00000 52 0000abcd 5 6\n",
+        "weir-checkpoint 1\nid 1\ncreated_ms 0\npipeline a\npartitions 1\n"
+        "part 0 part-00001 52 0000abcd 5 6\n",
+        "weir-checkpoint 1\nid 1\ncreated_ms 0\npipeline a\npartitions 1\n"
+        "part 0 part-00000 51 0000abcd 5 6\n",
+    };
+    for (int i = -1; i < (int)(sizeof bodies / sizeof bodies[0]); i++) {
+        const char *body = i < 0 ? body_ok : bodies[i];
+        char text[512];
+        int n = snprintf(text, sizeof text, "%send %08x\n", body, crc32c(0, body, strlen(body)));
+        memset(&out, 0, sizeof out);
+        int rc = ckpt_manifest_parse(text, (size_t)n, "M", &out, err, sizeof err);
+        if (i < 0 && rc) fail_msg("canonical manifest rejected: %s", err);
+        if (i >= 0 && rc != WEIR_ECORRUPT) fail_msg("accepted: %s", body);
+        if (i >= 0) assert_non_null(strstr(err, "M line "));
+        ckpt_info_free(&out);
+    }
     /* Every cut is rejected. */
     for (size_t cut = 0; cut < b.len; cut++) {
         memset(&out, 0, sizeof out);
