@@ -480,20 +480,23 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
      * with the features, each in its own part of it (see size_scratch). */
     size_scratch(p, fields);
     expr_env_t argenv = {.fields = fields, .scratch = p->scratch.data, .scratch_cap = p->scratch.cap};
+    /* Per window: add, query as of t, then expire below W (win_step). The
+     * expiry comes after the add and the query (t >= W): they have already
+     * moved the window to t, so expiring only drops old records — expiring
+     * first would move the window twice (to W, then t). Nothing expired is
+     * in (t - D, t], so no answer changes. */
     for (uint32_t g = 0; g < e->ngroups; g++) {
-        win_t *w = &key_wins(v)[g];
+        const group_t *gr = &e->groups[g];
         expr_value_t x = expr_int(0); /* count(): every event counts */
-        if (e->groups[g].arg) expr_eval(e->groups[g].arg, &argenv, &x);
+        if (gr->arg) expr_eval(gr->arg, &argenv, &x);
         win_val_t wv;
-        if (aggval_from_value(&x, &wv)) win_add(w, t, wv);
+        int has = aggval_from_value(&x, &wv);
+        win_step(&key_wins(v)[g], t, has ? &wv : NULL, gr->asks, gr->nasks, p->results, p->wm);
+        for (uint32_t k = 0; k < gr->nasks; k++)
+            p->aggvals[gr->slots[k]] = aggval_to_value_fast(&p->results[k], gr->asks[k].kind, gr->types[k]);
     }
     reserve_prev_copies(p, v);
-    read_slots(p, v, t);
-    /* Expiry below W after the add and the query (t >= W): the add or the
-     * query has already moved each window to t, so expiring only drops old
-     * records — expiring first would move the window twice (to W, then t).
-     * Nothing expired is in (t - D, t], so no answer changes. */
-    for (uint32_t g = 0; g < e->ngroups; g++) win_expire(&key_wins(v)[g], p->wm);
+    for (uint32_t i = 0; i < e->nprev; i++) p->aggvals[e->prev_slots[i]] = prev_value(&key_prevs(e, v)[i], p);
     argenv.scratch_used = eval_features(p, fields, argenv.scratch_used);
     for (uint32_t i = 0; i < e->nprev; i++) {
         const expr_agg_t *a = &s->aggs.v[e->prev_slots[i]];

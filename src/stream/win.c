@@ -821,6 +821,39 @@ int win_query(win_t *w, int64_t t, const win_ask_t *asks, size_t nasks, agg_resu
     return 0;
 }
 
+int win_step(win_t *w, int64_t t, const win_val_t *v, const win_ask_t *asks, size_t nasks,
+             agg_result_t *out, int64_t wm)
+{
+    const win_conf_t *c = w->conf;
+    int rc = 0;
+    if (t < -WIN_TIME_LIMIT || t > WIN_TIME_LIMIT || (w->floor != WIN_NONE && t < w->floor)) {
+        rc = WEIR_ERANGE; /* what win_add and win_query say; nothing added */
+    } else {
+        if (v && (c->ids || isfinite(v->num))) {
+            uint64_t bits = c->ids ? v->id : bits_of(v->num);
+            if (c->every)
+                bk_add(w, t, bits);
+            else
+                ex_add(w, t, bits);
+        }
+        if (w->end == WIN_NONE || t > w->end) {
+            if (c->every)
+                bk_advance(w, t);
+            else
+                ex_advance(w, t);
+        }
+        if (t == w->end || (c->every && bucket_of(c, t) == bucket_of(c, w->end))) {
+            view_t vw;
+            view_running(w, &vw);
+            for (size_t i = 0; i < nasks; i++) answer(c, &vw, &asks[i], &out[i]);
+        } else {
+            rc = win_query(w, t, asks, nasks, out); /* below end: the general path */
+        }
+    }
+    win_expire(w, wm);
+    return rc;
+}
+
 int win_query1(win_t *w, int64_t t, agg_kind_t kind, double q, agg_result_t *out)
 {
     win_ask_t a = {kind, q};

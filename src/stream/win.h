@@ -160,6 +160,15 @@ int win_add(win_t *w, int64_t t, win_val_t v);
  * in the conf. */
 int win_query(win_t *w, int64_t t, const win_ask_t *asks, size_t nasks, agg_result_t *out);
 
+/* The engine's whole per-event step on one window, in one call: exactly
+ *     if (v) win_add(w, t, *v);  rc = win_query(w, t, asks, nasks, out);  win_expire(w, wm);
+ * (v NULL: nothing to add), returning rc, for asks the caller has checked
+ * against the conf (every kind in conf->kinds: not re-checked). An in-order
+ * event (t at or past end) takes the running state's answers without the
+ * separate calls' repeated checks. */
+int win_step(win_t *w, int64_t t, const win_val_t *v, const win_ask_t *asks, size_t nasks,
+             agg_result_t *out, int64_t wm);
+
 /* One aggregate (convenience over win_query). */
 int win_query1(win_t *w, int64_t t, agg_kind_t kind, double q, agg_result_t *out);
 
