@@ -2,7 +2,7 @@
  * `weir run` beside nginx; see the script for what it measures) with the
  * weir binary built next to this weir-bench. The script is found through
  * this file's own path in the source tree, so it runs from any build
- * directory; arguments after `http` are passed on (--json, --duration S,
+ * directory; arguments after `http` are passed on (--json, --duration S, --runs N,
  * --connections 1,8,64, --model FILE, --keep). */
 #include <errno.h>
 #include <limits.h>

@@ -432,14 +432,14 @@ int http_start(const http_config_t *cfg, http_handler_cb cb, http_route_cb route
     unsigned flags =
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     errno = 0;
-    h->d = MHD_start_daemon(
-        flags, cfg->port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(cfg->threads ? cfg->threads : 1),
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)cfg->idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h,
-        MHD_OPTION_END);
+    h->d = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR,
+                            (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+                            (unsigned int)(cfg->threads ? cfg->threads : 1),
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned int)cfg->idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+                            (unsigned int)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h, MHD_OPTION_END);
     if (!h->d) {
         int e = errno;
         weir_errf(err, errlen, WEIR_EIO, "cannot listen on %s:%u: %s", cfg->host,

@@ -28,13 +28,13 @@
 
 /* Stages of an event's path through the server (DESIGN.md data flow). */
 typedef enum metrics_stage {
-    METRICS_STAGE_DECODE,       /* JSON parse + schema decode of the request */
-    METRICS_STAGE_LOG_APPEND,   /* event log append (write to the OS) */
-    METRICS_STAGE_FEATURES,     /* state update + features (engine_part_event) */
-    METRICS_STAGE_MODEL,        /* model score, top contributions and the decision
-                                   rules (decide_event does all three in one call) */
-    METRICS_STAGE_DECISION_LOG, /* features text + decision record into its partition's batch */
-    METRICS_STAGE_TOTAL,        /* request received → response ready */
+    METRICS_STAGE_DECODE,         /* JSON parse + schema decode of the request */
+    METRICS_STAGE_LOG_APPEND,     /* event log append (write to the OS) */
+    METRICS_STAGE_FEATURES,       /* state update + features (engine_part_event) */
+    METRICS_STAGE_MODEL,          /* model score, top contributions and the decision
+                                     rules (decide_event does all three in one call) */
+    METRICS_STAGE_DECISION_LOG,   /* features text + decision record into its partition's batch */
+    METRICS_STAGE_TOTAL,          /* request received → response ready */
     METRICS_STAGE_DECISION_FLUSH, /* one batch of decisions appended to the decision log */
     METRICS_NSTAGES
 } metrics_stage_t;

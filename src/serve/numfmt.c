@@ -97,9 +97,7 @@ size_t numfmt_g17(char *out, double v)
     int e2;
     double f = frexp(a, &e2); /* a = f * 2^e2, 0.5 <= f < 1 */
     uint64_t m = (uint64_t)ldexp(f, 53);
-    int e = e2 - 53;
-    /* Drop trailing zero bits so the shift stays within the 128-bit product. */
-    while (e < -66 && !(m & 1)) m >>= 1, e++;
+    int e = e2 - 53;              /* -66 <= e <= 0 for 1e-4 <= a < 2^53 */
     int x = (int)floor(log10(a)); /* decimal exponent, maybe off by one */
     if (x < -4) x = -4;
     if (x > 15) x = 15;

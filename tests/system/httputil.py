@@ -75,6 +75,17 @@ class Server:
             time.sleep(0.02)
         raise AssertionError("weir run not ready after %ss" % timeout)
 
+    def has_line(self, text, timeout=10):
+        """Whether weir run printed a line containing text (waiting for it:
+        /readyz can answer before the reader thread has the "ready" line)."""
+        deadline = time.time() + timeout
+        while True:
+            if any(text in l for l in list(self.lines)):
+                return True
+            if time.time() >= deadline:
+                return False
+            time.sleep(0.01)
+
     def connection(self, timeout=30):
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 

@@ -246,7 +246,7 @@ def test_restart_rebuilds_state(weir_bin, run_weir, data_dir, tmp_path):
         assert srv.json("POST", "/v1/events/" + SOURCE, evs[:150])[1]["accepted"] == 150
         assert srv.stop() == 0
     with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
-        assert any("replayed 150 events" in l for l in srv.lines)
+        assert srv.has_line("replayed 150 events"), srv.lines
         served = {}
         for ev in evs[150:]:
             body = srv.json("POST", "/v1/score/" + SOURCE, ev)[1]

@@ -105,7 +105,7 @@ def test_kill_9_takes_the_buffered_decisions(weir_bin, run_weir, data_dir, tmp_p
     assert len(event_records(data_dir)) == 300
     assert len(decisions(data_dir)) == 0  # all of them were still buffered
     with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
-        assert any("decided 300 logged events" in l for l in srv.lines), srv.lines
+        assert srv.has_line("decided 300 logged events"), srv.lines
         assert srv.stop() == 0
     logged, seen = check_one_decision_per_event(data_dir)
     assert len(logged) == len(seen) == 300
@@ -141,13 +141,13 @@ def test_crash_between_event_and_decision_appends(weir_bin, run_weir, data_dir, 
         dropped += sum(b.count for b in batches[-3:])
         os.truncate(path, batches[-3].start)
     with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
-        assert any("decided %d logged events" % dropped in l for l in srv.lines), srv.lines
+        assert srv.has_line("decided %d logged events" % dropped), srv.lines
         assert srv.stop() == 0
     logged, seen = check_one_decision_per_event(data_dir)
     assert len(logged) == len(seen) == 400
     check_decisions_match_backfill(run_weir, data_dir, tmp_path, seen)
     # A second restart decides nothing more.
     with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
-        assert any("decided 0 logged events" in l for l in srv.lines)
+        assert srv.has_line("decided 0 logged events"), srv.lines
         assert srv.stop() == 0
     assert len(decisions(data_dir)) == 400

@@ -42,11 +42,31 @@ static void check_g17(double v)
 static void g17_matches_printf(void **state)
 {
     (void)state;
-    static const double fixed[] = {0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 1e-4, 9.9999999999999995e-05,
-                                   1e-5, 0.00012345, 1e15, 1e15 + 0.5, 1e16, 1e17, 9007199254740991.0,
-                                   9007199254740992.0, 9007199254740993.0, 123456789012345.67,
-                                   0.30000000000000004, 2.5, 99999999999999.99, 9.999999999999999,
-                                   1.7976931348623157e308, 4.9e-324, 2.2250738585072014e-308};
+    static const double fixed[] = {0.0,
+                                   -0.0,
+                                   1.0,
+                                   -1.0,
+                                   0.1,
+                                   0.5,
+                                   1e-4,
+                                   9.9999999999999995e-05,
+                                   1e-5,
+                                   0.00012345,
+                                   1e15,
+                                   1e15 + 0.5,
+                                   1e16,
+                                   1e17,
+                                   9007199254740991.0,
+                                   9007199254740992.0,
+                                   9007199254740993.0,
+                                   123456789012345.67,
+                                   0.30000000000000004,
+                                   2.5,
+                                   99999999999999.99,
+                                   9.999999999999999,
+                                   1.7976931348623157e308,
+                                   4.9e-324,
+                                   2.2250738585072014e-308};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
         check_g17(fixed[i]);
         check_g17(-fixed[i]);
@@ -59,11 +79,11 @@ static void g17_matches_printf(void **state)
         uint64_t bits = next_u64();
         double v;
         memcpy(&v, &bits, sizeof v);
-        check_g17(v); /* any pattern: mostly the printf fallback */
+        check_g17(v);                           /* any pattern: mostly the printf fallback */
         v = pow(10.0, -6.0 + 23.0 * uniform()); /* 1e-6 .. 1e17, log-uniform */
         check_g17(v);
         check_g17(-v);
-        check_g17(round(v * 100.0) / 100.0);        /* amounts */
+        check_g17(round(v * 100.0) / 100.0);            /* amounts */
         check_g17((double)(next_u64() % 100000) / 7.0); /* ratios */
         check_g17((double)(next_u64() >> (next_u64() % 64)));
     }
