@@ -85,6 +85,8 @@ struct engine_part {
     expr_value_t *features; /* per feature */
     expr_value_t *selvals;  /* on-close select values */
     agg_result_t *results;  /* per ask of the largest group */
+    win_val_t *in;          /* per group: this event's input to its window */
+    uint8_t *has_in;        /* per group: 0 if the input is null (not added) */
     weir_buf_t scratch;     /* lower() results */
     weir_buf_t prevcopy;    /* this event's copies of last(x) strings */
     cJSON *doc;             /* record path: the event being processed */
@@ -311,6 +313,8 @@ engine_part_t *engine_part_new(const engine_t *e, uint32_t part, const engine_si
         if (e->groups[g].nasks > nask) nask = e->groups[g].nasks;
     p->selvals = weir_calloc(nsel, sizeof *p->selvals);
     p->results = weir_calloc(nask, sizeof *p->results);
+    p->in = weir_calloc(e->ngroups + 1, sizeof *p->in);
+    p->has_in = weir_calloc(e->ngroups + 1, sizeof *p->has_in);
     p->st.watermark = INT64_MIN;
     return p;
 }
@@ -325,6 +329,8 @@ void engine_part_free(engine_part_t *p)
     weir_free(p->features);
     weir_free(p->selvals);
     weir_free(p->results);
+    weir_free(p->in);
+    weir_free(p->has_in);
     buf_free(&p->scratch);
     buf_free(&p->prevcopy);
     cJSON_Delete(p->doc);
@@ -468,18 +474,29 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     }
 
     p->st.events++;
+    /* The key's slot is a cache miss at a million keys: ask for it first,
+     * and do the work that needs no state (the windows' inputs) meanwhile. */
+    uint64_t h = keymap_hash(key.ptr, key.len);
+    keymap_prefetch(&p->km, h);
     advance(p, t);
     /* Windows the new watermark closes go out before a TTL reset of this
      * very key (in keymap_put) could drop them. */
     close_due(p);
-    int created;
-    void *v = keymap_put(&p->km, key.ptr, key.len, cutoff_of(p), key_release, p, &created);
-    if (created || !*key_inited(e, v)) key_init(e, v);
-    keymap_touch(v, t);
     /* Aggregate arguments may call lower(): they share the event's scratch
-     * with the features, each in its own part of it (see size_scratch). */
+     * with the features, each in its own part of it (see size_scratch). They
+     * read the event's fields only (expr.h), so they can go before the key's
+     * state is at hand. */
     size_scratch(p, fields);
     expr_env_t argenv = {.fields = fields, .scratch = p->scratch.data, .scratch_cap = p->scratch.cap};
+    for (uint32_t g = 0; g < e->ngroups; g++) {
+        expr_value_t x = expr_int(0); /* count(): every event counts */
+        if (e->groups[g].arg) expr_eval(e->groups[g].arg, &argenv, &x);
+        p->has_in[g] = (uint8_t)aggval_from_value(&x, &p->in[g]);
+    }
+    int created;
+    void *v = keymap_put_hashed(&p->km, h, key.ptr, key.len, cutoff_of(p), key_release, p, &created);
+    if (created || !*key_inited(e, v)) key_init(e, v);
+    keymap_touch(v, t);
     /* Per window: add, query as of t, then expire below W (win_step). The
      * expiry comes after the add and the query (t >= W): they have already
      * moved the window to t, so expiring only drops old records — expiring
@@ -487,11 +504,8 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
      * in (t - D, t], so no answer changes. */
     for (uint32_t g = 0; g < e->ngroups; g++) {
         const group_t *gr = &e->groups[g];
-        expr_value_t x = expr_int(0); /* count(): every event counts */
-        if (gr->arg) expr_eval(gr->arg, &argenv, &x);
-        win_val_t wv;
-        int has = aggval_from_value(&x, &wv);
-        win_step(&key_wins(v)[g], t, has ? &wv : NULL, gr->asks, gr->nasks, p->results, p->wm);
+        win_step(&key_wins(v)[g], t, p->has_in[g] ? &p->in[g] : NULL, gr->asks, gr->nasks, p->results,
+                 p->wm);
         for (uint32_t k = 0; k < gr->nasks; k++)
             p->aggvals[gr->slots[k]] = aggval_to_value_fast(&p->results[k], gr->asks[k].kind, gr->types[k]);
     }

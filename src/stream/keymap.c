@@ -238,12 +238,22 @@ static void reset_value(keymap_t *km, keymap_entry_t *e, keymap_free_cb cb, void
     e->newest = INT64_MIN;
 }
 
+uint64_t keymap_hash(const void *key, size_t klen)
+{
+    return weir_hash64(key, klen);
+}
+
 void *keymap_put(keymap_t *km, const void *key, size_t klen, int64_t cutoff, keymap_free_cb cb,
                  void *arg, int *created)
 {
+    return keymap_put_hashed(km, weir_hash64(key, klen), key, klen, cutoff, cb, arg, created);
+}
+
+void *keymap_put_hashed(keymap_t *km, uint64_t h, const void *key, size_t klen, int64_t cutoff,
+                        keymap_free_cb cb, void *arg, int *created)
+{
     weir_assert(klen <= KEYMAP_MAX_KEY);
     migrate(km, KEYMAP_MIGRATE_STEP);
-    uint64_t h = weir_hash64(key, klen);
     keymap_entry_t *e = NULL;
     keymap_slot_t *slot = NULL;
     int64_t i = table_find(km, &km->cur, h, key, klen, 0);

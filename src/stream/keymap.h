@@ -93,6 +93,21 @@ void *keymap_get(keymap_t *km, const void *key, size_t klen);
 void *keymap_put(keymap_t *km, const void *key, size_t klen, int64_t cutoff, keymap_free_cb cb,
                  void *arg, int *created);
 
+/* The hash of key that lookups use (XXH64). */
+uint64_t keymap_hash(const void *key, size_t klen);
+
+/* Asks for the cache line where the lookup of a key with hash h starts. A
+ * caller with other work to do before keymap_put_hashed (at a million keys
+ * the slot is a cache miss) lets the two overlap. */
+static inline void keymap_prefetch(const keymap_t *km, uint64_t h)
+{
+    if (km->cur.cap) __builtin_prefetch(&km->cur.slots[(uint32_t)h & (km->cur.cap - 1)]);
+}
+
+/* keymap_put for h = keymap_hash(key, klen). */
+void *keymap_put_hashed(keymap_t *km, uint64_t h, const void *key, size_t klen, int64_t cutoff,
+                        keymap_free_cb cb, void *arg, int *created);
+
 /* Deletes key (cb on its value first); returns 1 if it was there. */
 int keymap_del(keymap_t *km, const void *key, size_t klen, keymap_free_cb cb, void *arg);
 

@@ -146,6 +146,39 @@ static void test_millions(void **state)
 }
 
 /* Random interleaving of put/get/del against a shadow array. */
+/* keymap_put_hashed with keymap_hash is keymap_put: the same entries are
+ * found by get and put, across a resize, with a prefetch before each. */
+static void test_put_hashed(void **state)
+{
+    (void)state;
+    size_t base = weir_alloc_used();
+    keymap_t km;
+    keymap_init(&km, sizeof(val_t));
+    char k[64];
+    for (uint32_t i = 0; i < 5000; i++) {
+        int len = keyname(k, i), created;
+        uint64_t h = keymap_hash(k, (size_t)len);
+        keymap_prefetch(&km, h);
+        val_t *v = keymap_put_hashed(&km, h, k, (size_t)len, INT64_MIN, NULL, NULL, &created);
+        assert_int_equal(created, 1);
+        v->id = i;
+    }
+    for (uint32_t i = 0; i < 5000; i++) {
+        int len = keyname(k, i), created;
+        val_t *v = keymap_put(&km, k, (size_t)len, INT64_MIN, NULL, NULL, &created);
+        assert_int_equal(created, 0);
+        assert_int_equal(v->id, i);
+        assert_ptr_equal(keymap_get(&km, k, (size_t)len), v);
+        keymap_prefetch(&km, keymap_hash(k, (size_t)len));
+        assert_ptr_equal(keymap_put_hashed(&km, keymap_hash(k, (size_t)len), k, (size_t)len,
+                                           INT64_MIN, NULL, NULL, &created), v);
+        assert_int_equal(created, 0);
+    }
+    assert_int_equal(keymap_count(&km), 5000);
+    keymap_free(&km, NULL, NULL);
+    assert_int_equal(weir_alloc_used(), base);
+}
+
 static void test_random_ops(void **state)
 {
     (void)state;
@@ -325,6 +358,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_millions),
+        cmocka_unit_test(test_put_hashed),
         cmocka_unit_test(test_random_ops),
         cmocka_unit_test(test_ttl),
         cmocka_unit_test(test_encode),
