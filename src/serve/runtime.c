@@ -453,6 +453,9 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
             metrics_add(&ms->accepted, 1);
             if (res.late) metrics_add(&ms->late, 1);
             metrics_decision(&rt->m, d.rule);
+            if (d.emit)
+                outputs_emit(rt->out, d.emit, p->id, first + i, evs[i].key, d.decision, d.rule, d.score,
+                             evs[i].raw);
             int64_t mt =
                 res.watermark == INT64_MIN ? INT64_MIN : res.watermark + rt->pl.src->lateness_ms;
             if (mt > atomic_load_explicit(&p->max_time, memory_order_relaxed))
@@ -595,6 +598,16 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     buf_reset(&p->feat);
     runtime_features_json(rt->pl.spec, res->features, &p->feat);
     decision_record(p, offset, res->key, res, &d, (weir_slice_t){p->feat.data, p->feat.len});
+    /* An emit of a re-decided event may have gone out before the crash took
+     * its decision: emitted outputs are at-least-once across crashes. */
+    if (d.emit && res->json) {
+        char *raw = cJSON_PrintUnformatted(res->json);
+        if (raw) {
+            outputs_emit(rt->out, d.emit, p->id, offset, res->key, d.decision, d.rule, d.score,
+                         (weir_slice_t){raw, strlen(raw)});
+            free(raw);
+        }
+    }
     metrics_add(&rt->m.redecided, 1);
     metrics_decision(&rt->m, d.rule);
     if (p->ndpend >= DECISION_BATCH_MAX || p->dbuf.len >= DECISION_BATCH_BYTES)
