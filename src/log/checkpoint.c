@@ -20,6 +20,7 @@
 #include "base/clock.h"
 #include "base/crc32c.h"
 #include "base/error.h"
+#include "base/fileio.h"
 
 #define PART_MAGIC    0x504b4357u /* "WCKP" little-endian */
 #define PART_VERSION  1
@@ -109,43 +110,6 @@ static void step(ckpt_store_t *s, const char *kind, const char *path)
                 path);
         _exit(137);
     }
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static ssize_t read_at(int fd, void *buf, size_t want, uint64_t pos)
-{
-    size_t got = 0;
-    while (got < want) {
-        ssize_t n = pread(fd, (char *)buf + got, want - got, (off_t)(pos + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return -1;
-        if (n == 0) break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
-static int fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc;
 }
 
 /* Removes directory path and the files in it (not counted as steps: used
@@ -252,7 +216,7 @@ int ckpt_store_open(const char *datadir, int flags, ckpt_store_t **out, char *er
         goto fail;
     }
     if (mkdir(s->dir, 0755) == 0) {
-        fsync_path(datadir);
+        weir_fsync_dir(datadir);
     } else if (errno != EEXIST) {
         rc = weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", s->dir, strerror(errno));
         goto fail;
@@ -282,7 +246,7 @@ int ckpt_store_open(const char *datadir, int flags, ckpt_store_t **out, char *er
     }
     weir_free(left);
     if (rc) goto fail;
-    if (nleft) fsync_path(s->dir);
+    if (nleft) weir_fsync_dir(s->dir);
     const char *crash = getenv("WEIR_CKPT_CRASH_AT");
     if (crash && *crash) s->crash_at = strtoull(crash, NULL, 10);
     *out = s;
@@ -456,7 +420,7 @@ uint64_t ckpt_writer_id(const ckpt_writer_t *w)
 static int pw_flush(ckpt_part_writer_t *pw, char *err, size_t errlen)
 {
     if (!pw->blen) return 0;
-    if (write_all(pw->fd, pw->buf, pw->blen) != 0)
+    if (weir_write_all(pw->fd, pw->buf, pw->blen) != 0)
         return weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", pw->path, strerror(errno));
     pw->blen = 0;
     step(pw->w->s, "write", pw->path);
@@ -612,7 +576,7 @@ int ckpt_write_part_end(ckpt_part_writer_t *pw, char *err, size_t errlen)
         memcpy(pw->buf + pw->blen, t, tail);
         pw->blen += tail;
     } else if ((rc = pw_flush(pw, err, errlen)) == 0) {
-        if (write_all(pw->fd, t, tail) != 0)
+        if (weir_write_all(pw->fd, t, tail) != 0)
             rc = weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", pw->path, strerror(errno));
         else
             step(w->s, "write", pw->path);
@@ -704,7 +668,7 @@ int ckpt_writer_commit(ckpt_writer_t *w, char *err, size_t errlen)
     char *final = ckpt_path(s->dir, w->id, "");
     int renamed = 0;
     int fd = open(mpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0 || write_all(fd, m.data, m.len) != 0) {
+    if (fd < 0 || weir_write_all(fd, m.data, m.len) != 0) {
         rc = weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", mpath, strerror(errno));
         goto out;
     }
@@ -714,7 +678,7 @@ int ckpt_writer_commit(ckpt_writer_t *w, char *err, size_t errlen)
         goto out;
     }
     step(s, "fsync", mpath);
-    if (fsync_path(w->tmpdir) != 0) {
+    if (weir_fsync_dir(w->tmpdir) != 0) {
         rc = weir_errf(err, errlen, WEIR_EIO, "cannot fsync %s: %s", w->tmpdir, strerror(errno));
         goto out;
     }
@@ -729,7 +693,7 @@ int ckpt_writer_commit(ckpt_writer_t *w, char *err, size_t errlen)
     mark_verified(s, w->id);
     /* A failure now leaves the checkpoint visible, maybe not durable: the
      * rename cannot be undone safely, but the caller must know. */
-    if (fsync_path(s->dir) != 0)
+    if (weir_fsync_dir(s->dir) != 0)
         rc = weir_errf(err, errlen, WEIR_EIO,
                        "checkpoint %" PRIu64 " is in place but fsync of %s failed: %s", w->id,
                        s->dir, strerror(errno));
@@ -1219,12 +1183,12 @@ static int check_part(const char *dir, const ckpt_part_info_t *pi, int full, map
          * manifest's size (>= 52, checked at parse) is the file's. */
         uint8_t tr[CKPT_PART_TRAILER_SIZE], h[CKPT_PART_HEADER_SIZE];
         uint64_t size = (uint64_t)st.st_size;
-        if (read_at(fd, tr, sizeof tr, size - sizeof tr) != (ssize_t)sizeof tr ||
-            read_at(fd, h, sizeof h, 0) != (ssize_t)sizeof h)
+        if (weir_read_at(fd, tr, sizeof tr, size - sizeof tr) != (ssize_t)sizeof tr ||
+            weir_read_at(fd, h, sizeof h, 0) != (ssize_t)sizeof h)
             goto read_error;
         if ((rc = frame_trailer(tr, size, &f, path, err, errlen))) goto out;
         tail = weir_malloc(size - f.data_end);
-        if (read_at(fd, tail, size - f.data_end, f.data_end) != (ssize_t)(size - f.data_end))
+        if (weir_read_at(fd, tail, size - f.data_end, f.data_end) != (ssize_t)(size - f.data_end))
             goto read_error;
         if ((rc = frame_table(tail, &f, path, err, errlen))) goto out;
         if ((rc = frame_header(h, &f, path, err, errlen))) goto out;
@@ -1284,7 +1248,7 @@ static int read_manifest(ckpt_info_t *info, char *err, size_t errlen)
     }
     size_t n = (size_t)st.st_size;
     buf = weir_malloc(n ? n : 1);
-    if (read_at(fd, buf, n, 0) != (ssize_t)n) {
+    if (weir_read_at(fd, buf, n, 0) != (ssize_t)n) {
         rc = weir_errf(err, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(errno));
         goto out;
     }
@@ -1436,7 +1400,7 @@ static int remove_ckpt(ckpt_store_t *s, uint64_t id, char *err, size_t errlen)
         goto out;
     }
     step(s, "rename", to);
-    if (fsync_path(s->dir) != 0) {
+    if (weir_fsync_dir(s->dir) != 0) {
         rc = weir_errf(err, errlen, WEIR_EIO, "cannot fsync %s: %s", s->dir, strerror(errno));
         goto out;
     }

@@ -15,19 +15,11 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/fileio.h"
 
 static int64_t now_ms(const log_config_t *cfg)
 {
     return cfg->now_ms ? cfg->now_ms(cfg->now_ctx) : weir_wall_ms();
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
 }
 
 static log_segment_t *seg_push(log_part_t *p, uint64_t base)
@@ -182,7 +174,7 @@ static int create_segment(log_part_t *p, uint64_t base, char *err, size_t errlen
     }
     s->fd = fd;
     /* The new file's name must be durable before a durable ack points into it. */
-    if (fsync_dir(p->dir) != 0)
+    if (weir_fsync_dir(p->dir) != 0)
         return weir_errf(err, errlen, WEIR_EIO, "fsync %s: %s", p->dir, strerror(errno));
     return 0;
 }
@@ -320,18 +312,6 @@ static int roll(log_part_t *p, char *err, size_t errlen)
     return rc;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Deletes closed segments past the limits. Caller holds mu. */
 static int retain_locked(log_part_t *p)
 {
@@ -396,7 +376,7 @@ int log_append(log_part_t *p, const log_rec_t *recs, size_t n, log_ack_t ack, we
     }
     info.base = s->next;
     batch_set_base(scratch->data, info.base);
-    if (write_all(s->fd, scratch->data, scratch->len) != 0) {
+    if (weir_write_all(s->fd, scratch->data, scratch->len) != 0) {
         rc = weir_errf(err, errlen, WEIR_EIO, "write %s: %s", s->path, strerror(errno));
         /* A partial write leaves bytes that recovery will treat as a torn
          * tail; trying to continue after them would put later batches

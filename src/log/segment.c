@@ -13,6 +13,7 @@
 #include "base/alloc.h"
 #include "base/crc32c.h"
 #include "base/error.h"
+#include "base/fileio.h"
 
 #define SCAN_CHUNK (1u << 20)
 
@@ -63,20 +64,6 @@ void seg_account(log_segment_t *s, const batch_info_t *b, uint32_t interval)
     s->next = b->base + b->count;
 }
 
-/* Reads up to want bytes at pos, retrying short reads. Returns bytes read. */
-static ssize_t read_at(int fd, void *buf, size_t want, uint64_t pos)
-{
-    size_t got = 0;
-    while (got < want) {
-        ssize_t n = pread(fd, (char *)buf + got, want - got, (off_t)(pos + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return -1;
-        if (n == 0) break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
 int seg_scan_file(int fd, uint64_t base, log_segment_t *s, uint32_t interval, seg_scan_t *out,
                   char *err, size_t errlen)
 {
@@ -116,7 +103,7 @@ int seg_scan_file(int fd, uint64_t base, log_segment_t *s, uint32_t interval, se
             }
             size_t want = cap - have;
             if (want > left - have) want = (size_t)(left - have);
-            ssize_t n = read_at(fd, buf + have, want, pos + have);
+            ssize_t n = weir_read_at(fd, buf + have, want, pos + have);
             if (n < 0) {
                 rc = weir_errf(err, errlen, WEIR_EIO, "read at %" PRIu64 ": %s", pos + have,
                                strerror(errno));
@@ -156,7 +143,7 @@ int seg_valid_batch_after(int fd, uint64_t from, uint64_t file_size)
     if (file_size <= from + 1) return 0;
     size_t len = (size_t)(file_size - from - 1);
     unsigned char *buf = weir_malloc(len);
-    ssize_t n = read_at(fd, buf, len, from + 1);
+    ssize_t n = weir_read_at(fd, buf, len, from + 1);
     int found = 0;
     if (n < 0) {
         found = WEIR_EIO;
@@ -196,7 +183,7 @@ int seg_index_load(log_segment_t *s, char *why, size_t whylen)
         goto out;
     }
     raw = weir_malloc((size_t)st.st_size);
-    if (read_at(fd, raw, (size_t)st.st_size, 0) != st.st_size) {
+    if (weir_read_at(fd, raw, (size_t)st.st_size, 0) != st.st_size) {
         rc = weir_errf(why, whylen, WEIR_EIO, "short read of index");
         goto out;
     }
@@ -224,12 +211,12 @@ int seg_index_load(log_segment_t *s, char *why, size_t whylen)
     unsigned char hdr[BATCH_HEADER_SIZE];
     int sfd = ok ? open(s->path, O_RDONLY | O_CLOEXEC) : -1;
     if (ok) {
-        ok = sfd >= 0 && read_at(sfd, hdr, sizeof hdr, e[n - 2].pos) == sizeof hdr &&
+        ok = sfd >= 0 && weir_read_at(sfd, hdr, sizeof hdr, e[n - 2].pos) == sizeof hdr &&
              batch_peek(hdr, sizeof hdr, &last) == BATCH_OK && last.base == s->base + e[n - 2].rel &&
              e[n - 2].pos + (uint64_t)last.size <= end->pos;
     }
     if (ok) {
-        ok = read_at(sfd, hdr, sizeof hdr, 0) == sizeof hdr &&
+        ok = weir_read_at(sfd, hdr, sizeof hdr, 0) == sizeof hdr &&
              batch_peek(hdr, sizeof hdr, &first) == BATCH_OK && first.base == s->base;
     }
     if (sfd >= 0) close(sfd);
