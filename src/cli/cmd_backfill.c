@@ -213,7 +213,7 @@ int cmd_backfill(int argc, char **argv)
             for (uint32_t p = 0; p < pl.nparts && rc == 0; p++)
                 if (pipeline_replay(&pl, p, write_row, &bf, report_bad, &bad, err, sizeof err) != 0)
                     rc = cli_fail(prefix, "%s", err);
-            int wr = fflush(bf.out);
+            int wr = fflush(bf.out) | ferror(bf.out);
             if (bf.out != stdout && fclose(bf.out) != 0) wr = -1;
             if (rc == 0 && wr != 0) rc = cli_fail(prefix, "writing %s failed: %s", outpath, strerror(errno));
             if (rc == 0 && bf.out != stdout)

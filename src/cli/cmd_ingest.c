@@ -25,6 +25,7 @@
 
 #define INGEST_MAX_LINE (1u << 20)
 #define INGEST_BATCH 1024 /* events per partition per log batch */
+#define INGEST_BATCH_BYTES (16u << 20) /* bytes of a partition's pending batch */
 
 static const char ingest_usage[] =
     "usage: weir ingest SPEC --data DIR [--source NAME] [--ack written|durable] < NDJSON\n"
@@ -187,9 +188,14 @@ int cmd_ingest(int argc, char **argv)
         char keytmp[32];
         weir_slice_t key = engine_event_key(pl->src, fields, keytmp);
         uint32_t p = (uint32_t)(weir_hash64(key.ptr, key.len) % pl->nparts);
+        /* A batch is at most INGEST_BATCH events and INGEST_BATCH_BYTES
+         * (well under the log's 64 MiB batch limit, with 1 MiB lines). */
+        if (in.pend[p].data.len + (size_t)len + key.len > INGEST_BATCH_BYTES &&
+            flush_partition(&in, p, now, err, sizeof err) != 0)
+            rc = cli_fail(prefix, "%s", err);
         pending_add(&in.pend[p], s, (size_t)len, key); /* key may point into doc */
         cJSON_Delete(doc);
-        if (in.pend[p].n >= INGEST_BATCH && flush_partition(&in, p, now, err, sizeof err) != 0)
+        if (rc == 0 && in.pend[p].n >= INGEST_BATCH && flush_partition(&in, p, now, err, sizeof err) != 0)
             rc = cli_fail(prefix, "%s", err);
         if ((lineno & 0xffff) == 0) now = weir_wall_ms();
     }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,7 +22,7 @@ struct outputs {
     weir_buf_t emit_line;
     weir_buf_t line;
     uint64_t windows, lates;
-    int failed;
+    atomic_int failed; /* set by writers under either lock */
 };
 
 static FILE *open_output(const char *dir, const char *name, char *err, size_t errlen)

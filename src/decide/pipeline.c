@@ -2,6 +2,7 @@
 #include "decide/pipeline.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,10 @@ int pipeline_replay(pipeline_t *pl, uint32_t part, pipeline_row_cb row, void *ct
         /* Retention deleted the start: replay what is stored, and say so. */
         log_part_stat_t st;
         log_part_stat(log_topic_part(pl->topic, part), &st);
+        fprintf(stderr,
+                "weir: partition %u: the log starts at offset %" PRIu64
+                " (retention deleted the rest); state is rebuilt from there\n",
+                part, st.start_offset);
         rc = log_reader_open(log_topic_part(pl->topic, part), st.start_offset, &r, err, errlen);
     }
     if (rc) return rc;
@@ -92,7 +97,11 @@ int pipeline_replay(pipeline_t *pl, uint32_t part, pipeline_row_cb row, void *ct
             }
             continue;
         }
-        if (k == 1 && row && row(ctx, part, rec.offset, &res) != 0) break;
+        if (k == 1 && row && row(ctx, part, rec.offset, &res) != 0) {
+            n = weir_errf(err, errlen, WEIR_EIO, "partition %u offset %" PRIu64 ": writing the row failed",
+                          part, rec.offset);
+            break;
+        }
     }
     log_reader_close(r);
     return n < 0 ? n : 0;

@@ -594,20 +594,14 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     /* Logged, never decided: a crash came between the two appends (or took
      * the buffered batch). */
     decision_t d;
-    decide_one(rt, p, res, 4096, 0, &d);
+    decide_one(rt, p, res, res->raw.len, 0, &d);
     buf_reset(&p->feat);
     runtime_features_json(rt->pl.spec, res->features, &p->feat);
     decision_record(p, offset, res->key, res, &d, (weir_slice_t){p->feat.data, p->feat.len});
     /* An emit of a re-decided event may have gone out before the crash took
      * its decision: emitted outputs are at-least-once across crashes. */
-    if (d.emit && res->json) {
-        char *raw = cJSON_PrintUnformatted(res->json);
-        if (raw) {
-            outputs_emit(rt->out, d.emit, p->id, offset, res->key, d.decision, d.rule, d.score,
-                         (weir_slice_t){raw, strlen(raw)});
-            free(raw);
-        }
-    }
+    if (d.emit)
+        outputs_emit(rt->out, d.emit, p->id, offset, res->key, d.decision, d.rule, d.score, res->raw);
     metrics_add(&rt->m.redecided, 1);
     metrics_decision(&rt->m, d.rule);
     if (p->ndpend >= DECISION_BATCH_MAX || p->dbuf.len >= DECISION_BATCH_BYTES)

@@ -102,6 +102,11 @@ int spec_decode_event(const spec_source_t *src, const cJSON *obj, expr_value_t *
     const spec_field_t *key = &src->fields[src->key_slot];
     if (fields[src->key_slot].type == EXPR_NULL)
         return weir_errf(err, errlen, WEIR_EINVAL, "missing key field '%s'", key->name);
+    /* The log keeps a record's key with it and refuses keys over 64 KiB:
+     * refuse them here, at the edge, before anything is appended. */
+    if (fields[src->key_slot].type == EXPR_STRING && fields[src->key_slot].as.s.len > SPEC_MAX_KEY)
+        return weir_errf(err, errlen, WEIR_EINVAL, "key field '%s' is longer than %d bytes", key->name,
+                         SPEC_MAX_KEY);
     const spec_field_t *time = &src->fields[src->time_slot];
     if (fields[src->time_slot].type == EXPR_NULL)
         return weir_errf(err, errlen, WEIR_EINVAL, "missing time field '%s'", time->name);

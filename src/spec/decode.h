@@ -23,6 +23,8 @@
 
 #include "spec/spec.h"
 
+#define SPEC_MAX_KEY 65536 /* bytes of an entity key (the log's record key limit) */
+
 /* Converts one JSON value to field f's type into *out. Returns 0, or
  * WEIR_EINVAL with err = "field 'amount': expected a float, got a string". */
 int spec_decode_value(const spec_field_t *f, const cJSON *j, expr_value_t *out, char *err,

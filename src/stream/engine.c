@@ -405,12 +405,14 @@ static void reserve_prev_copies(engine_part_t *p, void *v)
 }
 
 /* Fills the aggregate slots of key value v (NULL: an absent key) as of time t. */
-static void read_slots(engine_part_t *p, void *v, int64_t t)
+static void read_slots(engine_part_t *p, void *v, int64_t t, int peek)
 {
     const engine_t *e = p->e;
     for (uint32_t g = 0; g < e->ngroups; g++) {
         const group_t *gr = &e->groups[g];
-        if (v) {
+        if (v && peek) {
+            win_peek(&key_wins(v)[g], t, gr->asks, gr->nasks, p->results);
+        } else if (v) {
             win_query(&key_wins(v)[g], t, gr->asks, gr->nasks, p->results);
         } else {
             for (uint32_t k = 0; k < gr->nasks; k++) p->results[k] = (agg_result_t){1, 0, 0};
@@ -420,6 +422,27 @@ static void read_slots(engine_part_t *p, void *v, int64_t t)
     }
     for (uint32_t i = 0; i < e->nprev; i++)
         p->aggvals[e->prev_slots[i]] = v ? prev_value(&key_prevs(e, v)[i], p) : expr_null();
+}
+
+static size_t eval_features(engine_part_t *p, const expr_value_t *fields, size_t scratch_at);
+
+/* The features of `key` as of time t without applying anything: a stale
+ * key counts as absent. `logged`: the read is in the log (a late event), so
+ * it may expire old records, as its replay will; otherwise (a GET) the
+ * windows are only peeked at. Returns the key's value or NULL. */
+static void *features_as_of(engine_part_t *p, weir_slice_t key, int64_t t,
+                            const expr_value_t *fields, int logged)
+{
+    const engine_t *e = p->e;
+    void *v = keymap_get(&p->km, key.ptr, key.len);
+    if (v && (!*key_inited(e, v) || keymap_newest(v) < cutoff_of(p))) v = NULL;
+    if (v && logged)
+        for (uint32_t g = 0; g < e->ngroups; g++) win_expire(&key_wins(v)[g], p->wm);
+    reserve_prev_copies(p, v);
+    read_slots(p, v, t, !logged);
+    size_scratch(p, fields);
+    eval_features(p, fields, 0);
+    return v;
 }
 
 /* Evaluates the features; lower() results go to the scratch from byte
@@ -455,18 +478,12 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     res->key = key;
     res->fields = fields;
     res->features = p->features;
+    res->raw = raw;
 
     if (p->wm != INT64_MIN && t < p->wm) {
         /* Late: read-only, as of the watermark. */
         p->st.late++;
-        void *v = keymap_get(&p->km, key.ptr, key.len);
-        if (v && (!*key_inited(e, v) || keymap_newest(v) < cutoff_of(p))) v = NULL;
-        if (v)
-            for (uint32_t g = 0; g < e->ngroups; g++) win_expire(&key_wins(v)[g], p->wm);
-        reserve_prev_copies(p, v);
-        read_slots(p, v, p->wm);
-        size_scratch(p, fields);
-        eval_features(p, fields, 0);
+        features_as_of(p, key, p->wm, fields, 1);
         res->late = 1;
         res->watermark = p->wm;
         if (p->sink.late) p->sink.late(p->sink.ctx, p->part, offset, key, t, p->wm, raw);
@@ -530,16 +547,9 @@ int engine_part_lookup(engine_part_t *p, weir_slice_t key, engine_result_t *res)
     const engine_t *e = p->e;
     memset(res, 0, sizeof *res);
     for (uint32_t i = 0; i < e->src->nfields; i++) p->fields[i] = expr_null();
-    buf_reset(&p->prevcopy);
-    void *v = keymap_get(&p->km, key.ptr, key.len);
-    if (v && (!*key_inited(e, v) || keymap_newest(v) < cutoff_of(p))) v = NULL;
     int64_t t = p->max_time == INT64_MIN ? 0 : p->max_time;
-    if (v)
-        for (uint32_t g = 0; g < e->ngroups; g++) win_expire(&key_wins(v)[g], p->wm);
-    reserve_prev_copies(p, v);
-    read_slots(p, v, t);
-    size_scratch(p, p->fields);
-    eval_features(p, p->fields, 0);
+    /* Not logged: must leave the state exactly as it was (principle 2). */
+    void *v = features_as_of(p, key, t, p->fields, 0);
     res->time = t;
     res->watermark = p->wm;
     res->key = key;

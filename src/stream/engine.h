@@ -70,6 +70,7 @@ typedef struct engine_result {
     const expr_value_t *fields; /* the decoded event, by field slot */
     const expr_value_t *features; /* by feature index (declared order) */
     const struct cJSON *json;     /* the event's JSON (record path), else NULL */
+    weir_slice_t raw;             /* the event as logged */
 } engine_result_t;
 
 /* Processes one decoded event (fields by the source's slots; key and time

@@ -854,6 +854,33 @@ int win_step(win_t *w, int64_t t, const win_val_t *v, const win_ask_t *asks, siz
     return rc;
 }
 
+int win_peek(win_t *w, int64_t t, const win_ask_t *asks, size_t nasks, agg_result_t *out)
+{
+    const win_conf_t *c = w->conf;
+    if (t < -WIN_TIME_LIMIT || t > WIN_TIME_LIMIT) return WEIR_ERANGE;
+    if (w->floor != WIN_NONE && t < w->floor) return WEIR_ERANGE;
+    for (size_t i = 0; i < nasks; i++)
+        if ((unsigned)asks[i].kind >= AGG_NKINDS || !(c->kinds & AGG_BIT(asks[i].kind)))
+            return WEIR_EINVAL;
+    /* Always the recompute from the stored items: the running state (and
+     * its occasional recompute) is only ever moved by logged events. */
+    uint32_t a, b;
+    if (c->every) {
+        int64_t bt = bucket_of(c, t);
+        a = ring_upper(&w->items, 0, bt - c->nbuckets);
+        b = ring_upper(&w->items, a, bt);
+    } else {
+        a = ring_upper(&w->items, 0, t - c->range);
+        b = ring_upper(&w->items, a, t);
+    }
+    view_t v;
+    scratch_t s;
+    view_range(w, a, b, &v, &s);
+    for (size_t i = 0; i < nasks; i++) answer(c, &v, &asks[i], &out[i]);
+    scratch_free(&s);
+    return 0;
+}
+
 int win_query1(win_t *w, int64_t t, agg_kind_t kind, double q, agg_result_t *out)
 {
     win_ask_t a = {kind, q};

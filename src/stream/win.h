@@ -169,6 +169,11 @@ int win_query(win_t *w, int64_t t, const win_ask_t *asks, size_t nasks, agg_resu
 int win_step(win_t *w, int64_t t, const win_val_t *v, const win_ask_t *asks, size_t nasks,
              agg_result_t *out, int64_t wm);
 
+/* As win_query, but changes nothing in the window (not even the running
+ * state a query may advance): for reads that are not in the log, such as
+ * GET /v1/features, which must not make later results depend on them. */
+int win_peek(win_t *w, int64_t t, const win_ask_t *asks, size_t nasks, agg_result_t *out);
+
 /* One aggregate (convenience over win_query). */
 int win_query1(win_t *w, int64_t t, agg_kind_t kind, double q, agg_result_t *out);
 
