@@ -186,7 +186,7 @@ int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *fe
         weir_assert(nout <= SPEC_MAX_SCORES); /* checked when the model was loaded */
         model_predict_row(m, x, outs, 0);
         scores_of(m, outs, nout, out);
-        out->model_version = model_slot_version(d->slot) + 1;
+        out->model_version = model_version(m);
         if (want_contribs) top_contribs(d, m, x, out);
         if (x != xs) weir_free(x);
         model_slot_exit(d->slot, ticket);

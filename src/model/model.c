@@ -39,6 +39,7 @@ struct weir_model {
     atomic_uint refs;
     model_desc_t d;
     uint32_t groups;
+    uint64_t version; /* set once by the slot before the model is published */
 };
 
 void model_desc_clear(model_desc_t *d)
@@ -375,6 +376,7 @@ struct model_slot {
 model_slot_t *model_slot_new(weir_model_t *m)
 {
     model_slot_t *s = weir_calloc(1, sizeof *s);
+    if (m) m->version = 1;
     atomic_init(&s->cur, m);
     atomic_init(&s->epoch, 0);
     atomic_init(&s->readers[0], 0);
@@ -414,6 +416,9 @@ void model_slot_exit(model_slot_t *s, uint32_t ticket)
 void model_slot_swap(model_slot_t *s, weir_model_t *m)
 {
     pthread_mutex_lock(&s->swap_lock);
+    /* The version travels with the model, so a scoring that got the new
+     * model reports the new version even while the swap still waits. */
+    if (m) m->version = atomic_load(&s->version) + 2;
     weir_model_t *old = atomic_exchange(&s->cur, m);
     uint64_t e = atomic_load(&s->epoch);
     atomic_store(&s->epoch, e + 1);
@@ -421,6 +426,11 @@ void model_slot_swap(model_slot_t *s, weir_model_t *m)
     atomic_fetch_add(&s->version, 1);
     pthread_mutex_unlock(&s->swap_lock);
     model_release(old);
+}
+
+uint64_t model_version(const weir_model_t *m)
+{
+    return m->version;
 }
 
 uint64_t model_slot_version(const model_slot_t *s)

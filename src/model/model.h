@@ -128,6 +128,10 @@ void model_slot_exit(model_slot_t *s, uint32_t ticket);
  * swaps are serialized. */
 void model_slot_swap(model_slot_t *s, weir_model_t *m);
 
+/* The version a slot gave m: 1 for the slot's first model, then 2, 3, ...
+ * per swap (0 for a model never put in a slot). */
+uint64_t model_version(const weir_model_t *m);
+
 /* Number of completed swaps (tests, metrics). */
 uint64_t model_slot_version(const model_slot_t *s);
 

@@ -131,7 +131,13 @@ static void retain_outlives_slot(void **state)
     (void)state;
     weir_model_t *m = versioned(7);
     model_slot_t *s = model_slot_new(model_retain(m));
+    assert_int_equal(model_version(m), 1);
     model_slot_swap(s, versioned(8));
+    /* The version travels with the model: whoever scored with it knows it. */
+    uint32_t ticket;
+    const weir_model_t *now = model_slot_enter(s, &ticket);
+    assert_int_equal(model_version(now), 2);
+    model_slot_exit(s, ticket);
     double x = 0, out;
     model_predict_row(m, &x, &out, 0); /* our own reference keeps it alive */
     assert_true(out == 7);
