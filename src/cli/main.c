@@ -11,7 +11,7 @@ static const cli_verb_t verbs[] = {
     {"backfill", cmd_backfill, "replay the log through the engine: point-in-time features per event"},
     {"demo", cmd_demo, "the fraud example end to end: generate, serve, score over HTTP, summarise"},
     {"gen", cmd_gen, "realistic synthetic events (fraud, clicks) as NDJSON, with labels"},
-    {"bench", cmd_bench, "benchmarks beside their baselines (log)"},
+    {"bench", cmd_bench, "benchmarks beside their baselines (log, model, pipeline, http)"},
     {"run", cmd_run, "serve a pipeline over HTTP: score, events, features, metrics, dashboard"},
     {"model", cmd_model, "load a model, describe it, score a file of rows with it, time it"},
     {"checkpoint", cmd_checkpoint, "list the checkpoints of a data directory with offsets and sizes; verify them"},
