@@ -779,14 +779,36 @@ static void scratch_free(scratch_t *s)
     qsketch_free(&s->qs);
 }
 
-int win_query(win_t *w, int64_t t, const win_ask_t *asks, size_t nasks, agg_result_t *out)
+/* The checks every query makes: a time the window can answer, kinds it keeps. */
+static int query_ok(const win_t *w, int64_t t, const win_ask_t *asks, size_t nasks)
 {
-    const win_conf_t *c = w->conf;
     if (t < -WIN_TIME_LIMIT || t > WIN_TIME_LIMIT) return WEIR_ERANGE;
     if (w->floor != WIN_NONE && t < w->floor) return WEIR_ERANGE;
     for (size_t i = 0; i < nasks; i++)
-        if ((unsigned)asks[i].kind >= AGG_NKINDS || !(c->kinds & AGG_BIT(asks[i].kind)))
+        if ((unsigned)asks[i].kind >= AGG_NKINDS || !(w->conf->kinds & AGG_BIT(asks[i].kind)))
             return WEIR_EINVAL;
+    return 0;
+}
+
+/* The stored items [*a, *b) that make up the window as of t. */
+static void query_range(win_t *w, int64_t t, uint32_t *a, uint32_t *b)
+{
+    const win_conf_t *c = w->conf;
+    if (c->every) {
+        int64_t bt = bucket_of(c, t);
+        *a = ring_upper(&w->items, 0, bt - c->nbuckets);
+        *b = ring_upper(&w->items, *a, bt);
+    } else {
+        *a = ring_upper(&w->items, 0, t - c->range);
+        *b = ring_upper(&w->items, *a, t);
+    }
+}
+
+int win_query(win_t *w, int64_t t, const win_ask_t *asks, size_t nasks, agg_result_t *out)
+{
+    const win_conf_t *c = w->conf;
+    int rc = query_ok(w, t, asks, nasks);
+    if (rc) return rc;
     if (w->end == WIN_NONE || t > w->end) {
         if (c->every)
             bk_advance(w, t);
@@ -801,14 +823,7 @@ int win_query(win_t *w, int64_t t, const win_ask_t *asks, size_t nasks, agg_resu
         return 0;
     }
     uint32_t a, b;
-    if (c->every) {
-        int64_t bt = bucket_of(c, t);
-        a = ring_upper(&w->items, 0, bt - c->nbuckets);
-        b = ring_upper(&w->items, a, bt);
-    } else {
-        a = ring_upper(&w->items, 0, t - c->range);
-        b = ring_upper(&w->items, a, t);
-    }
+    query_range(w, t, &a, &b);
     scratch_t s;
     uint32_t asked = 0;
     for (size_t i = 0; i < nasks; i++) asked |= AGG_BIT(asks[i].kind);
@@ -857,22 +872,12 @@ int win_step(win_t *w, int64_t t, const win_val_t *v, const win_ask_t *asks, siz
 int win_peek(win_t *w, int64_t t, const win_ask_t *asks, size_t nasks, agg_result_t *out)
 {
     const win_conf_t *c = w->conf;
-    if (t < -WIN_TIME_LIMIT || t > WIN_TIME_LIMIT) return WEIR_ERANGE;
-    if (w->floor != WIN_NONE && t < w->floor) return WEIR_ERANGE;
-    for (size_t i = 0; i < nasks; i++)
-        if ((unsigned)asks[i].kind >= AGG_NKINDS || !(c->kinds & AGG_BIT(asks[i].kind)))
-            return WEIR_EINVAL;
+    int rc = query_ok(w, t, asks, nasks);
+    if (rc) return rc;
     /* Always the recompute from the stored items: the running state (and
      * its occasional recompute) is only ever moved by logged events. */
     uint32_t a, b;
-    if (c->every) {
-        int64_t bt = bucket_of(c, t);
-        a = ring_upper(&w->items, 0, bt - c->nbuckets);
-        b = ring_upper(&w->items, a, bt);
-    } else {
-        a = ring_upper(&w->items, 0, t - c->range);
-        b = ring_upper(&w->items, a, t);
-    }
+    query_range(w, t, &a, &b);
     view_t v;
     scratch_t s;
     view_range(w, a, b, &v, &s);
