@@ -11,6 +11,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/intmath.h"
 #include "cli/cli.h"
 #include "model/model.h"
 #include "model/model_data.h"
@@ -263,12 +264,6 @@ static int model_predict_cmd(int argc, char **argv)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static int model_bench_cmd(int argc, char **argv)
 {
     const char *prefix = "weir model bench";
@@ -312,7 +307,7 @@ static int model_bench_cmd(int argc, char **argv)
         lat[i] = weir_mono_ns() - t0;
         sink += out[0];
     }
-    qsort(lat, o.calls, sizeof *lat, cmp_u64);
+    qsort(lat, o.calls, sizeof *lat, weir_cmp_u64);
     double best = 1e300;
     for (int rep = 0; rep < 5; rep++) {
         uint64_t t0 = weir_mono_ns();

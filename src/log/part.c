@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/fileio.h"
+#include "base/intmath.h"
 
 static int64_t now_ms(const log_config_t *cfg)
 {
@@ -35,12 +36,6 @@ static log_segment_t *seg_push(log_part_t *p, uint64_t base)
     s->fd = -1;
     s->path = seg_path(p->dir, base, ".seg");
     return s;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
 }
 
 int part_list_segments(const char *dir, int cleanup, uint64_t **bases, uint32_t *n, char *err,
@@ -76,7 +71,7 @@ int part_list_segments(const char *dir, int cleanup, uint64_t **bases, uint32_t 
         }
     }
     closedir(d);
-    if (cnt) qsort(v, cnt, sizeof *v, cmp_u64);
+    if (cnt) qsort(v, cnt, sizeof *v, weir_cmp_u64);
     *bases = v;
     *n = cnt;
     return 0;

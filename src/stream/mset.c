@@ -6,6 +6,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "base/intmath.h"
 #include "stream/codec.h"
 
 static inline uint32_t *counts(const mset_t *s)
@@ -143,12 +144,6 @@ uint64_t mset_id_of_double(double d)
     return v;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* In id order, so that equal sets encode to equal bytes whatever their
  * table's history (checkpoints are then deterministic). */
 void mset_encode(const mset_t *s, weir_buf_t *b)
@@ -162,7 +157,7 @@ void mset_encode(const mset_t *s, weir_buf_t *b)
         pairs[2 * k] = id;
         pairs[2 * k + 1] = n;
     }
-    qsort(pairs, s->size, 2 * sizeof(uint64_t), cmp_u64);
+    qsort(pairs, s->size, 2 * sizeof(uint64_t), weir_cmp_u64);
     for (k = 0; k < s->size; k++) {
         codec_put_u64(b, pairs[2 * k]);
         codec_put_u(b, pairs[2 * k + 1]);

@@ -7,6 +7,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "base/intmath.h"
 #include "stream/agg.h"
 #include "stream/aggval.h"
 #include "stream/mset.h"
@@ -49,12 +50,6 @@ struct oc_timers {
     size_t n, cap;
     char *popped; /* key of the last popped timer, freed at the next pop */
 };
-
-static int64_t floordiv(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
 
 /* ---- timers --------------------------------------------------------------- */
 
@@ -204,12 +199,12 @@ void oc_add(oc_key_t **state, const spec_aggregate_t *agg, uint32_t ai, weir_sli
 
     switch (agg->window) {
     case SPEC_WINDOW_TUMBLING: {
-        int64_t start = floordiv(t, agg->size_ms) * agg->size_ms;
+        int64_t start = weir_floordiv(t, agg->size_ms) * agg->size_ms;
         if (!win_open(k, start)) win_register(k, start, start + agg->size_ms, key, ai, timers);
         break;
     }
     case SPEC_WINDOW_HOPPING: {
-        for (int64_t n = floordiv(t - agg->size_ms, agg->every_ms) + 1; n <= floordiv(t, agg->every_ms); n++) {
+        for (int64_t n = weir_floordiv(t - agg->size_ms, agg->every_ms) + 1; n <= weir_floordiv(t, agg->every_ms); n++) {
             int64_t start = n * agg->every_ms;
             if (!win_open(k, start)) win_register(k, start, start + agg->size_ms, key, ai, timers);
         }
@@ -217,12 +212,6 @@ void oc_add(oc_key_t **state, const spec_aggregate_t *agg, uint32_t ai, weir_sli
     }
     case SPEC_WINDOW_SESSION: add_session(k, t, agg->gap_ms, key, ai, timers); break;
     }
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
 }
 
 /* Computes slot i over events [lo, hi) of k. */
@@ -286,7 +275,7 @@ static agg_result_t compute_slot(const oc_key_t *k, uint32_t lo, uint32_t hi, ui
         for (uint32_t j = lo; j < hi; j++)
             if (!(EV(k, j)->nulls & bit))
                 ids[m++] = is_id ? EV(k, j)->v[i].id : mset_id_of_double(EV(k, j)->v[i].num);
-        qsort(ids, m, sizeof *ids, cmp_u64);
+        qsort(ids, m, sizeof *ids, weir_cmp_u64);
         size_t u = 0;
         for (size_t j = 0; j < m; j++) u += j == 0 || ids[j] != ids[j - 1];
         weir_free(ids);

@@ -35,6 +35,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "base/intmath.h"
 #include "stream/codec.h"
 
 #define F(r, off, type) ((type *)((unsigned char *)(r) + (off)))
@@ -84,15 +85,9 @@ static inline uint64_t id_of(const win_conf_t *c, uint64_t bits)
     return c->ids ? bits : mset_id_of_double(num_of(bits));
 }
 
-static inline int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 static inline int64_t bucket_of(const win_conf_t *c, int64_t t)
 {
-    return floor_div(t, c->every);
+    return weir_floordiv(t, c->every);
 }
 
 /* ---- configuration ---------------------------------------------------- */
@@ -632,6 +627,21 @@ static void recompute_moments(win_t *w)
     m->fresh = 1;
 }
 
+/* first/last of a view over the non-empty items [a, b): by time, ties by
+ * add order, which is the items' order. */
+static void view_ends(win_t *w, uint32_t a, uint32_t b, view_t *v)
+{
+    const win_conf_t *c = w->conf;
+    if (c->every) {
+        void *f = ring_at(&w->items, a), *l = ring_at(&w->items, b - 1);
+        if (c->off_first) v->first = F(f, c->off_first + 8, uint64_t)[0];
+        if (c->off_last) v->last = F(l, c->off_last + 8, uint64_t)[0];
+    } else {
+        v->first = ev_bits(w, a);
+        v->last = ev_bits(w, b - 1);
+    }
+}
+
 static void view_running(win_t *w, view_t *v)
 {
     const win_conf_t *c = w->conf;
@@ -646,16 +656,7 @@ static void view_running(win_t *w, view_t *v)
         v->has_min = mono_best(&w_mm(w)[0], &v->mn);
         v->has_max = mono_best(&w_mm(w)[1], &v->mx);
     }
-    if (w->n && (c->kinds & (AGG_BIT(AGG_FIRST) | AGG_BIT(AGG_LAST)))) {
-        if (c->every) {
-            void *f = ring_at(&w->items, w->lo), *l = ring_at(&w->items, w->items.len - 1);
-            if (c->off_first) v->first = F(f, c->off_first + 8, uint64_t)[0];
-            if (c->off_last) v->last = F(l, c->off_last + 8, uint64_t)[0];
-        } else {
-            v->first = ev_bits(w, w->lo);
-            v->last = ev_bits(w, w->items.len - 1);
-        }
-    }
+    if (w->n && (c->kinds & (AGG_BIT(AGG_FIRST) | AGG_BIT(AGG_LAST)))) view_ends(w, w->lo, w->items.len, v);
     if (w_ids(w)) v->distinct = c->every || w->ids_on ? mset_size(w_ids(w)) : ids_count_small(w);
     v->qs = w_qs(w);
 }
@@ -709,16 +710,7 @@ static void view_range(win_t *w, uint32_t a, uint32_t b, view_t *v, scratch_t *s
             if (w_qs(w)) qsketch_add(&s->qs, x);
         }
     }
-    if (v->n) {
-        if (c->every) {
-            void *f = ring_at(&w->items, a), *l = ring_at(&w->items, b - 1);
-            if (c->off_first) v->first = F(f, c->off_first + 8, uint64_t)[0];
-            if (c->off_last) v->last = F(l, c->off_last + 8, uint64_t)[0];
-        } else {
-            v->first = ev_bits(w, a);
-            v->last = ev_bits(w, b - 1);
-        }
-    }
+    if (v->n) view_ends(w, a, b, v);
     v->mom = &s->mom;
     v->distinct = mset_size(&s->ids);
     v->qs = &s->qs;
@@ -758,16 +750,7 @@ static int view_delta(win_t *w, uint32_t a, uint32_t b, uint32_t asked, view_t *
     }
     if (w_mom(w) && !agg_moments_trusted(&s->mom, asked, c->every ? (int64_t)(b - a) : v->n))
         return 0;
-    if (v->n) {
-        if (c->every) {
-            void *f = ring_at(&w->items, a), *l = ring_at(&w->items, b - 1);
-            if (c->off_first) v->first = F(f, c->off_first + 8, uint64_t)[0];
-            if (c->off_last) v->last = F(l, c->off_last + 8, uint64_t)[0];
-        } else {
-            v->first = ev_bits(w, a);
-            v->last = ev_bits(w, b - 1);
-        }
-    }
+    if (v->n) view_ends(w, a, b, v);
     v->mom = &s->mom;
     v->qs = &s->qs;
     return 1;
@@ -1139,7 +1122,7 @@ int win_decode(win_t *w, const win_conf_t *c, const void *data, size_t len, size
     w->floor = floor;
     int64_t prev = 0, split = 0; /* no records without an end */
     if (end != WIN_NONE) split = c->every ? bucket_of(c, end) - c->nbuckets : end - c->range;
-    int64_t min_idx = c->every ? floor_div(-WIN_TIME_LIMIT, c->every) : 0;
+    int64_t min_idx = c->every ? weir_floordiv(-WIN_TIME_LIMIT, c->every) : 0;
     for (uint64_t i = 0; i < n; i++) {
         int64_t key;
         if (i == 0) {
