@@ -37,3 +37,31 @@ def predict(model, input_path, *flags):
     out = weir("model", "predict", model, "--input", input_path, *flags).stdout
     rows = [list(map(float, line.split("\t"))) for line in out.splitlines()]
     return np.array(rows, dtype=np.float64)
+
+
+# Synthetic training data shared by the XGBoost parity tests: a known
+# function of a few features, noise, optional NaNs and categorical columns.
+N_TRAIN, N_TEST, N_FEAT = 1500, 1000, 8
+
+
+def make_data(seed, nan_frac=0.0, n=N_TRAIN + N_TEST, nfeat=N_FEAT, cat_cols=()):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, nfeat)) * rng.uniform(0.5, 100, size=nfeat)
+    for c in cat_cols:
+        X[:, c] = rng.integers(0, 12, size=n)
+    if nan_frac:
+        X[rng.random(X.shape) < nan_frac] = np.nan
+    z = np.nan_to_num(X[:, 0] / 50) + np.nan_to_num(X[:, 1] / 100) ** 2 - np.nan_to_num(X[:, 2] / 80)
+    for c in cat_cols:
+        z += np.isin(X[:, c], [1, 4, 7, 9]) * 1.5
+    return X, z, rng
+
+
+def labels(objective, z, rng):
+    if objective.startswith("binary") or objective == "reg:logistic":
+        return (z + rng.normal(scale=0.5, size=z.shape) > 0).astype(float)
+    if objective.startswith("multi"):
+        return np.digitize(z + rng.normal(scale=0.3, size=z.shape), [-1, 0, 1]).astype(float)
+    if objective == "count:poisson":
+        return rng.poisson(np.exp(np.clip(z, -3, 3)))
+    return 50 * z + rng.normal(size=z.shape)

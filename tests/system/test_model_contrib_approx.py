@@ -14,34 +14,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from modelutil import TESTDATA, predict, write_csv
-
-N_TRAIN, N_TEST, N_FEAT = 1500, 1000, 8
-
-
-def make_data(seed, nan_frac, cat_cols=()):
-    rng = np.random.default_rng(seed)
-    n = N_TRAIN + N_TEST
-    X = rng.normal(size=(n, N_FEAT)) * rng.uniform(0.5, 100, size=N_FEAT)
-    for c in cat_cols:
-        X[:, c] = rng.integers(0, 12, size=n)
-    if nan_frac:
-        X[rng.random(X.shape) < nan_frac] = np.nan
-    z = np.nan_to_num(X[:, 0] / 50) + np.nan_to_num(X[:, 1] / 100) ** 2 - np.nan_to_num(X[:, 2] / 80)
-    for c in cat_cols:
-        z += np.isin(X[:, c], [1, 4, 7, 9]) * 1.5
-    return X, z, rng
-
-
-def labels(objective, z, rng):
-    if objective.startswith("binary"):
-        return (z + rng.normal(scale=0.5, size=z.shape) > 0).astype(float)
-    if objective.startswith("multi"):
-        return np.digitize(z + rng.normal(scale=0.3, size=z.shape), [-1, 0, 1]).astype(float)
-    if objective == "count:poisson":
-        return rng.poisson(np.exp(np.clip(z, -3, 3)))
-    return 50 * z + rng.normal(size=z.shape)
-
+from modelutil import N_FEAT, N_TEST, N_TRAIN, TESTDATA, labels, make_data, predict, write_csv
 
 CASES = [
     # id, params, rounds, nan_frac, categorical columns
@@ -74,7 +47,7 @@ def add_up(contrib, margin):
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_xgboost_approx_contrib_parity(case, tmp_path):
     name, params, rounds, nan_frac, cats = case
-    X, z, rng = make_data(zlib.crc32(name.encode()) % 1000, nan_frac, cats)
+    X, z, rng = make_data(zlib.crc32(name.encode()) % 1000, nan_frac, cat_cols=cats)
     y = labels(params["objective"], z, rng)
     ft = ["c" if i in cats else "q" for i in range(N_FEAT)] if cats else None
     dtrain = xgb.DMatrix(X[:N_TRAIN], y[:N_TRAIN], feature_types=ft, enable_categorical=bool(cats))
