@@ -337,7 +337,8 @@ static int compile_node(loader_t *L, const ynode_t *n, const expr_scope_t *scope
 
 static const char *const top_keys[] = {"pipeline",  "partitions", "sources",
                                        "features",  "aggregates", "model",
-                                       "decisions", "patterns",   NULL};
+                                       "decisions", "patterns",   "checkpoint_interval",
+                                       "guarantee", NULL};
 
 static int load_pipeline(loader_t *L, const ynode_t *root)
 {
@@ -368,6 +369,27 @@ static int load_pipeline(loader_t *L, const ynode_t *root)
     }
     if (v < 1 || v > SPEC_MAX_PARTITIONS) return fail(L, n, bad, SPEC_MAX_PARTITIONS, Q(n));
     L->spec->partitions = (uint32_t)v;
+    return 0;
+}
+
+/* checkpoint_interval (default 10 s) and guarantee (default exactly_once):
+ * what DESIGN.md "Guarantees" promises for each is in spec.h. */
+static int load_recovery(loader_t *L, const ynode_t *root)
+{
+    L->spec->checkpoint_interval_ms = SPEC_CHECKPOINT_INTERVAL_DEFAULT_MS;
+    L->spec->guarantee = SPEC_EXACTLY_ONCE;
+    const ynode_t *n = ynode_get(root, "checkpoint_interval");
+    if (n && parse_duration_node(L, n, "checkpoint_interval", 1, &L->spec->checkpoint_interval_ms))
+        return L->rc;
+    n = ynode_get(root, "guarantee");
+    if (!n) return 0;
+    if (want_scalar(L, n, "guarantee")) return L->rc;
+    if (n->len == 12 && memcmp(n->value, "exactly_once", 12) == 0)
+        L->spec->guarantee = SPEC_EXACTLY_ONCE;
+    else if (n->len == 13 && memcmp(n->value, "at_least_once", 13) == 0)
+        L->spec->guarantee = SPEC_AT_LEAST_ONCE;
+    else
+        return fail(L, n, "guarantee must be exactly_once or at_least_once, got '%.*s'", Q(n));
     return 0;
 }
 
@@ -952,13 +974,14 @@ static int load_root(loader_t *L, const ynode_t *root)
             return fail(L, k, "patterns are not supported yet");
     }
     if (check_keys(L, root, top_keys, "the spec",
-                   "pipeline, partitions, sources, features, aggregates, model or decisions"))
+                   "pipeline, partitions, sources, features, aggregates, model, decisions, "
+                   "checkpoint_interval or guarantee"))
         return L->rc;
     static const char *const required[] = {"pipeline", "sources"};
     for (size_t i = 0; i < 2; i++)
         if (!ynode_get(root, required[i]))
             return fail(L, root, "missing required key '%s'", required[i]);
-    if (load_pipeline(L, root) || load_sources(L, root) || load_features(L, root) ||
+    if (load_pipeline(L, root) || load_recovery(L, root) || load_sources(L, root) || load_features(L, root) ||
         load_model(L, root) || load_decisions(L, root) || load_aggregates(L, root))
         return L->rc;
     return 0;

@@ -134,10 +134,23 @@ typedef struct spec_aggregate {
     spec_pos_t pos;
 } spec_aggregate_t;
 
+/* DESIGN.md "Guarantees". Under both, keyed state is exactly-once: it is
+ * rebuilt from the log, from a checkpoint's offsets on.
+ *   exactly_once: recovery reads the decision log and does not decide an
+ *     event twice; a checkpoint writes the buffered decisions first, so the
+ *     decision log always covers the checkpoint's offsets.
+ *   at_least_once: a checkpoint does not wait for buffered decisions and
+ *     recovery does not read the decision log: decisions (and emits) of the
+ *     events after the checkpoint are made again — some twice, none lost. */
+typedef enum spec_guarantee { SPEC_EXACTLY_ONCE = 0, SPEC_AT_LEAST_ONCE = 1 } spec_guarantee_t;
+#define SPEC_CHECKPOINT_INTERVAL_DEFAULT_MS 10000
+
 typedef struct spec {
     char *file; /* the path given to spec_load, for messages */
     char *pipeline;
     uint32_t partitions; /* default 1 */
+    int64_t checkpoint_interval_ms; /* 0: only at shutdown */
+    spec_guarantee_t guarantee;
     spec_source_t *sources;
     uint32_t nsources;        /* exactly 1 for now */
     spec_feature_t *features; /* declared order: the order of output columns */
