@@ -68,9 +68,19 @@ int pipeline_replay(pipeline_t *pl, uint32_t part, pipeline_row_cb row, void *ct
                     void (*bad)(void *ctx, const char *why), uint64_t *bad_count, char *err,
                     size_t errlen)
 {
+    return pipeline_replay_from(pl, part, 0, row, ctx, bad, bad_count, err, errlen);
+}
+
+int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_row_cb row,
+                         void *ctx, void (*bad)(void *ctx, const char *why), uint64_t *bad_count,
+                         char *err, size_t errlen)
+{
     log_reader_t *r;
-    int rc = log_reader_open(log_topic_part(pl->topic, part), 0, &r, err, errlen);
-    if (rc == WEIR_ERANGE) {
+    log_part_stat_t end;
+    log_part_stat(log_topic_part(pl->topic, part), &end);
+    if (from > 0 && from == end.next_offset) return 0; /* a checkpoint at the end: nothing to read */
+    int rc = log_reader_open(log_topic_part(pl->topic, part), from, &r, err, errlen);
+    if (rc == WEIR_ERANGE && from == 0) {
         /* Retention deleted the start: replay what is stored, and say so. */
         log_part_stat_t st;
         log_part_stat(log_topic_part(pl->topic, part), &st);

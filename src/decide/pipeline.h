@@ -40,6 +40,12 @@ int pipeline_replay(pipeline_t *pl, uint32_t part, pipeline_row_cb row, void *ct
                     void (*bad)(void *ctx, const char *why), uint64_t *bad_count, char *err,
                     size_t errlen);
 
+/* As pipeline_replay, from offset `from` (a checkpoint's): the engine
+ * partition holds the state of everything before it. */
+int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_row_cb row,
+                         void *ctx, void (*bad)(void *ctx, const char *why), uint64_t *bad_count,
+                         char *err, size_t errlen);
+
 /* Parses a time argument: epoch milliseconds or RFC 3339. */
 int pipeline_parse_time(const char *s, int64_t *out);
 

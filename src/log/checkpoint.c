@@ -288,6 +288,16 @@ uint64_t ckpt_store_steps(const ckpt_store_t *s)
     return atomic_load(&((ckpt_store_t *)s)->steps);
 }
 
+void ckpt_store_add_steps(ckpt_store_t *s, uint64_t n)
+{
+    atomic_fetch_add(&s->steps, n);
+}
+
+uint64_t ckpt_store_crash_at(const ckpt_store_t *s)
+{
+    return s->crash_at;
+}
+
 /* --- writing ------------------------------------------------------------ */
 
 struct ckpt_writer {

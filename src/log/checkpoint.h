@@ -141,6 +141,12 @@ typedef void (*ckpt_fault_cb)(void *ctx, uint64_t step, const char *kind, const 
 void ckpt_store_set_fault_hook(ckpt_store_t *s, ckpt_fault_cb cb, void *ctx);
 /* Steps taken so far by this handle. */
 uint64_t ckpt_store_steps(const ckpt_store_t *s);
+/* Counts n steps taken on this handle's behalf by a forked child (whose
+ * counter the parent does not see), so WEIR_CKPT_CRASH_AT keeps counting
+ * across checkpoints written by children. */
+void ckpt_store_add_steps(ckpt_store_t *s, uint64_t n);
+/* WEIR_CKPT_CRASH_AT as read at open (0: off), for a child's own hook. */
+uint64_t ckpt_store_crash_at(const ckpt_store_t *s);
 
 /* --- writing ------------------------------------------------------------ */
 

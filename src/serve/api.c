@@ -126,6 +126,10 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
                       expr_value_t *fields, char *why, size_t whylen)
 {
     const cJSON *obj = parsed;
+    /* The direct decoder takes what it can prove it decodes exactly as the
+     * tree below does (decode.h); everything else, errors included, is
+     * decided and worded by cJSON and spec_decode_event. */
+    if (!obj && spec_decode_text(src, text.ptr, text.len, fields) == 0) return -1;
     if (!obj) {
         const char *end = NULL;
         *doc = cJSON_ParseWithLengthOpts(text.ptr, text.len, &end, 0);
@@ -480,6 +484,18 @@ static void handle_reload(api_t *a, const http_req_t *req, http_resp_t *resp)
     buf_appendf(&resp->body, "{\"reloaded\":true,\"model\":%" PRIu64 "}\n", v);
 }
 
+static void handle_checkpoint(api_t *a, const http_req_t *req, http_resp_t *resp)
+{
+    if (!want_post(req, resp)) return;
+    char err[1024];
+    if (!runtime_ready(a->rt)) {
+        http_error(resp, 503, "not_ready", "the log is being replayed");
+        return;
+    }
+    if (runtime_checkpoint(a->rt, &resp->body, err, sizeof err) != 0)
+        http_error(resp, 500, "checkpoint_failed", "%s", err);
+}
+
 void api_handle(void *ctx, const http_req_t *req, http_resp_t *resp)
 {
     api_t *a = ctx;
@@ -491,6 +507,7 @@ void api_handle(void *ctx, const http_req_t *req, http_resp_t *resp)
     if (has_prefix(p, "/v1/features/"))
         return handle_features(a, req, resp, p + strlen("/v1/features/"));
     if (!strcmp(p, "/v1/admin/reload")) return handle_reload(a, req, resp);
+    if (!strcmp(p, "/v1/admin/checkpoint")) return handle_checkpoint(a, req, resp);
     if (!strcmp(p, "/metrics")) {
         if (!want_get(req, resp)) return;
         resp->content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -64,7 +64,9 @@
 #include "base/hash.h"
 #include "decide/outputs.h"
 #include "decide/pipeline.h"
+#include "serve/checkpointer.h"
 #include "serve/numfmt.h"
+#include "stream/engine_state.h"
 
 #define STATS_EVERY_MS       2000      /* engine_part_stats walks every key: not per scrape */
 #define DECISION_BATCH_MAX   1024      /* buffered decisions that force a write */
@@ -100,6 +102,9 @@ typedef struct rt_part {
     _Atomic int64_t last_ms;  /* wall clock of the last append */
     engine_stats_t stats;     /* cached for /metrics */
     int64_t stats_ms;
+    /* recovery */
+    int64_t decided;    /* input offset of the last decision in the decision log, -1: none */
+    uint64_t from;      /* replay starts here: the restored checkpoint's offset, else 0 */
 } rt_part_t;
 
 struct runtime {
@@ -127,6 +132,11 @@ struct runtime {
     _Atomic int recover_rc;
     char recover_err[1024];
     pthread_mutex_t err_lock;
+    const ckpt_t *restoring; /* the checkpoint being decoded by the recovery threads */
+    uint64_t recovered_from;  /* its id, 0 = none */
+    double recovery_s;
+    /* checkpoints */
+    checkpointer_t *ckptr;
 };
 
 /* ---- sinks: outputs are shared by all partitions ---- */
@@ -150,6 +160,10 @@ static void sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t ke
 }
 
 /* ---- open / close ---- */
+
+static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, char *err, size_t errlen);
+static void ckpt_thaw(void *ctx);
+static const engine_part_t *ckpt_part_state(void *ctx, uint32_t i);
 
 int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t errlen)
 {
@@ -192,6 +206,12 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
         p->max_time = INT64_MIN;
         p->last_ms = weir_wall_ms();
     }
+    ckptr_source_t cs = {rt->nparts, s->pipeline, engine_fingerprint(rt->pl.engine), ckpt_freeze,
+                         ckpt_thaw, ckpt_part_state, rt};
+    if ((rc = checkpointer_open(cfg->datadir, &cs, &rt->ckptr, err, errlen)) != 0) {
+        runtime_close(rt, NULL, 0);
+        return rc;
+    }
     *out = rt;
     return 0;
 fail:
@@ -214,7 +234,20 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
         pthread_mutex_unlock(&rt->flush_lock);
         pthread_join(rt->flusher, NULL);
     }
-    int rc = outputs_close(rt->out, err, errlen);
+    int rc = 0;
+    if (rt->ckptr && runtime_ready(rt)) {
+        /* The checkpoint at clean shutdown: the next start replays nothing. */
+        ckptr_result_t res;
+        char cerr[1024];
+        if (checkpointer_take(rt->ckptr, &res, cerr, sizeof cerr) != 0)
+            fprintf(stderr, "weir run: shutdown %s\n", cerr);
+        else
+            fprintf(stderr, "weir run: checkpoint %" PRIu64 " written at shutdown (%" PRIu64 " bytes)\n",
+                    res.id, res.bytes);
+    }
+    checkpointer_close(rt->ckptr);
+    rt->ckptr = NULL;
+    if (rt->out) rc = outputs_close(rt->out, err, errlen);
     for (uint32_t i = 0; i < rt->nparts; i++) {
         rt_part_t *p = &rt->parts[i];
         pthread_mutex_lock(&p->lock);
@@ -617,11 +650,14 @@ static void replay_bad(void *ctx, const char *why)
 
 static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
 {
-    replay_ctx_t c = {.rt = rt, .p = p};
-    int rc = last_decided(p, &c.decided, err, errlen);
-    if (rc) return rc;
+    replay_ctx_t c = {.rt = rt, .p = p, .decided = p->decided};
+    /* at_least_once: the events after the checkpoint are decided again,
+     * whether or not their decisions made it to the log (spec.h). */
+    if (rt->pl.spec->guarantee == SPEC_AT_LEAST_ONCE && rt->recovered_from)
+        c.decided = (int64_t)p->from - 1;
     pthread_mutex_lock(&p->lock);
-    rc = pipeline_replay(&rt->pl, p->id, replay_row, &c, replay_bad, NULL, err, errlen);
+    int rc = pipeline_replay_from(&rt->pl, p->id, p->from, replay_row, &c, replay_bad, NULL, err,
+                                  errlen);
     if (rc == 0 && flush_decisions(rt, p) != 0) rc = p->dfail;
     if (p->dfail) rc = weir_errf(err, errlen, p->dfail, "%s", p->dfail_err);
     /* From now on the outputs get what the engine emits (what replay
@@ -634,14 +670,35 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     return rc;
 }
 
+/* Decodes partition p's state from the checkpoint being restored. */
+static int restore_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
+{
+    const ckpt_part_t *cp = ckpt_part(rt->restoring, p->id);
+    int rc = engine_part_decode(p->engine, cp->blob.ptr, cp->blob.len, err, errlen);
+    if (rc) return weir_errf(err, errlen, rc, "partition %u: %s", p->id, err);
+    engine_stats_t st;
+    engine_part_stats(p->engine, &st);
+    p->max_time = st.watermark == INT64_MIN ? INT64_MIN : st.watermark + rt->pl.src->lateness_ms;
+    p->from = cp->log_offset;
+    return 0;
+}
+
+/* The work of one recovery thread: partitions taken from a shared counter. */
+typedef int (*part_job_fn)(runtime_t *rt, rt_part_t *p, char *err, size_t errlen);
+typedef struct part_jobs {
+    runtime_t *rt;
+    part_job_fn fn;
+} part_jobs_t;
+
 static void *recover_main(void *arg)
 {
-    runtime_t *rt = arg;
+    part_jobs_t *jobs = arg;
+    runtime_t *rt = jobs->rt;
     uint32_t i;
     char err[1024];
     while ((i = atomic_fetch_add(&rt->next_part, 1)) < rt->nparts &&
            atomic_load(&rt->recover_rc) == 0) {
-        int rc = recover_part(rt, &rt->parts[i], err, sizeof err);
+        int rc = jobs->fn(rt, &rt->parts[i], err, sizeof err);
         if (rc) {
             pthread_mutex_lock(&rt->err_lock);
             if (atomic_load(&rt->recover_rc) == 0) {
@@ -681,23 +738,175 @@ static void *flusher_main(void *arg)
     return NULL;
 }
 
-int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
+/* Runs fn over every partition on `threads` threads; the first error wins. */
+static int for_each_part(runtime_t *rt, unsigned threads, part_job_fn fn, char *err, size_t errlen)
 {
     if (threads == 0) threads = 1;
     if (threads > rt->nparts) threads = rt->nparts;
+    part_jobs_t jobs = {rt, fn};
+    atomic_store(&rt->next_part, 0);
+    atomic_store(&rt->recover_rc, 0);
     pthread_t *th = weir_calloc(threads, sizeof *th);
     for (unsigned i = 0; i < threads; i++)
-        pthread_create(&th[i], NULL, recover_main, rt);
+        pthread_create(&th[i], NULL, recover_main, &jobs);
     for (unsigned i = 0; i < threads; i++)
         pthread_join(th[i], NULL);
     weir_free(th);
     int rc = atomic_load(&rt->recover_rc);
     if (rc) return weir_errf(err, errlen, rc, "%s", rt->recover_err);
+    return 0;
+}
+
+/* Gives partition i a fresh, empty engine partition (a restore failed). */
+static void reset_part(runtime_t *rt, uint32_t i)
+{
+    engine_part_free(rt->pl.parts[i]);
+    rt->pl.parts[i] = rt->parts[i].engine = engine_part_new(rt->pl.engine, i, NULL);
+    rt->parts[i].from = 0;
+    rt->parts[i].max_time = INT64_MIN;
+}
+
+typedef struct restore_ctx {
+    runtime_t *rt;
+    unsigned threads;
+} restore_ctx_t;
+
+/* checkpointer_recover's callback: whether checkpoint ck fits this server
+ * and its logs (checkpointer.h RECOVERY), then every partition decoded. */
+static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t whylen)
+{
+    restore_ctx_t *c = ctx;
+    runtime_t *rt = c->rt;
+    const ckpt_info_t *info = ckpt_info(ck);
+    const spec_t *s = rt->pl.spec;
+    if (info->partitions != rt->nparts)
+        return weir_errf(why, whylen, WEIR_EINVAL, "it has %u partitions, the log %u",
+                         info->partitions, rt->nparts);
+    if (strcmp(info->pipeline, s->pipeline) != 0)
+        return weir_errf(why, whylen, WEIR_EINVAL, "it is of pipeline '%s', not '%s'",
+                         info->pipeline, s->pipeline);
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016" PRIx64, engine_fingerprint(rt->pl.engine));
+    weir_slice_t have;
+    if (!ckpt_kv_find(info->meta, info->nmeta, "fingerprint", &have) || have.len != 16 ||
+        memcmp(have.ptr, fp, 16) != 0)
+        return weir_errf(why, whylen, WEIR_EINVAL,
+                         "it was written for another feature plan (the spec's windows, "
+                         "aggregates, lateness or key changed)");
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        const ckpt_part_t *cp = ckpt_part(ck, i);
+        log_part_stat_t st;
+        log_part_stat(rt->parts[i].log, &st);
+        if (cp->log_offset > st.next_offset)
+            return weir_errf(why, whylen, WEIR_EINVAL,
+                             "partition %u: it reflects the event log up to offset %" PRIu64
+                             " but the log ends at %" PRIu64 " (lost in a power failure?)",
+                             i, cp->log_offset, st.next_offset);
+        if (cp->log_offset > 0 && cp->log_offset < st.start_offset)
+            return weir_errf(why, whylen, WEIR_EINVAL,
+                             "partition %u: its offset %" PRIu64
+                             " is before the log start %" PRIu64 " (retention)",
+                             i, cp->log_offset, st.start_offset);
+        if ((int64_t)cp->log_offset - 1 > rt->parts[i].decided)
+            return weir_errf(why, whylen, WEIR_EINVAL,
+                             "partition %u: the decision log ends before its offset %" PRIu64
+                             " (events before it would never be decided)",
+                             i, cp->log_offset);
+    }
+    rt->restoring = ck;
+    int rc = for_each_part(rt, c->threads, restore_part, why, whylen);
+    rt->restoring = NULL;
+    if (rc) {
+        for (uint32_t i = 0; i < rt->nparts; i++) reset_part(rt, i);
+        return rc;
+    }
+    return 0;
+}
+
+static int read_decided(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
+{
+    (void)rt;
+    return last_decided(p, &p->decided, err, errlen);
+}
+
+int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
+{
+    uint64_t t0 = weir_mono_ns();
+    int rc = for_each_part(rt, threads, read_decided, err, errlen);
+    if (rc) return rc;
+    restore_ctx_t rc_ctx = {rt, threads};
+    rt->recovered_from = checkpointer_recover(rt->ckptr, restore_checkpoint, &rc_ctx);
+    if (rt->recovered_from) {
+        weir_buf_t b = WEIR_BUF_INIT;
+        for (uint32_t i = 0; i < rt->nparts; i++)
+            buf_appendf(&b, "%s%" PRIu64, i ? "," : "", rt->parts[i].from);
+        fprintf(stderr, "weir run: recovery: checkpoint %" PRIu64 ": replaying from offsets [%.*s]\n",
+                rt->recovered_from, (int)b.len, b.data);
+        buf_free(&b);
+    }
+    rc = for_each_part(rt, threads, recover_part, err, errlen);
+    if (rc) return rc;
+    rt->recovery_s = (double)(weir_mono_ns() - t0) / 1e9;
     if (rt->cfg.decision_flush_ms > 0) {
         pthread_create(&rt->flusher, NULL, flusher_main, rt);
         rt->flusher_started = 1;
     }
     atomic_store(&rt->ready, 1);
+    checkpointer_start(rt->ckptr, rt->pl.spec->checkpoint_interval_ms);
+    return 0;
+}
+
+/* ---- checkpoints ---- */
+
+/* checkpointer.h step 1: every partition locked, in order (the only place
+ * that holds more than one), its decisions written under exactly_once, its
+ * logs' positions noted. */
+static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, char *err, size_t errlen)
+{
+    runtime_t *rt = ctx;
+    int exactly_once = rt->pl.spec->guarantee == SPEC_EXACTLY_ONCE;
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        rt_part_t *p = &rt->parts[i];
+        pthread_mutex_lock(&p->lock);
+        int rc = exactly_once ? flush_decisions(rt, p) : p->dfail;
+        if (rc) {
+            int code = weir_errf(err, errlen, rc, "checkpoint: decision log partition %u: %s", i,
+                                 p->dfail_err);
+            for (uint32_t j = i + 1; j-- > 0;) pthread_mutex_unlock(&rt->parts[j].lock);
+            return code;
+        }
+        log_part_stat_t st;
+        log_part_stat(p->log, &st);
+        log_off[i] = st.next_offset;
+        log_part_stat(p->dlog, &st);
+        dec_off[i] = st.next_offset;
+    }
+    return 0;
+}
+
+static void ckpt_thaw(void *ctx)
+{
+    runtime_t *rt = ctx;
+    for (uint32_t i = rt->nparts; i-- > 0;) pthread_mutex_unlock(&rt->parts[i].lock);
+}
+
+static const engine_part_t *ckpt_part_state(void *ctx, uint32_t i)
+{
+    return ((runtime_t *)ctx)->parts[i].engine;
+}
+
+int runtime_checkpoint(runtime_t *rt, weir_buf_t *json, char *err, size_t errlen)
+{
+    if (!runtime_ready(rt))
+        return weir_errf(err, errlen, WEIR_EINVAL, "not ready: the log is being replayed");
+    ckptr_result_t res;
+    int rc = checkpointer_take(rt->ckptr, &res, err, errlen);
+    if (rc) return rc;
+    buf_appendf(json, "{\"checkpoint\":%" PRIu64 ",\"offsets\":[", res.id);
+    for (uint32_t i = 0; i < rt->nparts; i++)
+        buf_appendf(json, "%s%" PRIu64, i ? "," : "", res.offsets[i]);
+    buf_appendf(json, "],\"bytes\":%" PRIu64 ",\"ms\":%.3f,\"pause_ms\":%.3f}\n", res.bytes,
+                res.seconds * 1e3, res.pause_s * 1e3);
     return 0;
 }
 
@@ -773,6 +982,25 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
     metrics_header(b, "weir_model_version", "gauge",
                    "Version of the live model (1 at start, +1 per reload; 0 = none).");
     metrics_sample_u64(b, "weir_model_version", NULL, runtime_model_version(rt));
+    ckptr_stats_t cs;
+    checkpointer_stats(rt->ckptr, &cs);
+    metrics_header(b, "weir_checkpoints_total", "counter", "Checkpoints taken, by result.");
+    metrics_sample_u64(b, "weir_checkpoints_total", "result=\"ok\"", cs.ok);
+    metrics_sample_u64(b, "weir_checkpoints_total", "result=\"failed\"", cs.failed);
+    metrics_header(b, "weir_checkpoint_last_id", "gauge", "Id of the newest checkpoint written (0: none yet).");
+    metrics_sample_u64(b, "weir_checkpoint_last_id", NULL, cs.last_id);
+    metrics_header(b, "weir_checkpoint_last_bytes", "gauge", "State bytes of the newest checkpoint.");
+    metrics_sample_u64(b, "weir_checkpoint_last_bytes", NULL, cs.last_bytes);
+    metrics_header(b, "weir_checkpoint_last_seconds", "gauge", "Time the newest checkpoint took, end to end.");
+    metrics_sample_f64(b, "weir_checkpoint_last_seconds", NULL, cs.last_seconds);
+    metrics_header(b, "weir_checkpoint_pause_seconds", "gauge",
+                   "How long the newest checkpoint held the partitions (freeze and fork).");
+    metrics_sample_f64(b, "weir_checkpoint_pause_seconds", NULL, cs.last_pause_s);
+    metrics_header(b, "weir_recovery_checkpoint_id", "gauge",
+                   "Checkpoint the last start recovered from (0: none, the whole log was replayed).");
+    metrics_sample_u64(b, "weir_recovery_checkpoint_id", NULL, rt->recovered_from);
+    metrics_header(b, "weir_recovery_seconds", "gauge", "Time from start to ready (restore and replay).");
+    metrics_sample_f64(b, "weir_recovery_seconds", NULL, rt->recovery_s);
     metrics_header(b, "weir_heap_bytes", "gauge", "Bytes allocated by weir on the heap.");
     metrics_sample_u64(b, "weir_heap_bytes", NULL, (uint64_t)weir_alloc_used());
 

@@ -92,6 +92,11 @@ typedef void (*runtime_outcome_cb)(void *ctx, const runtime_outcome_t *o);
 int runtime_process(runtime_t *rt, runtime_event_t *evs, size_t n, int want_contribs,
                     runtime_outcome_cb cb, void *ctx, char *err, size_t errlen);
 
+/* Takes a checkpoint now (checkpointer.h) and appends {"checkpoint": id,
+ * "offsets": [...], "bytes", "ms", "pause_ms"}; periodic ones run by
+ * themselves every checkpoint_interval once ready, and one at close. */
+int runtime_checkpoint(runtime_t *rt, weir_buf_t *json, char *err, size_t errlen);
+
 /* Appends {"key", "partition", "found", "watermark", "features"} for key as
  * of now (engine_part_lookup). */
 void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out);

@@ -10,6 +10,7 @@
 #include "base/intmath.h"
 #include "stream/agg.h"
 #include "stream/aggval.h"
+#include "stream/codec.h"
 #include "stream/mset.h"
 #include "stream/qsketch.h"
 
@@ -194,7 +195,10 @@ void oc_add(oc_key_t **state, const spec_aggregate_t *agg, uint32_t ai, weir_sli
         const expr_agg_t *a = &agg->aggs.v[i];
         expr_value_t x = expr_int(0); /* count(): every event counts */
         if (a->arg && expr_eval(a->arg, argenv, &x) != 0) x = expr_null();
-        if (!aggval_from_value(&x, &e->v[i])) e->nulls |= 1ull << i;
+        if (!aggval_from_value(&x, &e->v[i])) {
+            e->nulls |= 1ull << i;
+            e->v[i].id = 0; /* defined bytes: the state encodes to the same bytes every run */
+        }
     }
 
     switch (agg->window) {
@@ -350,4 +354,140 @@ size_t oc_key_bytes(const oc_key_t *k)
 int oc_key_idle(const oc_key_t *k)
 {
     return !k || k->nwins == 0;
+}
+
+/* ---- checkpoint encoding ------------------------------------------------------ */
+
+#define OC_MAX_KEY 65536 /* keys are bounded by the decoder (SPEC_MAX_KEY) */
+
+void oc_key_encode(const oc_key_t *k, weir_buf_t *b)
+{
+    if (!k) {
+        codec_put_u(b, 0);
+        return;
+    }
+    uint32_t nslots = (uint32_t)((k->rsize - sizeof(oc_event_t)) / sizeof(win_val_t));
+    codec_put_u(b, 1);
+    codec_put_u(b, nslots);
+    codec_put_u(b, k->next_gen);
+    codec_put_u(b, k->nev);
+    for (uint32_t i = 0; i < k->nev; i++) {
+        const oc_event_t *e = EV(k, i);
+        codec_put_i(b, e->t);
+        codec_put_u(b, e->seq);
+        codec_put_u(b, e->nulls);
+        for (uint32_t j = 0; j < nslots; j++) codec_put_u64(b, e->v[j].id);
+    }
+    codec_put_u(b, k->nwins);
+    for (uint32_t i = 0; i < k->nwins; i++) {
+        codec_put_i(b, k->wins[i].start);
+        codec_put_i(b, k->wins[i].end);
+        codec_put_u(b, k->wins[i].gen);
+    }
+}
+
+int oc_key_decode(oc_key_t **state, const spec_aggregate_t *agg, codec_rd_t *r, const char **why)
+{
+    *state = NULL;
+    uint64_t present = codec_get_u(r);
+    if (r->bad) goto trunc;
+    if (present == 0) return 0;
+    uint64_t nslots = codec_get_u(r), next_gen = codec_get_u(r), nev = codec_get_u(r);
+    if (r->bad) goto trunc;
+    if (present != 1 || nslots != agg->aggs.n) {
+        *why = "on-close state written for another aggregate";
+        return -1;
+    }
+    /* Each event takes at least 3 bytes plus 8 per slot: a count the bytes
+     * left cannot hold is corrupt, and must not size an allocation. */
+    if (nev > codec_left(r) / (3 + 8 * nslots)) goto trunc;
+    oc_key_t *k = weir_calloc(1, sizeof *k);
+    k->rsize = (uint32_t)(sizeof(oc_event_t) + nslots * sizeof(win_val_t));
+    k->next_gen = next_gen;
+    k->nev = k->capev = (uint32_t)nev;
+    k->ev = weir_malloc((size_t)(nev ? nev : 1) * k->rsize);
+    for (uint64_t i = 0; i < nev; i++) {
+        oc_event_t *e = EV(k, i);
+        e->t = codec_get_i(r);
+        e->seq = codec_get_u(r);
+        e->nulls = codec_get_u(r);
+        for (uint32_t j = 0; j < nslots; j++) e->v[j].id = codec_get_u64(r);
+        if (r->bad) goto bad_trunc;
+        if (i > 0 && (e->t < EV(k, i - 1)->t ||
+                      (e->t == EV(k, i - 1)->t && e->seq <= EV(k, i - 1)->seq))) {
+            *why = "on-close events out of order";
+            goto bad;
+        }
+    }
+    uint64_t nwins = codec_get_u(r);
+    if (r->bad || nwins > codec_left(r) / 3) goto bad_trunc;
+    k->nwins = k->capwins = (uint32_t)nwins;
+    k->wins = weir_malloc((size_t)(nwins ? nwins : 1) * sizeof *k->wins);
+    for (uint64_t i = 0; i < nwins; i++) {
+        oc_win_t *w = &k->wins[i];
+        w->start = codec_get_i(r);
+        w->end = codec_get_i(r);
+        w->gen = codec_get_u(r);
+        if (r->bad) goto bad_trunc;
+        if (w->end <= w->start || w->gen > next_gen) {
+            *why = "on-close window out of range";
+            goto bad;
+        }
+    }
+    *state = k;
+    return 0;
+bad_trunc:
+    *why = "truncated on-close state";
+bad:
+    oc_key_free(k);
+    return -1;
+trunc:
+    *why = "truncated on-close state";
+    return -1;
+}
+
+void oc_timers_encode(const oc_timers_t *t, weir_buf_t *b)
+{
+    codec_put_u(b, t->n);
+    for (size_t i = 0; i < t->n; i++) {
+        const oc_timer_t *e = &t->v[i];
+        codec_put_i(b, e->end);
+        codec_put_i(b, e->start);
+        codec_put_u(b, e->gen);
+        codec_put_u(b, e->ai);
+        codec_put_u(b, e->klen);
+        buf_append(b, e->key, e->klen);
+    }
+}
+
+int oc_timers_decode(oc_timers_t *t, uint32_t naggregates, codec_rd_t *r, const char **why)
+{
+    uint64_t n = codec_get_u(r);
+    if (r->bad || n > codec_left(r) / 5) {
+        *why = "truncated timers";
+        return -1;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        oc_timer_t e;
+        e.end = codec_get_i(r);
+        e.start = codec_get_i(r);
+        e.gen = codec_get_u(r);
+        uint64_t ai = codec_get_u(r), klen = codec_get_u(r);
+        if (r->bad || klen > codec_left(r)) {
+            *why = "truncated timers";
+            return -1;
+        }
+        if (ai >= naggregates || klen > OC_MAX_KEY || e.end <= e.start) {
+            *why = "timer out of range";
+            return -1;
+        }
+        e.ai = (uint32_t)ai;
+        e.klen = (uint32_t)klen;
+        e.key = weir_strndup((const char *)r->p, klen);
+        r->p += klen;
+        /* Re-pushed in the encoded order: the heap pops in the same order
+         * (timer_less is a total order on what a log can produce). */
+        timer_push(t, e);
+    }
+    return 0;
 }

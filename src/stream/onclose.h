@@ -61,6 +61,21 @@ int oc_timers_pop(oc_timers_t *t, int64_t watermark, oc_due_t *due);
 int oc_close(oc_key_t *state, const spec_aggregate_t *agg, const oc_due_t *due, expr_value_t *vals,
              weir_buf_t *scratch);
 
+/* Checkpoint encoding (engine_state.c). A key's state: its events (time,
+ * log order, null bits, one raw 64-bit value per slot) and its open
+ * windows in their array order, so that a decoded state closes windows
+ * exactly as the original would. NULL encodes as "no state". The timer
+ * heap: every pending timer, stale ones included (oc_close skips those, as
+ * it would have). Decoders check what they read against the aggregate
+ * (slot count) and return 0, or -1 with *why set; on failure nothing is
+ * left allocated. */
+struct codec_rd;
+void oc_key_encode(const oc_key_t *state, weir_buf_t *b);
+int oc_key_decode(oc_key_t **state, const spec_aggregate_t *agg, struct codec_rd *r,
+                  const char **why);
+void oc_timers_encode(const oc_timers_t *t, weir_buf_t *b);
+int oc_timers_decode(oc_timers_t *t, uint32_t naggregates, struct codec_rd *r, const char **why);
+
 void oc_key_free(oc_key_t *state);
 size_t oc_key_bytes(const oc_key_t *state);
 /* Nothing open: the state can go. */

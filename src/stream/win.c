@@ -1084,12 +1084,27 @@ static void rebuild_running(win_t *w)
     if (!c->every && w_ids(w) && w->n > SMALL_IDS) ids_materialize(w);
 }
 
+/* win_init, or win_init_in when the caller gives the area. */
+static void init_either(win_t *w, const win_conf_t *c, void *area)
+{
+    if (area)
+        win_init_in(w, c, area);
+    else
+        win_init(w, c);
+}
+
 int win_decode(win_t *w, const win_conf_t *c, const void *data, size_t len, size_t *used,
                char *err, size_t errlen)
 {
+    return win_decode_in(w, c, NULL, data, len, used, err, errlen);
+}
+
+int win_decode_in(win_t *w, const win_conf_t *c, void *area, const void *data, size_t len,
+                  size_t *used, char *err, size_t errlen)
+{
     codec_rd_t rd = {data, (const unsigned char *)data + len, 0};
     const char *why = NULL;
-    win_init(w, c);
+    init_either(w, c, area);
     if (len < 2 || rd.p[0] != WIN_MAGIC || rd.p[1] != WIN_VERSION) {
         why = "bad magic or version";
         goto bad;
@@ -1198,7 +1213,7 @@ bad:
     {
         size_t off = rd.bad ? len : (size_t)(rd.p - (const unsigned char *)data);
         win_free(w);
-        win_init(w, c);
+        init_either(w, c, area);
         return weir_errf(err, errlen, WEIR_ECORRUPT, "window state: %s (at byte %zu of %zu)",
                          why, off, len);
     }

@@ -199,5 +199,8 @@ void win_encode(const win_t *w, weir_buf_t *b);
  * every structural invariant of untrusted bytes; *used gets the bytes read. */
 int win_decode(win_t *w, const win_conf_t *c, const void *data, size_t len, size_t *used,
                char *err, size_t errlen);
+/* As win_decode, in the caller's area (win_init_in). */
+int win_decode_in(win_t *w, const win_conf_t *c, void *area, const void *data, size_t len,
+                  size_t *used, char *err, size_t errlen);
 
 #endif

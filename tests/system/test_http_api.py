@@ -5,6 +5,7 @@ event, with the served features)."""
 import concurrent.futures
 import json
 import math
+import os
 import shutil
 import signal
 import time
@@ -239,14 +240,23 @@ def test_reload_endpoint_and_sighup(weir_bin, spec_copy, data_dir):
     assert sorted(d["model"] for _, _, d in decisions(data_dir)) == [1, 2, 2, 3]
 
 
-def test_restart_rebuilds_state(weir_bin, run_weir, data_dir, tmp_path):
-    """State after a restart is the replayed log: features continue."""
+@pytest.mark.parametrize("from_checkpoint", [True, False])
+def test_restart_rebuilds_state(weir_bin, run_weir, data_dir, tmp_path, from_checkpoint):
+    """State after a restart is the checkpoint written at shutdown (nothing
+    to replay) or, without it, the replayed log: features continue."""
     evs = fraud_events(200, seed=5, cards=5)
     with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
         assert srv.json("POST", "/v1/events/" + SOURCE, evs[:150])[1]["accepted"] == 150
         assert srv.stop() == 0
+    if not from_checkpoint:
+        shutil.rmtree(os.path.join(data_dir, "checkpoints"))
     with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
-        assert srv.has_line("replayed 150 events"), srv.lines
+        if from_checkpoint:
+            assert srv.has_line("replayed 0 events"), srv.lines
+            assert metric(srv.metrics(), "weir_recovery_checkpoint_id") > 0
+        else:
+            assert srv.has_line("replayed 150 events"), srv.lines
+            assert metric(srv.metrics(), "weir_recovery_checkpoint_id") == 0
         served = {}
         for ev in evs[150:]:
             body = srv.json("POST", "/v1/score/" + SOURCE, ev)[1]

@@ -1,0 +1,108 @@
+/* checkpointer.h — periodic checkpoints of a running server's state, and
+ * the choice of the checkpoint to recover from (DESIGN.md "Guarantees":
+ * exactly-once state; issue: checkpoints must not stop the world).
+ *
+ * HOW A CHECKPOINT IS TAKEN: a fork, as Redis does for its snapshots.
+ *   1. freeze: the runtime takes every partition's lock (so no partition is
+ *      half-way through an event), writes the buffered decisions under
+ *      exactly_once, and reports each partition's event-log offset (the
+ *      first offset NOT reflected in its state) and decision-log position.
+ *   2. fork(): the child has a copy-on-write image of every partition's
+ *      state exactly as of those offsets.
+ *   3. thaw: the parent releases the locks and goes on serving. The pause is
+ *      the freeze plus fork()'s page-table copy — milliseconds per GB of
+ *      state, against seconds for encoding it — and is measured
+ *      (weir_checkpoint_pause_seconds).
+ *   4. the child (niced, with every inherited descriptor closed, killed by
+ *      the kernel if its parent dies) encodes each partition
+ *      (engine_state.h) straight into the checkpoint store
+ *      (src/log/checkpoint.h: per-partition files with CRCs, manifest last,
+ *      fsync, atomic rename), writes a result record to a pipe and exits.
+ *   5. the parent reads the result, reaps the child and prunes to the
+ *      newest CKPTR_KEEP checkpoints.
+ * Why fork rather than copying state under the locks or an incremental
+ * scheme: the engine's state is millions of small keyed structures; a copy
+ * would stop each partition for as long as the copy takes, and an
+ * incremental scheme would put a version check on every state access in
+ * the per-event path. The kernel's copy-on-write costs nothing per event
+ * and only the pages written during the checkpoint are copied. The child
+ * uses no lock another thread could have held at fork() time (no stdio:
+ * messages go out with write(2)); glibc's malloc is fork-safe.
+ *
+ * FAULT INJECTION (tests): WEIR_CKPT_CRASH_AT=N crashes the whole server —
+ * the child kills its parent with SIGKILL and exits — right after store
+ * step N, counted across checkpoints (the parent adds each child's steps to
+ * its own count). WEIR_CKPT_STEP_DELAY_MS=M makes the child sleep M ms
+ * after each step, so that a test's kill lands inside a checkpoint.
+ *
+ * RECOVERY takes the newest checkpoint that verifies (every CRC) AND is
+ * usable (the runtime's restore callback checks): same pipeline, partitions and feature plan (engine_fingerprint),
+ * each partition's offset within its event log (a power loss may have cut
+ * the log below a checkpoint written after it), and decisions covering
+ * every event before the offsets (else those events' decisions would
+ * never be made). Each checkpoint skipped is said on stderr with its
+ * reason; having none usable means replaying the whole log. */
+#ifndef WEIR_SERVE_CHECKPOINTER_H
+#define WEIR_SERVE_CHECKPOINTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log/checkpoint.h"
+#include "stream/engine.h"
+
+#define CKPTR_KEEP 2 /* checkpoints kept: the newest, and one to fall back to */
+
+/* What the checkpointer needs from the server. freeze fills log_off and
+ * dec_off (one per partition) and returns with every partition frozen, or
+ * returns non-zero (err filled) with nothing frozen. */
+typedef struct ckptr_source {
+    uint32_t nparts;
+    const char *pipeline;
+    uint64_t fingerprint; /* engine_fingerprint of the plan */
+    int (*freeze)(void *ctx, uint64_t *log_off, uint64_t *dec_off, char *err, size_t errlen);
+    void (*thaw)(void *ctx);
+    const engine_part_t *(*part)(void *ctx, uint32_t i);
+    void *ctx;
+} ckptr_source_t;
+
+typedef struct ckptr_result {
+    uint64_t id;
+    uint64_t bytes;     /* state bytes written (all partitions) */
+    double pause_s;     /* freeze + fork: how long partitions were held */
+    double seconds;     /* from freeze to committed */
+    uint64_t *offsets;  /* per partition (owned by the checkpointer, valid until the next one) */
+} ckptr_result_t;
+
+typedef struct ckptr_stats {
+    uint64_t ok, failed;
+    uint64_t last_id, last_bytes;
+    double last_seconds, last_pause_s;
+} ckptr_stats_t;
+
+typedef struct checkpointer checkpointer_t;
+
+/* Opens DATA/checkpoints read-write (taking its lock). */
+int checkpointer_open(const char *datadir, const ckptr_source_t *src, checkpointer_t **out,
+                      char *err, size_t errlen);
+/* Stops the periodic thread (if started) and closes the store. */
+void checkpointer_close(checkpointer_t *c);
+
+/* Takes one checkpoint now (serialized with the periodic one); returns 0
+ * with *res filled, or an error. */
+int checkpointer_take(checkpointer_t *c, ckptr_result_t *res, char *err, size_t errlen);
+/* Starts a thread taking a checkpoint every interval_ms (> 0). */
+void checkpointer_start(checkpointer_t *c, int64_t interval_ms);
+void checkpointer_stats(checkpointer_t *c, ckptr_stats_t *out);
+
+/* --- recovery ---- */
+
+/* Restores the server's state from a verified checkpoint: 0 if it could,
+ * else non-zero with why filled and the state left as it was before (empty). */
+typedef int (*ckptr_restore_cb)(void *ctx, const ckpt_t *ck, char *why, size_t whylen);
+/* Restores from the newest checkpoint that verifies and restores, saying
+ * on stderr which newer ones were skipped and why. Returns its id, or 0
+ * if none could be used (then the whole log is to be replayed). */
+uint64_t checkpointer_recover(checkpointer_t *c, ckptr_restore_cb restore, void *ctx);
+
+#endif

@@ -1,0 +1,53 @@
+/* engine_state.h — one partition's engine state as bytes, for checkpoints
+ * (src/log/checkpoint.h stores them; src/serve/checkpointer.c takes them).
+ *
+ * WHAT IS SAVED: the partition's max time and watermark, its log-order
+ * counter and statistics, every key (bytes, newest time for TTL) with its
+ * windows, last(x) values and on-close state, and the pending on-close
+ * timers. Restoring it and then processing the log from the checkpoint's
+ * offset gives bit-identical features, scores and window outputs to
+ * processing the whole log (tests/unit/stream_engine_state_test.c checks
+ * this on random streams).
+ *
+ * THE PLAN FINGERPRINT. State is only meaningful for the plan that wrote
+ * it: the same windows over the same arguments, the same on-close
+ * aggregates, lateness, key field and partition count. The fingerprint is
+ * a hash of exactly those; a changed model, rules or a new feature that
+ * only combines existing aggregates keeps it, anything that changes what a
+ * key stores changes it — and a checkpoint with another fingerprint is not
+ * used (recovery replays from the log start instead, and says why).
+ *
+ * FORMAT (varints and raw 64-bit values as src/stream/codec.h):
+ *   "WENG" u8 version, u64 fingerprint, max time, watermark, seq,
+ *   events, late, ticks, windows emitted, evicted, the keymap
+ *   (keymap_encode; per key: per window group win_encode, per last(x)
+ *   slot its type and value, per on-close aggregate oc_key_encode), the
+ *   timers (oc_timers_encode). Decoding checks every length and invariant:
+ *   corrupt bytes give an error naming the byte offset, never a crash. */
+#ifndef WEIR_STREAM_ENGINE_STATE_H
+#define WEIR_STREAM_ENGINE_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "stream/engine.h"
+
+uint64_t engine_fingerprint(const engine_t *e);
+
+/* Appends p's state to b. When flush is not NULL it is called whenever b
+ * holds more than ENGINE_STATE_CHUNK bytes (and not at the end: the caller
+ * takes the rest), so a partition of any size streams through a bounded
+ * buffer; the first non-zero return of flush stops further calls and is
+ * returned. Read-only on p. */
+#define ENGINE_STATE_CHUNK (4u << 20)
+typedef int (*engine_state_flush_cb)(void *ctx, weir_buf_t *b);
+int engine_part_encode(const engine_part_t *p, weir_buf_t *b, engine_state_flush_cb flush,
+                       void *ctx);
+
+/* Replaces the state of p — a partition that has processed nothing — with
+ * the one in data[0..len). On failure p is left empty and err says what is
+ * wrong (WEIR_ECORRUPT, or WEIR_EINVAL for another plan's fingerprint). */
+int engine_part_decode(engine_part_t *p, const void *data, size_t len, char *err, size_t errlen);
+
+#endif

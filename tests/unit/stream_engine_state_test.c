@@ -1,0 +1,297 @@
+/* stream_engine_state_test.c — a partition's state through bytes and back
+ * (engine_state.h): a stream processed in one go and the same stream
+ * processed up to a random point, encoded, decoded into a fresh partition
+ * and continued give bit-identical features, late verdicts and window
+ * outputs, and equal state bytes at the end; corrupt or foreign state is
+ * refused without a crash (run under ASan by CTest too). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "spec/spec.h"
+#include "stream/engine.h"
+#include "stream/engine_state.h"
+
+static const char spec_text[] =
+    "pipeline: t\n"
+    "sources:\n"
+    "  s:\n"
+    "    key: k\n"
+    "    time: ts\n"
+    "    lateness: 10s\n"
+    "    fields: {k: string, x: float, m: string, ts: time}\n"
+    "features:\n"
+    "  n_1m: count() over 1m\n"
+    "  sum_1m: sum(x) over 1m\n"
+    "  min_1m: min(x) over 1m\n"
+    "  max_1m: max(x) over 1m\n"
+    "  sd_5m: stddev(x) over 5m\n"
+    "  distinct_m: distinct(m) over 1m\n"
+    "  q_5m: approx_quantile(x, 0.9) over 5m\n"
+    "  prev_x: last(x)\n"
+    "  prev_m: last(m)\n"
+    "  avg_h: avg(x) over 1h every 1m\n"
+    "  d_h: distinct(m) over 1h every 1m\n"
+    "aggregates:\n"
+    "  tumble:\n"
+    "    window: tumbling 1m\n"
+    "    select: {n: count(), total: sum(x)}\n"
+    "  hop:\n"
+    "    window: hopping 2m every 1m\n"
+    "    select: {n: count(), hi: max(x)}\n"
+    "  sess:\n"
+    "    window: session gap 30s\n"
+    "    select: {n: count(), first_x: first(x), last_x: last(x)}\n";
+
+#define NEVENTS 6000
+
+typedef struct run {
+    spec_t *spec;
+    engine_t *eng;
+    engine_part_t *part;
+    weir_buf_t out; /* every result and window output, as text */
+} run_t;
+
+static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
+                      int64_t start, int64_t end, const expr_value_t *vals)
+{
+    (void)part;
+    run_t *r = ctx;
+    buf_appendf(&r->out, "W %s %.*s %lld %lld", agg->name, (int)key.len, key.ptr, (long long)start,
+                (long long)end);
+    for (uint32_t i = 0; i < agg->nselect; i++)
+        buf_appendf(&r->out, " %d:%llx", vals[i].type, (unsigned long long)vals[i].as.i);
+    buf_append(&r->out, "\n", 1);
+}
+
+static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
+                    int64_t watermark, weir_slice_t event)
+{
+    (void)part, (void)event;
+    run_t *r = ctx;
+    buf_appendf(&r->out, "L %llu %.*s %lld %lld\n", (unsigned long long)offset, (int)key.len,
+                key.ptr, (long long)time, (long long)watermark);
+}
+
+static void run_open(run_t *r)
+{
+    char err[512];
+    memset(r, 0, sizeof *r);
+    if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &r->spec, err, sizeof err) ||
+        engine_new(r->spec, &r->eng, err, sizeof err))
+        fail_msg("%s", err);
+    engine_sink_t sink = {on_window, on_late, r};
+    r->part = engine_part_new(r->eng, 0, &sink);
+}
+
+static void run_close(run_t *r)
+{
+    engine_part_free(r->part);
+    engine_free(r->eng);
+    spec_free(r->spec);
+    buf_free(&r->out);
+}
+
+/* Event i of the stream (a function of i and the seed): 60 keys, times
+ * mostly increasing with jitter beyond the lateness (some late events),
+ * idle stretches (TTL resets), and a tick every 500 events. */
+static void step(run_t *r, uint64_t seed, int i)
+{
+    uint64_t h = (seed + (uint64_t)i) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 32;
+    int64_t ts = 1000000 + (int64_t)i * 900 - (int64_t)(h % 14000);
+    if (i > NEVENTS / 2) ts += 4 * 3600 * 1000; /* a gap longer than the TTL */
+    if (i % 500 == 499) {
+        engine_part_tick(r->part, ts + 20000);
+        buf_appendf(&r->out, "T %lld\n", (long long)ts);
+        return;
+    }
+    char key[16], m[32];
+    snprintf(key, sizeof key, "key%u", (unsigned)((h >> 8) % 60));
+    snprintf(m, sizeof m, (h >> 20) % 3 ? "m%u" : "a-longer-merchant-%u", (unsigned)((h >> 24) % 9));
+    expr_value_t fields[4] = {expr_string(key, strlen(key)),
+                              (h >> 40) % 17 ? expr_float((double)((h >> 12) % 100000) / 7.0)
+                                             : expr_null(),
+                              expr_string(m, strlen(m)), expr_time(ts)};
+    engine_result_t res;
+    char err[256];
+    assert_int_equal(engine_part_event(r->part, (uint64_t)i, fields, (weir_slice_t){"{}", 2}, &res,
+                                       err, sizeof err),
+                     0);
+    buf_appendf(&r->out, "E %d %d", i, res.late);
+    for (uint32_t f = 0; f < r->spec->nfeatures; f++) {
+        const expr_value_t *v = &res.features[f];
+        if (v->type == EXPR_STRING)
+            buf_appendf(&r->out, " s:%.*s", (int)v->as.s.len, v->as.s.ptr);
+        else
+            buf_appendf(&r->out, " %d:%llx", v->type, (unsigned long long)v->as.i);
+    }
+    buf_append(&r->out, "\n", 1);
+}
+
+static void encode(run_t *r, weir_buf_t *b)
+{
+    buf_reset(b);
+    assert_int_equal(engine_part_encode(r->part, b, NULL, NULL), 0);
+}
+
+/* Output of `whole` from the byte where `tail` began: they must agree. */
+static void continues_identically(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        run_t whole, first, second;
+        run_open(&whole);
+        run_open(&first);
+        run_open(&second);
+        int cut = (int)((seed * 977) % NEVENTS);
+        for (int i = 0; i < NEVENTS; i++) step(&whole, seed, i);
+        for (int i = 0; i < cut; i++) step(&first, seed, i);
+        weir_buf_t b = WEIR_BUF_INIT, b2 = WEIR_BUF_INIT;
+        encode(&first, &b);
+        char err[512];
+        if (engine_part_decode(second.part, b.data, b.len, err, sizeof err) != 0)
+            fail_msg("decode: %s", err);
+        encode(&second, &b2); /* decoding loses nothing the encoder writes */
+        assert_int_equal(b.len, b2.len);
+        assert_memory_equal(b.data, b2.data, b.len);
+        for (int i = cut; i < NEVENTS; i++) step(&second, seed, i);
+        /* first's output + second's output == whole's output */
+        assert_true(first.out.len + second.out.len == whole.out.len);
+        assert_memory_equal(whole.out.data, first.out.data, first.out.len);
+        assert_memory_equal(whole.out.data + first.out.len, second.out.data, second.out.len);
+        engine_stats_t sw, ss;
+        engine_part_stats(whole.part, &sw);
+        engine_part_stats(second.part, &ss);
+        assert_true(sw.events == ss.events && sw.late == ss.late && sw.ticks == ss.ticks &&
+                    sw.windows_emitted == ss.windows_emitted && sw.keys == ss.keys &&
+                    sw.watermark == ss.watermark);
+        encode(&whole, &b);
+        encode(&second, &b2);
+        assert_int_equal(b.len, b2.len);
+        assert_memory_equal(b.data, b2.data, b.len);
+        buf_free(&b);
+        buf_free(&b2);
+        run_close(&whole);
+        run_close(&first);
+        run_close(&second);
+    }
+}
+
+typedef struct chunks {
+    weir_buf_t all;
+    int calls;
+} chunks_t;
+
+static int collect(void *ctx, weir_buf_t *b)
+{
+    chunks_t *c = ctx;
+    buf_append(&c->all, b->data, b->len);
+    c->calls++;
+    return 0;
+}
+
+/* Streaming through the flush callback gives the same bytes. */
+static void streams_in_chunks(void **state)
+{
+    (void)state;
+    run_t r;
+    run_open(&r);
+    for (int i = 0; i < NEVENTS; i++) step(&r, 7, i);
+    weir_buf_t whole = WEIR_BUF_INIT, tail = WEIR_BUF_INIT;
+    encode(&r, &whole);
+    chunks_t c = {WEIR_BUF_INIT, 0};
+    assert_int_equal(engine_part_encode(r.part, &tail, collect, &c), 0);
+    buf_append(&c.all, tail.data, tail.len);
+    assert_int_equal(c.all.len, whole.len);
+    assert_memory_equal(c.all.data, whole.data, whole.len);
+    buf_free(&whole);
+    buf_free(&tail);
+    buf_free(&c.all);
+    run_close(&r);
+}
+
+/* Every truncation and many byte flips: an error or a valid state, never a
+ * crash or a leak (ASan); a fresh partition is left empty on error. */
+static void corrupt_state_is_refused(void **state)
+{
+    (void)state;
+    run_t r;
+    run_open(&r);
+    for (int i = 0; i < 400; i++) step(&r, 3, i);
+    weir_buf_t b = WEIR_BUF_INIT;
+    encode(&r, &b);
+    char err[512];
+    for (size_t len = 0; len < b.len; len += 1 + len / 64) {
+        run_t t;
+        run_open(&t);
+        assert_int_not_equal(engine_part_decode(t.part, b.data, len, err, sizeof err), 0);
+        engine_stats_t st;
+        engine_part_stats(t.part, &st);
+        assert_int_equal(st.keys, 0);
+        run_close(&t);
+    }
+    for (size_t at = 0; at < b.len; at += 1 + at / 32) {
+        run_t t;
+        run_open(&t);
+        b.data[at] ^= 0x5a;
+        (void)engine_part_decode(t.part, b.data, b.len, err, sizeof err);
+        b.data[at] ^= 0x5a;
+        for (int i = 400; i < 420; i++) step(&t, 3, i); /* usable either way */
+        run_close(&t);
+    }
+    buf_free(&b);
+    run_close(&r);
+}
+
+/* A state written for other windows is refused by its fingerprint. */
+static void other_plan_is_refused(void **state)
+{
+    (void)state;
+    run_t r;
+    run_open(&r);
+    for (int i = 0; i < 100; i++) step(&r, 5, i);
+    weir_buf_t b = WEIR_BUF_INIT;
+    encode(&r, &b);
+    static const char other[] = "pipeline: t\n"
+                                "sources:\n"
+                                "  s:\n"
+                                "    key: k\n"
+                                "    time: ts\n"
+                                "    lateness: 10s\n"
+                                "    fields: {k: string, x: float, m: string, ts: time}\n"
+                                "features:\n"
+                                "  n_2m: count() over 2m\n";
+    spec_t *s;
+    engine_t *e;
+    char err[512];
+    assert_int_equal(spec_load_string(other, sizeof other - 1, "o.yaml", &s, err, sizeof err), 0);
+    assert_int_equal(engine_new(s, &e, err, sizeof err), 0);
+    engine_part_t *p = engine_part_new(e, 0, NULL);
+    assert_int_not_equal(engine_part_decode(p, b.data, b.len, err, sizeof err), 0);
+    assert_non_null(strstr(err, "another feature plan"));
+    engine_part_free(p);
+    engine_free(e);
+    spec_free(s);
+    buf_free(&b);
+    run_close(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(continues_identically),
+        cmocka_unit_test(streams_in_chunks),
+        cmocka_unit_test(corrupt_state_is_refused),
+        cmocka_unit_test(other_plan_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
