@@ -30,6 +30,7 @@ struct checkpointer {
     ckptr_source_t src;
     pthread_mutex_t take_lock; /* one checkpoint at a time */
     uint64_t *log_off, *dec_off;
+    weir_buf_t extra;   /* the frozen image's "outputs" text */
     uint64_t *done_off; /* offsets of the newest checkpoint committed by this process */
     int have_done;
     /* the periodic thread */
@@ -87,6 +88,7 @@ void checkpointer_close(checkpointer_t *c)
     weir_free(c->log_off);
     weir_free(c->dec_off);
     weir_free(c->done_off);
+    buf_free(&c->extra);
     weir_free(c);
 }
 
@@ -151,9 +153,10 @@ static void child_write(checkpointer_t *c, child_result_t *r)
     uint64_t steps0 = ckpt_store_steps(c->store);
     char fp[17];
     snprintf(fp, sizeof fp, "%016" PRIx64, c->src.fingerprint);
-    ckpt_kv_t meta = {{"fingerprint", 11}, {fp, 16}};
-    ckpt_write_opts_t o = {.pipeline = c->src.pipeline, .partitions = c->src.nparts, .meta = &meta,
-                           .nmeta = 1};
+    ckpt_kv_t meta[2] = {{{"fingerprint", 11}, {fp, 16}},
+                         {{"outputs", 7}, {c->extra.data ? c->extra.data : "", c->extra.len}}};
+    ckpt_write_opts_t o = {.pipeline = c->src.pipeline, .partitions = c->src.nparts, .meta = meta,
+                           .nmeta = 2};
     ckpt_writer_t *w;
     r->rc = ckpt_writer_begin(c->store, &o, &w, r->err, sizeof r->err);
     if (r->rc) goto done;
@@ -239,7 +242,8 @@ static int take_locked(checkpointer_t *c, int skip_unchanged, ckptr_result_t *re
     if (pipe2(pfd, O_CLOEXEC) != 0)
         return weir_errf(err, errlen, WEIR_EIO, "checkpoint: pipe: %s", strerror(errno));
     uint64_t t0 = weir_mono_ns();
-    int rc = c->src.freeze(c->src.ctx, c->log_off, c->dec_off, err, errlen);
+    buf_reset(&c->extra);
+    int rc = c->src.freeze(c->src.ctx, c->log_off, c->dec_off, &c->extra, err, errlen);
     if (rc) {
         close(pfd[0]);
         close(pfd[1]);

@@ -57,6 +57,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -134,6 +138,8 @@ struct runtime {
     pthread_mutex_t err_lock;
     const ckpt_t *restoring; /* the checkpoint being decoded by the recovery threads */
     uint64_t recovered_from;  /* its id, 0 = none */
+    int replay_outputs;       /* replay writes the outputs again (OUTPUTS ACROSS CRASHES) */
+    int has_emits;            /* some decision rule has `emit` */
     double recovery_s;
     /* checkpoints */
     checkpointer_t *ckptr;
@@ -161,7 +167,10 @@ static void sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t ke
 
 /* ---- open / close ---- */
 
-static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, char *err, size_t errlen);
+static void cut_points(runtime_t *rt, weir_buf_t *b);
+static void cut_outputs(runtime_t *rt, const weir_slice_t *positions);
+static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, weir_buf_t *extra,
+                       char *err, size_t errlen);
 static void ckpt_thaw(void *ctx);
 static const engine_part_t *ckpt_part_state(void *ctx, uint32_t i);
 
@@ -192,8 +201,10 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
     if ((rc = outputs_open(cfg->datadir, s, &rt->out, err, errlen)) != 0) goto fail;
     rt->osink = outputs_sink(rt->out);
     rt->outcomes = weir_calloc(s->ndecisions + 1, sizeof *rt->outcomes);
-    for (uint32_t i = 0; i < s->ndecisions; i++)
+    for (uint32_t i = 0; i < s->ndecisions; i++) {
         rt->outcomes[i] = s->decisions[i].then;
+        rt->has_emits |= s->decisions[i].emit != NULL;
+    }
     metrics_init(&rt->m, rt->pl.src->name, rt->outcomes, s->ndecisions);
     rt->parts = weir_calloc(rt->nparts, sizeof *rt->parts);
     for (uint32_t i = 0; i < rt->nparts; i++) {
@@ -623,18 +634,23 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     metrics_add(&rt->m.replayed, 1);
     int64_t mt = res->watermark == INT64_MIN ? INT64_MIN : res->watermark + rt->pl.src->lateness_ms;
     if (mt > p->max_time) p->max_time = mt;
-    if ((int64_t)offset <= c->decided) return 0;
-    /* Logged, never decided: a crash came between the two appends (or took
-     * the buffered batch). */
+    int decided = (int64_t)offset <= c->decided;
+    /* A decided event's emit was cut from its output with everything after
+     * the checkpoint (OUTPUTS ACROSS CRASHES): decide it again to write its
+     * emit, but do not log the decision twice. Emits are the one output
+     * that depends on something outside the log, the model file: an event
+     * decided again after a model reload gets the model on disk. */
+    if (decided && !(rt->replay_outputs && rt->has_emits)) return 0;
     decision_t d;
     decide_one(rt, p, res, res->raw.len, 0, &d);
+    if (d.emit && rt->replay_outputs)
+        outputs_emit(rt->out, d.emit, p->id, offset, res->key, d.decision, d.rule, d.score, res->raw);
+    if (decided) return 0;
+    /* Logged, never decided: a crash came between the two appends (or took
+     * the buffered batch). */
     buf_reset(&p->feat);
     runtime_features_json(rt->pl.spec, res->features, &p->feat);
     decision_record(p, offset, res->key, res, &d, (weir_slice_t){p->feat.data, p->feat.len});
-    /* An emit of a re-decided event may have gone out before the crash took
-     * its decision: emitted outputs are at-least-once across crashes. */
-    if (d.emit)
-        outputs_emit(rt->out, d.emit, p->id, offset, res->key, d.decision, d.rule, d.score, res->raw);
     metrics_add(&rt->m.redecided, 1);
     metrics_decision(&rt->m, d.rule);
     if (p->ndpend >= DECISION_BATCH_MAX || p->dbuf.len >= DECISION_BATCH_BYTES)
@@ -656,13 +672,14 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     if (rt->pl.spec->guarantee == SPEC_AT_LEAST_ONCE && rt->recovered_from)
         c.decided = (int64_t)p->from - 1;
     pthread_mutex_lock(&p->lock);
+    /* Replay writes the outputs again when they were cut back to where the
+     * replay starts (OUTPUTS ACROSS CRASHES); from then on, always. */
+    engine_sink_t sink = {sink_window, sink_late, rt};
+    engine_part_set_sink(p->engine, rt->replay_outputs ? &sink : NULL);
     int rc = pipeline_replay_from(&rt->pl, p->id, p->from, replay_row, &c, replay_bad, NULL, err,
                                   errlen);
     if (rc == 0 && flush_decisions(rt, p) != 0) rc = p->dfail;
     if (p->dfail) rc = weir_errf(err, errlen, p->dfail, "%s", p->dfail_err);
-    /* From now on the outputs get what the engine emits (what replay
-     * emitted was written by the run that first processed it). */
-    engine_sink_t sink = {sink_window, sink_late, rt};
     engine_part_set_sink(p->engine, &sink);
     engine_part_stats(p->engine, &p->stats);
     p->stats_ms = weir_wall_ms();
@@ -674,8 +691,9 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
 static int restore_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
 {
     const ckpt_part_t *cp = ckpt_part(rt->restoring, p->id);
-    int rc = engine_part_decode(p->engine, cp->blob.ptr, cp->blob.len, err, errlen);
-    if (rc) return weir_errf(err, errlen, rc, "partition %u: %s", p->id, err);
+    char why[512];
+    int rc = engine_part_decode(p->engine, cp->blob.ptr, cp->blob.len, why, sizeof why);
+    if (rc) return weir_errf(err, errlen, rc, "partition %u: %s", p->id, why);
     engine_stats_t st;
     engine_part_stats(p->engine, &st);
     p->max_time = st.watermark == INT64_MIN ? INT64_MIN : st.watermark + rt->pl.src->lateness_ms;
@@ -820,6 +838,9 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
         for (uint32_t i = 0; i < rt->nparts; i++) reset_part(rt, i);
         return rc;
     }
+    weir_slice_t positions;
+    if (ckpt_kv_find(info->meta, info->nmeta, "outputs", &positions))
+        cut_outputs(rt, &positions);
     return 0;
 }
 
@@ -843,6 +864,16 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
         fprintf(stderr, "weir run: recovery: checkpoint %" PRIu64 ": replaying from offsets [%.*s]\n",
                 rt->recovered_from, (int)b.len, b.data);
         buf_free(&b);
+        rt->replay_outputs = 1;
+    } else {
+        int whole = 1;
+        for (uint32_t i = 0; i < rt->nparts; i++) {
+            log_part_stat_t st;
+            log_part_stat(rt->parts[i].log, &st);
+            whole &= st.start_offset == 0;
+        }
+        rt->replay_outputs = whole;
+        if (whole) cut_outputs(rt, NULL);
     }
     rc = for_each_part(rt, threads, recover_part, err, errlen);
     if (rc) return rc;
@@ -858,10 +889,74 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
 
 /* ---- checkpoints ---- */
 
+/* OUTPUTS ACROSS CRASHES. The output files (aggregates on close, late
+ * events, pattern matches, emits) are a function of the log, like the
+ * decision log, but they are buffered in stdio and a crash takes the
+ * buffer. So a checkpoint flushes them and records where each file ended
+ * ("name size" lines); recovery cuts each file back to that size and
+ * replays with the outputs on, writing again exactly what came after the
+ * checkpoint — each record once. Without a checkpoint the files are cut to
+ * empty and rebuilt from the whole log (unless retention deleted its
+ * start: then they are left as they are and replay writes nothing). */
+static void cut_points(runtime_t *rt, weir_buf_t *b)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/outputs", rt->cfg.datadir);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 8 || strcmp(e->d_name + n - 7, ".ndjson") != 0) continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, 0) != 0) continue;
+        buf_appendf(b, "%s %lld\n", e->d_name, (long long)st.st_size);
+    }
+    closedir(d);
+}
+
+/* Cuts the output files back: to the sizes in `positions` (a checkpoint's
+ * text), or all to empty when positions is NULL. */
+static void cut_outputs(runtime_t *rt, const weir_slice_t *positions)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/outputs", rt->cfg.datadir);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 8 || strcmp(e->d_name + n - 7, ".ndjson") != 0) continue;
+        long long keep = 0;
+        int listed = !positions;
+        for (size_t at = 0; positions && at < positions->len;) {
+            const char *line = positions->ptr + at;
+            const char *nl = memchr(line, '\n', positions->len - at);
+            size_t len = nl ? (size_t)(nl - line) : positions->len - at;
+            at += len + 1;
+            if (len > n + 1 && memcmp(line, e->d_name, n) == 0 && line[n] == ' ') {
+                keep = strtoll(line + n + 1, NULL, 10);
+                listed = 1;
+                break;
+            }
+        }
+        struct stat st;
+        /* A file the checkpoint does not know (an output added since) is kept. */
+        if (!listed || fstatat(dirfd(d), e->d_name, &st, 0) != 0 || st.st_size <= keep) continue;
+        char path[4352];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (truncate(path, keep) != 0)
+            fprintf(stderr, "weir run: recovery: cannot cut %s back to %lld bytes: %s\n", path,
+                    keep, strerror(errno));
+    }
+    closedir(d);
+}
+
 /* checkpointer.h step 1: every partition locked, in order (the only place
  * that holds more than one), its decisions written under exactly_once, its
- * logs' positions noted. */
-static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, char *err, size_t errlen)
+ * logs' positions noted, the outputs flushed and their ends noted. */
+static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, weir_buf_t *extra,
+                       char *err, size_t errlen)
 {
     runtime_t *rt = ctx;
     int exactly_once = rt->pl.spec->guarantee == SPEC_EXACTLY_ONCE;
@@ -881,6 +976,16 @@ static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, char *er
         log_part_stat(p->dlog, &st);
         dec_off[i] = st.next_offset;
     }
+    /* No partition can emit now: the files end exactly at the frozen state. */
+    pthread_mutex_lock(&rt->out_lock);
+    char oerr[512];
+    int rc = outputs_flush(rt->out, oerr, sizeof oerr);
+    pthread_mutex_unlock(&rt->out_lock);
+    if (rc) {
+        ckpt_thaw(rt);
+        return weir_errf(err, errlen, rc, "checkpoint: %s", oerr);
+    }
+    cut_points(rt, extra);
     return 0;
 }
 
