@@ -126,6 +126,10 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
                       expr_value_t *fields, char *why, size_t whylen)
 {
     const cJSON *obj = parsed;
+    /* The direct decoder takes what it can prove it decodes exactly as the
+     * tree below does (decode.h); everything else, errors included, is
+     * decided and worded by cJSON and spec_decode_event. */
+    if (!obj && spec_decode_text(src, text.ptr, text.len, fields) == 0) return -1;
     if (!obj) {
         const char *end = NULL;
         *doc = cJSON_ParseWithLengthOpts(text.ptr, text.len, &end, 0);

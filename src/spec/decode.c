@@ -1,7 +1,37 @@
-/* decode.c — JSON values to typed event fields (see decode.h). */
+/* decode.c — JSON values to typed event fields (see decode.h).
+ *
+ * Two ways in. spec_decode_event reads a cJSON tree: the reference, and
+ * the only one that words errors. spec_decode_text reads the event's text
+ * directly, without building a tree (the server's hot path: a tree costs
+ * a dozen allocations per event). It is an exact shortcut, not a second
+ * definition: it accepts only text whose meaning it can prove equal to
+ * the tree path's, and answers SPEC_DECODE_SLOW for everything else, so
+ * that the caller takes the tree path, which then decides and words the
+ * outcome. What it accepts ("direct decoding" below) is a subset of strict
+ * JSON (RFC 8259) where cJSON 1.7 agrees value for value:
+ *   - strings without \u escapes or raw control bytes (cJSON keeps other
+ *     bytes as they are, and a \u0000 would cut its C string short);
+ *     a string *field value* or key without any escape at all, so that a
+ *     value can be a slice of the text;
+ *   - numbers of the JSON grammar, at most 40 characters (cJSON copies at
+ *     most 63 into strtod's buffer), converted to the same double: a
+ *     mantissa of at most 19 digits that is <= 2^53 with a decimal
+ *     exponent within +-22 is one correctly rounded multiplication or
+ *     division of two exact doubles, which is what a correctly rounding
+ *     strtod (glibc's) returns; any other number goes through strtod;
+ *   - nesting of at most 32 levels (cJSON allows 1000);
+ *   - only the four JSON white-space bytes (cJSON skips every byte <= 32);
+ *   - the first occurrence of a repeated member counts, as with
+ *     cJSON_GetObjectItemCaseSensitive;
+ *   - every declared field of the right type, key and time present: any
+ *     error (a wrong type, an int that is not whole, ...) is the tree
+ *     path's to report.
+ * tests/unit/spec_decode_text_test.c and fuzz/spec_decode_fuzz.c check
+ * that what it accepts decodes exactly as the tree path does. */
 #include "spec/decode.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/error.h"
@@ -105,10 +135,278 @@ int spec_decode_event(const spec_source_t *src, const cJSON *obj, expr_value_t *
     /* The log keeps a record's key with it and refuses keys over 64 KiB:
      * refuse them here, at the edge, before anything is appended. */
     if (fields[src->key_slot].type == EXPR_STRING && fields[src->key_slot].as.s.len > SPEC_MAX_KEY)
-        return weir_errf(err, errlen, WEIR_EINVAL, "key field '%s' is longer than %d bytes", key->name,
-                         SPEC_MAX_KEY);
+        return weir_errf(err, errlen, WEIR_EINVAL, "key field '%s' is longer than %d bytes",
+                         key->name, SPEC_MAX_KEY);
     const spec_field_t *time = &src->fields[src->time_slot];
     if (fields[src->time_slot].type == EXPR_NULL)
         return weir_errf(err, errlen, WEIR_EINVAL, "missing time field '%s'", time->name);
+    return 0;
+}
+
+/* ---- direct decoding ---------------------------------------------------- */
+
+#define MAX_DIRECT_DEPTH  32 /* containers inside an ignored member */
+#define MAX_DIRECT_NUMBER 40 /* characters of a number */
+
+typedef struct scan {
+    const char *s;
+    size_t n, i;
+} scan_t;
+
+static void skip_ws(scan_t *c)
+{
+    while (c->i < c->n &&
+           (c->s[c->i] == ' ' || c->s[c->i] == '\t' || c->s[c->i] == '\n' || c->s[c->i] == '\r'))
+        c->i++;
+}
+
+/* A string at c->i (its opening quote): *start and *len give its bytes
+ * between the quotes, *escaped whether it has a backslash escape. -1: not
+ * one this decoder takes (see the top of the file). */
+static int scan_string(scan_t *c, const char **start, size_t *len, int *escaped)
+{
+    size_t i = c->i + 1;
+    *escaped = 0;
+    for (;;) {
+        if (i >= c->n) return -1;
+        unsigned char ch = (unsigned char)c->s[i];
+        if (ch == '"') break;
+        if (ch < 0x20) return -1;
+        if (ch == '\\') {
+            if (i + 1 >= c->n || !strchr("\"\\/bfnrt", c->s[i + 1]) || c->s[i + 1] == '\0')
+                return -1;
+            *escaped = 1;
+            i += 2;
+            continue;
+        }
+        i++;
+    }
+    *start = c->s + c->i + 1;
+    *len = i - c->i - 1;
+    c->i = i + 1;
+    return 0;
+}
+
+static int is_digit(char ch)
+{
+    return ch >= '0' && ch <= '9';
+}
+
+static const double exact_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* A number of the JSON grammar at c->i; its value (as strtod gives it) in
+ * *out if out is not NULL. -1: not one this decoder takes. */
+static int scan_number(scan_t *c, double *out)
+{
+    const char *s = c->s;
+    size_t i = c->i, n = c->n, start = i;
+    int neg = 0, digits = 0, exp10 = 0;
+    uint64_t m = 0;
+    if (i < n && s[i] == '-') neg = 1, i++;
+    if (i >= n || !is_digit(s[i])) return -1;
+    if (s[i] == '0') {
+        i++;
+    } else {
+        for (; i < n && is_digit(s[i]); i++)
+            if (digits < 20 && (m || s[i] != '0'))
+                m = m * 10 + (uint64_t)(s[i] - '0'), digits++;
+            else if (digits >= 20)
+                exp10++;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i >= n || !is_digit(s[i])) return -1;
+        for (; i < n && is_digit(s[i]); i++) {
+            if (digits >= 20) continue;
+            if (m || s[i] != '0') m = m * 10 + (uint64_t)(s[i] - '0'), digits++;
+            exp10--;
+        }
+    }
+    int e = 0, big = 0;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        int eneg = 0;
+        if (i < n && (s[i] == '+' || s[i] == '-')) eneg = s[i] == '-', i++;
+        if (i >= n || !is_digit(s[i])) return -1;
+        for (; i < n && is_digit(s[i]); i++)
+            if (e < 10000)
+                e = e * 10 + (s[i] - '0');
+            else
+                big = 1;
+        if (eneg) e = -e;
+    }
+    if (i - start > MAX_DIRECT_NUMBER) return -1;
+    c->i = i;
+    if (!out) return 0;
+    exp10 += e;
+    /* digits > 19 may have overflowed m: those take strtod's path too. */
+    if (!big && digits <= 19 && m <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
+        double d = (double)m;
+        d = exp10 >= 0 ? d * exact_pow10[exp10] : d / exact_pow10[-exp10];
+        *out = neg ? -d : d;
+        return 0;
+    }
+    char buf[MAX_DIRECT_NUMBER + 1];
+    memcpy(buf, s + start, i - start);
+    buf[i - start] = '\0';
+    *out = strtod(buf, NULL);
+    return 0;
+}
+
+static int match(scan_t *c, const char *lit, size_t len)
+{
+    if (c->n - c->i < len || memcmp(c->s + c->i, lit, len) != 0) return -1;
+    c->i += len;
+    return 0;
+}
+
+/* Skips any JSON value at c->i (a member nobody reads, but which must be
+ * valid for the event to be). -1: not one this decoder takes. */
+static int skip_value(scan_t *c, int depth)
+{
+    if (c->i >= c->n) return -1;
+    const char *str;
+    size_t len;
+    int esc;
+    switch (c->s[c->i]) {
+    case '"':
+        return scan_string(c, &str, &len, &esc);
+    case 't':
+        return match(c, "true", 4);
+    case 'f':
+        return match(c, "false", 5);
+    case 'n':
+        return match(c, "null", 4);
+    case '[':
+    case '{': {
+        if (depth >= MAX_DIRECT_DEPTH) return -1;
+        char close = c->s[c->i] == '[' ? ']' : '}';
+        c->i++;
+        skip_ws(c);
+        if (c->i < c->n && c->s[c->i] == close) {
+            c->i++;
+            return 0;
+        }
+        for (;;) {
+            if (close == '}') {
+                if (c->i >= c->n || c->s[c->i] != '"' || scan_string(c, &str, &len, &esc))
+                    return -1;
+                skip_ws(c);
+                if (c->i >= c->n || c->s[c->i] != ':') return -1;
+                c->i++;
+                skip_ws(c);
+            }
+            if (skip_value(c, depth + 1)) return -1;
+            skip_ws(c);
+            if (c->i >= c->n) return -1;
+            if (c->s[c->i] == close) {
+                c->i++;
+                return 0;
+            }
+            if (c->s[c->i] != ',') return -1;
+            c->i++;
+            skip_ws(c);
+        }
+    }
+    default:
+        return scan_number(c, NULL);
+    }
+}
+
+/* The value of field f at c->i into *out, exactly as spec_decode_value
+ * would convert it. -1: a value this decoder leaves to the tree path
+ * (a wrong type, an escaped string, an int that is not whole, ...). */
+static int field_value(scan_t *c, const spec_field_t *f, expr_value_t *out)
+{
+    if (c->i >= c->n) return -1;
+    char ch = c->s[c->i];
+    if (ch == 'n') {
+        *out = expr_null();
+        return match(c, "null", 4);
+    }
+    if (ch == '"') {
+        const char *str;
+        size_t len;
+        int esc;
+        if (scan_string(c, &str, &len, &esc) || esc) return -1;
+        int64_t ms;
+        if (f->type == EXPR_STRING) {
+            *out = expr_string(str, len);
+            return 0;
+        }
+        if (f->type != EXPR_TIME || expr_parse_rfc3339(str, len, &ms)) return -1;
+        *out = expr_time(ms);
+        return 0;
+    }
+    if (ch == 't' || ch == 'f') {
+        if (f->type != EXPR_BOOL) return -1;
+        *out = expr_bool(ch == 't');
+        return ch == 't' ? match(c, "true", 4) : match(c, "false", 5);
+    }
+    if (ch != '-' && !is_digit(ch)) return -1;
+    double d;
+    int64_t i;
+    if (scan_number(c, &d)) return -1;
+    switch (f->type) {
+    case EXPR_INT:
+    case EXPR_TIME:
+        if (exact_int(d, &i)) return -1;
+        *out = f->type == EXPR_INT ? expr_int(i) : expr_time(i);
+        return 0;
+    case EXPR_FLOAT:
+        if (!isfinite(d)) return -1;
+        *out = expr_float(d);
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int spec_decode_text(const spec_source_t *src, const char *text, size_t len, expr_value_t *fields)
+{
+    scan_t c = {text, len, 0};
+    uint32_t nf = src->nfields;
+    unsigned char seen[nf ? nf : 1];
+    memset(seen, 0, sizeof seen);
+    for (uint32_t k = 0; k < nf; k++)
+        fields[k] = expr_null();
+    if (len == 0 || text[0] != '{') return SPEC_DECODE_SLOW;
+    c.i = 1;
+    skip_ws(&c);
+    if (c.i < c.n && text[c.i] == '}') return SPEC_DECODE_SLOW; /* no key: the tree path words it */
+    for (;;) {
+        const char *key;
+        size_t klen;
+        int esc;
+        if (c.i >= c.n || text[c.i] != '"' || scan_string(&c, &key, &klen, &esc) || esc)
+            return SPEC_DECODE_SLOW;
+        skip_ws(&c);
+        if (c.i >= c.n || text[c.i] != ':') return SPEC_DECODE_SLOW;
+        c.i++;
+        skip_ws(&c);
+        uint32_t k = 0;
+        while (k < nf &&
+               (seen[k] || strncmp(src->fields[k].name, key, klen) || src->fields[k].name[klen]))
+            k++;
+        if (k < nf) {
+            seen[k] = 1;
+            if (field_value(&c, &src->fields[k], &fields[k])) return SPEC_DECODE_SLOW;
+        } else if (skip_value(&c, 1)) {
+            return SPEC_DECODE_SLOW;
+        }
+        skip_ws(&c);
+        if (c.i >= c.n) return SPEC_DECODE_SLOW;
+        if (text[c.i] == '}') break;
+        if (text[c.i] != ',') return SPEC_DECODE_SLOW;
+        c.i++;
+        skip_ws(&c);
+    }
+    if (c.i + 1 != c.n) return SPEC_DECODE_SLOW; /* text after the object */
+    const expr_value_t *key = &fields[src->key_slot];
+    if (key->type == EXPR_NULL || (key->type == EXPR_STRING && key->as.s.len > SPEC_MAX_KEY) ||
+        fields[src->time_slot].type == EXPR_NULL)
+        return SPEC_DECODE_SLOW;
     return 0;
 }

@@ -38,4 +38,18 @@ int spec_decode_value(const spec_field_t *f, const cJSON *j, expr_value_t *out, 
 int spec_decode_event(const spec_source_t *src, const cJSON *obj, expr_value_t *fields, char *err,
                       size_t errlen);
 
+#define SPEC_DECODE_SLOW 1 /* spec_decode_text: take the cJSON path */
+
+/* Fills fields[0 .. src->nfields) straight from an event's JSON text
+ * text[0 .. len), without a cJSON tree. Returns 0 when it decoded the
+ * event: then fields hold exactly what cJSON_ParseWithLengthOpts of the
+ * same text followed by spec_decode_event would give, string values as
+ * slices of text (keep it while they are in use). Returns
+ * SPEC_DECODE_SLOW for anything else — malformed JSON, text around the
+ * object, a field that is missing or of the wrong type, and some valid
+ * events (\u escapes, escapes in keys or string values, deep nesting;
+ * decode.c lists them): the caller then takes the cJSON path, which
+ * decides and words the outcome. Never an error of its own. */
+int spec_decode_text(const spec_source_t *src, const char *text, size_t len, expr_value_t *fields);
+
 #endif
