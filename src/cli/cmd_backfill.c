@@ -3,7 +3,10 @@
  * per event — the point-in-time features a model is trained on, exactly as
  * they were (or would have been) served. Rows go partition by partition,
  * each in offset order; --from/--to filter rows by event time, while the
- * replay itself always starts at the beginning (state needs the history). */
+ * replay itself always starts at the beginning (state needs the history).
+ * With patterns, rows also carry pattern.NAME (arrival-order patterns: did
+ * this event complete a match) and --matches FILE gets every match with
+ * emit:, as `weir ingest` / `weir run` write them to DATA/outputs/. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
@@ -21,14 +24,17 @@
 
 static const char backfill_usage[] =
     "usage: weir backfill SPEC --data DIR --out FILE [--format csv|ndjson] [--from T] [--to T]\n"
-    "                     [--with FIELD,...]\n"
+    "                     [--with FIELD,...] [--matches FILE]\n"
     "\n"
     "Replays the log of the spec's source in DIR through the engine and writes one\n"
     "row per event: partition, offset, key, time, late, then every feature in\n"
     "declared order, then the raw event fields named by --with (e.g. a label).\n"
     "--from/--to keep rows whose event time is in [from, to) (epoch ms or RFC 3339).\n"
     "CSV: a header line; floats with 17 significant digits (they read back exactly);\n"
-    "bools as 1/0; null as an empty cell. NDJSON: one object per row.\n";
+    "bools as 1/0; null as an empty cell. NDJSON: one object per row.\n"
+    "Arrival-order patterns add a column pattern.NAME (the event completed a match).\n"
+    "--matches FILE: the matches of patterns with emit:, one JSON object per line, as\n"
+    "weir ingest and weir run write them to DATA/outputs/<pattern>.ndjson.\n";
 
 typedef struct backfill {
     FILE *out;
@@ -39,7 +45,26 @@ typedef struct backfill {
     const spec_t *spec;
     weir_buf_t row;
     uint64_t rows;
+    FILE *matches;
+    weir_buf_t mline;
 } backfill_t;
+
+static void on_match(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
+                     int64_t start, int64_t end, const expr_value_t *vals)
+{
+    backfill_t *bf = ctx;
+    const spec_pattern_t *p = spec_pattern_of(bf->spec, agg);
+    if (!p) return; /* an aggregate's window: not this command's output */
+    buf_reset(&bf->mline);
+    outputs_match_line(&bf->mline, bf->spec, part, p, key, start, end, vals);
+    buf_append(&bf->mline, "\n", 1);
+    fwrite(bf->mline.data, 1, bf->mline.len, bf->matches);
+}
+
+static int is_flag_column(const spec_t *s, uint32_t i)
+{
+    return s->patterns[i].order == SPEC_ORDER_ARRIVAL;
+}
 
 static void csv_string(weir_buf_t *b, const char *s, size_t n)
 {
@@ -116,6 +141,9 @@ static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_res
             buf_append(b, ",", 1);
             csv_value(b, &res->features[i]);
         }
+        for (uint32_t i = 0; i < s->npatterns; i++)
+            if (is_flag_column(s, i))
+                buf_append_str(b, res->features[s->nfeatures + i].as.b ? ",1" : ",0");
         for (size_t i = 0; i < bf->nwith; i++) {
             buf_append(b, ",", 1);
             raw_field(bf, res->json, bf->with[i]);
@@ -127,6 +155,12 @@ static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_res
         for (uint32_t i = 0; i < s->nfeatures; i++) {
             column_name(bf, s->features[i].name, 0);
             outputs_json_value(b, &res->features[i]);
+        }
+        for (uint32_t i = 0; i < s->npatterns; i++) {
+            if (!is_flag_column(s, i)) continue;
+            buf_append_str(b, ",\"pattern.");
+            buf_append_str(b, s->patterns[i].name);
+            buf_append_str(b, res->features[s->nfeatures + i].as.b ? "\":true" : "\":false");
         }
         for (size_t i = 0; i < bf->nwith; i++) {
             column_name(bf, bf->with[i], 0);
@@ -160,13 +194,18 @@ int cmd_backfill(int argc, char **argv)
     const char *prefix = "weir backfill";
     if (cli_wants_help(argc, argv)) return fputs(backfill_usage, stdout), 0;
     static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'},
-        {"format", required_argument, 0, 'f'}, {"from", required_argument, 0, 'F'},
-        {"to", required_argument, 0, 'T'}, {"with", required_argument, 0, 'w'},
-        {"source", required_argument, 0, 's'}, {0, 0, 0, 0},
+        {"data", required_argument, 0, 'd'},
+        {"out", required_argument, 0, 'o'},
+        {"format", required_argument, 0, 'f'},
+        {"from", required_argument, 0, 'F'},
+        {"to", required_argument, 0, 'T'},
+        {"with", required_argument, 0, 'w'},
+        {"source", required_argument, 0, 's'},
+        {"matches", required_argument, 0, 'm'},
+        {0, 0, 0, 0},
     };
     backfill_t bf = {.csv = 1, .from = INT64_MIN, .to = INT64_MAX};
-    const char *data = NULL, *outpath = NULL, *source = NULL;
+    const char *data = NULL, *outpath = NULL, *source = NULL, *matchpath = NULL;
     int c, rc = 0;
     optind = 1;
     opterr = 0;
@@ -175,6 +214,9 @@ int cmd_backfill(int argc, char **argv)
         case 'd': data = optarg; break;
         case 'o': outpath = optarg; break;
         case 's': source = optarg; break;
+        case 'm':
+            matchpath = optarg;
+            break;
         case 'w': split_with(&bf, optarg); break;
         case 'f':
             if (!strcmp(optarg, "csv")) bf.csv = 1;
@@ -205,15 +247,29 @@ int cmd_backfill(int argc, char **argv)
             if (bf.csv) {
                 buf_append_str(&bf.row, "partition,offset,key,time,late");
                 for (uint32_t i = 0; i < pl.spec->nfeatures; i++) column_name(&bf, pl.spec->features[i].name, 0);
+                for (uint32_t i = 0; i < pl.spec->npatterns; i++) {
+                    if (!is_flag_column(pl.spec, i)) continue;
+                    char col[256];
+                    snprintf(col, sizeof col, "pattern.%s", pl.spec->patterns[i].name);
+                    column_name(&bf, col, 0);
+                }
                 for (size_t i = 0; i < bf.nwith; i++) column_name(&bf, bf.with[i], 0);
                 buf_append(&bf.row, "\n", 1);
                 fwrite(bf.row.data, 1, bf.row.len, bf.out);
             }
             uint64_t bad = 0;
+            if (matchpath && !(bf.matches = fopen(matchpath, "w")))
+                rc = cli_fail(prefix, "cannot write %s: %s", matchpath, strerror(errno));
+            engine_sink_t sink = {on_match, NULL, &bf};
+            for (uint32_t p = 0; bf.matches && p < pl.nparts; p++)
+                engine_part_set_sink(pl.parts[p], &sink);
             for (uint32_t p = 0; p < pl.nparts && rc == 0; p++)
                 if (pipeline_replay(&pl, p, write_row, &bf, report_bad, &bad, err, sizeof err) != 0)
                     rc = cli_fail(prefix, "%s", err);
             int wr = fflush(bf.out) | ferror(bf.out);
+            if (bf.matches && (fflush(bf.matches) | ferror(bf.matches) | fclose(bf.matches)) != 0 &&
+                rc == 0)
+                rc = cli_fail(prefix, "writing %s failed: %s", matchpath, strerror(errno));
             if (bf.out != stdout && fclose(bf.out) != 0) wr = -1;
             if (rc == 0 && wr != 0) rc = cli_fail(prefix, "writing %s failed: %s", outpath, strerror(errno));
             if (rc == 0 && bf.out != stdout)
@@ -223,6 +279,7 @@ int cmd_backfill(int argc, char **argv)
         pipeline_close(&pl);
     }
     buf_free(&bf.row);
+    buf_free(&bf.mline);
     for (size_t i = 0; i < bf.nwith; i++) weir_free(bf.with[i]);
     weir_free(bf.with);
     return rc;

@@ -13,9 +13,13 @@
  *   purchases abroad within the hour, without a test. Those carry
  *   is_fraud = 1, everything else 0.
  * clicks: shop events {user_id, item_id, action, price, in_stock, ts,
- *   will_purchase}: sessions of views, sometimes add_to_cart, view_checkout
- *   and purchase; will_purchase = 1 on the events of a session that ends in
- *   a purchase of that item.
+ *   will_purchase}: sessions of 1–6 item views, a search before about a
+ *   third of them, 5–65 s apart; 3 sessions in 10 add the last item to the
+ *   cart (10–130 s later); 6 carts in 10 go on to view_checkout; half of
+ *   those purchase 30 s – 5.5 min after the checkout, and one abandoner in
+ *   five comes back to buy 12–40 minutes later (past a 10-minute
+ *   cart-abandonment window). will_purchase = 1 on the events of a session
+ *   that ends in a purchase of that item (the comeback included).
  * Order: events come out in arrival order. Event time is the arrival time
  * minus a delay: up to --jitter ms (default 20000, within a 30 s lateness),
  * and for --late-permille events (default 2) 60–300 s, later than such a
@@ -243,8 +247,9 @@ static void gen_fraud(gen_t *g)
     weir_free(cards);
 }
 
-enum { CLICK_VIEW = 1, CLICK_CART, CLICK_CHECKOUT, CLICK_PURCHASE };
-static const char *const actions[] = {"", "view", "add_to_cart", "view_checkout", "purchase"};
+enum { CLICK_VIEW = 1, CLICK_CART, CLICK_CHECKOUT, CLICK_PURCHASE, CLICK_SEARCH };
+static const char *const actions[] = {"",         "view",  "add_to_cart", "view_checkout",
+                                      "purchase", "search"};
 #define NITEMS 20000
 
 static void clicks_emit(gen_t *g, int64_t at, uint32_t user, uint32_t item, int action, int buy)
@@ -277,20 +282,35 @@ static void gen_clicks(gen_t *g)
         int views = 1 + (int)rng_below(&g->rng, 6);
         uint32_t item = 0;
         int cart = rng_below(&g->rng, 10) < 3, checkout = cart && rng_below(&g->rng, 10) < 6,
-            buy = checkout && rng_below(&g->rng, 10) < 5;
+            buy = checkout && rng_below(&g->rng, 10) < 5,
+            comeback = checkout && !buy && rng_below(&g->rng, 5) == 0;
         int64_t t = now;
         for (int i = 0; i < views; i++) {
             item = (uint32_t)rng_below(&g->rng, NITEMS);
             int last = i == views - 1;
-            heap_push(&g->pending, (pend_t){t, user, CLICK_VIEW, item, (uint32_t)(last && buy)});
+            if (rng_below(&g->rng, 3) == 0) {
+                heap_push(&g->pending, (pend_t){t, user, CLICK_SEARCH, item,
+                                                (uint32_t)(last && (buy || comeback))});
+                t += 2000 + (int64_t)rng_below(&g->rng, 15000);
+            }
+            heap_push(&g->pending,
+                      (pend_t){t, user, CLICK_VIEW, item, (uint32_t)(last && (buy || comeback))});
             t += 5000 + (int64_t)rng_below(&g->rng, 60000);
         }
-        if (cart) heap_push(&g->pending, (pend_t){t, user, CLICK_CART, item, (uint32_t)buy});
+        if (cart)
+            heap_push(&g->pending,
+                      (pend_t){t, user, CLICK_CART, item, (uint32_t)(buy || comeback)});
         t += 10000 + (int64_t)rng_below(&g->rng, 120000);
-        if (checkout) heap_push(&g->pending, (pend_t){t, user, CLICK_CHECKOUT, item, (uint32_t)buy});
-        /* Abandoners sometimes come back after the 10-minute mark: not a purchase of this session. */
-        t += 30000 + (int64_t)rng_below(&g->rng, buy ? 300000 : 1);
-        if (buy) heap_push(&g->pending, (pend_t){t, user, CLICK_PURCHASE, item, 1});
+        if (checkout)
+            heap_push(&g->pending,
+                      (pend_t){t, user, CLICK_CHECKOUT, item, (uint32_t)(buy || comeback)});
+        if (buy) {
+            t += 30000 + (int64_t)rng_below(&g->rng, 300000);
+            heap_push(&g->pending, (pend_t){t, user, CLICK_PURCHASE, item, 1});
+        } else if (comeback) {
+            t += 720000 + (int64_t)rng_below(&g->rng, 1680000);
+            heap_push(&g->pending, (pend_t){t, user, CLICK_PURCHASE, item, 1});
+        }
     }
 }
 

@@ -17,11 +17,12 @@ struct outputs {
     const spec_t *spec;
     FILE **agg; /* per aggregate */
     FILE *late;
+    FILE **pat;  /* per pattern with emit: (NULL for the others) */
     FILE **emit; /* per decision rule with `emit` (NULL for the others) */
     pthread_mutex_t emit_mu; /* emits come from the request threads */
     weir_buf_t emit_line;
     weir_buf_t line;
-    uint64_t windows, lates;
+    uint64_t windows, lates, matches;
     atomic_int failed; /* set by writers under either lock */
 };
 
@@ -47,6 +48,11 @@ int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char 
     for (uint32_t i = 0; i < spec->naggregates && rc == 0; i++)
         if (!(o->agg[i] = open_output(dir, spec->aggregates[i].name, err, errlen))) rc = WEIR_EIO;
     if (rc == 0 && !(o->late = open_output(dir, "late", err, errlen))) rc = WEIR_EIO;
+    o->pat = weir_calloc(spec->npatterns + 1, sizeof *o->pat);
+    for (uint32_t i = 0; i < spec->npatterns && rc == 0; i++)
+        if (spec->patterns[i].has_emit &&
+            !(o->pat[i] = open_output(dir, spec->patterns[i].name, err, errlen)))
+            rc = WEIR_EIO;
     o->emit = weir_calloc(spec->ndecisions + 1, sizeof *o->emit);
     pthread_mutex_init(&o->emit_mu, NULL);
     for (uint32_t i = 0; i < spec->ndecisions && rc == 0; i++) {
@@ -70,6 +76,8 @@ int outputs_flush(outputs_t *o, char *err, size_t errlen)
     for (uint32_t i = 0; i < o->spec->naggregates; i++)
         if (o->agg[i] && fflush(o->agg[i]) != 0) o->failed = 1;
     if (o->late && fflush(o->late) != 0) o->failed = 1;
+    for (uint32_t i = 0; o->pat && i < o->spec->npatterns; i++)
+        if (o->pat[i] && fflush(o->pat[i]) != 0) o->failed = 1;
     pthread_mutex_lock(&o->emit_mu);
     for (uint32_t i = 0; o->emit && i < o->spec->ndecisions; i++)
         if (o->emit[i] && fflush(o->emit[i]) != 0) o->failed = 1;
@@ -84,6 +92,9 @@ int outputs_close(outputs_t *o, char *err, size_t errlen)
     for (uint32_t i = 0; i < o->spec->naggregates; i++)
         if (o->agg[i]) fclose(o->agg[i]);
     if (o->late) fclose(o->late);
+    for (uint32_t i = 0; o->pat && i < o->spec->npatterns; i++)
+        if (o->pat[i]) fclose(o->pat[i]);
+    weir_free(o->pat);
     for (uint32_t i = 0; o->emit && i < o->spec->ndecisions; i++) {
         int shared = 0;
         for (uint32_t j = 0; j < i; j++) shared |= o->emit[j] == o->emit[i];
@@ -123,11 +134,46 @@ static void write_line(outputs_t *o, FILE *f)
     if (fwrite(o->line.data, 1, o->line.len, f) != o->line.len) o->failed = 1;
 }
 
+/* A pattern's match (pattern.h, pattern_io_t.match): one flat derived
+ * event, weir's fields first, then the emit fields. */
+void outputs_match_line(weir_buf_t *b, const spec_t *spec, uint32_t part, const spec_pattern_t *p,
+                        weir_slice_t key, int64_t start, int64_t time, const expr_value_t *vals)
+{
+    buf_append_str(b, "{\"pattern\":");
+    buf_append_json_string(b, p->name, strlen(p->name));
+    buf_appendf(b, ",\"partition\":%u,\"key\":", part);
+    outputs_json_key(b, &spec->sources[0], key);
+    buf_appendf(b,
+                ",\"start\":%" PRId64 ",\"time\":%" PRId64 ",\"watermark\":%" PRId64 ",\"events\":",
+                start, time, vals[p->out.nselect + 1].as.i);
+    buf_append(b, vals[p->out.nselect].as.s.ptr, vals[p->out.nselect].as.s.len);
+    for (uint32_t i = 0; i < p->out.nselect; i++) {
+        buf_append_str(b, ",");
+        buf_append_json_string(b, p->out.select[i].name, strlen(p->out.select[i].name));
+        buf_append_str(b, ":");
+        outputs_json_value(b, &vals[i]);
+    }
+    buf_append_str(b, "}");
+}
+
+static void on_match(outputs_t *o, uint32_t part, const spec_pattern_t *p, weir_slice_t key,
+                     int64_t start, int64_t time, const expr_value_t *vals)
+{
+    buf_reset(&o->line);
+    outputs_match_line(&o->line, o->spec, part, p, key, start, time, vals);
+    write_line(o, o->pat[p - o->spec->patterns]);
+    o->matches++;
+}
+
 static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
                       int64_t start, int64_t end, const expr_value_t *vals)
 {
-    (void)part;
     outputs_t *o = ctx;
+    const spec_pattern_t *pat = o->spec->npatterns ? spec_pattern_of(o->spec, agg) : NULL;
+    if (pat) {
+        on_match(o, part, pat, key, start, end, vals);
+        return;
+    }
     weir_buf_t *b = &o->line;
     buf_reset(b);
     buf_append_str(b, "{\"aggregate\":");
@@ -196,4 +242,9 @@ uint64_t outputs_windows(const outputs_t *o)
 uint64_t outputs_late(const outputs_t *o)
 {
     return o->lates;
+}
+
+uint64_t outputs_matches(const outputs_t *o)
+{
+    return o->matches;
 }

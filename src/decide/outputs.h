@@ -1,6 +1,10 @@
 /* outputs.h — the files a pipeline writes besides its log: aggregates on
- * window close (DATA/outputs/<aggregate>.ndjson) and late events
- * (DATA/outputs/late.ndjson), one JSON object per line. An outputs_t is an
+ * window close (DATA/outputs/<aggregate>.ndjson), late events
+ * (DATA/outputs/late.ndjson) and patterns' matches with emit:
+ * (DATA/outputs/<pattern>.ndjson: {"pattern", "partition", "key", "start"
+ * (first event's time), "time" (match time), "watermark" (when found),
+ * "events" (their log offsets, in match order), then the emit fields}),
+ * one JSON object per line. An outputs_t is an
  * engine_sink_t target: outputs_sink() gives the callbacks. Lines are
  * appended; outputs_flush() hands them to the OS. */
 #ifndef WEIR_DECIDE_OUTPUTS_H
@@ -23,6 +27,7 @@ int outputs_flush(outputs_t *o, char *err, size_t errlen);
 engine_sink_t outputs_sink(outputs_t *o);
 uint64_t outputs_windows(const outputs_t *o);
 uint64_t outputs_late(const outputs_t *o);
+uint64_t outputs_matches(const outputs_t *o);
 
 /* A decision rule with `emit: NAME` matched: appends {"partition",
  * "offset", "key", "decision", "rule", "score", "event"} to
@@ -30,6 +35,11 @@ uint64_t outputs_late(const outputs_t *o);
  * emit at once). */
 void outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset, weir_slice_t key,
                   const char *decision, int rule, double score, weir_slice_t event);
+
+/* Appends the line (without newline) of a pattern's match, as written to
+ * DATA/outputs/<pattern>.ndjson; vals as the engine sink gives them. */
+void outputs_match_line(weir_buf_t *b, const spec_t *spec, uint32_t part, const spec_pattern_t *p,
+                        weir_slice_t key, int64_t start, int64_t time, const expr_value_t *vals);
 
 /* Appends v as a JSON value: null, true/false, integers, floats with
  * %.17g (round-trip exact), strings escaped; times and durations as

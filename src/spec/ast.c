@@ -20,7 +20,8 @@
  * Tokens: INT is decimal digits; FLOAT has a '.' and/or an exponent
  * (`1.5`, `2e-3`, `.5`); DURATION is digits directly followed by ms, s, m, h
  * or d (`500ms`, `7d`); STRING is "..." or '...' with the escapes \\ \" \'
- * \n \t \r \0; NAME is [A-Za-z_][A-Za-z0-9_]*. Keywords are lower case.
+ * \n \t \r \0; NAME is [A-Za-z_][A-Za-z0-9_]*, optionally qualified once as
+ * `a.b` (a pattern step's field, `pattern.x`). Keywords are lower case.
  * `over` binds to the call just before it, so `count() over 1h + 1` is
  * `(count() over 1h) + 1`.
  *
@@ -339,6 +340,15 @@ static int next(parser_t *p)
         size_t i = p->at;
         while (i < p->len && (is_alpha((unsigned char)s[i]) || is_digit((unsigned char)s[i])))
             i++;
+        /* `step.field`, `pattern.name`: a qualified name is one NAME token
+         * ("small.amount") for the scope to resolve; a keyword cannot be
+         * qualified. */
+        if (i + 1 < p->len && s[i] == '.' && is_alpha((unsigned char)s[i + 1]) &&
+            keyword_kind(s + p->at, i - p->at) == T_NAME) {
+            i++;
+            while (i < p->len && (is_alpha((unsigned char)s[i]) || is_digit((unsigned char)s[i])))
+                i++;
+        }
         t->kind = keyword_kind(s + p->at, i - p->at);
         t->s.ptr = s + p->at;
         t->s.len = i - p->at;

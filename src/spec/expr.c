@@ -271,6 +271,7 @@ static const struct {
     {"distinct", EXPR_AGG_DISTINCT, 1, 1},
     {"approx_distinct", EXPR_AGG_APPROX_DISTINCT, 1, 1},
     {"approx_quantile", EXPR_AGG_APPROX_QUANTILE, 2, 2},
+    {"matches", EXPR_AGG_MATCHES, 1, 1},
 };
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -781,7 +782,19 @@ static int compile_aggregate(comp_t *c, const expr_ast_t *n, expr_agg_kind_t kin
     expr_agg_t a = {.kind = kind,
                     .window_ms = n->has_over ? n->over_ms : 0,
                     .every_ms = n->has_over ? n->every_ms : 0};
-    if (n->nargs >= 1) {
+    if (kind == EXPR_AGG_MATCHES) {
+        /* The argument names a pattern; it is not an expression. */
+        const expr_ast_t *arg = n->args[0];
+        int pi = arg->kind == AST_NAME && s->pattern_index
+                     ? s->pattern_index(s->ctx, arg->name.ptr, arg->name.len)
+                     : -1;
+        if (pi < 0) return fail(c, arg->pos, "matches() takes the name of a pattern of this spec");
+        if (s->agg_mode != EXPR_AGGS_FEATURE)
+            return fail(c, n->pos, "matches() is a feature: write it in features");
+        if (n->every_ms > 0)
+            return fail(c, n->every_pos, "matches() counts exactly: remove 'every'");
+        a.pattern = (uint32_t)pi;
+    } else if (n->nargs >= 1) {
         expr_scope_t as = {.resolve = s->arg_resolve,
                            .names = s->arg_names,
                            .ctx = s->arg_ctx,
@@ -811,6 +824,7 @@ static int compile_aggregate(comp_t *c, const expr_ast_t *n, expr_agg_kind_t kin
     const char *need = NULL;
     expr_type_t at = a.arg_type;
     switch (kind) {
+    case EXPR_AGG_MATCHES:
     case EXPR_AGG_COUNT:
     case EXPR_AGG_DISTINCT:
     case EXPR_AGG_APPROX_DISTINCT:

@@ -83,6 +83,8 @@ typedef enum expr_agg_kind {
     EXPR_AGG_APPROX_QUANTILE, /* int|float → float; q in [0, 1]; null when empty */
     EXPR_AGG_PREV,            /* last(x) without `over`: x of the key's previous event in
                                  log order (null values included), null if none */
+    EXPR_AGG_MATCHES,         /* matches(P) over D: the key's matches of pattern P whose
+                                 match time is in (t - D, t], counted once found → int */
 } expr_agg_kind_t;
 
 /* One aggregate slot. Contract for the engine that fills it:
@@ -104,6 +106,7 @@ typedef struct expr_agg {
     int64_t window_ms;
     int64_t every_ms;
     double q;   /* approx_quantile only */
+    uint32_t pattern; /* matches() only: index in spec->patterns */
     char *text; /* canonical text, e.g. "sum(amount) over 1d": names the slot in output */
 } expr_agg_t;
 
@@ -137,6 +140,8 @@ typedef struct expr_scope {
     expr_names_cb arg_names;
     void *arg_ctx;
     const char *where; /* for messages: "a decision rule", "a feature", ... */
+    /* matches(NAME): the index of pattern NAME, or -1 (NULL: no patterns here) */
+    int (*pattern_index)(void *ctx, const char *name, size_t len);
 } expr_scope_t;
 
 /* Parses, checks and compiles text[0..len). On success returns 0 and sets

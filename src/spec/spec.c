@@ -4,9 +4,11 @@
  * The loader runs in passes, each of which may stop with the first error it
  * finds, written as "FILE:LINE:COL: message":
  *
- *   1. top-level keys: known, `patterns` refused (not built yet), required
- *      ones present;
- *   2. pipeline, partitions, sources (fields, key, time, lateness);
+ *   1. top-level keys: known, required ones present;
+ *   2. pipeline, partitions, sources (fields, key, time, lateness), patterns
+ *      (spec_pattern.c: steps and their conditions, before the features,
+ *      which may count matches, and the decisions, which may read
+ *      pattern.NAME);
  *   3. features: every expression parsed; feature → feature references form
  *      a graph; a cycle is an error that names it (a -> b -> a); otherwise a
  *      depth-first post-order gives the evaluation order, and features are
@@ -28,24 +30,10 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "spec/spec_int.h"
 #include "spec/ydoc.h"
 
 #define SPEC_MAX_FEATURES 10000
-
-typedef struct loader {
-    const char *file;
-    const ydoc_t *doc;
-    spec_t *spec;
-    char *err;
-    size_t errlen;
-    int rc; /* first error code, 0 if none */
-    /* features while they are being compiled */
-    const ynode_t **feat_nodes; /* value nodes, declared order */
-    expr_ast_tree_t **feat_asts;
-    uint32_t **deps; /* deps[i]: features that feature i reads */
-    uint32_t *ndeps;
-    bool *compiled;
-} loader_t;
 
 static int fail_pos(loader_t *L, int code, uint32_t line, uint32_t col, const char *fmt, va_list ap)
 {
@@ -59,9 +47,7 @@ static int fail_pos(loader_t *L, int code, uint32_t line, uint32_t col, const ch
 }
 
 /* An error at node n. */
-static int fail(loader_t *L, const ynode_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(loader_t *L, const ynode_t *n, const char *fmt, ...)
+int ld_fail(loader_t *L, const ynode_t *n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -71,9 +57,7 @@ static int fail(loader_t *L, const ynode_t *n, const char *fmt, ...)
 }
 
 /* An error at byte `offset` of scalar n's value. */
-static int fail_at(loader_t *L, const ynode_t *n, size_t offset, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail_at(loader_t *L, const ynode_t *n, size_t offset, const char *fmt, ...)
+int ld_fail_at(loader_t *L, const ynode_t *n, size_t offset, const char *fmt, ...)
 {
     uint32_t line, col;
     ydoc_scalar_pos(L->doc, n, offset, &line, &col);
@@ -84,31 +68,30 @@ static int fail_at(loader_t *L, const ynode_t *n, size_t offset, const char *fmt
     return rc;
 }
 
-/* Shortens a user-supplied name for messages. */
-#define Q(n) (int)((n)->len > 60 ? 60 : (n)->len), (n)->value
-
-static const char *kind_name(const ynode_t *n)
+const char *ld_kind_name(const ynode_t *n)
 {
     return n->kind == YNODE_MAP ? "a mapping" : n->kind == YNODE_SEQ ? "a list" : "a text";
 }
 
-static int want_scalar(loader_t *L, const ynode_t *n, const char *what)
+int ld_want_scalar(loader_t *L, const ynode_t *n, const char *what)
 {
-    if (n->kind != YNODE_SCALAR) return fail(L, n, "%s must be a text, not %s", what, kind_name(n));
+    if (n->kind != YNODE_SCALAR)
+        return ld_fail(L, n, "%s must be a text, not %s", what, ld_kind_name(n));
     return 0;
 }
 
-static int want_map(loader_t *L, const ynode_t *n, const char *what)
+int ld_want_map(loader_t *L, const ynode_t *n, const char *what)
 {
     if (n->kind != YNODE_MAP) {
         if (n->kind == YNODE_SCALAR && n->len == 0 && n->style == YSTYLE_PLAIN)
-            return fail(L, n, "%s is empty; it must be a mapping", what);
-        return fail(L, n, "%s must be a mapping (name: value lines), not %s", what, kind_name(n));
+            return ld_fail(L, n, "%s is empty; it must be a mapping", what);
+        return ld_fail(L, n, "%s must be a mapping (name: value lines), not %s", what,
+                       ld_kind_name(n));
     }
     return 0;
 }
 
-static int is_empty(const ynode_t *n)
+int ld_is_empty(const ynode_t *n)
 {
     return n->kind == YNODE_SCALAR && n->len == 0 && n->style == YSTYLE_PLAIN;
 }
@@ -129,8 +112,8 @@ static const char *closest(const char *s, size_t len, const char *const *words)
 }
 
 /* Checks that every key of map m is in words; `where` names the map. */
-static int check_keys(loader_t *L, const ynode_t *m, const char *const *words, const char *where,
-                      const char *expected)
+int ld_check_keys(loader_t *L, const ynode_t *m, const char *const *words, const char *where,
+                  const char *expected)
 {
     for (uint32_t i = 0; i < m->n; i++) {
         const ynode_t *k = ynode_key(m, i);
@@ -140,48 +123,51 @@ static int check_keys(loader_t *L, const ynode_t *m, const char *const *words, c
         if (known) continue;
         const char *hint = closest(k->value, k->len, words);
         if (hint)
-            return fail(L, k, "unknown key '%.*s' in %s; did you mean '%s'?", Q(k), where, hint);
-        return fail(L, k, "unknown key '%.*s' in %s; expected %s", Q(k), where, expected);
+            return ld_fail(L, k, "unknown key '%.*s' in %s; did you mean '%s'?", Q(k), where, hint);
+        return ld_fail(L, k, "unknown key '%.*s' in %s; expected %s", Q(k), where, expected);
     }
     return 0;
 }
 
-static int check_name(loader_t *L, const ynode_t *k, const char *what)
+int ld_check_name(loader_t *L, const ynode_t *k, const char *what)
 {
     if (!expr_is_identifier(k->value, k->len)) {
         if (expr_is_keyword(k->value, k->len))
-            return fail(L, k, "%s name '%.*s' is a keyword of the expression language", what, Q(k));
-        return fail(L, k,
-                    "%s name '%.*s' is not a valid name: use letters, digits and '_', not starting "
-                    "with a digit",
-                    what, Q(k));
+            return ld_fail(L, k, "%s name '%.*s' is a keyword of the expression language", what,
+                           Q(k));
+        return ld_fail(
+            L, k,
+            "%s name '%.*s' is not a valid name: use letters, digits and '_', not starting "
+            "with a digit",
+            what, Q(k));
     }
     return 0;
 }
 
-static int parse_duration_node(loader_t *L, const ynode_t *n, const char *what, int allow_zero,
-                               int64_t *ms)
+int ld_parse_duration_node(loader_t *L, const ynode_t *n, const char *what, int allow_zero,
+                           int64_t *ms)
 {
-    if (want_scalar(L, n, what)) return L->rc;
+    if (ld_want_scalar(L, n, what)) return L->rc;
     int rc = expr_parse_duration(n->value, n->len, ms);
-    if (rc == WEIR_ERANGE) return fail(L, n, "%s '%.*s' is too large", what, Q(n));
+    if (rc == WEIR_ERANGE) return ld_fail(L, n, "%s '%.*s' is too large", what, Q(n));
     if (rc)
-        return fail(L, n,
-                    "bad duration '%.*s' for %s: expected an integer followed by ms, s, m, h or d "
-                    "(500ms, 30s, 10m, 1h, 7d)",
-                    Q(n), what);
-    if (*ms == 0 && !allow_zero) return fail(L, n, "%s must be longer than 0", what);
+        return ld_fail(
+            L, n,
+            "bad duration '%.*s' for %s: expected an integer followed by ms, s, m, h or d "
+            "(500ms, 30s, 10m, 1h, 7d)",
+            Q(n), what);
+    if (*ms == 0 && !allow_zero) return ld_fail(L, n, "%s must be longer than 0", what);
     return 0;
 }
 
 /* ---- scopes for expressions ---- */
 
-static const spec_source_t *main_source(const loader_t *L)
+const spec_source_t *ld_main_source(const loader_t *L)
 {
     return L->spec->nsources ? &L->spec->sources[0] : NULL;
 }
 
-static int find_field(const spec_source_t *src, const char *name, size_t len)
+int ld_find_field(const spec_source_t *src, const char *name, size_t len)
 {
     if (!src) return -1;
     for (uint32_t i = 0; i < src->nfields; i++)
@@ -190,7 +176,7 @@ static int find_field(const spec_source_t *src, const char *name, size_t len)
     return -1;
 }
 
-static int find_feature(const spec_t *s, const char *name, size_t len)
+int ld_find_feature(const spec_t *s, const char *name, size_t len)
 {
     for (uint32_t i = 0; i < s->nfeatures; i++)
         if (s->features[i].name && strlen(s->features[i].name) == len &&
@@ -199,13 +185,13 @@ static int find_feature(const spec_t *s, const char *name, size_t len)
     return -1;
 }
 
-static int resolve_field_ref(const loader_t *L, const char *name, size_t len, expr_ref_t *ref)
+int ld_resolve_field_ref(const loader_t *L, const char *name, size_t len, expr_ref_t *ref)
 {
-    int f = find_field(main_source(L), name, len);
+    int f = ld_find_field(ld_main_source(L), name, len);
     if (f < 0) return WEIR_ENOENT;
     ref->kind = EXPR_REF_FIELD;
     ref->slot = (uint32_t)f;
-    ref->type = main_source(L)->fields[f].type;
+    ref->type = ld_main_source(L)->fields[f].type;
     return 0;
 }
 
@@ -214,8 +200,8 @@ static int resolve_arg(void *ctx, const char *name, size_t len, expr_ref_t *ref,
                        size_t errlen)
 {
     loader_t *L = ctx;
-    if (resolve_field_ref(L, name, len, ref) == 0) return 0;
-    if (find_feature(L->spec, name, len) >= 0)
+    if (ld_resolve_field_ref(L, name, len, ref) == 0) return 0;
+    if (ld_find_feature(L->spec, name, len) >= 0)
         return weir_errf(err, errlen, WEIR_EINVAL,
                          "feature '%.*s' cannot be used inside an aggregate: aggregates read the "
                          "event's fields",
@@ -223,10 +209,10 @@ static int resolve_arg(void *ctx, const char *name, size_t len, expr_ref_t *ref,
     return WEIR_ENOENT;
 }
 
-static void names_fields(void *ctx, void (*emit)(void *, const char *), void *ectx)
+void ld_names_fields(void *ctx, void (*emit)(void *, const char *), void *ectx)
 {
     const loader_t *L = ctx;
-    const spec_source_t *src = main_source(L);
+    const spec_source_t *src = ld_main_source(L);
     for (uint32_t i = 0; src && i < src->nfields; i++)
         emit(ectx, src->fields[i].name);
 }
@@ -234,7 +220,7 @@ static void names_fields(void *ctx, void (*emit)(void *, const char *), void *ec
 static void names_all(void *ctx, void (*emit)(void *, const char *), void *ectx)
 {
     const loader_t *L = ctx;
-    names_fields(ctx, emit, ectx);
+    ld_names_fields(ctx, emit, ectx);
     for (uint32_t i = 0; i < L->spec->nfeatures; i++)
         if (L->spec->features[i].name) emit(ectx, L->spec->features[i].name);
     if (L->spec->has_model) {
@@ -250,8 +236,8 @@ static int resolve_feature_scope(void *ctx, const char *name, size_t len, expr_r
     loader_t *L = ctx;
     (void)err;
     (void)errlen;
-    if (resolve_field_ref(L, name, len, ref) == 0) return 0;
-    int f = find_feature(L->spec, name, len);
+    if (ld_resolve_field_ref(L, name, len, ref) == 0) return 0;
+    int f = ld_find_feature(L->spec, name, len);
     if (f < 0) return WEIR_ENOENT;
     weir_assert(L->compiled[f]); /* the evaluation order puts dependencies first */
     ref->kind = EXPR_REF_FEATURE;
@@ -288,8 +274,10 @@ static int resolve_decision_scope(void *ctx, const char *name, size_t len, expr_
         if (idx + 1 > L->spec->max_score_index) L->spec->max_score_index = idx + 1;
         return 0;
     }
-    if (resolve_field_ref(L, name, len, ref) == 0) return 0;
-    int f = find_feature(L->spec, name, len);
+    if (ld_resolve_field_ref(L, name, len, ref) == 0) return 0;
+    int rc = ld_resolve_pattern_flag(L, name, len, ref, err, errlen);
+    if (rc != WEIR_ENOENT) return rc;
+    int f = ld_find_feature(L->spec, name, len);
     if (f >= 0) {
         ref->kind = EXPR_REF_FEATURE;
         ref->slot = (uint32_t)f;
@@ -310,12 +298,12 @@ static int resolve_select_scope(void *ctx, const char *name, size_t len, expr_re
                                 size_t errlen)
 {
     loader_t *L = ctx;
-    if (resolve_field_ref(L, name, len, ref) == 0)
+    if (ld_resolve_field_ref(L, name, len, ref) == 0)
         return weir_errf(err, errlen, WEIR_EINVAL,
                          "field '%.*s' must be inside an aggregate call here, such as sum(%.*s) or "
                          "last(%.*s): select runs when the window closes",
                          (int)len, name, (int)len, name, (int)len, name);
-    if (find_feature(L->spec, name, len) >= 0)
+    if (ld_find_feature(L->spec, name, len) >= 0)
         return weir_errf(err, errlen, WEIR_EINVAL,
                          "feature '%.*s' cannot be used in an aggregate's select: select runs when "
                          "the window closes, not per event",
@@ -324,12 +312,12 @@ static int resolve_select_scope(void *ctx, const char *name, size_t len, expr_re
 }
 
 /* Compiles scalar n as an expression; positions of errors map into the file. */
-static int compile_node(loader_t *L, const ynode_t *n, const expr_scope_t *scope, expr_t **out)
+int ld_compile_node(loader_t *L, const ynode_t *n, const expr_scope_t *scope, expr_t **out)
 {
     char msg[512];
     uint32_t pos;
     int rc = expr_compile(n->value, n->len, scope, out, &pos, msg, sizeof msg);
-    if (rc) return fail_at(L, n, pos, "%s", msg);
+    if (rc) return ld_fail_at(L, n, pos, "%s", msg);
     return 0;
 }
 
@@ -343,13 +331,13 @@ static const char *const top_keys[] = {"pipeline",  "partitions", "sources",
 static int load_pipeline(loader_t *L, const ynode_t *root)
 {
     const ynode_t *n = ynode_get(root, "pipeline");
-    if (want_scalar(L, n, "pipeline")) return L->rc;
-    if (n->len == 0) return fail(L, n, "pipeline needs a name");
+    if (ld_want_scalar(L, n, "pipeline")) return L->rc;
+    if (n->len == 0) return ld_fail(L, n, "pipeline needs a name");
     for (size_t i = 0; i < n->len; i++) {
         char c = n->value[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '-' || c == '.'))
-            return fail(
+            return ld_fail(
                 L, n, "pipeline name '%.*s' may hold only letters, digits, '_', '-' and '.'", Q(n));
     }
     L->spec->pipeline = weir_strndup(n->value, n->len);
@@ -359,15 +347,15 @@ static int load_pipeline(loader_t *L, const ynode_t *root)
     if (!n) return 0;
     const char *bad = "partitions must be an integer from 1 to %d, got '%.*s'";
     if (n->kind != YNODE_SCALAR)
-        return fail(L, n, "partitions must be an integer, not %s", kind_name(n));
-    if (n->len == 0 || n->len > 9) return fail(L, n, bad, SPEC_MAX_PARTITIONS, Q(n));
+        return ld_fail(L, n, "partitions must be an integer, not %s", ld_kind_name(n));
+    if (n->len == 0 || n->len > 9) return ld_fail(L, n, bad, SPEC_MAX_PARTITIONS, Q(n));
     long v = 0;
     for (size_t i = 0; i < n->len; i++) {
         if (n->value[i] < '0' || n->value[i] > '9')
-            return fail(L, n, bad, SPEC_MAX_PARTITIONS, Q(n));
+            return ld_fail(L, n, bad, SPEC_MAX_PARTITIONS, Q(n));
         v = v * 10 + (n->value[i] - '0');
     }
-    if (v < 1 || v > SPEC_MAX_PARTITIONS) return fail(L, n, bad, SPEC_MAX_PARTITIONS, Q(n));
+    if (v < 1 || v > SPEC_MAX_PARTITIONS) return ld_fail(L, n, bad, SPEC_MAX_PARTITIONS, Q(n));
     L->spec->partitions = (uint32_t)v;
     return 0;
 }
@@ -379,17 +367,18 @@ static int load_recovery(loader_t *L, const ynode_t *root)
     L->spec->checkpoint_interval_ms = SPEC_CHECKPOINT_INTERVAL_DEFAULT_MS;
     L->spec->guarantee = SPEC_EXACTLY_ONCE;
     const ynode_t *n = ynode_get(root, "checkpoint_interval");
-    if (n && parse_duration_node(L, n, "checkpoint_interval", 1, &L->spec->checkpoint_interval_ms))
+    if (n &&
+        ld_parse_duration_node(L, n, "checkpoint_interval", 1, &L->spec->checkpoint_interval_ms))
         return L->rc;
     n = ynode_get(root, "guarantee");
     if (!n) return 0;
-    if (want_scalar(L, n, "guarantee")) return L->rc;
+    if (ld_want_scalar(L, n, "guarantee")) return L->rc;
     if (n->len == 12 && memcmp(n->value, "exactly_once", 12) == 0)
         L->spec->guarantee = SPEC_EXACTLY_ONCE;
     else if (n->len == 13 && memcmp(n->value, "at_least_once", 13) == 0)
         L->spec->guarantee = SPEC_AT_LEAST_ONCE;
     else
-        return fail(L, n, "guarantee must be exactly_once or at_least_once, got '%.*s'", Q(n));
+        return ld_fail(L, n, "guarantee must be exactly_once or at_least_once, got '%.*s'", Q(n));
     return 0;
 }
 
@@ -400,63 +389,64 @@ static int load_source(loader_t *L, const ynode_t *k, const ynode_t *m, spec_sou
     snprintf(where, sizeof where, "source '%.*s'", Q(k));
     src->name = weir_strndup(k->value, k->len);
     src->pos = (spec_pos_t){k->line, k->col};
-    if (want_map(L, m, where) || check_keys(L, m, keys, where, "key, time, lateness or fields"))
+    if (ld_want_map(L, m, where) ||
+        ld_check_keys(L, m, keys, where, "key, time, lateness or fields"))
         return L->rc;
     for (size_t i = 0; i < 4; i++) {
         if (i == 2) continue; /* lateness is optional */
         if (!ynode_get(m, keys[i]))
-            return fail(L, k, "source '%.*s' is missing required key '%s'", Q(k), keys[i]);
+            return ld_fail(L, k, "source '%.*s' is missing required key '%s'", Q(k), keys[i]);
     }
     const ynode_t *fields = ynode_get(m, "fields");
-    if (want_map(L, fields, "fields")) return L->rc;
-    if (fields->n == 0) return fail(L, fields, "fields of source '%.*s' is empty", Q(k));
+    if (ld_want_map(L, fields, "fields")) return L->rc;
+    if (fields->n == 0) return ld_fail(L, fields, "fields of source '%.*s' is empty", Q(k));
     src->fields = weir_calloc(fields->n, sizeof *src->fields);
     for (uint32_t i = 0; i < fields->n; i++) {
         const ynode_t *fk = ynode_key(fields, i), *fv = ynode_val(fields, i);
-        if (check_name(L, fk, "field")) return L->rc;
-        if (want_scalar(L, fv, "a field's type")) return L->rc;
+        if (ld_check_name(L, fk, "field")) return L->rc;
+        if (ld_want_scalar(L, fv, "a field's type")) return L->rc;
         spec_field_t *f = &src->fields[src->nfields++];
         f->name = weir_strndup(fk->value, fk->len);
         f->slot = i;
         f->pos = (spec_pos_t){fk->line, fk->col};
         if (expr_type_parse(fv->value, fv->len, &f->type))
-            return fail(L, fv,
-                        "unknown type '%.*s' for field '%s'; expected string, int, float, "
-                        "bool or time",
-                        Q(fv), f->name);
+            return ld_fail(L, fv,
+                           "unknown type '%.*s' for field '%s'; expected string, int, float, "
+                           "bool or time",
+                           Q(fv), f->name);
     }
     const ynode_t *key = ynode_get(m, "key"), *time = ynode_get(m, "time");
-    if (want_scalar(L, key, "key") || want_scalar(L, time, "time")) return L->rc;
-    int f = find_field(src, key->value, key->len);
-    if (f < 0) return fail(L, key, "key field '%.*s' is not declared in fields", Q(key));
+    if (ld_want_scalar(L, key, "key") || ld_want_scalar(L, time, "time")) return L->rc;
+    int f = ld_find_field(src, key->value, key->len);
+    if (f < 0) return ld_fail(L, key, "key field '%.*s' is not declared in fields", Q(key));
     if (src->fields[f].type != EXPR_STRING && src->fields[f].type != EXPR_INT)
-        return fail(L, key, "key field '%.*s' must be a string or an int, not %s", Q(key),
-                    expr_type_name(src->fields[f].type));
+        return ld_fail(L, key, "key field '%.*s' must be a string or an int, not %s", Q(key),
+                       expr_type_name(src->fields[f].type));
     src->key_slot = (uint32_t)f;
-    f = find_field(src, time->value, time->len);
-    if (f < 0) return fail(L, time, "time field '%.*s' is not declared in fields", Q(time));
+    f = ld_find_field(src, time->value, time->len);
+    if (f < 0) return ld_fail(L, time, "time field '%.*s' is not declared in fields", Q(time));
     if (src->fields[f].type != EXPR_TIME)
-        return fail(L, time, "time field '%.*s' must have type time, not %s", Q(time),
-                    expr_type_name(src->fields[f].type));
+        return ld_fail(L, time, "time field '%.*s' must have type time, not %s", Q(time),
+                       expr_type_name(src->fields[f].type));
     src->time_slot = (uint32_t)f;
     const ynode_t *late = ynode_get(m, "lateness");
-    if (late && parse_duration_node(L, late, "lateness", 1, &src->lateness_ms)) return L->rc;
+    if (late && ld_parse_duration_node(L, late, "lateness", 1, &src->lateness_ms)) return L->rc;
     return 0;
 }
 
 static int load_sources(loader_t *L, const ynode_t *root)
 {
     const ynode_t *m = ynode_get(root, "sources");
-    if (want_map(L, m, "sources")) return L->rc;
-    if (m->n == 0) return fail(L, m, "sources is empty; a pipeline needs one source");
+    if (ld_want_map(L, m, "sources")) return L->rc;
+    if (m->n == 0) return ld_fail(L, m, "sources is empty; a pipeline needs one source");
     if (m->n > 1)
-        return fail(L, ynode_key(m, 1),
-                    "only one source per pipeline is supported yet; found a second, '%.*s'",
-                    Q(ynode_key(m, 1)));
+        return ld_fail(L, ynode_key(m, 1),
+                       "only one source per pipeline is supported yet; found a second, '%.*s'",
+                       Q(ynode_key(m, 1)));
     L->spec->sources = weir_calloc(m->n, sizeof *L->spec->sources);
     for (uint32_t i = 0; i < m->n; i++) {
         const ynode_t *k = ynode_key(m, i);
-        if (check_name(L, k, "source")) return L->rc;
+        if (ld_check_name(L, k, "source")) return L->rc;
         L->spec->nsources++;
         if (load_source(L, k, ynode_val(m, i), &L->spec->sources[i])) return L->rc;
     }
@@ -492,8 +482,8 @@ static int is_aggregate_call(const expr_ast_t *n)
 static void collect_deps(loader_t *L, uint32_t self, const expr_ast_t *n, uint32_t *cap)
 {
     if (n->kind == AST_NAME) {
-        int f = find_feature(L->spec, n->name.ptr, n->name.len);
-        if (f < 0 || find_field(main_source(L), n->name.ptr, n->name.len) >= 0) return;
+        int f = ld_find_feature(L->spec, n->name.ptr, n->name.len);
+        if (f < 0 || ld_find_field(ld_main_source(L), n->name.ptr, n->name.len) >= 0) return;
         for (uint32_t i = 0; i < L->ndeps[self]; i++)
             if (L->deps[self][i] == (uint32_t)f) return;
         if (L->ndeps[self] == *cap) {
@@ -547,7 +537,7 @@ static int order_features(loader_t *L)
                     buf_append(&b, "", 1);
                     /* Point at the name of the feature the cycle starts from. */
                     ynode_t at = {.line = s->features[v].pos.line, .col = s->features[v].pos.col};
-                    fail(L, &at, "cycle between derived features: %s", b.data);
+                    ld_fail(L, &at, "cycle between derived features: %s", b.data);
                     buf_free(&b);
                 }
             } else {
@@ -563,14 +553,20 @@ static int order_features(loader_t *L)
     return L->rc;
 }
 
+static int pattern_index(void *ctx, const char *name, size_t len)
+{
+    const loader_t *L = ctx;
+    return ld_find_pattern(L->spec, name, len);
+}
+
 static int load_features(loader_t *L, const ynode_t *root)
 {
     spec_t *s = L->spec;
     const ynode_t *m = ynode_get(root, "features");
     if (!m) return 0;
-    if (is_empty(m)) return 0;
-    if (want_map(L, m, "features")) return L->rc;
-    if (m->n > SPEC_MAX_FEATURES) return fail(L, m, "more than %d features", SPEC_MAX_FEATURES);
+    if (ld_is_empty(m)) return 0;
+    if (ld_want_map(L, m, "features")) return L->rc;
+    if (m->n > SPEC_MAX_FEATURES) return ld_fail(L, m, "more than %d features", SPEC_MAX_FEATURES);
     uint32_t n = m->n;
     s->features = weir_calloc(n ? n : 1, sizeof *s->features);
     L->feat_nodes = weir_calloc(n ? n : 1, sizeof *L->feat_nodes);
@@ -578,17 +574,18 @@ static int load_features(loader_t *L, const ynode_t *root)
     L->deps = weir_calloc(n ? n : 1, sizeof *L->deps);
     L->ndeps = weir_calloc(n ? n : 1, sizeof *L->ndeps);
     L->compiled = weir_calloc(n ? n : 1, sizeof *L->compiled);
-    const spec_source_t *src = main_source(L);
+    const spec_source_t *src = ld_main_source(L);
     /* Names first, so that references to later features resolve. */
     for (uint32_t i = 0; i < n; i++) {
         const ynode_t *k = ynode_key(m, i), *v = ynode_val(m, i);
-        if (check_name(L, k, "feature")) return L->rc;
-        if (find_field(src, k->value, k->len) >= 0)
-            return fail(L, k, "feature '%.*s' has the name of a field of source '%s'", Q(k),
-                        src->name);
-        if (is_empty(v)) return fail(L, k, "feature '%.*s' has no expression", Q(k));
+        if (ld_check_name(L, k, "feature")) return L->rc;
+        if (ld_find_field(src, k->value, k->len) >= 0)
+            return ld_fail(L, k, "feature '%.*s' has the name of a field of source '%s'", Q(k),
+                           src->name);
+        if (ld_is_empty(v)) return ld_fail(L, k, "feature '%.*s' has no expression", Q(k));
         if (v->kind != YNODE_SCALAR)
-            return fail(L, v, "feature '%.*s' must be an expression, not %s", Q(k), kind_name(v));
+            return ld_fail(L, v, "feature '%.*s' must be an expression, not %s", Q(k),
+                           ld_kind_name(v));
         s->features[i].name = weir_strndup(k->value, k->len);
         s->features[i].pos = (spec_pos_t){k->line, k->col};
         s->nfeatures = i + 1;
@@ -599,7 +596,7 @@ static int load_features(loader_t *L, const ynode_t *root)
         char msg[512];
         uint32_t pos;
         if (expr_ast_parse(v->value, v->len, &L->feat_asts[i], &pos, msg, sizeof msg))
-            return fail_at(L, v, pos, "%s", msg);
+            return ld_fail_at(L, v, pos, "%s", msg);
         uint32_t cap = 0;
         collect_deps(L, i, expr_ast_root(L->feat_asts[i]), &cap);
     }
@@ -611,9 +608,10 @@ static int load_features(loader_t *L, const ynode_t *root)
         .agg_mode = EXPR_AGGS_FEATURE,
         .aggs = &s->aggs,
         .arg_resolve = resolve_arg,
-        .arg_names = names_fields,
+        .arg_names = ld_names_fields,
         .arg_ctx = L,
         .where = "a feature",
+        .pattern_index = pattern_index,
     };
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = s->feature_order[k];
@@ -622,10 +620,10 @@ static int load_features(loader_t *L, const ynode_t *root)
         uint32_t pos;
         if (expr_compile_ast(expr_ast_root(L->feat_asts[i]), v->value, v->len, &scope,
                              &s->features[i].expr, &pos, msg, sizeof msg))
-            return fail_at(L, v, pos, "%s", msg);
+            return ld_fail_at(L, v, pos, "%s", msg);
         s->features[i].type = expr_type(s->features[i].expr);
         if (s->features[i].type == EXPR_NULL)
-            return fail(L, v, "feature '%s' is always null", s->features[i].name);
+            return ld_fail(L, v, "feature '%s' is always null", s->features[i].name);
         L->compiled[i] = true;
         s->lower_calls += expr_lower_calls(s->features[i].expr);
     }
@@ -640,18 +638,18 @@ static int load_features(loader_t *L, const ynode_t *root)
 
 static int check_score_name(loader_t *L)
 {
-    const spec_source_t *src = main_source(L);
-    int f = find_field(src, "score", 5);
+    const spec_source_t *src = ld_main_source(L);
+    int f = ld_find_field(src, "score", 5);
     if (f >= 0) {
         ynode_t at = {.line = src->fields[f].pos.line, .col = src->fields[f].pos.col};
-        return fail(L, &at,
-                    "the name 'score' is reserved for the model's score; rename this field");
+        return ld_fail(L, &at,
+                       "the name 'score' is reserved for the model's score; rename this field");
     }
-    f = find_feature(L->spec, "score", 5);
+    f = ld_find_feature(L->spec, "score", 5);
     if (f >= 0) {
         ynode_t at = {.line = L->spec->features[f].pos.line, .col = L->spec->features[f].pos.col};
-        return fail(L, &at,
-                    "the name 'score' is reserved for the model's score; rename this feature");
+        return ld_fail(L, &at,
+                       "the name 'score' is reserved for the model's score; rename this feature");
     }
     return 0;
 }
@@ -677,39 +675,40 @@ static int load_model(loader_t *L, const ynode_t *root)
     spec_t *s = L->spec;
     const ynode_t *m = ynode_get(root, "model");
     if (!m) return 0;
-    if (want_map(L, m, "model") || check_keys(L, m, keys, "model", "path or inputs")) return L->rc;
+    if (ld_want_map(L, m, "model") || ld_check_keys(L, m, keys, "model", "path or inputs"))
+        return L->rc;
     const ynode_t *path = ynode_get(m, "path"), *inputs = ynode_get(m, "inputs");
     const ynode_t *mk = NULL;
     for (uint32_t i = 0; i < root->n; i++)
         if (ynode_val(root, i) == m) mk = ynode_key(root, i);
-    if (!path) return fail(L, mk, "model is missing required key 'path'");
-    if (!inputs) return fail(L, mk, "model is missing required key 'inputs'");
-    if (want_scalar(L, path, "model path")) return L->rc;
-    if (path->len == 0) return fail(L, path, "model path is empty");
+    if (!path) return ld_fail(L, mk, "model is missing required key 'path'");
+    if (!inputs) return ld_fail(L, mk, "model is missing required key 'inputs'");
+    if (ld_want_scalar(L, path, "model path")) return L->rc;
+    if (path->len == 0) return ld_fail(L, path, "model path is empty");
     s->has_model = true;
     s->model.path = weir_strndup(path->value, path->len);
     dirname_join(s->file, path->value, path->len, &s->model.resolved);
     if (check_score_name(L)) return L->rc;
     if (inputs->kind != YNODE_SEQ)
-        return fail(L, inputs, "model inputs must be a list of field and feature names, not %s",
-                    kind_name(inputs));
-    if (inputs->n == 0) return fail(L, inputs, "model inputs is empty");
+        return ld_fail(L, inputs, "model inputs must be a list of field and feature names, not %s",
+                       ld_kind_name(inputs));
+    if (inputs->n == 0) return ld_fail(L, inputs, "model inputs is empty");
     s->model.inputs = weir_calloc(inputs->n, sizeof *s->model.inputs);
     for (uint32_t i = 0; i < inputs->n; i++) {
         const ynode_t *in = inputs->items[i];
-        if (want_scalar(L, in, "a model input")) return L->rc;
+        if (ld_want_scalar(L, in, "a model input")) return L->rc;
         for (uint32_t j = 0; j < i; j++)
             if (strlen(s->model.inputs[j].name) == in->len &&
                 memcmp(s->model.inputs[j].name, in->value, in->len) == 0)
-                return fail(L, in, "model input '%.*s' is listed twice", Q(in));
+                return ld_fail(L, in, "model input '%.*s' is listed twice", Q(in));
         spec_input_t *inp = &s->model.inputs[s->model.ninputs++];
         inp->name = weir_strndup(in->value, in->len);
-        int f = find_field(main_source(L), in->value, in->len);
+        int f = ld_find_field(ld_main_source(L), in->value, in->len);
         if (f >= 0) {
             inp->kind = SPEC_INPUT_FIELD;
             inp->slot = (uint32_t)f;
-            inp->type = main_source(L)->fields[f].type;
-        } else if ((f = find_feature(s, in->value, in->len)) >= 0) {
+            inp->type = ld_main_source(L)->fields[f].type;
+        } else if ((f = ld_find_feature(s, in->value, in->len)) >= 0) {
             inp->kind = SPEC_INPUT_FEATURE;
             inp->slot = (uint32_t)f;
             inp->type = s->features[f].type;
@@ -721,7 +720,7 @@ static int load_model(loader_t *L, const ynode_t *root)
                 const char *best;
                 int d;
             } c = {in->value, in->len, NULL, in->len <= 3 ? 2 : 3};
-            const spec_source_t *src = main_source(L);
+            const spec_source_t *src = ld_main_source(L);
             for (uint32_t j = 0; j < src->nfields + s->nfeatures; j++) {
                 const char *nm =
                     j < src->nfields ? src->fields[j].name : s->features[j - src->nfields].name;
@@ -732,13 +731,13 @@ static int load_model(loader_t *L, const ynode_t *root)
                 }
             }
             if (c.best) snprintf(hint, sizeof hint, "; did you mean '%s'?", c.best);
-            return fail(L, in, "model input '%.*s' is not a field or a feature%s", Q(in), hint);
+            return ld_fail(L, in, "model input '%.*s' is not a field or a feature%s", Q(in), hint);
         }
         if (inp->type == EXPR_STRING)
-            return fail(L, in,
-                        "model input '%.*s' is a string; model inputs must be numbers, bools, "
-                        "times or durations",
-                        Q(in));
+            return ld_fail(L, in,
+                           "model input '%.*s' is a string; model inputs must be numbers, bools, "
+                           "times or durations",
+                           Q(in));
     }
     return 0;
 }
@@ -749,11 +748,11 @@ static int load_decisions(loader_t *L, const ynode_t *root)
     spec_t *s = L->spec;
     const ynode_t *d = ynode_get(root, "decisions");
     if (!d) return 0;
-    if (is_empty(d)) return fail(L, d, "decisions is empty");
+    if (ld_is_empty(d)) return ld_fail(L, d, "decisions is empty");
     if (d->kind != YNODE_SEQ)
-        return fail(L, d, "decisions must be a list of rules (- when: ... then: ...), not %s",
-                    kind_name(d));
-    if (d->n == 0) return fail(L, d, "decisions is empty");
+        return ld_fail(L, d, "decisions must be a list of rules (- when: ... then: ...), not %s",
+                       ld_kind_name(d));
+    if (d->n == 0) return ld_fail(L, d, "decisions is empty");
     s->decisions = weir_calloc(d->n, sizeof *s->decisions);
     expr_scope_t scope = {
         .resolve = resolve_decision_scope,
@@ -764,25 +763,25 @@ static int load_decisions(loader_t *L, const ynode_t *root)
     };
     for (uint32_t i = 0; i < d->n; i++) {
         const ynode_t *r = d->items[i];
-        if (want_map(L, r, "a decision rule") ||
-            check_keys(L, r, keys, "a decision rule", "when, then, reason or emit"))
+        if (ld_want_map(L, r, "a decision rule") ||
+            ld_check_keys(L, r, keys, "a decision rule", "when, then, reason or emit"))
             return L->rc;
         spec_decision_t *dec = &s->decisions[s->ndecisions++];
         dec->pos = (spec_pos_t){r->line, r->col};
         const ynode_t *when = ynode_get(r, "when"), *then = ynode_get(r, "then"),
                       *reason = ynode_get(r, "reason");
-        if (!then) return fail(L, r, "decision rule is missing required key 'then'");
-        if (want_scalar(L, then, "then")) return L->rc;
-        if (then->len == 0) return fail(L, then, "then needs a decision name, such as block");
+        if (!then) return ld_fail(L, r, "decision rule is missing required key 'then'");
+        if (ld_want_scalar(L, then, "then")) return L->rc;
+        if (then->len == 0) return ld_fail(L, then, "then needs a decision name, such as block");
         dec->then = weir_strndup(then->value, then->len);
         if (reason) {
-            if (want_scalar(L, reason, "reason")) return L->rc;
+            if (ld_want_scalar(L, reason, "reason")) return L->rc;
             dec->reason = weir_strndup(reason->value, reason->len);
         }
         const ynode_t *emit = ynode_get(r, "emit");
         if (emit) {
             /* The output is a file name under DATA/outputs/: a plain name. */
-            if (want_scalar(L, emit, "emit")) return L->rc;
+            if (ld_want_scalar(L, emit, "emit")) return L->rc;
             int ok = emit->len > 0 && emit->len <= 100 && strcmp(emit->value, "late") != 0;
             for (size_t k = 0; ok && k < emit->len; k++) {
                 char c = emit->value[k];
@@ -790,24 +789,24 @@ static int load_decisions(loader_t *L, const ynode_t *root)
                      c == '_' || c == '-';
             }
             if (!ok)
-                return fail(L, emit,
-                            "emit needs an output name (letters, digits, '_', '-'; not 'late'), "
-                            "such as review_queue");
+                return ld_fail(L, emit,
+                               "emit needs an output name (letters, digits, '_', '-'; not 'late'), "
+                               "such as review_queue");
             dec->emit = weir_strndup(emit->value, emit->len);
         }
         if (!when) {
             if (i + 1 < d->n)
-                return fail(L, r,
-                            "only the last decision rule may omit 'when'; later rules "
-                            "would never run");
+                return ld_fail(L, r,
+                               "only the last decision rule may omit 'when'; later rules "
+                               "would never run");
             continue;
         }
-        if (want_scalar(L, when, "when")) return L->rc;
-        if (is_empty(when)) return fail(L, when, "when has no condition");
-        if (compile_node(L, when, &scope, &dec->when)) return L->rc;
+        if (ld_want_scalar(L, when, "when")) return L->rc;
+        if (ld_is_empty(when)) return ld_fail(L, when, "when has no condition");
+        if (ld_compile_node(L, when, &scope, &dec->when)) return L->rc;
         if (expr_type(dec->when) != EXPR_BOOL)
-            return fail(L, when, "when must be a condition (bool), got %s",
-                        expr_type_name(expr_type(dec->when)));
+            return ld_fail(L, when, "when must be a condition (bool), got %s",
+                           expr_type_name(expr_type(dec->when)));
         s->lower_calls += expr_lower_calls(dec->when);
     }
     return 0;
@@ -839,12 +838,12 @@ static int word_duration(loader_t *L, const ynode_t *n, weir_slice_t w, size_t o
 {
     int rc = expr_parse_duration(w.ptr, w.len, ms);
     if (rc == WEIR_ERANGE)
-        return fail_at(L, n, off, "duration '%.*s' is too large", (int)w.len, w.ptr);
+        return ld_fail_at(L, n, off, "duration '%.*s' is too large", (int)w.len, w.ptr);
     if (rc)
-        return fail_at(L, n, off,
-                       "bad duration '%.*s': expected an integer followed by ms, s, m, h or d",
-                       (int)(w.len > 40 ? 40 : w.len), w.ptr);
-    if (*ms == 0) return fail_at(L, n, off, "a window must be longer than 0");
+        return ld_fail_at(L, n, off,
+                          "bad duration '%.*s': expected an integer followed by ms, s, m, h or d",
+                          (int)(w.len > 40 ? 40 : w.len), w.ptr);
+    if (*ms == 0) return ld_fail_at(L, n, off, "a window must be longer than 0");
     return 0;
 }
 
@@ -855,19 +854,19 @@ static int word_is(weir_slice_t w, const char *s)
 
 static int load_window(loader_t *L, const ynode_t *n, spec_aggregate_t *a)
 {
-    if (want_scalar(L, n, "window")) return L->rc;
+    if (ld_want_scalar(L, n, "window")) return L->rc;
     weir_slice_t w[4];
     size_t off[4];
     int k = words(n, w, off, 4);
     const char *usage = "bad window '%.*s': expected 'tumbling D', 'hopping D every S' or "
                         "'session gap D'";
     if (k >= 1 && word_is(w[0], "tumbling")) {
-        if (k != 2) return fail(L, n, usage, Q(n));
+        if (k != 2) return ld_fail(L, n, usage, Q(n));
         a->window = SPEC_WINDOW_TUMBLING;
         return word_duration(L, n, w[1], off[1], &a->size_ms);
     }
     if (k >= 1 && word_is(w[0], "hopping")) {
-        if (k != 4 || !word_is(w[2], "every")) return fail(L, n, usage, Q(n));
+        if (k != 4 || !word_is(w[2], "every")) return ld_fail(L, n, usage, Q(n));
         a->window = SPEC_WINDOW_HOPPING;
         if (word_duration(L, n, w[1], off[1], &a->size_ms) ||
             word_duration(L, n, w[3], off[3], &a->every_ms))
@@ -876,16 +875,16 @@ static int load_window(loader_t *L, const ynode_t *n, spec_aggregate_t *a)
             char d[32], h[32];
             expr_format_duration(a->size_ms, d, sizeof d);
             expr_format_duration(a->every_ms, h, sizeof h);
-            return fail_at(L, n, off[3], "window %s is not a multiple of its every %s", d, h);
+            return ld_fail_at(L, n, off[3], "window %s is not a multiple of its every %s", d, h);
         }
         return 0;
     }
     if (k >= 1 && word_is(w[0], "session")) {
-        if (k != 3 || !word_is(w[1], "gap")) return fail(L, n, usage, Q(n));
+        if (k != 3 || !word_is(w[1], "gap")) return ld_fail(L, n, usage, Q(n));
         a->window = SPEC_WINDOW_SESSION;
         return word_duration(L, n, w[2], off[2], &a->gap_ms);
     }
-    return fail(L, n, usage, Q(n));
+    return ld_fail(L, n, usage, Q(n));
 }
 
 static int load_aggregates(loader_t *L, const ynode_t *root)
@@ -893,25 +892,25 @@ static int load_aggregates(loader_t *L, const ynode_t *root)
     static const char *const keys[] = {"window", "select", NULL};
     spec_t *s = L->spec;
     const ynode_t *m = ynode_get(root, "aggregates");
-    if (!m || is_empty(m)) return 0;
-    if (want_map(L, m, "aggregates")) return L->rc;
+    if (!m || ld_is_empty(m)) return 0;
+    if (ld_want_map(L, m, "aggregates")) return L->rc;
     s->aggregates = weir_calloc(m->n ? m->n : 1, sizeof *s->aggregates);
     for (uint32_t i = 0; i < m->n; i++) {
         const ynode_t *k = ynode_key(m, i), *v = ynode_val(m, i);
         char where[96];
         snprintf(where, sizeof where, "aggregate '%.*s'", Q(k));
-        if (check_name(L, k, "aggregate")) return L->rc;
+        if (ld_check_name(L, k, "aggregate")) return L->rc;
         spec_aggregate_t *a = &s->aggregates[s->naggregates++];
         a->name = weir_strndup(k->value, k->len);
         a->pos = (spec_pos_t){k->line, k->col};
-        if (want_map(L, v, where) || check_keys(L, v, keys, where, "window or select"))
+        if (ld_want_map(L, v, where) || ld_check_keys(L, v, keys, where, "window or select"))
             return L->rc;
         const ynode_t *win = ynode_get(v, "window"), *sel = ynode_get(v, "select");
-        if (!win) return fail(L, k, "aggregate '%.*s' is missing required key 'window'", Q(k));
-        if (!sel) return fail(L, k, "aggregate '%.*s' is missing required key 'select'", Q(k));
+        if (!win) return ld_fail(L, k, "aggregate '%.*s' is missing required key 'window'", Q(k));
+        if (!sel) return ld_fail(L, k, "aggregate '%.*s' is missing required key 'select'", Q(k));
         if (load_window(L, win, a)) return L->rc;
-        if (want_map(L, sel, "select")) return L->rc;
-        if (sel->n == 0) return fail(L, sel, "select of aggregate '%.*s' is empty", Q(k));
+        if (ld_want_map(L, sel, "select")) return L->rc;
+        if (sel->n == 0) return ld_fail(L, sel, "select of aggregate '%.*s' is empty", Q(k));
         a->select = weir_calloc(sel->n, sizeof *a->select);
         expr_scope_t scope = {
             .resolve = resolve_select_scope,
@@ -919,20 +918,21 @@ static int load_aggregates(loader_t *L, const ynode_t *root)
             .agg_mode = EXPR_AGGS_WINDOW,
             .aggs = &a->aggs,
             .arg_resolve = resolve_arg,
-            .arg_names = names_fields,
+            .arg_names = ld_names_fields,
             .arg_ctx = L,
             .where = "a select",
         };
         for (uint32_t j = 0; j < sel->n; j++) {
             const ynode_t *sk = ynode_key(sel, j), *sv = ynode_val(sel, j);
-            if (check_name(L, sk, "select")) return L->rc;
-            if (is_empty(sv)) return fail(L, sk, "select '%.*s' has no expression", Q(sk));
-            if (want_scalar(L, sv, "a select expression")) return L->rc;
+            if (ld_check_name(L, sk, "select")) return L->rc;
+            if (ld_is_empty(sv)) return ld_fail(L, sk, "select '%.*s' has no expression", Q(sk));
+            if (ld_want_scalar(L, sv, "a select expression")) return L->rc;
             spec_select_t *se = &a->select[a->nselect++];
             se->name = weir_strndup(sk->value, sk->len);
-            if (compile_node(L, sv, &scope, &se->expr)) return L->rc;
+            if (ld_compile_node(L, sv, &scope, &se->expr)) return L->rc;
             se->type = expr_type(se->expr);
-            if (se->type == EXPR_NULL) return fail(L, sv, "select '%s' is always null", se->name);
+            if (se->type == EXPR_NULL)
+                return ld_fail(L, sv, "select '%s' is always null", se->name);
         }
         /* Aggregate arguments run per event; selects once per window. */
         for (uint32_t j = 0; j < a->aggs.n; j++)
@@ -959,30 +959,27 @@ static void loader_cleanup(loader_t *L)
 
 static int load_root(loader_t *L, const ynode_t *root)
 {
-    if (!root || is_empty(root)) {
+    if (!root || ld_is_empty(root)) {
         ynode_t at = {.line = 1, .col = 1};
-        return fail(L, &at, "spec is empty");
+        return ld_fail(L, &at, "spec is empty");
     }
     if (root->kind != YNODE_MAP)
-        return fail(L, root,
-                    "a spec must be a mapping with keys such as pipeline and sources, "
-                    "not %s",
-                    kind_name(root));
-    for (uint32_t i = 0; i < root->n; i++) {
-        const ynode_t *k = ynode_key(root, i);
-        if (k->len == 8 && memcmp(k->value, "patterns", 8) == 0)
-            return fail(L, k, "patterns are not supported yet");
-    }
-    if (check_keys(L, root, top_keys, "the spec",
-                   "pipeline, partitions, sources, features, aggregates, model, decisions, "
-                   "checkpoint_interval or guarantee"))
+        return ld_fail(L, root,
+                       "a spec must be a mapping with keys such as pipeline and sources, "
+                       "not %s",
+                       ld_kind_name(root));
+    if (ld_check_keys(L, root, top_keys, "the spec",
+                      "pipeline, partitions, sources, features, aggregates, model, decisions, "
+                      "patterns, checkpoint_interval or guarantee"))
         return L->rc;
     static const char *const required[] = {"pipeline", "sources"};
     for (size_t i = 0; i < 2; i++)
         if (!ynode_get(root, required[i]))
-            return fail(L, root, "missing required key '%s'", required[i]);
-    if (load_pipeline(L, root) || load_recovery(L, root) || load_sources(L, root) || load_features(L, root) ||
-        load_model(L, root) || load_decisions(L, root) || load_aggregates(L, root))
+            return ld_fail(L, root, "missing required key '%s'", required[i]);
+    if (load_pipeline(L, root) || load_recovery(L, root) || load_sources(L, root) ||
+        ld_load_patterns(L, root) || load_features(L, root) || load_model(L, root) ||
+        load_decisions(L, root) || ld_pattern_rules(L) || load_aggregates(L, root) ||
+        ld_check_outputs(L))
         return L->rc;
     return 0;
 }
@@ -1080,6 +1077,7 @@ void spec_free(spec_t *s)
         weir_free(a->select);
     }
     weir_free(s->aggregates);
+    spec_patterns_free(s);
     weir_free(s->pipeline);
     weir_free(s->file);
     weir_free(s);
@@ -1094,11 +1092,11 @@ const spec_source_t *spec_source(const spec_t *s, const char *name)
 
 const spec_field_t *spec_field(const spec_source_t *src, const char *name)
 {
-    int f = find_field(src, name, strlen(name));
+    int f = ld_find_field(src, name, strlen(name));
     return f < 0 ? NULL : &src->fields[f];
 }
 
 int spec_feature_index(const spec_t *s, const char *name)
 {
-    return find_feature(s, name, strlen(name));
+    return ld_find_feature(s, name, strlen(name));
 }

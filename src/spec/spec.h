@@ -134,6 +134,53 @@ typedef struct spec_aggregate {
     spec_pos_t pos;
 } spec_aggregate_t;
 
+/* ---- patterns (CEP); the semantics are stated in src/stream/pattern.h ---- */
+
+typedef enum spec_order {
+    SPEC_ORDER_TIME = 0,    /* the key's events sorted by time, released by the watermark */
+    SPEC_ORDER_ARRIVAL = 1, /* the key's non-late events in log order, at once */
+} spec_order_t;
+
+#define SPEC_STEP_MANY UINT32_MAX /* max of one_or_more */
+
+typedef struct spec_step {
+    char *name;
+    bool negated;      /* a `not:` step: no event may match it (never binds one) */
+    bool strict;       /* contiguity: strict (the key's next event) vs relaxed (skip till next) */
+    bool refs;         /* the condition reads steps (step.field): evaluated per partial match */
+    uint32_t min, max; /* quantifier: 1,1 / times n: n,n / one_or_more: 1,MANY; optional: min 0 */
+    int64_t gap_ms;    /* 0: none; else at most this long after the previous step's event */
+    expr_t *cond;      /* env: fields = the event, extras = the pattern's binds */
+    spec_pos_t pos;
+} spec_step_t;
+
+/* A `step.field` that a condition or an emit reads: extras[i] of the
+ * pattern's expressions is field `field` of the last event step `step`
+ * took (null if it took none). */
+typedef struct spec_bind {
+    uint32_t step, field;
+} spec_bind_t;
+
+typedef struct spec_pattern {
+    char *name;
+    spec_step_t *steps;
+    uint32_t nsteps;
+    spec_bind_t *binds;
+    uint32_t nbinds;
+    int64_t within_ms; /* first to last event (to the deadline for a trailing not) */
+    spec_order_t order;
+    char *then; /* the decision for the event that completes a match, or NULL */
+    /* emit: {field: expr}: DATA/outputs/<name>.ndjson. A match reaches the
+     * outputs through the engine sink's window callback with agg = &out
+     * (spec_pattern_of tells it from an aggregate; out.select are the emit
+     * fields, env extras = binds), so every holder of a sink forwards it
+     * unchanged.
+     * out.nselect = 0 and has_emit false without emit:. */
+    bool has_emit;
+    spec_aggregate_t out;
+    spec_pos_t pos;
+} spec_pattern_t;
+
 /* DESIGN.md "Guarantees". Under both, keyed state is exactly-once: it is
  * rebuilt from the log, from a checkpoint's offsets on.
  *   exactly_once: recovery reads the decision log and does not decide an
@@ -170,6 +217,14 @@ typedef struct spec {
     uint32_t lower_calls;
     int64_t max_window_ms; /* longest `over D` of the features (state TTL); on-close
                               aggregates have their own sizes */
+    /* Patterns. Decision rules read pattern.NAME as features[nfeatures + i]
+     * (a bool the engine writes after the declared features: true when
+     * this event completed a match of pattern i), so the decision layer
+     * needs nothing new; rules for `then:` come first in decisions. */
+    spec_pattern_t *patterns;
+    uint32_t npatterns;
+    int64_t max_within_ms;        /* longest `within` (state TTL) */
+    uint32_t pattern_lower_calls; /* lower() calls of all step conditions */
 } spec_t;
 
 /* Loads the spec at path. On success returns 0 and sets *out (free with
@@ -189,5 +244,8 @@ void spec_free(spec_t *s);
 const spec_source_t *spec_source(const spec_t *s, const char *name);
 const spec_field_t *spec_field(const spec_source_t *src, const char *name);
 int spec_feature_index(const spec_t *s, const char *name);
+/* The pattern whose emit descriptor (spec_pattern_t.out) agg is, or NULL
+ * when agg is an on-close aggregate. */
+const spec_pattern_t *spec_pattern_of(const spec_t *s, const spec_aggregate_t *agg);
 
 #endif

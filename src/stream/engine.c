@@ -4,9 +4,19 @@
  * groups: slots with the same argument text, range D and bucket H share one
  * win_t per key, which maintains all their kinds at once (count() is a group
  * whose argument is a constant). last(x) slots (PREV) keep the previous
- * event's value per key. A key's state is one keymap value laid out as
+ * event's value per key; matches(P) over D slots read the key's pattern
+ * state. A key's state is one keymap value laid out as
  *     [win_t × groups][prev_t × prev slots][oc_key_t * × on-close aggregates]
+ *     [pattern_key_t * (if the spec has patterns)][inited]
  * so a key costs one allocation plus what its windows hold.
+ *
+ * PATTERNS (pattern.h) run after the windows of each event, before the
+ * features, so matches() and pattern.NAME see what this event completed.
+ * The watermark's pattern work (held events released, trailing `not`s
+ * confirmed) is done with the on-close windows, before the event's key is
+ * looked up: a key that the lookup resets as stale has its last matches
+ * confirmed first. Pattern outputs go through the sink's window callback
+ * (spec_pattern_t.out), pattern.NAME into features[nfeatures + i].
  *
  * TTL. ttl = the longest feature window or on-close window/gap, plus the
  * lateness. A key whose newest applied event is older than W − ttl cannot be
@@ -15,7 +25,9 @@
  * log however far the background sweep got), late events treat it as
  * absent, and a small sweep per event returns idle keys' memory. One
  * consequence, as DESIGN.md states: last(x) forgets a key idle for longer
- * than ttl. */
+ * than ttl. With patterns, ttl also covers the longest `within` (plus the
+ * longest window, for the match times matches() counts): a run waiting on
+ * a trailing `not` is confirmed before its key can go stale. */
 #include "stream/engine.h"
 
 #include <cjson/cJSON.h>
@@ -63,6 +75,12 @@ int engine_new(const spec_t *spec, engine_t **out, char *err, size_t errlen)
     int rc = 0;
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         const expr_agg_t *a = &spec->aggs.v[i];
+        if (a->kind == EXPR_AGG_MATCHES) {
+            e->slot_group[i] = NO_GROUP;
+            e->match_slots = weir_realloc(e->match_slots, (e->nmatch + 1) * sizeof *e->match_slots);
+            e->match_slots[e->nmatch++] = i;
+            continue;
+        }
         if (a->kind == EXPR_AGG_PREV) {
             e->slot_group[i] = NO_GROUP;
             e->prev_slots[e->nprev++] = i;
@@ -98,6 +116,7 @@ int engine_new(const spec_t *spec, engine_t **out, char *err, size_t errlen)
         int64_t span = ag->window == SPEC_WINDOW_SESSION ? ag->gap_ms : ag->size_ms;
         if (span > longest) longest = span;
     }
+    if (spec->npatterns) longest += spec->max_within_ms;
     e->ttl = longest + e->src->lateness_ms;
     /* The windows' areas (win.h) follow their headers in the same block:
      * a key's state is one allocation, a few contiguous cache lines. */
@@ -109,7 +128,8 @@ int engine_new(const spec_t *spec, engine_t **out, char *err, size_t errlen)
     }
     e->off_prev = off;
     e->off_oc = e->off_prev + e->nprev * sizeof(prev_t);
-    e->off_inited = e->off_oc + spec->naggregates * sizeof(oc_key_t *);
+    e->off_pat = e->off_oc + spec->naggregates * sizeof(oc_key_t *);
+    e->off_inited = e->off_pat + (spec->npatterns ? sizeof(pattern_key_t *) : 0);
     e->vsize = e->off_inited + 8;
     *out = e;
     return 0;
@@ -127,6 +147,7 @@ void engine_free(engine_t *e)
     weir_free(e->off_area);
     weir_free(e->slot_group);
     weir_free(e->prev_slots);
+    weir_free(e->match_slots);
     weir_free(e);
 }
 
@@ -153,6 +174,10 @@ static void key_release(void *v, void *arg)
     for (uint32_t g = 0; g < e->ngroups; g++) win_free(&key_wins(v)[g]);
     for (uint32_t i = 0; i < e->nprev; i++) weir_free(key_prevs(e, v)[i].str);
     for (uint32_t a = 0; a < e->spec->naggregates; a++) oc_key_free(key_oc(e, v)[a]);
+    if (e->spec->npatterns) {
+        pattern_key_free(e->spec, *key_pat(e, v));
+        *key_pat(e, v) = NULL;
+    }
     *key_inited(e, v) = 0;
     p->st.evicted++;
 }
@@ -163,6 +188,7 @@ static size_t key_bytes(const engine_t *e, void *v)
     for (uint32_t g = 0; g < e->ngroups; g++) b += win_bytes(&key_wins(v)[g]);
     for (uint32_t i = 0; i < e->nprev; i++) b += key_prevs(e, v)[i].cap;
     for (uint32_t a = 0; a < e->spec->naggregates; a++) b += oc_key_bytes(key_oc(e, v)[a]);
+    if (e->spec->npatterns) b += pattern_key_bytes(e->spec, *key_pat(e, v));
     return b;
 }
 
@@ -225,7 +251,12 @@ engine_part_t *engine_part_new(const engine_t *e, uint32_t part, const engine_si
     p->max_time = p->wm = INT64_MIN;
     p->fields = weir_calloc(e->src->nfields + 1, sizeof *p->fields);
     p->aggvals = weir_calloc(s->aggs.n + 1, sizeof *p->aggvals);
-    p->features = weir_calloc(s->nfeatures + 1, sizeof *p->features);
+    /* pattern.NAME flags follow the features (spec.h). */
+    p->features = weir_calloc(s->nfeatures + s->npatterns + 1, sizeof *p->features);
+    if (s->npatterns) {
+        p->pat = pattern_part_new(s);
+        p->pflags = weir_calloc(s->npatterns, 1);
+    }
     uint32_t nsel = 1, nask = 1;
     for (uint32_t a = 0; a < s->naggregates; a++)
         if (s->aggregates[a].nselect > nsel) nsel = s->aggregates[a].nselect;
@@ -244,6 +275,8 @@ void engine_part_free(engine_part_t *p)
     if (!p) return;
     keymap_free(&p->km, key_release, p);
     oc_timers_free(p->timers);
+    pattern_part_free(p->pat);
+    weir_free(p->pflags);
     weir_free(p->fields);
     weir_free(p->aggvals);
     weir_free(p->features);
@@ -303,6 +336,52 @@ static void close_due(engine_part_t *p)
     }
 }
 
+/* ---- patterns ------------------------------------------------------------------ */
+
+static pattern_key_t **pat_slot(void *ctx, weir_slice_t key)
+{
+    engine_part_t *p = ctx;
+    void *v = keymap_get(&p->km, key.ptr, key.len);
+    return v && *key_inited(p->e, v) ? key_pat(p->e, v) : NULL;
+}
+
+static void pat_match(void *ctx, const spec_pattern_t *sp, weir_slice_t key, int64_t start,
+                      int64_t time, const expr_value_t *vals)
+{
+    engine_part_t *p = ctx;
+    if (p->sink.window) p->sink.window(p->sink.ctx, p->part, &sp->out, key, start, time, vals);
+}
+
+static pattern_io_t pat_io(engine_part_t *p)
+{
+    return (pattern_io_t){pat_slot, pat_match, p};
+}
+
+/* The watermark's work: on-close windows, then held events and deadlines. */
+static void watermark_due(engine_part_t *p)
+{
+    close_due(p);
+    if (p->pat) {
+        pattern_io_t io = pat_io(p);
+        pattern_watermark(p->pat, p->wm, &io);
+    }
+}
+
+/* matches() slots of key value v (NULL: absent) as of t; pattern.NAME
+ * flags into the features after the declared ones. */
+static void read_pattern_slots(engine_part_t *p, void *v, int64_t t, const uint8_t *flags)
+{
+    const engine_t *e = p->e;
+    const spec_t *s = e->spec;
+    for (uint32_t i = 0; i < e->nmatch; i++) {
+        const expr_agg_t *a = &s->aggs.v[e->match_slots[i]];
+        p->aggvals[e->match_slots[i]] =
+            expr_int(v ? pattern_count(*key_pat(e, v), a->pattern, t, a->window_ms) : 0);
+    }
+    for (uint32_t i = 0; i < s->npatterns; i++)
+        p->features[s->nfeatures + i] = expr_bool(flags && flags[i]);
+}
+
 /* Makes the lower() scratch big enough for this event (see expr.h). */
 static void size_scratch(engine_part_t *p, const expr_value_t *fields)
 {
@@ -342,6 +421,7 @@ static void read_slots(engine_part_t *p, void *v, int64_t t, int peek)
     }
     for (uint32_t i = 0; i < e->nprev; i++)
         p->aggvals[e->prev_slots[i]] = v ? prev_value(&key_prevs(e, v)[i], p) : expr_null();
+    if (e->spec->npatterns) read_pattern_slots(p, v, t, NULL);
 }
 
 static size_t eval_features(engine_part_t *p, const expr_value_t *fields, size_t scratch_at);
@@ -416,9 +496,9 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     uint64_t h = keymap_hash(key.ptr, key.len);
     keymap_prefetch(&p->km, h);
     advance(p, t);
-    /* Windows the new watermark closes go out before a TTL reset of this
-     * very key (in keymap_put) could drop them. */
-    close_due(p);
+    /* Windows the new watermark closes (and matches it confirms) go out
+     * before a TTL reset of this very key (in keymap_put) could drop them. */
+    watermark_due(p);
     /* Aggregate arguments may call lower(): they share the event's scratch
      * with the features, each in its own part of it (see size_scratch). They
      * read the event's fields only (expr.h), so they can go before the key's
@@ -445,6 +525,11 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
                  p->wm);
         for (uint32_t k = 0; k < gr->nasks; k++)
             p->aggvals[gr->slots[k]] = aggval_to_value_fast(&p->results[k], gr->asks[k].kind, gr->types[k]);
+    }
+    if (p->pat) {
+        pattern_io_t io = pat_io(p);
+        pattern_event(p->pat, key_pat(e, v), key, t, offset, fields, p->wm, p->pflags, &io);
+        read_pattern_slots(p, v, t, p->pflags);
     }
     reserve_prev_copies(p, v);
     for (uint32_t i = 0; i < e->nprev; i++) p->aggvals[e->prev_slots[i]] = prev_value(&key_prevs(e, v)[i], p);
@@ -482,7 +567,7 @@ void engine_part_tick(engine_part_t *p, int64_t time)
 {
     p->st.ticks++;
     advance(p, time);
-    close_due(p);
+    watermark_due(p);
     /* Ticks are rare and are what moves an idle partition's time: sweep the
      * whole table, so idle keys' memory comes back without new events. A
      * call's budget also pays for what it drops and for finishing a resize
@@ -537,10 +622,18 @@ void engine_part_stats(const engine_part_t *p, engine_stats_t *out)
 {
     *out = p->st;
     out->keys = keymap_count(&p->km);
-    size_t bytes = keymap_bytes(&p->km) + oc_timers_bytes(p->timers);
+    size_t bytes = keymap_bytes(&p->km) + oc_timers_bytes(p->timers) +
+                   (p->pat ? pattern_part_bytes(p->pat) : 0);
     keymap_iter_t it = KEYMAP_ITER_INIT;
     void *v;
     while ((v = keymap_next(&p->km, &it)))
         if (*key_inited(p->e, v)) bytes += key_bytes(p->e, v);
     out->state_bytes = bytes;
+    if (p->pat) {
+        pattern_stats_t ps;
+        pattern_part_stats(p->pat, &ps);
+        out->matches = ps.matches;
+        out->partial = ps.runs;
+        out->held = ps.held;
+    }
 }

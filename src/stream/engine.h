@@ -46,7 +46,10 @@ const spec_t *engine_spec(const engine_t *e);
  * e.g. while replaying what was already emitted). Slices and values are
  * valid during the call only. */
 typedef struct engine_sink {
-    /* An on-close aggregate's window closed: vals[i] is select[i]. */
+    /* An on-close aggregate's window closed: vals[i] is select[i]. Also a
+     * pattern's match with emit: (agg = &pattern->out, see
+     * spec_pattern_of; start/end = first event's time/match time; vals as
+     * pattern_io_t.match in stream/pattern.h). */
     void (*window)(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
                    int64_t start, int64_t end, const expr_value_t *vals);
     /* A late event: not applied, scored as of the watermark. */
@@ -109,6 +112,9 @@ typedef struct engine_stats {
     uint64_t keys;
     uint64_t state_bytes; /* heap bytes of keyed state (table, entries, windows) */
     int64_t watermark;    /* INT64_MIN before the first event */
+    uint64_t matches;     /* pattern matches found */
+    uint64_t partial;     /* pattern runs (partial matches) alive */
+    uint64_t held;        /* events held for patterns' time order */
 } engine_stats_t;
 void engine_part_stats(const engine_part_t *p, engine_stats_t *out);
 

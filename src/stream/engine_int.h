@@ -9,6 +9,7 @@
 #include "stream/engine.h"
 #include "stream/keymap.h"
 #include "stream/onclose.h"
+#include "stream/pattern.h"
 #include "stream/win.h"
 
 #define NO_GROUP UINT32_MAX
@@ -46,8 +47,11 @@ struct engine {
     uint32_t *slot_group; /* per aggregate slot: its group, or NO_GROUP for PREV */
     uint32_t *prev_slots; /* aggregate slot of each prev */
     uint32_t nprev;
+    uint32_t *match_slots; /* aggregate slots of matches(P) over D */
+    uint32_t nmatch;
     size_t *off_area; /* per group: where its window's area is in the key's value */
     size_t off_prev, off_oc, off_inited, vsize;
+    size_t off_pat; /* the key's pattern_key_t * (spec->npatterns > 0) */
     int64_t ttl;
 };
 
@@ -69,6 +73,8 @@ struct engine_part {
     weir_buf_t scratch;     /* lower() results */
     weir_buf_t prevcopy;    /* this event's copies of last(x) strings */
     cJSON *doc;             /* record path: the event being processed */
+    pattern_part_t *pat;    /* held events and deadlines of patterns; NULL without patterns */
+    uint8_t *pflags;        /* this event's pattern.NAME flags */
     char keytmp[32];
     engine_stats_t st;
 };
@@ -86,6 +92,10 @@ static inline prev_t *key_prevs(const engine_t *e, void *v)
 static inline oc_key_t **key_oc(const engine_t *e, void *v)
 {
     return (oc_key_t **)((char *)v + e->off_oc);
+}
+static inline pattern_key_t **key_pat(const engine_t *e, void *v)
+{
+    return (pattern_key_t **)((char *)v + e->off_pat);
 }
 static inline uint8_t *key_inited(const engine_t *e, void *v)
 {
