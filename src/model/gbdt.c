@@ -53,14 +53,22 @@
  * path: E[n] is the expected output below node n, the cover-weighted mean of
  * its leaves, computed once at build time (mean[]); the bias gets E[root] of
  * every tree, and each split on the path gives its feature E[child taken] -
- * E[node]. The sum telescopes to the leaf. The cost is one walk of the
- * general layout per tree, eight trees side by side so that their loads
- * overlap (GBDT_F32 keeps E[] in the node, one line per step): some 20 ns
- * per tree, about five times a branch-free prediction. For GBDT_F32 both E[] and the sums are
+ * E[node]. The sum telescopes to the leaf. For GBDT_F32 both E[] and the sums are
  * float and in XGBoost's order (FillNodeMeanValues: E = (E_l * cover_l +
  * E_r * cover_r) / cover, each step rounded to float; per tree the
  * contributions are summed apart, then added to the row's), so the values
- * are XGBoost's to the last bit. A tree whose covers cannot weight (a
+ * are XGBoost's to the last bit. What a tree adds depends only on the leaf
+ * the row reaches, so it is computed at build time, per leaf, as terms
+ * (feature, value): for GBDT_F32 the per-feature float sums of the path,
+ * for GBDT_F64 its steps (aterm_leaves, with the operations of the walk).
+ * A row then finds its leaves the way a prediction does (the perfect runs,
+ * branch-free) and adds the terms in model order: about two predictions'
+ * cost (~7 ns per tree of depth 6), against ~18 ns per tree for walking
+ * the general layout with the arithmetic at each step. The tables hold
+ * about depth terms per leaf; where that would exceed four times the
+ * general layout (deep, unbalanced trees) the paths are walked instead
+ * (gbdt_contrib_row_approx_walk, eight trees side by side), with the same
+ * values to the bit (model_gbdt_test). A tree whose covers cannot weight (a
  * split of cover 0, a negative, NaN or infinite cover: models written
  * without statistics) uses the unweighted mean of the leaves instead, where
  * XGBoost would divide by zero.
@@ -127,6 +135,24 @@ typedef struct pfat64 {
     double leaf[2];
 } pfat64_t;
 
+/* The terms of a leaf: aterms[off, off + n). */
+typedef struct apath {
+    uint32_t off, n;
+} apath_t;
+
+/* GBDT_F32: per feature on the path, the float sum of its steps' changes. */
+typedef struct aterm32 {
+    uint32_t feat;
+    float v;
+} aterm32_t;
+
+/* GBDT_F64: per step of the path, its change, scaled. */
+typedef struct aterm64 {
+    uint32_t feat;
+    uint32_t pad;
+    double v;
+} aterm64_t;
+
 typedef struct tree {
     uint32_t group;
     uint32_t depth;
@@ -174,6 +200,14 @@ struct gbdt {
     uint32_t nruns;
     uint32_t nsched_perfect; /* sched[0 .. nsched_perfect) are the runs' trees */
     int in_order;     /* all trees perfect and sched[t] == t: leaves can be summed as walked */
+    uint32_t *pleaf;  /* [2 * nleaves]: the general node (global index) of the leaf that
+                       * side s of last-level perfect node j ends in, at 2j + s */
+    /* Approximate contributions by leaf (see Explanations): what each leaf's
+     * path adds, as (feature, value) terms; NULL when the tables would be
+     * too large for the model, and then the paths are walked. */
+    void *aterms;     /* aterm32_t or aterm64_t */
+    size_t naterms;
+    apath_t *apath;   /* [ngnodes]: a leaf's terms in aterms */
 };
 
 struct gbdt_builder {
@@ -360,6 +394,7 @@ typedef struct fill_ctx {
     uint32_t P, nfeat, cnt, lane; /* levels; stride and lane of the tree in its run */
     gbdt_prec_t prec;
     void *pn, *fat;               /* the run's first node and first fat node */
+    uint32_t *pleaf, goff;        /* the run's first pleaf entry; the tree's first node */
 } fill_ctx_t;
 
 static void fill_perfect(const fill_ctx_t *c, uint32_t gi, uint32_t pi, uint32_t d)
@@ -377,6 +412,8 @@ static void fill_perfect(const fill_ctx_t *c, uint32_t gi, uint32_t pi, uint32_t
     if (d == P - 1) {
         weir_assert(g[l].left < 0 && g[r].left < 0);
         size_t j = (size_t)(pi - ((1u << (P - 1)) - 1)) * c->cnt + c->lane;
+        c->pleaf[2 * j] = c->goff + l;
+        c->pleaf[2 * j + 1] = c->goff + r;
         if (c->prec == GBDT_F32) {
             pfat32_t *f = (pfat32_t *)c->fat + j;
             f->thr = (float)thr;
@@ -503,16 +540,123 @@ static void build_perfect(gbdt_t *g)
     size_t lsz = g->prec == GBDT_F32 ? sizeof(pfat32_t) : sizeof(pfat64_t);
     g->pnodes = weir_calloc(np ? np : 1, psz);
     g->leaves = weir_calloc(nl ? nl : 1, lsz);
+    g->pleaf = weir_calloc(nl ? 2 * nl : 1, sizeof *g->pleaf);
     g->npnodes = np;
     g->nleaves = nl;
     for (uint32_t r = 0; r < g->nruns; r++) {
         const run_t *run = &g->runs[r];
         for (uint32_t j = 0; j < run->cnt; j++) {
             const tree_t *tr = &g->trees[g->sched[run->first + j]];
-            fill_ctx_t c = {g->gnodes + tr->goff, run->pdepth, g->nfeat, run->cnt, j, g->prec,
-                            (char *)g->pnodes + run->noff * psz, (char *)g->leaves + run->loff * lsz};
+            fill_ctx_t c = {g->gnodes + tr->goff,
+                            run->pdepth,
+                            g->nfeat,
+                            run->cnt,
+                            j,
+                            g->prec,
+                            (char *)g->pnodes + run->noff * psz,
+                            (char *)g->leaves + run->loff * lsz,
+                            g->pleaf + 2 * run->loff,
+                            tr->goff};
             fill_perfect(&c, 0, 0, 0);
         }
+    }
+}
+
+/* The terms of every leaf for the approximate contributions (see
+ * Explanations), computed with the very operations the walk would do at
+ * each step, in the same order. */
+typedef struct aterm_ctx {
+    gbdt_t *g;
+    const tree_t *tr;
+    double scale;   /* GBDT_F64: 1 / average_by, or 1 */
+    uint32_t *feat; /* [depth] the features split on along the path so far */
+    double *d64;    /* [depth] GBDT_F64: each step's scaled change */
+    float *d32;     /* [depth] GBDT_F32: each step's change */
+    size_t cap;     /* terms allocated */
+} aterm_ctx_t;
+
+static void *aterm_slot(aterm_ctx_t *c, size_t tsz)
+{
+    gbdt_t *g = c->g;
+    if (g->naterms == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 1024;
+        g->aterms = weir_realloc(g->aterms, c->cap * tsz);
+    }
+    return (char *)g->aterms + g->naterms++ * tsz;
+}
+
+static void aterm_leaves(aterm_ctx_t *c, uint32_t i, uint32_t depth)
+{
+    gbdt_t *g = c->g;
+    const gnode_t *nd = g->gnodes + c->tr->goff;
+    if (nd[i].left >= 0) {
+        c->feat[depth] = nd[i].feat;
+        for (uint32_t side = 0; side < 2; side++) {
+            uint32_t ch = (uint32_t)nd[i].left + side;
+            /* approx_trees32's tmp[f] += nv - mv; approx_tree64's
+             * (mean[i] - mv) * scale. */
+            c->d32[depth] = nd[ch].amean - nd[i].amean;
+            c->d64[depth] = (g->mean[c->tr->goff + ch] - g->mean[c->tr->goff + i]) * c->scale;
+            aterm_leaves(c, ch, depth + 1);
+        }
+        return;
+    }
+    apath_t *p = &g->apath[c->tr->goff + i];
+    p->off = (uint32_t)g->naterms;
+    if (g->prec == GBDT_F64) {
+        for (uint32_t k = 0; k < depth; k++) {
+            aterm64_t *t = aterm_slot(c, sizeof *t);
+            *t = (aterm64_t){c->feat[k], 0, c->d64[k]};
+        }
+    } else {
+        /* One term per feature, in the order of first appearance, its steps
+         * summed from +0 in path order — as tmp[] holds them. */
+        for (uint32_t k = 0; k < depth; k++) {
+            size_t j = p->off;
+            while (j < g->naterms && ((aterm32_t *)g->aterms)[j].feat != c->feat[k])
+                j++;
+            if (j == g->naterms)
+                *(aterm32_t *)aterm_slot(c, sizeof(aterm32_t)) = (aterm32_t){c->feat[k], 0.0f};
+            ((aterm32_t *)g->aterms)[j].v += c->d32[k];
+        }
+    }
+    p->n = (uint32_t)(g->naterms - p->off);
+}
+
+static size_t aterm_size(const gbdt_t *g)
+{
+    return g->prec == GBDT_F32 ? sizeof(aterm32_t) : sizeof(aterm64_t);
+}
+
+static size_t aterms_memory(const gbdt_t *g)
+{
+    return g->apath ? g->naterms * aterm_size(g) + g->ngnodes * sizeof(apath_t) : 0;
+}
+
+/* Builds the tables unless they would take more than four times the
+ * general layout (deep, unbalanced trees: a leaf's terms grow with its
+ * depth), in which case the contributions walk the paths instead. */
+static void build_aterms(gbdt_t *g)
+{
+    aterm_ctx_t c = {.g = g, .scale = g->average_by ? 1.0 / g->average_by : 1.0};
+    c.feat = weir_malloc((g->max_depth + 1) * sizeof *c.feat);
+    c.d64 = weir_malloc((g->max_depth + 1) * sizeof *c.d64);
+    c.d32 = weir_malloc((g->max_depth + 1) * sizeof *c.d32);
+    g->apath = weir_calloc(g->ngnodes ? g->ngnodes : 1, sizeof *g->apath);
+    for (uint32_t t = 0; t < g->ntrees; t++) {
+        c.tr = &g->trees[t];
+        aterm_leaves(&c, 0, 0);
+    }
+    weir_free(c.feat);
+    weir_free(c.d64);
+    weir_free(c.d32);
+    if (g->naterms * aterm_size(g) > 4 * (size_t)g->ngnodes * sizeof(gnode_t) + 65536 ||
+        g->naterms > UINT32_MAX) {
+        weir_free(g->aterms);
+        weir_free(g->apath);
+        g->aterms = NULL;
+        g->apath = NULL;
+        g->naterms = 0;
     }
 }
 
@@ -596,6 +740,7 @@ int gbdt_builder_finish(gbdt_builder_t *b, const double *base, uint32_t average_
     }
     weir_free(abias32);
     build_perfect(g);
+    build_aterms(g);
     *out = g;
     return 0;
 }
@@ -615,6 +760,9 @@ void gbdt_free(gbdt_t *g)
     weir_free(g->leaves);
     weir_free(g->sched);
     weir_free(g->runs);
+    weir_free(g->pleaf);
+    weir_free(g->aterms);
+    weir_free(g->apath);
     weir_free(g);
 }
 
@@ -629,9 +777,10 @@ size_t gbdt_memory(const gbdt_t *g)
 {
     size_t psz = g->prec == GBDT_F32 ? sizeof(pnode32_t) : sizeof(pnode64_t);
     size_t lsz = g->prec == GBDT_F32 ? sizeof(pfat32_t) : sizeof(pfat64_t);
-    return sizeof *g + g->ntrees * sizeof(tree_t) + g->ngnodes * (sizeof(gnode_t) + 2 * sizeof(double)) +
-           g->ncats * sizeof(uint32_t) + g->npnodes * psz + g->nleaves * lsz +
-           g->ntrees * sizeof(uint32_t) + g->nruns * sizeof(run_t);
+    return sizeof *g + g->ntrees * sizeof(tree_t) +
+           g->ngnodes * (sizeof(gnode_t) + 2 * sizeof(double)) + g->ncats * sizeof(uint32_t) +
+           g->npnodes * psz + g->nleaves * (lsz + 2 * sizeof(uint32_t)) +
+           g->ntrees * sizeof(uint32_t) + g->nruns * sizeof(run_t) + aterms_memory(g);
 }
 
 /* ---- general layout ---------------------------------------------------- */
@@ -727,7 +876,9 @@ static inline size_t wide_len(const gbdt_t *g) { return 2 * (size_t)(g->nfeat ? 
 
 /* Walks the K trees of one run (K = its cnt, a power of two) for the
  * widened row x: leaf[k] = the leaf of its k-th tree, or with sum set, the
- * leaves added to *sum in lane order (one group, walk order = model order).
+ * leaves added to *sum in lane order (one group, walk order = model order),
+ * or with slot set, slot[k] = where its k-th tree ends: 2j + side for the
+ * run's last-level node j (pleaf's numbering).
  *
  * The lanes are unrolled with K a constant, so the K walks are independent
  * chains of loads that the CPU overlaps, and each keeps its position as a
@@ -744,7 +895,7 @@ static inline size_t wide_len(const gbdt_t *g) { return 2 * (size_t)(g->nfeat ? 
 #define RUN_WALK(NAME, PNODE, PFAT, LEAF, K)                                                  \
     __attribute__((noinline)) static void NAME(const char *thr_base, const char *fb_base,    \
                                                const PFAT *pf, uint32_t P, const LEAF *x,     \
-                                               LEAF *leaf, LEAF *sum)                         \
+                                               LEAF *leaf, LEAF *sum, uint32_t *slot)         \
     {                                                                                         \
         const size_t S = K * sizeof(PNODE);                                                   \
         size_t o[K];                                                                          \
@@ -771,6 +922,13 @@ static inline size_t wide_len(const gbdt_t *g) { return 2 * (size_t)(g->nfeat ? 
             *sum = a;                                                                         \
             return;                                                                           \
         }                                                                                     \
+        if (slot) {                                                                           \
+            _Pragma("GCC unroll 16") for (uint32_t k = 0; k < K; k++) {                       \
+                size_t j = (2 * o[k] - skip) / sizeof(PFAT) + k;                              \
+                slot[k] = (uint32_t)(2 * j + STEP((const PFAT *)fat + j, x));                 \
+            }                                                                                 \
+            return;                                                                           \
+        }                                                                                     \
         _Pragma("GCC unroll 16") for (uint32_t k = 0; k < K; k++) {                           \
             const PFAT *f = (const PFAT *)(fat + (2 * o[k] - skip) + k * sizeof(PFAT));       \
             leaf[k] = f->leaf[STEP(f, x)];                                                    \
@@ -793,17 +951,17 @@ RUN_WALK(walk64_1, pnode64_t, pfat64_t, double, 1)
 
 #define RUN_DISPATCH(NAME, PNODE, PFAT, LEAF, W)                                              \
     static inline void NAME(const gbdt_t *g, const run_t *run, const LEAF *x, LEAF *leaf,    \
-                            LEAF *sum)                                                        \
+                            LEAF *sum, uint32_t *slot)                                        \
     {                                                                                         \
         const char *tb = (const char *)((const PNODE *)g->pnodes + run->noff);                \
         const char *fb = tb + offsetof(PNODE, fb);                                            \
         const PFAT *pf = (const PFAT *)g->leaves + run->loff;                                 \
         switch (run->cnt) {                                                                   \
-        case 16: W##_16(tb, fb, pf, run->pdepth, x, leaf, sum); break;                        \
-        case 8: W##_8(tb, fb, pf, run->pdepth, x, leaf, sum); break;                          \
-        case 4: W##_4(tb, fb, pf, run->pdepth, x, leaf, sum); break;                          \
-        case 2: W##_2(tb, fb, pf, run->pdepth, x, leaf, sum); break;                          \
-        default: W##_1(tb, fb, pf, run->pdepth, x, leaf, sum); break;                         \
+        case 16: W##_16(tb, fb, pf, run->pdepth, x, leaf, sum, slot); break;                  \
+        case 8: W##_8(tb, fb, pf, run->pdepth, x, leaf, sum, slot); break;                    \
+        case 4: W##_4(tb, fb, pf, run->pdepth, x, leaf, sum, slot); break;                    \
+        case 2: W##_2(tb, fb, pf, run->pdepth, x, leaf, sum, slot); break;                    \
+        default: W##_1(tb, fb, pf, run->pdepth, x, leaf, sum, slot); break;                   \
         }                                                                                     \
     }
 
@@ -823,7 +981,7 @@ RUN_DISPATCH(run_walk64, pnode64_t, pfat64_t, double, walk64)
             const run_t *run = &g->runs[r];                                                   \
             const uint32_t *ids = g->sched + run->first;                                      \
             int one = g->in_order && g->ngroups == 1;                                         \
-            RUN_WALK(g, run, xa, leaf, one ? acc : NULL);                                     \
+            RUN_WALK(g, run, xa, leaf, one ? acc : NULL, NULL);                               \
             if (one)                                                                          \
                 continue;                                                                     \
             else if (!g->in_order)                                                            \
@@ -911,7 +1069,7 @@ void gbdt_predict_row(const gbdt_t *g, const double *x, double *out)
             const uint32_t *ids = g->sched + run->first;                                      \
             for (uint32_t r = 0; r < nb; r++) {                                               \
                 int one = g->in_order && G == 1;                                              \
-                RUN_WALK(g, run, xa + r * F2, leaf, one ? acc + r : NULL);                    \
+                RUN_WALK(g, run, xa + r * F2, leaf, one ? acc + r : NULL, NULL);              \
                 if (one) {                                                                    \
                     continue;                                                                 \
                 } else if (!g->in_order) {                                                    \
@@ -1180,7 +1338,7 @@ static void approx_tree64(const gbdt_t *g, const tree_t *tr, const double *x, do
 
 #define APPROX_STACK 1024
 
-void gbdt_contrib_row_approx(const gbdt_t *g, const double *x, double *out)
+void gbdt_contrib_row_approx_walk(const gbdt_t *g, const double *x, double *out)
 {
     uint32_t F = g->nfeat, G = g->ngroups;
     size_t n = (size_t)G * (F + 1);
@@ -1213,4 +1371,85 @@ void gbdt_contrib_row_approx(const gbdt_t *g, const double *x, double *out)
     if (acc != acc_s) weir_free(acc);
     if (xr != xr_s) weir_free(xr);
     if (tmp != tmp_s) weir_free(tmp);
+}
+
+/* By leaf: each tree's leaf is found the way predictions find it (runs of
+ * perfect trees walked side by side without a branch, the rest through the
+ * general layout), then the trees' terms are added in model order. The
+ * terms are the walk's own per-tree sums (F32) or steps (F64), computed
+ * once at build time by the same operations (aterm_leaves), and are added
+ * in the walk's order, so the values are the walk's to the bit: within a
+ * tree each feature gets one addition either way (the walk's repeats add
+ * its tmp[f], then 0: +0 leaves a sum unchanged, and sums that start from
+ * +0 never become -0). */
+void gbdt_contrib_row_approx(const gbdt_t *g, const double *x, double *out)
+{
+    if (!g->apath) {
+        gbdt_contrib_row_approx_walk(g, x, out);
+        return;
+    }
+    uint32_t F = g->nfeat, G = g->ngroups, T = g->ntrees;
+    size_t n = (size_t)G * (F + 1);
+    int small = F <= ROW_STACK && T <= 1024 && n <= APPROX_STACK;
+    uint32_t leaf_s[1024], slot[INTERLEAVE];
+    double xa_s[2 * ROW_STACK], xr_s[ROW_STACK];
+    float acc_s[APPROX_STACK];
+    uint32_t *leaf = small ? leaf_s : weir_malloc((T ? T : 1) * sizeof *leaf);
+    void *xa = small ? xa_s : weir_malloc(wide_len(g) * sizeof(double));
+    double *xr = small ? xr_s : weir_malloc((F ? F : 1) * sizeof *xr);
+    if (g->prec == GBDT_F32)
+        widen32(x, F, xa, xr);
+    else
+        widen64(x, F, xa);
+    const double *xg = g->prec == GBDT_F32 ? xr : x; /* the row the general layout reads */
+    for (uint32_t r = 0; r < g->nruns; r++) {
+        const run_t *run = &g->runs[r];
+        if (g->prec == GBDT_F32)
+            run_walk32(g, run, xa, NULL, NULL, slot);
+        else
+            run_walk64(g, run, xa, NULL, NULL, slot);
+        for (uint32_t k = 0; k < run->cnt; k++)
+            leaf[g->sched[run->first + k]] = g->pleaf[2 * run->loff + slot[k]];
+    }
+    for (uint32_t k = g->nsched_perfect; k < T; k++) {
+        const tree_t *tr = &g->trees[g->sched[k]];
+        const gnode_t *nodes = g->gnodes + tr->goff;
+        uint32_t i = 0;
+        while (nodes[i].left >= 0)
+            i = (uint32_t)nodes[i].left + (uint32_t)go_right(g, &nodes[i], xg[nodes[i].feat]);
+        leaf[g->sched[k]] = tr->goff + i;
+    }
+    if (g->prec == GBDT_F32) {
+        float *acc = small ? acc_s : weir_malloc(n * sizeof *acc);
+        memset(acc, 0, n * sizeof *acc);
+        const aterm32_t *terms = g->aterms;
+        for (uint32_t t = 0; t < T; t++) {
+            float *a = acc + (size_t)g->trees[t].group * (F + 1);
+            apath_t p = g->apath[leaf[t]];
+            for (const aterm32_t *e = terms + p.off, *end = e + p.n; e < end; e++)
+                a[e->feat] += e->v;
+        }
+        if (g->average_by) /* as the walk: not an XGBoost model, no order to follow */
+            for (size_t i = 0; i < n; i++)
+                acc[i] /= (float)g->average_by;
+        for (size_t i = 0; i < n; i++)
+            out[i] = acc[i];
+        if (acc != acc_s) weir_free(acc);
+    } else {
+        memset(out, 0, n * sizeof *out);
+        const aterm64_t *terms = g->aterms;
+        for (uint32_t t = 0; t < T; t++) {
+            double *a = out + (size_t)g->trees[t].group * (F + 1);
+            apath_t p = g->apath[leaf[t]];
+            for (const aterm64_t *e = terms + p.off, *end = e + p.n; e < end; e++)
+                a[e->feat] += e->v;
+        }
+    }
+    for (uint32_t k = 0; k < G; k++)
+        out[(size_t)k * (F + 1) + F] = g->abias[k];
+    if (!small) {
+        weir_free(leaf);
+        weir_free(xa);
+        weir_free(xr);
+    }
 }

@@ -103,8 +103,15 @@ void gbdt_contrib_row(const gbdt_t *g, const double *x, double *out);
  * layout: for each tree, each split on the row's path gives its feature the
  * change of the expected output, E[child taken] - E[node], and the bias gets
  * E[root] plus the base margin. Per group the values add up to the margin
- * (up to rounding). One walk of each tree: a few predictions' cost. For GBDT_F32 the values
- * are XGBoost's, computed in float as it does. */
+ * (up to rounding). About two predictions' cost (per-leaf tables built with
+ * the model). For GBDT_F32 the values are XGBoost's, computed in float as
+ * it does. */
 void gbdt_contrib_row_approx(const gbdt_t *g, const double *x, double *out);
+
+/* The same values by walking each tree's path through the general layout
+ * (what gbdt_contrib_row_approx does for models whose per-leaf tables
+ * would be too large; gbdt.c, Explanations). Kept callable so that tests
+ * can compare the two bit for bit. */
+void gbdt_contrib_row_approx_walk(const gbdt_t *g, const double *x, double *out);
 
 #endif

@@ -2,8 +2,8 @@
  * structural checks, perfect (branch-free) and general layouts agreeing with
  * a reference walk, single row = batch, runs of every size summed in model
  * order, missing values and categorical splits, TreeSHAP and the
- * approximate contributions adding up to the margin, and input-name
- * matching. */
+ * approximate contributions adding up to the margin, the approximate
+ * contributions by leaf equal to the path walk, and input-name matching. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -288,47 +288,6 @@ static void categorical_splits(void **state)
     gbdt_free(g);
 }
 
-/* Approximate contributions add up to the margin per group, for both
- * precisions, several groups, averaged forests and NaN inputs. */
-static void approx_contribs_add_up(void **state)
-{
-    (void)state;
-    enum { T = 30, NF = 3, GMAX = 3, R = 200, MAXN = 4096 };
-    static gbdt_src_node_t trees[T][MAXN];
-    static double x[R * NF];
-    for (int prec = 0; prec < 2; prec++)
-        for (uint32_t G = 1; G <= GMAX; G += GMAX - 1)
-            for (uint32_t avg = 0; avg <= 5; avg += 5) {
-                char err[256];
-                gbdt_builder_t *b = gbdt_builder_new((gbdt_prec_t)prec, NF, G);
-                for (uint32_t t = 0; t < T; t++) {
-                    uint32_t count = 0;
-                    random_tree(trees[t], &count, 0, t % 9);
-                    assert_int_equal(gbdt_builder_add_tree(b, t % G, trees[t], count, 0, "t", err, sizeof err), 0);
-                }
-                double base[GMAX] = {0.5, -1.5, 2};
-                gbdt_t *g;
-                assert_int_equal(gbdt_builder_finish(b, base, avg, &g, err, sizeof err), 0);
-                for (int i = 0; i < R * NF; i++) x[i] = urand() < 0.15 ? NAN : urand() * 2 - 1;
-                for (int r = 0; r < R; r++) {
-                    double margin[GMAX], phi[GMAX * (NF + 1)];
-                    gbdt_predict_row(g, x + r * NF, margin);
-                    gbdt_contrib_row_approx(g, x + r * NF, phi);
-                    for (uint32_t k = 0; k < G; k++) {
-                        double sum = 0, mag = 0;
-                        for (uint32_t f = 0; f <= NF; f++) {
-                            sum += phi[k * (NF + 1) + f];
-                            mag += fabs(phi[k * (NF + 1) + f]);
-                        }
-                        if (fabs(sum - margin[k]) > 1e-6 * (1 + mag))
-                            fail_msg("prec %d, %u groups, avg %u, row %d, group %u: sum %.17g, margin %.17g",
-                                     prec, G, avg, r, k, sum, margin[k]);
-                    }
-                }
-                gbdt_free(g);
-            }
-}
-
 /* Hand-computed path attributions: cover-weighted expectations, a feature
  * that splits twice on the path, a missing value, and a tree without covers
  * that falls back to the unweighted mean of its leaves. */
@@ -370,6 +329,86 @@ static void approx_contribs_by_hand(void **state)
                              cases[i].want[f]);
             gbdt_free(g);
         }
+}
+
+/* Approximate contributions add up to the margin per group, and those by
+ * leaf (per-leaf terms computed at build time) equal the walk of each path
+ * bit for bit: both precisions, several groups, averaged forests, perfect
+ * and general trees (LightGBM's zero-as-missing splits keep a tree
+ * general), features split several times on one path, inputs on
+ * thresholds, zeros and NaN; and a chain too deep for the tables, which
+ * then walks. */
+static void approx_contribs_add_up(void **state)
+{
+    (void)state;
+    enum { T = 48, NF = 3, GMAX = 3, R = 400, MAXN = 4096 };
+    static gbdt_src_node_t trees[T + 1][MAXN];
+    static uint32_t counts[T + 1];
+    static double x[R * NF];
+    for (int prec = 0; prec < 2; prec++)
+        for (uint32_t G = 1; G <= GMAX; G += GMAX - 1)
+            for (uint32_t avg = 0; avg <= 5; avg += 5) {
+                char err[256];
+                gbdt_builder_t *b = gbdt_builder_new((gbdt_prec_t)prec, NF, G);
+                for (uint32_t t = 0; t < T; t++) {
+                    counts[t] = 0;
+                    random_tree(trees[t], &counts[t], 0, t % 11);
+                    for (uint32_t i = 0; i < counts[t]; i++) {
+                        gbdt_src_node_t *n = &trees[t][i];
+                        if (prec == GBDT_F32) {
+                            n->thr = (float)n->thr;
+                            n->value = (float)n->value;
+                        } else if (t % 7 == 3 && n->kind == GBDT_NUM) {
+                            n->kind = GBDT_NUM_ZERO;
+                        }
+                    }
+                    assert_int_equal(gbdt_builder_add_tree(b, t % G, trees[t], counts[t], 0, "t",
+                                                           err, sizeof err),
+                                     0);
+                }
+                if (avg && G == GMAX) { /* a chain of depth 200: too deep for the tables */
+                    uint32_t n = 0;
+                    for (uint32_t d = 0; d < 200; d++, n += 2) {
+                        trees[T][n] = split(d % NF, (float)(urand() * 2 - 1), (int32_t)n + 1,
+                                            (int32_t)n + 2, d % 2);
+                        trees[T][n + 1] = leaf((float)urand(), 1 + d);
+                    }
+                    trees[T][n++] = leaf(0.5, 1);
+                    for (int32_t i = (int32_t)n - 2; i >= 0; i -= 2)
+                        trees[T][i].cover = trees[T][i + 1].cover + trees[T][i + 2].cover;
+                    assert_int_equal(gbdt_builder_add_tree(b, 0, trees[T], n, 0, "t", err, sizeof err),
+                                     0);
+                }
+                double base[GMAX] = {0.5, -1.5, 2};
+                gbdt_t *g;
+                assert_int_equal(gbdt_builder_finish(b, base, avg, &g, err, sizeof err), 0);
+                for (int i = 0; i < R * NF; i++) {
+                    double u = urand();
+                    const gbdt_src_node_t *n = &trees[i % T][(uint32_t)(urand() * counts[i % T])];
+                    x[i] = u < 0.1 ? NAN : u < 0.15 ? 0 : u < 0.4 ? n->thr : urand() * 2 - 1;
+                }
+                for (int r = 0; r < R; r++) {
+                    double margin[GMAX], phi[GMAX * (NF + 1)], walk[GMAX * (NF + 1)];
+                    gbdt_predict_row(g, x + r * NF, margin);
+                    gbdt_contrib_row_approx(g, x + r * NF, phi);
+                    gbdt_contrib_row_approx_walk(g, x + r * NF, walk);
+                    for (uint32_t i = 0; i < G * (NF + 1); i++)
+                        if (memcmp(&phi[i], &walk[i], sizeof walk[i]))
+                            fail_msg("prec %d, %u groups, avg %u, row %d, value %u: %.17g, walk %.17g",
+                                     prec, G, avg, r, i, phi[i], walk[i]);
+                    for (uint32_t k = 0; k < G; k++) {
+                        double sum = 0, mag = 0;
+                        for (uint32_t f = 0; f <= NF; f++) {
+                            sum += phi[k * (NF + 1) + f];
+                            mag += fabs(phi[k * (NF + 1) + f]);
+                        }
+                        if (fabs(sum - margin[k]) > 1e-6 * (1 + mag))
+                            fail_msg("prec %d, %u groups, avg %u, row %d, group %u: sum %.17g, margin %.17g",
+                                     prec, G, avg, r, k, sum, margin[k]);
+                    }
+                }
+                gbdt_free(g);
+            }
 }
 
 /* For linear models the approximate contributions are the exact ones. */
