@@ -14,6 +14,7 @@ static const struct {
     {"model", bench_model, "tree-ensemble scoring beside XGBoosterPredictFromDense (nthread=1)"},
     {"http", bench_http, "wrk against weir run's /v1/score beside nginx serving a fixed small JSON"},
     {"pipeline", bench_pipeline, "the fraud feature set on one core beside a plain hash-map count per key"},
+    {"recovery", bench_recovery, "weir run: ready after a crash from a checkpoint, full-replay events/s, p99 during a checkpoint"},
 };
 
 static int cmp_double(const void *a, const void *b)

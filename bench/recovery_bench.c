@@ -1,0 +1,959 @@
+/* recovery_bench.c — `weir bench recovery`: how fast `weir run` comes back
+ * after a crash, and what taking a checkpoint costs the requests it serves
+ * meanwhile (issue 6). Everything runs against the real binary (the weir
+ * next to this weir-bench) as a subprocess, on examples/fraud's pipeline
+ * (its features, XGBoost model, rules and hourly aggregate), in a fresh data
+ * directory:
+ *
+ *   build     --events fraud-like events of ~100 bytes over --keys cards,
+ *             times spread over 7 days, appended straight into the event
+ *             log with the log API (partition = XXH64(card) mod N, as weir
+ *             run routes them; ~1 GB at the default 10,000,000 events);
+ *             then a first `weir run` replays and decides them all (the
+ *             decision log is written) and is killed with SIGKILL: the
+ *             state a server leaves when it dies with no checkpoint.
+ *   (b) full  --runs times: start `weir run` with no checkpoint and time
+ *             start -> /readyz 200; replay events/s = events replayed (its
+ *             "ready" line) / that time. Killed with SIGKILL after each but
+ *             the last.
+ *   (c) p99   on that last server: a paced client (--rate requests/s of
+ *             POST /v1/score over --conns keep-alive connections, a fresh
+ *             event each, latency counted from the request's scheduled
+ *             send time so a stall is not hidden) runs throughout; --runs
+ *             rounds of: 3 s without a checkpoint, then POST
+ *             /v1/admin/checkpoint, which answers once the checkpoint is
+ *             committed. p99 of the requests scheduled while a checkpoint
+ *             was in progress (request sent .. answer received) next to p99
+ *             of those in the 3 s before it, in the same run. The client goes
+ *             on for 1 s after the last checkpoint (those events are
+ *             replayed by (a)); then SIGKILL.
+ *   (a) ready --runs times: start `weir run`, which recovers from that
+ *             checkpoint (taken at the end of the log) and replays what came
+ *             after it; time start -> /readyz 200, and the events replayed.
+ *             SIGKILL after each.
+ * Medians over the runs are printed with each target: ready <= 3 s; replay
+ * >= 3,000,000 events/s; p99 during a checkpoint <= 2x p99 without. The exit
+ * status is 0 whether or not the targets are met (the JSON says), non-zero
+ * only if the benchmark could not run.
+ *
+ * Options: --events N, --keys K (scale down for a quick run), --runs R
+ * (default 3), --rate R (default 2000), --conns C (default 4), --dir DIR
+ * (work here instead of a fresh /tmp directory), --keep, --json. */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/hash.h"
+#include "bench.h"
+#include "log/log.h"
+
+#define PREFIX      "weir bench recovery"
+#define SOURCE      "transactions"
+#define T0_MS       1767225600000LL /* 2026-01-01 */
+#define SPAN_MS     (7LL * 86400000)
+#define BASELINE_S  3.0 /* no-checkpoint window before each checkpoint */
+#define TAIL_S      1.0 /* load after the last checkpoint: replayed by (a) */
+#define BATCH       512 /* records per log_append while building */
+
+static const char *const countries[] = {"US", "GB", "DE", "FR", "ES", "IT", "NL", "SE"};
+
+typedef struct opts {
+    uint64_t events, keys;
+    unsigned runs, conns;
+    double rate;
+    const char *dir;
+    int keep, json;
+} opts_t;
+
+/* ---- small helpers ---- */
+
+static _Thread_local uint64_t rng_state = 0x2545f4914f6cdd1dull; /* per thread */
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double secs_since(uint64_t t0)
+{
+    return (double)(weir_mono_ns() - t0) / 1e9;
+}
+
+static void sleep_s(double s)
+{
+    if (s <= 0) return;
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static int say_json; /* progress lines go to stderr unless --json */
+static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void progress(const char *fmt, ...)
+{
+    if (say_json) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    weir_buf_t b = WEIR_BUF_INIT;
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(&b, chunk, n);
+    fclose(f);
+    buf_append(&b, "", 1);
+    return b.data;
+}
+
+/* One fraud-like event, ~100 bytes: a card's home country mostly, amounts
+ * log-normal-ish. */
+static void event_json(weir_buf_t *b, uint64_t card, int64_t ts)
+{
+    double u1 = ((double)(rnd() >> 11) + 0.5) / 9007199254740992.0,
+           u2 = (double)(rnd() >> 11) / 9007199254740992.0;
+    double amount = exp(3.0 + 1.2 * sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
+    if (amount > 20000) amount = 20000;
+    const char *country = countries[(rnd() % 20 ? card * 2654435761u >> 7 : rnd()) % 8];
+    buf_appendf(b,
+                "{\"card_id\":\"c%07" PRIu64 "\",\"amount\":%.2f,\"merchant\":\"m%04" PRIu64
+                "\",\"country\":\"%s\",\"ts\":%" PRId64 "}",
+                card, amount, rnd() % 5000, country, ts);
+}
+
+/* ---- building the data directory ---- */
+
+static int write_spec(const char *dir, const char *name, const char *interval, char *spec_path,
+                      size_t n)
+{
+    const char *src = __FILE__, *slash = strrchr(src, '/');
+    char ex[PATH_MAX];
+    snprintf(ex, sizeof ex, "%.*s/../examples/fraud", slash ? (int)(slash - src) : 1, slash ? src : ".");
+    char yaml[PATH_MAX + 16], model[PATH_MAX + 32];
+    snprintf(yaml, sizeof yaml, "%s/fraud.yaml", ex);
+    snprintf(model, sizeof model, "%s/fraud.model.json", ex);
+    char *text = read_file(yaml);
+    if (!text || access(model, R_OK) != 0) {
+        fprintf(stderr, PREFIX ": cannot read %s and %s\n", yaml, model);
+        weir_free(text);
+        return -1;
+    }
+    snprintf(spec_path, n, "%s/%s", dir, name);
+    FILE *f = fopen(spec_path, "w");
+    if (!f) {
+        fprintf(stderr, PREFIX ": cannot write %s: %s\n", spec_path, strerror(errno));
+        weir_free(text);
+        return -1;
+    }
+    /* The example, with the model's absolute path and the checkpoint
+     * interval asked for. */
+    int partitions_seen = 0;
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        if (!strncmp(line, "  path: ", 8)) {
+            fprintf(f, "  path: %s\n", model);
+            continue;
+        }
+        fprintf(f, "%s\n", line);
+        if (!partitions_seen && !strncmp(line, "partitions:", 11)) {
+            fprintf(f, "checkpoint_interval: %s\n", interval);
+            partitions_seen = 1;
+        }
+    }
+    fclose(f);
+    weir_free(text);
+    return partitions_seen ? 0 : -1;
+}
+
+static uint32_t spec_partitions(const char *spec_path)
+{
+    char *text = read_file(spec_path);
+    const char *p = text ? strstr(text, "\npartitions:") : NULL;
+    uint32_t n = p ? (uint32_t)strtoul(p + 12, NULL, 10) : 1;
+    weir_free(text);
+    return n ? n : 1;
+}
+
+typedef struct build_result {
+    double secs;
+    uint64_t bytes;
+} build_result_t;
+
+static int build_log(const opts_t *o, const char *data, uint32_t nparts, build_result_t *out)
+{
+    char err[512];
+    log_config_t cfg;
+    log_config_defaults(&cfg);
+    log_t *log;
+    log_topic_t *topic;
+    if (log_open(data, &cfg, &log, err, sizeof err) ||
+        log_topic_open(log, SOURCE, nparts, &topic, err, sizeof err)) {
+        fprintf(stderr, PREFIX ": %s\n", err);
+        return -1;
+    }
+    typedef struct pend {
+        weir_buf_t vals;
+        size_t ends[BATCH], kends[BATCH];
+        size_t n;
+        log_rec_t recs[BATCH];
+    } pend_t;
+    pend_t *pend = weir_calloc(nparts, sizeof *pend);
+    weir_buf_t scratch = WEIR_BUF_INIT;
+    int64_t now = weir_wall_ms();
+    uint64_t t0 = weir_mono_ns();
+    int rc = 0;
+    for (uint64_t i = 0; i < o->events && rc == 0; i++) {
+        uint64_t card = rnd() % o->keys;
+        char key[16];
+        int klen = snprintf(key, sizeof key, "c%07" PRIu64, card);
+        uint32_t p = (uint32_t)(weir_hash64(key, (size_t)klen) % nparts);
+        pend_t *q = &pend[p];
+        buf_append(&q->vals, key, (size_t)klen);
+        q->kends[q->n] = q->vals.len;
+        int64_t ts = T0_MS + (int64_t)((double)i / (double)o->events * (double)SPAN_MS) -
+                     (int64_t)(rnd() % 20000);
+        event_json(&q->vals, card, ts);
+        q->ends[q->n++] = q->vals.len;
+        if (q->n < BATCH && i + 1 < o->events) continue;
+        for (uint32_t pi = 0; pi < nparts && rc == 0; pi++) {
+            pend_t *r = &pend[pi];
+            if (r->n == 0 || (r->n < BATCH && i + 1 < o->events)) continue;
+            for (size_t k = 0; k < r->n; k++) {
+                size_t ks = k ? r->ends[k - 1] : 0;
+                r->recs[k] = (log_rec_t){0, now, LOG_REC_EVENT,
+                                         {r->vals.data + ks, r->kends[k] - ks},
+                                         {r->vals.data + r->kends[k], r->ends[k] - r->kends[k]}};
+            }
+            rc = log_append(log_topic_part(topic, pi), r->recs, r->n, LOG_ACK_WRITTEN, &scratch,
+                            NULL, err, sizeof err);
+            r->n = 0;
+            buf_reset(&r->vals);
+        }
+    }
+    out->bytes = 0;
+    for (uint32_t pi = 0; pi < nparts; pi++) {
+        log_part_stat_t st;
+        log_part_stat(log_topic_part(topic, pi), &st);
+        out->bytes += st.bytes;
+        buf_free(&pend[pi].vals);
+    }
+    log_close(log);
+    out->secs = secs_since(t0);
+    buf_free(&scratch);
+    weir_free(pend);
+    if (rc) fprintf(stderr, PREFIX ": appending: %s\n", err);
+    return rc;
+}
+
+/* ---- weir run as a subprocess ---- */
+
+typedef struct server {
+    pid_t pid;
+    uint16_t port;
+    char out[PATH_MAX], errf[PATH_MAX];
+    uint64_t t_start;
+    double ready_s;     /* start -> /readyz 200 */
+    uint64_t replayed;  /* from its "ready" line */
+    uint64_t ckpt_used; /* from its recovery line; 0 = none */
+} server_t;
+
+static int http_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends one request on fd and reads the response; returns the status (and
+ * the body in *body if given), or -1 if the connection failed. */
+static int http_roundtrip(int fd, const char *method, const char *path, const char *body,
+                          size_t blen, weir_buf_t *resp)
+{
+    char head[512];
+    int hl = snprintf(head, sizeof head,
+                      "%s %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      method, path, blen);
+    struct iovec_like {
+        const char *p;
+        size_t n;
+    } parts[2] = {{head, (size_t)hl}, {body, blen}};
+    for (int i = 0; i < 2; i++) {
+        size_t off = 0;
+        while (off < parts[i].n) {
+            ssize_t w = send(fd, parts[i].p + off, parts[i].n - off, MSG_NOSIGNAL);
+            if (w <= 0) return -1;
+            off += (size_t)w;
+        }
+    }
+    buf_reset(resp);
+    size_t hdr_end = 0, want = 0;
+    char chunk[16384];
+    for (;;) {
+        if (hdr_end && resp->len >= hdr_end + want) break;
+        ssize_t r = recv(fd, chunk, sizeof chunk, 0);
+        if (r <= 0) return -1;
+        buf_append(resp, chunk, (size_t)r);
+        if (!hdr_end) {
+            buf_append(resp, "", 1);
+            resp->len--;
+            char *e = strstr(resp->data, "\r\n\r\n");
+            if (e) {
+                hdr_end = (size_t)(e - resp->data) + 4;
+                const char *cl = strcasestr(resp->data, "\r\nContent-Length:");
+                want = cl && cl < e ? strtoull(cl + 17, NULL, 10) : 0;
+            }
+        }
+    }
+    int status = resp->len > 12 ? atoi(resp->data + 9) : -1;
+    memmove(resp->data, resp->data + hdr_end, want);
+    resp->len = want;
+    buf_append(resp, "", 1);
+    resp->len--;
+    return status;
+}
+
+/* One request on a fresh connection. */
+static int http_once(uint16_t port, const char *method, const char *path, weir_buf_t *resp)
+{
+    int fd = http_connect(port);
+    if (fd < 0) return -1;
+    int st = http_roundtrip(fd, method, path, "", 0, resp);
+    close(fd);
+    return st;
+}
+
+static int server_start(const char *weir, const char *spec, const char *data, const char *dir,
+                        int n, server_t *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->out, sizeof s->out, "%s/run%d.out", dir, n);
+    snprintf(s->errf, sizeof s->errf, "%s/run%d.err", dir, n);
+    s->t_start = weir_mono_ns();
+    s->pid = fork();
+    if (s->pid < 0) return -1;
+    if (s->pid == 0) {
+        int o = open(s->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(s->errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || e < 0) _exit(127);
+        dup2(o, 1);
+        dup2(e, 2);
+        execl(weir, weir, "run", spec, "--data", data, "--listen", "127.0.0.1:0", (char *)NULL);
+        _exit(127);
+    }
+    /* The port, from the "listening on" line. */
+    while (!s->port) {
+        int status;
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            char *e = read_file(s->errf);
+            fprintf(stderr, PREFIX ": weir run exited at start: %s\n", e ? e : "");
+            weir_free(e);
+            s->pid = 0;
+            return -1;
+        }
+        char *text = read_file(s->out);
+        const char *l = text ? strstr(text, "listening on http://127.0.0.1:") : NULL;
+        if (l) s->port = (uint16_t)atoi(l + strlen("listening on http://127.0.0.1:"));
+        weir_free(text);
+        if (!s->port) sleep_s(0.001);
+    }
+    weir_buf_t resp = WEIR_BUF_INIT;
+    for (;;) {
+        if (http_once(s->port, "GET", "/readyz", &resp) == 200) break;
+        int status;
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            char *e = read_file(s->errf);
+            fprintf(stderr, PREFIX ": weir run exited during recovery: %s\n", e ? e : "");
+            weir_free(e);
+            s->pid = 0;
+            buf_free(&resp);
+            return -1;
+        }
+        sleep_s(0.002);
+    }
+    s->ready_s = secs_since(s->t_start);
+    buf_free(&resp);
+    /* What it says it did. */
+    char *text = NULL;
+    const char *r = NULL;
+    for (int tries = 0; tries < 500 && !r; tries++) {
+        weir_free(text);
+        text = read_file(s->out);
+        r = text ? strstr(text, "ready: replayed ") : NULL;
+        if (!r) sleep_s(0.002);
+    }
+    if (r) s->replayed = strtoull(r + strlen("ready: replayed "), NULL, 10);
+    weir_free(text);
+    text = read_file(s->errf);
+    r = text ? strstr(text, "recovery: checkpoint ") : NULL;
+    if (r && strstr(r, ": replaying")) s->ckpt_used = strtoull(r + strlen("recovery: checkpoint "), NULL, 10);
+    weir_free(text);
+    return 0;
+}
+
+static void server_kill(server_t *s)
+{
+    if (s->pid <= 0) return;
+    kill(s->pid, SIGKILL);
+    int status;
+    waitpid(s->pid, &status, 0);
+    s->pid = 0;
+}
+
+/* ---- the paced client ---- */
+
+typedef struct sample {
+    uint64_t sched_ns, lat_ns;
+} sample_t;
+
+typedef struct client {
+    uint16_t port;
+    double interval_s; /* between this connection's requests */
+    uint64_t t0, keys;
+    int64_t ts0;
+    _Atomic int stop;
+    sample_t *samples;
+    size_t n, cap;
+    uint64_t errors;
+    pthread_t th;
+    uint64_t seed;
+} client_t;
+
+static void *client_main(void *arg)
+{
+    client_t *c = arg;
+    weir_buf_t body = WEIR_BUF_INIT, resp = WEIR_BUF_INIT;
+    int fd = http_connect(c->port);
+    rng_state = c->seed;
+    for (uint64_t k = 0; !atomic_load(&c->stop); k++) {
+        uint64_t sched = c->t0 + (uint64_t)((double)k * c->interval_s * 1e9);
+        uint64_t now = weir_mono_ns();
+        if (sched > now) sleep_s((double)(sched - now) / 1e9);
+        if (atomic_load(&c->stop)) break;
+        buf_reset(&body);
+        /* Event times go on from the end of the built log, with real time. */
+        int64_t ts = c->ts0 + (int64_t)((weir_mono_ns() - c->t0) / 1000000) * 60;
+        uint64_t h = c->seed ^ (k * 0x9e3779b97f4a7c15ull);
+        h ^= h >> 29;
+        event_json(&body, (h * 0xbf58476d1ce4e5b9ull >> 11) % c->keys, ts);
+        int st = fd < 0 ? -1
+                        : http_roundtrip(fd, "POST", "/v1/score/" SOURCE, body.data, body.len, &resp);
+        if (st != 200) {
+            c->errors++;
+            if (st < 0) {
+                if (fd >= 0) close(fd);
+                fd = http_connect(c->port);
+            }
+            continue;
+        }
+        if (c->n == c->cap) {
+            c->cap = c->cap ? 2 * c->cap : 4096;
+            c->samples = realloc(c->samples, c->cap * sizeof *c->samples);
+        }
+        c->samples[c->n++] = (sample_t){sched, weir_mono_ns() - sched};
+    }
+    if (fd >= 0) close(fd);
+    buf_free(&body);
+    buf_free(&resp);
+    return NULL;
+}
+
+/* p-quantile (ms) of the latencies of samples scheduled in [from, to). */
+static double window_quantile(client_t *cs, unsigned n, uint64_t from, uint64_t to, double q,
+                              size_t *count)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        for (size_t j = 0; j < cs[i].n; j++)
+            total += cs[i].samples[j].sched_ns >= from && cs[i].samples[j].sched_ns < to;
+    double *v = weir_malloc((total ? total : 1) * sizeof *v);
+    size_t k = 0;
+    for (unsigned i = 0; i < n; i++)
+        for (size_t j = 0; j < cs[i].n; j++)
+            if (cs[i].samples[j].sched_ns >= from && cs[i].samples[j].sched_ns < to)
+                v[k++] = (double)cs[i].samples[j].lat_ns / 1e6;
+    double r = bench_quantile(v, k, q);
+    weir_free(v);
+    if (count) *count = k;
+    return r;
+}
+
+/* ---- the run ---- */
+
+typedef struct ckpt_round {
+    uint64_t base_from, base_to, ck_from, ck_to; /* windows of scheduled send times */
+    double base_p50, base_p99, ck_p50, ck_p99, ck_ms, pause_ms;
+    size_t base_n, ck_n;
+    uint64_t id, bytes;
+} ckpt_round_t;
+
+/* The rounds' latency figures, once the clients have stopped. */
+static void rounds_latency(client_t *cs, unsigned conns, ckpt_round_t *rounds, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        ckpt_round_t *r = &rounds[i];
+        r->base_p50 = window_quantile(cs, conns, r->base_from, r->base_to, 0.5, NULL);
+        r->base_p99 = window_quantile(cs, conns, r->base_from, r->base_to, 0.99, &r->base_n);
+        r->ck_p50 = window_quantile(cs, conns, r->ck_from, r->ck_to, 0.5, NULL);
+        r->ck_p99 = window_quantile(cs, conns, r->ck_from, r->ck_to, 0.99, &r->ck_n);
+    }
+}
+
+static void rounds_print(const char *what, const ckpt_round_t *rounds, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        const ckpt_round_t *r = &rounds[i];
+        progress("  (c) %s checkpoint %" PRIu64 ": %.0f ms (pause %.1f ms), %.2f GB; p99 %.2f ms "
+                 "during (%zu requests) vs %.2f ms without (%zu)",
+                 what, r->id, r->ck_ms, r->pause_ms, (double)r->bytes / 1e9, r->ck_p99, r->ck_n,
+                 r->base_p99, r->base_n);
+    }
+}
+
+static int take_checkpoint(uint16_t port, ckpt_round_t *r, uint64_t *t_from, uint64_t *t_to)
+{
+    weir_buf_t resp = WEIR_BUF_INIT;
+    *t_from = weir_mono_ns();
+    int st = http_once(port, "POST", "/v1/admin/checkpoint", &resp);
+    *t_to = weir_mono_ns();
+    cJSON *j = st == 200 ? cJSON_Parse(resp.data) : NULL;
+    if (!j) {
+        fprintf(stderr, PREFIX ": POST /v1/admin/checkpoint answered %d: %s\n", st,
+                resp.data ? resp.data : "");
+        buf_free(&resp);
+        return -1;
+    }
+    const cJSON *x;
+    if ((x = cJSON_GetObjectItem(j, "checkpoint")) && cJSON_IsNumber(x)) r->id = (uint64_t)x->valuedouble;
+    if ((x = cJSON_GetObjectItem(j, "bytes")) && cJSON_IsNumber(x)) r->bytes = (uint64_t)x->valuedouble;
+    if ((x = cJSON_GetObjectItem(j, "ms")) && cJSON_IsNumber(x)) r->ck_ms = x->valuedouble;
+    if ((x = cJSON_GetObjectItem(j, "pause_ms")) && cJSON_IsNumber(x)) r->pause_ms = x->valuedouble;
+    cJSON_Delete(j);
+    buf_free(&resp);
+    return 0;
+}
+
+static double median_of(const double *v, size_t n)
+{
+    double *c = weir_malloc((n ? n : 1) * sizeof *c);
+    memcpy(c, v, n * sizeof *c);
+    double m = bench_median(c, n);
+    weir_free(c);
+    return m;
+}
+
+static void clients_start(client_t *cs, const opts_t *o, uint16_t port)
+{
+    uint64_t t0 = weir_mono_ns();
+    for (unsigned i = 0; i < o->conns; i++) {
+        free(cs[i].samples);
+        memset(&cs[i], 0, sizeof cs[i]);
+        cs[i].port = port;
+        cs[i].interval_s = (double)o->conns / o->rate;
+        cs[i].t0 = t0 + (uint64_t)((double)i / o->rate * 1e9);
+        cs[i].keys = o->keys;
+        cs[i].ts0 = T0_MS + SPAN_MS;
+        cs[i].seed = 0x1234567ull * (i + 1) + t0;
+        pthread_create(&cs[i].th, NULL, client_main, &cs[i]);
+    }
+}
+
+static uint64_t clients_stop(client_t *cs, const opts_t *o)
+{
+    uint64_t errors = 0;
+    for (unsigned i = 0; i < o->conns; i++) {
+        atomic_store(&cs[i].stop, 1);
+        pthread_join(cs[i].th, NULL);
+        errors += cs[i].errors;
+    }
+    return errors;
+}
+
+/* Whether DATA/checkpoints holds a checkpoint being written (<id>.tmp). */
+static int ckpt_in_progress(const char *ckdir)
+{
+    DIR *d = opendir(ckdir);
+    if (!d) return 0;
+    struct dirent *e;
+    int found = 0;
+    while (!found && (e = readdir(d)))
+        found = strlen(e->d_name) > 4 && !strcmp(e->d_name + strlen(e->d_name) - 4, ".tmp");
+    closedir(d);
+    return found;
+}
+
+/* A gauge of GET /metrics, or -1. */
+static double metric_value(uint16_t port, const char *name)
+{
+    weir_buf_t resp = WEIR_BUF_INIT;
+    double v = -1;
+    if (http_once(port, "GET", "/metrics", &resp) == 200) {
+        size_t nl = strlen(name);
+        for (const char *l = resp.data; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+            if (!strncmp(l, name, nl) && l[nl] == ' ') {
+                v = strtod(l + nl + 1, NULL);
+                break;
+            }
+    }
+    buf_free(&resp);
+    return v;
+}
+
+/* Periodic checkpoints on a server under load: waits for `want` of them,
+ * each seen as its <id>.tmp appearing and going (the commit rename), and
+ * takes its window as [commit - weir_checkpoint_last_seconds, commit] (the
+ * freeze and fork before the directory exists included), and the gap
+ * before it (0.5 s after the previous one .. 0.1 s before) as its baseline. */
+static int periodic_rounds(uint16_t port, const char *ckdir, unsigned want, double timeout_s,
+                           ckpt_round_t *rounds)
+{
+    uint64_t t0 = weir_mono_ns(), prev_end = t0;
+    double prev_id = metric_value(port, "weir_checkpoint_last_id");
+    unsigned got = 0;
+    int was = 0;
+    while (got < want && secs_since(t0) < timeout_s) {
+        int now = ckpt_in_progress(ckdir);
+        if (was && !now) {
+            uint64_t end = weir_mono_ns();
+            double id = -1, secs = -1;
+            for (int tries = 0; tries < 2000; tries++) { /* the parent reaps the child */
+                id = metric_value(port, "weir_checkpoint_last_id");
+                if (id > prev_id) break;
+                sleep_s(0.001);
+            }
+            if (id <= prev_id) {
+                fprintf(stderr, PREFIX ": a checkpoint vanished without being counted\n");
+                return -1;
+            }
+            secs = metric_value(port, "weir_checkpoint_last_seconds");
+            ckpt_round_t *r = &rounds[got];
+            r->id = (uint64_t)id;
+            r->ck_ms = secs * 1e3;
+            r->pause_ms = metric_value(port, "weir_checkpoint_pause_seconds") * 1e3;
+            r->bytes = (uint64_t)metric_value(port, "weir_checkpoint_last_bytes");
+            r->ck_from = end - (uint64_t)(secs * 1e9);
+            r->ck_to = end;
+            r->base_from = prev_end + 500000000ull;
+            r->base_to = r->ck_from - 100000000ull;
+            prev_id = id;
+            prev_end = end;
+            /* a round needs a baseline: a checkpoint less than 1.6 s after
+             * the start or the previous one does not count */
+            if (r->base_to > r->base_from + 1000000000ull) got++;
+        }
+        was = now;
+        sleep_s(0.001);
+    }
+    if (got < want) {
+        fprintf(stderr, PREFIX ": saw %u periodic checkpoints in %.0f s, wanted %u\n", got, timeout_s,
+                want);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct summary {
+    double p99_base, p99_ck, ratio, ck_ms, pause_ms;
+    uint64_t bytes;
+} summary_t;
+
+static summary_t summarize(const ckpt_round_t *rounds, unsigned n)
+{
+    summary_t m = {0};
+    double *v = weir_malloc(n * sizeof *v);
+#define MED(field, expr)                                                                           \
+    do {                                                                                           \
+        for (unsigned r = 0; r < n; r++) v[r] = (expr);                                            \
+        m.field = median_of(v, n);                                                                 \
+    } while (0)
+    MED(p99_base, rounds[r].base_p99);
+    MED(p99_ck, rounds[r].ck_p99);
+    MED(ratio, rounds[r].base_p99 > 0 ? rounds[r].ck_p99 / rounds[r].base_p99 : 0);
+    MED(ck_ms, rounds[r].ck_ms);
+    MED(pause_ms, rounds[r].pause_ms);
+#undef MED
+    m.bytes = rounds[n - 1].bytes;
+    weir_free(v);
+    return m;
+}
+
+static int parse_opts(int argc, char **argv, opts_t *o)
+{
+    *o = (opts_t){.events = 10000000, .keys = 1000000, .runs = 3, .conns = 4, .rate = 2000};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--keep")) o->keep = 1;
+        else if (!strcmp(a, "--events") && v) o->events = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--keys") && v) o->keys = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--runs") && v) o->runs = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--conns") && v) o->conns = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--rate") && v) o->rate = strtod(argv[++i], NULL);
+        else if (!strcmp(a, "--dir") && v) o->dir = argv[++i];
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: weir bench recovery [--json] [--events N] [--keys K] [--runs R]\n"
+                   "                           [--rate REQ_PER_S] [--conns C] [--dir DIR] [--keep]\n"
+                   "Recovery time from a checkpoint, full-replay events/s, and /v1/score p99\n"
+                   "during a checkpoint beside p99 without one (see bench/recovery_bench.c).\n");
+            return 1;
+        } else {
+            fprintf(stderr, PREFIX ": unknown option or missing value '%s' (see --help)\n", a);
+            return -1;
+        }
+    }
+    if (!o->events || !o->keys || !o->runs || !o->conns || !(o->rate > 0)) {
+        fprintf(stderr, PREFIX ": --events, --keys, --runs, --conns and --rate must be positive\n");
+        return -1;
+    }
+    return 0;
+}
+
+int bench_recovery(int argc, char **argv)
+{
+    opts_t o;
+    int prc = parse_opts(argc, argv, &o);
+    if (prc) return prc < 0 ? 1 : 0;
+    say_json = o.json;
+    signal(SIGPIPE, SIG_IGN);
+
+    char self[PATH_MAX], weir[PATH_MAX + 8];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0) return fprintf(stderr, PREFIX ": cannot find own executable\n"), 1;
+    self[sl] = '\0';
+    *strrchr(self, '/') = '\0';
+    snprintf(weir, sizeof weir, "%s/weir", self);
+
+    char dir[PATH_MAX], data[PATH_MAX + 8], ckdir[PATH_MAX + 32], spec[PATH_MAX + 32],
+        pspec[PATH_MAX + 32];
+    if (o.dir) {
+        snprintf(dir, sizeof dir, "%s", o.dir);
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+            return fprintf(stderr, PREFIX ": cannot create %s: %s\n", dir, strerror(errno)), 1;
+    } else {
+        snprintf(dir, sizeof dir, "/tmp/weir-bench-recovery.XXXXXX");
+        if (!mkdtemp(dir)) return fprintf(stderr, PREFIX ": mkdtemp: %s\n", strerror(errno)), 1;
+    }
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(ckdir, sizeof ckdir, "%s/checkpoints", data);
+    struct stat sb;
+    if (stat(data, &sb) == 0) {
+        fprintf(stderr, PREFIX ": %s exists; give an empty --dir\n", data);
+        return 1;
+    }
+    if (write_spec(dir, "fraud.yaml", "0s", spec, sizeof spec) != 0) return 1;
+    uint32_t nparts = spec_partitions(spec);
+    int rc = 1, nrun = 0;
+    server_t s = {0};
+    client_t *cs = weir_calloc(o.conns, sizeof *cs);
+    double *ready_full = weir_calloc(o.runs, sizeof(double)), *eps_full = weir_calloc(o.runs, sizeof(double));
+    double *ready_ck = weir_calloc(o.runs, sizeof(double)), *replayed_ck = weir_calloc(o.runs, sizeof(double));
+    uint64_t ckpt_id = 0, full_replayed = 0;
+    ckpt_round_t *admin = weir_calloc(o.runs, sizeof *admin), *periodic = weir_calloc(o.runs, sizeof *periodic);
+    double first_s = 0;
+    int clients_on = 0;
+
+    /* build */
+    progress(PREFIX ": building %" PRIu64 " events over %" PRIu64 " keys in %s ...", o.events,
+             o.keys, data);
+    build_result_t br;
+    if (build_log(&o, data, nparts, &br) != 0) goto out;
+    progress("  log: %.2f GB in %.1f s", (double)br.bytes / 1e9, br.secs);
+    progress(PREFIX ": first start: replay and decide every event ...");
+    if (server_start(weir, spec, data, dir, nrun++, &s) != 0) goto out;
+    first_s = s.ready_s;
+    progress("  ready in %.1f s (%" PRIu64 " events replayed and decided)", first_s, s.replayed);
+    server_kill(&s);
+
+    /* (b) full replay */
+    for (unsigned r = 0; r < o.runs; r++) {
+        if (server_start(weir, spec, data, dir, nrun++, &s) != 0) goto out;
+        if (s.ckpt_used) {
+            fprintf(stderr, PREFIX ": full replay run recovered from checkpoint %" PRIu64 "\n",
+                    s.ckpt_used);
+            goto out;
+        }
+        ready_full[r] = s.ready_s;
+        full_replayed = s.replayed;
+        eps_full[r] = (double)s.replayed / s.ready_s;
+        progress("  (b) full replay %u: ready in %.2f s, %" PRIu64 " events, %.0f events/s", r + 1,
+                 s.ready_s, s.replayed, eps_full[r]);
+        if (r + 1 < o.runs) server_kill(&s);
+    }
+
+    /* (c) on the last of them: checkpoints taken with POST
+     * /v1/admin/checkpoint, each after BASELINE_S without one. */
+    clients_start(cs, &o, s.port);
+    clients_on = 1;
+    for (unsigned r = 0; r < o.runs; r++) {
+        uint64_t b0 = weir_mono_ns();
+        sleep_s(BASELINE_S);
+        uint64_t c0, c1;
+        if (take_checkpoint(s.port, &admin[r], &c0, &c1) != 0) goto out;
+        ckpt_id = admin[r].id;
+        admin[r].base_from = b0 + 500000000ull; /* settled after the previous one */
+        admin[r].base_to = c0;
+        admin[r].ck_from = c0;
+        admin[r].ck_to = c1;
+    }
+    sleep_s(TAIL_S); /* events after the last checkpoint: (a) replays them */
+    clients_on = 0;
+    uint64_t errors = clients_stop(cs, &o);
+    rounds_latency(cs, o.conns, admin, o.runs);
+    rounds_print("POST /v1/admin/checkpoint:", admin, o.runs);
+    if (errors) progress("  (c) %" PRIu64 " requests failed", errors);
+    server_kill(&s);
+
+    /* (a) ready after a crash, from the checkpoint near the end */
+    for (unsigned r = 0; r < o.runs; r++) {
+        if (server_start(weir, spec, data, dir, nrun++, &s) != 0) goto out;
+        if (s.ckpt_used != ckpt_id) {
+            fprintf(stderr, PREFIX ": recovered from checkpoint %" PRIu64 ", expected %" PRIu64 "\n",
+                    s.ckpt_used, ckpt_id);
+            goto out;
+        }
+        ready_ck[r] = s.ready_s;
+        replayed_ck[r] = (double)s.replayed;
+        progress("  (a) recovery %u: ready in %.3f s, %" PRIu64 " events replayed after checkpoint %" PRIu64,
+                 r + 1, s.ready_s, s.replayed, s.ckpt_used);
+        server_kill(&s);
+    }
+
+    /* (c) again with the spec's periodic checkpoints (no HTTP request
+     * involved), every 3x the time one takes (at least 3 s) so that each
+     * has a baseline before it. */
+    summary_t sa = summarize(admin, o.runs);
+    double interval_s = 3 * sa.ck_ms / 1e3;
+    if (interval_s < 3) interval_s = 3;
+    char ival[32];
+    snprintf(ival, sizeof ival, "%.0fms", interval_s * 1e3);
+    if (write_spec(dir, "fraud-periodic.yaml", ival, pspec, sizeof pspec) != 0) goto out;
+    if (server_start(weir, pspec, data, dir, nrun++, &s) != 0) goto out;
+    clients_start(cs, &o, s.port);
+    clients_on = 1;
+    if (periodic_rounds(s.port, ckdir, o.runs, (o.runs + 3) * (interval_s + 2 * sa.ck_ms / 1e3) + 30,
+                        periodic) != 0)
+        goto out;
+    clients_on = 0;
+    errors = clients_stop(cs, &o);
+    rounds_latency(cs, o.conns, periodic, o.runs);
+    rounds_print("periodic", periodic, o.runs);
+    if (errors) progress("  (c) %" PRIu64 " requests failed", errors);
+    server_kill(&s);
+    rc = 0;
+
+    {
+        double a = median_of(ready_ck, o.runs), b = median_of(eps_full, o.runs),
+               bready = median_of(ready_full, o.runs), replayed = median_of(replayed_ck, o.runs);
+        summary_t sp = summarize(periodic, o.runs);
+        if (o.json) {
+            printf("{\"benchmark\":\"recovery\",\"events\":%" PRIu64 ",\"keys\":%" PRIu64
+                   ",\"partitions\":%u,\"log_bytes\":%" PRIu64 ",\"runs\":%u,\"rate\":%.0f,\"conns\":%u,"
+                   "\"first_start_s\":%.3f,"
+                   "\"ready_from_checkpoint_s\":%.3f,\"replayed_after_checkpoint\":%.0f,"
+                   "\"full_replay_ready_s\":%.3f,\"full_replay_events\":%" PRIu64
+                   ",\"full_replay_events_per_s\":%.0f,"
+                   "\"periodic\":{\"interval_ms\":%.0f,\"p99_without_checkpoint_ms\":%.3f,"
+                   "\"p99_during_checkpoint_ms\":%.3f,\"p99_ratio\":%.3f,\"checkpoint_ms\":%.1f,"
+                   "\"checkpoint_pause_ms\":%.2f,\"checkpoint_bytes\":%" PRIu64 "},"
+                   "\"admin\":{\"p99_without_checkpoint_ms\":%.3f,"
+                   "\"p99_during_checkpoint_ms\":%.3f,\"p99_ratio\":%.3f,\"checkpoint_ms\":%.1f,"
+                   "\"checkpoint_pause_ms\":%.2f,\"checkpoint_bytes\":%" PRIu64 "},"
+                   "\"targets\":{\"ready_s\":3,\"replay_events_per_s\":3000000,\"p99_ratio\":2},"
+                   "\"met\":{\"ready\":%s,\"replay\":%s,\"p99_periodic\":%s,\"p99_admin\":%s}}\n",
+                   o.events, o.keys, nparts, br.bytes, o.runs, o.rate, o.conns, first_s, a, replayed,
+                   bready, full_replayed, b, interval_s * 1e3, sp.p99_base, sp.p99_ck, sp.ratio,
+                   sp.ck_ms, sp.pause_ms, sp.bytes, sa.p99_base, sa.p99_ck, sa.ratio, sa.ck_ms,
+                   sa.pause_ms, sa.bytes, a <= 3 ? "true" : "false", b >= 3e6 ? "true" : "false",
+                   sp.ratio <= 2 ? "true" : "false", sa.ratio <= 2 ? "true" : "false");
+        } else {
+            printf("\nweir bench recovery — examples/fraud, %" PRIu64 " events (%.2f GB log) over %"
+                   PRIu64 " keys, %u partitions; medians of %u runs\n\n",
+                   o.events, (double)br.bytes / 1e9, o.keys, nparts, o.runs);
+            printf("  %-54s %14s %14s  %s\n", "", "weir", "target", "met");
+            printf("  %-54s %12.3f s %12.1f s  %s\n",
+                   "(a) start -> ready, from a checkpoint at the end", a, 3.0, a <= 3 ? "yes" : "NO");
+            printf("  %-54s %14.0f\n", "    events replayed after the checkpoint", replayed);
+            printf("  %-54s %9.0f ev/s %9.0f ev/s  %s\n", "(b) full replay, no checkpoint", b, 3e6,
+                   b >= 3e6 ? "yes" : "NO");
+            printf("  %-54s %12.3f s\n", "    start -> ready", bready);
+            printf("  %-54s %11.2f ms\n", "(c) /v1/score p99 without a checkpoint", sp.p99_base);
+            printf("  %-54s %11.2f ms\n", "    p99 during a periodic checkpoint", sp.p99_ck);
+            printf("  %-54s %13.2fx %13.1fx  %s\n", "    ratio (median of the rounds' ratios)", sp.ratio,
+                   2.0, sp.ratio <= 2 ? "yes" : "NO");
+            printf("  %-54s %11.0f ms   (pause %.2f ms, %.2f GB, every %.1f s)\n",
+                   "    checkpoint duration", sp.ck_ms, sp.pause_ms, (double)sp.bytes / 1e9, interval_s);
+            printf("  %-54s %11.2f ms\n", "(c') p99 without, same server as (b)", sa.p99_base);
+            printf("  %-54s %11.2f ms\n", "     p99 during POST /v1/admin/checkpoint", sa.p99_ck);
+            printf("  %-54s %13.2fx %13.1fx  %s\n", "     ratio", sa.ratio, 2.0,
+                   sa.ratio <= 2 ? "yes" : "NO");
+            printf("  %-54s %11.0f ms   (pause %.2f ms)\n", "     checkpoint duration", sa.ck_ms,
+                   sa.pause_ms);
+            printf("  %-54s %12.1f s\n", "first start (replay + decide every event)", first_s);
+            printf("\n  load during (c): %.0f POST /v1/score per s over %u connections, latency from\n"
+                   "  each request's scheduled send time; weir, the client and the checkpoint\n"
+                   "  writer share this machine's %ld cores.\n",
+                   o.rate, o.conns, sysconf(_SC_NPROCESSORS_ONLN));
+        }
+    }
+
+out:
+    if (clients_on) clients_stop(cs, &o);
+    if (s.pid > 0) server_kill(&s);
+    for (unsigned i = 0; i < o.conns; i++)
+        free(cs[i].samples);
+    weir_free(cs);
+    weir_free(ready_full);
+    weir_free(eps_full);
+    weir_free(ready_ck);
+    weir_free(replayed_ck);
+    weir_free(admin);
+    weir_free(periodic);
+    if (!o.keep && !o.dir) {
+        char cmd[PATH_MAX + 16];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) fprintf(stderr, PREFIX ": could not remove %s\n", dir);
+    } else {
+        progress(PREFIX ": kept %s", dir);
+    }
+    return rc;
+}
