@@ -67,17 +67,51 @@ static const uint64_t pow10_u64[20] = {
     10000000000000000000ull,
 };
 
-/* round(m * 2^e * 10^k) to an integer, half to even; m < 2^53, -66 <= e <= 0,
- * 0 <= k <= 20 (so the product is below 2^120). */
+/* 10^k for 0 <= k <= 38 (10^38 < 2^127). */
+static unsigned __int128 pow10_u128(int k)
+{
+    return k < 20 ? pow10_u64[k] : (unsigned __int128)pow10_u64[19] * pow10_u64[k - 19];
+}
+
+/* Bits [at, at + 64) of the 192-bit number p[2]:p[1]:p[0]. */
+static uint64_t bits64(const uint64_t p[3], int at)
+{
+    int w = at / 64, b = at % 64;
+    uint64_t lo = w < 3 ? p[w] >> b : 0;
+    uint64_t hi = b && w + 1 < 3 ? p[w + 1] << (64 - b) : 0;
+    return lo | hi;
+}
+
+/* round(m * 2^e * 10^k) to an integer, half to even: m < 2^53, -127 <= e
+ * <= 0, 0 <= k <= 38 (the product is below 2^180, held in three 64-bit
+ * limbs; the result is asked only where it is below 2^64). */
 static uint64_t scaled(uint64_t m, int e, int k)
 {
-    unsigned __int128 pr = (unsigned __int128)m * (k < 20 ? pow10_u64[k] : pow10_u64[19]);
-    if (k == 20) pr *= 10;
+    unsigned __int128 t = pow10_u128(k);
+    unsigned __int128 lo = (unsigned __int128)m * (uint64_t)t;
+    unsigned __int128 hi = (unsigned __int128)m * (uint64_t)(t >> 64);
+    unsigned __int128 mid = (lo >> 64) + (uint64_t)hi;
+    const uint64_t p[3] = {(uint64_t)lo, (uint64_t)mid,
+                           (uint64_t)(hi >> 64) + (uint64_t)(mid >> 64)};
     int sh = -e;
-    if (sh == 0) return (uint64_t)pr;
-    unsigned __int128 q = pr >> sh, r = pr - (q << sh), half = (unsigned __int128)1 << (sh - 1);
-    if (r > half || (r == half && (q & 1))) q++;
-    return (uint64_t)q;
+    uint64_t q = bits64(p, sh);
+    if (sh == 0) return q;
+    /* the first bit shifted out decides, the rest (sticky) breaks a tie */
+    int rb = sh - 1;
+    int round = (int)((p[rb / 64] >> (rb % 64)) & 1);
+    int sticky = (p[rb / 64] & ((UINT64_C(1) << (rb % 64)) - 1)) != 0;
+    for (int w = 0; w < rb / 64; w++)
+        sticky |= p[w] != 0;
+    if (round && (sticky || (q & 1))) q++;
+    return q;
+}
+
+static size_t via_printf(char *out, double v)
+{
+    char tmp[40];
+    int len = snprintf(tmp, sizeof tmp, "%.17g", v);
+    memcpy(out, tmp, (size_t)len);
+    return (size_t)len;
 }
 
 size_t numfmt_g17(char *out, double v)
@@ -88,36 +122,32 @@ size_t numfmt_g17(char *out, double v)
         if (signbit(v)) out[n++] = '-';
         return n + numfmt_u64(out + n, (uint64_t)a);
     }
-    if (!(a >= 1e-4 && a < 9007199254740992.0)) {
-        char tmp[40];
-        int len = snprintf(tmp, sizeof tmp, "%.17g", v);
-        memcpy(out, tmp, (size_t)len);
-        return (size_t)len;
-    }
-    int e2;
-    double f = frexp(a, &e2); /* a = f * 2^e2, 0.5 <= f < 1 */
-    uint64_t m = (uint64_t)ldexp(f, 53);
-    int e = e2 - 53;              /* -66 <= e <= 0 for 1e-4 <= a < 2^53 */
-    int x = (int)floor(log10(a)); /* decimal exponent, maybe off by one */
-    if (x < -4) x = -4;
+    if (!(a >= 1e-21 && a < 9007199254740992.0)) return via_printf(out, v);
+    /* a = m * 2^e exactly (a normal double: the implicit bit set) */
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    int be = (int)(bits >> 52);
+    uint64_t m = (bits & ((UINT64_C(1) << 52) - 1)) | (UINT64_C(1) << 52);
+    int e = be - 1075; /* -122 <= e <= 0 in this range */
+    /* The decimal exponent x of a: 2^(be - 1023) <= a < 2^(be - 1022), so
+     * floor((be - 1023) * log10(2)) is x or x - 1 (78913 / 2^18 is log10(2)
+     * to within 2e-7, exact for these exponents); the loop settles it on
+     * the 17 digits after rounding. */
+    int x = ((be - 1023) * 78913) >> 18;
+    if (x < -21) x = -21;
     if (x > 15) x = 15;
     uint64_t q;
     for (;;) {
         q = scaled(m, e, 16 - x);
         if (q >= pow10_u64[17] && x < 15) {
             x++;
-        } else if (q < pow10_u64[16] && x > -4) {
+        } else if (q < pow10_u64[16] && x > -21) {
             x--;
         } else {
             break;
         }
     }
-    if (q >= pow10_u64[17] || q < pow10_u64[16]) { /* at the range's edges: leave it to printf */
-        char tmp[40];
-        int len = snprintf(tmp, sizeof tmp, "%.17g", v);
-        memcpy(out, tmp, (size_t)len);
-        return (size_t)len;
-    }
+    if (q >= pow10_u64[17] || q < pow10_u64[16]) return via_printf(out, v); /* at the edges */
     char d[17];
     for (int i = 16; i >= 0; i--) {
         d[i] = (char)('0' + q % 10);
@@ -135,13 +165,24 @@ size_t numfmt_g17(char *out, double v)
             memcpy(out + n, d + x + 1, (size_t)(last - x));
             n += (size_t)(last - x);
         }
-    } else {
+    } else if (x >= -4) {
         out[n++] = '0';
         out[n++] = '.';
         for (int i = 0; i < -x - 1; i++)
             out[n++] = '0';
         memcpy(out + n, d, (size_t)last + 1);
         n += (size_t)last + 1;
+    } else { /* %g's exponent form below 1e-4: d.ddde-XX, at least two digits */
+        out[n++] = d[0];
+        if (last > 0) {
+            out[n++] = '.';
+            memcpy(out + n, d + 1, (size_t)last);
+            n += (size_t)last;
+        }
+        out[n++] = 'e';
+        out[n++] = '-';
+        out[n++] = (char)('0' + -x / 10);
+        out[n++] = (char)('0' + -x % 10);
     }
     return n;
 }

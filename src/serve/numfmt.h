@@ -9,9 +9,10 @@
  * the parity tests compare them.
  *
  * numfmt_g17 computes the 17 significant digits exactly (the double times
- * a power of ten in 128-bit integers, rounded half to even as glibc does)
- * for 1e-4 <= |v| < 2^53 — where %.17g prints fixed notation and the
- * product fits — and calls snprintf for the rest (exponents, NaN, inf).
+ * a power of ten in 192-bit integers, rounded half to even as glibc does)
+ * for 1e-21 <= |v| < 2^53 — fixed notation, and below 1e-4 the exponent
+ * form (a model's small probabilities: 3.3164117212436395e-06) — and
+ * calls snprintf for the rest (larger exponents, NaN, inf).
  * tests/unit/serve_numfmt_test.c compares it with snprintf. */
 #ifndef WEIR_SERVE_NUMFMT_H
 #define WEIR_SERVE_NUMFMT_H

@@ -1,6 +1,7 @@
 /* serve_numfmt_test.c — numfmt against snprintf: the same bytes for
  * integers and for %.17g over every kind of double (random bit patterns,
- * money-like decimals, ratios, integers, exact ties at the 17th digit). */
+ * money-like decimals, ratios, integers, small values in the exponent
+ * form, exact ties at the 17th digit). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,31 +43,14 @@ static void check_g17(double v)
 static void g17_matches_printf(void **state)
 {
     (void)state;
-    static const double fixed[] = {0.0,
-                                   -0.0,
-                                   1.0,
-                                   -1.0,
-                                   0.1,
-                                   0.5,
-                                   1e-4,
-                                   9.9999999999999995e-05,
-                                   1e-5,
-                                   0.00012345,
-                                   1e15,
-                                   1e15 + 0.5,
-                                   1e16,
-                                   1e17,
-                                   9007199254740991.0,
-                                   9007199254740992.0,
-                                   9007199254740993.0,
-                                   123456789012345.67,
-                                   0.30000000000000004,
-                                   2.5,
-                                   99999999999999.99,
-                                   9.999999999999999,
-                                   1.7976931348623157e308,
-                                   4.9e-324,
-                                   2.2250738585072014e-308};
+    static const double fixed[] = {
+        0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 1e-4, 9.9999999999999995e-05, 1e-5, 0.00012345, 1e15,
+        1e15 + 0.5, 1e16, 1e17, 9007199254740991.0, 9007199254740992.0, 9007199254740993.0,
+        123456789012345.67, 0.30000000000000004, 2.5, 99999999999999.99, 9.999999999999999,
+        1.7976931348623157e308, 4.9e-324, 2.2250738585072014e-308,
+        /* the exponent form and its edges */
+        3.3164117212436395e-06, 9.99999999999999912e-05, 9.9999999999999999e-05, 1e-21,
+        9.9999999999999991e-22, 1.0000000000000001e-21, 1e-10, 1.5e-7, 1e-20};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
         check_g17(fixed[i]);
         check_g17(-fixed[i]);
@@ -86,6 +70,20 @@ static void g17_matches_printf(void **state)
         check_g17(round(v * 100.0) / 100.0);            /* amounts */
         check_g17((double)(next_u64() % 100000) / 7.0); /* ratios */
         check_g17((double)(next_u64() >> (next_u64() % 64)));
+        v = pow(10.0, -23.0 + 20.0 * uniform()); /* 1e-23 .. 1e-3: the exponent form */
+        check_g17(v);
+        check_g17(-v);
+        check_g17(round(v * 1e6) / 1e6);
+    }
+    /* Exact ties below 1e-4: m * 2^-j is m * 5^j / 10^j, 18 significant
+     * digits ending in 5 when 10^17 <= m * 5^j < 10^18 (m odd) — possible
+     * up to j = 25, and in the exponent form from j = 21. */
+    for (int j = 21; j <= 25; j++) {
+        uint64_t p5 = 1;
+        for (int i = 0; i < j; i++)
+            p5 *= 5;
+        for (uint64_t m = (100000000000000000ull / p5) | 1; m * p5 < 1000000000000000000ull; m += 2)
+            if (m * p5 >= 100000000000000000ull) check_g17(ldexp((double)m, -j));
     }
     /* Exact ties at the 18th significant digit: n + 1/4 and n + 3/4 between
      * 2^50 and 2^51 (representable, 16 integer digits). */
