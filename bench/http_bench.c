@@ -3,7 +3,7 @@
  * weir binary built next to this weir-bench. The script is found through
  * this file's own path in the source tree, so it runs from any build
  * directory; arguments after `http` are passed on (--json, --duration S, --runs N,
- * --connections 1,8,64, --model FILE, --keep). */
+ * --connections 1,8,64, --model FILE, --pin, --keep). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
