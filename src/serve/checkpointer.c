@@ -30,6 +30,7 @@ struct checkpointer {
     ckptr_source_t src;
     pthread_mutex_t take_lock; /* one checkpoint at a time */
     uint64_t *log_off, *dec_off;
+    int64_t *decided;
     weir_buf_t extra;   /* the frozen image's "outputs" text */
     uint64_t *done_off; /* offsets of the newest checkpoint committed by this process */
     int have_done;
@@ -61,6 +62,7 @@ int checkpointer_open(const char *datadir, const ckptr_source_t *src, checkpoint
     c->src = *src;
     c->log_off = weir_calloc(src->nparts, sizeof *c->log_off);
     c->dec_off = weir_calloc(src->nparts, sizeof *c->dec_off);
+    c->decided = weir_calloc(src->nparts, sizeof *c->decided);
     c->done_off = weir_calloc(src->nparts, sizeof *c->done_off);
     pthread_mutex_init(&c->take_lock, NULL);
     pthread_mutex_init(&c->mu, NULL);
@@ -87,6 +89,7 @@ void checkpointer_close(checkpointer_t *c)
     pthread_mutex_destroy(&c->stats_lock);
     weir_free(c->log_off);
     weir_free(c->dec_off);
+    weir_free(c->decided);
     weir_free(c->done_off);
     buf_free(&c->extra);
     weir_free(c);
@@ -163,7 +166,10 @@ static void child_write(checkpointer_t *c, child_result_t *r)
     r->id = ckpt_writer_id(w);
     weir_buf_t b = WEIR_BUF_INIT;
     for (uint32_t i = 0; i < c->src.nparts && r->rc == 0; i++) {
-        ckpt_part_desc_t d = {i, c->log_off[i], c->dec_off[i], NULL, 0};
+        char dec[24];
+        int n = snprintf(dec, sizeof dec, "%" PRId64, c->decided[i]);
+        ckpt_kv_t pmeta = {{"decided", 7}, {dec, (size_t)n}};
+        ckpt_part_desc_t d = {i, c->log_off[i], c->dec_off[i], &pmeta, 1};
         part_sink_t s = {NULL, 0, r->err, sizeof r->err};
         r->rc = ckpt_write_part_begin(w, &d, &s.pw, r->err, sizeof r->err);
         if (r->rc) break;
@@ -243,7 +249,7 @@ static int take_locked(checkpointer_t *c, int skip_unchanged, ckptr_result_t *re
         return weir_errf(err, errlen, WEIR_EIO, "checkpoint: pipe: %s", strerror(errno));
     uint64_t t0 = weir_mono_ns();
     buf_reset(&c->extra);
-    int rc = c->src.freeze(c->src.ctx, c->log_off, c->dec_off, &c->extra, err, errlen);
+    int rc = c->src.freeze(c->src.ctx, c->log_off, c->dec_off, c->decided, &c->extra, err, errlen);
     if (rc) {
         close(pfd[0]);
         close(pfd[1]);

@@ -53,8 +53,10 @@
 
 #define CKPTR_KEEP 2 /* checkpoints kept: the newest, and one to fall back to */
 
-/* What the checkpointer needs from the server. freeze fills log_off and
- * dec_off (one per partition) and `extra` (text stored with the checkpoint
+/* What the checkpointer needs from the server. freeze fills log_off,
+ * dec_off and decided (one per partition: the input offset of the last
+ * event decided, -1 if none — stored as the part's "decided" pair, since
+ * ticks in the event log have no decision) and `extra` (text stored with the checkpoint
  * as its "outputs" pair: where the output files ended) and returns with
  * every partition frozen, or returns non-zero (err filled) with nothing
  * frozen. */
@@ -62,8 +64,8 @@ typedef struct ckptr_source {
     uint32_t nparts;
     const char *pipeline;
     uint64_t fingerprint; /* engine_fingerprint of the plan */
-    int (*freeze)(void *ctx, uint64_t *log_off, uint64_t *dec_off, weir_buf_t *extra, char *err,
-                  size_t errlen);
+    int (*freeze)(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t *decided,
+                  weir_buf_t *extra, char *err, size_t errlen);
     void (*thaw)(void *ctx);
     const engine_part_t *(*part)(void *ctx, uint32_t i);
     void *ctx;

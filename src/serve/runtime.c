@@ -50,6 +50,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -107,7 +108,8 @@ typedef struct rt_part {
     engine_stats_t stats;     /* cached for /metrics */
     int64_t stats_ms;
     /* recovery */
-    int64_t decided;    /* input offset of the last decision in the decision log, -1: none */
+    int64_t decided;    /* input offset of the last decision made (read from the decision
+                           log at start, then kept by decision_record), -1: none */
     uint64_t from;      /* replay starts here: the restored checkpoint's offset, else 0 */
 } rt_part_t;
 
@@ -169,13 +171,17 @@ static void sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t ke
 
 static void cut_points(runtime_t *rt, weir_buf_t *b);
 static void cut_outputs(runtime_t *rt, const weir_slice_t *positions);
-static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, weir_buf_t *extra,
-                       char *err, size_t errlen);
+static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t *decided,
+                       weir_buf_t *extra, char *err, size_t errlen);
 static void ckpt_thaw(void *ctx);
 static const engine_part_t *ckpt_part_state(void *ctx, uint32_t i);
 
 int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t errlen)
 {
+    /* Keyed state grows by gigabytes at recovery, from the recovery threads'
+     * malloc arenas: glibc's default 128 KiB top pad costs an mprotect call
+     * per 128 KiB of growth there (a sixth of a restore's time). */
+    mallopt(M_TOP_PAD, 64 << 20);
     runtime_t *rt = weir_calloc(1, sizeof *rt);
     rt->cfg = *cfg;
     pthread_mutex_init(&rt->out_lock, NULL);
@@ -418,6 +424,7 @@ static void decision_record(rt_part_t *p, uint64_t offset, weir_slice_t key,
     size_t vlen = b->len - at;
     buf_append(b, key.ptr, key.len);
     p->dpend[p->ndpend++] = (rt_pending_t){at, (uint32_t)vlen, (uint32_t)key.len};
+    p->decided = (int64_t)offset;
     atomic_store_explicit(&p->dpending, p->ndpend, memory_order_relaxed);
 }
 
@@ -681,8 +688,9 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     if (rc == 0 && flush_decisions(rt, p) != 0) rc = p->dfail;
     if (p->dfail) rc = weir_errf(err, errlen, p->dfail, "%s", p->dfail_err);
     engine_part_set_sink(p->engine, &sink);
-    engine_part_stats(p->engine, &p->stats);
-    p->stats_ms = weir_wall_ms();
+    /* The state gauges are computed at the first scrape (stats_ms = 0), not
+     * here: walking a million keys would only delay readiness. */
+    p->stats_ms = 0;
     pthread_mutex_unlock(&p->lock);
     return rc;
 }
@@ -694,9 +702,8 @@ static int restore_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     char why[512];
     int rc = engine_part_decode(p->engine, cp->blob.ptr, cp->blob.len, why, sizeof why);
     if (rc) return weir_errf(err, errlen, rc, "partition %u: %s", p->id, why);
-    engine_stats_t st;
-    engine_part_stats(p->engine, &st);
-    p->max_time = st.watermark == INT64_MIN ? INT64_MIN : st.watermark + rt->pl.src->lateness_ms;
+    int64_t wm = engine_part_watermark(p->engine);
+    p->max_time = wm == INT64_MIN ? INT64_MIN : wm + rt->pl.src->lateness_ms;
     p->from = cp->log_offset;
     return 0;
 }
@@ -825,11 +832,22 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
                              "partition %u: its offset %" PRIu64
                              " is before the log start %" PRIu64 " (retention)",
                              i, cp->log_offset, st.start_offset);
-        if ((int64_t)cp->log_offset - 1 > rt->parts[i].decided)
+        /* Every event before the offset must have its decision in the log:
+         * replay starts there and decides only what comes after. */
+        weir_slice_t dv;
+        char num[24] = "";
+        if (ckpt_kv_find(cp->meta, cp->nmeta, "decided", &dv) && dv.len < sizeof num)
+            memcpy(num, dv.ptr, dv.len);
+        char *end;
+        long long need = strtoll(num, &end, 10);
+        if (!num[0] || *end)
+            return weir_errf(why, whylen, WEIR_ECORRUPT, "partition %u: no decided offset", i);
+        if (need > rt->parts[i].decided)
             return weir_errf(why, whylen, WEIR_EINVAL,
-                             "partition %u: the decision log ends before its offset %" PRIu64
-                             " (events before it would never be decided)",
-                             i, cp->log_offset);
+                             "partition %u: its events were decided up to offset %lld but the "
+                             "decision log ends at %" PRId64
+                             " (decisions lost: events before the checkpoint would never be decided)",
+                             i, need, rt->parts[i].decided);
     }
     rt->restoring = ck;
     int rc = for_each_part(rt, c->threads, restore_part, why, whylen);
@@ -955,8 +973,8 @@ static void cut_outputs(runtime_t *rt, const weir_slice_t *positions)
 /* checkpointer.h step 1: every partition locked, in order (the only place
  * that holds more than one), its decisions written under exactly_once, its
  * logs' positions noted, the outputs flushed and their ends noted. */
-static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, weir_buf_t *extra,
-                       char *err, size_t errlen)
+static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t *decided,
+                       weir_buf_t *extra, char *err, size_t errlen)
 {
     runtime_t *rt = ctx;
     int exactly_once = rt->pl.spec->guarantee == SPEC_EXACTLY_ONCE;
@@ -975,6 +993,7 @@ static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, weir_buf
         log_off[i] = st.next_offset;
         log_part_stat(p->dlog, &st);
         dec_off[i] = st.next_offset;
+        decided[i] = p->decided;
     }
     /* No partition can emit now: the files end exactly at the frozen state. */
     pthread_mutex_lock(&rt->out_lock);

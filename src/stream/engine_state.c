@@ -248,3 +248,8 @@ int engine_part_decode(engine_part_t *p, const void *data, size_t len, char *err
     p->st = st;
     return 0;
 }
+
+int64_t engine_part_watermark(const engine_part_t *p)
+{
+    return p->wm;
+}

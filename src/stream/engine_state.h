@@ -50,4 +50,8 @@ int engine_part_encode(const engine_part_t *p, weir_buf_t *b, engine_state_flush
  * wrong (WEIR_ECORRUPT, or WEIR_EINVAL for another plan's fingerprint). */
 int engine_part_decode(engine_part_t *p, const void *data, size_t len, char *err, size_t errlen);
 
+/* The partition's watermark (INT64_MIN before its first event), without
+ * engine_part_stats' walk over every key. */
+int64_t engine_part_watermark(const engine_part_t *p);
+
 #endif
