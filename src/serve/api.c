@@ -258,6 +258,9 @@ static void handle_score(api_t *a, const http_req_t *req, http_resp_t *resp, con
     metrics_observe(m, METRICS_STAGE_DECODE, weir_mono_ns() - t0);
     const char *c = http_query(req, "contributions");
     score_ctx_t sc = {a, req, resp, !(c && (!strcmp(c, "false") || !strcmp(c, "0"))), 0};
+    /* A scored event's answer is some 600 bytes: one allocation instead of
+     * growing from 256 twice (the buffer goes to libmicrohttpd as it is). */
+    buf_reserve(&resp->body, 1024);
     char err[512];
     if (runtime_process(a->rt, &ev, 1, sc.contribs, score_done, &sc, err, sizeof err) != 0)
         http_error(resp, 500, "log_failed", "%s", err);
