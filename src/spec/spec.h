@@ -182,13 +182,20 @@ typedef struct spec_pattern {
 } spec_pattern_t;
 
 /* DESIGN.md "Guarantees". Under both, keyed state is exactly-once: it is
- * rebuilt from the log, from a checkpoint's offsets on.
- *   exactly_once: recovery reads the decision log and does not decide an
- *     event twice; a checkpoint writes the buffered decisions first, so the
- *     decision log always covers the checkpoint's offsets.
- *   at_least_once: a checkpoint does not wait for buffered decisions and
- *     recovery does not read the decision log: decisions (and emits) of the
- *     events after the checkpoint are made again — some twice, none lost. */
+ * restored from a checkpoint and the log after its offsets is replayed
+ * through the same engine, so every logged event is applied once.
+ *   exactly_once (default): a checkpoint first writes the buffered
+ *     decisions, so the decision log covers every event before its
+ *     offsets; recovery decides only the events after the last decision
+ *     in the decision log — each logged event gets exactly one decision,
+ *     and outputs (windows, late events, matches, emits) are cut back to
+ *     the checkpoint and rewritten once.
+ *   at_least_once: a checkpoint does not wait for the decision log (one
+ *     less write under the partitions' locks), and recovery decides every
+ *     event after the checkpoint again, whether or not its decision was
+ *     logged before the crash: a decision may appear twice, none is
+ *     missing. A checkpoint whose events' decisions were lost with the
+ *     crash is not used (an older one, or the whole log, is replayed). */
 typedef enum spec_guarantee { SPEC_EXACTLY_ONCE = 0, SPEC_AT_LEAST_ONCE = 1 } spec_guarantee_t;
 #define SPEC_CHECKPOINT_INTERVAL_DEFAULT_MS 10000
 
