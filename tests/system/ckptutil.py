@@ -148,6 +148,23 @@ def compare_lookup(orc, key, body):
     return errs
 
 
+def check_outputs(data_dir, orc):
+    """DATA/outputs equals the oracle's: every hourly_spend window the
+    watermark closed, once, with the oracle's values; every late event once.
+    (Recovery cuts the files back to where the checkpoint it uses saw them
+    end and replays with outputs on, so nothing is written twice.)"""
+    out = pathlib.Path(data_dir) / "outputs"
+    got = o.read_ndjson(out / "hourly_spend.ndjson") if (out / "hourly_spend.ndjson").exists() else []
+    errs = o.compare_closed(orc.spec, orc.orc.closed, got)
+    assert not errs, "aggregates on close differ from the oracle:\n" + "\n".join(errs)
+    late = o.read_ndjson(out / "late.ndjson") if (out / "late.ndjson").exists() else []
+    errs = o.compare_late(orc.orc.late, late)
+    assert not errs and len(late) == len(orc.orc.late), \
+        "late output differs from the oracle (%d lines, oracle %d):\n%s" \
+        % (len(late), len(orc.orc.late), "\n".join(errs))
+    return len(got), len(late)
+
+
 # ---- decisions ----
 
 def decision_counts(data_dir):

@@ -24,7 +24,7 @@ import subprocess
 import pytest
 
 import ckptutil
-from ckptutil import (LogOracle, check_exactly_one_decision, checkpoint_dir, compare_lookup,
+from ckptutil import (LogOracle, check_exactly_one_decision, check_outputs, checkpoint_dir, compare_lookup,
                       copy_data, crash_step, decision_counts, list_checkpoints, recovered_from)
 from httputil import SOURCE, Server, fraud_events
 
@@ -46,12 +46,14 @@ def features(srv):
 
 def check_state(data, looked):
     """looked (GET /v1/features of every key) equals the oracle's view of
-    the log on disk."""
+    the log on disk, and so do the output files (after the server stopped)."""
     orc = LogOracle(data)
     errs = []
     for k, body in looked.items():
         errs += compare_lookup(orc, k, body)
     assert not errs, "recovered state differs from the oracle:\n" + "\n".join(errs[:20])
+    windows, _ = check_outputs(data, orc)
+    assert windows > 0
     return orc
 
 
@@ -130,7 +132,7 @@ def test_crash_after_every_checkpoint_step(weir_bin, run_weir, base, tmp_path):
         # The restart recovers from that one, never from something older.
         with Server(weir_bin, spec, data, "--tick-idle", 0) as srv2:
             looked = features(srv2)
-            srv2.kill()
+            assert srv2.stop() == 0  # its outputs flushed (a shutdown checkpoint 4 too)
             err2 = srv2.stderr()
         assert recovered_from(err2) == (want, want_offs), (step, err2[-2000:])
         assert all(a >= b for a, b in zip(want_offs, old))
