@@ -69,8 +69,7 @@ void metrics_observe(metrics_t *m, metrics_stage_t stage, uint64_t ns)
     size_t i = 0;
     while (i < METRICS_NBUCKETS && ns > bucket_ns[i])
         i++;
-    if (i < METRICS_NBUCKETS) metrics_add(&h->bucket[i], 1);
-    metrics_add(&h->count, 1);
+    metrics_add(&h->bucket[i], 1); /* i = METRICS_NBUCKETS: above every bound */
     metrics_add(&h->sum_ns, ns);
 }
 
@@ -231,7 +230,7 @@ void metrics_render(metrics_t *m, weir_buf_t *b)
                      (double)bucket_ns[i] / 1e9);
             metrics_sample_u64(b, "weir_stage_latency_seconds_bucket", lab, cum);
         }
-        uint64_t count = sum(m, &h->count);
+        uint64_t count = cum + sum(m, &h->bucket[METRICS_NBUCKETS]);
         snprintf(lab, sizeof lab, "stage=\"%s\",le=\"+Inf\"", stage_names[s]);
         metrics_sample_u64(b, "weir_stage_latency_seconds_bucket", lab, count);
         snprintf(lab, sizeof lab, "stage=\"%s\"", stage_names[s]);

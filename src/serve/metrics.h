@@ -7,7 +7,7 @@
  * sees each counter exactly but not all counters at one instant, which is
  * what Prometheus expects from a live process.
  *
- * SHARDS. The counters every request touches (a score request adds to ~25)
+ * SHARDS. The counters every request touches (a score request adds to ~20)
  * live in METRICS_SHARDS copies, one per CPU (sched_getcpu() modulo), each
  * on its own cache lines, summed when rendered: two workers on two cores
  * then do not bounce the same lines on every request. A thread that moves
@@ -64,9 +64,12 @@ typedef enum metrics_route {
 #define METRICS_NBUCKETS 20 /* finite upper bounds; +Inf is the count */
 #define METRICS_NCODES   16 /* distinct status codes tracked (see metrics.c) */
 
+/* The count is the sum of the buckets (the last one holds what is above
+ * every bound), not a counter of its own: one atomic add less per
+ * observation, and a scrape's +Inf bucket always equals the sum of the
+ * others. */
 typedef struct metrics_hist {
-    _Atomic uint64_t bucket[METRICS_NBUCKETS]; /* non-cumulative; summed when rendered */
-    _Atomic uint64_t count;
+    _Atomic uint64_t bucket[METRICS_NBUCKETS + 1]; /* non-cumulative; summed when rendered */
     _Atomic uint64_t sum_ns;
 } metrics_hist_t;
 
