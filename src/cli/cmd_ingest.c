@@ -231,12 +231,19 @@ int cmd_ingest(int argc, char **argv)
             tot.windows_emitted += st.windows_emitted;
             tot.keys += st.keys;
             tot.state_bytes += st.state_bytes;
+            tot.matches += st.matches;
+            tot.partial += st.partial;
+            tot.held += st.held;
         }
         printf("ingested %" PRIu64 " events into %s (source %s, %u partitions); rejected %" PRIu64 "\n",
                in.appended, data, pl->src->name, pl->nparts, rejected);
         printf("late: %" PRIu64 " (all time, replay included); windows emitted: %" PRIu64 "\n", tot.late,
                tot.windows_emitted);
         printf("state: %" PRIu64 " keys, %" PRIu64 " bytes\n", tot.keys, tot.state_bytes);
+        if (pl->spec->npatterns)
+            printf("patterns: %" PRIu64 " matches (replay included), %" PRIu64
+                   " partial matches, %" PRIu64 " events held for time order\n",
+                   tot.matches, tot.partial, tot.held);
         if (bad) printf("replay skipped %" PRIu64 " records that do not decode by the schema\n", bad);
         if (rejected) rc = 1;
     }

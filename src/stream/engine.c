@@ -514,6 +514,9 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     void *v = keymap_put_hashed(&p->km, h, key.ptr, key.len, cutoff_of(p), key_release, p, &created);
     if (created || !*key_inited(e, v)) key_init(e, v);
     keymap_touch(v, t);
+    /* A key's pattern state is its own block, cold at a million keys: ask
+     * for it now, the windows' work below hides the wait. */
+    if (p->pat && *key_pat(e, v)) __builtin_prefetch(*key_pat(e, v));
     /* Per window: add, query as of t, then expire below W (win_step). The
      * expiry comes after the add and the query (t >= W): they have already
      * moved the window to t, so expiring only drops old records — expiring
@@ -626,14 +629,16 @@ void engine_part_stats(const engine_part_t *p, engine_stats_t *out)
                    (p->pat ? pattern_part_bytes(p->pat) : 0);
     keymap_iter_t it = KEYMAP_ITER_INIT;
     void *v;
-    while ((v = keymap_next(&p->km, &it)))
-        if (*key_inited(p->e, v)) bytes += key_bytes(p->e, v);
+    while ((v = keymap_next(&p->km, &it))) {
+        if (!*key_inited(p->e, v)) continue;
+        bytes += key_bytes(p->e, v);
+        if (p->pat) out->partial += pattern_key_runs(*key_pat(p->e, v));
+    }
     out->state_bytes = bytes;
     if (p->pat) {
         pattern_stats_t ps;
         pattern_part_stats(p->pat, &ps);
         out->matches = ps.matches;
-        out->partial = ps.runs;
         out->held = ps.held;
     }
 }

@@ -32,19 +32,31 @@
 #include "base/error.h"
 
 enum { RUN_CONTINUE, RUN_DEAD, RUN_COMPLETE, RUN_WAITING };
-enum { COND_NO = 0, COND_YES = 1, COND_PER_RUN = 2 };
 
+/* Most runs take a few events and bind short strings; keeping those in
+ * the run's own block makes starting a run one allocation. */
+#define RUN_INLINE 4
+/* A step condition's result for one event: evaluated when first needed
+ * (most events meet only the first step of any pattern), kept for the
+ * other runs; PER_RUN when it reads steps. */
+enum { COND_NO = 0, COND_YES = 1, COND_PER_RUN = 2, COND_UNKNOWN = 3 };
+
+/* A bound string: up to BSTR_INLINE bytes in place, longer ones on the
+ * heap (cap bytes, kept for reuse). */
+#define BSTR_INLINE 16
 typedef struct bstr {
     char *p;
     uint32_t cap;
+    char in[BSTR_INLINE];
 } bstr_t;
 
 typedef struct run {
     uint32_t step, count;
     uint8_t blocked, skipped, waiting;
     int64_t first, last, deadline;
-    uint64_t *offs;
+    uint64_t *offs; /* = inl until a run takes more than RUN_INLINE events */
     uint32_t noffs, capoffs;
+    uint64_t inl[RUN_INLINE];
     /* then: expr_value_t binds[nbinds], bstr_t strs[nbinds] */
 } run_t;
 
@@ -58,8 +70,9 @@ static inline bstr_t *run_strs(run_t *r, uint32_t nbinds)
 }
 
 typedef struct pat_one {
-    run_t **runs;
+    run_t **runs; /* = inl until more than 2 runs */
     uint32_t nruns, capruns;
+    run_t *inl[2];
     int64_t *mt; /* match times, ascending */
     uint32_t nmt, capmt;
 } pat_one_t;
@@ -78,6 +91,11 @@ typedef struct held {
     expr_value_t *fields;
     uint8_t *conds; /* per global step */
     char *key;
+    /* The key's state slot, or NULL (held events restored from a
+     * checkpoint): looked up at release then. Stable while the event is
+     * held: the key's newest time is at least the event's, so the key
+     * cannot expire before the watermark passes it (TTL >= lateness). */
+    pattern_key_t **slot;
 } held_t;
 
 typedef struct due {
@@ -92,7 +110,7 @@ typedef struct ev {
     int64_t t;
     uint64_t off;
     const expr_value_t *fields;
-    const uint8_t *conds; /* per global step */
+    uint8_t *conds; /* per global step, filled in as needed */
 } ev_t;
 
 struct pattern_part {
@@ -106,6 +124,12 @@ struct pattern_part {
     held_t **held;
     uint32_t nheld, capheld;
     size_t held_bytes;
+    /* Blocks of HELD_BLOCK bytes for held events that fit, kept for reuse:
+     * every event may be held, so malloc per event would cost more than the
+     * patterns themselves. At most HELD_SPARE wait here unused (events are
+     * released and held one record at a time: a few spares carry the churn). */
+    void **spare;
+    uint32_t nspare;
     due_t *due;
     uint32_t ndue, capdue;
     uint64_t dseq;
@@ -114,8 +138,30 @@ struct pattern_part {
     expr_value_t *vals;
     weir_buf_t scratch, evbuf;
     int64_t wm;
-    uint64_t matches, runs;
+    uint64_t matches;
 };
+
+/* ---- held events' memory ------------------------------------------------------ */
+
+#define HELD_BLOCK 256
+#define HELD_SPARE 256
+
+static held_t *held_alloc(pattern_part_t *pp, size_t bytes)
+{
+    if (bytes > HELD_BLOCK) return weir_malloc(bytes);
+    if (pp->nspare) return pp->spare[--pp->nspare];
+    return weir_malloc(HELD_BLOCK);
+}
+
+static void held_release(pattern_part_t *pp, held_t *h)
+{
+    if (h->bytes <= HELD_BLOCK && pp->nspare < HELD_SPARE) {
+        if (!pp->spare) pp->spare = weir_malloc(HELD_SPARE * sizeof *pp->spare);
+        pp->spare[pp->nspare++] = h;
+        return;
+    }
+    weir_free(h);
+}
 
 /* ---- heaps ------------------------------------------------------------------ */
 
@@ -232,6 +278,9 @@ void pattern_part_free(pattern_part_t *pp)
     if (!pp) return;
     for (uint32_t i = 0; i < pp->nheld; i++)
         weir_free(pp->held[i]);
+    for (uint32_t i = 0; i < pp->nspare; i++)
+        weir_free(pp->spare[i]);
+    weir_free(pp->spare);
     for (uint32_t i = 0; i < pp->ndue; i++)
         weir_free(pp->due[i].key);
     weir_free(pp->held);
@@ -248,7 +297,8 @@ void pattern_part_free(pattern_part_t *pp)
 
 size_t pattern_part_bytes(const pattern_part_t *pp)
 {
-    size_t b = pp->capheld * sizeof *pp->held + pp->held_bytes + pp->capdue * sizeof *pp->due;
+    size_t b = pp->capheld * sizeof *pp->held + pp->held_bytes + pp->capdue * sizeof *pp->due +
+               (size_t)pp->nspare * HELD_BLOCK + (pp->spare ? HELD_SPARE * sizeof *pp->spare : 0);
     for (uint32_t i = 0; i < pp->ndue; i++)
         b += pp->due[i].klen;
     return b;
@@ -257,7 +307,6 @@ size_t pattern_part_bytes(const pattern_part_t *pp)
 void pattern_part_stats(const pattern_part_t *pp, pattern_stats_t *out)
 {
     out->matches = pp->matches;
-    out->runs = pp->runs;
     out->held = pp->nheld;
 }
 
@@ -288,30 +337,34 @@ static int truth(const expr_value_t *v)
     return v->type == EXPR_BOOL && v->as.b;
 }
 
-/* The event-only conditions of pattern pi's steps into conds[base..]. */
-static int eval_conds(pattern_part_t *pp, uint32_t pi, const expr_value_t *fields, uint8_t *conds)
-{
-    const spec_pattern_t *p = &pp->s->patterns[pi];
-    int any = 0;
-    for (uint32_t j = 0; j < p->nsteps; j++) {
-        uint8_t c = COND_PER_RUN;
-        if (!p->steps[j].refs) {
-            expr_value_t v = eval(pp, p->steps[j].cond, fields, pp->nullbinds, NULL);
-            c = truth(&v) ? COND_YES : COND_NO;
-        }
-        conds[pp->base[pi] + j] = c;
-        any |= c != COND_NO;
-    }
-    return any;
-}
-
+/* Condition of step j of pattern pi for event e, given a run's binds. */
 static int cond(pattern_part_t *pp, uint32_t pi, uint32_t j, const ev_t *e,
                 const expr_value_t *binds)
 {
-    uint8_t c = e->conds[pp->base[pi] + j];
-    if (c != COND_PER_RUN) return c;
-    expr_value_t v = eval(pp, pp->s->patterns[pi].steps[j].cond, e->fields, binds, NULL);
+    const spec_step_t *st = &pp->s->patterns[pi].steps[j];
+    uint8_t *c = &e->conds[pp->base[pi] + j];
+    if (*c == COND_UNKNOWN) {
+        if (st->refs) {
+            *c = COND_PER_RUN;
+        } else {
+            expr_value_t v = eval(pp, st->cond, e->fields, pp->nullbinds, NULL);
+            *c = truth(&v) ? COND_YES : COND_NO;
+        }
+    }
+    if (*c != COND_PER_RUN) return *c;
+    expr_value_t v = eval(pp, st->cond, e->fields, binds, NULL);
     return truth(&v);
+}
+
+/* Whether pattern pi may have a use for event e (time order, held until
+ * then): a step reading other steps may, whatever runs the key will have
+ * when e's turn comes; otherwise only if some step's condition holds. */
+static int may_use(pattern_part_t *pp, uint32_t pi, const ev_t *e)
+{
+    const spec_pattern_t *p = &pp->s->patterns[pi];
+    for (uint32_t j = 0; j < p->nsteps; j++)
+        if (p->steps[j].refs || cond(pp, pi, j, e, pp->nullbinds)) return 1;
+    return 0;
 }
 
 /* ---- runs ------------------------------------------------------------------------- */
@@ -321,23 +374,23 @@ static size_t run_size(uint32_t nbinds)
     return sizeof(run_t) + nbinds * (sizeof(expr_value_t) + sizeof(bstr_t));
 }
 
-static run_t *run_new(pattern_part_t *pp, const spec_pattern_t *p)
+static run_t *run_new(const spec_pattern_t *p)
 {
     run_t *r = weir_calloc(1, run_size(p->nbinds));
+    r->offs = r->inl;
+    r->capoffs = RUN_INLINE;
     for (uint32_t b = 0; b < p->nbinds; b++)
         run_binds(r)[b] = expr_null();
-    pp->runs++;
     return r;
 }
 
-static void run_free(pattern_part_t *pp, const spec_pattern_t *p, run_t *r)
+static void run_free(const spec_pattern_t *p, run_t *r)
 {
     bstr_t *st = run_strs(r, p->nbinds);
     for (uint32_t b = 0; b < p->nbinds; b++)
-        weir_free(st[b].p);
-    weir_free(r->offs);
+        if (st[b].p != st[b].in) weir_free(st[b].p);
+    if (r->offs != r->inl) weir_free(r->offs);
     weir_free(r);
-    if (pp) pp->runs--;
 }
 
 static void bind_store(run_t *r, uint32_t nbinds, uint32_t b, const expr_value_t *x)
@@ -348,7 +401,12 @@ static void bind_store(run_t *r, uint32_t nbinds, uint32_t b, const expr_value_t
         return;
     }
     bstr_t *s = &run_strs(r, nbinds)[b];
+    if (!s->p) {
+        s->p = s->in;
+        s->cap = BSTR_INLINE;
+    }
     if (x->as.s.len > s->cap) {
+        if (s->p == s->in) s->p = NULL;
         s->cap = (uint32_t)x->as.s.len;
         s->p = weir_realloc(s->p, s->cap);
     }
@@ -368,8 +426,13 @@ static void take(const spec_pattern_t *p, run_t *r, uint32_t j, const ev_t *e)
     r->skipped = 0;
     r->blocked = 0;
     if (r->noffs == r->capoffs) {
-        r->capoffs = r->capoffs ? r->capoffs * 2 : 4;
-        r->offs = weir_realloc(r->offs, r->capoffs * sizeof *r->offs);
+        r->capoffs *= 2;
+        if (r->offs == r->inl) {
+            r->offs = weir_malloc(r->capoffs * sizeof *r->offs);
+            memcpy(r->offs, r->inl, sizeof r->inl);
+        } else {
+            r->offs = weir_realloc(r->offs, r->capoffs * sizeof *r->offs);
+        }
     }
     r->offs[r->noffs++] = e->off;
     for (uint32_t b = 0; b < p->nbinds; b++)
@@ -466,21 +529,11 @@ void pattern_key_free(const spec_t *s, pattern_key_t *k)
     for (uint32_t i = 0; i < k->n; i++) {
         pat_one_t *o = &k->one[i];
         for (uint32_t j = 0; j < o->nruns; j++)
-            run_free(NULL, &s->patterns[i], o->runs[j]);
-        weir_free(o->runs);
+            run_free(&s->patterns[i], o->runs[j]);
+        if (o->runs != o->inl) weir_free(o->runs);
         weir_free(o->mt);
     }
     weir_free(k);
-}
-
-/* The partition's count of live runs follows the key's own. */
-static void key_drop(pattern_part_t *pp, pattern_key_t **slot)
-{
-    pattern_key_t *k = *slot;
-    for (uint32_t i = 0; i < k->n; i++)
-        pp->runs -= k->one[i].nruns;
-    pattern_key_free(pp->s, k);
-    *slot = NULL;
 }
 
 /* Frees a key's state once it holds nothing. */
@@ -490,7 +543,16 @@ static void key_tidy(pattern_part_t *pp, pattern_key_t **slot)
     if (!k) return;
     for (uint32_t i = 0; i < k->n; i++)
         if (k->one[i].nruns || k->one[i].nmt) return;
-    key_drop(pp, slot);
+    pattern_key_free(pp->s, k);
+    *slot = NULL;
+}
+
+uint64_t pattern_key_runs(const pattern_key_t *k)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; k && i < k->n; i++)
+        n += k->one[i].nruns;
+    return n;
 }
 
 size_t pattern_key_bytes(const spec_t *s, const pattern_key_t *k)
@@ -500,12 +562,12 @@ size_t pattern_key_bytes(const spec_t *s, const pattern_key_t *k)
     for (uint32_t i = 0; i < k->n; i++) {
         const pat_one_t *o = &k->one[i];
         uint32_t nb = s->patterns[i].nbinds;
-        b += o->capruns * sizeof *o->runs + o->capmt * sizeof *o->mt;
+        b += (o->runs != o->inl ? o->capruns * sizeof *o->runs : 0) + o->capmt * sizeof *o->mt;
         for (uint32_t j = 0; j < o->nruns; j++) {
             run_t *r = o->runs[j];
-            b += run_size(nb) + r->capoffs * sizeof *r->offs;
+            b += run_size(nb) + (r->offs != r->inl ? r->capoffs * sizeof *r->offs : 0);
             for (uint32_t x = 0; x < nb; x++)
-                b += run_strs(r, nb)[x].cap;
+                if (run_strs(r, nb)[x].p != run_strs(r, nb)[x].in) b += run_strs(r, nb)[x].cap;
         }
     }
     return b;
@@ -576,9 +638,18 @@ static void push_due(pattern_part_t *pp, uint32_t pi, const run_t *r, weir_slice
 
 static void run_append(pat_one_t *o, run_t *r)
 {
+    if (!o->runs) {
+        o->runs = o->inl;
+        o->capruns = 2;
+    }
     if (o->nruns == o->capruns) {
-        o->capruns = o->capruns ? o->capruns * 2 : 4;
-        o->runs = weir_realloc(o->runs, o->capruns * sizeof *o->runs);
+        o->capruns *= 2;
+        if (o->runs == o->inl) {
+            o->runs = weir_malloc(o->capruns * sizeof *o->runs);
+            memcpy(o->runs, o->inl, sizeof o->inl);
+        } else {
+            o->runs = weir_realloc(o->runs, o->capruns * sizeof *o->runs);
+        }
     }
     o->runs[o->nruns++] = r;
 }
@@ -603,7 +674,7 @@ static int feed(pattern_part_t *pp, uint32_t pi, pattern_key_t **slot, weir_slic
                 done = 1;
             }
             if (res == RUN_DEAD || res == RUN_COMPLETE) {
-                run_free(pp, p, r);
+                run_free(p, r);
                 continue;
             }
             if (res == RUN_WAITING) push_due(pp, pi, r, key);
@@ -612,7 +683,7 @@ static int feed(pattern_part_t *pp, uint32_t pi, pattern_key_t **slot, weir_slic
         o->nruns = w;
     }
     if (cond(pp, pi, 0, e, pp->nullbinds)) {
-        run_t *r = run_new(pp, p);
+        run_t *r = run_new(p);
         r->first = e->t;
         take(p, r, 0, e);
         int res = after_take(p, r);
@@ -620,7 +691,7 @@ static int feed(pattern_part_t *pp, uint32_t pi, pattern_key_t **slot, weir_slic
         pat_one_t *o = &(*slot)->one[pi];
         if (res == RUN_COMPLETE) {
             matched(pp, pi, o, r, key, e->t, io);
-            run_free(pp, p, r);
+            run_free(p, r);
             done = 1;
         } else {
             if (res == RUN_WAITING) push_due(pp, pi, r, key);
@@ -633,48 +704,61 @@ static int feed(pattern_part_t *pp, uint32_t pi, pattern_key_t **slot, weir_slic
 
 /* ---- events and the watermark ---------------------------------------------------- */
 
+static held_t *held_make(pattern_part_t *pp, int64_t t, uint64_t off, weir_slice_t key,
+                         const uint8_t *conds, const expr_value_t *fields);
+
 void pattern_event(pattern_part_t *pp, pattern_key_t **slot, weir_slice_t key, int64_t time,
                    uint64_t offset, const expr_value_t *fields, int64_t wm, uint8_t *flags,
                    const pattern_io_t *io)
 {
     const spec_t *s = pp->s;
     pp->wm = wm;
+    memset(pp->conds, COND_UNKNOWN, pp->nsteps);
     ev_t e = {time, offset, fields, pp->conds};
     int hold = 0;
     for (uint32_t pi = 0; pi < s->npatterns; pi++) {
         const spec_pattern_t *p = &s->patterns[pi];
         flags[pi] = 0;
-        int any = eval_conds(pp, pi, fields, pp->conds);
         if (p->order == SPEC_ORDER_TIME) {
             if (time <= wm) {
                 feed(pp, pi, slot, key, &e, time, io);
-            } else {
-                hold |= any;
+            } else if (!hold) {
+                hold = may_use(pp, pi, &e);
             }
             continue;
         }
         /* Nothing to do for a key with no run that this event cannot start. */
-        if (!any && (!*slot || !(*slot)->one[pi].nruns)) continue;
+        if ((!*slot || !(*slot)->one[pi].nruns) && !cond(pp, pi, 0, &e, pp->nullbinds)) continue;
         flags[pi] = (uint8_t)feed(pp, pi, slot, key, &e, wm, io);
     }
     if (!(hold || (pp->time_strict && time > wm))) return;
-    /* Held until the watermark reaches it: one block with the fields, the
-     * condition results, the key and the strings. */
-    const spec_source_t *src = &s->sources[0];
+    held_t *h = held_make(pp, time, offset, key, pp->conds, fields);
+    h->slot = slot;
+    held_push(pp, h);
+}
+
+/* Held until the watermark reaches it: one block with the fields, the
+ * condition results, the key and the strings. */
+static held_t *held_make(pattern_part_t *pp, int64_t t, uint64_t off, weir_slice_t key,
+                         const uint8_t *conds, const expr_value_t *fields)
+{
+    const spec_source_t *src = &pp->s->sources[0];
     size_t strbytes = 0;
     for (uint32_t i = 0; i < src->nfields; i++)
         if (fields[i].type == EXPR_STRING) strbytes += fields[i].as.s.len;
     size_t fsz = src->nfields * sizeof(expr_value_t);
     size_t bytes = sizeof(held_t) + fsz + pp->nsteps + key.len + strbytes;
-    held_t *h = weir_malloc(bytes);
-    h->t = time;
-    h->off = offset;
+    if (bytes < HELD_BLOCK) bytes = HELD_BLOCK; /* what it costs (held_alloc) */
+    held_t *h = held_alloc(pp, bytes);
+    h->t = t;
+    h->off = off;
     h->klen = (uint32_t)key.len;
     h->bytes = (uint32_t)bytes;
     h->fields = (expr_value_t *)(h + 1);
     h->conds = (uint8_t *)h->fields + fsz;
-    memcpy(h->conds, pp->conds, pp->nsteps);
+    memcpy(h->conds, conds, pp->nsteps);
     h->key = (char *)h->conds + pp->nsteps;
+    h->slot = NULL;
     if (key.len) memcpy(h->key, key.ptr, key.len);
     char *sp = h->key + key.len;
     for (uint32_t i = 0; i < src->nfields; i++) {
@@ -685,7 +769,7 @@ void pattern_event(pattern_part_t *pp, pattern_key_t **slot, weir_slice_t key, i
         sp += fields[i].as.s.len;
     }
     pp->held_bytes += bytes;
-    held_push(pp, h);
+    return h;
 }
 
 /* Confirms the waiting runs of pattern pi at slot whose deadline < W. */
@@ -700,7 +784,7 @@ static void confirm(pattern_part_t *pp, uint32_t pi, pattern_key_t **slot, weir_
         run_t *r = o->runs[i];
         if (r->waiting && r->deadline < pp->wm) {
             matched(pp, pi, o, r, key, r->deadline, io);
-            run_free(pp, p, r);
+            run_free(p, r);
             continue;
         }
         o->runs[w++] = r;
@@ -715,12 +799,12 @@ void pattern_watermark(pattern_part_t *pp, int64_t wm, const pattern_io_t *io)
     while (pp->nheld && pp->held[0]->t <= wm) {
         held_t *h = held_pop(pp);
         weir_slice_t key = {h->key, h->klen};
-        pattern_key_t **slot = io->slot(io->ctx, key);
+        pattern_key_t **slot = h->slot ? h->slot : io->slot(io->ctx, key);
         ev_t e = {h->t, h->off, h->fields, h->conds};
         for (uint32_t pi = 0; slot && pi < pp->s->npatterns; pi++)
             if (pp->s->patterns[pi].order == SPEC_ORDER_TIME) feed(pp, pi, slot, key, &e, h->t, io);
         pp->held_bytes -= h->bytes;
-        weir_free(h);
+        held_release(pp, h);
     }
     while (pp->ndue && pp->due[0].d < wm) {
         due_t d = due_pop(pp);
@@ -729,4 +813,292 @@ void pattern_watermark(pattern_part_t *pp, int64_t wm, const pattern_io_t *io)
         if (slot) confirm(pp, d.pi, slot, key, io);
         weir_free(d.key);
     }
+}
+
+/* ---- checkpoint encoding ------------------------------------------------------------
+ *
+ * key:  u npatterns (0: no state), per pattern: u runs, per run: u step,
+ *       u count, u flags (1 blocked, 2 skipped, 4 waiting), i first, i last,
+ *       i deadline, u events, u offset each, per bind a value; u match
+ *       times, i each.
+ * part: i watermark, u matches found, u next deadline seq, u held events,
+ *       per held: i time, u offset, u key length, key, u8 per global step,
+ *       a value per source field; u deadlines, per: i time, u seq, u
+ *       pattern, u key length, key.
+ * value: u8 type, then i (int, time, duration), u (bool), raw 64 bits
+ *       (float), u length + bytes (string), nothing (null). */
+
+static void put_value(weir_buf_t *b, const expr_value_t *v)
+{
+    buf_append(b, &(uint8_t){(uint8_t)v->type}, 1);
+    switch ((expr_type_t)v->type) {
+    case EXPR_NULL:
+        break;
+    case EXPR_BOOL:
+        codec_put_u(b, v->as.b);
+        break;
+    case EXPR_INT:
+    case EXPR_TIME:
+    case EXPR_DURATION:
+        codec_put_i(b, v->as.i);
+        break;
+    case EXPR_FLOAT:
+        codec_put_f64(b, v->as.f);
+        break;
+    case EXPR_STRING:
+        codec_put_u(b, v->as.s.len);
+        buf_append(b, v->as.s.ptr, v->as.s.len);
+        break;
+    }
+}
+
+static const unsigned char *get_bytes(codec_rd_t *r, uint64_t n)
+{
+    if (r->bad || (uint64_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const unsigned char *at = r->p;
+    r->p += n;
+    return at;
+}
+
+/* A value; a string's bytes stay in the input (*v points there). */
+static int get_value(codec_rd_t *r, expr_value_t *v)
+{
+    const unsigned char *t = get_bytes(r, 1);
+    if (!t) return -1;
+    switch (*t) {
+    case EXPR_NULL:
+        *v = expr_null();
+        break;
+    case EXPR_BOOL: {
+        uint64_t x = codec_get_u(r);
+        if (x > 1) return -1;
+        *v = expr_bool(x == 1);
+        break;
+    }
+    case EXPR_INT:
+        *v = expr_int(codec_get_i(r));
+        break;
+    case EXPR_TIME:
+        *v = expr_time(codec_get_i(r));
+        break;
+    case EXPR_DURATION:
+        *v = expr_duration(codec_get_i(r));
+        break;
+    case EXPR_FLOAT:
+        *v = expr_float(codec_get_f64(r));
+        break;
+    case EXPR_STRING: {
+        uint64_t n = codec_get_u(r);
+        const unsigned char *at = get_bytes(r, n);
+        if (!at) return -1;
+        *v = expr_string((const char *)at, (size_t)n);
+        break;
+    }
+    default:
+        return -1;
+    }
+    return r->bad ? -1 : 0;
+}
+
+void pattern_key_encode(const spec_t *s, const pattern_key_t *k, weir_buf_t *b)
+{
+    if (!k) {
+        codec_put_u(b, 0);
+        return;
+    }
+    codec_put_u(b, k->n);
+    for (uint32_t i = 0; i < k->n; i++) {
+        const pat_one_t *o = &k->one[i];
+        uint32_t nb = s->patterns[i].nbinds;
+        codec_put_u(b, o->nruns);
+        for (uint32_t j = 0; j < o->nruns; j++) {
+            run_t *r = o->runs[j];
+            codec_put_u(b, r->step);
+            codec_put_u(b, r->count);
+            codec_put_u(b, (uint64_t)r->blocked | (uint64_t)r->skipped << 1 |
+                               (uint64_t)r->waiting << 2);
+            codec_put_i(b, r->first);
+            codec_put_i(b, r->last);
+            codec_put_i(b, r->deadline);
+            codec_put_u(b, r->noffs);
+            for (uint32_t x = 0; x < r->noffs; x++)
+                codec_put_u(b, r->offs[x]);
+            for (uint32_t x = 0; x < nb; x++)
+                put_value(b, &run_binds(r)[x]);
+        }
+        codec_put_u(b, o->nmt);
+        for (uint32_t x = 0; x < o->nmt; x++)
+            codec_put_i(b, o->mt[x]);
+    }
+}
+
+#define MAX_DECODED_ITEMS (1u << 28) /* counts above this are corrupt, not big */
+
+static int corrupt(codec_rd_t *r, const unsigned char *start, const char *what, char *err,
+                   size_t errlen)
+{
+    return weir_errf(err, errlen, WEIR_ECORRUPT, "pattern state: %s at byte %zu", what,
+                     (size_t)(r->p - start));
+}
+
+static int decode_run(const spec_pattern_t *p, codec_rd_t *r, run_t **out)
+{
+    run_t *run = run_new(p);
+    uint64_t step = codec_get_u(r), count = codec_get_u(r), flags = codec_get_u(r);
+    run->first = codec_get_i(r);
+    run->last = codec_get_i(r);
+    run->deadline = codec_get_i(r);
+    uint64_t n = codec_get_u(r);
+    int ok = !r->bad && step < p->nsteps && !p->steps[step].negated && count >= 1 &&
+             count <= p->steps[step].max && flags < 8 && n >= 1 && n <= codec_left(r);
+    run->step = (uint32_t)step;
+    run->count = (uint32_t)count;
+    run->blocked = flags & 1;
+    run->skipped = (flags >> 1) & 1;
+    run->waiting = (flags >> 2) & 1;
+    if (ok) {
+        if (n > RUN_INLINE) {
+            run->offs = weir_malloc(n * sizeof *run->offs);
+            run->capoffs = (uint32_t)n;
+        }
+        for (; run->noffs < n; run->noffs++)
+            run->offs[run->noffs] = codec_get_u(r);
+    }
+    for (uint32_t x = 0; ok && x < p->nbinds; x++) {
+        expr_value_t v;
+        ok = get_value(r, &v) == 0;
+        if (ok) bind_store(run, p->nbinds, x, &v);
+    }
+    if (!ok || r->bad) {
+        run_free(p, run);
+        return -1;
+    }
+    *out = run;
+    return 0;
+}
+
+int pattern_key_decode(const spec_t *s, codec_rd_t *r, pattern_key_t **out, char *err,
+                       size_t errlen)
+{
+    const unsigned char *start = r->p;
+    *out = NULL;
+    uint64_t n = codec_get_u(r);
+    if (r->bad) return corrupt(r, start, "truncated", err, errlen);
+    if (n == 0) return 0;
+    if (n != s->npatterns)
+        return corrupt(r, start, "pattern count does not fit the spec", err, errlen);
+    pattern_key_t *k = key_new(s);
+    for (uint32_t i = 0; i < k->n; i++) {
+        pat_one_t *o = &k->one[i];
+        uint64_t nr = codec_get_u(r);
+        if (r->bad || nr > codec_left(r) || nr > MAX_DECODED_ITEMS) goto bad;
+        o->runs = o->inl;
+        o->capruns = 2;
+        if (nr > 2) {
+            o->runs = weir_malloc(nr * sizeof *o->runs);
+            o->capruns = (uint32_t)nr;
+        }
+        for (; o->nruns < nr; o->nruns++)
+            if (decode_run(&s->patterns[i], r, &o->runs[o->nruns]) != 0) goto bad;
+        uint64_t nm = codec_get_u(r);
+        if (r->bad || nm > codec_left(r) || nm > MAX_DECODED_ITEMS) goto bad;
+        o->mt = weir_malloc((nm ? nm : 1) * sizeof *o->mt);
+        o->capmt = (uint32_t)(nm ? nm : 1);
+        for (; o->nmt < nm; o->nmt++) {
+            o->mt[o->nmt] = codec_get_i(r);
+            if (o->nmt && o->mt[o->nmt] < o->mt[o->nmt - 1]) goto bad;
+        }
+        if (r->bad) goto bad;
+    }
+    *out = k;
+    return 0;
+bad:
+    pattern_key_free(s, k);
+    return corrupt(r, start, "a run or match time does not decode", err, errlen);
+}
+
+void pattern_part_encode(const pattern_part_t *pp, weir_buf_t *b)
+{
+    const spec_source_t *src = &pp->s->sources[0];
+    codec_put_i(b, pp->wm);
+    codec_put_u(b, pp->matches);
+    codec_put_u(b, pp->dseq);
+    codec_put_u(b, pp->nheld);
+    for (uint32_t i = 0; i < pp->nheld; i++) {
+        const held_t *h = pp->held[i];
+        codec_put_i(b, h->t);
+        codec_put_u(b, h->off);
+        codec_put_u(b, h->klen);
+        buf_append(b, h->key, h->klen);
+        buf_append(b, h->conds, pp->nsteps);
+        for (uint32_t f = 0; f < src->nfields; f++)
+            put_value(b, &h->fields[f]);
+    }
+    codec_put_u(b, pp->ndue);
+    for (uint32_t i = 0; i < pp->ndue; i++) {
+        const due_t *d = &pp->due[i];
+        codec_put_i(b, d->d);
+        codec_put_u(b, d->seq);
+        codec_put_u(b, d->pi);
+        codec_put_u(b, d->klen);
+        buf_append(b, d->key, d->klen);
+    }
+}
+
+int pattern_part_decode(pattern_part_t *pp, codec_rd_t *r, char *err, size_t errlen)
+{
+    const unsigned char *start = r->p;
+    const spec_source_t *src = &pp->s->sources[0];
+    weir_assert(pp->nheld == 0 && pp->ndue == 0);
+    pp->wm = codec_get_i(r);
+    pp->matches = codec_get_u(r);
+    pp->dseq = codec_get_u(r);
+    uint64_t n = codec_get_u(r);
+    if (r->bad || n > codec_left(r))
+        return corrupt(r, start, "held events do not decode", err, errlen);
+    expr_value_t *fields = weir_calloc(src->nfields + 1, sizeof *fields);
+    int ok = 1;
+    for (uint64_t i = 0; ok && i < n; i++) {
+        int64_t t = codec_get_i(r);
+        uint64_t off = codec_get_u(r), klen = codec_get_u(r);
+        const unsigned char *key = get_bytes(r, klen), *conds = get_bytes(r, pp->nsteps);
+        for (uint32_t f = 0; ok && f < src->nfields; f++) {
+            ok = get_value(r, &fields[f]) == 0;
+            /* The engine hands patterns decoded events: a field is its
+             * declared type or null. */
+            if (ok && fields[f].type != EXPR_NULL) ok = fields[f].type == src->fields[f].type;
+        }
+        for (uint32_t g = 0; ok && conds && g < pp->nsteps; g++)
+            ok = conds[g] <= COND_UNKNOWN;
+        ok = ok && !r->bad;
+        if (ok)
+            held_push(pp, held_make(pp, t, off, (weir_slice_t){(const char *)key, (size_t)klen},
+                                    conds, fields));
+    }
+    weir_free(fields);
+    uint64_t nd = ok ? codec_get_u(r) : 0;
+    if (ok && (r->bad || nd > codec_left(r))) ok = 0;
+    for (uint64_t i = 0; ok && i < nd; i++) {
+        due_t d = {.d = codec_get_i(r), .seq = codec_get_u(r)};
+        uint64_t pi = codec_get_u(r), klen = codec_get_u(r);
+        const unsigned char *key = get_bytes(r, klen);
+        ok = !r->bad && pi < pp->s->npatterns;
+        if (!ok) break;
+        d.pi = (uint32_t)pi;
+        d.klen = (uint32_t)klen;
+        d.key = weir_malloc(klen ? klen : 1);
+        if (klen) memcpy(d.key, key, klen);
+        due_push(pp, d);
+    }
+    if (ok) return 0;
+    for (uint32_t i = 0; i < pp->nheld; i++)
+        weir_free(pp->held[i]);
+    for (uint32_t i = 0; i < pp->ndue; i++)
+        weir_free(pp->due[i].key);
+    pp->nheld = pp->ndue = 0;
+    pp->held_bytes = 0;
+    return corrupt(r, start, "held events or deadlines do not decode", err, errlen);
 }

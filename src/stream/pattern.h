@@ -113,10 +113,11 @@ size_t pattern_part_bytes(const pattern_part_t *pp);
 
 typedef struct pattern_stats {
     uint64_t matches; /* found (emitted or not) */
-    uint64_t runs;    /* partial matches alive now */
     uint64_t held;    /* events held for time order now */
 } pattern_stats_t;
 void pattern_part_stats(const pattern_part_t *pp, pattern_stats_t *out);
+/* Partial matches (runs) alive in a key's state. */
+uint64_t pattern_key_runs(const pattern_key_t *k);
 
 /* Checkpoint encoding (conventions of codec.h; for engine_state.c). A key's
  * state: pattern_key_encode appends it (NULL encodes as empty),
