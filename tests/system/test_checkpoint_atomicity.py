@@ -11,7 +11,10 @@
     replay's, and the decision log holds one decision per event;
   - a flipped byte in the newest checkpoint (a part file, the manifest):
     recovery says it is skipped and names the file, uses the previous one,
-    and the state and decisions are still right;
+    and the state and decisions are still right; both damaged: the whole
+    log is replayed;
+  - a SIGKILL while the shutdown checkpoint (SIGTERM) is being written
+    leaves the previous checkpoint in force;
   - `guarantee`: after a kill -9 behind a checkpoint, exactly_once leaves
     exactly one decision per event; at_least_once leaves at least one, and
     the events after the checkpoint get a second, identical one.
@@ -19,7 +22,9 @@
 Every server runs with --tick-idle 0, so no tick moves time between the
 runs being compared."""
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -214,3 +219,51 @@ def test_guarantee_after_kill_9(weir_bin, tmp_path, guarantee):
     for pos in twice:
         a, b = by_pos[pos]
         assert (a["decision"], a["score"], a["features"]) == (b["decision"], b["score"], b["features"])
+
+
+def test_both_checkpoints_damaged_replays_whole_log(weir_bin, base, tmp_path):
+    """Neither checkpoint verifies: both are named as skipped, the whole log
+    is replayed, outputs rebuilt, nothing decided twice."""
+    spec, data = base["spec"], copy_data(base["data"], tmp_path / "data")
+    for cid in (1, 2):
+        f = checkpoint_dir(data, cid) / "part-00002"
+        b = bytearray(f.read_bytes())
+        b[len(b) // 3] ^= 0x80
+        f.write_bytes(bytes(b))
+    with Server(weir_bin, spec, data, "--tick-idle", 0) as srv:
+        looked = features(srv)
+        assert srv.stop() == 0
+        err = srv.stderr()
+    skipped = sorted((l[1], "part-00002" in l[2]) for l in ckptutil.recovery_lines(err)
+                     if l[0] == "skipped")
+    assert skipped == [(1, True), (2, True)], err
+    assert recovered_from(err) == (0, None), err
+    check_state(data, looked)
+    check_exactly_one_decision(data)
+
+
+def test_kill_9_during_shutdown_checkpoint(weir_bin, base, tmp_path):
+    """SIGTERM starts the shutdown checkpoint; a SIGKILL while it is being
+    written leaves the previous checkpoint in force, and the restart's state
+    and decisions are right."""
+    spec, data = base["spec"], copy_data(base["data"], tmp_path / "data")
+    srv = Server(weir_bin, spec, data, "--tick-idle", 0, env={"WEIR_CKPT_STEP_DELAY_MS": "200"})
+    post(srv, E3)
+    srv.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while not ckptutil.checkpoint_in_progress(data) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ckptutil.checkpoint_in_progress(data), "no shutdown checkpoint seen being written"
+    writers = ckptutil.children_of(srv.proc.pid)
+    srv.kill()
+    assert not ckptutil.wait_gone(writers)
+    srv.stderr()
+    assert ckptutil.checkpoint_ids(data)[0] == 2
+    with Server(weir_bin, spec, data, "--tick-idle", 0) as srv:
+        looked = features(srv)
+        assert srv.stop() == 0
+        err = srv.stderr()
+    assert recovered_from(err) == (2, base["offsets"][2]), err
+    orc = check_state(data, looked)
+    assert orc.events == len(EVENTS)
+    check_exactly_one_decision(data)
