@@ -38,6 +38,7 @@ uint64_t engine_fingerprint(const engine_t *e)
         for (uint32_t i = 0; i < ag->aggs.n; i++) buf_appendf(&b, " [%s]", ag->aggs.v[i].text);
         buf_append(&b, "\n", 1);
     }
+    pattern_plan_text(s, &b); /* patterns (CEP): see stream/pattern.h */
     uint64_t h = weir_hash64(b.data, b.len);
     buf_free(&b);
     return h;
@@ -80,6 +81,7 @@ static void value_encode(const void *v, weir_buf_t *b, void *arg)
         for (uint32_t g = 0; g < e->ngroups; g++) win_encode(&key_wins(mv)[g], b);
         for (uint32_t i = 0; i < e->nprev; i++) prev_encode(&key_prevs(e, mv)[i], b);
         for (uint32_t a = 0; a < e->spec->naggregates; a++) oc_key_encode(key_oc(e, mv)[a], b);
+        if (e->spec->npatterns) pattern_key_encode(e->spec, *key_pat(e, mv), b);
     }
     /* Between keys nothing refers back into b: a full buffer can go out. */
     if (c->flush && c->rc == 0 && b->len > ENGINE_STATE_CHUNK) {
@@ -105,6 +107,7 @@ int engine_part_encode(const engine_part_t *p, weir_buf_t *b, engine_state_flush
     codec_put_u(b, p->st.evicted);
     keymap_encode(&p->km, b, value_encode, &c);
     oc_timers_encode(p->timers, b);
+    if (p->pat) pattern_part_encode(p->pat, b);
     return c.rc;
 }
 
@@ -123,6 +126,10 @@ static void value_free(void *v, void *arg)
     for (uint32_t g = 0; g < e->ngroups; g++) win_free(&key_wins(v)[g]);
     for (uint32_t i = 0; i < e->nprev; i++) weir_free(key_prevs(e, v)[i].str);
     for (uint32_t a = 0; a < e->spec->naggregates; a++) oc_key_free(key_oc(e, v)[a]);
+    if (e->spec->npatterns) {
+        pattern_key_free(e->spec, *key_pat(e, v));
+        *key_pat(e, v) = NULL;
+    }
     *key_inited(e, v) = 0;
 }
 
@@ -194,6 +201,11 @@ static int value_decode(void *v, const unsigned char *data, size_t len, size_t *
         }
     for (uint32_t a = 0; a < e->spec->naggregates; a++)
         if (oc_key_decode(&key_oc(e, v)[a], &e->spec->aggregates[a], &r, &c->why) != 0) return -1;
+    char pwhy[160];
+    if (e->spec->npatterns && pattern_key_decode(e->spec, &r, key_pat(e, v), pwhy, sizeof pwhy) != 0) {
+        c->why = "pattern state";
+        return -1;
+    }
     *used = (size_t)(r.p - data);
     return 0;
 }
@@ -209,7 +221,7 @@ int engine_part_decode(engine_part_t *p, const void *data, size_t len, char *err
     if (!r.bad && fp != engine_fingerprint(e))
         return weir_errf(err, errlen, WEIR_EINVAL,
                          "engine state: written for another feature plan (the spec's windows, "
-                         "aggregates, lateness, key or partitions changed)");
+                         "aggregates, patterns, lateness, key or partitions changed)");
     int64_t max_time = codec_get_i(&r), wm = codec_get_i(&r);
     uint64_t seq = codec_get_u(&r);
     engine_stats_t st = {0};
@@ -232,12 +244,22 @@ int engine_part_decode(engine_part_t *p, const void *data, size_t len, char *err
         return weir_errf(err, errlen, rc, "engine state: %s (%s)", why, c.why);
     r.p += used;
     const char *twhy = NULL;
-    if (oc_timers_decode(p->timers, e->spec->naggregates, &r, &twhy) != 0 || codec_left(&r) != 0) {
+    char pwhy[160];
+    int bad = oc_timers_decode(p->timers, e->spec->naggregates, &r, &twhy) != 0;
+    if (!bad && p->pat && pattern_part_decode(p->pat, &r, pwhy, sizeof pwhy) != 0) {
+        bad = 1;
+        twhy = "pattern state";
+    }
+    if (bad || codec_left(&r) != 0) {
         size_t off = (size_t)(r.p - (const unsigned char *)data);
         keymap_free(&p->km, value_free, &c);
         keymap_init(&p->km, (uint32_t)e->vsize);
         oc_timers_free(p->timers);
         p->timers = oc_timers_new();
+        if (p->pat) {
+            pattern_part_free(p->pat);
+            p->pat = pattern_part_new(e->spec);
+        }
         return weir_errf(err, errlen, WEIR_ECORRUPT, "engine state: %s at byte %zu of %zu",
                          twhy ? twhy : "bytes after the end", off, len);
     }

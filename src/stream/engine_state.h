@@ -4,7 +4,8 @@
  * WHAT IS SAVED: the partition's max time and watermark, its log-order
  * counter and statistics, every key (bytes, newest time for TTL) with its
  * windows, last(x) values and on-close state, and the pending on-close
- * timers. Restoring it and then processing the log from the checkpoint's
+ * timers; with patterns, each key's runs and match times and the
+ * partition's held events and deadlines (stream/pattern.h). Restoring it and then processing the log from the checkpoint's
  * offset gives bit-identical features, scores and window outputs to
  * processing the whole log (tests/unit/stream_engine_state_test.c checks
  * this on random streams).

@@ -1102,3 +1102,24 @@ int pattern_part_decode(pattern_part_t *pp, codec_rd_t *r, char *err, size_t err
     pp->held_bytes = 0;
     return corrupt(r, start, "held events or deadlines do not decode", err, errlen);
 }
+
+void pattern_plan_text(const spec_t *s, weir_buf_t *b)
+{
+    for (uint32_t i = 0; i < s->npatterns; i++) {
+        const spec_pattern_t *p = &s->patterns[i];
+        int64_t maxd = 0;
+        for (uint32_t a = 0; a < s->aggs.n; a++)
+            if (s->aggs.v[a].kind == EXPR_AGG_MATCHES && s->aggs.v[a].pattern == i &&
+                s->aggs.v[a].window_ms > maxd)
+                maxd = s->aggs.v[a].window_ms;
+        buf_appendf(b, "pattern %s %d %" PRId64 " counted %" PRId64 "\n", p->name, (int)p->order,
+                    p->within_ms, maxd);
+        for (uint32_t j = 0; j < p->nsteps; j++) {
+            const spec_step_t *st = &p->steps[j];
+            buf_appendf(b, " step %s %d %u %u %d %" PRId64 " [%s]\n", st->name, st->negated,
+                        st->min, st->max, st->strict, st->gap_ms, expr_text(st->cond));
+        }
+        for (uint32_t x = 0; x < p->nbinds; x++)
+            buf_appendf(b, " bind %u %u\n", p->binds[x].step, p->binds[x].field);
+    }
+}

@@ -130,6 +130,11 @@ void pattern_key_encode(const spec_t *s, const pattern_key_t *k, weir_buf_t *b);
 int pattern_key_decode(const spec_t *s, codec_rd_t *r, pattern_key_t **out, char *err,
                        size_t errlen);
 void pattern_part_encode(const pattern_part_t *pp, weir_buf_t *b);
+/* Appends what the pattern state means (each pattern's steps, conditions,
+ * order, within, binds and the longest matches() window): a checkpoint's
+ * plan fingerprint covers it, so state is never restored into a changed
+ * pattern. */
+void pattern_plan_text(const spec_t *s, weir_buf_t *b);
 int pattern_part_decode(pattern_part_t *pp, codec_rd_t *r, char *err, size_t errlen);
 
 #endif
