@@ -5,8 +5,10 @@
 # beside nginx serving a fixed small JSON response — same machine, same
 # run, same wrk threads, connections, duration and Lua script (realistic
 # card transactions, a fresh one per request). Prints both throughputs,
-# p50/p99 latency (wrk --latency) and the ratio weir/nginx per connection
-# count; --json prints one JSON object instead of the table.
+# p50/p99 latency (wrk --latency), each server's own CPU time per request
+# (from /proc: steadier than throughput on a shared machine) and the ratio
+# weir/nginx per connection count; --json prints one JSON object instead
+# of the table.
 #
 # Each connection count is measured --runs times (nginx, weir, weir without
 # contributions, back to back each time); the table shows the medians, and
@@ -46,7 +48,7 @@ while [ $# -gt 0 ]; do
     --keep) keep=1; shift ;;
     --pin) pin=1; shift ;;
     -h|--help)
-      sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "weir bench http: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -191,18 +193,21 @@ wait_up "http://127.0.0.1:$nport/" "$nginx_pid" nginx
 wait_up "http://127.0.0.1:$wport/readyz" "$weir_pid" "weir run"
 
 # ---- runs ----------------------------------------------------------------
-# wrk output → "rps p50_us p99_us non2xx"
+# wrk output (and the server's CPU ticks in FILE.cpu) → "rps p50_us p99_us
+# non2xx socket_errors requests cpu_ticks"
 parse_wrk() {
   /usr/bin/python3 - "$1" <<'EOF'
 import re, sys
 t = open(sys.argv[1]).read()
+cpu = open(sys.argv[1] + ".cpu").read().strip()
 def us(v, unit):
     return float(v) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
 lat = dict((p, us(v, u)) for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", t, re.M))
 bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
 err = re.search(r"Socket errors:.*", t)
-print(rps, lat["50"], lat["99"], int(bad.group(1)) if bad else 0, "1" if err else "0")
+reqs = int(re.search(r"(\d+) requests in", t).group(1))
+print(rps, lat["50"], lat["99"], int(bad.group(1)) if bad else 0, "1" if err else "0", reqs, cpu)
 EOF
 }
 
@@ -236,12 +241,26 @@ else:
 EOF
 }
 
-run_wrk() { # url conns out
-  local c="$2" t=2
+# CPU time (user + system, clock ticks, all threads) of processes: the
+# server's own cost per request, which a shared machine's other load
+# disturbs far less than throughput.
+cpu_ticks() { # pid ...
+  local t=0 p
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] && t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+  done
+  echo "$t"
+}
+
+run_wrk() { # url conns out pid... (the server's processes)
+  local url="$1" c="$2" out="$3" t=2 before
+  shift 3
   [ "$c" -lt 2 ] || [ "$pin" = 1 ] && t=1
-  "${WRK[@]}" wrk -t"$t" -c"$c" -d1s -s "$tmp/events.lua" "$1" >/dev/null 2>&1 || true # warm-up
-  "${WRK[@]}" wrk -t"$t" -c"$c" -d"${duration}s" --latency -s "$tmp/events.lua" "$1" >"$3" 2>&1 ||
-    fail "wrk failed: $(cat "$3")"
+  "${WRK[@]}" wrk -t"$t" -c"$c" -d1s -s "$tmp/events.lua" "$url" >/dev/null 2>&1 || true # warm-up
+  before="$(cpu_ticks "$@")"
+  "${WRK[@]}" wrk -t"$t" -c"$c" -d"${duration}s" --latency -s "$tmp/events.lua" "$url" >"$out" 2>&1 ||
+    fail "wrk failed: $(cat "$out")"
+  echo $(($(cpu_ticks "$@") - before)) >"$out.cpu"
 }
 
 results=()
@@ -249,13 +268,15 @@ IFS=',' read -r -a clist <<<"$conns"
 for c in "${clist[@]}"; do
   for r in $(seq "$runs"); do
     log "connections $c, run $r/$runs: nginx ..."
-    run_wrk "http://127.0.0.1:$nport/v1/score/transactions" "$c" "$tmp/nginx-$c-$r.txt"
+    run_wrk "http://127.0.0.1:$nport/v1/score/transactions" "$c" "$tmp/nginx-$c-$r.txt" \
+      "$nginx_pid" $(pgrep -P "$nginx_pid")
     log "connections $c, run $r/$runs: weir ..."
     before="$(scrape_total)"
-    run_wrk "http://127.0.0.1:$wport/v1/score/transactions" "$c" "$tmp/weir-$c-$r.txt"
+    run_wrk "http://127.0.0.1:$wport/v1/score/transactions" "$c" "$tmp/weir-$c-$r.txt" "$weir_pid"
     sp99="$(server_p99 "$before" "$(scrape_total)")"
     log "connections $c, run $r/$runs: weir, ?contributions=false ..."
-    run_wrk "http://127.0.0.1:$wport/v1/score/transactions?contributions=false" "$c" "$tmp/weirnc-$c-$r.txt"
+    run_wrk "http://127.0.0.1:$wport/v1/score/transactions?contributions=false" "$c" \
+      "$tmp/weirnc-$c-$r.txt" "$weir_pid"
     results+=("$c $(parse_wrk "$tmp/nginx-$c-$r.txt") $(parse_wrk "$tmp/weir-$c-$r.txt") $(parse_wrk "$tmp/weirnc-$c-$r.txt") $sp99")
   done
 done
@@ -265,23 +286,28 @@ counter() { # name: the sum of a weir counter's samples
 events="$(counter weir_events_accepted_total)"
 late="$(counter weir_events_late_total)"
 
-/usr/bin/python3 - "$json" "$duration" "$(nproc)" "$model_desc" "$events" "$runs" "$late" "$pin" "$workers" "${results[@]}" <<'EOF'
+/usr/bin/python3 - "$json" "$duration" "$(nproc)" "$model_desc" "$events" "$runs" "$late" "$pin" "$workers" \
+  "$(getconf CLK_TCK)" "${results[@]}" <<'EOF'
 import json, statistics, sys
 as_json, duration, cores, model, events = sys.argv[1] == "1", int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 nruns, late, pinned, workers = int(sys.argv[6]), int(sys.argv[7]), sys.argv[8] == "1", int(sys.argv[9])
+clk_tck = float(sys.argv[10])
 samples = {}  # connections -> one entry per run
-for r in sys.argv[10:]:
+for r in sys.argv[11:]:
     f = r.split()
-    side = lambda i: {"rps": float(f[i]), "p50_us": float(f[i + 1]), "p99_us": float(f[i + 2]), "non_2xx": int(f[i + 3])}
-    n, w, wn = side(1), side(6), side(11)
-    w["server_p99_us_at_most"] = float(f[16])
+    side = lambda i: {"rps": float(f[i]), "p50_us": float(f[i + 1]), "p99_us": float(f[i + 2]),
+                      "non_2xx": int(f[i + 3]),
+                      "cpu_us_per_request": float(f[i + 6]) / clk_tck * 1e6 / max(int(f[i + 5]), 1)}
+    n, w, wn = side(1), side(8), side(15)
+    w["server_p99_us_at_most"] = float(f[22])
     samples.setdefault(int(f[0]), []).append(
         {"nginx": n, "weir": w, "weir_no_contributions": wn,
          "ratio": w["rps"] / n["rps"] if n["rps"] else 0.0,
-         "ratio_no_contributions": wn["rps"] / n["rps"] if n["rps"] else 0.0})
+         "ratio_no_contributions": wn["rps"] / n["rps"] if n["rps"] else 0.0,
+         "cpu_ratio": n["cpu_us_per_request"] / w["cpu_us_per_request"] if w["cpu_us_per_request"] else 0.0})
 med = statistics.median
 def median_side(rs, key):
-    out = {k: med([r[key][k] for r in rs]) for k in ("rps", "p50_us", "p99_us")}
+    out = {k: med([r[key][k] for r in rs]) for k in ("rps", "p50_us", "p99_us", "cpu_us_per_request")}
     out["non_2xx"] = sum(r[key]["non_2xx"] for r in rs)
     if key == "weir":
         out["server_p99_us_at_most"] = med([r[key]["server_p99_us_at_most"] for r in rs])
@@ -292,6 +318,7 @@ for c, rs in samples.items():
                  "weir_no_contributions": median_side(rs, "weir_no_contributions"),
                  "ratio": med([r["ratio"] for r in rs]),
                  "ratio_no_contributions": med([r["ratio_no_contributions"] for r in rs]),
+                 "cpu_ratio": med([r["cpu_ratio"] for r in rs]),
                  "ratios": [r["ratio"] for r in rs], "each_run": rs})
 at8 = [r for r in runs if r["connections"] == 8]
 targets = {"throughput_ratio_min": 0.5, "p99_us_at_8_max": 250.0}
@@ -317,19 +344,25 @@ print("beside nginx returning a fixed small JSON; %d s per run, median of %d run
       % (duration, nruns, "s" if nruns > 1 else ""))
 print(placement)
 print()
-print("%5s  %-28s %10s %9s %9s %7s  %s" % ("conns", "server", "req/s", "p50 us", "p99 us", "ratio", "weir's own p99"))
+print("%5s  %-28s %10s %9s %9s %7s %11s  %s" % ("conns", "server", "req/s", "p50 us", "p99 us", "ratio",
+                                               "CPU us/req", "weir's own p99"))
 for r in runs:
     for name, key, ratio in (("nginx (fixed JSON)", "nginx", None), ("weir", "weir", "ratio"),
                              ("weir ?contributions=false", "weir_no_contributions", "ratio_no_contributions")):
         s = r[key]
         own = "<= %g" % s["server_p99_us_at_most"] if "server_p99_us_at_most" in s else ""
-        print("%5d  %-28s %10.0f %9.1f %9.1f %7s  %s%s" % (r["connections"], name, s["rps"], s["p50_us"], s["p99_us"],
-              "%.2f" % r[ratio] if ratio else "", own, "  (%d non-2xx!)" % s["non_2xx"] if s["non_2xx"] else ""))
+        print("%5d  %-28s %10.0f %9.1f %9.1f %7s %11.1f  %s%s" % (r["connections"], name, s["rps"], s["p50_us"],
+              s["p99_us"], "%.2f" % r[ratio] if ratio else "", s["cpu_us_per_request"], own,
+              "  (%d non-2xx!)" % s["non_2xx"] if s["non_2xx"] else ""))
     if nruns > 1:
         print("%5s  weir/nginx per run: %s" % ("", " ".join("%.2f" % x for x in r["ratios"])))
         print("%5s  p99 us per run, weir: %s; nginx: %s" % ("", " ".join("%.0f" % e["weir"]["p99_us"] for e in r["each_run"]),
               " ".join("%.0f" % e["nginx"]["p99_us"] for e in r["each_run"])))
 print()
+print("CPU us/req: the server's own CPU time (user + system, all threads) per request; nginx's over "
+      "weir's, per run: %s" % "; ".join("%d conns %s" % (r["connections"], " ".join("%.2f" % e["cpu_ratio"]
+                                                                                  for e in r["each_run"]))
+                                        for r in runs))
 fmt = lambda v: "-" if v is None else ("met" if v else "NOT met")
 print("targets at 8 connections: weir >= 50%% of nginx's throughput: %s (no contributions: %s); "
       "weir p99 <= 250 us: %s (no contributions: %s; weir's own p99: %s; nginx's own p99: %s)" %

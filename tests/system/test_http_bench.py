@@ -1,6 +1,7 @@
 """`weir bench http` (bench/http_bench.sh) runs end to end and reports what
-it claims to measure: both servers' figures, the ratio, nginx's own p99
-beside weir's, and a workload of in-time events.
+it claims to measure: both servers' figures (throughput, latency, their own
+CPU time per request), the ratio, nginx's own p99 beside weir's, and a
+workload of in-time events.
 
 No timing is asserted (the machine is shared): only the shape of the JSON,
 that every request got a 2xx, and that no event was late — the benchmark
@@ -41,6 +42,7 @@ def check(doc, pinned):
     for side in ("nginx", "weir", "weir_no_contributions"):
         s = point[side]
         assert s["rps"] > 0 and 0 < s["p50_us"] <= s["p99_us"]
+        assert s["cpu_us_per_request"] > 0, "%s's CPU time was not measured" % side
         assert s["non_2xx"] == 0, "%s answered errors" % side
     assert point["ratio"] == pytest.approx(statistics.median(r["ratio"] for r in point["each_run"]))
     for r in point["each_run"]:
