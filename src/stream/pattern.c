@@ -17,11 +17,15 @@
  * whose run died meanwhile costs nothing but its pop.
  *
  * CONDITIONS. A step condition that names no step depends on the event
- * only: it is evaluated once per event (for a held event, once on arrival,
- * the results held with it) — per run only when it reads STEP.field. An
- * event that no step of any time-order pattern can be affected by (every
- * condition false, and no strict step that it would interrupt) is not
- * held at all. */
+ * only: it is evaluated at most once per event, when first needed (the
+ * result is kept with a held event) — per run only when it reads
+ * STEP.field. An event that no step of any time-order pattern can be
+ * affected by (every condition false, none reading steps, and no strict
+ * step that it would interrupt) is not held at all: a run would skip it.
+ *
+ * Why a held event may not be dropped when its key has no run yet: an
+ * event of the same key with an earlier time can still arrive (within the
+ * lateness) and start one, which the held event would then extend. */
 #include "stream/pattern.h"
 
 #include <inttypes.h>
@@ -312,22 +316,34 @@ void pattern_part_stats(const pattern_part_t *pp, pattern_stats_t *out)
 
 /* ---- conditions -------------------------------------------------------------- */
 
-/* Evaluates expression x; lower() results go to the scratch, which grows
+/* Evaluates a condition; lower() results go to the scratch, which grows
  * until they fit (WEIR_ETOOBIG is the only failure of expr_eval). */
 static expr_value_t eval(pattern_part_t *pp, const expr_t *x, const expr_value_t *fields,
-                         const expr_value_t *binds, size_t *used)
+                         const expr_value_t *binds)
 {
     for (;;) {
         expr_env_t env = {.fields = fields,
                           .extras = binds,
                           .scratch = pp->scratch.data,
-                          .scratch_cap = pp->scratch.cap,
-                          .scratch_used = used ? *used : 0};
+                          .scratch_cap = pp->scratch.cap};
         expr_value_t v;
-        if (expr_eval(x, &env, &v) == 0) {
-            if (used) *used = env.scratch_used;
-            return v;
-        }
+        if (expr_eval(x, &env, &v) == 0) return v;
+        buf_reserve(&pp->scratch, pp->scratch.cap * 2);
+    }
+}
+
+/* Evaluates pattern p's emit fields into pp->vals. They share the scratch
+ * (one may hold another's lower() result), so when it has to grow, all of
+ * them are evaluated again: the old results pointed into the old buffer. */
+static void eval_emit(pattern_part_t *pp, const spec_pattern_t *p, const expr_value_t *binds)
+{
+    for (;;) {
+        expr_env_t env = {
+            .extras = binds, .scratch = pp->scratch.data, .scratch_cap = pp->scratch.cap};
+        uint32_t i = 0;
+        while (i < p->out.nselect && expr_eval(p->out.select[i].expr, &env, &pp->vals[i]) == 0)
+            i++;
+        if (i == p->out.nselect) return;
         buf_reserve(&pp->scratch, pp->scratch.cap * 2);
     }
 }
@@ -347,12 +363,12 @@ static int cond(pattern_part_t *pp, uint32_t pi, uint32_t j, const ev_t *e,
         if (st->refs) {
             *c = COND_PER_RUN;
         } else {
-            expr_value_t v = eval(pp, st->cond, e->fields, pp->nullbinds, NULL);
+            expr_value_t v = eval(pp, st->cond, e->fields, pp->nullbinds);
             *c = truth(&v) ? COND_YES : COND_NO;
         }
     }
     if (*c != COND_PER_RUN) return *c;
-    expr_value_t v = eval(pp, st->cond, e->fields, binds, NULL);
+    expr_value_t v = eval(pp, st->cond, e->fields, binds);
     return truth(&v);
 }
 
@@ -616,9 +632,7 @@ static void matched(pattern_part_t *pp, uint32_t pi, pat_one_t *o, run_t *r, wei
     pp->matches++;
     record_time(pp, o, pi, time);
     if (!p->has_emit || !io->match) return;
-    size_t used = 0;
-    for (uint32_t i = 0; i < p->out.nselect; i++)
-        pp->vals[i] = eval(pp, p->out.select[i].expr, NULL, run_binds(r), &used);
+    eval_emit(pp, p, run_binds(r));
     buf_reset(&pp->evbuf);
     buf_append(&pp->evbuf, "[", 1);
     for (uint32_t i = 0; i < r->noffs; i++)

@@ -37,6 +37,7 @@ static const char head[] = "pipeline: t\n"
 typedef struct match {
     char pattern[16], key[8], events[64];
     int64_t start, time, wm;
+    size_t lowered; /* emit fields that are equal lower-case strings: their length */
 } match_t;
 
 typedef struct fixture {
@@ -64,6 +65,13 @@ static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, wei
     m->start = start;
     m->time = end;
     m->wm = vals[p->out.nselect + 1].as.i;
+    if (p->out.nselect == 2 && vals[0].type == EXPR_STRING && vals[1].type == EXPR_STRING &&
+        vals[0].as.s.len == vals[1].as.s.len &&
+        !memcmp(vals[0].as.s.ptr, vals[1].as.s.ptr, vals[0].as.s.len)) {
+        m->lowered = vals[0].as.s.len;
+        for (size_t i = 0; i < vals[0].as.s.len; i++)
+            if (vals[0].as.s.ptr[i] != 'x') m->lowered = 0;
+    }
 }
 
 static fixture_t *open_spec(const char *body)
@@ -326,6 +334,26 @@ static void partial_matches_are_counted_and_released(void **state)
     close_spec(f);
 }
 
+/* Emit fields share the scratch for lower(): when a long string makes it
+ * grow, the fields evaluated before must not point into the old buffer. */
+static void emit_lower_of_long_strings(void **state)
+{
+    (void)state;
+    fixture_t *f = open_spec("patterns:\n"
+                             "  shout:\n"
+                             "    sequence:\n"
+                             "      - a: v == 1\n"
+                             "    within: 1m\n"
+                             "    order: arrival\n"
+                             "    emit: {l1: lower(a.kind), l2: lower(a.kind)}\n");
+    static char big[5001];
+    memset(big, 'X', sizeof big - 1);
+    ev(f, "k", big, 1, 1 * S);
+    assert_int_equal(f->nout, 1);
+    assert_int_equal(f->out[0].lowered, 5000);
+    close_spec(f);
+}
+
 /* ---- checkpoint encoding, on the pattern module directly ---- */
 
 typedef struct side {
@@ -560,6 +588,7 @@ int main(void)
         cmocka_unit_test(trailing_not_is_confirmed_by_the_watermark),
         cmocka_unit_test(within_bounds_the_whole_match),
         cmocka_unit_test(partial_matches_are_counted_and_released),
+        cmocka_unit_test(emit_lower_of_long_strings),
         cmocka_unit_test(encoding_round_trips),
         cmocka_unit_test(engine_checkpoint_keeps_pattern_state),
     };
