@@ -31,6 +31,7 @@ import pytest
 import ckptutil
 from ckptutil import (LogOracle, check_exactly_one_decision, check_outputs, checkpoint_dir, compare_lookup,
                       copy_data, crash_step, decision_counts, list_checkpoints, recovered_from)
+from conftest import sanitizer_report
 from httputil import SOURCE, Server, fraud_events
 
 CARDS = 40
@@ -120,6 +121,7 @@ def test_crash_after_every_checkpoint_step(weir_bin, run_weir, base, tmp_path):
             break
         srv.returncode = srv.proc.returncode
         err = srv.stderr()
+        assert not sanitizer_report(err), err[-4000:]
         assert srv.returncode in (-9, 137), (srv.returncode, err[-2000:])
         step = crash_step(err)
         assert step and step[0] == n, "no crash line for step %d:\n%s" % (n, err[-2000:])
