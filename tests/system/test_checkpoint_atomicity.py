@@ -17,7 +17,8 @@
     leaves the previous checkpoint in force;
   - `guarantee`: after a kill -9 behind a checkpoint, exactly_once leaves
     exactly one decision per event; at_least_once leaves at least one, and
-    the events after the checkpoint get a second, identical one.
+    the events after the checkpoint get a second, identical one; the same
+    with decisions still buffered at the kill (none missing either way).
 
 Every server runs with --tick-idle 0, so no tick moves time between the
 runs being compared."""
@@ -269,3 +270,40 @@ def test_kill_9_during_shutdown_checkpoint(weir_bin, base, tmp_path):
     orc = check_state(data, looked)
     assert orc.events == len(EVENTS)
     check_exactly_one_decision(data)
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+def test_guarantee_with_buffered_decisions(weir_bin, tmp_path, guarantee):
+    """Decisions stay buffered (--decision-flush 60000) when the server is
+    killed. exactly_once: the checkpoint wrote E1's before it was taken, the
+    kill took E2's, the restart decides E2 from the checkpoint on — one
+    each. at_least_once: the checkpoint did not wait for them, so it does not
+    cover E1's decisions; recovery may not use it (a checkpoint whose events
+    were not all decided is skipped: they would never be) — whichever it
+    uses, no event is left without a decision."""
+    spec = ckptutil.fraud_spec(tmp_path, interval="0s", guarantee=guarantee)
+    data = tmp_path / "data"
+    with Server(weir_bin, spec, data, "--tick-idle", 0, "--decision-flush", 60000) as srv:
+        post(srv, E1)
+        status, c1 = srv.json("POST", "/v1/admin/checkpoint")
+        assert status == 200, c1
+        post(srv, E2)
+        srv.kill()
+    by_pos, logged = decision_counts(data)
+    assert len(logged) == len(E1) + len(E2)
+    assert len(by_pos) == (len(E1) if guarantee == "exactly_once" else 0)
+    with Server(weir_bin, spec, data, "--tick-idle", 0) as srv:
+        looked = features(srv)
+        assert srv.stop() == 0
+        err = srv.stderr()
+    used = recovered_from(err)
+    print("\n%s: recovered from %s; %s" % (guarantee, used, ckptutil.recovery_lines(err)))
+    check_state(data, looked)
+    if guarantee == "exactly_once":
+        assert used == (c1["checkpoint"], c1["offsets"]), err
+        check_exactly_one_decision(data)
+    else:
+        assert used in ((c1["checkpoint"], c1["offsets"]), (0, None)), err
+        by_pos, logged = decision_counts(data)
+        missing = set(logged) - set(by_pos)
+        assert not missing, "at_least_once lost decisions: %s" % sorted(missing)[:10]
