@@ -187,27 +187,37 @@ def test_flipped_byte_falls_back_to_previous_checkpoint(weir_bin, run_weir, base
     check_exactly_one_decision(data)
 
 
-@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
-def test_guarantee_after_kill_9(weir_bin, tmp_path, guarantee):
-    """Decisions are written before each answer (--decision-flush 0), so at
-    the kill every event has its decision; the restart recovers from the
-    checkpoint taken after E1 and replays E2."""
+def kill_behind_checkpoint(weir_bin, tmp_path, guarantee, flush_ms):
+    """E1, a checkpoint, E2, kill -9; then a restart, whose state is checked
+    against the oracle, stopped cleanly. Returns (the checkpoint's answer,
+    the restart's stderr, the decisions by event before the restart)."""
     spec = ckptutil.fraud_spec(tmp_path, interval="0s", guarantee=guarantee)
     data = tmp_path / "data"
-    with Server(weir_bin, spec, data, "--tick-idle", 0, "--decision-flush", 0) as srv:
+    with Server(weir_bin, spec, data, "--tick-idle", 0, "--decision-flush", flush_ms) as srv:
         post(srv, E1)
         status, c1 = srv.json("POST", "/v1/admin/checkpoint")
         assert status == 200, c1
         post(srv, E2)
         srv.kill()
-    by_pos, logged = decision_counts(data)
-    assert len(logged) == len(by_pos) == len(E1) + len(E2)
+    before, logged = decision_counts(data)
+    assert len(logged) == len(E1) + len(E2)
     with Server(weir_bin, spec, data, "--tick-idle", 0) as srv:
         looked = features(srv)
         assert srv.stop() == 0
         err = srv.stderr()
-    assert recovered_from(err) == (c1["checkpoint"], c1["offsets"]), err
     check_state(data, looked)  # keyed state is exactly-once under both
+    return c1, err, before
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+def test_guarantee_after_kill_9(weir_bin, tmp_path, guarantee):
+    """Decisions are written before each answer (--decision-flush 0), so at
+    the kill every event has its decision; the restart recovers from the
+    checkpoint taken after E1 and replays E2."""
+    data = tmp_path / "data"
+    c1, err, before = kill_behind_checkpoint(weir_bin, tmp_path, guarantee, 0)
+    assert len(before) == len(E1) + len(E2)
+    assert recovered_from(err) == (c1["checkpoint"], c1["offsets"]), err
     if guarantee == "exactly_once":
         check_exactly_one_decision(data)
         return
@@ -281,24 +291,11 @@ def test_guarantee_with_buffered_decisions(weir_bin, tmp_path, guarantee):
     cover E1's decisions; recovery may not use it (a checkpoint whose events
     were not all decided is skipped: they would never be) — whichever it
     uses, no event is left without a decision."""
-    spec = ckptutil.fraud_spec(tmp_path, interval="0s", guarantee=guarantee)
     data = tmp_path / "data"
-    with Server(weir_bin, spec, data, "--tick-idle", 0, "--decision-flush", 60000) as srv:
-        post(srv, E1)
-        status, c1 = srv.json("POST", "/v1/admin/checkpoint")
-        assert status == 200, c1
-        post(srv, E2)
-        srv.kill()
-    by_pos, logged = decision_counts(data)
-    assert len(logged) == len(E1) + len(E2)
-    assert len(by_pos) == (len(E1) if guarantee == "exactly_once" else 0)
-    with Server(weir_bin, spec, data, "--tick-idle", 0) as srv:
-        looked = features(srv)
-        assert srv.stop() == 0
-        err = srv.stderr()
+    c1, err, before = kill_behind_checkpoint(weir_bin, tmp_path, guarantee, 60000)
+    assert len(before) == (len(E1) if guarantee == "exactly_once" else 0)
     used = recovered_from(err)
     print("\n%s: recovered from %s; %s" % (guarantee, used, ckptutil.recovery_lines(err)))
-    check_state(data, looked)
     if guarantee == "exactly_once":
         assert used == (c1["checkpoint"], c1["offsets"]), err
         check_exactly_one_decision(data)

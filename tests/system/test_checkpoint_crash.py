@@ -27,7 +27,6 @@ import random
 import threading
 import time
 
-import pytest
 
 import ckptutil
 import oracle as o
