@@ -27,7 +27,6 @@ import random
 import threading
 import time
 
-
 import ckptutil
 import oracle as o
 from ckptutil import (check_exactly_one_decision, checkpoint_ids, checkpoint_in_progress,
