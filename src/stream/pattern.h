@@ -53,6 +53,13 @@
  * An event taken by a step is not tested against `not` steps. Match events
  * are in the order the run took them.
  *
+ * WHEN. Per record (event or tick), after the watermark W moves: held
+ * events with time <= W are fed in (time, offset) order, then waiting runs
+ * whose deadline < W are confirmed by deadline (those of one key and
+ * pattern together, in creation order), then the record's
+ * own event is fed (arrival patterns, or time patterns if its time <= W)
+ * or held. Matches come out in that order, each stamped with W.
+ *
  * OUTPUTS of a match: flags[i] = true for the event that completes a match
  * of an arrival pattern i (decision rules read pattern.NAME); the match time
  * goes to the key's match times (matches(P) over D counts those in (t − D,
