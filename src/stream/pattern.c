@@ -109,6 +109,13 @@ typedef struct due {
     char *key;
 } due_t;
 
+/* A heap entry of a held event. */
+typedef struct held_ref {
+    int64_t t;
+    uint64_t off;
+    held_t *h;
+} held_ref_t;
+
 /* One event as the automata see it. */
 typedef struct ev {
     int64_t t;
@@ -124,8 +131,8 @@ struct pattern_part {
     uint32_t maxbinds, maxsel;
     int time_strict; /* a time-order pattern has a strict step: hold every event */
     int any_time;
-    int64_t *maxd; /* per pattern: longest matches() window, 0 if none */
-    held_t **held;
+    int64_t *maxd;    /* per pattern: longest matches() window, 0 if none */
+    held_ref_t *held; /* the heap; its order keys inline, no pointer chasing */
     uint32_t nheld, capheld;
     size_t held_bytes;
     /* Blocks of HELD_BLOCK bytes for held events that fit, kept for reuse:
@@ -169,7 +176,7 @@ static void held_release(pattern_part_t *pp, held_t *h)
 
 /* ---- heaps ------------------------------------------------------------------ */
 
-static int held_less(const held_t *a, const held_t *b)
+static int held_less(const held_ref_t *a, const held_ref_t *b)
 {
     return a->t < b->t || (a->t == b->t && a->off < b->off);
 }
@@ -180,25 +187,27 @@ static void held_push(pattern_part_t *pp, held_t *h)
         pp->capheld = pp->capheld ? pp->capheld * 2 : 64;
         pp->held = weir_realloc(pp->held, pp->capheld * sizeof *pp->held);
     }
+    held_ref_t e = {h->t, h->off, h};
     uint32_t i = pp->nheld++;
     while (i > 0) {
         uint32_t up = (i - 1) / 2;
-        if (!held_less(h, pp->held[up])) break;
+        if (!held_less(&e, &pp->held[up])) break;
         pp->held[i] = pp->held[up];
         i = up;
     }
-    pp->held[i] = h;
+    pp->held[i] = e;
 }
 
 static held_t *held_pop(pattern_part_t *pp)
 {
-    held_t *top = pp->held[0], *last = pp->held[--pp->nheld];
+    held_t *top = pp->held[0].h;
+    held_ref_t last = pp->held[--pp->nheld];
     uint32_t i = 0, n = pp->nheld;
     for (;;) {
         uint32_t c = 2 * i + 1;
         if (c >= n) break;
-        if (c + 1 < n && held_less(pp->held[c + 1], pp->held[c])) c++;
-        if (!held_less(pp->held[c], last)) break;
+        if (c + 1 < n && held_less(&pp->held[c + 1], &pp->held[c])) c++;
+        if (!held_less(&pp->held[c], &last)) break;
         pp->held[i] = pp->held[c];
         i = c;
     }
@@ -281,7 +290,7 @@ void pattern_part_free(pattern_part_t *pp)
 {
     if (!pp) return;
     for (uint32_t i = 0; i < pp->nheld; i++)
-        weir_free(pp->held[i]);
+        weir_free(pp->held[i].h);
     for (uint32_t i = 0; i < pp->nspare; i++)
         weir_free(pp->spare[i]);
     weir_free(pp->spare);
@@ -810,7 +819,7 @@ static void confirm(pattern_part_t *pp, uint32_t pi, pattern_key_t **slot, weir_
 void pattern_watermark(pattern_part_t *pp, int64_t wm, const pattern_io_t *io)
 {
     pp->wm = wm;
-    while (pp->nheld && pp->held[0]->t <= wm) {
+    while (pp->nheld && pp->held[0].t <= wm) {
         held_t *h = held_pop(pp);
         weir_slice_t key = {h->key, h->klen};
         pattern_key_t **slot = h->slot ? h->slot : io->slot(io->ctx, key);
@@ -1042,7 +1051,7 @@ void pattern_part_encode(const pattern_part_t *pp, weir_buf_t *b)
     codec_put_u(b, pp->dseq);
     codec_put_u(b, pp->nheld);
     for (uint32_t i = 0; i < pp->nheld; i++) {
-        const held_t *h = pp->held[i];
+        const held_t *h = pp->held[i].h;
         codec_put_i(b, h->t);
         codec_put_u(b, h->off);
         codec_put_u(b, h->klen);
@@ -1109,7 +1118,7 @@ int pattern_part_decode(pattern_part_t *pp, codec_rd_t *r, char *err, size_t err
     }
     if (ok) return 0;
     for (uint32_t i = 0; i < pp->nheld; i++)
-        weir_free(pp->held[i]);
+        weir_free(pp->held[i].h);
     for (uint32_t i = 0; i < pp->ndue; i++)
         weir_free(pp->due[i].key);
     pp->nheld = pp->ndue = 0;
