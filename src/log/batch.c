@@ -81,11 +81,11 @@ int batch_encode(weir_buf_t *out, const log_rec_t *recs, size_t n, char *err, si
         q += varint_put(q, h + r->key.len + vl + r->value.len);
         memcpy(q, head, h);
         q += h;
-        memcpy(q, r->key.ptr, r->key.len);
+        if (r->key.len) memcpy(q, r->key.ptr, r->key.len); /* a tick has no key (NULL) */
         q += r->key.len;
         memcpy(q, vlen, vl);
         q += vl;
-        memcpy(q, r->value.ptr, r->value.len);
+        if (r->value.len) memcpy(q, r->value.ptr, r->value.len);
         q += r->value.len;
     }
     out->len = (size_t)(q - base);
