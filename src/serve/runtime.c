@@ -47,6 +47,7 @@
  * With decision_flush_ms = 0 each request's decisions are written before it
  * is answered (the unbatched behaviour). */
 #include "serve/runtime.h"
+#include "serve/runtime_int.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -77,75 +78,6 @@
 #define DECISION_BATCH_MAX   1024      /* buffered decisions that force a write */
 #define DECISION_BATCH_BYTES (1 << 20) /* buffered bytes that force a write */
 
-/* One buffered decision record: its value at dbuf[at, at + vlen), its key
- * right after (the request's memory is gone when the batch is written). */
-typedef struct rt_pending {
-    size_t at;
-    uint32_t vlen, klen;
-} rt_pending_t;
-
-typedef struct rt_part {
-    pthread_mutex_t lock;
-    uint32_t id;
-    engine_part_t *engine;
-    log_part_t *log, *dlog;
-    weir_buf_t scratch, dscratch; /* log encode buffers */
-    weir_buf_t feat;              /* one event's features JSON */
-    log_rec_t *recs;              /* one request's event records */
-    size_t rcap;
-    /* buffered decisions, oldest first (see DECISIONS ARE WRITTEN IN BATCHES) */
-    weir_buf_t dbuf;
-    rt_pending_t *dpend;
-    log_rec_t *drecs;
-    size_t ndpend, dcap;
-    _Atomic size_t dpending; /* = ndpend, for the flusher's lock-free peek */
-    int dfail;               /* a decision append failed: its code (then refuse) */
-    char dfail_err[256];
-    char *lower; /* lower() scratch for the rules */
-    size_t lower_cap, max_raw;
-    _Atomic int64_t max_time; /* newest event time applied (INT64_MIN: none) */
-    _Atomic int64_t last_ms;  /* wall clock of the last append */
-    engine_stats_t stats;     /* cached for /metrics */
-    int64_t stats_ms;
-    /* recovery */
-    int64_t decided;    /* input offset of the last decision made (read from the decision
-                           log at start, then kept by decision_record), -1: none */
-    uint64_t from;      /* replay starts here: the restored checkpoint's offset, else 0 */
-} rt_part_t;
-
-struct runtime {
-    runtime_config_t cfg;
-    pipeline_t pl;
-    decide_t *decide;
-    log_t *dlog;
-    log_topic_t *dtopic;
-    outputs_t *out;
-    engine_sink_t osink;
-    pthread_mutex_t out_lock;
-    rt_part_t *parts;
-    uint32_t nparts;
-    metrics_t m;
-    const char **outcomes;
-    _Atomic int ready;
-    /* the decision flusher */
-    pthread_t flusher;
-    int flusher_started;
-    pthread_mutex_t flush_lock; /* guards flush_stop, with flush_wake */
-    pthread_cond_t flush_wake;
-    int flush_stop;
-    /* recovery */
-    _Atomic uint32_t next_part;
-    _Atomic int recover_rc;
-    char recover_err[1024];
-    pthread_mutex_t err_lock;
-    const ckpt_t *restoring; /* the checkpoint being decoded by the recovery threads */
-    uint64_t recovered_from;  /* its id, 0 = none */
-    int replay_outputs;       /* replay writes the outputs again (OUTPUTS ACROSS CRASHES) */
-    int has_emits;            /* some decision rule has `emit` */
-    double recovery_s;
-    /* checkpoints */
-    checkpointer_t *ckptr;
-};
 
 /* ---- sinks: outputs are shared by all partitions ---- */
 
@@ -1156,6 +1088,28 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
     for (uint32_t i = 0; i < rt->nparts; i++) {
         snprintf(lab, sizeof lab, "partition=\"%u\"", i);
         metrics_sample_u64(b, "weir_state_bytes", lab, es[i].state_bytes);
+    }
+    if (rt->pl.spec->npatterns) {
+        metrics_header(b, "weir_pattern_matches_total", "counter",
+                       "Pattern matches found per partition since start (replay included; "
+                       "refreshed every 2 s).");
+        for (uint32_t i = 0; i < rt->nparts; i++) {
+            snprintf(lab, sizeof lab, "partition=\"%u\"", i);
+            metrics_sample_u64(b, "weir_pattern_matches_total", lab, es[i].matches);
+        }
+        metrics_header(b, "weir_pattern_partial_matches", "gauge",
+                       "Partial matches (runs) alive per partition (refreshed every 2 s).");
+        for (uint32_t i = 0; i < rt->nparts; i++) {
+            snprintf(lab, sizeof lab, "partition=\"%u\"", i);
+            metrics_sample_u64(b, "weir_pattern_partial_matches", lab, es[i].partial);
+        }
+        metrics_header(b, "weir_pattern_held_events", "gauge",
+                       "Events held for patterns' event-time order per partition (refreshed "
+                       "every 2 s).");
+        for (uint32_t i = 0; i < rt->nparts; i++) {
+            snprintf(lab, sizeof lab, "partition=\"%u\"", i);
+            metrics_sample_u64(b, "weir_pattern_held_events", lab, es[i].held);
+        }
     }
     metrics_header(b, "weir_late_events_partition_total", "counter",
                    "Late events per partition since start (replay included).");

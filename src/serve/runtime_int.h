@@ -1,0 +1,86 @@
+/* runtime_int.h — the runtime's internal types, shared by runtime.c (the
+ * per-event path, recovery, checkpoints) and reload.c (swapping in a new
+ * spec). Nothing outside src/serve includes this. The THREADS comment at
+ * the top of runtime.c says who may touch what. */
+#ifndef WEIR_SERVE_RUNTIME_INT_H
+#define WEIR_SERVE_RUNTIME_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "decide/outputs.h"
+#include "decide/pipeline.h"
+#include "serve/checkpointer.h"
+#include "serve/runtime.h"
+
+/* One buffered decision record: its value at dbuf[at, at + vlen), its key
+ * right after (the request's memory is gone when the batch is written). */
+typedef struct rt_pending {
+    size_t at;
+    uint32_t vlen, klen;
+} rt_pending_t;
+
+typedef struct rt_part {
+    pthread_mutex_t lock;
+    uint32_t id;
+    engine_part_t *engine;
+    log_part_t *log, *dlog;
+    weir_buf_t scratch, dscratch; /* log encode buffers */
+    weir_buf_t feat;              /* one event's features JSON */
+    log_rec_t *recs;              /* one request's event records */
+    size_t rcap;
+    /* buffered decisions, oldest first (see DECISIONS ARE WRITTEN IN BATCHES) */
+    weir_buf_t dbuf;
+    rt_pending_t *dpend;
+    log_rec_t *drecs;
+    size_t ndpend, dcap;
+    _Atomic size_t dpending; /* = ndpend, for the flusher's lock-free peek */
+    int dfail;               /* a decision append failed: its code (then refuse) */
+    char dfail_err[256];
+    char *lower; /* lower() scratch for the rules */
+    size_t lower_cap, max_raw;
+    _Atomic int64_t max_time; /* newest event time applied (INT64_MIN: none) */
+    _Atomic int64_t last_ms;  /* wall clock of the last append */
+    engine_stats_t stats;     /* cached for /metrics */
+    int64_t stats_ms;
+    /* recovery */
+    int64_t decided;    /* input offset of the last decision made (read from the decision
+                           log at start, then kept by decision_record), -1: none */
+    uint64_t from;      /* replay starts here: the restored checkpoint's offset, else 0 */
+} rt_part_t;
+
+struct runtime {
+    runtime_config_t cfg;
+    pipeline_t pl;
+    decide_t *decide;
+    log_t *dlog;
+    log_topic_t *dtopic;
+    outputs_t *out;
+    engine_sink_t osink;
+    pthread_mutex_t out_lock;
+    rt_part_t *parts;
+    uint32_t nparts;
+    metrics_t m;
+    const char **outcomes;
+    _Atomic int ready;
+    /* the decision flusher */
+    pthread_t flusher;
+    int flusher_started;
+    pthread_mutex_t flush_lock; /* guards flush_stop, with flush_wake */
+    pthread_cond_t flush_wake;
+    int flush_stop;
+    /* recovery */
+    _Atomic uint32_t next_part;
+    _Atomic int recover_rc;
+    char recover_err[1024];
+    pthread_mutex_t err_lock;
+    const ckpt_t *restoring; /* the checkpoint being decoded by the recovery threads */
+    uint64_t recovered_from;  /* its id, 0 = none */
+    int replay_outputs;       /* replay writes the outputs again (OUTPUTS ACROSS CRASHES) */
+    int has_emits;            /* some decision rule has `emit` */
+    double recovery_s;
+    /* checkpoints */
+    checkpointer_t *ckptr;
+};
+
+#endif
