@@ -573,6 +573,7 @@ typedef struct aterm_ctx {
     double *d64;    /* [depth] GBDT_F64: each step's scaled change */
     float *d32;     /* [depth] GBDT_F32: each step's change */
     size_t cap;     /* terms allocated */
+    size_t limit;   /* terms allowed (see build_aterms); past it, building stops */
 } aterm_ctx_t;
 
 static void *aterm_slot(aterm_ctx_t *c, size_t tsz)
@@ -589,6 +590,7 @@ static void aterm_leaves(aterm_ctx_t *c, uint32_t i, uint32_t depth)
 {
     gbdt_t *g = c->g;
     const gnode_t *nd = g->gnodes + c->tr->goff;
+    if (g->naterms > c->limit) return;
     if (nd[i].left >= 0) {
         c->feat[depth] = nd[i].feat;
         for (uint32_t side = 0; side < 2; side++) {
@@ -639,6 +641,8 @@ static size_t aterms_memory(const gbdt_t *g)
 static void build_aterms(gbdt_t *g)
 {
     aterm_ctx_t c = {.g = g, .scale = g->average_by ? 1.0 / g->average_by : 1.0};
+    c.limit = (4 * (size_t)g->ngnodes * sizeof(gnode_t) + 65536) / aterm_size(g);
+    if (c.limit > UINT32_MAX) c.limit = UINT32_MAX;
     c.feat = weir_malloc((g->max_depth + 1) * sizeof *c.feat);
     c.d64 = weir_malloc((g->max_depth + 1) * sizeof *c.d64);
     c.d32 = weir_malloc((g->max_depth + 1) * sizeof *c.d32);
@@ -650,8 +654,7 @@ static void build_aterms(gbdt_t *g)
     weir_free(c.feat);
     weir_free(c.d64);
     weir_free(c.d32);
-    if (g->naterms * aterm_size(g) > 4 * (size_t)g->ngnodes * sizeof(gnode_t) + 65536 ||
-        g->naterms > UINT32_MAX) {
+    if (g->naterms > c.limit) { /* stopped early: too large */
         weir_free(g->aterms);
         weir_free(g->apath);
         g->aterms = NULL;
