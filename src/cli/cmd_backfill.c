@@ -240,6 +240,7 @@ int cmd_backfill(int argc, char **argv)
         rc = cli_fail(prefix, "%s", err);
     if (rc == 0) {
         bf.spec = pl.spec;
+        pl.need_json = bf.nwith > 0; /* --with reads the event's own JSON */
         bf.out = strcmp(outpath, "-") ? fopen(outpath, "w") : stdout;
         if (!bf.out) {
             rc = cli_fail(prefix, "cannot write %s: %s", outpath, strerror(errno));

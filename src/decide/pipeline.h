@@ -19,6 +19,11 @@ typedef struct pipeline {
     log_topic_t *topic;
     uint32_t nparts;
     engine_part_t **parts;
+    /* Replay hands rows their event's cJSON tree (engine_result_t.json):
+     * set by a caller that reads fields outside the schema (backfill
+     * --with). Otherwise replay decodes straight from the text where it can
+     * (spec_decode_text), a third of a replayed event's cost. */
+    int need_json;
 } pipeline_t;
 
 /* Opens everything for spec_path over datadir. create: a missing topic is
