@@ -158,7 +158,7 @@ const spec_t *engine_spec(const engine_t *e)
 
 /* ---- per-key state ------------------------------------------------------------ */
 
-static void key_init(const engine_t *e, void *v)
+void engine_key_init(const engine_t *e, void *v)
 {
     for (uint32_t g = 0; g < e->ngroups; g++)
         win_init_in(&key_wins(v)[g], &e->groups[g].conf, (char *)v + e->off_area[g]);
@@ -512,7 +512,7 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     }
     int created;
     void *v = keymap_put_hashed(&p->km, h, key.ptr, key.len, cutoff_of(p), key_release, p, &created);
-    if (created || !*key_inited(e, v)) key_init(e, v);
+    if (created || !*key_inited(e, v)) engine_key_init(e, v);
     keymap_touch(v, t);
     /* A key's pattern state is its own block, cold at a million keys: ask
      * for it now, the windows' work below hides the wait. */

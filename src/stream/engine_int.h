@@ -102,4 +102,8 @@ static inline uint8_t *key_inited(const engine_t *e, void *v)
     return (uint8_t *)v + e->off_inited;
 }
 
+/* Makes a zeroed key value live: empty windows, null last(x) values, no
+ * on-close or pattern state (engine.c; engine_migrate.c fills new keys). */
+void engine_key_init(const engine_t *e, void *v);
+
 #endif

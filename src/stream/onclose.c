@@ -126,6 +126,23 @@ int oc_timers_pop(oc_timers_t *t, int64_t watermark, oc_due_t *due)
     return 1;
 }
 
+size_t oc_timers_move(oc_timers_t *to, oc_timers_t *from, const uint32_t *ai_map)
+{
+    size_t moved = 0;
+    for (size_t i = 0; i < from->n; i++) {
+        oc_timer_t e = from->v[i];
+        if (ai_map[e.ai] == UINT32_MAX) {
+            weir_free(e.key);
+            continue;
+        }
+        e.ai = ai_map[e.ai];
+        timer_push(to, e);
+        moved++;
+    }
+    from->n = 0;
+    return moved;
+}
+
 /* ---- per-key state --------------------------------------------------------- */
 
 static void win_register(oc_key_t *k, int64_t start, int64_t end, weir_slice_t key, uint32_t ai,

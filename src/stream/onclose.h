@@ -76,6 +76,14 @@ int oc_key_decode(oc_key_t **state, const spec_aggregate_t *agg, struct codec_rd
 void oc_timers_encode(const oc_timers_t *t, weir_buf_t *b);
 int oc_timers_decode(oc_timers_t *t, uint32_t naggregates, struct codec_rd *r, const char **why);
 
+/* For a reload (engine_migrate.c): moves every pending timer of `from`
+ * into `to` with its aggregate index ai replaced by ai_map[ai]; a timer
+ * whose ai_map[ai] is UINT32_MAX (an aggregate the new spec dropped or
+ * changed) is freed. The heap order follows the new indexes, as if the
+ * new spec had registered them. from is left empty. Returns the number
+ * moved. */
+size_t oc_timers_move(oc_timers_t *to, oc_timers_t *from, const uint32_t *ai_map);
+
 void oc_key_free(oc_key_t *state);
 size_t oc_key_bytes(const oc_key_t *state);
 /* Nothing open: the state can go. */

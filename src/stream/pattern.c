@@ -42,8 +42,11 @@ enum { RUN_CONTINUE, RUN_DEAD, RUN_COMPLETE, RUN_WAITING };
 #define RUN_INLINE 4
 /* A step condition's result for one event: evaluated when first needed
  * (most events meet only the first step of any pattern), kept for the
- * other runs; PER_RUN when it reads steps. */
-enum { COND_NO = 0, COND_YES = 1, COND_PER_RUN = 2, COND_UNKNOWN = 3 };
+ * other runs; PER_RUN when it reads steps. COND_SKIP, on a held event's
+ * first step of a pattern only: the pattern does not see the event — it
+ * was added by a reload after the event arrived (pattern_part_move), and
+ * a new pattern's state begins with the events after the reload. */
+enum { COND_NO = 0, COND_YES = 1, COND_PER_RUN = 2, COND_UNKNOWN = 3, COND_SKIP = 4 };
 
 /* A bound string: up to BSTR_INLINE bytes in place, longer ones on the
  * heap (cap bytes, kept for reuse). */
@@ -825,7 +828,8 @@ void pattern_watermark(pattern_part_t *pp, int64_t wm, const pattern_io_t *io)
         pattern_key_t **slot = h->slot ? h->slot : io->slot(io->ctx, key);
         ev_t e = {h->t, h->off, h->fields, h->conds};
         for (uint32_t pi = 0; slot && pi < pp->s->npatterns; pi++)
-            if (pp->s->patterns[pi].order == SPEC_ORDER_TIME) feed(pp, pi, slot, key, &e, h->t, io);
+            if (pp->s->patterns[pi].order == SPEC_ORDER_TIME && h->conds[pp->base[pi]] != COND_SKIP)
+                feed(pp, pi, slot, key, &e, h->t, io);
         pp->held_bytes -= h->bytes;
         held_release(pp, h);
     }
@@ -836,6 +840,110 @@ void pattern_watermark(pattern_part_t *pp, int64_t wm, const pattern_io_t *io)
         if (slot) confirm(pp, d.pi, slot, key, io);
         weir_free(d.key);
     }
+}
+
+/* ---- reload: moving state to another spec's patterns ----------------------------------
+ *
+ * A reloaded spec keeps the state of every pattern whose definition
+ * (pattern_def_text) did not change. Such a pattern's runs and match times
+ * mean the same under the new spec — same steps, conditions and binds, so
+ * the same run layout and extras — and move as they are: only the index of
+ * the pattern changes. A new or changed pattern starts with no runs, and
+ * sees only events that arrive after the reload (COND_SKIP on held ones). */
+
+pattern_key_t *pattern_key_move(const pattern_part_t *to, const spec_t *from, pattern_key_t *k,
+                                const uint32_t *map)
+{
+    if (!k) return NULL;
+    pattern_key_t *nk = key_new(to->s);
+    int any = 0;
+    for (uint32_t j = 0; j < nk->n; j++) {
+        if (map[j] == PATTERN_NONE) continue;
+        pat_one_t *o = &k->one[map[j]], *no = &nk->one[j];
+        *no = *o;
+        if (o->runs == o->inl) no->runs = no->inl; /* the inline array moved with the struct */
+        memset(o, 0, sizeof *o);
+        /* Match times serve matches() only: without such a feature in the
+         * new spec nothing reads them (record_time would not have kept them). */
+        if (!to->maxd[j]) {
+            weir_free(no->mt);
+            no->mt = NULL;
+            no->nmt = no->capmt = 0;
+        }
+        any |= no->nruns || no->nmt;
+    }
+    pattern_key_free(from, k);
+    if (any) return nk;
+    pattern_key_free(to->s, nk);
+    return NULL;
+}
+
+void pattern_part_move(pattern_part_t *to, pattern_part_t *from, const uint32_t *map,
+                       pattern_move_stats_t *st)
+{
+    const spec_t *ts = to->s;
+    weir_assert(to->nheld == 0 && to->ndue == 0);
+    memset(st, 0, sizeof *st);
+    to->wm = from->wm;
+    to->matches = from->matches;
+    to->dseq = from->dseq; /* deadlines keep their seq: equal deadlines confirm in the same order */
+    uint32_t nfrom = from->s->npatterns;
+    uint32_t *inv = weir_malloc((nfrom + 1) * sizeof *inv);
+    for (uint32_t i = 0; i < nfrom; i++)
+        inv[i] = PATTERN_NONE;
+    int kept_time = 0;
+    for (uint32_t j = 0; j < ts->npatterns; j++) {
+        if (map[j] == PATTERN_NONE) continue;
+        inv[map[j]] = j;
+        kept_time |= ts->patterns[j].order == SPEC_ORDER_TIME;
+    }
+    /* Held events: each goes on for the kept time-order patterns, with the
+     * condition results already known for them, if the new spec would have
+     * held it (one of them may use it, or a strict step makes every event
+     * count); new patterns skip it. */
+    uint8_t *conds = weir_malloc(to->nsteps + 1);
+    for (uint32_t h = 0; h < from->nheld; h++) {
+        const held_t *ho = from->held[h].h;
+        int keep = 0;
+        if (kept_time) {
+            for (uint32_t j = 0; j < ts->npatterns; j++) {
+                uint32_t n = ts->patterns[j].nsteps;
+                if (map[j] != PATTERN_NONE) {
+                    memcpy(conds + to->base[j], ho->conds + from->base[map[j]], n);
+                } else {
+                    memset(conds + to->base[j], COND_UNKNOWN, n);
+                    if (n) conds[to->base[j]] = COND_SKIP;
+                }
+            }
+            ev_t e = {ho->t, ho->off, ho->fields, conds};
+            for (uint32_t j = 0; j < ts->npatterns && !keep; j++)
+                keep = map[j] != PATTERN_NONE && ts->patterns[j].order == SPEC_ORDER_TIME &&
+                       conds[to->base[j]] != COND_SKIP && /* new at an earlier reload */
+                       (to->time_strict || may_use(to, j, &e));
+        }
+        if (!keep) {
+            st->held_dropped++;
+            continue;
+        }
+        held_push(to, held_make(to, ho->t, ho->off, (weir_slice_t){ho->key, ho->klen}, conds,
+                                ho->fields));
+        st->held_kept++;
+    }
+    weir_free(conds);
+    /* Deadlines: the key's bytes move with the entry. */
+    for (uint32_t i = 0; i < from->ndue; i++) {
+        due_t d = from->due[i];
+        if (inv[d.pi] == PATTERN_NONE) {
+            weir_free(d.key);
+            st->due_dropped++;
+            continue;
+        }
+        d.pi = inv[d.pi];
+        due_push(to, d);
+        st->due_kept++;
+    }
+    from->ndue = 0;
+    weir_free(inv);
 }
 
 /* ---- checkpoint encoding ------------------------------------------------------------
@@ -1095,7 +1203,7 @@ int pattern_part_decode(pattern_part_t *pp, codec_rd_t *r, char *err, size_t err
             if (ok && fields[f].type != EXPR_NULL) ok = fields[f].type == src->fields[f].type;
         }
         for (uint32_t g = 0; ok && conds && g < pp->nsteps; g++)
-            ok = conds[g] <= COND_UNKNOWN;
+            ok = conds[g] <= COND_SKIP;
         ok = ok && !r->bad;
         if (ok)
             held_push(pp, held_make(pp, t, off, (weir_slice_t){(const char *)key, (size_t)klen},
@@ -1126,23 +1234,36 @@ int pattern_part_decode(pattern_part_t *pp, codec_rd_t *r, char *err, size_t err
     return corrupt(r, start, "held events or deadlines do not decode", err, errlen);
 }
 
+/* Pattern i's definition as pattern_plan_text writes it; counted: the
+ * longest matches() window over it (-1: leave it out, pattern_def_text). */
+static void def_text(const spec_t *s, uint32_t i, int64_t counted, weir_buf_t *b)
+{
+    const spec_pattern_t *p = &s->patterns[i];
+    buf_appendf(b, "pattern %s %d %" PRId64, p->name, (int)p->order, p->within_ms);
+    if (counted >= 0) buf_appendf(b, " counted %" PRId64, counted);
+    buf_append(b, "\n", 1);
+    for (uint32_t j = 0; j < p->nsteps; j++) {
+        const spec_step_t *st = &p->steps[j];
+        buf_appendf(b, " step %s %d %u %u %d %" PRId64 " [%s]\n", st->name, st->negated, st->min,
+                    st->max, st->strict, st->gap_ms, expr_text(st->cond));
+    }
+    for (uint32_t x = 0; x < p->nbinds; x++)
+        buf_appendf(b, " bind %u %u\n", p->binds[x].step, p->binds[x].field);
+}
+
 void pattern_plan_text(const spec_t *s, weir_buf_t *b)
 {
     for (uint32_t i = 0; i < s->npatterns; i++) {
-        const spec_pattern_t *p = &s->patterns[i];
         int64_t maxd = 0;
         for (uint32_t a = 0; a < s->aggs.n; a++)
             if (s->aggs.v[a].kind == EXPR_AGG_MATCHES && s->aggs.v[a].pattern == i &&
                 s->aggs.v[a].window_ms > maxd)
                 maxd = s->aggs.v[a].window_ms;
-        buf_appendf(b, "pattern %s %d %" PRId64 " counted %" PRId64 "\n", p->name, (int)p->order,
-                    p->within_ms, maxd);
-        for (uint32_t j = 0; j < p->nsteps; j++) {
-            const spec_step_t *st = &p->steps[j];
-            buf_appendf(b, " step %s %d %u %u %d %" PRId64 " [%s]\n", st->name, st->negated,
-                        st->min, st->max, st->strict, st->gap_ms, expr_text(st->cond));
-        }
-        for (uint32_t x = 0; x < p->nbinds; x++)
-            buf_appendf(b, " bind %u %u\n", p->binds[x].step, p->binds[x].field);
+        def_text(s, i, maxd, b);
     }
+}
+
+void pattern_def_text(const spec_t *s, uint32_t i, weir_buf_t *b)
+{
+    def_text(s, i, -1, b);
 }

@@ -144,4 +144,41 @@ void pattern_part_encode(const pattern_part_t *pp, weir_buf_t *b);
 void pattern_plan_text(const spec_t *s, weir_buf_t *b);
 int pattern_part_decode(pattern_part_t *pp, codec_rd_t *r, char *err, size_t errlen);
 
+/* RELOAD (engine_migrate.h): moving pattern state to the patterns of
+ * another spec. map[j], for each pattern j of the new spec, is the index
+ * of the same pattern in the old spec — same name and pattern_def_text —
+ * or PATTERN_NONE for a pattern that is new or changed, whose state then
+ * starts empty: it sees the events that arrive after the move, not the
+ * ones held for time order before it (as a changed job graph restarts the
+ * state of its new operators in Flink). */
+#define PATTERN_NONE UINT32_MAX
+
+/* What decides whether a pattern's state can move: its steps (names,
+ * negation, quantifiers, contiguity, gaps, conditions), binds, order,
+ * within and name — not its emit or then (they read the binds at a match
+ * only), nor the matches() windows over it. */
+void pattern_def_text(const spec_t *s, uint32_t i, weir_buf_t *b);
+
+/* The pattern state of one key, for the spec of `to` (a partition of the
+ * new spec): the kept patterns' runs and match times (dropped when the new
+ * spec has no matches() over the pattern). Consumes k, which belongs to
+ * spec `from`; returns NULL when nothing is left. */
+pattern_key_t *pattern_key_move(const pattern_part_t *to, const spec_t *from, pattern_key_t *k,
+                                const uint32_t *map);
+
+typedef struct pattern_move_stats {
+    uint64_t held_kept, held_dropped; /* events held for time order */
+    uint64_t due_kept, due_dropped;   /* trailing-not deadlines */
+} pattern_move_stats_t;
+
+/* Moves the partition's pattern state from `from` into `to` (new, holding
+ * nothing): the watermark, the match count, the deadlines of kept
+ * patterns, and the held events that a kept time-order pattern of the new
+ * spec would hold (their cached condition results carried over; new
+ * patterns skip them). `from` keeps its held events (freed with it) and
+ * loses its deadlines; free it afterwards. Held events look their key up
+ * when released (as after a checkpoint restore). */
+void pattern_part_move(pattern_part_t *to, pattern_part_t *from, const uint32_t *map,
+                       pattern_move_stats_t *st);
+
 #endif
