@@ -1,0 +1,206 @@
+/* reload.c — SIGHUP and POST /v1/admin/reload: the model, or the whole
+ * spec, replaced without a restart (issue: patterns and features can be
+ * added, changed or removed live, keeping the state of what did not change).
+ *
+ * WHAT A RELOAD DOES. It reads the spec file again.
+ *   - The same bytes as the running spec: only the model file is loaded
+ *     again (decide_reload: in-flight decisions finish on the old model).
+ *   - Another spec: it is loaded and checked completely before anything
+ *     changes — the spec itself, its engine plan, that the running state
+ *     can move to it (engine_migrate_check: the source, its schema, key,
+ *     time, lateness, the partitions and the pipeline name must stay; they
+ *     define the log and the checkpoints), its model and its outputs. Any
+ *     failure leaves the running spec and model in place and says why.
+ *     Then the swap: checkpoints are held off, every partition's lock is
+ *     taken (requests wait), each partition's state moves to the new plan
+ *     (engine_migrate.h: what is unchanged keeps its state, what is new
+ *     starts empty), the decision layer, outputs and per-rule metrics are
+ *     replaced, and everything is let go. The pause is the state's move,
+ *     about a microsecond per key (engine_part_migrate). Events logged
+ *     after the swap are processed by the new spec; a restart replays the
+ *     log with the spec on disk, which — for the events logged before the
+ *     reload — differs from what the old spec computed only in the state
+ *     the new spec adds (it then sees the whole log, not just what came
+ *     after the reload).
+ * Replaced specs stay allocated until the runtime closes: request threads
+ * decode events at the edge by the source schema (unchanged) without
+ * holding a partition lock, and may still hold a pointer into the old spec. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "serve/runtime_int.h"
+#include "stream/engine_migrate.h"
+#include "stream/engine_state.h"
+
+/* The spec file's bytes (for "did it change"), or -1 with err. */
+static int read_spec_text(const char *path, weir_buf_t *b, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return weir_errf(err, errlen, WEIR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    char chunk[8192];
+    size_t n;
+    buf_reset(b);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_append(b, chunk, n);
+    int bad = ferror(f);
+    fclose(f);
+    return bad ? weir_errf(err, errlen, WEIR_EIO, "%s: read failed", path) : 0;
+}
+
+int runtime_reload_init(runtime_t *rt, char *err, size_t errlen)
+{
+    pthread_mutex_init(&rt->reload_lock, NULL);
+    return read_spec_text(rt->cfg.spec_path, &rt->spec_text, err, errlen);
+}
+
+void runtime_reload_free(runtime_t *rt)
+{
+    for (size_t i = 0; i < rt->nretired; i++) {
+        spec_free(rt->retired[i].spec);
+        weir_free(rt->retired[i].outcomes);
+    }
+    weir_free(rt->retired);
+    buf_free(&rt->spec_text);
+    pthread_mutex_destroy(&rt->reload_lock);
+}
+
+/* What a new spec brings, built and checked before the swap. */
+typedef struct staged {
+    spec_t *spec;
+    engine_t *engine;
+    decide_t *decide;
+    outputs_t *out;
+    const char **outcomes;
+    int has_emits;
+} staged_t;
+
+static void staged_free(staged_t *st)
+{
+    if (st->out) outputs_close(st->out, NULL, 0);
+    decide_free(st->decide);
+    engine_free(st->engine);
+    spec_free(st->spec);
+    weir_free(st->outcomes);
+}
+
+static int stage(runtime_t *rt, staged_t *st, char *err, size_t errlen)
+{
+    memset(st, 0, sizeof *st);
+    char why[1024];
+    int rc = spec_load(rt->cfg.spec_path, &st->spec, why, sizeof why);
+    if (rc) return weir_errf(err, errlen, rc, "the new spec does not load: %s", why);
+    const spec_t *s = st->spec;
+    if (strcmp(s->pipeline, rt->pl.spec->pipeline) != 0)
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "the pipeline is renamed ('%s' to '%s'): that needs a restart (its "
+                         "checkpoints carry the name)",
+                         rt->pl.spec->pipeline, s->pipeline);
+    if ((rc = engine_new(s, &st->engine, why, sizeof why)) != 0)
+        return weir_errf(err, errlen, rc, "the new spec: %s", why);
+    if ((rc = engine_migrate_check(rt->pl.engine, st->engine, why, sizeof why)) != 0)
+        return weir_errf(err, errlen, rc, "%s", why);
+    if ((rc = decide_new(s, &st->decide, why, sizeof why)) != 0)
+        return weir_errf(err, errlen, rc, "the new spec: %s", why);
+    decide_follow(st->decide, rt->decide);
+    if ((rc = outputs_open(rt->cfg.datadir, s, &st->out, why, sizeof why)) != 0)
+        return weir_errf(err, errlen, rc, "the new spec's outputs: %s", why);
+    st->outcomes = weir_calloc(s->ndecisions + 1, sizeof *st->outcomes);
+    for (uint32_t i = 0; i < s->ndecisions; i++) {
+        st->outcomes[i] = s->decisions[i].then;
+        st->has_emits |= s->decisions[i].emit != NULL;
+    }
+    return 0;
+}
+
+/* Moves every partition to the staged spec; holding nothing on entry. */
+static void swap_in(runtime_t *rt, staged_t *st)
+{
+    checkpointer_hold(rt->ckptr);
+    for (uint32_t i = 0; i < rt->nparts; i++) pthread_mutex_lock(&rt->parts[i].lock);
+    engine_migrate_stats_t total = {0};
+    uint64_t t0 = weir_mono_ns();
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        rt_part_t *p = &rt->parts[i];
+        engine_migrate_stats_t ms;
+        engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt};
+        p->engine = rt->pl.parts[i] = engine_part_migrate(p->engine, st->engine, &sink, &ms);
+        p->stats_ms = 0; /* state gauges again at the next scrape */
+        total.keys_moved += ms.keys_moved;
+        if (i == 0) {
+            total.groups_kept = ms.groups_kept, total.groups_new = ms.groups_new;
+            total.groups_dropped = ms.groups_dropped;
+            total.patterns_kept = ms.patterns_kept, total.patterns_new = ms.patterns_new;
+            total.patterns_dropped = ms.patterns_dropped;
+            total.aggregates_kept = ms.aggregates_kept, total.aggregates_new = ms.aggregates_new;
+            total.aggregates_dropped = ms.aggregates_dropped;
+        }
+    }
+    /* Everything that reads the spec under a partition lock changes now. */
+    rt->retired = weir_realloc(rt->retired, (rt->nretired + 1) * sizeof *rt->retired);
+    rt->retired[rt->nretired++] = (rt_retired_t){rt->pl.spec, rt->outcomes};
+    engine_t *old_engine = rt->pl.engine;
+    decide_t *old_decide = rt->decide;
+    rt->pl.spec = st->spec;
+    rt->pl.src = &st->spec->sources[0];
+    rt->pl.engine = st->engine;
+    rt->decide = st->decide;
+    rt->outcomes = st->outcomes;
+    rt->has_emits = st->has_emits;
+    pthread_mutex_lock(&rt->out_lock);
+    outputs_t *old_out = rt->out;
+    rt->out = st->out;
+    rt->osink = outputs_sink(st->out);
+    pthread_mutex_unlock(&rt->out_lock);
+    metrics_set_rules(&rt->m, st->outcomes, st->spec->ndecisions); /* under reload_lock too */
+    double ms = (double)(weir_mono_ns() - t0) / 1e6;
+    for (uint32_t i = rt->nparts; i-- > 0;) pthread_mutex_unlock(&rt->parts[i].lock);
+    checkpointer_release(rt->ckptr, engine_fingerprint(st->engine));
+    char oerr[256];
+    if (outputs_close(old_out, oerr, sizeof oerr) != 0)
+        fprintf(stderr, "weir run: reload: closing the old outputs: %s\n", oerr);
+    engine_free(old_engine);
+    decide_free(old_decide);
+    fprintf(stderr,
+            "weir run: reload: spec replaced in %.1f ms: %" PRIu64 " keys moved; window groups "
+            "%u kept, %u new, %u dropped; patterns %u kept, %u new, %u dropped; aggregates %u "
+            "kept, %u new, %u dropped (new state starts empty)\n",
+            ms, total.keys_moved, total.groups_kept, total.groups_new, total.groups_dropped,
+            total.patterns_kept, total.patterns_new, total.patterns_dropped, total.aggregates_kept,
+            total.aggregates_new, total.aggregates_dropped);
+    memset(st, 0, sizeof *st); /* the runtime owns it all now */
+}
+
+int runtime_reload(runtime_t *rt, uint64_t *version, int *spec_changed, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&rt->reload_lock);
+    weir_buf_t text = WEIR_BUF_INIT;
+    int rc = read_spec_text(rt->cfg.spec_path, &text, err, errlen);
+    *spec_changed = rc == 0 && (text.len != rt->spec_text.len ||
+                                memcmp(text.data, rt->spec_text.data, text.len) != 0);
+    if (rc == 0 && !*spec_changed) {
+        /* The same spec: the model file is what changed. */
+        const spec_t *s = rt->pl.spec;
+        rc = s->has_model ? decide_reload(rt->decide, s->model.resolved, err, errlen)
+                          : weir_errf(err, errlen, WEIR_ENOENT, "the spec has no model to reload");
+    } else if (rc == 0) {
+        staged_t st;
+        rc = stage(rt, &st, err, errlen);
+        if (rc) {
+            staged_free(&st);
+        } else {
+            swap_in(rt, &st);
+            buf_reset(&rt->spec_text);
+            buf_append(&rt->spec_text, text.data, text.len);
+            atomic_fetch_add(&rt->spec_reloads, 1);
+        }
+    }
+    buf_free(&text);
+    metrics_add(rc ? &rt->m.reload_failures : &rt->m.reloads, 1);
+    *version = decide_model_version(rt->decide);
+    pthread_mutex_unlock(&rt->reload_lock);
+    return rc;
+}
