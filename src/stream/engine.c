@@ -166,7 +166,7 @@ void engine_key_init(const engine_t *e, void *v)
 }
 
 /* keymap callback: releases what a key's value points to. */
-static void key_release(void *v, void *arg)
+void engine_key_release(void *v, void *arg)
 {
     engine_part_t *p = arg;
     const engine_t *e = p->e;
@@ -273,7 +273,7 @@ engine_part_t *engine_part_new(const engine_t *e, uint32_t part, const engine_si
 void engine_part_free(engine_part_t *p)
 {
     if (!p) return;
-    keymap_free(&p->km, key_release, p);
+    keymap_free(&p->km, engine_key_release, p);
     oc_timers_free(p->timers);
     pattern_part_free(p->pat);
     weir_free(p->pflags);
@@ -511,7 +511,8 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
         p->has_in[g] = (uint8_t)aggval_from_value(&x, &p->in[g]);
     }
     int created;
-    void *v = keymap_put_hashed(&p->km, h, key.ptr, key.len, cutoff_of(p), key_release, p, &created);
+    void *v = keymap_put_hashed(&p->km, h, key.ptr, key.len, cutoff_of(p), engine_key_release, p,
+                                &created);
     if (created || !*key_inited(e, v)) engine_key_init(e, v);
     keymap_touch(v, t);
     /* A key's pattern state is its own block, cold at a million keys: ask
@@ -545,7 +546,7 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     }
     for (uint32_t a = 0; a < s->naggregates; a++)
         oc_add(&key_oc(e, v)[a], &s->aggregates[a], a, key, t, p->seq, &argenv, p->timers);
-    keymap_expire(&p->km, cutoff_of(p), SWEEP_BUDGET, key_release, p);
+    keymap_expire(&p->km, cutoff_of(p), SWEEP_BUDGET, engine_key_release, p);
     res->watermark = p->wm;
     return 0;
 }
@@ -576,7 +577,7 @@ void engine_part_tick(engine_part_t *p, int64_t time)
      * call's budget also pays for what it drops and for finishing a resize
      * the drops may start, so go on until a call finds nothing to do. */
     for (int round = 0; round < 64; round++) {
-        size_t dropped = keymap_expire(&p->km, cutoff_of(p), p->km.cur.cap + p->km.old.cap + 64, key_release, p);
+        size_t dropped = keymap_expire(&p->km, cutoff_of(p), p->km.cur.cap + p->km.old.cap + 64, engine_key_release, p);
         if (dropped == 0 && !p->km.old.slots) break;
     }
 }

@@ -105,5 +105,8 @@ static inline uint8_t *key_inited(const engine_t *e, void *v)
 /* Makes a zeroed key value live: empty windows, null last(x) values, no
  * on-close or pattern state (engine.c; engine_migrate.c fills new keys). */
 void engine_key_init(const engine_t *e, void *v);
+/* keymap_free_cb (arg: the engine_part_t): frees what a live key value
+ * holds, leaves it zeroed-equivalent (not inited) and counts it evicted. */
+void engine_key_release(void *v, void *arg);
 
 #endif

@@ -8,9 +8,16 @@
  * windows go through their checkpoint codec (win_encode / win_decode_in,
  * bit-exact, and the one way to re-seat a window whose records may sit in
  * the key block's inline area), last(x) values, on-close states and
- * pattern runs move by pointer. The old partition is freed at the end,
- * releasing whatever did not move. Reload is rare and runs under the
- * partition's lock: a pass over the keys, no copy of the log. */
+ * pattern runs move by pointer. When the key layout is the same in both
+ * plans (no window group, last(x) or on-close aggregate added, removed or
+ * changed — a reload of patterns, derived features, rules or the model),
+ * the table itself moves instead and no key block is copied. The old
+ * partition is freed at the end, releasing whatever did not move. Reload
+ * is rare and runs under the partition's lock: a pass over the keys.
+ * Measured on the 2-core build machine with 200,000 keys of ~3.7 KB (the
+ * unit test's specs A to B, and A to A2 with only patterns changed):
+ * about 7 us per key key by key (mostly allocating and freeing the key
+ * blocks), 1.5 us per key in place. */
 #include "stream/engine_migrate.h"
 
 #include <inttypes.h>
@@ -215,6 +222,89 @@ static void move_key(const engine_t *from, void *ov, engine_part_t *q, void *nv,
     }
 }
 
+/* Every live key, into a new value of q's layout. */
+static void move_by_key(engine_part_t *p, engine_part_t *q, const maps_t *m, int64_t cutoff,
+                        engine_migrate_stats_t *st)
+{
+    const engine_t *from = p->e, *to = q->e;
+    weir_buf_t tmp = WEIR_BUF_INIT;
+    keymap_iter_t it = KEYMAP_ITER_INIT;
+    void *ov;
+    while ((ov = keymap_next(&p->km, &it))) {
+        int64_t newest = keymap_newest(ov);
+        if (!*key_inited(from, ov)) continue; /* holds nothing */
+        if (newest < cutoff) {
+            st->keys_dropped++; /* evicted now rather than at its next event or sweep */
+            continue;
+        }
+        /* Every live key moves, even one whose moved state is empty: it
+         * holds the key's newest time (TTL), and an event held for time
+         * order finds its key's pattern state through it at release. */
+        size_t klen;
+        const void *k = keymap_key(ov, &klen);
+        int created;
+        void *nv = keymap_put(&q->km, k, klen, INT64_MIN, NULL, NULL, &created);
+        weir_assert(created);
+        engine_key_init(to, nv);
+        keymap_touch(nv, newest);
+        move_key(from, ov, q, nv, m, &tmp);
+        st->keys_moved++;
+    }
+    buf_free(&tmp);
+}
+
+/* The new plan lays a key's value out exactly as the old one: the same
+ * window groups, last(x) slots and on-close aggregates in the same order,
+ * and patterns in both or in neither (engine.c THE PLAN). Then only what
+ * points at the old plan changes (a reload that touches patterns,
+ * features made of existing aggregates, rules or the model). */
+static int same_layout(const engine_t *from, const engine_t *to, const maps_t *m)
+{
+    if (from->ngroups != to->ngroups || from->nprev != to->nprev ||
+        from->spec->naggregates != to->spec->naggregates ||
+        !from->spec->npatterns != !to->spec->npatterns)
+        return 0;
+    for (uint32_t g = 0; g < to->ngroups; g++)
+        if (m->groups[g] != g) return 0;
+    for (uint32_t i = 0; i < to->nprev; i++)
+        if (m->lasts[i] != i) return 0;
+    for (uint32_t a = 0; a < to->spec->naggregates; a++)
+        if (m->aggs[a] != a) return 0;
+    weir_assert(from->vsize == to->vsize && from->off_pat == to->off_pat);
+    return 1;
+}
+
+/* The whole table moves to q as it is: each live key's windows are told
+ * their new (equal) conf and its pattern state is renumbered; a stale key
+ * is emptied where it stands (its entry goes with the next sweep or put).
+ * No key block is copied, so the pause is a pass over the keys. */
+static void move_in_place(engine_part_t *p, engine_part_t *q, const maps_t *m, int64_t cutoff,
+                          engine_migrate_stats_t *st)
+{
+    const engine_t *from = p->e, *to = q->e;
+    keymap_iter_t it = KEYMAP_ITER_INIT;
+    void *v;
+    while ((v = keymap_next(&p->km, &it))) {
+        if (!*key_inited(from, v)) continue;
+        if (keymap_newest(v) < cutoff) {
+            /* With p's plan (it counts the eviction in p); then zeroed, as
+             * keymap_put leaves a reset value, for the key's next event. */
+            engine_key_release(v, p);
+            memset(v, 0, from->vsize);
+            st->keys_dropped++;
+            continue;
+        }
+        for (uint32_t g = 0; g < to->ngroups; g++)
+            key_wins(v)[g].conf = &to->groups[g].conf;
+        if (q->pat)
+            *key_pat(to, v) = pattern_key_move(q->pat, from->spec, *key_pat(from, v), m->pats);
+        st->keys_moved++;
+    }
+    keymap_free(&q->km, NULL, NULL); /* empty */
+    q->km = p->km;
+    keymap_init(&p->km, (uint32_t)from->vsize);
+}
+
 engine_part_t *engine_part_migrate(engine_part_t *p, const engine_t *to, const engine_sink_t *sink,
                                    engine_migrate_stats_t *st)
 {
@@ -244,30 +334,12 @@ engine_part_t *engine_part_migrate(engine_part_t *p, const engine_t *to, const e
         int64_t co = p->wm - from->ttl, cn = p->wm - to->ttl;
         cutoff = co > cn ? co : cn;
     }
-    weir_buf_t tmp = WEIR_BUF_INIT;
-    keymap_iter_t it = KEYMAP_ITER_INIT;
-    void *ov;
-    while ((ov = keymap_next(&p->km, &it))) {
-        int64_t newest = keymap_newest(ov);
-        if (!*key_inited(from, ov)) continue; /* holds nothing */
-        if (newest < cutoff) {
-            st->keys_dropped++; /* evicted now rather than at its next event or sweep */
-            continue;
-        }
-        /* Every live key moves, even one whose moved state is empty: it
-         * holds the key's newest time (TTL), and an event held for time
-         * order finds its key's pattern state through it at release. */
-        size_t klen;
-        const void *k = keymap_key(ov, &klen);
-        int created;
-        void *nv = keymap_put(&q->km, k, klen, INT64_MIN, NULL, NULL, &created);
-        weir_assert(created);
-        engine_key_init(to, nv);
-        keymap_touch(nv, newest);
-        move_key(from, ov, q, nv, &m, &tmp);
-        st->keys_moved++;
+    if (same_layout(from, to, &m)) {
+        st->in_place = 1;
+        move_in_place(p, q, &m, cutoff, st);
+    } else {
+        move_by_key(p, q, &m, cutoff, st);
     }
-    buf_free(&tmp);
 
     uint32_t *ai_inv = invert(m.aggs, ts->naggregates, fs->naggregates);
     st->timers_kept = oc_timers_move(q->timers, p->timers, ai_inv);
@@ -295,8 +367,9 @@ engine_part_t *engine_part_migrate(engine_part_t *p, const engine_t *to, const e
     weir_free(m.aggs);
     weir_free(m.pats);
     /* Freeing p counts its keys as evicted in p; q counts only the stale
-     * ones, which a run under either spec would have evicted too. */
+     * ones, which a run under either spec would have evicted too (the
+     * in-place move counted them in p already). */
     engine_part_free(p);
-    q->st.evicted = evicted + st->keys_dropped;
+    q->st.evicted = evicted + (st->in_place ? 0 : st->keys_dropped);
     return q;
 }

@@ -63,7 +63,8 @@
 int engine_migrate_check(const engine_t *from, const engine_t *to, char *why, size_t whylen);
 
 typedef struct engine_migrate_stats {
-    uint64_t keys_moved;   /* live keys, now in the new plan's layout */
+    uint64_t keys_moved; /* live keys, now in the new plan's layout */
+    int in_place; /* 1: the key layout did not change, so the key blocks stayed where they were */
     uint64_t keys_dropped; /* stale keys (see CAVEATS): not moved */
     /* Per kind of state: kept = moved, new = starts empty, dropped = the
      * old spec's, freed. */
