@@ -13,7 +13,8 @@
  *      the freeze plus fork()'s page-table copy — milliseconds per GB of
  *      state, against seconds for encoding it — and is measured
  *      (weir_checkpoint_pause_seconds).
- *   4. the child (niced, with every inherited descriptor closed, killed by
+ *   4. the child (SCHED_IDLE: it runs on idle CPU, never delaying a
+ *      request thread; with every inherited descriptor closed, killed by
  *      the kernel if its parent dies) encodes each partition
  *      (engine_state.h) straight into the checkpoint store
  *      (src/log/checkpoint.h: per-partition files with CRCs, manifest last,
@@ -75,6 +76,7 @@ typedef struct ckptr_result {
     uint64_t id;
     uint64_t bytes;     /* state bytes written (all partitions) */
     double pause_s;     /* freeze + fork: how long partitions were held */
+    double fork_s;      /* of which fork() itself */
     double seconds;     /* from freeze to committed */
     uint64_t *offsets;  /* per partition (owned by the checkpointer, valid until the next one) */
 } ckptr_result_t;
@@ -99,6 +101,11 @@ int checkpointer_take(checkpointer_t *c, ckptr_result_t *res, char *err, size_t 
 /* Starts a thread taking a checkpoint every interval_ms (> 0). */
 void checkpointer_start(checkpointer_t *c, int64_t interval_ms);
 void checkpointer_stats(checkpointer_t *c, ckptr_stats_t *out);
+/* Holds checkpoints off (none starts; one running is finished first) while
+ * a spec reload swaps the plan they encode, then takes the new plan's
+ * fingerprint on release. */
+void checkpointer_hold(checkpointer_t *c);
+void checkpointer_release(checkpointer_t *c, uint64_t fingerprint);
 
 /* --- recovery ---- */
 

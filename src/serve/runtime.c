@@ -81,7 +81,7 @@
 
 /* ---- sinks: outputs are shared by all partitions ---- */
 
-static void sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
+void runtime_sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
                         int64_t start, int64_t end, const expr_value_t *vals)
 {
     runtime_t *rt = ctx;
@@ -90,7 +90,7 @@ static void sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, w
     pthread_mutex_unlock(&rt->out_lock);
 }
 
-static void sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
+void runtime_sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
                       int64_t watermark, weir_slice_t event)
 {
     runtime_t *rt = ctx;
@@ -154,6 +154,10 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
         p->dlog = log_topic_part(rt->dtopic, i);
         p->max_time = INT64_MIN;
         p->last_ms = weir_wall_ms();
+    }
+    if ((rc = runtime_reload_init(rt, err, errlen)) != 0) {
+        runtime_close(rt, NULL, 0);
+        return rc;
     }
     ckptr_source_t cs = {rt->nparts, s->pipeline, engine_fingerprint(rt->pl.engine), ckpt_freeze,
                          ckpt_thaw, ckpt_part_state, rt};
@@ -219,6 +223,7 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
     }
     weir_free(rt->parts);
     pipeline_close(&rt->pl); /* closes (and syncs) the event log */
+    runtime_reload_free(rt);
     decide_free(rt->decide);
     metrics_free(&rt->m);
     weir_free(rt->outcomes);
@@ -512,15 +517,6 @@ void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out)
     pthread_mutex_unlock(&p->lock);
 }
 
-int runtime_reload(runtime_t *rt, uint64_t *version, char *err, size_t errlen)
-{
-    const spec_t *s = rt->pl.spec;
-    int rc = s->has_model ? decide_reload(rt->decide, s->model.resolved, err, errlen)
-                          : weir_errf(err, errlen, WEIR_ENOENT, "the spec has no model to reload");
-    metrics_add(rc ? &rt->m.reload_failures : &rt->m.reloads, 1);
-    *version = decide_model_version(rt->decide);
-    return rc;
-}
 
 /* ---- recovery ---- */
 
@@ -613,7 +609,7 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     pthread_mutex_lock(&p->lock);
     /* Replay writes the outputs again when they were cut back to where the
      * replay starts (OUTPUTS ACROSS CRASHES); from then on, always. */
-    engine_sink_t sink = {sink_window, sink_late, rt};
+    engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt};
     engine_part_set_sink(p->engine, rt->replay_outputs ? &sink : NULL);
     int rc = pipeline_replay_from(&rt->pl, p->id, p->from, replay_row, &c, replay_bad, NULL, err,
                                   errlen);
@@ -961,8 +957,8 @@ int runtime_checkpoint(runtime_t *rt, weir_buf_t *json, char *err, size_t errlen
     buf_appendf(json, "{\"checkpoint\":%" PRIu64 ",\"offsets\":[", res.id);
     for (uint32_t i = 0; i < rt->nparts; i++)
         buf_appendf(json, "%s%" PRIu64, i ? "," : "", res.offsets[i]);
-    buf_appendf(json, "],\"bytes\":%" PRIu64 ",\"ms\":%.3f,\"pause_ms\":%.3f}\n", res.bytes,
-                res.seconds * 1e3, res.pause_s * 1e3);
+    buf_appendf(json, "],\"bytes\":%" PRIu64 ",\"ms\":%.3f,\"pause_ms\":%.3f,\"fork_ms\":%.3f}\n",
+                res.bytes, res.seconds * 1e3, res.pause_s * 1e3, res.fork_s * 1e3);
     return 0;
 }
 
@@ -1030,7 +1026,12 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
         es[i] = p->stats;
         pthread_mutex_unlock(&p->lock);
     }
+    pthread_mutex_lock(&rt->reload_lock); /* not while a reload swaps the rules' counters */
     metrics_render(&rt->m, b);
+    pthread_mutex_unlock(&rt->reload_lock);
+    metrics_header(b, "weir_spec_reloads_total", "counter",
+                   "Reloads that replaced the spec (the others reloaded the model only).");
+    metrics_sample_u64(b, "weir_spec_reloads_total", NULL, atomic_load(&rt->spec_reloads));
     char lab[128];
     metrics_header(b, "weir_ready", "gauge",
                    "1 once the log has been replayed and the server takes traffic.");
