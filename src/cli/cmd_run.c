@@ -2,7 +2,7 @@
  * pipeline over HTTP (src/serve). The main thread is the control thread:
  * it starts the HTTP workers (so /healthz answers and /readyz says "not
  * yet" while the log is replayed), rebuilds state from the log, then waits
- * for signals — SIGHUP reloads the model, SIGTERM/SIGINT drain in-flight
+ * for signals — SIGHUP reloads the spec or the model, SIGTERM/SIGINT drain in-flight
  * requests, sync both logs and exit 0 — doing housekeeping (ticks for idle
  * partitions, outputs flushed) between them. Signals are blocked in every
  * thread and taken synchronously here with sigtimedwait, so no handler runs
@@ -39,7 +39,8 @@ static const char run_usage[] =
     "                                    contributions, offset, model, late, latency_us\n"
     "  POST /v1/events/{source}          a JSON object, a JSON array or NDJSON\n"
     "  GET  /v1/features/{source}/{key}  a key's features as of now\n"
-    "  POST /v1/admin/reload             reload the model file (so does SIGHUP)\n"
+    "  POST /v1/admin/reload             reload the spec, or just the model if the spec\n"
+    "                                    is unchanged (so does SIGHUP)\n"
     "  GET  /metrics  /healthz  /readyz  /  (Prometheus text; health; dashboard)\n"
     "\n"
     "options:\n"
@@ -63,8 +64,9 @@ static const char run_usage[] =
     "\n"
     "Environment: WEIR_API_TOKEN, if set, is the bearer token every /v1/ route\n"
     "requires (\"Authorization: Bearer TOKEN\", else 401).\n"
-    "SIGHUP reloads the model; SIGTERM or SIGINT drains in-flight requests, syncs the\n"
-    "logs and exits 0.\n";
+    "SIGHUP reloads the spec live, keeping the state of what did not change (or only\n"
+    "the model when the spec is unchanged); SIGTERM or SIGINT drains in-flight\n"
+    "requests, writes a checkpoint, syncs the logs and exits 0.\n";
 
 static int parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port)
 {
@@ -221,12 +223,15 @@ int cmd_run(int argc, char **argv)
         int sig = sigtimedwait(&sigs, NULL, &ts);
         if (sig == SIGHUP) {
             uint64_t ver;
-            if (runtime_reload(rt, &ver, err, sizeof err) == 0)
-                printf("weir run: SIGHUP: model reloaded, version %" PRIu64 "\n", ver);
+            int changed;
+            if (runtime_reload(rt, &ver, &changed, err, sizeof err) == 0)
+                printf("weir run: SIGHUP: %s, model version %" PRIu64 "\n",
+                       changed ? "spec replaced" : "model reloaded", ver);
             else
                 fprintf(stderr,
-                        "weir run: SIGHUP: reload failed, model %" PRIu64 " stays live: %s\n", ver,
-                        err);
+                        "weir run: SIGHUP: reload failed; the running spec and model %" PRIu64
+                        " stay live: %s\n",
+                        ver, err);
             fflush(stdout);
         } else if (sig == SIGTERM || sig == SIGINT) {
             break;

@@ -15,6 +15,7 @@ struct decide {
     model_slot_t *slot; /* NULL without a model */
     uint32_t nfeat;     /* model features */
     uint32_t *col;      /* model feature f is fed by spec input col[f] */
+    uint64_t version_base; /* versions of the decide_t this one replaced (a spec reload) */
 };
 
 static int load_mapped(const spec_t *spec, const char *path, weir_model_t **m, uint32_t **col,
@@ -103,9 +104,14 @@ int decide_reload(decide_t *d, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+void decide_follow(decide_t *d, const decide_t *prev)
+{
+    d->version_base = decide_model_version(prev);
+}
+
 uint64_t decide_model_version(const decide_t *d)
 {
-    return d->slot ? model_slot_version(d->slot) + 1 : 0;
+    return d->slot ? d->version_base + model_slot_version(d->slot) + 1 : d->version_base;
 }
 
 static double input_value(const expr_value_t *v)
@@ -186,7 +192,7 @@ int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *fe
         weir_assert(nout <= SPEC_MAX_SCORES); /* checked when the model was loaded */
         model_predict_row(m, x, outs, 0);
         scores_of(m, outs, nout, out);
-        out->model_version = model_version(m);
+        out->model_version = d->version_base + model_version(m);
         if (want_contribs) top_contribs(d, m, x, out);
         if (x != xs) weir_free(x);
         model_slot_exit(d->slot, ticket);

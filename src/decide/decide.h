@@ -26,6 +26,9 @@ void decide_free(decide_t *d);
  * old model is freed once in-flight decisions are done. */
 int decide_reload(decide_t *d, const char *path, char *err, size_t errlen);
 uint64_t decide_model_version(const decide_t *d);
+/* d replaces prev (a spec reload): its model versions continue after
+ * prev's, so a version never names two models. */
+void decide_follow(decide_t *d, const decide_t *prev);
 
 typedef struct decide_contrib {
     uint32_t input; /* index in spec->model.inputs */

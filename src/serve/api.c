@@ -10,12 +10,14 @@
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/error.h"
 #include "serve/numfmt.h"
 #include "spec/decode.h"
 
@@ -478,25 +480,64 @@ static void handle_reload(api_t *a, const http_req_t *req, http_resp_t *resp)
     if (!want_post(req, resp)) return;
     char err[1024];
     uint64_t v;
-    if (runtime_reload(a->rt, &v, err, sizeof err) != 0) {
-        int none = !runtime_spec(a->rt)->has_model;
-        http_error(resp, none ? 409 : 500, none ? "no_model" : "reload_failed",
-                   "%s (model %" PRIu64 " stays live)", err, v);
+    int changed;
+    int rc = runtime_reload(a->rt, &v, &changed, err, sizeof err);
+    if (rc != 0) {
+        /* A new spec that does not load or cannot replace the running one
+         * live (422); the same spec without a model: nothing to reload
+         * (409); a model file that does not load, or our failure (500). The
+         * running spec and model stay in every case. */
+        int none = !changed && rc == WEIR_ENOENT;
+        http_error(resp, changed ? 422 : none ? 409 : 500,
+                   changed ? "bad_spec" : none ? "no_model" : "reload_failed",
+                   "%s (the running spec and model %" PRIu64 " stay live)", err, v);
         return;
     }
-    buf_appendf(&resp->body, "{\"reloaded\":true,\"model\":%" PRIu64 "}\n", v);
+    buf_appendf(&resp->body, "{\"reloaded\":true,\"model\":%" PRIu64 ",\"spec\":%s}\n", v,
+                changed ? "\"replaced\"" : "\"unchanged\"");
+}
+
+/* A checkpoint takes seconds at a million keys: it is answered from its
+ * own thread, the connection suspended meanwhile (http_defer), so the
+ * worker's other connections are not held up. */
+typedef struct ckpt_job {
+    api_t *a;
+    http_deferred_t *d;
+} ckpt_job_t;
+
+static void run_checkpoint(api_t *a, http_resp_t *resp)
+{
+    char err[1024];
+    if (runtime_checkpoint(a->rt, &resp->body, err, sizeof err) != 0)
+        http_error(resp, 500, "checkpoint_failed", "%s", err);
+}
+
+static void *checkpoint_main(void *arg)
+{
+    ckpt_job_t *j = arg;
+    http_resp_t resp = {.status = 200, .content_type = "application/json"};
+    run_checkpoint(j->a, &resp);
+    http_finish(j->d, &resp);
+    weir_free(j);
+    return NULL;
 }
 
 static void handle_checkpoint(api_t *a, const http_req_t *req, http_resp_t *resp)
 {
     if (!want_post(req, resp)) return;
-    char err[1024];
     if (!runtime_ready(a->rt)) {
         http_error(resp, 503, "not_ready", "the log is being replayed");
         return;
     }
-    if (runtime_checkpoint(a->rt, &resp->body, err, sizeof err) != 0)
-        http_error(resp, 500, "checkpoint_failed", "%s", err);
+    ckpt_job_t *j = weir_malloc(sizeof *j);
+    j->a = a;
+    j->d = http_defer(req);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    if (pthread_create(&t, &attr, checkpoint_main, j) != 0) checkpoint_main(j); /* no thread: here */
+    pthread_attr_destroy(&attr);
 }
 
 void api_handle(void *ctx, const http_req_t *req, http_resp_t *resp)

@@ -55,6 +55,9 @@ typedef struct req {
     int answered;   /* a response is queued */
     int route;
     int fd;
+    int deferred;              /* http_defer took it: the connection is suspended */
+    _Atomic int finished;      /* http_finish filled dresp */
+    http_resp_t dresp;         /* the deferred answer */
     struct req *prev, *next; /* h->receiving, under h->lock */
 } req_t;
 
@@ -75,6 +78,7 @@ struct http {
     pthread_cond_t wake;
     int stopping;
     req_t receiving; /* list head (sentinel) */
+    _Atomic int ndeferred; /* suspended connections waiting for http_finish */
 };
 
 void http_config_defaults(http_config_t *cfg)
@@ -290,6 +294,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         const char *te =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
         if ((cl && strcmp(cl, "0") != 0) || te) return MHD_YES;
+    } else if (r->deferred) {
+        /* Resumed by http_finish: its answer goes out now. */
+        if (!atomic_load(&r->finished)) return MHD_YES;
+        r->deferred = 0;
+        r->answered = 1;
+        return send_resp(r, &r->dresp);
     } else if (r->answered) {
         *upload_data_size = 0; /* refused early: nothing more to do */
         return MHD_YES;
@@ -322,11 +332,39 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
         .start_ns = r->start_ns,
         .conn = conn,
+        .priv = r,
     };
     http_resp_t resp = {.status = 200, .route = r->route};
     h->cb(h->ctx, &req, &resp);
+    if (r->deferred) {
+        buf_free(&resp.body); /* the answer comes from http_finish */
+        return MHD_YES;
+    }
     r->answered = 1;
     return send_resp(r, &resp);
+}
+
+http_deferred_t *http_defer(const http_req_t *req)
+{
+    req_t *r = req->priv;
+    r->deferred = 1;
+    atomic_fetch_add(&r->h->ndeferred, 1);
+    /* Suspended here, inside the handler, so that http_finish — from any
+     * thread, at any time after this — always finds it suspended. */
+    MHD_suspend_connection(r->conn);
+    return (http_deferred_t *)r;
+}
+
+void http_finish(http_deferred_t *d, http_resp_t *resp)
+{
+    req_t *r = (req_t *)d;
+    http_t *h = r->h;
+    r->dresp = *resp;
+    r->dresp.route = r->route;
+    resp->body = (weir_buf_t)WEIR_BUF_INIT;
+    atomic_store(&r->finished, 1);
+    MHD_resume_connection(r->conn);
+    atomic_fetch_sub(&h->ndeferred, 1);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -430,7 +468,8 @@ int http_start(const http_config_t *cfg, http_handler_cb cb, http_route_cb route
         if (pool < (16u << 10)) pool = 16u << 10;
     }
     unsigned flags =
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG |
+        MHD_ALLOW_SUSPEND_RESUME; /* http_defer */
     errno = 0;
     h->d = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR,
                             (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
@@ -480,6 +519,9 @@ int64_t http_drain(http_t *h, int timeout_ms)
 void http_stop(http_t *h)
 {
     if (!h) return;
+    /* A suspended connection must be resumed before the daemon stops:
+     * deferred answers (a checkpoint being written) are waited for. */
+    for (int i = 0; i < 6000 && atomic_load(&h->ndeferred) > 0; i++) usleep(10000);
     MHD_stop_daemon(h->d);
     if (h->quiesced_fd != MHD_INVALID_SOCKET) close(h->quiesced_fd);
     pthread_mutex_lock(&h->lock);

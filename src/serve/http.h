@@ -44,6 +44,7 @@ typedef struct http_req {
     const char *content_type; /* NULL if absent */
     uint64_t start_ns;        /* weir_mono_ns() when the headers had arrived */
     struct MHD_Connection *conn;
+    void *priv; /* http.c's own state of the request */
 } http_req_t;
 
 /* A query-string argument of req, or NULL. */
@@ -62,7 +63,17 @@ typedef struct http_resp {
 void http_error(http_resp_t *resp, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Handles one complete request on a worker thread; must fill resp. */
+/* A handler that waits for something slow (a checkpoint being written)
+ * calls http_defer and returns without filling resp: the connection is
+ * suspended, so the worker thread goes on serving its other connections,
+ * and any thread answers later with http_finish (which takes resp's body).
+ * http_stop waits for deferred answers. */
+typedef struct http_deferred http_deferred_t;
+http_deferred_t *http_defer(const http_req_t *req);
+void http_finish(http_deferred_t *d, http_resp_t *resp);
+
+/* Handles one complete request on a worker thread; must fill resp (or
+ * defer it). */
 typedef void (*http_handler_cb)(void *ctx, const http_req_t *req, http_resp_t *resp);
 /* Names the route of a path (metrics_route_t), for requests refused early. */
 typedef int (*http_route_cb)(const char *path);

@@ -38,23 +38,61 @@ static const char *const route_names[METRICS_NROUTES] = {
 static const int codes[METRICS_NCODES] = {200, 400, 401, 404, 405, 408, 413, 415,
                                           422, 431, 500, 503, 409, 406, 411, 0};
 
+/* Per-shard decision counters for nrules rules (+ "none"), a cache line
+ * apart; returns the block that backs them. */
+static void *alloc_decisions(metrics_t *m, uint32_t nrules)
+{
+    size_t stride = ((nrules + 1) * sizeof(uint64_t) + 127) / 64 * 64;
+    void *mem = weir_calloc(METRICS_SHARDS * stride + 64, 1);
+    char *base = (char *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
+    for (int i = 0; i < METRICS_SHARDS; i++)
+        m->shard[i].decisions = (_Atomic uint64_t *)(void *)(base + (size_t)i * stride);
+    return mem;
+}
+
 void metrics_init(metrics_t *m, const char *source, const char **outcomes, uint32_t nrules)
 {
     memset(m, 0, sizeof *m);
     m->source = source;
     m->outcomes = outcomes;
     m->nrules = nrules;
-    size_t stride = ((nrules + 1) * sizeof(uint64_t) + 127) / 64 * 64;
-    m->decisions_mem = weir_calloc(METRICS_SHARDS * stride + 64, 1);
-    char *base = (char *)(((uintptr_t)m->decisions_mem + 63) & ~(uintptr_t)63);
-    for (int i = 0; i < METRICS_SHARDS; i++)
-        m->shard[i].decisions = (_Atomic uint64_t *)(void *)(base + (size_t)i * stride);
+    m->decisions_mem = alloc_decisions(m, nrules);
 }
 
 void metrics_free(metrics_t *m)
 {
     weir_free(m->decisions_mem);
     m->decisions_mem = NULL;
+    for (size_t i = 0; i < m->nretired; i++) weir_free(m->retired[i]);
+    weir_free(m->retired);
+    m->retired = NULL;
+    m->nretired = 0;
+}
+
+void metrics_set_rules(metrics_t *m, const char **outcomes, uint32_t nrules)
+{
+    uint64_t *old = weir_calloc(m->nrules + 1, sizeof *old);
+    for (uint32_t r = 0; r <= m->nrules; r++)
+        for (int i = 0; i < METRICS_SHARDS; i++) old[r] += atomic_load(&m->shard[i].decisions[r]);
+    const char **old_outcomes = m->outcomes;
+    uint32_t old_n = m->nrules;
+    m->retired = weir_realloc(m->retired, (m->nretired + 1) * sizeof *m->retired);
+    m->retired[m->nretired++] = m->decisions_mem;
+    m->decisions_mem = alloc_decisions(m, nrules);
+    /* Each outcome's count carries over to the first new rule of that name,
+     * so weir_decisions_total{decision} never goes backwards; "none" too. */
+    for (uint32_t r = 0; r <= old_n; r++) {
+        uint32_t to = nrules;
+        if (r < old_n) {
+            for (to = 0; to < nrules && strcmp(outcomes[to], old_outcomes[r]) != 0; to++) {
+            }
+            if (to == nrules) continue; /* the outcome is gone with its rules */
+        }
+        atomic_fetch_add(&m->shard[0].decisions[to], old[r]);
+    }
+    m->outcomes = outcomes;
+    m->nrules = nrules;
+    weir_free(old);
 }
 
 metrics_shard_t *metrics_shard(metrics_t *m)

@@ -91,6 +91,8 @@ typedef struct metrics {
     uint32_t nrules;
     metrics_shard_t shard[METRICS_SHARDS];
     void *decisions_mem; /* backs the shards' decisions, a cache line apart */
+    void **retired;      /* earlier rules' counters (metrics_set_rules), freed at the end */
+    size_t nretired;
     _Alignas(64) _Atomic uint64_t replayed, redecided;
     _Atomic uint64_t reloads, reload_failures;
     _Alignas(64) _Atomic int64_t inflight; /* exact: the overload limit reads it */
@@ -100,6 +102,12 @@ typedef struct metrics {
  * outlive m). */
 void metrics_init(metrics_t *m, const char *source, const char **outcomes, uint32_t nrules);
 void metrics_free(metrics_t *m);
+/* The decision rules changed (a spec reload): per-rule counters for the
+ * new rules, each outcome's count carried over to the first new rule of
+ * that name. The caller keeps metrics_decision and metrics_render from
+ * running meanwhile (runtime.c: every partition lock and the reload lock);
+ * the old counters stay allocated until metrics_free. */
+void metrics_set_rules(metrics_t *m, const char **outcomes, uint32_t nrules);
 
 /* The calling thread's shard (by the CPU it runs on). */
 metrics_shard_t *metrics_shard(metrics_t *m);

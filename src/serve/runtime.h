@@ -101,9 +101,12 @@ int runtime_checkpoint(runtime_t *rt, weir_buf_t *json, char *err, size_t errlen
  * of now (engine_part_lookup). */
 void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out);
 
-/* Reloads the model from the spec's model path; in-flight decisions
- * finish on the old one. Sets *version to the live version. */
-int runtime_reload(runtime_t *rt, uint64_t *version, char *err, size_t errlen);
+/* SIGHUP and POST /v1/admin/reload (reload.c): reads the spec file again.
+ * Unchanged: reloads the model file (in-flight decisions finish on the old
+ * model). Changed: replaces the spec live, moving the state of what did
+ * not change (reload.c). *spec_changed says which; on failure the running
+ * spec and model stay. Sets *version to the live model version. */
+int runtime_reload(runtime_t *rt, uint64_t *version, int *spec_changed, char *err, size_t errlen);
 uint64_t runtime_model_version(const runtime_t *rt);
 
 /* Periodic work of the control thread: ticks for idle partitions, outputs

@@ -49,6 +49,12 @@ typedef struct rt_part {
     uint64_t from;      /* replay starts here: the restored checkpoint's offset, else 0 */
 } rt_part_t;
 
+/* A spec replaced by a reload, kept until close (reload.c says why). */
+typedef struct rt_retired {
+    spec_t *spec;
+    const char **outcomes;
+} rt_retired_t;
+
 struct runtime {
     runtime_config_t cfg;
     pipeline_t pl;
@@ -81,6 +87,22 @@ struct runtime {
     double recovery_s;
     /* checkpoints */
     checkpointer_t *ckptr;
+    /* reloads (reload.c) */
+    pthread_mutex_t reload_lock; /* one reload at a time; also keeps /metrics off metrics_set_rules */
+    weir_buf_t spec_text;        /* the running spec's file, to tell a changed spec */
+    rt_retired_t *retired;
+    size_t nretired;
+    _Atomic uint64_t spec_reloads;
 };
+
+/* The engine sinks of every partition (outputs under out_lock). */
+void runtime_sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
+                         int64_t start, int64_t end, const expr_value_t *vals);
+void runtime_sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
+                       int64_t watermark, weir_slice_t event);
+
+/* reload.c: reads the spec file at open; frees the replaced specs at close. */
+int runtime_reload_init(runtime_t *rt, char *err, size_t errlen);
+void runtime_reload_free(runtime_t *rt);
 
 #endif
