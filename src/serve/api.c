@@ -295,6 +295,7 @@ static void batch_add(batch_t *b, weir_slice_t text, const cJSON *parsed, uint32
 
 typedef struct events_ctx {
     uint64_t late, failed;
+    uint64_t logged; /* events logged (and processed) so far, whatever their outcome */
     weir_buf_t *rejects;
     size_t nrejects;
     const char *numbering;
@@ -313,6 +314,7 @@ static void add_reject(events_ctx_t *ec, uint32_t number, const char *why)
 static void event_done(void *ctx, const runtime_outcome_t *o)
 {
     events_ctx_t *ec = ctx;
+    ec->logged++;
     if (!o->res) {
         ec->failed++;
         char why[600];
@@ -424,7 +426,13 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
     int rc = ngood ? runtime_process(a->rt, evs, ngood, 0, event_done, &ec, err, sizeof err) : 0;
     size_t accepted = ngood - ec.failed;
     if (rc) {
-        http_error(resp, 500, "log_failed", "%s", err);
+        /* Partitions are logged one after another: those before the one
+         * whose append failed are in the log and applied — a retry of the
+         * whole request would count them twice, so the answer says so. */
+        http_error(resp, 500, "log_failed",
+                   "%s; %" PRIu64 " of the %zu events were logged and processed before the "
+                   "failure (the partitions before it), the others were not",
+                   err, ec.logged, ngood);
     } else {
         weir_buf_t *o = &resp->body;
         buf_reset(o);
