@@ -55,6 +55,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1005,6 +1006,20 @@ void runtime_housekeep(runtime_t *rt, int64_t now_ms)
     pthread_mutex_unlock(&rt->out_lock);
 }
 
+/* One sample per partition of the uint64_t field at `field` of engine_stats_t. */
+static void part_gauge(weir_buf_t *b, const char *name, const char *type, const char *help,
+                       const engine_stats_t *es, uint32_t nparts, size_t field)
+{
+    char lab[64];
+    metrics_header(b, name, type, help);
+    for (uint32_t i = 0; i < nparts; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&es[i] + field, sizeof v);
+        snprintf(lab, sizeof lab, "partition=\"%u\"", i);
+        metrics_sample_u64(b, name, lab, v);
+    }
+}
+
 void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
 {
     /* A scrape sees the decision log with every decision made so far, and
@@ -1078,46 +1093,26 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
             snprintf(lab, sizeof lab, "log=\"%s\",partition=\"%u\"", logs[l], i);
             metrics_sample_u64(b, "weir_log_next_offset", lab, st[1].next_offset);
         }
-    metrics_header(b, "weir_live_keys", "gauge",
-                   "Keys with state per partition (refreshed every 2 s).");
-    for (uint32_t i = 0; i < rt->nparts; i++) {
-        snprintf(lab, sizeof lab, "partition=\"%u\"", i);
-        metrics_sample_u64(b, "weir_live_keys", lab, es[i].keys);
-    }
-    metrics_header(b, "weir_state_bytes", "gauge",
-                   "Heap bytes of keyed state per partition (refreshed every 2 s).");
-    for (uint32_t i = 0; i < rt->nparts; i++) {
-        snprintf(lab, sizeof lab, "partition=\"%u\"", i);
-        metrics_sample_u64(b, "weir_state_bytes", lab, es[i].state_bytes);
-    }
+    part_gauge(b, "weir_live_keys", "gauge", "Keys with state per partition (refreshed every 2 s).",
+               es, rt->nparts, offsetof(engine_stats_t, keys));
+    part_gauge(b, "weir_state_bytes", "gauge",
+               "Heap bytes of keyed state per partition (refreshed every 2 s).", es, rt->nparts,
+               offsetof(engine_stats_t, state_bytes));
     if (rt->pl.spec->npatterns) {
-        metrics_header(b, "weir_pattern_matches_total", "counter",
-                       "Pattern matches found per partition since start (replay included; "
-                       "refreshed every 2 s).");
-        for (uint32_t i = 0; i < rt->nparts; i++) {
-            snprintf(lab, sizeof lab, "partition=\"%u\"", i);
-            metrics_sample_u64(b, "weir_pattern_matches_total", lab, es[i].matches);
-        }
-        metrics_header(b, "weir_pattern_partial_matches", "gauge",
-                       "Partial matches (runs) alive per partition (refreshed every 2 s).");
-        for (uint32_t i = 0; i < rt->nparts; i++) {
-            snprintf(lab, sizeof lab, "partition=\"%u\"", i);
-            metrics_sample_u64(b, "weir_pattern_partial_matches", lab, es[i].partial);
-        }
-        metrics_header(b, "weir_pattern_held_events", "gauge",
-                       "Events held for patterns' event-time order per partition (refreshed "
-                       "every 2 s).");
-        for (uint32_t i = 0; i < rt->nparts; i++) {
-            snprintf(lab, sizeof lab, "partition=\"%u\"", i);
-            metrics_sample_u64(b, "weir_pattern_held_events", lab, es[i].held);
-        }
+        part_gauge(b, "weir_pattern_matches_total", "counter",
+                   "Pattern matches found per partition since start (replay included; refreshed "
+                   "every 2 s).",
+                   es, rt->nparts, offsetof(engine_stats_t, matches));
+        part_gauge(b, "weir_pattern_partial_matches", "gauge",
+                   "Partial matches (runs) alive per partition (refreshed every 2 s).", es,
+                   rt->nparts, offsetof(engine_stats_t, partial));
+        part_gauge(b, "weir_pattern_held_events", "gauge",
+                   "Events held for patterns' event-time order per partition (refreshed every 2 s).",
+                   es, rt->nparts, offsetof(engine_stats_t, held));
     }
-    metrics_header(b, "weir_late_events_partition_total", "counter",
-                   "Late events per partition since start (replay included).");
-    for (uint32_t i = 0; i < rt->nparts; i++) {
-        snprintf(lab, sizeof lab, "partition=\"%u\"", i);
-        metrics_sample_u64(b, "weir_late_events_partition_total", lab, es[i].late);
-    }
+    part_gauge(b, "weir_late_events_partition_total", "counter",
+               "Late events per partition since start (replay included).", es, rt->nparts,
+               offsetof(engine_stats_t, late));
     weir_free(es);
     metrics_header(b, "weir_event_time_seconds", "gauge",
                    "Newest event time applied per partition (Unix seconds).");

@@ -115,22 +115,15 @@ int engine_part_encode(const engine_part_t *p, weir_buf_t *b, engine_state_flush
 
 typedef struct dec_ctx {
     const engine_t *e;
+    engine_part_t *p;
     const char *why;
 } dec_ctx_t;
 
-/* keymap free callback for a failed decode: what a value holds. */
+/* keymap free callback for a failed decode: what a value holds (the
+ * engine's own release; the partition is left empty anyway). */
 static void value_free(void *v, void *arg)
 {
-    const engine_t *e = ((dec_ctx_t *)arg)->e;
-    if (!*key_inited(e, v)) return;
-    for (uint32_t g = 0; g < e->ngroups; g++) win_free(&key_wins(v)[g]);
-    for (uint32_t i = 0; i < e->nprev; i++) weir_free(key_prevs(e, v)[i].str);
-    for (uint32_t a = 0; a < e->spec->naggregates; a++) oc_key_free(key_oc(e, v)[a]);
-    if (e->spec->npatterns) {
-        pattern_key_free(e->spec, *key_pat(e, v));
-        *key_pat(e, v) = NULL;
-    }
-    *key_inited(e, v) = 0;
+    engine_key_release(v, ((dec_ctx_t *)arg)->p);
 }
 
 static int prev_decode(prev_t *pv, codec_rd_t *r)
@@ -234,7 +227,7 @@ int engine_part_decode(engine_part_t *p, const void *data, size_t len, char *err
     if ((max_time == INT64_MIN) != (wm == INT64_MIN) ||
         (max_time != INT64_MIN && wm != max_time - e->src->lateness_ms))
         return weir_errf(err, errlen, WEIR_ECORRUPT, "engine state: watermark does not follow max time");
-    dec_ctx_t c = {e, "value"};
+    dec_ctx_t c = {e, p, "value"};
     keymap_free(&p->km, NULL, NULL); /* empty: p has processed nothing */
     size_t used = 0;
     char why[256];
