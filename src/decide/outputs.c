@@ -248,3 +248,21 @@ uint64_t outputs_matches(const outputs_t *o)
 {
     return o->matches;
 }
+
+/* "<name>.ndjson <bytes>" for one open output (after a flush: its size). */
+static void output_end(weir_buf_t *b, const char *name, FILE *f)
+{
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0) return;
+    buf_appendf(b, "%s.ndjson %lld\n", name, (long long)st.st_size);
+}
+
+void outputs_ends(outputs_t *o, weir_buf_t *b)
+{
+    const spec_t *s = o->spec;
+    for (uint32_t i = 0; i < s->naggregates; i++) output_end(b, s->aggregates[i].name, o->agg[i]);
+    output_end(b, "late", o->late);
+    for (uint32_t i = 0; o->pat && i < s->npatterns; i++) output_end(b, s->patterns[i].name, o->pat[i]);
+    for (uint32_t i = 0; o->emit && i < s->ndecisions; i++)
+        if (o->emit[i]) output_end(b, s->decisions[i].emit, o->emit[i]);
+}

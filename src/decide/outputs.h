@@ -25,6 +25,10 @@ int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char 
 int outputs_close(outputs_t *o, char *err, size_t errlen);
 int outputs_flush(outputs_t *o, char *err, size_t errlen);
 engine_sink_t outputs_sink(outputs_t *o);
+/* Appends "<name>.ndjson <bytes>\n" per output file (fstat of the open
+ * files, so call it after outputs_flush): where each file ends, for a
+ * checkpoint (runtime.c, OUTPUTS ACROSS CRASHES). */
+void outputs_ends(outputs_t *o, weir_buf_t *b);
 uint64_t outputs_windows(const outputs_t *o);
 uint64_t outputs_late(const outputs_t *o);
 uint64_t outputs_matches(const outputs_t *o);

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -245,6 +247,34 @@ static size_t read_full(int fd, void *buf, size_t len)
 /* Returns 0 (taken), 1 (skip_unchanged and nothing was logged since the
  * last one: an idle server does not rewrite the same state every
  * interval) or an error. */
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1 */
+#endif
+
+/* After a fork, every huge page the parent writes while the child lives is
+ * split into small pages (copy-on-write copies 4 KiB), and stays split: the
+ * next fork copies more page tables — measured here, 2 ms growing to 21 ms
+ * over four checkpoints under load. Once the child is gone, the large
+ * anonymous read-write mappings (malloc's arenas) are collapsed back into
+ * huge pages (MADV_COLLAPSE; a no-op where the kernel lacks it). */
+static void recollapse_heap(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, off, inode;
+        char perms[8], dev[16];
+        if (sscanf(line, "%lx-%lx %7s %lx %15s %lu", &lo, &hi, perms, &off, dev, &inode) != 6)
+            continue;
+        if (perms[0] != 'r' || perms[1] != 'w' || inode != 0 || hi - lo < (8ul << 20) ||
+            strstr(line, "[stack"))
+            continue;
+        (void)madvise((void *)lo, hi - lo, MADV_COLLAPSE);
+    }
+    fclose(f);
+}
+
 static int take_locked(checkpointer_t *c, int skip_unchanged, ckptr_result_t *res, char *err,
                        size_t errlen)
 {
@@ -253,9 +283,16 @@ static int take_locked(checkpointer_t *c, int skip_unchanged, ckptr_result_t *re
     if (pipe2(pfd, O_CLOEXEC) != 0)
         return weir_errf(err, errlen, WEIR_EIO, "checkpoint: pipe: %s", strerror(errno));
     uint64_t t0 = weir_mono_ns();
+    /* Every partition waits while this thread freezes and forks: it should
+     * not lose the CPU meanwhile to other threads (nice -10 for that
+     * moment; without the privilege to raise it, it stays as it is). */
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    int nice0 = getpriority(PRIO_PROCESS, (id_t)tid);
+    int raised = setpriority(PRIO_PROCESS, (id_t)tid, -10) == 0;
     buf_reset(&c->extra);
     int rc = c->src.freeze(c->src.ctx, c->log_off, c->dec_off, c->decided, &c->extra, err, errlen);
     if (rc) {
+        if (raised) (void)!setpriority(PRIO_PROCESS, (id_t)tid, nice0);
         close(pfd[0]);
         close(pfd[1]);
         return rc;
@@ -263,6 +300,7 @@ static int take_locked(checkpointer_t *c, int skip_unchanged, ckptr_result_t *re
     if (skip_unchanged && c->have_done &&
         memcmp(c->log_off, c->done_off, c->src.nparts * sizeof *c->log_off) == 0) {
         c->src.thaw(c->src.ctx);
+        if (raised) (void)!setpriority(PRIO_PROCESS, (id_t)tid, nice0);
         close(pfd[0]);
         close(pfd[1]);
         return 1;
@@ -275,6 +313,7 @@ static int take_locked(checkpointer_t *c, int skip_unchanged, ckptr_result_t *re
     uint64_t tf2 = weir_mono_ns();
     c->src.thaw(c->src.ctx);
     uint64_t t1 = weir_mono_ns();
+    if (raised) (void)!setpriority(PRIO_PROCESS, (id_t)tid, nice0);
     close(pfd[1]);
     if (pid < 0) {
         close(pfd[0]);
@@ -286,6 +325,7 @@ static int take_locked(checkpointer_t *c, int skip_unchanged, ckptr_result_t *re
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
+    if (!getenv("WEIR_NO_COLLAPSE")) recollapse_heap();
     uint64_t t2 = weir_mono_ns();
     if (got != sizeof r) {
         if (WIFSIGNALED(status))
