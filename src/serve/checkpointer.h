@@ -35,6 +35,8 @@
  * step N, counted across checkpoints (the parent adds each child's steps to
  * its own count). WEIR_CKPT_STEP_DELAY_MS=M makes the child sleep M ms
  * after each step, so that a test's kill lands inside a checkpoint.
+ * WEIR_NO_COLLAPSE=1 skips re-collapsing the heap into huge pages after a
+ * checkpoint (checkpointer.c recollapse_heap), for comparing its effect.
  *
  * RECOVERY takes the newest checkpoint that verifies (every CRC) AND is
  * usable (the runtime's restore callback checks): same pipeline, partitions and feature plan (engine_fingerprint),
