@@ -6,7 +6,12 @@
 
 #include <stdint.h>
 
+struct timespec;
+
 int64_t weir_wall_ms(void);  /* milliseconds since the Unix epoch */
 uint64_t weir_mono_ns(void); /* CLOCK_MONOTONIC in nanoseconds */
+/* The CLOCK_REALTIME instant ms milliseconds from now, the deadline
+ * pthread_cond_timedwait takes (periodic threads: fsync, flush, checkpoint). */
+void weir_deadline_in_ms(struct timespec *ts, int64_t ms);
 
 #endif

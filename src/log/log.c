@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "log/part.h"
 
@@ -57,10 +58,7 @@ static void *flusher_main(void *arg)
     pthread_mutex_lock(&log->mu);
     while (!log->stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)log->cfg.fsync_interval_ms * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        weir_deadline_in_ms(&ts, log->cfg.fsync_interval_ms);
         pthread_cond_timedwait(&log->cv, &log->mu, &ts);
         if (log->stop) break;
         for (size_t i = 0; i < log->ntopics; i++) {

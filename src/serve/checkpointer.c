@@ -401,11 +401,7 @@ static void *periodic_main(void *arg)
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += c->interval_ms / 1000;
-        ts.tv_nsec += (c->interval_ms % 1000) * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        weir_deadline_in_ms(&ts, c->interval_ms);
         int w = 0;
         while (!c->stop && w != ETIMEDOUT) w = pthread_cond_timedwait(&c->wake, &c->mu, &ts);
         if (c->stop) break;

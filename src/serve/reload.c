@@ -131,15 +131,12 @@ static void swap_in(runtime_t *rt, staged_t *st)
         engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt};
         p->engine = rt->pl.parts[i] = engine_part_migrate(p->engine, st->engine, &sink, &ms);
         p->stats_ms = 0; /* state gauges again at the next scrape */
-        total.keys_moved += ms.keys_moved;
-        if (i == 0) {
-            total.groups_kept = ms.groups_kept, total.groups_new = ms.groups_new;
-            total.groups_dropped = ms.groups_dropped;
-            total.patterns_kept = ms.patterns_kept, total.patterns_new = ms.patterns_new;
-            total.patterns_dropped = ms.patterns_dropped;
-            total.aggregates_kept = ms.aggregates_kept, total.aggregates_new = ms.aggregates_new;
-            total.aggregates_dropped = ms.aggregates_dropped;
-        }
+        /* The kept/new/dropped counts are the plans', the same for every
+         * partition; keys add up. */
+        if (i == 0)
+            total = ms;
+        else
+            total.keys_moved += ms.keys_moved;
     }
     /* Everything that reads the spec under a partition lock changes now. */
     rt->retired = weir_realloc(rt->retired, (rt->nretired + 1) * sizeof *rt->retired);

@@ -671,10 +671,7 @@ static void *flusher_main(void *arg)
     pthread_mutex_lock(&rt->flush_lock);
     while (!rt->flush_stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)rt->cfg.decision_flush_ms * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        weir_deadline_in_ms(&ts, rt->cfg.decision_flush_ms);
         pthread_cond_timedwait(&rt->flush_wake, &rt->flush_lock, &ts);
         if (rt->flush_stop) break;
         pthread_mutex_unlock(&rt->flush_lock);
