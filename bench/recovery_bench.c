@@ -19,12 +19,14 @@
  *   (c) p99   on that last server: a paced client (--rate requests/s of
  *             POST /v1/score over --conns keep-alive connections, a fresh
  *             event each, latency counted from the request's scheduled
- *             send time so a stall is not hidden) runs throughout; --runs
+ *             send time so a stall is not hidden) runs throughout; --rounds
  *             rounds of: 3 s without a checkpoint, then POST
  *             /v1/admin/checkpoint, which answers once the checkpoint is
- *             committed. p99 of the requests scheduled while a checkpoint
- *             was in progress (request sent .. answer received) next to p99
- *             of those in the 3 s before it, in the same run. The client goes
+ *             committed and older ones pruned. p99 of the requests
+ *             scheduled while a checkpoint was in progress (request sent ..
+ *             answer received) next to p99 of those in the 3 s before it,
+ *             in the same run; then the same with the spec's periodic
+ *             checkpoints (see periodic_rounds). The client goes
  *             on for 1 s after the last checkpoint (those events are
  *             replayed by (a)); then SIGKILL.
  *   (a) ready --runs times: start `weir run`, which recovers from that
@@ -37,11 +39,11 @@
  * only if the benchmark could not run.
  *
  * Options: --events N, --keys K (scale down for a quick run), --runs R
- * (default 3), --rate R (default 2000), --conns C (default 4), --dir DIR
- * (work here instead of a fresh /tmp directory), --keep, --json. */
+ * (default 3), --rounds N (checkpoints measured in each (c); default R),
+ * --rate R (default 2000), --conns C (default 4), --dir DIR (work here
+ * instead of a fresh /tmp directory), --keep, --json. */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -81,7 +83,7 @@ static const char *const countries[] = {"US", "GB", "DE", "FR", "ES", "IT", "NL"
 
 typedef struct opts {
     uint64_t events, keys;
-    unsigned runs, conns;
+    unsigned runs, rounds, conns; /* rounds: checkpoints measured in (c) */
     double rate;
     const char *dir;
     int keep, json;
@@ -530,6 +532,7 @@ typedef struct ckpt_round {
 /* The rounds' latency figures, once the clients have stopped. */
 static void rounds_latency(client_t *cs, unsigned conns, ckpt_round_t *rounds, unsigned n)
 {
+    if (getenv("EXP_DUMP")) { FILE *f = fopen(getenv("EXP_DUMP"), "a"); for (unsigned c = 0; c < conns; c++) for (size_t i = 0; i < cs[c].n; i++) fprintf(f, "S %lu %lu\n", cs[c].samples[i].sched_ns, cs[c].samples[i].lat_ns); fclose(f); }
     for (unsigned i = 0; i < n; i++) {
         ckpt_round_t *r = &rounds[i];
         r->base_p50 = window_quantile(cs, conns, r->base_from, r->base_to, 0.5, NULL);
@@ -609,19 +612,6 @@ static uint64_t clients_stop(client_t *cs, const opts_t *o)
     return errors;
 }
 
-/* Whether DATA/checkpoints holds a checkpoint being written (<id>.tmp). */
-static int ckpt_in_progress(const char *ckdir)
-{
-    DIR *d = opendir(ckdir);
-    if (!d) return 0;
-    struct dirent *e;
-    int found = 0;
-    while (!found && (e = readdir(d)))
-        found = strlen(e->d_name) > 4 && !strcmp(e->d_name + strlen(e->d_name) - 4, ".tmp");
-    closedir(d);
-    return found;
-}
-
 /* A gauge of GET /metrics, or -1. */
 static double metric_value(uint16_t port, const char *name)
 {
@@ -640,49 +630,38 @@ static double metric_value(uint16_t port, const char *name)
 }
 
 /* Periodic checkpoints on a server under load: waits for `want` of them,
- * each seen as its <id>.tmp appearing and going (the commit rename), and
- * takes its window as [commit - weir_checkpoint_last_seconds, commit] (the
- * freeze and fork before the directory exists included), and the gap
- * before it (0.5 s after the previous one .. 0.1 s before) as its baseline. */
-static int periodic_rounds(uint16_t port, const char *ckdir, unsigned want, double timeout_s,
-                           ckpt_round_t *rounds)
+ * each seen as weir_checkpoint_last_id going up (asked every POLL_S: a
+ * light probe, the same in and out of checkpoints), and takes its window
+ * as [seen - weir_checkpoint_last_seconds, seen] — the freeze, the fork,
+ * the writing, the heap's collapse and the pruning of older ones, plus up
+ * to POLL_S after — and the gap before it (0.5 s after the previous one ..
+ * 0.1 s before) as its baseline. */
+#define POLL_S 0.010
+static int periodic_rounds(uint16_t port, unsigned want, double timeout_s, ckpt_round_t *rounds)
 {
     uint64_t t0 = weir_mono_ns(), prev_end = t0;
     double prev_id = metric_value(port, "weir_checkpoint_last_id");
     unsigned got = 0;
-    int was = 0;
     while (got < want && secs_since(t0) < timeout_s) {
-        int now = ckpt_in_progress(ckdir);
-        if (was && !now) {
-            uint64_t end = weir_mono_ns();
-            double id = -1, secs = -1;
-            for (int tries = 0; tries < 2000; tries++) { /* the parent reaps the child */
-                id = metric_value(port, "weir_checkpoint_last_id");
-                if (id > prev_id) break;
-                sleep_s(0.001);
-            }
-            if (id <= prev_id) {
-                fprintf(stderr, PREFIX ": a checkpoint vanished without being counted\n");
-                return -1;
-            }
-            secs = metric_value(port, "weir_checkpoint_last_seconds");
-            ckpt_round_t *r = &rounds[got];
-            r->id = (uint64_t)id;
-            r->ck_ms = secs * 1e3;
-            r->pause_ms = metric_value(port, "weir_checkpoint_pause_seconds") * 1e3;
-            r->bytes = (uint64_t)metric_value(port, "weir_checkpoint_last_bytes");
-            r->ck_from = end - (uint64_t)(secs * 1e9);
-            r->ck_to = end;
-            r->base_from = prev_end + 500000000ull;
-            r->base_to = r->ck_from - 100000000ull;
-            prev_id = id;
-            prev_end = end;
-            /* a round needs a baseline: a checkpoint less than 1.6 s after
-             * the start or the previous one does not count */
-            if (r->base_to > r->base_from + 1000000000ull) got++;
-        }
-        was = now;
-        sleep_s(0.001);
+        sleep_s(POLL_S);
+        double id = metric_value(port, "weir_checkpoint_last_id");
+        if (!(id > prev_id)) continue;
+        uint64_t end = weir_mono_ns();
+        double secs = metric_value(port, "weir_checkpoint_last_seconds");
+        ckpt_round_t *r = &rounds[got];
+        r->id = (uint64_t)id;
+        r->ck_ms = secs * 1e3;
+        r->pause_ms = metric_value(port, "weir_checkpoint_pause_seconds") * 1e3;
+        r->bytes = (uint64_t)metric_value(port, "weir_checkpoint_last_bytes");
+        r->ck_from = end - (uint64_t)(secs * 1e9);
+        r->ck_to = end;
+        r->base_from = prev_end + 500000000ull;
+        r->base_to = r->ck_from - 100000000ull;
+        prev_id = id;
+        prev_end = end;
+        /* a round needs a baseline: a checkpoint less than 1.6 s after
+         * the start or the previous one does not count */
+        if (r->base_to > r->base_from + 1000000000ull) got++;
     }
     if (got < want) {
         fprintf(stderr, PREFIX ": saw %u periodic checkpoints in %.0f s, wanted %u\n", got, timeout_s,
@@ -727,12 +706,13 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         else if (!strcmp(a, "--events") && v) o->events = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--keys") && v) o->keys = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--runs") && v) o->runs = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--rounds") && v) o->rounds = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "--conns") && v) o->conns = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "--rate") && v) o->rate = strtod(argv[++i], NULL);
         else if (!strcmp(a, "--dir") && v) o->dir = argv[++i];
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: weir bench recovery [--json] [--events N] [--keys K] [--runs R]\n"
-                   "                           [--rate REQ_PER_S] [--conns C] [--dir DIR] [--keep]\n"
+                   "                           [--rounds N] [--rate REQ_PER_S] [--conns C] [--dir DIR] [--keep]\n"
                    "Recovery time from a checkpoint, full-replay events/s, and /v1/score p99\n"
                    "during a checkpoint beside p99 without one (see bench/recovery_bench.c).\n");
             return 1;
@@ -741,6 +721,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
             return -1;
         }
     }
+    if (!o->rounds) o->rounds = o->runs;
     if (!o->events || !o->keys || !o->runs || !o->conns || !(o->rate > 0)) {
         fprintf(stderr, PREFIX ": --events, --keys, --runs, --conns and --rate must be positive\n");
         return -1;
@@ -763,7 +744,7 @@ int bench_recovery(int argc, char **argv)
     *strrchr(self, '/') = '\0';
     snprintf(weir, sizeof weir, "%s/weir", self);
 
-    char dir[PATH_MAX], data[PATH_MAX + 8], ckdir[PATH_MAX + 32], spec[PATH_MAX + 32],
+    char dir[PATH_MAX], data[PATH_MAX + 8], spec[PATH_MAX + 32],
         pspec[PATH_MAX + 32];
     if (o.dir) {
         snprintf(dir, sizeof dir, "%s", o.dir);
@@ -774,7 +755,6 @@ int bench_recovery(int argc, char **argv)
         if (!mkdtemp(dir)) return fprintf(stderr, PREFIX ": mkdtemp: %s\n", strerror(errno)), 1;
     }
     snprintf(data, sizeof data, "%s/data", dir);
-    snprintf(ckdir, sizeof ckdir, "%s/checkpoints", data);
     struct stat sb;
     if (stat(data, &sb) == 0) {
         fprintf(stderr, PREFIX ": %s exists; give an empty --dir\n", data);
@@ -788,7 +768,7 @@ int bench_recovery(int argc, char **argv)
     double *ready_full = weir_calloc(o.runs, sizeof(double)), *eps_full = weir_calloc(o.runs, sizeof(double));
     double *ready_ck = weir_calloc(o.runs, sizeof(double)), *replayed_ck = weir_calloc(o.runs, sizeof(double));
     uint64_t ckpt_id = 0, full_replayed = 0;
-    ckpt_round_t *admin = weir_calloc(o.runs, sizeof *admin), *periodic = weir_calloc(o.runs, sizeof *periodic);
+    ckpt_round_t *admin = weir_calloc(o.rounds, sizeof *admin), *periodic = weir_calloc(o.rounds, sizeof *periodic);
     double first_s = 0;
     int clients_on = 0;
 
@@ -824,7 +804,7 @@ int bench_recovery(int argc, char **argv)
      * /v1/admin/checkpoint, each after BASELINE_S without one. */
     clients_start(cs, &o, s.port);
     clients_on = 1;
-    for (unsigned r = 0; r < o.runs; r++) {
+    for (unsigned r = 0; r < o.rounds; r++) {
         uint64_t b0 = weir_mono_ns();
         sleep_s(BASELINE_S);
         uint64_t c0, c1;
@@ -838,8 +818,8 @@ int bench_recovery(int argc, char **argv)
     sleep_s(TAIL_S); /* events after the last checkpoint: (a) replays them */
     clients_on = 0;
     uint64_t errors = clients_stop(cs, &o);
-    rounds_latency(cs, o.conns, admin, o.runs);
-    rounds_print("POST /v1/admin/checkpoint:", admin, o.runs);
+    rounds_latency(cs, o.conns, admin, o.rounds);
+    rounds_print("POST /v1/admin/checkpoint:", admin, o.rounds);
     if (errors) progress("  (c) %" PRIu64 " requests failed", errors);
     server_kill(&s);
 
@@ -861,7 +841,7 @@ int bench_recovery(int argc, char **argv)
     /* (c) again with the spec's periodic checkpoints (no HTTP request
      * involved), every 3x the time one takes (at least 3 s) so that each
      * has a baseline before it. */
-    summary_t sa = summarize(admin, o.runs);
+    summary_t sa = summarize(admin, o.rounds);
     double interval_s = 3 * sa.ck_ms / 1e3;
     if (interval_s < 3) interval_s = 3;
     char ival[32];
@@ -870,13 +850,13 @@ int bench_recovery(int argc, char **argv)
     if (server_start(weir, pspec, data, dir, nrun++, &s) != 0) goto out;
     clients_start(cs, &o, s.port);
     clients_on = 1;
-    if (periodic_rounds(s.port, ckdir, o.runs, (o.runs + 3) * (interval_s + 2 * sa.ck_ms / 1e3) + 30,
+    if (periodic_rounds(s.port, o.rounds, (o.rounds + 3) * (interval_s + 2 * sa.ck_ms / 1e3) + 30,
                         periodic) != 0)
         goto out;
     clients_on = 0;
     errors = clients_stop(cs, &o);
-    rounds_latency(cs, o.conns, periodic, o.runs);
-    rounds_print("periodic", periodic, o.runs);
+    rounds_latency(cs, o.conns, periodic, o.rounds);
+    rounds_print("periodic", periodic, o.rounds);
     if (errors) progress("  (c) %" PRIu64 " requests failed", errors);
     server_kill(&s);
     rc = 0;
@@ -884,10 +864,10 @@ int bench_recovery(int argc, char **argv)
     {
         double a = median_of(ready_ck, o.runs), b = median_of(eps_full, o.runs),
                bready = median_of(ready_full, o.runs), replayed = median_of(replayed_ck, o.runs);
-        summary_t sp = summarize(periodic, o.runs);
+        summary_t sp = summarize(periodic, o.rounds);
         if (o.json) {
             printf("{\"benchmark\":\"recovery\",\"events\":%" PRIu64 ",\"keys\":%" PRIu64
-                   ",\"partitions\":%u,\"log_bytes\":%" PRIu64 ",\"runs\":%u,\"rate\":%.0f,\"conns\":%u,"
+                   ",\"partitions\":%u,\"log_bytes\":%" PRIu64 ",\"runs\":%u,\"rounds\":%u,\"rate\":%.0f,\"conns\":%u,"
                    "\"first_start_s\":%.3f,"
                    "\"ready_from_checkpoint_s\":%.3f,\"replayed_after_checkpoint\":%.0f,"
                    "\"full_replay_ready_s\":%.3f,\"full_replay_events\":%" PRIu64
@@ -900,7 +880,7 @@ int bench_recovery(int argc, char **argv)
                    "\"checkpoint_pause_ms\":%.2f,\"checkpoint_bytes\":%" PRIu64 "},"
                    "\"targets\":{\"ready_s\":3,\"replay_events_per_s\":3000000,\"p99_ratio\":2},"
                    "\"met\":{\"ready\":%s,\"replay\":%s,\"p99_periodic\":%s,\"p99_admin\":%s}}\n",
-                   o.events, o.keys, nparts, br.bytes, o.runs, o.rate, o.conns, first_s, a, replayed,
+                   o.events, o.keys, nparts, br.bytes, o.runs, o.rounds, o.rate, o.conns, first_s, a, replayed,
                    bready, full_replayed, b, interval_s * 1e3, sp.p99_base, sp.p99_ck, sp.ratio,
                    sp.ck_ms, sp.pause_ms, sp.bytes, sa.p99_base, sa.p99_ck, sa.ratio, sa.ck_ms,
                    sa.pause_ms, sa.bytes, a <= 3 ? "true" : "false", b >= 3e6 ? "true" : "false",

@@ -288,6 +288,11 @@ void ckpt_store_add_steps(ckpt_store_t *s, uint64_t n)
     atomic_fetch_add(&s->steps, n);
 }
 
+void ckpt_store_mark_committed(ckpt_store_t *s, uint64_t id)
+{
+    mark_verified(s, id);
+}
+
 uint64_t ckpt_store_crash_at(const ckpt_store_t *s)
 {
     return s->crash_at;

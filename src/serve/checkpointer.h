@@ -19,8 +19,10 @@
  *      (engine_state.h) straight into the checkpoint store
  *      (src/log/checkpoint.h: per-partition files with CRCs, manifest last,
  *      fsync, atomic rename), writes a result record to a pipe and exits.
- *   5. the parent reads the result, reaps the child and prunes to the
- *      newest CKPTR_KEEP checkpoints.
+ *   5. the parent reads the result, reaps the child, collapses its heap
+ *      back into huge pages (checkpointer.c says why, and why paced) and
+ *      prunes to the newest CKPTR_KEEP checkpoints (the one its child just
+ *      committed counts as verified: it is not read back).
  * Why fork rather than copying state under the locks or an incremental
  * scheme: the engine's state is millions of small keyed structures; a copy
  * would stop each partition for as long as the copy takes, and an
@@ -79,7 +81,7 @@ typedef struct ckptr_result {
     uint64_t bytes;     /* state bytes written (all partitions) */
     double pause_s;     /* freeze + fork: how long partitions were held */
     double fork_s;      /* of which fork() itself */
-    double seconds;     /* from freeze to committed */
+    double seconds;     /* from freeze to done: committed, heap collapsed, older pruned */
     uint64_t *offsets;  /* per partition (owned by the checkpointer, valid until the next one) */
 } ckptr_result_t;
 

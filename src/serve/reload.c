@@ -123,6 +123,7 @@ static void swap_in(runtime_t *rt, staged_t *st)
 {
     checkpointer_hold(rt->ckptr);
     for (uint32_t i = 0; i < rt->nparts; i++) pthread_mutex_lock(&rt->parts[i].lock);
+    atomic_store(&rt->gauges_done_ms, 0); /* state gauges again at the next scrape */
     engine_migrate_stats_t total = {0};
     uint64_t t0 = weir_mono_ns();
     for (uint32_t i = 0; i < rt->nparts; i++) {
@@ -130,7 +131,6 @@ static void swap_in(runtime_t *rt, staged_t *st)
         engine_migrate_stats_t ms;
         engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt};
         p->engine = rt->pl.parts[i] = engine_part_migrate(p->engine, st->engine, &sink, &ms);
-        p->stats_ms = 0; /* state gauges again at the next scrape */
         /* The kept/new/dropped counts are the plans', the same for every
          * partition; keys add up. */
         if (i == 0)

@@ -75,7 +75,9 @@
 #include "serve/numfmt.h"
 #include "stream/engine_state.h"
 
-#define STATS_EVERY_MS       2000      /* engine_part_stats walks every key: not per scrape */
+#define STATS_EVERY_MS       2000      /* state gauges: a walk over every key at most this often */
+#define STATS_SLICE          512       /* keys walked per hold of a partition's lock (~50 us) */
+#define STATS_GAP_US         20        /* and the gap between two holds */
 #define DECISION_BATCH_MAX   1024      /* buffered decisions that force a write */
 #define DECISION_BATCH_BYTES (1 << 20) /* buffered bytes that force a write */
 
@@ -120,6 +122,8 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
     pthread_mutex_init(&rt->err_lock, NULL);
     pthread_mutex_init(&rt->flush_lock, NULL);
     pthread_cond_init(&rt->flush_wake, NULL);
+    pthread_mutex_init(&rt->gauges_lock, NULL);
+    pthread_cond_init(&rt->gauges_wake, NULL);
     int rc = pipeline_open(&rt->pl, cfg->spec_path, cfg->datadir, NULL, 1, err, errlen);
     if (rc) {
         weir_free(rt);
@@ -180,6 +184,13 @@ static int flush_decisions(runtime_t *rt, rt_part_t *p);
 int runtime_close(runtime_t *rt, char *err, size_t errlen)
 {
     if (!rt) return 0;
+    if (rt->gauges_started) {
+        pthread_mutex_lock(&rt->gauges_lock);
+        rt->gauges_stop = 1;
+        pthread_cond_signal(&rt->gauges_wake);
+        pthread_mutex_unlock(&rt->gauges_lock);
+        pthread_join(rt->gauges, NULL);
+    }
     if (rt->flusher_started) {
         pthread_mutex_lock(&rt->flush_lock);
         rt->flush_stop = 1;
@@ -231,6 +242,8 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
     pthread_mutex_destroy(&rt->err_lock);
     pthread_mutex_destroy(&rt->flush_lock);
     pthread_cond_destroy(&rt->flush_wake);
+    pthread_mutex_destroy(&rt->gauges_lock);
+    pthread_cond_destroy(&rt->gauges_wake);
     weir_free(rt);
     return rc;
 }
@@ -616,9 +629,6 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     if (rc == 0 && flush_decisions(rt, p) != 0) rc = p->dfail;
     if (p->dfail) rc = weir_errf(err, errlen, p->dfail, "%s", p->dfail_err);
     engine_part_set_sink(p->engine, &sink);
-    /* The state gauges are computed at the first scrape (stats_ms = 0), not
-     * here: walking a million keys would only delay readiness. */
-    p->stats_ms = 0;
     pthread_mutex_unlock(&p->lock);
     return rc;
 }
@@ -685,6 +695,60 @@ static void *flusher_main(void *arg)
         pthread_mutex_lock(&rt->flush_lock);
     }
     pthread_mutex_unlock(&rt->flush_lock);
+    return NULL;
+}
+
+/* STATE GAUGES. weir_state_bytes and the partial matches' count need a
+ * walk over every key: a cache miss each, ~100 ms at a million keys. It
+ * runs here, not in the scrape: an HTTP worker busy walking would hold up
+ * every request on its connections. A scrape asks (gauges_asked_ms) and
+ * reads the last walk's figures; this thread walks when asked and the last
+ * walk is STATS_EVERY_MS old, so the gauges lag by at most that and cost
+ * nothing when nobody looks. The walk holds a partition's lock for
+ * STATS_SLICE keys at a time. The other gauges (events, keys, watermark,
+ * ...) are counters, read by the scrape itself. */
+static void gauges_walk(runtime_t *rt)
+{
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        rt_part_t *p = &rt->parts[i];
+        engine_stats_walk_t w = ENGINE_STATS_WALK_INIT;
+        engine_stats_t st;
+        pthread_mutex_lock(&p->lock);
+        const engine_part_t *walked = p->engine;
+        while (!engine_part_stats_step(p->engine, &w, STATS_SLICE, &st)) {
+            pthread_mutex_unlock(&p->lock);
+            /* A waiter woken by the unlock needs a moment to run: relocking
+             * at once would take the lock again first. */
+            usleep(STATS_GAP_US);
+            pthread_mutex_lock(&p->lock);
+            if (p->engine != walked) { /* a reload moved the state: start over */
+                w = (engine_stats_walk_t)ENGINE_STATS_WALK_INIT;
+                walked = p->engine;
+            }
+        }
+        p->stats = st;
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+static void *gauges_main(void *arg)
+{
+    runtime_t *rt = arg;
+    pthread_mutex_lock(&rt->gauges_lock);
+    while (!rt->gauges_stop) {
+        struct timespec ts;
+        weir_deadline_in_ms(&ts, STATS_EVERY_MS);
+        pthread_cond_timedwait(&rt->gauges_wake, &rt->gauges_lock, &ts);
+        if (rt->gauges_stop) break;
+        int64_t asked = atomic_load(&rt->gauges_asked_ms), done = atomic_load(&rt->gauges_done_ms);
+        int64_t now = weir_wall_ms();
+        if (!asked || (done && (asked < done || now - done < STATS_EVERY_MS))) continue;
+        pthread_mutex_unlock(&rt->gauges_lock);
+        atomic_store(&rt->gauges_done_ms, now);
+        gauges_walk(rt);
+        pthread_mutex_lock(&rt->gauges_lock);
+    }
+    pthread_mutex_unlock(&rt->gauges_lock);
     return NULL;
 }
 
@@ -825,6 +889,8 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
         pthread_create(&rt->flusher, NULL, flusher_main, rt);
         rt->flusher_started = 1;
     }
+    pthread_create(&rt->gauges, NULL, gauges_main, rt);
+    rt->gauges_started = 1;
     atomic_store(&rt->ready, 1);
     checkpointer_start(rt->ckptr, rt->pl.spec->checkpoint_interval_ms);
     return 0;
@@ -1004,23 +1070,26 @@ static void part_gauge(weir_buf_t *b, const char *name, const char *type, const 
 
 void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
 {
-    /* A scrape sees the decision log with every decision made so far, and
-     * state gauges at most STATS_EVERY_MS old: engine_part_stats walks every
-     * key under the partition lock, so it runs for scrapes (at most once per
-     * interval), not on a timer that would stall requests when nobody looks. */
+    /* A scrape sees the decision log with every decision made so far, the
+     * engine's counters as they are, and the state gauges of the last walk
+     * (STATE GAUGES), which it asks for. */
     engine_stats_t *es = weir_calloc(rt->nparts, sizeof *es);
     int64_t now = weir_wall_ms();
+    atomic_store(&rt->gauges_asked_ms, now);
+    if (now - atomic_load(&rt->gauges_done_ms) >= STATS_EVERY_MS) {
+        pthread_mutex_lock(&rt->gauges_lock);
+        pthread_cond_signal(&rt->gauges_wake);
+        pthread_mutex_unlock(&rt->gauges_lock);
+    }
     for (uint32_t i = 0; i < rt->nparts; i++) {
         rt_part_t *p = &rt->parts[i];
         pthread_mutex_lock(&p->lock);
         if (runtime_ready(rt)) {
             flush_decisions(rt, p);
-            if (now - p->stats_ms >= STATS_EVERY_MS) {
-                engine_part_stats(p->engine, &p->stats);
-                p->stats_ms = now;
-            }
+            engine_part_counters(p->engine, &es[i]);
+            es[i].state_bytes = p->stats.state_bytes;
+            es[i].partial = p->stats.partial;
         }
-        es[i] = p->stats;
         pthread_mutex_unlock(&p->lock);
     }
     pthread_mutex_lock(&rt->reload_lock); /* not while a reload swaps the rules' counters */

@@ -41,8 +41,7 @@ typedef struct rt_part {
     size_t lower_cap, max_raw;
     _Atomic int64_t max_time; /* newest event time applied (INT64_MIN: none) */
     _Atomic int64_t last_ms;  /* wall clock of the last append */
-    engine_stats_t stats;     /* cached for /metrics */
-    int64_t stats_ms;
+    engine_stats_t stats;     /* the gauges thread's last walk, for /metrics */
     /* recovery */
     int64_t decided;    /* input offset of the last decision made (read from the decision
                            log at start, then kept by decision_record), -1: none */
@@ -75,6 +74,14 @@ struct runtime {
     pthread_mutex_t flush_lock; /* guards flush_stop, with flush_wake */
     pthread_cond_t flush_wake;
     int flush_stop;
+    /* the gauges thread (STATE GAUGES in runtime.c) */
+    pthread_t gauges;
+    int gauges_started;
+    pthread_mutex_t gauges_lock; /* guards gauges_stop, with gauges_wake */
+    pthread_cond_t gauges_wake;
+    int gauges_stop;
+    _Atomic int64_t gauges_asked_ms; /* wall clock of the last scrape (0: none yet) */
+    _Atomic int64_t gauges_done_ms;  /* when the last walk began (0: none yet) */
     /* recovery */
     _Atomic uint32_t next_part;
     _Atomic int recover_rc;

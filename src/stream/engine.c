@@ -624,18 +624,34 @@ int engine_part_record(engine_part_t *p, uint64_t offset, int tick, weir_slice_t
 
 void engine_part_stats(const engine_part_t *p, engine_stats_t *out)
 {
+    engine_stats_walk_t w = ENGINE_STATS_WALK_INIT;
+    while (!engine_part_stats_step(p, &w, UINT32_MAX, out)) {
+    }
+}
+
+int engine_part_stats_step(const engine_part_t *p, engine_stats_walk_t *w, uint32_t budget,
+                           engine_stats_t *out)
+{
+    void *v;
+    uint32_t n = 0;
+    while ((v = keymap_next(&p->km, &w->it))) {
+        if (*key_inited(p->e, v)) {
+            w->bytes += key_bytes(p->e, v);
+            if (p->pat) w->partial += pattern_key_runs(*key_pat(p->e, v));
+        }
+        if (++n >= budget) return 0;
+    }
+    engine_part_counters(p, out);
+    out->state_bytes = w->bytes + keymap_bytes(&p->km) + oc_timers_bytes(p->timers) +
+                       (p->pat ? pattern_part_bytes(p->pat) : 0);
+    out->partial += w->partial;
+    return 1;
+}
+
+void engine_part_counters(const engine_part_t *p, engine_stats_t *out)
+{
     *out = p->st;
     out->keys = keymap_count(&p->km);
-    size_t bytes = keymap_bytes(&p->km) + oc_timers_bytes(p->timers) +
-                   (p->pat ? pattern_part_bytes(p->pat) : 0);
-    keymap_iter_t it = KEYMAP_ITER_INIT;
-    void *v;
-    while ((v = keymap_next(&p->km, &it))) {
-        if (!*key_inited(p->e, v)) continue;
-        bytes += key_bytes(p->e, v);
-        if (p->pat) out->partial += pattern_key_runs(*key_pat(p->e, v));
-    }
-    out->state_bytes = bytes;
     if (p->pat) {
         pattern_stats_t ps;
         pattern_part_stats(p->pat, &ps);

@@ -30,6 +30,7 @@
 
 #include "base/buf.h"
 #include "spec/spec.h"
+#include "stream/keymap.h"
 
 struct cJSON;
 typedef struct engine engine_t;
@@ -117,5 +118,23 @@ typedef struct engine_stats {
     uint64_t held;        /* events held for patterns' time order */
 } engine_stats_t;
 void engine_part_stats(const engine_part_t *p, engine_stats_t *out);
+/* The figures that need no walk over the keys: all but state_bytes and the
+ * partial matches' count (left at what the partition-wide counters hold). */
+void engine_part_counters(const engine_part_t *p, engine_stats_t *out);
+
+/* The same figures gathered a slice at a time, so that a caller who holds
+ * the partition's lock only per slice does not stall its events for the
+ * whole walk (a million keys are a cache miss each: ~100 ms). Start with
+ * ENGINE_STATS_WALK_INIT and call until it returns 1, which fills *out.
+ * The partition may change between calls (the caller unlocks): keys
+ * inserted, moved or deleted meanwhile may be missed or counted twice, so
+ * the sums are then approximate; the walk itself stays in bounds. */
+typedef struct engine_stats_walk {
+    keymap_iter_t it;
+    uint64_t bytes, partial;
+} engine_stats_walk_t;
+#define ENGINE_STATS_WALK_INIT {KEYMAP_ITER_INIT, 0, 0}
+int engine_part_stats_step(const engine_part_t *p, engine_stats_walk_t *w, uint32_t budget,
+                           engine_stats_t *out);
 
 #endif

@@ -198,6 +198,43 @@ static void ttl_resets_idle_keys(void **state)
     assert_true(st.evicted >= 1);
 }
 
+/* The gauges' walk a slice at a time gives the whole walk's figures, and
+ * keys added between slices (the caller unlocks there) keep it in bounds. */
+static void stats_walk_in_slices(void **state)
+{
+    fixture_t *f = *state;
+    char key[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        ev(f, key, i, "m", 10 * S + i);
+    }
+    engine_stats_t whole, sliced;
+    engine_part_stats(f->part, &whole);
+    for (uint32_t budget = 1; budget <= 301; budget += 50) {
+        engine_stats_walk_t w = ENGINE_STATS_WALK_INIT;
+        int steps = 0;
+        while (!engine_part_stats_step(f->part, &w, budget, &sliced)) steps++;
+        assert_int_equal(steps, 300 / budget);
+        assert_int_equal(sliced.keys, whole.keys);
+        assert_int_equal(sliced.state_bytes, whole.state_bytes);
+        assert_int_equal(sliced.events, whole.events);
+    }
+    /* new keys between slices (fewer than a slice walks, or it would not
+     * end), enough to grow the table mid-walk */
+    engine_stats_walk_t w = ENGINE_STATS_WALK_INIT;
+    int n = 300;
+    while (!engine_part_stats_step(f->part, &w, 7, &sliced)) {
+        for (int j = 0; j < 3; j++, n++) {
+            snprintf(key, sizeof key, "k%d", n);
+            ev(f, key, n, "m", 10 * S + n);
+        }
+        assert_true(n < 2000);
+    }
+    engine_part_stats(f->part, &whole);
+    assert_int_equal(sliced.keys, whole.keys);
+    assert_true(sliced.state_bytes > 0);
+}
+
 static const emitted_t *find(fixture_t *f, const char *agg, const char *key, int64_t start)
 {
     for (int i = 0; i < f->nout; i++)
@@ -331,6 +368,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(features_as_of_each_event, setup, teardown),
         cmocka_unit_test_setup_teardown(late_events_are_scored_not_applied, setup, teardown),
         cmocka_unit_test_setup_teardown(ttl_resets_idle_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(stats_walk_in_slices, setup, teardown),
         cmocka_unit_test_setup_teardown(windows_close_on_watermark, setup, teardown),
         cmocka_unit_test_setup_teardown(sessions_merge_when_bridged, setup, teardown),
         cmocka_unit_test(strings_refused_where_unsupported),
