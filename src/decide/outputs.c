@@ -12,6 +12,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "base/numfmt.h"
 
 struct outputs {
     const spec_t *spec;
@@ -116,8 +117,8 @@ void outputs_json_value(weir_buf_t *b, const expr_value_t *v)
     case EXPR_BOOL: buf_append_str(b, v->as.b ? "true" : "false"); break;
     case EXPR_INT:
     case EXPR_TIME:
-    case EXPR_DURATION: buf_appendf(b, "%" PRId64, v->as.i); break;
-    case EXPR_FLOAT: buf_appendf(b, "%.17g", v->as.f); break;
+    case EXPR_DURATION: numfmt_append_i64(b, v->as.i); break;
+    case EXPR_FLOAT: numfmt_append_g17(b, v->as.f); break;
     case EXPR_STRING: buf_append_json_string(b, v->as.s.ptr, v->as.s.len); break;
     }
 }
@@ -126,12 +127,6 @@ void outputs_json_key(weir_buf_t *b, const spec_source_t *src, weir_slice_t key)
 {
     if (src->fields[src->key_slot].type == EXPR_INT) buf_append(b, key.ptr, key.len);
     else buf_append_json_string(b, key.ptr, key.len);
-}
-
-static void write_line(outputs_t *o, FILE *f)
-{
-    buf_append(&o->line, "\n", 1);
-    if (fwrite(o->line.data, 1, o->line.len, f) != o->line.len) o->failed = 1;
 }
 
 /* A pattern's match (pattern.h, pattern_io_t.match): one flat derived
@@ -156,55 +151,90 @@ void outputs_match_line(weir_buf_t *b, const spec_t *spec, uint32_t part, const 
     buf_append_str(b, "}");
 }
 
-static void on_match(outputs_t *o, uint32_t part, const spec_pattern_t *p, weir_slice_t key,
-                     int64_t start, int64_t time, const expr_value_t *vals)
+static void write_line(outputs_t *o, FILE *f, const weir_buf_t *line)
 {
-    buf_reset(&o->line);
-    outputs_match_line(&o->line, o->spec, part, p, key, start, time, vals);
-    write_line(o, o->pat[p - o->spec->patterns]);
-    o->matches++;
+    if (fwrite(line->data, 1, line->len, f) != line->len) o->failed = 1;
 }
 
-static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
-                      int64_t start, int64_t end, const expr_value_t *vals)
+void outputs_window_line(const outputs_t *o, weir_buf_t *b, uint32_t part,
+                         const spec_aggregate_t *agg, weir_slice_t key, int64_t start, int64_t end,
+                         const expr_value_t *vals)
 {
-    outputs_t *o = ctx;
     const spec_pattern_t *pat = o->spec->npatterns ? spec_pattern_of(o->spec, agg) : NULL;
     if (pat) {
-        on_match(o, part, pat, key, start, end, vals);
+        outputs_match_line(b, o->spec, part, pat, key, start, end, vals);
+        buf_append(b, "\n", 1);
         return;
     }
-    weir_buf_t *b = &o->line;
-    buf_reset(b);
     buf_append_str(b, "{\"aggregate\":");
     buf_append_json_string(b, agg->name, strlen(agg->name));
     buf_append_str(b, ",\"key\":");
     outputs_json_key(b, &o->spec->sources[0], key);
-    buf_appendf(b, ",\"start\":%" PRId64 ",\"end\":%" PRId64, start, end);
+    buf_append_str(b, ",\"start\":");
+    numfmt_append_i64(b, start);
+    buf_append_str(b, ",\"end\":");
+    numfmt_append_i64(b, end);
     for (uint32_t i = 0; i < agg->nselect; i++) {
         buf_append_str(b, ",");
         buf_append_json_string(b, agg->select[i].name, strlen(agg->select[i].name));
         buf_append_str(b, ":");
         outputs_json_value(b, &vals[i]);
     }
-    buf_append_str(b, "}");
-    write_line(o, o->agg[agg - o->spec->aggregates]);
-    o->windows++;
+    buf_append_str(b, "}\n");
+}
+
+void outputs_write_window(outputs_t *o, const spec_aggregate_t *agg, const weir_buf_t *line)
+{
+    const spec_pattern_t *pat = o->spec->npatterns ? spec_pattern_of(o->spec, agg) : NULL;
+    if (pat) {
+        write_line(o, o->pat[pat - o->spec->patterns], line);
+        o->matches++;
+    } else {
+        write_line(o, o->agg[agg - o->spec->aggregates], line);
+        o->windows++;
+    }
+}
+
+void outputs_late_line(const outputs_t *o, weir_buf_t *b, uint32_t part, uint64_t offset,
+                       weir_slice_t key, int64_t time, int64_t watermark, weir_slice_t event)
+{
+    buf_append_str(b, "{\"partition\":");
+    numfmt_append_u64(b, part);
+    buf_append_str(b, ",\"offset\":");
+    numfmt_append_u64(b, offset);
+    buf_append_str(b, ",\"key\":");
+    outputs_json_key(b, &o->spec->sources[0], key);
+    buf_append_str(b, ",\"time\":");
+    numfmt_append_i64(b, time);
+    buf_append_str(b, ",\"watermark\":");
+    numfmt_append_i64(b, watermark);
+    buf_append_str(b, ",\"event\":");
+    buf_append(b, event.ptr, event.len); /* a JSON object, as logged */
+    buf_append_str(b, "}\n");
+}
+
+void outputs_write_late(outputs_t *o, const weir_buf_t *line)
+{
+    write_line(o, o->late, line);
+    o->lates++;
+}
+
+static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
+                      int64_t start, int64_t end, const expr_value_t *vals)
+{
+    outputs_t *o = ctx;
+    buf_reset(&o->line);
+    outputs_window_line(o, &o->line, part, agg, key, start, end, vals);
+    outputs_write_window(o, agg, &o->line);
 }
 
 static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
                     int64_t watermark, weir_slice_t event)
 {
     outputs_t *o = ctx;
-    weir_buf_t *b = &o->line;
-    buf_reset(b);
-    buf_appendf(b, "{\"partition\":%u,\"offset\":%" PRIu64 ",\"key\":", part, offset);
-    outputs_json_key(b, &o->spec->sources[0], key);
-    buf_appendf(b, ",\"time\":%" PRId64 ",\"watermark\":%" PRId64 ",\"event\":", time, watermark);
-    buf_append(b, event.ptr, event.len); /* a JSON object, as logged */
-    buf_append_str(b, "}");
-    write_line(o, o->late);
-    o->lates++;
+    buf_reset(&o->line);
+    outputs_late_line(o, &o->line, part, offset, key, time, watermark, event);
+    outputs_write_late(o, &o->line);
 }
 
 void outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset, weir_slice_t key,

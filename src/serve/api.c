@@ -18,7 +18,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/error.h"
-#include "serve/numfmt.h"
+#include "base/numfmt.h"
 #include "spec/decode.h"
 
 #define MAX_LISTED_REJECTS 100 /* rejected events itemized in a response */

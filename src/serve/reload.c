@@ -152,7 +152,6 @@ static void swap_in(runtime_t *rt, staged_t *st)
     pthread_mutex_lock(&rt->out_lock);
     outputs_t *old_out = rt->out;
     rt->out = st->out;
-    rt->osink = outputs_sink(st->out);
     pthread_mutex_unlock(&rt->out_lock);
     metrics_set_rules(&rt->m, st->outcomes, st->spec->ndecisions); /* under reload_lock too */
     double ms = (double)(weir_mono_ns() - t0) / 1e6;

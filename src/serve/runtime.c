@@ -8,9 +8,9 @@
  *     stats cache) and, before `ready`, the recovery threads (one per
  *     partition at a time). `max_time` and `last_ms` are also read without
  *     the lock (atomics) to pick idle partitions.
- *   outputs (aggregates on close, late events): one outputs_t, written from
- *     engine sinks under `out_lock` (they run inside partition locks; the
- *     lock order is partition → outputs).
+ *   outputs (aggregates on close, late events): one outputs_t; engine sinks
+ *     (inside partition locks) format a line in their partition's buffer
+ *     and write it under `out_lock` (the lock order is partition → outputs).
  *   decide: thread-safe by itself (the model slot swaps atomically).
  *   metrics: atomics.
  *   logs: each log partition has its own lock inside log_append; we append
@@ -72,7 +72,7 @@
 #include "decide/outputs.h"
 #include "decide/pipeline.h"
 #include "serve/checkpointer.h"
-#include "serve/numfmt.h"
+#include "base/numfmt.h"
 #include "stream/engine_state.h"
 
 #define STATS_EVERY_MS       2000      /* state gauges: a walk over every key at most this often */
@@ -84,12 +84,18 @@
 
 /* ---- sinks: outputs are shared by all partitions ---- */
 
+/* The engine's sinks run inside their partition's lock: the line is
+ * formatted into the partition's own buffer, and only its write takes
+ * out_lock. */
 void runtime_sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
                         int64_t start, int64_t end, const expr_value_t *vals)
 {
     runtime_t *rt = ctx;
+    weir_buf_t *line = &rt->parts[part].oline;
+    buf_reset(line);
+    outputs_window_line(rt->out, line, part, agg, key, start, end, vals);
     pthread_mutex_lock(&rt->out_lock);
-    rt->osink.window(rt->osink.ctx, part, agg, key, start, end, vals);
+    outputs_write_window(rt->out, agg, line);
     pthread_mutex_unlock(&rt->out_lock);
 }
 
@@ -97,8 +103,11 @@ void runtime_sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t k
                       int64_t watermark, weir_slice_t event)
 {
     runtime_t *rt = ctx;
+    weir_buf_t *line = &rt->parts[part].oline;
+    buf_reset(line);
+    outputs_late_line(rt->out, line, part, offset, key, time, watermark, event);
     pthread_mutex_lock(&rt->out_lock);
-    rt->osink.late(rt->osink.ctx, part, offset, key, time, watermark, event);
+    outputs_write_late(rt->out, line);
     pthread_mutex_unlock(&rt->out_lock);
 }
 
@@ -141,7 +150,6 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
         0)
         goto fail;
     if ((rc = outputs_open(cfg->datadir, s, &rt->out, err, errlen)) != 0) goto fail;
-    rt->osink = outputs_sink(rt->out);
     rt->outcomes = weir_calloc(s->ndecisions + 1, sizeof *rt->outcomes);
     for (uint32_t i = 0; i < s->ndecisions; i++) {
         rt->outcomes[i] = s->decisions[i].then;
@@ -227,6 +235,7 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
         buf_free(&p->dscratch);
         buf_free(&p->dbuf);
         buf_free(&p->feat);
+        buf_free(&p->oline);
         weir_free(p->recs);
         weir_free(p->drecs);
         weir_free(p->dpend);

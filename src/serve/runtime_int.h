@@ -27,6 +27,7 @@ typedef struct rt_part {
     log_part_t *log, *dlog;
     weir_buf_t scratch, dscratch; /* log encode buffers */
     weir_buf_t feat;              /* one event's features JSON */
+    weir_buf_t oline;             /* one output line (runtime_sink_*) */
     log_rec_t *recs;              /* one request's event records */
     size_t rcap;
     /* buffered decisions, oldest first (see DECISIONS ARE WRITTEN IN BATCHES) */
@@ -61,7 +62,6 @@ struct runtime {
     log_t *dlog;
     log_topic_t *dtopic;
     outputs_t *out;
-    engine_sink_t osink;
     pthread_mutex_t out_lock;
     rt_part_t *parts;
     uint32_t nparts;

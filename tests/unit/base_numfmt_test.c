@@ -1,4 +1,4 @@
-/* serve_numfmt_test.c — numfmt against snprintf: the same bytes for
+/* base_numfmt_test.c — numfmt against snprintf: the same bytes for
  * integers and for %.17g over every kind of double (random bit patterns,
  * money-like decimals, ratios, integers, small values in the exponent
  * form, exact ties at the 17th digit). */
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "serve/numfmt.h"
+#include "base/numfmt.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 

@@ -1,5 +1,5 @@
 /* numfmt.c — printf-exact number formatting without printf (see numfmt.h). */
-#include "serve/numfmt.h"
+#include "base/numfmt.h"
 
 #include <math.h>
 #include <stdio.h>

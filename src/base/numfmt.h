@@ -1,10 +1,11 @@
-/* numfmt.h — numbers to text for the server's JSON, byte for byte what
- * printf writes ("%" PRIu64, "%" PRId64, "%.17g"), without printf.
+/* numfmt.h — numbers to text for weir's JSON, byte for byte what printf
+ * writes ("%" PRIu64, "%" PRId64, "%.17g"), without printf.
  *
  * Why: a scored event's response and decision record carry a dozen numbers
- * (features, score, contributions, offsets); through vsnprintf — which
- * formats a double with multi-precision arithmetic — they cost more CPU
- * than the model (bench/http_bench.sh, perf). The output must stay exactly
+ * (features, score, contributions, offsets), and a replay writes an output
+ * line per window closed; through vsnprintf — which formats a double with
+ * multi-precision arithmetic — they cost more CPU than the model
+ * (bench/http_bench.sh, perf) and a tenth of a replay. The output must stay exactly
  * printf's because `weir backfill` writes the same values with printf and
  * the parity tests compare them.
  *
@@ -13,9 +14,9 @@
  * for 1e-21 <= |v| < 2^53 — fixed notation, and below 1e-4 the exponent
  * form (a model's small probabilities: 3.3164117212436395e-06) — and
  * calls snprintf for the rest (larger exponents, NaN, inf).
- * tests/unit/serve_numfmt_test.c compares it with snprintf. */
-#ifndef WEIR_SERVE_NUMFMT_H
-#define WEIR_SERVE_NUMFMT_H
+ * tests/unit/base_numfmt_test.c compares it with snprintf. */
+#ifndef WEIR_BASE_NUMFMT_H
+#define WEIR_BASE_NUMFMT_H
 
 #include <stddef.h>
 #include <stdint.h>
