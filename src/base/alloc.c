@@ -45,6 +45,14 @@ void *weir_realloc(void *p, size_t n)
     return q;
 }
 
+void *weir_aligned_alloc(size_t align, size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, align, n ? n : 1) != 0) oom(n);
+    atomic_fetch_add_explicit(&used_bytes, malloc_usable_size(p), memory_order_relaxed);
+    return p;
+}
+
 void weir_free(void *p)
 {
     if (!p) return;

@@ -11,6 +11,9 @@
 void *weir_malloc(size_t n);
 void *weir_calloc(size_t count, size_t size);
 void *weir_realloc(void *p, size_t n);
+/* align: a power of two, a multiple of sizeof(void *) (I/O buffers for
+ * O_DIRECT); freed with weir_free like the others. */
+void *weir_aligned_alloc(size_t align, size_t n);
 void weir_free(void *p);
 char *weir_strdup(const char *s);
 char *weir_strndup(const char *s, size_t n);

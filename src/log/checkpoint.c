@@ -324,8 +324,9 @@ struct ckpt_part_writer {
     ckpt_part_info_t info;
     uint64_t pos;  /* bytes of [0, D) produced so far */
     uint64_t blob; /* blob bytes appended */
-    uint8_t *buf;  /* bytes not yet written */
+    uint8_t *buf;  /* bytes not yet written (DIRECT_ALIGN-aligned) */
     size_t blen;
+    int direct;    /* fd is O_DIRECT (see pw_flush) */
     uint64_t written;          /* bytes written to the file */
     uint64_t wb_from, wb_prev; /* writeback started on [wb_prev, wb_from), see pw_writeback */
     uint32_t block_crc; /* CRC of the current block so far */
@@ -417,16 +418,18 @@ uint64_t ckpt_writer_id(const ckpt_writer_t *w)
 }
 
 #define WRITEBACK_WINDOW (8u << 20)
+#define DIRECT_ALIGN     4096u
 
 /* Writeback as the file grows, a window at a time, waiting for the window
  * before: the closing fsync then has little left to flush, and on ext4
  * (data=ordered) no journal commit carries hundreds of megabytes that the
  * server's own appends — its event log — would wait behind. What is on
  * disk leaves the page cache, which the server's working set needs more.
- * (Advice only: errors surface at the fsync, which is a counted step.) */
+ * (Advice only: errors surface at the fsync, which is a counted step.)
+ * Only for a file written through the page cache (see pw_flush). */
 static void pw_writeback(ckpt_part_writer_t *pw)
 {
-    if (pw->written - pw->wb_from < WRITEBACK_WINDOW) return;
+    if (pw->direct || pw->written - pw->wb_from < WRITEBACK_WINDOW) return;
     if (pw->wb_from > pw->wb_prev) {
         (void)sync_file_range(pw->fd, (off_t)pw->wb_prev, (off_t)(pw->wb_from - pw->wb_prev),
                               SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
@@ -440,10 +443,36 @@ static void pw_writeback(ckpt_part_writer_t *pw)
     pw->wb_from = pw->written;
 }
 
+/* From now on through the page cache: for the file's short last piece, or
+ * where the filesystem refuses O_DIRECT (tmpfs). */
+static void pw_buffered(ckpt_part_writer_t *pw)
+{
+    if (!pw->direct) return;
+    int fl = fcntl(pw->fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(pw->fd, F_SETFL, fl & ~O_DIRECT);
+    pw->direct = 0;
+    pw->wb_from = pw->wb_prev = pw->written;
+}
+
+/* WHY O_DIRECT. A checkpoint writes as many bytes as the state holds. Through
+ * the page cache, the writer allocates that much cache, has it written
+ * back and drops it again, and every step of that is kernel work that
+ * competes with the server's requests — measured at a million keys: 4% of
+ * requests over 0.5 ms while the writer wrote through the cache, 0.7% while
+ * it encoded the same state without writing (0.5% without a checkpoint).
+ * Written with O_DIRECT from this aligned buffer the bytes go to the device
+ * and nowhere else. Full buffers are aligned (WRITE_BUF at offsets that are
+ * multiples of it); the last, short piece goes through the cache. */
 static int pw_flush(ckpt_part_writer_t *pw, char *err, size_t errlen)
 {
     if (!pw->blen) return 0;
-    if (weir_write_all(pw->fd, pw->buf, pw->blen) != 0)
+    if (pw->blen % DIRECT_ALIGN) pw_buffered(pw);
+    int rc = weir_write_all(pw->fd, pw->buf, pw->blen);
+    if (rc != 0 && errno == EINVAL && pw->direct) { /* refused after all: the cache then */
+        pw_buffered(pw);
+        rc = weir_write_all(pw->fd, pw->buf, pw->blen);
+    }
+    if (rc != 0)
         return weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", pw->path, strerror(errno));
     pw->written += pw->blen;
     pw->blen = 0;
@@ -532,8 +561,11 @@ int ckpt_write_part_begin(ckpt_writer_t *w, const ckpt_part_desc_t *d, ckpt_part
     pw->info.partition = d->partition;
     pw->info.log_offset = d->log_offset;
     pw->info.decision_offset = d->decision_offset;
-    pw->buf = weir_malloc(WRITE_BUF);
-    pw->fd = open(pw->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    pw->buf = weir_aligned_alloc(DIRECT_ALIGN, WRITE_BUF);
+    pw->fd = open(pw->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0644);
+    pw->direct = pw->fd >= 0;
+    if (pw->fd < 0 && errno == EINVAL) /* a filesystem without O_DIRECT */
+        pw->fd = open(pw->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     int rc = 0;
     if (pw->fd < 0) {
         rc = weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", pw->path, strerror(errno));
@@ -601,6 +633,7 @@ int ckpt_write_part_end(ckpt_part_writer_t *pw, char *err, size_t errlen)
         memcpy(pw->buf + pw->blen, t, tail);
         pw->blen += tail;
     } else if ((rc = pw_flush(pw, err, errlen)) == 0) {
+        pw_buffered(pw);
         if (weir_write_all(pw->fd, t, tail) != 0)
             rc = weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", pw->path, strerror(errno));
         else
