@@ -1153,21 +1153,22 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
             snprintf(lab, sizeof lab, "log=\"%s\",partition=\"%u\"", logs[l], i);
             metrics_sample_u64(b, "weir_log_next_offset", lab, st[1].next_offset);
         }
-    part_gauge(b, "weir_live_keys", "gauge", "Keys with state per partition (refreshed every 2 s).",
+    part_gauge(b, "weir_live_keys", "gauge", "Keys with state per partition.",
                es, rt->nparts, offsetof(engine_stats_t, keys));
     part_gauge(b, "weir_state_bytes", "gauge",
-               "Heap bytes of keyed state per partition (refreshed every 2 s).", es, rt->nparts,
+               "Heap bytes of keyed state per partition (a background walk while scraped: at most 2 s old).", es, rt->nparts,
                offsetof(engine_stats_t, state_bytes));
     if (rt->pl.spec->npatterns) {
         part_gauge(b, "weir_pattern_matches_total", "counter",
-                   "Pattern matches found per partition since start (replay included; refreshed "
-                   "every 2 s).",
+                   "Pattern matches found per partition since start (replay included).",
                    es, rt->nparts, offsetof(engine_stats_t, matches));
         part_gauge(b, "weir_pattern_partial_matches", "gauge",
-                   "Partial matches (runs) alive per partition (refreshed every 2 s).", es,
+                   "Partial matches (runs) alive per partition (a background walk while scraped: "
+                   "at most 2 s old).",
+                   es,
                    rt->nparts, offsetof(engine_stats_t, partial));
         part_gauge(b, "weir_pattern_held_events", "gauge",
-                   "Events held for patterns' event-time order per partition (refreshed every 2 s).",
+                   "Events held for patterns' event-time order per partition.",
                    es, rt->nparts, offsetof(engine_stats_t, held));
     }
     part_gauge(b, "weir_late_events_partition_total", "counter",

@@ -206,6 +206,44 @@ def test_health_ready_metrics_dashboard(weir_bin, data_dir):
         assert status == 404 and body["error"]["code"] == "not_found"
 
 
+def _gauge_sum(m, name):
+    return sum(v for (n, _), v in m.items() if n == name)
+
+
+def _scrape_until(srv, cond, timeout=15):
+    """Scrapes /metrics until cond(metrics) holds; the state gauges come from a
+    walk that a scrape asks for and a later scrape reads."""
+    deadline = time.time() + timeout
+    while True:
+        m = srv.metrics()
+        if cond(m) or time.time() > deadline:
+            return m
+        time.sleep(0.2)
+
+
+def test_state_gauges_follow_scrapes(weir_bin, data_dir):
+    """weir_live_keys is read at each scrape; weir_state_bytes comes from a
+    background walk over the keys that scrapes ask for (at most 2 s old), so
+    it shows the state within seconds and follows it as it grows."""
+    with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
+        evs = fraud_events(200, seed=5, cards=100)
+        for ev in evs:
+            assert srv.json("POST", "/v1/score/" + SOURCE, ev)[0] == 200
+        keys = len({e["card_id"] for e in evs})
+        assert _gauge_sum(srv.metrics(), "weir_live_keys") == keys
+        m = _scrape_until(srv, lambda m: _gauge_sum(m, "weir_state_bytes") > 0)
+        before = _gauge_sum(m, "weir_state_bytes")
+        assert before > 0
+        more = fraud_events(300, seed=6, cards=300, start=evs[-1]["ts"])
+        for ev in more:
+            ev["card_id"] = "new-" + ev["card_id"]
+            assert srv.json("POST", "/v1/score/" + SOURCE, ev)[0] == 200
+        keys += len({e["card_id"] for e in more})
+        assert _gauge_sum(srv.metrics(), "weir_live_keys") == keys
+        m = _scrape_until(srv, lambda m: _gauge_sum(m, "weir_state_bytes") > before)
+        assert _gauge_sum(m, "weir_state_bytes") > before
+
+
 def test_reload_endpoint_and_sighup(weir_bin, spec_copy, data_dir):
     model = spec_copy.parent / "fraud.linear.json"
     ev = {"card_id": "r1", "amount": 100.0, "merchant": "m", "country": "US", "ts": 1_700_000_000_000}
