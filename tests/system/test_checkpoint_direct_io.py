@@ -1,0 +1,91 @@
+"""Checkpoint part files are written with O_DIRECT (src/log/checkpoint.c,
+WHY O_DIRECT). A write the kernel refuses with EINVAL part-way — after a
+short write, as a filesystem may — must be redone through the page cache
+from where the buffer starts, not appended again: an LD_PRELOAD shim makes
+the child's first large O_DIRECT write short and the next one fail. The
+checkpoint must verify, and a restart must recover from it to the state a
+replay of the whole log gives."""
+import shutil
+import subprocess
+
+import pytest
+
+import ckptutil
+from ckptutil import list_checkpoints, recovered_from
+from httputil import SOURCE, Server, fraud_events
+
+SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+static int state;
+ssize_t write(int fd, const void *buf, size_t n)
+{
+    static ssize_t (*real)(int, const void *, size_t);
+    if (!real) real = (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_DIRECT) && n > 8192 && state < 2) {
+        if (state++ == 0) return real(fd, buf, 4096); /* short */
+        int m = open(getenv("SHIM_MARK"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (m >= 0) close(m);
+        errno = EINVAL; /* then refused */
+        return -1;
+    }
+    return real(fd, buf, n);
+}
+"""
+
+CARDS = 16000  # ~4 MB of state over 4 partitions: every part file has full 1 MiB buffers
+EVENTS = fraud_events(CARDS, seed=71, cards=CARDS, step_ms=200)
+PROBE = sorted({e["card_id"] for e in EVENTS})[::400]
+
+
+def post(srv, evs):
+    for i in range(0, len(evs), 500):
+        status, body = srv.json("POST", "/v1/events/" + SOURCE, evs[i:i + 500])
+        assert status == 200 and body["accepted"] == len(evs[i:i + 500]), body
+
+
+def features(srv):
+    return {k: srv.json("GET", "/v1/features/%s/%s" % (SOURCE, k))[1] for k in PROBE}
+
+
+@pytest.fixture
+def shim(tmp_path):
+    if not shutil.which("cc"):
+        pytest.skip("no C compiler for the LD_PRELOAD shim")
+    src = tmp_path / "shim.c"
+    src.write_text(SHIM)
+    so = tmp_path / "shim.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(so), str(src), "-ldl"], check=True)
+    return so
+
+
+def test_refused_direct_write_is_redone_through_the_cache(weir_bin, run_weir, shim, tmp_path):
+    spec = ckptutil.fraud_spec(tmp_path, interval="0s")
+    data = tmp_path / "data"
+    mark = tmp_path / "refused"
+    env = {"LD_PRELOAD": str(shim), "SHIM_MARK": str(mark), "WEIR_THP": "0"}
+    with Server(weir_bin, spec, data, "--tick-idle", 0, env=env) as srv:
+        post(srv, EVENTS)
+        status, body = srv.json("POST", "/v1/admin/checkpoint")
+        assert status == 200 and body["checkpoint"] == 1, body
+        srv.kill()  # no shutdown checkpoint: recovery must use checkpoint 1
+    assert mark.exists(), "the shim never refused an O_DIRECT write: the test proves nothing"
+    rc, listing, err = list_checkpoints(run_weir, data)
+    assert rc == 0, err
+    assert [c["id"] for c in listing["checkpoints"]] == [1]
+
+    with Server(weir_bin, spec, data, "--tick-idle", 0) as srv:
+        looked = features(srv)
+        srv.kill()
+        assert recovered_from(srv.stderr())[0] == 1
+    clean = tmp_path / "clean"
+    shutil.copytree(data, clean)
+    shutil.rmtree(clean / "checkpoints")
+    with Server(weir_bin, spec, clean, "--tick-idle", 0) as srv:
+        assert features(srv) == looked
+        srv.kill()
