@@ -267,6 +267,10 @@ static size_t read_full(int fd, void *buf, size_t len)
  * more than one huge page. */
 #define COLLAPSE_GAP_US 300
 #define HUGE_PAGE       (2ul << 20)
+/* Mappings larger than this are collapsed in one call: no heap weir runs
+ * with is that big, but ASan's shadow (terabytes, mostly unpopulated) is,
+ * and stepping through it a huge page at a time would never end. */
+#define PACED_MAX       (64ul << 30)
 
 static void recollapse_heap(void)
 {
@@ -290,12 +294,21 @@ static void recollapse_heap(void)
         n++;
     }
     fclose(f);
-    for (size_t i = 0; i < n; i++)
-        for (unsigned long a = (ranges[i][0] + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-             a + HUGE_PAGE <= ranges[i][1]; a += HUGE_PAGE) {
-            (void)madvise((void *)a, HUGE_PAGE, MADV_COLLAPSE);
-            usleep(COLLAPSE_GAP_US);
+    for (size_t i = 0; i < n; i++) {
+        unsigned long lo = ranges[i][0], hi = ranges[i][1];
+        if (hi - lo > PACED_MAX) { /* a sparse reservation (a sanitizer's shadow) */
+            (void)madvise((void *)lo, hi - lo, MADV_COLLAPSE);
+            continue;
         }
+        for (unsigned long a = (lo + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1); a + HUGE_PAGE <= hi;
+             a += HUGE_PAGE) {
+            uint64_t t = weir_mono_ns();
+            (void)madvise((void *)a, HUGE_PAGE, MADV_COLLAPSE);
+            /* the gap after a real collapse only, not after a huge page
+             * left whole or a hole */
+            if (weir_mono_ns() - t > 20000) usleep(COLLAPSE_GAP_US);
+        }
+    }
     weir_free(ranges);
 }
 

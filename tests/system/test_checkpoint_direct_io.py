@@ -4,7 +4,8 @@ short write, as a filesystem may — must be redone through the page cache
 from where the buffer starts, not appended again: an LD_PRELOAD shim makes
 the child's first large O_DIRECT write short and the next one fail. The
 checkpoint must verify, and a restart must recover from it to the state a
-replay of the whole log gives."""
+replay of the whole log gives. Run with the release build and with the
+ASan+UBSan build (no sanitizer report allowed)."""
 import shutil
 import subprocess
 
@@ -12,6 +13,7 @@ import pytest
 
 import ckptutil
 from ckptutil import list_checkpoints, recovered_from
+from conftest import sanitizer_report
 from httputil import SOURCE, Server, fraud_events
 
 SHIM = r"""
@@ -64,16 +66,27 @@ def shim(tmp_path):
     return so
 
 
-def test_refused_direct_write_is_redone_through_the_cache(weir_bin, run_weir, shim, tmp_path):
+@pytest.fixture(params=["release", "asan"])
+def binary(request, weir_bin):
+    if request.param == "release":
+        return weir_bin, {}
+    # the shim comes before the ASan runtime in the preload order: allowed
+    return request.getfixturevalue("weir_asan_bin"), {"ASAN_OPTIONS": "verify_asan_link_order=0"}
+
+
+def test_refused_direct_write_is_redone_through_the_cache(binary, weir_bin, run_weir, shim, tmp_path):
+    wbin, extra = binary
     spec = ckptutil.fraud_spec(tmp_path, interval="0s")
     data = tmp_path / "data"
     mark = tmp_path / "refused"
-    env = {"LD_PRELOAD": str(shim), "SHIM_MARK": str(mark), "WEIR_THP": "0"}
-    with Server(weir_bin, spec, data, "--tick-idle", 0, env=env) as srv:
+    env = {"LD_PRELOAD": str(shim), "SHIM_MARK": str(mark), "WEIR_THP": "0", **extra}
+    with Server(wbin, spec, data, "--tick-idle", 0, env=env) as srv:
         post(srv, EVENTS)
         status, body = srv.json("POST", "/v1/admin/checkpoint")
         assert status == 200 and body["checkpoint"] == 1, body
         srv.kill()  # no shutdown checkpoint: recovery must use checkpoint 1
+        err = srv.stderr()
+    assert not sanitizer_report(err), err[-4000:]
     assert mark.exists(), "the shim never refused an O_DIRECT write: the test proves nothing"
     rc, listing, err = list_checkpoints(run_weir, data)
     assert rc == 0, err
