@@ -23,6 +23,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/ticker.h"
 #include "stream/engine_state.h"
 
 #include <sched.h>
@@ -36,12 +37,7 @@ struct checkpointer {
     weir_buf_t extra;   /* the frozen image's "outputs" text */
     uint64_t *done_off; /* offsets of the newest checkpoint committed by this process */
     int have_done;
-    /* the periodic thread */
-    pthread_t thread;
-    int started, stop;
-    int64_t interval_ms;
-    pthread_mutex_t mu; /* guards stop, with wake */
-    pthread_cond_t wake;
+    weir_ticker_t periodic; /* checkpoint_interval's thread */
     pthread_mutex_t stats_lock;
     ckptr_stats_t st;
 };
@@ -67,8 +63,6 @@ int checkpointer_open(const char *datadir, const ckptr_source_t *src, checkpoint
     c->decided = weir_calloc(src->nparts, sizeof *c->decided);
     c->done_off = weir_calloc(src->nparts, sizeof *c->done_off);
     pthread_mutex_init(&c->take_lock, NULL);
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->wake, NULL);
     pthread_mutex_init(&c->stats_lock, NULL);
     *out = c;
     return 0;
@@ -77,17 +71,9 @@ int checkpointer_open(const char *datadir, const ckptr_source_t *src, checkpoint
 void checkpointer_close(checkpointer_t *c)
 {
     if (!c) return;
-    if (c->started) {
-        pthread_mutex_lock(&c->mu);
-        c->stop = 1;
-        pthread_cond_signal(&c->wake);
-        pthread_mutex_unlock(&c->mu);
-        pthread_join(c->thread, NULL);
-    }
+    weir_ticker_stop(&c->periodic);
     ckpt_store_close(c->store);
     pthread_mutex_destroy(&c->take_lock);
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->wake);
     pthread_mutex_destroy(&c->stats_lock);
     weir_free(c->log_off);
     weir_free(c->dec_off);
@@ -433,32 +419,18 @@ void checkpointer_release(checkpointer_t *c, uint64_t fingerprint)
     pthread_mutex_unlock(&c->take_lock);
 }
 
-static void *periodic_main(void *arg)
+static void periodic_tick(void *arg)
 {
     checkpointer_t *c = arg;
-    pthread_mutex_lock(&c->mu);
-    while (!c->stop) {
-        struct timespec ts;
-        weir_deadline_in_ms(&ts, c->interval_ms);
-        int w = 0;
-        while (!c->stop && w != ETIMEDOUT) w = pthread_cond_timedwait(&c->wake, &c->mu, &ts);
-        if (c->stop) break;
-        pthread_mutex_unlock(&c->mu);
-        ckptr_result_t res;
-        char err[1024];
-        if (take(c, 1, &res, err, sizeof err) < 0) fprintf(stderr, "weir run: %s\n", err);
-        pthread_mutex_lock(&c->mu);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return NULL;
+    ckptr_result_t res;
+    char err[1024];
+    if (take(c, 1, &res, err, sizeof err) < 0) fprintf(stderr, "weir run: %s\n", err);
 }
 
 void checkpointer_start(checkpointer_t *c, int64_t interval_ms)
 {
-    if (c->started || interval_ms <= 0) return;
-    c->interval_ms = interval_ms;
-    pthread_create(&c->thread, NULL, periodic_main, c);
-    c->started = 1;
+    if (c->periodic.started || interval_ms <= 0) return;
+    weir_ticker_start(&c->periodic, interval_ms, periodic_tick, c);
 }
 
 /* ---- recovery ---- */

@@ -129,10 +129,6 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
     rt->cfg = *cfg;
     pthread_mutex_init(&rt->out_lock, NULL);
     pthread_mutex_init(&rt->err_lock, NULL);
-    pthread_mutex_init(&rt->flush_lock, NULL);
-    pthread_cond_init(&rt->flush_wake, NULL);
-    pthread_mutex_init(&rt->gauges_lock, NULL);
-    pthread_cond_init(&rt->gauges_wake, NULL);
     int rc = pipeline_open(&rt->pl, cfg->spec_path, cfg->datadir, NULL, 1, err, errlen);
     if (rc) {
         weir_free(rt);
@@ -192,20 +188,8 @@ static int flush_decisions(runtime_t *rt, rt_part_t *p);
 int runtime_close(runtime_t *rt, char *err, size_t errlen)
 {
     if (!rt) return 0;
-    if (rt->gauges_started) {
-        pthread_mutex_lock(&rt->gauges_lock);
-        rt->gauges_stop = 1;
-        pthread_cond_signal(&rt->gauges_wake);
-        pthread_mutex_unlock(&rt->gauges_lock);
-        pthread_join(rt->gauges, NULL);
-    }
-    if (rt->flusher_started) {
-        pthread_mutex_lock(&rt->flush_lock);
-        rt->flush_stop = 1;
-        pthread_cond_signal(&rt->flush_wake);
-        pthread_mutex_unlock(&rt->flush_lock);
-        pthread_join(rt->flusher, NULL);
-    }
+    weir_ticker_stop(&rt->gauges);
+    weir_ticker_stop(&rt->flusher);
     int rc = 0;
     if (rt->ckptr && runtime_ready(rt)) {
         /* The checkpoint at clean shutdown: the next start replays nothing. */
@@ -249,10 +233,6 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
     weir_free(rt->outcomes);
     pthread_mutex_destroy(&rt->out_lock);
     pthread_mutex_destroy(&rt->err_lock);
-    pthread_mutex_destroy(&rt->flush_lock);
-    pthread_cond_destroy(&rt->flush_wake);
-    pthread_mutex_destroy(&rt->gauges_lock);
-    pthread_cond_destroy(&rt->gauges_wake);
     weir_free(rt);
     return rc;
 }
@@ -684,27 +664,16 @@ static void *recover_main(void *arg)
 }
 
 /* Writes every partition's buffered decisions each decision_flush_ms. */
-static void *flusher_main(void *arg)
+static void flush_tick(void *arg)
 {
     runtime_t *rt = arg;
-    pthread_mutex_lock(&rt->flush_lock);
-    while (!rt->flush_stop) {
-        struct timespec ts;
-        weir_deadline_in_ms(&ts, rt->cfg.decision_flush_ms);
-        pthread_cond_timedwait(&rt->flush_wake, &rt->flush_lock, &ts);
-        if (rt->flush_stop) break;
-        pthread_mutex_unlock(&rt->flush_lock);
-        for (uint32_t i = 0; i < rt->nparts; i++) {
-            rt_part_t *p = &rt->parts[i];
-            if (atomic_load_explicit(&p->dpending, memory_order_relaxed) == 0) continue;
-            pthread_mutex_lock(&p->lock);
-            flush_decisions(rt, p);
-            pthread_mutex_unlock(&p->lock);
-        }
-        pthread_mutex_lock(&rt->flush_lock);
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        rt_part_t *p = &rt->parts[i];
+        if (atomic_load_explicit(&p->dpending, memory_order_relaxed) == 0) continue;
+        pthread_mutex_lock(&p->lock);
+        flush_decisions(rt, p);
+        pthread_mutex_unlock(&p->lock);
     }
-    pthread_mutex_unlock(&rt->flush_lock);
-    return NULL;
 }
 
 /* STATE GAUGES. weir_state_bytes and the partial matches' count need a
@@ -740,25 +709,16 @@ static void gauges_walk(runtime_t *rt)
     }
 }
 
-static void *gauges_main(void *arg)
+/* Walks when a scrape asked since the last walk began and that one is
+ * STATS_EVERY_MS old (or a reload reset it). */
+static void gauges_tick(void *arg)
 {
     runtime_t *rt = arg;
-    pthread_mutex_lock(&rt->gauges_lock);
-    while (!rt->gauges_stop) {
-        struct timespec ts;
-        weir_deadline_in_ms(&ts, STATS_EVERY_MS);
-        pthread_cond_timedwait(&rt->gauges_wake, &rt->gauges_lock, &ts);
-        if (rt->gauges_stop) break;
-        int64_t asked = atomic_load(&rt->gauges_asked_ms), done = atomic_load(&rt->gauges_done_ms);
-        int64_t now = weir_wall_ms();
-        if (!asked || (done && (asked < done || now - done < STATS_EVERY_MS))) continue;
-        pthread_mutex_unlock(&rt->gauges_lock);
-        atomic_store(&rt->gauges_done_ms, now);
-        gauges_walk(rt);
-        pthread_mutex_lock(&rt->gauges_lock);
-    }
-    pthread_mutex_unlock(&rt->gauges_lock);
-    return NULL;
+    int64_t asked = atomic_load(&rt->gauges_asked_ms), done = atomic_load(&rt->gauges_done_ms);
+    int64_t now = weir_wall_ms();
+    if (!asked || (done && (asked < done || now - done < STATS_EVERY_MS))) return;
+    atomic_store(&rt->gauges_done_ms, now);
+    gauges_walk(rt);
 }
 
 /* Runs fn over every partition on `threads` threads; the first error wins. */
@@ -895,11 +855,9 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
     if (rc) return rc;
     rt->recovery_s = (double)(weir_mono_ns() - t0) / 1e9;
     if (rt->cfg.decision_flush_ms > 0) {
-        pthread_create(&rt->flusher, NULL, flusher_main, rt);
-        rt->flusher_started = 1;
+        weir_ticker_start(&rt->flusher, rt->cfg.decision_flush_ms, flush_tick, rt);
     }
-    pthread_create(&rt->gauges, NULL, gauges_main, rt);
-    rt->gauges_started = 1;
+    weir_ticker_start(&rt->gauges, STATS_EVERY_MS, gauges_tick, rt);
     atomic_store(&rt->ready, 1);
     checkpointer_start(rt->ckptr, rt->pl.spec->checkpoint_interval_ms);
     return 0;
@@ -1085,11 +1043,7 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
     engine_stats_t *es = weir_calloc(rt->nparts, sizeof *es);
     int64_t now = weir_wall_ms();
     atomic_store(&rt->gauges_asked_ms, now);
-    if (now - atomic_load(&rt->gauges_done_ms) >= STATS_EVERY_MS) {
-        pthread_mutex_lock(&rt->gauges_lock);
-        pthread_cond_signal(&rt->gauges_wake);
-        pthread_mutex_unlock(&rt->gauges_lock);
-    }
+    if (now - atomic_load(&rt->gauges_done_ms) >= STATS_EVERY_MS) weir_ticker_wake(&rt->gauges);
     for (uint32_t i = 0; i < rt->nparts; i++) {
         rt_part_t *p = &rt->parts[i];
         pthread_mutex_lock(&p->lock);

@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "base/ticker.h"
+
 #include "decide/outputs.h"
 #include "decide/pipeline.h"
 #include "serve/checkpointer.h"
@@ -68,18 +70,8 @@ struct runtime {
     metrics_t m;
     const char **outcomes;
     _Atomic int ready;
-    /* the decision flusher */
-    pthread_t flusher;
-    int flusher_started;
-    pthread_mutex_t flush_lock; /* guards flush_stop, with flush_wake */
-    pthread_cond_t flush_wake;
-    int flush_stop;
-    /* the gauges thread (STATE GAUGES in runtime.c) */
-    pthread_t gauges;
-    int gauges_started;
-    pthread_mutex_t gauges_lock; /* guards gauges_stop, with gauges_wake */
-    pthread_cond_t gauges_wake;
-    int gauges_stop;
+    weir_ticker_t flusher; /* the decision flusher (from ready to close) */
+    weir_ticker_t gauges;  /* the state gauges' walk (STATE GAUGES in runtime.c) */
     _Atomic int64_t gauges_asked_ms; /* wall clock of the last scrape (0: none yet) */
     _Atomic int64_t gauges_done_ms;  /* when the last walk began (0: none yet) */
     /* recovery */
