@@ -110,6 +110,13 @@ class Server:
         status, hdrs, data = self.request(method, path, body, headers, conn)
         return status, json.loads(data)
 
+    def post_events(self, evs, chunk=50):
+        """POST /v1/events of evs, chunk events per request; each must be
+        accepted whole."""
+        for i in range(0, len(evs), chunk):
+            status, body = self.json("POST", "/v1/events/" + SOURCE, evs[i:i + chunk])
+            assert status == 200 and body["accepted"] == len(evs[i:i + chunk]), body
+
     def metrics(self):
         status, _, data = self.request("GET", "/metrics")
         assert status == 200

@@ -41,12 +41,6 @@ EVENTS = fraud_events(900, seed=61, cards=CARDS)
 E1, E2, E3 = EVENTS[:300], EVENTS[300:600], EVENTS[600:]
 
 
-def post(srv, evs):
-    for i in range(0, len(evs), 50):
-        status, body = srv.json("POST", "/v1/events/" + SOURCE, evs[i:i + 50])
-        assert status == 200 and body["accepted"] == len(evs[i:i + 50]), body
-
-
 def features(srv):
     return {k: srv.json("GET", "/v1/features/%s/%s" % (SOURCE, k))[1] for k in KEYS}
 
@@ -83,11 +77,11 @@ def base(weir_bin, tmp_path_factory):
     spec = ckptutil.fraud_spec(tmp, interval="0s")
     data = tmp / "data"
     with Server(weir_bin, spec, data, "--tick-idle", 0) as srv:
-        post(srv, E1)
+        srv.post_events(E1)
         status, c1 = srv.json("POST", "/v1/admin/checkpoint")
         assert status == 200 and c1["checkpoint"] == 1, c1
         assert sum(c1["offsets"]) == len(E1)
-        post(srv, E2)
+        srv.post_events(E2)
         assert srv.stop() == 0
     assert ckptutil.checkpoint_ids(data) == [2, 1]
     from conftest import WeirRunner
@@ -105,7 +99,7 @@ def test_crash_after_every_checkpoint_step(weir_bin, run_weir, base, tmp_path):
     for n in range(1, 200):
         data = copy_data(base["data"], tmp_path / ("crash%d" % n))
         srv = Server(weir_bin, spec, data, "--tick-idle", 0, env={"WEIR_CKPT_CRASH_AT": str(n)})
-        post(srv, E3)
+        srv.post_events(E3)
         try:
             status, body = srv.json("POST", "/v1/admin/checkpoint")
         except Exception:  # the connection died with the server
@@ -194,10 +188,10 @@ def kill_behind_checkpoint(weir_bin, tmp_path, guarantee, flush_ms):
     spec = ckptutil.fraud_spec(tmp_path, interval="0s", guarantee=guarantee)
     data = tmp_path / "data"
     with Server(weir_bin, spec, data, "--tick-idle", 0, "--decision-flush", flush_ms) as srv:
-        post(srv, E1)
+        srv.post_events(E1)
         status, c1 = srv.json("POST", "/v1/admin/checkpoint")
         assert status == 200, c1
-        post(srv, E2)
+        srv.post_events(E2)
         srv.kill()
     before, logged = decision_counts(data)
     assert len(logged) == len(E1) + len(E2)
@@ -261,7 +255,7 @@ def test_kill_9_during_shutdown_checkpoint(weir_bin, base, tmp_path):
     and decisions are right."""
     spec, data = base["spec"], copy_data(base["data"], tmp_path / "data")
     srv = Server(weir_bin, spec, data, "--tick-idle", 0, env={"WEIR_CKPT_STEP_DELAY_MS": "200"})
-    post(srv, E3)
+    srv.post_events(E3)
     srv.proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 20
     while not ckptutil.checkpoint_in_progress(data) and time.monotonic() < deadline:

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 import ckptutil
-from ckptutil import list_checkpoints, recovered_from
+from ckptutil import copy_data, list_checkpoints, recovered_from
 from conftest import sanitizer_report
 from httputil import SOURCE, Server, fraud_events
 
@@ -45,12 +45,6 @@ EVENTS = fraud_events(CARDS, seed=71, cards=CARDS, step_ms=200)
 PROBE = sorted({e["card_id"] for e in EVENTS})[::400]
 
 
-def post(srv, evs):
-    for i in range(0, len(evs), 500):
-        status, body = srv.json("POST", "/v1/events/" + SOURCE, evs[i:i + 500])
-        assert status == 200 and body["accepted"] == len(evs[i:i + 500]), body
-
-
 def features(srv):
     return {k: srv.json("GET", "/v1/features/%s/%s" % (SOURCE, k))[1] for k in PROBE}
 
@@ -81,7 +75,7 @@ def test_refused_direct_write_is_redone_through_the_cache(binary, weir_bin, run_
     mark = tmp_path / "refused"
     env = {"LD_PRELOAD": str(shim), "SHIM_MARK": str(mark), "WEIR_THP": "0", **extra}
     with Server(wbin, spec, data, "--tick-idle", 0, env=env) as srv:
-        post(srv, EVENTS)
+        srv.post_events(EVENTS, chunk=500)
         status, body = srv.json("POST", "/v1/admin/checkpoint")
         assert status == 200 and body["checkpoint"] == 1, body
         srv.kill()  # no shutdown checkpoint: recovery must use checkpoint 1
@@ -96,8 +90,7 @@ def test_refused_direct_write_is_redone_through_the_cache(binary, weir_bin, run_
         looked = features(srv)
         srv.kill()
         assert recovered_from(srv.stderr())[0] == 1
-    clean = tmp_path / "clean"
-    shutil.copytree(data, clean)
+    clean = copy_data(data, tmp_path / "clean")
     shutil.rmtree(clean / "checkpoints")
     with Server(weir_bin, spec, clean, "--tick-idle", 0) as srv:
         assert features(srv) == looked
