@@ -183,15 +183,16 @@ void outputs_window_line(const outputs_t *o, weir_buf_t *b, uint32_t part,
     buf_append_str(b, "}\n");
 }
 
-void outputs_write_window(outputs_t *o, const spec_aggregate_t *agg, const weir_buf_t *line)
+void outputs_write_window(outputs_t *o, const spec_aggregate_t *agg, const weir_buf_t *lines,
+                          uint64_t nlines)
 {
     const spec_pattern_t *pat = o->spec->npatterns ? spec_pattern_of(o->spec, agg) : NULL;
     if (pat) {
-        write_line(o, o->pat[pat - o->spec->patterns], line);
-        o->matches++;
+        write_line(o, o->pat[pat - o->spec->patterns], lines);
+        o->matches += nlines;
     } else {
-        write_line(o, o->agg[agg - o->spec->aggregates], line);
-        o->windows++;
+        write_line(o, o->agg[agg - o->spec->aggregates], lines);
+        o->windows += nlines;
     }
 }
 
@@ -213,10 +214,10 @@ void outputs_late_line(const outputs_t *o, weir_buf_t *b, uint32_t part, uint64_
     buf_append_str(b, "}\n");
 }
 
-void outputs_write_late(outputs_t *o, const weir_buf_t *line)
+void outputs_write_late(outputs_t *o, const weir_buf_t *lines, uint64_t nlines)
 {
-    write_line(o, o->late, line);
-    o->lates++;
+    write_line(o, o->late, lines);
+    o->lates += nlines;
 }
 
 static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
@@ -225,7 +226,7 @@ static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, wei
     outputs_t *o = ctx;
     buf_reset(&o->line);
     outputs_window_line(o, &o->line, part, agg, key, start, end, vals);
-    outputs_write_window(o, agg, &o->line);
+    outputs_write_window(o, agg, &o->line, 1);
 }
 
 static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
@@ -234,7 +235,7 @@ static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key,
     outputs_t *o = ctx;
     buf_reset(&o->line);
     outputs_late_line(o, &o->line, part, offset, key, time, watermark, event);
-    outputs_write_late(o, &o->line);
+    outputs_write_late(o, &o->line, 1);
 }
 
 void outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset, weir_slice_t key,

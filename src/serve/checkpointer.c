@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/hugepages.h"
 #include "base/ticker.h"
 #include "stream/engine_state.h"
 
@@ -38,6 +40,9 @@ struct checkpointer {
     uint64_t *done_off; /* offsets of the newest checkpoint committed by this process */
     int have_done;
     weir_ticker_t periodic; /* checkpoint_interval's thread */
+    pthread_t settle;       /* the heap's collapse at ready (checkpointer_start) */
+    int settle_started;
+    atomic_int stopping;    /* checkpointer_stop: cut a collapse short, start none */
     pthread_mutex_t stats_lock;
     ckptr_stats_t st;
 };
@@ -71,7 +76,7 @@ int checkpointer_open(const char *datadir, const ckptr_source_t *src, checkpoint
 void checkpointer_close(checkpointer_t *c)
 {
     if (!c) return;
-    weir_ticker_stop(&c->periodic);
+    checkpointer_stop(c);
     ckpt_store_close(c->store);
     pthread_mutex_destroy(&c->take_lock);
     pthread_mutex_destroy(&c->stats_lock);
@@ -230,74 +235,24 @@ static size_t read_full(int fd, void *buf, size_t len)
     return got;
 }
 
-/* Returns 0 (taken), 1 (skip_unchanged and nothing was logged since the
- * last one: an idle server does not rewrite the same state every
- * interval) or an error. */
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25 /* Linux 6.1 */
-#endif
-
 /* After a fork, every huge page the parent writes while the child lives is
  * split into small pages (copy-on-write copies 4 KiB), and stays split: the
  * next fork copies more page tables — measured here, 2 ms growing to 21 ms
- * over four checkpoints under load. Once the child is gone, the large
- * anonymous read-write mappings (malloc's arenas) are collapsed back into
- * huge pages (MADV_COLLAPSE; a no-op where the kernel lacks it).
- *
- * One huge page at a time, COLLAPSE_GAP_US apart: collapsing one copies
- * 2 MiB with the mapping locked against page faults, and right after a
- * checkpoint most requests fault (their first write since the fork). In
- * one call over a whole arena, requests queued behind the collapse for
- * milliseconds (p99 during the collapse 4 ms, vs 0.4-1.2 ms paced, 1 M
- * keys); paced, the collapse takes ~0.5 s longer and no request waits for
- * more than one huge page. */
-#define COLLAPSE_GAP_US 300
-#define HUGE_PAGE       (2ul << 20)
-/* Mappings larger than this are collapsed in one call: no heap weir runs
- * with is that big, but ASan's shadow (terabytes, mostly unpopulated) is,
- * and stepping through it a huge page at a time would never end. */
-#define PACED_MAX       (64ul << 30)
-
-static void recollapse_heap(void)
+ * over four checkpoints under load. Once the child is gone, the heap is
+ * collapsed back into huge pages (base/hugepages.h, paced). The same is done
+ * once when the server turns ready (checkpointer_start), for the state that
+ * start-up built in small pages. */
+static void heap_to_huge_pages(checkpointer_t *c)
 {
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (!f) return;
-    /* The ranges first: /proc/self/maps is read under the mapping lock. */
-    unsigned long (*ranges)[2] = NULL;
-    size_t n = 0, cap = 0;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        unsigned long lo, hi, off, inode;
-        char perms[8], dev[16];
-        if (sscanf(line, "%lx-%lx %7s %lx %15s %lu", &lo, &hi, perms, &off, dev, &inode) != 6)
-            continue;
-        if (perms[0] != 'r' || perms[1] != 'w' || inode != 0 || hi - lo < (8ul << 20) ||
-            strstr(line, "[stack"))
-            continue;
-        if (n == cap) ranges = weir_realloc(ranges, (cap = cap ? 2 * cap : 16) * sizeof *ranges);
-        ranges[n][0] = lo;
-        ranges[n][1] = hi;
-        n++;
-    }
-    fclose(f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned long lo = ranges[i][0], hi = ranges[i][1];
-        if (hi - lo > PACED_MAX) { /* a sparse reservation (a sanitizer's shadow) */
-            (void)madvise((void *)lo, hi - lo, MADV_COLLAPSE);
-            continue;
-        }
-        for (unsigned long a = (lo + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1); a + HUGE_PAGE <= hi;
-             a += HUGE_PAGE) {
-            uint64_t t = weir_mono_ns();
-            (void)madvise((void *)a, HUGE_PAGE, MADV_COLLAPSE);
-            /* the gap after a real collapse only, not after a huge page
-             * left whole or a hole */
-            if (weir_mono_ns() - t > 20000) usleep(COLLAPSE_GAP_US);
-        }
-    }
-    weir_free(ranges);
+    if (getenv("WEIR_NO_COLLAPSE")) return;
+    const char *thp = getenv("WEIR_THP");
+    if (thp && strcmp(thp, "0") == 0) return;
+    weir_heap_huge_pages(&c->stopping);
 }
 
+/* Returns 0 (taken), 1 (skip_unchanged and nothing was logged since the
+ * last one: an idle server does not rewrite the same state every
+ * interval) or an error. */
 static int take_locked(checkpointer_t *c, int skip_unchanged, ckptr_result_t *res, char *err,
                        size_t errlen)
 {
@@ -348,7 +303,7 @@ static int take_locked(checkpointer_t *c, int skip_unchanged, ckptr_result_t *re
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    if (!getenv("WEIR_NO_COLLAPSE")) recollapse_heap();
+    heap_to_huge_pages(c);
     if (got != sizeof r) {
         if (WIFSIGNALED(status))
             return weir_errf(err, errlen, WEIR_EIO,
@@ -427,10 +382,32 @@ static void periodic_tick(void *arg)
     if (take(c, 1, &res, err, sizeof err) < 0) fprintf(stderr, "weir run: %s\n", err);
 }
 
+/* The collapse at ready holds take_lock: a checkpoint asked for meanwhile
+ * waits for it (~2.5 s at a million keys, 1.6 GB, on the VM measured)
+ * rather than fork with the page tables of a heap still in small pages. */
+static void *settle_main(void *arg)
+{
+    checkpointer_t *c = arg;
+    pthread_mutex_lock(&c->take_lock);
+    heap_to_huge_pages(c);
+    pthread_mutex_unlock(&c->take_lock);
+    return NULL;
+}
+
 void checkpointer_start(checkpointer_t *c, int64_t interval_ms)
 {
+    if (!c->settle_started && pthread_create(&c->settle, NULL, settle_main, c) == 0)
+        c->settle_started = 1;
     if (c->periodic.started || interval_ms <= 0) return;
     weir_ticker_start(&c->periodic, interval_ms, periodic_tick, c);
+}
+
+void checkpointer_stop(checkpointer_t *c)
+{
+    atomic_store(&c->stopping, 1);
+    if (c->settle_started) pthread_join(c->settle, NULL);
+    c->settle_started = 0;
+    weir_ticker_stop(&c->periodic);
 }
 
 /* ---- recovery ---- */

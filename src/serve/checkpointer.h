@@ -37,8 +37,8 @@
  * step N, counted across checkpoints (the parent adds each child's steps to
  * its own count). WEIR_CKPT_STEP_DELAY_MS=M makes the child sleep M ms
  * after each step, so that a test's kill lands inside a checkpoint.
- * WEIR_NO_COLLAPSE=1 skips re-collapsing the heap into huge pages after a
- * checkpoint (checkpointer.c recollapse_heap), for comparing its effect.
+ * WEIR_NO_COLLAPSE=1 (or WEIR_THP=0) skips collapsing the heap into huge
+ * pages at ready and after each checkpoint, for comparing its effect.
  *
  * RECOVERY takes the newest checkpoint that verifies (every CRC) AND is
  * usable (the runtime's restore callback checks): same pipeline, partitions and feature plan (engine_fingerprint),
@@ -102,8 +102,14 @@ void checkpointer_close(checkpointer_t *c);
 /* Takes one checkpoint now (serialized with the periodic one); returns 0
  * with *res filled, or an error. */
 int checkpointer_take(checkpointer_t *c, ckptr_result_t *res, char *err, size_t errlen);
-/* Starts a thread taking a checkpoint every interval_ms (> 0). */
+/* Called once the server is ready: collapses the heap into huge pages in
+ * the background (checkpointer.c, base/hugepages.h), and starts a thread
+ * taking a checkpoint every interval_ms (if > 0). */
 void checkpointer_start(checkpointer_t *c, int64_t interval_ms);
+/* Stops that background work (a collapse in progress is cut short) and
+ * waits for it; checkpointer_take still works, without the collapse after
+ * each checkpoint. For shutdown: its checkpoint need not wait. */
+void checkpointer_stop(checkpointer_t *c);
 void checkpointer_stats(checkpointer_t *c, ckptr_stats_t *out);
 /* Holds checkpoints off (none starts; one running is finished first) while
  * a spec reload swaps the plan they encode, then takes the new plan's

@@ -84,31 +84,62 @@
 
 /* ---- sinks: outputs are shared by all partitions ---- */
 
-/* The engine's sinks run inside their partition's lock: the line is
+/* SINKS. The engine's sinks run inside their partition's lock: the line is
  * formatted into the partition's own buffer, and only its write takes
- * out_lock. */
+ * out_lock. While serving, each line is written at once. While recovering
+ * (p->obatch), a partition gathers its lines, up to OUT_BATCH_BYTES for
+ * one file, and writes them in one hold of out_lock: a replay closes a
+ * window for most events, and two replay threads taking out_lock per line
+ * spent a tenth of the replay's CPU in futex calls. The order of lines
+ * within a file is kept (a line for another file writes the gathered ones
+ * first), and recover_part writes what is left before it lets go of the
+ * partition — no checkpoint can freeze the partition in between. */
+#define OUT_BATCH_BYTES (256 << 10)
+
+static void out_write_part(runtime_t *rt, rt_part_t *p)
+{
+    if (!p->olines) return;
+    pthread_mutex_lock(&rt->out_lock);
+    if (p->olate)
+        outputs_write_late(rt->out, &p->oline, p->olines);
+    else
+        outputs_write_window(rt->out, p->oagg, &p->oline, p->olines);
+    pthread_mutex_unlock(&rt->out_lock);
+    buf_reset(&p->oline);
+    p->olines = 0;
+}
+
+/* The buffer to append a line for agg's file (or late.ndjson) to. */
+static weir_buf_t *out_line(runtime_t *rt, rt_part_t *p, const spec_aggregate_t *agg, int late)
+{
+    if (p->olines && (p->oagg != agg || p->olate != late)) out_write_part(rt, p);
+    p->oagg = agg;
+    p->olate = late;
+    return &p->oline;
+}
+
+static void out_line_done(runtime_t *rt, rt_part_t *p)
+{
+    p->olines++;
+    if (!p->obatch || p->oline.len >= OUT_BATCH_BYTES) out_write_part(rt, p);
+}
+
 void runtime_sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
                         int64_t start, int64_t end, const expr_value_t *vals)
 {
     runtime_t *rt = ctx;
-    weir_buf_t *line = &rt->parts[part].oline;
-    buf_reset(line);
-    outputs_window_line(rt->out, line, part, agg, key, start, end, vals);
-    pthread_mutex_lock(&rt->out_lock);
-    outputs_write_window(rt->out, agg, line);
-    pthread_mutex_unlock(&rt->out_lock);
+    rt_part_t *p = &rt->parts[part];
+    outputs_window_line(rt->out, out_line(rt, p, agg, 0), part, agg, key, start, end, vals);
+    out_line_done(rt, p);
 }
 
 void runtime_sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
                       int64_t watermark, weir_slice_t event)
 {
     runtime_t *rt = ctx;
-    weir_buf_t *line = &rt->parts[part].oline;
-    buf_reset(line);
-    outputs_late_line(rt->out, line, part, offset, key, time, watermark, event);
-    pthread_mutex_lock(&rt->out_lock);
-    outputs_write_late(rt->out, line);
-    pthread_mutex_unlock(&rt->out_lock);
+    rt_part_t *p = &rt->parts[part];
+    outputs_late_line(rt->out, out_line(rt, p, NULL, 1), part, offset, key, time, watermark, event);
+    out_line_done(rt, p);
 }
 
 /* ---- open / close ---- */
@@ -191,6 +222,7 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
     weir_ticker_stop(&rt->gauges);
     weir_ticker_stop(&rt->flusher);
     int rc = 0;
+    if (rt->ckptr) checkpointer_stop(rt->ckptr);
     if (rt->ckptr && runtime_ready(rt)) {
         /* The checkpoint at clean shutdown: the next start replays nothing. */
         ckptr_result_t res;
@@ -613,8 +645,11 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
      * replay starts (OUTPUTS ACROSS CRASHES); from then on, always. */
     engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt};
     engine_part_set_sink(p->engine, rt->replay_outputs ? &sink : NULL);
+    p->obatch = 1;
     int rc = pipeline_replay_from(&rt->pl, p->id, p->from, replay_row, &c, replay_bad, NULL, err,
                                   errlen);
+    p->obatch = 0;
+    out_write_part(rt, p);
     if (rc == 0 && flush_decisions(rt, p) != 0) rc = p->dfail;
     if (p->dfail) rc = weir_errf(err, errlen, p->dfail, "%s", p->dfail_err);
     engine_part_set_sink(p->engine, &sink);

@@ -29,7 +29,13 @@ typedef struct rt_part {
     log_part_t *log, *dlog;
     weir_buf_t scratch, dscratch; /* log encode buffers */
     weir_buf_t feat;              /* one event's features JSON */
-    weir_buf_t oline;             /* one output line (runtime_sink_*) */
+    /* Output lines not written yet, all for one file (runtime.c, SINKS):
+     * one line while serving, up to OUT_BATCH_BYTES while recovering. */
+    weir_buf_t oline;
+    uint64_t olines;
+    const spec_aggregate_t *oagg; /* their file: this aggregate's, or late.ndjson if olate */
+    int olate;
+    int obatch; /* recovering: gather lines */
     log_rec_t *recs;              /* one request's event records */
     size_t rcap;
     /* buffered decisions, oldest first (see DECISIONS ARE WRITTEN IN BATCHES) */

@@ -41,6 +41,7 @@ struct oc_key {
 typedef struct oc_timer {
     int64_t end, start;
     uint64_t gen;
+    uint64_t kpre; /* the key's first 8 bytes, big-endian, zero-padded (timer_less) */
     uint32_t ai;
     uint32_t klen;
     char *key;
@@ -80,10 +81,27 @@ size_t oc_timers_bytes(const oc_timers_t *t)
     return b;
 }
 
-/* Order: end, key bytes, aggregate, start — a function of the log only. */
+/* A timer's key prefix: its first 8 bytes as a big-endian number, missing
+ * bytes as zeros. Two keys whose prefixes differ compare as their bytes do
+ * (memcmp, then the shorter first): at the first differing byte either both
+ * have a byte there, or the shorter key has ended (a zero against a byte
+ * that, being different, is not zero). */
+static uint64_t key_prefix(const char *key, uint32_t klen)
+{
+    uint64_t p = 0;
+    for (uint32_t i = 0; i < 8; i++) p = p << 8 | (i < klen ? (unsigned char)key[i] : 0);
+    return p;
+}
+
+/* Order: end, key bytes, aggregate, start — a function of the log only.
+ * Windows of a tumbling or hopping aggregate close together (the same end
+ * for every key), so most comparisons in the heap come down to the keys:
+ * the prefix settles them without following the key pointers (a cache
+ * miss each, at a million keys: a tenth of a replay's CPU). */
 static int timer_less(const oc_timer_t *a, const oc_timer_t *b)
 {
     if (a->end != b->end) return a->end < b->end;
+    if (a->kpre != b->kpre) return a->kpre < b->kpre;
     uint32_t n = a->klen < b->klen ? a->klen : b->klen;
     int c = memcmp(a->key, b->key, n);
     if (c != 0) return c < 0;
@@ -99,6 +117,7 @@ static void timer_push(oc_timers_t *t, oc_timer_t e)
         t->v = weir_realloc(t->v, t->cap * sizeof *t->v);
     }
     size_t i = t->n++;
+    e.kpre = key_prefix(e.key, e.klen);
     while (i && timer_less(&e, &t->v[(i - 1) / 2])) {
         t->v[i] = t->v[(i - 1) / 2];
         i = (i - 1) / 2;
@@ -154,7 +173,7 @@ static void win_register(oc_key_t *k, int64_t start, int64_t end, weir_slice_t k
     }
     uint64_t gen = ++k->next_gen;
     k->wins[k->nwins++] = (oc_win_t){start, end, gen};
-    timer_push(timers, (oc_timer_t){end, start, gen, ai, (uint32_t)key.len,
+    timer_push(timers, (oc_timer_t){end, start, gen, 0, ai, (uint32_t)key.len,
                                     weir_strndup(key.ptr, key.len)});
 }
 
