@@ -2,8 +2,9 @@
  * timers pop in the order end, key bytes (memcmp, then the shorter key
  * first), aggregate, start — whatever the keys' lengths and bytes, zero
  * bytes and 0xff included, since the heap compares an 8-byte key prefix
- * before the keys themselves. Timers go in through oc_timers_decode (the
- * heap's only bulk entry point) in a shuffled order. */
+ * before the keys themselves; short keys (kept in the timer) and long ones
+ * (allocated) alike, and none leaked (ASan). Timers go in through
+ * oc_timers_decode (the heap's only bulk entry point) in a shuffled order. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,7 +19,7 @@
 #include "stream/onclose.h"
 
 #define NTIMERS 4000
-#define MAXKEY  12
+#define MAXKEY  24 /* keys kept in the timer (<= 16 bytes) and malloc'd ones */
 
 typedef struct timer {
     int64_t end, start;
