@@ -130,6 +130,9 @@ static void swap_in(runtime_t *rt, staged_t *st)
         rt_part_t *p = &rt->parts[i];
         engine_migrate_stats_t ms;
         engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt};
+        /* Windows already due go out under the spec that closed them, as
+         * they would have without deferred closes (runtime.c, CLOSER). */
+        engine_part_close_due(p->engine, SIZE_MAX);
         p->engine = rt->pl.parts[i] = engine_part_migrate(p->engine, st->engine, &sink, &ms);
         /* The kept/new/dropped counts are the plans', the same for every
          * partition; keys add up. */

@@ -78,6 +78,7 @@ struct runtime {
     _Atomic int ready;
     weir_ticker_t flusher; /* the decision flusher (from ready to close) */
     weir_ticker_t gauges;  /* the state gauges' walk (STATE GAUGES in runtime.c) */
+    weir_ticker_t closer;  /* emits the on-close windows events made due (CLOSER in runtime.c) */
     _Atomic int64_t gauges_asked_ms; /* wall clock of the last scrape (0: none yet) */
     _Atomic int64_t gauges_done_ms;  /* when the last walk began (0: none yet) */
     /* recovery */

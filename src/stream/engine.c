@@ -319,12 +319,15 @@ static void advance(engine_part_t *p, int64_t t)
     p->st.watermark = p->wm;
 }
 
-/* Emits every on-close window whose end the watermark has reached. */
-static void close_due(engine_part_t *p)
+/* Emits on-close windows whose end the watermark has reached, up to max
+ * timers; returns how many it took. */
+static size_t close_due(engine_part_t *p, size_t max)
 {
     const spec_t *s = p->e->spec;
     oc_due_t due;
-    while (oc_timers_pop(p->timers, p->wm, &due)) {
+    size_t n = 0;
+    while (n < max && oc_timers_pop(p->timers, p->wm, &due)) {
+        n++;
         void *v = keymap_get(&p->km, due.key.ptr, due.key.len);
         if (!v || !*key_inited(p->e, v)) continue;
         const spec_aggregate_t *agg = &s->aggregates[due.ai];
@@ -334,6 +337,48 @@ static void close_due(engine_part_t *p)
         if (p->sink.window)
             p->sink.window(p->sink.ctx, p->part, agg, due.key, due.start, due.end, p->selvals);
     }
+    return n;
+}
+
+void engine_part_defer_closes(engine_part_t *p, int defer)
+{
+    p->defer_closes = defer;
+}
+
+size_t engine_part_close_due(engine_part_t *p, size_t max)
+{
+    return close_due(p, max);
+}
+
+int engine_part_has_due(const engine_part_t *p)
+{
+    return oc_timers_next(p->timers) <= p->wm;
+}
+
+/* keymap_free_cb for a key reset or expired while the partition runs: with
+ * closes deferred, its due windows go out first (their timers, left in the
+ * heap, find no window when they come up). */
+static void key_retire(void *v, void *arg)
+{
+    engine_part_t *p = arg;
+    const engine_t *e = p->e;
+    if (p->defer_closes && *key_inited(e, v)) {
+        size_t klen;
+        const void *kb = keymap_key(v, &klen);
+        weir_slice_t key = {kb, klen};
+        for (uint32_t a = 0; a < e->spec->naggregates; a++) {
+            const spec_aggregate_t *agg = &e->spec->aggregates[a];
+            oc_due_t due;
+            buf_reserve(&p->scratch, 4096);
+            while (oc_key_take_due(key_oc(e, v)[a], a, key, p->wm, &due)) {
+                if (!oc_close(key_oc(e, v)[a], agg, &due, p->selvals, &p->scratch)) break;
+                p->st.windows_emitted++;
+                if (p->sink.window)
+                    p->sink.window(p->sink.ctx, p->part, agg, key, due.start, due.end, p->selvals);
+            }
+        }
+    }
+    engine_key_release(v, p);
 }
 
 /* ---- patterns ------------------------------------------------------------------ */
@@ -360,7 +405,7 @@ static pattern_io_t pat_io(engine_part_t *p)
 /* The watermark's work: on-close windows, then held events and deadlines. */
 static void watermark_due(engine_part_t *p)
 {
-    close_due(p);
+    if (!p->defer_closes) close_due(p, SIZE_MAX);
     if (p->pat) {
         pattern_io_t io = pat_io(p);
         pattern_watermark(p->pat, p->wm, &io);
@@ -511,7 +556,7 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
         p->has_in[g] = (uint8_t)aggval_from_value(&x, &p->in[g]);
     }
     int created;
-    void *v = keymap_put_hashed(&p->km, h, key.ptr, key.len, cutoff_of(p), engine_key_release, p,
+    void *v = keymap_put_hashed(&p->km, h, key.ptr, key.len, cutoff_of(p), key_retire, p,
                                 &created);
     if (created || !*key_inited(e, v)) engine_key_init(e, v);
     keymap_touch(v, t);
@@ -546,7 +591,7 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     }
     for (uint32_t a = 0; a < s->naggregates; a++)
         oc_add(&key_oc(e, v)[a], &s->aggregates[a], a, key, t, p->seq, &argenv, p->timers);
-    keymap_expire(&p->km, cutoff_of(p), SWEEP_BUDGET, engine_key_release, p);
+    keymap_expire(&p->km, cutoff_of(p), SWEEP_BUDGET, key_retire, p);
     res->watermark = p->wm;
     return 0;
 }
@@ -577,7 +622,7 @@ void engine_part_tick(engine_part_t *p, int64_t time)
      * call's budget also pays for what it drops and for finishing a resize
      * the drops may start, so go on until a call finds nothing to do. */
     for (int round = 0; round < 64; round++) {
-        size_t dropped = keymap_expire(&p->km, cutoff_of(p), p->km.cur.cap + p->km.old.cap + 64, engine_key_release, p);
+        size_t dropped = keymap_expire(&p->km, cutoff_of(p), p->km.cur.cap + p->km.old.cap + 64, key_retire, p);
         if (dropped == 0 && !p->km.old.slots) break;
     }
 }

@@ -15,7 +15,8 @@
  *      event's aggregate arguments are added to the key's windows; features
  *      are evaluated as of t (every aggregate slot, then the features in
  *      dependency order); the event is added to the key's on-close
- *      aggregates; windows whose end W has passed are emitted to the sink.
+ *      aggregates; windows whose end W has passed are emitted to the sink
+ *      (or only made due: DEFERRED CLOSES below).
  * A TICK record carries a time T: max time = max(max time, T), W follows,
  * closing windows — time that advances without events (principle 2).
  *
@@ -63,6 +64,24 @@ typedef struct engine_sink {
 engine_part_t *engine_part_new(const engine_t *e, uint32_t part, const engine_sink_t *sink);
 void engine_part_free(engine_part_t *p);
 void engine_part_set_sink(engine_part_t *p, const engine_sink_t *sink);
+
+/* DEFERRED CLOSES. By default the on-close windows a watermark step closes
+ * are emitted inside the event or tick that made the step. A server turns
+ * that off (defer = 1): the step then only makes them due, and the server
+ * emits them with engine_part_close_due, a bounded number per call, outside
+ * any request — at a million keys one step of a tumbling hour closes a
+ * hundred thousand windows, and emitting them inside one request held its
+ * partition for up to 100 ms (src/serve/runtime.c, CLOSER). What is emitted
+ * is the same either way: a due window's contents are final (an event that
+ * could still fall in it would be late), so only when, and where in the
+ * output file, it is written differs. A key that is reset or expired while
+ * windows of its are due emits them first. Patterns are not deferred. */
+void engine_part_defer_closes(engine_part_t *p, int defer);
+/* Emits due windows (end <= watermark) in timer order, up to max of them;
+ * returns how many timers it took (stale ones included); 0 if none is due. */
+size_t engine_part_close_due(engine_part_t *p, size_t max);
+/* 1 if an on-close window is due. */
+int engine_part_has_due(const engine_part_t *p);
 
 /* What processing an event gave. Arrays belong to the partition and are
  * valid until its next call. */

@@ -74,6 +74,7 @@ struct engine_part {
     weir_buf_t prevcopy;    /* this event's copies of last(x) strings */
     cJSON *doc;             /* record path: the event being processed */
     pattern_part_t *pat;    /* held events and deadlines of patterns; NULL without patterns */
+    int defer_closes;       /* engine_part_defer_closes */
     uint8_t *pflags;        /* this event's pattern.NAME flags */
     char keytmp[32];
     engine_stats_t st;

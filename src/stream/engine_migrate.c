@@ -326,6 +326,7 @@ engine_part_t *engine_part_migrate(engine_part_t *p, const engine_t *to, const e
               &st->patterns_dropped);
 
     engine_part_t *q = engine_part_new(to, p->part, sink);
+    q->defer_closes = p->defer_closes;
     /* A key is stale (its state already gone) below either plan's cutoff:
      * under the old one it would be reset at its next event, under the new
      * one too (engine.c TTL). */

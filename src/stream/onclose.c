@@ -374,6 +374,20 @@ void oc_prefetch(const oc_key_t *k)
     __builtin_prefetch(k->ev);
 }
 
+int oc_key_take_due(const oc_key_t *k, uint32_t ai, weir_slice_t key, int64_t watermark,
+                    oc_due_t *due)
+{
+    const oc_win_t *best = NULL;
+    for (uint32_t i = 0; k && i < k->nwins; i++) {
+        const oc_win_t *w = &k->wins[i];
+        if (w->end > watermark) continue;
+        if (!best || w->end < best->end || (w->end == best->end && w->start < best->start)) best = w;
+    }
+    if (!best) return 0;
+    *due = (oc_due_t){key, ai, best->start, best->end, best->gen};
+    return 1;
+}
+
 int oc_close(oc_key_t *k, const spec_aggregate_t *agg, const oc_due_t *due, expr_value_t *vals,
              weir_buf_t *scratch)
 {

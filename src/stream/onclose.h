@@ -54,6 +54,13 @@ typedef struct oc_due {
 } oc_due_t;
 int oc_timers_pop(oc_timers_t *t, int64_t watermark, oc_due_t *due);
 
+/* The due of the key's open window (aggregate ai) that ends first, if it
+ * ends at or before watermark (ties: the earlier start): 1 with *due filled
+ * (its key is `key`), else 0. For closing a key's due windows without their
+ * timers (engine.c, a key reset while closes are deferred). */
+int oc_key_take_due(const oc_key_t *state, uint32_t ai, weir_slice_t key, int64_t watermark,
+                    oc_due_t *due);
+
 /* Closes the window of `due` in the key's state if it is still open there:
  * computes the select values into vals (spec order) and returns 1; 0 if the
  * window is gone (merged or reset). Drops events no open window needs.

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -362,6 +363,71 @@ static void lookups_change_nothing(void **state)
     spec_free(b->spec);
 }
 
+/* The events of deferred_closes_emit_the_same: a's and b's windows become
+ * due (c's event at 2 h moves the watermark), then a's next event finds a
+ * stale (idle longer than the TTL, 1 h 10 s) and resets it. */
+static void reset_case(fixture_t *f, int defer)
+{
+    engine_part_defer_closes(f->part, defer);
+    ev(f, "a", 1, "m1", 10 * S);
+    ev(f, "a", 2, "m1", 20 * S);
+    ev(f, "b", 5, "m1", 30 * S);
+    ev(f, "c", 6, "m1", 120 * M);
+    if (defer) {
+        assert_int_equal(f->nout, 0); /* due, not emitted */
+        assert_true(engine_part_has_due(f->part));
+    }
+    ev(f, "a", 3, "m1", 120 * M + 1);
+    if (defer) {
+        /* a's reset emitted a's due windows, and only those */
+        assert_true(f->nout > 0);
+        for (int i = 0; i < f->nout; i++) assert_string_equal(f->out[i].key, "a");
+        int before = f->nout;
+        assert_int_equal(engine_part_close_due(f->part, 1), 1); /* one at a time */
+        assert_true(f->nout <= before + 1);
+        while (engine_part_close_due(f->part, 2) > 0) {
+        }
+        assert_false(engine_part_has_due(f->part));
+    }
+}
+
+static int emitted_cmp(const void *a, const void *b)
+{
+    const emitted_t *x = a, *y = b;
+    int c = strcmp(x->agg, y->agg);
+    if (!c) c = strcmp(x->key, y->key);
+    if (!c) c = x->start < y->start ? -1 : x->start > y->start;
+    if (!c) c = x->end < y->end ? -1 : x->end > y->end;
+    return c;
+}
+
+/* Closes deferred (engine.h, DEFERRED CLOSES) emit the same windows with
+ * the same values as closes inside each event, a key reset included. */
+static void deferred_closes_emit_the_same(void **state)
+{
+    fixture_t *f = *state;
+    reset_case(f, 0);
+    int n = f->nout;
+    emitted_t *sync = malloc((size_t)n * sizeof *sync);
+    memcpy(sync, f->out, (size_t)n * sizeof *sync);
+    teardown(state);
+    setup(state);
+    f = *state;
+    reset_case(f, 1);
+    assert_int_equal(f->nout, n);
+    qsort(sync, (size_t)n, sizeof *sync, emitted_cmp);
+    qsort(f->out, (size_t)n, sizeof *f->out, emitted_cmp);
+    for (int i = 0; i < n; i++) {
+        assert_string_equal(f->out[i].agg, sync[i].agg);
+        assert_string_equal(f->out[i].key, sync[i].key);
+        assert_int_equal(f->out[i].start, sync[i].start);
+        assert_int_equal(f->out[i].end, sync[i].end);
+        assert_int_equal(f->out[i].n, sync[i].n);
+        assert_true(f->out[i].v1 == sync[i].v1 && f->out[i].v2 == sync[i].v2);
+    }
+    free(sync);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +437,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(stats_walk_in_slices, setup, teardown),
         cmocka_unit_test_setup_teardown(windows_close_on_watermark, setup, teardown),
         cmocka_unit_test_setup_teardown(sessions_merge_when_bridged, setup, teardown),
+        cmocka_unit_test_setup_teardown(deferred_closes_emit_the_same, setup, teardown),
         cmocka_unit_test(strings_refused_where_unsupported),
         cmocka_unit_test(lookups_change_nothing),
     };
