@@ -30,7 +30,10 @@ struct outputs {
 static FILE *open_output(const char *dir, const char *name, char *err, size_t errlen)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s.ndjson", dir, name);
+    if (snprintf(path, sizeof path, "%s/%s.ndjson", dir, name) >= (int)sizeof path) {
+        weir_errf(err, errlen, WEIR_EINVAL, "the path of output %s under %s is too long", name, dir);
+        return NULL;
+    }
     FILE *f = fopen(path, "a");
     if (!f) weir_errf(err, errlen, WEIR_EIO, "cannot open %s: %s", path, strerror(errno));
     return f;
