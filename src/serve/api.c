@@ -296,6 +296,7 @@ static void batch_add(batch_t *b, weir_slice_t text, const cJSON *parsed, uint32
 typedef struct events_ctx {
     uint64_t late, failed;
     uint64_t logged; /* events logged (and processed) so far, whatever their outcome */
+    uint8_t *state;  /* per event of the request: EV_* */
     weir_buf_t *rejects;
     size_t nrejects;
     const char *numbering;
@@ -311,10 +312,13 @@ static void add_reject(events_ctx_t *ec, uint32_t number, const char *why)
     buf_append(ec->rejects, "}", 1);
 }
 
+enum { EV_REJECTED, EV_DECODED, EV_LOGGED };
+
 static void event_done(void *ctx, const runtime_outcome_t *o)
 {
     events_ctx_t *ec = ctx;
     ec->logged++;
+    ec->state[o->ev->index] = EV_LOGGED;
     if (!o->res) {
         ec->failed++;
         char why[600];
@@ -399,6 +403,7 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
     }
     weir_buf_t rejects = WEIR_BUF_INIT;
     events_ctx_t ec = {.rejects = &rejects, .numbering = numbering, .numbers = b.numbers};
+    ec.state = weir_calloc(b.n ? b.n : 1, 1); /* EV_REJECTED until decoded */
     size_t nf = src->nfields + 1;
     expr_value_t *fields = weir_malloc((b.n ? b.n : 1) * nf * sizeof *fields);
     cJSON **docs = weir_calloc(b.n ? b.n : 1, sizeof *docs);
@@ -414,6 +419,7 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
             add_reject(&ec, b.numbers[i], why);
             continue;
         }
+        ec.state[i] = EV_DECODED;
         runtime_event_t *ev = &evs[ngood++];
         ev->raw = b.texts[i];
         ev->fields = f;
@@ -428,11 +434,30 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
     if (rc) {
         /* Partitions are logged one after another: those before the one
          * whose append failed are in the log and applied — a retry of the
-         * whole request would count them twice, so the answer says so. */
-        http_error(resp, 500, "log_failed",
-                   "%s; %" PRIu64 " of the %zu events were logged and processed before the "
-                   "failure (the partitions before it), the others were not",
-                   err, ec.logged, ngood);
+         * whole request would count them twice. The answer lists the
+         * events that were not logged, for a client to retry those only. */
+        resp->status = 500;
+        resp->content_type = "application/json";
+        weir_buf_t *o = &resp->body;
+        buf_reset(o);
+        buf_append_str(o, "{\"error\":{\"code\":\"log_failed\",\"message\":");
+        char msg[1024];
+        snprintf(msg, sizeof msg,
+                 "%s; %" PRIu64 " of the %zu events were logged and processed before the "
+                 "failure (the partitions before it); the %" PRIu64
+                 " in \"not_logged\" were not: retry those",
+                 err, ec.logged, ngood, (uint64_t)ngood - ec.logged);
+        buf_append_json_string(o, msg, strlen(msg));
+        buf_appendf(o, "},\"logged\":%" PRIu64 ",\"not_logged\":[", ec.logged);
+        int first = 1;
+        for (size_t i = 0; i < b.n; i++) {
+            if (ec.state[i] != EV_DECODED) continue;
+            buf_appendf(o, "%s%u", first ? "" : ",", b.numbers[i]);
+            first = 0;
+        }
+        buf_appendf(o, "],\"numbering\":\"%s\",\"rejected\":[", numbering);
+        if (rejects.len) buf_append(o, rejects.data, rejects.len);
+        buf_append_str(o, "]}\n");
     } else {
         weir_buf_t *o = &resp->body;
         buf_reset(o);
@@ -453,6 +478,7 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
         buf_append_str(o, "]}\n");
     }
     buf_free(&rejects);
+    weir_free(ec.state);
     for (size_t i = 0; i < b.n; i++)
         cJSON_Delete(docs[i]);
     weir_free(docs);

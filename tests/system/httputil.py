@@ -2,17 +2,21 @@
 `weir run` on a free loopback port, talk to it over real HTTP (keep-alive
 connections and raw sockets), generate realistic card transactions, and read
 back what the server left on disk: the event log, the decision log (parsed
-with logformat.py, independently of weir's code) and `weir backfill` rows."""
+with logformat.py, independently of weir's code) and `weir backfill` rows;
+compile LD_PRELOAD shims for fault injection."""
 import http.client
 import json
 import os
 import pathlib
 import random
 import re
+import shutil
 import signal
 import subprocess
 import threading
 import time
+
+import pytest
 
 import logformat
 
@@ -187,6 +191,20 @@ def fraud_events(n, seed=1, cards=50, start=T0, step_ms=20_000, jitter_ms=5_000)
         out.append({"card_id": "card-%03d" % c, "amount": amount, "merchant": "m%d" % rng.randrange(40),
                     "country": country, "ts": t - rng.randrange(jitter_ms)})
     return out
+
+
+# ---- fault injection ----
+
+def preload_shim(tmp_path, source):
+    """Compiles source (C) into tmp_path/shim.so for LD_PRELOAD; skips the
+    test where there is no C compiler."""
+    if not shutil.which("cc"):
+        pytest.skip("no C compiler for the LD_PRELOAD shim")
+    src = tmp_path / "shim.c"
+    src.write_text(source)
+    so = tmp_path / "shim.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(so), str(src), "-ldl"], check=True)
+    return so
 
 
 # ---- what is on disk ----

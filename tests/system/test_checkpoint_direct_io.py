@@ -7,14 +7,13 @@ checkpoint must verify, and a restart must recover from it to the state a
 replay of the whole log gives. Run with the release build and with the
 ASan+UBSan build (no sanitizer report allowed)."""
 import shutil
-import subprocess
 
 import pytest
 
 import ckptutil
 from ckptutil import copy_data, list_checkpoints, recovered_from
 from conftest import sanitizer_report
-from httputil import SOURCE, Server, fraud_events
+from httputil import SOURCE, Server, fraud_events, preload_shim
 
 SHIM = r"""
 #define _GNU_SOURCE
@@ -51,13 +50,7 @@ def features(srv):
 
 @pytest.fixture
 def shim(tmp_path):
-    if not shutil.which("cc"):
-        pytest.skip("no C compiler for the LD_PRELOAD shim")
-    src = tmp_path / "shim.c"
-    src.write_text(SHIM)
-    so = tmp_path / "shim.so"
-    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(so), str(src), "-ldl"], check=True)
-    return so
+    return preload_shim(tmp_path, SHIM)
 
 
 @pytest.fixture(params=["release", "asan"])
