@@ -286,6 +286,7 @@ void engine_part_free(engine_part_t *p)
     weir_free(p->has_in);
     buf_free(&p->scratch);
     buf_free(&p->prevcopy);
+    buf_free(&p->rscratch);
     cJSON_Delete(p->doc);
     weir_free(p);
 }
@@ -357,7 +358,9 @@ int engine_part_has_due(const engine_part_t *p)
 
 /* keymap_free_cb for a key reset or expired while the partition runs: with
  * closes deferred, its due windows go out first (their timers, left in the
- * heap, find no window when they come up). */
+ * heap, find no window when they come up). It runs inside keymap_put, in
+ * the middle of an event whose lower() results live in p->scratch (and
+ * whose argenv points there): the closes use a scratch of their own. */
 static void key_retire(void *v, void *arg)
 {
     engine_part_t *p = arg;
@@ -369,9 +372,9 @@ static void key_retire(void *v, void *arg)
         for (uint32_t a = 0; a < e->spec->naggregates; a++) {
             const spec_aggregate_t *agg = &e->spec->aggregates[a];
             oc_due_t due;
-            buf_reserve(&p->scratch, 4096);
+            buf_reserve(&p->rscratch, 4096);
             while (oc_key_take_due(key_oc(e, v)[a], a, key, p->wm, &due)) {
-                if (!oc_close(key_oc(e, v)[a], agg, &due, p->selvals, &p->scratch)) break;
+                if (!oc_close(key_oc(e, v)[a], agg, &due, p->selvals, &p->rscratch)) break;
                 p->st.windows_emitted++;
                 if (p->sink.window)
                     p->sink.window(p->sink.ctx, p->part, agg, key, due.start, due.end, p->selvals);

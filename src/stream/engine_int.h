@@ -75,6 +75,7 @@ struct engine_part {
     cJSON *doc;             /* record path: the event being processed */
     pattern_part_t *pat;    /* held events and deadlines of patterns; NULL without patterns */
     int defer_closes;       /* engine_part_defer_closes */
+    weir_buf_t rscratch;    /* key_retire's closes: the event's scratch is in use then */
     uint8_t *pflags;        /* this event's pattern.NAME flags */
     char keytmp[32];
     engine_stats_t st;

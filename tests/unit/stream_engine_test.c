@@ -33,7 +33,7 @@ static const char spec_text[] =
     "aggregates:\n"
     "  tumble:\n"
     "    window: tumbling 1m\n"
-    "    select: {n: count(), total: sum(x)}\n"
+    "    select: {n: count(), total: sum(x), long_m: max(len(lower(m)))}\n"
     "  hop:\n"
     "    window: hopping 2m every 1m\n"
     "    select: {n: count()}\n"
@@ -365,7 +365,9 @@ static void lookups_change_nothing(void **state)
 
 /* The events of deferred_closes_emit_the_same: a's and b's windows become
  * due (c's event at 2 h moves the watermark), then a's next event finds a
- * stale (idle longer than the TTL, 1 h 10 s) and resets it. */
+ * stale (idle longer than the TTL, 1 h 10 s) and resets it. The reset's
+ * closes run in the middle of that event and evaluate lower() (tumble's
+ * long_m): under ASan this caught them reallocating the event's scratch. */
 static void reset_case(fixture_t *f, int defer)
 {
     engine_part_defer_closes(f->part, defer);
