@@ -186,11 +186,14 @@ void outputs_window_line(const outputs_t *o, weir_buf_t *b, uint32_t part,
     buf_append_str(b, "}\n");
 }
 
-void outputs_write_window(outputs_t *o, const spec_aggregate_t *agg, const weir_buf_t *lines,
-                          uint64_t nlines)
+void outputs_write_lines(outputs_t *o, const spec_aggregate_t *agg, const weir_buf_t *lines,
+                         uint64_t nlines)
 {
-    const spec_pattern_t *pat = o->spec->npatterns ? spec_pattern_of(o->spec, agg) : NULL;
-    if (pat) {
+    const spec_pattern_t *pat = agg && o->spec->npatterns ? spec_pattern_of(o->spec, agg) : NULL;
+    if (!agg) {
+        write_line(o, o->late, lines);
+        o->lates += nlines;
+    } else if (pat) {
         write_line(o, o->pat[pat - o->spec->patterns], lines);
         o->matches += nlines;
     } else {
@@ -217,19 +220,13 @@ void outputs_late_line(const outputs_t *o, weir_buf_t *b, uint32_t part, uint64_
     buf_append_str(b, "}\n");
 }
 
-void outputs_write_late(outputs_t *o, const weir_buf_t *lines, uint64_t nlines)
-{
-    write_line(o, o->late, lines);
-    o->lates += nlines;
-}
-
 static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
                       int64_t start, int64_t end, const expr_value_t *vals)
 {
     outputs_t *o = ctx;
     buf_reset(&o->line);
     outputs_window_line(o, &o->line, part, agg, key, start, end, vals);
-    outputs_write_window(o, agg, &o->line, 1);
+    outputs_write_lines(o, agg, &o->line, 1);
 }
 
 static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
@@ -238,7 +235,7 @@ static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key,
     outputs_t *o = ctx;
     buf_reset(&o->line);
     outputs_late_line(o, &o->line, part, offset, key, time, watermark, event);
-    outputs_write_late(o, &o->line, 1);
+    outputs_write_lines(o, NULL, &o->line, 1);
 }
 
 void outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset, weir_slice_t key,

@@ -30,18 +30,17 @@ engine_sink_t outputs_sink(outputs_t *o);
  * threads (runtime.c): the line (newline included) of a window closed, a
  * pattern's match (a pattern's aggregate) or a late event, appended to b
  * — this reads only the spec, so it runs outside the caller's lock — then
- * the write of one or more such lines (nlines, all for the same file), under
- * that lock. A replay writes a line per window closed: formatting them under
+ * the write of one or more such lines (nlines, all for the same file: agg's,
+ * or late.ndjson for agg NULL), under that lock. A replay writes a line per window closed: formatting them under
  * one lock kept two replay threads waiting on each other (an eighth of a
  * replay's CPU in futex calls), and so did taking it for every line. */
 void outputs_window_line(const outputs_t *o, weir_buf_t *b, uint32_t part,
                          const spec_aggregate_t *agg, weir_slice_t key, int64_t start, int64_t end,
                          const expr_value_t *vals);
-void outputs_write_window(outputs_t *o, const spec_aggregate_t *agg, const weir_buf_t *lines,
-                          uint64_t nlines);
 void outputs_late_line(const outputs_t *o, weir_buf_t *b, uint32_t part, uint64_t offset,
                        weir_slice_t key, int64_t time, int64_t watermark, weir_slice_t event);
-void outputs_write_late(outputs_t *o, const weir_buf_t *lines, uint64_t nlines);
+void outputs_write_lines(outputs_t *o, const spec_aggregate_t *agg, const weir_buf_t *lines,
+                         uint64_t nlines);
 /* Appends "<name>.ndjson <bytes>\n" per output file (fstat of the open
  * files, so call it after outputs_flush): where each file ends, for a
  * checkpoint (runtime.c, OUTPUTS ACROSS CRASHES). */

@@ -102,21 +102,17 @@ static void out_write_part(runtime_t *rt, rt_part_t *p)
 {
     if (!p->olines) return;
     pthread_mutex_lock(&rt->out_lock);
-    if (p->olate)
-        outputs_write_late(rt->out, &p->oline, p->olines);
-    else
-        outputs_write_window(rt->out, p->oagg, &p->oline, p->olines);
+    outputs_write_lines(rt->out, p->oagg, &p->oline, p->olines);
     pthread_mutex_unlock(&rt->out_lock);
     buf_reset(&p->oline);
     p->olines = 0;
 }
 
-/* The buffer to append a line for agg's file (or late.ndjson) to. */
-static weir_buf_t *out_line(runtime_t *rt, rt_part_t *p, const spec_aggregate_t *agg, int late)
+/* The buffer to append a line for agg's file (NULL: late.ndjson) to. */
+static weir_buf_t *out_line(runtime_t *rt, rt_part_t *p, const spec_aggregate_t *agg)
 {
-    if (p->olines && (p->oagg != agg || p->olate != late)) out_write_part(rt, p);
+    if (p->olines && p->oagg != agg) out_write_part(rt, p);
     p->oagg = agg;
-    p->olate = late;
     return &p->oline;
 }
 
@@ -131,7 +127,7 @@ void runtime_sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, 
 {
     runtime_t *rt = ctx;
     rt_part_t *p = &rt->parts[part];
-    outputs_window_line(rt->out, out_line(rt, p, agg, 0), part, agg, key, start, end, vals);
+    outputs_window_line(rt->out, out_line(rt, p, agg), part, agg, key, start, end, vals);
     out_line_done(rt, p);
 }
 
@@ -140,7 +136,7 @@ void runtime_sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t k
 {
     runtime_t *rt = ctx;
     rt_part_t *p = &rt->parts[part];
-    outputs_late_line(rt->out, out_line(rt, p, NULL, 1), part, offset, key, time, watermark, event);
+    outputs_late_line(rt->out, out_line(rt, p, NULL), part, offset, key, time, watermark, event);
     out_line_done(rt, p);
 }
 
@@ -254,11 +250,7 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
     int rc = 0;
     /* What is due goes out before the shutdown checkpoint and the outputs'
      * close (CLOSER). */
-    for (uint32_t i = 0; i < rt->nparts && runtime_ready(rt); i++) {
-        pthread_mutex_lock(&rt->parts[i].lock);
-        engine_part_close_due(rt->parts[i].engine, SIZE_MAX);
-        pthread_mutex_unlock(&rt->parts[i].lock);
-    }
+    if (runtime_ready(rt)) closer_tick(rt);
     if (rt->ckptr) checkpointer_stop(rt->ckptr);
     if (rt->ckptr && runtime_ready(rt)) {
         /* The checkpoint at clean shutdown: the next start replays nothing. */

@@ -33,9 +33,8 @@ typedef struct rt_part {
      * one line while serving, up to OUT_BATCH_BYTES while recovering. */
     weir_buf_t oline;
     uint64_t olines;
-    const spec_aggregate_t *oagg; /* their file: this aggregate's, or late.ndjson if olate */
-    int olate;
-    int obatch; /* recovering: gather lines */
+    const spec_aggregate_t *oagg; /* their file: this aggregate's, or late.ndjson if NULL */
+    int obatch;                   /* recovering: gather lines */
     log_rec_t *recs;              /* one request's event records */
     size_t rcap;
     /* buffered decisions, oldest first (see DECISIONS ARE WRITTEN IN BATCHES) */

@@ -320,23 +320,28 @@ static void advance(engine_part_t *p, int64_t t)
     p->st.watermark = p->wm;
 }
 
-/* Emits on-close windows whose end the watermark has reached, up to max
- * timers; returns how many it took. */
-static size_t close_due(engine_part_t *p, size_t max)
+/* Closes due's window in the on-close state of key value v and emits it;
+ * scratch backs lower() in its select. 0 if the window was gone (merged,
+ * reset, or closed already). */
+static int close_one(engine_part_t *p, void *v, const oc_due_t *due, weir_buf_t *scratch)
 {
-    const spec_t *s = p->e->spec;
+    const spec_aggregate_t *agg = &p->e->spec->aggregates[due->ai];
+    buf_reserve(scratch, 4096);
+    if (!oc_close(key_oc(p->e, v)[due->ai], agg, due, p->selvals, scratch)) return 0;
+    p->st.windows_emitted++;
+    if (p->sink.window)
+        p->sink.window(p->sink.ctx, p->part, agg, due->key, due->start, due->end, p->selvals);
+    return 1;
+}
+
+size_t engine_part_close_due(engine_part_t *p, size_t max)
+{
     oc_due_t due;
     size_t n = 0;
     while (n < max && oc_timers_pop(p->timers, p->wm, &due)) {
         n++;
         void *v = keymap_get(&p->km, due.key.ptr, due.key.len);
-        if (!v || !*key_inited(p->e, v)) continue;
-        const spec_aggregate_t *agg = &s->aggregates[due.ai];
-        buf_reserve(&p->scratch, 4096);
-        if (!oc_close(key_oc(p->e, v)[due.ai], agg, &due, p->selvals, &p->scratch)) continue;
-        p->st.windows_emitted++;
-        if (p->sink.window)
-            p->sink.window(p->sink.ctx, p->part, agg, due.key, due.start, due.end, p->selvals);
+        if (v && *key_inited(p->e, v)) close_one(p, v, &due, &p->scratch);
     }
     return n;
 }
@@ -344,11 +349,6 @@ static size_t close_due(engine_part_t *p, size_t max)
 void engine_part_defer_closes(engine_part_t *p, int defer)
 {
     p->defer_closes = defer;
-}
-
-size_t engine_part_close_due(engine_part_t *p, size_t max)
-{
-    return close_due(p, max);
 }
 
 int engine_part_has_due(const engine_part_t *p)
@@ -369,17 +369,11 @@ static void key_retire(void *v, void *arg)
         size_t klen;
         const void *kb = keymap_key(v, &klen);
         weir_slice_t key = {kb, klen};
-        for (uint32_t a = 0; a < e->spec->naggregates; a++) {
-            const spec_aggregate_t *agg = &e->spec->aggregates[a];
-            oc_due_t due;
-            buf_reserve(&p->rscratch, 4096);
-            while (oc_key_take_due(key_oc(e, v)[a], a, key, p->wm, &due)) {
-                if (!oc_close(key_oc(e, v)[a], agg, &due, p->selvals, &p->rscratch)) break;
-                p->st.windows_emitted++;
-                if (p->sink.window)
-                    p->sink.window(p->sink.ctx, p->part, agg, key, due.start, due.end, p->selvals);
+        oc_due_t due;
+        for (uint32_t a = 0; a < e->spec->naggregates; a++)
+            while (oc_key_take_due(key_oc(e, v)[a], a, key, p->wm, &due) &&
+                   close_one(p, v, &due, &p->rscratch)) {
             }
-        }
     }
     engine_key_release(v, p);
 }
@@ -408,7 +402,7 @@ static pattern_io_t pat_io(engine_part_t *p)
 /* The watermark's work: on-close windows, then held events and deadlines. */
 static void watermark_due(engine_part_t *p)
 {
-    if (!p->defer_closes) close_due(p, SIZE_MAX);
+    if (!p->defer_closes) engine_part_close_due(p, SIZE_MAX);
     if (p->pat) {
         pattern_io_t io = pat_io(p);
         pattern_watermark(p->pat, p->wm, &io);

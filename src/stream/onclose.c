@@ -367,13 +367,6 @@ static agg_result_t compute_slot(const oc_key_t *k, uint32_t lo, uint32_t hi, ui
     }
 }
 
-void oc_prefetch(const oc_key_t *k)
-{
-    if (!k) return;
-    __builtin_prefetch(k->wins);
-    __builtin_prefetch(k->ev);
-}
-
 int oc_key_take_due(const oc_key_t *k, uint32_t ai, weir_slice_t key, int64_t watermark,
                     oc_due_t *due)
 {
