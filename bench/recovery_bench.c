@@ -634,9 +634,8 @@ static double metric_value(uint16_t port, const char *name)
 /* Periodic checkpoints on a server under load: waits for `want` of them,
  * each seen as weir_checkpoint_last_id going up (asked every POLL_S: a
  * light probe, the same in and out of checkpoints), and takes its window
- * as [seen - weir_checkpoint_last_seconds, seen] — the freeze, the fork,
- * the writing, the heap's collapse and the pruning of older ones, plus up
- * to POLL_S after — and the gap before it (0.5 s after the previous one ..
+ * as [seen - weir_checkpoint_last_seconds, seen] — the freeze, the
+ * writing and the pruning of older ones, plus up to POLL_S after — and the gap before it (0.5 s after the previous one ..
  * 0.1 s before) as its baseline. */
 #define POLL_S 0.010
 static int periodic_rounds(uint16_t port, unsigned want, double timeout_s, ckpt_round_t *rounds)

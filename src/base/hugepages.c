@@ -15,12 +15,11 @@
 #endif
 
 /* One huge page at a time, COLLAPSE_GAP_US apart: collapsing one copies
- * 2 MiB with the mapping locked against page faults, and right after a
- * checkpoint most requests fault (their first write since the fork). In
- * one call over a whole arena, requests queued behind the collapse for
- * milliseconds (p99 during the collapse 4 ms, vs 0.4-1.2 ms paced, 1 M
- * keys); paced, the collapse takes ~0.5 s longer and no request waits for
- * more than one huge page. */
+ * 2 MiB with the mapping locked against page faults. In one call over a
+ * whole arena, requests that faulted queued behind the collapse for
+ * milliseconds (p99 4 ms, vs 0.4-1.2 ms paced, 1 M keys); paced, the
+ * collapse takes ~0.5 s longer and no request waits for more than one
+ * huge page. */
 #define COLLAPSE_GAP_US 300
 #define HUGE_PAGE       (2ul << 20)
 #define HEAP_MIN        (8ul << 20) /* smaller mappings: stacks, libraries' data */

@@ -1,12 +1,10 @@
 /* hugepages.h — moving the process's heap into transparent huge pages,
  * without stalling the threads that use it.
  *
- * Why weir wants its heap in huge pages: `weir run` checkpoints by fork()
- * (src/serve/checkpointer.h), and fork()'s pause is the copy of the page
- * tables — ~60-120 ms for 1.6 GB of keyed state in 4 KiB pages, 5-7 ms in
- * 2 MiB pages (measured here, a million keys). After a fork, copy-on-write
- * splits every huge page the parent writes, so the heap is collapsed again
- * after each checkpoint.
+ * Why weir wants its heap in huge pages: a million keys' state is a
+ * gigabyte or two read at random, and with 4 KiB pages nearly every lookup
+ * is a TLB miss and a page walk before its cache miss; 2 MiB pages cover
+ * it with few TLB entries.
  *
  * Why not from the first allocation (glibc.malloc.hugetlb=1, as weir did
  * before): a huge-page fault zeroes 2 MiB in the kernel, and a full replay
@@ -29,7 +27,7 @@
  * with a pause after each real collapse, so that a thread faulting on the
  * same mapping waits for one huge page at most. The mappings are not
  * marked MADV_HUGEPAGE: memory the heap grows into later is faulted in small
- * pages (a huge-page fault would zero 2 MiB in a request's path) and is
+ * pages (a huge-page fault would zero 2 MiB in a request's path) until
  * collapsed by the next call. Returns early once *stop is non-zero (stop
  * may be NULL). A no-op where the kernel lacks MADV_COLLAPSE (before 6.1). */
 void weir_heap_huge_pages(const atomic_int *stop);

@@ -278,21 +278,6 @@ void ckpt_store_set_fault_hook(ckpt_store_t *s, ckpt_fault_cb cb, void *ctx)
     s->crash_at = 0;
 }
 
-uint64_t ckpt_store_steps(const ckpt_store_t *s)
-{
-    return atomic_load(&((ckpt_store_t *)s)->steps);
-}
-
-void ckpt_store_add_steps(ckpt_store_t *s, uint64_t n)
-{
-    atomic_fetch_add(&s->steps, n);
-}
-
-void ckpt_store_mark_committed(ckpt_store_t *s, uint64_t id)
-{
-    mark_verified(s, id);
-}
-
 uint64_t ckpt_store_crash_at(const ckpt_store_t *s)
 {
     return s->crash_at;

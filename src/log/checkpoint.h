@@ -86,9 +86,7 @@
  *
  * THREADS: a store handle is used by one thread at a time, except that the
  * parts of an open writer may be written from different threads at once
- * (one thread per part). A checkpoint may also be written by a forked child
- * with the parent's handle (Redis-style snapshot), provided the parent does
- * not use the store until the child has exited. Readers (read-only handles,
+ * (one thread per part). Readers (read-only handles,
  * `weir checkpoint`) need no lock and may run beside the writer; a
  * checkpoint pruned while being read shows up as failing to verify. */
 #ifndef WEIR_LOG_CHECKPOINT_H
@@ -139,18 +137,7 @@ uint32_t ckpt_store_removed_leftovers(const ckpt_store_t *s);
  * "rmdir") and path. NULL removes the hook. Replaces WEIR_CKPT_CRASH_AT. */
 typedef void (*ckpt_fault_cb)(void *ctx, uint64_t step, const char *kind, const char *path);
 void ckpt_store_set_fault_hook(ckpt_store_t *s, ckpt_fault_cb cb, void *ctx);
-/* Steps taken so far by this handle. */
-uint64_t ckpt_store_steps(const ckpt_store_t *s);
-/* Counts n steps taken on this handle's behalf by a forked child (whose
- * counter the parent does not see), so WEIR_CKPT_CRASH_AT keeps counting
- * across checkpoints written by children. */
-void ckpt_store_add_steps(ckpt_store_t *s, uint64_t n);
-/* Checkpoint id was committed into this store by such a child: it counts
- * as verified here, as one committed through this handle does, so that
- * ckpt_prune does not read back what was just written and fsynced (at a
- * million keys, half a second of disk reads and CRCs beside the server). */
-void ckpt_store_mark_committed(ckpt_store_t *s, uint64_t id);
-/* WEIR_CKPT_CRASH_AT as read at open (0: off), for a child's own hook. */
+/* WEIR_CKPT_CRASH_AT as read at open (0: off), for a hook of the caller's. */
 uint64_t ckpt_store_crash_at(const ckpt_store_t *s);
 
 /* --- writing ------------------------------------------------------------ */

@@ -2,43 +2,46 @@
  * the choice of the checkpoint to recover from (DESIGN.md "Guarantees":
  * exactly-once state; issue: checkpoints must not stop the world).
  *
- * HOW A CHECKPOINT IS TAKEN: a fork, as Redis does for its snapshots.
+ * HOW A CHECKPOINT IS TAKEN: a snapshot of each running partition, in the
+ * server's own process (copy-on-write by the application, per key).
  *   1. freeze: the runtime takes every partition's lock (so no partition is
  *      half-way through an event), writes the buffered decisions under
  *      exactly_once, and reports each partition's event-log offset (the
  *      first offset NOT reflected in its state) and decision-log position.
- *   2. fork(): the child has a copy-on-write image of every partition's
- *      state exactly as of those offsets.
- *   3. thaw: the parent releases the locks and goes on serving. The pause is
- *      the freeze plus fork()'s page-table copy — milliseconds per GB of
- *      state, against seconds for encoding it — and is measured
- *      (weir_checkpoint_pause_seconds).
- *   4. the child (SCHED_IDLE: it runs on idle CPU, never delaying a
- *      request thread; with every inherited descriptor closed, killed by
- *      the kernel if its parent dies) encodes each partition
- *      (engine_state.h) straight into the checkpoint store
- *      (src/log/checkpoint.h: per-partition files with CRCs, manifest last,
- *      fsync, atomic rename), writes a result record to a pipe and exits.
- *   5. the parent reads the result, reaps the child, collapses its heap
- *      back into huge pages (checkpointer.c says why, and why paced) and
- *      prunes to the newest CKPTR_KEEP checkpoints (the one its child just
- *      committed counts as verified: it is not read back).
- * Why fork rather than copying state under the locks or an incremental
- * scheme: the engine's state is millions of small keyed structures; a copy
- * would stop each partition for as long as the copy takes, and an
- * incremental scheme would put a version check on every state access in
- * the per-event path. The kernel's copy-on-write costs nothing per event
- * and only the pages written during the checkpoint are copied. The child
- * uses no lock another thread could have held at fork() time (no stdio:
- * messages go out with write(2)); glibc's malloc is fork-safe.
+ *   2. each partition starts a snapshot (stream/engine_state.h): its
+ *      counters and watermark are encoded, and the moment is marked.
+ *   3. thaw: the locks are released and the partitions go on serving. The
+ *      pause is steps 1-3, which touch no key: tens of microseconds per
+ *      partition (weir_checkpoint_pause_seconds).
+ *   4. a writer thread at SCHED_IDLE encodes the partitions' keys, up to 32
+ *      keys per hold of a partition's lock and fewer when a request waits
+ *      for it (it lets go after the key it is on), a slice of each
+ *      partition in turn, and streams them into the checkpoint store (src/log/checkpoint.h:
+ *      per-partition files with CRCs, manifest last, fsync, atomic rename).
+ *      Meanwhile a request, expiry or close about to change a key the
+ *      writer has not reached encodes that key first, as it was at the
+ *      moment (stream/keymap.h, SNAPSHOTS): the checkpoint is the state of
+ *      step 1 whatever the requests do.
+ *   5. the checkpoint is committed and pruned to the newest CKPTR_KEEP
+ *      (the one just committed counts as verified: it is not read back).
+ * Why this rather than fork() (what weir did before, as Redis does): a
+ * fork stops every partition for the copy of the page tables (2 ms at a
+ * million keys in huge pages, 20-60 ms in small pages), and then every
+ * first write to a page costs the writer a page fault, a 4 KiB copy and
+ * the split of its huge page; collapsing the heap back afterwards costs
+ * more. Those were most of a request's p99 during a checkpoint. Here the
+ * cost per access is one compare of a key's snapshot epoch, and the copy is
+ * of the keys that change, once, at their encoded size. The price: keys
+ * encoded by requests wait in memory for the writer (at worst the encoded
+ * size of the state), and the writer competes with requests for a
+ * partition's lock for one slice at a time.
  *
- * FAULT INJECTION (tests): WEIR_CKPT_CRASH_AT=N crashes the whole server —
- * the child kills its parent with SIGKILL and exits — right after store
- * step N, counted across checkpoints (the parent adds each child's steps to
- * its own count). WEIR_CKPT_STEP_DELAY_MS=M makes the child sleep M ms
- * after each step, so that a test's kill lands inside a checkpoint.
- * WEIR_NO_COLLAPSE=1 (or WEIR_THP=0) skips collapsing the heap into huge
- * pages at ready and after each checkpoint, for comparing its effect.
+ * FAULT INJECTION (tests): WEIR_CKPT_CRASH_AT=N kills the server with
+ * SIGKILL right after store step N, counted across checkpoints.
+ * WEIR_CKPT_STEP_DELAY_MS=M makes the writer sleep M ms after each step, so
+ * that a test's kill lands inside a checkpoint. WEIR_NO_COLLAPSE=1 (or
+ * WEIR_THP=0) skips collapsing the heap into huge pages at ready, for
+ * comparing its effect.
  *
  * RECOVERY takes the newest checkpoint that verifies (every CRC) AND is
  * usable (the runtime's restore callback checks): same pipeline, partitions and feature plan (engine_fingerprint),
@@ -50,6 +53,7 @@
 #ifndef WEIR_SERVE_CHECKPOINTER_H
 #define WEIR_SERVE_CHECKPOINTER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,16 +76,20 @@ typedef struct ckptr_source {
     int (*freeze)(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t *decided,
                   weir_buf_t *extra, char *err, size_t errlen);
     void (*thaw)(void *ctx);
-    const engine_part_t *(*part)(void *ctx, uint32_t i);
+    engine_part_t *(*part)(void *ctx, uint32_t i);
+    /* one partition's lock, which every use of its engine takes */
+    void (*lock)(void *ctx, uint32_t i);
+    void (*unlock)(void *ctx, uint32_t i);
+    /* non-zero while requests wait for that lock: the writer lets go */
+    const atomic_uint *(*waiting)(void *ctx, uint32_t i);
     void *ctx;
 } ckptr_source_t;
 
 typedef struct ckptr_result {
     uint64_t id;
     uint64_t bytes;     /* state bytes written (all partitions) */
-    double pause_s;     /* freeze + fork: how long partitions were held */
-    double fork_s;      /* of which fork() itself */
-    double seconds;     /* from freeze to done: committed, heap collapsed, older pruned */
+    double pause_s;     /* freeze: how long every partition was held at once */
+    double seconds;     /* from freeze to done: committed, older pruned */
     uint64_t *offsets;  /* per partition (owned by the checkpointer, valid until the next one) */
 } ckptr_result_t;
 
@@ -107,8 +115,8 @@ int checkpointer_take(checkpointer_t *c, ckptr_result_t *res, char *err, size_t 
  * taking a checkpoint every interval_ms (if > 0). */
 void checkpointer_start(checkpointer_t *c, int64_t interval_ms);
 /* Stops that background work (a collapse in progress is cut short) and
- * waits for it; checkpointer_take still works, without the collapse after
- * each checkpoint. For shutdown: its checkpoint need not wait. */
+ * waits for it; checkpointer_take still works. For shutdown: its
+ * checkpoint need not wait. */
 void checkpointer_stop(checkpointer_t *c);
 void checkpointer_stats(checkpointer_t *c, ckptr_stats_t *out);
 /* Holds checkpoints off (none starts; one running is finished first) while

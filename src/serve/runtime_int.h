@@ -24,6 +24,9 @@ typedef struct rt_pending {
 
 typedef struct rt_part {
     pthread_mutex_t lock;
+    /* Requests waiting for lock (part_lock_request): a checkpoint's writer
+     * holding it steps aside after the key it is encoding (runtime.c). */
+    atomic_uint waiting;
     uint32_t id;
     engine_part_t *engine;
     log_part_t *log, *dlog;

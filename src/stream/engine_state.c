@@ -70,10 +70,9 @@ static void prev_encode(const prev_t *pv, weir_buf_t *b)
     }
 }
 
-static void value_encode(const void *v, weir_buf_t *b, void *arg)
+/* One key's value, as keymap_encode's callbacks write it. */
+static void value_put(const engine_t *e, const void *v, weir_buf_t *b)
 {
-    enc_ctx_t *c = arg;
-    const engine_t *e = c->e;
     void *mv = (void *)v; /* the accessors take a mutable pointer; nothing is written */
     uint8_t inited = *key_inited(e, mv);
     codec_put_u(b, inited);
@@ -83,6 +82,12 @@ static void value_encode(const void *v, weir_buf_t *b, void *arg)
         for (uint32_t a = 0; a < e->spec->naggregates; a++) oc_key_encode(key_oc(e, mv)[a], b);
         if (e->spec->npatterns) pattern_key_encode(e->spec, *key_pat(e, mv), b);
     }
+}
+
+static void value_encode(const void *v, weir_buf_t *b, void *arg)
+{
+    enc_ctx_t *c = arg;
+    value_put(c->e, v, b);
     /* Between keys nothing refers back into b: a full buffer can go out. */
     if (c->flush && c->rc == 0 && b->len > ENGINE_STATE_CHUNK) {
         c->rc = c->flush(c->ctx, b);
@@ -90,10 +95,8 @@ static void value_encode(const void *v, weir_buf_t *b, void *arg)
     }
 }
 
-int engine_part_encode(const engine_part_t *p, weir_buf_t *b, engine_state_flush_cb flush,
-                       void *ctx)
+static void encode_head(const engine_part_t *p, weir_buf_t *b)
 {
-    enc_ctx_t c = {p->e, flush, ctx, 0};
     buf_append(b, STATE_MAGIC, 4);
     buf_append(b, (const char[]){STATE_VERSION}, 1);
     codec_put_u64(b, engine_fingerprint(p->e));
@@ -105,10 +108,86 @@ int engine_part_encode(const engine_part_t *p, weir_buf_t *b, engine_state_flush
     codec_put_u(b, p->st.ticks);
     codec_put_u(b, p->st.windows_emitted);
     codec_put_u(b, p->st.evicted);
+}
+
+int engine_part_encode(const engine_part_t *p, weir_buf_t *b, engine_state_flush_cb flush,
+                       void *ctx)
+{
+    enc_ctx_t c = {p->e, flush, ctx, 0};
+    encode_head(p, b);
     keymap_encode(&p->km, b, value_encode, &c);
     oc_timers_encode(p->timers, b);
     if (p->pat) pattern_part_encode(p->pat, b);
     return c.rc;
+}
+
+/* ---- snapshots ---- */
+
+struct engine_snap {
+    const engine_t *e;
+    keymap_snap_t ks;
+    weir_buf_t out;    /* written, not yet taken by engine_part_snap_step */
+    weir_buf_t timers; /* the written keys' timers (oc_key_timers_encode) */
+    uint64_t ntimers;
+    weir_buf_t tail;   /* pattern state, as of the moment */
+};
+
+/* keymap snapshot callback: the value, and its windows' timers aside (the
+ * heap itself changes while the snapshot runs; its live timers are a
+ * function of the keys' open windows, onclose.h). */
+static void snap_value_encode(const void *v, weir_buf_t *b, void *arg)
+{
+    engine_snap_t *s = arg;
+    const engine_t *e = s->e;
+    value_put(e, v, b);
+    void *mv = (void *)v;
+    if (!*key_inited(e, mv)) return;
+    size_t klen;
+    const void *kb = keymap_key(v, &klen);
+    for (uint32_t a = 0; a < e->spec->naggregates; a++)
+        s->ntimers += oc_key_timers_encode(key_oc(e, mv)[a], a, (weir_slice_t){kb, klen}, &s->timers);
+}
+
+engine_snap_t *engine_part_snap_begin(engine_part_t *p)
+{
+    engine_snap_t *s = weir_calloc(1, sizeof *s);
+    s->e = p->e;
+    s->ks.enc = snap_value_encode;
+    s->ks.arg = s;
+    s->ks.out = &s->out;
+    encode_head(p, &s->out);
+    keymap_snap_begin(&p->km, &s->ks, &s->out);
+    if (p->pat) pattern_part_encode(p->pat, &s->tail);
+    return s;
+}
+
+static void snap_free(engine_snap_t *s)
+{
+    buf_free(&s->out);
+    buf_free(&s->timers);
+    buf_free(&s->tail);
+    weir_free(s);
+}
+
+int engine_part_snap_step(engine_part_t *p, engine_snap_t *s, uint32_t budget,
+                          const atomic_uint *stop, weir_buf_t *out)
+{
+    size_t left = keymap_snap_step(&p->km, budget, stop);
+    buf_append(out, s->out.data, s->out.len);
+    buf_reset(&s->out);
+    if (left) return 0;
+    keymap_snap_end(&p->km);
+    codec_put_u(out, s->ntimers);
+    buf_append(out, s->timers.data, s->timers.len);
+    buf_append(out, s->tail.data, s->tail.len);
+    snap_free(s);
+    return 1;
+}
+
+void engine_part_snap_abort(engine_part_t *p, engine_snap_t *s)
+{
+    keymap_snap_end(&p->km);
+    snap_free(s);
 }
 
 /* ---- decoding ---- */

@@ -28,6 +28,7 @@
 #ifndef WEIR_STREAM_ENGINE_STATE_H
 #define WEIR_STREAM_ENGINE_STATE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,29 @@ uint64_t engine_fingerprint(const engine_t *e);
 typedef int (*engine_state_flush_cb)(void *ctx, weir_buf_t *b);
 int engine_part_encode(const engine_part_t *p, weir_buf_t *b, engine_state_flush_cb flush,
                        void *ctx);
+
+/* SNAPSHOTS: engine_part_encode's bytes for p as of one moment, taken
+ * while p goes on processing events (checkpoints that do not stop the
+ * partition: serve/checkpointer.h). engine_part_snap_begin marks the
+ * moment: it encodes what is small (counters, watermark, pattern state)
+ * and starts a keymap snapshot (keymap.h), so that each key of the moment
+ * is encoded as it was, the first time anything would change it, or by
+ * engine_part_snap_step (up to budget keys, fewer once *stop is non-zero:
+ * keymap_snap_step), which also appends what has been encoded so far to
+ * out. Each step returns 0 while keys are left, and 1 when the snapshot is
+ * complete: then out has received, over the steps, an encoding that
+ * engine_part_decode reads as p's state at the moment (keys in another
+ * order than engine_part_encode's, and the on-close timers derived from
+ * the keys' open windows: see oc_key_timers_encode), and the snapshot is
+ * freed. engine_part_snap_abort abandons one. All three run under what
+ * serializes calls on p (the partition's lock); in between, p may be
+ * used as usual. Memory: keys written by requests wait in the snapshot
+ * until the next step; at worst the encoded size of p. */
+typedef struct engine_snap engine_snap_t;
+engine_snap_t *engine_part_snap_begin(engine_part_t *p);
+int engine_part_snap_step(engine_part_t *p, engine_snap_t *s, uint32_t budget,
+                          const atomic_uint *stop, weir_buf_t *out);
+void engine_part_snap_abort(engine_part_t *p, engine_snap_t *s);
 
 /* Replaces the state of p — a partition that has processed nothing — with
  * the one in data[0..len). On failure p is left empty and err says what is

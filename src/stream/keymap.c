@@ -22,6 +22,8 @@ struct keymap_entry {
     int64_t newest;
     uint32_t klen;
     uint32_t voff; /* value bytes: the key starts this far after the value */
+    uint32_t snap; /* the snapshot epoch this entry was written in or created during */
+    uint32_t pad;
     /* value (vsize bytes), then klen key bytes */
 };
 
@@ -42,6 +44,16 @@ static inline keymap_entry_t *entry_of(const void *value)
 static inline const unsigned char *key_of(const keymap_t *km, const keymap_entry_t *e)
 {
     return (const unsigned char *)e + sizeof *e + km->vsize;
+}
+
+static void snap_write(keymap_t *km, keymap_entry_t *e);
+
+/* Before an entry is handed out, reset or freed while a snapshot runs: the
+ * snapshot gets it as it is now, once (keymap.h, SNAPSHOTS). The test is
+ * one compare on a header the caller is about to read anyway. */
+static inline void snap_touch(keymap_t *km, keymap_entry_t *e)
+{
+    if (km->snap && e->snap != km->snap->epoch) snap_write(km, e);
 }
 
 void keymap_init(keymap_t *km, uint32_t vsize)
@@ -226,9 +238,14 @@ void *keymap_get(keymap_t *km, const void *key, size_t klen)
     migrate(km, KEYMAP_MIGRATE_STEP);
     uint64_t h = weir_hash64(key, klen);
     int64_t i = table_find(km, &km->cur, h, key, klen, 0);
-    if (i >= 0) return value_of(km->cur.slots[i].e);
-    i = table_find(km, &km->old, h, key, klen, km->migrate_at);
-    return i >= 0 ? value_of(km->old.slots[i].e) : NULL;
+    keymap_entry_t *e = NULL;
+    if (i >= 0)
+        e = km->cur.slots[i].e;
+    else if ((i = table_find(km, &km->old, h, key, klen, km->migrate_at)) >= 0)
+        e = km->old.slots[i].e;
+    if (!e) return NULL;
+    snap_touch(km, e);
+    return value_of(e);
 }
 
 static void reset_value(keymap_t *km, keymap_entry_t *e, keymap_free_cb cb, void *arg)
@@ -264,6 +281,7 @@ void *keymap_put_hashed(keymap_t *km, uint64_t h, const void *key, size_t klen, 
     }
     if (slot) {
         e = slot->e;
+        snap_touch(km, e);
         if (e->newest < cutoff) {
             slot->fresh = 0; /* newest goes back to INT64_MIN */
             reset_value(km, e, cb, arg);
@@ -286,6 +304,8 @@ void *keymap_put_hashed(keymap_t *km, uint64_t h, const void *key, size_t klen, 
     e->newest = INT64_MIN;
     e->klen = (uint32_t)klen;
     e->voff = km->vsize;
+    e->snap = km->snap ? km->snap->epoch : 0; /* not in a running snapshot: it began before */
+    e->pad = 0;
     memset(value_of(e), 0, km->vsize);
     memcpy((unsigned char *)value_of(e) + km->vsize, key, klen);
     table_place(&km->cur, h, 0, e);
@@ -307,6 +327,7 @@ int keymap_del(keymap_t *km, const void *key, size_t klen, keymap_free_cb cb, vo
     int64_t i = table_find(km, &km->cur, h, key, klen, 0);
     if (i >= 0) {
         keymap_entry_t *e = km->cur.slots[i].e;
+        snap_touch(km, e);
         table_remove_at(&km->cur, (uint32_t)i);
         free_entry(km, e, cb, arg);
         maybe_shrink(km);
@@ -315,6 +336,7 @@ int keymap_del(keymap_t *km, const void *key, size_t klen, keymap_free_cb cb, vo
     i = table_find(km, &km->old, h, key, klen, km->migrate_at);
     if (i >= 0) {
         keymap_entry_t *e = km->old.slots[i].e;
+        snap_touch(km, e);
         km->old.slots[i].e = TOMB;
         km->old.used--;
         free_entry(km, e, cb, arg);
@@ -377,6 +399,7 @@ size_t keymap_expire(keymap_t *km, int64_t cutoff, uint32_t budget, keymap_free_
             km->sweep_at++;
         } else if (s->e->newest < cutoff) {
             keymap_entry_t *e = s->e;
+            snap_touch(km, e);
             table_remove_at(t, km->sweep_at); /* a later entry may shift here: look again */
             free_entry(km, e, cb, arg);
             dropped++;
@@ -422,12 +445,27 @@ static int cmp_entry(const void *a, const void *b, void *arg)
     return x->klen < y->klen ? -1 : x->klen > y->klen;
 }
 
-void keymap_encode(const keymap_t *km, weir_buf_t *b, keymap_enc_cb enc, void *arg)
+static void encode_head(const keymap_t *km, weir_buf_t *b)
 {
     unsigned char head[2] = {KEYMAP_MAGIC, KEYMAP_VERSION};
     buf_append(b, head, 2);
     codec_put_u(b, km->vsize);
     codec_put_u(b, km->count);
+}
+
+static void encode_entry(const keymap_t *km, const keymap_entry_t *e, weir_buf_t *b,
+                         keymap_enc_cb enc, void *arg)
+{
+    codec_put_u(b, e->klen);
+    buf_append(b, key_of(km, e), e->klen);
+    codec_put_u(b, e->newest != INT64_MIN);
+    if (e->newest != INT64_MIN) codec_put_i(b, e->newest);
+    enc(value_of((keymap_entry_t *)e), b, arg);
+}
+
+void keymap_encode(const keymap_t *km, weir_buf_t *b, keymap_enc_cb enc, void *arg)
+{
+    encode_head(km, b);
     if (!km->count) return;
     keymap_entry_t **all = weir_malloc(km->count * sizeof *all);
     size_t n = 0;
@@ -436,15 +474,70 @@ void keymap_encode(const keymap_t *km, weir_buf_t *b, keymap_enc_cb enc, void *a
     while ((v = keymap_next(km, &it))) all[n++] = entry_of(v);
     weir_assert(n == km->count);
     qsort_r(all, n, sizeof *all, cmp_entry, (void *)km); /* glibc (_GNU_SOURCE) */
-    for (size_t i = 0; i < n; i++) {
-        keymap_entry_t *e = all[i];
-        codec_put_u(b, e->klen);
-        buf_append(b, key_of(km, e), e->klen);
-        codec_put_u(b, e->newest != INT64_MIN);
-        if (e->newest != INT64_MIN) codec_put_i(b, e->newest);
-        enc(value_of(e), b, arg);
-    }
+    for (size_t i = 0; i < n; i++) encode_entry(km, all[i], b, enc, arg);
     weir_free(all);
+}
+
+/* ---- snapshots (keymap.h) --------------------------------------------- */
+
+static void snap_write(keymap_t *km, keymap_entry_t *e)
+{
+    keymap_snap_t *s = km->snap;
+    e->snap = s->epoch;
+    encode_entry(km, e, s->out, s->enc, s->arg);
+    weir_assert(s->left > 0);
+    s->left--;
+}
+
+void keymap_snap_begin(keymap_t *km, keymap_snap_t *s, weir_buf_t *head)
+{
+    weir_assert(!km->snap);
+    s->epoch = ++km->snap_epoch;
+    s->left = km->count;
+    s->cursor = (keymap_iter_t)KEYMAP_ITER_INIT;
+    s->passes = 0;
+    encode_head(km, head);
+    km->snap = s;
+}
+
+size_t keymap_snap_step(keymap_t *km, uint32_t budget, const atomic_uint *stop)
+{
+    keymap_snap_t *s = km->snap;
+    /* Slots looked at are bounded too: a pass over a table whose keys were
+     * mostly written already (by requests) reads slots and headers only. */
+    uint64_t looks = (uint64_t)budget * 16;
+    while (s->left && budget && looks) {
+        keymap_iter_t *it = &s->cursor;
+        if (it->table >= 2) {
+            /* A resize moved some keys behind the cursor: another pass
+             * finds them (every unwritten key of the moment is still in
+             * one of the tables: deleting one writes it first). A pass
+             * per resize at most: more means a key was lost, a bug that
+             * must not turn into a checkpoint that never ends. */
+            weir_assert(++s->passes < 64);
+            *it = (keymap_iter_t)KEYMAP_ITER_INIT;
+            continue;
+        }
+        const keymap_table_t *t = it->table == 0 ? &km->old : &km->cur;
+        if (it->i >= t->cap) {
+            it->table++;
+            it->i = 0;
+            continue;
+        }
+        keymap_entry_t *e = t->slots[it->i++].e;
+        looks--;
+        if (e && e != TOMB && e->snap != s->epoch) {
+            snap_write(km, e);
+            budget--;
+            if (stop && atomic_load_explicit(stop, memory_order_relaxed)) break;
+        }
+    }
+    return s->left;
+}
+
+void keymap_snap_end(keymap_t *km)
+{
+    km->snap = NULL;
 }
 
 int keymap_decode(keymap_t *km, uint32_t vsize, const void *data, size_t len, size_t *used,

@@ -4,7 +4,7 @@
  *
  * Layout. Open addressing with linear probing over slots {hash, fresh,
  * entry *} (16 bytes), load factor <= 3/4. Each key is one weir_malloc'd entry:
- * a 24-byte header (hash, newest event time, key length), the value (vsize
+ * a 32-byte header (hash, newest event time, key length, snapshot epoch), the value (vsize
  * bytes, 8-aligned, zeroed at insert) and the key bytes — no NUL, no second
  * allocation. Entry and value addresses are stable until the key is deleted.
  *
@@ -40,6 +40,7 @@
 #ifndef WEIR_STREAM_KEYMAP_H
 #define WEIR_STREAM_KEYMAP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,8 @@ typedef struct keymap_slot {
 
 #define KEYMAP_FRESH_SHIFT 12 /* ~4 s units: epoch milliseconds fit 32 bits for centuries */
 
+typedef struct keymap_snap keymap_snap_t;
+
 typedef struct keymap_table {
     keymap_slot_t *slots;
     uint32_t cap; /* 0 or a power of two */
@@ -72,6 +75,8 @@ typedef struct keymap {
     uint32_t vsize;          /* value bytes, rounded up to 8 */
     size_t count;            /* keys */
     size_t entry_bytes;      /* usable bytes of all entries */
+    keymap_snap_t *snap;     /* the snapshot running, or NULL */
+    uint32_t snap_epoch;     /* snapshots begun so far */
 } keymap_t;
 
 /* Releases what a value points to (not the value itself). */
@@ -143,11 +148,40 @@ void *keymap_next(const keymap_t *km, keymap_iter_t *it);
 
 /* Serialization: the values are written by enc and read by dec (which gets
  * the zeroed value and the bytes left; returns bytes used or < 0). Entries
- * are written in key order, so equal maps encode to equal bytes. */
+ * are written in key order, so equal maps encode to equal bytes; decoding
+ * takes them in any order (a snapshot's, below). */
 typedef void (*keymap_enc_cb)(const void *value, weir_buf_t *b, void *arg);
 typedef int (*keymap_dec_cb)(void *value, const unsigned char *p, size_t len, size_t *used,
                              void *arg);
 void keymap_encode(const keymap_t *km, weir_buf_t *b, keymap_enc_cb enc, void *arg);
+/* SNAPSHOTS: the map as of one moment, written while it goes on changing
+ * (checkpoints that do not stop the partition: engine_state.h).
+ * keymap_snap_begin marks the moment and writes keymap_encode's head for
+ * the map as it is then. From then on, the first time a key of that moment
+ * is handed out (get, put), reset or deleted (del, expire), its entry as it
+ * still is goes to s->out first (with s->enc), once; keymap_snap_step
+ * writes up to `budget` of those not reached yet — fewer if *stop (may be
+ * NULL) turns non-zero meanwhile: it is checked after each key — and
+ * returns how many are left. When none is left, head + everything written to s->out is
+ * keymap_encode's encoding of the map as of the moment, the entries in
+ * another order (keymap_decode takes any). Keys inserted after the moment
+ * are not written. The cost outside a snapshot is a NULL test per access;
+ * during one, a compare of the entry's epoch. keymap_snap_end stops it
+ * (done or abandoned); one snapshot at a time per map. The caller owns s
+ * and s->out and may drain s->out between calls. */
+struct keymap_snap {
+    keymap_enc_cb enc;
+    void *arg;
+    weir_buf_t *out;
+    uint32_t epoch;       /* keymap_snap_begin sets it */
+    size_t left;          /* keys of the moment not written yet */
+    keymap_iter_t cursor; /* keymap_snap_step's walk */
+    uint32_t passes;      /* walks restarted */
+};
+void keymap_snap_begin(keymap_t *km, keymap_snap_t *s, weir_buf_t *head);
+size_t keymap_snap_step(keymap_t *km, uint32_t budget, const atomic_uint *stop);
+void keymap_snap_end(keymap_t *km);
+
 /* km is initialized here with vsize; on failure it is left empty and valid
  * (cb frees values decoded so far). */
 int keymap_decode(keymap_t *km, uint32_t vsize, const void *data, size_t len, size_t *used,

@@ -527,18 +527,33 @@ trunc:
     return -1;
 }
 
+static void put_timer(weir_buf_t *b, int64_t end, int64_t start, uint64_t gen, uint32_t ai,
+                      const char *key, uint32_t klen)
+{
+    codec_put_i(b, end);
+    codec_put_i(b, start);
+    codec_put_u(b, gen);
+    codec_put_u(b, ai);
+    codec_put_u(b, klen);
+    buf_append(b, key, klen);
+}
+
 void oc_timers_encode(const oc_timers_t *t, weir_buf_t *b)
 {
     codec_put_u(b, t->n);
     for (size_t i = 0; i < t->n; i++) {
         const oc_timer_t *e = &t->v[i];
-        codec_put_i(b, e->end);
-        codec_put_i(b, e->start);
-        codec_put_u(b, e->gen);
-        codec_put_u(b, e->ai);
-        codec_put_u(b, e->klen);
-        buf_append(b, timer_key(e), e->klen);
+        put_timer(b, e->end, e->start, e->gen, e->ai, timer_key(e), e->klen);
     }
+}
+
+size_t oc_key_timers_encode(const oc_key_t *k, uint32_t ai, weir_slice_t key, weir_buf_t *b)
+{
+    if (!k) return 0;
+    for (uint32_t i = 0; i < k->nwins; i++)
+        put_timer(b, k->wins[i].end, k->wins[i].start, k->wins[i].gen, ai, key.ptr,
+                  (uint32_t)key.len);
+    return k->nwins;
 }
 
 int oc_timers_decode(oc_timers_t *t, uint32_t naggregates, codec_rd_t *r, const char **why)

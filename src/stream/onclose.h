@@ -78,6 +78,14 @@ int oc_close(oc_key_t *state, const spec_aggregate_t *agg, const oc_due_t *due, 
  * left allocated. */
 struct codec_rd;
 void oc_key_encode(const oc_key_t *state, weir_buf_t *b);
+/* The timers of the key's open windows (aggregate ai), as oc_timers_encode
+ * writes each one, without the count; returns how many. Every open window
+ * has exactly one timer in the heap and every other timer there is stale
+ * (skipped when it pops), so the timers of all keys' windows, in any order,
+ * decode to a heap that closes the same windows in the same order
+ * (timer_less is a total order). A snapshot written while the partition
+ * runs (engine_state.h) takes them this way. */
+size_t oc_key_timers_encode(const oc_key_t *state, uint32_t ai, weir_slice_t key, weir_buf_t *b);
 int oc_key_decode(oc_key_t **state, const spec_aggregate_t *agg, struct codec_rd *r,
                   const char **why);
 void oc_timers_encode(const oc_timers_t *t, weir_buf_t *b);

@@ -1,7 +1,7 @@
 """ckptutil.py — helpers for the checkpoint system tests
 (test_checkpoint_crash.py, test_checkpoint_atomicity.py): the fraud spec with
 checkpoint settings, what `weir run` says about recovery, the checkpoint
-directory as it is on disk, the child a checkpoint forks, and the reference
+directory as it is on disk, and the reference
 everything is compared with — oracle.py run over the event log exactly as it
 is on disk (events and ticks, per partition in offset order), so the expected
 features, aggregates on close and `GET /v1/features` answers follow from the
@@ -11,7 +11,6 @@ import os
 import pathlib
 import re
 import shutil
-import time
 
 import oracle as o
 from httputil import FRAUD_SPEC, SOURCE, decisions, log_records
@@ -262,44 +261,6 @@ def list_checkpoints(run_weir, data_dir, verify=True):
     args = ["checkpoint", str(data_dir), "--json"] + (["--verify"] if verify else [])
     rc, out, err = run_weir(args)
     return rc, json.loads(out), err
-
-
-# ---- processes ----
-
-def children_of(pid):
-    """Pids of pid's child processes (a checkpoint's forked writer)."""
-    out = set()
-    try:
-        for tid in os.listdir("/proc/%d/task" % pid):
-            try:
-                with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                    out.update(int(x) for x in f.read().split())
-            except OSError:
-                pass
-    except OSError:
-        pass
-    return out
-
-
-def alive(pid):
-    """Whether pid runs (a zombie counts as gone)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except OSError:
-        return False
-
-
-def wait_gone(pids, timeout=10):
-    """Waits until none of pids runs; returns those still running."""
-    deadline = time.time() + timeout
-    left = set(pids)
-    while left and time.time() < deadline:
-        left = {p for p in left if alive(p)}
-        if left:
-            time.sleep(0.01)
-    return left
 
 
 def copy_data(src, dst):

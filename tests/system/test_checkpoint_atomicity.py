@@ -261,9 +261,7 @@ def test_kill_9_during_shutdown_checkpoint(weir_bin, base, tmp_path):
     while not ckptutil.checkpoint_in_progress(data) and time.monotonic() < deadline:
         time.sleep(0.005)
     assert ckptutil.checkpoint_in_progress(data), "no shutdown checkpoint seen being written"
-    writers = ckptutil.children_of(srv.proc.pid)
     srv.kill()
-    assert not ckptutil.wait_gone(writers)
     srv.stderr()
     assert ckptutil.checkpoint_ids(data)[0] == 2
     with Server(weir_bin, spec, data, "--tick-idle", 0) as srv:

@@ -30,7 +30,7 @@ import time
 import ckptutil
 import oracle as o
 from ckptutil import (check_exactly_one_decision, checkpoint_ids, checkpoint_in_progress,
-                      children_of, compare_lookup, recovered_from, wait_gone)
+                      compare_lookup, recovered_from)
 from conftest import sanitizer_report
 from httputil import SOURCE, Server, backfill, log_records, metric
 
@@ -38,7 +38,7 @@ SOAK = os.environ.get("WEIR_SOAK") == "1"
 KILLS = 150 if SOAK else 30
 INTERVAL = "500ms"   # checkpoint_interval
 AIMED_EVERY = 3      # every third kill waits for a checkpoint being written
-STEP_DELAY_MS = 10   # each checkpoint-store step sleeps this long in the child
+STEP_DELAY_MS = 10   # each checkpoint-store step sleeps this long in the writer
 THREADS = 4          # client threads
 BATCH = 50           # events per /v1/events request
 RATE = 7000          # events/s offered by all threads together (issue 6: >= 5,000)
@@ -146,11 +146,8 @@ def test_kill_9_under_load_with_checkpoints(weir_bin, run_weir, tmp_path):
             time.sleep(rng.uniform(0, 0.15))
         else:
             time.sleep(rng.uniform(0.3, 2.0))
-        writers = children_of(srv.proc.pid)
         srv.kill()
         load_secs += clients.stop()
-        left = wait_gone(writers)
-        assert not left, "round %d: checkpoint writer %s outlived its killed server" % (round_, left)
         kills_inside += checkpoint_in_progress(data)
         err = srv.stderr()
         assert not sanitizer_report(err), err[-4000:]

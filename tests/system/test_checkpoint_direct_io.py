@@ -2,7 +2,7 @@
 WHY O_DIRECT). A write the kernel refuses with EINVAL part-way — after a
 short write, as a filesystem may — must be redone through the page cache
 from where the buffer starts, not appended again: an LD_PRELOAD shim makes
-the child's first large O_DIRECT write short and the next one fail. The
+the writer's first large O_DIRECT write short and the next one fail. The
 checkpoint must verify, and a restart must recover from it to the state a
 replay of the whole log gives. Run with the release build and with the
 ASan+UBSan build (no sanitizer report allowed)."""

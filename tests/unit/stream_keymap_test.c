@@ -3,9 +3,10 @@
  * deletes, resizes in both directions and iteration; latency of single
  * operations across growth (incremental resize); TTL sweep and stale-key
  * semantics; memory accounting returning to zero; encode/decode round trip
- * and garbage. WEIR_TEST_SCALE scales the key counts (0.25 under ASan). */
+ * and garbage; a snapshot taken while the map changes. WEIR_TEST_SCALE scales the key counts (0.25 under ASan). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -354,6 +355,99 @@ static void test_encode(void **state)
     keymap_free(&b, NULL, NULL);
 }
 
+/* A snapshot taken while the map goes on changing — puts of new keys (two
+ * resizes), changed values, deletes, TTL resets and sweeps, a step of one
+ * key now and then — decodes to the map as it was at its start, and equals
+ * keymap_encode's bytes of that map once decoded and encoded again. */
+static void test_snapshot(void **state)
+{
+    (void)state;
+    keymap_t a, b, c;
+    keymap_init(&a, sizeof(val_t));
+    char k[64];
+    uint32_t n = (uint32_t)(6000 * scale());
+    for (uint32_t i = 0; i < n; i++) {
+        int len = keyname(k, i), created;
+        val_t *v = keymap_put(&a, k, (size_t)len, INT64_MIN, NULL, NULL, &created);
+        v->id = i;
+        v->hits = 1;
+        keymap_touch(v, (int64_t)i * 10);
+    }
+    weir_buf_t want = WEIR_BUF_INIT, head = WEIR_BUF_INIT, out = WEIR_BUF_INIT, got = WEIR_BUF_INIT;
+    keymap_encode(&a, &want, enc_val, NULL);
+    keymap_snap_t s = {.enc = enc_val, .out = &out};
+    keymap_snap_begin(&a, &s, &head);
+    assert_int_equal(s.left, n);
+    uint64_t x = 7;
+    size_t left = s.left;
+    for (uint32_t j = 0; left; j++) {
+        x = x * 6364136223846793005ULL + 1;
+        uint32_t i = (uint32_t)(x >> 33) % (4 * n); /* three in four are new keys */
+        int len = keyname(k, i), created;
+        switch (j % 5) {
+        case 0:
+        case 1: { /* a put: a new key, or a changed value (a reset below the cutoff) */
+            int64_t cutoff = j % 7 == 0 ? (int64_t)n * 5 : INT64_MIN;
+            val_t *v = keymap_put(&a, k, (size_t)len, cutoff, NULL, NULL, &created);
+            v->id = i + 1000000;
+            v->hits++;
+            keymap_touch(v, (int64_t)n * 100 + j);
+            break;
+        }
+        case 2: keymap_del(&a, k, (size_t)len, NULL, NULL); break;
+        case 3: {
+            val_t *v = keymap_get(&a, k, (size_t)len);
+            if (v) v->hits += 1000;
+            break;
+        }
+        default: keymap_expire(&a, (int64_t)n * 3, 8, NULL, NULL); break;
+        }
+        if (j % 3 == 0) left = keymap_snap_step(&a, 1, NULL);
+        else left = s.left;
+    }
+    keymap_snap_end(&a);
+    assert_true(keymap_count(&a) > n); /* the map did change, and grew */
+    buf_append(&got, head.data, head.len);
+    buf_append(&got, out.data, out.len);
+    size_t used;
+    char err[200];
+    assert_int_equal(keymap_decode(&b, sizeof(val_t), got.data, got.len, &used, dec_val, NULL,
+                                   NULL, err, sizeof err), 0);
+    assert_int_equal(used, got.len);
+    weir_buf_t again = WEIR_BUF_INIT;
+    keymap_encode(&b, &again, enc_val, NULL);
+    assert_int_equal(again.len, want.len);
+    assert_memory_equal(again.data, want.data, want.len);
+    /* A second snapshot of the changed map is of the map as it is now. */
+    buf_reset(&head);
+    buf_reset(&out);
+    buf_reset(&want);
+    keymap_encode(&a, &want, enc_val, NULL);
+    keymap_snap_begin(&a, &s, &head);
+    /* with stop raised, each step writes one key and no more */
+    atomic_uint stop = 1;
+    for (size_t before = s.left; before; before = s.left)
+        assert_int_equal(keymap_snap_step(&a, 100, &stop), before - 1);
+    keymap_snap_end(&a);
+    buf_reset(&got);
+    buf_append(&got, head.data, head.len);
+    buf_append(&got, out.data, out.len);
+    assert_int_equal(keymap_decode(&c, sizeof(val_t), got.data, got.len, &used, dec_val, NULL,
+                                   NULL, err, sizeof err), 0);
+    buf_reset(&again);
+    keymap_encode(&c, &again, enc_val, NULL);
+    assert_int_equal(again.len, want.len);
+    assert_memory_equal(again.data, want.data, want.len);
+    buf_free(&want);
+    buf_free(&head);
+    buf_free(&out);
+    buf_free(&got);
+    buf_free(&again);
+    keymap_free(&a, NULL, NULL);
+    keymap_free(&b, NULL, NULL);
+    keymap_free(&c, NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_random_ops),
         cmocka_unit_test(test_ttl),
         cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
