@@ -396,7 +396,7 @@ static void pat_match(void *ctx, const spec_pattern_t *sp, weir_slice_t key, int
 
 static pattern_io_t pat_io(engine_part_t *p)
 {
-    return (pattern_io_t){pat_slot, pat_match, p};
+    return (pattern_io_t){pat_slot, pat_match, p, p->km.snap != NULL};
 }
 
 /* The watermark's work: on-close windows, then held events and deadlines. */

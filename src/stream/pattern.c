@@ -825,7 +825,7 @@ void pattern_watermark(pattern_part_t *pp, int64_t wm, const pattern_io_t *io)
     while (pp->nheld && pp->held[0].t <= wm) {
         held_t *h = held_pop(pp);
         weir_slice_t key = {h->key, h->klen};
-        pattern_key_t **slot = h->slot ? h->slot : io->slot(io->ctx, key);
+        pattern_key_t **slot = h->slot && !io->lookup_held ? h->slot : io->slot(io->ctx, key);
         ev_t e = {h->t, h->off, h->fields, h->conds};
         for (uint32_t pi = 0; slot && pi < pp->s->npatterns; pi++)
             if (pp->s->patterns[pi].order == SPEC_ORDER_TIME && h->conds[pp->base[pi]] != COND_SKIP)

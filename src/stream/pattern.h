@@ -92,6 +92,11 @@ typedef struct pattern_io {
     void (*match)(void *ctx, const spec_pattern_t *p, weir_slice_t key, int64_t start, int64_t time,
                   const expr_value_t *vals);
     void *ctx;
+    /* Non-zero: a held event's key state is looked up again (slot) when
+     * it is released, not taken from where it was when held — a snapshot
+     * is running, and the lookup is what records a key before it changes
+     * (stream/keymap.h, SNAPSHOTS). */
+    int lookup_held;
 } pattern_io_t;
 
 pattern_part_t *pattern_part_new(const spec_t *s);

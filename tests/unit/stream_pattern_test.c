@@ -385,7 +385,7 @@ static void side_event(side_t *s, const spec_t *spec, int k, const char *kind, i
     expr_value_t fields[4] = {expr_string(key, 2), expr_string(kind, strlen(kind)), expr_int(v),
                               expr_time(ts)};
     uint8_t flags[8];
-    pattern_io_t io = {side_slot, side_match, s};
+    pattern_io_t io = {side_slot, side_match, s, 0};
     pattern_watermark(s->pp, wm, &io);
     pattern_event(s->pp, &s->slots[k], (weir_slice_t){key, 2}, ts, off, fields, wm, flags, &io);
     (void)spec;
@@ -483,11 +483,27 @@ static void encoding_round_trips(void **state)
     spec_free(spec);
 }
 
-/* Through engine_part_encode/decode: a partition restored mid-stream finds
- * the same matches, features and flags as the one that went on. */
-static void engine_checkpoint_keeps_pattern_state(void **state)
+/* Event i of checkpoint_keeps_pattern_state's stream into f; its pattern
+ * features and flag into feat. */
+static void pattern_event_at(fixture_t *f, int i, uint32_t r, int64_t ts, int64_t feat[3])
 {
-    (void)state;
+    static const char *const kinds[] = {"a", "b", "c", "x"};
+    static const char *const keys[] = {"k0", "k1", "k2"};
+    f->offset = (uint64_t)i;
+    engine_result_t res = ev(f, keys[r % 3], kinds[(r >> 3) % 4], (r >> 6) % 100, ts);
+    feat[0] = res.features[0].as.i;
+    feat[1] = res.features[1].as.i;
+    feat[2] = res.features[f->spec->nfeatures + 1].as.b;
+}
+
+/* Through engine_part_encode/decode: a partition restored mid-stream finds
+ * the same matches, features and flags as the one that went on. With
+ * `snapshot`, the state is a snapshot begun at the cut and finished a key
+ * per 40 events later (engine_part_snap_*), while the partition goes on and
+ * releases held events of keys not written yet; the restored partition
+ * then takes the events since the cut and goes on beside the other. */
+static void checkpoint_keeps_pattern_state(int snapshot)
+{
     static const char body[] = "patterns:\n"
                                "  rise:\n"
                                "    sequence:\n"
@@ -525,17 +541,24 @@ static void engine_checkpoint_keeps_pattern_state(void **state)
     b = *a;
     b.nout = 0;
     if (engine_new(a->spec, &b.eng, err, sizeof err) != 0) fail_msg("engine: %s", err);
-    static const char *const kinds[] = {"a", "b", "c", "x"};
-    static const char *const keys[] = {"k0", "k1", "k2"};
     uint64_t rng = 42;
     int64_t t = 0;
     const int n = 3000, cut = 1700;
-    int64_t feats[2][3000][3];
+    static int64_t feats[2][3000][3];
+    static uint32_t rs[3000];
+    static int64_t tss[3000];
+    engine_snap_t *snap = NULL;
+    weir_buf_t sbuf = WEIR_BUF_INIT;
+    int both_from = cut; /* b takes events from here on */
     for (int i = 0; i < n; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         uint32_t r = (uint32_t)(rng >> 33);
         t += 1000 + r % 4000;
-        if (i == cut) {
+        if (i == cut && snapshot) {
+            snap = engine_part_snap_begin(a->part);
+            a->nout = 0;
+            both_from = n;
+        } else if (i == cut) {
             weir_buf_t buf = WEIR_BUF_INIT;
             assert_int_equal(engine_part_encode(a->part, &buf, NULL, NULL), 0);
             engine_sink_t sink = {on_window, NULL, &b};
@@ -549,17 +572,21 @@ static void engine_checkpoint_keeps_pattern_state(void **state)
             engine_part_free(c);
             buf_free(&buf);
         }
-        const char *k = keys[r % 3], *kind = kinds[(r >> 3) % 4];
-        int64_t v = (r >> 6) % 100, ts = t - (int64_t)((r >> 12) % 9000);
-        for (int side = 0; side < (i >= cut ? 2 : 1); side++) {
-            fixture_t *f = side ? &b : a;
-            f->offset = (uint64_t)i;
-            engine_result_t res = ev(f, k, kind, v, ts);
-            feats[side][i][0] = res.features[0].as.i;
-            feats[side][i][1] = res.features[1].as.i;
-            feats[side][i][2] = res.features[a->spec->nfeatures + 1].as.b;
+        rs[i] = r;
+        tss[i] = t - (int64_t)((r >> 12) % 9000);
+        for (int side = 0; side < (i >= both_from ? 2 : 1); side++)
+            pattern_event_at(side ? &b : a, i, rs[i], tss[i], feats[side][i]);
+        if (snap && i % 40 == 0 && engine_part_snap_step(a->part, snap, 1, NULL, &sbuf)) {
+            snap = NULL;
+            engine_sink_t sink = {on_window, NULL, &b};
+            b.part = engine_part_new(b.eng, 0, &sink);
+            assert_int_equal(engine_part_decode(b.part, sbuf.data, sbuf.len, err, sizeof err), 0);
+            for (int j = cut; j <= i; j++) pattern_event_at(&b, j, rs[j], tss[j], feats[1][j]);
+            both_from = i + 1;
         }
     }
+    assert_null(snap);
+    buf_free(&sbuf);
     engine_part_tick(a->part, t + 10 * M);
     engine_part_tick(b.part, t + 10 * M);
     assert_true(a->nout > 10);
@@ -577,6 +604,18 @@ static void engine_checkpoint_keeps_pattern_state(void **state)
     close_spec(a);
 }
 
+static void engine_checkpoint_keeps_pattern_state(void **state)
+{
+    (void)state;
+    checkpoint_keeps_pattern_state(0);
+}
+
+static void engine_snapshot_keeps_pattern_state(void **state)
+{
+    (void)state;
+    checkpoint_keeps_pattern_state(1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -591,6 +630,7 @@ int main(void)
         cmocka_unit_test(emit_lower_of_long_strings),
         cmocka_unit_test(encoding_round_trips),
         cmocka_unit_test(engine_checkpoint_keeps_pattern_state),
+        cmocka_unit_test(engine_snapshot_keeps_pattern_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
