@@ -165,9 +165,13 @@ static void write_snapshots(write_job_t *j)
             }
             if (done) {
                 left--;
-                int rc = ckpt_write_part_end(pw[i], j->err, sizeof j->err);
+                char perr[sizeof j->err];
+                int rc = ckpt_write_part_end(pw[i], perr, sizeof perr);
                 pw[i] = NULL;
-                if (j->rc == 0) j->rc = rc;
+                if (j->rc == 0 && rc) {
+                    j->rc = rc;
+                    memcpy(j->err, perr, sizeof perr);
+                }
             }
         }
     }

@@ -500,21 +500,33 @@ void keymap_snap_begin(keymap_t *km, keymap_snap_t *s, weir_buf_t *head)
     km->snap = s;
 }
 
+/* Passes of the cursor in paced steps; then the rest in one step. */
+#define SNAP_PACED_PASSES 4
+
 size_t keymap_snap_step(keymap_t *km, uint32_t budget, const atomic_uint *stop)
 {
     keymap_snap_t *s = km->snap;
+    /* A key not written yet can move behind the cursor between steps (a
+     * resize moves it to the other table; a backward-shift delete moves it
+     * back a slot), and another pass finds it. Should keys keep escaping,
+     * after a few passes the rest is taken in one step — a pass during
+     * which nothing moves — so a snapshot always ends. */
+    int whole = s->passes >= SNAP_PACED_PASSES;
     /* Slots looked at are bounded too: a pass over a table whose keys were
      * mostly written already (by requests) reads slots and headers only. */
-    uint64_t looks = (uint64_t)budget * 16;
+    uint64_t looks = whole ? UINT64_MAX : (uint64_t)budget * 16;
+    if (whole) budget = UINT32_MAX, stop = NULL;
     while (s->left && budget && looks) {
         keymap_iter_t *it = &s->cursor;
         if (it->table >= 2) {
-            /* A resize moved some keys behind the cursor: another pass
-             * finds them (every unwritten key of the moment is still in
-             * one of the tables: deleting one writes it first). A pass
-             * per resize at most: more means a key was lost, a bug that
-             * must not turn into a checkpoint that never ends. */
-            weir_assert(++s->passes < 64);
+            /* Every unwritten key of the moment is in one of the tables
+             * (deleting one writes it first): a whole pass that left one
+             * behind is a bug, and must not become a checkpoint that never
+             * ends. */
+            weir_assert(!whole);
+            s->passes++;
+            whole = s->passes >= SNAP_PACED_PASSES;
+            if (whole) looks = UINT64_MAX, budget = UINT32_MAX, stop = NULL;
             *it = (keymap_iter_t)KEYMAP_ITER_INIT;
             continue;
         }

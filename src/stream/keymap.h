@@ -162,7 +162,9 @@ void keymap_encode(const keymap_t *km, weir_buf_t *b, keymap_enc_cb enc, void *a
  * still is goes to s->out first (with s->enc), once; keymap_snap_step
  * writes up to `budget` of those not reached yet — fewer if *stop (may be
  * NULL) turns non-zero meanwhile: it is checked after each key — and
- * returns how many are left. When none is left, head + everything written to s->out is
+ * returns how many are left (keys moved behind its cursor by the map's
+ * changes are found by another pass; after a few passes, a step takes all
+ * the rest, so that a snapshot always ends). When none is left, head + everything written to s->out is
  * keymap_encode's encoding of the map as of the moment, the entries in
  * another order (keymap_decode takes any). Keys inserted after the moment
  * are not written. The cost outside a snapshot is a NULL test per access;
