@@ -204,7 +204,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* ---- the parent ---- */
+/* ---- taking one ---- */
 
 /* The heap in huge pages: at a million keys, state lookups are TLB misses
  * on 4 KiB pages. State built while recovering is in small pages (a huge
@@ -212,7 +212,6 @@ static void *writer_main(void *arg)
  * is collapsed once the server is ready (base/hugepages.h, paced). */
 static void heap_to_huge_pages(checkpointer_t *c)
 {
-    if (getenv("WEIR_NO_COLLAPSE")) return;
     const char *thp = getenv("WEIR_THP");
     if (thp && strcmp(thp, "0") == 0) return;
     weir_heap_huge_pages(&c->stopping);

@@ -39,9 +39,8 @@
  * FAULT INJECTION (tests): WEIR_CKPT_CRASH_AT=N kills the server with
  * SIGKILL right after store step N, counted across checkpoints.
  * WEIR_CKPT_STEP_DELAY_MS=M makes the writer sleep M ms after each step, so
- * that a test's kill lands inside a checkpoint. WEIR_NO_COLLAPSE=1 (or
- * WEIR_THP=0) skips collapsing the heap into huge pages at ready, for
- * comparing its effect.
+ * that a test's kill lands inside a checkpoint. WEIR_THP=0 skips
+ * collapsing the heap into huge pages at ready, for comparing its effect.
  *
  * RECOVERY takes the newest checkpoint that verifies (every CRC) AND is
  * usable (the runtime's restore callback checks): same pipeline, partitions and feature plan (engine_fingerprint),

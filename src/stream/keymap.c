@@ -418,15 +418,28 @@ size_t keymap_bytes(const keymap_t *km)
     return ((size_t)km->cur.cap + km->old.cap) * sizeof(keymap_slot_t) + km->entry_bytes;
 }
 
-void *keymap_next(const keymap_t *km, keymap_iter_t *it)
+/* One slot of a walk over the old table, then the current one: 1 with *e
+ * its entry (NULL, TOMB or an entry), the walk moved on; 0 past the end.
+ * Old slots below migrate_at are skipped: all moved (see the invariants
+ * at the top), and their pages may have been given back. */
+static inline int iter_slot(const keymap_t *km, keymap_iter_t *it, keymap_entry_t **e)
 {
     for (; it->table < 2; it->table++, it->i = 0) {
         const keymap_table_t *t = it->table == 0 ? &km->old : &km->cur;
-        while (it->i < t->cap) {
-            keymap_entry_t *e = t->slots[it->i++].e;
-            if (e && e != TOMB) return value_of(e);
+        if (it->table == 0 && it->i < km->migrate_at) it->i = km->migrate_at;
+        if (it->i < t->cap) {
+            *e = t->slots[it->i++].e;
+            return 1;
         }
     }
+    return 0;
+}
+
+void *keymap_next(const keymap_t *km, keymap_iter_t *it)
+{
+    keymap_entry_t *e;
+    while (iter_slot(km, it, &e))
+        if (e && e != TOMB) return value_of(e);
     return NULL;
 }
 
@@ -506,37 +519,25 @@ void keymap_snap_begin(keymap_t *km, keymap_snap_t *s, weir_buf_t *head)
 size_t keymap_snap_step(keymap_t *km, uint32_t budget, const atomic_uint *stop)
 {
     keymap_snap_t *s = km->snap;
-    /* A key not written yet can move behind the cursor between steps (a
-     * resize moves it to the other table; a backward-shift delete moves it
-     * back a slot), and another pass finds it. Should keys keep escaping,
-     * after a few passes the rest is taken in one step — a pass during
-     * which nothing moves — so a snapshot always ends. */
-    int whole = s->passes >= SNAP_PACED_PASSES;
     /* Slots looked at are bounded too: a pass over a table whose keys were
      * mostly written already (by requests) reads slots and headers only. */
-    uint64_t looks = whole ? UINT64_MAX : (uint64_t)budget * 16;
-    if (whole) budget = UINT32_MAX, stop = NULL;
+    uint64_t looks = (uint64_t)budget * 16;
+    keymap_entry_t *e;
     while (s->left && budget && looks) {
-        keymap_iter_t *it = &s->cursor;
-        if (it->table >= 2) {
-            /* Every unwritten key of the moment is in one of the tables
-             * (deleting one writes it first): a whole pass that left one
-             * behind is a bug, and must not become a checkpoint that never
-             * ends. */
-            weir_assert(!whole);
-            s->passes++;
-            whole = s->passes >= SNAP_PACED_PASSES;
-            if (whole) looks = UINT64_MAX, budget = UINT32_MAX, stop = NULL;
-            *it = (keymap_iter_t)KEYMAP_ITER_INIT;
+        if (!iter_slot(km, &s->cursor, &e)) {
+            /* A key not written yet can move behind the cursor between
+             * steps (a resize moves it to the other table; a backward-shift
+             * delete moves it back a slot), and another pass finds it.
+             * Should keys keep escaping, after a few passes the rest is
+             * taken in this step — a pass during which nothing moves — so
+             * a snapshot always ends. Every unwritten key of the moment is
+             * in one of the tables (deleting one writes it first): a whole
+             * pass that left one behind is a bug. */
+            weir_assert(s->passes < SNAP_PACED_PASSES);
+            if (++s->passes == SNAP_PACED_PASSES) budget = UINT32_MAX, looks = UINT64_MAX, stop = NULL;
+            s->cursor = (keymap_iter_t)KEYMAP_ITER_INIT;
             continue;
         }
-        const keymap_table_t *t = it->table == 0 ? &km->old : &km->cur;
-        if (it->i >= t->cap) {
-            it->table++;
-            it->i = 0;
-            continue;
-        }
-        keymap_entry_t *e = t->slots[it->i++].e;
         looks--;
         if (e && e != TOMB && e->snap != s->epoch) {
             snap_write(km, e);
