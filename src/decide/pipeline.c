@@ -73,6 +73,30 @@ int pipeline_replay(pipeline_t *pl, uint32_t part, pipeline_row_cb row, void *ct
     return pipeline_replay_from(pl, part, 0, row, ctx, bad, bad_count, err, errlen);
 }
 
+/* REPLAY LOOKAHEAD. At a million keys nearly every replayed event's key
+ * state is cold: its slot, its entry, then the blocks the entry points to,
+ * each a wait on memory (about 0.4 us on the VM this was measured on), one
+ * after another, event after event. Replay knows what comes next, so it
+ * reads LOOKAHEAD records ahead of the one it applies and asks for each
+ * one's memory in stages (engine_part_prefetch): its key's slot when it is
+ * read, then every STAGE_GAP records the next level of what it points to.
+ * The waits of several events then overlap. A record is copied out of the
+ * reader (whose slices live until its next call) and decoded once, when
+ * read. Measured on a full replay of 10 M events over 1 M keys (2 cores):
+ * 15-20% less time than without; 32 ahead did better than 8 and than 64.
+ * The prefetches are hints: what a record's own processing finds is what
+ * it would have found without them. */
+#define LOOKAHEAD 32
+#define STAGE_GAP (LOOKAHEAD / 4) /* records between two stages of one record */
+
+typedef struct ahead {
+    log_rec_t rec;        /* value: val's bytes */
+    weir_buf_t val;
+    expr_value_t *fields; /* decoded, when direct */
+    int direct;           /* decoded straight from the text (else the tree path) */
+    uint64_t hash;        /* engine_event_hash, when direct */
+} ahead_t;
+
 int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_row_cb row,
                          void *ctx, void (*bad)(void *ctx, const char *why), uint64_t *bad_count,
                          char *err, size_t errlen)
@@ -93,23 +117,53 @@ int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_
         rc = log_reader_open(log_topic_part(pl->topic, part), st.start_offset, &r, err, errlen);
     }
     if (rc) return rc;
-    log_rec_t rec;
+    engine_part_t *ep = pl->parts[part];
+    ahead_t ring[LOOKAHEAD];
+    for (size_t i = 0; i < LOOKAHEAD; i++)
+        ring[i] = (ahead_t){.val = WEIR_BUF_INIT,
+                            .fields = weir_calloc(pl->src->nfields + 1, sizeof(expr_value_t))};
+    size_t head = 0, count = 0;
     engine_result_t res;
     char why[512];
-    int n;
-    expr_value_t *fields = weir_calloc(pl->src->nfields + 1, sizeof *fields);
-    while ((n = log_reader_next(r, &rec, err, errlen)) == 1) {
+    int n = 1;
+    for (;;) {
+        /* Read up to LOOKAHEAD records ahead; ask for each one's key slot. */
+        while (n == 1 && count < LOOKAHEAD) {
+            log_rec_t rec;
+            if ((n = log_reader_next(r, &rec, err, errlen)) != 1) break;
+            ahead_t *a = &ring[(head + count++) % LOOKAHEAD];
+            buf_reset(&a->val);
+            buf_append(&a->val, rec.value.ptr, rec.value.len);
+            a->rec = rec;
+            a->rec.key = (weir_slice_t){NULL, 0}; /* not kept: nothing here reads it */
+            a->rec.value = (weir_slice_t){a->val.data, rec.value.len};
+            /* The direct decoder gives exactly what the tree path would, or
+             * declines (decode.h); what it declines, the tree path decides. */
+            a->direct = !pl->need_json && rec.type != LOG_REC_TICK &&
+                        spec_decode_text(pl->src, a->val.data, rec.value.len, a->fields) == 0;
+            if (a->direct) {
+                a->hash = engine_event_hash(ep, a->fields);
+                engine_part_prefetch(ep, a->fields, a->hash, 0);
+            }
+        }
+        if (count == 0) break; /* the end, or an error after everything before it */
+        for (int st = 1; st <= 3; st++) {
+            size_t d = STAGE_GAP * (size_t)(4 - st);
+            if (count > d) {
+                const ahead_t *m = &ring[(head + d) % LOOKAHEAD];
+                if (m->direct) engine_part_prefetch(ep, m->fields, m->hash, st);
+            }
+        }
+        const ahead_t *a = &ring[head];
+        head = (head + 1) % LOOKAHEAD;
+        count--;
         int k;
-        /* The direct decoder gives exactly what the tree path would, or
-         * declines (decode.h); what it declines, the tree path decides. */
-        if (!pl->need_json && rec.type != LOG_REC_TICK &&
-            spec_decode_text(pl->src, rec.value.ptr, rec.value.len, fields) == 0) {
-            k = engine_part_event(pl->parts[part], rec.offset, fields, rec.value, &res, why,
-                                  sizeof why);
+        if (a->direct) {
+            k = engine_part_event(ep, a->rec.offset, a->fields, a->rec.value, &res, why, sizeof why);
             if (k == 0) k = 1;
         } else {
-            k = engine_part_record(pl->parts[part], rec.offset, rec.type == LOG_REC_TICK, rec.value,
-                                   &res, why, sizeof why);
+            k = engine_part_record(ep, a->rec.offset, a->rec.type == LOG_REC_TICK, a->rec.value, &res,
+                                   why, sizeof why);
         }
         if (k < 0) {
             if (bad_count) (*bad_count)++;
@@ -120,14 +174,17 @@ int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_
             }
             continue;
         }
-        if (k == 1 && row && row(ctx, part, rec.offset, &res) != 0) {
+        if (k == 1 && row && row(ctx, part, a->rec.offset, &res) != 0) {
             n = weir_errf(err, errlen, WEIR_EIO, "partition %u offset %" PRIu64 ": writing the row failed",
-                          part, rec.offset);
+                          part, a->rec.offset);
             break;
         }
     }
     log_reader_close(r);
-    weir_free(fields);
+    for (size_t i = 0; i < LOOKAHEAD; i++) {
+        buf_free(&ring[i].val);
+        weir_free(ring[i].fields);
+    }
     return n < 0 ? n : 0;
 }
 

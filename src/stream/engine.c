@@ -287,6 +287,7 @@ void engine_part_free(engine_part_t *p)
     buf_free(&p->scratch);
     buf_free(&p->prevcopy);
     buf_free(&p->rscratch);
+    buf_free(&p->closekeys);
     cJSON_Delete(p->doc);
     weir_free(p);
 }
@@ -334,14 +335,49 @@ static int close_one(engine_part_t *p, void *v, const oc_due_t *due, weir_buf_t 
     return 1;
 }
 
+/* CLOSES IN BATCHES. Windows close in bursts (every key's hourly window
+ * when the watermark passes the hour), each close on a key that is cold at
+ * a million keys: its slot, its entry, its on-close state and that state's
+ * arrays, four waits one after another. Up to CLOSE_BATCH due timers are
+ * popped at once (the order of the closes is the heap's, unchanged) and
+ * their keys' memory is asked for stage by stage across the batch, so the
+ * waits of a batch overlap; then they are closed in order. */
+#define CLOSE_BATCH 32
+
 size_t engine_part_close_due(engine_part_t *p, size_t max)
 {
-    oc_due_t due;
+    const engine_t *e = p->e;
+    oc_due_t due[CLOSE_BATCH];
+    uint64_t h[CLOSE_BATCH];
     size_t n = 0;
-    while (n < max && oc_timers_pop(p->timers, p->wm, &due)) {
-        n++;
-        void *v = keymap_get(&p->km, due.key.ptr, due.key.len);
-        if (v && *key_inited(p->e, v)) close_one(p, v, &due, &p->scratch);
+    while (n < max) {
+        size_t b = 0;
+        buf_reset(&p->closekeys);
+        /* A popped due's key lives in the heap until the next pop: copy it. */
+        while (b < CLOSE_BATCH && n + b < max && oc_timers_pop(p->timers, p->wm, &due[b])) {
+            size_t at = p->closekeys.len;
+            buf_append(&p->closekeys, due[b].key.ptr, due[b].key.len);
+            due[b++].key.ptr = (const char *)(uintptr_t)at;
+        }
+        if (b == 0) break;
+        for (size_t i = 0; i < b; i++) {
+            due[i].key.ptr = p->closekeys.data + (uintptr_t)due[i].key.ptr;
+            h[i] = keymap_hash(due[i].key.ptr, due[i].key.len);
+        }
+        if (b > 1) {
+            for (size_t i = 0; i < b; i++) keymap_prefetch(&p->km, h[i]);
+            for (size_t i = 0; i < b; i++) keymap_prefetch_entry(&p->km, h[i]);
+            for (int deep = 0; deep < 2; deep++)
+                for (size_t i = 0; i < b; i++) {
+                    const void *v = keymap_peek(&p->km, h[i], due[i].key.ptr, due[i].key.len);
+                    if (v && *key_inited(e, (void *)v)) oc_key_prefetch(key_oc(e, (void *)v)[due[i].ai], deep);
+                }
+        }
+        for (size_t i = 0; i < b; i++) {
+            void *v = keymap_get(&p->km, due[i].key.ptr, due[i].key.len);
+            if (v && *key_inited(e, v)) close_one(p, v, &due[i], &p->scratch);
+        }
+        n += b;
     }
     return n;
 }
@@ -591,6 +627,38 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     keymap_expire(&p->km, cutoff_of(p), SWEEP_BUDGET, key_retire, p);
     res->watermark = p->wm;
     return 0;
+}
+
+uint64_t engine_event_hash(const engine_part_t *p, const expr_value_t *fields)
+{
+    char tmp[32];
+    weir_slice_t key = engine_event_key(p->e->src, fields, tmp);
+    return keymap_hash(key.ptr, key.len);
+}
+
+/* Stages 2 and 3 of engine_part_prefetch for the live key value v. */
+static void key_prefetch(const engine_t *e, void *v, int stage)
+{
+    if (!*key_inited(e, v)) return;
+    if (stage == 2) {
+        for (uint32_t g = 0; g < e->ngroups; g++) win_prefetch(&key_wins(v)[g]);
+        if (e->spec->npatterns && *key_pat(e, v)) __builtin_prefetch(*key_pat(e, v));
+    }
+    for (uint32_t a = 0; a < e->spec->naggregates; a++) oc_key_prefetch(key_oc(e, v)[a], stage - 2);
+}
+
+void engine_part_prefetch(const engine_part_t *p, const expr_value_t *fields, uint64_t h, int stage)
+{
+    if (stage == 0) {
+        keymap_prefetch(&p->km, h);
+    } else if (stage == 1) {
+        keymap_prefetch_entry(&p->km, h);
+    } else {
+        char tmp[32];
+        weir_slice_t key = engine_event_key(p->e->src, fields, tmp);
+        const void *v = keymap_peek(&p->km, h, key.ptr, key.len);
+        if (v) key_prefetch(p->e, (void *)v, stage);
+    }
 }
 
 int engine_part_lookup(engine_part_t *p, weir_slice_t key, engine_result_t *res)

@@ -103,6 +103,17 @@ typedef struct engine_result {
 int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fields,
                       weir_slice_t raw, engine_result_t *res, char *err, size_t errlen);
 
+/* Hints for a caller that knows its events ahead (a replay reading its log
+ * ahead, pipeline.c): they change nothing. At a million keys nearly every
+ * event's key state is cold; asking for it a few events before it is used
+ * lets the waits overlap. Each stage asks for what the one before brought
+ * in points to, so a caller spaces them a few events apart: for a decoded
+ * event with h = engine_event_hash, stage 0 asks for its key's slot, 1 for
+ * its key's entry, 2 for the blocks the entry points to (windows' heap
+ * storage, on-close state), 3 for the on-close state's arrays. */
+uint64_t engine_event_hash(const engine_part_t *p, const expr_value_t *fields);
+void engine_part_prefetch(const engine_part_t *p, const expr_value_t *fields, uint64_t h, int stage);
+
 /* The features of `key` as of the partition's newest time, without an
  * event: fields are null (features reading them are null), aggregates and
  * last(x) come from the key's state (empty if it has none or is stale).

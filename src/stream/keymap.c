@@ -233,6 +233,32 @@ static void start_resize(keymap_t *km, uint32_t cap)
     if (km->old.used == 0) migrate(km, UINT32_MAX);
 }
 
+/* A few slots: a probe is short at load <= 3/4, and a hint need not be
+ * complete. The old table (during a resize) is not looked at. */
+#define PREFETCH_PROBE 4
+
+void keymap_prefetch_entry(const keymap_t *km, uint64_t h)
+{
+    if (!km->cur.cap) return;
+    uint32_t mask = km->cur.cap - 1, i = (uint32_t)h & mask;
+    for (int n = 0; n < PREFETCH_PROBE; n++, i = (i + 1) & mask) {
+        const keymap_slot_t *s = &km->cur.slots[i];
+        if (!s->e) return;
+        if (s->hash == (uint32_t)h && s->e != TOMB) {
+            prefetch_entry(km, s->e);
+            return;
+        }
+    }
+}
+
+const void *keymap_peek(const keymap_t *km, uint64_t h, const void *key, size_t klen)
+{
+    int64_t i = table_find(km, &km->cur, h, key, klen, 0);
+    if (i >= 0) return value_of(km->cur.slots[i].e);
+    i = table_find(km, &km->old, h, key, klen, km->migrate_at);
+    return i >= 0 ? value_of(km->old.slots[i].e) : NULL;
+}
+
 void *keymap_get(keymap_t *km, const void *key, size_t klen)
 {
     migrate(km, KEYMAP_MIGRATE_STEP);

@@ -109,6 +109,21 @@ static inline void keymap_prefetch(const keymap_t *km, uint64_t h)
     if (km->cur.cap) __builtin_prefetch(&km->cur.slots[(uint32_t)h & (km->cur.cap - 1)]);
 }
 
+/* Asks for the entry of the key with hash h, all its cache lines, taking
+ * the first slot of its probe whose stored hash matches without comparing
+ * the key (that would wait for the entry). A hint: it changes nothing, and
+ * a wrong guess costs only memory traffic. For a caller that knows its keys
+ * a few operations ahead (a replay reading its log ahead, closes in
+ * batches: engine.c): keymap_prefetch first, then this once the slot has
+ * had time to arrive. */
+void keymap_prefetch_entry(const keymap_t *km, uint64_t h);
+
+/* The value of the key with hash h, or NULL, changing nothing: no resize
+ * step, and no snapshot capture (the value must not be written through
+ * it). For hints only: what it returns may be gone after the next
+ * get/put/del/expire. */
+const void *keymap_peek(const keymap_t *km, uint64_t h, const void *key, size_t klen);
+
 /* keymap_put for h = keymap_hash(key, klen). */
 void *keymap_put_hashed(keymap_t *km, uint64_t h, const void *key, size_t klen, int64_t cutoff,
                         keymap_free_cb cb, void *arg, int *created);

@@ -418,6 +418,22 @@ int oc_close(oc_key_t *k, const spec_aggregate_t *agg, const oc_due_t *due, expr
     return 1;
 }
 
+void oc_key_prefetch(const oc_key_t *k, int deep)
+{
+    if (!k) return;
+    if (!deep) {
+        __builtin_prefetch(k, 1);
+        return;
+    }
+    /* An add looks at the last events (inserting in time order), a close
+     * at the first ones and the windows. */
+    if (k->nev) {
+        __builtin_prefetch(k->ev, 1);
+        __builtin_prefetch(EV(k, k->nev - 1), 1);
+    }
+    if (k->wins) __builtin_prefetch(k->wins, 1);
+}
+
 void oc_key_free(oc_key_t *k)
 {
     if (!k) return;

@@ -99,6 +99,11 @@ int oc_timers_decode(oc_timers_t *t, uint32_t naggregates, struct codec_rd *r, c
  * moved. */
 size_t oc_timers_move(oc_timers_t *to, oc_timers_t *from, const uint32_t *ai_map);
 
+/* Asks for a key's on-close state (deep 0), or, once that has arrived,
+ * for the arrays an add or a close reads (deep 1): hints that change
+ * nothing, for a caller that knows its next keys. */
+void oc_key_prefetch(const oc_key_t *state, int deep);
+
 void oc_key_free(oc_key_t *state);
 size_t oc_key_bytes(const oc_key_t *state);
 /* Nothing open: the state can go. */

@@ -236,6 +236,23 @@ static void bucket_free(const win_conf_t *c, void *r)
     }
 }
 
+void win_prefetch(const win_t *w)
+{
+    const ring_t *r = &w->items;
+    /* A step searches from the running window's first record and appends
+     * after the last (ring_upper): those two lines. */
+    if (r->len && r->data != r->inl) {
+        __builtin_prefetch(ring_at(r, w->lo < r->len ? w->lo : 0));
+        __builtin_prefetch(ring_at(r, r->len - 1), 1);
+    }
+    const mset_t *s = w_ids(w);
+    if (s && s->ids) {
+        /* Small sets are a line or two; a big one is probed at random. */
+        __builtin_prefetch(s->ids, 1);
+        if (s->cap <= 8) __builtin_prefetch((const char *)s->ids + 64, 1);
+    }
+}
+
 void win_free(win_t *w)
 {
     if (!w->conf) return;

@@ -182,6 +182,11 @@ int win_query1(win_t *w, int64_t t, agg_kind_t kind, double q, agg_result_t *out
  * floor(wm / H) - D/H), and refuses adds and queries below wm from now on. */
 void win_expire(win_t *w, int64_t wm);
 
+/* Asks for the memory a step on this window reads outside its header and
+ * area: the ends of a ring that moved to the heap, the distinct multiset.
+ * A hint (changes nothing) for a caller that knows its next keys. */
+void win_prefetch(const win_t *w);
+
 /* Nothing stored (a key whose windows are all empty can be evicted). */
 static inline int win_is_empty(const win_t *w)
 {

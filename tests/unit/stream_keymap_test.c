@@ -3,7 +3,8 @@
  * deletes, resizes in both directions and iteration; latency of single
  * operations across growth (incremental resize); TTL sweep and stale-key
  * semantics; memory accounting returning to zero; encode/decode round trip
- * and garbage; a snapshot taken while the map changes. WEIR_TEST_SCALE scales the key counts (0.25 under ASan). */
+ * and garbage; peek and prefetch hints that change nothing; a snapshot taken
+ * while the map changes. WEIR_TEST_SCALE scales the key counts (0.25 under ASan). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -359,6 +360,58 @@ static void test_encode(void **state)
  * resizes), changed values, deletes, TTL resets and sweeps, a step of one
  * key now and then — decodes to the map as it was at its start, and equals
  * keymap_encode's bytes of that map once decoded and encoded again. */
+/* keymap_peek and keymap_prefetch_entry are hints: peek finds every key
+ * get would (in either table of a resize under way) and NULL for absent
+ * ones, and neither moves the resize on nor writes a key to a snapshot. */
+static void test_peek(void **state)
+{
+    (void)state;
+    size_t base = weir_alloc_used();
+    keymap_t km;
+    keymap_init(&km, sizeof(val_t));
+    char k[64];
+    uint32_t n = 0;
+    /* Insert until a resize has begun and keys remain in the old table. */
+    for (; n < 1000 || !(km.old.slots && km.old.used > 100); n++) {
+        int len = keyname(k, n), created;
+        val_t *v = keymap_put(&km, k, (size_t)len, INT64_MIN, NULL, NULL, &created);
+        v->id = n;
+        keymap_touch(v, n);
+    }
+    weir_buf_t head = WEIR_BUF_INIT, out = WEIR_BUF_INIT;
+    keymap_snap_t s = {.enc = enc_val, .out = &out};
+    keymap_snap_begin(&km, &s, &head);
+    uint32_t migrate_at = km.migrate_at, old_used = km.old.used;
+    size_t left = s.left;
+    for (uint32_t i = 0; i < n + 500; i++) {
+        int len = keyname(k, i);
+        uint64_t h = keymap_hash(k, (size_t)len);
+        keymap_prefetch(&km, h);
+        keymap_prefetch_entry(&km, h);
+        const val_t *v = keymap_peek(&km, h, k, (size_t)len);
+        if (i < n) {
+            assert_non_null(v);
+            assert_int_equal(v->id, i);
+        } else {
+            assert_null(v);
+        }
+    }
+    assert_int_equal(km.migrate_at, migrate_at);
+    assert_int_equal(km.old.used, old_used);
+    assert_int_equal(s.left, left);
+    assert_int_equal(out.len, 0);
+    /* get, by contrast, does both. */
+    int len = keyname(k, 0);
+    assert_non_null(keymap_get(&km, k, (size_t)len));
+    assert_true(km.migrate_at > migrate_at || km.old.slots == NULL);
+    assert_true(out.len > 0);
+    keymap_snap_end(&km);
+    buf_free(&head);
+    buf_free(&out);
+    keymap_free(&km, NULL, NULL);
+    assert_int_equal(weir_alloc_used(), base);
+}
+
 static void test_snapshot(void **state)
 {
     (void)state;
@@ -456,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_random_ops),
         cmocka_unit_test(test_ttl),
         cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_peek),
         cmocka_unit_test(test_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
