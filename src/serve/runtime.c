@@ -725,8 +725,13 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt};
     engine_part_set_sink(p->engine, rt->replay_outputs ? &sink : NULL);
     p->obatch = 1;
+    /* replay_row reads no features of an event decided already, unless it
+     * decides it again for its emit (below): those are applied without. */
+    if (!(rt->replay_outputs && rt->has_emits) && c.decided >= 0)
+        engine_part_features_from(p->engine, (uint64_t)c.decided + 1);
     int rc = pipeline_replay_from(&rt->pl, p->id, p->from, replay_row, &c, replay_bad, NULL, err,
                                   errlen);
+    engine_part_features_from(p->engine, 0);
     p->obatch = 0;
     replayed_flush(&c);
     out_write_part(rt, p);

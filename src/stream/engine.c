@@ -541,6 +541,11 @@ static size_t eval_features(engine_part_t *p, const expr_value_t *fields, size_t
     return env.scratch_used;
 }
 
+void engine_part_features_from(engine_part_t *p, uint64_t from)
+{
+    p->features_from = from;
+}
+
 int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fields,
                       weir_slice_t raw, engine_result_t *res, char *err, size_t errlen)
 {
@@ -569,6 +574,8 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     }
 
     p->st.events++;
+    int features = offset >= p->features_from;
+    if (!features) res->features = NULL;
     /* The key's slot is a cache miss at a million keys: ask for it first,
      * and do the work that needs no state (the windows' inputs) meanwhile. */
     uint64_t h = keymap_hash(key.ptr, key.len);
@@ -603,19 +610,24 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
      * in (t - D, t], so no answer changes. */
     for (uint32_t g = 0; g < e->ngroups; g++) {
         const group_t *gr = &e->groups[g];
+        /* (the step's answers are computed either way: the running state
+         * it leaves must not depend on whether they are read) */
         win_step(&key_wins(v)[g], t, p->has_in[g] ? &p->in[g] : NULL, gr->asks, gr->nasks, p->results,
                  p->wm);
-        for (uint32_t k = 0; k < gr->nasks; k++)
+        for (uint32_t k = 0; features && k < gr->nasks; k++)
             p->aggvals[gr->slots[k]] = aggval_to_value_fast(&p->results[k], gr->asks[k].kind, gr->types[k]);
     }
     if (p->pat) {
         pattern_io_t io = pat_io(p);
         pattern_event(p->pat, key_pat(e, v), key, t, offset, fields, p->wm, p->pflags, &io);
-        read_pattern_slots(p, v, t, p->pflags);
+        if (features) read_pattern_slots(p, v, t, p->pflags);
     }
-    reserve_prev_copies(p, v);
-    for (uint32_t i = 0; i < e->nprev; i++) p->aggvals[e->prev_slots[i]] = prev_value(&key_prevs(e, v)[i], p);
-    argenv.scratch_used = eval_features(p, fields, argenv.scratch_used);
+    if (features) {
+        reserve_prev_copies(p, v);
+        for (uint32_t i = 0; i < e->nprev; i++)
+            p->aggvals[e->prev_slots[i]] = prev_value(&key_prevs(e, v)[i], p);
+        argenv.scratch_used = eval_features(p, fields, argenv.scratch_used);
+    }
     for (uint32_t i = 0; i < e->nprev; i++) {
         const expr_agg_t *a = &s->aggs.v[e->prev_slots[i]];
         expr_value_t x;

@@ -103,6 +103,14 @@ typedef struct engine_result {
 int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fields,
                       weir_slice_t raw, engine_result_t *res, char *err, size_t errlen);
 
+/* Events applied at offsets below `from` get no features (res->features is
+ * NULL; nothing else changes: the state they leave is the same to the
+ * byte): for a replay whose rows do not read them (events decided before
+ * a crash), which spares their evaluation, 5% of such a replay's CPU.
+ * A late event's features are computed whatever its offset. 0, the
+ * default: every event's features are computed. */
+void engine_part_features_from(engine_part_t *p, uint64_t from);
+
 /* Hints for a caller that knows its events ahead (a replay reading its log
  * ahead, pipeline.c): they change nothing. At a million keys nearly every
  * event's key state is cold; asking for it a few events before it is used

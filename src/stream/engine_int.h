@@ -63,6 +63,7 @@ struct engine_part {
     oc_timers_t *timers;
     int64_t max_time, wm;
     uint64_t seq;
+    uint64_t features_from; /* engine_part_features_from */
     expr_value_t *fields;   /* record path: decoded event */
     expr_value_t *aggvals;  /* per aggregate slot */
     expr_value_t *features; /* per feature */
