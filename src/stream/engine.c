@@ -353,6 +353,8 @@ size_t engine_part_close_due(engine_part_t *p, size_t max)
     while (n < max) {
         size_t b = 0;
         buf_reset(&p->closekeys);
+        /* Never NULL, even when every key of the batch is empty (""). */
+        buf_reserve(&p->closekeys, 64);
         /* A popped due's key lives in the heap until the next pop: copy it. */
         while (b < CLOSE_BATCH && n + b < max && oc_timers_pop(p->timers, p->wm, &due[b])) {
             size_t at = p->closekeys.len;

@@ -91,7 +91,8 @@ typedef struct engine_result {
     int64_t watermark;          /* after this event */
     weir_slice_t key;
     const expr_value_t *fields; /* the decoded event, by field slot */
-    const expr_value_t *features; /* by feature index (declared order) */
+    const expr_value_t *features; /* by feature index (declared order); NULL below
+                                     engine_part_features_from's offset */
     const struct cJSON *json;     /* the event's JSON (record path), else NULL */
     weir_slice_t raw;             /* the event as logged */
 } engine_result_t;

@@ -109,9 +109,10 @@ static inline void keymap_prefetch(const keymap_t *km, uint64_t h)
     if (km->cur.cap) __builtin_prefetch(&km->cur.slots[(uint32_t)h & (km->cur.cap - 1)]);
 }
 
-/* Asks for the entry of the key with hash h, all its cache lines, taking
- * the first slot of its probe whose stored hash matches without comparing
- * the key (that would wait for the entry). A hint: it changes nothing, and
+/* Asks for the entry of the key with hash h — its header, its value and
+ * the first 32 bytes of its key — taking the first slot among the first
+ * few of its probe whose stored hash matches, without comparing the key
+ * (that would wait for the entry). A hint: it changes nothing, and
  * a wrong guess costs only memory traffic. For a caller that knows its keys
  * a few operations ahead (a replay reading its log ahead, closes in
  * batches: engine.c): keymap_prefetch first, then this once the slot has

@@ -453,6 +453,33 @@ static void batch_case(lines_t *l, size_t drain)
     spec_free(f.spec);
 }
 
+/* The empty key is a key: its window closes and is emitted with an empty
+ * key (a batch of closes holding only it once handed out a NULL key,
+ * which ASan's run of this test caught). */
+static void empty_key_closes(void **state)
+{
+    (void)state;
+    lines_t l = {WEIR_BUF_INIT, 0};
+    fixture_t f;
+    memset(&f, 0, sizeof f);
+    char err[512];
+    if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &f.spec, err, sizeof err) ||
+        engine_new(f.spec, &f.eng, err, sizeof err))
+        fail_msg("%s", err);
+    engine_sink_t sink = {on_line, NULL, &l};
+    f.part = engine_part_new(f.eng, 0, &sink);
+    ev(&f, "", 2, "m", 10 * S);
+    ev(&f, "", 3, "m", 20 * S);
+    ev(&f, "", 4, "m", 5 * M);
+    assert_int_equal(l.n, 1);
+    buf_append(&l.b, "", 1);
+    assert_string_equal(l.b.data, " 0 60000 2 5\n");
+    engine_part_free(f.part);
+    engine_free(f.eng);
+    spec_free(f.spec);
+    buf_free(&l.b);
+}
+
 static void closes_in_batches_keep_the_order(void **state)
 {
     (void)state;
@@ -509,6 +536,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(sessions_merge_when_bridged, setup, teardown),
         cmocka_unit_test_setup_teardown(deferred_closes_emit_the_same, setup, teardown),
         cmocka_unit_test(closes_in_batches_keep_the_order),
+        cmocka_unit_test(empty_key_closes),
         cmocka_unit_test(strings_refused_where_unsupported),
         cmocka_unit_test(lookups_change_nothing),
     };

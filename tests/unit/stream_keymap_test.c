@@ -356,10 +356,6 @@ static void test_encode(void **state)
     keymap_free(&b, NULL, NULL);
 }
 
-/* A snapshot taken while the map goes on changing — puts of new keys (two
- * resizes), changed values, deletes, TTL resets and sweeps, a step of one
- * key now and then — decodes to the map as it was at its start, and equals
- * keymap_encode's bytes of that map once decoded and encoded again. */
 /* keymap_peek and keymap_prefetch_entry are hints: peek finds every key
  * get would (in either table of a resize under way) and NULL for absent
  * ones, and neither moves the resize on nor writes a key to a snapshot. */
@@ -412,6 +408,10 @@ static void test_peek(void **state)
     assert_int_equal(weir_alloc_used(), base);
 }
 
+/* A snapshot taken while the map goes on changing — puts of new keys (two
+ * resizes), changed values, deletes, TTL resets and sweeps, a step of one
+ * key now and then — decodes to the map as it was at its start, and equals
+ * keymap_encode's bytes of that map once decoded and encoded again. */
 static void test_snapshot(void **state)
 {
     (void)state;
