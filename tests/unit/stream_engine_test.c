@@ -425,16 +425,29 @@ static void on_line(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_
     l->n++;
 }
 
+/* A partition of spec_text whose "tumble" windows go to l as lines. */
+static void lines_open(fixture_t *f, lines_t *l)
+{
+    memset(f, 0, sizeof *f);
+    char err[512];
+    if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &f->spec, err, sizeof err) ||
+        engine_new(f->spec, &f->eng, err, sizeof err))
+        fail_msg("%s", err);
+    engine_sink_t sink = {on_line, NULL, l};
+    f->part = engine_part_new(f->eng, 0, &sink);
+}
+
+static void lines_close(fixture_t *f)
+{
+    engine_part_free(f->part);
+    engine_free(f->eng);
+    spec_free(f->spec);
+}
+
 static void batch_case(lines_t *l, size_t drain)
 {
     fixture_t f;
-    memset(&f, 0, sizeof f);
-    char err[512];
-    if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &f.spec, err, sizeof err) ||
-        engine_new(f.spec, &f.eng, err, sizeof err))
-        fail_msg("%s", err);
-    engine_sink_t sink = {on_line, NULL, l};
-    f.part = engine_part_new(f.eng, 0, &sink);
+    lines_open(&f, l);
     engine_part_defer_closes(f.part, drain > 0);
     char key[64];
     for (int round = 0; round < 2; round++)
@@ -448,9 +461,7 @@ static void batch_case(lines_t *l, size_t drain)
         while (engine_part_close_due(f.part, drain) > 0) {
         }
     assert_false(engine_part_has_due(f.part));
-    engine_part_free(f.part);
-    engine_free(f.eng);
-    spec_free(f.spec);
+    lines_close(&f);
 }
 
 /* The empty key is a key: its window closes and is emitted with an empty
@@ -461,22 +472,14 @@ static void empty_key_closes(void **state)
     (void)state;
     lines_t l = {WEIR_BUF_INIT, 0};
     fixture_t f;
-    memset(&f, 0, sizeof f);
-    char err[512];
-    if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &f.spec, err, sizeof err) ||
-        engine_new(f.spec, &f.eng, err, sizeof err))
-        fail_msg("%s", err);
-    engine_sink_t sink = {on_line, NULL, &l};
-    f.part = engine_part_new(f.eng, 0, &sink);
+    lines_open(&f, &l);
     ev(&f, "", 2, "m", 10 * S);
     ev(&f, "", 3, "m", 20 * S);
     ev(&f, "", 4, "m", 5 * M);
     assert_int_equal(l.n, 1);
     buf_append(&l.b, "", 1);
     assert_string_equal(l.b.data, " 0 60000 2 5\n");
-    engine_part_free(f.part);
-    engine_free(f.eng);
-    spec_free(f.spec);
+    lines_close(&f);
     buf_free(&l.b);
 }
 
