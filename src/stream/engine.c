@@ -349,6 +349,7 @@ size_t engine_part_close_due(engine_part_t *p, size_t max)
     const engine_t *e = p->e;
     oc_due_t due[CLOSE_BATCH];
     uint64_t h[CLOSE_BATCH];
+    void *v[CLOSE_BATCH];
     size_t n = 0;
     while (n < max) {
         size_t b = 0;
@@ -369,15 +370,18 @@ size_t engine_part_close_due(engine_part_t *p, size_t max)
         if (b > 1) {
             for (size_t i = 0; i < b; i++) keymap_prefetch(&p->km, h[i]);
             for (size_t i = 0; i < b; i++) keymap_prefetch_entry(&p->km, h[i]);
-            for (int deep = 0; deep < 2; deep++)
-                for (size_t i = 0; i < b; i++) {
-                    const void *v = keymap_peek(&p->km, h[i], due[i].key.ptr, due[i].key.len);
-                    if (v && *key_inited(e, (void *)v)) oc_key_prefetch(key_oc(e, (void *)v)[due[i].ai], deep);
-                }
+            /* (nothing changes the map until the closes below) */
+            for (size_t i = 0; i < b; i++) {
+                v[i] = (void *)keymap_peek(&p->km, h[i], due[i].key.ptr, due[i].key.len);
+                if (v[i] && !*key_inited(e, v[i])) v[i] = NULL;
+                if (v[i]) oc_key_prefetch(key_oc(e, v[i])[due[i].ai], 0);
+            }
+            for (size_t i = 0; i < b; i++)
+                if (v[i]) oc_key_prefetch(key_oc(e, v[i])[due[i].ai], 1);
         }
         for (size_t i = 0; i < b; i++) {
-            void *v = keymap_get(&p->km, due[i].key.ptr, due[i].key.len);
-            if (v && *key_inited(e, v)) close_one(p, v, &due[i], &p->scratch);
+            void *kv = keymap_get_hashed(&p->km, h[i], due[i].key.ptr, due[i].key.len);
+            if (kv && *key_inited(e, kv)) close_one(p, kv, &due[i], &p->scratch);
         }
         n += b;
     }

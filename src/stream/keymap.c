@@ -251,27 +251,33 @@ void keymap_prefetch_entry(const keymap_t *km, uint64_t h)
     }
 }
 
-const void *keymap_peek(const keymap_t *km, uint64_t h, const void *key, size_t klen)
+/* The entry of key (hash h) in either table, or NULL; changes nothing. */
+static keymap_entry_t *find_entry(const keymap_t *km, uint64_t h, const void *key, size_t klen)
 {
     int64_t i = table_find(km, &km->cur, h, key, klen, 0);
-    if (i >= 0) return value_of(km->cur.slots[i].e);
+    if (i >= 0) return km->cur.slots[i].e;
     i = table_find(km, &km->old, h, key, klen, km->migrate_at);
-    return i >= 0 ? value_of(km->old.slots[i].e) : NULL;
+    return i >= 0 ? km->old.slots[i].e : NULL;
+}
+
+const void *keymap_peek(const keymap_t *km, uint64_t h, const void *key, size_t klen)
+{
+    keymap_entry_t *e = find_entry(km, h, key, klen);
+    return e ? value_of(e) : NULL;
+}
+
+void *keymap_get_hashed(keymap_t *km, uint64_t h, const void *key, size_t klen)
+{
+    migrate(km, KEYMAP_MIGRATE_STEP);
+    keymap_entry_t *e = find_entry(km, h, key, klen);
+    if (!e) return NULL;
+    snap_touch(km, e);
+    return value_of(e);
 }
 
 void *keymap_get(keymap_t *km, const void *key, size_t klen)
 {
-    migrate(km, KEYMAP_MIGRATE_STEP);
-    uint64_t h = weir_hash64(key, klen);
-    int64_t i = table_find(km, &km->cur, h, key, klen, 0);
-    keymap_entry_t *e = NULL;
-    if (i >= 0)
-        e = km->cur.slots[i].e;
-    else if ((i = table_find(km, &km->old, h, key, klen, km->migrate_at)) >= 0)
-        e = km->old.slots[i].e;
-    if (!e) return NULL;
-    snap_touch(km, e);
-    return value_of(e);
+    return keymap_get_hashed(km, weir_hash64(key, klen), key, klen);
 }
 
 static void reset_value(keymap_t *km, keymap_entry_t *e, keymap_free_cb cb, void *arg)

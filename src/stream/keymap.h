@@ -88,6 +88,8 @@ void keymap_free(keymap_t *km, keymap_free_cb cb, void *arg);
 
 /* The value of key, or NULL. */
 void *keymap_get(keymap_t *km, const void *key, size_t klen);
+/* keymap_get for h = keymap_hash(key, klen). */
+void *keymap_get_hashed(keymap_t *km, uint64_t h, const void *key, size_t klen);
 
 /* The value of key, inserting a zeroed one if absent (*created = 1). An
  * existing entry whose newest time is below cutoff is stale: cb is called on

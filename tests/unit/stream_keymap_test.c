@@ -171,6 +171,7 @@ static void test_put_hashed(void **state)
         assert_int_equal(created, 0);
         assert_int_equal(v->id, i);
         assert_ptr_equal(keymap_get(&km, k, (size_t)len), v);
+        assert_ptr_equal(keymap_get_hashed(&km, keymap_hash(k, (size_t)len), k, (size_t)len), v);
         keymap_prefetch(&km, keymap_hash(k, (size_t)len));
         assert_ptr_equal(keymap_put_hashed(&km, keymap_hash(k, (size_t)len), k, (size_t)len,
                                            INT64_MIN, NULL, NULL, &created), v);
