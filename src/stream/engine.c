@@ -287,7 +287,8 @@ void engine_part_free(engine_part_t *p)
     buf_free(&p->scratch);
     buf_free(&p->prevcopy);
     buf_free(&p->rscratch);
-    buf_free(&p->closekeys);
+    buf_free(&p->closekeys[0]);
+    buf_free(&p->closekeys[1]);
     cJSON_Delete(p->doc);
     weir_free(p);
 }
@@ -321,14 +322,14 @@ static void advance(engine_part_t *p, int64_t t)
     p->st.watermark = p->wm;
 }
 
-/* Closes due's window in the on-close state of key value v and emits it;
- * scratch backs lower() in its select. 0 if the window was gone (merged,
- * reset, or closed already). */
-static int close_one(engine_part_t *p, void *v, const oc_due_t *due, weir_buf_t *scratch)
+/* Closes due's window in the key's on-close state (of due->ai) and emits
+ * it; scratch backs lower() in its select. 0 if the window was gone
+ * (merged, reset, or closed already). */
+static int close_one(engine_part_t *p, oc_key_t *state, const oc_due_t *due, weir_buf_t *scratch)
 {
     const spec_aggregate_t *agg = &p->e->spec->aggregates[due->ai];
     buf_reserve(scratch, 4096);
-    if (!oc_close(key_oc(p->e, v)[due->ai], agg, due, p->selvals, scratch)) return 0;
+    if (!oc_close(state, agg, due, p->selvals, scratch)) return 0;
     p->st.windows_emitted++;
     if (p->sink.window)
         p->sink.window(p->sink.ctx, p->part, agg, due->key, due->start, due->end, p->selvals);
@@ -337,53 +338,114 @@ static int close_one(engine_part_t *p, void *v, const oc_due_t *due, weir_buf_t 
 
 /* CLOSES IN BATCHES. Windows close in bursts (every key's hourly window
  * when the watermark passes the hour), each close on a key that is cold at
- * a million keys: its slot, its entry, its on-close state and that state's
- * arrays, four waits one after another. Up to CLOSE_BATCH due timers are
- * popped at once (the order of the closes is the heap's, unchanged) and
- * their keys' memory is asked for stage by stage across the batch, so the
- * waits of a batch overlap; then they are closed in order. */
+ * a million keys: its on-close state and that state's arrays, two waits one
+ * after the other — four, with the key's slot and entry, for a timer that
+ * must find its state by key (one from a checkpoint, or any while a
+ * snapshot runs: the lookup is what captures the key before the close
+ * changes it, keymap.h). Due timers are popped CLOSE_BATCH at a time, in
+ * the heap's order, which is the order they are closed in; two batches are
+ * in flight: while one is closed, the next one's memory is on its way.
+ *     pop batch 0, ask for its states (or slots)
+ *     loop: ask for batch i's arrays (or entries, then states and arrays)
+ *           pop batch i+1, ask for its states
+ *           close batch i */
 #define CLOSE_BATCH 32
+
+typedef struct close_batch {
+    oc_due_t due[CLOSE_BATCH];
+    uint64_t h[CLOSE_BATCH]; /* the key's hash, for a due found by key */
+    void *v[CLOSE_BATCH];    /* its value, once peeked */
+    size_t n;
+    int by_key; /* some due must be found by key */
+} close_batch_t;
+
+/* Found by key: it knows no state, or a snapshot runs (see above). */
+static inline int due_by_key(const engine_part_t *p, const oc_due_t *d)
+{
+    return !d->state || p->km.snap;
+}
+
+/* Pops up to `limit` due timers into cb (keys copied to keys: a popped key
+ * lives in the heap only until the next pop) and asks for their first
+ * cache line. */
+static void batch_pop(engine_part_t *p, close_batch_t *cb, weir_buf_t *keys, size_t limit)
+{
+    size_t b = 0;
+    buf_reset(keys);
+    buf_reserve(keys, 64); /* never NULL, even when every key of the batch is empty ("") */
+    while (b < CLOSE_BATCH && b < limit && oc_timers_pop(p->timers, p->wm, &cb->due[b])) {
+        size_t at = keys->len;
+        buf_append(keys, cb->due[b].key.ptr, cb->due[b].key.len);
+        cb->due[b++].key.ptr = (const char *)(uintptr_t)at;
+    }
+    cb->n = b;
+    cb->by_key = 0;
+    for (size_t i = 0; i < b; i++) {
+        oc_due_t *d = &cb->due[i];
+        d->key.ptr = keys->data + (uintptr_t)d->key.ptr;
+        if (!due_by_key(p, d)) {
+            oc_key_prefetch(d->state, 0);
+            continue;
+        }
+        cb->h[i] = keymap_hash(d->key.ptr, d->key.len);
+        cb->by_key = 1;
+        if (b > 1) keymap_prefetch(&p->km, cb->h[i]);
+    }
+}
+
+/* Asks for what the closes of cb read next: a known state's arrays; for a
+ * due found by key, its entry, then its state and that state's arrays. */
+static void batch_ask(engine_part_t *p, close_batch_t *cb)
+{
+    const engine_t *e = p->e;
+    if (cb->n < 2) return;
+    if (cb->by_key) {
+        for (size_t i = 0; i < cb->n; i++)
+            if (due_by_key(p, &cb->due[i])) keymap_prefetch_entry(&p->km, cb->h[i]);
+        /* (nothing changes the map until the batch is closed) */
+        for (size_t i = 0; i < cb->n; i++) {
+            oc_due_t *d = &cb->due[i];
+            void *v = due_by_key(p, d) ? (void *)keymap_peek(&p->km, cb->h[i], d->key.ptr, d->key.len) : NULL;
+            cb->v[i] = v && *key_inited(e, v) ? v : NULL;
+            if (cb->v[i]) oc_key_prefetch(key_oc(e, cb->v[i])[d->ai], 0);
+        }
+    }
+    for (size_t i = 0; i < cb->n; i++) {
+        const oc_due_t *d = &cb->due[i];
+        if (!due_by_key(p, d)) oc_key_prefetch(d->state, 1);
+        else if (cb->v[i]) oc_key_prefetch(key_oc(e, cb->v[i])[d->ai], 1);
+    }
+}
+
+static void batch_close(engine_part_t *p, close_batch_t *cb)
+{
+    const engine_t *e = p->e;
+    for (size_t i = 0; i < cb->n; i++) {
+        oc_due_t *d = &cb->due[i];
+        int by_key = due_by_key(p, d);
+        if (d->state) {
+            oc_key_t *st = oc_due_state(d);
+            if (!st) continue; /* its key was released: no window left */
+            if (!by_key) {
+                close_one(p, st, d, &p->scratch);
+                continue;
+            }
+        }
+        void *v = keymap_get_hashed(&p->km, cb->h[i], d->key.ptr, d->key.len);
+        if (v && *key_inited(e, v)) close_one(p, key_oc(e, v)[d->ai], d, &p->scratch);
+    }
+}
 
 size_t engine_part_close_due(engine_part_t *p, size_t max)
 {
-    const engine_t *e = p->e;
-    oc_due_t due[CLOSE_BATCH];
-    uint64_t h[CLOSE_BATCH];
-    void *v[CLOSE_BATCH];
-    size_t n = 0;
-    while (n < max) {
-        size_t b = 0;
-        buf_reset(&p->closekeys);
-        /* Never NULL, even when every key of the batch is empty (""). */
-        buf_reserve(&p->closekeys, 64);
-        /* A popped due's key lives in the heap until the next pop: copy it. */
-        while (b < CLOSE_BATCH && n + b < max && oc_timers_pop(p->timers, p->wm, &due[b])) {
-            size_t at = p->closekeys.len;
-            buf_append(&p->closekeys, due[b].key.ptr, due[b].key.len);
-            due[b++].key.ptr = (const char *)(uintptr_t)at;
-        }
-        if (b == 0) break;
-        for (size_t i = 0; i < b; i++) {
-            due[i].key.ptr = p->closekeys.data + (uintptr_t)due[i].key.ptr;
-            h[i] = keymap_hash(due[i].key.ptr, due[i].key.len);
-        }
-        if (b > 1) {
-            for (size_t i = 0; i < b; i++) keymap_prefetch(&p->km, h[i]);
-            for (size_t i = 0; i < b; i++) keymap_prefetch_entry(&p->km, h[i]);
-            /* (nothing changes the map until the closes below) */
-            for (size_t i = 0; i < b; i++) {
-                v[i] = (void *)keymap_peek(&p->km, h[i], due[i].key.ptr, due[i].key.len);
-                if (v[i] && !*key_inited(e, v[i])) v[i] = NULL;
-                if (v[i]) oc_key_prefetch(key_oc(e, v[i])[due[i].ai], 0);
-            }
-            for (size_t i = 0; i < b; i++)
-                if (v[i]) oc_key_prefetch(key_oc(e, v[i])[due[i].ai], 1);
-        }
-        for (size_t i = 0; i < b; i++) {
-            void *kv = keymap_get_hashed(&p->km, h[i], due[i].key.ptr, due[i].key.len);
-            if (kv && *key_inited(e, kv)) close_one(p, kv, &due[i], &p->scratch);
-        }
-        n += b;
+    close_batch_t cb[2];
+    batch_pop(p, &cb[0], &p->closekeys[0], max);
+    size_t n = cb[0].n;
+    for (int cur = 0; cb[cur].n; cur ^= 1) {
+        batch_ask(p, &cb[cur]);
+        batch_pop(p, &cb[cur ^ 1], &p->closekeys[cur ^ 1], max - n);
+        n += cb[cur ^ 1].n;
+        batch_close(p, &cb[cur]);
     }
     return n;
 }
@@ -414,7 +476,7 @@ static void key_retire(void *v, void *arg)
         oc_due_t due;
         for (uint32_t a = 0; a < e->spec->naggregates; a++)
             while (oc_key_take_due(key_oc(e, v)[a], a, key, p->wm, &due) &&
-                   close_one(p, v, &due, &p->rscratch)) {
+                   close_one(p, key_oc(e, v)[a], &due, &p->rscratch)) {
             }
     }
     engine_key_release(v, p);

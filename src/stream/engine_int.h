@@ -77,7 +77,7 @@ struct engine_part {
     pattern_part_t *pat;    /* held events and deadlines of patterns; NULL without patterns */
     int defer_closes;       /* engine_part_defer_closes */
     weir_buf_t rscratch;    /* key_retire's closes: the event's scratch is in use then */
-    weir_buf_t closekeys;   /* the keys of a batch of closes (engine_part_close_due) */
+    weir_buf_t closekeys[2]; /* the keys of the two batches of closes in flight (engine_part_close_due) */
     uint8_t *pflags;        /* this event's pattern.NAME flags */
     char keytmp[32];
     engine_stats_t st;

@@ -34,6 +34,8 @@ struct oc_key {
     oc_win_t *wins;
     uint32_t nwins, capwins;
     uint64_t next_gen;
+    uint32_t refs; /* timers pointing here (TIMERS KNOW THEIR STATE) */
+    uint32_t dead; /* freed by its key: empty, waiting for refs to reach 0 */
 };
 
 #define EV(k, i) ((oc_event_t *)((k)->ev + (size_t)(i) * (k)->rsize))
@@ -44,6 +46,18 @@ struct oc_key {
  * (together a twentieth of a replay's CPU), and less memory than a pointer
  * to a malloc'd copy. */
 #define TIMER_KEY_INLINE 16
+
+/* TIMERS KNOW THEIR STATE. Closing a window by its key means a lookup: the
+ * key's slot and its entry (the whole per-key block, 1.2 KB in the fraud
+ * pipeline), then its on-close state, each a cache miss at a million keys
+ * and one close per event in an hourly aggregate of sparse keys. A timer
+ * pushed by oc_add points at the state instead, and counts as a reference:
+ * a state freed with its key (reset, expired, dropped by a reload) while
+ * timers point at it is emptied and marked dead, and the last timer to pop
+ * or go frees it; a timer of a dead state is skipped, as a lookup would
+ * have found no such window. The pointer is not part of the checkpoint
+ * (states and timers are encoded by value): decoded timers carry NULL and
+ * close through a lookup. */
 typedef struct oc_timer {
     int64_t end, start;
     uint64_t gen;
@@ -54,6 +68,7 @@ typedef struct oc_timer {
         char inl[TIMER_KEY_INLINE]; /* klen <= TIMER_KEY_INLINE */
         char *ptr;                  /* else: weir_malloc'd, owned */
     } key;
+    oc_key_t *state; /* a reference, or NULL: found by key */
 } oc_timer_t;
 
 struct oc_timers {
@@ -82,6 +97,33 @@ static void timer_free_key(oc_timer_t *e)
     e->klen = 0;
 }
 
+static void state_free(oc_key_t *k)
+{
+    weir_free(k->ev);
+    weir_free(k->wins);
+    weir_free(k);
+}
+
+/* Drops the timer's reference; returns its state if still live, else NULL
+ * (and frees a dead state whose last reference this was). */
+static oc_key_t *timer_unref(oc_timer_t *e)
+{
+    oc_key_t *k = e->state;
+    e->state = NULL;
+    if (!k) return NULL;
+    k->refs--;
+    if (!k->dead) return k;
+    if (k->refs == 0) state_free(k);
+    return NULL;
+}
+
+/* A timer going away unpopped: its key and its reference. */
+static void timer_drop(oc_timer_t *e)
+{
+    timer_free_key(e);
+    timer_unref(e);
+}
+
 /* ---- timers --------------------------------------------------------------- */
 
 oc_timers_t *oc_timers_new(void)
@@ -92,7 +134,7 @@ oc_timers_t *oc_timers_new(void)
 void oc_timers_free(oc_timers_t *t)
 {
     if (!t) return;
-    for (size_t i = 0; i < t->n; i++) timer_free_key(&t->v[i]);
+    for (size_t i = 0; i < t->n; i++) timer_drop(&t->v[i]);
     weir_free(t->v);
     timer_free_key(&t->popped);
     weir_free(t);
@@ -169,10 +211,21 @@ int oc_timers_pop(oc_timers_t *t, int64_t watermark, oc_due_t *due)
         i = c;
     }
     if (t->n) t->v[i] = last;
+    /* The reference goes to the due, untouched: the state is a cache miss
+     * the caller asks for before oc_due_state reads it. */
+    oc_key_t *state = top.state;
+    top.state = NULL;
     timer_free_key(&t->popped);
     t->popped = top;
-    *due = (oc_due_t){{timer_key(&t->popped), top.klen}, top.ai, top.start, top.end, top.gen};
+    *due = (oc_due_t){{timer_key(&t->popped), top.klen}, top.ai, top.start, top.end, top.gen, state};
     return 1;
+}
+
+oc_key_t *oc_due_state(oc_due_t *due)
+{
+    oc_timer_t e = {.state = due->state};
+    due->state = NULL;
+    return timer_unref(&e);
 }
 
 size_t oc_timers_move(oc_timers_t *to, oc_timers_t *from, const uint32_t *ai_map)
@@ -181,7 +234,7 @@ size_t oc_timers_move(oc_timers_t *to, oc_timers_t *from, const uint32_t *ai_map
     for (size_t i = 0; i < from->n; i++) {
         oc_timer_t e = from->v[i];
         if (ai_map[e.ai] == UINT32_MAX) {
-            timer_free_key(&e);
+            timer_drop(&e);
             continue;
         }
         e.ai = ai_map[e.ai];
@@ -203,7 +256,8 @@ static void win_register(oc_key_t *k, int64_t start, int64_t end, weir_slice_t k
     }
     uint64_t gen = ++k->next_gen;
     k->wins[k->nwins++] = (oc_win_t){start, end, gen};
-    oc_timer_t e = {.end = end, .start = start, .gen = gen, .ai = ai};
+    oc_timer_t e = {.end = end, .start = start, .gen = gen, .ai = ai, .state = k};
+    k->refs++;
     timer_set_key(&e, key.ptr, key.len);
     timer_push(timers, e);
 }
@@ -377,7 +431,7 @@ int oc_key_take_due(const oc_key_t *k, uint32_t ai, weir_slice_t key, int64_t wa
         if (!best || w->end < best->end || (w->end == best->end && w->start < best->start)) best = w;
     }
     if (!best) return 0;
-    *due = (oc_due_t){key, ai, best->start, best->end, best->gen};
+    *due = (oc_due_t){key, ai, best->start, best->end, best->gen, NULL};
     return 1;
 }
 
@@ -437,9 +491,16 @@ void oc_key_prefetch(const oc_key_t *k, int deep)
 void oc_key_free(oc_key_t *k)
 {
     if (!k) return;
+    if (k->refs == 0) {
+        state_free(k);
+        return;
+    }
     weir_free(k->ev);
     weir_free(k->wins);
-    weir_free(k);
+    k->ev = NULL;
+    k->wins = NULL;
+    k->nev = k->capev = k->nwins = k->capwins = 0;
+    k->dead = 1;
 }
 
 size_t oc_key_bytes(const oc_key_t *k)
@@ -594,6 +655,7 @@ int oc_timers_decode(oc_timers_t *t, uint32_t naggregates, codec_rd_t *r, const 
             return -1;
         }
         e.ai = (uint32_t)ai;
+        e.state = NULL; /* found by key when it pops */
         timer_set_key(&e, (const char *)r->p, klen);
         r->p += klen;
         /* Re-pushed in the encoded order: the heap pops in the same order

@@ -17,7 +17,12 @@
  *
  * Closing is driven by a per-partition timer heap ordered by (end, key,
  * aggregate, start), so the emission order is a function of the log. A
- * timer whose window was merged away or whose key was reset is skipped. */
+ * timer whose window was merged away or whose key was reset is skipped.
+ *
+ * A timer pushed by oc_add points at the key's state (TIMERS KNOW THEIR
+ * STATE, onclose.c), so closing its window needs no lookup of the key; a
+ * state freed while timers point at it is emptied, and its last timer frees
+ * it. Timers decoded from a checkpoint know only their key. */
 #ifndef WEIR_STREAM_ONCLOSE_H
 #define WEIR_STREAM_ONCLOSE_H
 
@@ -45,14 +50,24 @@ void oc_add(oc_key_t **state, const spec_aggregate_t *agg, uint32_t ai, weir_sli
             int64_t t, uint64_t seq, expr_env_t *argenv, oc_timers_t *timers);
 
 /* Pops the next due timer (end <= watermark): fills key (owned by the heap
- * until the next call), ai and the window. Returns 0 when none is due. */
+ * until the next call), ai and the window. Returns 0 when none is due.
+ * state: the timer's reference to the key's on-close state for aggregate
+ * ai, or NULL when the timer knows only the key (look it up). A due with a
+ * state must be given to oc_due_state once, which drops the reference
+ * (the pop does not read the state: the caller may ask for its memory
+ * first). oc_key_take_due's dues have no state. */
 typedef struct oc_due {
     weir_slice_t key;
     uint32_t ai;
     int64_t start, end;
     uint64_t gen;
+    oc_key_t *state;
 } oc_due_t;
 int oc_timers_pop(oc_timers_t *t, int64_t watermark, oc_due_t *due);
+/* Takes due->state's reference (due->state becomes NULL): the state, live
+ * until its key is released, or NULL if the key was released since the
+ * timer was pushed (no window of it is open: nothing to close). */
+oc_key_t *oc_due_state(oc_due_t *due);
 
 /* The due of the key's open window (aggregate ai) that ends first, if it
  * ends at or before watermark (ties: the earlier start): 1 with *due filled
@@ -104,6 +119,8 @@ size_t oc_timers_move(oc_timers_t *to, oc_timers_t *from, const uint32_t *ai_map
  * nothing, for a caller that knows its next keys. */
 void oc_key_prefetch(const oc_key_t *state, int deep);
 
+/* Frees the state; one that timers still point at is emptied (it holds no
+ * window any more) and freed by the last of them, when it pops or goes. */
 void oc_key_free(oc_key_t *state);
 size_t oc_key_bytes(const oc_key_t *state);
 /* Nothing open: the state can go. */

@@ -4,7 +4,13 @@
  * bytes and 0xff included, since the heap compares an 8-byte key prefix
  * before the keys themselves; short keys (kept in the timer) and long ones
  * (allocated) alike, and none leaked (ASan). Timers go in through
- * oc_timers_decode (the heap's only bulk entry point) in a shuffled order. */
+ * oc_timers_decode (the heap's only bulk entry point) in a shuffled order.
+ *
+ * And the timers' references to their keys' states (TIMERS KNOW THEIR
+ * STATE): a timer pushed by oc_add hands its state to the due; one whose
+ * state was freed meanwhile hands NULL, and the last reference frees the
+ * state, whichever goes first (ASan: no leak, no use after free); decoded
+ * timers know no state. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +21,7 @@
 #include <cmocka.h>
 
 #include "base/buf.h"
+#include "spec/spec.h"
 #include "stream/codec.h"
 #include "stream/onclose.h"
 
@@ -90,10 +97,98 @@ static void test_pop_order(void **state)
     buf_free(&b);
 }
 
+static const char spec_text[] =
+    "pipeline: t\n"
+    "sources:\n"
+    "  s:\n"
+    "    key: k\n"
+    "    time: ts\n"
+    "    fields: {k: string, ts: time}\n"
+    "aggregates:\n"
+    "  tumble:\n"
+    "    window: tumbling 1m\n"
+    "    select: {n: count()}\n"
+    "  hop:\n"
+    "    window: hopping 2m every 1m\n"
+    "    select: {n: count()}\n";
+
+#define MIN_MS 60000
+
+static void add(oc_key_t **st, const spec_t *s, uint32_t ai, const char *key, int64_t t,
+                oc_timers_t *timers)
+{
+    expr_env_t env = {0}; /* count() reads no field */
+    static uint64_t seq;
+    oc_add(st, &s->aggregates[ai], ai, (weir_slice_t){key, strlen(key)}, t, ++seq, &env, timers);
+}
+
+static void test_timers_know_their_state(void **state)
+{
+    (void)state;
+    spec_t *s = NULL;
+    char err[512];
+    if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &s, err, sizeof err) != 0)
+        fail_msg("spec: %s", err);
+    oc_timers_t *t = oc_timers_new();
+    oc_key_t *a = NULL, *b = NULL, *c = NULL, *h = NULL;
+    add(&a, s, 0, "a", 10, t);
+    add(&a, s, 0, "a", 20, t);          /* same window: no second timer */
+    add(&b, s, 0, "b", 30, t);
+    add(&c, s, 0, "c", MIN_MS + 5, t);  /* a window of the next minute */
+    add(&h, s, 1, "h", 40, t);          /* hopping: two windows, two timers */
+    /* a and h go with their keys while their timers are pending. */
+    oc_key_free(a);
+    oc_key_free(h);
+
+    oc_due_t d;
+    expr_value_t vals[1];
+    weir_buf_t scratch = WEIR_BUF_INIT;
+    buf_reserve(&scratch, 256);
+    assert_int_equal(oc_timers_pop(t, MIN_MS, &d), 1);
+    assert_true(d.key.len == 1 && d.key.ptr[0] == 'a' && d.state != NULL);
+    assert_null(oc_due_state(&d)); /* freed: nothing to close; the state goes now */
+    assert_null(d.state);
+    assert_int_equal(oc_timers_pop(t, MIN_MS, &d), 1);
+    assert_true(d.key.ptr[0] == 'b');
+    assert_ptr_equal(oc_due_state(&d), b);
+    assert_int_equal(oc_close(b, &s->aggregates[0], &d, vals, &scratch), 1);
+    assert_int_equal(vals[0].as.i, 1);
+    assert_int_equal(oc_timers_pop(t, MIN_MS, &d), 1); /* h's first window, ending at 1m */
+    assert_true(d.key.ptr[0] == 'h' && d.ai == 1);
+    assert_null(oc_due_state(&d)); /* its other timer still holds the state */
+    assert_int_equal(oc_timers_pop(t, MIN_MS, &d), 0);
+
+    /* The heap encoded and decoded: its timers know only their keys. */
+    weir_buf_t enc = WEIR_BUF_INIT;
+    oc_timers_encode(t, &enc);
+    oc_timers_t *t2 = oc_timers_new();
+    codec_rd_t r = {(const unsigned char *)enc.data, (const unsigned char *)enc.data + enc.len, 0};
+    const char *why = NULL;
+    assert_int_equal(oc_timers_decode(t2, 2, &r, &why), 0);
+    int n = 0;
+    while (oc_timers_pop(t2, 3 * MIN_MS, &d)) {
+        assert_null(d.state);
+        n++;
+    }
+    assert_int_equal(n, 2); /* c's window and h's second one */
+    oc_timers_free(t2);
+
+    /* The heap goes before the states it points at (h's last timer, c's):
+     * h, dead, is freed with it; c stays its key's, and is freed with it. */
+    oc_timers_free(t);
+    assert_int_equal(oc_key_idle(c), 0);
+    oc_key_free(c);
+    oc_key_free(b);
+    buf_free(&enc);
+    buf_free(&scratch);
+    spec_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pop_order),
+        cmocka_unit_test(test_timers_know_their_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
