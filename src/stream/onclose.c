@@ -28,6 +28,16 @@ typedef struct oc_win {
     uint64_t gen;
 } oc_win_t;
 
+/* INLINE ROOM. A key's state is one block: this header, then room for
+ * OC_WINS_INLINE windows and OC_EV_INLINE events. An hourly tumbling window
+ * of a card holds a window or two and a few events: one allocation, and one
+ * wait for the block (its first lines are asked for together) where three
+ * blocks, the second and third found through the first, were two waits one
+ * after the other and three pages, for every add and every close. An array
+ * that outgrows its room moves to the heap, and stays there. */
+#define OC_WINS_INLINE 2
+#define OC_EV_INLINE 4
+
 struct oc_key {
     unsigned char *ev; /* nev records of rsize bytes, sorted by (t, seq) */
     uint32_t nev, capev, rsize;
@@ -36,9 +46,51 @@ struct oc_key {
     uint64_t next_gen;
     uint32_t refs; /* timers pointing here (TIMERS KNOW THEIR STATE) */
     uint32_t dead; /* freed by its key: empty, waiting for refs to reach 0 */
+    oc_win_t winl[OC_WINS_INLINE];
+    _Alignas(8) unsigned char evl[]; /* OC_EV_INLINE records */
 };
 
 #define EV(k, i) ((oc_event_t *)((k)->ev + (size_t)(i) * (k)->rsize))
+
+static oc_key_t *state_new(uint32_t rsize)
+{
+    oc_key_t *k = weir_calloc(1, sizeof *k + (size_t)OC_EV_INLINE * rsize);
+    k->rsize = rsize;
+    k->ev = k->evl;
+    k->capev = OC_EV_INLINE;
+    k->wins = k->winl;
+    k->capwins = OC_WINS_INLINE;
+    return k;
+}
+
+/* Room for at least `need` records of `size` bytes in *arr (cap of them
+ * now), moving out of the inline room `inl` when it is outgrown. */
+static void *grow(void *arr, uint32_t *cap, uint32_t need, size_t size, const void *inl)
+{
+    if (need <= *cap) return arr;
+    uint32_t ncap = *cap * 2 > need ? *cap * 2 : need;
+    void *na;
+    if (arr == inl) {
+        na = weir_malloc((size_t)ncap * size);
+        memcpy(na, arr, (size_t)*cap * size);
+    } else {
+        na = weir_realloc(arr, (size_t)ncap * size);
+    }
+    *cap = ncap;
+    return na;
+}
+
+/* Frees the arrays that moved to the heap; the state keeps its inline room. */
+static void state_free_arrays(oc_key_t *k)
+{
+    if (k->ev != k->evl) weir_free(k->ev);
+    if (k->wins != k->winl) weir_free(k->wins);
+    k->ev = k->evl;
+    k->capev = OC_EV_INLINE;
+    k->wins = k->winl;
+    k->capwins = OC_WINS_INLINE;
+    k->nev = k->nwins = 0;
+}
 
 /* A timer per open window: a million of them at a million keys. A key of
  * up to TIMER_KEY_INLINE bytes (card and account ids, numbers) is kept in
@@ -99,8 +151,7 @@ static void timer_free_key(oc_timer_t *e)
 
 static void state_free(oc_key_t *k)
 {
-    weir_free(k->ev);
-    weir_free(k->wins);
+    state_free_arrays(k);
     weir_free(k);
 }
 
@@ -250,10 +301,7 @@ size_t oc_timers_move(oc_timers_t *to, oc_timers_t *from, const uint32_t *ai_map
 static void win_register(oc_key_t *k, int64_t start, int64_t end, weir_slice_t key, uint32_t ai,
                          oc_timers_t *timers)
 {
-    if (k->nwins == k->capwins) {
-        k->capwins = k->capwins ? k->capwins * 2 : 4;
-        k->wins = weir_realloc(k->wins, k->capwins * sizeof *k->wins);
-    }
+    k->wins = grow(k->wins, &k->capwins, k->nwins + 1, sizeof *k->wins, k->winl);
     uint64_t gen = ++k->next_gen;
     k->wins[k->nwins++] = (oc_win_t){start, end, gen};
     oc_timer_t e = {.end = end, .start = start, .gen = gen, .ai = ai, .state = k};
@@ -294,15 +342,9 @@ void oc_add(oc_key_t **state, const spec_aggregate_t *agg, uint32_t ai, weir_sli
 {
     oc_key_t *k = *state;
     uint32_t nslots = agg->aggs.n;
-    if (!k) {
-        k = *state = weir_calloc(1, sizeof *k);
-        k->rsize = (uint32_t)(sizeof(oc_event_t) + nslots * sizeof(win_val_t));
-    }
+    if (!k) k = *state = state_new((uint32_t)(sizeof(oc_event_t) + nslots * sizeof(win_val_t)));
     /* Insert in (t, seq) order: after every event not later than t. */
-    if (k->nev == k->capev) {
-        k->capev = k->capev ? k->capev * 2 : 8;
-        k->ev = weir_realloc(k->ev, (size_t)k->capev * k->rsize);
-    }
+    k->ev = grow(k->ev, &k->capev, k->nev + 1, k->rsize, k->evl);
     uint32_t at = k->nev;
     while (at > 0 && EV(k, at - 1)->t > t) at--;
     memmove(k->ev + (size_t)(at + 1) * k->rsize, k->ev + (size_t)at * k->rsize,
@@ -476,16 +518,18 @@ void oc_key_prefetch(const oc_key_t *k, int deep)
 {
     if (!k) return;
     if (!deep) {
-        __builtin_prefetch(k, 1);
+        /* the header, the inline windows and the first inline events */
+        for (size_t at = 0; at < sizeof *k + 2 * sizeof(oc_event_t); at += 64)
+            __builtin_prefetch((const char *)k + at, 1);
         return;
     }
     /* An add looks at the last events (inserting in time order), a close
-     * at the first ones and the windows. */
+     * at the first ones and the windows: what is not in the lines above. */
     if (k->nev) {
-        __builtin_prefetch(k->ev, 1);
+        if (k->ev != k->evl) __builtin_prefetch(k->ev, 1);
         __builtin_prefetch(EV(k, k->nev - 1), 1);
     }
-    if (k->wins) __builtin_prefetch(k->wins, 1);
+    if (k->wins != k->winl) __builtin_prefetch(k->wins, 1);
 }
 
 void oc_key_free(oc_key_t *k)
@@ -495,18 +539,17 @@ void oc_key_free(oc_key_t *k)
         state_free(k);
         return;
     }
-    weir_free(k->ev);
-    weir_free(k->wins);
-    k->ev = NULL;
-    k->wins = NULL;
-    k->nev = k->capev = k->nwins = k->capwins = 0;
+    state_free_arrays(k);
     k->dead = 1;
 }
 
 size_t oc_key_bytes(const oc_key_t *k)
 {
     if (!k) return 0;
-    return sizeof *k + (size_t)k->capev * k->rsize + k->capwins * sizeof *k->wins;
+    size_t b = sizeof *k + (size_t)OC_EV_INLINE * k->rsize;
+    if (k->ev != k->evl) b += (size_t)k->capev * k->rsize;
+    if (k->wins != k->winl) b += k->capwins * sizeof *k->wins;
+    return b;
 }
 
 int oc_key_idle(const oc_key_t *k)
@@ -559,11 +602,10 @@ int oc_key_decode(oc_key_t **state, const spec_aggregate_t *agg, codec_rd_t *r, 
     /* Each event takes at least 3 bytes plus 8 per slot: a count the bytes
      * left cannot hold is corrupt, and must not size an allocation. */
     if (nev > codec_left(r) / (3 + 8 * nslots)) goto trunc;
-    oc_key_t *k = weir_calloc(1, sizeof *k);
-    k->rsize = (uint32_t)(sizeof(oc_event_t) + nslots * sizeof(win_val_t));
+    oc_key_t *k = state_new((uint32_t)(sizeof(oc_event_t) + nslots * sizeof(win_val_t)));
     k->next_gen = next_gen;
-    k->nev = k->capev = (uint32_t)nev;
-    k->ev = weir_malloc((size_t)(nev ? nev : 1) * k->rsize);
+    k->ev = grow(k->ev, &k->capev, (uint32_t)nev, k->rsize, k->evl);
+    k->nev = (uint32_t)nev;
     for (uint64_t i = 0; i < nev; i++) {
         oc_event_t *e = EV(k, i);
         e->t = codec_get_i(r);
@@ -579,8 +621,8 @@ int oc_key_decode(oc_key_t **state, const spec_aggregate_t *agg, codec_rd_t *r, 
     }
     uint64_t nwins = codec_get_u(r);
     if (r->bad || nwins > codec_left(r) / 3) goto bad_trunc;
-    k->nwins = k->capwins = (uint32_t)nwins;
-    k->wins = weir_malloc((size_t)(nwins ? nwins : 1) * sizeof *k->wins);
+    k->wins = grow(k->wins, &k->capwins, (uint32_t)nwins, sizeof *k->wins, k->winl);
+    k->nwins = (uint32_t)nwins;
     for (uint64_t i = 0; i < nwins; i++) {
         oc_win_t *w = &k->wins[i];
         w->start = codec_get_i(r);

@@ -10,7 +10,9 @@
  * STATE): a timer pushed by oc_add hands its state to the due; one whose
  * state was freed meanwhile hands NULL, and the last reference frees the
  * state, whichever goes first (ASan: no leak, no use after free); decoded
- * timers know no state. */
+ * timers know no state. And a state that outgrows its inline room (more
+ * open windows and events than it holds) closes every window right, as
+ * does its checkpoint copy. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -184,11 +186,69 @@ static void test_timers_know_their_state(void **state)
     spec_free(s);
 }
 
+static void test_inline_room_outgrown(void **state)
+{
+    (void)state;
+    spec_t *s = NULL;
+    char err[512];
+    if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &s, err, sizeof err) != 0)
+        fail_msg("spec: %s", err);
+    const spec_aggregate_t *hop = &s->aggregates[1];
+    oc_timers_t *t = oc_timers_new();
+    oc_key_t *k = NULL;
+    /* Ten events over four minutes: five open windows of 2m every 1m. */
+    int64_t times[10];
+    for (int i = 0; i < 10; i++) {
+        times[i] = 25000 * (int64_t)i;
+        add(&k, s, 1, "key", times[i], t);
+    }
+    size_t grown = oc_key_bytes(k);
+    weir_buf_t enc = WEIR_BUF_INIT;
+    oc_key_encode(k, &enc);
+    codec_rd_t r = {(const unsigned char *)enc.data, (const unsigned char *)enc.data + enc.len, 0};
+    const char *why = NULL;
+    oc_key_t *copy = NULL;
+    assert_int_equal(oc_key_decode(&copy, hop, &r, &why), 0);
+    /* Both hold more than a state of one event and two windows: out of
+     * their inline room. */
+    oc_timers_t *t1 = oc_timers_new();
+    oc_key_t *one = NULL;
+    add(&one, s, 1, "one", 0, t1);
+    assert_true(grown > oc_key_bytes(one) && oc_key_bytes(copy) > oc_key_bytes(one));
+    oc_timers_free(t1);
+    oc_key_free(one);
+
+    oc_due_t d;
+    expr_value_t a[1], b[1];
+    weir_buf_t scratch = WEIR_BUF_INIT;
+    buf_reserve(&scratch, 256);
+    int closed = 0;
+    while (oc_timers_pop(t, 10 * MIN_MS, &d)) {
+        assert_ptr_equal(oc_due_state(&d), k);
+        assert_int_equal(oc_close(k, hop, &d, a, &scratch), 1);
+        assert_int_equal(oc_close(copy, hop, &d, b, &scratch), 1);
+        int64_t want = 0;
+        for (int i = 0; i < 10; i++) want += times[i] >= d.start && times[i] < d.end;
+        assert_int_equal(a[0].as.i, want);
+        assert_int_equal(b[0].as.i, want);
+        closed++;
+    }
+    assert_int_equal(closed, 5); /* windows starting at -1m, 0, 1m, 2m, 3m */
+    assert_true(oc_key_idle(k) && oc_key_idle(copy));
+    oc_key_free(k);
+    oc_key_free(copy);
+    oc_timers_free(t);
+    buf_free(&enc);
+    buf_free(&scratch);
+    spec_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pop_order),
         cmocka_unit_test(test_timers_know_their_state),
+        cmocka_unit_test(test_inline_room_outgrown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
