@@ -16,6 +16,7 @@
 
 struct outputs {
     const spec_t *spec;
+    char *dir; /* DATA/outputs */
     FILE **agg; /* per aggregate */
     FILE *late;
     FILE **pat;  /* per pattern with emit: (NULL for the others) */
@@ -39,6 +40,47 @@ static FILE *open_output(const char *dir, const char *name, char *err, size_t er
     return f;
 }
 
+/* Opens every stream of o (its arrays allocated and zeroed) in dir. */
+static int open_streams(outputs_t *o, char *err, size_t errlen)
+{
+    const spec_t *spec = o->spec;
+    for (uint32_t i = 0; i < spec->naggregates; i++)
+        if (!(o->agg[i] = open_output(o->dir, spec->aggregates[i].name, err, errlen))) return WEIR_EIO;
+    if (!(o->late = open_output(o->dir, "late", err, errlen))) return WEIR_EIO;
+    for (uint32_t i = 0; i < spec->npatterns; i++)
+        if (spec->patterns[i].has_emit &&
+            !(o->pat[i] = open_output(o->dir, spec->patterns[i].name, err, errlen)))
+            return WEIR_EIO;
+    for (uint32_t i = 0; i < spec->ndecisions; i++) {
+        const char *name = spec->decisions[i].emit;
+        if (!name) continue;
+        /* Rules emitting to the same output share one stream. */
+        for (uint32_t j = 0; j < i && !o->emit[i]; j++)
+            if (spec->decisions[j].emit && !strcmp(spec->decisions[j].emit, name)) o->emit[i] = o->emit[j];
+        if (!o->emit[i] && !(o->emit[i] = open_output(o->dir, name, err, errlen))) return WEIR_EIO;
+    }
+    return 0;
+}
+
+/* Closes every open stream and zeroes the arrays. */
+static void close_streams(outputs_t *o)
+{
+    for (uint32_t i = 0; i < o->spec->naggregates; i++)
+        if (o->agg[i]) fclose(o->agg[i]);
+    if (o->late) fclose(o->late);
+    for (uint32_t i = 0; i < o->spec->npatterns; i++)
+        if (o->pat[i]) fclose(o->pat[i]);
+    for (uint32_t i = 0; i < o->spec->ndecisions; i++) {
+        int shared = 0;
+        for (uint32_t j = 0; j < i; j++) shared |= o->emit[j] == o->emit[i];
+        if (o->emit[i] && !shared) fclose(o->emit[i]);
+    }
+    memset(o->agg, 0, (o->spec->naggregates + 1) * sizeof *o->agg);
+    o->late = NULL;
+    memset(o->pat, 0, (o->spec->npatterns + 1) * sizeof *o->pat);
+    memset(o->emit, 0, (o->spec->ndecisions + 1) * sizeof *o->emit);
+}
+
 int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char *err, size_t errlen)
 {
     char dir[4096];
@@ -47,26 +89,12 @@ int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char 
         return weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", dir, strerror(errno));
     outputs_t *o = weir_calloc(1, sizeof *o);
     o->spec = spec;
+    o->dir = weir_strdup(dir);
     o->agg = weir_calloc(spec->naggregates + 1, sizeof *o->agg);
-    int rc = 0;
-    for (uint32_t i = 0; i < spec->naggregates && rc == 0; i++)
-        if (!(o->agg[i] = open_output(dir, spec->aggregates[i].name, err, errlen))) rc = WEIR_EIO;
-    if (rc == 0 && !(o->late = open_output(dir, "late", err, errlen))) rc = WEIR_EIO;
     o->pat = weir_calloc(spec->npatterns + 1, sizeof *o->pat);
-    for (uint32_t i = 0; i < spec->npatterns && rc == 0; i++)
-        if (spec->patterns[i].has_emit &&
-            !(o->pat[i] = open_output(dir, spec->patterns[i].name, err, errlen)))
-            rc = WEIR_EIO;
     o->emit = weir_calloc(spec->ndecisions + 1, sizeof *o->emit);
     pthread_mutex_init(&o->emit_mu, NULL);
-    for (uint32_t i = 0; i < spec->ndecisions && rc == 0; i++) {
-        const char *name = spec->decisions[i].emit;
-        if (!name) continue;
-        /* Rules emitting to the same output share one stream. */
-        for (uint32_t j = 0; j < i && !o->emit[i]; j++)
-            if (spec->decisions[j].emit && !strcmp(spec->decisions[j].emit, name)) o->emit[i] = o->emit[j];
-        if (!o->emit[i] && !(o->emit[i] = open_output(dir, name, err, errlen))) rc = WEIR_EIO;
-    }
+    int rc = open_streams(o, err, errlen);
     if (rc) {
         outputs_close(o, NULL, 0);
         return rc;
@@ -75,15 +103,25 @@ int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char 
     return 0;
 }
 
+int outputs_reopen(outputs_t *o, char *err, size_t errlen)
+{
+    int rc = outputs_flush(o, err, errlen);
+    pthread_mutex_lock(&o->emit_mu);
+    close_streams(o);
+    int orc = open_streams(o, err, errlen);
+    pthread_mutex_unlock(&o->emit_mu);
+    return rc ? rc : orc;
+}
+
 int outputs_flush(outputs_t *o, char *err, size_t errlen)
 {
     for (uint32_t i = 0; i < o->spec->naggregates; i++)
         if (o->agg[i] && fflush(o->agg[i]) != 0) o->failed = 1;
     if (o->late && fflush(o->late) != 0) o->failed = 1;
-    for (uint32_t i = 0; o->pat && i < o->spec->npatterns; i++)
+    for (uint32_t i = 0; i < o->spec->npatterns; i++)
         if (o->pat[i] && fflush(o->pat[i]) != 0) o->failed = 1;
     pthread_mutex_lock(&o->emit_mu);
-    for (uint32_t i = 0; o->emit && i < o->spec->ndecisions; i++)
+    for (uint32_t i = 0; i < o->spec->ndecisions; i++)
         if (o->emit[i] && fflush(o->emit[i]) != 0) o->failed = 1;
     pthread_mutex_unlock(&o->emit_mu);
     return o->failed ? weir_errf(err, errlen, WEIR_EIO, "writing outputs failed: %s", strerror(errno)) : 0;
@@ -93,21 +131,13 @@ int outputs_close(outputs_t *o, char *err, size_t errlen)
 {
     if (!o) return 0;
     int rc = outputs_flush(o, err, errlen);
-    for (uint32_t i = 0; i < o->spec->naggregates; i++)
-        if (o->agg[i]) fclose(o->agg[i]);
-    if (o->late) fclose(o->late);
-    for (uint32_t i = 0; o->pat && i < o->spec->npatterns; i++)
-        if (o->pat[i]) fclose(o->pat[i]);
+    close_streams(o);
+    pthread_mutex_destroy(&o->emit_mu);
     weir_free(o->pat);
-    for (uint32_t i = 0; o->emit && i < o->spec->ndecisions; i++) {
-        int shared = 0;
-        for (uint32_t j = 0; j < i; j++) shared |= o->emit[j] == o->emit[i];
-        if (o->emit[i] && !shared) fclose(o->emit[i]);
-    }
-    if (o->emit) pthread_mutex_destroy(&o->emit_mu);
     weir_free(o->emit);
-    buf_free(&o->emit_line);
     weir_free(o->agg);
+    weir_free(o->dir);
+    buf_free(&o->emit_line);
     buf_free(&o->line);
     weir_free(o);
     return rc;

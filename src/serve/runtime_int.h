@@ -93,6 +93,8 @@ struct runtime {
     int replay_outputs;       /* replay writes the outputs again (OUTPUTS ACROSS CRASHES) */
     int has_emits;            /* some decision rule has `emit` */
     double recovery_s;
+    pthread_t cut_remover;    /* deletes the outputs cut_outputs moved aside */
+    int cut_remover_on;
     /* checkpoints */
     checkpointer_t *ckptr;
     /* reloads (reload.c) */

@@ -230,17 +230,25 @@ def test_guarantee_after_kill_9(weir_bin, tmp_path, guarantee):
 
 def test_both_checkpoints_damaged_replays_whole_log(weir_bin, base, tmp_path):
     """Neither checkpoint verifies: both are named as skipped, the whole log
-    is replayed, outputs rebuilt, nothing decided twice."""
+    is replayed, outputs rebuilt, nothing decided twice. The outputs are
+    cut to empty by moving them aside (NAME.ndjson.cut) and deleting them
+    in the background: none is left after a shutdown, nor one a crash left
+    behind; an output the spec no longer has is cut to empty too."""
     spec, data = base["spec"], copy_data(base["data"], tmp_path / "data")
     for cid in (1, 2):
         f = checkpoint_dir(data, cid) / "part-00002"
         b = bytearray(f.read_bytes())
         b[len(b) // 3] ^= 0x80
         f.write_bytes(bytes(b))
+    outputs = data / "outputs"
+    (outputs / "late.ndjson.cut").write_text("{\"left\":\"by a crash\"}\n")
+    (outputs / "dropped_aggregate.ndjson").write_text("{\"from\":\"an older spec\"}\n")
     with Server(weir_bin, spec, data, "--tick-idle", 0) as srv:
         looked = features(srv)
         assert srv.stop() == 0
         err = srv.stderr()
+    assert sorted(p.name for p in outputs.glob("*.cut")) == [], err
+    assert (outputs / "dropped_aggregate.ndjson").read_bytes() == b""
     skipped = sorted((l[1], "part-00002" in l[2]) for l in ckptutil.recovery_lines(err)
                      if l[0] == "skipped")
     assert skipped == [(1, True), (2, True)], err

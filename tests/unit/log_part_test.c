@@ -227,6 +227,17 @@ static void torn_tail_every_byte(void **state)
     rmdir_all(dir);
 }
 
+/* Flips a bit of the byte at `at` of path (twice: back as it was). */
+static void flip_byte(const char *path, off_t at)
+{
+    int fd = open(path, O_RDWR);
+    unsigned char b;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 0x10;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+}
+
 /* A bad CRC in the middle of the active segment, with valid batches after
  * it, is corruption: open refuses, naming the file and byte offset. */
 static void mid_segment_corruption_is_an_error(void **state)
@@ -242,12 +253,7 @@ static void mid_segment_corruption_is_an_error(void **state)
     log_close(log);
     char seg[512];
     snprintf(seg, sizeof seg, "%s/log/events/0/%020d.seg", dir, 0);
-    int fd = open(seg, O_RDWR);
-    unsigned char b;
-    assert_int_equal(pread(fd, &b, 1, 60), 1);
-    b ^= 0x10;
-    assert_int_equal(pwrite(fd, &b, 1, 60), 1);
-    close(fd);
+    flip_byte(seg, 60);
     char err[512];
     log_topic_t *t;
     assert_int_equal(log_open(dir, &cfg, &log, err, sizeof err), 0);
@@ -257,6 +263,46 @@ static void mid_segment_corruption_is_an_error(void **state)
     log_close(log);
     /* log_check names it too, as an error. */
     assert_true(log_check(dir, NULL, NULL, NULL) >= 1);
+    rmdir_all(dir);
+}
+
+/* Partitions are opened by several threads (log.c, OPENING IN PARALLEL):
+ * every one comes back whole, and when two are corrupt the error is the
+ * first one's, with nothing left open (ASan). */
+static void partitions_open_in_parallel(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    log_config_t cfg;
+    small_config(&cfg);
+    cfg.segment_bytes = 1 << 20;
+    enum { NP = 6 };
+    log_t *log;
+    for (uint32_t i = 0; i < NP; i++) {
+        log_part_t *p = open_part(dir, &cfg, &log, NP, i);
+        append_range(p, 0, 20 + 10 * i, 10, LOG_ACK_WRITTEN);
+        log_close(log);
+    }
+    char seg[NP][512];
+    for (uint32_t i = 2; i < NP; i += 2) {
+        snprintf(seg[i], sizeof seg[i], "%s/log/events/%u/%020d.seg", dir, i, 0);
+        flip_byte(seg[i], 60);
+    }
+    char err[512];
+    log_topic_t *t;
+    assert_int_equal(log_open(dir, &cfg, &log, err, sizeof err), 0);
+    assert_int_equal(log_topic_open(log, "events", 0, &t, err, sizeof err), WEIR_ECORRUPT);
+    assert_non_null(strstr(err, seg[2]));
+    log_close(log);
+    for (uint32_t i = 2; i < NP; i += 2) flip_byte(seg[i], 60);
+    assert_int_equal(log_open(dir, &cfg, &log, err, sizeof err), 0);
+    assert_int_equal(log_topic_open(log, "events", 0, &t, err, sizeof err), 0);
+    for (uint32_t i = 0; i < NP; i++) {
+        log_part_stat_t st;
+        log_part_stat(log_topic_part(t, i), &st);
+        assert_int_equal(st.next_offset, 20 + 10 * i);
+    }
+    log_close(log);
     rmdir_all(dir);
 }
 
@@ -478,6 +524,7 @@ int main(void)
         cmocka_unit_test(read_from_time),
         cmocka_unit_test(torn_tail_every_byte),
         cmocka_unit_test(mid_segment_corruption_is_an_error),
+        cmocka_unit_test(partitions_open_in_parallel),
         cmocka_unit_test(index_rebuilt_when_missing_or_wrong),
         cmocka_unit_test(retention_by_size_and_age),
         cmocka_unit_test(concurrent_appenders_and_group_commit),
