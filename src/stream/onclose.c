@@ -123,12 +123,6 @@ typedef struct oc_timer {
     oc_key_t *state; /* a reference, or NULL: found by key */
 } oc_timer_t;
 
-struct oc_timers {
-    oc_timer_t *v;
-    size_t n, cap;
-    oc_timer_t popped; /* the last popped timer: its key is the due's, until the next pop */
-};
-
 static const char *timer_key(const oc_timer_t *e)
 {
     return e->klen <= TIMER_KEY_INLINE ? e->key.inl : e->key.ptr;
@@ -177,30 +171,84 @@ static void timer_drop(oc_timer_t *e)
 
 /* ---- timers --------------------------------------------------------------- */
 
+/* TIMERS BY END. The timers of a tumbling or hopping aggregate share their
+ * ends: every key's hourly window ends on the hour. A binary heap of all of
+ * them paid log2(n) comparisons and 64-byte moves per push and per pop
+ * (a twelfth of a replay's CPU, at 7,500 open windows per partition). So
+ * the timers are kept in one bucket per end: a push appends to its end's
+ * bucket (found through a hash of the ends; the last one used first), and
+ * a min-heap orders the buckets by end. A bucket is sorted once, when its
+ * first timer pops (a radix sort on the key prefix; timer_less settles the
+ * keys that share one), and then popped in order. Session windows, whose
+ * ends are all different, get a bucket each: a heap of buckets then, which
+ * costs about what the heap of timers did. A timer pushed into a bucket
+ * already being popped (a checkpoint's timers, none from oc_add: a window
+ * ends after the event that opens it, which is at or past the watermark)
+ * is inserted in its place. */
+typedef struct oc_bucket {
+    int64_t end;
+    oc_timer_t *v;
+    uint32_t n, cap;
+    uint32_t at;     /* v[at, n) are pending; [0, at) popped */
+    uint32_t sorted; /* v[at, n) is in timer_less order */
+} oc_bucket_t;
+
+#define NO_BUCKET UINT32_MAX
+
+struct oc_timers {
+    oc_bucket_t *b;   /* every bucket slot; a free one has n == 0 */
+    uint32_t nb, capb;
+    uint32_t *free;   /* free slots */
+    uint32_t nfree;
+    uint32_t *heap;   /* the live slots, a min-heap by end */
+    uint32_t nheap;
+    uint32_t *map;    /* open addressing: end -> slot (NO_BUCKET: empty) */
+    uint32_t mapcap;  /* a power of two, at least twice nheap */
+    uint32_t last;    /* the slot pushed to last (NO_BUCKET) */
+    size_t n;         /* pending timers */
+    oc_timer_t popped; /* the last popped timer: its key is the due's, until the next pop */
+    uint64_t *scratch; /* sort_bucket's (prefix, index) pairs */
+    size_t scratch_cap;
+};
+
 oc_timers_t *oc_timers_new(void)
 {
-    return weir_calloc(1, sizeof(oc_timers_t));
+    oc_timers_t *t = weir_calloc(1, sizeof(oc_timers_t));
+    t->last = NO_BUCKET;
+    return t;
 }
 
 void oc_timers_free(oc_timers_t *t)
 {
     if (!t) return;
-    for (size_t i = 0; i < t->n; i++) timer_drop(&t->v[i]);
-    weir_free(t->v);
+    for (uint32_t i = 0; i < t->nb; i++) {
+        oc_bucket_t *bk = &t->b[i];
+        for (uint32_t j = bk->at; j < bk->n; j++) timer_drop(&bk->v[j]);
+        weir_free(bk->v);
+    }
+    weir_free(t->b);
+    weir_free(t->free);
+    weir_free(t->heap);
+    weir_free(t->map);
+    weir_free(t->scratch);
     timer_free_key(&t->popped);
     weir_free(t);
 }
 
 int64_t oc_timers_next(const oc_timers_t *t)
 {
-    return t->n ? t->v[0].end : INT64_MAX;
+    return t->nheap ? t->b[t->heap[0]].end : INT64_MAX;
 }
 
 size_t oc_timers_bytes(const oc_timers_t *t)
 {
-    size_t b = t->cap * sizeof *t->v;
-    for (size_t i = 0; i < t->n; i++)
-        if (t->v[i].klen > TIMER_KEY_INLINE) b += t->v[i].klen + 1;
+    size_t b = (size_t)t->capb * (sizeof *t->b + 2 * sizeof(uint32_t)) + (size_t)t->mapcap * sizeof *t->map;
+    for (uint32_t i = 0; i < t->nb; i++) {
+        const oc_bucket_t *bk = &t->b[i];
+        b += (size_t)bk->cap * sizeof *bk->v;
+        for (uint32_t j = bk->at; j < bk->n; j++)
+            if (bk->v[j].klen > TIMER_KEY_INLINE) b += bk->v[j].klen + 1;
+    }
     return b;
 }
 
@@ -217,10 +265,8 @@ static uint64_t key_prefix(const char *key, uint32_t klen)
 }
 
 /* Order: end, key bytes, aggregate, start — a function of the log only.
- * Windows of a tumbling or hopping aggregate close together (the same end
- * for every key), so most comparisons in the heap come down to the keys:
- * the prefix settles them without following the key pointers (a cache
- * miss each, at a million keys: a tenth of a replay's CPU). */
+ * Within a bucket (one end) the prefix settles most comparisons without
+ * following the key pointers (a cache miss each, at a million keys). */
 static int timer_less(const oc_timer_t *a, const oc_timer_t *b)
 {
     if (a->end != b->end) return a->end < b->end;
@@ -233,35 +279,192 @@ static int timer_less(const oc_timer_t *a, const oc_timer_t *b)
     return a->start < b->start;
 }
 
-static void timer_push(oc_timers_t *t, oc_timer_t e)
+static int timer_cmp(const void *a, const void *b)
 {
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 64;
-        t->v = weir_realloc(t->v, t->cap * sizeof *t->v);
-    }
-    size_t i = t->n++;
-    e.kpre = key_prefix(timer_key(&e), e.klen);
-    while (i && timer_less(&e, &t->v[(i - 1) / 2])) {
-        t->v[i] = t->v[(i - 1) / 2];
+    return timer_less(a, b) ? -1 : timer_less(b, a) ? 1 : 0;
+}
+
+/* -- the heap of buckets, by end -- */
+
+static void heap_up(oc_timers_t *t, uint32_t i)
+{
+    uint32_t slot = t->heap[i];
+    int64_t end = t->b[slot].end;
+    while (i && end < t->b[t->heap[(i - 1) / 2]].end) {
+        t->heap[i] = t->heap[(i - 1) / 2];
         i = (i - 1) / 2;
     }
-    t->v[i] = e;
+    t->heap[i] = slot;
+}
+
+/* Removes the heap's top. */
+static void heap_pop(oc_timers_t *t)
+{
+    uint32_t last = t->heap[--t->nheap], i = 0;
+    int64_t end = t->b[last].end;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= t->nheap) break;
+        if (c + 1 < t->nheap && t->b[t->heap[c + 1]].end < t->b[t->heap[c]].end) c++;
+        if (t->b[t->heap[c]].end >= end) break;
+        t->heap[i] = t->heap[c];
+        i = c;
+    }
+    if (t->nheap) t->heap[i] = last;
+}
+
+/* -- the map of ends to buckets -- */
+
+static inline uint32_t end_hash(const oc_timers_t *t, int64_t end)
+{
+    return (uint32_t)(((uint64_t)end * 0x9E3779B97F4A7C15ull) >> 32) & (t->mapcap - 1);
+}
+
+static uint32_t map_find(const oc_timers_t *t, int64_t end)
+{
+    if (!t->mapcap) return NO_BUCKET;
+    for (uint32_t i = end_hash(t, end);; i = (i + 1) & (t->mapcap - 1)) {
+        uint32_t slot = t->map[i];
+        if (slot == NO_BUCKET || t->b[slot].end == end) return slot;
+    }
+}
+
+static void map_put(oc_timers_t *t, uint32_t slot)
+{
+    uint32_t i = end_hash(t, t->b[slot].end);
+    while (t->map[i] != NO_BUCKET) i = (i + 1) & (t->mapcap - 1);
+    t->map[i] = slot;
+}
+
+static void map_grow(oc_timers_t *t)
+{
+    weir_free(t->map);
+    t->mapcap = t->mapcap ? t->mapcap * 2 : 16;
+    t->map = weir_malloc((size_t)t->mapcap * sizeof *t->map);
+    memset(t->map, 0xff, (size_t)t->mapcap * sizeof *t->map);
+    for (uint32_t i = 0; i < t->nheap; i++) map_put(t, t->heap[i]);
+}
+
+/* Linear probing's deletion: the entries after the hole that would not be
+ * found past it move back into it. */
+static void map_del(oc_timers_t *t, int64_t end)
+{
+    uint32_t mask = t->mapcap - 1, i = end_hash(t, end);
+    while (t->b[t->map[i]].end != end) i = (i + 1) & mask;
+    for (uint32_t j = (i + 1) & mask; t->map[j] != NO_BUCKET; j = (j + 1) & mask) {
+        uint32_t home = end_hash(t, t->b[t->map[j]].end);
+        /* j's entry may move to i unless its home lies cyclically in (i, j] */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            t->map[i] = t->map[j];
+            i = j;
+        }
+    }
+    t->map[i] = NO_BUCKET;
+}
+
+/* -- buckets -- */
+
+static uint32_t bucket_of(oc_timers_t *t, int64_t end)
+{
+    if (t->last != NO_BUCKET && t->b[t->last].n && t->b[t->last].end == end) return t->last;
+    uint32_t slot = map_find(t, end);
+    if (slot != NO_BUCKET) return t->last = slot;
+    if (t->nfree) {
+        slot = t->free[--t->nfree];
+    } else {
+        if (t->nb == t->capb) {
+            t->capb = t->capb ? t->capb * 2 : 16;
+            t->b = weir_realloc(t->b, (size_t)t->capb * sizeof *t->b);
+            t->free = weir_realloc(t->free, (size_t)t->capb * sizeof *t->free);
+            t->heap = weir_realloc(t->heap, (size_t)t->capb * sizeof *t->heap);
+        }
+        slot = t->nb++;
+        memset(&t->b[slot], 0, sizeof t->b[slot]);
+    }
+    oc_bucket_t *bk = &t->b[slot];
+    bk->end = end;
+    bk->n = bk->at = bk->sorted = 0;
+    if (2 * (t->nheap + 1) > t->mapcap) map_grow(t);
+    t->heap[t->nheap++] = slot;
+    heap_up(t, t->nheap - 1);
+    map_put(t, slot);
+    return t->last = slot;
+}
+
+static void timer_push(oc_timers_t *t, oc_timer_t e)
+{
+    e.kpre = key_prefix(timer_key(&e), e.klen);
+    uint32_t slot = bucket_of(t, e.end); /* (may move t->b) */
+    oc_bucket_t *bk = &t->b[slot];
+    if (bk->n == bk->cap) {
+        bk->cap = bk->cap ? bk->cap * 2 : 1; /* a session window's end has one timer */
+        bk->v = weir_realloc(bk->v, (size_t)bk->cap * sizeof *bk->v);
+    }
+    uint32_t i = bk->n++;
+    if (bk->sorted) /* being popped: keep the order */
+        for (; i > bk->at && timer_less(&e, &bk->v[i - 1]); i--) bk->v[i] = bk->v[i - 1];
+    bk->v[i] = e;
+    t->n++;
+}
+
+/* Sorts v[at, n) of a bucket (one end) by timer_less: an LSD radix sort of
+ * (prefix, index) pairs by the prefix bytes that differ, then timer_less on
+ * each run of equal prefixes, then the timers moved into that order. */
+static void sort_bucket(oc_timers_t *t, oc_bucket_t *bk)
+{
+    uint32_t n = bk->n - bk->at;
+    oc_timer_t *v = bk->v + bk->at;
+    bk->sorted = 1;
+    if (n < 64) {
+        qsort(v, n, sizeof *v, timer_cmp);
+        return;
+    }
+    if (t->scratch_cap < 4 * (size_t)n) {
+        t->scratch_cap = 4 * (size_t)n;
+        weir_free(t->scratch);
+        t->scratch = weir_malloc(t->scratch_cap * sizeof *t->scratch);
+    }
+    uint64_t *a = t->scratch, *b = t->scratch + 2 * (size_t)n; /* pairs: prefix, index */
+    for (uint32_t i = 0; i < n; i++) a[2 * i] = v[i].kpre, a[2 * i + 1] = i;
+    for (int shift = 0; shift < 64; shift += 8) {
+        uint32_t count[257] = {0};
+        for (uint32_t i = 0; i < n; i++) count[((a[2 * i] >> shift) & 0xff) + 1]++;
+        if (count[((a[0] >> shift) & 0xff) + 1] == n) continue; /* one value: nothing to do */
+        for (int c = 0; c < 256; c++) count[c + 1] += count[c];
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t to = count[(a[2 * i] >> shift) & 0xff]++;
+            b[2 * to] = a[2 * i], b[2 * to + 1] = a[2 * i + 1];
+        }
+        uint64_t *x = a;
+        a = b, b = x;
+    }
+    oc_timer_t *sorted = weir_malloc((size_t)n * sizeof *sorted);
+    for (uint32_t i = 0; i < n; i++) sorted[i] = v[a[2 * i + 1]];
+    for (uint32_t i = 0, j; i < n; i = j) { /* runs sharing a prefix */
+        for (j = i + 1; j < n && sorted[j].kpre == sorted[i].kpre; j++) {
+        }
+        if (j - i > 1) qsort(sorted + i, j - i, sizeof *sorted, timer_cmp);
+    }
+    memcpy(v, sorted, (size_t)n * sizeof *v);
+    weir_free(sorted);
 }
 
 int oc_timers_pop(oc_timers_t *t, int64_t watermark, oc_due_t *due)
 {
-    if (!t->n || t->v[0].end > watermark) return 0;
-    oc_timer_t top = t->v[0], last = t->v[--t->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= t->n) break;
-        if (c + 1 < t->n && timer_less(&t->v[c + 1], &t->v[c])) c++;
-        if (!timer_less(&t->v[c], &last)) break;
-        t->v[i] = t->v[c];
-        i = c;
+    if (!t->nheap) return 0;
+    uint32_t slot = t->heap[0];
+    oc_bucket_t *bk = &t->b[slot];
+    if (bk->end > watermark) return 0;
+    if (!bk->sorted) sort_bucket(t, bk);
+    oc_timer_t top = bk->v[bk->at++];
+    t->n--;
+    if (bk->at == bk->n) { /* the bucket is done: its slot (and array) go to the free list */
+        map_del(t, bk->end);
+        heap_pop(t);
+        bk->n = bk->at = 0;
+        t->free[t->nfree++] = slot;
+        if (t->last == slot) t->last = NO_BUCKET;
     }
-    if (t->n) t->v[i] = last;
     /* The reference goes to the due, untouched: the state is a cache miss
      * the caller asks for before oc_due_state reads it. */
     oc_key_t *state = top.state;
@@ -282,17 +485,25 @@ oc_key_t *oc_due_state(oc_due_t *due)
 size_t oc_timers_move(oc_timers_t *to, oc_timers_t *from, const uint32_t *ai_map)
 {
     size_t moved = 0;
-    for (size_t i = 0; i < from->n; i++) {
-        oc_timer_t e = from->v[i];
-        if (ai_map[e.ai] == UINT32_MAX) {
-            timer_drop(&e);
-            continue;
+    for (uint32_t i = 0; i < from->nheap; i++) {
+        oc_bucket_t *bk = &from->b[from->heap[i]];
+        for (uint32_t j = bk->at; j < bk->n; j++) {
+            oc_timer_t e = bk->v[j];
+            if (ai_map[e.ai] == UINT32_MAX) {
+                timer_drop(&e);
+                continue;
+            }
+            e.ai = ai_map[e.ai];
+            timer_push(to, e);
+            moved++;
         }
-        e.ai = ai_map[e.ai];
-        timer_push(to, e);
-        moved++;
+        bk->n = bk->at = 0;
+        from->free[from->nfree++] = from->heap[i];
     }
+    from->nheap = 0;
     from->n = 0;
+    from->last = NO_BUCKET;
+    if (from->mapcap) memset(from->map, 0xff, (size_t)from->mapcap * sizeof *from->map);
     return moved;
 }
 
@@ -660,9 +871,12 @@ static void put_timer(weir_buf_t *b, int64_t end, int64_t start, uint64_t gen, u
 void oc_timers_encode(const oc_timers_t *t, weir_buf_t *b)
 {
     codec_put_u(b, t->n);
-    for (size_t i = 0; i < t->n; i++) {
-        const oc_timer_t *e = &t->v[i];
-        put_timer(b, e->end, e->start, e->gen, e->ai, timer_key(e), e->klen);
+    for (uint32_t i = 0; i < t->nheap; i++) {
+        const oc_bucket_t *bk = &t->b[t->heap[i]];
+        for (uint32_t j = bk->at; j < bk->n; j++) {
+            const oc_timer_t *e = &bk->v[j];
+            put_timer(b, e->end, e->start, e->gen, e->ai, timer_key(e), e->klen);
+        }
     }
 }
 

@@ -15,8 +15,9 @@
  * a session is [first time, last time + gap) and merges with its neighbours
  * when an event bridges them.
  *
- * Closing is driven by a per-partition timer heap ordered by (end, key,
- * aggregate, start), so the emission order is a function of the log. A
+ * Closing is driven by a per-partition timer queue ordered by (end, key,
+ * aggregate, start), so the emission order is a function of the log (a
+ * priority queue of timers grouped by end: onclose.c, TIMERS BY END). A
  * timer whose window was merged away or whose key was reset is skipped.
  *
  * A timer pushed by oc_add points at the key's state (TIMERS KNOW THEIR
@@ -35,7 +36,7 @@
 typedef struct oc_key oc_key_t; /* one key's state for one aggregate */
 typedef struct oc_timers oc_timers_t;
 
-/* The heap of pending window ends of one partition. */
+/* The queue of pending window ends of one partition ("the heap" below). */
 oc_timers_t *oc_timers_new(void);
 void oc_timers_free(oc_timers_t *t);
 /* The smallest pending end (INT64_MAX if none). */

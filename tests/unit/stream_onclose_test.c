@@ -56,6 +56,42 @@ static int due_cmp(const oc_due_t *d, const timer_t_ *t)
     return ref_cmp(&x, t);
 }
 
+static void put_timers(weir_buf_t *b, const timer_t_ *v, int n, uint64_t gen0)
+{
+    codec_put_u(b, (uint64_t)n);
+    for (int i = 0; i < n; i++) {
+        codec_put_i(b, v[i].end);
+        codec_put_i(b, v[i].start);
+        codec_put_u(b, gen0 + (uint64_t)i);
+        codec_put_u(b, v[i].ai);
+        codec_put_u(b, v[i].klen);
+        buf_append(b, v[i].key, v[i].klen);
+    }
+}
+
+static void push_timers(oc_timers_t *t, const timer_t_ *v, int n, uint64_t gen0)
+{
+    weir_buf_t b = WEIR_BUF_INIT;
+    put_timers(&b, v, n, gen0);
+    codec_rd_t r = {(const unsigned char *)b.data, (const unsigned char *)b.data + b.len, 0};
+    const char *why = NULL;
+    assert_int_equal(oc_timers_decode(t, 2, &r, &why), 0);
+    buf_free(&b);
+}
+
+/* A heap decoded from t's encoding. */
+static oc_timers_t *copy_timers(const oc_timers_t *t)
+{
+    weir_buf_t enc = WEIR_BUF_INIT;
+    oc_timers_encode(t, &enc);
+    oc_timers_t *t2 = oc_timers_new();
+    codec_rd_t r = {(const unsigned char *)enc.data, (const unsigned char *)enc.data + enc.len, 0};
+    const char *why = NULL;
+    assert_int_equal(oc_timers_decode(t2, 2, &r, &why), 0);
+    buf_free(&enc);
+    return t2;
+}
+
 static void test_pop_order(void **state)
 {
     (void)state;
@@ -74,20 +110,8 @@ static void test_pop_order(void **state)
         /* Many keys sharing their first 8 bytes, differing after them. */
         if (i % 3 == 0 && t->klen > 8) memcpy(t->key, "c0000000", 8);
     }
-    weir_buf_t b = WEIR_BUF_INIT;
-    codec_put_u(&b, NTIMERS);
-    for (int i = 0; i < NTIMERS; i++) {
-        codec_put_i(&b, v[i].end);
-        codec_put_i(&b, v[i].start);
-        codec_put_u(&b, (uint64_t)i + 1);
-        codec_put_u(&b, v[i].ai);
-        codec_put_u(&b, v[i].klen);
-        buf_append(&b, v[i].key, v[i].klen);
-    }
     oc_timers_t *t = oc_timers_new();
-    codec_rd_t r = {(const unsigned char *)b.data, (const unsigned char *)b.data + b.len, 0};
-    const char *why = NULL;
-    assert_int_equal(oc_timers_decode(t, 2, &r, &why), 0);
+    push_timers(t, v, NTIMERS, 1);
     qsort(v, NTIMERS, sizeof v[0], (int (*)(const void *, const void *))ref_cmp);
     oc_due_t d;
     for (int i = 0; i < NTIMERS; i++) {
@@ -96,7 +120,51 @@ static void test_pop_order(void **state)
     }
     assert_int_equal(oc_timers_pop(t, INT64_MAX / 2, &d), 0);
     oc_timers_free(t);
-    buf_free(&b);
+}
+
+/* Timers by end (onclose.c, TIMERS BY END) under pushes between pops: a
+ * heap half popped takes more timers, some into the end being popped
+ * (inserted in their place), some at ends before it (popped next), some
+ * at ends of their own (session-like); its encoding then decodes to a heap
+ * that pops the same. Every pop is checked against the order written out. */
+static void test_pop_order_with_pushes_between(void **state)
+{
+    (void)state;
+    static timer_t_ v[NTIMERS];
+    srand(11);
+    for (int i = 0; i < NTIMERS; i++) {
+        timer_t_ *t = &v[i];
+        /* Three shared ends; one timer in eight at an end of its own. */
+        t->end = i % 8 == 0 ? 1000 + rand() % 7200000 : 3600000 * (1 + rand() % 3);
+        t->start = t->end - 1000;
+        t->ai = (uint32_t)(rand() % 2);
+        t->klen = (uint32_t)(3 + rand() % (MAXKEY - 2));
+        for (uint32_t k = 0; k < t->klen; k++) t->key[k] = (unsigned char)('a' + rand() % 3);
+    }
+    enum { FIRST = NTIMERS / 2, POPPED = NTIMERS / 4 };
+    oc_timers_t *t = oc_timers_new();
+    push_timers(t, v, FIRST, 1);
+    qsort(v, FIRST, sizeof v[0], (int (*)(const void *, const void *))ref_cmp);
+    oc_due_t d;
+    for (int i = 0; i < POPPED; i++) {
+        assert_int_equal(oc_timers_pop(t, INT64_MAX / 2, &d), 1);
+        assert_int_equal(due_cmp(&d, &v[i]), 0);
+    }
+    /* What is left of the first half, and the second half, pushed now. */
+    push_timers(t, v + FIRST, NTIMERS - FIRST, FIRST + 1);
+    qsort(v + POPPED, NTIMERS - POPPED, sizeof v[0], (int (*)(const void *, const void *))ref_cmp);
+    oc_timers_t *t2 = copy_timers(t);
+    for (int i = POPPED; i < NTIMERS; i++) {
+        assert_int_equal(oc_timers_pop(t, INT64_MAX / 2, &d), 1);
+        assert_int_equal(due_cmp(&d, &v[i]), 0);
+        assert_int_equal(oc_timers_pop(t2, INT64_MAX / 2, &d), 1);
+        assert_int_equal(due_cmp(&d, &v[i]), 0);
+    }
+    assert_int_equal(oc_timers_pop(t, INT64_MAX / 2, &d), 0);
+    assert_int_equal(oc_timers_pop(t2, INT64_MAX / 2, &d), 0);
+    assert_int_equal(oc_timers_next(t), INT64_MAX);
+    oc_timers_free(t);
+    oc_timers_free(t2);
 }
 
 static const char spec_text[] =
@@ -161,12 +229,7 @@ static void test_timers_know_their_state(void **state)
     assert_int_equal(oc_timers_pop(t, MIN_MS, &d), 0);
 
     /* The heap encoded and decoded: its timers know only their keys. */
-    weir_buf_t enc = WEIR_BUF_INIT;
-    oc_timers_encode(t, &enc);
-    oc_timers_t *t2 = oc_timers_new();
-    codec_rd_t r = {(const unsigned char *)enc.data, (const unsigned char *)enc.data + enc.len, 0};
-    const char *why = NULL;
-    assert_int_equal(oc_timers_decode(t2, 2, &r, &why), 0);
+    oc_timers_t *t2 = copy_timers(t);
     int n = 0;
     while (oc_timers_pop(t2, 3 * MIN_MS, &d)) {
         assert_null(d.state);
@@ -181,7 +244,6 @@ static void test_timers_know_their_state(void **state)
     assert_int_equal(oc_key_idle(c), 0);
     oc_key_free(c);
     oc_key_free(b);
-    buf_free(&enc);
     buf_free(&scratch);
     spec_free(s);
 }
@@ -247,6 +309,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pop_order),
+        cmocka_unit_test(test_pop_order_with_pushes_between),
         cmocka_unit_test(test_timers_know_their_state),
         cmocka_unit_test(test_inline_room_outgrown),
     };
