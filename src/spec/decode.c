@@ -208,11 +208,11 @@ static int scan_number(scan_t *c, double *out)
     if (i >= n || !is_digit(s[i])) return -1;
     if (s[i] == '0') {
         i++;
-    } else {
+    } else { /* the first digit is not 0: every digit counts */
         for (; i < n && is_digit(s[i]); i++)
-            if (digits < 20 && (m || s[i] != '0'))
+            if (digits < 20)
                 m = m * 10 + (uint64_t)(s[i] - '0'), digits++;
-            else if (digits >= 20)
+            else
                 exp10++;
     }
     if (i < n && s[i] == '.') {
@@ -364,6 +364,11 @@ static int field_value(scan_t *c, const spec_field_t *f, expr_value_t *out)
     }
 }
 
+static inline int field_is(const spec_field_t *f, const char *key, size_t klen)
+{
+    return f->name_len == klen && memcmp(f->name, key, klen) == 0;
+}
+
 int spec_decode_text(const spec_source_t *src, const char *text, size_t len, expr_value_t *fields)
 {
     scan_t c = {text, len, 0};
@@ -376,6 +381,7 @@ int spec_decode_text(const spec_source_t *src, const char *text, size_t len, exp
     c.i = 1;
     skip_ws(&c);
     if (c.i < c.n && text[c.i] == '}') return SPEC_DECODE_SLOW; /* no key: the tree path words it */
+    uint32_t next = 0;
     for (;;) {
         const char *key;
         size_t klen;
@@ -386,10 +392,13 @@ int spec_decode_text(const spec_source_t *src, const char *text, size_t len, exp
         if (c.i >= c.n || text[c.i] != ':') return SPEC_DECODE_SLOW;
         c.i++;
         skip_ws(&c);
-        uint32_t k = 0;
-        while (k < nf &&
-               (seen[k] || strncmp(src->fields[k].name, key, klen) || src->fields[k].name[klen]))
-            k++;
+        /* Events usually name the fields in the spec's order: the field
+         * after the last one found is tried first. */
+        uint32_t k = next;
+        if (!(k < nf && !seen[k] && field_is(&src->fields[k], key, klen)))
+            for (k = 0; k < nf && (seen[k] || !field_is(&src->fields[k], key, klen)); k++) {
+            }
+        next = k + 1;
         if (k < nf) {
             seen[k] = 1;
             if (field_value(&c, &src->fields[k], &fields[k])) return SPEC_DECODE_SLOW;

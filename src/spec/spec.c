@@ -407,6 +407,7 @@ static int load_source(loader_t *L, const ynode_t *k, const ynode_t *m, spec_sou
         if (ld_want_scalar(L, fv, "a field's type")) return L->rc;
         spec_field_t *f = &src->fields[src->nfields++];
         f->name = weir_strndup(fk->value, fk->len);
+        f->name_len = (uint32_t)strlen(f->name);
         f->slot = i;
         f->pos = (spec_pos_t){fk->line, fk->col};
         if (expr_type_parse(fv->value, fv->len, &f->type))

@@ -61,6 +61,7 @@ typedef struct spec_pos {
 
 typedef struct spec_field {
     char *name;
+    uint32_t name_len;
     expr_type_t type; /* string, int, float, bool or time */
     uint32_t slot;    /* index in the decoded event (= index in fields) */
     spec_pos_t pos;
