@@ -124,11 +124,27 @@ int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char 
 int outputs_reopen(outputs_t *o, char *err, size_t errlen)
 {
     int rc = outputs_flush(o, err, errlen);
-    pthread_mutex_lock(&o->emit_mu);
-    close_streams(o);
-    int orc = open_streams(o, err, errlen);
-    pthread_mutex_unlock(&o->emit_mu);
-    return rc ? rc : orc;
+    if (rc) return rc;
+    const spec_t *s = o->spec;
+    /* The new streams are opened beside the old ones, which stay in use if
+     * any new one cannot be opened (a writer never sees a closed stream). */
+    outputs_t old = {.spec = s, .agg = o->agg, .late = o->late, .pat = o->pat, .emit = o->emit};
+    outputs_t fresh = {.spec = s, .dir = o->dir};
+    fresh.agg = weir_calloc(s->naggregates + 1, sizeof *fresh.agg);
+    fresh.pat = weir_calloc(s->npatterns + 1, sizeof *fresh.pat);
+    fresh.emit = weir_calloc(s->ndecisions + 1, sizeof *fresh.emit);
+    rc = open_streams(&fresh, err, errlen);
+    outputs_t *gone = rc ? &fresh : &old;
+    if (rc == 0) {
+        pthread_mutex_lock(&o->emit_mu);
+        o->agg = fresh.agg, o->late = fresh.late, o->pat = fresh.pat, o->emit = fresh.emit;
+        pthread_mutex_unlock(&o->emit_mu);
+    }
+    close_streams(gone);
+    weir_free(gone->agg);
+    weir_free(gone->pat);
+    weir_free(gone->emit);
+    return rc;
 }
 
 int outputs_flush(outputs_t *o, char *err, size_t errlen)

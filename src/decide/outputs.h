@@ -24,9 +24,10 @@ int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char 
 /* Flushes and closes; returns 0 or WEIR_EIO if a write failed. */
 int outputs_close(outputs_t *o, char *err, size_t errlen);
 int outputs_flush(outputs_t *o, char *err, size_t errlen);
-/* Flushes, closes and opens every file again by its name: for a caller
- * that moved them aside and put new ones in their place. Not while lines
- * are being written. */
+/* Flushes, then opens every file again by its name and closes the old
+ * streams: for a caller that moved the files aside and put new ones in
+ * their place. If a file cannot be opened, the old streams stay and the
+ * error is returned. Not while lines are being written. */
 int outputs_reopen(outputs_t *o, char *err, size_t errlen);
 engine_sink_t outputs_sink(outputs_t *o);
 

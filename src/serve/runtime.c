@@ -170,7 +170,7 @@ static void closer_tick(void *arg)
 
 /* ---- open / close ---- */
 
-static void cut_outputs(runtime_t *rt, const weir_slice_t *positions);
+static int cut_outputs(runtime_t *rt, const weir_slice_t *positions, char *err, size_t errlen);
 static void *remove_cut_main(void *arg);
 static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t *decided,
                        weir_buf_t *extra, char *err, size_t errlen);
@@ -940,7 +940,7 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
     }
     weir_slice_t positions;
     if (ckpt_kv_find(info->meta, info->nmeta, "outputs", &positions))
-        cut_outputs(rt, &positions);
+        cut_outputs(rt, &positions, NULL, 0); /* (only truncates: cannot fail) */
     return 0;
 }
 
@@ -973,7 +973,7 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
             whole &= st.start_offset == 0;
         }
         rt->replay_outputs = whole;
-        if (whole) cut_outputs(rt, NULL);
+        if (whole && (rc = cut_outputs(rt, NULL, err, errlen)) != 0) return rc;
     }
     rt->cut_remover_on = pthread_create(&rt->cut_remover, NULL, remove_cut_main, rt) == 0;
     rc = for_each_part(rt, threads, recover_part, err, errlen);
@@ -1006,17 +1006,19 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
 /* Cuts the output files back: to the sizes in `positions` (a checkpoint's
  * text), or all to empty when positions is NULL.
  *
- * A file cut to empty is moved aside to NAME.ndjson.cut and an empty one
- * put in its place, rather than truncated: freeing a gigabyte file's blocks
- * and cached pages took a quarter of a second, on the path of a recovery
- * that then rewrites it from the whole log. remove_cut_main deletes the
- * moved files meanwhile (and those a crash left behind). */
-static void cut_outputs(runtime_t *rt, const weir_slice_t *positions)
+ * All to empty (a replay of the whole log), a regular file is moved aside
+ * to NAME.ndjson.cut and an empty one put in its place, rather than
+ * truncated: freeing a gigabyte file's blocks and cached pages took a
+ * quarter of a second, on the path of a recovery that then rewrites it.
+ * remove_cut_main deletes the moved files meanwhile (and those a crash left
+ * behind); the open streams move to the new files (outputs_reopen), whose
+ * failure fails the recovery. Only then can this fail. */
+static int cut_outputs(runtime_t *rt, const weir_slice_t *positions, char *err, size_t errlen)
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/outputs", rt->cfg.datadir);
     DIR *d = opendir(dir);
-    if (!d) return;
+    if (!d) return 0;
     struct dirent *e;
     int moved = 0;
     while ((e = readdir(d))) {
@@ -1041,21 +1043,26 @@ static void cut_outputs(runtime_t *rt, const weir_slice_t *positions)
         char path[4352], aside[4360];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         snprintf(aside, sizeof aside, "%s.cut", path);
-        int fd = -1;
-        if (keep == 0 && rename(path, aside) == 0 &&
-            (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) >= 0) {
-            close(fd);
-            moved = 1;
-            continue;
+        struct stat lst;
+        if (!positions && fstatat(dirfd(d), e->d_name, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(lst.st_mode) && rename(path, aside) == 0) {
+            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            if (fd >= 0) {
+                close(fd);
+                moved = 1;
+                continue;
+            }
+            /* no new file: the old one back, and truncated below */
+            if (rename(aside, path) != 0)
+                fprintf(stderr, "weir run: recovery: cannot move %s back from %s: %s\n", path, aside,
+                        strerror(errno));
         }
         if (truncate(path, keep) != 0)
             fprintf(stderr, "weir run: recovery: cannot cut %s back to %lld bytes: %s\n", path,
                     keep, strerror(errno));
     }
     closedir(d);
-    char err[512];
-    if (moved && outputs_reopen(rt->out, err, sizeof err) != 0)
-        fprintf(stderr, "weir run: recovery: %s\n", err);
+    return moved ? outputs_reopen(rt->out, err, errlen) : 0;
 }
 
 /* Deletes the outputs cut_outputs moved aside (NAME.ndjson.cut). */

@@ -242,7 +242,8 @@ int64_t oc_timers_next(const oc_timers_t *t)
 
 size_t oc_timers_bytes(const oc_timers_t *t)
 {
-    size_t b = (size_t)t->capb * (sizeof *t->b + 2 * sizeof(uint32_t)) + (size_t)t->mapcap * sizeof *t->map;
+    size_t b = (size_t)t->capb * (sizeof *t->b + 2 * sizeof(uint32_t)) + (size_t)t->mapcap * sizeof *t->map +
+               t->scratch_cap * sizeof *t->scratch;
     for (uint32_t i = 0; i < t->nb; i++) {
         const oc_bucket_t *bk = &t->b[i];
         b += (size_t)bk->cap * sizeof *bk->v;
@@ -391,6 +392,25 @@ static uint32_t bucket_of(oc_timers_t *t, int64_t end)
     return t->last = slot;
 }
 
+/* An emptied bucket's slot goes to the free list, with its array only if
+ * small: a slot is reused for whatever end comes next, often a session's
+ * single timer, and an hour's array of thousands kept in it would be
+ * stranded there, one more every hour (the next hour's bucket exists before
+ * this one empties, so it never gets the big array back). */
+#define BUCKET_KEEP 16
+static void bucket_release(oc_timers_t *t, uint32_t slot)
+{
+    oc_bucket_t *bk = &t->b[slot];
+    bk->n = bk->at = 0;
+    if (bk->cap > BUCKET_KEEP) {
+        weir_free(bk->v);
+        bk->v = NULL;
+        bk->cap = 0;
+    }
+    t->free[t->nfree++] = slot;
+    if (t->last == slot) t->last = NO_BUCKET;
+}
+
 static void timer_push(oc_timers_t *t, oc_timer_t e)
 {
     e.kpre = key_prefix(timer_key(&e), e.klen);
@@ -458,12 +478,10 @@ int oc_timers_pop(oc_timers_t *t, int64_t watermark, oc_due_t *due)
     if (!bk->sorted) sort_bucket(t, bk);
     oc_timer_t top = bk->v[bk->at++];
     t->n--;
-    if (bk->at == bk->n) { /* the bucket is done: its slot (and array) go to the free list */
+    if (bk->at == bk->n) { /* the bucket is done */
         map_del(t, bk->end);
         heap_pop(t);
-        bk->n = bk->at = 0;
-        t->free[t->nfree++] = slot;
-        if (t->last == slot) t->last = NO_BUCKET;
+        bucket_release(t, slot);
     }
     /* The reference goes to the due, untouched: the state is a cache miss
      * the caller asks for before oc_due_state reads it. */
@@ -497,12 +515,10 @@ size_t oc_timers_move(oc_timers_t *to, oc_timers_t *from, const uint32_t *ai_map
             timer_push(to, e);
             moved++;
         }
-        bk->n = bk->at = 0;
-        from->free[from->nfree++] = from->heap[i];
+        bucket_release(from, from->heap[i]);
     }
     from->nheap = 0;
     from->n = 0;
-    from->last = NO_BUCKET;
     if (from->mapcap) memset(from->map, 0xff, (size_t)from->mapcap * sizeof *from->map);
     return moved;
 }

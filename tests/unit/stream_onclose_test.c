@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,6 +181,9 @@ static const char spec_text[] =
     "    select: {n: count()}\n"
     "  hop:\n"
     "    window: hopping 2m every 1m\n"
+    "    select: {n: count()}\n"
+    "  sess:\n"
+    "    window: session gap 30s\n"
     "    select: {n: count()}\n";
 
 #define MIN_MS 60000
@@ -305,6 +309,54 @@ static void test_inline_room_outgrown(void **state)
     spec_free(s);
 }
 
+/* The queue's memory stays bounded when tumbling windows (thousands of
+ * timers at one end) and sessions (an end each) share it: an hour's
+ * emptied bucket must not leave its big array in a slot that a session
+ * takes next, one more every hour. Two hours of minutes here (the same
+ * with minutes), closed as a watermark 30 s behind passes them. */
+static void test_memory_bounded_with_sessions(void **state)
+{
+    (void)state;
+    spec_t *s = NULL;
+    char err[512];
+    if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &s, err, sizeof err) != 0)
+        fail_msg("spec: %s", err);
+    enum { KEYS = 300, MINUTES = 120 };
+    static oc_key_t *tum[KEYS], *ses[KEYS];
+    oc_timers_t *t = oc_timers_new();
+    oc_due_t d;
+    expr_value_t vals[1];
+    weir_buf_t scratch = WEIR_BUF_INIT;
+    buf_reserve(&scratch, 256);
+    size_t early = 0;
+    uint64_t closed = 0;
+    for (int m = 0; m < MINUTES; m++) {
+        for (int k = 0; k < KEYS; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "k%05d", k);
+            int64_t at = (int64_t)m * MIN_MS + k * (MIN_MS / KEYS);
+            add(&tum[k], s, 0, key, at, t);
+            add(&ses[k], s, 2, key, at, t);
+            /* the watermark 30 s behind: a minute's bucket opens before
+             * the one before it is done */
+            while (oc_timers_pop(t, at - 30000, &d)) {
+                oc_key_t *st = oc_due_state(&d);
+                if (st) closed += (uint64_t)oc_close(st, &s->aggregates[d.ai], &d, vals, &scratch);
+            }
+        }
+        if (m == 10) early = oc_timers_bytes(t);
+    }
+    assert_true(closed >= (uint64_t)KEYS * (MINUTES - 2) * 2);
+    assert_true(oc_timers_bytes(t) < 2 * early);
+    oc_timers_free(t);
+    for (int k = 0; k < KEYS; k++) {
+        oc_key_free(tum[k]);
+        oc_key_free(ses[k]);
+    }
+    buf_free(&scratch);
+    spec_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_pop_order_with_pushes_between),
         cmocka_unit_test(test_timers_know_their_state),
         cmocka_unit_test(test_inline_room_outgrown),
+        cmocka_unit_test(test_memory_bounded_with_sessions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
