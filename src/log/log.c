@@ -131,7 +131,54 @@ int log_open_dir(const char *root, const log_config_t *cfg, log_t **out, char *e
     return 0;
 }
 
-static int open_parts(log_topic_t *t, const log_config_t *cfg, char *err, size_t errlen);
+/* OPENING IN PARALLEL. Opening a partition scans its active segment
+ * (every batch's checksum, the index rebuilt: log.h), about 0.3 s per GB
+ * read from the page cache: for a 1 GB log, a tenth of a second per core
+ * before the first event of a recovery can be replayed. The partitions are
+ * independent, so they are opened by one thread per core, each taking the
+ * next partition from a shared counter. */
+typedef struct open_job {
+    log_topic_t *t;
+    const log_config_t *cfg;
+    atomic_uint next;
+    int *rc;      /* per partition */
+    char (*err)[512];
+} open_job_t;
+
+static void *open_main(void *arg)
+{
+    open_job_t *j = arg;
+    for (uint32_t i; (i = atomic_fetch_add(&j->next, 1)) < j->t->nparts;) {
+        char pdir[4096];
+        snprintf(pdir, sizeof pdir, "%s/%u", j->t->dir, i);
+        j->rc[i] = part_open(&j->t->parts[i], pdir, i, j->cfg, 1, j->err[i], sizeof j->err[i]);
+    }
+    return NULL;
+}
+
+/* Opens every partition of t; on failure, the first failing partition's
+ * error, and every partition closed. */
+static int open_parts(log_topic_t *t, const log_config_t *cfg, char *err, size_t errlen)
+{
+    open_job_t j = {t, cfg, 0, weir_calloc(t->nparts, sizeof(int)),
+                    weir_calloc(t->nparts, sizeof *j.err)};
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t nthreads = cpus < 1 ? 1 : cpus > 64 ? 64 : (uint32_t)cpus;
+    if (nthreads > t->nparts) nthreads = t->nparts;
+    pthread_t th[64];
+    uint32_t started = 0;
+    /* This thread is one of them; a thread that cannot start leaves its
+     * share to the others. */
+    while (started + 1 < nthreads && pthread_create(&th[started], NULL, open_main, &j) == 0) started++;
+    open_main(&j);
+    for (uint32_t i = 0; i < started; i++) pthread_join(th[i], NULL);
+    int rc = 0;
+    for (uint32_t i = 0; i < t->nparts && rc == 0; i++)
+        if (j.rc[i]) rc = weir_errf(err, errlen, j.rc[i], "%s", j.err[i]);
+    weir_free(j.rc);
+    weir_free(j.err);
+    return rc;
+}
 
 static void topic_free(log_topic_t *t, uint32_t opened)
 {
@@ -275,55 +322,6 @@ int log_topic_open(log_t *log, const char *name, uint32_t partitions, log_topic_
     pthread_mutex_unlock(&log->mu);
     *out = t;
     return 0;
-}
-
-/* OPENING IN PARALLEL. Opening a partition scans its active segment
- * (every batch's checksum, the index rebuilt: log.h), about 0.3 s per GB
- * read from the page cache: for a 1 GB log, a tenth of a second per core
- * before the first event of a recovery can be replayed. The partitions are
- * independent, so they are opened by one thread per core, each taking the
- * next partition from a shared counter. */
-typedef struct open_job {
-    log_topic_t *t;
-    const log_config_t *cfg;
-    atomic_uint next;
-    int *rc;      /* per partition */
-    char (*err)[512];
-} open_job_t;
-
-static void *open_main(void *arg)
-{
-    open_job_t *j = arg;
-    for (uint32_t i; (i = atomic_fetch_add(&j->next, 1)) < j->t->nparts;) {
-        char pdir[4096];
-        snprintf(pdir, sizeof pdir, "%s/%u", j->t->dir, i);
-        j->rc[i] = part_open(&j->t->parts[i], pdir, i, j->cfg, 1, j->err[i], sizeof j->err[i]);
-    }
-    return NULL;
-}
-
-/* Opens every partition of t; on failure, the first failing partition's
- * error, and every partition closed. */
-static int open_parts(log_topic_t *t, const log_config_t *cfg, char *err, size_t errlen)
-{
-    open_job_t j = {t, cfg, 0, weir_calloc(t->nparts, sizeof(int)),
-                    weir_calloc(t->nparts, sizeof *j.err)};
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    uint32_t nthreads = cpus < 1 ? 1 : cpus > 64 ? 64 : (uint32_t)cpus;
-    if (nthreads > t->nparts) nthreads = t->nparts;
-    pthread_t th[64];
-    uint32_t started = 0;
-    /* This thread is one of them; a thread that cannot start leaves its
-     * share to the others. */
-    while (started + 1 < nthreads && pthread_create(&th[started], NULL, open_main, &j) == 0) started++;
-    open_main(&j);
-    for (uint32_t i = 0; i < started; i++) pthread_join(th[i], NULL);
-    int rc = 0;
-    for (uint32_t i = 0; i < t->nparts && rc == 0; i++)
-        if (j.rc[i]) rc = weir_errf(err, errlen, j.rc[i], "%s", j.err[i]);
-    weir_free(j.rc);
-    weir_free(j.err);
-    return rc;
 }
 
 static int cmp_str(const void *a, const void *b)

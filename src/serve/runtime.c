@@ -1013,6 +1013,12 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
  * remove_cut_main deletes the moved files meanwhile (and those a crash left
  * behind); the open streams move to the new files (outputs_reopen), whose
  * failure fails the recovery. Only then can this fail. */
+static int has_suffix(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), k = strlen(suffix);
+    return n > k && strcmp(name + n - k, suffix) == 0;
+}
+
 static int cut_outputs(runtime_t *rt, const weir_slice_t *positions, char *err, size_t errlen)
 {
     char dir[4096];
@@ -1022,8 +1028,8 @@ static int cut_outputs(runtime_t *rt, const weir_slice_t *positions, char *err, 
     struct dirent *e;
     int moved = 0;
     while ((e = readdir(d))) {
+        if (!has_suffix(e->d_name, ".ndjson")) continue;
         size_t n = strlen(e->d_name);
-        if (n < 8 || strcmp(e->d_name + n - 7, ".ndjson") != 0) continue;
         long long keep = 0;
         int listed = !positions;
         for (size_t at = 0; positions && at < positions->len;) {
@@ -1075,9 +1081,7 @@ static void *remove_cut_main(void *arg)
     if (!d) return NULL;
     struct dirent *e;
     while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n > 11 && strcmp(e->d_name + n - 11, ".ndjson.cut") == 0 &&
-            unlinkat(dirfd(d), e->d_name, 0) != 0)
+        if (has_suffix(e->d_name, ".ndjson.cut") && unlinkat(dirfd(d), e->d_name, 0) != 0)
             fprintf(stderr, "weir run: cannot remove %s/%s: %s\n", dir, e->d_name, strerror(errno));
     }
     closedir(d);

@@ -354,7 +354,6 @@ static int close_one(engine_part_t *p, oc_key_t *state, const oc_due_t *due, wei
 typedef struct close_batch {
     oc_due_t due[CLOSE_BATCH];
     uint64_t h[CLOSE_BATCH]; /* the key's hash, for a due found by key */
-    void *v[CLOSE_BATCH];    /* its value, once peeked */
     size_t n;
     int by_key; /* some due must be found by key */
 } close_batch_t;
@@ -398,6 +397,7 @@ static void batch_pop(engine_part_t *p, close_batch_t *cb, weir_buf_t *keys, siz
 static void batch_ask(engine_part_t *p, close_batch_t *cb)
 {
     const engine_t *e = p->e;
+    void *v[CLOSE_BATCH] = {0}; /* a due found by key: its value, once peeked */
     if (cb->n < 2) return;
     if (cb->by_key) {
         for (size_t i = 0; i < cb->n; i++)
@@ -405,15 +405,15 @@ static void batch_ask(engine_part_t *p, close_batch_t *cb)
         /* (nothing changes the map until the batch is closed) */
         for (size_t i = 0; i < cb->n; i++) {
             oc_due_t *d = &cb->due[i];
-            void *v = due_by_key(p, d) ? (void *)keymap_peek(&p->km, cb->h[i], d->key.ptr, d->key.len) : NULL;
-            cb->v[i] = v && *key_inited(e, v) ? v : NULL;
-            if (cb->v[i]) oc_key_prefetch(key_oc(e, cb->v[i])[d->ai], 0);
+            void *pv = due_by_key(p, d) ? (void *)keymap_peek(&p->km, cb->h[i], d->key.ptr, d->key.len) : NULL;
+            v[i] = pv && *key_inited(e, pv) ? pv : NULL;
+            if (v[i]) oc_key_prefetch(key_oc(e, v[i])[d->ai], 0);
         }
     }
     for (size_t i = 0; i < cb->n; i++) {
         const oc_due_t *d = &cb->due[i];
         if (!due_by_key(p, d)) oc_key_prefetch(d->state, 1);
-        else if (cb->v[i]) oc_key_prefetch(key_oc(e, cb->v[i])[d->ai], 1);
+        else if (v[i]) oc_key_prefetch(key_oc(e, v[i])[d->ai], 1);
     }
 }
 

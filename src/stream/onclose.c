@@ -149,12 +149,10 @@ static void state_free(oc_key_t *k)
     weir_free(k);
 }
 
-/* Drops the timer's reference; returns its state if still live, else NULL
+/* Drops a reference to k (NULL: none); returns k if still live, else NULL
  * (and frees a dead state whose last reference this was). */
-static oc_key_t *timer_unref(oc_timer_t *e)
+static oc_key_t *state_unref(oc_key_t *k)
 {
-    oc_key_t *k = e->state;
-    e->state = NULL;
     if (!k) return NULL;
     k->refs--;
     if (!k->dead) return k;
@@ -166,7 +164,8 @@ static oc_key_t *timer_unref(oc_timer_t *e)
 static void timer_drop(oc_timer_t *e)
 {
     timer_free_key(e);
-    timer_unref(e);
+    state_unref(e->state);
+    e->state = NULL;
 }
 
 /* ---- timers --------------------------------------------------------------- */
@@ -204,7 +203,7 @@ struct oc_timers {
     uint32_t nheap;
     uint32_t *map;    /* open addressing: end -> slot (NO_BUCKET: empty) */
     uint32_t mapcap;  /* a power of two, at least twice nheap */
-    uint32_t last;    /* the slot pushed to last (NO_BUCKET) */
+    uint32_t last;    /* the slot pushed to last, while live (NO_BUCKET) */
     size_t n;         /* pending timers */
     oc_timer_t popped; /* the last popped timer: its key is the due's, until the next pop */
     uint64_t *scratch; /* sort_bucket's (prefix, index) pairs */
@@ -367,7 +366,7 @@ static void map_del(oc_timers_t *t, int64_t end)
 
 static uint32_t bucket_of(oc_timers_t *t, int64_t end)
 {
-    if (t->last != NO_BUCKET && t->b[t->last].n && t->b[t->last].end == end) return t->last;
+    if (t->last != NO_BUCKET && t->b[t->last].end == end) return t->last;
     uint32_t slot = map_find(t, end);
     if (slot != NO_BUCKET) return t->last = slot;
     if (t->nfree) {
@@ -495,9 +494,9 @@ int oc_timers_pop(oc_timers_t *t, int64_t watermark, oc_due_t *due)
 
 oc_key_t *oc_due_state(oc_due_t *due)
 {
-    oc_timer_t e = {.state = due->state};
+    oc_key_t *k = due->state;
     due->state = NULL;
-    return timer_unref(&e);
+    return state_unref(k);
 }
 
 size_t oc_timers_move(oc_timers_t *to, oc_timers_t *from, const uint32_t *ai_map)
