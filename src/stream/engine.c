@@ -659,8 +659,16 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     size_scratch(p, fields);
     expr_env_t argenv = {.fields = fields, .scratch = p->scratch.data, .scratch_cap = p->scratch.cap};
     for (uint32_t g = 0; g < e->ngroups; g++) {
-        expr_value_t x = expr_int(0); /* count(): every event counts */
-        if (e->groups[g].arg) expr_eval(e->groups[g].arg, &argenv, &x);
+        if (!e->groups[g].arg) {
+            /* count(): every event counts. (Set here, not through a fresh
+             * expr_int(0): its byte-wide type store, read back at once as
+             * part of 16 bytes, stalled the loop on store forwarding.) */
+            p->in[g] = win_num(0.0);
+            p->has_in[g] = 1;
+            continue;
+        }
+        expr_value_t x = expr_int(0);
+        expr_eval(e->groups[g].arg, &argenv, &x);
         p->has_in[g] = (uint8_t)aggval_from_value(&x, &p->in[g]);
     }
     int created;
@@ -678,10 +686,10 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
      * in (t - D, t], so no answer changes. */
     for (uint32_t g = 0; g < e->ngroups; g++) {
         const group_t *gr = &e->groups[g];
-        /* (the step's answers are computed either way: the running state
-         * it leaves must not depend on whether they are read) */
-        win_step(&key_wins(v)[g], t, p->has_in[g] ? &p->in[g] : NULL, gr->asks, gr->nasks, p->results,
-                 p->wm);
+        /* Without features no answer is computed: the state the step leaves
+         * is the same either way (win_step). */
+        win_step(&key_wins(v)[g], t, p->has_in[g] ? &p->in[g] : NULL, gr->asks, features ? gr->nasks : 0,
+                 p->results, p->wm);
         for (uint32_t k = 0; features && k < gr->nasks; k++)
             p->aggvals[gr->slots[k]] = aggval_to_value_fast(&p->results[k], gr->asks[k].kind, gr->types[k]);
     }

@@ -659,16 +659,25 @@ static void view_ends(win_t *w, uint32_t a, uint32_t b, view_t *v)
     }
 }
 
+/* What reading the running state changes in it: moments whose error bound
+ * no longer holds are recomputed from the stored values. A read of any
+ * kinds, or none, does this alike (it looks at the conf's kinds), so the
+ * state a step leaves does not depend on what was asked. */
+static void settle_running(win_t *w)
+{
+    const win_conf_t *c = w->conf;
+    if (!w_mom(w)) return;
+    int64_t cnt = c->every ? (int64_t)(w->items.len - w->lo) : w->n;
+    if (!agg_moments_trusted(w_mom(w), c->kinds, cnt)) recompute_moments(w);
+}
+
 static void view_running(win_t *w, view_t *v)
 {
     const win_conf_t *c = w->conf;
     memset(v, 0, sizeof *v);
     v->n = w->n;
-    if (w_mom(w)) {
-        int64_t cnt = c->every ? (int64_t)(w->items.len - w->lo) : w->n;
-        if (!agg_moments_trusted(w_mom(w), c->kinds, cnt)) recompute_moments(w);
-        v->mom = w_mom(w);
-    }
+    settle_running(w);
+    v->mom = w_mom(w);
     if (w_mm(w)) {
         v->has_min = mono_best(&w_mm(w)[0], &v->mn);
         v->has_max = mono_best(&w_mm(w)[1], &v->mx);
@@ -858,12 +867,16 @@ int win_step(win_t *w, int64_t t, const win_val_t *v, const win_ask_t *asks, siz
                 ex_advance(w, t);
         }
         if (t == w->end || (c->every && bucket_of(c, t) == bucket_of(c, w->end))) {
-            view_t vw;
-            view_running(w, &vw);
-            for (size_t i = 0; i < nasks; i++) answer(c, &vw, &asks[i], &out[i]);
-        } else {
+            if (nasks) {
+                view_t vw;
+                view_running(w, &vw);
+                for (size_t i = 0; i < nasks; i++) answer(c, &vw, &asks[i], &out[i]);
+            } else {
+                settle_running(w); /* what the read would have changed */
+            }
+        } else if (nasks) {
             rc = win_query(w, t, asks, nasks, out); /* below end: the general path */
-        }
+        } /* (below end, a read changes nothing: see win_query) */
     }
     win_expire(w, wm);
     return rc;

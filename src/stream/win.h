@@ -165,7 +165,9 @@ int win_query(win_t *w, int64_t t, const win_ask_t *asks, size_t nasks, agg_resu
  * (v NULL: nothing to add), returning rc, for asks the caller has checked
  * against the conf (every kind in conf->kinds: not re-checked). An in-order
  * event (t at or past end) takes the running state's answers without the
- * separate calls' repeated checks. */
+ * separate calls' repeated checks. nasks 0 computes no answer and leaves
+ * exactly the state any asks would have left (a replay that needs no
+ * features skips their cost). */
 int win_step(win_t *w, int64_t t, const win_val_t *v, const win_ask_t *asks, size_t nasks,
              agg_result_t *out, int64_t wm);
 
