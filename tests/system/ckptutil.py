@@ -164,6 +164,19 @@ def check_outputs(data_dir, orc):
     return len(got), len(late)
 
 
+def check_state(data, looked):
+    """looked (GET /v1/features of every key) equals the oracle's view of
+    the log on disk, and so do the output files (after the server stopped)."""
+    orc = LogOracle(data)
+    errs = []
+    for k, body in looked.items():
+        errs += compare_lookup(orc, k, body)
+    assert not errs, "recovered state differs from the oracle:\n" + "\n".join(errs[:20])
+    windows, _ = check_outputs(data, orc)
+    assert windows > 0
+    return orc
+
+
 # ---- decisions ----
 
 def decision_counts(data_dir):

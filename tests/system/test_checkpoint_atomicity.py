@@ -30,8 +30,8 @@ import time
 import pytest
 
 import ckptutil
-from ckptutil import (LogOracle, check_exactly_one_decision, check_outputs, checkpoint_dir, compare_lookup,
-                      copy_data, crash_step, decision_counts, list_checkpoints, recovered_from)
+from ckptutil import (check_exactly_one_decision, check_state, checkpoint_dir, copy_data, crash_step,
+                      decision_counts, list_checkpoints, recovered_from)
 from conftest import sanitizer_report
 from httputil import SOURCE, Server, fraud_events
 
@@ -43,19 +43,6 @@ E1, E2, E3 = EVENTS[:300], EVENTS[300:600], EVENTS[600:]
 
 def features(srv):
     return {k: srv.json("GET", "/v1/features/%s/%s" % (SOURCE, k))[1] for k in KEYS}
-
-
-def check_state(data, looked):
-    """looked (GET /v1/features of every key) equals the oracle's view of
-    the log on disk, and so do the output files (after the server stopped)."""
-    orc = LogOracle(data)
-    errs = []
-    for k, body in looked.items():
-        errs += compare_lookup(orc, k, body)
-    assert not errs, "recovered state differs from the oracle:\n" + "\n".join(errs[:20])
-    windows, _ = check_outputs(data, orc)
-    assert windows > 0
-    return orc
 
 
 def clean_replay_features(weir_bin, spec, data, tmp):
