@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char digit_pairs[201] = "00010203040506070809"
@@ -82,17 +83,25 @@ static uint64_t bits64(const uint64_t p[3], int at)
     return lo | hi;
 }
 
-/* round(m * 2^e * 10^k) to an integer, half to even: m < 2^53, -127 <= e
- * <= 0, 0 <= k <= 38 (the product is below 2^180, held in three 64-bit
- * limbs; the result is asked only where it is below 2^64). */
-static uint64_t scaled(uint64_t m, int e, int k)
+/* m * 10^k in three 64-bit limbs, low first: m < 2^54, 0 <= k <= 38 (the
+ * product is below 2^181). */
+static void mul_pow10(uint64_t m, int k, uint64_t p[3])
 {
     unsigned __int128 t = pow10_u128(k);
     unsigned __int128 lo = (unsigned __int128)m * (uint64_t)t;
     unsigned __int128 hi = (unsigned __int128)m * (uint64_t)(t >> 64);
     unsigned __int128 mid = (lo >> 64) + (uint64_t)hi;
-    const uint64_t p[3] = {(uint64_t)lo, (uint64_t)mid,
-                           (uint64_t)(hi >> 64) + (uint64_t)(mid >> 64)};
+    p[0] = (uint64_t)lo;
+    p[1] = (uint64_t)mid;
+    p[2] = (uint64_t)(hi >> 64) + (uint64_t)(mid >> 64);
+}
+
+/* round(m * 2^e * 10^k) to an integer, half to even: m < 2^53, -127 <= e
+ * <= 0, 0 <= k <= 38 (the result is asked only where it is below 2^64). */
+static uint64_t scaled(uint64_t m, int e, int k)
+{
+    uint64_t p[3];
+    mul_pow10(m, k, p);
     int sh = -e;
     uint64_t q = bits64(p, sh);
     if (sh == 0) return q;
@@ -106,57 +115,68 @@ static uint64_t scaled(uint64_t m, int e, int k)
     return q;
 }
 
-static size_t via_printf(char *out, double v)
-{
-    char tmp[40];
-    int len = snprintf(tmp, sizeof tmp, "%.17g", v);
-    memcpy(out, tmp, (size_t)len);
-    return (size_t)len;
-}
+/* a (finite, 1e-21 <= a < 2^53) as m * 2^e exactly: a normal double, the
+ * implicit bit set; -122 <= e <= 0 in this range. be is the biased
+ * exponent. */
+typedef struct {
+    uint64_t m;
+    int e, be;
+} binary_t;
 
-size_t numfmt_g17(char *out, double v)
+static binary_t binary_of(double a)
 {
-    double a = fabs(v);
-    size_t n = 0;
-    if (a < 1e15 && a == (double)(uint64_t)a) { /* integers: digits, no point */
-        if (signbit(v)) out[n++] = '-';
-        return n + numfmt_u64(out + n, (uint64_t)a);
-    }
-    if (!(a >= 1e-21 && a < 9007199254740992.0)) return via_printf(out, v);
-    /* a = m * 2^e exactly (a normal double: the implicit bit set) */
     uint64_t bits;
     memcpy(&bits, &a, sizeof bits);
-    int be = (int)(bits >> 52);
-    uint64_t m = (bits & ((UINT64_C(1) << 52) - 1)) | (UINT64_C(1) << 52);
-    int e = be - 1075; /* -122 <= e <= 0 in this range */
-    /* The decimal exponent x of a: 2^(be - 1023) <= a < 2^(be - 1022), so
+    binary_t b;
+    b.be = (int)(bits >> 52);
+    b.m = (bits & ((UINT64_C(1) << 52) - 1)) | (UINT64_C(1) << 52);
+    b.e = b.be - 1075;
+    return b;
+}
+
+/* The p significant digits of a, rounded half to even, as q (10^(p-1) <= q
+ * < 10^p) and the decimal exponent x of the first (a ~ q * 10^(x-p+1)).
+ * -1 where that is outside what scaled() computes (then the caller goes
+ * another way). */
+static int digits_of(const binary_t *b, int p, uint64_t *q, int *x)
+{
+    /* The decimal exponent: 2^(be - 1023) <= a < 2^(be - 1022), so
      * floor((be - 1023) * log10(2)) is x or x - 1 (78913 / 2^18 is log10(2)
      * to within 2e-7, exact for these exponents); the loop settles it on
-     * the 17 digits after rounding. */
-    int x = ((be - 1023) * 78913) >> 18;
-    if (x < -21) x = -21;
-    if (x > 15) x = 15;
-    uint64_t q;
+     * the p digits after rounding. */
+    int dx = ((b->be - 1023) * 78913) >> 18;
+    if (dx < -21) dx = -21;
+    if (dx > 15) dx = 15;
     for (;;) {
-        q = scaled(m, e, 16 - x);
-        if (q >= pow10_u64[17] && x < 15) {
-            x++;
-        } else if (q < pow10_u64[16] && x > -21) {
-            x--;
+        if (p - 1 - dx < 0) return -1; /* a >= 10^p: no room below the point */
+        *q = scaled(b->m, b->e, p - 1 - dx);
+        if (*q >= pow10_u64[p] && dx < 15) {
+            dx++;
+        } else if (*q < pow10_u64[p - 1] && dx > -21) {
+            dx--;
         } else {
             break;
         }
     }
-    if (q >= pow10_u64[17] || q < pow10_u64[16]) return via_printf(out, v); /* at the edges */
+    *x = dx;
+    return *q >= pow10_u64[p] || *q < pow10_u64[p - 1] ? -1 : 0;
+}
+
+/* Writes the p digits of q with decimal exponent x as %g does: fixed
+ * notation from 1e-4 up, below that d.ddde-XX (at least two exponent
+ * digits); trailing zeros dropped. */
+static size_t emit_digits(char *out, int neg, uint64_t q, int p, int x)
+{
     char d[17];
-    for (int i = 16; i >= 0; i--) {
+    for (int i = p - 1; i >= 0; i--) {
         d[i] = (char)('0' + q % 10);
         q /= 10;
     }
-    int last = 16; /* the last significant digit kept (trailing zeros go) */
+    int last = p - 1; /* the last significant digit kept (trailing zeros go) */
     while (last > 0 && d[last] == '0')
         last--;
-    if (v < 0) out[n++] = '-';
+    size_t n = 0;
+    if (neg) out[n++] = '-';
     if (x >= 0) {
         memcpy(out + n, d, (size_t)x + 1);
         n += (size_t)x + 1;
@@ -172,7 +192,7 @@ size_t numfmt_g17(char *out, double v)
             out[n++] = '0';
         memcpy(out + n, d, (size_t)last + 1);
         n += (size_t)last + 1;
-    } else { /* %g's exponent form below 1e-4: d.ddde-XX, at least two digits */
+    } else {
         out[n++] = d[0];
         if (last > 0) {
             out[n++] = '.';
@@ -185,6 +205,116 @@ size_t numfmt_g17(char *out, double v)
         out[n++] = (char)('0' + -x % 10);
     }
     return n;
+}
+
+static size_t via_printf(char *out, const char *fmt, int prec, double v)
+{
+    char tmp[40];
+    int len = snprintf(tmp, sizeof tmp, fmt, prec, v);
+    memcpy(out, tmp, (size_t)len);
+    return (size_t)len;
+}
+
+/* Integers below 1e15: digits, no point (what %g writes for them). */
+static int small_integer(double a)
+{
+    return a < 1e15 && a == (double)(uint64_t)a;
+}
+
+static size_t write_integer(char *out, double v, double a)
+{
+    size_t n = 0;
+    if (signbit(v)) out[n++] = '-';
+    return n + numfmt_u64(out + n, (uint64_t)a);
+}
+
+#define FAST_RANGE(a) ((a) >= 1e-21 && (a) < 9007199254740992.0)
+
+size_t numfmt_g17(char *out, double v)
+{
+    double a = fabs(v);
+    if (small_integer(a)) return write_integer(out, v, a);
+    if (!FAST_RANGE(a)) return via_printf(out, "%.*g", 17, v);
+    binary_t b = binary_of(a);
+    uint64_t q;
+    int x;
+    if (digits_of(&b, 17, &q, &x) != 0) return via_printf(out, "%.*g", 17, v); /* at the edges */
+    return emit_digits(out, v < 0, q, 17, x);
+}
+
+/* Whether q * 10^k reads back as a = m * 2^e (strtod rounds to nearest,
+ * ties to even): whether it lies within half an ulp of a — a quarter
+ * below a power of two, where the ulp under a is half the one above.
+ * Exact, in integers: both sides times 2^-e * 10^-k. q < 2^54, e <= 0,
+ * -36 <= k <= 1. */
+static int reads_back(const binary_t *b, uint64_t q, int k)
+{
+    int low_edge = b->m == UINT64_C(1) << 52;
+    if (k > 0) /* a >= 10^15: half an ulp is at most 1/2, so q * 10^k must be a */
+        return ((unsigned __int128)q * pow10_u64[k]) << -b->e == b->m;
+    uint64_t A[3], B[3] = {0, 0, 0}, d[3];
+    mul_pow10(b->m, -k, A); /* a */
+    int sh = -b->e;         /* q * 10^k, below 2^176 */
+    B[sh / 64] = q << (sh % 64);
+    if (sh % 64 && sh / 64 < 2) B[sh / 64 + 1] = q >> (64 - sh % 64);
+    int below = 0; /* q * 10^k < a */
+    for (int w = 2; w >= 0; w--)
+        if (A[w] != B[w]) {
+            below = A[w] > B[w];
+            break;
+        }
+    const uint64_t *hi = below ? A : B, *lo = below ? B : A;
+    unsigned __int128 borrow = 0;
+    for (int w = 0; w < 3; w++) {
+        unsigned __int128 t = (unsigned __int128)hi[w] - lo[w] - borrow;
+        d[w] = (uint64_t)t;
+        borrow = (t >> 64) != 0;
+    }
+    /* |difference| * 2 (or * 4 at the low edge, below) against 10^-k: the
+     * difference is below 2^176, so the doubled value fits. */
+    int times = low_edge && below ? 2 : 1;
+    for (int i = 0; i < times; i++) {
+        d[2] = (d[2] << 1) | (d[1] >> 63);
+        d[1] = (d[1] << 1) | (d[0] >> 63);
+        d[0] <<= 1;
+    }
+    unsigned __int128 t = pow10_u128(-k);
+    uint64_t T[3] = {(uint64_t)t, (uint64_t)(t >> 64), 0};
+    for (int w = 2; w >= 0; w--)
+        if (d[w] != T[w]) return d[w] < T[w];
+    /* A tie goes to the even mantissa. (None can happen for the 15 and 16
+     * digits asked here: a midpoint between two doubles of this range has
+     * at least 17 significant digits.) */
+    return (b->m & 1) == 0;
+}
+
+size_t numfmt_shortest(char *out, double v)
+{
+    double a = fabs(v);
+    if (small_integer(a)) return write_integer(out, v, a);
+    if (FAST_RANGE(a)) {
+        /* A value with a representation of at most 15 digits has exactly
+         * one, and its 15-digit rounding is it padded with zeros (half an
+         * ulp is far below half a unit of the 15th digit); a value that
+         * needs 16 reads back from its 16-digit rounding if from any 16
+         * digits. Else 17, which always reads back. */
+        binary_t b = binary_of(a);
+        for (int p = 15; p <= 16; p++) {
+            uint64_t q;
+            int x;
+            if (digits_of(&b, p, &q, &x) == 0 && reads_back(&b, q, x - (p - 1)))
+                return emit_digits(out, v < 0, q, p, x);
+        }
+        return numfmt_g17(out, v);
+    }
+    if (!isfinite(v)) return via_printf(out, "%.*g", 17, v);
+    /* Huge and tiny values (rare): printf's digits, fewest that read back. */
+    for (int p = 1; p < 17; p++) {
+        char tmp[40];
+        snprintf(tmp, sizeof tmp, "%.*g", p, v);
+        if (strtod(tmp, NULL) == v) return via_printf(out, "%.*g", p, v);
+    }
+    return via_printf(out, "%.*g", 17, v);
 }
 
 void numfmt_append_u64(weir_buf_t *b, uint64_t v)
@@ -203,4 +333,10 @@ void numfmt_append_g17(weir_buf_t *b, double v)
 {
     buf_reserve(b, NUMFMT_MAX);
     b->len += numfmt_g17(b->data + b->len, v);
+}
+
+void numfmt_append_shortest(weir_buf_t *b, double v)
+{
+    buf_reserve(b, NUMFMT_MAX);
+    b->len += numfmt_shortest(b->data + b->len, v);
 }

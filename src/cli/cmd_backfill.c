@@ -18,6 +18,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "base/numfmt.h"
 #include "cli/cli.h"
 #include "decide/pipeline.h"
 #include "decide/outputs.h"
@@ -103,7 +104,7 @@ static void raw_field(backfill_t *bf, const cJSON *doc, const char *name)
     } else if (cJSON_IsNumber(j)) {
         double d = j->valuedouble;
         if (d == floor(d) && fabs(d) < 9007199254740992.0) buf_appendf(b, "%" PRId64, (int64_t)d);
-        else buf_appendf(b, "%.17g", d);
+        else numfmt_append_shortest(b, d);
     } else if (cJSON_IsString(j)) {
         if (bf->csv) csv_string(b, j->valuestring, strlen(j->valuestring));
         else buf_append_json_string(b, j->valuestring, strlen(j->valuestring));

@@ -66,9 +66,10 @@ void outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset
 void outputs_match_line(weir_buf_t *b, const spec_t *spec, uint32_t part, const spec_pattern_t *p,
                         weir_slice_t key, int64_t start, int64_t time, const expr_value_t *vals);
 
-/* Appends v as a JSON value: null, true/false, integers, floats with
- * %.17g (round-trip exact), strings escaped; times and durations as
- * integer milliseconds. Shared by every NDJSON writer. */
+/* Appends v as a JSON value: null, true/false, integers, floats in their
+ * shortest form that reads back exactly (numfmt_shortest: 389.23, not
+ * 389.23000000000002), strings escaped; times and durations as integer
+ * milliseconds. Shared by every NDJSON writer. */
 void outputs_json_value(weir_buf_t *b, const expr_value_t *v);
 
 /* Appends an entity key as JSON: the digits of an int key as a number,

@@ -172,7 +172,7 @@ static void append_score(weir_buf_t *b, double score)
     if (isnan(score))
         buf_append_str(b, "null");
     else
-        numfmt_append_g17(b, score);
+        numfmt_append_shortest(b, score);
 }
 
 static void score_done(void *ctx, const runtime_outcome_t *o)
@@ -210,7 +210,7 @@ static void score_done(void *ctx, const runtime_outcome_t *o)
         buf_append_str(b, i ? ",{\"input\":" : "{\"input\":");
         buf_append_json_string(b, name, strlen(name));
         buf_append_str(b, ",\"value\":");
-        numfmt_append_g17(b, d->contribs[i].value);
+        numfmt_append_shortest(b, d->contribs[i].value);
         buf_append(b, "}", 1);
     }
     buf_append_str(b, "],\"key\":");

@@ -353,7 +353,7 @@ static void json_value(weir_buf_t *b, const expr_value_t *v)
         numfmt_append_i64(b, v->as.i);
         break;
     case EXPR_FLOAT:
-        numfmt_append_g17(b, v->as.f);
+        numfmt_append_shortest(b, v->as.f);
         break;
     default:
         outputs_json_value(b, v);
@@ -419,7 +419,7 @@ static void decision_record(rt_part_t *p, uint64_t offset, weir_slice_t key,
     if (isnan(d->score))
         buf_append_str(b, "null");
     else
-        numfmt_append_g17(b, d->score);
+        numfmt_append_shortest(b, d->score);
     buf_append_str(b, ",\"model\":");
     numfmt_append_u64(b, d->model_version);
     buf_append_str(b, res && res->late ? ",\"late\":true,\"features\":"

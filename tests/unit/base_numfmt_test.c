@@ -1,7 +1,9 @@
 /* base_numfmt_test.c — numfmt against snprintf: the same bytes for
- * integers and for %.17g over every kind of double (random bit patterns,
- * money-like decimals, ratios, integers, small values in the exponent
- * form, exact ties at the 17th digit). */
+ * integers, for %.17g, and for the shortest form (the fewest %g digits
+ * that strtod reads back as the same double), over every kind of double
+ * (random bit patterns, money-like decimals, ratios, integers, small
+ * values in the exponent form, exact ties at the 17th digit, powers of
+ * two, neighbours of short decimals). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,6 +42,43 @@ static void check_g17(double v)
     if (strcmp(want, got) != 0) fail_msg("%%.17g of %a: printf %s, numfmt %s", v, want, got);
 }
 
+/* What numfmt_shortest must write: an integer below 2^53 as its digits
+ * (as %.17g does: 4021160, not 4.02116e+06), anything else as %.{p}g for
+ * the least p whose text reads back as v (%.17g always does; NaN and the
+ * infinities are %.17g). */
+static void check_shortest(double v)
+{
+    char want[400], got[NUMFMT_MAX + 1]; /* (room for any %.*g, as the compiler cannot bound it) */
+    if (isfinite(v) && v == trunc(v) && fabs(v) < 9007199254740992.0) {
+        snprintf(want, sizeof want, "%.0f", v);
+    } else {
+        /* If p digits read back, so do p + 1 (their rounding is at least
+         * as close): a binary search finds the least. */
+        int lo = 1, hi = 17;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            snprintf(want, sizeof want, "%.*g", mid, v);
+            if (strtod(want, NULL) == v)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        snprintf(want, sizeof want, "%.*g", lo, v);
+    }
+    size_t n = numfmt_shortest(got, v);
+    got[n] = '\0';
+    if (strcmp(want, got) != 0) fail_msg("shortest of %a: printf+strtod %s, numfmt %s", v, want, got);
+}
+
+/* Both forms of v; the shortest (a search through printf and strtod) for
+ * one value in four, to keep the test quick under the sanitizers. */
+static void check(double v)
+{
+    static unsigned calls;
+    check_g17(v);
+    if (calls++ % 4 == 0) check_shortest(v);
+}
+
 static void g17_matches_printf(void **state)
 {
     (void)state;
@@ -52,28 +91,28 @@ static void g17_matches_printf(void **state)
         3.3164117212436395e-06, 9.99999999999999912e-05, 9.9999999999999999e-05, 1e-21,
         9.9999999999999991e-22, 1.0000000000000001e-21, 1e-10, 1.5e-7, 1e-20};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
-        check_g17(fixed[i]);
-        check_g17(-fixed[i]);
+        check(fixed[i]);
+        check(-fixed[i]);
     }
-    check_g17(NAN);
-    check_g17(-NAN);
-    check_g17(INFINITY);
-    check_g17(-INFINITY);
+    check(NAN);
+    check(-NAN);
+    check(INFINITY);
+    check(-INFINITY);
     for (int i = 0; i < 300000; i++) {
         uint64_t bits = next_u64();
         double v;
         memcpy(&v, &bits, sizeof v);
-        check_g17(v);                           /* any pattern: mostly the printf fallback */
+        check(v);                           /* any pattern: mostly the printf fallback */
         v = pow(10.0, -6.0 + 23.0 * uniform()); /* 1e-6 .. 1e17, log-uniform */
-        check_g17(v);
-        check_g17(-v);
-        check_g17(round(v * 100.0) / 100.0);            /* amounts */
-        check_g17((double)(next_u64() % 100000) / 7.0); /* ratios */
-        check_g17((double)(next_u64() >> (next_u64() % 64)));
+        check(v);
+        check(-v);
+        check(round(v * 100.0) / 100.0);            /* amounts */
+        check((double)(next_u64() % 100000) / 7.0); /* ratios */
+        check((double)(next_u64() >> (next_u64() % 64)));
         v = pow(10.0, -23.0 + 20.0 * uniform()); /* 1e-23 .. 1e-3: the exponent form */
-        check_g17(v);
-        check_g17(-v);
-        check_g17(round(v * 1e6) / 1e6);
+        check(v);
+        check(-v);
+        check(round(v * 1e6) / 1e6);
     }
     /* Exact ties below 1e-4: m * 2^-j is m * 5^j / 10^j, 18 significant
      * digits ending in 5 when 10^17 <= m * 5^j < 10^18 (m odd) — possible
@@ -83,16 +122,46 @@ static void g17_matches_printf(void **state)
         for (int i = 0; i < j; i++)
             p5 *= 5;
         for (uint64_t m = (100000000000000000ull / p5) | 1; m * p5 < 1000000000000000000ull; m += 2)
-            if (m * p5 >= 100000000000000000ull) check_g17(ldexp((double)m, -j));
+            if (m * p5 >= 100000000000000000ull) check(ldexp((double)m, -j));
     }
     /* Exact ties at the 18th significant digit: n + 1/4 and n + 3/4 between
      * 2^50 and 2^51 (representable, 16 integer digits). */
     for (int i = 0; i < 100000; i++) {
         double n = 1125899906842624.0 + (double)(next_u64() % 1000000000000000ull);
         if (n >= 2251799813685248.0) continue;
-        check_g17(n + 0.25);
-        check_g17(n + 0.75);
-        check_g17(n + 0.5);
+        check(n + 0.25);
+        check(n + 0.75);
+        check(n + 0.5);
+    }
+}
+
+/* Values next to short decimals (one ulp either way need 16 or 17
+ * digits), powers of two (the ulp below is half the one above: the
+ * quarter-ulp edge of the read-back check) and their neighbours. */
+static void shortest_at_the_edges(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 100000; i++) {
+        double d = (double)(next_u64() % 100000000) / pow(10.0, (double)(next_u64() % 12));
+        check_shortest(d);
+        check_shortest(nextafter(d, 0.0));
+        check_shortest(nextafter(d, INFINITY));
+        check_shortest(-nextafter(d, INFINITY));
+    }
+    for (int j = -75; j <= 60; j++) {
+        double t = ldexp(1.0, j);
+        check_shortest(t);
+        check_shortest(nextafter(t, 0.0));
+        check_shortest(nextafter(t, INFINITY));
+        check_shortest(nextafter(nextafter(t, 0.0), 0.0));
+    }
+    /* Sums of amounts as a window computes them (plain doubles, so
+     * rounding leaves 16- and 17-digit values). */
+    double sum = 0;
+    for (int i = 0; i < 100000; i++) {
+        sum += (double)(next_u64() % 100000) / 100.0;
+        check_shortest(sum);
+        if (i % 1000 == 999) sum = 0;
     }
 }
 
@@ -130,8 +199,15 @@ static void appends_to_buffers(void **state)
     numfmt_append_i64(&b, -7);
     buf_append(&b, ",", 1);
     numfmt_append_g17(&b, 0.1);
-    assert_int_equal(b.len, strlen("42,-7,0.10000000000000001"));
-    assert_memory_equal(b.data, "42,-7,0.10000000000000001", b.len);
+    buf_append(&b, ",", 1);
+    numfmt_append_shortest(&b, 0.1);
+    buf_append(&b, ",", 1);
+    numfmt_append_shortest(&b, 389.23);
+    buf_append(&b, ",", 1);
+    numfmt_append_shortest(&b, 0.1 + 0.2);
+    const char *want = "42,-7,0.10000000000000001,0.1,389.23,0.30000000000000004";
+    assert_int_equal(b.len, strlen(want));
+    assert_memory_equal(b.data, want, b.len);
     buf_free(&b);
 }
 
@@ -139,6 +215,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(g17_matches_printf),
+        cmocka_unit_test(shortest_at_the_edges),
         cmocka_unit_test(integers_match_printf),
         cmocka_unit_test(appends_to_buffers),
     };
