@@ -246,12 +246,11 @@ size_t numfmt_g17(char *out, double v)
  * ties to even): whether it lies within half an ulp of a — a quarter
  * below a power of two, where the ulp under a is half the one above.
  * Exact, in integers: both sides times 2^-e * 10^-k. q < 2^54, e <= 0,
- * -36 <= k <= 1. */
+ * -36 <= k <= 0 (digits_of gives no candidate with digits left of the
+ * point unwritten). */
 static int reads_back(const binary_t *b, uint64_t q, int k)
 {
     int low_edge = b->m == UINT64_C(1) << 52;
-    if (k > 0) /* a >= 10^15: half an ulp is at most 1/2, so q * 10^k must be a */
-        return ((unsigned __int128)q * pow10_u64[k]) << -b->e == b->m;
     uint64_t A[3], B[3] = {0, 0, 0}, d[3];
     mul_pow10(b->m, -k, A); /* a */
     int sh = -b->e;         /* q * 10^k, below 2^176 */

@@ -135,7 +135,12 @@ def check_replayed_state(srv, data):
 
 
 def test_new_output_not_created_cuts_in_place(weir_bin, base, shim, tmp_path):
+    """hourly_spend is cut in place; late.ndjson, given a line to cut, is
+    moved aside and replaced as usual, so the streams are reopened too, on
+    one file of each kind."""
     data = ckptutil.copy_data(base["data"], tmp_path / "data")
+    with open(data / "outputs" / "late.ndjson", "a") as f:
+        f.write('{"left":"by the previous run"}\n')
     env = {"LD_PRELOAD": str(shim), "SHIM_CREATE_FAIL": OUTPUT}
     with Server(weir_bin, base["spec"], data, "--tick-idle", 0, env=env) as srv:
         check_replayed_state(srv, data)
@@ -150,7 +155,10 @@ def test_failed_reopen_fails_recovery_and_restart_rebuilds(weir_bin, base, shim,
     decisions_before = files_of(data, "decisions")
     env = {"LD_PRELOAD": str(shim), "SHIM_FOPEN_FAIL": OUTPUT, "SHIM_FOPEN_NTH": "2"}
     srv = Server(weir_bin, base["spec"], data, "--tick-idle", 0, env=env, wait_ready=False)
-    rc = srv.proc.wait(30)
+    try:
+        rc = srv.proc.wait(30)
+    finally:
+        srv.kill()  # (a server that did not fail must not outlive the test)
     err = srv.stderr()
     assert rc != 0, err
     assert "replaying the log" in err and "cannot open" in err and "hourly_spend.ndjson" in err, err

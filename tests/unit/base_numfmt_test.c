@@ -91,8 +91,10 @@ static void g17_matches_printf(void **state)
         3.3164117212436395e-06, 9.99999999999999912e-05, 9.9999999999999999e-05, 1e-21,
         9.9999999999999991e-22, 1.0000000000000001e-21, 1e-10, 1.5e-7, 1e-20};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
-        check(fixed[i]);
-        check(-fixed[i]);
+        check_g17(fixed[i]);
+        check_g17(-fixed[i]);
+        check_shortest(fixed[i]); /* every edge value, not one in four */
+        check_shortest(-fixed[i]);
     }
     check(NAN);
     check(-NAN);
