@@ -310,8 +310,11 @@ size_t numfmt_shortest(char *out, double v)
     /* Huge and tiny values (rare): printf's digits, fewest that read back. */
     for (int p = 1; p < 17; p++) {
         char tmp[40];
-        snprintf(tmp, sizeof tmp, "%.*g", p, v);
-        if (strtod(tmp, NULL) == v) return via_printf(out, "%.*g", p, v);
+        int len = snprintf(tmp, sizeof tmp, "%.*g", p, v);
+        if (strtod(tmp, NULL) == v) {
+            memcpy(out, tmp, (size_t)len);
+            return (size_t)len;
+        }
     }
     return via_printf(out, "%.*g", 17, v);
 }

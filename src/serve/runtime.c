@@ -1003,6 +1003,12 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
  * empty and rebuilt from the whole log (unless retention deleted its
  * start: then they are left as they are and replay writes nothing). */
 
+static int has_suffix(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), k = strlen(suffix);
+    return n > k && strcmp(name + n - k, suffix) == 0;
+}
+
 /* Cuts the output files back: to the sizes in `positions` (a checkpoint's
  * text), or all to empty when positions is NULL.
  *
@@ -1013,12 +1019,6 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
  * remove_cut_main deletes the moved files meanwhile (and those a crash left
  * behind); the open streams move to the new files (outputs_reopen), whose
  * failure fails the recovery. Only then can this fail. */
-static int has_suffix(const char *name, const char *suffix)
-{
-    size_t n = strlen(name), k = strlen(suffix);
-    return n > k && strcmp(name + n - k, suffix) == 0;
-}
-
 static int cut_outputs(runtime_t *rt, const weir_slice_t *positions, char *err, size_t errlen)
 {
     char dir[4096];

@@ -395,9 +395,10 @@ int spec_decode_text(const spec_source_t *src, const char *text, size_t len, exp
         /* Events usually name the fields in the spec's order: the field
          * after the last one found is tried first. */
         uint32_t k = next;
-        if (!(k < nf && !seen[k] && field_is(&src->fields[k], key, klen)))
-            for (k = 0; k < nf && (seen[k] || !field_is(&src->fields[k], key, klen)); k++) {
-            }
+        if (k >= nf || seen[k] || !field_is(&src->fields[k], key, klen)) {
+            k = 0;
+            while (k < nf && (seen[k] || !field_is(&src->fields[k], key, klen))) k++;
+        }
         next = k + 1;
         if (k < nf) {
             seen[k] = 1;

@@ -460,8 +460,8 @@ static void sort_bucket(oc_timers_t *t, oc_bucket_t *bk)
     oc_timer_t *sorted = weir_malloc((size_t)n * sizeof *sorted);
     for (uint32_t i = 0; i < n; i++) sorted[i] = v[a[2 * i + 1]];
     for (uint32_t i = 0, j; i < n; i = j) { /* runs sharing a prefix */
-        for (j = i + 1; j < n && sorted[j].kpre == sorted[i].kpre; j++) {
-        }
+        j = i + 1;
+        while (j < n && sorted[j].kpre == sorted[i].kpre) j++;
         if (j - i > 1) qsort(sorted + i, j - i, sizeof *sorted, timer_cmp);
     }
     memcpy(v, sorted, (size_t)n * sizeof *v);
@@ -929,7 +929,7 @@ int oc_timers_decode(oc_timers_t *t, uint32_t naggregates, codec_rd_t *r, const 
         e.state = NULL; /* found by key when it pops */
         timer_set_key(&e, (const char *)r->p, klen);
         r->p += klen;
-        /* Re-pushed in the encoded order: the heap pops in the same order
+        /* Re-pushed in the encoded order: the queue pops in the same order
          * (timer_less is a total order on what a log can produce). */
         timer_push(t, e);
     }

@@ -196,13 +196,19 @@ static void add(oc_key_t **st, const spec_t *s, uint32_t ai, const char *key, in
     oc_add(st, &s->aggregates[ai], ai, (weir_slice_t){key, strlen(key)}, t, ++seq, &env, timers);
 }
 
-static void test_timers_know_their_state(void **state)
+static spec_t *load_spec(void)
 {
-    (void)state;
     spec_t *s = NULL;
     char err[512];
     if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &s, err, sizeof err) != 0)
         fail_msg("spec: %s", err);
+    return s;
+}
+
+static void test_timers_know_their_state(void **state)
+{
+    (void)state;
+    spec_t *s = load_spec();
     oc_timers_t *t = oc_timers_new();
     oc_key_t *a = NULL, *b = NULL, *c = NULL, *h = NULL;
     add(&a, s, 0, "a", 10, t);
@@ -255,10 +261,7 @@ static void test_timers_know_their_state(void **state)
 static void test_inline_room_outgrown(void **state)
 {
     (void)state;
-    spec_t *s = NULL;
-    char err[512];
-    if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &s, err, sizeof err) != 0)
-        fail_msg("spec: %s", err);
+    spec_t *s = load_spec();
     const spec_aggregate_t *hop = &s->aggregates[1];
     oc_timers_t *t = oc_timers_new();
     oc_key_t *k = NULL;
@@ -317,10 +320,7 @@ static void test_inline_room_outgrown(void **state)
 static void test_memory_bounded_with_sessions(void **state)
 {
     (void)state;
-    spec_t *s = NULL;
-    char err[512];
-    if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &s, err, sizeof err) != 0)
-        fail_msg("spec: %s", err);
+    spec_t *s = load_spec();
     enum { KEYS = 300, MINUTES = 120 };
     static oc_key_t *tum[KEYS], *ses[KEYS];
     oc_timers_t *t = oc_timers_new();
