@@ -7,21 +7,12 @@
 
 #include "base/alloc.h"
 
-void buf_reserve(weir_buf_t *b, size_t extra)
+void buf_grow(weir_buf_t *b, size_t extra)
 {
-    if (b->len + extra <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra) cap *= 2;
     b->data = weir_realloc(b->data, cap);
     b->cap = cap;
-}
-
-void buf_append(weir_buf_t *b, const void *p, size_t n)
-{
-    if (n == 0) return; /* p may be NULL then, which memcpy must not see */
-    buf_reserve(b, n);
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
 }
 
 void buf_append_str(weir_buf_t *b, const char *s)
@@ -48,18 +39,22 @@ void buf_append_json_string(weir_buf_t *b, const char *s, size_t n)
     static const char hex[] = "0123456789abcdef";
     buf_reserve(b, n + 2);
     b->data[b->len++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    size_t i = 0;
+    for (;;) {
+        /* A run of bytes that need no escape is copied in one piece. */
+        size_t run = i;
+        while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\') run++;
+        buf_append(b, s + i, run - i);
+        if (run == n) break;
+        unsigned char c = (unsigned char)s[run];
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             buf_append(b, e, 2);
-        } else if (c < 0x20) {
+        } else {
             char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             buf_append(b, e, 6);
-        } else {
-            buf_reserve(b, 1);
-            b->data[b->len++] = (char)c;
         }
+        i = run + 1;
     }
     buf_reserve(b, 1);
     b->data[b->len++] = '"';

@@ -17,34 +17,6 @@ static const char digit_pairs[201] = "00010203040506070809"
                                      "80818283848586878889"
                                      "90919293949596979899";
 
-size_t numfmt_u64(char *out, uint64_t v)
-{
-    char tmp[20];
-    char *p = tmp + sizeof tmp;
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
-        *--p = digit_pairs[2 * r + 1];
-        *--p = digit_pairs[2 * r];
-    }
-    if (v >= 10) {
-        *--p = digit_pairs[2 * v + 1];
-        *--p = digit_pairs[2 * v];
-    } else {
-        *--p = (char)('0' + v);
-    }
-    size_t n = (size_t)(tmp + sizeof tmp - p);
-    memcpy(out, p, n);
-    return n;
-}
-
-size_t numfmt_i64(char *out, int64_t v)
-{
-    if (v >= 0) return numfmt_u64(out, (uint64_t)v);
-    out[0] = '-';
-    return 1 + numfmt_u64(out + 1, (uint64_t)0 - (uint64_t)v);
-}
-
 static const uint64_t pow10_u64[20] = {
     1ull,
     10ull,
@@ -67,6 +39,48 @@ static const uint64_t pow10_u64[20] = {
     1000000000000000000ull,
     10000000000000000000ull,
 };
+
+/* Writes the last n digits of v (n even, v < 10^n) ending at end, two at a
+ * time, in 32-bit arithmetic. */
+static void write_pairs(char *end, uint32_t v, int n)
+{
+    for (; n > 0; n -= 2) {
+        uint32_t r = v % 100;
+        v /= 100;
+        memcpy(end -= 2, digit_pairs + 2 * r, 2);
+    }
+}
+
+size_t numfmt_u64(char *out, uint64_t v)
+{
+    /* Counted first, then written in place from the last digit: times in
+     * milliseconds have 13 digits, and every output line has two. */
+    int t = ((64 - __builtin_clzll(v | 1)) * 1233) >> 12; /* bits * log10(2): n or n - 1 */
+    size_t n = (size_t)t + (v >= pow10_u64[t]);
+    if (n == 0) n = 1;
+    char *end = out + n;
+    while (v >= 100000000) { /* eight digits at a time, the rest in 32 bits */
+        write_pairs(end, (uint32_t)(v % 100000000), 8);
+        v /= 100000000;
+        end -= 8;
+    }
+    uint32_t w = (uint32_t)v;
+    while (w >= 100) {
+        uint32_t r = w % 100;
+        w /= 100;
+        memcpy(end -= 2, digit_pairs + 2 * r, 2);
+    }
+    if (w >= 10) memcpy(end - 2, digit_pairs + 2 * w, 2);
+    else end[-1] = (char)('0' + w);
+    return n;
+}
+
+size_t numfmt_i64(char *out, int64_t v)
+{
+    if (v >= 0) return numfmt_u64(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + numfmt_u64(out + 1, (uint64_t)0 - (uint64_t)v);
+}
 
 /* 10^k for 0 <= k <= 38 (10^38 < 2^127). */
 static unsigned __int128 pow10_u128(int k)
@@ -287,10 +301,45 @@ static int reads_back(const binary_t *b, uint64_t q, int k)
     return (b->m & 1) == 0;
 }
 
+static const double exact_pow10[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+/* FEW DECIMALS. Most doubles weir writes are amounts and their sums, with a
+ * few decimals: 11.81 is 1181 / 10^2. The least k (1..15) for which a * 10^k
+ * is within rounding of an integer q < 10^15 that reads back — q / 10^k
+ * divided in doubles (both exact) is the correctly rounded value of the
+ * decimal, which is what strtod gives — is the shortest form: at most 15
+ * digits, and two decimals of at most 15 digits never read back as the same
+ * double (DBL_DIG), so it is the one the exact search would find. a * 10^k
+ * lies within 0.2 of such a q (half an ulp of a, times 10^k, is below
+ * q * 2^-53, plus the product's own rounding), so rounding it finds q. 1 with
+ * *q and *k set, else 0 (the exact search decides). */
+static int few_decimals(double a, uint64_t *q, int *k)
+{
+    for (int j = 1; j <= 15; j++) {
+        double p = a * exact_pow10[j];
+        if (p >= 1e15) return 0;
+        uint64_t r = (uint64_t)(p + 0.5); /* exact: p's ulp is at most 1/8 */
+        if (fabs(p - (double)r) < 0.25 && (double)r / exact_pow10[j] == a) {
+            *q = r;
+            *k = j;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 size_t numfmt_shortest(char *out, double v)
 {
     double a = fabs(v);
     if (small_integer(a)) return write_integer(out, v, a);
+    uint64_t q;
+    int k;
+    if (few_decimals(a, &q, &k)) {
+        int p = 1;
+        while (p < 15 && q >= pow10_u64[p]) p++;
+        return emit_digits(out, v < 0, q, p, p - 1 - k);
+    }
     if (FAST_RANGE(a)) {
         /* A value with a representation of at most 15 digits has exactly
          * one, and its 15-digit rounding is it padded with zeros (half an

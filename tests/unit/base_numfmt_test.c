@@ -190,6 +190,15 @@ static void integers_match_printf(void **state)
     snprintf(want, sizeof want, "%" PRIu64, UINT64_MAX);
     got[numfmt_u64(got, UINT64_MAX)] = '\0';
     assert_string_equal(got, want);
+    /* Every digit count's edges: numfmt_u64 counts the digits first. */
+    for (uint64_t p = 1; p <= UINT64_MAX / 10; p *= 10) {
+        uint64_t edges[] = {p - 1, p, p + 1, p * 10 - 1};
+        for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
+            snprintf(want, sizeof want, "%" PRIu64, edges[i]);
+            got[numfmt_u64(got, edges[i])] = '\0';
+            assert_string_equal(got, want);
+        }
+    }
 }
 
 static void appends_to_buffers(void **state)
