@@ -9,10 +9,26 @@
 
 agg_kind_t aggval_kind(expr_agg_kind_t k)
 {
-    /* The two enums order stddev/variance differently: map by name. */
-    int kind = agg_kind_parse(expr_agg_kind_name(k), strlen(expr_agg_kind_name(k)));
-    weir_assert(kind >= 0);
-    return (agg_kind_t)kind;
+    /* The two enums order stddev and variance differently. A switch, not a
+     * lookup by name: every window closed asks, once per select. */
+    switch (k) {
+    case EXPR_AGG_COUNT: return AGG_COUNT;
+    case EXPR_AGG_SUM: return AGG_SUM;
+    case EXPR_AGG_AVG: return AGG_AVG;
+    case EXPR_AGG_MIN: return AGG_MIN;
+    case EXPR_AGG_MAX: return AGG_MAX;
+    case EXPR_AGG_STDDEV: return AGG_STDDEV;
+    case EXPR_AGG_VARIANCE: return AGG_VARIANCE;
+    case EXPR_AGG_FIRST: return AGG_FIRST;
+    case EXPR_AGG_LAST: return AGG_LAST;
+    case EXPR_AGG_DISTINCT: return AGG_DISTINCT;
+    case EXPR_AGG_APPROX_DISTINCT: return AGG_APPROX_DISTINCT;
+    case EXPR_AGG_APPROX_QUANTILE: return AGG_APPROX_QUANTILE;
+    case EXPR_AGG_PREV:
+    case EXPR_AGG_MATCHES: break;
+    }
+    weir_assert(!"not a window aggregate");
+    return AGG_COUNT;
 }
 
 int aggval_from_value(const expr_value_t *v, win_val_t *out)
