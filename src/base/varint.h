@@ -29,6 +29,10 @@ static inline size_t varint_put_signed(unsigned char *p, int64_t v)
  * truncated or longer than 10 bytes. */
 static inline size_t varint_get(const unsigned char *p, const unsigned char *end, uint64_t *v)
 {
+    if (p < end && p[0] < 0x80) { /* one byte: most of a record's fields */
+        *v = p[0];
+        return 1;
+    }
     uint64_t r = 0;
     for (size_t i = 0; i < VARINT_MAX && p + i < end; i++) {
         r |= (uint64_t)(p[i] & 0x7f) << (7 * i);

@@ -76,7 +76,7 @@ static void maybe_shrink(ring_t *r)
     if (r->cap > RING_MIN_CAP && r->len <= r->cap / 4) resize(r, r->cap / 2);
 }
 
-void *ring_push(ring_t *r)
+void *ring_push_grow(ring_t *r)
 {
     grow(r);
     r->len++;
@@ -119,13 +119,13 @@ void ring_truncate(ring_t *r, uint32_t n)
     maybe_shrink(r);
 }
 
-uint32_t ring_upper(const ring_t *r, uint32_t from, int64_t key)
+/* ring_upper past its inline test (record `from` is <= key). */
+uint32_t ring_upper_search(const ring_t *r, uint32_t from, int64_t key)
 {
     uint32_t lo = from, hi = r->len;
-    /* Most searches end at one of the ends (nothing to evict; an in-order
-     * insert): check both before searching; each check is one access to a
-     * per-key buffer that is often cold. */
-    if (lo == hi || ring_key(r, lo) > key) return lo;
+    /* Most of the rest end at the other end (an in-order insert, the whole
+     * run evicted): check it before searching; each check is one access to
+     * a per-key buffer that is often cold. */
     if (ring_key(r, hi - 1) <= key) return hi;
     lo++;
     hi--;
