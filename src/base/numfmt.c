@@ -181,11 +181,13 @@ static int digits_of(const binary_t *b, int p, uint64_t *q, int *x)
  * digits); trailing zeros dropped. */
 static size_t emit_digits(char *out, int neg, uint64_t q, int p, int x)
 {
-    char d[17];
-    for (int i = p - 1; i >= 0; i--) {
-        d[i] = (char)('0' + q % 10);
-        q /= 10;
+    char d[18];
+    int i = p;
+    for (; i >= 2; i -= 2) { /* two digits at a time */
+        memcpy(d + i - 2, digit_pairs + 2 * (q % 100), 2);
+        q /= 100;
     }
+    if (i == 1) d[0] = (char)('0' + q);
     int last = p - 1; /* the last significant digit kept (trailing zeros go) */
     while (last > 0 && d[last] == '0')
         last--;

@@ -162,7 +162,8 @@ int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_
         count--;
         int k;
         if (a->direct) {
-            k = engine_part_event(ep, a->rec.offset, a->fields, a->rec.value, &res, why, sizeof why);
+            k = engine_part_event_hashed(ep, a->rec.offset, a->fields, a->hash, a->rec.value, &res,
+                                         why, sizeof why);
             if (k == 0) k = 1;
         } else {
             k = engine_part_record(ep, a->rec.offset, a->rec.type == LOG_REC_TICK, a->rec.value, &res,

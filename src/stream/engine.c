@@ -617,6 +617,14 @@ void engine_part_features_from(engine_part_t *p, uint64_t from)
 int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fields,
                       weir_slice_t raw, engine_result_t *res, char *err, size_t errlen)
 {
+    return engine_part_event_hashed(p, offset, fields, engine_event_hash(p, fields), raw, res, err,
+                                    errlen);
+}
+
+int engine_part_event_hashed(engine_part_t *p, uint64_t offset, const expr_value_t *fields,
+                             uint64_t h, weir_slice_t raw, engine_result_t *res, char *err,
+                             size_t errlen)
+{
     (void)err, (void)errlen;
     const engine_t *e = p->e;
     const spec_t *s = e->spec;
@@ -646,7 +654,6 @@ int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fie
     if (!features) res->features = NULL;
     /* The key's slot is a cache miss at a million keys: ask for it first,
      * and do the work that needs no state (the windows' inputs) meanwhile. */
-    uint64_t h = keymap_hash(key.ptr, key.len);
     keymap_prefetch(&p->km, h);
     advance(p, t);
     /* Windows the new watermark closes (and matches it confirms) go out

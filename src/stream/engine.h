@@ -103,6 +103,11 @@ typedef struct engine_result {
  * the scratch (see expr.h) — the event is then not applied. */
 int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fields,
                       weir_slice_t raw, engine_result_t *res, char *err, size_t errlen);
+/* As engine_part_event, for a caller that has the key's hash already
+ * (h = engine_event_hash(p, fields): a replay's prefetch needed it). */
+int engine_part_event_hashed(engine_part_t *p, uint64_t offset, const expr_value_t *fields,
+                             uint64_t h, weir_slice_t raw, engine_result_t *res, char *err,
+                             size_t errlen);
 
 /* Events applied at offsets below `from` get no features (res->features is
  * NULL; nothing else changes: the state they leave is the same to the
