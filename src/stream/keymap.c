@@ -97,19 +97,23 @@ static inline void prefetch_entry(const keymap_t *km, const keymap_entry_t *e)
 }
 
 static inline int same_key(const keymap_t *km, const keymap_slot_t *s, uint64_t h,
-                           const void *key, size_t klen)
+                           const void *key, size_t klen, int fetch)
 {
     if (s->hash != (uint32_t)h || s->e == TOMB) return 0;
-    prefetch_entry(km, s->e);
+    if (fetch) prefetch_entry(km, s->e);
     return s->e->klen == klen && memcmp(key_of(km, s->e), key, klen) == 0;
 }
 
 /* Slot index of key in t, or -1. Slots below `skip` are not read: in the
  * old table they have all been moved (tombstones) and their pages may have
  * been given back to the OS (see release_moved), so the probe jumps over
- * them, which is what walking through tombstones would do. */
+ * them, which is what walking through tombstones would do. fetch: ask for
+ * the whole entry of a matching hash (prefetch_entry) — not for a caller
+ * whose entry is on its way already (keymap_peek, after
+ * keymap_prefetch_entry: a replay's prefetch stages asked for it twice more,
+ * about twenty prefetches each time, 1.5% of the replay's instructions). */
 static int64_t table_find(const keymap_t *km, const keymap_table_t *t, uint64_t h,
-                          const void *key, size_t klen, uint32_t skip)
+                          const void *key, size_t klen, uint32_t skip, int fetch)
 {
     if (!t->cap || skip >= t->cap) return -1;
     uint32_t mask = t->cap - 1, i = (uint32_t)h & mask;
@@ -117,7 +121,7 @@ static int64_t table_find(const keymap_t *km, const keymap_table_t *t, uint64_t 
     for (uint32_t n = t->cap - skip; n--;) {
         const keymap_slot_t *s = &t->slots[i];
         if (!s->e) return -1;
-        if (same_key(km, s, h, key, klen)) return i;
+        if (same_key(km, s, h, key, klen, fetch)) return i;
         i = (i + 1) & mask;
         if (i < skip) i = skip;
     }
@@ -252,24 +256,25 @@ void keymap_prefetch_entry(const keymap_t *km, uint64_t h)
 }
 
 /* The entry of key (hash h) in either table, or NULL; changes nothing. */
-static keymap_entry_t *find_entry(const keymap_t *km, uint64_t h, const void *key, size_t klen)
+static keymap_entry_t *find_entry(const keymap_t *km, uint64_t h, const void *key, size_t klen,
+                                  int fetch)
 {
-    int64_t i = table_find(km, &km->cur, h, key, klen, 0);
+    int64_t i = table_find(km, &km->cur, h, key, klen, 0, fetch);
     if (i >= 0) return km->cur.slots[i].e;
-    i = table_find(km, &km->old, h, key, klen, km->migrate_at);
+    i = table_find(km, &km->old, h, key, klen, km->migrate_at, fetch);
     return i >= 0 ? km->old.slots[i].e : NULL;
 }
 
 const void *keymap_peek(const keymap_t *km, uint64_t h, const void *key, size_t klen)
 {
-    keymap_entry_t *e = find_entry(km, h, key, klen);
+    keymap_entry_t *e = find_entry(km, h, key, klen, 0);
     return e ? value_of(e) : NULL;
 }
 
 void *keymap_get_hashed(keymap_t *km, uint64_t h, const void *key, size_t klen)
 {
     migrate(km, KEYMAP_MIGRATE_STEP);
-    keymap_entry_t *e = find_entry(km, h, key, klen);
+    keymap_entry_t *e = find_entry(km, h, key, klen, 1);
     if (!e) return NULL;
     snap_touch(km, e);
     return value_of(e);
@@ -305,10 +310,10 @@ void *keymap_put_hashed(keymap_t *km, uint64_t h, const void *key, size_t klen, 
     migrate(km, KEYMAP_MIGRATE_STEP);
     keymap_entry_t *e = NULL;
     keymap_slot_t *slot = NULL;
-    int64_t i = table_find(km, &km->cur, h, key, klen, 0);
+    int64_t i = table_find(km, &km->cur, h, key, klen, 0, 1);
     if (i >= 0) {
         slot = &km->cur.slots[i];
-    } else if ((i = table_find(km, &km->old, h, key, klen, km->migrate_at)) >= 0) {
+    } else if ((i = table_find(km, &km->old, h, key, klen, km->migrate_at, 1)) >= 0) {
         slot = &km->old.slots[i];
     }
     if (slot) {
@@ -356,7 +361,7 @@ int keymap_del(keymap_t *km, const void *key, size_t klen, keymap_free_cb cb, vo
 {
     migrate(km, KEYMAP_MIGRATE_STEP);
     uint64_t h = weir_hash64(key, klen);
-    int64_t i = table_find(km, &km->cur, h, key, klen, 0);
+    int64_t i = table_find(km, &km->cur, h, key, klen, 0, 1);
     if (i >= 0) {
         keymap_entry_t *e = km->cur.slots[i].e;
         snap_touch(km, e);
@@ -365,7 +370,7 @@ int keymap_del(keymap_t *km, const void *key, size_t klen, keymap_free_cb cb, vo
         maybe_shrink(km);
         return 1;
     }
-    i = table_find(km, &km->old, h, key, klen, km->migrate_at);
+    i = table_find(km, &km->old, h, key, klen, km->migrate_at, 1);
     if (i >= 0) {
         keymap_entry_t *e = km->old.slots[i].e;
         snap_touch(km, e);

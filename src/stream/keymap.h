@@ -124,7 +124,8 @@ void keymap_prefetch_entry(const keymap_t *km, uint64_t h);
 /* The value of the key with hash h, or NULL, changing nothing: no resize
  * step, and no snapshot capture (the value must not be written through
  * it). For hints only: what it returns may be gone after the next
- * get/put/del/expire. */
+ * get/put/del/expire. It does not ask for the entry's memory: a caller
+ * has done that with keymap_prefetch_entry. */
 const void *keymap_peek(const keymap_t *km, uint64_t h, const void *key, size_t klen);
 
 /* keymap_put for h = keymap_hash(key, klen). */
