@@ -432,6 +432,14 @@ static inline int field_is(const spec_field_t *f, const char *key, size_t klen)
     return 1;
 }
 
+/* Whether the text at c->i is field f's name in quotes. */
+static inline int quoted_name_at(const scan_t *c, const spec_field_t *f)
+{
+    if (c->n - c->i < f->name_len + 2 || c->s[c->i] != '"' || c->s[c->i + 1 + f->name_len] != '"')
+        return 0;
+    return field_is(f, c->s + c->i + 1, f->name_len);
+}
+
 int spec_decode_text(const spec_source_t *src, const char *text, size_t len, expr_value_t *fields)
 {
     scan_t c = {text, len, 0};
@@ -446,22 +454,26 @@ int spec_decode_text(const spec_source_t *src, const char *text, size_t len, exp
     if (c.i < c.n && text[c.i] == '}') return SPEC_DECODE_SLOW; /* no key: the tree path words it */
     uint32_t next = 0;
     for (;;) {
-        const char *key;
-        size_t klen;
-        int esc;
-        if (c.i >= c.n || text[c.i] != '"' || scan_string(&c, &key, &klen, &esc) || esc)
-            return SPEC_DECODE_SLOW;
+        /* Events usually name the fields in the spec's order: the field
+         * after the last one found is tried first, against the text itself
+         * (its quoted name is the whole key: names are identifiers, which
+         * need no escape), before the key is scanned and looked up. */
+        uint32_t k = next;
+        if (k < nf && !seen[k] && quoted_name_at(&c, &src->fields[k])) {
+            c.i += src->fields[k].name_len + 2;
+        } else {
+            const char *key;
+            size_t klen;
+            int esc;
+            if (c.i >= c.n || text[c.i] != '"' || scan_string(&c, &key, &klen, &esc) || esc)
+                return SPEC_DECODE_SLOW;
+            k = 0;
+            while (k < nf && (seen[k] || !field_is(&src->fields[k], key, klen))) k++;
+        }
         skip_ws(&c);
         if (c.i >= c.n || text[c.i] != ':') return SPEC_DECODE_SLOW;
         c.i++;
         skip_ws(&c);
-        /* Events usually name the fields in the spec's order: the field
-         * after the last one found is tried first. */
-        uint32_t k = next;
-        if (k >= nf || seen[k] || !field_is(&src->fields[k], key, klen)) {
-            k = 0;
-            while (k < nf && (seen[k] || !field_is(&src->fields[k], key, klen))) k++;
-        }
         next = k + 1;
         if (k < nf) {
             seen[k] = 1;
