@@ -176,6 +176,26 @@ static int digits_of(const binary_t *b, int p, uint64_t *q, int *x)
     return *q >= pow10_u64[p] || *q < pow10_u64[p - 1] ? -1 : 0;
 }
 
+/* Copies n <= 17 bytes with fixed-size moves (overlapping where n is not a
+ * multiple): a call to memcpy for a few digits cost more than the copy. */
+static inline void copy_digits(char *dst, const char *src, size_t n)
+{
+    if (n > 16) {
+        memcpy(dst, src, 16);
+        dst[16] = src[16];
+    } else if (n >= 8) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else {
+        if (n > 0) dst[0] = src[0];
+        if (n > 1) dst[1] = src[1];
+        if (n > 2) dst[2] = src[2];
+    }
+}
+
 /* Writes the p digits of q with decimal exponent x as %g does: fixed
  * notation from 1e-4 up, below that d.ddde-XX (at least two exponent
  * digits); trailing zeros dropped. */
@@ -194,11 +214,11 @@ static size_t emit_digits(char *out, int neg, uint64_t q, int p, int x)
     size_t n = 0;
     if (neg) out[n++] = '-';
     if (x >= 0) {
-        memcpy(out + n, d, (size_t)x + 1);
+        copy_digits(out + n, d, (size_t)x + 1);
         n += (size_t)x + 1;
         if (last > x) {
             out[n++] = '.';
-            memcpy(out + n, d + x + 1, (size_t)(last - x));
+            copy_digits(out + n, d + x + 1, (size_t)(last - x));
             n += (size_t)(last - x);
         }
     } else if (x >= -4) {
@@ -206,13 +226,13 @@ static size_t emit_digits(char *out, int neg, uint64_t q, int p, int x)
         out[n++] = '.';
         for (int i = 0; i < -x - 1; i++)
             out[n++] = '0';
-        memcpy(out + n, d, (size_t)last + 1);
+        copy_digits(out + n, d, (size_t)last + 1);
         n += (size_t)last + 1;
     } else {
         out[n++] = d[0];
         if (last > 0) {
             out[n++] = '.';
-            memcpy(out + n, d + 1, (size_t)last);
+            copy_digits(out + n, d + 1, (size_t)last);
             n += (size_t)last;
         }
         out[n++] = 'e';

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/swar.h"
 
 #define MAX_EXACT_INT 9007199254740992.0 /* 2^53 */
 
@@ -167,19 +168,6 @@ __attribute__((always_inline)) static inline void skip_ws(scan_t *c)
     if (c->i < c->n && (unsigned char)c->s[c->i] <= ' ') skip_ws_run(c);
 }
 
-/* Bit 7 of each byte is set where x's byte is a quote, a backslash or a
- * control byte (below 0x20), and no other bit: each test is exact per byte,
- * as no sum carries out of its byte ((y & 0x7f) + 0x7f <= 0xfe). */
-static inline uint64_t string_stops(uint64_t x)
-{
-    const uint64_t ones = 0x0101010101010101u, low7 = 0x7f7f7f7f7f7f7f7fu;
-    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-    uint64_t is_q = ~(((q & low7) + low7) | q);
-    uint64_t is_b = ~(((b & low7) + low7) | b);
-    uint64_t is_ctl = ~(((x & low7) + ones * (0x80 - 0x20)) | x);
-    return (is_q | is_b | is_ctl) & (ones * 0x80);
-}
-
 /* A string at c->i (its opening quote): *start and *len give its bytes
  * between the quotes, *escaped whether it has a backslash escape. -1: not
  * one this decoder takes (see the top of the file). Eight bytes at a time
@@ -194,12 +182,10 @@ __attribute__((always_inline)) static inline int scan_string(scan_t *c, const ch
         while (i + 8 <= c->n) {
             uint64_t x;
             memcpy(&x, c->s + i, sizeof x);
-            uint64_t stops = string_stops(x);
+            uint64_t stops = swar_string_stops(x);
             if (stops) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                i += (size_t)__builtin_ctzll(stops) / 8;
-#endif
-                break; /* (elsewhere the loop below finds the byte) */
+                i += swar_first(stops);
+                break;
             }
             i += 8;
         }
