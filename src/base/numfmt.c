@@ -340,7 +340,7 @@ static int few_decimals(double a, uint64_t *q, int *k)
 {
     for (int j = 1; j <= 15; j++) {
         double p = a * exact_pow10[j];
-        if (p >= 1e15) return 0;
+        if (!(p < 1e15)) return 0; /* (NaN too: it is never converted) */
         uint64_t r = (uint64_t)(p + 0.5); /* exact: p's ulp is at most 1/8 */
         if (fabs(p - (double)r) < 0.25 && (double)r / exact_pow10[j] == a) {
             *q = r;

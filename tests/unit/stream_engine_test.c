@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "spec/spec.h"
+#include "stream/aggval.h"
 #include "stream/engine.h"
 
 static const char spec_text[] =
@@ -528,6 +529,20 @@ static void deferred_closes_emit_the_same(void **state)
     free(sync);
 }
 
+/* aggval_kind maps the expression's aggregate kinds to the window's: the
+ * same kind by name for every one a window computes (the two enums order
+ * stddev and variance differently). */
+static void aggregate_kinds_map_by_name(void **state)
+{
+    (void)state;
+    for (int k = EXPR_AGG_COUNT; k < EXPR_AGG_PREV; k++) {
+        const char *name = expr_agg_kind_name((expr_agg_kind_t)k);
+        agg_kind_t kind = aggval_kind((expr_agg_kind_t)k);
+        assert_int_equal(agg_kind_parse(name, strlen(name)), kind);
+        assert_string_equal(agg_kind_name(kind), name);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -542,6 +557,7 @@ int main(void)
         cmocka_unit_test(empty_key_closes),
         cmocka_unit_test(strings_refused_where_unsupported),
         cmocka_unit_test(lookups_change_nothing),
+        cmocka_unit_test(aggregate_kinds_map_by_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -168,7 +168,9 @@ static uint64_t process(part_t *p, const fraud_t *f, const event_t *e, int64_t t
     }
     int new_country = s->has_last && s->last_country != e->country;
     double secs_since = s->has_last ? (double)(e->t - s->last_ts) / 1000 : NAN;
-    h = h * 31 + (uint64_t)new_country + (uint64_t)secs_since;
+    uint64_t secs_bits; /* its bits: a NaN has no integer value */
+    memcpy(&secs_bits, &secs_since, sizeof secs_bits);
+    h = h * 31 + (uint64_t)new_country + secs_bits;
     s->last_country = e->country;
     s->last_ts = e->t;
     s->has_last = 1;
