@@ -1,6 +1,6 @@
-"""A full replay by the sanitizer build (ASan, UBSan with float-cast-overflow;
-a debug build, so weir_assert's debug checks are on, among them that the
-hash the replay hands the engine is the key's): the replay's hot path — the
+"""A full replay by the sanitizer build (ASan, UBSan with float-cast-overflow,
+and the WEIR_CHECKED checks, among them that the hash the replay hands the
+engine is the key's): the replay's hot path — the
 direct decoder's eight-byte scans, the prefetch stages, the output lines —
 over a real fraud log, against the release build's full replay of the same
 log: the same features, the same output lines, no sanitizer report."""
