@@ -14,9 +14,11 @@
  * closest such to it where several have that many — what Python's repr,
  * JavaScript and Java print: 389.23, not 389.23000000000002. Written as %g
  * writes them with that many digits (fixed notation from 1e-4 up, below it
- * d.ddde-XX). The 15- and 16-digit candidates are computed exactly (the
- * double times a power of ten in 192-bit integers) and checked exactly
- * (within half an ulp, ties to even); otherwise 17 digits. Outside
+ * d.ddde-XX). A value with a few decimals (amounts, their sums) is found
+ * first, by one multiply and one exact division per decimal tried (FEW
+ * DECIMALS, numfmt.c); the others' 15- and 16-digit candidates are computed
+ * exactly (the double times a power of ten in 192-bit integers) and checked
+ * exactly (within half an ulp, ties to even); otherwise 17 digits. Outside
  * 1e-21 <= |v| < 2^53 (rare) it asks snprintf and strtod.
  *
  * numfmt_g17 is printf's "%.17g" exactly (rounded half to even as glibc
