@@ -42,20 +42,9 @@ void buf_append_json_string(weir_buf_t *b, const char *s, size_t n)
     b->data[b->len++] = '"';
     size_t i = 0;
     for (;;) {
-        /* A run of bytes that need no escape is copied in one piece; it
-         * is found eight bytes at a time (a window line's key, an event). */
-        size_t run = i;
-        while (run + 8 <= n) {
-            uint64_t x;
-            memcpy(&x, s + run, sizeof x);
-            uint64_t stops = swar_string_stops(x);
-            if (stops) {
-                run += swar_first(stops);
-                break;
-            }
-            run += 8;
-        }
-        while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\') run++;
+        /* A run of bytes that need no escape is copied in one piece (it is
+         * found eight bytes at a time: a window line's key, an event). */
+        size_t run = swar_plain_end(s, i, n);
         buf_append(b, s + i, run - i);
         if (run == n) break;
         unsigned char c = (unsigned char)s[run];

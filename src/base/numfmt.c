@@ -40,15 +40,16 @@ static const uint64_t pow10_u64[20] = {
     10000000000000000000ull,
 };
 
-/* Writes the last n digits of v (n even, v < 10^n) ending at end, two at a
- * time, in 32-bit arithmetic. */
-static void write_pairs(char *end, uint32_t v, int n)
+/* Writes the last n digits of v (n even) ending at end, two at a time, in
+ * 32-bit arithmetic; returns what is left of v above them. */
+static uint32_t write_pairs(char *end, uint32_t v, size_t n)
 {
     for (; n > 0; n -= 2) {
         uint32_t r = v % 100;
         v /= 100;
         memcpy(end -= 2, digit_pairs + 2 * r, 2);
     }
+    return v;
 }
 
 size_t numfmt_u64(char *out, uint64_t v)
@@ -64,14 +65,9 @@ size_t numfmt_u64(char *out, uint64_t v)
         v /= 100000000;
         end -= 8;
     }
-    uint32_t w = (uint32_t)v;
-    while (w >= 100) {
-        uint32_t r = w % 100;
-        w /= 100;
-        memcpy(end -= 2, digit_pairs + 2 * r, 2);
-    }
-    if (w >= 10) memcpy(end - 2, digit_pairs + 2 * w, 2);
-    else end[-1] = (char)('0' + w);
+    size_t left = (size_t)(end - out); /* 1 to 8 */
+    uint32_t first = write_pairs(end, (uint32_t)v, left & ~(size_t)1);
+    if (left & 1) out[0] = (char)('0' + first);
     return n;
 }
 
@@ -196,18 +192,14 @@ static inline void copy_digits(char *dst, const char *src, size_t n)
     }
 }
 
-/* Writes the p digits of q with decimal exponent x as %g does: fixed
- * notation from 1e-4 up, below that d.ddde-XX (at least two exponent
- * digits); trailing zeros dropped. */
-static size_t emit_digits(char *out, int neg, uint64_t q, int p, int x)
+/* Writes q * 10^e (q < 10^17) as %g does: fixed notation from 1e-4 up,
+ * below that d.ddde-XX (at least two exponent digits); trailing zeros
+ * dropped. */
+static size_t emit_digits(char *out, int neg, uint64_t q, int e)
 {
-    char d[18];
-    int i = p;
-    for (; i >= 2; i -= 2) { /* two digits at a time */
-        memcpy(d + i - 2, digit_pairs + 2 * (q % 100), 2);
-        q /= 100;
-    }
-    if (i == 1) d[0] = (char)('0' + q);
+    char d[20];
+    int p = (int)numfmt_u64(d, q);
+    int x = p - 1 + e; /* the decimal exponent of the first digit */
     int last = p - 1; /* the last significant digit kept (trailing zeros go) */
     while (last > 0 && d[last] == '0')
         last--;
@@ -275,7 +267,7 @@ size_t numfmt_g17(char *out, double v)
     uint64_t q;
     int x;
     if (digits_of(&b, 17, &q, &x) != 0) return via_printf(out, "%.*g", 17, v); /* at the edges */
-    return emit_digits(out, v < 0, q, 17, x);
+    return emit_digits(out, v < 0, q, x - 16);
 }
 
 /* Whether q * 10^k reads back as a = m * 2^e (strtod rounds to nearest,
@@ -357,11 +349,7 @@ size_t numfmt_shortest(char *out, double v)
     if (small_integer(a)) return write_integer(out, v, a);
     uint64_t q;
     int k;
-    if (few_decimals(a, &q, &k)) {
-        int p = 1;
-        while (p < 15 && q >= pow10_u64[p]) p++;
-        return emit_digits(out, v < 0, q, p, p - 1 - k);
-    }
+    if (few_decimals(a, &q, &k)) return emit_digits(out, v < 0, q, -k);
     if (FAST_RANGE(a)) {
         /* A value with a representation of at most 15 digits has exactly
          * one, and its 15-digit rounding is it padded with zeros (half an
@@ -373,7 +361,7 @@ size_t numfmt_shortest(char *out, double v)
             uint64_t q;
             int x;
             if (digits_of(&b, p, &q, &x) == 0 && reads_back(&b, q, x - (p - 1)))
-                return emit_digits(out, v < 0, q, p, x);
+                return emit_digits(out, v < 0, q, x - (p - 1));
         }
         return numfmt_g17(out, v);
     }

@@ -3,7 +3,9 @@
 #ifndef WEIR_BASE_SWAR_H
 #define WEIR_BASE_SWAR_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Bit 7 of each byte is set where x's byte is a quote, a backslash or a
  * control byte (below 0x20), and no other bit: the bytes that end or
@@ -28,6 +30,22 @@ static inline unsigned swar_first(uint64_t mask)
 #else
     return (unsigned)__builtin_clzll(mask) / 8;
 #endif
+}
+
+/* The index of the first byte in s[i, n) that ends or escapes a JSON
+ * string's plain run (a quote, a backslash, a control byte), or n: eight
+ * bytes at a time, then byte by byte for the last few. */
+static inline size_t swar_plain_end(const char *s, size_t i, size_t n)
+{
+    while (i + 8 <= n) {
+        uint64_t x;
+        memcpy(&x, s + i, sizeof x);
+        uint64_t stops = swar_string_stops(x);
+        if (stops) return i + swar_first(stops);
+        i += 8;
+    }
+    while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != '"' && s[i] != '\\') i++;
+    return i;
 }
 
 #endif

@@ -179,17 +179,7 @@ __attribute__((always_inline)) static inline int scan_string(scan_t *c, const ch
     size_t i = c->i + 1;
     *escaped = 0;
     for (;;) {
-        while (i + 8 <= c->n) {
-            uint64_t x;
-            memcpy(&x, c->s + i, sizeof x);
-            uint64_t stops = swar_string_stops(x);
-            if (stops) {
-                i += swar_first(stops);
-                break;
-            }
-            i += 8;
-        }
-        while (i < c->n && (unsigned char)c->s[i] >= 0x20 && c->s[i] != '"' && c->s[i] != '\\') i++;
+        i = swar_plain_end(c->s, i, c->n);
         if (i >= c->n) return -1;
         unsigned char ch = (unsigned char)c->s[i];
         if (ch == '"') break;

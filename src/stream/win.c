@@ -582,8 +582,8 @@ __attribute__((always_inline)) static inline void expire(win_t *w, int64_t wm)
             ex_advance(w, wm);
     }
     int64_t limit = c->every ? bucket_of(c, wm) - c->nbuckets : wm - c->range;
-    if (w->items.len == 0 || ring_key(&w->items, 0) > limit) return;
-    uint32_t k = ring_upper(&w->items, 0, limit);
+    uint32_t k = ring_upper(&w->items, 0, limit); /* (0 at once, inline: the usual case) */
+    if (k == 0) return;
     weir_assert(k <= w->lo);
     if (c->every)
         for (uint32_t i = 0; i < k; i++) bucket_free(c, ring_at(&w->items, i));
