@@ -6,17 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char digit_pairs[201] = "00010203040506070809"
-                                     "10111213141516171819"
-                                     "20212223242526272829"
-                                     "30313233343536373839"
-                                     "40414243444546474849"
-                                     "50515253545556575859"
-                                     "60616263646566676869"
-                                     "70717273747576777879"
-                                     "80818283848586878889"
-                                     "90919293949596979899";
-
 static const uint64_t pow10_u64[20] = {
     1ull,
     10ull,
@@ -40,6 +29,42 @@ static const uint64_t pow10_u64[20] = {
     10000000000000000000ull,
 };
 
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* v < 10^8 as its eight digits (leading zeros included), the first in the
+ * lowest byte: a store writes them in order. Halves of four digits, then
+ * pairs, then digits, each lane split by a multiply and a shift that divide
+ * exactly in its range (y * 10486 >> 20 is y / 100 for y < 10^4, y * 103 >>
+ * 10 is y / 10 for y < 100) and no product carries into the next lane. */
+static inline uint64_t eight_digits_ascii(uint32_t v)
+{
+    uint64_t x = v / 10000 | (uint64_t)(v % 10000) << 32;
+    uint64_t q = ((x * 10486) >> 20) & 0x0000007f0000007full;
+    x = q | (x - q * 100) << 16;
+    q = ((x * 103) >> 10) & 0x000f000f000f000full;
+    x = q | (x - q * 10) << 8;
+    return x | 0x3030303030303030ull;
+}
+
+/* The first n (1 to 8) digits of the number, v < 10^n: eight bytes are
+ * stored at out, the digits first (the rest is overwritten by the caller,
+ * or lies past the text within NUMFMT_MAX). */
+static inline void head_digits(char *out, uint32_t v, size_t n)
+{
+    uint64_t x = eight_digits_ascii(v) >> (8 * (8 - n));
+    memcpy(out, &x, 8);
+}
+#else
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
 /* Writes the last n digits of v (n even) ending at end, two at a time, in
  * 32-bit arithmetic; returns what is left of v above them. */
 static uint32_t write_pairs(char *end, uint32_t v, size_t n)
@@ -51,14 +76,33 @@ static uint32_t write_pairs(char *end, uint32_t v, size_t n)
     }
     return v;
 }
+#endif
 
 size_t numfmt_u64(char *out, uint64_t v)
 {
-    /* Counted first, then written in place from the last digit: times in
-     * milliseconds have 13 digits, and every output line has two. */
+    /* Counted first, then written: times in milliseconds have 13 digits,
+     * and every output line has two. */
     int t = ((64 - __builtin_clzll(v | 1)) * 1233) >> 12; /* bits * log10(2): n or n - 1 */
     size_t n = (size_t)t + (v >= pow10_u64[t]);
     if (n == 0) n = 1;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Eight digits a store, from the first: the head (1 to 8 digits), then
+     * groups of eight, each stored over the bytes past the one before. The
+     * divisions are by constants (multiplies). */
+    if (n <= 8) {
+        head_digits(out, (uint32_t)v, n);
+    } else if (n <= 16) {
+        head_digits(out, (uint32_t)(v / 100000000), n - 8);
+        uint64_t lo = eight_digits_ascii((uint32_t)(v % 100000000));
+        memcpy(out + n - 8, &lo, 8);
+    } else {
+        head_digits(out, (uint32_t)(v / 10000000000000000ull), n - 16);
+        uint64_t mid = eight_digits_ascii((uint32_t)(v / 100000000 % 100000000));
+        uint64_t lo = eight_digits_ascii((uint32_t)(v % 100000000));
+        memcpy(out + n - 16, &mid, 8);
+        memcpy(out + n - 8, &lo, 8);
+    }
+#else
     char *end = out + n;
     while (v >= 100000000) { /* eight digits at a time, the rest in 32 bits */
         write_pairs(end, (uint32_t)(v % 100000000), 8);
@@ -68,6 +112,7 @@ size_t numfmt_u64(char *out, uint64_t v)
     size_t left = (size_t)(end - out); /* 1 to 8 */
     uint32_t first = write_pairs(end, (uint32_t)v, left & ~(size_t)1);
     if (left & 1) out[0] = (char)('0' + first);
+#endif
     return n;
 }
 

@@ -34,7 +34,9 @@
 
 #define NUMFMT_MAX 32 /* bytes any of these writes, at most (no NUL) */
 
-/* Each writes the text to out (no NUL) and returns its length. */
+/* Each writes the text to out (no NUL) and returns its length. out has
+ * NUMFMT_MAX bytes of room: the digits go eight to a store, so bytes past
+ * the text within it may be written too. */
 size_t numfmt_u64(char *out, uint64_t v);
 size_t numfmt_i64(char *out, int64_t v);
 size_t numfmt_g17(char *out, double v);

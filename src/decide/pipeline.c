@@ -98,6 +98,7 @@ typedef struct ahead {
     expr_value_t *fields; /* decoded, when direct */
     int direct;           /* decoded straight from the text (else the tree path) */
     uint64_t hash;        /* engine_event_hash, when direct */
+    engine_hint_t hint;   /* engine_part_prefetch's, from stage 2 to 3 */
 } ahead_t;
 
 int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_row_cb row,
@@ -146,15 +147,16 @@ int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_
                         spec_decode_text(pl->src, a->val.data, rec.value.len, a->fields) == 0;
             if (a->direct) {
                 a->hash = engine_event_hash(ep, a->fields);
-                engine_part_prefetch(ep, a->fields, a->hash, 0);
+                a->hint = (engine_hint_t){NULL, 0};
+                engine_part_prefetch(ep, a->fields, a->hash, 0, &a->hint);
             }
         }
         if (count == 0) break; /* the end, or an error after everything before it */
         for (int st = 1; st <= 3; st++) {
             size_t d = STAGE_GAP * (size_t)(4 - st);
             if (count > d) {
-                const ahead_t *m = &ring[(head + d) % LOOKAHEAD];
-                if (m->direct) engine_part_prefetch(ep, m->fields, m->hash, st);
+                ahead_t *m = &ring[(head + d) % LOOKAHEAD];
+                if (m->direct) engine_part_prefetch(ep, m->fields, m->hash, st, &m->hint);
             }
         }
         const ahead_t *a = &ring[head];

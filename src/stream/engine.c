@@ -748,16 +748,25 @@ static void key_prefetch(const engine_t *e, void *v, int stage)
     for (uint32_t a = 0; a < e->spec->naggregates; a++) oc_key_prefetch(key_oc(e, v)[a], stage - 2);
 }
 
-void engine_part_prefetch(const engine_part_t *p, const expr_value_t *fields, uint64_t h, int stage)
+void engine_part_prefetch(const engine_part_t *p, const expr_value_t *fields, uint64_t h, int stage,
+                          engine_hint_t *hint)
 {
     if (stage == 0) {
         keymap_prefetch(&p->km, h);
     } else if (stage == 1) {
         keymap_prefetch_entry(&p->km, h);
     } else {
-        char tmp[32];
-        weir_slice_t key = engine_event_key(p->e->src, fields, tmp);
-        const void *v = keymap_peek(&p->km, h, key.ptr, key.len);
+        /* Stage 3 takes the value stage 2 found while no entry has been freed
+         * since (so it still is the key's: entries do not move): a second
+         * lookup was 1.5% of a replay's instructions. A key created in
+         * between is looked up again. */
+        const void *v = hint->value;
+        if (stage == 2 || !v || hint->frees != keymap_frees(&p->km)) {
+            char tmp[32];
+            weir_slice_t key = engine_event_key(p->e->src, fields, tmp);
+            v = keymap_peek(&p->km, h, key.ptr, key.len);
+            *hint = (engine_hint_t){v, keymap_frees(&p->km)};
+        }
         if (v) key_prefetch(p->e, (void *)v, stage);
     }
 }

@@ -126,7 +126,15 @@ void engine_part_features_from(engine_part_t *p, uint64_t from);
  * its key's entry, 2 for the blocks the entry points to (windows' heap
  * storage, on-close state), 3 for the on-close state's arrays. */
 uint64_t engine_event_hash(const engine_part_t *p, const expr_value_t *fields);
-void engine_part_prefetch(const engine_part_t *p, const expr_value_t *fields, uint64_t h, int stage);
+/* What stage 2 found, for stage 3: the key's value (NULL: none yet) and the
+ * map's keymap_frees() then. A caller keeps one per event, zeroed when the
+ * event is read. */
+typedef struct engine_hint {
+    const void *value;
+    uint64_t frees;
+} engine_hint_t;
+void engine_part_prefetch(const engine_part_t *p, const expr_value_t *fields, uint64_t h, int stage,
+                          engine_hint_t *hint);
 
 /* The features of `key` as of the partition's newest time, without an
  * event: fields are null (features reading them are null), aggregates and

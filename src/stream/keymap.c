@@ -68,6 +68,7 @@ static void free_entry(keymap_t *km, keymap_entry_t *e, keymap_free_cb cb, void 
     km->entry_bytes -= malloc_usable_size(e);
     weir_free(e);
     km->count--;
+    km->frees++;
 }
 
 void keymap_free(keymap_t *km, keymap_free_cb cb, void *arg)
@@ -80,7 +81,9 @@ void keymap_free(keymap_t *km, keymap_free_cb cb, void *arg)
         }
         weir_free(ts[k]->slots);
     }
+    uint64_t frees = km->frees;
     keymap_init(km, km->vsize);
+    km->frees = frees; /* a value kept from before is gone: the count goes on */
 }
 
 /* Asks for every cache line of an entry at once. A hash match is almost

@@ -77,7 +77,16 @@ typedef struct keymap {
     size_t entry_bytes;      /* usable bytes of all entries */
     keymap_snap_t *snap;     /* the snapshot running, or NULL */
     uint32_t snap_epoch;     /* snapshots begun so far */
+    uint64_t frees;          /* entries freed so far (keymap_frees) */
 } keymap_t;
+
+/* Entries freed so far. A value pointer is valid until its entry is freed,
+ * and nothing else moves an entry: one kept across calls that change the
+ * map may be used again while this count has not changed. */
+static inline uint64_t keymap_frees(const keymap_t *km)
+{
+    return km->frees;
+}
 
 /* Releases what a value points to (not the value itself). */
 typedef void (*keymap_free_cb)(void *value, void *arg);

@@ -190,6 +190,18 @@ static void integers_match_printf(void **state)
     snprintf(want, sizeof want, "%" PRIu64, UINT64_MAX);
     got[numfmt_u64(got, UINT64_MAX)] = '\0';
     assert_string_equal(got, want);
+    /* Every four-digit group, in each place of the eight-digit stores
+     * (numfmt_u64 writes eight digits from lanes of four, then two, then
+     * one), the digits around it random. */
+    for (uint64_t p = 1; p <= 10000000000000000ull; p *= 10) {
+        for (uint64_t g = 0; g < 10000 && g < UINT64_MAX / p; g++) {
+            uint64_t u = g * p + next_u64() % p;
+            if (p <= UINT64_MAX / 100000 && next_u64() % 2) u += (next_u64() % 9 + 1) * p * 10000;
+            snprintf(want, sizeof want, "%" PRIu64, u);
+            got[numfmt_u64(got, u)] = '\0';
+            assert_string_equal(got, want);
+        }
+    }
     /* Every digit count's edges: numfmt_u64 counts the digits first. */
     for (uint64_t p = 1; p <= UINT64_MAX / 10; p *= 10) {
         uint64_t edges[] = {p - 1, p, p + 1, p * 10 - 1};
