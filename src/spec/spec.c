@@ -382,6 +382,22 @@ static int load_recovery(loader_t *L, const ynode_t *root)
     return 0;
 }
 
+
+/* f->quoted and f->quoted_mask (spec.h), from its name: bytes, not words,
+ * so that they compare with the text's bytes on any host. */
+static void quote_name(spec_field_t *f)
+{
+    unsigned char q[16] = {0}, m[16] = {0};
+    if (f->name_len + 2 <= sizeof q) {
+        q[0] = '"';
+        memcpy(q + 1, f->name, f->name_len);
+        q[f->name_len + 1] = '"';
+        memset(m, 0xff, f->name_len + 2);
+    }
+    memcpy(f->quoted, q, sizeof q);
+    memcpy(f->quoted_mask, m, sizeof m);
+}
+
 static int load_source(loader_t *L, const ynode_t *k, const ynode_t *m, spec_source_t *src)
 {
     static const char *const keys[] = {"key", "time", "lateness", "fields", NULL};
@@ -408,6 +424,7 @@ static int load_source(loader_t *L, const ynode_t *k, const ynode_t *m, spec_sou
         spec_field_t *f = &src->fields[src->nfields++];
         f->name = weir_strndup(fk->value, fk->len);
         f->name_len = (uint32_t)strlen(f->name);
+        quote_name(f);
         f->slot = i;
         f->pos = (spec_pos_t){fk->line, fk->col};
         if (expr_type_parse(fv->value, fv->len, &f->type))

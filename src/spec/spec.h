@@ -65,6 +65,10 @@ typedef struct spec_field {
     expr_type_t type; /* string, int, float, bool or time */
     uint32_t slot;    /* index in the decoded event (= index in fields) */
     spec_pos_t pos;
+    /* The name in quotes ("name"), its first 16 bytes as two words, and a
+     * mask of the bytes it has (all zero if it is longer): the direct
+     * decoder compares it with the text a word at a time (decode.c). */
+    uint64_t quoted[2], quoted_mask[2];
 } spec_field_t;
 
 typedef struct spec_source {
