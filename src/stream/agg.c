@@ -43,13 +43,20 @@ static inline agg_dd_t two_prod(double a, double b)
     return (agg_dd_t){p, fma(a, b, -p)};
 }
 
-agg_dd_t agg_dd_add(agg_dd_t a, agg_dd_t b)
+/* Inline here: every value added to or dropped from a sum window is one
+ * (and the call was most of agg_moments_add's cost besides). */
+static inline agg_dd_t dd_add(agg_dd_t a, agg_dd_t b)
 {
     agg_dd_t s = two_sum(a.hi, b.hi), t = two_sum(a.lo, b.lo);
     s.lo += t.hi;
     s = fast_two_sum(s.hi, s.lo);
     s.lo += t.lo;
     return fast_two_sum(s.hi, s.lo);
+}
+
+agg_dd_t agg_dd_add(agg_dd_t a, agg_dd_t b)
+{
+    return dd_add(a, b);
 }
 
 static inline agg_dd_t dd_neg(agg_dd_t a)
@@ -74,7 +81,7 @@ static inline agg_dd_t dd_mul(agg_dd_t a, agg_dd_t b)
 static inline agg_dd_t dd_div_d(agg_dd_t a, double b)
 {
     double q1 = a.hi / b;
-    agg_dd_t r = agg_dd_add(a, dd_neg(two_prod(q1, b)));
+    agg_dd_t r = dd_add(a, dd_neg(two_prod(q1, b)));
     double q2 = r.hi / b;
     return fast_two_sum(q1, q2);
 }
@@ -116,13 +123,13 @@ void agg_moments_add(agg_moments_t *m, double x, int sign)
     if (m->n == 0 && !m->pinned) m->shift = x;
     agg_dd_t d = two_sum(x, -m->shift);
     agg_dd_t sd = sign > 0 ? d : dd_neg(d);
-    m->s1 = agg_dd_add(m->s1, sd);
+    m->s1 = dd_add(m->s1, sd);
     m->e1 += EPS * (fabs(m->s1.hi) + fabs(d.hi));
     m->a1 += sign * fabs(d.hi);
     if (m->a1 < 0) m->a1 = 0;
     if (m->var) {
         agg_dd_t d2 = dd_mul(d, d);
-        m->s2 = agg_dd_add(m->s2, sign > 0 ? d2 : dd_neg(d2));
+        m->s2 = dd_add(m->s2, sign > 0 ? d2 : dd_neg(d2));
         m->e2 += EPS * (fabs(m->s2.hi) + d2.hi);
     }
     m->n += sign;
@@ -134,20 +141,20 @@ void agg_moments_add_part(agg_moments_t *m, const agg_part_t *p, int sign)
 {
     if (p->n == 0) return;
     if (m->n == 0 && !m->pinned)
-        m->shift = agg_dd_add((agg_dd_t){p->shift, 0}, dd_div_d(p->s1, (double)p->n)).hi;
+        m->shift = dd_add((agg_dd_t){p->shift, 0}, dd_div_d(p->s1, (double)p->n)).hi;
     double pn = (double)p->n;
     agg_dd_t delta = two_sum(p->shift, -m->shift);
-    agg_dd_t c1 = agg_dd_add(p->s1, dd_mul_d(delta, pn));
-    m->s1 = agg_dd_add(m->s1, sign > 0 ? c1 : dd_neg(c1));
+    agg_dd_t c1 = dd_add(p->s1, dd_mul_d(delta, pn));
+    m->s1 = dd_add(m->s1, sign > 0 ? c1 : dd_neg(c1));
     m->e1 += EPS * (fabs(m->s1.hi) + fabs(c1.hi) + pn * (fabs(p->s1.hi) + fabs(delta.hi)));
     m->a1 += sign * fabs(c1.hi);
     if (m->a1 < 0) m->a1 = 0;
     if (m->var) {
         /* sum (x - K)^2 = s2p + 2 delta s1p + n delta^2, delta = Kp - K */
-        agg_dd_t c2 = agg_dd_add(p->s2, dd_mul_d(dd_mul(delta, p->s1), 2.0));
+        agg_dd_t c2 = dd_add(p->s2, dd_mul_d(dd_mul(delta, p->s1), 2.0));
         agg_dd_t dsq = dd_mul(delta, delta);
-        c2 = agg_dd_add(c2, dd_mul_d(dsq, pn));
-        m->s2 = agg_dd_add(m->s2, sign > 0 ? c2 : dd_neg(c2));
+        c2 = dd_add(c2, dd_mul_d(dsq, pn));
+        m->s2 = dd_add(m->s2, sign > 0 ? c2 : dd_neg(c2));
         m->e2 += EPS * (fabs(m->s2.hi) + fabs(c2.hi) + pn * (fabs(p->s2.hi) + dsq.hi) +
                         2 * fabs(delta.hi * p->s1.hi));
     }
@@ -164,17 +171,17 @@ void agg_part_add(agg_part_t *p, double x, int var)
             p->s1 = p->s2 = (agg_dd_t){0, 0};
         }
         agg_dd_t d = two_sum(x, -p->shift);
-        p->s1 = agg_dd_add(p->s1, d);
-        p->s2 = agg_dd_add(p->s2, dd_mul(d, d));
+        p->s1 = dd_add(p->s1, d);
+        p->s2 = dd_add(p->s2, dd_mul(d, d));
     } else {
-        p->s1 = agg_dd_add(p->s1, (agg_dd_t){x, 0});
+        p->s1 = dd_add(p->s1, (agg_dd_t){x, 0});
     }
     p->n++;
 }
 
 static agg_dd_t sum_dd(const agg_moments_t *m)
 {
-    return agg_dd_add(two_prod((double)m->n, m->shift), m->s1);
+    return dd_add(two_prod((double)m->n, m->shift), m->s1);
 }
 
 double agg_moments_sum(const agg_moments_t *m)
@@ -185,7 +192,7 @@ double agg_moments_sum(const agg_moments_t *m)
 double agg_moments_mean(const agg_moments_t *m)
 {
     if (m->n == 0) return 0;
-    return agg_dd_add((agg_dd_t){m->shift, 0}, dd_div_d(m->s1, (double)m->n)).hi;
+    return dd_add((agg_dd_t){m->shift, 0}, dd_div_d(m->s1, (double)m->n)).hi;
 }
 
 double agg_moments_center(const agg_moments_t *m)
@@ -196,7 +203,7 @@ double agg_moments_center(const agg_moments_t *m)
 static agg_dd_t m2_dd(const agg_moments_t *m)
 {
     agg_dd_t q = dd_div_d(dd_mul(m->s1, m->s1), (double)m->n);
-    return agg_dd_add(m->s2, dd_neg(q));
+    return dd_add(m->s2, dd_neg(q));
 }
 
 double agg_moments_m2(const agg_moments_t *m)
