@@ -57,9 +57,13 @@
  *     valid batch follows, the damage is not a torn tail but corruption, and
  *     opening fails with the file and byte offset: acknowledged data is
  *     never dropped silently.
- *   - Everything in a closed segment is checked again by readers as they
- *     read it (CRC of every batch, offset continuity) and by log_check: a bad
- *     batch is an error naming the file and byte offset, never skipped.
+ *   - Everything the open did not verify batch by batch (a closed segment
+ *     opened through its index, batches appended since) is checked by
+ *     readers as they read it (CRC of every batch, offset continuity), and
+ *     everything by log_check: a bad batch is an error naming the file and
+ *     byte offset, never skipped. What the open verified, readers of this
+ *     process do not check again (the log is append-only: CHECKED ONCE,
+ *     reader.c); they still check every batch's header and offset.
  *
  * DURABILITY: LOG_ACK_WRITTEN returns once write() has handed the batch to
  * the OS (survives a process crash); a background thread fdatasyncs every

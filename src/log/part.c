@@ -107,6 +107,7 @@ static int open_closed_segment(log_part_t *p, log_segment_t *s, uint64_t next_ba
         return weir_errf(err, errlen, WEIR_ECORRUPT, "%s: byte offset %" PRIu64 ": %s", s->path,
                          sc.valid_bytes, batch_status_str(sc.problem));
     }
+    s->checked = sc.valid_bytes;
     p->recovery.indexes_rebuilt++;
     /* Best effort: a stale index costs a rescan at the next open, nothing more. */
     seg_index_write(s, NULL, 0);
@@ -151,6 +152,7 @@ static int open_active_segment(log_part_t *p, log_segment_t *s, char *err, size_
         goto fail;
     }
     s->fd = fd;
+    s->checked = sc.valid_bytes;
     return 0;
 fail:
     close(fd);

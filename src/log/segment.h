@@ -27,6 +27,7 @@ typedef struct log_segment {
     seg_index_entry_t *idx;   /* in memory for every segment */
     uint32_t nidx, capidx;    /* closed segments: idx excludes the END entry */
     uint64_t last_idx_pos;
+    uint64_t checked;         /* bytes [0, checked) were verified batch by batch at open (CHECKED ONCE, reader.c) */
     char *path;               /* .seg path */
     int fd;                   /* open for the active segment, -1 for closed */
 } log_segment_t;
