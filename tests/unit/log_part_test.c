@@ -289,6 +289,19 @@ static off_t file_size(const char *path)
     return st.st_size;
 }
 
+/* A new log of one partition in small segments: events 0..1499 (six a
+ * batch), several closed segments with their indexes, then closed. */
+static char *closed_segments_log(log_config_t *cfg)
+{
+    char *dir = tmpdir();
+    log_t *log;
+    small_config(cfg);
+    log_part_t *p = open_part(dir, cfg, &log, 1, 0);
+    append_range(p, 0, 1500, 6, LOG_ACK_WRITTEN);
+    log_close(log);
+    return dir;
+}
+
 /* CHECKED ONCE (reader.c): a reader checks every batch the open scan did
  * not — a closed segment opened through its index, batches appended since
  * the open — and names a bad one; what the scan verified at open (the
@@ -296,17 +309,13 @@ static off_t file_size(const char *path)
 static void reader_checks_what_open_did_not(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
     log_config_t cfg;
-    small_config(&cfg);
     log_t *log;
-    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
-    append_range(p, 0, 1500, 6, LOG_ACK_WRITTEN);
-    log_close(log);
+    char *dir = closed_segments_log(&cfg);
     char pdir[512], seg0[800], active[800], err[1024];
     snprintf(pdir, sizeof pdir, "%s/log/events/0", dir);
     snprintf(seg0, sizeof seg0, "%s/%020d.seg", pdir, 0);
-    p = open_part(dir, &cfg, &log, 1, 0);
+    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
     log_recovery_t rec;
     log_part_recovery(p, &rec);
     assert_int_equal(rec.indexes_rebuilt, 0); /* closed segments came from their indexes */
@@ -394,13 +403,9 @@ static void partitions_open_in_parallel(void **state)
 static void index_rebuilt_when_missing_or_wrong(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
     log_config_t cfg;
-    small_config(&cfg);
     log_t *log;
-    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
-    append_range(p, 0, 1500, 6, LOG_ACK_WRITTEN);
-    log_close(log);
+    char *dir = closed_segments_log(&cfg);
     char pdir[512], idx[800];
     snprintf(pdir, sizeof pdir, "%s/log/events/0", dir);
     assert_true(count_files(pdir, ".idx") >= 3);
@@ -416,7 +421,7 @@ static void index_rebuilt_when_missing_or_wrong(void **state)
     assert_int_equal(unlink(idx), 0);
     snprintf(idx, sizeof idx, "%s/%s", pdir, names[1]);
     assert_int_equal(truncate(idx, 16), 0);
-    p = open_part(dir, &cfg, &log, 1, 0);
+    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
     log_recovery_t rec;
     log_part_recovery(p, &rec);
     assert_int_equal(rec.indexes_rebuilt, 2);
