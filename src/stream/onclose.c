@@ -260,6 +260,13 @@ size_t oc_timers_bytes(const oc_timers_t *t)
 static uint64_t key_prefix(const char *key, uint32_t klen)
 {
     uint64_t p = 0;
+    if (klen >= 8) { /* one load (card ids have 8 bytes or more) */
+        memcpy(&p, key, sizeof p);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        p = __builtin_bswap64(p);
+#endif
+        return p;
+    }
     for (uint32_t i = 0; i < 8; i++) p = p << 8 | (i < klen ? (unsigned char)key[i] : 0);
     return p;
 }
@@ -427,8 +434,10 @@ static void timer_push(oc_timers_t *t, oc_timer_t e)
 }
 
 /* Sorts v[at, n) of a bucket (one end) by timer_less: an LSD radix sort of
- * (prefix, index) pairs by the prefix bytes that differ, then timer_less on
- * each run of equal prefixes, then the timers moved into that order. */
+ * (prefix, index) pairs by the prefix bytes that differ (the histograms of
+ * all eight bytes counted in one pass), then timer_less on each run of
+ * equal prefixes, then the timers gathered in that order into a new array
+ * that replaces the bucket's. */
 static void sort_bucket(oc_timers_t *t, oc_bucket_t *bk)
 {
     uint32_t n = bk->n - bk->at;
@@ -444,14 +453,27 @@ static void sort_bucket(oc_timers_t *t, oc_bucket_t *bk)
         t->scratch = weir_malloc(t->scratch_cap * sizeof *t->scratch);
     }
     uint64_t *a = t->scratch, *b = t->scratch + 2 * (size_t)n; /* pairs: prefix, index */
-    for (uint32_t i = 0; i < n; i++) a[2 * i] = v[i].kpre, a[2 * i + 1] = i;
-    for (int shift = 0; shift < 64; shift += 8) {
-        uint32_t count[257] = {0};
-        for (uint32_t i = 0; i < n; i++) count[((a[2 * i] >> shift) & 0xff) + 1]++;
-        if (count[((a[0] >> shift) & 0xff) + 1] == n) continue; /* one value: nothing to do */
-        for (int c = 0; c < 256; c++) count[c + 1] += count[c];
+    uint32_t count[8][257] = {{0}}; /* 8 KB of stack */
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t p = v[i].kpre;
+        a[2 * i] = p, a[2 * i + 1] = i;
+        /* written out: a loop over k did not unroll (13 instructions a byte) */
+        count[0][(p & 0xff) + 1]++;
+        count[1][((p >> 8) & 0xff) + 1]++;
+        count[2][((p >> 16) & 0xff) + 1]++;
+        count[3][((p >> 24) & 0xff) + 1]++;
+        count[4][((p >> 32) & 0xff) + 1]++;
+        count[5][((p >> 40) & 0xff) + 1]++;
+        count[6][((p >> 48) & 0xff) + 1]++;
+        count[7][(p >> 56) + 1]++;
+    }
+    for (int k = 0; k < 8; k++) {
+        uint32_t *c = count[k];
+        int shift = 8 * k;
+        if (c[((a[0] >> shift) & 0xff) + 1] == n) continue; /* one value: nothing to do */
+        for (int x = 0; x < 256; x++) c[x + 1] += c[x];
         for (uint32_t i = 0; i < n; i++) {
-            uint32_t to = count[(a[2 * i] >> shift) & 0xff]++;
+            uint32_t to = c[(a[2 * i] >> shift) & 0xff]++;
             b[2 * to] = a[2 * i], b[2 * to + 1] = a[2 * i + 1];
         }
         uint64_t *x = a;
@@ -464,8 +486,11 @@ static void sort_bucket(oc_timers_t *t, oc_bucket_t *bk)
         while (j < n && sorted[j].kpre == sorted[i].kpre) j++;
         if (j - i > 1) qsort(sorted + i, j - i, sizeof *sorted, timer_cmp);
     }
-    memcpy(v, sorted, (size_t)n * sizeof *v);
-    weir_free(sorted);
+    /* The popped timers [0, at) are gone: the sorted array is the bucket's. */
+    weir_free(bk->v);
+    bk->v = sorted;
+    bk->n = bk->cap = n;
+    bk->at = 0;
 }
 
 int oc_timers_pop(oc_timers_t *t, int64_t watermark, oc_due_t *due)
@@ -624,6 +649,14 @@ static agg_result_t compute_slot(const oc_key_t *k, uint32_t lo, uint32_t hi, ui
     case AGG_AVG:
     case AGG_VARIANCE:
     case AGG_STDDEV: {
+        if (kind == AGG_SUM && n == 1 && hi - lo == 1) {
+            /* One value (an hourly window of a sparse key: most closes of a
+             * replay): its sum is itself, plus 0.0 as the moments would
+             * give it (they turn -0 into +0), without their 150 instructions. */
+            r.null = 0;
+            r.num = EV(k, lo)->v[i].num + 0.0;
+            return r;
+        }
         agg_moments_t m;
         agg_moments_init(&m, kind == AGG_VARIANCE || kind == AGG_STDDEV);
         for (uint32_t j = lo; j < hi; j++)

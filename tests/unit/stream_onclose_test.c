@@ -13,6 +13,7 @@
  * timers know no state. And a state that outgrows its inline room (more
  * open windows and events than it holds) closes every window right, as
  * does its checkpoint copy. */
+#include <float.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,7 @@
 
 #include "base/buf.h"
 #include "spec/spec.h"
+#include "stream/agg.h"
 #include "stream/codec.h"
 #include "stream/onclose.h"
 
@@ -205,6 +207,50 @@ static spec_t *load_spec(void)
     return s;
 }
 
+/* A window of one value: its sum is what the moments give for it, to the
+ * bit (oc_close's shortcut), -0 and the extremes included. */
+static void test_one_value_sum_is_the_moments(void **state)
+{
+    (void)state;
+    static const char text[] = "pipeline: t\n"
+                               "sources:\n"
+                               "  s:\n"
+                               "    key: k\n"
+                               "    time: ts\n"
+                               "    fields: {k: string, x: float, ts: time}\n"
+                               "aggregates:\n"
+                               "  tumble:\n"
+                               "    window: tumbling 1m\n"
+                               "    select: {total: sum(x)}\n";
+    spec_t *s = NULL;
+    char err[512];
+    if (spec_load_string(text, sizeof text - 1, "t.yaml", &s, err, sizeof err) != 0) fail_msg("spec: %s", err);
+    const double xs[] = {-0.0, 0.0, 5e-324, -5e-324, DBL_MIN, DBL_MAX, -DBL_MAX, 0.1, -3.75, 1.0 / 3, 1e15 + 0.3, 389.23};
+    weir_buf_t scratch = WEIR_BUF_INIT;
+    buf_reserve(&scratch, 256);
+    for (size_t i = 0; i < sizeof xs / sizeof *xs; i++) {
+        oc_timers_t *t = oc_timers_new();
+        oc_key_t *k = NULL;
+        expr_value_t fields[3] = {expr_string("a", 1), expr_float(xs[i]), expr_time(10)};
+        expr_env_t env = {.fields = fields};
+        oc_add(&k, &s->aggregates[0], 0, (weir_slice_t){"a", 1}, 10, 1, &env, t);
+        oc_due_t d;
+        assert_int_equal(oc_timers_pop(t, MIN_MS, &d), 1);
+        expr_value_t vals[1];
+        assert_int_equal(oc_close(oc_due_state(&d), &s->aggregates[0], &d, vals, &scratch), 1);
+        agg_moments_t m;
+        agg_moments_init(&m, 0);
+        agg_moments_add(&m, xs[i], 1);
+        double want = agg_moments_sum(&m);
+        assert_int_equal(vals[0].type, EXPR_FLOAT);
+        assert_memory_equal(&vals[0].as.f, &want, sizeof want);
+        oc_key_free(k);
+        oc_timers_free(t);
+    }
+    buf_free(&scratch);
+    spec_free(s);
+}
+
 static void test_timers_know_their_state(void **state)
 {
     (void)state;
@@ -363,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_pop_order),
         cmocka_unit_test(test_pop_order_with_pushes_between),
         cmocka_unit_test(test_timers_know_their_state),
+        cmocka_unit_test(test_one_value_sum_is_the_moments),
         cmocka_unit_test(test_inline_room_outgrown),
         cmocka_unit_test(test_memory_bounded_with_sessions),
     };
