@@ -101,8 +101,14 @@ agg_dd_t agg_dd_from_diff(double a, double b)
 
 void agg_moments_init(agg_moments_t *m, int var)
 {
-    memset(m, 0, sizeof *m);
+    memset(m, 0, agg_moments_size(var));
     m->var = var != 0;
+}
+
+void agg_moments_copy(agg_moments_t *to, const agg_moments_t *from)
+{
+    memset(to, 0, sizeof *to);
+    memcpy(to, from, agg_moments_size(from->var));
 }
 
 void agg_moments_reset(agg_moments_t *m, double shift)

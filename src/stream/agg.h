@@ -97,13 +97,28 @@ typedef struct agg_moments {
     int64_t n;      /* values in */
     double shift;   /* K */
     agg_dd_t s1;    /* sum (x - K) */
-    agg_dd_t s2;    /* sum (x - K)^2, when var */
-    double e1, e2;  /* bounds on the accumulated error of s1, s2 */
+    double e1;      /* a bound on the accumulated error of s1 */
     double a1;      /* ~ sum |contribution to s1|: what a recompute would cost in error */
     uint8_t var;    /* maintain s2 */
     uint8_t fresh;  /* just recomputed: nothing better is possible */
     uint8_t pinned; /* shift chosen by agg_moments_reset (else: the first value) */
+    /* Only when var (last, so that moments without it end here: see
+     * agg_moments_size): */
+    agg_dd_t s2;    /* sum (x - K)^2 */
+    double e2;      /* a bound on the accumulated error of s2 */
 } agg_moments_t;
+
+/* The bytes of moments with or without the second moment: a window keeps
+ * only these in its key's value (a sum window saves 24 of 80, and a key's
+ * value is read from memory for every event; win.c). Functions given
+ * moments without it (var 0) touch nothing past them. */
+static inline size_t agg_moments_size(int var)
+{
+    return var ? sizeof(agg_moments_t) : offsetof(agg_moments_t, s2);
+}
+
+/* *to (a whole agg_moments_t) = *from (agg_moments_size(from->var) bytes). */
+void agg_moments_copy(agg_moments_t *to, const agg_moments_t *from);
 
 void agg_moments_init(agg_moments_t *m, int var);
 /* Starts over with shift K (used by recomputes). */

@@ -42,27 +42,33 @@
 #define KINDS(w) ((w)->conf->kinds)
 #define HAS(w, k) (KINDS(w) & AGG_BIT(k))
 
+/* The window's area: its inline records are at area_inl in it. */
+static inline unsigned char *w_area(const win_t *w)
+{
+    return w->items.inl - w->conf->area_inl;
+}
+
 /* The running structures in the window's area (NULL when not needed). */
 static inline agg_moments_t *w_mom(const win_t *w)
 {
-    return (w->conf->kinds & AGG_NEED_SUM) ? (agg_moments_t *)(w->area + w->conf->area_mom) : NULL;
+    return (w->conf->kinds & AGG_NEED_SUM) ? (agg_moments_t *)(w_area(w) + w->conf->area_mom) : NULL;
 }
 
 static inline mono_t *w_mm(const win_t *w)
 {
     return (w->conf->kinds & (AGG_BIT(AGG_MIN) | AGG_BIT(AGG_MAX)))
-               ? (mono_t *)(w->area + w->conf->area_mm)
+               ? (mono_t *)(w_area(w) + w->conf->area_mm)
                : NULL;
 }
 
 static inline mset_t *w_ids(const win_t *w)
 {
-    return (w->conf->kinds & AGG_NEED_IDS) ? (mset_t *)(w->area + w->conf->area_ids) : NULL;
+    return (w->conf->kinds & AGG_NEED_IDS) ? (mset_t *)(w_area(w) + w->conf->area_ids) : NULL;
 }
 
 static inline qsketch_t *w_qs(const win_t *w)
 {
-    return (w->conf->kinds & AGG_BIT(AGG_APPROX_QUANTILE)) ? (qsketch_t *)(w->area + w->conf->area_qs)
+    return (w->conf->kinds & AGG_BIT(AGG_APPROX_QUANTILE)) ? (qsketch_t *)(w_area(w) + w->conf->area_qs)
                                                            : NULL;
 }
 
@@ -99,7 +105,7 @@ static void area_layout(win_conf_t *c)
     uint32_t off = 0;
     if (c->kinds & AGG_NEED_SUM) {
         c->area_mom = (uint16_t)off;
-        off += (uint32_t)sizeof(agg_moments_t);
+        off += (uint32_t)agg_moments_size((c->kinds & AGG_NEED_VAR) != 0); /* a multiple of 8 */
     }
     if (c->kinds & (AGG_BIT(AGG_MIN) | AGG_BIT(AGG_MAX))) {
         c->area_mm = (uint16_t)off;
@@ -116,15 +122,16 @@ static void area_layout(win_conf_t *c)
     c->area_inl = (uint16_t)off;
     c->inl_cap = (uint16_t)(WIN_INLINE_BYTES / c->rsize < 2 ? 2 : WIN_INLINE_BYTES / c->rsize);
     /* A bucketed window holds a record per non-empty bucket of its whole
-     * (long) range: give small records more room. A 7-day hourly average of
-     * a key with a few events a day otherwise moves to a heap ring, one more
-     * dependent cache miss per event, and the heap ring costs about as much
-     * memory as the inline room it would have needed. Sixteen, not eight
-     * (nor four): on a full replay of 10 M events over 1 M keys (ten a key
-     * in a week, so most keys had outgrown eight), 4-6% less time in twelve
-     * alternating runs each, and 1% less memory; four took 8% more. (The
-     * room is not part of a checkpoint: states are written by value.) */
-    if (c->every && c->rsize <= 32) c->inl_cap = 16;
+     * (long) range: give small records more room. Eight, not four: a 7-day
+     * hourly average of a key with a few events a day otherwise moves to a
+     * heap ring, one more dependent cache miss per event, and the heap ring
+     * costs about as much memory as the inline room it would have needed
+     * (four took 8% more time on a full replay of 10 M events over 1 M
+     * keys). Sixteen took 4-6% less there, where keys have ten events a
+     * week, but 256 more bytes a key where they have three, and more where
+     * they have fifty: over the state budgets of test_features_memory.py.
+     * (The room is not part of a checkpoint: states are written by value.) */
+    if (c->every && c->rsize <= 32) c->inl_cap = 8;
     c->area_size = off + c->inl_cap * c->rsize;
 }
 
@@ -213,8 +220,7 @@ void win_init_in(win_t *w, const win_conf_t *c, void *area)
     memset(w, 0, sizeof *w);
     w->conf = c;
     w->end = w->floor = WIN_NONE;
-    w->area = area;
-    ring_init_inline(&w->items, c->rsize, w->area + c->area_inl, c->inl_cap);
+    ring_init_inline(&w->items, c->rsize, (unsigned char *)area + c->area_inl, c->inl_cap);
     if (c->kinds & AGG_NEED_SUM) agg_moments_init(w_mom(w), (c->kinds & AGG_NEED_VAR) != 0);
     if (c->kinds & (AGG_BIT(AGG_MIN) | AGG_BIT(AGG_MAX))) {
         mono_init(&w_mm(w)[0], 0);
@@ -269,7 +275,7 @@ void win_free(win_t *w)
     }
     if (w_ids(w)) mset_free(w_ids(w));
     if (w_qs(w)) qsketch_free(w_qs(w));
-    if (w->own_area) weir_free(w->area);
+    if (w->own_area) weir_free(w_area(w));
     memset(w, 0, sizeof *w); /* freeing again is a no-op */
 }
 
@@ -796,7 +802,7 @@ static int view_delta(win_t *w, uint32_t a, uint32_t b, uint32_t asked, view_t *
     if ((uint64_t)(len - b) + (w->lo - a) >= (uint64_t)(b - a)) return 0;
     memset(v, 0, sizeof *v);
     v->n = w->n;
-    if (w_mom(w)) s->mom = *w_mom(w);
+    if (w_mom(w)) agg_moments_copy(&s->mom, w_mom(w));
     for (int pass = 0; pass < 2; pass++) {
         uint32_t from = pass ? a : b, to = pass ? w->lo : len;
         int sign = pass ? 1 : -1;
@@ -1011,9 +1017,9 @@ void win_encode(const win_t *w, weir_buf_t *b)
         codec_put_i(b, m->n);
         codec_put_f64(b, m->shift);
         put_dd(b, m->s1);
-        put_dd(b, m->s2);
+        put_dd(b, m->var ? m->s2 : (agg_dd_t){0, 0}); /* (not stored without var) */
         codec_put_f64(b, m->e1);
-        codec_put_f64(b, m->e2);
+        codec_put_f64(b, m->var ? m->e2 : 0);
         codec_put_f64(b, m->a1);
         codec_put_u(b, (uint64_t)(m->fresh | (m->pinned << 1)));
     }
@@ -1244,7 +1250,7 @@ int win_decode_in(win_t *w, const win_conf_t *c, void *area, const void *data, s
         }
         m.fresh = (uint8_t)(flags & 1);
         m.pinned = (uint8_t)(flags >> 1);
-        *w_mom(w) = m;
+        memcpy(w_mom(w), &m, agg_moments_size(m.var));
     }
     if (used) *used = (size_t)(rd.p - (const unsigned char *)data);
     return 0;

@@ -134,7 +134,8 @@ typedef struct win {
     uint32_t lo;   /* items [0, lo) are older than the running window */
     uint16_t own_area; /* the area is ours (win_init) */
     uint16_t ids_on;   /* exact id windows: the running multiset is kept (see win.c) */
-    unsigned char *area;
+    /* (the area is found from the ring's inline buffer, which lies in it:
+     * no pointer of its own, 8 of a window's bytes read for every event) */
 } win_t;
 
 /* What to compute: a kind of the window's conf, and q for approx_quantile. */
