@@ -121,8 +121,9 @@ def test_crash_after_every_checkpoint_step(weir_bin, run_weir, base, tmp_path):
         # The restart recovers from that one, never from something older.
         with Server(weir_bin, spec, data, "--tick-idle", 0) as srv2:
             looked = features(srv2)
-            assert srv2.stop() == 0  # its outputs flushed (a shutdown checkpoint 4 too)
+            rc2 = srv2.stop()  # its outputs flushed (a shutdown checkpoint 4 too)
             err2 = srv2.stderr()
+            assert rc2 == 0, (step, rc2, err2[-3000:])
         assert recovered_from(err2) == (want, want_offs), (step, err2[-2000:])
         assert all(a >= b for a, b in zip(want_offs, old))
         assert not [l for l in ckptutil.recovery_lines(err2) if l[0] == "skipped"], err2
