@@ -256,7 +256,10 @@ def test_kill_9_during_shutdown_checkpoint(weir_bin, base, tmp_path):
     deadline = time.monotonic() + 20
     while not ckptutil.checkpoint_in_progress(data) and time.monotonic() < deadline:
         time.sleep(0.005)
-    assert ckptutil.checkpoint_in_progress(data), "no shutdown checkpoint seen being written"
+    if not ckptutil.checkpoint_in_progress(data):
+        srv.kill()
+        raise AssertionError("no shutdown checkpoint seen being written (exit status %s):\n%s"
+                             % (srv.returncode, srv.stderr()[-3000:]))
     srv.kill()
     srv.stderr()
     assert ckptutil.checkpoint_ids(data)[0] == 2
