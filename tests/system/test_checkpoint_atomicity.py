@@ -69,7 +69,8 @@ def base(weir_bin, tmp_path_factory):
         assert status == 200 and c1["checkpoint"] == 1, c1
         assert sum(c1["offsets"]) == len(E1)
         srv.post_events(E2)
-        assert srv.stop() == 0
+        rc = srv.stop()
+        assert rc == 0, (rc, srv.stderr()[-3000:])
     assert ckptutil.checkpoint_ids(data) == [2, 1]
     from conftest import WeirRunner
     rc, listing, err = list_checkpoints(WeirRunner(weir_bin), data)
