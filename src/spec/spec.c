@@ -382,7 +382,6 @@ static int load_recovery(loader_t *L, const ynode_t *root)
     return 0;
 }
 
-
 /* f->quoted and f->quoted_mask (spec.h), from its name: bytes, not words,
  * so that they compare with the text's bytes on any host. */
 static void quote_name(spec_field_t *f)

@@ -43,8 +43,8 @@ static inline agg_dd_t two_prod(double a, double b)
     return (agg_dd_t){p, fma(a, b, -p)};
 }
 
-/* Inline here: every value added to or dropped from a sum window is one
- * (and the call was most of agg_moments_add's cost besides). */
+/* Inline: every value added to or dropped from a sum window is one (a
+ * call was most of agg_moments_add's cost besides). */
 static inline agg_dd_t dd_add(agg_dd_t a, agg_dd_t b)
 {
     agg_dd_t s = two_sum(a.hi, b.hi), t = two_sum(a.lo, b.lo);
@@ -52,11 +52,6 @@ static inline agg_dd_t dd_add(agg_dd_t a, agg_dd_t b)
     s = fast_two_sum(s.hi, s.lo);
     s.lo += t.lo;
     return fast_two_sum(s.hi, s.lo);
-}
-
-agg_dd_t agg_dd_add(agg_dd_t a, agg_dd_t b)
-{
-    return dd_add(a, b);
 }
 
 static inline agg_dd_t dd_neg(agg_dd_t a)
@@ -84,11 +79,6 @@ static inline agg_dd_t dd_div_d(agg_dd_t a, double b)
     agg_dd_t r = dd_add(a, dd_neg(two_prod(q1, b)));
     double q2 = r.hi / b;
     return fast_two_sum(q1, q2);
-}
-
-agg_dd_t agg_dd_from_diff(double a, double b)
-{
-    return two_sum(a, -b);
 }
 
 /* ---- moments ---------------------------------------------------------- */

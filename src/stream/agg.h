@@ -144,9 +144,4 @@ double agg_moments_center(const agg_moments_t *m);
  * of summands a recompute would add (values or bucket partials). */
 int agg_moments_trusted(const agg_moments_t *m, uint32_t kinds, int64_t cnt);
 
-/* Double-double helpers, exposed for the partials of other modules and for
- * tests. */
-agg_dd_t agg_dd_add(agg_dd_t a, agg_dd_t b);
-agg_dd_t agg_dd_from_diff(double a, double b); /* a - b exactly */
-
 #endif
