@@ -28,6 +28,7 @@ struct outputs {
     pthread_mutex_t emit_mu; /* emits come from the request threads */
     weir_buf_t emit_line;
     weir_buf_t line;
+    outputs_span_t span; /* on_window's */
     uint64_t windows, lates, matches;
     atomic_int failed; /* set by writers under either lock */
 };
@@ -230,7 +231,20 @@ static void write_line(outputs_t *o, FILE *f, const weir_buf_t *line)
     if (fwrite(line->data, 1, line->len, f) != line->len) o->failed = 1;
 }
 
-void outputs_window_line(const outputs_t *o, weir_buf_t *b, uint32_t part,
+/* Fills span with the text of [start, end) unless it holds it already. */
+static void span_text(outputs_span_t *span, int64_t start, int64_t end)
+{
+    if (span->len && span->start == start && span->end == end) return;
+    char *t = span->text;
+    memcpy(t, ",\"start\":", 9);
+    size_t n = 9 + numfmt_i64(t + 9, start);
+    memcpy(t + n, ",\"end\":", 7);
+    n += 7;
+    n += numfmt_i64(t + n, end);
+    span->start = start, span->end = end, span->len = (uint32_t)n;
+}
+
+void outputs_window_line(const outputs_t *o, weir_buf_t *b, outputs_span_t *span, uint32_t part,
                          const spec_aggregate_t *agg, weir_slice_t key, int64_t start, int64_t end,
                          const expr_value_t *vals)
 {
@@ -245,10 +259,8 @@ void outputs_window_line(const outputs_t *o, weir_buf_t *b, uint32_t part,
     size_t ai = (size_t)(agg - o->spec->aggregates);
     buf_append(b, o->agg_head[ai].data, o->agg_head[ai].len);
     outputs_json_key(b, &o->spec->sources[0], key);
-    buf_append(b, ",\"start\":", 9);
-    numfmt_append_i64(b, start);
-    buf_append(b, ",\"end\":", 7);
-    numfmt_append_i64(b, end);
+    span_text(span, start, end);
+    buf_append(b, span->text, span->len);
     for (uint32_t i = 0; i < agg->nselect; i++) {
         buf_append(b, o->agg_names[ai][i].data, o->agg_names[ai][i].len);
         outputs_json_value(b, &vals[i]);
@@ -295,7 +307,7 @@ static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, wei
 {
     outputs_t *o = ctx;
     buf_reset(&o->line);
-    outputs_window_line(o, &o->line, part, agg, key, start, end, vals);
+    outputs_window_line(o, &o->line, &o->span, part, agg, key, start, end, vals);
     outputs_write_lines(o, agg, &o->line, 1);
 }
 

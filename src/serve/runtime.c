@@ -128,7 +128,7 @@ void runtime_sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, 
 {
     runtime_t *rt = ctx;
     rt_part_t *p = &rt->parts[part];
-    outputs_window_line(rt->out, out_line(rt, p, agg), part, agg, key, start, end, vals);
+    outputs_window_line(rt->out, out_line(rt, p, agg), &p->ospan, part, agg, key, start, end, vals);
     out_line_done(rt, p);
 }
 

@@ -35,6 +35,7 @@ typedef struct rt_part {
     /* Output lines not written yet, all for one file (runtime.c, SINKS):
      * one line while serving, up to OUT_BATCH_BYTES while recovering. */
     weir_buf_t oline;
+    outputs_span_t ospan;         /* the span of the last window line */
     uint64_t olines;
     const spec_aggregate_t *oagg; /* their file: this aggregate's, or late.ndjson if NULL */
     int obatch;                   /* recovering: gather lines */
