@@ -84,7 +84,8 @@ void ring_pop_front(ring_t *r, uint32_t k);
 void ring_truncate(ring_t *r, uint32_t n);
 
 /* For records sorted by key: the first index in [from, len) whose key is
- * > key (upper) or >= key (lower), len if none. O(log len). */
+ * > key (upper) or >= key (lower), len if none. O(log len); upper is
+ * O(log d) for an answer d records past `from`. */
 uint32_t ring_upper_search(const ring_t *r, uint32_t from, int64_t key);
 static inline uint32_t ring_upper(const ring_t *r, uint32_t from, int64_t key)
 {

@@ -250,9 +250,12 @@ void win_prefetch(const win_t *w)
 {
     const ring_t *r = &w->items;
     /* A step searches from the running window's first record and appends
-     * after the last (ring_upper): those two lines. */
+     * after the last (ring_upper): those lines, and the next record's, the
+     * search's first probe when it evicts (ring.c, GALLOP; a line of its
+     * own when the first record ends one). */
     if (r->len && r->data != r->inl) {
         __builtin_prefetch(ring_at(r, w->lo < r->len ? w->lo : 0));
+        if (w->lo + 1 < r->len) __builtin_prefetch(ring_at(r, w->lo + 1));
         __builtin_prefetch(ring_at(r, r->len - 1), 1);
     }
     const mset_t *s = w_ids(w);
