@@ -260,9 +260,12 @@ void win_prefetch(const win_t *w)
     }
     const mset_t *s = w_ids(w);
     if (s && s->ids) {
-        /* Small sets are a line or two; a big one is probed at random. */
-        __builtin_prefetch(s->ids, 1);
-        if (s->cap <= 8) __builtin_prefetch((const char *)s->ids + 64, 1);
+        /* An add and a removal each probe an id's line and its count's, at
+         * random: a small set is asked for whole (up to 64 ids and counts,
+         * twelve lines); a big one only where it starts. */
+        const char *at = (const char *)s->ids, *end = at + (size_t)s->cap * 12;
+        if (s->cap > 64) end = at + 64;
+        for (; at < end; at += 64) __builtin_prefetch(at, 1);
     }
 }
 
