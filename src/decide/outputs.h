@@ -32,14 +32,6 @@ int outputs_flush(outputs_t *o, char *err, size_t errlen);
 int outputs_reopen(outputs_t *o, char *err, size_t errlen);
 engine_sink_t outputs_sink(outputs_t *o);
 
-/* The sink's two halves, for a caller that shares one outputs_t between
- * threads (runtime.c): the line (newline included) of a window closed, a
- * pattern's match (a pattern's aggregate) or a late event, appended to b
- * — this reads only the spec, so it runs outside the caller's lock — then
- * the write of one or more such lines (nlines, all for the same file: agg's,
- * or late.ndjson for agg NULL), under that lock. A replay writes a line per window closed: formatting them under
- * one lock kept two replay threads waiting on each other (an eighth of a
- * replay's CPU in futex calls), and so did taking it for every line. */
 /* The text of a window's span (`,"start":S,"end":E`), kept by the caller
  * of outputs_window_line between lines (zero it first; one per thread):
  * the windows that close together share their span — every key's hourly
@@ -51,6 +43,14 @@ typedef struct outputs_span {
     char text[2 * NUMFMT_MAX + 16];
 } outputs_span_t;
 
+/* The sink's two halves, for a caller that shares one outputs_t between
+ * threads (runtime.c): the line (newline included) of a window closed, a
+ * pattern's match (a pattern's aggregate) or a late event, appended to b
+ * — this reads only the spec, so it runs outside the caller's lock — then
+ * the write of one or more such lines (nlines, all for the same file: agg's,
+ * or late.ndjson for agg NULL), under that lock. A replay writes a line per window closed: formatting them under
+ * one lock kept two replay threads waiting on each other (an eighth of a
+ * replay's CPU in futex calls), and so did taking it for every line. */
 void outputs_window_line(const outputs_t *o, weir_buf_t *b, outputs_span_t *span, uint32_t part,
                          const spec_aggregate_t *agg, weir_slice_t key, int64_t start, int64_t end,
                          const expr_value_t *vals);
