@@ -131,11 +131,6 @@ int mset_next(const mset_t *s, uint32_t *iter, uint64_t *id, uint32_t *count)
     return 0;
 }
 
-size_t mset_bytes(const mset_t *s)
-{
-    return (size_t)s->cap * (sizeof(uint64_t) + sizeof(uint32_t));
-}
-
 uint64_t mset_id_of_double(double d)
 {
     if (d == 0) d = 0; /* folds -0 */

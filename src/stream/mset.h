@@ -52,7 +52,12 @@ static inline uint32_t mset_size(const mset_t *s)
  * each id once, in slot order; the set must not change meanwhile. */
 int mset_next(const mset_t *s, uint32_t *iter, uint64_t *id, uint32_t *count);
 
-size_t mset_bytes(const mset_t *s);
+/* Heap bytes: the one block of ids and counts (inline: win_prefetch asks
+ * for a small set whole, for every event). */
+static inline size_t mset_bytes(const mset_t *s)
+{
+    return (size_t)s->cap * (sizeof(uint64_t) + sizeof(uint32_t));
+}
 
 /* The id of a double for `distinct`: its bit pattern, with -0 folded into 0
  * (they compare equal). NaN never reaches a window (inputs are finite). */

@@ -263,8 +263,7 @@ void win_prefetch(const win_t *w)
         /* An add and a removal each probe an id's line and its count's, at
          * random: a small set is asked for whole (up to 64 ids and counts,
          * twelve lines); a big one only where it starts. */
-        const char *at = (const char *)s->ids, *end = at + (size_t)s->cap * 12;
-        if (s->cap > 64) end = at + 64;
+        const char *at = (const char *)s->ids, *end = at + (s->cap <= 64 ? mset_bytes(s) : 64);
         for (; at < end; at += 64) __builtin_prefetch(at, 1);
     }
 }
