@@ -15,7 +15,11 @@
  *   (b) full  --runs times: start `weir run` with no checkpoint and time
  *             start -> /readyz 200; replay events/s = events replayed (its
  *             "ready" line) / that time. Killed with SIGKILL after each but
- *             the last.
+ *             the last. Before each, its floor: this program reads the same
+ *             log through the log API (CRCs checked) on as many threads and
+ *             counts the events per key in a plain hash table — read, hash,
+ *             one lookup an event, the least any replay that keeps state by
+ *             key does on this machine.
  *   (c) p99   on that last server: a paced client (--rate requests/s of
  *             POST /v1/score over --conns keep-alive connections, a fresh
  *             event each, latency counted from the request's scheduled
@@ -33,7 +37,12 @@
  *   (a) ready --runs times: start `weir run`, which recovers from that
  *             checkpoint (taken at the end of the log) and replays what came
  *             after it; time start -> /readyz 200, and the events replayed.
- *             SIGKILL after each.
+ *             SIGKILL after each. The checkpoint's files are evicted from
+ *             the page cache before each run (weir writes them with
+ *             O_DIRECT: after a real crash they are on the device only, and
+ *             without this the second run would read the first's cache).
+ *             Before each, its floor: the files read from the device with
+ *             O_DIRECT, a file per thread.
  * Medians over the runs are printed with each target: ready <= 3 s; replay
  * >= 3,000,000 events/s; p99 during a checkpoint <= 2x p99 without. The exit
  * status is 0 whether or not the targets are met (the JSON says), non-zero
@@ -45,6 +54,7 @@
  * instead of a fresh /tmp directory), --keep, --json. */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -279,6 +289,234 @@ static int build_log(const opts_t *o, const char *data, uint32_t nparts, build_r
     weir_free(pend);
     if (rc) fprintf(stderr, PREFIX ": appending: %s\n", err);
     return rc;
+}
+
+/* ---- the floors: the same work's least cost on this machine, this run ---- */
+
+/* Runs fn(arg) on as many threads as weir replays and restores with (its
+ * default, one per online CPU; each thread takes the next partition or
+ * file) and waits for them. */
+static void floor_run(void *(*fn)(void *), void *arg)
+{
+    long nt = sysconf(_SC_NPROCESSORS_ONLN);
+    if (nt < 1) nt = 1;
+    pthread_t *th = weir_calloc((size_t)nt, sizeof *th);
+    long started = 0;
+    for (; started < nt; started++)
+        if (pthread_create(&th[started], NULL, fn, arg) != 0) break;
+    if (started == 0) fn(arg);
+    for (long i = 0; i < started; i++) pthread_join(th[i], NULL);
+    weir_free(th);
+}
+
+/* (b)'s floor, the least a replay that keeps state per key does: the same
+ * log read back through the log API (each batch's CRC checked, as weir's
+ * replay reads it), each event's key hashed (XXH64, as the engine hashes
+ * it) and counted in a plain open-addressing table of its partition. No
+ * decoding, no windows, no outputs. */
+typedef struct count_slot {
+    uint64_t hash;
+    uint32_t koff, klen; /* the key's bytes in the partition's arena */
+    uint64_t count;
+} count_slot_t;
+
+typedef struct count_table {
+    count_slot_t *slots;
+    size_t cap, used;
+    weir_buf_t keys;
+} count_table_t;
+
+static void count_grow(count_table_t *t)
+{
+    size_t ncap = t->cap ? t->cap * 2 : 1024;
+    count_slot_t *ns = weir_calloc(ncap, sizeof *ns);
+    for (size_t i = 0; i < t->cap; i++) {
+        if (!t->slots[i].count) continue;
+        size_t j = t->slots[i].hash & (ncap - 1);
+        while (ns[j].count) j = (j + 1) & (ncap - 1);
+        ns[j] = t->slots[i];
+    }
+    weir_free(t->slots);
+    t->slots = ns;
+    t->cap = ncap;
+}
+
+static void count_add(count_table_t *t, const void *key, size_t klen)
+{
+    if (2 * (t->used + 1) > t->cap) count_grow(t);
+    uint64_t h = weir_hash64(key, klen);
+    size_t j = h & (t->cap - 1);
+    for (;; j = (j + 1) & (t->cap - 1)) {
+        count_slot_t *s = &t->slots[j];
+        if (!s->count) {
+            *s = (count_slot_t){h, (uint32_t)t->keys.len, (uint32_t)klen, 1};
+            buf_append(&t->keys, key, klen);
+            t->used++;
+            return;
+        }
+        if (s->hash == h && s->klen == klen && memcmp(t->keys.data + s->koff, key, klen) == 0) {
+            s->count++;
+            return;
+        }
+    }
+}
+
+typedef struct replay_floor {
+    log_topic_t *topic;
+    uint32_t nparts;
+    atomic_uint next;
+    atomic_uint_fast64_t events, keys;
+    atomic_int failed;
+} replay_floor_t;
+
+static void *replay_floor_main(void *arg)
+{
+    replay_floor_t *f = arg;
+    char err[512];
+    for (uint32_t p; (p = atomic_fetch_add(&f->next, 1)) < f->nparts;) {
+        log_reader_t *r;
+        if (log_reader_open(log_topic_part(f->topic, p), 0, &r, err, sizeof err) != 0) {
+            fprintf(stderr, PREFIX ": floor: %s\n", err);
+            atomic_store(&f->failed, 1);
+            break;
+        }
+        count_table_t t = {0};
+        log_rec_t rec;
+        uint64_t n = 0;
+        int rc;
+        while ((rc = log_reader_next(r, &rec, err, sizeof err)) == 1) {
+            if (rec.type != LOG_REC_EVENT) continue;
+            count_add(&t, rec.key.ptr, rec.key.len);
+            n++;
+        }
+        if (rc < 0) {
+            fprintf(stderr, PREFIX ": floor: %s\n", err);
+            atomic_store(&f->failed, 1);
+        }
+        log_reader_close(r);
+        atomic_fetch_add(&f->events, n);
+        atomic_fetch_add(&f->keys, t.used);
+        weir_free(t.slots);
+        buf_free(&t.keys);
+    }
+    return NULL;
+}
+
+/* Seconds from opening the log to the last partition counted (the log's
+ * open, which checks its tail, included: weir's replay pays it too), or -1.
+ * *events and *keys: what was counted, for the reader to compare. */
+static double replay_floor(const char *data, uint64_t *events, uint64_t *keys)
+{
+    char err[512];
+    log_config_t cfg;
+    log_config_defaults(&cfg);
+    uint64_t t0 = weir_mono_ns();
+    log_t *log;
+    replay_floor_t f = {0};
+    if (log_open(data, &cfg, &log, err, sizeof err) != 0) {
+        fprintf(stderr, PREFIX ": floor: %s\n", err);
+        return -1;
+    }
+    if (log_topic_open(log, SOURCE, 0, &f.topic, err, sizeof err) != 0) {
+        fprintf(stderr, PREFIX ": floor: %s\n", err);
+        log_close(log);
+        return -1;
+    }
+    f.nparts = log_topic_partitions(f.topic);
+    floor_run(replay_floor_main, &f);
+    double s = secs_since(t0);
+    log_close(log);
+    *events = atomic_load(&f.events);
+    *keys = atomic_load(&f.keys);
+    return atomic_load(&f.failed) ? -1 : s;
+}
+
+/* A checkpoint's files, and (a)'s floor: the least a restore does, reading
+ * them from the device. */
+typedef struct ckpt_files {
+    char (*paths)[PATH_MAX + 256];
+    size_t n;
+} ckpt_files_t;
+
+static int ckpt_files(const char *data, uint64_t id, ckpt_files_t *out)
+{
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s/checkpoints/%020" PRIu64, data, id) >= (int)sizeof dir) return -1;
+    memset(out, 0, sizeof *out);
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, PREFIX ": %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        out->paths = weir_realloc(out->paths, (out->n + 1) * sizeof *out->paths);
+        snprintf(out->paths[out->n++], sizeof *out->paths, "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    return 0;
+}
+
+/* A checkpoint is written with O_DIRECT (checkpoint.c), so after a crash
+ * its bytes are on the device, not in the page cache; a restart that finds
+ * them cached (the previous (a) run read them) would be measured faster
+ * than a real one. Each (a) run starts with them evicted. */
+static void ckpt_evict(const ckpt_files_t *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        int fd = open(f->paths[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+}
+
+typedef struct read_floor {
+    const ckpt_files_t *files;
+    atomic_size_t next;
+    atomic_uint_fast64_t bytes;
+    atomic_int failed;
+} read_floor_t;
+
+#define FLOOR_READ (1u << 20)
+
+static void *read_floor_main(void *arg)
+{
+    read_floor_t *f = arg;
+    void *buf = NULL;
+    if (posix_memalign(&buf, 4096, FLOOR_READ) != 0) {
+        atomic_store(&f->failed, 1);
+        return NULL;
+    }
+    for (size_t i; (i = atomic_fetch_add(&f->next, 1)) < f->files->n;) {
+        int fd = open(f->files->paths[i], O_RDONLY | O_CLOEXEC | O_DIRECT);
+        if (fd < 0 && errno == EINVAL) fd = open(f->files->paths[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            atomic_store(&f->failed, 1);
+            continue;
+        }
+        ssize_t n;
+        uint64_t got = 0;
+        while ((n = read(fd, buf, FLOOR_READ)) > 0) got += (uint64_t)n;
+        if (n < 0) atomic_store(&f->failed, 1);
+        atomic_fetch_add(&f->bytes, got);
+        close(fd);
+    }
+    free(buf);
+    return NULL;
+}
+
+/* Seconds to read every file of the checkpoint from the device (O_DIRECT,
+ * 1 MiB reads, a file per thread of floor_run), or -1. */
+static double restore_floor(const ckpt_files_t *files, uint64_t *bytes)
+{
+    read_floor_t f = {.files = files};
+    uint64_t t0 = weir_mono_ns();
+    floor_run(read_floor_main, &f);
+    double s = secs_since(t0);
+    *bytes = atomic_load(&f.bytes);
+    return atomic_load(&f.failed) ? -1 : s;
 }
 
 /* ---- weir run as a subprocess ---- */
@@ -774,6 +1012,7 @@ int bench_recovery(int argc, char **argv)
     client_t *cs = weir_calloc(o.conns, sizeof *cs);
     double *ready_full = weir_calloc(o.runs, sizeof(double)), *eps_full = weir_calloc(o.runs, sizeof(double));
     double *ready_ck = weir_calloc(o.runs, sizeof(double)), *replayed_ck = weir_calloc(o.runs, sizeof(double));
+    double *eps_floor = weir_calloc(o.runs, sizeof(double)), *ready_floor = weir_calloc(o.runs, sizeof(double));
     uint64_t ckpt_id = 0, full_replayed = 0;
     ckpt_round_t *admin = weir_calloc(o.rounds, sizeof *admin), *periodic = weir_calloc(o.rounds, sizeof *periodic);
     double first_s = 0;
@@ -791,8 +1030,15 @@ int bench_recovery(int argc, char **argv)
     progress("  ready in %.1f s (%" PRIu64 " events replayed and decided)", first_s, s.replayed);
     server_kill(&s);
 
-    /* (b) full replay */
+    /* (b) full replay, each run after one of its floor */
     for (unsigned r = 0; r < o.runs; r++) {
+        uint64_t fev = 0, fkeys = 0;
+        double fs = replay_floor(data, &fev, &fkeys);
+        if (fs <= 0) goto out;
+        eps_floor[r] = (double)fev / fs;
+        progress("  (b) floor %u: read the log, count per key: %.2f s, %" PRIu64 " events, %" PRIu64
+                 " keys, %.0f events/s",
+                 r + 1, fs, fev, fkeys, eps_floor[r]);
         if (server_start(weir, spec, data, dir, nrun++, &s) != 0) goto out;
         if (s.ckpt_used) {
             fprintf(stderr, PREFIX ": full replay run recovered from checkpoint %" PRIu64 "\n",
@@ -834,9 +1080,25 @@ int bench_recovery(int argc, char **argv)
     if (errors) progress("  (c) %" PRIu64 " requests failed", errors);
     server_kill(&s);
 
-    /* (a) ready after a crash, from the checkpoint near the end */
+    /* (a) ready after a crash, from the checkpoint near the end; each run
+     * after its floor, with the checkpoint's files out of the page cache */
+    ckpt_files_t cf;
+    if (ckpt_files(data, ckpt_id, &cf) != 0) goto out;
     for (unsigned r = 0; r < o.runs; r++) {
-        if (server_start(weir, spec, data, dir, nrun++, &s) != 0) goto out;
+        uint64_t fbytes = 0;
+        ckpt_evict(&cf);
+        ready_floor[r] = restore_floor(&cf, &fbytes);
+        if (ready_floor[r] <= 0) {
+            weir_free(cf.paths);
+            goto out;
+        }
+        progress("  (a) floor %u: read the checkpoint's %.2f GB from the device: %.3f s", r + 1,
+                 (double)fbytes / 1e9, ready_floor[r]);
+        ckpt_evict(&cf);
+        if (server_start(weir, spec, data, dir, nrun++, &s) != 0) {
+            weir_free(cf.paths);
+            goto out;
+        }
         if (s.ckpt_used != ckpt_id) {
             fprintf(stderr, PREFIX ": recovered from checkpoint %" PRIu64 ", expected %" PRIu64 "\n",
                     s.ckpt_used, ckpt_id);
@@ -848,6 +1110,7 @@ int bench_recovery(int argc, char **argv)
                  r + 1, s.ready_s, s.replayed, s.ckpt_used);
         server_kill(&s);
     }
+    weir_free(cf.paths);
 
     /* (c) again with the spec's periodic checkpoints (no HTTP request
      * involved), every 3x the time one takes (at least 3 s) so that each
@@ -875,6 +1138,7 @@ int bench_recovery(int argc, char **argv)
     {
         double a = median_of(ready_ck, o.runs), b = median_of(eps_full, o.runs),
                bready = median_of(ready_full, o.runs), replayed = median_of(replayed_ck, o.runs);
+        double fa = median_of(ready_floor, o.runs), fb = median_of(eps_floor, o.runs);
         summary_t sp = summarize(periodic, o.rounds);
         if (o.json) {
             printf("{\"benchmark\":\"recovery\",\"events\":%" PRIu64 ",\"keys\":%" PRIu64
@@ -883,6 +1147,8 @@ int bench_recovery(int argc, char **argv)
                    "\"ready_from_checkpoint_s\":%.3f,\"replayed_after_checkpoint\":%.0f,"
                    "\"full_replay_ready_s\":%.3f,\"full_replay_events\":%" PRIu64
                    ",\"full_replay_events_per_s\":%.0f,"
+                   "\"floors\":{\"ready_s\":%.3f,\"ready_ratio\":%.2f,\"replay_events_per_s\":%.0f,"
+                   "\"replay_ratio\":%.3f},"
                    "\"periodic\":{\"interval_ms\":%.0f,\"p99_without_checkpoint_ms\":%.3f,"
                    "\"p99_during_checkpoint_ms\":%.3f,\"p99_ratio\":%.3f,\"checkpoint_ms\":%.1f,"
                    "\"checkpoint_pause_ms\":%.2f,\"checkpoint_bytes\":%" PRIu64 "},"
@@ -892,7 +1158,7 @@ int bench_recovery(int argc, char **argv)
                    "\"targets\":{\"ready_s\":3,\"replay_events_per_s\":3000000,\"p99_ratio\":2},"
                    "\"met\":{\"ready\":%s,\"replay\":%s,\"p99_periodic\":%s,\"p99_admin\":%s}}\n",
                    o.events, o.keys, nparts, br.bytes, o.runs, o.rounds, o.rate, o.conns, first_s, a, replayed,
-                   bready, full_replayed, b, interval_s * 1e3, sp.p99_base, sp.p99_ck, sp.ratio,
+                   bready, full_replayed, b, fa, a / fa, fb, b / fb, interval_s * 1e3, sp.p99_base, sp.p99_ck, sp.ratio,
                    sp.ck_ms, sp.pause_ms, sp.bytes, sa.p99_base, sa.p99_ck, sa.ratio, sa.ck_ms,
                    sa.pause_ms, sa.bytes, a <= 3 ? "true" : "false", b >= 3e6 ? "true" : "false",
                    sp.ratio <= 2 ? "true" : "false", sa.ratio <= 2 ? "true" : "false");
@@ -904,9 +1170,13 @@ int bench_recovery(int argc, char **argv)
             printf("  %-54s %12.3f s %12.1f s  %s\n",
                    "(a) start -> ready, from a checkpoint at the end", a, 3.0, a <= 3 ? "yes" : "NO");
             printf("  %-54s %14.0f\n", "    events replayed after the checkpoint", replayed);
+            printf("  %-54s %12.3f s   (weir takes %.1fx that)\n",
+                   "    floor: read its files from the device (O_DIRECT)", fa, a / fa);
             printf("  %-54s %9.0f ev/s %9.0f ev/s  %s\n", "(b) full replay, no checkpoint", b, 3e6,
                    b >= 3e6 ? "yes" : "NO");
             printf("  %-54s %12.3f s\n", "    start -> ready", bready);
+            printf("  %-54s %9.0f ev/s   (weir %.2fx that)\n", "    floor: read the log, count per key", fb,
+                   b / fb);
             printf("  %-54s %11.2f ms\n", "(c) /v1/score p99 without a checkpoint", sp.p99_base);
             printf("  %-54s %11.2f ms\n", "    p99 during a periodic checkpoint", sp.p99_ck);
             printf("  %-54s %13.2fx %13.1fx  %s\n", "    ratio (median of the rounds' ratios)", sp.ratio,
@@ -937,6 +1207,8 @@ out:
     weir_free(eps_full);
     weir_free(ready_ck);
     weir_free(replayed_ck);
+    weir_free(eps_floor);
+    weir_free(ready_floor);
     weir_free(admin);
     weir_free(periodic);
     if (!o.keep && !o.dir) {
