@@ -1013,7 +1013,7 @@ int bench_recovery(int argc, char **argv)
     double *ready_full = weir_calloc(o.runs, sizeof(double)), *eps_full = weir_calloc(o.runs, sizeof(double));
     double *ready_ck = weir_calloc(o.runs, sizeof(double)), *replayed_ck = weir_calloc(o.runs, sizeof(double));
     double *eps_floor = weir_calloc(o.runs, sizeof(double)), *ready_floor = weir_calloc(o.runs, sizeof(double));
-    uint64_t ckpt_id = 0, full_replayed = 0;
+    uint64_t ckpt_id = 0, full_replayed = 0, floor_events = 0, floor_keys = 0;
     ckpt_round_t *admin = weir_calloc(o.rounds, sizeof *admin), *periodic = weir_calloc(o.rounds, sizeof *periodic);
     double first_s = 0;
     int clients_on = 0;
@@ -1036,6 +1036,8 @@ int bench_recovery(int argc, char **argv)
         double fs = replay_floor(data, &fev, &fkeys);
         if (fs <= 0) goto out;
         eps_floor[r] = (double)fev / fs;
+        floor_events = fev;
+        floor_keys = fkeys;
         progress("  (b) floor %u: read the log, count per key: %.2f s, %" PRIu64 " events, %" PRIu64
                  " keys, %.0f events/s",
                  r + 1, fs, fev, fkeys, eps_floor[r]);
@@ -1144,11 +1146,11 @@ int bench_recovery(int argc, char **argv)
             printf("{\"benchmark\":\"recovery\",\"events\":%" PRIu64 ",\"keys\":%" PRIu64
                    ",\"partitions\":%u,\"log_bytes\":%" PRIu64 ",\"runs\":%u,\"rounds\":%u,\"rate\":%.0f,\"conns\":%u,"
                    "\"first_start_s\":%.3f,"
-                   "\"ready_from_checkpoint_s\":%.3f,\"replayed_after_checkpoint\":%.0f,"
+                   "\"ready_from_checkpoint_s\":%.6f,\"replayed_after_checkpoint\":%.0f,"
                    "\"full_replay_ready_s\":%.3f,\"full_replay_events\":%" PRIu64
                    ",\"full_replay_events_per_s\":%.0f,"
-                   "\"floors\":{\"ready_s\":%.3f,\"ready_ratio\":%.2f,\"replay_events_per_s\":%.0f,"
-                   "\"replay_ratio\":%.3f},"
+                   "\"floors\":{\"ready_s\":%.6f,\"ready_ratio\":%.3f,\"replay_events_per_s\":%.0f,"
+                   "\"replay_ratio\":%.3f,\"replay_events\":%" PRIu64 ",\"replay_keys\":%" PRIu64 "},"
                    "\"periodic\":{\"interval_ms\":%.0f,\"p99_without_checkpoint_ms\":%.3f,"
                    "\"p99_during_checkpoint_ms\":%.3f,\"p99_ratio\":%.3f,\"checkpoint_ms\":%.1f,"
                    "\"checkpoint_pause_ms\":%.2f,\"checkpoint_bytes\":%" PRIu64 "},"
@@ -1158,7 +1160,7 @@ int bench_recovery(int argc, char **argv)
                    "\"targets\":{\"ready_s\":3,\"replay_events_per_s\":3000000,\"p99_ratio\":2},"
                    "\"met\":{\"ready\":%s,\"replay\":%s,\"p99_periodic\":%s,\"p99_admin\":%s}}\n",
                    o.events, o.keys, nparts, br.bytes, o.runs, o.rounds, o.rate, o.conns, first_s, a, replayed,
-                   bready, full_replayed, b, fa, a / fa, fb, b / fb, interval_s * 1e3, sp.p99_base, sp.p99_ck, sp.ratio,
+                   bready, full_replayed, b, fa, a / fa, fb, b / fb, floor_events, floor_keys, interval_s * 1e3, sp.p99_base, sp.p99_ck, sp.ratio,
                    sp.ck_ms, sp.pause_ms, sp.bytes, sa.p99_base, sa.p99_ck, sa.ratio, sa.ck_ms,
                    sa.pause_ms, sa.bytes, a <= 3 ? "true" : "false", b >= 3e6 ? "true" : "false",
                    sp.ratio <= 2 ? "true" : "false", sa.ratio <= 2 ? "true" : "false");
