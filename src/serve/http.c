@@ -70,7 +70,7 @@ struct http {
     void *ctx;
     metrics_t *m;
     struct MHD_Daemon *d;
-    MHD_socket quiesced_fd;
+    atomic_int draining; /* http_quiesce: new requests are refused */
     uint16_t port;
     /* watchdog */
     pthread_t watchdog;
@@ -146,6 +146,7 @@ static enum MHD_Result send_resp(req_t *r, http_resp_t *resp)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_RETRY_AFTER, s);
     }
     if (resp->allow) MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, resp->allow);
+    if (resp->close) MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
     if (resp->status == 401)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)resp->status, mr);
@@ -234,6 +235,12 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
 {
     int64_t n = atomic_fetch_add_explicit(&h->m->inflight, 1, memory_order_relaxed) + 1;
     r->counted = 1;
+    if (atomic_load_explicit(&h->draining, memory_order_relaxed)) {
+        http_resp_t resp = {.route = r->route, .retry_after = 1, .close = 1};
+        http_error(&resp, 503, "shutting_down", "the server is shutting down; retry elsewhere or shortly");
+        r->answered = 1;
+        return send_resp(r, &resp);
+    }
     if (n > (int64_t)h->cfg.max_inflight)
         return refuse(r, 503, 1, "overloaded", "too many requests in flight; retry shortly");
     header_tally_t t = {0, 0};
@@ -450,7 +457,6 @@ int http_start(const http_config_t *cfg, http_handler_cb cb, http_route_cb route
     h->route = route;
     h->ctx = ctx;
     h->m = m;
-    h->quiesced_fd = MHD_INVALID_SOCKET;
     h->receiving.next = h->receiving.prev = &h->receiving;
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);
@@ -499,9 +505,17 @@ uint16_t http_port(const http_t *h)
     return h->port;
 }
 
+/* WHY NOT MHD_quiesce_daemon. It takes the listening socket out of each
+ * pool worker's epoll set from this thread while the worker, seeing the
+ * same unguarded flag, may take it out first; whichever comes second gets
+ * ENOENT, and libmicrohttpd 0.9.75 answers that with MHD_PANIC: an abort
+ * ("Failed to remove listen FD from epoll set") in about one shutdown in a
+ * few hundred, when a connection ended just before the signal. So the
+ * daemon keeps listening until http_stop, and what arrives meanwhile is
+ * refused (on_headers) with the connection closed after the answer. */
 void http_quiesce(http_t *h)
 {
-    if (h->quiesced_fd == MHD_INVALID_SOCKET) h->quiesced_fd = MHD_quiesce_daemon(h->d);
+    atomic_store(&h->draining, 1);
 }
 
 int64_t http_drain(http_t *h, int timeout_ms)
@@ -521,7 +535,6 @@ void http_stop(http_t *h)
      * deferred answers (a checkpoint being written) are waited for. */
     for (int i = 0; i < 6000 && atomic_load(&h->ndeferred) > 0; i++) usleep(10000);
     MHD_stop_daemon(h->d);
-    if (h->quiesced_fd != MHD_INVALID_SOCKET) close(h->quiesced_fd);
     pthread_mutex_lock(&h->lock);
     h->stopping = 1;
     pthread_cond_signal(&h->wake);
