@@ -531,9 +531,16 @@ int64_t http_drain(http_t *h, int timeout_ms)
 void http_stop(http_t *h)
 {
     if (!h) return;
-    /* A suspended connection must be resumed before the daemon stops:
-     * deferred answers (a checkpoint being written) are waited for. */
-    for (int i = 0; i < 6000 && atomic_load(&h->ndeferred) > 0; i++) usleep(10000);
+    /* A suspended connection must be resumed before the daemon stops
+     * (libmicrohttpd aborts otherwise): deferred answers (a checkpoint being
+     * written, which ends in a commit or an error) are waited for, however
+     * long; a disk that slow would hold the shutdown's own fsyncs too. */
+    for (unsigned i = 1; atomic_load(&h->ndeferred) > 0; i++) {
+        usleep(10000);
+        if (i % 1000 == 0)
+            fprintf(stderr, "weir run: stopping: waiting for %d deferred answers (a checkpoint being written)\n",
+                    atomic_load(&h->ndeferred));
+    }
     MHD_stop_daemon(h->d);
     pthread_mutex_lock(&h->lock);
     h->stopping = 1;
