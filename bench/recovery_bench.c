@@ -82,14 +82,14 @@
 #include "bench.h"
 #include "log/log.h"
 
-#define PREFIX      "weir bench recovery"
-#define SOURCE      "transactions"
-#define T0_MS       1767225600000LL /* 2026-01-01 */
-#define SPAN_MS     (7LL * 86400000)
-#define BASELINE_S  3.0 /* no-checkpoint window before each checkpoint */
-#define TAIL_S      1.0 /* load after the last checkpoint: replayed by (a) */
-#define SETTLE_S    5.0 /* load before the first admin round and periodic baseline (see (c)) */
-#define BATCH       512 /* records per log_append while building */
+#define PREFIX     "weir bench recovery"
+#define SOURCE     "transactions"
+#define T0_MS      1767225600000LL /* 2026-01-01 */
+#define SPAN_MS    (7LL * 86400000)
+#define BASELINE_S 3.0 /* no-checkpoint window before each checkpoint */
+#define TAIL_S     1.0 /* load after the last checkpoint: replayed by (a) */
+#define SETTLE_S   5.0 /* load before the first admin round and periodic baseline (see (c)) */
+#define BATCH      512 /* records per log_append while building */
 
 static const char *const countries[] = {"US", "GB", "DE", "FR", "ES", "IT", "NL", "SE"};
 
@@ -173,7 +173,8 @@ static int write_spec(const char *dir, const char *name, const char *interval, c
 {
     const char *src = __FILE__, *slash = strrchr(src, '/');
     char ex[PATH_MAX];
-    snprintf(ex, sizeof ex, "%.*s/../examples/fraud", slash ? (int)(slash - src) : 1, slash ? src : ".");
+    snprintf(ex, sizeof ex, "%.*s/../examples/fraud", slash ? (int)(slash - src) : 1,
+             slash ? src : ".");
     char yaml[PATH_MAX + 16], model[PATH_MAX + 32];
     snprintf(yaml, sizeof yaml, "%s/fraud.yaml", ex);
     snprintf(model, sizeof model, "%s/fraud.model.json", ex);
@@ -266,7 +267,9 @@ static int build_log(const opts_t *o, const char *data, uint32_t nparts, build_r
             if (r->n == 0 || (r->n < BATCH && i + 1 < o->events)) continue;
             for (size_t k = 0; k < r->n; k++) {
                 size_t ks = k ? r->ends[k - 1] : 0;
-                r->recs[k] = (log_rec_t){0, now, LOG_REC_EVENT,
+                r->recs[k] = (log_rec_t){0,
+                                         now,
+                                         LOG_REC_EVENT,
                                          {r->vals.data + ks, r->kends[k] - ks},
                                          {r->vals.data + r->kends[k], r->ends[k] - r->kends[k]}};
             }
@@ -305,7 +308,8 @@ static void floor_run(void *(*fn)(void *), void *arg)
     for (; started < nt; started++)
         if (pthread_create(&th[started], NULL, fn, arg) != 0) break;
     if (started == 0) fn(arg);
-    for (long i = 0; i < started; i++) pthread_join(th[i], NULL);
+    for (long i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
     weir_free(th);
 }
 
@@ -333,7 +337,8 @@ static void count_grow(count_table_t *t)
     for (size_t i = 0; i < t->cap; i++) {
         if (!t->slots[i].count) continue;
         size_t j = t->slots[i].hash & (ncap - 1);
-        while (ns[j].count) j = (j + 1) & (ncap - 1);
+        while (ns[j].count)
+            j = (j + 1) & (ncap - 1);
         ns[j] = t->slots[i];
     }
     weir_free(t->slots);
@@ -441,8 +446,11 @@ typedef struct ckpt_files {
 static int ckpt_files(const char *data, uint64_t id, ckpt_files_t *out)
 {
     char dir[PATH_MAX];
-    if (snprintf(dir, sizeof dir, "%s/checkpoints/%020" PRIu64, data, id) >= (int)sizeof dir) return -1;
     memset(out, 0, sizeof *out);
+    if (snprintf(dir, sizeof dir, "%s/checkpoints/%020" PRIu64, data, id) >= (int)sizeof dir) {
+        fprintf(stderr, PREFIX ": %s: path too long\n", data);
+        return -1;
+    }
     DIR *d = opendir(dir);
     if (!d) {
         fprintf(stderr, PREFIX ": %s: %s\n", dir, strerror(errno));
@@ -477,6 +485,7 @@ typedef struct read_floor {
     atomic_size_t next;
     atomic_uint_fast64_t bytes;
     atomic_int failed;
+    atomic_int cached; /* files the filesystem would not open with O_DIRECT */
 } read_floor_t;
 
 #define FLOOR_READ (1u << 20)
@@ -484,38 +493,40 @@ typedef struct read_floor {
 static void *read_floor_main(void *arg)
 {
     read_floor_t *f = arg;
-    void *buf = NULL;
-    if (posix_memalign(&buf, 4096, FLOOR_READ) != 0) {
-        atomic_store(&f->failed, 1);
-        return NULL;
-    }
+    void *buf = weir_aligned_alloc(4096, FLOOR_READ);
     for (size_t i; (i = atomic_fetch_add(&f->next, 1)) < f->files->n;) {
         int fd = open(f->files->paths[i], O_RDONLY | O_CLOEXEC | O_DIRECT);
-        if (fd < 0 && errno == EINVAL) fd = open(f->files->paths[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == EINVAL) { /* tmpfs: no device to read from */
+            atomic_fetch_add(&f->cached, 1);
+            fd = open(f->files->paths[i], O_RDONLY | O_CLOEXEC);
+        }
         if (fd < 0) {
             atomic_store(&f->failed, 1);
             continue;
         }
         ssize_t n;
         uint64_t got = 0;
-        while ((n = read(fd, buf, FLOOR_READ)) > 0) got += (uint64_t)n;
+        while ((n = read(fd, buf, FLOOR_READ)) > 0)
+            got += (uint64_t)n;
         if (n < 0) atomic_store(&f->failed, 1);
         atomic_fetch_add(&f->bytes, got);
         close(fd);
     }
-    free(buf);
+    weir_free(buf);
     return NULL;
 }
 
 /* Seconds to read every file of the checkpoint from the device (O_DIRECT,
- * 1 MiB reads, a file per thread of floor_run), or -1. */
-static double restore_floor(const ckpt_files_t *files, uint64_t *bytes)
+ * 1 MiB reads, a file per thread of floor_run), or -1. *direct: 0 if the
+ * filesystem refused O_DIRECT (then the figure is the page cache's). */
+static double restore_floor(const ckpt_files_t *files, uint64_t *bytes, int *direct)
 {
     read_floor_t f = {.files = files};
     uint64_t t0 = weir_mono_ns();
     floor_run(read_floor_main, &f);
     double s = secs_since(t0);
     *bytes = atomic_load(&f.bytes);
+    *direct = atomic_load(&f.cached) == 0;
     return atomic_load(&f.failed) ? -1 : s;
 }
 
@@ -668,7 +679,8 @@ static int server_start(const char *weir, const char *spec, const char *data, co
     weir_free(text);
     text = read_file(s->errf);
     r = text ? strstr(text, "recovery: checkpoint ") : NULL;
-    if (r && strstr(r, ": replaying")) s->ckpt_used = strtoull(r + strlen("recovery: checkpoint "), NULL, 10);
+    if (r && strstr(r, ": replaying"))
+        s->ckpt_used = strtoull(r + strlen("recovery: checkpoint "), NULL, 10);
     weir_free(text);
     return 0;
 }
@@ -718,8 +730,9 @@ static void *client_main(void *arg)
         uint64_t h = c->seed ^ (k * 0x9e3779b97f4a7c15ull);
         h ^= h >> 29;
         event_json(&body, (h * 0xbf58476d1ce4e5b9ull >> 11) % c->keys, ts);
-        int st = fd < 0 ? -1
-                        : http_roundtrip(fd, "POST", "/v1/score/" SOURCE, body.data, body.len, &resp);
+        int st = fd < 0
+                     ? -1
+                     : http_roundtrip(fd, "POST", "/v1/score/" SOURCE, body.data, body.len, &resp);
         if (st != 200) {
             c->errors++;
             if (st < 0) {
@@ -772,7 +785,13 @@ typedef struct ckpt_round {
 /* The rounds' latency figures, once the clients have stopped. */
 static void rounds_latency(client_t *cs, unsigned conns, ckpt_round_t *rounds, unsigned n)
 {
-    if (getenv("EXP_DUMP")) { FILE *f = fopen(getenv("EXP_DUMP"), "a"); for (unsigned c = 0; c < conns; c++) for (size_t i = 0; i < cs[c].n; i++) fprintf(f, "S %lu %lu\n", cs[c].samples[i].sched_ns, cs[c].samples[i].lat_ns); fclose(f); }
+    if (getenv("EXP_DUMP")) {
+        FILE *f = fopen(getenv("EXP_DUMP"), "a");
+        for (unsigned c = 0; c < conns; c++)
+            for (size_t i = 0; i < cs[c].n; i++)
+                fprintf(f, "S %lu %lu\n", cs[c].samples[i].sched_ns, cs[c].samples[i].lat_ns);
+        fclose(f);
+    }
     for (unsigned i = 0; i < n; i++) {
         ckpt_round_t *r = &rounds[i];
         r->base_p50 = window_quantile(cs, conns, r->base_from, r->base_to, 0.5, NULL);
@@ -807,8 +826,10 @@ static int take_checkpoint(uint16_t port, ckpt_round_t *r, uint64_t *t_from, uin
         return -1;
     }
     const cJSON *x;
-    if ((x = cJSON_GetObjectItem(j, "checkpoint")) && cJSON_IsNumber(x)) r->id = (uint64_t)x->valuedouble;
-    if ((x = cJSON_GetObjectItem(j, "bytes")) && cJSON_IsNumber(x)) r->bytes = (uint64_t)x->valuedouble;
+    if ((x = cJSON_GetObjectItem(j, "checkpoint")) && cJSON_IsNumber(x))
+        r->id = (uint64_t)x->valuedouble;
+    if ((x = cJSON_GetObjectItem(j, "bytes")) && cJSON_IsNumber(x))
+        r->bytes = (uint64_t)x->valuedouble;
     if ((x = cJSON_GetObjectItem(j, "ms")) && cJSON_IsNumber(x)) r->ck_ms = x->valuedouble;
     if ((x = cJSON_GetObjectItem(j, "pause_ms")) && cJSON_IsNumber(x)) r->pause_ms = x->valuedouble;
     cJSON_Delete(j);
@@ -873,8 +894,8 @@ static double metric_value(uint16_t port, const char *name)
  * each seen as weir_checkpoint_last_id going up (asked every POLL_S: a
  * light probe, the same in and out of checkpoints), and takes its window
  * as [seen - weir_checkpoint_last_seconds, seen] — the freeze, the
- * writing and the pruning of older ones, plus up to POLL_S after — and the gap before it (0.5 s after the previous one ..
- * 0.1 s before) as its baseline. */
+ * writing and the pruning of older ones, plus up to POLL_S after — and the gap before it (0.5 s
+ * after the previous one .. 0.1 s before) as its baseline. */
 #define POLL_S 0.010
 static int periodic_rounds(uint16_t port, unsigned want, double timeout_s, ckpt_round_t *rounds)
 {
@@ -909,8 +930,8 @@ static int periodic_rounds(uint16_t port, unsigned want, double timeout_s, ckpt_
         if (r->base_to > r->base_from + 1000000000ull) got++;
     }
     if (got < want) {
-        fprintf(stderr, PREFIX ": saw %u periodic checkpoints in %.0f s, wanted %u\n", got, timeout_s,
-                want);
+        fprintf(stderr, PREFIX ": saw %u periodic checkpoints in %.0f s, wanted %u\n", got,
+                timeout_s, want);
         return -1;
     }
     return 0;
@@ -927,7 +948,8 @@ static summary_t summarize(const ckpt_round_t *rounds, unsigned n)
     double *v = weir_malloc(n * sizeof *v);
 #define MED(field, expr)                                                                           \
     do {                                                                                           \
-        for (unsigned r = 0; r < n; r++) v[r] = (expr);                                            \
+        for (unsigned r = 0; r < n; r++)                                                           \
+            v[r] = (expr);                                                                         \
         m.field = median_of(v, n);                                                                 \
     } while (0)
     MED(p99_base, rounds[r].base_p99);
@@ -946,18 +968,28 @@ static int parse_opts(int argc, char **argv, opts_t *o)
     *o = (opts_t){.events = 10000000, .keys = 1000000, .runs = 3, .conns = 4, .rate = 2000};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) o->json = 1;
-        else if (!strcmp(a, "--keep")) o->keep = 1;
-        else if (!strcmp(a, "--events") && v) o->events = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--keys") && v) o->keys = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--runs") && v) o->runs = (unsigned)strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--rounds") && v) o->rounds = (unsigned)strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--conns") && v) o->conns = (unsigned)strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--rate") && v) o->rate = strtod(argv[++i], NULL);
-        else if (!strcmp(a, "--dir") && v) o->dir = argv[++i];
+        if (!strcmp(a, "--json"))
+            o->json = 1;
+        else if (!strcmp(a, "--keep"))
+            o->keep = 1;
+        else if (!strcmp(a, "--events") && v)
+            o->events = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--keys") && v)
+            o->keys = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--runs") && v)
+            o->runs = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--rounds") && v)
+            o->rounds = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--conns") && v)
+            o->conns = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--rate") && v)
+            o->rate = strtod(argv[++i], NULL);
+        else if (!strcmp(a, "--dir") && v)
+            o->dir = argv[++i];
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: weir bench recovery [--json] [--events N] [--keys K] [--runs R]\n"
-                   "                           [--rounds N] [--rate REQ_PER_S] [--conns C] [--dir DIR] [--keep]\n"
+                   "                           [--rounds N] [--rate REQ_PER_S] [--conns C] [--dir "
+                   "DIR] [--keep]\n"
                    "Recovery time from a checkpoint, full-replay events/s, and /v1/score p99\n"
                    "during a checkpoint beside p99 without one (see bench/recovery_bench.c).\n");
             return 1;
@@ -989,8 +1021,7 @@ int bench_recovery(int argc, char **argv)
     *strrchr(self, '/') = '\0';
     snprintf(weir, sizeof weir, "%s/weir", self);
 
-    char dir[PATH_MAX], data[PATH_MAX + 8], spec[PATH_MAX + 32],
-        pspec[PATH_MAX + 32];
+    char dir[PATH_MAX], data[PATH_MAX + 8], spec[PATH_MAX + 32], pspec[PATH_MAX + 32];
     if (o.dir) {
         snprintf(dir, sizeof dir, "%s", o.dir);
         if (mkdir(dir, 0755) != 0 && errno != EEXIST)
@@ -1010,11 +1041,17 @@ int bench_recovery(int argc, char **argv)
     int rc = 1, nrun = 0;
     server_t s = {0};
     client_t *cs = weir_calloc(o.conns, sizeof *cs);
-    double *ready_full = weir_calloc(o.runs, sizeof(double)), *eps_full = weir_calloc(o.runs, sizeof(double));
-    double *ready_ck = weir_calloc(o.runs, sizeof(double)), *replayed_ck = weir_calloc(o.runs, sizeof(double));
-    double *eps_floor = weir_calloc(o.runs, sizeof(double)), *ready_floor = weir_calloc(o.runs, sizeof(double));
+    double *ready_full = weir_calloc(o.runs, sizeof(double)),
+           *eps_full = weir_calloc(o.runs, sizeof(double));
+    double *ready_ck = weir_calloc(o.runs, sizeof(double)),
+           *replayed_ck = weir_calloc(o.runs, sizeof(double));
+    double *eps_floor = weir_calloc(o.runs, sizeof(double)),
+           *ready_floor = weir_calloc(o.runs, sizeof(double));
     uint64_t ckpt_id = 0, full_replayed = 0, floor_events = 0, floor_keys = 0;
-    ckpt_round_t *admin = weir_calloc(o.rounds, sizeof *admin), *periodic = weir_calloc(o.rounds, sizeof *periodic);
+    ckpt_files_t cf = {0};
+    int floor_direct = 1;
+    ckpt_round_t *admin = weir_calloc(o.rounds, sizeof *admin),
+                 *periodic = weir_calloc(o.rounds, sizeof *periodic);
     double first_s = 0;
     int clients_on = 0;
 
@@ -1034,7 +1071,7 @@ int bench_recovery(int argc, char **argv)
     for (unsigned r = 0; r < o.runs; r++) {
         uint64_t fev = 0, fkeys = 0;
         double fs = replay_floor(data, &fev, &fkeys);
-        if (fs <= 0) goto out;
+        if (fs <= 0 || fev == 0) goto out;
         eps_floor[r] = (double)fev / fs;
         floor_events = fev;
         floor_keys = fkeys;
@@ -1084,35 +1121,31 @@ int bench_recovery(int argc, char **argv)
 
     /* (a) ready after a crash, from the checkpoint near the end; each run
      * after its floor, with the checkpoint's files out of the page cache */
-    ckpt_files_t cf;
     if (ckpt_files(data, ckpt_id, &cf) != 0) goto out;
     for (unsigned r = 0; r < o.runs; r++) {
         uint64_t fbytes = 0;
         ckpt_evict(&cf);
-        ready_floor[r] = restore_floor(&cf, &fbytes);
-        if (ready_floor[r] <= 0) {
-            weir_free(cf.paths);
-            goto out;
-        }
-        progress("  (a) floor %u: read the checkpoint's %.2f GB from the device: %.3f s", r + 1,
-                 (double)fbytes / 1e9, ready_floor[r]);
+        ready_floor[r] = restore_floor(&cf, &fbytes, &floor_direct);
+        if (ready_floor[r] <= 0) goto out;
+        progress("  (a) floor %u: read the checkpoint's %.2f GB %s: %.3f s", r + 1,
+                 (double)fbytes / 1e9,
+                 floor_direct ? "from the device" : "(no O_DIRECT here: from the page cache)",
+                 ready_floor[r]);
         ckpt_evict(&cf);
-        if (server_start(weir, spec, data, dir, nrun++, &s) != 0) {
-            weir_free(cf.paths);
-            goto out;
-        }
+        if (server_start(weir, spec, data, dir, nrun++, &s) != 0) goto out;
         if (s.ckpt_used != ckpt_id) {
-            fprintf(stderr, PREFIX ": recovered from checkpoint %" PRIu64 ", expected %" PRIu64 "\n",
+            fprintf(stderr,
+                    PREFIX ": recovered from checkpoint %" PRIu64 ", expected %" PRIu64 "\n",
                     s.ckpt_used, ckpt_id);
             goto out;
         }
         ready_ck[r] = s.ready_s;
         replayed_ck[r] = (double)s.replayed;
-        progress("  (a) recovery %u: ready in %.3f s, %" PRIu64 " events replayed after checkpoint %" PRIu64,
+        progress("  (a) recovery %u: ready in %.3f s, %" PRIu64
+                 " events replayed after checkpoint %" PRIu64,
                  r + 1, s.ready_s, s.replayed, s.ckpt_used);
         server_kill(&s);
     }
-    weir_free(cf.paths);
 
     /* (c) again with the spec's periodic checkpoints (no HTTP request
      * involved), every 3x the time one takes (at least 3 s) so that each
@@ -1144,13 +1177,15 @@ int bench_recovery(int argc, char **argv)
         summary_t sp = summarize(periodic, o.rounds);
         if (o.json) {
             printf("{\"benchmark\":\"recovery\",\"events\":%" PRIu64 ",\"keys\":%" PRIu64
-                   ",\"partitions\":%u,\"log_bytes\":%" PRIu64 ",\"runs\":%u,\"rounds\":%u,\"rate\":%.0f,\"conns\":%u,"
+                   ",\"partitions\":%u,\"log_bytes\":%" PRIu64
+                   ",\"runs\":%u,\"rounds\":%u,\"rate\":%.0f,\"conns\":%u,"
                    "\"first_start_s\":%.3f,"
                    "\"ready_from_checkpoint_s\":%.6f,\"replayed_after_checkpoint\":%.0f,"
                    "\"full_replay_ready_s\":%.3f,\"full_replay_events\":%" PRIu64
                    ",\"full_replay_events_per_s\":%.0f,"
                    "\"floors\":{\"ready_s\":%.6f,\"ready_ratio\":%.3f,\"replay_events_per_s\":%.0f,"
-                   "\"replay_ratio\":%.3f,\"replay_events\":%" PRIu64 ",\"replay_keys\":%" PRIu64 "},"
+                   "\"replay_ratio\":%.3f,\"replay_events\":%" PRIu64 ",\"replay_keys\":%" PRIu64
+                   ",\"ready_direct_io\":%s},"
                    "\"periodic\":{\"interval_ms\":%.0f,\"p99_without_checkpoint_ms\":%.3f,"
                    "\"p99_during_checkpoint_ms\":%.3f,\"p99_ratio\":%.3f,\"checkpoint_ms\":%.1f,"
                    "\"checkpoint_pause_ms\":%.2f,\"checkpoint_bytes\":%" PRIu64 "},"
@@ -1159,32 +1194,39 @@ int bench_recovery(int argc, char **argv)
                    "\"checkpoint_pause_ms\":%.2f,\"checkpoint_bytes\":%" PRIu64 "},"
                    "\"targets\":{\"ready_s\":3,\"replay_events_per_s\":3000000,\"p99_ratio\":2},"
                    "\"met\":{\"ready\":%s,\"replay\":%s,\"p99_periodic\":%s,\"p99_admin\":%s}}\n",
-                   o.events, o.keys, nparts, br.bytes, o.runs, o.rounds, o.rate, o.conns, first_s, a, replayed,
-                   bready, full_replayed, b, fa, a / fa, fb, b / fb, floor_events, floor_keys, interval_s * 1e3, sp.p99_base, sp.p99_ck, sp.ratio,
-                   sp.ck_ms, sp.pause_ms, sp.bytes, sa.p99_base, sa.p99_ck, sa.ratio, sa.ck_ms,
-                   sa.pause_ms, sa.bytes, a <= 3 ? "true" : "false", b >= 3e6 ? "true" : "false",
-                   sp.ratio <= 2 ? "true" : "false", sa.ratio <= 2 ? "true" : "false");
+                   o.events, o.keys, nparts, br.bytes, o.runs, o.rounds, o.rate, o.conns, first_s,
+                   a, replayed, bready, full_replayed, b, fa, a / fa, fb, b / fb, floor_events,
+                   floor_keys, floor_direct ? "true" : "false", interval_s * 1e3, sp.p99_base,
+                   sp.p99_ck, sp.ratio, sp.ck_ms, sp.pause_ms, sp.bytes, sa.p99_base, sa.p99_ck,
+                   sa.ratio, sa.ck_ms, sa.pause_ms, sa.bytes, a <= 3 ? "true" : "false",
+                   b >= 3e6 ? "true" : "false", sp.ratio <= 2 ? "true" : "false",
+                   sa.ratio <= 2 ? "true" : "false");
         } else {
-            printf("\nweir bench recovery — examples/fraud, %" PRIu64 " events (%.2f GB log) over %"
-                   PRIu64 " keys, %u partitions; medians of %u runs\n\n",
+            printf("\nweir bench recovery — examples/fraud, %" PRIu64
+                   " events (%.2f GB log) over %" PRIu64
+                   " keys, %u partitions; medians of %u runs\n\n",
                    o.events, (double)br.bytes / 1e9, o.keys, nparts, o.runs);
             printf("  %-54s %14s %14s  %s\n", "", "weir", "target", "met");
             printf("  %-54s %12.3f s %12.1f s  %s\n",
-                   "(a) start -> ready, from a checkpoint at the end", a, 3.0, a <= 3 ? "yes" : "NO");
+                   "(a) start -> ready, from a checkpoint at the end", a, 3.0,
+                   a <= 3 ? "yes" : "NO");
             printf("  %-54s %14.0f\n", "    events replayed after the checkpoint", replayed);
             printf("  %-54s %12.3f s   (weir takes %.1fx that)\n",
-                   "    floor: read its files from the device (O_DIRECT)", fa, a / fa);
+                   floor_direct ? "    floor: read its files from the device (O_DIRECT)"
+                                : "    floor: read its files (page cache: no O_DIRECT here)",
+                   fa, a / fa);
             printf("  %-54s %9.0f ev/s %9.0f ev/s  %s\n", "(b) full replay, no checkpoint", b, 3e6,
                    b >= 3e6 ? "yes" : "NO");
             printf("  %-54s %12.3f s\n", "    start -> ready", bready);
-            printf("  %-54s %9.0f ev/s   (weir %.2fx that)\n", "    floor: read the log, count per key", fb,
-                   b / fb);
+            printf("  %-54s %9.0f ev/s   (weir %.2fx that)\n",
+                   "    floor: read the log, count per key", fb, b / fb);
             printf("  %-54s %11.2f ms\n", "(c) /v1/score p99 without a checkpoint", sp.p99_base);
             printf("  %-54s %11.2f ms\n", "    p99 during a periodic checkpoint", sp.p99_ck);
-            printf("  %-54s %13.2fx %13.1fx  %s\n", "    ratio (median of the rounds' ratios)", sp.ratio,
-                   2.0, sp.ratio <= 2 ? "yes" : "NO");
+            printf("  %-54s %13.2fx %13.1fx  %s\n", "    ratio (median of the rounds' ratios)",
+                   sp.ratio, 2.0, sp.ratio <= 2 ? "yes" : "NO");
             printf("  %-54s %11.0f ms   (pause %.2f ms, %.2f GB, every %.1f s)\n",
-                   "    checkpoint duration", sp.ck_ms, sp.pause_ms, (double)sp.bytes / 1e9, interval_s);
+                   "    checkpoint duration", sp.ck_ms, sp.pause_ms, (double)sp.bytes / 1e9,
+                   interval_s);
             printf("  %-54s %11.2f ms\n", "(c') p99 without, same server as (b)", sa.p99_base);
             printf("  %-54s %11.2f ms\n", "     p99 during POST /v1/admin/checkpoint", sa.p99_ck);
             printf("  %-54s %13.2fx %13.1fx  %s\n", "     ratio", sa.ratio, 2.0,
@@ -1192,10 +1234,11 @@ int bench_recovery(int argc, char **argv)
             printf("  %-54s %11.0f ms   (pause %.2f ms)\n", "     checkpoint duration", sa.ck_ms,
                    sa.pause_ms);
             printf("  %-54s %12.1f s\n", "first start (replay + decide every event)", first_s);
-            printf("\n  load during (c): %.0f POST /v1/score per s over %u connections, latency from\n"
-                   "  each request's scheduled send time; weir, the client and the checkpoint\n"
-                   "  writer share this machine's %ld cores.\n",
-                   o.rate, o.conns, sysconf(_SC_NPROCESSORS_ONLN));
+            printf(
+                "\n  load during (c): %.0f POST /v1/score per s over %u connections, latency from\n"
+                "  each request's scheduled send time; weir, the client and the checkpoint\n"
+                "  writer share this machine's %ld cores.\n",
+                o.rate, o.conns, sysconf(_SC_NPROCESSORS_ONLN));
         }
     }
 
@@ -1211,6 +1254,7 @@ out:
     weir_free(replayed_ck);
     weir_free(eps_floor);
     weir_free(ready_floor);
+    weir_free(cf.paths);
     weir_free(admin);
     weir_free(periodic);
     if (!o.keep && !o.dir) {

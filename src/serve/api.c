@@ -522,8 +522,13 @@ static void handle_reload(api_t *a, const http_req_t *req, http_resp_t *resp)
          * (409); a model file that does not load, or our failure (500). The
          * running spec and model stay in every case. */
         int none = !changed && rc == WEIR_ENOENT;
-        http_error(resp, changed ? 422 : none ? 409 : 500,
-                   changed ? "bad_spec" : none ? "no_model" : "reload_failed",
+        http_error(resp,
+                   changed ? 422
+                   : none  ? 409
+                           : 500,
+                   changed ? "bad_spec"
+                   : none  ? "no_model"
+                           : "reload_failed",
                    "%s (the running spec and model %" PRIu64 " stay live)", err, v);
         return;
     }
@@ -563,14 +568,20 @@ static void handle_checkpoint(api_t *a, const http_req_t *req, http_resp_t *resp
         http_error(resp, 503, "not_ready", "the log is being replayed");
         return;
     }
+    http_deferred_t *d = http_defer(req);
+    if (!d) {
+        http_error(resp, 503, "shutting_down", "the server is shutting down");
+        return;
+    }
     ckpt_job_t *j = weir_malloc(sizeof *j);
     j->a = a;
-    j->d = http_defer(req);
+    j->d = d;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_t t;
-    if (pthread_create(&t, &attr, checkpoint_main, j) != 0) checkpoint_main(j); /* no thread: here */
+    if (pthread_create(&t, &attr, checkpoint_main, j) != 0)
+        checkpoint_main(j); /* no thread: here */
     pthread_attr_destroy(&attr);
 }
 

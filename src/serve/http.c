@@ -55,9 +55,9 @@ typedef struct req {
     int answered;   /* a response is queued */
     int route;
     int fd;
-    int deferred;              /* http_defer took it: the connection is suspended */
-    _Atomic int finished;      /* http_finish filled dresp */
-    http_resp_t dresp;         /* the deferred answer */
+    int deferred;            /* http_defer took it: the connection is suspended */
+    _Atomic int finished;    /* http_finish filled dresp */
+    http_resp_t dresp;       /* the deferred answer */
     struct req *prev, *next; /* h->receiving, under h->lock */
 } req_t;
 
@@ -77,8 +77,9 @@ struct http {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     int stopping;
-    req_t receiving; /* list head (sentinel) */
+    req_t receiving;       /* list head (sentinel) */
     _Atomic int ndeferred; /* suspended connections waiting for http_finish */
+    atomic_int no_defer;   /* http_stop has begun: http_defer refuses */
 };
 
 void http_config_defaults(http_config_t *cfg)
@@ -233,14 +234,20 @@ static int unwatch(http_t *h, req_t *r)
 
 static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const char *method)
 {
-    int64_t n = atomic_fetch_add_explicit(&h->m->inflight, 1, memory_order_relaxed) + 1;
-    r->counted = 1;
-    if (atomic_load_explicit(&h->draining, memory_order_relaxed)) {
+    /* Counted, then the flag read (both sequentially consistent, as in
+     * http_quiesce and http_drain): a request let in is one the drain waits
+     * for; one refused is not counted, so that clients knocking during the
+     * drain do not hold it open. */
+    int64_t n = atomic_fetch_add(&h->m->inflight, 1) + 1;
+    if (atomic_load(&h->draining)) {
+        atomic_fetch_sub(&h->m->inflight, 1);
         http_resp_t resp = {.route = r->route, .retry_after = 1, .close = 1};
-        http_error(&resp, 503, "shutting_down", "the server is shutting down; retry elsewhere or shortly");
+        http_error(&resp, 503, "shutting_down",
+                   "the server is shutting down; retry elsewhere or shortly");
         r->answered = 1;
         return send_resp(r, &resp);
     }
+    r->counted = 1;
     if (n > (int64_t)h->cfg.max_inflight)
         return refuse(r, 503, 1, "overloaded", "too many requests in flight; retry shortly");
     header_tally_t t = {0, 0};
@@ -354,8 +361,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 http_deferred_t *http_defer(const http_req_t *req)
 {
     req_t *r = req->priv;
-    r->deferred = 1;
+    /* Counted, then the flag read (both sequentially consistent, as in
+     * http_stop): either http_stop sees this one and waits for it, or this
+     * sees http_stop and does not suspend a connection it would stop. */
     atomic_fetch_add(&r->h->ndeferred, 1);
+    if (atomic_load(&r->h->no_defer)) {
+        atomic_fetch_sub(&r->h->ndeferred, 1);
+        return NULL;
+    }
+    r->deferred = 1;
     /* Suspended here, inside the handler, so that http_finish — from any
      * thread, at any time after this — always finds it suspended. */
     MHD_suspend_connection(r->conn);
@@ -471,9 +485,8 @@ int http_start(const http_config_t *cfg, http_handler_cb cb, http_route_cb route
         pool = cfg->max_header_bytes + (8u << 10);
         if (pool < (16u << 10)) pool = 16u << 10;
     }
-    unsigned flags =
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG |
-        MHD_ALLOW_SUSPEND_RESUME; /* http_defer */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO |
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME; /* http_defer */
     errno = 0;
     h->d = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR,
                             (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
@@ -522,8 +535,7 @@ int64_t http_drain(http_t *h, int timeout_ms)
 {
     uint64_t until = weir_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
     int64_t n;
-    while ((n = atomic_load_explicit(&h->m->inflight, memory_order_relaxed)) > 0 &&
-           weir_mono_ns() < until)
+    while ((n = atomic_load(&h->m->inflight)) > 0 && weir_mono_ns() < until)
         usleep(5000);
     return n;
 }
@@ -535,10 +547,13 @@ void http_stop(http_t *h)
      * (libmicrohttpd aborts otherwise): deferred answers (a checkpoint being
      * written, which ends in a commit or an error) are waited for, however
      * long; a disk that slow would hold the shutdown's own fsyncs too. */
+    atomic_store(&h->no_defer, 1);
     for (unsigned i = 1; atomic_load(&h->ndeferred) > 0; i++) {
         usleep(10000);
         if (i % 1000 == 0)
-            fprintf(stderr, "weir run: stopping: waiting for %d deferred answers (a checkpoint being written)\n",
+            fprintf(stderr,
+                    "weir run: stopping: waiting for %d deferred answers (a checkpoint being "
+                    "written)\n",
                     atomic_load(&h->ndeferred));
     }
     MHD_stop_daemon(h->d);

@@ -68,7 +68,8 @@ void http_error(http_resp_t *resp, int status, const char *code, const char *fmt
  * calls http_defer and returns without filling resp: the connection is
  * suspended, so the worker thread goes on serving its other connections,
  * and any thread answers later with http_finish (which takes resp's body).
- * http_stop waits for deferred answers. */
+ * http_stop waits for deferred answers; once it has begun, http_defer
+ * returns NULL and the handler answers in resp as usual. */
 typedef struct http_deferred http_deferred_t;
 http_deferred_t *http_defer(const http_req_t *req);
 void http_finish(http_deferred_t *d, http_resp_t *resp);
