@@ -39,6 +39,23 @@ static int load_mapped(const spec_t *spec, const char *path, weir_model_t **m, u
     return 0;
 }
 
+/* What the rules can read of model m's outputs: at most SPEC_MAX_SCORES
+ * (the decision's score array), and every scores[i] the rules name. The
+ * same check for a model loaded at start and one reloaded live. */
+static int check_outputs(const spec_t *spec, const weir_model_t *m, const char *path, char *err,
+                         size_t errlen)
+{
+    uint32_t nout = model_num_outputs(m, 0);
+    if (nout > SPEC_MAX_SCORES)
+        return weir_errf(err, errlen, WEIR_EINVAL, "model %s has %u outputs; at most %d are supported",
+                         path, nout, SPEC_MAX_SCORES);
+    if (spec->max_score_index > nout)
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "the decision rules read scores[%u]; model %s has %u outputs",
+                         spec->max_score_index - 1, path, nout);
+    return 0;
+}
+
 int decide_new(const spec_t *spec, decide_t **out, char *err, size_t errlen)
 {
     decide_t *d = weir_calloc(1, sizeof *d);
@@ -60,16 +77,11 @@ int decide_new(const spec_t *spec, decide_t **out, char *err, size_t errlen)
             return rc;
         }
         d->nfeat = model_num_features(m);
-        uint32_t nout = model_num_outputs(m, 0);
-        if (nout > SPEC_MAX_SCORES || spec->max_score_index > nout) {
+        if ((rc = check_outputs(spec, m, spec->model.resolved, err, errlen)) != 0) {
             model_release(m);
             weir_free(d->col);
             weir_free(d);
-            if (nout > SPEC_MAX_SCORES)
-                return weir_errf(err, errlen, WEIR_EINVAL, "model has %u outputs; at most %d are supported",
-                                 nout, SPEC_MAX_SCORES);
-            return weir_errf(err, errlen, WEIR_EINVAL, "the decision rules read scores[%u]; the model has %u outputs",
-                             spec->max_score_index - 1, nout);
+            return rc;
         }
         d->slot = model_slot_new(m);
     }
@@ -100,6 +112,12 @@ int decide_reload(decide_t *d, const char *path, char *err, size_t errlen)
         return weir_errf(err, errlen, WEIR_EINVAL, "model %s takes different inputs than the live model", path);
     }
     weir_free(col);
+    /* Its outputs too: a reloaded model with more outputs than a decision
+     * holds passed here once, and the next scored event aborted. */
+    if ((rc = check_outputs(d->spec, m, path, err, errlen)) != 0) {
+        model_release(m);
+        return rc;
+    }
     model_slot_swap(d->slot, m);
     return 0;
 }

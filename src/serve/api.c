@@ -512,6 +512,13 @@ static void handle_features(api_t *a, const http_req_t *req, http_resp_t *resp, 
 static void handle_reload(api_t *a, const http_req_t *req, http_resp_t *resp)
 {
     if (!want_post(req, resp)) return;
+    /* Not while recovery restores and replays: it writes every partition's
+     * state without their locks, and a spec swapped in meanwhile freed what
+     * it was writing into. */
+    if (!runtime_ready(a->rt)) {
+        http_error(resp, 503, "not_ready", "the log is being replayed; reload once /readyz is 200");
+        return;
+    }
     char err[1024];
     uint64_t v;
     int changed;

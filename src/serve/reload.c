@@ -39,24 +39,10 @@
 #include "stream/engine_migrate.h"
 #include "stream/engine_state.h"
 
-/* The spec file's bytes (for "did it change"), or -1 with err. */
-static int read_spec_text(const char *path, weir_buf_t *b, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return weir_errf(err, errlen, WEIR_EIO, "%s: cannot open: %s", path, strerror(errno));
-    char chunk[8192];
-    size_t n;
-    buf_reset(b);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_append(b, chunk, n);
-    int bad = ferror(f);
-    fclose(f);
-    return bad ? weir_errf(err, errlen, WEIR_EIO, "%s: read failed", path) : 0;
-}
-
 int runtime_reload_init(runtime_t *rt, char *err, size_t errlen)
 {
     pthread_mutex_init(&rt->reload_lock, NULL);
-    return read_spec_text(rt->cfg.spec_path, &rt->spec_text, err, errlen);
+    return spec_read_file(rt->cfg.spec_path, &rt->spec_text, err, errlen);
 }
 
 void runtime_reload_free(runtime_t *rt)
@@ -178,8 +164,14 @@ static void swap_in(runtime_t *rt, staged_t *st)
 int runtime_reload(runtime_t *rt, uint64_t *version, int *spec_changed, char *err, size_t errlen)
 {
     pthread_mutex_lock(&rt->reload_lock);
+    if (!runtime_ready(rt)) { /* recovery writes the state without locks (api.c) */
+        *spec_changed = 0;
+        *version = decide_model_version(rt->decide);
+        pthread_mutex_unlock(&rt->reload_lock);
+        return weir_errf(err, errlen, WEIR_EINVAL, "not ready: the log is being replayed");
+    }
     weir_buf_t text = WEIR_BUF_INIT;
-    int rc = read_spec_text(rt->cfg.spec_path, &text, err, errlen);
+    int rc = spec_read_file(rt->cfg.spec_path, &text, err, errlen);
     *spec_changed = rc == 0 && (text.len != rt->spec_text.len ||
                                 memcmp(text.data, rt->spec_text.data, text.len) != 0);
     if (rc == 0 && !*spec_changed) {

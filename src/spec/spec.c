@@ -23,12 +23,17 @@
 #include "spec/spec.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/error.h"
 #include "spec/spec_int.h"
 #include "spec/ydoc.h"
@@ -157,6 +162,8 @@ int ld_parse_duration_node(loader_t *L, const ynode_t *n, const char *what, int 
             "(500ms, 30s, 10m, 1h, 7d)",
             Q(n), what);
     if (*ms == 0 && !allow_zero) return ld_fail(L, n, "%s must be longer than 0", what);
+    if (*ms > SPEC_MAX_DURATION_MS)
+        return ld_fail(L, n, "%s '%.*s' is longer than 100 years", what, Q(n));
     return 0;
 }
 
@@ -861,6 +868,8 @@ static int word_duration(loader_t *L, const ynode_t *n, weir_slice_t w, size_t o
                           "bad duration '%.*s': expected an integer followed by ms, s, m, h or d",
                           (int)(w.len > 40 ? 40 : w.len), w.ptr);
     if (*ms == 0) return ld_fail_at(L, n, off, "a window must be longer than 0");
+    if (*ms > SPEC_MAX_DURATION_MS)
+        return ld_fail_at(L, n, off, "duration '%.*s' is longer than 100 years", (int)w.len, w.ptr);
     return 0;
 }
 
@@ -893,6 +902,15 @@ static int load_window(loader_t *L, const ynode_t *n, spec_aggregate_t *a)
             expr_format_duration(a->size_ms, d, sizeof d);
             expr_format_duration(a->every_ms, h, sizeof h);
             return ld_fail_at(L, n, off[3], "window %s is not a multiple of its every %s", d, h);
+        }
+        if (a->size_ms / a->every_ms > SPEC_MAX_HOPS) {
+            char d[32], h[32];
+            expr_format_duration(a->size_ms, d, sizeof d);
+            expr_format_duration(a->every_ms, h, sizeof h);
+            return ld_fail_at(L, n, off[3],
+                              "window %s every %s puts each event in %" PRId64
+                              " windows; at most %d (a longer every)",
+                              d, h, a->size_ms / a->every_ms, SPEC_MAX_HOPS);
         }
         return 0;
     }
@@ -951,6 +969,10 @@ static int load_aggregates(loader_t *L, const ynode_t *root)
             if (se->type == EXPR_NULL)
                 return ld_fail(L, sv, "select '%s' is always null", se->name);
         }
+        if (a->aggs.n > SPEC_MAX_SELECT_AGGS)
+            return ld_fail(L, sel,
+                           "select of aggregate '%.*s' makes %u aggregate calls; at most %d", Q(k),
+                           a->aggs.n, SPEC_MAX_SELECT_AGGS);
         /* Aggregate arguments run per event; selects once per window. */
         for (uint32_t j = 0; j < a->aggs.n; j++)
             if (a->aggs.v[j].arg) s->lower_calls += expr_lower_calls(a->aggs.v[j].arg);
@@ -1025,30 +1047,48 @@ int spec_load_string(const char *text, size_t len, const char *name, spec_t **ou
     return 0;
 }
 
+int spec_read_file(const char *path, weir_buf_t *b, char *err, size_t errlen)
+{
+    buf_reset(b);
+    /* O_NONBLOCK: a FIFO put where the spec was must not hang the reader
+     * (a reload holds the reload lock meanwhile); only a regular file is
+     * read, and no more of it than a spec may be (/dev/zero has no end). */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return weir_errf(err, errlen, WEIR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = weir_errf(err, errlen, WEIR_EINVAL, "%s: not a regular file", path);
+    } else {
+        char chunk[8192];
+        ssize_t n;
+        while ((n = read(fd, chunk, sizeof chunk)) != 0) {
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                rc = weir_errf(err, errlen, WEIR_EIO, "%s: read error: %s", path, strerror(errno));
+                break;
+            }
+            if (b->len + (size_t)n > YDOC_MAX_BYTES) {
+                rc = weir_errf(err, errlen, WEIR_ETOOBIG, "%s: spec is larger than %u bytes", path,
+                               YDOC_MAX_BYTES);
+                break;
+            }
+            buf_append(b, chunk, (size_t)n);
+        }
+    }
+    close(fd);
+    return rc;
+}
+
 int spec_load(const char *path, spec_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return weir_errf(err, errlen, WEIR_EIO, "%s: cannot open: %s", path, strerror(errno));
     weir_buf_t b = WEIR_BUF_INIT;
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (b.len + n > YDOC_MAX_BYTES) {
-            fclose(f);
-            buf_free(&b);
-            return weir_errf(err, errlen, WEIR_ETOOBIG, "%s: spec is larger than %u bytes", path,
-                             YDOC_MAX_BYTES);
-        }
-        buf_append(&b, chunk, n);
-    }
-    int ioerr = ferror(f);
-    fclose(f);
-    if (ioerr) {
-        buf_free(&b);
-        return weir_errf(err, errlen, WEIR_EIO, "%s: read error", path);
-    }
-    int rc = spec_load_string(b.data ? b.data : "", b.len, path, out, err, errlen);
+    int rc = spec_read_file(path, &b, err, errlen);
+    if (rc == 0) rc = spec_load_string(b.data ? b.data : "", b.len, path, out, err, errlen);
     buf_free(&b);
     return rc;
 }

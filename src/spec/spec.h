@@ -40,6 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "spec/expr.h"
 #include "spec/value.h"
 
@@ -53,6 +54,16 @@
 #define SPEC_EXTRA_CLASS 1
 #define SPEC_EXTRA_SCORES 2
 #define SPEC_MAX_SCORES 64
+/* Aggregate calls in one aggregate's select (sum(x), count(), ...): an
+ * open window keeps, per event, a bit per call for a null argument in one
+ * 64-bit word (stream/onclose.c). */
+#define SPEC_MAX_SELECT_AGGS 64
+/* Durations in a spec (lateness, windows, gaps, intervals): sums of them
+ * (a key's time to live) stay far inside int64 milliseconds. */
+#define SPEC_MAX_DURATION_MS (36500LL * 86400 * 1000) /* 100 years */
+/* A hopping window's windows per event (its size over its every): each
+ * event is added to every one of them. 24h every 10s is 8,640. */
+#define SPEC_MAX_HOPS 10000
 #define SPEC_NEXTRAS (SPEC_EXTRA_SCORES + SPEC_MAX_SCORES)
 
 typedef struct spec_pos {
@@ -244,6 +255,9 @@ typedef struct spec {
  * "PATH:LINE:COL: message" to err (just "PATH: message" when there is no
  * position, e.g. the file cannot be read). */
 int spec_load(const char *path, spec_t **out, char *err, size_t errlen);
+/* The bytes of the spec file at path into b (reset first): a regular file
+ * of at most YDOC_MAX_BYTES, else an error naming the path. */
+int spec_read_file(const char *path, weir_buf_t *b, char *err, size_t errlen);
 
 /* As spec_load, from text in memory; `name` stands for the file in messages
  * and relative model paths resolve against its folder. */

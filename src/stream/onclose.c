@@ -748,9 +748,9 @@ int oc_close(oc_key_t *k, const spec_aggregate_t *agg, const oc_due_t *due, expr
     hi = lo;
     while (hi < k->nev && EV(k, hi)->t < due->end) hi++;
 
-    expr_value_t slots[64];
+    expr_value_t slots[SPEC_MAX_SELECT_AGGS];
     uint32_t nslots = agg->aggs.n;
-    weir_assert(nslots <= 64);
+    weir_assert(nslots <= SPEC_MAX_SELECT_AGGS); /* the spec's loader refuses more */
     for (uint32_t i = 0; i < nslots; i++) {
         const expr_agg_t *a = &agg->aggs.v[i];
         agg_kind_t kind = aggval_kind(a->kind);
