@@ -220,8 +220,12 @@ int ckpt_store_open(const char *datadir, int flags, ckpt_store_t **out, char *er
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     weir_free(lock);
     if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        rc = weir_errf(err, errlen, WEIR_EEXIST,
-                       "the checkpoints in %s are in use by another weir process", s->dir);
+        int e = errno; /* in use only if flock says so (as the log's LOCK) */
+        if (s->lock_fd >= 0 && e == EWOULDBLOCK)
+            rc = weir_errf(err, errlen, WEIR_EEXIST,
+                           "the checkpoints in %s are in use by another weir process", s->dir);
+        else
+            rc = weir_errf(err, errlen, WEIR_EIO, "cannot lock %s/LOCK: %s", s->dir, strerror(e));
         goto fail;
     }
     uint64_t *ids;

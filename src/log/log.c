@@ -114,8 +114,15 @@ int log_open_dir(const char *root, const log_config_t *cfg, log_t **out, char *e
     snprintf(lockpath, sizeof lockpath, "%s/LOCK", dir);
     int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int rc = weir_errf(err, errlen, WEIR_EEXIST,
-                           "the log in %s is in use by another weir process", datadir);
+        /* Another process holds it only if flock says so; a lock file that
+         * cannot be opened (a read-only filesystem, no permission, no file
+         * descriptors left) is that problem, named. */
+        int e = errno, rc;
+        if (fd >= 0 && e == EWOULDBLOCK)
+            rc = weir_errf(err, errlen, WEIR_EEXIST, "the log in %s is in use by another weir process",
+                           datadir);
+        else
+            rc = weir_errf(err, errlen, WEIR_EIO, "cannot lock %s: %s", lockpath, strerror(e));
         if (fd >= 0) close(fd);
         weir_free(dir);
         return rc;
