@@ -30,8 +30,16 @@ struct outputs {
     weir_buf_t line;
     outputs_span_t span; /* on_window's */
     uint64_t windows, lates, matches;
-    atomic_int failed; /* set by writers under either lock */
+    atomic_int failed; /* errno of the first failed write (0: none); writers under either lock */
 };
+
+/* Remembers the first failure's errno: by the time it is reported (the next
+ * flush) errno belongs to whatever ran since. */
+static void out_failed(outputs_t *o)
+{
+    int e = errno ? errno : EIO, none = 0;
+    atomic_compare_exchange_strong(&o->failed, &none, e);
+}
 
 static FILE *open_output(const char *dir, const char *name, char *err, size_t errlen)
 {
@@ -151,15 +159,16 @@ int outputs_reopen(outputs_t *o, char *err, size_t errlen)
 int outputs_flush(outputs_t *o, char *err, size_t errlen)
 {
     for (uint32_t i = 0; i < o->spec->naggregates; i++)
-        if (o->agg[i] && fflush(o->agg[i]) != 0) o->failed = 1;
-    if (o->late && fflush(o->late) != 0) o->failed = 1;
+        if (o->agg[i] && fflush(o->agg[i]) != 0) out_failed(o);
+    if (o->late && fflush(o->late) != 0) out_failed(o);
     for (uint32_t i = 0; i < o->spec->npatterns; i++)
-        if (o->pat[i] && fflush(o->pat[i]) != 0) o->failed = 1;
+        if (o->pat[i] && fflush(o->pat[i]) != 0) out_failed(o);
     pthread_mutex_lock(&o->emit_mu);
     for (uint32_t i = 0; i < o->spec->ndecisions; i++)
-        if (o->emit[i] && fflush(o->emit[i]) != 0) o->failed = 1;
+        if (o->emit[i] && fflush(o->emit[i]) != 0) out_failed(o);
     pthread_mutex_unlock(&o->emit_mu);
-    return o->failed ? weir_errf(err, errlen, WEIR_EIO, "writing outputs failed: %s", strerror(errno)) : 0;
+    int e = atomic_load(&o->failed);
+    return e ? weir_errf(err, errlen, WEIR_EIO, "writing outputs failed: %s", strerror(e)) : 0;
 }
 
 int outputs_close(outputs_t *o, char *err, size_t errlen)
@@ -228,7 +237,7 @@ void outputs_match_line(weir_buf_t *b, const spec_t *spec, uint32_t part, const 
 
 static void write_line(outputs_t *o, FILE *f, const weir_buf_t *line)
 {
-    if (fwrite(line->data, 1, line->len, f) != line->len) o->failed = 1;
+    if (fwrite(line->data, 1, line->len, f) != line->len) out_failed(o);
 }
 
 /* Fills span with the text of [start, end) unless it holds it already. */
@@ -338,7 +347,7 @@ void outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset
     buf_append_str(b, ",\"event\":");
     buf_append(b, event.ptr, event.len);
     buf_append_str(b, "}\n");
-    if (fwrite(b->data, 1, b->len, o->emit[rule]) != b->len) o->failed = 1;
+    if (fwrite(b->data, 1, b->len, o->emit[rule]) != b->len) out_failed(o);
     pthread_mutex_unlock(&o->emit_mu);
 }
 
