@@ -30,7 +30,7 @@ struct outputs {
     weir_buf_t line;
     outputs_span_t span; /* on_window's */
     uint64_t windows, lates, matches;
-    atomic_int failed; /* errno of the first failed write (0: none); writers under either lock */
+    atomic_int failed; /* first failed write's errno, or 0 (writers under either lock) */
 };
 
 /* Remembers the first failure's errno: by the time it is reported (the next
