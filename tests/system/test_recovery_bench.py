@@ -25,6 +25,9 @@ def test_recovery_bench_json(weir_bin, tmp_path):
     assert doc["benchmark"] == "recovery"
     assert doc["events"] == EVENTS and doc["full_replay_events"] == EVENTS
     assert doc["full_replay_events_per_s"] > 0 and doc["ready_from_checkpoint_s"] > 0
+    # weir's own clock starts later (after exec and the logs' open)
+    assert 0 < doc["ready_from_checkpoint_own_s"] <= doc["ready_from_checkpoint_s"]
+    assert 0 < doc["full_replay_own_s"] <= doc["full_replay_ready_s"]
     floors = doc["floors"]
     assert floors["replay_events"] == EVENTS, floors
     assert 0 < floors["replay_keys"] <= KEYS, floors
