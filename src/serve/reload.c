@@ -143,12 +143,16 @@ static void swap_in(runtime_t *rt, staged_t *st)
     rt->out = st->out;
     pthread_mutex_unlock(&rt->out_lock);
     metrics_set_rules(&rt->m, st->outcomes, st->spec->ndecisions); /* under reload_lock too */
-    double ms = (double)(weir_mono_ns() - t0) / 1e6;
-    for (uint32_t i = rt->nparts; i-- > 0;) pthread_mutex_unlock(&rt->parts[i].lock);
-    checkpointer_release(rt->ckptr, engine_fingerprint(st->engine));
+    /* The old streams' buffered lines (the closes above among them) reach
+     * their files before a checkpoint can look: one waiting for the release
+     * below records the files' ends, and lines written after that were cut
+     * at recovery and never written again. */
     char oerr[256];
     if (outputs_close(old_out, oerr, sizeof oerr) != 0)
         fprintf(stderr, "weir run: reload: closing the old outputs: %s\n", oerr);
+    double ms = (double)(weir_mono_ns() - t0) / 1e6;
+    for (uint32_t i = rt->nparts; i-- > 0;) pthread_mutex_unlock(&rt->parts[i].lock);
+    checkpointer_release(rt->ckptr, engine_fingerprint(st->engine));
     engine_free(old_engine);
     decide_free(old_decide);
     fprintf(stderr,
