@@ -1045,7 +1045,13 @@ static int cut_outputs(runtime_t *rt, const weir_slice_t *positions, char *err, 
         }
         struct stat st;
         /* A file the checkpoint does not know (an output added since) is kept. */
-        if (!listed || fstatat(dirfd(d), e->d_name, &st, 0) != 0 || st.st_size <= keep) continue;
+        if (!listed || fstatat(dirfd(d), e->d_name, &st, 0) != 0) continue;
+        if (st.st_size < keep) /* outputs are flushed, not fsynced: a power loss (README) */
+            fprintf(stderr,
+                    "weir run: recovery: %s/%s is %lld bytes, shorter than the %lld the checkpoint "
+                    "recorded: lines written before the checkpoint are missing from it\n",
+                    dir, e->d_name, (long long)st.st_size, keep);
+        if (st.st_size <= keep) continue;
         char path[4352], aside[4360];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         snprintf(aside, sizeof aside, "%s.cut", path);
