@@ -4,16 +4,18 @@
  * reaches the log or the state. Good events are appended to the source's
  * topic in input order per partition and then processed from the log by
  * the engine — the same call that backfill's replay makes. State is first
- * rebuilt by replaying the existing log (its outputs were written by the
- * run that processed it, so they are not written again). At the end of the
- * input every partition gets a tick at the largest event time seen, so
- * idle partitions' watermarks (and their windows) advance too. */
+ * rebuilt by replaying the existing log (OUTPUTS OF THE EXISTING LOG,
+ * below). At the end of the input every partition gets a tick at the
+ * largest event time seen, so idle partitions' watermarks (and their
+ * windows) advance too. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -26,6 +28,53 @@
 #define INGEST_MAX_LINE (1u << 20)
 #define INGEST_BATCH 1024 /* events per partition per log batch */
 #define INGEST_BATCH_BYTES (16u << 20) /* bytes of a partition's pending batch */
+
+/* OUTPUTS OF THE EXISTING LOG. The window and late lines of the events
+ * already logged were written by whoever processed them — unless that run
+ * died before its buffered lines reached the files, leaving them short or
+ * a line torn. A clean ingest leaves DATA/outputs/INGEST_MARK holding the
+ * log's end offsets, and removes it before writing anything: when it is
+ * there and the log still ends there, the outputs are whole and the
+ * existing log is replayed without writing them; otherwise those files are
+ * emptied and the replay writes them all again (the same lines: outputs
+ * are a function of the log). A log grown by `weir run` is rewritten too:
+ * its own outputs follow its checkpoints, not this mark. */
+#define INGEST_MARK ".ingest-complete"
+
+/* The log's end offsets, "n0,n1,...\n". */
+static void log_ends(pipeline_t *pl, weir_buf_t *b)
+{
+    buf_reset(b);
+    for (uint32_t p = 0; p < pl->nparts; p++) {
+        log_part_stat_t st;
+        log_part_stat(log_topic_part(pl->topic, p), &st);
+        buf_appendf(b, "%s%" PRIu64, p ? "," : "", st.next_offset);
+    }
+    buf_append(b, "\n", 1);
+}
+
+/* 1 if the mark in data says the outputs are whole for a log ending at ends. */
+static int mark_matches(const char *path, const weir_buf_t *ends)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return n == ends->len && memcmp(buf, ends->data, n) == 0;
+}
+
+/* Writes the mark (a new file renamed over the old: never half a mark). */
+static int mark_write(const char *path, const weir_buf_t *ends)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return -1;
+    int ok = fwrite(ends->data, 1, ends->len, f) == ends->len;
+    ok &= fclose(f) == 0;
+    return ok && rename(tmp, path) == 0 ? 0 : -1;
+}
 
 static const char ingest_usage[] =
     "usage: weir ingest SPEC --data DIR [--source NAME] [--ack written|durable] < NDJSON\n"
@@ -143,16 +192,29 @@ int cmd_ingest(int argc, char **argv)
     pipeline_t *pl = &in.pl;
     int rc = 0;
     uint64_t bad = 0;
+    outputs_t *out = NULL;
+    if (outputs_open(data, pl->spec, &out, err, sizeof err) != 0) {
+        pipeline_close(pl);
+        return cli_fail(prefix, "%s", err);
+    }
+    char mark[4096];
+    snprintf(mark, sizeof mark, "%s/outputs/" INGEST_MARK, data);
+    weir_buf_t ends = WEIR_BUF_INIT;
+    log_ends(pl, &ends);
+    int whole = mark_matches(mark, &ends);
+    if (unlink(mark) != 0 && errno != ENOENT) rc = cli_fail(prefix, "cannot remove %s: %s", mark, strerror(errno));
+    if (rc == 0 && !whole && outputs_empty_sink_files(out, err, sizeof err) != 0) rc = cli_fail(prefix, "%s", err);
+    engine_sink_t sink = outputs_sink(out);
+    for (uint32_t p = 0; p < pl->nparts; p++) engine_part_set_sink(pl->parts[p], whole ? NULL : &sink);
     for (uint32_t p = 0; p < pl->nparts && rc == 0; p++)
         if (pipeline_replay(pl, p, NULL, NULL, report_bad, &bad, err, sizeof err) != 0)
             rc = cli_fail(prefix, "replaying the log: %s", err);
-    outputs_t *out = NULL;
-    if (rc == 0 && outputs_open(data, pl->spec, &out, err, sizeof err) != 0) rc = cli_fail(prefix, "%s", err);
     if (rc) {
+        outputs_close(out, NULL, 0);
+        buf_free(&ends);
         pipeline_close(pl);
         return rc;
     }
-    engine_sink_t sink = outputs_sink(out);
     for (uint32_t p = 0; p < pl->nparts; p++) engine_part_set_sink(pl->parts[p], &sink);
 
     in.pend = weir_calloc(pl->nparts, sizeof *in.pend);
@@ -222,6 +284,11 @@ int cmd_ingest(int argc, char **argv)
         }
     }
     if (outputs_close(out, err, sizeof err) != 0 && rc == 0) rc = cli_fail(prefix, "%s", err);
+    log_ends(pl, &ends);
+    if (rc == 0 && mark_write(mark, &ends) != 0)
+        fprintf(stderr, "%s: cannot write %s: %s (the next ingest writes the outputs again)\n", prefix,
+                mark, strerror(errno));
+    buf_free(&ends);
 
     if (rc == 0) {
         engine_stats_t tot = {0}, st;

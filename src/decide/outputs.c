@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "base/alloc.h"
@@ -354,6 +355,21 @@ void outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset
 engine_sink_t outputs_sink(outputs_t *o)
 {
     return (engine_sink_t){on_window, on_late, o};
+}
+
+int outputs_empty_sink_files(outputs_t *o, char *err, size_t errlen)
+{
+    int rc = outputs_flush(o, err, errlen);
+    if (rc) return rc;
+    /* The streams append ("a"): after the cut they write from 0. */
+    for (uint32_t i = 0; i <= o->spec->naggregates; i++) {
+        FILE *f = i < o->spec->naggregates ? o->agg[i] : o->late;
+        if (ftruncate(fileno(f), 0) != 0)
+            return weir_errf(err, errlen, WEIR_EIO, "cannot empty %s's output: %s",
+                             i < o->spec->naggregates ? o->spec->aggregates[i].name : "late",
+                             strerror(errno));
+    }
+    return 0;
 }
 
 uint64_t outputs_windows(const outputs_t *o)

@@ -31,6 +31,9 @@ int outputs_flush(outputs_t *o, char *err, size_t errlen);
  * error is returned. Not while lines are being written. */
 int outputs_reopen(outputs_t *o, char *err, size_t errlen);
 engine_sink_t outputs_sink(outputs_t *o);
+/* Empties the files outputs_sink writes (window lines and late events),
+ * for a writer about to write them all again from the log. */
+int outputs_empty_sink_files(outputs_t *o, char *err, size_t errlen);
 
 /* The text of a window's span (`,"start":S,"end":E`), kept by the caller
  * of outputs_window_line between lines (zero it first; one per thread):
