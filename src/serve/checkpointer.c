@@ -180,6 +180,7 @@ static void write_snapshots(write_job_t *j)
     for (uint32_t i = 0; i < np; i++)
         if (pw[i]) (void)ckpt_write_part_end(pw[i], ignore, sizeof ignore);
     weir_free(pw);
+    if (j->rc == 0 && c->src.sync) j->rc = c->src.sync(c->src.ctx, j->err, sizeof j->err);
     if (j->rc)
         ckpt_writer_abort(w);
     else

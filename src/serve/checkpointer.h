@@ -81,6 +81,10 @@ typedef struct ckptr_source {
     void (*unlock)(void *ctx, uint32_t i);
     /* non-zero while requests wait for that lock: the writer lets go */
     const atomic_uint *(*waiting)(void *ctx, uint32_t i);
+    /* makes durable what `extra` describes (the output files up to their
+     * recorded ends) before the manifest commits; called by the writer with
+     * no partition held. An error fails the checkpoint. NULL: nothing. */
+    int (*sync)(void *ctx, char *err, size_t errlen);
     void *ctx;
 } ckptr_source_t;
 

@@ -175,6 +175,7 @@ static void *remove_cut_main(void *arg);
 static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t *decided,
                        weir_buf_t *extra, char *err, size_t errlen);
 static void ckpt_thaw(void *ctx);
+static int ckpt_sync_outputs(void *ctx, char *err, size_t errlen);
 static engine_part_t *ckpt_part_state(void *ctx, uint32_t i);
 static void ckpt_lock_part(void *ctx, uint32_t i);
 static void ckpt_unlock_part(void *ctx, uint32_t i);
@@ -228,9 +229,17 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
         runtime_close(rt, NULL, 0);
         return rc;
     }
-    ckptr_source_t cs = {rt->nparts, s->pipeline, engine_fingerprint(rt->pl.engine), ckpt_freeze,
-                         ckpt_thaw, ckpt_part_state, ckpt_lock_part, ckpt_unlock_part,
-                         ckpt_part_waiting, rt};
+    ckptr_source_t cs = {.nparts = rt->nparts,
+                         .pipeline = s->pipeline,
+                         .fingerprint = engine_fingerprint(rt->pl.engine),
+                         .freeze = ckpt_freeze,
+                         .thaw = ckpt_thaw,
+                         .part = ckpt_part_state,
+                         .lock = ckpt_lock_part,
+                         .unlock = ckpt_unlock_part,
+                         .waiting = ckpt_part_waiting,
+                         .sync = ckpt_sync_outputs,
+                         .ctx = rt};
     if ((rc = checkpointer_open(cfg->datadir, &cs, &rt->ckptr, err, errlen)) != 0) {
         runtime_close(rt, NULL, 0);
         return rc;
@@ -1132,6 +1141,33 @@ static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t 
      * here took 3-8 ms while every partition waited. */
     outputs_ends(rt->out, extra);
     return 0;
+}
+
+/* The output files fsynced before the manifest: a checkpoint records
+ * where each ends, and recovery cuts them back there; without this a power
+ * loss could leave a file shorter than that, its lines before the
+ * checkpoint gone (recovery says so: cut_outputs). By path, not through
+ * the streams: writers go on appending meanwhile, and an fsync of any
+ * descriptor of a file writes its pages. */
+static int ckpt_sync_outputs(void *ctx, char *err, size_t errlen)
+{
+    runtime_t *rt = ctx;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/outputs", rt->cfg.datadir);
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        if (!has_suffix(e->d_name, ".ndjson")) continue;
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fdatasync(fd) != 0)
+            rc = weir_errf(err, errlen, WEIR_EIO, "checkpoint: cannot sync %s/%s: %s", dir,
+                           e->d_name, strerror(errno));
+        if (fd >= 0) close(fd);
+    }
+    closedir(d);
+    return rc;
 }
 
 static void ckpt_thaw(void *ctx)
