@@ -357,19 +357,19 @@ engine_sink_t outputs_sink(outputs_t *o)
     return (engine_sink_t){on_window, on_late, o};
 }
 
+/* The streams append ("a"): once emptied they write from 0. */
+static int empty_stream(FILE *f, const char *name, char *err, size_t errlen)
+{
+    if (ftruncate(fileno(f), 0) == 0) return 0;
+    return weir_errf(err, errlen, WEIR_EIO, "cannot empty the %s output: %s", name, strerror(errno));
+}
+
 int outputs_empty_sink_files(outputs_t *o, char *err, size_t errlen)
 {
     int rc = outputs_flush(o, err, errlen);
-    if (rc) return rc;
-    /* The streams append ("a"): after the cut they write from 0. */
-    for (uint32_t i = 0; i <= o->spec->naggregates; i++) {
-        FILE *f = i < o->spec->naggregates ? o->agg[i] : o->late;
-        if (ftruncate(fileno(f), 0) != 0)
-            return weir_errf(err, errlen, WEIR_EIO, "cannot empty %s's output: %s",
-                             i < o->spec->naggregates ? o->spec->aggregates[i].name : "late",
-                             strerror(errno));
-    }
-    return 0;
+    for (uint32_t i = 0; rc == 0 && i < o->spec->naggregates; i++)
+        rc = empty_stream(o->agg[i], o->spec->aggregates[i].name, err, errlen);
+    return rc ? rc : empty_stream(o->late, "late", err, errlen);
 }
 
 uint64_t outputs_windows(const outputs_t *o)

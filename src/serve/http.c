@@ -147,7 +147,9 @@ static enum MHD_Result send_resp(req_t *r, http_resp_t *resp)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_RETRY_AFTER, s);
     }
     if (resp->allow) MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, resp->allow);
-    if (resp->close) MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
+    /* Draining (http_quiesce): no connection is kept for a next request. */
+    if (atomic_load_explicit(&r->h->draining, memory_order_relaxed))
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
     if (resp->status == 401)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)resp->status, mr);
@@ -241,11 +243,8 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
     int64_t n = atomic_fetch_add(&h->m->inflight, 1) + 1;
     if (atomic_load(&h->draining)) {
         atomic_fetch_sub(&h->m->inflight, 1);
-        http_resp_t resp = {.route = r->route, .retry_after = 1, .close = 1};
-        http_error(&resp, 503, "shutting_down",
-                   "the server is shutting down; retry elsewhere or shortly");
-        r->answered = 1;
-        return send_resp(r, &resp);
+        return refuse(r, 503, 1, "shutting_down",
+                      "the server is shutting down; retry elsewhere or shortly");
     }
     r->counted = 1;
     if (n > (int64_t)h->cfg.max_inflight)

@@ -57,7 +57,6 @@ typedef struct http_resp {
     int retry_after;          /* seconds; 0 = no Retry-After header */
     const char *allow;        /* Allow header (405), static; NULL = none */
     int route;                /* metrics_route_t, for the request counters */
-    int close;                /* 1: Connection: close (the server is shutting down) */
 } http_resp_t;
 
 /* Fills resp with status and {"error":{"code":code,"message":...}}. */
@@ -108,8 +107,9 @@ int http_start(const http_config_t *cfg, http_handler_cb cb, http_route_cb route
 /* The port actually bound. */
 uint16_t http_port(const http_t *h);
 /* Stops taking requests: those in flight continue; each new one, on any
- * route, is answered 503 shutting_down (Retry-After: 1) and its connection
- * closed. The socket stays open until http_stop (see http.c). */
+ * route, is answered 503 shutting_down (Retry-After: 1). Every answer from
+ * now on closes its connection. The socket stays open until http_stop
+ * (see http.c). */
 void http_quiesce(http_t *h);
 /* Waits until no request is in flight or timeout_ms passed; returns the
  * number still in flight. */

@@ -1055,7 +1055,7 @@ static int cut_outputs(runtime_t *rt, const weir_slice_t *positions, char *err, 
         struct stat st;
         /* A file the checkpoint does not know (an output added since) is kept. */
         if (!listed || fstatat(dirfd(d), e->d_name, &st, 0) != 0) continue;
-        if (st.st_size < keep) /* outputs are flushed, not fsynced: a power loss (README) */
+        if (st.st_size < keep) /* synced before the checkpoint: a disk that lost them */
             fprintf(stderr,
                     "weir run: recovery: %s/%s is %lld bytes, shorter than the %lld the checkpoint "
                     "recorded: lines written before the checkpoint are missing from it\n",

@@ -1,6 +1,7 @@
-"""An output file shorter than the checkpoint recorded (outputs are flushed,
-not fsynced: a power loss can do it) is said so at recovery, naming the file
-and both lengths, instead of passing in silence."""
+"""An output file shorter than the checkpoint recorded (a checkpoint syncs
+the outputs first, so only a disk that lost them, or a hand, can do it) is
+said so at recovery, naming the file and both lengths, instead of passing
+in silence."""
 import os
 import time
 
