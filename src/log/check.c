@@ -66,7 +66,8 @@ static uint64_t check_segment(check_ctx_t *c, const char *dir, uint64_t base, in
     }
     seg_scan_t sc;
     char err[256];
-    if (seg_scan_file(fd, base, &s, 1, &sc, err, sizeof err) != 0) { /* interval 1: every batch */
+    /* Interval 1: every batch. */
+    if (seg_scan_file(fd, 0, base, &s, 1, &sc, err, sizeof err) != 0) {
         report(c, 1, "%s: %s", s.path, err);
     } else {
         c->totals->segments++;
@@ -95,7 +96,7 @@ static uint64_t check_segment(check_ctx_t *c, const char *dir, uint64_t base, in
              * index is derived data, so a mismatch is a note, not damage. */
             log_segment_t disk = {.base = base, .fd = -1, .path = weir_strdup(s.path)};
             char why[256];
-            if (seg_index_load(&disk, why, sizeof why) != 0)
+            if (seg_index_load(&disk, 0, why, sizeof why) != 0)
                 report(c, 0, "%s: %s; the next open rebuilds it", disk.path, why);
             else if (!index_matches(&disk, &s))
                 report(c, 0, "%s: index differs from its segment; the next open rebuilds it",

@@ -53,6 +53,13 @@ void log_config_defaults(log_config_t *cfg)
     cfg->fsync_interval_ms = 100;
 }
 
+/* A recovery point is written once the active segment has grown this much
+ * since the last: after a crash, the open reads at most this much (plus
+ * what one flusher interval appends) of each partition's active segment,
+ * and a point costs a write of the segment's index (16 bytes per
+ * index_interval, 0.4% of the bytes appended at the default). */
+#define POINT_BYTES (16u << 20)
+
 static void *flusher_main(void *arg)
 {
     log_t *log = arg;
@@ -68,6 +75,7 @@ static void *flusher_main(void *arg)
                 log_part_t *p = &t->parts[j];
                 /* A failed sync marks the partition failed; appenders see it. */
                 if (atomic_load(&p->written_seq) > p->synced_seq) log_part_sync(p, NULL, 0);
+                log_part_save_point(p, POINT_BYTES);
                 if (log->cfg.retention_ms > 0) log_part_retain(p);
             }
         }
@@ -206,7 +214,11 @@ void log_close(log_t *log)
     pthread_join(log->flusher, NULL);
     for (size_t i = 0; i < log->ntopics; i++) {
         log_topic_t *t = log->topics[i];
-        for (uint32_t j = 0; j < t->nparts; j++) log_part_sync(&t->parts[j], NULL, 0);
+        for (uint32_t j = 0; j < t->nparts; j++) {
+            log_part_sync(&t->parts[j], NULL, 0);
+            /* The next open then reads nothing of the active segment. */
+            log_part_save_point(&t->parts[j], 1);
+        }
         topic_free(t, t->nparts);
     }
     weir_free(log->topics);

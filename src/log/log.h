@@ -39,9 +39,11 @@
  * gives a closed segment's last offset and newest timestamp without reading
  * it. Then a 16-byte trailer {u32 "WIDX", u32 number of entries, u32 CRC32C
  * of the entries, u32 0}: a wrong entry would send readers to the wrong
- * place, so the index's contents are checked, not only its shape. The active segment's index lives in memory and is written when the
- * segment is closed by a roll. Offset lookup: the last entry at or below the
- * offset. Time lookup: the last entry whose "max before" is below the time.
+ * place, so the index's contents are checked, not only its shape. The
+ * active segment's index lives in memory; it is written when the segment is
+ * closed by a roll, and as a recovery point before (below). Offset lookup:
+ * the last entry at or below the offset. Time lookup: the last entry whose
+ * "max before" is below the time.
  *
  * RECOVERY AT OPEN, per partition:
  *   - Closed segments: the index is checked (its CRC; first entry at 0,
@@ -49,7 +51,8 @@
  *     carrying the right offset, END offset = next segment's base).
  *     A missing or mismatching index is rebuilt from the segment, which is
  *     then fully verified. Segments must chain with no gap.
- *   - The active (last) segment is read and verified batch by batch. At the
+ *   - The active (last) segment is read and verified batch by batch, from
+ *     its recovery point if it has one (below). At the
  *     first batch that is incomplete or fails its checks, the rest of the
  *     file is searched for any valid batch. If there is none, the bytes from
  *     that batch on are a torn tail (a write cut short by a crash): the file
@@ -64,6 +67,22 @@
  *     byte offset, never skipped. What the open verified, readers of this
  *     process do not check again (the log is append-only: CHECKED ONCE,
  *     reader.c); they still check every batch's header and offset.
+ *
+ * RECOVERY POINTS (Kafka's recovery-point-offset-checkpoint, per segment):
+ * the active segment's index so far, with an END entry at a size S, written
+ * as its .idx file (tmp + rename) once the segment has grown 16 MiB since
+ * the last point and at a clean close; the segment is fdatasynced before,
+ * so the bytes [0, S) are durable and were written by weir. The open then
+ * loads that index (its CRC and shape checked as a closed segment's, but
+ * END may lie before the file's end) and scans only from its last entry
+ * before S (so the batches up to S are read again: the point must still
+ * describe the file). Readers verify the bytes before that as they read
+ * them (they were not read at open), so a
+ * batch damaged on disk since is still an error naming file and byte
+ * offset. A point that does not continue into the file, or damage after
+ * it that is not a torn tail, makes the open scan the whole segment and
+ * decide as without a point; an index file the open did not use is
+ * deleted. A roll replaces the point with the closed segment's index.
  *
  * DURABILITY: LOG_ACK_WRITTEN returns once write() has handed the batch to
  * the OS (survives a process crash); a background thread fdatasyncs every
@@ -136,6 +155,8 @@ typedef struct log_recovery {
     uint64_t at;            /* byte offset in file where the tail started */
     const char *file;       /* segment path (owned by the partition), or NULL */
     uint32_t indexes_rebuilt;
+    uint64_t point;   /* the active segment's recovery point used (bytes not read), 0 if none */
+    uint64_t scanned; /* bytes of the active segment read and verified at open */
 } log_recovery_t;
 void log_part_recovery(const log_part_t *p, log_recovery_t *out);
 
@@ -148,6 +169,13 @@ int log_append(log_part_t *p, const log_rec_t *recs, size_t n, log_ack_t ack, we
 
 /* fdatasyncs what has been written to the partition so far. */
 int log_part_sync(log_part_t *p, char *err, size_t errlen);
+
+/* Writes a recovery point for the active segment (RECOVERY POINTS above) if
+ * it has grown by at least min_growth bytes since the last one: syncs it,
+ * then writes its index so far as "<base>.idx". The background thread
+ * calls it after every 16 MiB, log_close with 1. 0, or an error (the
+ * previous point, if any, stays; nothing else is affected). */
+int log_part_save_point(log_part_t *p, uint64_t min_growth);
 
 typedef struct log_part_stat {
     uint32_t segments;

@@ -77,23 +77,42 @@ int part_list_segments(const char *dir, int cleanup, uint64_t **bases, uint32_t 
     return 0;
 }
 
-/* Opens a closed segment: its index if it fits (and ends where the next
- * segment starts), else a full scan to rebuild it. */
-static int open_closed_segment(log_part_t *p, log_segment_t *s, uint64_t next_base, char *err,
-                               size_t errlen)
+/* Forgets what s accounts (before a scan from its start). */
+static void seg_forget(log_segment_t *s)
 {
-    char why[256];
-    if (seg_index_load(s, why, sizeof why) == 0 && s->next == next_base) return 0;
     weir_free(s->idx);
     s->idx = NULL;
     s->nidx = s->capidx = 0;
     s->last_idx_pos = s->size = 0;
     s->next = s->base;
     s->first_ts = s->max_ts = INT64_MIN;
+}
+
+/* Takes s back to its last index entry, whose batches the scan then reads
+ * again: the bytes at a recovery point's end are checked to be the ones it
+ * described (a file rewritten behind weir's back since is refused there),
+ * at the cost of one index interval. */
+static void seg_rewind(log_segment_t *s)
+{
+    const seg_index_entry_t *e = &s->idx[--s->nidx];
+    s->size = e->pos;
+    s->next = s->base + e->rel;
+    s->max_ts = e->max_ts_before;
+    s->last_idx_pos = s->nidx ? s->idx[s->nidx - 1].pos : 0;
+}
+
+/* Opens a closed segment: its index if it fits (and ends where the next
+ * segment starts), else a full scan to rebuild it. */
+static int open_closed_segment(log_part_t *p, log_segment_t *s, uint64_t next_base, char *err,
+                               size_t errlen)
+{
+    char why[256];
+    if (seg_index_load(s, 0, why, sizeof why) == 0 && s->next == next_base) return 0;
+    seg_forget(s);
     int fd = open(s->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return weir_errf(err, errlen, WEIR_EIO, "cannot open %s: %s", s->path, strerror(errno));
     seg_scan_t sc;
-    int rc = seg_scan_file(fd, s->base, s, p->cfg->index_interval, &sc, err, errlen);
+    int rc = seg_scan_file(fd, 0, s->base, s, p->cfg->index_interval, &sc, err, errlen);
     close(fd);
     if (rc) return rc;
     if (sc.problem != BATCH_OK || sc.batches == 0) {
@@ -114,16 +133,37 @@ static int open_closed_segment(log_part_t *p, log_segment_t *s, uint64_t next_ba
     return 0;
 }
 
-/* Opens the active segment: full scan, torn-tail truncation, index rebuild. */
+/* Opens the active segment: scanned from its recovery point if it has one
+ * that fits (RECOVERY POINTS in log.h), else from its start; then a torn
+ * tail is truncated, and anything else that fails is an error. */
 static int open_active_segment(log_part_t *p, log_segment_t *s, char *err, size_t errlen)
 {
     int fd = open(s->path, O_RDWR | O_CLOEXEC);
     if (fd < 0) return weir_errf(err, errlen, WEIR_EIO, "cannot open %s: %s", s->path, strerror(errno));
+    char why[256];
+    uint64_t point = 0;
+    if (seg_index_load(s, 1, why, sizeof why) == 0) {
+        seg_rewind(s);
+        point = s->size;
+    } else {
+        seg_forget(s);
+    }
     seg_scan_t sc;
-    int rc = seg_scan_file(fd, s->base, s, p->cfg->index_interval, &sc, err, errlen);
+    int rc = seg_scan_file(fd, point, s->next, s, p->cfg->index_interval, &sc, err, errlen);
     if (rc) goto fail;
+    int after = 0;
+    if (sc.problem != BATCH_OK) after = seg_valid_batch_after(fd, sc.valid_bytes, sc.file_size);
+    if (point && after != 0) {
+        /* Damage after the point, or a point that does not continue into
+         * the file: it cannot be trusted to say where the damage begins.
+         * A full scan decides, as without a point. */
+        point = 0;
+        seg_forget(s);
+        rc = seg_scan_file(fd, 0, s->base, s, p->cfg->index_interval, &sc, err, errlen);
+        if (rc) goto fail;
+        if (sc.problem != BATCH_OK) after = seg_valid_batch_after(fd, sc.valid_bytes, sc.file_size);
+    }
     if (sc.problem != BATCH_OK) {
-        int after = seg_valid_batch_after(fd, sc.valid_bytes, sc.file_size);
         if (after != 0) {
             if (after < 0)
                 rc = weir_errf(err, errlen, WEIR_EIO, "%s: read failed", s->path);
@@ -152,7 +192,19 @@ static int open_active_segment(log_part_t *p, log_segment_t *s, char *err, size_
         goto fail;
     }
     s->fd = fd;
-    s->checked = sc.valid_bytes;
+    /* Readers verify what the open did not (CHECKED ONCE, reader.c): with a
+     * point, the bytes before it were not read. */
+    s->checked = point ? 0 : sc.valid_bytes;
+    p->recovery.point = point;
+    p->recovery.scanned = sc.valid_bytes - point;
+    p->point_size = point;
+    if (!point) {
+        /* An index file that was not used is stale or damaged; one that a
+         * later append made fit by chance must not be trusted next time. */
+        char *ipath = seg_index_path(s);
+        unlink(ipath);
+        weir_free(ipath);
+    }
     return 0;
 fail:
     close(fd);
@@ -239,16 +291,17 @@ int part_find_segment(const log_part_t *p, uint64_t offset)
 /* Syncs until synced_seq >= target. Appenders waiting at the same time share
  * one fdatasync: whoever finds no sync running starts one covering every
  * write completed so far; the others wait for it and recheck. */
-static int sync_to(log_part_t *p, uint64_t target, char *err, size_t errlen)
+static int sync_to(log_part_t *p, uint64_t target, int force, char *err, size_t errlen)
 {
     int rc = 0;
     pthread_mutex_lock(&p->sync_mu);
-    while (p->synced_seq < target && rc == 0) {
+    while ((p->synced_seq < target || force) && rc == 0) {
         if (p->syncing) {
             pthread_cond_wait(&p->sync_cv, &p->sync_mu);
             continue;
         }
         p->syncing = 1;
+        force = 0;
         uint64_t upto = atomic_load(&p->written_seq);
         int fd = p->sync_fd;
         pthread_mutex_unlock(&p->sync_mu);
@@ -274,7 +327,7 @@ static int sync_to(log_part_t *p, uint64_t target, char *err, size_t errlen)
 
 int log_part_sync(log_part_t *p, char *err, size_t errlen)
 {
-    return sync_to(p, atomic_load(&p->written_seq), err, errlen);
+    return sync_to(p, atomic_load(&p->written_seq), 0, err, errlen);
 }
 
 /* Closes the active segment and starts a new one. Caller holds mu. */
@@ -302,6 +355,7 @@ static int roll(log_part_t *p, char *err, size_t errlen)
             old->fd = -1;
             rc = create_segment(p, base, err, errlen); /* may move p->segs */
             if (rc == 0) p->sync_fd = p->segs[p->nsegs - 1].fd;
+            p->point_size = 0; /* the new segment has none */
         }
     }
     pthread_cond_broadcast(&p->sync_cv);
@@ -388,8 +442,53 @@ int log_append(log_part_t *p, const log_rec_t *recs, size_t n, log_ack_t ack, we
     pthread_mutex_unlock(&p->mu);
 
     if (first_offset) *first_offset = info.base;
-    if (ack == LOG_ACK_DURABLE) return sync_to(p, seq, err, errlen);
+    if (ack == LOG_ACK_DURABLE) return sync_to(p, seq, 0, err, errlen);
     return 0;
+}
+
+int log_part_save_point(log_part_t *p, uint64_t min_growth)
+{
+    pthread_mutex_lock(&p->mu);
+    const log_segment_t *s = &p->segs[p->nsegs - 1];
+    if (p->failed || s->size == 0 || s->size < p->point_size + min_growth) {
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    /* A copy of what the point records, so that the slow part runs
+     * without the lock: index entries are only appended, and a roll
+     * (which would close this segment) is detected below. */
+    log_segment_t snap = *s;
+    snap.idx = weir_malloc((s->nidx ? s->nidx : 1) * sizeof *s->idx);
+    memcpy(snap.idx, s->idx, s->nidx * sizeof *s->idx);
+    snap.path = weir_strdup(s->path);
+    snap.fd = -1;
+    uint64_t seq = atomic_load(&p->written_seq);
+    pthread_mutex_unlock(&p->mu);
+
+    /* The point may cover only durable bytes, or a power loss could leave
+     * the file shorter than the point claims. Forced: bytes found at open
+     * (a previous process's, perhaps still in the page cache) count too. */
+    int rc = sync_to(p, seq, 1, NULL, 0);
+    char *ipath = seg_index_path(&snap);
+    size_t n = strlen(ipath) + sizeof ".point.tmp";
+    char *tmp = weir_malloc(n);
+    snprintf(tmp, n, "%s.point.tmp", ipath);
+    if (rc == 0) rc = seg_index_write_file(&snap, tmp, NULL, 0);
+    if (rc == 0) {
+        /* Renamed under the lock: a roll writes the closed segment's final
+         * index under it too, and must not be overwritten by a point. */
+        pthread_mutex_lock(&p->mu);
+        if (p->segs[p->nsegs - 1].base == snap.base && rename(tmp, ipath) == 0)
+            p->point_size = snap.size;
+        else
+            rc = WEIR_EIO;
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (rc) unlink(tmp);
+    weir_free(tmp);
+    weir_free(ipath);
+    seg_free(&snap);
+    return rc;
 }
 
 void log_part_stat(log_part_t *p, log_part_stat_t *out)

@@ -39,6 +39,9 @@ struct log_part {
 
     /* What recovery did at open (read-only afterwards). */
     log_recovery_t recovery;
+    /* Size of the active segment at its newest recovery point on disk (0:
+     * none). Guarded by mu. */
+    uint64_t point_size;
 };
 
 /* Opens partition directory dir (creating it if create), running recovery.

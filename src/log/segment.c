@@ -64,19 +64,25 @@ void seg_account(log_segment_t *s, const batch_info_t *b, uint32_t interval)
     s->next = b->base + b->count;
 }
 
-int seg_scan_file(int fd, uint64_t base, log_segment_t *s, uint32_t interval, seg_scan_t *out,
-                  char *err, size_t errlen)
+int seg_scan_file(int fd, uint64_t from, uint64_t next_offset, log_segment_t *s, uint32_t interval,
+                  seg_scan_t *out, char *err, size_t errlen)
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
         return weir_errf(err, errlen, WEIR_EIO, "fstat: %s", strerror(errno));
     memset(out, 0, sizeof *out);
     out->file_size = (uint64_t)st.st_size;
-    out->next_offset = base;
+    out->next_offset = next_offset;
+    out->valid_bytes = from;
+    if (from > out->file_size) {
+        out->problem = BATCH_SHORT;
+        out->problem_offset = next_offset;
+        return 0;
+    }
 
     size_t cap = SCAN_CHUNK;
     unsigned char *buf = weir_malloc(cap);
-    uint64_t pos = 0;      /* file position of buf[0] */
+    uint64_t pos = from; /* file position of buf[0] */
     size_t have = 0, at = 0;
     int rc = 0;
     for (;;) {
@@ -161,10 +167,9 @@ int seg_valid_batch_after(int fd, uint64_t from, uint64_t file_size)
     return found;
 }
 
-int seg_index_load(log_segment_t *s, char *why, size_t whylen)
+int seg_index_load(log_segment_t *s, int active, char *why, size_t whylen)
 {
-    char *ipath = weir_strdup(s->path);
-    strcpy(ipath + strlen(ipath) - 4, ".idx");
+    char *ipath = seg_index_path(s);
     int fd = open(ipath, O_RDONLY | O_CLOEXEC);
     weir_free(ipath);
     if (fd < 0) return weir_errf(why, whylen, WEIR_ENOENT, "index file missing");
@@ -202,7 +207,8 @@ int seg_index_load(log_segment_t *s, char *why, size_t whylen)
     }
     const seg_index_entry_t *end = &e[n - 1];
     int ok = e[0].rel == 0 && e[0].pos == 0 && e[0].max_ts_before == INT64_MIN &&
-             end->pos == (uint64_t)sst.st_size && end->rel > 0;
+             (active ? end->pos <= (uint64_t)sst.st_size : end->pos == (uint64_t)sst.st_size) &&
+             end->rel > 0;
     for (size_t i = 1; ok && i < n; i++)
         ok = e[i].rel > e[i - 1].rel && e[i].pos > e[i - 1].pos &&
              e[i].max_ts_before >= e[i - 1].max_ts_before;
@@ -238,13 +244,8 @@ out:
     return rc;
 }
 
-int seg_index_write(const log_segment_t *s, char *err, size_t errlen)
+int seg_index_write_file(const log_segment_t *s, const char *path, char *err, size_t errlen)
 {
-    char *ipath = weir_strdup(s->path);
-    strcpy(ipath + strlen(ipath) - 4, ".idx");
-    size_t plen = strlen(ipath);
-    char *tmp = weir_malloc(plen + 5);
-    snprintf(tmp, plen + 5, "%s.tmp", ipath);
     size_t n = s->nidx + 1;
     unsigned char *raw = weir_malloc(n * SEG_INDEX_ENTRY + SEG_INDEX_TRAILER);
     for (size_t i = 0; i < n; i++) {
@@ -259,16 +260,34 @@ int seg_index_write(const log_segment_t *s, char *err, size_t errlen)
     memcpy(raw + n * SEG_INDEX_ENTRY, trailer, sizeof trailer);
     size_t total = n * SEG_INDEX_ENTRY + SEG_INDEX_TRAILER;
     int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, raw, total) != (ssize_t)total ||
-        rename(tmp, ipath) != 0)
-        rc = weir_errf(err, errlen, WEIR_EIO, "cannot write index %s: %s", ipath, strerror(errno));
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || weir_write_all(fd, raw, total) != 0)
+        rc = weir_errf(err, errlen, WEIR_EIO, "cannot write index %s: %s", path, strerror(errno));
     if (fd >= 0) close(fd);
-    if (rc) unlink(tmp);
     weir_free(raw);
+    return rc;
+}
+
+int seg_index_write(const log_segment_t *s, char *err, size_t errlen)
+{
+    char *ipath = seg_index_path(s);
+    size_t n = strlen(ipath) + sizeof ".tmp";
+    char *tmp = weir_malloc(n);
+    snprintf(tmp, n, "%s.tmp", ipath);
+    int rc = seg_index_write_file(s, tmp, err, errlen);
+    if (rc == 0 && rename(tmp, ipath) != 0)
+        rc = weir_errf(err, errlen, WEIR_EIO, "cannot write index %s: %s", ipath, strerror(errno));
+    if (rc) unlink(tmp);
     weir_free(tmp);
     weir_free(ipath);
     return rc;
+}
+
+char *seg_index_path(const log_segment_t *s)
+{
+    char *ipath = weir_strdup(s->path);
+    strcpy(ipath + strlen(ipath) - 4, ".idx");
+    return ipath;
 }
 
 void seg_free(log_segment_t *s)

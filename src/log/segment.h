@@ -55,11 +55,15 @@ typedef struct seg_scan {
     uint64_t batches, records;
 } seg_scan_t;
 
-/* Reads fd from position 0, verifying each batch and the offset chain from
- * `base`. If s is not NULL, accounts every valid batch into it (rebuilding
- * its index). Returns 0 (the outcome is in out), or WEIR_EIO with reason. */
-int seg_scan_file(int fd, uint64_t base, log_segment_t *s, uint32_t interval, seg_scan_t *out,
-                  char *err, size_t errlen);
+/* Reads fd from byte `from` (0, or the end of what s already accounts: a
+ * recovery point), verifying each batch and the offset chain, the batch at
+ * `from` having base offset next_offset. If s is not NULL, accounts every
+ * valid batch into it (rebuilding its index). valid_bytes counts from the
+ * file's start. A `from` past the file's end is a problem (BATCH_SHORT)
+ * with valid_bytes = from. Returns 0 (the outcome is in out), or WEIR_EIO
+ * with reason. */
+int seg_scan_file(int fd, uint64_t from, uint64_t next_offset, log_segment_t *s, uint32_t interval,
+                  seg_scan_t *out, char *err, size_t errlen);
 
 /* After a problem at byte `from`: is there any valid batch starting after it
  * in fd? (Distinguishes a torn tail from corruption.) 1 yes, 0 no, <0 error. */
@@ -67,11 +71,18 @@ int seg_valid_batch_after(int fd, uint64_t from, uint64_t file_size);
 
 /* Loads s->path's index file into s and checks its checksum and its shape
  * against the segment (see RECOVERY in log.h). 0 if usable, else a reason in why. On
- * success fills next, size, max_ts, first_ts of s. */
-int seg_index_load(log_segment_t *s, char *why, size_t whylen);
-/* Writes s's index plus its END entry to the .idx file (atomically: tmp +
- * rename). Called when a segment is closed. */
+ * success fills next, size, max_ts, first_ts of s. A closed segment's END
+ * entry must be at the file's size; with `active`, the index is a recovery
+ * point and its END may lie before (batches appended since). */
+int seg_index_load(log_segment_t *s, int active, char *why, size_t whylen);
+/* Writes s's index plus its END entry (at s->size) to the .idx file
+ * (atomically: tmp + rename). Called when a segment is closed. */
 int seg_index_write(const log_segment_t *s, char *err, size_t errlen);
+/* The same contents written to `path`, with no rename (part.c renames a
+ * recovery point under the partition's lock). */
+int seg_index_write_file(const log_segment_t *s, const char *path, char *err, size_t errlen);
+/* s's "<base>.idx" path (caller frees). */
+char *seg_index_path(const log_segment_t *s);
 
 void seg_free(log_segment_t *s);
 

@@ -1,6 +1,7 @@
 /* log_part_test.c — the log through its public API: append and read across
  * rolls, reads from offsets and times, recovery (torn tail at every byte of
- * the last batch, corruption that is not a torn tail, index rebuild),
+ * the last batch, corruption that is not a torn tail, index rebuild,
+ * recovery points after a crash),
  * retention with an injected clock, concurrent appenders and group commit. */
 #include <setjmp.h>
 #include <inttypes.h>
@@ -240,34 +241,6 @@ static void flip_byte(const char *path, off_t at)
     close(fd);
 }
 
-/* A bad CRC in the middle of the active segment, with valid batches after
- * it, is corruption: open refuses, naming the file and byte offset. */
-static void mid_segment_corruption_is_an_error(void **state)
-{
-    (void)state;
-    char *dir = tmpdir();
-    log_config_t cfg;
-    small_config(&cfg);
-    cfg.segment_bytes = 1 << 20;
-    log_t *log;
-    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
-    append_range(p, 0, 50, 10, LOG_ACK_WRITTEN);
-    log_close(log);
-    char seg[512];
-    snprintf(seg, sizeof seg, "%s/log/events/0/%020d.seg", dir, 0);
-    flip_byte(seg, 60);
-    char err[512];
-    log_topic_t *t;
-    assert_int_equal(log_open(dir, &cfg, &log, err, sizeof err), 0);
-    assert_int_equal(log_topic_open(log, "events", 0, &t, err, sizeof err), WEIR_ECORRUPT);
-    assert_non_null(strstr(err, seg));
-    assert_non_null(strstr(err, "byte offset 0"));
-    log_close(log);
-    /* log_check names it too, as an error. */
-    assert_true(log_check(dir, NULL, NULL, NULL) >= 1);
-    rmdir_all(dir);
-}
-
 /* Reads from `from` to the end; returns log_reader_next's last code, with
  * its reason in err. */
 static int read_all(log_part_t *p, uint64_t from, char *err, size_t errlen)
@@ -287,6 +260,46 @@ static off_t file_size(const char *path)
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     return st.st_size;
+}
+
+/* A bad CRC in the middle of the active segment, with valid batches after
+ * it, is corruption: open refuses, naming the file and byte offset (an open
+ * that reads it: without a recovery point before it). With the point a
+ * clean close leaves, the open does not read it and the reader names it. */
+static void mid_segment_corruption_is_an_error(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    log_config_t cfg;
+    small_config(&cfg);
+    cfg.segment_bytes = 1 << 20;
+    log_t *log;
+    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
+    append_range(p, 0, 50, 10, LOG_ACK_WRITTEN);
+    log_close(log);
+    char seg[512], idx[512];
+    snprintf(seg, sizeof seg, "%s/log/events/0/%020d.seg", dir, 0);
+    snprintf(idx, sizeof idx, "%s/log/events/0/%020d.idx", dir, 0);
+    flip_byte(seg, 60);
+    char err[512];
+    log_topic_t *t;
+    p = open_part(dir, &cfg, &log, 1, 0);
+    log_recovery_t rec;
+    log_part_recovery(p, &rec);
+    assert_true(rec.point > 60 && rec.point + rec.scanned == (uint64_t)file_size(seg));
+    assert_int_equal(read_all(p, 0, err, sizeof err), WEIR_ECORRUPT);
+    assert_non_null(strstr(err, seg));
+    assert_non_null(strstr(err, "byte offset 0"));
+    log_close(log);
+    assert_int_equal(unlink(idx), 0);
+    assert_int_equal(log_open(dir, &cfg, &log, err, sizeof err), 0);
+    assert_int_equal(log_topic_open(log, "events", 0, &t, err, sizeof err), WEIR_ECORRUPT);
+    assert_non_null(strstr(err, seg));
+    assert_non_null(strstr(err, "byte offset 0"));
+    log_close(log);
+    /* log_check names it too, as an error. */
+    assert_true(log_check(dir, NULL, NULL, NULL) >= 1);
+    rmdir_all(dir);
 }
 
 /* A new log of one partition in small segments: events 0..1499 (six a
@@ -312,14 +325,11 @@ static void reader_checks_what_open_did_not(void **state)
     log_config_t cfg;
     log_t *log;
     char *dir = closed_segments_log(&cfg);
-    char pdir[512], seg0[800], active[800], err[1024];
+    char pdir[512], seg0[800], active[800], active_idx[800], err[1024];
     snprintf(pdir, sizeof pdir, "%s/log/events/0", dir);
     snprintf(seg0, sizeof seg0, "%s/%020d.seg", pdir, 0);
-    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
-    log_recovery_t rec;
-    log_part_recovery(p, &rec);
-    assert_int_equal(rec.indexes_rebuilt, 0); /* closed segments came from their indexes */
-    /* The active segment: the one holding the last offset. */
+    /* The active segment: the one holding the last offset. Its recovery
+     * point goes, so that the open scans it. */
     DIR *d = opendir(pdir);
     struct dirent *e;
     uint64_t last_base = 0, b;
@@ -327,7 +337,14 @@ static void reader_checks_what_open_did_not(void **state)
         if (strstr(e->d_name, ".seg") && sscanf(e->d_name, "%20" SCNu64, &b) == 1 && b > last_base) last_base = b;
     closedir(d);
     snprintf(active, sizeof active, "%s/%020" PRIu64 ".seg", pdir, last_base);
+    snprintf(active_idx, sizeof active_idx, "%s/%020" PRIu64 ".idx", pdir, last_base);
     assert_true(last_base > 0);
+    assert_int_equal(unlink(active_idx), 0);
+    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
+    log_recovery_t rec;
+    log_part_recovery(p, &rec);
+    assert_int_equal(rec.indexes_rebuilt, 0); /* closed segments came from their indexes */
+    assert_true(rec.point == 0 && rec.scanned == (uint64_t)file_size(active));
 
     /* A byte of a closed segment, opened through its index: read, refused. */
     flip_byte(seg0, BATCH_HEADER_SIZE + 2);
@@ -352,10 +369,140 @@ static void reader_checks_what_open_did_not(void **state)
     flip_byte(active, BATCH_HEADER_SIZE + 2);
     assert_int_equal(read_all(p, last_base, err, sizeof err), 0);
     log_close(log);
+    assert_int_equal(unlink(active_idx), 0); /* the close's point: the open would not read it */
     log_topic_t *t;
     assert_int_equal(log_open(dir, &cfg, &log, err, sizeof err), 0);
     assert_int_equal(log_topic_open(log, "events", 1, &t, err, sizeof err), WEIR_ECORRUPT);
     assert_non_null(strstr(err, active));
+    log_close(log);
+    rmdir_all(dir);
+}
+
+/* The log's files as a crash would leave them: DIR's log copied to a new
+ * directory while it is open (nothing closed, no point written at close). */
+static char *crash_copy(const char *dir)
+{
+    char *copy = tmpdir();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp -r '%s/log' '%s/'", dir, copy);
+    assert_int_equal(system(cmd), 0);
+    return copy;
+}
+
+static void append_bytes(const char *path, const void *p, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, p, n), (ssize_t)n);
+    close(fd);
+}
+
+/* RECOVERY POINTS (log.h): after a crash, the open reads the active segment
+ * only from its point on, and ends exactly where a full scan would: a torn
+ * tail after the point is cut, damage after it that is not a torn tail is
+ * an error, and a point that does not fit (past the file's end, a bad
+ * checksum, a closed segment's index cut short) is not used. */
+static void recovery_point_after_crash(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    log_config_t cfg;
+    small_config(&cfg);
+    cfg.segment_bytes = 1 << 20;
+    log_t *log, *log2;
+    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
+    append_range(p, 0, 300, 6, LOG_ACK_WRITTEN);
+    char seg[512], idx[512], err[512];
+    snprintf(seg, sizeof seg, "%s/log/events/0/%020d.seg", dir, 0);
+    snprintf(idx, sizeof idx, "%s/log/events/0/%020d.idx", dir, 0);
+    assert_int_equal(log_part_save_point(p, 1), 0);
+    uint64_t point = (uint64_t)file_size(seg);
+    assert_true(file_size(idx) > 0);
+    append_range(p, 300, 400, 6, LOG_ACK_WRITTEN);
+    uint64_t size = (uint64_t)file_size(seg);
+
+    /* A torn tail after the point: cut, everything before it kept. */
+    char *c1 = crash_copy(dir);
+    char cseg[800];
+    snprintf(cseg, sizeof cseg, "%s/log/events/0/%020d.seg", c1, 0);
+    static const unsigned char torn[20];
+    append_bytes(cseg, torn, sizeof torn);
+    log_part_t *q = open_part(c1, &cfg, &log2, 1, 0);
+    log_recovery_t rec;
+    log_part_recovery(q, &rec);
+    /* Read from the point's last index entry (one interval before it) on. */
+    assert_true(rec.point > point - cfg.index_interval - 200 && rec.point <= point);
+    assert_true(rec.point + rec.scanned == size);
+    assert_true(rec.dropped_bytes == sizeof torn && rec.at == size);
+    expect_range(q, 0, 400);
+    append_range(q, 400, 410, 6, LOG_ACK_WRITTEN);
+    expect_range(q, 0, 410);
+    log_close(log2);
+    /* The clean close left a point at the end: nothing is read. */
+    q = open_part(c1, &cfg, &log2, 1, 0);
+    log_part_recovery(q, &rec);
+    assert_true(rec.point > 0 && rec.point + rec.scanned == (uint64_t)file_size(cseg));
+    assert_true(rec.scanned < cfg.index_interval + 200);
+    expect_range(q, 0, 410);
+    log_close(log2);
+    rmdir_all(c1);
+
+    /* A point past the file's end (cut by hand into a batch before it): not
+     * used, and the full scan cuts at the last whole batch. */
+    c1 = crash_copy(dir);
+    snprintf(cseg, sizeof cseg, "%s/log/events/0/%020d.seg", c1, 0);
+    assert_int_equal(truncate(cseg, (off_t)point - 10), 0);
+    q = open_part(c1, &cfg, &log2, 1, 0);
+    log_part_recovery(q, &rec);
+    assert_true(rec.point == 0 && rec.dropped_bytes > 0 && rec.scanned == rec.at);
+    log_part_stat_t st;
+    log_part_stat(q, &st);
+    assert_true(st.next_offset > 0 && st.next_offset < 300 && st.next_offset % 6 == 0);
+    expect_range(q, 0, st.next_offset);
+    log_close(log2);
+    rmdir_all(c1);
+
+    /* A bad byte after the point with valid batches after it: corruption,
+     * named as a full scan names it. */
+    c1 = crash_copy(dir);
+    snprintf(cseg, sizeof cseg, "%s/log/events/0/%020d.seg", c1, 0);
+    flip_byte(cseg, (off_t)point + BATCH_HEADER_SIZE + 2);
+    log_topic_t *t;
+    assert_int_equal(log_open(c1, &cfg, &log2, err, sizeof err), 0);
+    assert_int_equal(log_topic_open(log2, "events", 1, &t, err, sizeof err), WEIR_ECORRUPT);
+    assert_non_null(strstr(err, cseg));
+    assert_non_null(strstr(err, "not a torn tail"));
+    log_close(log2);
+    rmdir_all(c1);
+
+    /* A point whose checksum fails: not used, removed, everything scanned. */
+    c1 = crash_copy(dir);
+    char cidx[800];
+    snprintf(cidx, sizeof cidx, "%s/log/events/0/%020d.idx", c1, 0);
+    flip_byte(cidx, 20);
+    q = open_part(c1, &cfg, &log2, 1, 0);
+    log_part_recovery(q, &rec);
+    assert_true(rec.point == 0 && rec.scanned == size && rec.dropped_bytes == 0);
+    assert_int_equal(access(cidx, F_OK), -1);
+    expect_range(q, 0, 400);
+    log_close(log2);
+    rmdir_all(c1);
+
+    /* A segment closed by a roll the crash cut short (the next segment
+     * exists, its final index was never written): the point is not taken
+     * for a closed segment's index, which is rebuilt. */
+    c1 = crash_copy(dir);
+    char next[800];
+    snprintf(next, sizeof next, "%s/log/events/0/%020d.seg", c1, 400);
+    int fd = open(next, O_CREAT | O_WRONLY, 0644);
+    close(fd);
+    q = open_part(c1, &cfg, &log2, 1, 0);
+    log_part_recovery(q, &rec);
+    assert_int_equal(rec.indexes_rebuilt, 1);
+    expect_range(q, 0, 400);
+    log_close(log2);
+    rmdir_all(c1);
+
     log_close(log);
     rmdir_all(dir);
 }
@@ -379,8 +526,11 @@ static void partitions_open_in_parallel(void **state)
     }
     char seg[NP][512];
     for (uint32_t i = 2; i < NP; i += 2) {
+        char idx[512];
         snprintf(seg[i], sizeof seg[i], "%s/log/events/%u/%020d.seg", dir, i, 0);
+        snprintf(idx, sizeof idx, "%s/log/events/%u/%020d.idx", dir, i, 0);
         flip_byte(seg[i], 60);
+        assert_int_equal(unlink(idx), 0); /* no recovery point: the open reads it all */
     }
     char err[512];
     log_topic_t *t;
@@ -615,6 +765,7 @@ int main(void)
         cmocka_unit_test(torn_tail_every_byte),
         cmocka_unit_test(mid_segment_corruption_is_an_error),
         cmocka_unit_test(reader_checks_what_open_did_not),
+        cmocka_unit_test(recovery_point_after_crash),
         cmocka_unit_test(partitions_open_in_parallel),
         cmocka_unit_test(index_rebuilt_when_missing_or_wrong),
         cmocka_unit_test(retention_by_size_and_age),
