@@ -36,11 +36,15 @@ __attribute__((format(printf, 3, 4))) static void report(check_ctx_t *c, int sev
 }
 
 /* Every entry of the on-disk index `disk` must be one of the batches the
- * scan found (`all` has an entry for every batch), and its END must match. */
-static int index_matches(const log_segment_t *disk, const log_segment_t *all)
+ * scan found (`all` has an entry for every batch), and its END must match:
+ * the segment's end, or for a recovery point (`point`) any batch boundary. */
+static int index_matches(const log_segment_t *disk, const log_segment_t *all, int point)
 {
-    if (disk->next != all->next || disk->size != all->size || disk->max_ts != all->max_ts)
-        return 0;
+    int end_ok = disk->next == all->next && disk->size == all->size && disk->max_ts == all->max_ts;
+    for (uint32_t j = 0; point && !end_ok && j < all->nidx; j++)
+        end_ok = all->idx[j].pos == disk->size && all->base + all->idx[j].rel == disk->next &&
+                 all->idx[j].max_ts_before == disk->max_ts;
+    if (!end_ok) return 0;
     uint32_t j = 0;
     for (uint32_t i = 0; i < disk->nidx; i++) {
         while (j < all->nidx && all->idx[j].pos < disk->idx[i].pos) j++;
@@ -91,18 +95,25 @@ static uint64_t check_segment(check_ctx_t *c, const char *dir, uint64_t base, in
         } else if (!active && sc.batches == 0) {
             report(c, 1, "%s: closed segment is empty", s.path);
         }
-        if (!active && sc.problem == BATCH_OK && sc.batches > 0) {
-            /* Compare the on-disk index with the one the scan rebuilt; the
-             * index is derived data, so a mismatch is a note, not damage. */
+        char *ipath = seg_index_path(&s);
+        int has_point = active && access(ipath, F_OK) == 0;
+        if (sc.batches > 0 && (has_point || (!active && sc.problem == BATCH_OK))) {
+            /* Compare the on-disk index (or recovery point) with the one
+             * the scan rebuilt; the index is derived data, so a mismatch is
+             * a note, not damage. */
             log_segment_t disk = {.base = base, .fd = -1, .path = weir_strdup(s.path)};
+            const char *what = active ? "recovery point" : "index";
+            const char *then =
+                active ? "the next open reads the whole segment" : "the next open rebuilds it";
             char why[256];
-            if (seg_index_load(&disk, 0, why, sizeof why) != 0)
-                report(c, 0, "%s: %s; the next open rebuilds it", disk.path, why);
-            else if (!index_matches(&disk, &s))
-                report(c, 0, "%s: index differs from its segment; the next open rebuilds it",
-                       disk.path);
+            if (seg_index_load(&disk, active, why, sizeof why) != 0)
+                report(c, 0, "%s: %s%s; %s", disk.path, why, active ? " (recovery point)" : "",
+                       then);
+            else if (!index_matches(&disk, &s, active))
+                report(c, 0, "%s: %s differs from its segment; %s", disk.path, what, then);
             seg_free(&disk);
         }
+        weir_free(ipath);
     }
     close(fd);
     uint64_t next = s.next;

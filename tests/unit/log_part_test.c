@@ -389,6 +389,12 @@ static char *crash_copy(const char *dir)
     return copy;
 }
 
+/* log_check's notes, joined. */
+static void collect_notes(void *ctx, int severity, const char *msg)
+{
+    if (severity == 0) strncat(ctx, msg, 4000 - strlen(ctx));
+}
+
 static void append_bytes(const char *path, const void *p, size_t n)
 {
     int fd = open(path, O_WRONLY | O_APPEND);
@@ -425,6 +431,10 @@ static void recovery_point_after_crash(void **state)
     char *c1 = crash_copy(dir);
     char cseg[800];
     snprintf(cseg, sizeof cseg, "%s/log/events/0/%020d.seg", c1, 0);
+    /* log check compares the point with the segment: they agree. */
+    char notes[4096] = "";
+    assert_int_equal(log_check(c1, collect_notes, notes, NULL), 0);
+    assert_null(strstr(notes, "recovery point"));
     static const unsigned char torn[20];
     append_bytes(cseg, torn, sizeof torn);
     log_part_t *q = open_part(c1, &cfg, &log2, 1, 0);
@@ -480,6 +490,9 @@ static void recovery_point_after_crash(void **state)
     char cidx[800];
     snprintf(cidx, sizeof cidx, "%s/log/events/0/%020d.idx", c1, 0);
     flip_byte(cidx, 20);
+    notes[0] = 0;
+    assert_int_equal(log_check(c1, collect_notes, notes, NULL), 0);
+    assert_non_null(strstr(notes, "checksum mismatch (recovery point)"));
     q = open_part(c1, &cfg, &log2, 1, 0);
     log_part_recovery(q, &rec);
     assert_true(rec.point == 0 && rec.scanned == size && rec.dropped_bytes == 0);
