@@ -330,12 +330,19 @@ static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key,
     outputs_write_lines(o, NULL, &o->line, 1);
 }
 
-void outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset, weir_slice_t key,
-                  const char *decision, int rule, double score, weir_slice_t event)
+int outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset, weir_slice_t key,
+                 const char *decision, int rule, double score, weir_slice_t event)
 {
-    if (rule < 0 || (uint32_t)rule >= o->spec->ndecisions || !o->emit[rule]) return;
-    (void)name; /* the rule's stream is the one named by its emit */
     pthread_mutex_lock(&o->emit_mu);
+    /* By name: a replayed decision's rule number may be another rule's in
+     * the spec now in force (a reload changed the rules since). */
+    FILE *f = NULL;
+    for (uint32_t i = 0; i < o->spec->ndecisions && !f; i++)
+        if (o->emit[i] && !strcmp(o->spec->decisions[i].emit, name)) f = o->emit[i];
+    if (!f) {
+        pthread_mutex_unlock(&o->emit_mu);
+        return -1;
+    }
     weir_buf_t *b = &o->emit_line;
     buf_reset(b);
     buf_appendf(b, "{\"partition\":%u,\"offset\":%" PRIu64 ",\"key\":", part, offset);
@@ -348,8 +355,9 @@ void outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset
     buf_append_str(b, ",\"event\":");
     buf_append(b, event.ptr, event.len);
     buf_append_str(b, "}\n");
-    if (fwrite(b->data, 1, b->len, o->emit[rule]) != b->len) out_failed(o);
+    if (fwrite(b->data, 1, b->len, f) != b->len) out_failed(o);
     pthread_mutex_unlock(&o->emit_mu);
+    return 0;
 }
 
 engine_sink_t outputs_sink(outputs_t *o)

@@ -72,9 +72,9 @@ uint64_t outputs_matches(const outputs_t *o);
 /* A decision rule with `emit: NAME` matched: appends {"partition",
  * "offset", "key", "decision", "rule", "score", "event"} to
  * DATA/outputs/NAME.ndjson. Thread-safe (outputs of several partitions may
- * emit at once). */
-void outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset, weir_slice_t key,
-                  const char *decision, int rule, double score, weir_slice_t event);
+ * emit at once). -1 (nothing written) if no rule of the spec emits to NAME. */
+int outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset, weir_slice_t key,
+                 const char *decision, int rule, double score, weir_slice_t event);
 
 /* Appends the line (without newline) of a pattern's match, as written to
  * DATA/outputs/<pattern>.ndjson; vals as the engine sink gives them. */

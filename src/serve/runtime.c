@@ -424,6 +424,13 @@ static void decision_record(rt_part_t *p, uint64_t offset, weir_slice_t key,
         buf_append_str(b, "null");
     buf_append_str(b, ",\"rule\":");
     numfmt_append_i64(b, d->rule);
+    /* Always there, so that a replay can write the emit again from the
+     * record instead of deciding again (EMITS FROM THE DECISION LOG). */
+    buf_append_str(b, ",\"emit\":");
+    if (d->emit)
+        buf_append_json_string(b, d->emit, strlen(d->emit));
+    else
+        buf_append_str(b, "null");
     buf_append_str(b, ",\"score\":");
     if (isnan(d->score))
         buf_append_str(b, "null");
@@ -673,6 +680,9 @@ typedef struct replay_ctx {
     rt_part_t *p;
     int64_t decided;   /* last input offset with a decision */
     uint64_t replayed; /* not yet added to the shared counter */
+    log_reader_t *dr;  /* the decision log from the replay's start, for emits; NULL: none */
+    cJSON *drec;       /* its record read ahead (or NULL), for input offset drec_off */
+    int64_t drec_off;
 } replay_ctx_t;
 
 /* The replay threads add to the shared counter every REPLAYED_FLUSH events,
@@ -686,6 +696,52 @@ static void replayed_flush(replay_ctx_t *c)
     c->replayed = 0;
 }
 
+/* EMITS FROM THE DECISION LOG. An event decided before a crash has its
+ * emit cut from the output with everything after the checkpoint (OUTPUTS
+ * ACROSS CRASHES), and the replay writes it again. Emits are the one output
+ * that depends on something outside the log: the rules and the model in
+ * force when the event was decided, which a live reload may have changed
+ * since. So the emit is written from the event's decision record, which
+ * names it ("emit"): the line is the one the live server wrote. Only a
+ * record without that field (written by a weir before it) is decided again
+ * under the spec and model on disk. 1: written from the record (or the
+ * record says no emit); 0: decide it again. */
+static int emit_logged(replay_ctx_t *c, uint64_t offset, const engine_result_t *res)
+{
+    while (c->dr && (!c->drec || c->drec_off < (int64_t)offset)) {
+        cJSON_Delete(c->drec);
+        c->drec = NULL;
+        log_rec_t rec;
+        char why[256];
+        if (log_reader_next(c->dr, &rec, why, sizeof why) != 1) {
+            /* The end, or a record that cannot be read: what is left is
+             * decided again, as without records. */
+            log_reader_close(c->dr);
+            c->dr = NULL;
+            break;
+        }
+        c->drec = cJSON_ParseWithLength(rec.value.ptr, rec.value.len);
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(c->drec, "offset");
+        c->drec_off = cJSON_IsNumber(o) ? (int64_t)o->valuedouble : -1;
+    }
+    if (!c->drec || c->drec_off != (int64_t)offset) return 0;
+    const cJSON *emit = cJSON_GetObjectItemCaseSensitive(c->drec, "emit");
+    if (cJSON_IsNull(emit)) return 1;
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(c->drec, "decision");
+    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(c->drec, "rule");
+    const cJSON *score = cJSON_GetObjectItemCaseSensitive(c->drec, "score");
+    if (!cJSON_IsString(emit) || !cJSON_IsString(dec) || !cJSON_IsNumber(rule)) return 0;
+    /* The score was written in its shortest form that reads back exactly. */
+    double sc = cJSON_IsNumber(score) ? score->valuedouble : NAN;
+    if (outputs_emit(c->rt->out, emit->valuestring, c->p->id, offset, res->key, dec->valuestring,
+                     (int)rule->valuedouble, sc, res->raw) != 0)
+        fprintf(stderr,
+                "weir run: replay: partition %u offset %" PRIu64 ": its decision emitted to '%s', "
+                "which the spec no longer has; that line is not written again\n",
+                c->p->id, offset, emit->valuestring);
+    return 1;
+}
+
 static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_result_t *res)
 {
     (void)part;
@@ -696,12 +752,8 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     int64_t mt = res->watermark == INT64_MIN ? INT64_MIN : res->watermark + rt->pl.src->lateness_ms;
     if (mt > p->max_time) p->max_time = mt;
     int decided = (int64_t)offset <= c->decided;
-    /* A decided event's emit was cut from its output with everything after
-     * the checkpoint (OUTPUTS ACROSS CRASHES): decide it again to write its
-     * emit, but do not log the decision twice. Emits are the one output
-     * that depends on something outside the log, the model file: an event
-     * decided again after a model reload gets the model on disk. */
     if (decided && !(rt->replay_outputs && rt->has_emits)) return 0;
+    if (decided && emit_logged(c, offset, res)) return 0;
     decision_t d;
     decide_one(rt, p, res, res->raw.len, 0, &d);
     if (d.emit && rt->replay_outputs)
@@ -740,10 +792,22 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     p->obatch = 1;
     /* replay_row reads no features of an event decided already, unless it
      * decides it again for its emit (below): those are applied without. */
-    if (!(rt->replay_outputs && rt->has_emits) && c.decided >= 0)
-        engine_part_features_from(p->engine, (uint64_t)c.decided + 1);
+    int emits = rt->replay_outputs && rt->has_emits;
+    if (!emits && c.decided >= 0) engine_part_features_from(p->engine, (uint64_t)c.decided + 1);
+    if (emits && c.decided >= (int64_t)p->from) {
+        /* Where the decided events' records start (EMITS FROM THE DECISION
+         * LOG); if they cannot be read, they are decided again. */
+        log_part_stat_t st;
+        log_part_stat(p->dlog, &st);
+        char why[256];
+        if (log_reader_open(p->dlog, p->dfrom > st.start_offset ? p->dfrom : st.start_offset, &c.dr,
+                            why, sizeof why) != 0)
+            c.dr = NULL;
+    }
     int rc = pipeline_replay_from(&rt->pl, p->id, p->from, replay_row, &c, replay_bad, NULL, err,
                                   errlen);
+    if (c.dr) log_reader_close(c.dr);
+    cJSON_Delete(c.drec);
     engine_part_features_from(p->engine, 0);
     p->obatch = 0;
     replayed_flush(&c);
@@ -765,6 +829,7 @@ static int restore_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     int64_t wm = engine_part_watermark(p->engine);
     p->max_time = wm == INT64_MIN ? INT64_MIN : wm + rt->pl.src->lateness_ms;
     p->from = cp->log_offset;
+    p->dfrom = cp->decision_offset;
     return 0;
 }
 
@@ -878,7 +943,7 @@ static void reset_part(runtime_t *rt, uint32_t i)
 {
     engine_part_free(rt->pl.parts[i]);
     rt->pl.parts[i] = rt->parts[i].engine = engine_part_new(rt->pl.engine, i, NULL);
-    rt->parts[i].from = 0;
+    rt->parts[i].from = rt->parts[i].dfrom = 0;
     rt->parts[i].max_time = INT64_MIN;
 }
 

@@ -58,6 +58,7 @@ typedef struct rt_part {
     int64_t decided;    /* input offset of the last decision made (read from the decision
                            log at start, then kept by decision_record), -1: none */
     uint64_t from;      /* replay starts here: the restored checkpoint's offset, else 0 */
+    uint64_t dfrom;     /* the decision log's position at the same moment, else 0 */
 } rt_part_t;
 
 /* A spec replaced by a reload, kept until close (reload.c says why). */
