@@ -1,12 +1,15 @@
 /* outputs.c — NDJSON outputs of a pipeline (see outputs.h). */
 #include "decide/outputs.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -26,7 +29,16 @@ struct outputs {
     FILE *late;
     FILE **pat;  /* per pattern with emit: (NULL for the others) */
     FILE **emit; /* per decision rule with `emit` (NULL for the others) */
-    pthread_mutex_t emit_mu; /* emits come from the request threads */
+    /* Emit streams opened by name for a replayed decision whose emit no
+     * rule of the spec has now (a reload removed it): xname[i], xemit[i]. */
+    char **xname;
+    FILE **xemit;
+    uint32_t nx;
+    /* outputs_ends' lines for the files no stream writes, once scanned
+     * (closed_valid); a new stream (xemit) makes them scanned again. */
+    weir_buf_t closed_ends;
+    int closed_valid;
+    pthread_mutex_t emit_mu; /* emits come from the request threads; guards the x arrays */
     weir_buf_t emit_line;
     weir_buf_t line;
     outputs_span_t span; /* on_window's */
@@ -131,10 +143,28 @@ int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char 
     return 0;
 }
 
+/* Closes the streams opened by name (emit_mu held, or no other user). */
+static void close_extras(outputs_t *o)
+{
+    for (uint32_t i = 0; i < o->nx; i++) {
+        if (fclose(o->xemit[i]) != 0) out_failed(o);
+        weir_free(o->xname[i]);
+    }
+    weir_free(o->xname);
+    weir_free(o->xemit);
+    o->xname = NULL;
+    o->xemit = NULL;
+    o->nx = 0;
+}
+
 int outputs_reopen(outputs_t *o, char *err, size_t errlen)
 {
     int rc = outputs_flush(o, err, errlen);
     if (rc) return rc;
+    pthread_mutex_lock(&o->emit_mu);
+    close_extras(o); /* opened again by name when needed */
+    o->closed_valid = 0;
+    pthread_mutex_unlock(&o->emit_mu);
     const spec_t *s = o->spec;
     /* The new streams are opened beside the old ones, which stay in use if
      * any new one cannot be opened (a writer never sees a closed stream). */
@@ -167,6 +197,8 @@ int outputs_flush(outputs_t *o, char *err, size_t errlen)
     pthread_mutex_lock(&o->emit_mu);
     for (uint32_t i = 0; i < o->spec->ndecisions; i++)
         if (o->emit[i] && fflush(o->emit[i]) != 0) out_failed(o);
+    for (uint32_t i = 0; i < o->nx; i++)
+        if (fflush(o->xemit[i]) != 0) out_failed(o);
     pthread_mutex_unlock(&o->emit_mu);
     int e = atomic_load(&o->failed);
     return e ? weir_errf(err, errlen, WEIR_EIO, "writing outputs failed: %s", strerror(e)) : 0;
@@ -177,6 +209,7 @@ int outputs_close(outputs_t *o, char *err, size_t errlen)
     if (!o) return 0;
     int rc = outputs_flush(o, err, errlen);
     close_streams(o);
+    close_extras(o);
     pthread_mutex_destroy(&o->emit_mu);
     weir_free(o->pat);
     weir_free(o->emit);
@@ -190,6 +223,7 @@ int outputs_close(outputs_t *o, char *err, size_t errlen)
     weir_free(o->agg_names);
     weir_free(o->dir);
     buf_free(&o->emit_line);
+    buf_free(&o->closed_ends);
     buf_free(&o->line);
     weir_free(o);
     return rc;
@@ -330,6 +364,29 @@ static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key,
     outputs_write_lines(o, NULL, &o->line, 1);
 }
 
+/* The stream of an emit no rule has now, opened by name on first use
+ * (emit_mu held). NULL if the name is not one a spec could give (it comes
+ * from a decision record) or the file cannot be opened. */
+static FILE *extra_emit(outputs_t *o, const char *name)
+{
+    for (uint32_t i = 0; i < o->nx; i++)
+        if (!strcmp(o->xname[i], name)) return o->xemit[i];
+    size_t n = strlen(name);
+    if (n == 0 || n > 200 || name[0] == '.') return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-' && name[i] != '.')
+            return NULL;
+    char err[256];
+    FILE *f = open_output(o->dir, name, err, sizeof err);
+    if (!f) return NULL;
+    o->xname = weir_realloc(o->xname, (o->nx + 1) * sizeof *o->xname);
+    o->xemit = weir_realloc(o->xemit, (o->nx + 1) * sizeof *o->xemit);
+    o->xname[o->nx] = weir_strdup(name);
+    o->xemit[o->nx++] = f;
+    o->closed_valid = 0;
+    return f;
+}
+
 int outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset, weir_slice_t key,
                  const char *decision, int rule, double score, weir_slice_t event)
 {
@@ -339,6 +396,7 @@ int outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset,
     FILE *f = NULL;
     for (uint32_t i = 0; i < o->spec->ndecisions && !f; i++)
         if (o->emit[i] && !strcmp(o->spec->decisions[i].emit, name)) f = o->emit[i];
+    if (!f) f = extra_emit(o, name);
     if (!f) {
         pthread_mutex_unlock(&o->emit_mu);
         return -1;
@@ -403,12 +461,78 @@ static void output_end(weir_buf_t *b, const char *name, FILE *f)
     buf_appendf(b, "%s.ndjson %lld\n", name, (long long)st.st_size);
 }
 
+/* Whether file (NAME.ndjson) is one of o's open streams. */
+static int is_open_output(const outputs_t *o, const char *file)
+{
+    const spec_t *s = o->spec;
+    size_t n = strlen(file) - 7;
+#define SAME(name) (strlen(name) == n && memcmp(name, file, n) == 0)
+    if (SAME("late")) return 1;
+    for (uint32_t i = 0; i < s->naggregates; i++)
+        if (SAME(s->aggregates[i].name)) return 1;
+    for (uint32_t i = 0; o->pat && i < s->npatterns; i++)
+        if (o->pat[i] && SAME(s->patterns[i].name)) return 1;
+    for (uint32_t i = 0; i < s->ndecisions; i++)
+        if (o->emit[i] && SAME(s->decisions[i].emit)) return 1;
+    for (uint32_t i = 0; i < o->nx; i++)
+        if (SAME(o->xname[i])) return 1;
+#undef SAME
+    return 0;
+}
+
+int outputs_listed_end(const char *text, size_t len, const char *file, long long *end)
+{
+    size_t n = strlen(file);
+    for (size_t at = 0; at < len;) {
+        const char *line = text + at;
+        const char *nl = memchr(line, '\n', len - at);
+        size_t ll = nl ? (size_t)(nl - line) : len - at;
+        at += ll + 1;
+        if (ll > n + 1 && memcmp(line, file, n) == 0 && line[n] == ' ') {
+            *end = strtoll(line + n + 1, NULL, 10);
+            return 1;
+        }
+    }
+    /* Not listed: created after the checkpoint, if the list is whole. */
+    *end = 0;
+    return len >= sizeof OUTPUTS_ENDS_WHOLE &&
+           memcmp(text, OUTPUTS_ENDS_WHOLE "\n", sizeof OUTPUTS_ENDS_WHOLE) == 0;
+}
+
 void outputs_ends(outputs_t *o, weir_buf_t *b)
 {
     const spec_t *s = o->spec;
+    /* Every output file, not only the open streams: a file not listed is
+     * then one created after the checkpoint (by a reload that added an
+     * output), which recovery empties before the replay writes it again.
+     * The first line says the list is whole. */
+    buf_append_str(b, OUTPUTS_ENDS_WHOLE "\n");
     for (uint32_t i = 0; i < s->naggregates; i++) output_end(b, s->aggregates[i].name, o->agg[i]);
     output_end(b, "late", o->late);
     for (uint32_t i = 0; o->pat && i < s->npatterns; i++) output_end(b, s->patterns[i].name, o->pat[i]);
+    pthread_mutex_lock(&o->emit_mu);
     for (uint32_t i = 0; o->emit && i < s->ndecisions; i++)
         if (o->emit[i]) output_end(b, s->decisions[i].emit, o->emit[i]);
+    for (uint32_t i = 0; i < o->nx; i++)
+        output_end(b, o->xname[i], o->xemit[i]);
+    /* The files no stream writes do not change: they are listed from a
+     * directory scan made once, not at every checkpoint (a readdir and
+     * stats took 3-8 ms while every partition waited). */
+    if (!o->closed_valid) {
+        buf_reset(&o->closed_ends);
+        DIR *d = opendir(o->dir);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            size_t n = strlen(e->d_name);
+            struct stat st;
+            if (n <= 7 || strcmp(e->d_name + n - 7, ".ndjson") != 0 || is_open_output(o, e->d_name))
+                continue;
+            if (fstatat(dirfd(d), e->d_name, &st, 0) == 0 && S_ISREG(st.st_mode))
+                buf_appendf(&o->closed_ends, "%s %lld\n", e->d_name, (long long)st.st_size);
+        }
+        if (d) closedir(d);
+        o->closed_valid = 1;
+    }
+    buf_append(b, o->closed_ends.data, o->closed_ends.len);
+    pthread_mutex_unlock(&o->emit_mu);
 }

@@ -61,10 +61,17 @@ void outputs_late_line(const outputs_t *o, weir_buf_t *b, uint32_t part, uint64_
                        weir_slice_t key, int64_t time, int64_t watermark, weir_slice_t event);
 void outputs_write_lines(outputs_t *o, const spec_aggregate_t *agg, const weir_buf_t *lines,
                          uint64_t nlines);
-/* Appends "<name>.ndjson <bytes>\n" per output file (fstat of the open
- * files, so call it after outputs_flush): where each file ends, for a
- * checkpoint (runtime.c, OUTPUTS ACROSS CRASHES). */
+/* Appends OUTPUTS_ENDS_WHOLE, then "<name>.ndjson <bytes>\n" per output
+ * file of the directory (call it after outputs_flush, with no writer
+ * running): where each file ends, for a checkpoint (runtime.c, OUTPUTS
+ * ACROSS CRASHES). */
+#define OUTPUTS_ENDS_WHOLE "* every output file"
 void outputs_ends(outputs_t *o, weir_buf_t *b);
+/* Where FILE (NAME.ndjson) ends in such a list (text, len): 1 and *end if
+ * listed, 1 and 0 if the list is whole and does not name it (it was
+ * created after), 0 if an older, partial list does not name it. */
+int outputs_listed_end(const char *text, size_t len, const char *file, long long *end);
+
 uint64_t outputs_windows(const outputs_t *o);
 uint64_t outputs_late(const outputs_t *o);
 uint64_t outputs_matches(const outputs_t *o);
@@ -72,7 +79,9 @@ uint64_t outputs_matches(const outputs_t *o);
 /* A decision rule with `emit: NAME` matched: appends {"partition",
  * "offset", "key", "decision", "rule", "score", "event"} to
  * DATA/outputs/NAME.ndjson. Thread-safe (outputs of several partitions may
- * emit at once). -1 (nothing written) if no rule of the spec emits to NAME. */
+ * emit at once). NAME need not be an emit of the spec in force (a replayed
+ * decision's, which a reload may have removed): its file is then opened by
+ * name. -1 (nothing written) if it cannot be. */
 int outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset, weir_slice_t key,
                  const char *decision, int rule, double score, weir_slice_t event);
 

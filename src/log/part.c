@@ -153,7 +153,7 @@ static int open_active_segment(log_part_t *p, log_segment_t *s, char *err, size_
     if (rc) goto fail;
     int after = 0;
     if (sc.problem != BATCH_OK) after = seg_valid_batch_after(fd, sc.valid_bytes, sc.file_size);
-    if (point && after != 0) {
+    if (point && (after != 0 || sc.valid_bytes > sc.file_size)) {
         /* Damage after the point, or a point that does not continue into
          * the file: it cannot be trusted to say where the damage begins.
          * A full scan decides, as without a point. */
@@ -202,7 +202,9 @@ static int open_active_segment(log_part_t *p, log_segment_t *s, char *err, size_
         /* An index file that was not used is stale or damaged; one that a
          * later append made fit by chance must not be trusted next time. */
         char *ipath = seg_index_path(s);
-        unlink(ipath);
+        /* Durably gone: a torn tail cut below it must not meet it again
+         * after a power loss. */
+        if (unlink(ipath) == 0) weir_fsync_dir(p->dir);
         weir_free(ipath);
     }
     return 0;
@@ -354,7 +356,8 @@ static int roll(log_part_t *p, char *err, size_t errlen)
             close(old->fd);
             old->fd = -1;
             rc = create_segment(p, base, err, errlen); /* may move p->segs */
-            if (rc == 0) p->sync_fd = p->segs[p->nsegs - 1].fd;
+            /* (-1 on failure: the old number may be reused by another file) */
+            p->sync_fd = rc == 0 ? p->segs[p->nsegs - 1].fd : -1;
             p->point_size = 0; /* the new segment has none */
         }
     }
@@ -450,7 +453,8 @@ int log_part_save_point(log_part_t *p, uint64_t min_growth)
 {
     pthread_mutex_lock(&p->mu);
     const log_segment_t *s = &p->segs[p->nsegs - 1];
-    if (p->failed || s->size == 0 || s->size < p->point_size + min_growth) {
+    /* A point with one index entry would be read from the start anyway. */
+    if (p->failed || s->nidx < 2 || s->size < p->point_size + min_growth) {
         pthread_mutex_unlock(&p->mu);
         return 0;
     }

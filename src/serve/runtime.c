@@ -432,7 +432,7 @@ static void decision_record(rt_part_t *p, uint64_t offset, weir_slice_t key,
     else
         buf_append_str(b, "null");
     buf_append_str(b, ",\"score\":");
-    if (isnan(d->score))
+    if (!isfinite(d->score)) /* JSON has no infinities */
         buf_append_str(b, "null");
     else
         numfmt_append_shortest(b, d->score);
@@ -681,6 +681,7 @@ typedef struct replay_ctx {
     int64_t decided;   /* last input offset with a decision */
     uint64_t replayed; /* not yet added to the shared counter */
     log_reader_t *dr;  /* the decision log from the replay's start, for emits; NULL: none */
+    int dr_said;       /* a problem with it was reported (once per partition) */
     cJSON *drec;       /* its record read ahead (or NULL), for input offset drec_off */
     int64_t drec_off;
 } replay_ctx_t;
@@ -713,9 +714,15 @@ static int emit_logged(replay_ctx_t *c, uint64_t offset, const engine_result_t *
         c->drec = NULL;
         log_rec_t rec;
         char why[256];
-        if (log_reader_next(c->dr, &rec, why, sizeof why) != 1) {
+        int k = log_reader_next(c->dr, &rec, why, sizeof why);
+        if (k != 1) {
             /* The end, or a record that cannot be read: what is left is
              * decided again, as without records. */
+            if (k < 0)
+                fprintf(stderr,
+                        "weir run: replay: decision log partition %u: %s; the emits of the events "
+                        "after it are decided again\n",
+                        c->p->id, why);
             log_reader_close(c->dr);
             c->dr = NULL;
             break;
@@ -734,10 +741,11 @@ static int emit_logged(replay_ctx_t *c, uint64_t offset, const engine_result_t *
     /* The score was written in its shortest form that reads back exactly. */
     double sc = cJSON_IsNumber(score) ? score->valuedouble : NAN;
     if (outputs_emit(c->rt->out, emit->valuestring, c->p->id, offset, res->key, dec->valuestring,
-                     (int)rule->valuedouble, sc, res->raw) != 0)
+                     (int)rule->valuedouble, sc, res->raw) != 0 &&
+        !c->dr_said++)
         fprintf(stderr,
-                "weir run: replay: partition %u offset %" PRIu64 ": its decision emitted to '%s', "
-                "which the spec no longer has; that line is not written again\n",
+                "weir run: replay: partition %u offset %" PRIu64 ": cannot write its emit to "
+                "'%s' again (and perhaps others after it)\n",
                 c->p->id, offset, emit->valuestring);
     return 1;
 }
@@ -1013,8 +1021,9 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
         return rc;
     }
     weir_slice_t positions;
-    if (ckpt_kv_find(info->meta, info->nmeta, "outputs", &positions))
+    if (ckpt_kv_find(info->meta, info->nmeta, "outputs", &positions)) {
         cut_outputs(rt, &positions, NULL, 0); /* (only truncates: cannot fail) */
+    }
     return 0;
 }
 
@@ -1070,12 +1079,16 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
 /* OUTPUTS ACROSS CRASHES. The output files (aggregates on close, late
  * events, pattern matches, emits) are a function of the log, like the
  * decision log, but they are buffered in stdio and a crash takes the
- * buffer. So a checkpoint flushes them and records where each file ended
- * ("name size" lines); recovery cuts each file back to that size and
- * replays with the outputs on, writing again exactly what came after the
- * checkpoint — each record once. Without a checkpoint the files are cut to
- * empty and rebuilt from the whole log (unless retention deleted its
- * start: then they are left as they are and replay writes nothing). */
+ * buffer. So a checkpoint flushes them and records where every file of
+ * the directory ended ("name size" lines, outputs_ends); recovery cuts each
+ * file back to that size (to empty if the checkpoint does not list it:
+ * created since, by a reload) and replays with the outputs on, writing
+ * again exactly what came after the checkpoint — each record once. That
+ * includes the emits of a decision whose emit a reload has removed since
+ * (written by name: EMITS FROM THE DECISION LOG) while the spec has any
+ * emit. Without a checkpoint the files are cut to empty and
+ * rebuilt from the whole log (unless retention deleted its start: then
+ * they are left as they are and replay writes nothing). */
 
 static int has_suffix(const char *name, const char *suffix)
 {
@@ -1103,23 +1116,11 @@ static int cut_outputs(runtime_t *rt, const weir_slice_t *positions, char *err, 
     int moved = 0;
     while ((e = readdir(d))) {
         if (!has_suffix(e->d_name, ".ndjson")) continue;
-        size_t n = strlen(e->d_name);
         long long keep = 0;
-        int listed = !positions;
-        for (size_t at = 0; positions && at < positions->len;) {
-            const char *line = positions->ptr + at;
-            const char *nl = memchr(line, '\n', positions->len - at);
-            size_t len = nl ? (size_t)(nl - line) : positions->len - at;
-            at += len + 1;
-            if (len > n + 1 && memcmp(line, e->d_name, n) == 0 && line[n] == ' ') {
-                keep = strtoll(line + n + 1, NULL, 10);
-                listed = 1;
-                break;
-            }
-        }
+        if (positions && !outputs_listed_end(positions->ptr, positions->len, e->d_name, &keep))
+            continue; /* an older checkpoint's list, without it: kept */
         struct stat st;
-        /* A file the checkpoint does not know (an output added since) is kept. */
-        if (!listed || fstatat(dirfd(d), e->d_name, &st, 0) != 0) continue;
+        if (fstatat(dirfd(d), e->d_name, &st, 0) != 0) continue;
         if (st.st_size < keep) /* synced before the checkpoint: a disk that lost them */
             fprintf(stderr,
                     "weir run: recovery: %s/%s is %lld bytes, shorter than the %lld the checkpoint "
@@ -1202,8 +1203,6 @@ static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t 
         ckpt_thaw(rt);
         return weir_errf(err, errlen, rc, "checkpoint: %s", oerr);
     }
-    /* Sizes of the open files, not a directory scan: a readdir and stats
-     * here took 3-8 ms while every partition waited. */
     outputs_ends(rt->out, extra);
     return 0;
 }

@@ -1,12 +1,15 @@
 """Emits across a live reload and a crash (issue 6; EMITS FROM THE DECISION
 LOG in src/serve/runtime.c). A server decides events under rules A, takes a
 checkpoint, decides more under A, reloads rules B (other thresholds, other
-rule numbers, one more emit), decides more, and is killed with SIGKILL
-before the next checkpoint. The restart (with B on disk) cuts the emit files
-back to the checkpoint and writes them again: each event's emit line must be
-the one the live server wrote when it decided it, under the rules then in
-force, exactly once. Deciding the events again under B, as weir did before,
-loses the lines of events A emitted and B does not."""
+rule numbers, an emit added, one removed), decides more, and is killed with
+SIGKILL before the next checkpoint. The restart (with B on disk) cuts the
+emit files back to the checkpoint and writes them again: each event's emit
+line must be the one the live server wrote when it decided it, under the
+rules then in force, exactly once. Deciding the events again under B, as
+weir did before, loses the lines of events A emitted and B does not; the
+added emit's file, unknown to the checkpoint, was kept as the crash left it
+and written again after it; the removed emit's lines after the checkpoint
+were cut and not written again."""
 import json
 import shutil
 
@@ -17,11 +20,16 @@ RULES_A = (
     "  - when: amount > 100\n"
     "    then: review\n"
     "    emit: big\n"
+    "  - when: merchant == \"m1\" or merchant == \"m2\"\n"
+    "    then: flag\n"
+    "    emit: gone\n"
     "  - then: allow\n\n"
 )
+# "huge" fires often, so that its lines pass stdio's buffer and some reach
+# the file before the kill.
 RULES_B = (
     "decisions:\n"
-    "  - when: amount > 8000\n"
+    "  - when: amount > 60 and amount <= 500\n"
     "    then: block\n"
     "    emit: huge\n"
     "  - when: amount > 500\n"
@@ -29,6 +37,7 @@ RULES_B = (
     "    emit: big\n"
     "  - then: allow\n\n"
 )
+EMIT_OF = {"review": "big", "hold": "big", "block": "huge", "flag": "gone"}
 
 
 def spec_text(rules):
@@ -77,21 +86,24 @@ def test_emits_survive_a_reload_and_a_crash(weir_bin, tmp_path):
         srv.kill()
 
     # What the live server decided, and so what each emit file must hold.
-    want = {"big": set(), "huge": set()}
+    want = {"big": set(), "huge": set(), "gone": set()}
     for ev, a in zip(events, answers):
-        name = {"review": "big", "hold": "big", "block": "huge"}.get(a["decision"])
+        name = EMIT_OF.get(a["decision"])
         if name:
             want[name].add((a["partition"], a["offset"], a["decision"], a["rule"], a["score"],
                             json.dumps(ev, sort_keys=True)))
     a_only = [a for ev, a in zip(e2, answers[300:600]) if a["decision"] == "review" and ev["amount"] <= 500]
     assert a_only, "some events after the checkpoint must be emitted by A and not by B"
-    assert want["huge"], "B's new emit must fire"
+    assert len(want["huge"]) > 40, "B's new emit must fire, past stdio's buffer"
+    assert any(a["decision"] == "flag" for a in answers[300:600]), "A's removed emit must fire after the checkpoint"
+    huge = data / "outputs" / "huge.ndjson"
+    assert huge.exists() and huge.stat().st_size > 0, "some of huge's lines must be on disk at the kill"
 
     with httputil.Server(weir_bin, spec, data) as srv2:
         assert srv2.has_line("ready")
     assert srv2.returncode == 0
 
-    for name in ("big", "huge"):
+    for name in ("big", "huge", "gone"):
         lines = emitted(data, name)
         got = [(l["partition"], l["offset"], l["decision"], l["rule"], l["score"],
                 json.dumps(l["event"], sort_keys=True)) for l in lines]
