@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
@@ -15,6 +16,8 @@
 #include "base/error.h"
 #include "base/hash.h"
 #include "cli/cli.h"
+#include "decide/decision_log.h"
+#include "log/checkpoint.h"
 #include "log/log.h"
 
 #define APPEND_MAX_LINE (1u << 20)      /* bytes per NDJSON line */
@@ -34,7 +37,10 @@ static const char append_usage[] =
     "exit status is 1. Prints the count appended and each partition's last offset.\n"
     "  --ack written   return once the OS has the bytes; fsync every 100 ms (default)\n"
     "  --ack durable   fdatasync each batch before going on\n"
-    "  --batch N       records per batch (default 1024)\n";
+    "  --batch N       records per batch (default 1024)\n"
+    "Retention deletes closed segments, oldest first. In a server's data directory\n"
+    "(with checkpoints, or a decision log of T) it keeps every segment holding an\n"
+    "event after the oldest usable checkpoint or not yet decided, and says so.\n";
 
 static const char read_usage[] =
     "usage: weir log read DIR --topic T [--partition P] [--from-offset O | --from-time MS]\n"
@@ -260,6 +266,80 @@ static int open_topic(const char *prefix, const log_opts_t *o, uint32_t partitio
     return 0;
 }
 
+/* RETENTION ON A SERVER'S DATA DIRECTORY (one with checkpoints, or a
+ * decision log of the topic): retention keeps what the server's recovery
+ * needs, per partition the events from the oldest usable checkpoint's
+ * offset on (recovery falls back to it if the newest fails; with none, all
+ * of them) and every event not yet decided. The log is opened with
+ * retention held (log_config_t.retain_held) until these floors are set. */
+static int is_server_dir(const char *dir, const char *topic)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/" CKPT_DIR_NAME, dir);
+    if (stat(path, &st) == 0) return 1;
+    snprintf(path, sizeof path, "%s/decisions/%s", dir, topic);
+    return stat(path, &st) == 0;
+}
+
+static int set_server_floors(const char *prefix, const char *dir, const char *topic_name,
+                             log_topic_t *topic)
+{
+    uint32_t n = log_topic_partitions(topic);
+    uint64_t *floor = weir_malloc(n * sizeof *floor);
+    char err[512];
+    int rc = 0, any = 0;
+    ckpt_store_t *cs;
+    ckpt_info_t *list = NULL;
+    size_t nl = 0;
+    if ((rc = ckpt_store_open(dir, CKPT_READ_ONLY, &cs, err, sizeof err)) == 0) {
+        rc = ckpt_list(cs, CKPT_CHECK_QUICK, &list, &nl, err, sizeof err);
+        ckpt_store_close(cs);
+    }
+    for (uint32_t p = 0; p < n; p++)
+        floor[p] = UINT64_MAX;
+    for (size_t i = 0; rc == 0 && i < nl; i++) {
+        if (list[i].status != 0 || !list[i].parts || list[i].partitions != n) continue;
+        any = 1;
+        for (uint32_t p = 0; p < n; p++)
+            if (list[i].parts[p].log_offset < floor[p]) floor[p] = list[i].parts[p].log_offset;
+    }
+    ckpt_list_free(list, nl);
+    for (uint32_t p = 0; rc == 0 && !any && p < n; p++)
+        floor[p] = 0;
+    char ddir[4096];
+    struct stat st;
+    snprintf(ddir, sizeof ddir, "%s/decisions/%s", dir, topic_name);
+    if (rc == 0 && stat(ddir, &st) == 0) {
+        snprintf(ddir, sizeof ddir, "%s/decisions", dir);
+        log_config_t dc;
+        log_config_defaults(&dc);
+        log_t *dlog;
+        log_topic_t *dt;
+        if ((rc = log_open_dir(ddir, &dc, &dlog, err, sizeof err)) == 0) {
+            if ((rc = log_topic_open(dlog, topic_name, n, &dt, err, sizeof err)) == 0) {
+                for (uint32_t p = 0; rc == 0 && p < n; p++) {
+                    int64_t last;
+                    rc = decision_log_last_input(log_topic_part(dt, p), p, &last, err, sizeof err);
+                    if (rc == 0 && (uint64_t)(last + 1) < floor[p]) floor[p] = (uint64_t)(last + 1);
+                }
+            }
+            log_close(dlog);
+        }
+    }
+    if (rc == 0)
+        for (uint32_t p = 0; p < n; p++) {
+            log_part_retain_floor(log_topic_part(topic, p), floor[p]);
+            if (floor[p] != UINT64_MAX)
+                fprintf(stderr,
+                        "%s: partition %u: retention keeps offsets from %" PRIu64
+                        " on (a server's recovery needs them)\n",
+                        prefix, p, floor[p]);
+        }
+    weir_free(floor);
+    return rc ? cli_fail(prefix, "retention on a server's data directory: %s", err) : 0;
+}
+
 static int log_append_cmd(int argc, char **argv)
 {
     const char *prefix = "weir log append";
@@ -271,7 +351,14 @@ static int log_append_cmd(int argc, char **argv)
     log_t *log;
     log_topic_t *topic;
     char err[512];
+    int server =
+        (o.cfg.retention_ms > 0 || o.cfg.retention_bytes > 0) && is_server_dir(o.dir, o.topic);
+    o.cfg.retain_held = server;
     if (open_topic(prefix, &o, (uint32_t)o.partitions, 1, &log, &topic) != 0) return 1;
+    if (server && set_server_floors(prefix, o.dir, o.topic, topic) != 0) {
+        log_close(log);
+        return 1;
+    }
     uint32_t nparts = log_topic_partitions(topic);
     pending_t *pend = weir_calloc(nparts, sizeof *pend);
     weir_buf_t scratch = WEIR_BUF_INIT;

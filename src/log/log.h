@@ -111,6 +111,7 @@ typedef struct log_config {
     uint64_t retention_bytes;  /* delete oldest closed segments while a partition holds more (0 = no limit): it then holds at most this, or just its active segment */
     uint32_t index_interval;   /* bytes between index entries (default 4096) */
     int fsync_interval_ms;     /* background fdatasync period for written acks (default 100) */
+    int retain_held; /* retention deletes nothing until log_part_retain_floor is called (0) */
     /* Clock for retention and roll age; NULL = wall clock. Tests inject one. */
     int64_t (*now_ms)(void *ctx);
     void *now_ctx;
@@ -189,8 +190,14 @@ typedef struct log_part_stat {
 void log_part_stat(log_part_t *p, log_part_stat_t *out);
 
 /* Deletes closed segments past the retention limits (also run after every
- * roll and by the background thread). Returns the number deleted. */
+ * roll and by the background thread), oldest first, stopping at the first
+ * segment that holds an offset at or after the partition's floor. Returns
+ * the number deleted. */
 int log_part_retain(log_part_t *p);
+/* Sets that floor: retention keeps every segment holding `offset` or a later
+ * one (a server's recovery needs them: `weir log append` on its data
+ * directory). UINT64_MAX, the default, is none. */
+void log_part_retain_floor(log_part_t *p, uint64_t offset);
 
 /* Readers. A reader sees records appended before and while it reads, in
  * offset order, and verifies every batch it returns. */

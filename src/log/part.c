@@ -238,6 +238,7 @@ int part_open(log_part_t *p, const char *dir, uint32_t id, const log_config_t *c
     p->dir = weir_strdup(dir);
     p->cfg = cfg;
     p->sync_fd = -1;
+    p->retain_floor = cfg->retain_held ? 0 : UINT64_MAX;
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->sync_mu, NULL);
     pthread_cond_init(&p->sync_cv, NULL);
@@ -376,7 +377,7 @@ static int retain_locked(log_part_t *p)
         log_segment_t *s = &p->segs[0];
         int old = c->retention_ms > 0 && s->max_ts < now - c->retention_ms;
         int big = c->retention_bytes > 0 && p->bytes > c->retention_bytes;
-        if (!old && !big) break;
+        if ((!old && !big) || s->next > p->retain_floor) break;
         /* Segment first, index second: an index without its segment is
          * removed at the next open; a segment without index is rebuilt. */
         if (unlink(s->path) != 0 && errno != ENOENT) break;
@@ -390,6 +391,13 @@ static int retain_locked(log_part_t *p)
         deleted++;
     }
     return deleted;
+}
+
+void log_part_retain_floor(log_part_t *p, uint64_t offset)
+{
+    pthread_mutex_lock(&p->mu);
+    p->retain_floor = offset;
+    pthread_mutex_unlock(&p->mu);
 }
 
 int log_part_retain(log_part_t *p)

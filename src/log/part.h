@@ -42,6 +42,9 @@ struct log_part {
     /* Size of the active segment at its newest recovery point on disk (0:
      * none). Guarded by mu. */
     uint64_t point_size;
+    /* Retention keeps every segment holding an offset >= this
+     * (log_part_retain_floor; UINT64_MAX: no floor). Guarded by mu. */
+    uint64_t retain_floor;
 };
 
 /* Opens partition directory dir (creating it if create), running recovery.

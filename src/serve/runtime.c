@@ -70,6 +70,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/hash.h"
+#include "decide/decision_log.h"
 #include "decide/outputs.h"
 #include "decide/pipeline.h"
 #include "serve/checkpointer.h"
@@ -641,40 +642,6 @@ void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out)
 
 /* ---- recovery ---- */
 
-/* The input offset of the partition's last decision, or -1 if none. */
-static int last_decided(rt_part_t *p, int64_t *out, char *err, size_t errlen)
-{
-    log_part_stat_t st;
-    log_part_stat(p->dlog, &st);
-    *out = -1;
-    if (st.next_offset == 0 || st.next_offset <= st.start_offset) return 0;
-    log_reader_t *r;
-    int rc = log_reader_open(p->dlog, st.next_offset - 1, &r, err, errlen);
-    if (rc) return rc;
-    log_rec_t rec;
-    rc = log_reader_next(r, &rec, err, errlen);
-    if (rc == 1) {
-        cJSON *doc = cJSON_ParseWithLength(rec.value.ptr, rec.value.len);
-        const cJSON *off = doc ? cJSON_GetObjectItemCaseSensitive(doc, "offset") : NULL;
-        if (cJSON_IsNumber(off) && off->valuedouble >= 0) {
-            *out = (int64_t)off->valuedouble;
-            rc = 0;
-        } else {
-            rc = weir_errf(err, errlen, WEIR_ECORRUPT,
-                           "decision log partition %u: the record at offset %" PRIu64
-                           " has no input offset",
-                           p->id, st.next_offset - 1);
-        }
-        cJSON_Delete(doc);
-    } else if (rc == 0) {
-        rc = weir_errf(err, errlen, WEIR_ECORRUPT,
-                       "decision log partition %u: offset %" PRIu64 " is unreadable", p->id,
-                       st.next_offset - 1);
-    }
-    log_reader_close(r);
-    return rc;
-}
-
 typedef struct replay_ctx {
     runtime_t *rt;
     rt_part_t *p;
@@ -1030,7 +997,7 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
 static int read_decided(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
 {
     (void)rt;
-    return last_decided(p, &p->decided, err, errlen);
+    return decision_log_last_input(p->dlog, p->id, &p->decided, err, errlen);
 }
 
 int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)

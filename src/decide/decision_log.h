@@ -1,0 +1,20 @@
+/* decision_log.h — reading the decision log (DATA/decisions/<source>/<p>),
+ * which the server writes (src/serve/runtime.c): one record per decided
+ * event, {"offset": its input offset, ...}, appended in input-offset order
+ * under the partition's lock, so the last record names the last decided
+ * event. */
+#ifndef WEIR_DECIDE_DECISION_LOG_H
+#define WEIR_DECIDE_DECISION_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log/log.h"
+
+/* The input offset of the last decision of partition `part` (its log
+ * partition dlog), or -1 if it has none. 0, or an error naming the record
+ * (WEIR_ECORRUPT) or the read. */
+int decision_log_last_input(log_part_t *dlog, uint32_t part, int64_t *out, char *err,
+                            size_t errlen);
+
+#endif
