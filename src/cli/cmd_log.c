@@ -39,8 +39,8 @@ static const char append_usage[] =
     "  --ack durable   fdatasync each batch before going on\n"
     "  --batch N       records per batch (default 1024)\n"
     "Retention deletes closed segments, oldest first. In a server's data directory\n"
-    "(with checkpoints, or a decision log of T) it keeps every segment holding an\n"
-    "event after the oldest usable checkpoint or not yet decided, and says so.\n";
+    "(with a decision log of T) it keeps every segment holding an event after the\n"
+    "oldest usable checkpoint or not yet decided, and says so.\n";
 
 static const char read_usage[] =
     "usage: weir log read DIR --topic T [--partition P] [--from-offset O | --from-time MS]\n"
@@ -266,8 +266,8 @@ static int open_topic(const char *prefix, const log_opts_t *o, uint32_t partitio
     return 0;
 }
 
-/* RETENTION ON A SERVER'S DATA DIRECTORY (one with checkpoints, or a
- * decision log of the topic): retention keeps what the server's recovery
+/* RETENTION ON A SERVER'S DATA DIRECTORY (a topic with a decision log,
+ * which the server makes at its first start): retention keeps what the server's recovery
  * needs, per partition the events from the oldest usable checkpoint's
  * offset on (recovery falls back to it if the newest fails; with none, all
  * of them) and every event not yet decided. The log is opened with
@@ -276,8 +276,6 @@ static int is_server_dir(const char *dir, const char *topic)
 {
     char path[4096];
     struct stat st;
-    snprintf(path, sizeof path, "%s/" CKPT_DIR_NAME, dir);
-    if (stat(path, &st) == 0) return 1;
     snprintf(path, sizeof path, "%s/decisions/%s", dir, topic);
     return stat(path, &st) == 0;
 }
@@ -308,9 +306,7 @@ static int set_server_floors(const char *prefix, const char *dir, const char *to
     for (uint32_t p = 0; rc == 0 && !any && p < n; p++)
         floor[p] = 0;
     char ddir[4096];
-    struct stat st;
-    snprintf(ddir, sizeof ddir, "%s/decisions/%s", dir, topic_name);
-    if (rc == 0 && stat(ddir, &st) == 0) {
+    if (rc == 0) {
         snprintf(ddir, sizeof ddir, "%s/decisions", dir);
         log_config_t dc;
         log_config_defaults(&dc);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,6 +17,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "base/fileio.h"
 #include "base/numfmt.h"
 
 struct outputs {
@@ -38,6 +40,8 @@ struct outputs {
      * (closed_valid); a new stream (xemit) makes them scanned again. */
     weir_buf_t closed_ends;
     int closed_valid;
+    struct timespec closed_mtime; /* the directory's when they were scanned */
+    int emits_ever;               /* DATA/outputs/.emits: some spec here had emits */
     pthread_mutex_t emit_mu; /* emits come from the request threads; guards the x arrays */
     weir_buf_t emit_line;
     weir_buf_t line;
@@ -107,6 +111,26 @@ static void close_streams(outputs_t *o)
     memset(o->emit, 0, (o->spec->ndecisions + 1) * sizeof *o->emit);
 }
 
+/* Whether emits were ever written in dir: its ".emits" mark, made (and
+ * made durable) here when spec has any. A recovery rewrites the emits of
+ * decided events from their decision records (EMITS FROM THE DECISION LOG
+ * in src/serve/runtime.c) even under a spec that has none left, but reads
+ * those records only where the mark says there may be emits to rewrite. */
+static int mark_emits(const char *dir, const spec_t *spec)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/" OUTPUTS_EMITS_MARK, dir);
+    if (access(path, F_OK) == 0) return 1;
+    int any = 0;
+    for (uint32_t i = 0; i < spec->ndecisions; i++)
+        any |= spec->decisions[i].emit != NULL;
+    if (!any) return 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) close(fd);
+    weir_fsync_dir(dir);
+    return 1;
+}
+
 int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char *err, size_t errlen)
 {
     char dir[4096];
@@ -139,8 +163,14 @@ int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char 
         outputs_close(o, NULL, 0);
         return rc;
     }
+    o->emits_ever = mark_emits(o->dir, spec);
     *out = o;
     return 0;
+}
+
+int outputs_emits_ever(const outputs_t *o)
+{
+    return o->emits_ever;
 }
 
 /* Closes the streams opened by name (emit_mu held, or no other user). */
@@ -364,6 +394,8 @@ static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key,
     outputs_write_lines(o, NULL, &o->line, 1);
 }
 
+static int is_open_output(const outputs_t *o, const char *file);
+
 /* The stream of an emit no rule has now, opened by name on first use
  * (emit_mu held). NULL if the name is not one a spec could give (it comes
  * from a decision record) or the file cannot be opened. */
@@ -376,6 +408,9 @@ static FILE *extra_emit(outputs_t *o, const char *name)
     for (size_t i = 0; i < n; i++)
         if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-' && name[i] != '.')
             return NULL;
+    char file[216];
+    snprintf(file, sizeof file, "%s.ndjson", name);
+    if (is_open_output(o, file)) return NULL; /* another output's file now: not two writers */
     char err[256];
     FILE *f = open_output(o->dir, name, err, sizeof err);
     if (!f) return NULL;
@@ -408,7 +443,7 @@ int outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset,
     buf_append_str(b, ",\"decision\":");
     buf_append_json_string(b, decision, strlen(decision));
     buf_appendf(b, ",\"rule\":%d,\"score\":", rule);
-    expr_value_t sv = isnan(score) ? expr_null() : expr_float(score);
+    expr_value_t sv = isfinite(score) ? expr_float(score) : expr_null(); /* JSON has no inf */
     outputs_json_value(b, &sv);
     buf_append_str(b, ",\"event\":");
     buf_append(b, event.ptr, event.len);
@@ -516,8 +551,15 @@ void outputs_ends(outputs_t *o, weir_buf_t *b)
     for (uint32_t i = 0; i < o->nx; i++)
         output_end(b, o->xname[i], o->xemit[i]);
     /* The files no stream writes do not change: they are listed from a
-     * directory scan made once, not at every checkpoint (a readdir and
-     * stats took 3-8 ms while every partition waited). */
+     * directory scan made again only when the directory changed (its
+     * mtime), not at every checkpoint (a readdir and stats took 3-8 ms
+     * while every partition waited). */
+    struct stat dst;
+    if (stat(o->dir, &dst) == 0 && (dst.st_mtim.tv_sec != o->closed_mtime.tv_sec ||
+                                    dst.st_mtim.tv_nsec != o->closed_mtime.tv_nsec)) {
+        o->closed_valid = 0; /* a file was created or removed since */
+        o->closed_mtime = dst.st_mtim;
+    }
     if (!o->closed_valid) {
         buf_reset(&o->closed_ends);
         DIR *d = opendir(o->dir);

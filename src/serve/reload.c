@@ -63,7 +63,6 @@ typedef struct staged {
     decide_t *decide;
     outputs_t *out;
     const char **outcomes;
-    int has_emits;
 } staged_t;
 
 static void staged_free(staged_t *st)
@@ -97,10 +96,8 @@ static int stage(runtime_t *rt, staged_t *st, char *err, size_t errlen)
     if ((rc = outputs_open(rt->cfg.datadir, s, &st->out, why, sizeof why)) != 0)
         return weir_errf(err, errlen, rc, "the new spec's outputs: %s", why);
     st->outcomes = weir_calloc(s->ndecisions + 1, sizeof *st->outcomes);
-    for (uint32_t i = 0; i < s->ndecisions; i++) {
+    for (uint32_t i = 0; i < s->ndecisions; i++)
         st->outcomes[i] = s->decisions[i].then;
-        st->has_emits |= s->decisions[i].emit != NULL;
-    }
     return 0;
 }
 
@@ -137,7 +134,6 @@ static void swap_in(runtime_t *rt, staged_t *st)
     rt->pl.engine = st->engine;
     rt->decide = st->decide;
     rt->outcomes = st->outcomes;
-    rt->has_emits = st->has_emits;
     pthread_mutex_lock(&rt->out_lock);
     outputs_t *old_out = rt->out;
     rt->out = st->out;

@@ -210,10 +210,8 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
         goto fail;
     if ((rc = outputs_open(cfg->datadir, s, &rt->out, err, errlen)) != 0) goto fail;
     rt->outcomes = weir_calloc(s->ndecisions + 1, sizeof *rt->outcomes);
-    for (uint32_t i = 0; i < s->ndecisions; i++) {
+    for (uint32_t i = 0; i < s->ndecisions; i++)
         rt->outcomes[i] = s->decisions[i].then;
-        rt->has_emits |= s->decisions[i].emit != NULL;
-    }
     metrics_init(&rt->m, rt->pl.src->name, rt->outcomes, s->ndecisions);
     rt->parts = weir_calloc(rt->nparts, sizeof *rt->parts);
     for (uint32_t i = 0; i < rt->nparts; i++) {
@@ -727,7 +725,7 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     int64_t mt = res->watermark == INT64_MIN ? INT64_MIN : res->watermark + rt->pl.src->lateness_ms;
     if (mt > p->max_time) p->max_time = mt;
     int decided = (int64_t)offset <= c->decided;
-    if (decided && !(rt->replay_outputs && rt->has_emits)) return 0;
+    if (decided && !(rt->replay_outputs && outputs_emits_ever(rt->out))) return 0;
     if (decided && emit_logged(c, offset, res)) return 0;
     decision_t d;
     decide_one(rt, p, res, res->raw.len, 0, &d);
@@ -767,7 +765,9 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     p->obatch = 1;
     /* replay_row reads no features of an event decided already, unless it
      * decides it again for its emit (below): those are applied without. */
-    int emits = rt->replay_outputs && rt->has_emits;
+    /* Emits to write again: under this spec, or one run here before (a
+     * reload may have removed them all since). */
+    int emits = rt->replay_outputs && outputs_emits_ever(rt->out);
     if (!emits && c.decided >= 0) engine_part_features_from(p->engine, (uint64_t)c.decided + 1);
     if (emits && c.decided >= (int64_t)p->from) {
         /* Where the decided events' records start (EMITS FROM THE DECISION
@@ -1052,10 +1052,9 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
  * created since, by a reload) and replays with the outputs on, writing
  * again exactly what came after the checkpoint — each record once. That
  * includes the emits of a decision whose emit a reload has removed since
- * (written by name: EMITS FROM THE DECISION LOG) while the spec has any
- * emit. Without a checkpoint the files are cut to empty and
- * rebuilt from the whole log (unless retention deleted its start: then
- * they are left as they are and replay writes nothing). */
+ * (written by name: EMITS FROM THE DECISION LOG). Without a checkpoint the files are cut to empty
+ * and rebuilt from the whole log (unless retention deleted its start: then they are left as they
+ * are and replay writes nothing). */
 
 static int has_suffix(const char *name, const char *suffix)
 {

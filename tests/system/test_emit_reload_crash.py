@@ -110,3 +110,50 @@ def test_emits_survive_a_reload_and_a_crash(weir_bin, tmp_path):
         assert len(got) == len(set(got)), "%s: a line written twice" % name
         assert set(got) == want[name], "%s: missing %s, extra %s" % (
             name, sorted(want[name] - set(got))[:3], sorted(set(got) - want[name])[:3])
+
+
+RULES_NONE = (
+    "decisions:\n"
+    "  - when: amount > 100\n"
+    "    then: review\n"
+    "  - then: allow\n\n"
+)
+
+
+def test_emits_survive_a_reload_that_removes_every_emit(weir_bin, tmp_path):
+    """The spec reloaded, and on disk at the restart, has no emit at all:
+    the emits of the events decided before, after the checkpoint, are still
+    written again from their decision records (DATA/outputs/.emits says
+    some spec here had emits), not cut and lost."""
+    shutil.copy(httputil.SPECS / "fraud.linear.json", tmp_path / "fraud.linear.json")
+    spec = tmp_path / "emit.yaml"
+    spec.write_text(spec_text(RULES_A))
+    data = tmp_path / "data"
+    events = httputil.fraud_events(600, seed=29)
+    srv = httputil.Server(weir_bin, spec, data)
+    try:
+        answers = score_all(srv, events[:200])
+        status, body = srv.json("POST", "/v1/admin/checkpoint")
+        assert status == 200, body
+        answers += score_all(srv, events[200:400])
+        spec.write_text(spec_text(RULES_NONE))
+        status, body = srv.json("POST", "/v1/admin/reload")
+        assert status == 200, body
+        score_all(srv, events[400:])
+    finally:
+        srv.kill()
+    want = {"big": set(), "gone": set()}
+    for ev, a in zip(events, answers):
+        name = EMIT_OF.get(a["decision"])
+        if name:
+            want[name].add((a["partition"], a["offset"], a["decision"], a["rule"], a["score"],
+                            json.dumps(ev, sort_keys=True)))
+    assert any(a["decision"] == "review" for a in answers[200:400])
+    with httputil.Server(weir_bin, spec, data) as srv2:
+        assert srv2.has_line("ready")
+    for name in ("big", "gone"):
+        got = [(l["partition"], l["offset"], l["decision"], l["rule"], l["score"],
+                json.dumps(l["event"], sort_keys=True)) for l in emitted(data, name)]
+        assert len(got) == len(set(got)), "%s: a line written twice" % name
+        assert set(got) == want[name], "%s: missing %d, extra %d" % (
+            name, len(want[name] - set(got)), len(set(got) - want[name]))
