@@ -44,6 +44,14 @@ struct log {
     pthread_t flusher;
 };
 
+/* A recovery point is written once the active segment has grown this much
+ * since the last: after a crash, the open reads at most this much (plus
+ * what one flusher interval appends) of each partition's active segment,
+ * and a point costs a write of the segment's index (16 bytes per
+ * index_interval, 0.4% of the bytes appended at the default). Tests make
+ * points often (WEIR_LOG_POINT_BYTES), so that their crashes meet them. */
+#define POINT_BYTES (16u << 20)
+
 void log_config_defaults(log_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -51,14 +59,10 @@ void log_config_defaults(log_config_t *cfg)
     cfg->segment_ms = 7LL * 24 * 3600 * 1000;
     cfg->index_interval = 4096;
     cfg->fsync_interval_ms = 100;
+    cfg->point_bytes = POINT_BYTES;
+    const char *pb = getenv("WEIR_LOG_POINT_BYTES");
+    if (pb && strtoull(pb, NULL, 10) > 0) cfg->point_bytes = strtoull(pb, NULL, 10);
 }
-
-/* A recovery point is written once the active segment has grown this much
- * since the last: after a crash, the open reads at most this much (plus
- * what one flusher interval appends) of each partition's active segment,
- * and a point costs a write of the segment's index (16 bytes per
- * index_interval, 0.4% of the bytes appended at the default). */
-#define POINT_BYTES (16u << 20)
 
 static void *flusher_main(void *arg)
 {
@@ -75,7 +79,7 @@ static void *flusher_main(void *arg)
                 log_part_t *p = &t->parts[j];
                 /* A failed sync marks the partition failed; appenders see it. */
                 if (atomic_load(&p->written_seq) > p->synced_seq) log_part_sync(p, NULL, 0);
-                log_part_save_point(p, POINT_BYTES);
+                log_part_save_point(p, log->cfg.point_bytes);
                 if (log->cfg.retention_ms > 0) log_part_retain(p);
             }
         }

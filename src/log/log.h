@@ -112,6 +112,9 @@ typedef struct log_config {
     uint32_t index_interval;   /* bytes between index entries (default 4096) */
     int fsync_interval_ms;     /* background fdatasync period for written acks (default 100) */
     int retain_held; /* retention deletes nothing until log_part_retain_floor is called (0) */
+    /* A recovery point after this much growth (16 MiB; WEIR_LOG_POINT_BYTES
+     * in the environment, read by log_config_defaults, is for tests). */
+    uint64_t point_bytes;
     /* Clock for retention and roll age; NULL = wall clock. Tests inject one. */
     int64_t (*now_ms)(void *ctx);
     void *now_ctx;

@@ -20,6 +20,9 @@ behind) — and restarted after each. At the end:
     checkpoints recovery used never went backwards (ids and offsets); the
     final server's /metrics and POST /v1/admin/checkpoint agree with it.
 
+The logs write a recovery point every 64 KiB (WEIR_LOG_POINT_BYTES), so
+the restarts open them from one, with a tail to scan after it.
+
 WEIR_SOAK=1 runs 150 kills instead of 30."""
 import json
 import os
@@ -131,7 +134,9 @@ def test_kill_9_under_load_with_checkpoints(weir_bin, run_weir, tmp_path):
     acked, refused, doubt = set(), set(), set()
     acked_n, load_secs = 0, 0.0
     kills_inside, used, skipped = 0, [], []
-    env = {"WEIR_CKPT_STEP_DELAY_MS": str(STEP_DELAY_MS)}
+    # Recovery points every 64 KiB (not 16 MiB): the kills land between
+    # them, and every restart opens the logs from one (src/log/log.h).
+    env = {"WEIR_CKPT_STEP_DELAY_MS": str(STEP_DELAY_MS), "WEIR_LOG_POINT_BYTES": "65536"}
     for round_ in range(KILLS):
         newest_before = (checkpoint_ids(data) or [0])[0]
         srv = Server(weir_bin, spec, data, env=env)
