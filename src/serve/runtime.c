@@ -647,7 +647,7 @@ typedef struct replay_ctx {
     uint64_t replayed; /* not yet added to the shared counter */
     log_reader_t *dr;  /* the decision log from the replay's start, for emits; NULL: none */
     int dr_said;       /* a problem with it was reported (once per partition) */
-    cJSON *drec;       /* its record read ahead (or NULL), for input offset drec_off */
+    weir_buf_t drec;   /* its record read ahead (drec_off >= 0: for that input offset) */
     int64_t drec_off;
 } replay_ctx_t;
 
@@ -672,11 +672,23 @@ static void replayed_flush(replay_ctx_t *c)
  * record without that field (written by a weir before it) is decided again
  * under the spec and model on disk. 1: written from the record (or the
  * record says no emit); 0: decide it again. */
+/* A decision record's input offset: read from its start, where
+ * decision_record writes it, without parsing the rest. -1 if it is not
+ * there. */
+static int64_t record_offset(const char *p, size_t n)
+{
+    static const char lead[] = "{\"offset\":";
+    size_t i = sizeof lead - 1;
+    if (n <= i || memcmp(p, lead, i) != 0 || p[i] < '0' || p[i] > '9') return -1;
+    int64_t v = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9' && v < INT64_MAX / 10 - 9; i++)
+        v = v * 10 + (p[i] - '0');
+    return v;
+}
+
 static int emit_logged(replay_ctx_t *c, uint64_t offset, const engine_result_t *res)
 {
-    while (c->dr && (!c->drec || c->drec_off < (int64_t)offset)) {
-        cJSON_Delete(c->drec);
-        c->drec = NULL;
+    while (c->dr && c->drec_off < (int64_t)offset) {
         log_rec_t rec;
         char why[256];
         int k = log_reader_next(c->dr, &rec, why, sizeof why);
@@ -690,29 +702,47 @@ static int emit_logged(replay_ctx_t *c, uint64_t offset, const engine_result_t *
                         c->p->id, why);
             log_reader_close(c->dr);
             c->dr = NULL;
+            c->drec_off = -1;
             break;
         }
-        c->drec = cJSON_ParseWithLength(rec.value.ptr, rec.value.len);
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(c->drec, "offset");
-        c->drec_off = cJSON_IsNumber(o) ? (int64_t)o->valuedouble : -1;
+        buf_reset(&c->drec);
+        buf_append(&c->drec, rec.value.ptr, rec.value.len);
+        c->drec_off = record_offset(c->drec.data, c->drec.len);
     }
-    if (!c->drec || c->drec_off != (int64_t)offset) return 0;
-    const cJSON *emit = cJSON_GetObjectItemCaseSensitive(c->drec, "emit");
-    if (cJSON_IsNull(emit)) return 1;
-    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(c->drec, "decision");
-    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(c->drec, "rule");
-    const cJSON *score = cJSON_GetObjectItemCaseSensitive(c->drec, "score");
-    if (!cJSON_IsString(emit) || !cJSON_IsString(dec) || !cJSON_IsNumber(rule)) return 0;
+    if (c->drec_off != (int64_t)offset) return 0;
+    /* Only the record's head is read: what decision_record writes before
+     * "model" (offset, decision, rule, emit, score), not the features that
+     * follow — parsing whole records was most of a replay's time. A record
+     * with no "emit" there was written by an older weir. */
+    const char *p = c->drec.data;
+    const char *m = memmem(p, c->drec.len, ",\"model\":", 9);
+    if (!m) return 0;
+    size_t head = (size_t)(m - p);
+    const char *e = memmem(p, head, ",\"emit\":", 8);
+    if (!e) return 0;
+    if (head - (size_t)(e + 8 - p) >= 4 && memcmp(e + 8, "null", 4) == 0) return 1;
+    char buf[2048];
+    if (head + 2 > sizeof buf) return 0;
+    memcpy(buf, p, head);
+    buf[head] = '}';
+    cJSON *doc = cJSON_ParseWithLength(buf, head + 1);
+    const cJSON *emit = cJSON_GetObjectItemCaseSensitive(doc, "emit");
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(doc, "decision");
+    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(doc, "rule");
+    const cJSON *score = cJSON_GetObjectItemCaseSensitive(doc, "score");
+    int done = cJSON_IsString(emit) && cJSON_IsString(dec) && cJSON_IsNumber(rule);
     /* The score was written in its shortest form that reads back exactly. */
     double sc = cJSON_IsNumber(score) ? score->valuedouble : NAN;
-    if (outputs_emit(c->rt->out, emit->valuestring, c->p->id, offset, res->key, dec->valuestring,
+    if (done &&
+        outputs_emit(c->rt->out, emit->valuestring, c->p->id, offset, res->key, dec->valuestring,
                      (int)rule->valuedouble, sc, res->raw) != 0 &&
         !c->dr_said++)
         fprintf(stderr,
                 "weir run: replay: partition %u offset %" PRIu64 ": cannot write its emit to "
                 "'%s' again (and perhaps others after it)\n",
                 c->p->id, offset, emit->valuestring);
-    return 1;
+    cJSON_Delete(doc);
+    return done;
 }
 
 static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_result_t *res)
@@ -752,7 +782,8 @@ static void replay_bad(void *ctx, const char *why)
 
 static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
 {
-    replay_ctx_t c = {.rt = rt, .p = p, .decided = p->decided};
+    replay_ctx_t c = {
+        .rt = rt, .p = p, .decided = p->decided, .drec = WEIR_BUF_INIT, .drec_off = -1};
     /* at_least_once: the events after the checkpoint are decided again,
      * whether or not their decisions made it to the log (spec.h). */
     if (rt->pl.spec->guarantee == SPEC_AT_LEAST_ONCE && rt->recovered_from)
@@ -782,7 +813,7 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     int rc = pipeline_replay_from(&rt->pl, p->id, p->from, replay_row, &c, replay_bad, NULL, err,
                                   errlen);
     if (c.dr) log_reader_close(c.dr);
-    cJSON_Delete(c.drec);
+    buf_free(&c.drec);
     engine_part_features_from(p->engine, 0);
     p->obatch = 0;
     replayed_flush(&c);
