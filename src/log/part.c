@@ -293,7 +293,9 @@ int part_find_segment(const log_part_t *p, uint64_t offset)
 
 /* Syncs until synced_seq >= target. Appenders waiting at the same time share
  * one fdatasync: whoever finds no sync running starts one covering every
- * write completed so far; the others wait for it and recheck. */
+ * write completed so far; the others wait for it and recheck. With force,
+ * one fdatasync is made even if target is reached (the bytes an open found
+ * are no write of this process's, yet may not be on disk). */
 static int sync_to(log_part_t *p, uint64_t target, int force, char *err, size_t errlen)
 {
     int rc = 0;
