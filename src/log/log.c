@@ -60,8 +60,10 @@ void log_config_defaults(log_config_t *cfg)
     cfg->index_interval = 4096;
     cfg->fsync_interval_ms = 100;
     cfg->point_bytes = POINT_BYTES;
+    /* Tests only (RECOVERY POINTS): 4 KiB to 1 GiB, anything else ignored. */
     const char *pb = getenv("WEIR_LOG_POINT_BYTES");
-    if (pb && strtoull(pb, NULL, 10) > 0) cfg->point_bytes = strtoull(pb, NULL, 10);
+    unsigned long long v = pb ? strtoull(pb, NULL, 10) : 0;
+    if (v >= 4096 && v <= (1ull << 30)) cfg->point_bytes = v;
 }
 
 static void *flusher_main(void *arg)

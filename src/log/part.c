@@ -464,7 +464,8 @@ int log_part_save_point(log_part_t *p, uint64_t min_growth)
     pthread_mutex_lock(&p->mu);
     const log_segment_t *s = &p->segs[p->nsegs - 1];
     /* A point with one index entry would be read from the start anyway. */
-    if (p->failed || s->nidx < 2 || s->size < p->point_size + min_growth) {
+    if (p->failed || s->nidx < 2 || s->size < p->point_size ||
+        s->size - p->point_size < min_growth) {
         pthread_mutex_unlock(&p->mu);
         return 0;
     }

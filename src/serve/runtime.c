@@ -662,6 +662,22 @@ static void replayed_flush(replay_ctx_t *c)
     c->replayed = 0;
 }
 
+/* A decision record's input offset: read from its start, where
+ * decision_record writes it, without parsing the rest. -1 if it is not
+ * there. */
+static int64_t record_offset(const char *p, size_t n)
+{
+    static const char lead[] = "{\"offset\":";
+    size_t i = sizeof lead - 1;
+    if (n <= i || memcmp(p, lead, i) != 0 || p[i] < '0' || p[i] > '9') return -1;
+    int64_t v = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        if (v > (INT64_MAX - 9) / 10) return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return i < n && p[i] == ',' ? v : -1;
+}
+
 /* EMITS FROM THE DECISION LOG. An event decided before a crash has its
  * emit cut from the output with everything after the checkpoint (OUTPUTS
  * ACROSS CRASHES), and the replay writes it again. Emits are the one output
@@ -672,20 +688,6 @@ static void replayed_flush(replay_ctx_t *c)
  * record without that field (written by a weir before it) is decided again
  * under the spec and model on disk. 1: written from the record (or the
  * record says no emit); 0: decide it again. */
-/* A decision record's input offset: read from its start, where
- * decision_record writes it, without parsing the rest. -1 if it is not
- * there. */
-static int64_t record_offset(const char *p, size_t n)
-{
-    static const char lead[] = "{\"offset\":";
-    size_t i = sizeof lead - 1;
-    if (n <= i || memcmp(p, lead, i) != 0 || p[i] < '0' || p[i] > '9') return -1;
-    int64_t v = 0;
-    for (; i < n && p[i] >= '0' && p[i] <= '9' && v < INT64_MAX / 10 - 9; i++)
-        v = v * 10 + (p[i] - '0');
-    return v;
-}
-
 static int emit_logged(replay_ctx_t *c, uint64_t offset, const engine_result_t *res)
 {
     while (c->dr && c->drec_off < (int64_t)offset) {
@@ -721,11 +723,8 @@ static int emit_logged(replay_ctx_t *c, uint64_t offset, const engine_result_t *
     const char *e = memmem(p, head, ",\"emit\":", 8);
     if (!e) return 0;
     if (head - (size_t)(e + 8 - p) >= 4 && memcmp(e + 8, "null", 4) == 0) return 1;
-    char buf[2048];
-    if (head + 2 > sizeof buf) return 0;
-    memcpy(buf, p, head);
-    buf[head] = '}';
-    cJSON *doc = cJSON_ParseWithLength(buf, head + 1);
+    c->drec.data[head] = '}'; /* the head alone, as an object (drec is ours) */
+    cJSON *doc = cJSON_ParseWithLength(c->drec.data, head + 1);
     const cJSON *emit = cJSON_GetObjectItemCaseSensitive(doc, "emit");
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(doc, "decision");
     const cJSON *rule = cJSON_GetObjectItemCaseSensitive(doc, "rule");

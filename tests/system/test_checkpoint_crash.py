@@ -27,6 +27,7 @@ WEIR_SOAK=1 runs 150 kills instead of 30."""
 import json
 import os
 import random
+import struct
 import threading
 import time
 
@@ -124,6 +125,25 @@ class Clients:
         return time.monotonic() - self.t_start
 
 
+def past_a_point(data):
+    """Whether some partition of either log has a recovery point (its active
+    segment's .idx) that ends before the segment does: the next open reads
+    only from there."""
+    for root in ("log", "decisions"):
+        for pdir in (data / root / SOURCE).iterdir():
+            segs = sorted(pdir.glob("*.seg"))
+            if not segs:
+                continue
+            idx = segs[-1].with_suffix(".idx")
+            if idx.exists():
+                raw = idx.read_bytes()
+                n = (len(raw) - 16) // 16
+                end = struct.unpack_from("<I", raw, (n - 1) * 16 + 4)[0] if n >= 2 else None
+                if end is not None and end < segs[-1].stat().st_size:
+                    return 1
+    return 0
+
+
 def test_kill_9_under_load_with_checkpoints(weir_bin, run_weir, tmp_path):
     spec = ckptutil.fraud_spec(tmp_path, interval=INTERVAL)
     data = tmp_path / "data"
@@ -133,7 +153,7 @@ def test_kill_9_under_load_with_checkpoints(weir_bin, run_weir, tmp_path):
     clock0 = time.monotonic()
     acked, refused, doubt = set(), set(), set()
     acked_n, load_secs = 0, 0.0
-    kills_inside, used, skipped = 0, [], []
+    kills_inside, kills_past_point, used, skipped = 0, 0, [], []
     # Recovery points every 64 KiB (not 16 MiB): the kills land between
     # them, and every restart opens the logs from one (src/log/log.h).
     env = {"WEIR_CKPT_STEP_DELAY_MS": str(STEP_DELAY_MS), "WEIR_LOG_POINT_BYTES": "65536"}
@@ -154,6 +174,7 @@ def test_kill_9_under_load_with_checkpoints(weir_bin, run_weir, tmp_path):
         srv.kill()
         load_secs += clients.stop()
         kills_inside += checkpoint_in_progress(data)
+        kills_past_point += past_a_point(data)
         err = srv.stderr()
         assert not sanitizer_report(err), err[-4000:]
         cid, offs = recovered_from(err)
@@ -178,6 +199,8 @@ def test_kill_9_under_load_with_checkpoints(weir_bin, run_weir, tmp_path):
           "%d events acknowledged at %.0f events/s, %d in doubt, %d refused"
           % (KILLS, kills_inside, from_ckpt, len(acked), rate, len(doubt), len(refused)))
     print("recoveries: %s" % [cid for cid, _ in used])
+    print("kills with a recovery point before an active segment's end: %d" % kills_past_point)
+    assert kills_past_point >= KILLS // 2, "the restarts did not meet recovery points"
     assert not skipped, "a checkpoint failed to verify after a crash: %s" % skipped[:3]
     assert kills_inside >= MIN_INSIDE, "only %d kills landed inside a checkpoint" % kills_inside
     assert from_ckpt >= MIN_INSIDE, "only %d restarts recovered from a checkpoint" % from_ckpt
