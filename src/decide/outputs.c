@@ -1,7 +1,6 @@
 /* outputs.c — NDJSON outputs of a pipeline (see outputs.h). */
 #include "decide/outputs.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,11 +35,11 @@ struct outputs {
     char **xname;
     FILE **xemit;
     uint32_t nx;
-    /* outputs_ends' lines for the files no stream writes, once scanned
-     * (closed_valid); a new stream (xemit) makes them scanned again. */
+    /* outputs_ends' lines for the files no stream writes, scanned when the
+     * directory's mtime was closed_mtime (zeroed: to be scanned again, as
+     * when a stream opens on one of them). */
     weir_buf_t closed_ends;
-    int closed_valid;
-    struct timespec closed_mtime; /* the directory's when they were scanned */
+    struct timespec closed_mtime;
     int emits_ever;               /* DATA/outputs/.emits: some spec here had emits */
     pthread_mutex_t emit_mu; /* emits come from the request threads; guards the x arrays */
     weir_buf_t emit_line;
@@ -119,7 +118,7 @@ static void close_streams(outputs_t *o)
 static int mark_emits(const char *dir, const spec_t *spec)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/" OUTPUTS_EMITS_MARK, dir);
+    snprintf(path, sizeof path, "%s/.emits", dir);
     if (access(path, F_OK) == 0) return 1;
     int any = 0;
     for (uint32_t i = 0; i < spec->ndecisions; i++)
@@ -193,7 +192,7 @@ int outputs_reopen(outputs_t *o, char *err, size_t errlen)
     if (rc) return rc;
     pthread_mutex_lock(&o->emit_mu);
     close_extras(o); /* opened again by name when needed */
-    o->closed_valid = 0;
+    o->closed_mtime = (struct timespec){0, 0};
     pthread_mutex_unlock(&o->emit_mu);
     const spec_t *s = o->spec;
     /* The new streams are opened beside the old ones, which stay in use if
@@ -403,12 +402,8 @@ static FILE *extra_emit(outputs_t *o, const char *name)
 {
     for (uint32_t i = 0; i < o->nx; i++)
         if (!strcmp(o->xname[i], name)) return o->xemit[i];
-    size_t n = strlen(name);
-    if (n == 0 || n > 200 || name[0] == '.') return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-' && name[i] != '.')
-            return NULL;
-    char file[216];
+    if (!spec_output_name_ok(name, strlen(name))) return NULL;
+    char file[128];
     snprintf(file, sizeof file, "%s.ndjson", name);
     if (is_open_output(o, file)) return NULL; /* another output's file now: not two writers */
     char err[256];
@@ -418,7 +413,7 @@ static FILE *extra_emit(outputs_t *o, const char *name)
     o->xemit = weir_realloc(o->xemit, (o->nx + 1) * sizeof *o->xemit);
     o->xname[o->nx] = weir_strdup(name);
     o->xemit[o->nx++] = f;
-    o->closed_valid = 0;
+    o->closed_mtime = (struct timespec){0, 0};
     return f;
 }
 
@@ -557,10 +552,7 @@ void outputs_ends(outputs_t *o, weir_buf_t *b)
     struct stat dst;
     if (stat(o->dir, &dst) == 0 && (dst.st_mtim.tv_sec != o->closed_mtime.tv_sec ||
                                     dst.st_mtim.tv_nsec != o->closed_mtime.tv_nsec)) {
-        o->closed_valid = 0; /* a file was created or removed since */
-        o->closed_mtime = dst.st_mtim;
-    }
-    if (!o->closed_valid) {
+        o->closed_mtime = dst.st_mtim; /* a file was created or removed since */
         buf_reset(&o->closed_ends);
         DIR *d = opendir(o->dir);
         struct dirent *e;
@@ -573,7 +565,6 @@ void outputs_ends(outputs_t *o, weir_buf_t *b)
                 buf_appendf(&o->closed_ends, "%s %lld\n", e->d_name, (long long)st.st_size);
         }
         if (d) closedir(d);
-        o->closed_valid = 1;
     }
     buf_append(b, o->closed_ends.data, o->closed_ends.len);
     pthread_mutex_unlock(&o->emit_mu);

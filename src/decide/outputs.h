@@ -66,8 +66,6 @@ void outputs_write_lines(outputs_t *o, const spec_aggregate_t *agg, const weir_b
  * running): where each file ends, for a checkpoint (runtime.c, OUTPUTS
  * ACROSS CRASHES). */
 #define OUTPUTS_ENDS_WHOLE "* every output file"
-/* In DATA/outputs: some spec run here had emits (outputs_emits_ever). */
-#define OUTPUTS_EMITS_MARK ".emits"
 void outputs_ends(outputs_t *o, weir_buf_t *b);
 /* Where FILE (NAME.ndjson) ends in such a list (text, len): 1 and *end if
  * listed, 1 and 0 if the list is whole and does not name it (it was
@@ -78,15 +76,16 @@ uint64_t outputs_windows(const outputs_t *o);
 uint64_t outputs_late(const outputs_t *o);
 uint64_t outputs_matches(const outputs_t *o);
 
+/* Whether a spec with emits was ever opened on this data directory (this
+ * one included; DATA/outputs/.emits): then its decision records may name
+ * emits to write again. */
+int outputs_emits_ever(const outputs_t *o);
 /* A decision rule with `emit: NAME` matched: appends {"partition",
  * "offset", "key", "decision", "rule", "score", "event"} to
  * DATA/outputs/NAME.ndjson. Thread-safe (outputs of several partitions may
  * emit at once). NAME need not be an emit of the spec in force (a replayed
  * decision's, which a reload may have removed): its file is then opened by
  * name. -1 (nothing written) if it cannot be. */
-/* Whether a spec with emits was ever opened on this data directory (this
- * one included): then its decision records may name emits to write again. */
-int outputs_emits_ever(const outputs_t *o);
 int outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset, weir_slice_t key,
                  const char *decision, int rule, double score, weir_slice_t event);
 

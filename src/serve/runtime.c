@@ -644,6 +644,7 @@ typedef struct replay_ctx {
     runtime_t *rt;
     rt_part_t *p;
     int64_t decided;   /* last input offset with a decision */
+    int emits;         /* decided events' emits are written again (recover_part) */
     uint64_t replayed; /* not yet added to the shared counter */
     log_reader_t *dr;  /* the decision log from the replay's start, for emits; NULL: none */
     int dr_said;       /* a problem with it was reported (once per partition) */
@@ -754,8 +755,7 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     int64_t mt = res->watermark == INT64_MIN ? INT64_MIN : res->watermark + rt->pl.src->lateness_ms;
     if (mt > p->max_time) p->max_time = mt;
     int decided = (int64_t)offset <= c->decided;
-    if (decided && !(rt->replay_outputs && outputs_emits_ever(rt->out))) return 0;
-    if (decided && emit_logged(c, offset, res)) return 0;
+    if (decided && (!c->emits || emit_logged(c, offset, res))) return 0;
     decision_t d;
     decide_one(rt, p, res, res->raw.len, 0, &d);
     if (d.emit && rt->replay_outputs)
@@ -793,13 +793,13 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt};
     engine_part_set_sink(p->engine, rt->replay_outputs ? &sink : NULL);
     p->obatch = 1;
-    /* replay_row reads no features of an event decided already, unless it
-     * decides it again for its emit (below): those are applied without. */
-    /* Emits to write again: under this spec, or one run here before (a
-     * reload may have removed them all since). */
-    int emits = rt->replay_outputs && outputs_emits_ever(rt->out);
-    if (!emits && c.decided >= 0) engine_part_features_from(p->engine, (uint64_t)c.decided + 1);
-    if (emits && c.decided >= (int64_t)p->from) {
+    /* Emits to write again: of this spec, or of one run here before (a
+     * reload may have removed them all since). Without, replay_row reads no
+     * features of an event decided already: those are applied without;
+     * with, it may decide one again for its emit (emit_logged). */
+    c.emits = rt->replay_outputs && outputs_emits_ever(rt->out);
+    if (!c.emits && c.decided >= 0) engine_part_features_from(p->engine, (uint64_t)c.decided + 1);
+    if (c.emits && c.decided >= (int64_t)p->from) {
         /* Where the decided events' records start (EMITS FROM THE DECISION
          * LOG); if they cannot be read, they are decided again. */
         log_part_stat_t st;
@@ -1018,9 +1018,8 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
         return rc;
     }
     weir_slice_t positions;
-    if (ckpt_kv_find(info->meta, info->nmeta, "outputs", &positions)) {
+    if (ckpt_kv_find(info->meta, info->nmeta, "outputs", &positions))
         cut_outputs(rt, &positions, NULL, 0); /* (only truncates: cannot fail) */
-    }
     return 0;
 }
 
@@ -1082,9 +1081,10 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
  * created since, by a reload) and replays with the outputs on, writing
  * again exactly what came after the checkpoint — each record once. That
  * includes the emits of a decision whose emit a reload has removed since
- * (written by name: EMITS FROM THE DECISION LOG). Without a checkpoint the files are cut to empty
- * and rebuilt from the whole log (unless retention deleted its start: then they are left as they
- * are and replay writes nothing). */
+ * (written by name: EMITS FROM THE DECISION LOG). Without a checkpoint the
+ * files are cut to empty and rebuilt from the whole log (unless retention
+ * deleted its start: then they are left as they are and replay writes
+ * nothing). */
 
 static int has_suffix(const char *name, const char *suffix)
 {

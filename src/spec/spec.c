@@ -806,13 +806,7 @@ static int load_decisions(loader_t *L, const ynode_t *root)
         if (emit) {
             /* The output is a file name under DATA/outputs/: a plain name. */
             if (ld_want_scalar(L, emit, "emit")) return L->rc;
-            int ok = emit->len > 0 && emit->len <= 100 && strcmp(emit->value, "late") != 0;
-            for (size_t k = 0; ok && k < emit->len; k++) {
-                char c = emit->value[k];
-                ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                     c == '_' || c == '-';
-            }
-            if (!ok)
+            if (!spec_output_name_ok(emit->value, emit->len))
                 return ld_fail(L, emit,
                                "emit needs an output name (letters, digits, '_', '-'; not 'late'), "
                                "such as review_queue");
@@ -1151,6 +1145,17 @@ const spec_field_t *spec_field(const spec_source_t *src, const char *name)
 {
     int f = ld_find_field(src, name, strlen(name));
     return f < 0 ? NULL : &src->fields[f];
+}
+
+bool spec_output_name_ok(const char *name, size_t len)
+{
+    bool ok = len > 0 && len <= 100 && !(len == 4 && memcmp(name, "late", 4) == 0);
+    for (size_t k = 0; ok && k < len; k++) {
+        char c = name[k];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '-';
+    }
+    return ok;
 }
 
 int spec_feature_index(const spec_t *s, const char *name)

@@ -270,6 +270,10 @@ void spec_free(spec_t *s);
 const spec_source_t *spec_source(const spec_t *s, const char *name);
 const spec_field_t *spec_field(const spec_source_t *src, const char *name);
 int spec_feature_index(const spec_t *s, const char *name);
+/* Whether name (len bytes) is one a rule's `emit:` may give: a plain file
+ * name under DATA/outputs/ (letters, digits, '_', '-'; at most 100; not
+ * "late", the late events' file). */
+bool spec_output_name_ok(const char *name, size_t len);
 /* The pattern whose emit descriptor (spec_pattern_t.out) agg is, or NULL
  * when agg is an on-close aggregate. */
 const spec_pattern_t *spec_pattern_of(const spec_t *s, const spec_aggregate_t *agg);
