@@ -38,6 +38,7 @@ int cmd_gen(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_backfill(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);

@@ -8,6 +8,7 @@ static const cli_verb_t verbs[] = {
     {"log", cmd_log, "append to, read, check and inspect the partitioned event log"},
     {"ingest", cmd_ingest, "decode NDJSON by a spec's schema, append to the log and process it"},
     {"backfill", cmd_backfill, "replay the log through the engine: point-in-time features per event"},
+    {"verify", cmd_verify, "recompute the logged decisions offline; report any difference"},
     {"demo", cmd_demo, "the fraud example end to end: generate, serve, score over HTTP, summarise"},
     {"gen", cmd_gen, "realistic synthetic events (fraud, clicks) as NDJSON, with labels"},
     {"bench", cmd_bench, "benchmarks beside their baselines (log, model, pipeline, http)"},

@@ -3,15 +3,130 @@
 
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "base/fileio.h"
+#include "base/hash.h"
+#include "log/checkpoint.h"
 #include "spec/decode.h"
 #include "spec/value.h"
+
+/* ONE PIPELINE A DATA DIRECTORY. A data directory's outputs, decision log
+ * and checkpoints are its pipeline's. A writer of another spec there would
+ * skip the checkpoints as not its own, replay its own source from the
+ * start, and empty every output file of the directory to rebuild it: the
+ * other pipeline's files too, for good. So the first writer names the
+ * directory's pipeline in DATA/pipeline, and a writer of another pipeline
+ * is refused before it touches anything. A directory written before the
+ * mark existed is claimed, unless it holds checkpoints and none of them is
+ * this pipeline's. Readers (backfill) are not refused: replaying a new
+ * spec over a pipeline's log is how its training data is made. */
+#define OWNER_NAME "pipeline"
+
+static int owner_refuse(const char *datadir, const char *owner, const char *why,
+                        const char *pipeline, char *err, size_t errlen)
+{
+    return weir_errf(err, errlen, WEIR_EEXIST,
+                     "%s is the data directory of pipeline '%s' (%s), not of '%s' (this spec's): "
+                     "its outputs, decisions and checkpoints are that pipeline's; give this one "
+                     "its own --data directory (or delete %s/" OWNER_NAME
+                     " to hand the directory over: its output files are then rebuilt from the "
+                     "new spec's log, and the old ones lost)",
+                     datadir, owner, why, pipeline, datadir);
+}
+
+/* The name in DATA/pipeline into name (NUL-terminated): 1, or 0 if there
+ * is no such file, or an error. */
+static int owner_read(const char *path, char *name, size_t cap, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && errno == ENOENT) return 0;
+    if (fd < 0)
+        return weir_errf(err, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(errno));
+    ssize_t n = weir_read_at(fd, name, cap - 1, 0);
+    int e = errno;
+    close(fd);
+    if (n < 0) return weir_errf(err, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(e));
+    while (n > 0 && (name[n - 1] == '\n' || name[n - 1] == '\r'))
+        n--;
+    name[n] = '\0';
+    if (n == 0 || strlen(name) != (size_t)n || strchr(name, '\n'))
+        return weir_errf(err, errlen, WEIR_ECORRUPT,
+                         "%s should hold the name of the directory's pipeline, one line", path);
+    return 1;
+}
+
+/* Names the pipeline of checkpoints in datadir that is not `pipeline` into
+ * other, if there are checkpoints and none is this pipeline's. */
+static void owner_from_checkpoints(const char *datadir, const char *pipeline, char *other,
+                                   size_t cap)
+{
+    ckpt_store_t *s;
+    ckpt_info_t *list;
+    size_t n;
+    char ignore[256];
+    other[0] = '\0';
+    if (ckpt_store_open(datadir, CKPT_READ_ONLY, &s, ignore, sizeof ignore) != 0) return;
+    if (ckpt_list(s, CKPT_CHECK_QUICK, &list, &n, ignore, sizeof ignore) == 0) {
+        int mine = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!list[i].pipeline || !list[i].pipeline[0]) continue;
+            if (!strcmp(list[i].pipeline, pipeline))
+                mine = 1;
+            else if (!other[0])
+                snprintf(other, cap, "%s", list[i].pipeline);
+        }
+        if (mine) other[0] = '\0';
+        ckpt_list_free(list, n);
+    }
+    ckpt_store_close(s);
+}
+
+/* Writes DATA/pipeline: a new file, synced, renamed in, the rename synced. */
+static int owner_write(const char *datadir, const char *path, const char *pipeline, char *err,
+                       size_t errlen)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int ok = fd >= 0 && weir_write_all(fd, pipeline, strlen(pipeline)) == 0 &&
+             weir_write_all(fd, "\n", 1) == 0 && fsync(fd) == 0;
+    int e = errno;
+    if (fd >= 0) close(fd);
+    if (!ok || rename(tmp, path) != 0 || weir_fsync_dir(datadir) != 0) {
+        if (ok) e = errno;
+        unlink(tmp);
+        return weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+/* Checks that datadir is this pipeline's, claiming it if it is no one's
+ * (ONE PIPELINE A DATA DIRECTORY). Called with the log's lock held, so
+ * two writers cannot both claim it. */
+static int owner_claim(const char *datadir, const char *pipeline, char *err, size_t errlen)
+{
+    char path[4096], owner[256];
+    snprintf(path, sizeof path, "%s/" OWNER_NAME, datadir);
+    int rc = owner_read(path, owner, sizeof owner, err, errlen);
+    if (rc < 0) return rc;
+    if (rc == 1)
+        return strcmp(owner, pipeline)
+                   ? owner_refuse(datadir, owner, "named in its " OWNER_NAME " file", pipeline, err,
+                                  errlen)
+                   : 0;
+    owner_from_checkpoints(datadir, pipeline, owner, sizeof owner);
+    if (owner[0])
+        return owner_refuse(datadir, owner, "its checkpoints say so", pipeline, err, errlen);
+    return owner_write(datadir, path, pipeline, err, errlen);
+}
 
 int pipeline_open(pipeline_t *pl, const char *spec_path, const char *datadir, const char *source,
                   int create, char *err, size_t errlen)
@@ -45,6 +160,7 @@ int pipeline_open(pipeline_t *pl, const char *spec_path, const char *datadir, co
         }
     }
     if ((rc = log_open(datadir, &cfg, &pl->log, err, errlen)) != 0) goto fail;
+    if (create && (rc = owner_claim(datadir, pl->spec->pipeline, err, errlen)) != 0) goto fail;
     if ((rc = log_topic_open(pl->log, pl->src->name, pl->spec->partitions, &pl->topic, err, errlen)) != 0)
         goto fail;
     pl->nparts = log_topic_partitions(pl->topic);
@@ -100,6 +216,29 @@ typedef struct ahead {
     uint64_t hash;        /* engine_event_hash, when direct */
     engine_hint_t hint;   /* engine_part_prefetch's, from stage 2 to 3 */
 } ahead_t;
+
+/* KEYED LOGS. A key's state is built from its partition's events alone, so
+ * the log must be partitioned by the spec's key, as every writer that knows
+ * the spec does it (hash of the key mod partitions). A log appended
+ * round-robin, or by another field (`weir log append --key`, or a spec
+ * whose key changed since), would split keys across partitions and give
+ * wrong features without a word: replay refuses it at its first misplaced
+ * event. (With the hash it already has, a remainder an event.) */
+static int misplaced(const pipeline_t *pl, uint32_t part, uint64_t offset, weir_slice_t key,
+                     char *err, size_t errlen)
+{
+    const char *field = pl->src->fields[pl->src->key_slot].name;
+    return weir_errf(err, errlen, WEIR_EINVAL,
+                     "partition %u offset %" PRIu64 ": the event's key '%.*s' (field '%s', the "
+                     "spec's key) belongs in partition %u of %u: the log of source '%s' is not "
+                     "partitioned by '%s' (it was appended round-robin, or by another key), so "
+                     "a key's events would be split across partitions and its features would be "
+                     "wrong; append the events again keyed by '%s' (weir ingest, or weir log "
+                     "append --key %s)",
+                     part, offset, key.len > 100 ? 100 : (int)key.len, key.ptr, field,
+                     (uint32_t)(weir_hash64(key.ptr, key.len) % pl->nparts), pl->nparts,
+                     pl->src->name, field, field, field);
+}
 
 int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_row_cb row,
                          void *ctx, void (*bad)(void *ctx, const char *why), uint64_t *bad_count,
@@ -164,12 +303,23 @@ int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_
         count--;
         int k;
         if (a->direct) {
+            if (a->hash % pl->nparts != part) {
+                char tmp[32];
+                n = misplaced(pl, part, a->rec.offset, engine_event_key(pl->src, a->fields, tmp),
+                              err, errlen);
+                break;
+            }
             k = engine_part_event_hashed(ep, a->rec.offset, a->fields, a->hash, a->rec.value, &res,
                                          why, sizeof why);
             if (k == 0) k = 1;
         } else {
             k = engine_part_record(ep, a->rec.offset, a->rec.type == LOG_REC_TICK, a->rec.value, &res,
                                    why, sizeof why);
+            /* (checked once applied: the replay fails, so the state it left is dropped) */
+            if (k == 1 && weir_hash64(res.key.ptr, res.key.len) % pl->nparts != part) {
+                n = misplaced(pl, part, a->rec.offset, res.key, err, errlen);
+                break;
+            }
         }
         if (k < 0) {
             if (bad_count) (*bad_count)++;

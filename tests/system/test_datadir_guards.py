@@ -1,0 +1,104 @@
+"""What a data directory refuses, so that it never silently loses data or
+gives wrong features (src/decide/pipeline.c, ONE PIPELINE A DATA DIRECTORY
+and KEYED LOGS).
+
+- A writer (weir run, weir ingest) of another pipeline is refused before it
+  touches anything: before, it skipped the first pipeline's checkpoints,
+  replayed its own source and emptied every output file of the directory,
+  the other pipeline's for good. A reader (backfill) is not refused.
+- A log not partitioned by the spec's key (appended round-robin, or keyed
+  by another field) is refused by replay, naming the first misplaced event:
+  before, each partition built its own state for the same key and the
+  features were wrong without a word.
+"""
+import subprocess
+
+from conftest import REPO
+from httputil import Server
+
+SPEC = REPO / "examples" / "fraud" / "fraud.yaml"
+MODEL = REPO / "examples" / "fraud" / "fraud.model.json"
+
+
+def spec_variant(tmp_path, fname, **repl):
+    """The fraud spec with the model path made absolute and each
+    `old -> new` replacement of repl's values applied (exactly once)."""
+    text = SPEC.read_text().replace("path: fraud.model.json", "path: %s" % MODEL)
+    for old, new in repl.values():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    p = tmp_path / fname
+    p.write_text(text)
+    return p
+
+
+def gen(weir_bin, n, keys=200):
+    return subprocess.run([weir_bin, "gen", "fraud", "--events", str(n), "--keys", str(keys)],
+                          capture_output=True, check=True, timeout=120).stdout
+
+
+def outputs(data):
+    return {p.name: p.read_bytes() for p in sorted((data / "outputs").glob("*.ndjson"))}
+
+
+def test_a_writer_of_another_pipeline_is_refused(weir_bin, run_weir, tmp_path):
+    data = tmp_path / "data"
+    events = gen(weir_bin, 20000)
+    run_weir(["ingest", SPEC, "--data", data], input=events, check=True)
+    assert (data / "pipeline").read_text() == "fraud\n"
+    # A checkpoint of 'fraud' too: a clean stop of weir run writes one.
+    with Server(weir_bin, SPEC, data) as srv:
+        srv.stop()
+    assert srv.returncode == 0
+    before = outputs(data)
+    assert before.get("hourly_spend.ndjson"), "no window closed: the test would show nothing"
+
+    other = spec_variant(tmp_path, "other.yaml", name=("pipeline: fraud", "pipeline: other"))
+    for verb in (["ingest"], ["run", "--listen", "127.0.0.1:0"]):
+        rc, _, err = run_weir(verb[:1] + [other, "--data", data] + verb[1:], input=events[:2000],
+                              timeout=60)
+        assert rc != 0, verb
+        assert "data directory of pipeline 'fraud'" in err and "not of 'other'" in err, err
+        assert "pipeline" in err and "--data" in err, err
+        assert outputs(data) == before, verb
+    assert not (data / "log" / "other").exists()
+
+    # A directory written before the mark existed: its checkpoints say whose it is.
+    (data / "pipeline").unlink()
+    rc, _, err = run_weir(["ingest", other, "--data", data], input=b"", timeout=60)
+    assert rc != 0 and "its checkpoints say so" in err, err
+    assert outputs(data) == before
+
+    # Its own pipeline claims it again; a reader of another spec is welcome.
+    run_weir(["ingest", SPEC, "--data", data], input=b"", check=True)
+    assert (data / "pipeline").read_text() == "fraud\n"
+    run_weir(["backfill", other, "--data", data, "--out", tmp_path / "rows.csv"], check=True)
+
+
+def test_a_log_not_partitioned_by_the_key_is_refused(weir_bin, run_weir, tmp_path):
+    events = gen(weir_bin, 5000)
+    # Round-robin: no --key.
+    rr = tmp_path / "rr"
+    run_weir(["log", "append", rr, "--topic", "transactions", "--partitions", "8"], input=events,
+             check=True)
+    rc, _, err = run_weir(["backfill", SPEC, "--data", rr, "--out", tmp_path / "rr.csv"])
+    assert rc != 0
+    assert "is not partitioned by 'card_id'" in err and "offset" in err and "--key card_id" in err, err
+    rc, _, err = run_weir(["run", SPEC, "--data", rr, "--listen", "127.0.0.1:0"], timeout=60)
+    assert rc != 0 and "is not partitioned by 'card_id'" in err, err
+
+    # Keyed by the spec's key: accepted, and equal to what ingest builds.
+    keyed = tmp_path / "keyed"
+    run_weir(["log", "append", keyed, "--topic", "transactions", "--partitions", "8", "--key",
+              "card_id"], input=events, check=True)
+    run_weir(["backfill", SPEC, "--data", keyed, "--out", tmp_path / "keyed.csv"], check=True)
+    ing = tmp_path / "ing"
+    run_weir(["ingest", SPEC, "--data", ing], input=events, check=True)
+    run_weir(["backfill", SPEC, "--data", ing, "--out", tmp_path / "ing.csv"], check=True)
+    assert (tmp_path / "keyed.csv").read_bytes() == (tmp_path / "ing.csv").read_bytes()
+
+    # The spec's key changed since the log was written.
+    by_merchant = spec_variant(tmp_path, "merchant.yaml",
+                               key=("key: card_id", "key: merchant"))
+    rc, _, err = run_weir(["backfill", by_merchant, "--data", keyed, "--out", tmp_path / "m.csv"])
+    assert rc != 0 and "is not partitioned by 'merchant'" in err, err
