@@ -21,11 +21,12 @@
  *       emit: {FIELD: EXPRESSION, ...}  # to DATA/outputs/NAME.ndjson
  *
  * Conditions read the event's fields by name and earlier steps' fields as
- * STEP.FIELD (a step may name itself: its previous event); emit expressions
- * read STEP.FIELD only. The checks below refuse what has no clear meaning
- * (a pattern starting with `not` or an optional step, `not` next to an
- * optional step, two `not` steps in a row) with a sentence saying what to
- * write instead. */
+ * STEP.FIELD (a loop — times: N > 1 or one_or_more — may name itself: its
+ * previous event; a step taking one event has none, so naming itself is
+ * refused); emit expressions read STEP.FIELD only. The checks below refuse
+ * what has no clear meaning (a pattern starting with `not` or an optional
+ * step, `not` next to an optional step, two `not` steps in a row) with a
+ * sentence saying what to write instead. */
 #include <stdio.h>
 #include <string.h>
 
@@ -83,6 +84,20 @@ static uint32_t bind_slot(spec_pattern_t *p, uint32_t step, uint32_t field)
     return p->nbinds++;
 }
 
+/* "earlier steps: a, b" (or "no step comes before it") — the steps before step `si` that bind an
+ * event (not steps bind none), for a message saying what a condition may read. */
+static void earlier_steps(const spec_pattern_t *p, uint32_t si, char *out, size_t outlen)
+{
+    size_t n = (size_t)snprintf(out, outlen, "earlier steps: ");
+    const char *sep = "";
+    for (uint32_t i = 0; i < si && n < outlen; i++) {
+        if (p->steps[i].negated) continue;
+        n += (size_t)snprintf(out + n, outlen - n, "%s%s", sep, p->steps[i].name);
+        sep = ", ";
+    }
+    if (!*sep) snprintf(out, outlen, "no step comes before it");
+}
+
 static int resolve_pattern_scope(void *ctx, const char *name, size_t len, expr_ref_t *ref,
                                  char *err, size_t errlen)
 {
@@ -118,6 +133,19 @@ static int resolve_pattern_scope(void *ctx, const char *name, size_t len, expr_r
     if (f < 0)
         return weir_errf(err, errlen, WEIR_EINVAL, "source '%s' has no field '%.*s'", src->name,
                          (int)(len - sl - 1), dot + 1);
+    /* Only a loop has a previous event of its own to read (pattern.h); in a
+     * step that takes one event STEP.field is always null, so a comparison
+     * with it is never true and the step silently never matches — nearly
+     * always a typo for an earlier step (big.price for small.price). */
+    if (!ps->emit && (uint32_t)st == ps->step && step->max == 1) {
+        char earlier[256];
+        earlier_steps(ps->p, ps->step, earlier, sizeof earlier);
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "step '%s' reads its own field %.*s, but it takes one event, so it has "
+                         "no previous event to read: a condition reads the event's own fields by "
+                         "name (%.*s) and earlier steps' fields as STEP.field (%s)",
+                         step->name, (int)len, name, (int)(len - sl - 1), dot + 1, earlier);
+    }
     ps->refs = 1;
     ref->kind = EXPR_REF_EXTRA;
     ref->slot = bind_slot(ps->p, (uint32_t)st, (uint32_t)f);
