@@ -37,8 +37,11 @@ static spec_t *decode_diff_spec(void)
     return s;
 }
 
-/* The tree path, as the server takes it: 0 if the text decoded (*doc then
- * holds the strings the values point into; the caller deletes it). */
+/* The tree path, as the server takes it — with the edge's refusal of a
+ * declared field named twice, so the direct decoder is also checked never
+ * to accept what the edge refuses (replay skips that check, so what the
+ * edge takes, replay takes too): 0 if the text decoded (*doc then holds
+ * the strings the values point into; the caller deletes it). */
 static int decode_tree(const spec_source_t *src, const char *text, size_t len, expr_value_t *fields,
                        cJSON **doc)
 {
@@ -46,6 +49,7 @@ static int decode_tree(const spec_source_t *src, const char *text, size_t len, e
     char err[512];
     *doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!*doc || end != text + len || !cJSON_IsObject(*doc)) return -1;
+    if (spec_decode_check_unique(src, *doc, err, sizeof err)) return -1;
     return spec_decode_event(src, *doc, fields, err, sizeof err) ? -1 : 0;
 }
 

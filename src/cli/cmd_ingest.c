@@ -233,12 +233,15 @@ int cmd_ingest(int argc, char **argv)
         char why[512];
         cJSON *doc = NULL;
         const char *end = NULL;
+        /* The edge refuses a declared field named twice; the replay above
+         * does not: it rebuilds what older binaries accepted (decode.h). */
         if ((size_t)len > INGEST_MAX_LINE) {
             snprintf(why, sizeof why, "longer than %u bytes", INGEST_MAX_LINE);
         } else if (!(doc = cJSON_ParseWithLengthOpts(s, (size_t)len, &end, 0)) || end != s + len ||
                    !cJSON_IsObject(doc)) {
             snprintf(why, sizeof why, "not a JSON object");
-        } else if (spec_decode_event(pl->src, doc, fields, why, sizeof why) == 0) {
+        } else if (spec_decode_check_unique(pl->src, doc, why, sizeof why) == 0 &&
+                   spec_decode_event(pl->src, doc, fields, why, sizeof why) == 0) {
             why[0] = '\0';
         }
         if (why[0]) {

@@ -153,7 +153,11 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
         snprintf(why, whylen, "an event must be a JSON object");
         return METRICS_REJ_NOT_OBJECT;
     }
-    if (spec_decode_event(src, obj, fields, why, whylen) != 0) return METRICS_REJ_INVALID_EVENT;
+    /* Only here, at the edge, is a repeated field refused (decode.h); the
+     * direct decoder above declines such events, so they all come here. */
+    if (spec_decode_check_unique(src, obj, why, whylen) != 0 ||
+        spec_decode_event(src, obj, fields, why, whylen) != 0)
+        return METRICS_REJ_INVALID_EVENT;
     return -1;
 }
 

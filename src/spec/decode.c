@@ -21,8 +21,11 @@
  *     strtod (glibc's) returns; any other number goes through strtod;
  *   - nesting of at most 32 levels (cJSON allows 1000);
  *   - only the four JSON white-space bytes (cJSON skips every byte <= 32);
- *   - the first occurrence of a repeated member counts, as with
- *     cJSON_GetObjectItemCaseSensitive;
+ *   - no declared field named twice: the edge refuses such an event
+ *     (spec_decode_check_unique, on the tree path) while replay takes the
+ *     first occurrence, as cJSON_GetObjectItemCaseSensitive does — the tree
+ *     path, which decides both, is the one to see it. A repeated member
+ *     that is not a declared field is skipped like any unknown one;
  *   - every declared field of the right type, key and time present: any
  *     error (a wrong type, an int that is not whole, ...) is the tree
  *     path's to report.
@@ -141,6 +144,38 @@ int spec_decode_event(const spec_source_t *src, const cJSON *obj, expr_value_t *
     const spec_field_t *time = &src->fields[src->time_slot];
     if (fields[src->time_slot].type == EXPR_NULL)
         return weir_errf(err, errlen, WEIR_EINVAL, "missing time field '%s'", time->name);
+    return 0;
+}
+
+static inline int field_is(const spec_field_t *f, const char *key, size_t klen)
+{
+    if (f->name_len != klen) return 0;
+    /* Names are short: a loop, not a call to memcmp. */
+    for (size_t i = 0; i < klen; i++)
+        if (f->name[i] != key[i]) return 0;
+    return 1;
+}
+
+int spec_decode_check_unique(const spec_source_t *src, const cJSON *obj, char *err, size_t errlen)
+{
+    uint32_t nf = src->nfields;
+    unsigned char seen[nf ? nf : 1];
+    memset(seen, 0, sizeof seen);
+    for (const cJSON *m = cJSON_IsObject(obj) ? obj->child : NULL; m; m = m->next) {
+        if (!m->string) continue;
+        size_t len = strlen(m->string);
+        uint32_t k = 0;
+        /* Case-sensitive, as spec_decode_event looks fields up. */
+        while (k < nf && !field_is(&src->fields[k], m->string, len))
+            k++;
+        if (k == nf) continue; /* not a declared field: nobody reads it */
+        if (seen[k])
+            return weir_errf(err, errlen, WEIR_EINVAL,
+                             "field '%s' appears twice: a field of the source may appear once "
+                             "(JSON parsers differ on which of the two counts)",
+                             src->fields[k].name);
+        seen[k] = 1;
+    }
     return 0;
 }
 
@@ -399,15 +434,6 @@ static int field_value(scan_t *c, const spec_field_t *f, expr_value_t *out)
     }
 }
 
-static inline int field_is(const spec_field_t *f, const char *key, size_t klen)
-{
-    if (f->name_len != klen) return 0;
-    /* Names are short: a loop, not a call to memcmp. */
-    for (size_t i = 0; i < klen; i++)
-        if (f->name[i] != key[i]) return 0;
-    return 1;
-}
-
 /* Whether the text at c->i is field f's name in quotes: two masked words
  * where 16 bytes of text are left and the quoted name fits in them (a byte
  * loop cost about 40 instructions a field), else byte by byte. */
@@ -450,8 +476,13 @@ int spec_decode_text(const spec_source_t *src, const char *text, size_t len, exp
             int esc;
             if (c.i >= c.n || text[c.i] != '"' || scan_string(&c, &key, &klen, &esc) || esc)
                 return SPEC_DECODE_SLOW;
+            /* A declared field seen before is found too (the same one test
+             * an entry as the seen[k] it replaces) and left to the tree
+             * path, which decides what a repeat means (the top of the file). */
             k = 0;
-            while (k < nf && (seen[k] || !field_is(&src->fields[k], key, klen))) k++;
+            while (k < nf && !field_is(&src->fields[k], key, klen))
+                k++;
+            if (k < nf && seen[k]) return SPEC_DECODE_SLOW;
         }
         skip_ws(&c);
         if (c.i >= c.n || text[c.i] != ':') return SPEC_DECODE_SLOW;

@@ -38,6 +38,16 @@ int spec_decode_value(const spec_field_t *f, const cJSON *j, expr_value_t *out, 
 int spec_decode_event(const spec_source_t *src, const cJSON *obj, expr_value_t *fields, char *err,
                       size_t errlen);
 
+/* Refuses an event object that names a declared field twice: returns 0,
+ * or WEIR_EINVAL with err = "field 'card_id' appears twice: ...". For the
+ * edge (HTTP, `weir ingest`), beside spec_decode_event: spec_decode_event
+ * takes the first occurrence (as cJSON does) while most JSON parsers take
+ * the last, so a job reading the raw log would key the event otherwise.
+ * Replay must not call it: events logged by older binaries were accepted
+ * with the first occurrence, and replay rebuilds exactly that state.
+ * Members that are not declared fields may repeat. */
+int spec_decode_check_unique(const spec_source_t *src, const cJSON *obj, char *err, size_t errlen);
+
 #define SPEC_DECODE_SLOW 1 /* spec_decode_text: take the cJSON path */
 
 /* Fills fields[0 .. src->nfields) straight from an event's JSON text
@@ -46,10 +56,11 @@ int spec_decode_event(const spec_source_t *src, const cJSON *obj, expr_value_t *
  * same text followed by spec_decode_event would give, string values as
  * slices of text (keep it while they are in use). Returns
  * SPEC_DECODE_SLOW for anything else — malformed JSON, text around the
- * object, a field that is missing or of the wrong type, and some valid
- * events (\u escapes, escapes in keys or string values, deep nesting;
- * decode.c lists them): the caller then takes the cJSON path, which
- * decides and words the outcome. Never an error of its own. */
+ * object, a field that is missing or of the wrong type, a declared field
+ * named twice, and some valid events (\u escapes, escapes in keys or
+ * string values, deep nesting; decode.c lists them): the caller then takes
+ * the cJSON path, which decides and words the outcome. Never an error of
+ * its own. */
 int spec_decode_text(const spec_source_t *src, const char *text, size_t len, expr_value_t *fields);
 
 #endif

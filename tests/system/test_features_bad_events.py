@@ -1,9 +1,10 @@
 """Bad events (issue 3): a line that is not JSON, not an object, misses the
-key or the time, has a field of the wrong type, a bad RFC 3339 time or is
-over 1 MiB is reported on stderr as `weir ingest: line N: <reason>` naming
-the field, never reaches the log or the state, and the other lines are
-processed: every good event's features equal the oracle's computed without
-the bad lines, and the log holds exactly the good events. Exit status 1.
+key or the time, has a field of the wrong type, a bad RFC 3339 time, names
+a field twice or is over 1 MiB is reported on stderr as `weir ingest: line
+N: <reason>` naming the field, never reaches the log or the state, and the
+other lines are processed: every good event's features equal the oracle's
+computed without the bad lines, and the log holds exactly the good events.
+Exit status 1.
 """
 import json
 import random
@@ -47,6 +48,9 @@ BAD = [
     ('{"user": "u00001", "ts": "yesterday"}', "ts"),
     ('{"user": "u00001", "ts": 1767225600000.5}', "ts"),
     ('{"user": "u00001", "ts": true}', "ts"),
+    ('{"user": "u00001", "user": "u00002", "ts": 1767225600000}', "user"),  # a field twice
+    ('{"user": "u00001", "ts": 1767225600000, "amount": 1.5, "amount": 2.5}', "amount"),
+    ('{"ts": 1767225600000, "user": "u00001", "ts": 1767225600001}', "ts"),
     ('{"user": "u00001", "ts": 1767225600000, "note": "%s"}' % ("x" * (3 << 19)), None),  # 1.5 MiB
 ]
 

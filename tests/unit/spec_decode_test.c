@@ -126,13 +126,16 @@ static spec_t *fraud(void)
     return s;
 }
 
-static int decode(const spec_source_t *src, const char *json, expr_value_t *v, char *err,
-                  size_t errlen)
+/* Decodes json as replay does, or (edge) as HTTP and `weir ingest` do:
+ * refusing a declared field named twice first. */
+static int decode_as(int edge, const spec_source_t *src, const char *json, expr_value_t *v,
+                     char *err, size_t errlen)
 {
     cJSON *j = cJSON_Parse(json);
     if (!j) fail_msg("bad test JSON %s", json);
     err[0] = '\0';
-    int rc = spec_decode_event(src, j, v, err, errlen);
+    int rc = edge ? spec_decode_check_unique(src, j, err, errlen) : 0;
+    if (rc == 0) rc = spec_decode_event(src, j, v, err, errlen);
     /* keep string slices valid for the caller: copy the one string we check */
     static char keep[64];
     if (rc == 0 && v[0].type == EXPR_STRING && v[0].as.s.len < sizeof keep) {
@@ -141,6 +144,12 @@ static int decode(const spec_source_t *src, const char *json, expr_value_t *v, c
     }
     cJSON_Delete(j);
     return rc;
+}
+
+static int decode(const spec_source_t *src, const char *json, expr_value_t *v, char *err,
+                  size_t errlen)
+{
+    return decode_as(0, src, json, v, err, errlen);
 }
 
 static void test_decode_event(void **state)
@@ -216,6 +225,39 @@ static void test_decode_errors(void **state)
                  "object");
 }
 
+/* A declared field named twice: refused at the edge, naming the field; on
+ * replay (src/decide/pipeline.c: the direct decoder declines, then
+ * engine_part_record parses and calls spec_decode_event, never the check)
+ * the first occurrence counts, as it did when older binaries logged it. */
+static void test_repeated_field(void **state)
+{
+    (void)state;
+    spec_t *s = fraud();
+    const spec_source_t *src = &s->sources[0];
+    expr_value_t v[5];
+    char err[256];
+    const char *dup = "{\"card_id\":\"a\",\"n\":1,\"card_id\":\"b\",\"ts\":1,\"n\":\"x\"}";
+    assert_int_equal(decode_as(1, src, dup, v, err, sizeof err), WEIR_EINVAL);
+    assert_string_equal(err, "field 'card_id' appears twice: a field of the source may appear once "
+                             "(JSON parsers differ on which of the two counts)");
+    /* the name as cJSON decodes it, as spec_decode_event looks it up */
+    const char *escaped = "{\"card_id\":\"a\",\"ts\":1,\"t\\u0073\":2}";
+    assert_int_equal(decode_as(1, src, escaped, v, err, sizeof err), WEIR_EINVAL);
+    assert_non_null(strstr(err, "field 'ts' appears twice"));
+    /* undeclared members may repeat; names are case-sensitive */
+    const char *other = "{\"card_id\":\"a\",\"ts\":1,\"x\":1,\"x\":2,\"TS\":3}";
+    assert_int_equal(decode_as(1, src, other, v, err, sizeof err), 0);
+
+    /* replay, as pipeline_replay does it: the direct decoder declines, the
+     * tree path takes the first of each (the second n, a string, unread) */
+    assert_int_equal(spec_decode_text(src, dup, strlen(dup), v), SPEC_DECODE_SLOW);
+    assert_int_equal(decode_as(0, src, dup, v, err, sizeof err), 0);
+    assert_true(v[0].type == EXPR_STRING && v[0].as.s.len == 1 && v[0].as.s.ptr[0] == 'a');
+    assert_true(v[1].type == EXPR_INT && v[1].as.i == 1);
+    assert_true(v[4].type == EXPR_TIME && v[4].as.i == 1);
+    spec_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_decode_event),
         cmocka_unit_test(test_decode_errors),
+        cmocka_unit_test(test_repeated_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
