@@ -44,6 +44,17 @@ static int resolve(void *ctx, const char *name, size_t len, expr_ref_t *ref, cha
     return WEIR_ENOENT;
 }
 
+/* An aggregate's argument reads the event's fields only (expr.h; the spec
+ * loader's resolve_arg): evaluated with nothing but fields, as the engine
+ * does, it must not compile a reference to anything else. */
+static int resolve_arg(void *ctx, const char *name, size_t len, expr_ref_t *ref, char *err,
+                       size_t errlen)
+{
+    (void)ctx;
+    if (len == 5 && memcmp(name, "score", 5) == 0) return WEIR_ENOENT;
+    return resolve(NULL, name, len, ref, err, errlen);
+}
+
 static void names(void *ctx, void (*emit)(void *, const char *), void *ectx)
 {
     (void)ctx;
@@ -79,7 +90,7 @@ static void run(const char *text, size_t len, expr_agg_mode_t mode)
                        .ctx = NULL,
                        .agg_mode = mode,
                        .aggs = &aggs,
-                       .arg_resolve = resolve,
+                       .arg_resolve = resolve_arg,
                        .arg_names = names,
                        .where = "fuzz"};
     expr_t *e = NULL;

@@ -243,7 +243,10 @@ void gbdt_builder_free(gbdt_builder_t *b)
 
 uint32_t gbdt_builder_add_cats(gbdt_builder_t *b, const uint32_t *words, uint32_t n)
 {
-    if (b->ncats + n > b->cap_cats) {
+    /* An array even for no words (a categorical split with an empty set,
+     * which the loaders accept): go_right's g->cats + cat_off must point
+     * into one, NULL + 0 being undefined. */
+    if (b->ncats + n > b->cap_cats || !b->cats) {
         uint32_t cap = b->cap_cats ? b->cap_cats : 64;
         while (cap < b->ncats + n) cap *= 2;
         b->cats = weir_realloc(b->cats, cap * sizeof *b->cats);

@@ -421,6 +421,9 @@ int lgbm_load(const char *text, size_t len, model_desc_t *d, char *err, size_t e
             if ((rc = parse_uint(&v, "max_feature_idx", LGBM_MAX_FEATURES - 1, &max_feat, err, errlen))) return rc;
             have_max_feat = 1;
         } else if (value_of(&l, "objective", &v)) {
+            if (have_objective) /* (parsing it again would leak the first one's text) */
+                return weir_errf(err, errlen, WEIR_ECORRUPT,
+                                 "LightGBM model: line %zu: a second objective line", l.no);
             if ((rc = parse_objective(&v, d, err, errlen))) return rc;
             have_objective = 1;
         } else if (value_of(&l, "feature_names", &v)) {
