@@ -15,13 +15,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *text = weir_malloc(size ? size : 1);
     if (size) memcpy(text, data, size);
     char err[256];
-    for (int fmt = MODEL_ROWS_AUTO; fmt <= MODEL_ROWS_LIBSVM; fmt++) {
-        model_rows_t rows;
-        if (model_rows_parse(text, size, (model_rows_format_t)fmt, NAN, &rows, err, sizeof err) == 0) {
-            if (rows.ncols) model_rows_drop_column(&rows, 0);
-            model_rows_free(&rows);
+    /* Every column; then a label column and only two names read, as
+     * `weir model predict --label-col 0` with a named model does. */
+    static const char *const names[] = {"a", "b"};
+    const model_rows_pick_t picks[] = {{NULL, 0, -1}, {names, 2, 0}};
+    for (int fmt = MODEL_ROWS_AUTO; fmt <= MODEL_ROWS_LIBSVM; fmt++)
+        for (size_t k = 0; k < sizeof picks / sizeof picks[0]; k++) {
+            model_rows_t rows;
+            if (model_rows_parse(text, size, (model_rows_format_t)fmt, NAN, &picks[k], &rows, err,
+                                 sizeof err) == 0)
+                model_rows_free(&rows);
         }
-    }
     weir_free(text);
     return 0;
 }

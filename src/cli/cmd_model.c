@@ -37,10 +37,12 @@ static const char *const predict_usage =
     "                 what 'weir run' serves): a few predictions' cost, where\n"
     "                 TreeSHAP's is hundreds\n"
     "  --format F     input format (default: recognized from the first line)\n"
-    "  --label-col N  column N (0-based) of a CSV/TSV file is a label: ignore it\n"
+    "  --label-col N  column N (0-based) of a CSV/TSV file is a label: it is not\n"
+    "                 read, so it may be a word\n"
     "\n"
     "A CSV/TSV header is matched to the model's feature names when the model has\n"
-    "them (extra columns are ignored); otherwise columns are taken by position.\n"
+    "them; other columns are never read, whatever they hold (the key and time of\n"
+    "'weir backfill' rows, say). Otherwise columns are taken by position.\n"
     "Empty fields, NA and NaN are missing values. In libsvm files an absent\n"
     "feature is missing for XGBoost models and 0 for LightGBM, as in training.\n";
 
@@ -176,16 +178,22 @@ static int load_rows(const char *prefix, const weir_model_t *m, const opts_t *o,
     model_info_t in;
     model_get_info(m, &in);
     double absent = !strncmp(in.kind, "lightgbm", 8) ? 0.0 : NAN;
-    model_rows_t rows;
-    if (model_rows_read_file(o->input, o->fmt, absent, &rows, err, sizeof err)) return cli_fail(prefix, "%s", err);
-    if (o->label_col >= 0) {
-        if ((size_t)o->label_col >= rows.ncols) {
-            model_rows_free(&rows);
-            return cli_fail(prefix, "--label-col %ld: the input has %zu columns", o->label_col, rows.ncols);
-        }
-        model_rows_drop_column(&rows, (size_t)o->label_col);
-    }
+    /* Only the model's inputs are read: a header's other columns (backfill's
+     * key and time, a label) are never parsed, whatever they hold. */
     uint32_t F = model_num_features(m);
+    const char **names = weir_calloc(F ? F : 1, sizeof *names);
+    for (uint32_t f = 0; f < F; f++)
+        names[f] = model_feature_name(m, f);
+    model_rows_pick_t pick = {names[0] ? names : NULL, F, o->label_col};
+    model_rows_t rows;
+    int bad = model_rows_read_file(o->input, o->fmt, absent, &pick, &rows, err, sizeof err);
+    weir_free(names);
+    if (bad) return cli_fail(prefix, "%s", err);
+    if (o->label_col >= 0 && (size_t)o->label_col >= rows.file_cols) {
+        size_t cols = rows.file_cols;
+        model_rows_free(&rows);
+        return cli_fail(prefix, "--label-col %ld: the input has %zu columns", o->label_col, cols);
+    }
     uint32_t *col = weir_malloc((F ? F : 1) * sizeof *col);
     int rc = 0;
     if (rows.names && model_feature_name(m, 0)) {

@@ -76,12 +76,35 @@ static void grow_push(grow_t *g, double v)
     g->x[g->len++] = v;
 }
 
-static int parse_delimited(const char *text, size_t len, char sep, model_rows_t *out, char *err,
-                           size_t errlen)
+/* 1 if name is one of pick's names; with no names given, every name is. */
+static int picked_name(const model_rows_pick_t *pick, span_t name)
+{
+    if (!pick || !pick->names) return 1;
+    for (size_t i = 0; i < pick->nnames; i++)
+        if (strlen(pick->names[i]) == name.len && !memcmp(pick->names[i], name.p, name.len))
+            return 1;
+    return 0;
+}
+
+/* The field of line ls[n] that starts at *i (its separator passed over). */
+static span_t next_field(const char *ls, size_t n, char sep, size_t *i)
+{
+    size_t j = *i;
+    while (j < n && ls[j] != sep)
+        j++;
+    span_t s = trim(ls + *i, j - *i);
+    *i = j + 1;
+    return s;
+}
+
+static int parse_delimited(const char *text, size_t len, char sep, const model_rows_pick_t *pick,
+                           model_rows_t *out, char *err, size_t errlen)
 {
     grow_t g = {0};
-    size_t pos = 0, lineno = 0, ncols = 0;
-    int first = 1;
+    size_t pos = 0, lineno = 0, ncols = 0, nrows = 0;
+    long skip = pick ? pick->skip : -1;
+    unsigned char *keep = NULL; /* [file columns]: read this column */
+    int first = 1, rc = 0;
     /* Some writers (numpy.savetxt with a tab) end every row with the
      * separator: when every row does, that last empty field is not a column. */
     int trailing = 1, lines = 0;
@@ -93,7 +116,7 @@ static int parse_delimited(const char *text, size_t len, char sep, model_rows_t 
         q = nl ? (size_t)(nl - text) + 1 : len;
     }
     trailing = trailing && lines > 0;
-    while (pos < len) {
+    while (pos < len && rc == 0) {
         const char *ls = text + pos;
         const char *nl = memchr(ls, '\n', len - pos);
         size_t n = nl ? (size_t)(nl - ls) : len - pos;
@@ -106,57 +129,70 @@ static int parse_delimited(const char *text, size_t len, char sep, model_rows_t 
         size_t k = count_fields(ls, n, sep);
         if (first) {
             if (k > MAX_COLUMNS) {
-                weir_free(g.x);
-                return weir_errf(err, errlen, WEIR_ETOOBIG, "line %zu: more than %u columns", lineno, MAX_COLUMNS);
-            }
-            ncols = k;
-            /* Header if any field is not a number. */
-            int header = 0;
-            size_t i = 0;
-            for (size_t c = 0; c < k; c++) {
-                size_t j = i;
-                while (j < n && ls[j] != sep) j++;
-                double d;
-                if (parse_number(trim(ls + i, j - i), &d)) header = 1;
-                i = j + 1;
+                rc = weir_errf(err, errlen, WEIR_ETOOBIG, "line %zu: more than %u columns", lineno,
+                               MAX_COLUMNS);
+                break;
             }
             first = 0;
+            out->file_cols = k;
+            keep = weir_malloc(k);
+            /* Header if any field is not a number; the skipped column does
+             * not count, so a label written as a word is no header. */
+            int header = 0;
+            double d;
+            size_t i = 0;
+            for (size_t c = 0; c < k; c++) {
+                span_t s = next_field(ls, n, sep, &i);
+                keep[c] = (long)c != skip;
+                if (keep[c] && parse_number(s, &d)) header = 1;
+            }
             if (header) {
-                out->names = weir_calloc(k, sizeof *out->names);
-                out->ncols = k; /* so that model_rows_free frees them on a later error */
                 i = 0;
                 for (size_t c = 0; c < k; c++) {
-                    size_t j = i;
-                    while (j < n && ls[j] != sep) j++;
-                    span_t s = trim(ls + i, j - i);
-                    out->names[c] = weir_strndup(s.p, s.len);
-                    i = j + 1;
+                    span_t s = next_field(ls, n, sep, &i);
+                    keep[c] = keep[c] && picked_name(pick, s);
+                }
+            }
+            for (size_t c = 0; c < k; c++)
+                ncols += keep[c];
+            if (header) {
+                out->names = weir_calloc(ncols ? ncols : 1, sizeof *out->names);
+                out->ncols = 0; /* counts the names made, so that model_rows_free frees them */
+                i = 0;
+                for (size_t c = 0; c < k; c++) {
+                    span_t s = next_field(ls, n, sep, &i);
+                    if (keep[c]) out->names[out->ncols++] = weir_strndup(s.p, s.len);
                 }
                 continue;
             }
         }
-        if (k != ncols) {
-            weir_free(g.x);
-            return weir_errf(err, errlen, WEIR_EINVAL, "line %zu: %zu fields, expected %zu", lineno, k, ncols);
+        if (k != out->file_cols) {
+            rc = weir_errf(err, errlen, WEIR_EINVAL, "line %zu: %zu fields, expected %zu", lineno,
+                           k, out->file_cols);
+            break;
         }
         size_t i = 0;
-        for (size_t c = 0; c < k; c++) {
-            size_t j = i;
-            while (j < n && ls[j] != sep) j++;
-            span_t s = trim(ls + i, j - i);
+        for (size_t c = 0; c < k && rc == 0; c++) {
+            span_t s = next_field(ls, n, sep, &i);
             double d;
-            if (parse_number(s, &d)) {
-                weir_free(g.x);
-                return weir_errf(err, errlen, WEIR_EINVAL, "line %zu, column %zu: \"%.*s\" is not a number",
-                                 lineno, c + 1, (int)(s.len > 40 ? 40 : s.len), s.p);
-            }
-            grow_push(&g, d);
-            i = j + 1;
+            if (!keep[c]) continue; /* not an input: never parsed */
+            if (parse_number(s, &d))
+                rc = weir_errf(err, errlen, WEIR_EINVAL,
+                               "line %zu, column %zu: \"%.*s\" is not a number", lineno, c + 1,
+                               (int)(s.len > 40 ? 40 : s.len), s.p);
+            else
+                grow_push(&g, d);
         }
+        nrows++;
+    }
+    weir_free(keep);
+    if (rc) {
+        weir_free(g.x);
+        return rc;
     }
     out->x = g.x ? g.x : weir_calloc(1, sizeof(double));
     out->ncols = ncols;
-    out->nrows = ncols ? g.len / ncols : 0;
+    out->nrows = nrows;
     return 0;
 }
 
@@ -224,8 +260,18 @@ static int parse_libsvm(const char *text, size_t len, double absent, model_rows_
     return 0;
 }
 
+/* Removes column c from libsvm rows (which have no names). */
+static void drop_column(model_rows_t *rows, size_t c)
+{
+    size_t k = 0;
+    for (size_t r = 0; r < rows->nrows; r++)
+        for (size_t j = 0; j < rows->ncols; j++)
+            if (j != c) rows->x[k++] = rows->x[r * rows->ncols + j];
+    rows->ncols--;
+}
+
 int model_rows_parse(const char *text, size_t len, model_rows_format_t fmt, double absent,
-                     model_rows_t *out, char *err, size_t errlen)
+                     const model_rows_pick_t *pick, model_rows_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     if (fmt == MODEL_ROWS_AUTO) {
@@ -238,15 +284,22 @@ int model_rows_parse(const char *text, size_t len, model_rows_format_t fmt, doub
         else
             fmt = MODEL_ROWS_CSV;
     }
-    int rc = fmt == MODEL_ROWS_LIBSVM ? parse_libsvm(text, len, absent, out, err, errlen)
-                                      : parse_delimited(text, len, fmt == MODEL_ROWS_TSV ? '\t' : ',',
-                                                        out, err, errlen);
+    int rc;
+    if (fmt == MODEL_ROWS_LIBSVM) {
+        rc = parse_libsvm(text, len, absent, out, err, errlen);
+        out->file_cols = out->ncols;
+        /* libsvm has no column to leave unparsed: every value is index:number. */
+        if (rc == 0 && pick && pick->skip >= 0 && (size_t)pick->skip < out->ncols)
+            drop_column(out, (size_t)pick->skip);
+    } else {
+        rc = parse_delimited(text, len, fmt == MODEL_ROWS_TSV ? '\t' : ',', pick, out, err, errlen);
+    }
     if (rc) model_rows_free(out);
     return rc;
 }
 
-int model_rows_read_file(const char *path, model_rows_format_t fmt, double absent, model_rows_t *out,
-                         char *err, size_t errlen)
+int model_rows_read_file(const char *path, model_rows_format_t fmt, double absent,
+                         const model_rows_pick_t *pick, model_rows_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
@@ -265,24 +318,10 @@ int model_rows_read_file(const char *path, model_rows_format_t fmt, double absen
         return weir_errf(err, errlen, WEIR_EIO, "%s: read failed", path);
     }
     char inner[256];
-    int rc = model_rows_parse(buf, len, fmt, absent, out, inner, sizeof inner);
+    int rc = model_rows_parse(buf, len, fmt, absent, pick, out, inner, sizeof inner);
     weir_free(buf);
     if (rc) return weir_errf(err, errlen, rc, "%s: %s", path, inner);
     return 0;
-}
-
-void model_rows_drop_column(model_rows_t *rows, size_t c)
-{
-    if (c >= rows->ncols) return;
-    size_t nc = rows->ncols - 1, k = 0;
-    for (size_t r = 0; r < rows->nrows; r++)
-        for (size_t j = 0; j < rows->ncols; j++)
-            if (j != c) rows->x[k++] = rows->x[r * rows->ncols + j];
-    if (rows->names) {
-        weir_free(rows->names[c]);
-        memmove(rows->names + c, rows->names + c + 1, (nc - c) * sizeof *rows->names);
-    }
-    rows->ncols = nc;
 }
 
 void model_rows_free(model_rows_t *rows)

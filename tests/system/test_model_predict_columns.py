@@ -1,0 +1,87 @@
+"""`weir model predict --input FILE` reads only the model's inputs from a CSV
+with a header: the help says extra columns are ignored, and they must be
+whatever they hold (never parsed). The case users met: the CSV that
+`weir backfill --with amount` writes, whose `key` column is a string
+("c0001422"), failed with 'line 2, column 3: "c0001422" is not a number'.
+A label written as a word (--label-col) is left unparsed too."""
+import csv
+import json
+import pathlib
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SPEC = REPO / "examples" / "fraud" / "fraud.yaml"
+MODEL = REPO / "examples" / "fraud" / "fraud.model.json"
+LINEAR = REPO / "tests" / "system" / "models" / "linear_good.json"
+
+
+def scores(out):
+    return [float(l) for l in out.splitlines()]
+
+
+def test_backfill_output_predicts(run_weir, tmp_path):
+    data = tmp_path / "data"
+    rc, events, err = run_weir(["gen", "fraud", "--events", 600, "--seed", 3])
+    assert rc == 0, err
+    run_weir(["ingest", SPEC, "--data", data], input=events, check=True)
+    kp = tmp_path / "kp.csv"
+    run_weir(["backfill", SPEC, "--data", data, "--with", "amount", "--out", kp], check=True)
+    with open(kp) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 600 and not rows[0]["key"].replace(".", "").isdigit(), rows[0]
+
+    rc, out, err = run_weir(["model", "predict", MODEL, "--input", kp])
+    assert rc == 0, err
+    got = scores(out)
+    assert len(got) == 600 and all(0.0 <= s <= 1.0 for s in got)
+
+    # The same rows with only the model's columns, in its order, score the same.
+    rc, info, err = run_weir(["model", "info", MODEL, "--json"])
+    assert rc == 0, err
+    names = json.loads(info)["feature_names"]
+    only = tmp_path / "only.csv"
+    with open(only, "w") as f:
+        f.write(",".join(names) + "\n")
+        for r in rows:
+            f.write(",".join(r[n] for n in names) + "\n")
+    rc, out2, err = run_weir(["model", "predict", MODEL, "--input", only])
+    assert rc == 0, err
+    assert scores(out2) == got
+
+
+def test_unread_columns_may_hold_anything(run_weir, tmp_path):
+    f = tmp_path / "x.csv"
+    f.write_text('note,amount,when,count\n'
+                 'a "word",1.5,2026-01-01T00:00:00Z,2\n'
+                 ',-3,yesterday,0\n')
+    rc, out, err = run_weir(["model", "predict", LINEAR, "--input", f])
+    assert rc == 0, err
+    assert len(scores(out)) == 2
+
+
+def test_an_input_that_is_not_a_number_names_its_column_in_the_file(run_weir, tmp_path):
+    f = tmp_path / "x.csv"
+    f.write_text("key,amount,count\nc1,1.5,2\nc2,lots,1\n")
+    rc, out, err = run_weir(["model", "predict", LINEAR, "--input", f])
+    assert rc == 1 and out == ""
+    assert 'line 3, column 2: "lots" is not a number' in err, err
+
+
+def test_a_label_written_as_a_word_is_not_read(run_weir, tmp_path):
+    with_label = tmp_path / "l.csv"
+    with_label.write_text("label,amount,count\nfraud,1.5,2\nok,0.5,1\n")
+    plain = tmp_path / "p.csv"
+    plain.write_text("amount,count\n1.5,2\n0.5,1\n")
+    rc, out, err = run_weir(["model", "predict", LINEAR, "--input", with_label, "--label-col", "0"])
+    assert rc == 0, err
+    rc, want, err2 = run_weir(["model", "predict", LINEAR, "--input", plain])
+    assert rc == 0, err2
+    assert out == want
+    # Without a header, the word in the label column does not make the
+    # first row a header: both rows are scored by position.
+    nohead = tmp_path / "n.csv"
+    nohead.write_text("fraud,1.5,2\nok,0.5,1\n")
+    rc, out, err = run_weir(["model", "predict", LINEAR, "--input", nohead, "--label-col", "0"])
+    assert rc == 0, err
+    assert out == want
+    rc, out, err = run_weir(["model", "predict", LINEAR, "--input", plain, "--label-col", "5"])
+    assert rc == 1 and "--label-col 5: the input has 2 columns" in err, err
