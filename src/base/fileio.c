@@ -3,7 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
 
 int weir_write_all(int fd, const void *p, size_t n)
 {
@@ -39,5 +44,65 @@ int weir_fsync_dir(const char *path)
     int e = errno;
     close(fd);
     errno = e;
+    return rc;
+}
+
+const char *weir_file_kind(mode_t mode)
+{
+    if (S_ISREG(mode)) return "a regular file";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a file weir knows";
+}
+
+int weir_read_file(const char *path, size_t max, weir_buf_t *b, char *err, size_t errlen)
+{
+    buf_reset(b);
+    /* Opened first, then fstat'ed, so that the file checked is the file
+     * read; O_NONBLOCK so that opening a FIFO does not wait for a writer
+     * (which may never come: a reload would hang holding its lock). */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return weir_errf(err, errlen, WEIR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = weir_errf(err, errlen, WEIR_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = weir_errf(err, errlen, WEIR_EINVAL, "%s: not a regular file (%s)", path,
+                       weir_file_kind(st.st_mode));
+    } else {
+        /* Read to the end, not to st_size: a file that grows meanwhile is
+         * still held to max. One byte more than max is asked for, to tell
+         * "exactly max" from "more"; st_size sizes the buffer once, to
+         * the byte (buf_reserve's doubling would take 2 GiB for 1.1). */
+        size_t want = (size_t)st.st_size < max ? (size_t)st.st_size : max;
+        if (b->cap < want + 2) {
+            b->data = weir_realloc(b->data, want + 2);
+            b->cap = want + 2;
+        }
+        for (;;) {
+            if (b->len == b->cap - 1) buf_reserve(b, b->cap);
+            size_t room = b->cap - 1 - b->len;
+            if (room > max + 1 - b->len) room = max + 1 - b->len;
+            ssize_t n = read(fd, b->data + b->len, room);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                rc = weir_errf(err, errlen, WEIR_EIO, "%s: read error: %s", path, strerror(errno));
+                break;
+            }
+            if (n == 0) break;
+            b->len += (size_t)n;
+            if (b->len > max) {
+                rc = weir_errf(err, errlen, WEIR_ETOOBIG, "%s: larger than %zu bytes", path, max);
+                break;
+            }
+        }
+        b->data[b->len] = '\0'; /* for parsers that read text up to a NUL */
+    }
+    close(fd);
     return rc;
 }

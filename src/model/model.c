@@ -20,7 +20,6 @@
  * after in-flight scorings" asks; scorers never wait and never lock. */
 #include "model/model.h"
 
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -29,7 +28,9 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/error.h"
+#include "base/fileio.h"
 #include "model/lgbm.h"
 #include "model/xgb.h"
 
@@ -112,34 +113,11 @@ int model_load_mem(const char *data, size_t len, const char *what, weir_model_t 
 
 int model_load_file(const char *path, weir_model_t **out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return weir_errf(err, errlen, WEIR_EIO, "%s: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return weir_errf(err, errlen, WEIR_EIO, "%s: cannot seek: %s", path, strerror(errno));
-    }
-    long n = ftell(f);
-    if (n < 0 || (unsigned long)n > MODEL_MAX_FILE) {
-        fclose(f);
-        return weir_errf(err, errlen, n < 0 ? WEIR_EIO : WEIR_ETOOBIG,
-                         "%s: %s", path, n < 0 ? "cannot tell its size" : "larger than 1 GiB");
-    }
-    rewind(f);
-    char *buf = weir_malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    int rd_err = ferror(f);
-    fclose(f);
-    if (rd_err || got != (size_t)n) {
-        weir_free(buf);
-        return weir_errf(err, errlen, WEIR_EIO, "%s: read failed", path);
-    }
-    buf[got] = '\0';
-    if (got == 0) {
-        weir_free(buf);
-        return weir_errf(err, errlen, WEIR_EINVAL, "%s: empty file", path);
-    }
-    int rc = model_load_mem(buf, got, path, out, err, errlen);
-    weir_free(buf);
+    weir_buf_t b = WEIR_BUF_INIT;
+    int rc = weir_read_file(path, MODEL_MAX_FILE, &b, err, errlen);
+    if (rc == 0 && b.len == 0) rc = weir_errf(err, errlen, WEIR_EINVAL, "%s: empty file", path);
+    if (rc == 0) rc = model_load_mem(b.data, b.len, path, out, err, errlen);
+    buf_free(&b);
     return rc;
 }
 

@@ -311,11 +311,11 @@ int model_rows_read_file(const char *path, model_rows_format_t fmt, double absen
         len += got;
         if (len == cap) buf = weir_realloc(buf, cap *= 2);
     }
-    int bad = ferror(f);
+    int bad = ferror(f) ? errno : 0; /* why (a directory: EISDIR), before fclose */
     if (f != stdin) fclose(f);
     if (bad) {
         weir_free(buf);
-        return weir_errf(err, errlen, WEIR_EIO, "%s: read failed", path);
+        return weir_errf(err, errlen, WEIR_EIO, "%s: cannot read: %s", path, strerror(bad));
     }
     char inner[256];
     int rc = model_rows_parse(buf, len, fmt, absent, pick, out, inner, sizeof inner);

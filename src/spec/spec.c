@@ -22,19 +22,16 @@
  * when the spec has a model. */
 #include "spec/spec.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/fileio.h"
 #include "spec/spec_int.h"
 #include "spec/ydoc.h"
 
@@ -1043,38 +1040,10 @@ int spec_load_string(const char *text, size_t len, const char *name, spec_t **ou
 
 int spec_read_file(const char *path, weir_buf_t *b, char *err, size_t errlen)
 {
-    buf_reset(b);
-    /* O_NONBLOCK: a FIFO put where the spec was must not hang the reader
-     * (a reload holds the reload lock meanwhile); only a regular file is
-     * read, and no more of it than a spec may be (/dev/zero has no end). */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return weir_errf(err, errlen, WEIR_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) != 0) {
-        rc = weir_errf(err, errlen, WEIR_EIO, "%s: cannot stat: %s", path, strerror(errno));
-    } else if (!S_ISREG(st.st_mode)) {
-        rc = weir_errf(err, errlen, WEIR_EINVAL, "%s: not a regular file", path);
-    } else {
-        char chunk[8192];
-        ssize_t n;
-        while ((n = read(fd, chunk, sizeof chunk)) != 0) {
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) {
-                rc = weir_errf(err, errlen, WEIR_EIO, "%s: read error: %s", path, strerror(errno));
-                break;
-            }
-            if (b->len + (size_t)n > YDOC_MAX_BYTES) {
-                rc = weir_errf(err, errlen, WEIR_ETOOBIG, "%s: spec is larger than %u bytes", path,
-                               YDOC_MAX_BYTES);
-                break;
-            }
-            buf_append(b, chunk, (size_t)n);
-        }
-    }
-    close(fd);
-    return rc;
+    /* Only a regular file, and no more of it than a spec may be: a FIFO put
+     * where the spec was must not hang a reload (which holds the reload
+     * lock meanwhile), nor /dev/zero fill memory. */
+    return weir_read_file(path, YDOC_MAX_BYTES, b, err, errlen);
 }
 
 int spec_load(const char *path, spec_t **out, char *err, size_t errlen)
