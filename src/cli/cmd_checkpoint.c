@@ -3,8 +3,10 @@
  * whether each verifies (formats and rules in src/log/checkpoint.h). It is
  * read-only, takes no lock and so may run beside `weir run`. */
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +15,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/fileio.h"
 #include "cli/cli.h"
 #include "log/checkpoint.h"
 
@@ -25,8 +28,11 @@ static const char usage[] =
     "Without --verify, the manifest's CRC, each file's size, block table, trailer\n"
     "and header are checked; --verify also reads every byte and checks the CRC32C\n"
     "of every 64 KiB block. Read-only: safe beside a running `weir run`.\n"
-    "Exits 0 when every checkpoint listed is valid (or there are none), 1 otherwise,\n"
-    "with one line on stderr per invalid checkpoint naming the file and byte offset.\n"
+    "DIR is a data directory (the --data of weir run), not DIR/checkpoints itself.\n"
+    "Exits 0 when every checkpoint listed is valid, or there are none yet (a data\n"
+    "directory with a log or an empty one), 1 otherwise: one line on stderr per\n"
+    "invalid checkpoint naming the file and byte offset, or why DIR is no data\n"
+    "directory (a file, a checkpoints directory, a folder without checkpoints/).\n"
     "An unfinished checkpoint (<id>.tmp, left by a crash) or one being pruned\n"
     "(<id>.del) is noted; weir removes them when it next opens the store.\n"
     "  --verify   read and check every byte\n"
@@ -59,6 +65,17 @@ static void print_bytes(weir_slice_t s)
     }
 }
 
+/* What a name in DATA/checkpoints is: 1 a checkpoint (<id>), 2 unfinished
+ * work (<id>.tmp, <id>.del), 0 neither. */
+static int ckpt_name_kind(const char *name)
+{
+    size_t l = strlen(name);
+    if (strspn(name, "0123456789") != CKPT_ID_DIGITS) return 0;
+    if (l == CKPT_ID_DIGITS) return 1;
+    if (l != CKPT_ID_DIGITS + 4) return 0;
+    return !strcmp(name + CKPT_ID_DIGITS, ".tmp") || !strcmp(name + CKPT_ID_DIGITS, ".del") ? 2 : 0;
+}
+
 /* Names of <id>.tmp / <id>.del directories in dir (unfinished work). */
 static size_t list_unfinished(const char *dir, char names[][32], size_t max)
 {
@@ -66,16 +83,60 @@ static size_t list_unfinished(const char *dir, char names[][32], size_t max)
     size_t n = 0;
     struct dirent *e;
     while (d && (e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l != CKPT_ID_DIGITS + 4 || strspn(e->d_name, "0123456789") != CKPT_ID_DIGITS) continue;
-        if (strcmp(e->d_name + CKPT_ID_DIGITS, ".tmp") &&
-            strcmp(e->d_name + CKPT_ID_DIGITS, ".del"))
-            continue;
-        if (n < max) memcpy(names[n], e->d_name, l + 1); /* l = 24 */
+        if (ckpt_name_kind(e->d_name) != 2) continue;
+        if (n < max) memcpy(names[n], e->d_name, CKPT_ID_DIGITS + 5); /* with its NUL */
         n++;
     }
     if (d) closedir(d);
     return n < max ? n : max;
+}
+
+/* WHICH DIRECTORIES ARE LISTED. DIR is a data directory (the --data of weir
+ * run) and the checkpoints are in DIR/checkpoints. A data directory with no
+ * checkpoints yet (weir ingest writes none; a new one is empty) is no
+ * mistake: an empty list, exit 0. A path that is no data directory is one,
+ * and names what it is instead: a file; the checkpoints directory itself
+ * (the likeliest slip: "no checkpoints in X/checkpoints/checkpoints" with
+ * exit 0 hid it); another folder. Returns 0 to list, or the exit status
+ * after the reason is printed. */
+static int check_datadir(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return errno == ENOENT ? cli_fail(prefix, "%s: no such directory", dir)
+                               : cli_fail(prefix, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return cli_fail(prefix, "%s: not a directory (%s)", dir, weir_file_kind(st.st_mode));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" CKPT_DIR_NAME, dir);
+    if (stat(path, &st) == 0)
+        return S_ISDIR(st.st_mode)
+                   ? 0
+                   : cli_fail(prefix, "%s: not a directory (%s)", path, weir_file_kind(st.st_mode));
+    snprintf(path, sizeof path, "%s/log", dir);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0; /* a log, no checkpoints yet */
+    /* A store holds checkpoint ids; its name says so too when it holds none
+     * yet (only its LOCK, a name DATA/log has as well). */
+    char copy[4200];
+    snprintf(copy, sizeof copy, "%s", dir);
+    int store = !strcmp(basename(copy), CKPT_DIR_NAME), entries = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        entries++;
+        if (ckpt_name_kind(e->d_name)) store = 1;
+    }
+    if (d) closedir(d);
+    if (store) {
+        snprintf(copy, sizeof copy, "%s", dir);
+        return cli_fail(prefix,
+                        "%s looks like a checkpoints directory itself; did you mean its parent, "
+                        "%s?",
+                        dir, dirname(copy));
+    }
+    if (entries == 0) return 0; /* a new data directory: nothing written yet */
+    return cli_fail(prefix, "%s has no " CKPT_DIR_NAME "/ directory: is it a data directory?", dir);
 }
 
 static void print_json(const char *dir, int level, const ckpt_info_t *list, size_t n,
@@ -198,9 +259,8 @@ int cmd_checkpoint(int argc, char **argv)
                                     ? "missing DIR (see --help)"
                                     : "expected one DIR, got extra arguments (see --help)");
     const char *datadir = argv[optind];
-    struct stat st;
-    if (stat(datadir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return cli_fail(prefix, "%s: no such directory", datadir);
+    int bad_dir = check_datadir(datadir);
+    if (bad_dir) return bad_dir;
 
     char err[512];
     ckpt_store_t *s;

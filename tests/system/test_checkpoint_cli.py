@@ -236,3 +236,49 @@ def test_wrong_id_in_manifest(run_weir, data_dir):
     rc, j, _ = listing(run_weir, data_dir)
     assert rc == 1
     assert "names checkpoint 5 but lies in 6" in j["checkpoints"][0]["problem"]
+
+
+# --- DIR that is no data directory -------------------------------------------
+# `weir checkpoint MI/checkpoints` (the store itself) printed "no checkpoints
+# in MI/checkpoints/checkpoints" and exited 0; a file said "no such
+# directory". Each now says what is wrong and exits 1; a data directory that
+# has no checkpoints yet is still an empty list and exit 0.
+
+def test_the_checkpoints_directory_itself(run_weir, store):
+    for d in (store / "checkpoints", str(store / "checkpoints") + "/"):
+        rc, out, err = run_weir(["checkpoint", d])
+        assert rc == 1 and out == "", err
+        assert err.strip() == ("weir checkpoint: %s looks like a checkpoints directory itself; "
+                               "did you mean its parent, %s?" % (d, store)), err
+    # a store with no checkpoint yet is known by its name
+    fresh = store.parent / "fresh" / "checkpoints"
+    fresh.mkdir(parents=True)
+    (fresh / "LOCK").write_bytes(b"")
+    rc, out, err = run_weir(["checkpoint", fresh])
+    assert rc == 1 and "did you mean its parent, %s?" % fresh.parent in err, err
+
+
+def test_a_file(run_weir, data_dir):
+    f = data_dir / "spec.yaml"
+    f.write_text("pipeline: x\n")
+    rc, out, err = run_weir(["checkpoint", f])
+    assert rc == 1 and out == ""
+    assert err.strip() == "weir checkpoint: %s: not a directory (a regular file)" % f
+
+
+def test_a_folder_that_is_no_data_directory(run_weir, data_dir):
+    (data_dir / "notes.txt").write_text("hello\n")
+    rc, out, err = run_weir(["checkpoint", data_dir])
+    assert rc == 1 and out == ""
+    assert err.strip() == ("weir checkpoint: %s has no checkpoints/ directory: "
+                           "is it a data directory?" % data_dir)
+
+
+def test_a_data_directory_with_a_log_and_no_checkpoints_yet(run_weir, data_dir):
+    run_weir(["log", "append", data_dir, "--topic", "t"], input='{"a":1}\n', check=True)
+    rc, out, err = run_weir(["checkpoint", data_dir])
+    assert rc == 0 and err == "", err
+    assert out.strip() == "no checkpoints in %s/checkpoints" % data_dir
+    rc, j, _ = listing(run_weir, data_dir)
+    assert rc == 0 and j["checkpoints"] == []
+    assert not (data_dir / "checkpoints").exists()  # read-only
