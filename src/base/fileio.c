@@ -3,6 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -105,4 +109,94 @@ int weir_read_file(const char *path, size_t max, weir_buf_t *b, char *err, size_
     }
     close(fd);
     return rc;
+}
+
+int weir_outfile_open(weir_outfile_t *o, const char *path, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof *o);
+    o->path = weir_strdup(path);
+    if (!strcmp(path, "-")) {
+        o->f = stdout;
+        return 0;
+    }
+    /* A symlink's target is what the user means to replace, not the link. */
+    struct stat st;
+    char real[PATH_MAX];
+    int is_link = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+    o->dest = weir_strdup(is_link && realpath(path, real) ? real : path);
+    int exists = stat(o->dest, &st) == 0;
+    if (exists && !S_ISREG(st.st_mode)) {
+        o->f = fopen(o->dest, "w");
+    } else {
+        char *d = weir_strdup(o->dest), *b = weir_strdup(o->dest);
+        size_t n = strlen(o->dest) + 32;
+        o->tmp = weir_malloc(n);
+        snprintf(o->tmp, n, "%s/.%s.tmp.%ld", dirname(d), basename(b), (long)getpid());
+        weir_free(d);
+        weir_free(b);
+        int fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        /* The file that replaces an existing one keeps its permissions. */
+        if (fd >= 0 && exists) fchmod(fd, st.st_mode & 07777);
+        o->f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (fd >= 0 && !o->f) close(fd);
+    }
+    if (o->f) return 0;
+    int rc = weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", path, strerror(errno));
+    weir_outfile_abort(o);
+    return rc;
+}
+
+int weir_outfile_close(weir_outfile_t *o, char *err, size_t errlen)
+{
+    if (!o->f) return 0;
+    FILE *f = o->f;
+    o->f = NULL;
+    int bad = fflush(f) != 0 || ferror(f);
+    /* Durable before the rename makes it the target: otherwise a power loss
+     * could leave the new name on an empty file. */
+    if (!bad && o->tmp && fsync(fileno(f)) != 0) bad = 1;
+    int e = errno;
+    if (f != stdout && fclose(f) != 0 && !bad) bad = 1, e = errno;
+    if (!bad) return 0;
+    return weir_errf(err, errlen, WEIR_EIO, "writing %s failed: %s", o->path, strerror(e));
+}
+
+/* Frees what o holds (the files are closed or gone by then). */
+static void outfile_free(weir_outfile_t *o)
+{
+    weir_free(o->path);
+    weir_free(o->dest);
+    weir_free(o->tmp);
+    memset(o, 0, sizeof *o);
+}
+
+int weir_outfile_commit(weir_outfile_t *o, char *err, size_t errlen)
+{
+    int rc = weir_outfile_close(o, err, errlen);
+    if (rc == 0 && o->tmp) {
+        if (rename(o->tmp, o->dest) != 0) {
+            rc = weir_errf(err, errlen, WEIR_EIO, "cannot rename %s to %s: %s", o->tmp, o->dest,
+                           strerror(errno));
+        } else {
+            /* The rename itself survives a power loss once its directory is synced. */
+            char *d = weir_strdup(o->dest);
+            weir_fsync_dir(dirname(d));
+            weir_free(d);
+            weir_free(o->tmp);
+            o->tmp = NULL;
+        }
+    }
+    if (rc) {
+        weir_outfile_abort(o);
+        return rc;
+    }
+    outfile_free(o);
+    return 0;
+}
+
+void weir_outfile_abort(weir_outfile_t *o)
+{
+    if (o->f && o->f != stdout) fclose(o->f);
+    if (o->tmp) unlink(o->tmp);
+    outfile_free(o);
 }

@@ -2,20 +2,85 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* "prefix: lead message\n" on stderr. */
+static void say(const char *prefix, const char *lead, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s: %s", prefix, lead);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 int cli_fail(const char *prefix, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", prefix);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say(prefix, "", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return 1;
+}
+
+/* The shutdown flag (a global STYLE.md allows): a signal handler has
+ * nowhere else to write. */
+static volatile sig_atomic_t stop_sig;
+
+static void on_stop(int sig)
+{
+    stop_sig = sig;
+}
+
+static void stop_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+}
+
+void cli_stop_hold(void)
+{
+    static const int sigs[] = {SIGTERM, SIGINT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa, old;
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop;
+        sigemptyset(&sa.sa_mask);
+        /* No SA_RESTART: a read waiting on stdin returns EINTR, so that an
+         * idle pipe cannot keep the verb from stopping. SA_RESETHAND: the
+         * second signal takes the default action, ending the process. */
+        sa.sa_flags = SA_RESETHAND;
+        sigaction(sigs[i], &sa, NULL);
+    }
+    sigset_t set;
+    stop_set(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+void cli_stop_listen(void)
+{
+    sigset_t set;
+    stop_set(&set);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+int cli_stop_signal(void)
+{
+    return stop_sig;
+}
+
+int cli_stopped(const char *prefix, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    say(prefix, stop_sig == SIGINT ? "stopped by SIGINT: " : "stopped by SIGTERM: ", fmt, ap);
+    va_end(ap);
+    return 128 + (stop_sig ? stop_sig : SIGTERM);
 }
 
 int cli_wants_help(int argc, char **argv)

@@ -32,6 +32,24 @@ int cli_parse_u64(const char *s, uint64_t *out);
 /* Parses a signed decimal integer; returns 0 on success. */
 int cli_parse_i64(const char *s, int64_t *out);
 
+/* STOP SIGNALS. `weir ingest` and `weir backfill` stop at a clean point on
+ * SIGTERM or SIGINT instead of dying mid-write: the handler only notes the
+ * signal, and the verb looks at cli_stop_signal() where it can stop. The
+ * signal must reach the main thread (a read of stdin waiting there must
+ * return), so cli_stop_hold, called before any thread is started, blocks
+ * them (threads inherit the block) and cli_stop_listen unblocks them in the
+ * main thread once the threads are running. A second signal ends the
+ * process at once, as without a handler: a user who presses ^C twice means
+ * it. A signal ignored at start (nohup, a background job) stays ignored. */
+void cli_stop_hold(void);
+void cli_stop_listen(void);
+/* The signal that asked to stop (SIGTERM or SIGINT), or 0. */
+int cli_stop_signal(void);
+/* Prints "prefix: stopped by SIGTERM: message\n" to stderr and returns the
+ * exit status for it, 128 + the signal (143, 130), as a shell reports a
+ * process killed by it. */
+int cli_stopped(const char *prefix, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 int cmd_log(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_gen(int argc, char **argv);

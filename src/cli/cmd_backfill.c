@@ -18,6 +18,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "base/fileio.h"
 #include "base/numfmt.h"
 #include "cli/cli.h"
 #include "decide/pipeline.h"
@@ -35,10 +36,17 @@ static const char backfill_usage[] =
     "bools as 1/0; null as an empty cell. NDJSON: one object per row.\n"
     "Arrival-order patterns add a column pattern.NAME (the event completed a match).\n"
     "--matches FILE: the matches of patterns with emit:, one JSON object per line, as\n"
-    "weir ingest and weir run write them to DATA/outputs/<pattern>.ndjson.\n";
+    "weir ingest and weir run write them to DATA/outputs/<pattern>.ndjson.\n"
+    "\n"
+    "FILE is written whole or not at all: as .FILE.tmp.PID beside it, fsynced, then\n"
+    "renamed over FILE; on an error FILE keeps what it held. SIGTERM or SIGINT stops\n"
+    "the replay, removes the temporary files, says FILE was not written and exits\n"
+    "128 + the signal (143, 130); a second signal ends weir at once. '--out -'\n"
+    "writes to stdout, and a FILE that is no regular file (/dev/null) is written\n"
+    "in place.\n";
 
 typedef struct backfill {
-    FILE *out;
+    weir_outfile_t out;
     int csv;
     int64_t from, to;
     char **with;
@@ -46,7 +54,7 @@ typedef struct backfill {
     const spec_t *spec;
     weir_buf_t row;
     uint64_t rows;
-    FILE *matches;
+    weir_outfile_t matches; /* --matches FILE; .path NULL without it */
     weir_buf_t mline;
 } backfill_t;
 
@@ -59,7 +67,7 @@ static void on_match(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir
     buf_reset(&bf->mline);
     outputs_match_line(&bf->mline, bf->spec, part, p, key, start, end, vals);
     buf_append(&bf->mline, "\n", 1);
-    fwrite(bf->mline.data, 1, bf->mline.len, bf->matches);
+    fwrite(bf->mline.data, 1, bf->mline.len, bf->matches.f);
 }
 
 static int is_flag_column(const spec_t *s, uint32_t i)
@@ -130,6 +138,9 @@ static void column_name(backfill_t *bf, const char *name, int first)
 static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_result_t *res)
 {
     backfill_t *bf = ctx;
+    /* A stop signal ends the replay here (a non-zero return); the output
+     * is then removed, not renamed over the target. */
+    if (cli_stop_signal()) return -1;
     if (res->time < bf->from || res->time >= bf->to) return 0;
     weir_buf_t *b = &bf->row;
     buf_reset(b);
@@ -171,7 +182,7 @@ static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_res
     }
     buf_append(b, "\n", 1);
     bf->rows++;
-    return fwrite(b->data, 1, b->len, bf->out) == b->len ? 0 : -1;
+    return fwrite(b->data, 1, b->len, bf->out.f) == b->len ? 0 : -1;
 }
 
 static void report_bad(void *ctx, const char *why)
@@ -188,6 +199,70 @@ static void split_with(backfill_t *bf, const char *list)
         bf->with[bf->nwith++] = weir_strdup(tok);
     }
     weir_free(copy);
+}
+
+static void write_header(backfill_t *bf, const spec_t *spec)
+{
+    buf_append_str(&bf->row, "partition,offset,key,time,late");
+    for (uint32_t i = 0; i < spec->nfeatures; i++)
+        column_name(bf, spec->features[i].name, 0);
+    for (uint32_t i = 0; i < spec->npatterns; i++) {
+        if (!is_flag_column(spec, i)) continue;
+        char col[256];
+        snprintf(col, sizeof col, "pattern.%s", spec->patterns[i].name);
+        column_name(bf, col, 0);
+    }
+    for (size_t i = 0; i < bf->nwith; i++)
+        column_name(bf, bf->with[i], 0);
+    buf_append(&bf->row, "\n", 1);
+    fwrite(bf->row.data, 1, bf->row.len, bf->out.f);
+}
+
+/* Replays every partition into outpath (and the matches into matchpath),
+ * each file whole or not at all (weir_outfile_t): after an error or a stop
+ * signal, neither target has changed. Returns the exit status. */
+static int backfill_write(backfill_t *bf, pipeline_t *pl, const char *outpath,
+                          const char *matchpath)
+{
+    const char *prefix = "weir backfill";
+    char err[1024];
+    int rc = 0;
+    bf->spec = pl->spec;
+    pl->need_json = bf->nwith > 0; /* --with reads the event's own JSON */
+    if (weir_outfile_open(&bf->out, outpath, err, sizeof err) != 0 ||
+        (matchpath && weir_outfile_open(&bf->matches, matchpath, err, sizeof err) != 0))
+        rc = cli_fail(prefix, "%s", err);
+    if (rc == 0 && bf->csv) write_header(bf, pl->spec);
+    engine_sink_t sink = {on_match, NULL, bf};
+    for (uint32_t p = 0; rc == 0 && matchpath && p < pl->nparts; p++)
+        engine_part_set_sink(pl->parts[p], &sink);
+    uint64_t bad = 0;
+    for (uint32_t p = 0; p < pl->nparts && rc == 0; p++)
+        if (pipeline_replay(pl, p, write_row, bf, report_bad, &bad, err, sizeof err) != 0)
+            rc = cli_stop_signal() ? 1 : cli_fail(prefix, "%s", err);
+    int stop = cli_stop_signal();
+    /* Both files complete before either is renamed: a failed write of one
+     * leaves both targets as they were. */
+    if (rc == 0 && !stop &&
+        (weir_outfile_close(&bf->out, err, sizeof err) != 0 ||
+         (matchpath && weir_outfile_close(&bf->matches, err, sizeof err) != 0) ||
+         weir_outfile_commit(&bf->out, err, sizeof err) != 0 ||
+         (matchpath && weir_outfile_commit(&bf->matches, err, sizeof err) != 0)))
+        rc = cli_fail(prefix, "%s", err);
+    int in_place = bf->out.f && !bf->out.tmp; /* stdout, /dev/null: rows went out as made */
+    weir_outfile_abort(&bf->out);             /* nothing left to do after a commit */
+    weir_outfile_abort(&bf->matches);
+    if (stop) {
+        char what[4200];
+        snprintf(what, sizeof what,
+                 in_place ? "the rows written to %s stop short%s" : "%s was not written%s",
+                 strcmp(outpath, "-") ? outpath : "stdout", matchpath ? " (nor --matches)" : "");
+        return cli_stopped(prefix, "%s", what);
+    }
+    if (rc == 0 && strcmp(outpath, "-"))
+        fprintf(stderr, "weir backfill: wrote %" PRIu64 " rows to %s%s\n", bf->rows, outpath,
+                bad ? " (some records skipped, see above)" : "");
+    return rc;
 }
 
 int cmd_backfill(int argc, char **argv)
@@ -237,48 +312,15 @@ int cmd_backfill(int argc, char **argv)
     if (rc == 0 && (!data || !outpath)) rc = cli_fail(prefix, "--data DIR and --out FILE are required");
     pipeline_t pl;
     char err[1024];
-    if (rc == 0 && pipeline_open(&pl, argv[optind], data, source, 0, err, sizeof err) != 0)
-        rc = cli_fail(prefix, "%s", err);
     if (rc == 0) {
-        bf.spec = pl.spec;
-        pl.need_json = bf.nwith > 0; /* --with reads the event's own JSON */
-        bf.out = strcmp(outpath, "-") ? fopen(outpath, "w") : stdout;
-        if (!bf.out) {
-            rc = cli_fail(prefix, "cannot write %s: %s", outpath, strerror(errno));
+        cli_stop_hold(); /* before pipeline_open starts the log's thread */
+        if (pipeline_open(&pl, argv[optind], data, source, 0, err, sizeof err) != 0) {
+            rc = cli_fail(prefix, "%s", err);
         } else {
-            if (bf.csv) {
-                buf_append_str(&bf.row, "partition,offset,key,time,late");
-                for (uint32_t i = 0; i < pl.spec->nfeatures; i++) column_name(&bf, pl.spec->features[i].name, 0);
-                for (uint32_t i = 0; i < pl.spec->npatterns; i++) {
-                    if (!is_flag_column(pl.spec, i)) continue;
-                    char col[256];
-                    snprintf(col, sizeof col, "pattern.%s", pl.spec->patterns[i].name);
-                    column_name(&bf, col, 0);
-                }
-                for (size_t i = 0; i < bf.nwith; i++) column_name(&bf, bf.with[i], 0);
-                buf_append(&bf.row, "\n", 1);
-                fwrite(bf.row.data, 1, bf.row.len, bf.out);
-            }
-            uint64_t bad = 0;
-            if (matchpath && !(bf.matches = fopen(matchpath, "w")))
-                rc = cli_fail(prefix, "cannot write %s: %s", matchpath, strerror(errno));
-            engine_sink_t sink = {on_match, NULL, &bf};
-            for (uint32_t p = 0; bf.matches && p < pl.nparts; p++)
-                engine_part_set_sink(pl.parts[p], &sink);
-            for (uint32_t p = 0; p < pl.nparts && rc == 0; p++)
-                if (pipeline_replay(&pl, p, write_row, &bf, report_bad, &bad, err, sizeof err) != 0)
-                    rc = cli_fail(prefix, "%s", err);
-            int wr = fflush(bf.out) | ferror(bf.out);
-            if (bf.matches && (fflush(bf.matches) | ferror(bf.matches) | fclose(bf.matches)) != 0 &&
-                rc == 0)
-                rc = cli_fail(prefix, "writing %s failed: %s", matchpath, strerror(errno));
-            if (bf.out != stdout && fclose(bf.out) != 0) wr = -1;
-            if (rc == 0 && wr != 0) rc = cli_fail(prefix, "writing %s failed: %s", outpath, strerror(errno));
-            if (rc == 0 && bf.out != stdout)
-                fprintf(stderr, "weir backfill: wrote %" PRIu64 " rows to %s%s\n", bf.rows, outpath,
-                        bad ? " (some records skipped, see above)" : "");
+            cli_stop_listen();
+            rc = backfill_write(&bf, &pl, outpath, matchpath);
+            pipeline_close(&pl);
         }
-        pipeline_close(&pl);
     }
     buf_free(&bf.row);
     buf_free(&bf.mline);
