@@ -87,7 +87,12 @@ static const char ingest_usage[] =
     "time, a field of the wrong type, over 1 MiB) is reported on stderr with its line\n"
     "number and never reaches the log; the others are processed. Exit status 1 if\n"
     "any line was rejected. At the end, every partition gets a tick at the largest\n"
-    "event time seen, so idle partitions close their windows too.\n";
+    "event time seen, so idle partitions close their windows too.\n"
+    "SIGTERM or SIGINT stops reading at a line boundary and ends as at the end of\n"
+    "the input (every line read is appended or rejected, ticks, outputs, the log\n"
+    "synced); stderr then says how many input lines were read and appended and\n"
+    "where to resume (tail -n +K), and the exit status is 128 + the signal (143,\n"
+    "130). A second signal ends weir at once.\n";
 
 /* A partition's events waiting for their batch: [line][key] bytes per
  * event in data, with where each starts (offsets: data may move as it grows). */
@@ -187,8 +192,12 @@ int cmd_ingest(int argc, char **argv)
 
     ingest_t in = {.ack = ack};
     char err[1024];
+    cli_stop_hold(); /* before pipeline_open starts the log's thread */
     if (pipeline_open(&in.pl, argv[optind], data, source, 1, err, sizeof err) != 0)
         return cli_fail(prefix, "%s", err);
+    /* A stop signal from here on is only noted: the replay below must end
+     * (it rewrites outputs), and the input loop stops at its next line. */
+    cli_stop_listen();
     pipeline_t *pl = &in.pl;
     int rc = 0;
     uint64_t bad = 0;
@@ -224,7 +233,17 @@ int cmd_ingest(int argc, char **argv)
     ssize_t len;
     uint64_t lineno = 0, rejected = 0;
     int64_t now = weir_wall_ms();
-    while (rc == 0 && (len = getline(&line, &linecap, stdin)) >= 0) {
+    /* STOPPING. On SIGTERM/SIGINT the loop ends at a line boundary and
+     * everything after it is the normal end of input (the pending batches,
+     * ticks, outputs, the mark, the log synced at close): lines 1..lineno
+     * are then all appended or rejected, and none after, so the input can
+     * be resumed at lineno + 1 without duplicates. A line cut short by the
+     * signal (getline gives what it had when the read failed with EINTR)
+     * is not one of them. A signal in the instant between the check and a
+     * read that then waits is seen at the next line or the end of input
+     * (or a second signal ends weir). */
+    while (rc == 0 && !cli_stop_signal() && (len = getline(&line, &linecap, stdin)) >= 0) {
+        if (cli_stop_signal() && line[len - 1] != '\n') break;
         lineno++;
         char *s = line;
         while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
@@ -316,6 +335,12 @@ int cmd_ingest(int argc, char **argv)
                    tot.matches, tot.partial, tot.held);
         if (bad) printf("replay skipped %" PRIu64 " records that do not decode by the schema\n", bad);
         if (rejected) rc = 1;
+        fflush(stdout); /* the summary before the stop line, when both go to one terminal */
+        if (cli_stop_signal())
+            rc = cli_stopped(prefix,
+                             "read %" PRIu64 " input lines (%" PRIu64 " events appended, %" PRIu64
+                             " rejected) and stopped there; resume with tail -n +%" PRIu64,
+                             lineno, in.appended, rejected, lineno + 1);
     }
     buf_free(&tick);
     for (uint32_t p = 0; p < pl->nparts; p++) {
