@@ -63,7 +63,10 @@ static const char stat_usage[] =
     "usage: weir log stat DIR\n"
     "\n"
     "Prints, per topic and partition: segments, first and last offset, bytes, first\n"
-    "and last append timestamp (ms).\n";
+    "and last append timestamp (ms). Read-only, like check: it takes no lock and\n"
+    "changes nothing, so it can run beside a live writer; a torn tail of an active\n"
+    "segment is reported on stderr (its bytes not counted) and left for the next\n"
+    "writer to cut.\n";
 
 typedef struct log_opts {
     const char *dir, *topic, *key;
@@ -238,10 +241,22 @@ static void print_recovery(const char *prefix, log_topic_t *topic)
     for (uint32_t i = 0; i < log_topic_partitions(topic); i++) {
         log_recovery_t rec;
         log_part_recovery(log_topic_part(topic, i), &rec);
-        if (rec.dropped_bytes)
+        /* Read-only (stat), what recovery found is left for the next
+         * writer; a torn tail may also be a live writer's batch in flight. */
+        if (rec.dropped_bytes && rec.read_only)
+            fprintf(stderr,
+                    "%s: %s: torn tail of %" PRIu64 " bytes at byte offset %" PRIu64
+                    "; the next writer cuts it (unless it is a write in progress)\n",
+                    prefix, rec.file, rec.dropped_bytes, rec.at);
+        else if (rec.dropped_bytes)
             fprintf(stderr, "%s: recovery: %s: truncated a torn tail of %" PRIu64 " bytes at byte offset %" PRIu64 "\n",
                     prefix, rec.file, rec.dropped_bytes, rec.at);
-        if (rec.indexes_rebuilt)
+        if (rec.indexes_rebuilt && rec.read_only)
+            fprintf(stderr,
+                    "%s: partition %u: %u index file(s) missing or stale; the next writer "
+                    "rebuilds them\n",
+                    prefix, i, rec.indexes_rebuilt);
+        else if (rec.indexes_rebuilt)
             fprintf(stderr, "%s: recovery: partition %u: rebuilt %u index file(s)\n", prefix, i,
                     rec.indexes_rebuilt);
     }
@@ -567,6 +582,7 @@ static int log_stat_cmd(int argc, char **argv)
     if (log_topic_list(o.dir, &names, &n, err, sizeof err) != 0) return cli_fail(prefix, "%s", err);
     log_t *log;
     int rc = 0;
+    o.cfg.read_only = 1; /* a look, not a repair: nothing on disk changes */
     if (log_open(o.dir, &o.cfg, &log, err, sizeof err) != 0) {
         rc = cli_fail(prefix, "%s", err);
         n = 0;

@@ -101,7 +101,7 @@ int log_open(const char *datadir, const log_config_t *cfg, log_t **out, char *er
     size_t n = strlen(datadir) + 8;
     char *dir = weir_malloc(n);
     snprintf(dir, n, "%s/log", datadir);
-    if (mkdir_p(datadir) != 0) {
+    if (!cfg->read_only && mkdir_p(datadir) != 0) {
         int rc = weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", datadir, strerror(errno));
         weir_free(dir);
         return rc;
@@ -109,6 +109,21 @@ int log_open(const char *datadir, const log_config_t *cfg, log_t **out, char *er
     int rc = log_open_dir(dir, cfg, out, err, errlen);
     weir_free(dir);
     return rc;
+}
+
+/* Makes the handle of the log in dir (which it takes), holding lock_fd
+ * (-1 read-only), and starts the fsync thread unless read-only. */
+static int log_start(char *dir, const log_config_t *cfg, int lock_fd, log_t **out)
+{
+    log_t *log = weir_calloc(1, sizeof *log);
+    log->dir = dir;
+    log->cfg = *cfg;
+    log->lock_fd = lock_fd;
+    pthread_mutex_init(&log->mu, NULL);
+    pthread_cond_init(&log->cv, NULL);
+    if (!cfg->read_only) pthread_create(&log->flusher, NULL, flusher_main, log);
+    *out = log;
+    return 0;
 }
 
 int log_open_dir(const char *root, const log_config_t *cfg, log_t **out, char *err, size_t errlen)
@@ -119,6 +134,15 @@ int log_open_dir(const char *root, const log_config_t *cfg, log_t **out, char *e
         return weir_errf(err, errlen, WEIR_EINVAL, "fsync interval and index interval must be positive");
     char *dir = weir_strdup(root);
     const char *datadir = root;
+    if (cfg->read_only) {
+        struct stat st;
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            int rc = weir_errf(err, errlen, WEIR_ENOENT, "no log in %s", dir);
+            weir_free(dir);
+            return rc;
+        }
+        return log_start(dir, cfg, -1, out);
+    }
     if (mkdir_p(dir) != 0) {
         int rc = weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", dir, strerror(errno));
         weir_free(dir);
@@ -141,15 +165,7 @@ int log_open_dir(const char *root, const log_config_t *cfg, log_t **out, char *e
         weir_free(dir);
         return rc;
     }
-    log_t *log = weir_calloc(1, sizeof *log);
-    log->dir = dir;
-    log->cfg = *cfg;
-    log->lock_fd = fd;
-    pthread_mutex_init(&log->mu, NULL);
-    pthread_cond_init(&log->cv, NULL);
-    pthread_create(&log->flusher, NULL, flusher_main, log);
-    *out = log;
-    return 0;
+    return log_start(dir, cfg, fd, out);
 }
 
 /* OPENING IN PARALLEL. Opening a partition scans its active segment
@@ -172,7 +188,8 @@ static void *open_main(void *arg)
     for (uint32_t i; (i = atomic_fetch_add(&j->next, 1)) < j->t->nparts;) {
         char pdir[4096];
         snprintf(pdir, sizeof pdir, "%s/%u", j->t->dir, i);
-        j->rc[i] = part_open(&j->t->parts[i], pdir, i, j->cfg, 1, j->err[i], sizeof j->err[i]);
+        j->rc[i] = part_open(&j->t->parts[i], pdir, i, j->cfg, !j->cfg->read_only, j->err[i],
+                             sizeof j->err[i]);
     }
     return NULL;
 }
@@ -213,14 +230,15 @@ static void topic_free(log_topic_t *t, uint32_t opened)
 void log_close(log_t *log)
 {
     if (!log) return;
+    int rw = !log->cfg.read_only; /* a read-only log has no thread and nothing to sync */
     pthread_mutex_lock(&log->mu);
     log->stop = 1;
     pthread_cond_signal(&log->cv);
     pthread_mutex_unlock(&log->mu);
-    pthread_join(log->flusher, NULL);
+    if (rw) pthread_join(log->flusher, NULL);
     for (size_t i = 0; i < log->ntopics; i++) {
         log_topic_t *t = log->topics[i];
-        for (uint32_t j = 0; j < t->nparts; j++) {
+        for (uint32_t j = 0; j < t->nparts && rw; j++) {
             log_part_sync(&t->parts[j], NULL, 0);
             /* The next open then reads nothing of the active segment. */
             log_part_save_point(&t->parts[j], 1);
@@ -228,7 +246,7 @@ void log_close(log_t *log)
         topic_free(t, t->nparts);
     }
     weir_free(log->topics);
-    close(log->lock_fd); /* releases the flock */
+    if (log->lock_fd >= 0) close(log->lock_fd); /* releases the flock */
     pthread_mutex_destroy(&log->mu);
     pthread_cond_destroy(&log->cv);
     weir_free(log->dir);
@@ -316,7 +334,7 @@ int log_topic_open(log_t *log, const char *name, uint32_t partitions, log_topic_
     snprintf(tdir, n, "%s/%s", log->dir, name);
     uint32_t have = 0;
     int rc = topic_meta_read(tdir, &have);
-    if (rc == WEIR_ENOENT && partitions) {
+    if (rc == WEIR_ENOENT && partitions && !log->cfg.read_only) {
         rc = create_topic(tdir, partitions, err, errlen);
         have = partitions;
     } else if (rc == WEIR_ENOENT) {

@@ -118,6 +118,14 @@ typedef struct log_config {
     /* Clock for retention and roll age; NULL = wall clock. Tests inject one. */
     int64_t (*now_ms)(void *ctx);
     void *now_ctx;
+    /* READ-ONLY OPEN (`weir log stat`): the log is opened to be looked at,
+     * and nothing on disk changes. No lock is taken (it may run beside a
+     * writer, as log_check), no folder or segment is created, no thread
+     * started, nothing synced or removed; recovery still verifies what it
+     * reads, but a torn tail is left for the next writer to cut
+     * (log_recovery_t.read_only) and a closed segment's index that does
+     * not fit is rebuilt in memory only. Appends are refused. */
+    int read_only;
 } log_config_t;
 
 /* Fills cfg with the defaults above. */
@@ -153,12 +161,14 @@ int log_topic_list(const char *datadir, char ***names, size_t *count, char *err,
 uint32_t log_topic_partitions(const log_topic_t *t);
 log_part_t *log_topic_part(log_topic_t *t, uint32_t partition);
 
-/* What recovery did to a partition when it was opened. */
+/* What recovery did to a partition when it was opened. Opened read-only,
+ * it is what recovery found and left for the next writer to do. */
 typedef struct log_recovery {
     uint64_t dropped_bytes; /* torn tail truncated, 0 if none */
     uint64_t at;            /* byte offset in file where the tail started */
     const char *file;       /* segment path (owned by the partition), or NULL */
     uint32_t indexes_rebuilt;
+    int read_only;    /* log_config_t.read_only: the tail was not cut, no index written */
     uint64_t point;   /* the active segment's recovery point used (bytes not read), 0 if none */
     uint64_t scanned; /* bytes of the active segment read and verified at open */
 } log_recovery_t;

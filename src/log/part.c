@@ -129,7 +129,7 @@ static int open_closed_segment(log_part_t *p, log_segment_t *s, uint64_t next_ba
     s->checked = sc.valid_bytes;
     p->recovery.indexes_rebuilt++;
     /* Best effort: a stale index costs a rescan at the next open, nothing more. */
-    seg_index_write(s, NULL, 0);
+    if (!p->cfg->read_only) seg_index_write(s, NULL, 0);
     return 0;
 }
 
@@ -138,7 +138,8 @@ static int open_closed_segment(log_part_t *p, log_segment_t *s, uint64_t next_ba
  * tail is truncated, and anything else that fails is an error. */
 static int open_active_segment(log_part_t *p, log_segment_t *s, char *err, size_t errlen)
 {
-    int fd = open(s->path, O_RDWR | O_CLOEXEC);
+    int ro = p->cfg->read_only;
+    int fd = open(s->path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (fd < 0) return weir_errf(err, errlen, WEIR_EIO, "cannot open %s: %s", s->path, strerror(errno));
     char why[256];
     uint64_t point = 0;
@@ -178,7 +179,9 @@ static int open_active_segment(log_part_t *p, log_segment_t *s, char *err, size_
                                s->path, sc.valid_bytes, batch_status_str(sc.problem));
             goto fail;
         }
-        if (ftruncate(fd, (off_t)sc.valid_bytes) != 0 || fdatasync(fd) != 0) {
+        /* Read-only, the tail is only reported: s->size already ends
+         * before it, so nothing of this process reads it. */
+        if (!ro && (ftruncate(fd, (off_t)sc.valid_bytes) != 0 || fdatasync(fd) != 0)) {
             rc = weir_errf(err, errlen, WEIR_EIO, "%s: cannot truncate torn tail: %s", s->path,
                            strerror(errno));
             goto fail;
@@ -204,7 +207,7 @@ static int open_active_segment(log_part_t *p, log_segment_t *s, char *err, size_
         char *ipath = seg_index_path(s);
         /* Durably gone: a torn tail cut below it must not meet it again
          * after a power loss. */
-        if (unlink(ipath) == 0) weir_fsync_dir(p->dir);
+        if (!ro && unlink(ipath) == 0) weir_fsync_dir(p->dir);
         weir_free(ipath);
     }
     return 0;
@@ -245,9 +248,10 @@ int part_open(log_part_t *p, const char *dir, uint32_t id, const log_config_t *c
 
     if (create && mkdir(dir, 0755) != 0 && errno != EEXIST)
         return weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", dir, strerror(errno));
+    p->recovery.read_only = cfg->read_only;
     uint64_t *bases;
     uint32_t n;
-    int rc = part_list_segments(dir, 1, &bases, &n, err, errlen);
+    int rc = part_list_segments(dir, !cfg->read_only, &bases, &n, err, errlen);
     if (rc) return rc;
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         log_segment_t *s = seg_push(p, bases[i]);
@@ -261,6 +265,9 @@ int part_open(log_part_t *p, const char *dir, uint32_t id, const log_config_t *c
         if (rc == 0) p->bytes += s->size;
     }
     weir_free(bases);
+    /* Read-only, a partition without segments gets an empty one in memory
+     * (no file), which is what a writer would create. */
+    if (rc == 0 && p->nsegs == 0 && cfg->read_only) seg_push(p, 0);
     if (rc == 0 && p->nsegs == 0) rc = create_segment(p, 0, err, errlen);
     if (rc == 0) p->sync_fd = p->segs[p->nsegs - 1].fd;
     return rc;
@@ -419,6 +426,8 @@ int log_append(log_part_t *p, const log_rec_t *recs, size_t n, log_ack_t ack, we
     batch_info_t info;
     batch_peek((const unsigned char *)scratch->data, scratch->len, &info);
 
+    if (p->cfg->read_only)
+        return weir_errf(err, errlen, WEIR_EINVAL, "partition %u is open read-only", p->id);
     pthread_mutex_lock(&p->mu);
     if (p->failed) {
         pthread_mutex_unlock(&p->mu);

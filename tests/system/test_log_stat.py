@@ -1,7 +1,9 @@
 """`weir log stat` (issue 2, Build 7): per topic and partition, the segments,
 first and last offset, bytes, first and last timestamp, matching what was
 appended (the timestamps are the append-time wall clock)."""
+import fcntl
 import os
+import re
 import time
 
 from logformat import parse_read_line, parse_stat, segment_files
@@ -81,3 +83,82 @@ def test_stat_and_check_of_a_dir_without_a_log(run_weir, data_dir):
         assert rc != 0, "%s of a directory without a log exited 0" % sub
         lines = err.strip().splitlines()
         assert len(lines) == 1 and str(data_dir) in lines[0], err
+
+
+# --- read-only (a user from Kafka expects stat to change nothing) ------------
+# `log stat` opened the log as a writer: after 50 bytes were cut off a
+# segment it printed "recovery: ... truncated a torn tail of 18 bytes" and
+# truncated the file, and beside a live writer it refused to run (the lock).
+
+def tree(d):
+    """Every file under d with its bytes (what a read-only command must keep)."""
+    out = {}
+    for root, _, files in os.walk(d):
+        for f in files:
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, d)] = fh.read()
+    return out
+
+
+def torn_log(run_weir, d):
+    """A log whose partition 0 ends in a torn batch; returns (segment path,
+    bytes of the valid part, bytes torn)."""
+    append(run_weir, d, "t", [b'{"k":%d,"pad":"%s"}' % (i, b"q" * 40) for i in range(200)],
+           "--batch", 20, "--segment-bytes", 4096)
+    append(run_weir, d, "t", [b'{"k":%d,"tail":"%s"}' % (i, b"r" * 30) for i in range(3)])
+    seg = segment_files(d, "t", 0)[-1]
+    size = os.path.getsize(seg)
+    with open(seg, "rb+") as f:
+        f.truncate(size - 50)
+    rc, out, err = run_weir(["log", "check", d])
+    assert rc == 0, out + err
+    m = re.search(r"byte offset (\d+): torn tail of (\d+) bytes", err)
+    assert m, err
+    return seg, int(m.group(1)), int(m.group(2))
+
+
+def test_stat_reports_a_torn_tail_and_changes_nothing(run_weir, data_dir):
+    d = data_dir
+    seg, valid, torn = torn_log(run_weir, d)
+    os.remove(segment_files(d, "t", 0)[0][:-4] + ".idx")  # a closed segment's index, gone
+    before = tree(d)
+    rc, out, err = run_weir(["log", "stat", d])
+    assert rc == 0, err
+    assert err.splitlines() == [
+        "weir log stat: %s: torn tail of %d bytes at byte offset %d; the next writer cuts it "
+        "(unless it is a write in progress)" % (seg, torn, valid),
+        "weir log stat: partition 0: 1 index file(s) missing or stale; the next writer "
+        "rebuilds them"], err
+    assert tree(d) == before, "stat changed the data directory"
+    row = parse_stat(out)[0]
+    assert row["bytes"] == sum(os.path.getsize(s) for s in segment_files(d, "t", 0)) - torn
+    # the next writer does cut it, and reads what stat counted
+    rc, out2, err = run_weir(["log", "read", d, "--topic", "t", "--partition", "0"])
+    assert rc == 0 and "truncated a torn tail of %d bytes" % torn in err, err
+    assert os.path.getsize(seg) == valid
+    assert parse_read_line(out2.splitlines(keepends=True)[-1].encode())[1] == row["last_offset"]
+
+
+def test_stat_runs_beside_a_writer_holding_the_lock(run_weir, data_dir):
+    append(run_weir, data_dir, "t", [b'{"a":1}', b'{"a":2}'])
+    with open(data_dir / "log" / "LOCK", "rb+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        rc, out, err = run_weir(["log", "stat", data_dir])
+        assert rc == 0, err
+        assert parse_stat(out)[0]["last_offset"] == 1
+        # a writer is still kept out
+        rc, _, err = run_weir(["log", "append", data_dir, "--topic", "t"], input=b'{"a":3}\n')
+        assert rc == 1 and "in use by another weir process" in err, err
+
+
+def test_stat_creates_nothing(run_weir, data_dir):
+    append(run_weir, data_dir, "t", [b'{"a":1}'], "--partitions", 2)
+    os.remove(data_dir / "log" / "LOCK")
+    for seg in segment_files(data_dir, "t", 1):  # partition 1 never got an event
+        os.remove(seg)
+    before = tree(data_dir)
+    rc, out, err = run_weir(["log", "stat", data_dir])
+    assert rc == 0 and err == "", err
+    assert [r["last_offset"] for r in parse_stat(out)] == [0, None]
+    assert tree(data_dir) == before

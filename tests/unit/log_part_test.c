@@ -1,7 +1,7 @@
 /* log_part_test.c — the log through its public API: append and read across
  * rolls, reads from offsets and times, recovery (torn tail at every byte of
  * the last batch, corruption that is not a torn tail, index rebuild,
- * recovery points after a crash),
+ * recovery points after a crash, a read-only open that changes nothing),
  * retention with an injected clock, concurrent appenders and group commit. */
 #include <setjmp.h>
 #include <inttypes.h>
@@ -185,6 +185,23 @@ static void read_from_time(void **state)
     rmdir_all(dir);
 }
 
+/* Writes a one-partition log in dir: events 0..99 in batches of 10, then
+ * a last batch of 5, in one segment; *before and *after are the partition's
+ * stats before and after that last batch. */
+static void log_with_last_batch(const char *dir, log_config_t *cfg, log_part_stat_t *before,
+                                log_part_stat_t *after)
+{
+    small_config(cfg);
+    cfg->segment_bytes = 1 << 20;
+    log_t *log;
+    log_part_t *p = open_part(dir, cfg, &log, 1, 0);
+    append_range(p, 0, 100, 10, LOG_ACK_WRITTEN);
+    log_part_stat(p, before);
+    append_range(p, 100, 105, 5, LOG_ACK_WRITTEN);
+    log_part_stat(p, after);
+    log_close(log);
+}
+
 /* Builds a log whose last batch holds 5 records, cuts the active segment at
  * every byte inside that batch, and checks that the next open drops exactly
  * that batch, reports the bytes, and appends continue at its offset. */
@@ -193,18 +210,8 @@ static void torn_tail_every_byte(void **state)
     (void)state;
     char *dir = tmpdir();
     log_config_t cfg;
-    small_config(&cfg);
-    cfg.segment_bytes = 1 << 20;
-    log_t *log;
-    log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
-    append_range(p, 0, 100, 10, LOG_ACK_WRITTEN);
-    log_part_stat_t before;
-    log_part_stat(p, &before);
-    append_range(p, 100, 105, 5, LOG_ACK_WRITTEN);
-    log_part_stat_t after;
-    log_part_stat(p, &after);
-    log_close(log);
-
+    log_part_stat_t before, after;
+    log_with_last_batch(dir, &cfg, &before, &after);
     char seg[512], copy[600];
     snprintf(seg, sizeof seg, "%s/log/events/0/%020d.seg", dir, 0);
     snprintf(copy, sizeof copy, "%s.orig", seg);
@@ -215,7 +222,8 @@ static void torn_tail_every_byte(void **state)
         snprintf(cmd, sizeof cmd, "cp '%s' '%s'", copy, seg);
         assert_int_equal(system(cmd), 0);
         assert_int_equal(truncate(seg, (off_t)cut), 0);
-        p = open_part(dir, &cfg, &log, 1, 0);
+        log_t *log;
+        log_part_t *p = open_part(dir, &cfg, &log, 1, 0);
         log_recovery_t rec;
         log_part_recovery(p, &rec);
         assert_true(rec.dropped_bytes == cut - before.bytes);
@@ -227,6 +235,55 @@ static void torn_tail_every_byte(void **state)
         }
         log_close(log);
     }
+    rmdir_all(dir);
+}
+
+/* A read-only open (log_config_t.read_only, `weir log stat`) finds a torn
+ * tail and reports it, but leaves the file, takes no lock, creates nothing
+ * and refuses appends; the next writer then cuts the tail. */
+static void read_only_open_changes_nothing(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    log_config_t cfg;
+    log_part_stat_t before, after;
+    log_with_last_batch(dir, &cfg, &before, &after);
+    log_t *log;
+    log_part_t *p;
+    char seg[512], lock[512];
+    snprintf(seg, sizeof seg, "%s/log/events/0/%020d.seg", dir, 0);
+    snprintf(lock, sizeof lock, "%s/log/LOCK", dir);
+    struct stat st;
+    assert_int_equal(stat(seg, &st), 0);
+    off_t cut = st.st_size - 7;
+    assert_int_equal(truncate(seg, cut), 0);
+    assert_int_equal(unlink(lock), 0);
+
+    log_config_t ro = cfg;
+    ro.read_only = 1;
+    p = open_part(dir, &ro, &log, 0, 0);
+    log_recovery_t rec;
+    log_part_recovery(p, &rec);
+    assert_true(rec.read_only && rec.dropped_bytes == (uint64_t)cut - before.bytes &&
+                rec.at == before.bytes);
+    expect_range(p, 0, 100);
+    log_rec_t r = {0, 1, LOG_REC_EVENT, {NULL, 0}, {"{}", 2}};
+    weir_buf_t scratch = WEIR_BUF_INIT;
+    char err[256];
+    assert_int_equal(log_append(p, &r, 1, LOG_ACK_WRITTEN, &scratch, NULL, err, sizeof err),
+                     WEIR_EINVAL);
+    buf_free(&scratch);
+    log_close(log);
+    assert_int_equal(stat(seg, &st), 0);
+    assert_true(st.st_size == cut);
+    assert_int_not_equal(access(lock, F_OK), 0);
+
+    p = open_part(dir, &cfg, &log, 1, 0);
+    log_part_recovery(p, &rec);
+    assert_true(!rec.read_only && rec.dropped_bytes == (uint64_t)cut - before.bytes);
+    log_close(log);
+    assert_int_equal(stat(seg, &st), 0);
+    assert_true((uint64_t)st.st_size == before.bytes);
     rmdir_all(dir);
 }
 
@@ -776,6 +833,7 @@ int main(void)
         cmocka_unit_test(append_read_across_rolls),
         cmocka_unit_test(read_from_time),
         cmocka_unit_test(torn_tail_every_byte),
+        cmocka_unit_test(read_only_open_changes_nothing),
         cmocka_unit_test(mid_segment_corruption_is_an_error),
         cmocka_unit_test(reader_checks_what_open_did_not),
         cmocka_unit_test(recovery_point_after_crash),
