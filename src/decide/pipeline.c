@@ -1,9 +1,7 @@
 /* pipeline.c — see pipeline.h. */
 #include "decide/pipeline.h"
 
-
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,21 +44,18 @@ static int owner_refuse(const char *datadir, const char *owner, const char *why,
  * is no such file, or an error. */
 static int owner_read(const char *path, char *name, size_t cap, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0 && errno == ENOENT) return 0;
-    if (fd < 0)
-        return weir_errf(err, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(errno));
-    ssize_t n = weir_read_at(fd, name, cap - 1, 0);
-    int e = errno;
-    close(fd);
-    if (n < 0) return weir_errf(err, errlen, WEIR_EIO, "cannot read %s: %s", path, strerror(e));
-    while (n > 0 && (name[n - 1] == '\n' || name[n - 1] == '\r'))
+    if (access(path, F_OK) != 0 && errno == ENOENT) return 0;
+    weir_buf_t b = WEIR_BUF_INIT;
+    int rc = weir_read_file(path, cap - 1, &b, err, errlen);
+    size_t n = b.len;
+    while (rc == 0 && n > 0 && (b.data[n - 1] == '\n' || b.data[n - 1] == '\r'))
         n--;
-    name[n] = '\0';
-    if (n == 0 || strlen(name) != (size_t)n || strchr(name, '\n'))
-        return weir_errf(err, errlen, WEIR_ECORRUPT,
-                         "%s should hold the name of the directory's pipeline, one line", path);
-    return 1;
+    if (rc == 0 && (n == 0 || memchr(b.data, '\n', n) || memchr(b.data, '\0', n)))
+        rc = weir_errf(err, errlen, WEIR_ECORRUPT,
+                       "%s should hold the name of the directory's pipeline, one line", path);
+    if (rc == 0) snprintf(name, cap, "%.*s", (int)n, b.data);
+    buf_free(&b);
+    return rc ? rc : 1;
 }
 
 /* Names the pipeline of checkpoints in datadir that is not `pipeline` into
@@ -89,23 +84,15 @@ static void owner_from_checkpoints(const char *datadir, const char *pipeline, ch
     ckpt_store_close(s);
 }
 
-/* Writes DATA/pipeline: a new file, synced, renamed in, the rename synced. */
-static int owner_write(const char *datadir, const char *path, const char *pipeline, char *err,
-                       size_t errlen)
+/* Writes DATA/pipeline whole or not at all (a new file, synced, renamed in,
+ * the rename synced). */
+static int owner_write(const char *path, const char *pipeline, char *err, size_t errlen)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int ok = fd >= 0 && weir_write_all(fd, pipeline, strlen(pipeline)) == 0 &&
-             weir_write_all(fd, "\n", 1) == 0 && fsync(fd) == 0;
-    int e = errno;
-    if (fd >= 0) close(fd);
-    if (!ok || rename(tmp, path) != 0 || weir_fsync_dir(datadir) != 0) {
-        if (ok) e = errno;
-        unlink(tmp);
-        return weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", path, strerror(e));
-    }
-    return 0;
+    weir_outfile_t o;
+    int rc = weir_outfile_open(&o, path, err, errlen);
+    if (rc) return rc;
+    fprintf(o.f, "%s\n", pipeline);
+    return weir_outfile_commit(&o, err, errlen);
 }
 
 /* Checks that datadir is this pipeline's, claiming it if it is no one's
@@ -125,7 +112,7 @@ static int owner_claim(const char *datadir, const char *pipeline, char *err, siz
     owner_from_checkpoints(datadir, pipeline, owner, sizeof owner);
     if (owner[0])
         return owner_refuse(datadir, owner, "its checkpoints say so", pipeline, err, errlen);
-    return owner_write(datadir, path, pipeline, err, errlen);
+    return owner_write(path, pipeline, err, errlen);
 }
 
 int pipeline_open(pipeline_t *pl, const char *spec_path, const char *datadir, const char *source,
