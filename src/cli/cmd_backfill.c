@@ -21,16 +21,20 @@
 #include "base/fileio.h"
 #include "base/numfmt.h"
 #include "cli/cli.h"
+#include "decide/decide.h"
 #include "decide/pipeline.h"
 #include "decide/outputs.h"
 
 static const char backfill_usage[] =
     "usage: weir backfill SPEC --data DIR --out FILE [--format csv|ndjson] [--from T] [--to T]\n"
-    "                     [--with FIELD,...] [--matches FILE]\n"
+    "                     [--with FIELD,...] [--decisions] [--matches FILE]\n"
     "\n"
     "Replays the log of the spec's source in DIR through the engine and writes one\n"
     "row per event: partition, offset, key, time, late, then every feature in\n"
     "declared order, then the raw event fields named by --with (e.g. a label).\n"
+    "--decisions adds score, decision and rule before them: the event scored and\n"
+    "decided by the spec's model and rules, as weir run decides it (weir verify\n"
+    "compares them with the decision log).\n"
     "--from/--to keep rows whose event time is in [from, to) (epoch ms or RFC 3339).\n"
     "CSV: a header line; floats with 17 significant digits (they read back exactly);\n"
     "bools as 1/0; null as an empty cell. NDJSON: one object per row.\n"
@@ -56,6 +60,8 @@ typedef struct backfill {
     uint64_t rows;
     weir_outfile_t matches; /* --matches FILE; .path NULL without it */
     weir_buf_t mline;
+    decide_t *decide; /* --decisions: the spec's model and rules */
+    decide_scratch_t lower;
 } backfill_t;
 
 static void on_match(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
@@ -135,6 +141,32 @@ static void column_name(backfill_t *bf, const char *name, int first)
     }
 }
 
+/* --decisions: score, decision and rule of the event, decided offline by
+ * the spec's model and rules (a score that is not finite is null). */
+static void decision_columns(backfill_t *bf, const engine_result_t *res)
+{
+    decision_t d;
+    decide_event_in(bf->decide, &bf->lower, res->raw.len, res->fields, res->features, 0, &d);
+    expr_value_t score = isfinite(d.score) ? expr_float(d.score) : expr_null();
+    weir_buf_t *b = &bf->row;
+    if (bf->csv) {
+        buf_append(b, ",", 1);
+        csv_value(b, &score);
+        buf_append(b, ",", 1);
+        if (d.decision) csv_string(b, d.decision, strlen(d.decision));
+        buf_appendf(b, ",%d", d.rule);
+    } else {
+        buf_append_str(b, ",\"score\":");
+        outputs_json_value(b, &score);
+        buf_append_str(b, ",\"decision\":");
+        if (d.decision)
+            buf_append_json_string(b, d.decision, strlen(d.decision));
+        else
+            buf_append_str(b, "null");
+        buf_appendf(b, ",\"rule\":%d", d.rule);
+    }
+}
+
 static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_result_t *res)
 {
     backfill_t *bf = ctx;
@@ -156,6 +188,7 @@ static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_res
         for (uint32_t i = 0; i < s->npatterns; i++)
             if (is_flag_column(s, i))
                 buf_append_str(b, res->features[s->nfeatures + i].as.b ? ",1" : ",0");
+        if (bf->decide) decision_columns(bf, res);
         for (size_t i = 0; i < bf->nwith; i++) {
             buf_append(b, ",", 1);
             raw_field(bf, res->json, bf->with[i]);
@@ -174,6 +207,7 @@ static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_res
             buf_append_str(b, s->patterns[i].name);
             buf_append_str(b, res->features[s->nfeatures + i].as.b ? "\":true" : "\":false");
         }
+        if (bf->decide) decision_columns(bf, res);
         for (size_t i = 0; i < bf->nwith; i++) {
             column_name(bf, bf->with[i], 0);
             raw_field(bf, res->json, bf->with[i]);
@@ -212,6 +246,7 @@ static void write_header(backfill_t *bf, const spec_t *spec)
         snprintf(col, sizeof col, "pattern.%s", spec->patterns[i].name);
         column_name(bf, col, 0);
     }
+    if (bf->decide) buf_append_str(&bf->row, ",score,decision,rule");
     for (size_t i = 0; i < bf->nwith; i++)
         column_name(bf, bf->with[i], 0);
     buf_append(&bf->row, "\n", 1);
@@ -270,19 +305,15 @@ int cmd_backfill(int argc, char **argv)
     const char *prefix = "weir backfill";
     if (cli_wants_help(argc, argv)) return fputs(backfill_usage, stdout), 0;
     static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},
-        {"out", required_argument, 0, 'o'},
-        {"format", required_argument, 0, 'f'},
-        {"from", required_argument, 0, 'F'},
-        {"to", required_argument, 0, 'T'},
-        {"with", required_argument, 0, 'w'},
-        {"source", required_argument, 0, 's'},
-        {"matches", required_argument, 0, 'm'},
-        {0, 0, 0, 0},
+        {"data", required_argument, 0, 'd'},   {"out", required_argument, 0, 'o'},
+        {"format", required_argument, 0, 'f'}, {"from", required_argument, 0, 'F'},
+        {"to", required_argument, 0, 'T'},     {"with", required_argument, 0, 'w'},
+        {"source", required_argument, 0, 's'}, {"matches", required_argument, 0, 'm'},
+        {"decisions", no_argument, 0, 'D'},    {0, 0, 0, 0},
     };
     backfill_t bf = {.csv = 1, .from = INT64_MIN, .to = INT64_MAX};
     const char *data = NULL, *outpath = NULL, *source = NULL, *matchpath = NULL;
-    int c, rc = 0;
+    int c, rc = 0, decisions = 0;
     optind = 1;
     opterr = 0;
     while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -294,6 +325,9 @@ int cmd_backfill(int argc, char **argv)
             matchpath = optarg;
             break;
         case 'w': split_with(&bf, optarg); break;
+        case 'D':
+            decisions = 1;
+            break;
         case 'f':
             if (!strcmp(optarg, "csv")) bf.csv = 1;
             else if (!strcmp(optarg, "ndjson")) bf.csv = 0;
@@ -318,7 +352,11 @@ int cmd_backfill(int argc, char **argv)
             rc = cli_fail(prefix, "%s", err);
         } else {
             cli_stop_listen();
-            rc = backfill_write(&bf, &pl, outpath, matchpath);
+            if (decisions && decide_new(pl.spec, &bf.decide, err, sizeof err) != 0)
+                rc = cli_fail(prefix, "%s", err);
+            if (rc == 0) rc = backfill_write(&bf, &pl, outpath, matchpath);
+            if (bf.decide) decide_free(bf.decide);
+            decide_scratch_free(&bf.lower);
             pipeline_close(&pl);
         }
     }

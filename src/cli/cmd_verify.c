@@ -64,8 +64,7 @@ typedef struct verify {
     int err_rc;        /* a read error of the decision log, in err */
     char err[1024];
     weir_buf_t feat;
-    char *lower;
-    size_t lower_cap, max_raw;
+    decide_scratch_t lower;
     uint64_t show, shown;
     /* per partition */
     uint64_t events, checked, unequal, differ, undecided_run;
@@ -201,13 +200,8 @@ static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_resu
         say(v, (uint64_t)v->undecided_first, what);
         v->undecided_run = 0;
     }
-    /* As the server decides (runtime.c decide_one): lower() scratch for
-     * every string the rules can see. */
-    if (res->raw.len > v->max_raw) v->max_raw = res->raw.len;
-    size_t need = (size_t)v->spec->lower_calls * (v->max_raw + 64);
-    if (need > v->lower_cap) v->lower = weir_realloc(v->lower, v->lower_cap = need);
-    decision_t d;
-    decide_event(v->decide, res->fields, res->features, 0, &d, v->lower, v->lower_cap);
+    decision_t d; /* as the server decides (runtime.c decide_one) */
+    decide_event_in(v->decide, &v->lower, res->raw.len, res->fields, res->features, 0, &d);
     while (v->rec && v->rec_off == (int64_t)offset) { /* (twice under at_least_once) */
         compare(v, offset, res, &d);
         if (next_record(v) < 0) return -1;
@@ -345,6 +339,6 @@ int cmd_verify(int argc, char **argv)
     pipeline_close(&pl);
     buf_free(&v.feat);
     buf_free(&v.recraw);
-    weir_free(v.lower);
+    decide_scratch_free(&v.lower);
     return rc;
 }

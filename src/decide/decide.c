@@ -235,3 +235,21 @@ int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *fe
     }
     return 0;
 }
+
+int decide_event_in(decide_t *d, decide_scratch_t *s, size_t raw_len, const expr_value_t *fields,
+                    const expr_value_t *features, int want_contribs, decision_t *out)
+{
+    if (raw_len > s->max_raw) s->max_raw = raw_len;
+    size_t need = (size_t)d->spec->lower_calls * (s->max_raw + 64);
+    if (need > s->cap) {
+        s->p = weir_realloc(s->p, need);
+        s->cap = need;
+    }
+    return decide_event(d, fields, features, want_contribs, out, s->p, s->cap);
+}
+
+void decide_scratch_free(decide_scratch_t *s)
+{
+    weir_free(s->p);
+    memset(s, 0, sizeof *s);
+}

@@ -55,4 +55,20 @@ typedef struct decision {
 int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *features,
                  int want_contribs, decision_t *out, char *scratch, size_t scratch_cap);
 
+/* The lower() scratch of decide_event, one per thread that decides: it
+ * must hold every string the rules can see (this event's and earlier
+ * ones', in the state), so it grows to the spec's lower_calls times (the
+ * longest raw event seen + 64). Zero-initialise; free with
+ * decide_scratch_free. */
+typedef struct decide_scratch {
+    char *p;
+    size_t cap, max_raw;
+} decide_scratch_t;
+
+/* decide_event for an event whose raw text is raw_len bytes, in s (grown
+ * first when needed). */
+int decide_event_in(decide_t *d, decide_scratch_t *s, size_t raw_len, const expr_value_t *fields,
+                    const expr_value_t *features, int want_contribs, decision_t *out);
+void decide_scratch_free(decide_scratch_t *s);
+
 #endif

@@ -300,7 +300,7 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
         weir_free(p->recs);
         weir_free(p->drecs);
         weir_free(p->dpend);
-        weir_free(p->lower);
+        decide_scratch_free(&p->lower);
     }
     weir_free(rt->parts);
     pipeline_close(&rt->pl); /* closes (and syncs) the event log */
@@ -388,18 +388,11 @@ static void grow(rt_part_t *p, size_t n)
     p->recs = weir_realloc(p->recs, p->rcap * sizeof *p->recs);
 }
 
-/* Scores and decides; the lower() scratch covers every string the rules
- * can see (those of this event and of earlier ones, in the state). */
+/* Scores and decides, in the partition's lower() scratch. */
 static void decide_one(runtime_t *rt, rt_part_t *p, const engine_result_t *res, size_t raw_len,
                        int contribs, decision_t *d)
 {
-    if (raw_len > p->max_raw) p->max_raw = raw_len;
-    size_t need = (size_t)rt->pl.spec->lower_calls * (p->max_raw + 64);
-    if (need > p->lower_cap) {
-        p->lower = weir_realloc(p->lower, need);
-        p->lower_cap = need;
-    }
-    decide_event(rt->decide, res->fields, res->features, contribs, d, p->lower, p->lower_cap);
+    decide_event_in(rt->decide, &p->lower, raw_len, res->fields, res->features, contribs, d);
 }
 
 /* Buffers one decision record (value, then key) in p's pending batch. */

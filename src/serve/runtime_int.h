@@ -49,8 +49,7 @@ typedef struct rt_part {
     _Atomic size_t dpending; /* = ndpend, for the flusher's lock-free peek */
     int dfail;               /* a decision append failed: its code (then refuse) */
     char dfail_err[256];
-    char *lower; /* lower() scratch for the rules */
-    size_t lower_cap, max_raw;
+    decide_scratch_t lower;   /* lower() scratch for the rules */
     _Atomic int64_t max_time; /* newest event time applied (INT64_MIN: none) */
     _Atomic int64_t last_ms;  /* wall clock of the last append */
     engine_stats_t stats;     /* the gauges thread's last walk, for /metrics */

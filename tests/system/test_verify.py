@@ -9,10 +9,11 @@ recomputed from a replay of the event log and compared field by field.
   (exit 1).
 - A data directory without a decision log is an error naming it (exit 2).
 """
+import json
 import subprocess
 
 from conftest import REPO
-from httputil import Server
+from httputil import Server, decisions
 
 SPEC = REPO / "examples" / "fraud" / "fraud.yaml"
 MODEL = REPO / "examples" / "fraud" / "fraud.model.json"
@@ -60,6 +61,31 @@ def test_verify_after_traffic_then_against_changed_specs(weir_bin, run_weir, tmp
     assert rc == 1
     shown = [l for l in out.splitlines() if l.startswith("partition ")]
     assert len(shown) == 3 and all("feature txn_count_1h: " in l for l in shown), out
+
+
+def test_backfill_decisions_equal_the_decision_log(weir_bin, run_weir, tmp_path):
+    """backfill --decisions (DESIGN.md: "point-in-time features (+ decisions)
+    per event"): each row's score, decision and rule equal the server's
+    record of that event, read independently of weir (logformat.py)."""
+    data, n = served(weir_bin, tmp_path, n=5000)
+    out = tmp_path / "rows.ndjson"
+    run_weir(["backfill", SPEC, "--data", data, "--out", out, "--format", "ndjson", "--decisions"],
+             check=True)
+    rows = {(r["partition"], r["offset"]): r for r in map(json.loads, out.read_text().splitlines())}
+    recs = decisions(data)
+    assert len(rows) == len(recs) == n
+    kinds = set()
+    for p, _, rec in recs:
+        row = rows[(p, rec["offset"])]
+        assert (row["score"], row["decision"], row["rule"]) == \
+            (rec["score"], rec["decision"], rec["rule"]), (p, rec, row)
+        kinds.add(rec["decision"])
+    assert len(kinds) >= 2, kinds  # more than one rule was exercised
+    csv = tmp_path / "rows.csv"
+    run_weir(["backfill", SPEC, "--data", data, "--out", csv, "--decisions", "--with", "is_fraud"],
+             check=True)
+    header = csv.read_text().splitlines()[0].split(",")
+    assert header[-4:] == ["score", "decision", "rule", "is_fraud"], header
 
 
 def test_verify_without_a_decision_log(weir_bin, run_weir, tmp_path):
