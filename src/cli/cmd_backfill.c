@@ -8,6 +8,7 @@
  * this event complete a match) and --matches FILE gets every match with
  * emit:, as `weir ingest` / `weir run` write them to DATA/outputs/. */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -22,12 +23,13 @@
 #include "base/numfmt.h"
 #include "cli/cli.h"
 #include "decide/decide.h"
+#include "decide/labels.h"
 #include "decide/pipeline.h"
 #include "decide/outputs.h"
 
 static const char backfill_usage[] =
     "usage: weir backfill SPEC --data DIR --out FILE [--format csv|ndjson] [--from T] [--to T]\n"
-    "                     [--with FIELD,...] [--decisions] [--matches FILE]\n"
+    "                     [--with FIELD,...] [--labels FILE] [--decisions] [--matches FILE]\n"
     "\n"
     "Replays the log of the spec's source in DIR through the engine and writes one\n"
     "row per event: partition, offset, key, time, late, then every feature in\n"
@@ -35,6 +37,10 @@ static const char backfill_usage[] =
     "--decisions adds score, decision and rule before them: the event scored and\n"
     "decided by the spec's model and rules, as weir run decides it (weir verify\n"
     "compares them with the decision log).\n"
+    "--labels FILE joins labels that arrive apart from the events (a chargeback):\n"
+    "CSV with a header naming the key field, the time field and label columns; a\n"
+    "row gets the label columns, last, of the line with its key and event time\n"
+    "(empty, or null, when none). Lines that match no row are counted on stderr.\n"
     "--from/--to keep rows whose event time is in [from, to) (epoch ms or RFC 3339).\n"
     "CSV: a header line; floats with 17 significant digits (they read back exactly);\n"
     "bools as 1/0; null as an empty cell. NDJSON: one object per row.\n"
@@ -61,6 +67,7 @@ typedef struct backfill {
     weir_outfile_t matches; /* --matches FILE; .path NULL without it */
     weir_buf_t mline;
     decide_t *decide; /* --decisions: the spec's model and rules */
+    labels_t *labels; /* --labels FILE */
     decide_scratch_t lower;
 } backfill_t;
 
@@ -167,6 +174,30 @@ static void decision_columns(backfill_t *bf, const engine_result_t *res)
     }
 }
 
+/* --labels: the label cells of the event's key and time, as text (CSV),
+ * or a JSON number when the whole cell is one, else a string (NDJSON). */
+static void label_columns(backfill_t *bf, const engine_result_t *res)
+{
+    weir_buf_t *b = &bf->row;
+    const char *const *cells = labels_find(bf->labels, res->key, res->time);
+    for (uint32_t i = 0; i < labels_ncols(bf->labels); i++) {
+        if (bf->csv) {
+            buf_append(b, ",", 1);
+            if (cells) csv_string(b, cells[i], strlen(cells[i]));
+            continue;
+        }
+        column_name(bf, labels_col_name(bf->labels, i), 0);
+        char *end;
+        double d = cells && cells[i][0] ? strtod(cells[i], &end) : 0;
+        if (!cells || !cells[i][0])
+            buf_append_str(b, "null");
+        else if (!*end && isfinite(d) && !isspace((unsigned char)cells[i][0]))
+            numfmt_append_shortest(b, d);
+        else
+            buf_append_json_string(b, cells[i], strlen(cells[i]));
+    }
+}
+
 static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_result_t *res)
 {
     backfill_t *bf = ctx;
@@ -193,6 +224,7 @@ static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_res
             buf_append(b, ",", 1);
             raw_field(bf, res->json, bf->with[i]);
         }
+        if (bf->labels) label_columns(bf, res);
     } else {
         buf_appendf(b, "{\"partition\":%u,\"offset\":%" PRIu64 ",\"key\":", part, offset);
         outputs_json_key(b, &s->sources[0], res->key);
@@ -212,6 +244,7 @@ static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_res
             column_name(bf, bf->with[i], 0);
             raw_field(bf, res->json, bf->with[i]);
         }
+        if (bf->labels) label_columns(bf, res);
         buf_append(b, "}", 1);
     }
     buf_append(b, "\n", 1);
@@ -249,6 +282,8 @@ static void write_header(backfill_t *bf, const spec_t *spec)
     if (bf->decide) buf_append_str(&bf->row, ",score,decision,rule");
     for (size_t i = 0; i < bf->nwith; i++)
         column_name(bf, bf->with[i], 0);
+    for (uint32_t i = 0; bf->labels && i < labels_ncols(bf->labels); i++)
+        column_name(bf, labels_col_name(bf->labels, i), 0);
     buf_append(&bf->row, "\n", 1);
     fwrite(bf->row.data, 1, bf->row.len, bf->out.f);
 }
@@ -305,14 +340,20 @@ int cmd_backfill(int argc, char **argv)
     const char *prefix = "weir backfill";
     if (cli_wants_help(argc, argv)) return fputs(backfill_usage, stdout), 0;
     static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},   {"out", required_argument, 0, 'o'},
-        {"format", required_argument, 0, 'f'}, {"from", required_argument, 0, 'F'},
-        {"to", required_argument, 0, 'T'},     {"with", required_argument, 0, 'w'},
-        {"source", required_argument, 0, 's'}, {"matches", required_argument, 0, 'm'},
-        {"decisions", no_argument, 0, 'D'},    {0, 0, 0, 0},
+        {"data", required_argument, 0, 'd'},
+        {"out", required_argument, 0, 'o'},
+        {"format", required_argument, 0, 'f'},
+        {"from", required_argument, 0, 'F'},
+        {"to", required_argument, 0, 'T'},
+        {"with", required_argument, 0, 'w'},
+        {"source", required_argument, 0, 's'},
+        {"matches", required_argument, 0, 'm'},
+        {"decisions", no_argument, 0, 'D'},
+        {"labels", required_argument, 0, 'L'},
+        {0, 0, 0, 0},
     };
     backfill_t bf = {.csv = 1, .from = INT64_MIN, .to = INT64_MAX};
-    const char *data = NULL, *outpath = NULL, *source = NULL, *matchpath = NULL;
+    const char *data = NULL, *outpath = NULL, *source = NULL, *matchpath = NULL, *labelpath = NULL;
     int c, rc = 0, decisions = 0;
     optind = 1;
     opterr = 0;
@@ -325,6 +366,7 @@ int cmd_backfill(int argc, char **argv)
             matchpath = optarg;
             break;
         case 'w': split_with(&bf, optarg); break;
+        case 'L': labelpath = optarg; break;
         case 'D':
             decisions = 1;
             break;
@@ -354,7 +396,16 @@ int cmd_backfill(int argc, char **argv)
             cli_stop_listen();
             if (decisions && decide_new(pl.spec, &bf.decide, err, sizeof err) != 0)
                 rc = cli_fail(prefix, "%s", err);
+            if (rc == 0 && labelpath &&
+                labels_load(labelpath, pl.src, &bf.labels, err, sizeof err) != 0)
+                rc = cli_fail(prefix, "%s", err);
             if (rc == 0) rc = backfill_write(&bf, &pl, outpath, matchpath);
+            if (rc == 0 && bf.labels && labels_unused(bf.labels))
+                fprintf(stderr,
+                        "weir backfill: %" PRIu64
+                        " lines of %s matched no row (by key and event time)\n",
+                        labels_unused(bf.labels), labelpath);
+            labels_free(bf.labels);
             if (bf.decide) decide_free(bf.decide);
             decide_scratch_free(&bf.lower);
             pipeline_close(&pl);

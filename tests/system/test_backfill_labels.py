@@ -1,0 +1,81 @@
+"""`weir backfill --labels FILE` (DESIGN.md's CLI): labels that arrive
+apart from the events — a chargeback naming a card and a transaction time —
+joined to the rows by key and event time (src/decide/labels.h).
+
+- Every row whose (key, time) has a label line gets its cells, last, in the
+  file's column order; the others get empty cells (CSV) or null (NDJSON);
+  lines matching no row are counted on stderr.
+- A bad file is refused before anything is written, naming the file, the
+  line and what is wrong.
+"""
+import csv
+import json
+import random
+import subprocess
+
+from conftest import REPO
+
+SPEC = REPO / "examples" / "fraud" / "fraud.yaml"
+
+
+def test_labels_join_by_key_and_time(weir_bin, run_weir, tmp_path):
+    events = subprocess.run([weir_bin, "gen", "fraud", "--events", "3000", "--keys", "100"],
+                            capture_output=True, check=True).stdout
+    data = tmp_path / "data"
+    run_weir(["ingest", SPEC, "--data", data], input=events, check=True)
+    evs = [json.loads(l) for l in events.splitlines()]
+    rnd = random.Random(3)
+    picked = {(e["card_id"], e["ts"]): str(rnd.randint(0, 9)) for e in rnd.sample(evs, 400)}
+    labels = tmp_path / "labels.csv"
+    with open(labels, "w", newline="") as f:  # columns in another order than the spec's
+        w = csv.writer(f)
+        w.writerow(["chargeback", "ts", "note", "card_id"])
+        for (card, ts), v in picked.items():
+            w.writerow([v, ts, "a, \"quoted\"\nnote", card])
+        w.writerow(["1", "1", "nobody", "c9999999"])
+    rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", tmp_path / "rows.csv",
+                           "--labels", labels, "--with", "is_fraud"])
+    assert rc == 0, err
+    assert "1 lines of %s matched no row" % labels in err, err
+    with open(tmp_path / "rows.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[-3:] == ["is_fraud", "chargeback", "note"]
+    got = {(r["key"], int(r["time"])): r for r in rows}
+    assert len(rows) == len(evs)
+    for k, r in got.items():
+        if k in picked:
+            assert (r["chargeback"], r["note"]) == (picked[k], "a, \"quoted\"\nnote"), (k, r)
+        else:
+            assert (r["chargeback"], r["note"]) == ("", ""), (k, r)
+
+    run_weir(["backfill", SPEC, "--data", data, "--out", tmp_path / "rows.ndjson", "--format",
+              "ndjson", "--labels", labels], check=True)
+    for r in map(json.loads, (tmp_path / "rows.ndjson").read_text().splitlines()):
+        k = (r["key"], r["time"])
+        assert r["chargeback"] == (int(picked[k]) if k in picked else None), r
+
+
+def test_bad_label_files_are_refused(weir_bin, run_weir, tmp_path):
+    data = tmp_path / "data"
+    events = subprocess.run([weir_bin, "gen", "fraud", "--events", "100"], capture_output=True,
+                            check=True).stdout
+    run_weir(["ingest", SPEC, "--data", data], input=events, check=True)
+    out = tmp_path / "rows.csv"
+    out.write_text("old\n")
+    cases = [
+        ("card_id,ts,y\nc1,5,1\nc2,6,0\nc1,5,0\n", "line 4: a second label line for key 'c1' at time 5 (line 2)"),
+        ("card_id,y\nc1,1\n", "the header must name the key column 'card_id', the time column 'ts'"),
+        ("card_id,ts,y\nc1,yesterday,1\n", "line 2, column 2: 'yesterday' is not a time"),
+        ("card_id,ts,y\nc1,5\n", "line 2: 2 cells, the header has 3"),
+        ("card_id,ts,y\nc1,5,\"open\n", "line 2: a quoted cell is not closed"),
+        ("card_id,ts,y\nc\"1,5,1\n", "line 2: a quote inside an unquoted cell"),
+        ("", "empty (it needs a header line)"),
+    ]
+    for i, (text, want) in enumerate(cases):
+        p = tmp_path / ("l%d.csv" % i)
+        p.write_text(text)
+        rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", out, "--labels", p])
+        assert rc != 0 and want in err and str(p) in err, (text, err)
+        assert out.read_text() == "old\n"
+    rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", out, "--labels", tmp_path])
+    assert rc != 0 and "not a regular file" in err, err
