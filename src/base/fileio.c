@@ -134,7 +134,11 @@ int weir_outfile_open(weir_outfile_t *o, const char *path, char *err, size_t err
         snprintf(o->tmp, n, "%s/.%s.tmp.%ld", dirname(d), basename(b), (long)getpid());
         weir_free(d);
         weir_free(b);
-        int fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        /* A new file, never one found there (a link planted in a shared
+         * directory would otherwise be written through); one left by a
+         * dead process of the same pid is ours to remove. */
+        (void)unlink(o->tmp);
+        int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
         /* The file that replaces an existing one keeps its permissions. */
         if (fd >= 0 && exists) fchmod(fd, st.st_mode & 07777);
         o->f = fd >= 0 ? fdopen(fd, "w") : NULL;

@@ -312,7 +312,9 @@ static int backfill_write(backfill_t *bf, pipeline_t *pl, const char *outpath,
             rc = cli_stop_signal() ? 1 : cli_fail(prefix, "%s", err);
     int stop = cli_stop_signal();
     /* Both files complete before either is renamed: a failed write of one
-     * leaves both targets as they were. */
+     * leaves both targets as they were. (The renames are one after the
+     * other: if the second fails, on an I/O error, --out is new and
+     * --matches old; the error says so.) */
     if (rc == 0 && !stop &&
         (weir_outfile_close(&bf->out, err, sizeof err) != 0 ||
          (matchpath && weir_outfile_close(&bf->matches, err, sizeof err) != 0) ||

@@ -19,7 +19,19 @@
  * file) shows as differences: verify checks the decision log against the
  * spec and model it is given, which is the point of running it after one.
  * A record names the model version it was decided by; a difference in one
- * decided by another version than offline's says so. */
+ * decided by another version than offline's says so.
+ *
+ * RUNS. Records are in input-offset order, except after a restart under
+ * at_least_once, which decides the events after the checkpoint again and
+ * appends those records after the others: the offsets fall back. So a
+ * first pass reads only each record's offset and cuts the partition's
+ * decision log into runs, each in order; then the replay walks every run at
+ * once (a merge: an event is compared with its record in each run).
+ *
+ * WHERE IT STARTS. With the whole event log, at its start: everything is
+ * checked. When retention deleted the log's start, the state of the events
+ * before it is only in a checkpoint: verify then restores the newest one
+ * that verifies, as recovery does, and checks the events after it. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -35,7 +47,9 @@
 #include "cli/cli.h"
 #include "decide/decide.h"
 #include "decide/pipeline.h"
+#include "log/checkpoint.h"
 #include "serve/runtime.h"
+#include "stream/engine_state.h"
 
 static const char verify_usage[] =
     "usage: weir verify SPEC --data DIR [--show N]\n"
@@ -46,22 +60,30 @@ static const char verify_usage[] =
     "(bit for bit), late flag and every feature value. Prints the first N\n"
     "differences (default 10), then a summary per partition. Events at the end of\n"
     "a partition without a decision yet (a crashed server decides them when it\n"
-    "starts again) are counted, not differences. The data directory must not be in\n"
-    "use by a running server.\n"
+    "starts again) are counted, not differences. When retention deleted the start\n"
+    "of the event log, the newest checkpoint is restored and the events after it\n"
+    "are checked. Beside a running server, it checks what is written so far.\n"
     "Exit status: 0 when every decision is equal, 1 when any differs, 2 on error.\n";
 
 /* A difference's text is at most this long (values are cut to fit). */
 #define DIFF_MAX 1024
 
+/* A run of the decision log: records in input-offset order (RUNS). */
+typedef struct run {
+    log_reader_t *r;
+    uint64_t left;  /* records of the run not read yet */
+    cJSON *rec;     /* its current record, parsed; NULL past its end */
+    weir_buf_t raw; /* that record's text (its features are compared as text) */
+    int64_t off;    /* the input offset it decides */
+} run_t;
+
 typedef struct verify {
     const spec_t *spec;
     decide_t *decide;
     uint32_t part;
-    log_reader_t *dr;  /* the partition's decision log */
-    cJSON *rec;        /* its current record, parsed; NULL past its end */
-    weir_buf_t recraw; /* that record's text (its features are compared as text) */
-    int64_t rec_off;   /* the input offset it decides */
-    int err_rc;        /* a read error of the decision log, in err */
+    run_t *runs;
+    uint32_t nruns;
+    int err_rc; /* a read error of the decision log, in err */
     char err[1024];
     weir_buf_t feat;
     decide_scratch_t lower;
@@ -71,25 +93,94 @@ typedef struct verify {
     int64_t undecided_first;
 } verify_t;
 
-/* Moves to the partition's next decision record; NULL rec at its end. */
-static int next_record(verify_t *v)
+/* The input offset a decision record decides (its text starts
+ * {"offset":N, as runtime.c writes it), or -1. */
+static int64_t record_input(weir_slice_t v)
 {
-    cJSON_Delete(v->rec);
-    v->rec = NULL;
+    static const char lead[] = "{\"offset\":";
+    if (v.len <= sizeof lead - 1 || memcmp(v.ptr, lead, sizeof lead - 1) != 0) return -1;
+    int64_t n = 0;
+    size_t i = sizeof lead - 1, start = i;
+    for (; i < v.len && v.ptr[i] >= '0' && v.ptr[i] <= '9' && i - start < 18; i++)
+        n = n * 10 + (v.ptr[i] - '0');
+    return i > start && i < v.len && v.ptr[i] == ',' ? n : -1;
+}
+
+static int not_a_record(verify_t *v, uint64_t at)
+{
+    return v->err_rc = weir_errf(
+               v->err, sizeof v->err, WEIR_ECORRUPT,
+               "decision log partition %u offset %" PRIu64 ": not a decision record", v->part, at);
+}
+
+/* Moves run u to its next record; NULL rec at its end. */
+static int next_record(verify_t *v, run_t *u)
+{
+    cJSON_Delete(u->rec);
+    u->rec = NULL;
+    if (!u->left) return 0;
+    u->left--;
     log_rec_t r;
-    int n = log_reader_next(v->dr, &r, v->err, sizeof v->err);
-    if (n <= 0) return v->err_rc = n;
-    buf_reset(&v->recraw);
-    buf_append(&v->recraw, r.value.ptr, r.value.len);
-    v->rec = cJSON_ParseWithLength(v->recraw.data, v->recraw.len);
-    const cJSON *off = cJSON_GetObjectItemCaseSensitive(v->rec, "offset");
-    if (!cJSON_IsNumber(off) || off->valuedouble < 0)
-        return v->err_rc =
-                   weir_errf(v->err, sizeof v->err, WEIR_ECORRUPT,
-                             "decision log partition %u offset %" PRIu64 ": not a decision record",
-                             v->part, r.offset);
-    v->rec_off = (int64_t)off->valuedouble;
+    int n = log_reader_next(u->r, &r, v->err, sizeof v->err);
+    if (n <= 0) return v->err_rc = n ? n : not_a_record(v, 0);
+    buf_reset(&u->raw);
+    buf_append(&u->raw, r.value.ptr, r.value.len);
+    u->off = record_input(r.value);
+    if (u->off < 0 || !(u->rec = cJSON_ParseWithLength(u->raw.data, u->raw.len)))
+        return not_a_record(v, r.offset);
     return 1;
+}
+
+/* Cuts the partition's decision log, from decision offset `from`, into runs
+ * and opens a reader on each (RUNS). */
+static int open_runs(verify_t *v, log_part_t *dp, uint64_t from)
+{
+    log_reader_t *r;
+    if (log_reader_open(dp, from, &r, v->err, sizeof v->err) != 0) return v->err_rc = -1;
+    int64_t prev = -1;
+    uint64_t *starts = NULL, *counts = NULL;
+    log_rec_t rec;
+    int n;
+    while ((n = log_reader_next(r, &rec, v->err, sizeof v->err)) == 1) {
+        int64_t off = record_input(rec.value);
+        if (off < 0) {
+            n = not_a_record(v, rec.offset);
+            break;
+        }
+        if (off <= prev || !v->nruns) {
+            starts = weir_realloc(starts, (v->nruns + 1) * sizeof *starts);
+            counts = weir_realloc(counts, (v->nruns + 1) * sizeof *counts);
+            starts[v->nruns] = rec.offset;
+            counts[v->nruns++] = 0;
+        }
+        counts[v->nruns - 1]++;
+        prev = off;
+    }
+    log_reader_close(r);
+    v->runs = weir_calloc(v->nruns ? v->nruns : 1, sizeof *v->runs);
+    for (uint32_t k = 0; k < v->nruns && n == 0; k++) {
+        run_t *u = &v->runs[k];
+        u->raw = (weir_buf_t)WEIR_BUF_INIT;
+        u->left = counts[k];
+        if (log_reader_open(dp, starts[k], &u->r, v->err, sizeof v->err) != 0 ||
+            next_record(v, u) < 0)
+            n = -1;
+    }
+    weir_free(starts);
+    weir_free(counts);
+    return n < 0 ? (v->err_rc = n) : 0;
+}
+
+static void close_runs(verify_t *v)
+{
+    for (uint32_t k = 0; k < v->nruns; k++) {
+        cJSON_Delete(v->runs[k].rec);
+        buf_free(&v->runs[k].raw);
+        if (v->runs[k].r) log_reader_close(v->runs[k].r);
+    }
+    weir_free(v->runs);
+    v->runs = NULL;
+    v->nruns = 0;
 }
 
 static void say(verify_t *v, uint64_t offset, const char *what)
@@ -100,13 +191,13 @@ static void say(verify_t *v, uint64_t offset, const char *what)
 
 /* The record's features: the text after `,"features":` up to its closing
  * brace (the last member; a string value cannot hold that quote unescaped). */
-static weir_slice_t record_features(const verify_t *v)
+static weir_slice_t record_features(const run_t *u)
 {
     static const char mark[] = ",\"features\":";
-    const char *at = memmem(v->recraw.data, v->recraw.len, mark, sizeof mark - 1);
+    const char *at = memmem(u->raw.data, u->raw.len, mark, sizeof mark - 1);
     if (!at) return (weir_slice_t){"", 0};
     at += sizeof mark - 1;
-    return (weir_slice_t){at, (size_t)(v->recraw.data + v->recraw.len - 1 - at)};
+    return (weir_slice_t){at, (size_t)(u->raw.data + u->raw.len - 1 - at)};
 }
 
 /* Appends the first feature whose value differs between the two objects. */
@@ -133,15 +224,16 @@ static void feature_diff(weir_buf_t *b, const verify_t *v, weir_slice_t online)
     cJSON_Delete(off);
 }
 
-/* Compares the current record with the offline decision d of the event. */
-static void compare(verify_t *v, uint64_t offset, const engine_result_t *res, const decision_t *d)
+/* Compares run u's current record with the offline decision d of the event. */
+static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_result_t *res,
+                    const decision_t *d)
 {
     weir_buf_t b = WEIR_BUF_INIT;
-    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(v->rec, "decision");
-    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(v->rec, "rule");
-    const cJSON *score = cJSON_GetObjectItemCaseSensitive(v->rec, "score");
-    const cJSON *late = cJSON_GetObjectItemCaseSensitive(v->rec, "late");
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(v->rec, "model");
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(u->rec, "decision");
+    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(u->rec, "rule");
+    const cJSON *score = cJSON_GetObjectItemCaseSensitive(u->rec, "score");
+    const cJSON *late = cJSON_GetObjectItemCaseSensitive(u->rec, "late");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(u->rec, "model");
     const char *on_dec = cJSON_IsString(dec) ? dec->valuestring : NULL;
     if (!(on_dec && d->decision ? !strcmp(on_dec, d->decision) : on_dec == d->decision))
         buf_appendf(&b, "; decision %s online, %s offline", on_dec ? on_dec : "null",
@@ -160,7 +252,7 @@ static void compare(verify_t *v, uint64_t offset, const engine_result_t *res, co
                     res->late ? "true" : "false");
     buf_reset(&v->feat);
     runtime_features_json(v->spec, res->features, &v->feat);
-    weir_slice_t online = record_features(v);
+    weir_slice_t online = record_features(u);
     if (online.len != v->feat.len || memcmp(online.ptr, v->feat.data, online.len) != 0)
         feature_diff(&b, v, online);
     v->checked++;
@@ -175,21 +267,27 @@ static void compare(verify_t *v, uint64_t offset, const engine_result_t *res, co
     buf_free(&b);
 }
 
-/* pipeline_replay's row callback: one replayed event. */
+/* pipeline_replay's row callback: one replayed event, against its record
+ * in each run. */
 static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_result_t *res)
 {
     verify_t *v = ctx;
     (void)part;
     v->events++;
-    while (v->rec && v->rec_off < (int64_t)offset) { /* a decision of no replayed event */
-        v->differ++;
-        say(v, (uint64_t)v->rec_off,
-            "a decision of an event the log does not hold (or one it could not replay)");
-        if (next_record(v) < 0) return -1;
+    int decided = 0;
+    for (uint32_t k = 0; k < v->nruns; k++) {
+        run_t *u = &v->runs[k];
+        while (u->rec && u->off < (int64_t)offset) { /* a decision of no replayed event */
+            v->differ++;
+            say(v, (uint64_t)u->off,
+                "a decision of an event the log does not hold (or one it could not replay)");
+            if (next_record(v, u) < 0) return -1;
+        }
+        decided |= u->rec && u->off == (int64_t)offset;
     }
-    if (!v->rec || v->rec_off > (int64_t)offset) {
+    if (!decided) {
         if (!v->undecided_run++) v->undecided_first = (int64_t)offset;
-        return v->err_rc < 0 ? -1 : 0;
+        return 0;
     }
     if (v->undecided_run) { /* decided events after undecided ones: a gap */
         char what[160];
@@ -202,9 +300,12 @@ static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_resu
     }
     decision_t d; /* as the server decides (runtime.c decide_one) */
     decide_event_in(v->decide, &v->lower, res->raw.len, res->fields, res->features, 0, &d);
-    while (v->rec && v->rec_off == (int64_t)offset) { /* (twice under at_least_once) */
-        compare(v, offset, res, &d);
-        if (next_record(v) < 0) return -1;
+    for (uint32_t k = 0; k < v->nruns; k++) {
+        run_t *u = &v->runs[k];
+        while (u->rec && u->off == (int64_t)offset) {
+            compare(v, u, offset, res, &d);
+            if (next_record(v, u) < 0) return -1;
+        }
     }
     return 0;
 }
@@ -224,28 +325,29 @@ static int has_decisions(const char *data, const char *source)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Verifies partition v->part; adds its counts to tot[3] (checked,
- * unequal, differences). */
-static int verify_part(verify_t *v, pipeline_t *pl, log_topic_t *dtopic, uint64_t *tot,
-                       const char *prefix)
+/* Verifies partition v->part from event offset `from` and decision offset
+ * dfrom (0 and 0, or a restored checkpoint's); adds its counts to tot[3]
+ * (checked, unequal, differences). */
+static int verify_part(verify_t *v, pipeline_t *pl, log_topic_t *dtopic, uint64_t from,
+                       uint64_t dfrom, uint64_t *tot, const char *prefix)
 {
     v->events = v->checked = v->unequal = v->differ = v->undecided_run = 0;
     v->err_rc = 0;
-    if (log_reader_open(log_topic_part(dtopic, v->part), 0, &v->dr, v->err, sizeof v->err) != 0)
-        return cli_fail(prefix, "%s", v->err);
     char err[1024];
-    int rc = next_record(v) < 0 ? -1 : 0;
-    if (rc == 0 && pipeline_replay(pl, v->part, on_event, v, on_bad, NULL, err, sizeof err) != 0)
+    int rc = open_runs(v, log_topic_part(dtopic, v->part), dfrom);
+    if (rc == 0 &&
+        pipeline_replay_from(pl, v->part, from, on_event, v, on_bad, NULL, err, sizeof err) != 0)
         rc = v->err_rc < 0 ? -1 : cli_fail(prefix, "%s", err);
-    while (rc == 0 && v->rec) { /* decisions past the replayed events */
-        v->differ++;
-        say(v, (uint64_t)v->rec_off, "a decision of an event the log does not hold");
-        if (next_record(v) < 0) rc = -1;
+    for (uint32_t k = 0; rc == 0 && k < v->nruns; k++) { /* decisions past the replayed events */
+        run_t *u = &v->runs[k];
+        while (rc == 0 && u->rec) {
+            v->differ++;
+            say(v, (uint64_t)u->off, "a decision of an event the log does not hold");
+            if (next_record(v, u) < 0) rc = -1;
+        }
     }
     if (v->err_rc < 0) rc = cli_fail(prefix, "%s", v->err);
-    cJSON_Delete(v->rec);
-    v->rec = NULL;
-    log_reader_close(v->dr);
+    close_runs(v);
     if (rc) return rc;
     printf("  partition %u: %" PRIu64 " events, %" PRIu64 " decisions checked, %" PRIu64
            " different",
@@ -260,6 +362,51 @@ static int verify_part(verify_t *v, pipeline_t *pl, log_topic_t *dtopic, uint64_
     return 0;
 }
 
+/* Whether retention deleted the start of some partition's event log. */
+static int log_start_deleted(pipeline_t *pl)
+{
+    for (uint32_t p = 0; p < pl->nparts; p++) {
+        log_part_stat_t st;
+        log_part_stat(log_topic_part(pl->topic, p), &st);
+        if (st.start_offset > 0) return 1;
+    }
+    return 0;
+}
+
+/* WHERE IT STARTS: the newest checkpoint that verifies and fits, restored
+ * into pl's partitions (*ck, to close), or an error saying why not. */
+static int restore_newest(pipeline_t *pl, const char *data, ckpt_store_t **store, ckpt_t **ck,
+                          char *err, size_t errlen)
+{
+    int rc = ckpt_store_open(data, CKPT_READ_ONLY, store, err, errlen);
+    if (rc == 0) rc = ckpt_open_newest_valid(*store, ck, NULL, NULL, err, errlen);
+    if (rc) return rc;
+    const ckpt_info_t *info = ckpt_info(*ck);
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016" PRIx64, engine_fingerprint(pl->engine));
+    weir_slice_t have;
+    if (info->partitions != pl->nparts || strcmp(info->pipeline, pl->spec->pipeline) != 0 ||
+        !ckpt_kv_find(info->meta, info->nmeta, "fingerprint", &have) || have.len != 16 ||
+        memcmp(have.ptr, fp, 16) != 0)
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "checkpoint %" PRIu64 " was written for another pipeline or feature plan",
+                         info->id);
+    for (uint32_t p = 0; p < pl->nparts; p++) {
+        const ckpt_part_t *cp = ckpt_part(*ck, p);
+        log_part_stat_t st;
+        log_part_stat(log_topic_part(pl->topic, p), &st);
+        char why[512];
+        if (cp->log_offset < st.start_offset)
+            return weir_errf(err, errlen, WEIR_ERANGE,
+                             "partition %u: checkpoint %" PRIu64 " is at offset %" PRIu64
+                             ", before the log's start %" PRIu64,
+                             p, info->id, cp->log_offset, st.start_offset);
+        if ((rc = engine_part_decode(pl->parts[p], cp->blob.ptr, cp->blob.len, why, sizeof why)))
+            return weir_errf(err, errlen, rc, "partition %u: %s", p, why);
+    }
+    return 0;
+}
+
 int cmd_verify(int argc, char **argv)
 {
     const char *prefix = "weir verify";
@@ -270,7 +417,7 @@ int cmd_verify(int argc, char **argv)
         {0, 0, 0, 0},
     };
     const char *data = NULL;
-    verify_t v = {.feat = WEIR_BUF_INIT, .recraw = WEIR_BUF_INIT, .show = 10};
+    verify_t v = {.feat = WEIR_BUF_INIT, .show = 10};
     int c, rc = 0;
     optind = 1;
     opterr = 0;
@@ -304,6 +451,7 @@ int cmd_verify(int argc, char **argv)
     snprintf(ddir, sizeof ddir, "%s/decisions", data);
     log_config_t lc;
     log_config_defaults(&lc);
+    lc.read_only = 1; /* as the event log (pipeline_open for a reader) */
     if (!has_decisions(data, pl.src->name))
         rc = cli_fail(prefix,
                       "%s has no decision log of source '%s': nothing to verify (weir run "
@@ -313,14 +461,30 @@ int cmd_verify(int argc, char **argv)
              log_open_dir(ddir, &lc, &dlog, err, sizeof err) != 0 ||
              log_topic_open(dlog, pl.src->name, pl.nparts, &dtopic, err, sizeof err) != 0)
         rc = cli_fail(prefix, "%s", err);
+    ckpt_store_t *store = NULL;
+    ckpt_t *ck = NULL;
+    if (rc == 0 && log_start_deleted(&pl) &&
+        restore_newest(&pl, data, &store, &ck, err, sizeof err) != 0)
+        rc = cli_fail(prefix,
+                      "retention deleted the start of the event log, so the state before it "
+                      "must come from a checkpoint, and none fits: %s",
+                      err);
     uint64_t tot[3] = {0, 0, 0}, events = 0; /* checked, unequal, differences */
-    if (rc == 0)
+    if (rc == 0 && ck)
+        printf("weir verify: the decision log of %s after checkpoint %" PRIu64
+               " (retention deleted the log's start) against a replay from it\n",
+               data, ckpt_info(ck)->id);
+    else if (rc == 0)
         printf("weir verify: the decision log of %s against a replay of its event log\n", data);
     for (uint32_t p = 0; rc == 0 && p < pl.nparts; p++) {
         v.part = p;
-        rc = verify_part(&v, &pl, dtopic, tot, prefix);
+        const ckpt_part_t *cp = ck ? ckpt_part(ck, p) : NULL;
+        rc = verify_part(&v, &pl, dtopic, cp ? cp->log_offset : 0, cp ? cp->decision_offset : 0,
+                         tot, prefix);
         events += v.events;
     }
+    if (ck) ckpt_close(ck);
+    if (store) ckpt_store_close(store);
     if (rc == 0) {
         printf("%" PRIu64 " events, %" PRIu64 " decisions checked: %" PRIu64 " equal, %" PRIu64
                " different%s\n",
@@ -338,7 +502,6 @@ int cmd_verify(int argc, char **argv)
     if (v.decide) decide_free(v.decide);
     pipeline_close(&pl);
     buf_free(&v.feat);
-    buf_free(&v.recraw);
     decide_scratch_free(&v.lower);
     return rc;
 }

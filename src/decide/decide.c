@@ -224,7 +224,11 @@ int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *fe
                       .scratch_cap = scratch_cap};
     for (uint32_t r = 0; r < s->ndecisions; r++) {
         bool yes = true;
-        if (s->decisions[r].when && expr_eval_bool(s->decisions[r].when, &env, &yes) != 0) yes = false;
+        int rc = s->decisions[r].when ? expr_eval_bool(s->decisions[r].when, &env, &yes) : 0;
+        /* A scratch too small must not change the decision (it would
+         * depend on what the caller saw before): the caller's to grow. */
+        if (rc == WEIR_ETOOBIG) return rc;
+        if (rc != 0) yes = false;
         if (yes) {
             out->rule = (int)r;
             out->decision = s->decisions[r].then;
@@ -241,11 +245,18 @@ int decide_event_in(decide_t *d, decide_scratch_t *s, size_t raw_len, const expr
 {
     if (raw_len > s->max_raw) s->max_raw = raw_len;
     size_t need = (size_t)d->spec->lower_calls * (s->max_raw + 64);
-    if (need > s->cap) {
-        s->p = weir_realloc(s->p, need);
-        s->cap = need;
+    for (;;) {
+        if (need > s->cap) {
+            s->p = weir_realloc(s->p, need);
+            s->cap = need;
+        }
+        int rc = decide_event(d, fields, features, want_contribs, out, s->p, s->cap);
+        /* Strings in the state can be longer than any event this scratch
+         * has seen (after a restore, or rows a backfill filtered out): then
+         * again, with room for them. */
+        if (rc != WEIR_ETOOBIG) return rc;
+        need = 2 * s->cap + 64;
     }
-    return decide_event(d, fields, features, want_contribs, out, s->p, s->cap);
 }
 
 void decide_scratch_free(decide_scratch_t *s)

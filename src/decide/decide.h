@@ -51,7 +51,9 @@ typedef struct decision {
 
 /* Scores and decides one event. want_contribs: also compute the top
  * contributions (path attribution, a few predictions' cost). scratch backs
- * lower() in rule conditions. */
+ * lower() in rule conditions; WEIR_ETOOBIG when a rule's lower() needs more
+ * of it (out is then incomplete: call again with more; decide_event_in
+ * does), so that a decision never depends on the scratch's size. */
 int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *features,
                  int want_contribs, decision_t *out, char *scratch, size_t scratch_cap);
 

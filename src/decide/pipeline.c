@@ -32,56 +32,59 @@ static int owner_refuse(const char *datadir, const char *owner, const char *why,
                         const char *pipeline, char *err, size_t errlen)
 {
     return weir_errf(err, errlen, WEIR_EEXIST,
-                     "%s is the data directory of pipeline '%s' (%s), not of '%s' (this spec's): "
-                     "its outputs, decisions and checkpoints are that pipeline's; give this one "
-                     "its own --data directory (or delete %s/" OWNER_NAME
-                     " to hand the directory over: its output files are then rebuilt from the "
-                     "new spec's log, and the old ones lost)",
-                     datadir, owner, why, pipeline, datadir);
+                     "%s is the data directory of pipeline '%.200s' (%s), not of '%.200s' (this "
+                     "spec's): its outputs, decisions and checkpoints are that pipeline's; give "
+                     "this one its own --data directory (or, to hand the directory over, write "
+                     "'%.200s' into %s/" OWNER_NAME
+                     ": its output files are then rebuilt from the new spec's log, and the old "
+                     "ones lost)",
+                     datadir, owner, why, pipeline, pipeline, datadir);
 }
 
-/* The name in DATA/pipeline into name (NUL-terminated): 1, or 0 if there
+/* The name in DATA/pipeline into *name (weir_malloc'd): 1, or 0 if there
  * is no such file, or an error. */
-static int owner_read(const char *path, char *name, size_t cap, char *err, size_t errlen)
+static int owner_read(const char *path, char **name, char *err, size_t errlen)
 {
     if (access(path, F_OK) != 0 && errno == ENOENT) return 0;
     weir_buf_t b = WEIR_BUF_INIT;
-    int rc = weir_read_file(path, cap - 1, &b, err, errlen);
+    int rc = weir_read_file(path, 1u << 20, &b, err, errlen);
     size_t n = b.len;
     while (rc == 0 && n > 0 && (b.data[n - 1] == '\n' || b.data[n - 1] == '\r'))
         n--;
     if (rc == 0 && (n == 0 || memchr(b.data, '\n', n) || memchr(b.data, '\0', n)))
         rc = weir_errf(err, errlen, WEIR_ECORRUPT,
                        "%s should hold the name of the directory's pipeline, one line", path);
-    if (rc == 0) snprintf(name, cap, "%.*s", (int)n, b.data);
+    if (rc == 0) *name = weir_strndup(b.data, n);
     buf_free(&b);
     return rc ? rc : 1;
 }
 
-/* Names the pipeline of checkpoints in datadir that is not `pipeline` into
- * other, if there are checkpoints and none is this pipeline's. */
-static void owner_from_checkpoints(const char *datadir, const char *pipeline, char *other,
-                                   size_t cap)
+/* The pipeline of checkpoints in datadir, if there are checkpoints and
+ * none is `pipeline`'s (weir_malloc'd), else NULL. */
+static char *owner_from_checkpoints(const char *datadir, const char *pipeline)
 {
     ckpt_store_t *s;
     ckpt_info_t *list;
     size_t n;
-    char ignore[256];
-    other[0] = '\0';
-    if (ckpt_store_open(datadir, CKPT_READ_ONLY, &s, ignore, sizeof ignore) != 0) return;
+    char ignore[256], *other = NULL;
+    if (ckpt_store_open(datadir, CKPT_READ_ONLY, &s, ignore, sizeof ignore) != 0) return NULL;
     if (ckpt_list(s, CKPT_CHECK_QUICK, &list, &n, ignore, sizeof ignore) == 0) {
         int mine = 0;
         for (size_t i = 0; i < n; i++) {
             if (!list[i].pipeline || !list[i].pipeline[0]) continue;
             if (!strcmp(list[i].pipeline, pipeline))
                 mine = 1;
-            else if (!other[0])
-                snprintf(other, cap, "%s", list[i].pipeline);
+            else if (!other)
+                other = weir_strdup(list[i].pipeline);
         }
-        if (mine) other[0] = '\0';
+        if (mine) {
+            weir_free(other);
+            other = NULL;
+        }
         ckpt_list_free(list, n);
     }
     ckpt_store_close(s);
+    return other;
 }
 
 /* Writes DATA/pipeline whole or not at all (a new file, synced, renamed in,
@@ -96,23 +99,27 @@ static int owner_write(const char *path, const char *pipeline, char *err, size_t
 }
 
 /* Checks that datadir is this pipeline's, claiming it if it is no one's
- * (ONE PIPELINE A DATA DIRECTORY). Called with the log's lock held, so
- * two writers cannot both claim it. */
+ * (ONE PIPELINE A DATA DIRECTORY). The file, when there is one, decides:
+ * writing a name into it is how a directory is handed over (a renamed
+ * pipeline, whose old checkpoints it then skips). Called with the log's
+ * lock held, so two writers cannot both claim it. */
 static int owner_claim(const char *datadir, const char *pipeline, char *err, size_t errlen)
 {
-    char path[4096], owner[256];
+    char path[4096], *owner = NULL;
     snprintf(path, sizeof path, "%s/" OWNER_NAME, datadir);
-    int rc = owner_read(path, owner, sizeof owner, err, errlen);
-    if (rc < 0) return rc;
-    if (rc == 1)
-        return strcmp(owner, pipeline)
-                   ? owner_refuse(datadir, owner, "named in its " OWNER_NAME " file", pipeline, err,
-                                  errlen)
-                   : 0;
-    owner_from_checkpoints(datadir, pipeline, owner, sizeof owner);
-    if (owner[0])
-        return owner_refuse(datadir, owner, "its checkpoints say so", pipeline, err, errlen);
-    return owner_write(path, pipeline, err, errlen);
+    int rc = owner_read(path, &owner, err, errlen);
+    if (rc == 1) {
+        rc = strcmp(owner, pipeline)
+                 ? owner_refuse(datadir, owner, "named in its " OWNER_NAME " file", pipeline, err,
+                                errlen)
+                 : 0;
+    } else if (rc == 0 && (owner = owner_from_checkpoints(datadir, pipeline))) {
+        rc = owner_refuse(datadir, owner, "its checkpoints say so", pipeline, err, errlen);
+    } else if (rc == 0) {
+        rc = owner_write(path, pipeline, err, errlen);
+    }
+    weir_free(owner);
+    return rc;
 }
 
 int pipeline_open(pipeline_t *pl, const char *spec_path, const char *datadir, const char *source,
@@ -130,6 +137,10 @@ int pipeline_open(pipeline_t *pl, const char *spec_path, const char *datadir, co
     if ((rc = engine_new(pl->spec, &pl->engine, err, errlen)) != 0) goto fail;
     log_config_t cfg;
     log_config_defaults(&cfg);
+    /* A reader (backfill, verify) opens the log read-only: it changes
+     * nothing there (a torn tail is left to the writer) and takes no lock,
+     * so it may read beside a running server, up to what is written. */
+    cfg.read_only = !create;
     if (!create) {
         /* Replaying must not create a log where there is none. */
         char **names;

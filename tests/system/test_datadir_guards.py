@@ -69,10 +69,27 @@ def test_a_writer_of_another_pipeline_is_refused(weir_bin, run_weir, tmp_path):
     assert rc != 0 and "its checkpoints say so" in err, err
     assert outputs(data) == before
 
+    # Handed over by naming the new pipeline in the file (a renamed pipeline):
+    # its checkpoints are skipped, its outputs rebuilt from its own log.
+    assert "write 'other' into %s/pipeline" % data in err, err
+    (data / "pipeline").write_text("other\n")
+    run_weir(["ingest", other, "--data", data], input=b"", check=True)
+    assert outputs(data)["hourly_spend.ndjson"] == before["hourly_spend.ndjson"]  # same log
+    (data / "pipeline").write_text("fraud\n")
+
     # Its own pipeline claims it again; a reader of another spec is welcome.
     run_weir(["ingest", SPEC, "--data", data], input=b"", check=True)
     assert (data / "pipeline").read_text() == "fraud\n"
     run_weir(["backfill", other, "--data", data, "--out", tmp_path / "rows.csv"], check=True)
+
+
+def test_a_long_pipeline_name_keeps_its_directory(run_weir, tmp_path):
+    name = "p" * 300
+    spec = spec_variant(tmp_path, "long.yaml", name=("pipeline: fraud", "pipeline: " + name))
+    data = tmp_path / "data"
+    for _ in range(2):
+        run_weir(["ingest", spec, "--data", data], input=b"", check=True)
+    assert (data / "pipeline").read_text() == name + "\n"
 
 
 def test_a_log_not_partitioned_by_the_key_is_refused(weir_bin, run_weir, tmp_path):

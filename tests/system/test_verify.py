@@ -10,7 +10,9 @@ recomputed from a replay of the event log and compared field by field.
 - A data directory without a decision log is an error naming it (exit 2).
 """
 import json
+import re
 import subprocess
+import time
 
 from conftest import REPO
 from httputil import Server, decisions
@@ -86,6 +88,81 @@ def test_backfill_decisions_equal_the_decision_log(weir_bin, run_weir, tmp_path)
              check=True)
     header = csv.read_text().splitlines()[0].split(",")
     assert header[-4:] == ["score", "decision", "rule", "is_fraud"], header
+
+
+def test_verify_at_least_once_after_a_crash(weir_bin, run_weir, tmp_path):
+    """at_least_once: a restart decides the events after the checkpoint again
+    and appends their records after the others (offsets fall back): each is
+    compared with the replay, none is taken for a decision of no event."""
+    spec = variant(tmp_path, "alo.yaml", "partitions: 8", "partitions: 8\nguarantee: at_least_once")
+    lines = subprocess.run([weir_bin, "gen", "fraud", "--events", "6000", "--keys", "300"],
+                           capture_output=True, check=True).stdout.splitlines(True)
+    data = tmp_path / "data"
+    with Server(weir_bin, spec, data) as srv:
+        srv.request("POST", "/v1/events/transactions", b"".join(lines[:4000]))
+        status, _ = srv.json("POST", "/v1/admin/checkpoint")
+        assert status == 200
+        srv.request("POST", "/v1/events/transactions", b"".join(lines[4000:]))
+        time.sleep(0.5)  # the decisions' batches written (--decision-flush 2 ms)
+        srv.kill()
+    with Server(weir_bin, spec, data) as srv:
+        srv.stop()
+    rc, out, err = run_weir(["verify", spec, "--data", data])
+    assert rc == 0, out + err
+    m = re.search(r"6000 events, (\d+) decisions checked: (\d+) equal, 0 different", out)
+    assert m and int(m.group(1)) == int(m.group(2)) > 6000, out  # some decided twice
+
+
+def test_verify_after_retention_starts_at_a_checkpoint(weir_bin, run_weir, tmp_path):
+    data, n = served(weir_bin, tmp_path, n=6000)
+    more = subprocess.run([weir_bin, "gen", "fraud", "--events", "3000", "--keys", "300",
+                           "--seed", "9"], capture_output=True, check=True).stdout
+    run_weir(["log", "append", data, "--topic", "transactions", "--key", "card_id",
+              "--segment-bytes", "4096", "--retention-bytes", "4096"], input=more, check=True)
+    with Server(weir_bin, SPEC, data) as srv:  # decides the appended events at recovery
+        time.sleep(0.3)
+        srv.kill()  # no checkpoint after them: the newest is the first server's, at its stop
+    rc, out, err = run_weir(["verify", SPEC, "--data", data])
+    assert rc == 0, out + err
+    assert re.search(r"after checkpoint \d+ \(retention deleted the log's start\)", out), out
+    assert "3000 events, 3000 decisions checked: 3000 equal, 0 different" in out, out
+
+
+LOWER_SPEC = """pipeline: low
+partitions: 1
+sources:
+  ev:
+    key: k
+    time: ts
+    lateness: 1s
+    fields: {k: string, m: string, ts: time}
+features:
+  prev_m: last(m)
+decisions:
+  - when: lower(prev_m) == "ab"
+    then: nope
+  - when: prev_m != "" and lower(prev_m) != ""
+    then: seen
+  - then: allow
+"""
+
+
+def test_a_decision_does_not_depend_on_the_rows_decided_before(run_weir, tmp_path):
+    """The rules' lower() works in a scratch sized by the events decided so
+    far; a string in the state from an event not decided here (a row before
+    --from, or an event before a restored checkpoint) may be longer. The
+    decision must not change: the scratch grows and the rules run again."""
+    spec = tmp_path / "low.yaml"
+    spec.write_text(LOWER_SPEC)
+    events = '{"k":"a","m":"%s","ts":1000}\n{"k":"a","m":"x","ts":2000}\n' % ("X" * 600)
+    data = tmp_path / "data"
+    run_weir(["ingest", spec, "--data", data], input=events, check=True)
+    for extra in ([], ["--from", "1500"]):
+        out = tmp_path / "rows.ndjson"
+        run_weir(["backfill", spec, "--data", data, "--out", out, "--format", "ndjson",
+                  "--decisions"] + extra, check=True)
+        last = json.loads(out.read_text().splitlines()[-1])
+        assert (last["offset"], last["decision"]) == (1, "seen"), (extra, last)
 
 
 def test_verify_without_a_decision_log(weir_bin, run_weir, tmp_path):
