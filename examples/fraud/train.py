@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Trains the fraud model from `weir backfill` output.
 
-    weir gen fraud --events 300000 --seed 7 > events.ndjson
+    weir gen fraud --events 400000 --seed 7 > events.ndjson
     weir ingest fraud.yaml --data DATA < events.ndjson
     weir backfill fraud.yaml --data DATA --out train.csv --with is_fraud
     /usr/bin/python3 train.py train.csv fraud.model.json
