@@ -183,11 +183,20 @@ static int add_line(labels_t *l, char **cells, uint32_t n, uint32_t nhead, int k
 int labels_load(const char *path, const spec_source_t *src, labels_t **out, char *err,
                 size_t errlen)
 {
-    weir_buf_t text = WEIR_BUF_INIT, cell = WEIR_BUF_INIT;
+    weir_buf_t text = WEIR_BUF_INIT;
     int rc = weir_read_file(path, LABELS_MAX_FILE, &text, err, errlen);
-    if (rc) return rc;
+    if (rc == 0) rc = labels_parse(text.data, text.len, path, src, out, err, errlen);
+    buf_free(&text);
+    return rc;
+}
+
+int labels_parse(const char *text, size_t len, const char *path, const spec_source_t *src,
+                 labels_t **out, char *err, size_t errlen)
+{
+    weir_buf_t cell = WEIR_BUF_INIT;
+    int rc = 0;
     labels_t *l = weir_calloc(1, sizeof *l);
-    csv_t c = {path, text.data, text.len, 0, 1};
+    csv_t c = {path, text, len, 0, 1};
     char **cells = NULL, **head = NULL;
     uint32_t n = 0, nhead = 0;
     const char *kname = src->fields[src->key_slot].name, *tname = src->fields[src->time_slot].name;
@@ -228,7 +237,6 @@ int labels_load(const char *path, const spec_source_t *src, labels_t **out, char
     weir_free(cells);
     weir_free(head);
     buf_free(&cell);
-    buf_free(&text);
     if (rc) {
         labels_free(l);
         return rc;

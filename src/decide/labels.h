@@ -25,6 +25,10 @@ typedef struct labels labels_t;
  * file, line and column. */
 int labels_load(const char *path, const spec_source_t *src, labels_t **out, char *err,
                 size_t errlen);
+/* Parses text[len], named `name` in messages (labels_load's parser; the
+ * fuzz target's entry). */
+int labels_parse(const char *text, size_t len, const char *name, const spec_source_t *src,
+                 labels_t **out, char *err, size_t errlen);
 void labels_free(labels_t *l);
 
 /* The label columns: their number and names, in the file's order. */
