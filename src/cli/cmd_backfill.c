@@ -41,6 +41,7 @@ static const char backfill_usage[] =
     "CSV with a header naming the key field, the time field and label columns; a\n"
     "row gets the label columns, last, of the line with its key and event time\n"
     "(empty, or null, when none). Lines that match no row are counted on stderr.\n"
+    "A column named twice, or like a column the rows have, is refused.\n"
     "--from/--to keep rows whose event time is in [from, to) (epoch ms or RFC 3339).\n"
     "CSV: a header line; floats with 17 significant digits (they read back exactly);\n"
     "bools as 1/0; null as an empty cell. NDJSON: one object per row.\n"
@@ -288,6 +289,28 @@ static void write_header(backfill_t *bf, const spec_t *spec)
     fwrite(bf->row.data, 1, bf->row.len, bf->out.f);
 }
 
+/* Whether a row already has a column called name (a label column of that
+ * name would make the CSV header ambiguous and the NDJSON object repeat a
+ * member, which JSON readers resolve differently). */
+static int column_taken(const backfill_t *bf, const char *name)
+{
+    static const char *const fixed[] = {"partition", "offset", "key", "time", "late"};
+    static const char *const decided[] = {"score", "decision", "rule"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (!strcmp(name, fixed[i])) return 1;
+    for (size_t i = 0; bf->decide && i < sizeof decided / sizeof decided[0]; i++)
+        if (!strcmp(name, decided[i])) return 1;
+    for (uint32_t i = 0; i < bf->spec->nfeatures; i++)
+        if (!strcmp(name, bf->spec->features[i].name)) return 1;
+    for (uint32_t i = 0; i < bf->spec->npatterns; i++)
+        if (is_flag_column(bf->spec, i) && !strncmp(name, "pattern.", 8) &&
+            !strcmp(name + 8, bf->spec->patterns[i].name))
+            return 1;
+    for (size_t i = 0; i < bf->nwith; i++)
+        if (!strcmp(name, bf->with[i])) return 1;
+    return 0;
+}
+
 /* Replays every partition into outpath (and the matches into matchpath),
  * each file whole or not at all (weir_outfile_t): after an error or a stop
  * signal, neither target has changed. Returns the exit status. */
@@ -388,6 +411,8 @@ int cmd_backfill(int argc, char **argv)
     }
     if (rc == 0 && optind != argc - 1) rc = cli_fail(prefix, "give one SPEC file (see --help)");
     if (rc == 0 && (!data || !outpath)) rc = cli_fail(prefix, "--data DIR and --out FILE are required");
+    if (rc == 0 && matchpath && !strcmp(matchpath, outpath))
+        rc = cli_fail(prefix, "--out and --matches name the same file, %s", outpath);
     pipeline_t pl;
     char err[1024];
     if (rc == 0) {
@@ -401,6 +426,12 @@ int cmd_backfill(int argc, char **argv)
             if (rc == 0 && labelpath &&
                 labels_load(labelpath, pl.src, &bf.labels, err, sizeof err) != 0)
                 rc = cli_fail(prefix, "%s", err);
+            bf.spec = pl.spec;
+            for (uint32_t i = 0; rc == 0 && bf.labels && i < labels_ncols(bf.labels); i++)
+                if (column_taken(&bf, labels_col_name(bf.labels, i)))
+                    rc = cli_fail(prefix,
+                                  "%s: label column '%.100s' would repeat a column of the rows",
+                                  labelpath, labels_col_name(bf.labels, i));
             if (rc == 0) rc = backfill_write(&bf, &pl, outpath, matchpath);
             if (rc == 0 && bf.labels && labels_unused(bf.labels))
                 fprintf(stderr,

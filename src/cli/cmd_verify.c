@@ -46,6 +46,7 @@
 #include "base/error.h"
 #include "cli/cli.h"
 #include "decide/decide.h"
+#include "decide/decision_log.h"
 #include "decide/pipeline.h"
 #include "log/checkpoint.h"
 #include "serve/runtime.h"
@@ -83,6 +84,12 @@ typedef struct verify {
     uint32_t part;
     run_t *runs;
     uint32_t nruns;
+    /* The partition's replayed events: [from, end). Records of events
+     * before from (decided before the checkpoint verify starts at; under
+     * at_least_once some follow its decision offset) are not checked, nor
+     * those at or past end (written after verify opened the event log,
+     * by a running server). */
+    int64_t from, end;
     int err_rc; /* a read error of the decision log, in err */
     char err[1024];
     weir_buf_t feat;
@@ -278,9 +285,11 @@ static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_resu
     for (uint32_t k = 0; k < v->nruns; k++) {
         run_t *u = &v->runs[k];
         while (u->rec && u->off < (int64_t)offset) { /* a decision of no replayed event */
-            v->differ++;
-            say(v, (uint64_t)u->off,
-                "a decision of an event the log does not hold (or one it could not replay)");
+            if (u->off >= v->from) {
+                v->differ++;
+                say(v, (uint64_t)u->off,
+                    "a decision of an event the log does not hold (or one it could not replay)");
+            }
             if (next_record(v, u) < 0) return -1;
         }
         decided |= u->rec && u->off == (int64_t)offset;
@@ -333,6 +342,10 @@ static int verify_part(verify_t *v, pipeline_t *pl, log_topic_t *dtopic, uint64_
 {
     v->events = v->checked = v->unequal = v->differ = v->undecided_run = 0;
     v->err_rc = 0;
+    log_part_stat_t st;
+    log_part_stat(log_topic_part(pl->topic, v->part), &st);
+    v->from = (int64_t)from;
+    v->end = (int64_t)st.next_offset;
     char err[1024];
     int rc = open_runs(v, log_topic_part(dtopic, v->part), dfrom);
     if (rc == 0 &&
@@ -340,9 +353,11 @@ static int verify_part(verify_t *v, pipeline_t *pl, log_topic_t *dtopic, uint64_
         rc = v->err_rc < 0 ? -1 : cli_fail(prefix, "%s", err);
     for (uint32_t k = 0; rc == 0 && k < v->nruns; k++) { /* decisions past the replayed events */
         run_t *u = &v->runs[k];
-        while (rc == 0 && u->rec) {
-            v->differ++;
-            say(v, (uint64_t)u->off, "a decision of an event the log does not hold");
+        while (rc == 0 && u->rec && u->off < v->end) {
+            if (u->off >= v->from) {
+                v->differ++;
+                say(v, (uint64_t)u->off, "a decision of an event the log does not hold");
+            }
             if (next_record(v, u) < 0) rc = -1;
         }
     }
@@ -373,38 +388,52 @@ static int log_start_deleted(pipeline_t *pl)
     return 0;
 }
 
-/* WHERE IT STARTS: the newest checkpoint that verifies and fits, restored
- * into pl's partitions (*ck, to close), or an error saying why not. */
-static int restore_newest(pipeline_t *pl, const char *data, ckpt_store_t **store, ckpt_t **ck,
-                          char *err, size_t errlen)
+/* WHERE IT STARTS: the newest checkpoint that verifies and that recovery
+ * would take (pipeline_checkpoint_fits, against the decision log in
+ * dtopic), with every partition's offset at or after its log's start,
+ * restored into pl's partitions (*ck, to close); or an error saying why
+ * none. */
+static int restore_newest(pipeline_t *pl, log_topic_t *dtopic, const char *data,
+                          ckpt_store_t **store, ckpt_t **ck, char *err, size_t errlen)
 {
+    int64_t *decided = weir_calloc(pl->nparts, sizeof *decided);
+    ckpt_info_t *list = NULL;
+    size_t n = 0;
     int rc = ckpt_store_open(data, CKPT_READ_ONLY, store, err, errlen);
-    if (rc == 0) rc = ckpt_open_newest_valid(*store, ck, NULL, NULL, err, errlen);
-    if (rc) return rc;
-    const ckpt_info_t *info = ckpt_info(*ck);
-    char fp[17];
-    snprintf(fp, sizeof fp, "%016" PRIx64, engine_fingerprint(pl->engine));
-    weir_slice_t have;
-    if (info->partitions != pl->nparts || strcmp(info->pipeline, pl->spec->pipeline) != 0 ||
-        !ckpt_kv_find(info->meta, info->nmeta, "fingerprint", &have) || have.len != 16 ||
-        memcmp(have.ptr, fp, 16) != 0)
-        return weir_errf(err, errlen, WEIR_EINVAL,
-                         "checkpoint %" PRIu64 " was written for another pipeline or feature plan",
-                         info->id);
-    for (uint32_t p = 0; p < pl->nparts; p++) {
-        const ckpt_part_t *cp = ckpt_part(*ck, p);
-        log_part_stat_t st;
-        log_part_stat(log_topic_part(pl->topic, p), &st);
+    for (uint32_t p = 0; rc == 0 && p < pl->nparts; p++)
+        rc = decision_log_last_input(log_topic_part(dtopic, p), p, &decided[p], err, errlen);
+    if (rc == 0) rc = ckpt_list(*store, CKPT_CHECK_QUICK, &list, &n, err, errlen);
+    if (rc == 0) rc = weir_errf(err, errlen, WEIR_ENOENT, "no checkpoint");
+    int found = 0;
+    for (size_t k = 0; !found && k < n; k++) { /* newest first */
         char why[512];
-        if (cp->log_offset < st.start_offset)
-            return weir_errf(err, errlen, WEIR_ERANGE,
-                             "partition %u: checkpoint %" PRIu64 " is at offset %" PRIu64
-                             ", before the log's start %" PRIu64,
-                             p, info->id, cp->log_offset, st.start_offset);
-        if ((rc = engine_part_decode(pl->parts[p], cp->blob.ptr, cp->blob.len, why, sizeof why)))
-            return weir_errf(err, errlen, rc, "partition %u: %s", p, why);
+        if (list[k].status != 0 || ckpt_open(*store, list[k].id, ck, why, sizeof why) != 0)
+            continue;
+        int fits = pipeline_checkpoint_fits(pl, *ck, decided, why, sizeof why) == 0;
+        for (uint32_t p = 0; fits && p < pl->nparts; p++) {
+            log_part_stat_t st;
+            log_part_stat(log_topic_part(pl->topic, p), &st);
+            fits = ckpt_part(*ck, p)->log_offset >= st.start_offset;
+        }
+        if (!fits) {
+            rc = weir_errf(err, errlen, WEIR_EINVAL, "checkpoint %" PRIu64 ": %s", list[k].id,
+                           why[0] ? why : "it is before the log's start");
+            ckpt_close(*ck);
+            *ck = NULL;
+            continue;
+        }
+        found = 1; /* (a state that does not decode ends the search: it is not skipped) */
+        rc = 0;
+        for (uint32_t p = 0; rc == 0 && p < pl->nparts; p++) {
+            const ckpt_part_t *cp = ckpt_part(*ck, p);
+            if ((rc =
+                     engine_part_decode(pl->parts[p], cp->blob.ptr, cp->blob.len, why, sizeof why)))
+                rc = weir_errf(err, errlen, rc, "partition %u: %s", p, why);
+        }
     }
-    return 0;
+    ckpt_list_free(list, n);
+    weir_free(decided);
+    return rc;
 }
 
 int cmd_verify(int argc, char **argv)
@@ -464,7 +493,7 @@ int cmd_verify(int argc, char **argv)
     ckpt_store_t *store = NULL;
     ckpt_t *ck = NULL;
     if (rc == 0 && log_start_deleted(&pl) &&
-        restore_newest(&pl, data, &store, &ck, err, sizeof err) != 0)
+        restore_newest(&pl, dtopic, data, &store, &ck, err, sizeof err) != 0)
         rc = cli_fail(prefix,
                       "retention deleted the start of the event log, so the state before it "
                       "must come from a checkpoint, and none fits: %s",

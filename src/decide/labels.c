@@ -37,8 +37,17 @@ typedef struct csv {
     const char *path; /* for messages */
     const char *s;
     size_t n, i;
-    size_t line; /* of the record being read, from 1 */
+    size_t line; /* where reading is, from 1 */
+    size_t rec;  /* the line the last record read starts on */
 } csv_t;
+
+/* Past a line end at c->i: \n, \r\n or a lone \r (old Mac files). */
+static void csv_eol(csv_t *c)
+{
+    if (c->s[c->i] == '\r' && c->i + 1 < c->n && c->s[c->i + 1] == '\n') c->i++;
+    c->i++;
+    c->line++;
+}
 
 /* Reads the next record's cells into cells (emptied first). 1, 0 at the
  * end of the text, or an error naming the line. A quoted cell may hold
@@ -50,12 +59,10 @@ static int csv_record(csv_t *c, char ***cells, uint32_t *n, weir_buf_t *cell, ch
         weir_free((*cells)[k]);
     *n = 0;
     /* (a blank line is no record) */
-    while (c->i < c->n && (c->s[c->i] == '\n' || c->s[c->i] == '\r')) {
-        if (c->s[c->i] == '\n') c->line++;
-        c->i++;
-    }
+    while (c->i < c->n && (c->s[c->i] == '\n' || c->s[c->i] == '\r'))
+        csv_eol(c);
     if (c->i >= c->n) return 0;
-    size_t start_line = c->line;
+    size_t start_line = c->rec = c->line;
     for (;;) {
         buf_reset(cell);
         if (c->i < c->n && c->s[c->i] == '"') {
@@ -90,14 +97,10 @@ static int csv_record(csv_t *c, char ***cells, uint32_t *n, weir_buf_t *cell, ch
             c->i++;
             continue;
         }
-        if (c->i < c->n && c->s[c->i] == '\r') c->i++;
-        if (c->i < c->n && c->s[c->i] != '\n')
+        if (c->i < c->n && c->s[c->i] != '\n' && c->s[c->i] != '\r')
             return weir_errf(err, errlen, WEIR_EPARSE, "%s line %zu: text after a quoted cell",
                              c->path, c->line);
-        if (c->i < c->n) {
-            c->i++;
-            c->line++;
-        }
+        if (c->i < c->n) csv_eol(c);
         return 1;
     }
 }
@@ -196,7 +199,10 @@ int labels_parse(const char *text, size_t len, const char *path, const spec_sour
     weir_buf_t cell = WEIR_BUF_INIT;
     int rc = 0;
     labels_t *l = weir_calloc(1, sizeof *l);
-    csv_t c = {path, text, len, 0, 1};
+    /* A UTF-8 byte order mark (spreadsheets write one) is not part of the
+     * first column's name. */
+    size_t bom = len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3) ? 3 : 0;
+    csv_t c = {path, text, len, bom, 1, 1};
     char **cells = NULL, **head = NULL;
     uint32_t n = 0, nhead = 0;
     const char *kname = src->fields[src->key_slot].name, *tname = src->fields[src->time_slot].name;
@@ -213,6 +219,10 @@ int labels_parse(const char *text, size_t len, const char *path, const spec_sour
                            "%s line 1: the header must name the key column '%s', the time column "
                            "'%s' and at least one label column",
                            path, kname, tname);
+        for (uint32_t k = 1; rc == 0 && k < nhead; k++)
+            if (column_of(head, k, head[k]) >= 0)
+                rc = weir_errf(err, errlen, WEIR_EINVAL,
+                               "%s line 1: column '%.100s' is named twice", path, head[k]);
     }
     if (rc == 0) {
         l->ncols = nhead - 2;
@@ -222,13 +232,12 @@ int labels_parse(const char *text, size_t len, const char *path, const spec_sour
         rehash(l);
     }
     while (rc == 0) {
-        size_t no = c.line;
         int r = csv_record(&c, &cells, &n, &cell, err, errlen);
         if (r <= 0) {
             rc = r;
             break;
         }
-        rc = add_line(l, cells, n, nhead, kcol, tcol, no, path, err, errlen);
+        rc = add_line(l, cells, n, nhead, kcol, tcol, c.rec, path, err, errlen);
     }
     for (uint32_t k = 0; k < n; k++)
         weir_free(cells[k]);

@@ -13,6 +13,7 @@
 #include "base/fileio.h"
 #include "base/hash.h"
 #include "log/checkpoint.h"
+#include "stream/engine_state.h"
 #include "spec/decode.h"
 #include "spec/value.h"
 
@@ -340,6 +341,59 @@ int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_
         weir_free(ring[i].fields);
     }
     return n < 0 ? n : 0;
+}
+
+int pipeline_checkpoint_fits(const pipeline_t *pl, const ckpt_t *ck, const int64_t *decided,
+                             char *why, size_t whylen)
+{
+    const ckpt_info_t *info = ckpt_info(ck);
+    if (info->partitions != pl->nparts)
+        return weir_errf(why, whylen, WEIR_EINVAL, "it has %u partitions, the log %u",
+                         info->partitions, pl->nparts);
+    if (strcmp(info->pipeline, pl->spec->pipeline) != 0)
+        return weir_errf(why, whylen, WEIR_EINVAL, "it is of pipeline '%s', not '%s'",
+                         info->pipeline, pl->spec->pipeline);
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016" PRIx64, engine_fingerprint(pl->engine));
+    weir_slice_t have;
+    if (!ckpt_kv_find(info->meta, info->nmeta, "fingerprint", &have) || have.len != 16 ||
+        memcmp(have.ptr, fp, 16) != 0)
+        return weir_errf(why, whylen, WEIR_EINVAL,
+                         "it was written for another feature plan (the spec's windows, "
+                         "aggregates, lateness or key changed)");
+    for (uint32_t i = 0; i < pl->nparts; i++) {
+        const ckpt_part_t *cp = ckpt_part(ck, i);
+        log_part_stat_t st;
+        log_part_stat(log_topic_part(pl->topic, i), &st);
+        if (cp->log_offset > st.next_offset)
+            return weir_errf(why, whylen, WEIR_EINVAL,
+                             "partition %u: it reflects the event log up to offset %" PRIu64
+                             " but the log ends at %" PRIu64 " (lost in a power failure?)",
+                             i, cp->log_offset, st.next_offset);
+        if (cp->log_offset > 0 && cp->log_offset < st.start_offset)
+            return weir_errf(why, whylen, WEIR_EINVAL,
+                             "partition %u: its offset %" PRIu64 " is before the log start %" PRIu64
+                             " (retention)",
+                             i, cp->log_offset, st.start_offset);
+        /* Every event before the offset must have its decision in the log:
+         * replay starts there and decides only what comes after. */
+        weir_slice_t dv;
+        char num[24] = "";
+        if (ckpt_kv_find(cp->meta, cp->nmeta, "decided", &dv) && dv.len < sizeof num)
+            memcpy(num, dv.ptr, dv.len);
+        char *end;
+        long long need = strtoll(num, &end, 10);
+        if (!num[0] || *end)
+            return weir_errf(why, whylen, WEIR_ECORRUPT, "partition %u: no decided offset", i);
+        if (need > decided[i])
+            return weir_errf(
+                why, whylen, WEIR_EINVAL,
+                "partition %u: its events were decided up to offset %lld but the "
+                "decision log ends at %" PRId64
+                " (decisions lost: events before the checkpoint would never be decided)",
+                i, need, decided[i]);
+    }
+    return 0;
 }
 
 int pipeline_parse_time(const char *s, int64_t *out)

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "log/checkpoint.h"
 #include "log/log.h"
 #include "spec/spec.h"
 #include "stream/engine.h"
@@ -53,5 +54,14 @@ int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_
 
 /* Parses a time argument: epoch milliseconds or RFC 3339. */
 int pipeline_parse_time(const char *s, int64_t *out);
+
+/* Whether checkpoint ck can be restored into pl, as recovery decides it:
+ * written for this pipeline, partition count and feature plan (its
+ * fingerprint), each partition's offset within its log (not past the end:
+ * lost in a power failure; not before the start: retention), and every
+ * event before that offset decided — decided[p] is the last input offset
+ * in partition p's decision log (-1 if none). 0, or why not in why. */
+int pipeline_checkpoint_fits(const pipeline_t *pl, const ckpt_t *ck, const int64_t *decided,
+                             char *why, size_t whylen);
 
 #endif

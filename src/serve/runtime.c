@@ -957,52 +957,12 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
     restore_ctx_t *c = ctx;
     runtime_t *rt = c->rt;
     const ckpt_info_t *info = ckpt_info(ck);
-    const spec_t *s = rt->pl.spec;
-    if (info->partitions != rt->nparts)
-        return weir_errf(why, whylen, WEIR_EINVAL, "it has %u partitions, the log %u",
-                         info->partitions, rt->nparts);
-    if (strcmp(info->pipeline, s->pipeline) != 0)
-        return weir_errf(why, whylen, WEIR_EINVAL, "it is of pipeline '%s', not '%s'",
-                         info->pipeline, s->pipeline);
-    char fp[17];
-    snprintf(fp, sizeof fp, "%016" PRIx64, engine_fingerprint(rt->pl.engine));
-    weir_slice_t have;
-    if (!ckpt_kv_find(info->meta, info->nmeta, "fingerprint", &have) || have.len != 16 ||
-        memcmp(have.ptr, fp, 16) != 0)
-        return weir_errf(why, whylen, WEIR_EINVAL,
-                         "it was written for another feature plan (the spec's windows, "
-                         "aggregates, lateness or key changed)");
-    for (uint32_t i = 0; i < rt->nparts; i++) {
-        const ckpt_part_t *cp = ckpt_part(ck, i);
-        log_part_stat_t st;
-        log_part_stat(rt->parts[i].log, &st);
-        if (cp->log_offset > st.next_offset)
-            return weir_errf(why, whylen, WEIR_EINVAL,
-                             "partition %u: it reflects the event log up to offset %" PRIu64
-                             " but the log ends at %" PRIu64 " (lost in a power failure?)",
-                             i, cp->log_offset, st.next_offset);
-        if (cp->log_offset > 0 && cp->log_offset < st.start_offset)
-            return weir_errf(why, whylen, WEIR_EINVAL,
-                             "partition %u: its offset %" PRIu64
-                             " is before the log start %" PRIu64 " (retention)",
-                             i, cp->log_offset, st.start_offset);
-        /* Every event before the offset must have its decision in the log:
-         * replay starts there and decides only what comes after. */
-        weir_slice_t dv;
-        char num[24] = "";
-        if (ckpt_kv_find(cp->meta, cp->nmeta, "decided", &dv) && dv.len < sizeof num)
-            memcpy(num, dv.ptr, dv.len);
-        char *end;
-        long long need = strtoll(num, &end, 10);
-        if (!num[0] || *end)
-            return weir_errf(why, whylen, WEIR_ECORRUPT, "partition %u: no decided offset", i);
-        if (need > rt->parts[i].decided)
-            return weir_errf(why, whylen, WEIR_EINVAL,
-                             "partition %u: its events were decided up to offset %lld but the "
-                             "decision log ends at %" PRId64
-                             " (decisions lost: events before the checkpoint would never be decided)",
-                             i, need, rt->parts[i].decided);
-    }
+    int64_t *decided = weir_malloc(rt->nparts * sizeof *decided);
+    for (uint32_t i = 0; i < rt->nparts; i++)
+        decided[i] = rt->parts[i].decided;
+    int fits = pipeline_checkpoint_fits(&rt->pl, ck, decided, why, whylen);
+    weir_free(decided);
+    if (fits) return fits;
     rt->restoring = ck;
     int rc = for_each_part(rt, c->threads, restore_part, why, whylen);
     rt->restoring = NULL;

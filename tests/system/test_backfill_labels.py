@@ -70,6 +70,11 @@ def test_bad_label_files_are_refused(weir_bin, run_weir, tmp_path):
         ("card_id,ts,y\nc1,5,\"open\n", "line 2: a quoted cell is not closed"),
         ("card_id,ts,y\nc\"1,5,1\n", "line 2: a quote inside an unquoted cell"),
         ("", "empty (it needs a header line)"),
+        ("card_id,ts,y,y\nc1,5,1,2\n", "line 1: column 'y' is named twice"),
+        ("card_id,ts,card_id,y\nc1,5,c2,1\n", "line 1: column 'card_id' is named twice"),
+        ("card_id,ts,y\n\n\nc1,5,1\nc1,5,0\n", "line 5: a second label line for key 'c1' at time 5 (line 4)"),
+        ("card_id,ts,key\nc1,5,1\n", "label column 'key' would repeat a column of the rows"),
+        ("card_id,ts,amount_sum_24h\nc1,5,1\n", "label column 'amount_sum_24h' would repeat"),
     ]
     for i, (text, want) in enumerate(cases):
         p = tmp_path / ("l%d.csv" % i)
@@ -79,3 +84,31 @@ def test_bad_label_files_are_refused(weir_bin, run_weir, tmp_path):
         assert out.read_text() == "old\n"
     rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", out, "--labels", tmp_path])
     assert rc != 0 and "not a regular file" in err, err
+    score = tmp_path / "score.csv"
+    score.write_text("card_id,ts,score\nc1,5,1\n")
+    rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", out, "--labels", score,
+                           "--decisions"])
+    assert rc != 0 and "label column 'score' would repeat" in err, err
+    rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", out, "--matches", out])
+    assert rc != 0 and "--out and --matches name the same file" in err, err
+    assert out.read_text() == "old\n"
+
+
+def test_spreadsheet_label_files(weir_bin, run_weir, tmp_path):
+    """A byte order mark and old Mac line ends (a lone CR), as spreadsheets
+    write them, are read as any CSV."""
+    data = tmp_path / "data"
+    events = subprocess.run([weir_bin, "gen", "fraud", "--events", "50"], capture_output=True,
+                            check=True).stdout
+    run_weir(["ingest", SPEC, "--data", data], input=events, check=True)
+    first = json.loads(events.splitlines()[0])
+    for name, text in (("bom.csv", "\ufeffcard_id,ts,y\n%s,%d,7\n"),
+                       ("cr.csv", "card_id,ts,y\r%s,%d,7\r")):
+        p = tmp_path / name
+        p.write_bytes((text % (first["card_id"], first["ts"])).encode())
+        out = tmp_path / (name + ".ndjson")
+        rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", out, "--format", "ndjson",
+                               "--labels", p])
+        assert rc == 0 and "matched no row" not in err, (name, err)
+        rows = [json.loads(l) for l in out.read_text().splitlines()]
+        assert [r["y"] for r in rows if r["key"] == first["card_id"] and r["time"] == first["ts"]] == [7]

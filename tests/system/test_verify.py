@@ -12,6 +12,7 @@ recomputed from a replay of the event log and compared field by field.
 import json
 import re
 import subprocess
+import threading
 import time
 
 from conftest import REPO
@@ -88,6 +89,33 @@ def test_backfill_decisions_equal_the_decision_log(weir_bin, run_weir, tmp_path)
              check=True)
     header = csv.read_text().splitlines()[0].split(",")
     assert header[-4:] == ["score", "decision", "rule", "is_fraud"], header
+
+
+def test_verify_beside_a_running_server(weir_bin, run_weir, tmp_path):
+    """Decisions the server writes after verify opened the event log are of
+    events verify does not replay: they are not differences."""
+    lines = subprocess.run([weir_bin, "gen", "fraud", "--events", "8000", "--keys", "300"],
+                           capture_output=True, check=True).stdout.splitlines(True)
+    data = tmp_path / "data"
+    with Server(weir_bin, SPEC, data) as srv:
+        srv.request("POST", "/v1/events/transactions", b"".join(lines[:3000]))
+        stop = threading.Event()
+
+        def feed():
+            for i in range(3000, len(lines), 50):
+                if stop.is_set():
+                    return
+                srv.request("POST", "/v1/events/transactions", b"".join(lines[i:i + 50]))
+
+        t = threading.Thread(target=feed)
+        t.start()
+        try:
+            for _ in range(3):
+                rc, out, err = run_weir(["verify", SPEC, "--data", data])
+                assert rc == 0 and " 0 different" in out, out + err
+        finally:
+            stop.set()
+            t.join(60)
 
 
 def test_verify_at_least_once_after_a_crash(weir_bin, run_weir, tmp_path):
