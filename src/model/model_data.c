@@ -14,6 +14,10 @@
 #include "base/error.h"
 
 #define MAX_COLUMNS (1u << 24)
+/* libsvm rows are sparse and are made dense (rows x the largest index + 1):
+ * a few kilobytes naming a large index on many lines would otherwise ask
+ * for terabytes, and the allocation would end the process. */
+#define MAX_DENSE_VALUES (UINT64_C(1) << 28) /* 2 GiB of doubles */
 
 typedef struct span {
     const char *p;
@@ -205,7 +209,12 @@ static int parse_libsvm(const char *text, size_t len, double absent, model_rows_
         size_t pos = 0, lineno = 0, r = 0;
         size_t ncols = maxidx + 1;
         if (pass == 1) {
-            if (rows && ncols > SIZE_MAX / sizeof(double) / rows) return weir_errf(err, errlen, WEIR_ETOOBIG, "too many values");
+            if ((uint64_t)rows * ncols > MAX_DENSE_VALUES)
+                return weir_errf(err, errlen, WEIR_ETOOBIG,
+                                 "%zu rows with indexes up to %zu would be %llu values once dense; "
+                                 "at most %llu",
+                                 rows, maxidx, (unsigned long long)rows * ncols,
+                                 (unsigned long long)MAX_DENSE_VALUES);
             out->x = weir_malloc((rows ? rows : 1) * ncols * sizeof(double));
             for (size_t i = 0; i < rows * ncols; i++) out->x[i] = absent;
             out->ncols = ncols;

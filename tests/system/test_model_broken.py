@@ -47,3 +47,15 @@ def test_good_model_loads_and_scores(name, tmp_path):
     rows.write_text("0.1,0.9\n0.7,0.1\n,0.5\n")
     out = weir("model", "predict", path, "--input", rows).stdout.split()
     assert len(out) == 3 and all(0 < float(v) < 1 for v in out)
+
+
+def test_sparse_rows_that_would_not_fit_dense_are_refused(tmp_path):
+    """libsvm rows are made dense: 13 KB naming index 16,000,000 on 1,000
+    lines asked for 128 GB and the allocation ended the process (SIGABRT).
+    It is an error naming the sizes now."""
+    rows = tmp_path / "dense.svm"
+    rows.write_text("0 16000000:1\n" * 1000)
+    model = os.path.join(ROOT, "examples", "fraud", "fraud.model.json")
+    p = weir("model", "predict", model, "--input", rows, check=False)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "1000 rows with indexes up to 16000000 would be 16000001000 values once dense" in p.stderr
