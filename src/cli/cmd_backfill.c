@@ -292,14 +292,21 @@ static void write_header(backfill_t *bf, const spec_t *spec)
 /* Whether a row already has a column called name (a label column of that
  * name would make the CSV header ambiguous and the NDJSON object repeat a
  * member, which JSON readers resolve differently). */
+static const char *const decided_columns[] = {"score", "decision", "rule"};
+
+static int decided_column(const char *name)
+{
+    for (size_t i = 0; i < sizeof decided_columns / sizeof decided_columns[0]; i++)
+        if (!strcmp(name, decided_columns[i])) return 1;
+    return 0;
+}
+
 static int column_taken(const backfill_t *bf, const char *name)
 {
     static const char *const fixed[] = {"partition", "offset", "key", "time", "late"};
-    static const char *const decided[] = {"score", "decision", "rule"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (!strcmp(name, fixed[i])) return 1;
-    for (size_t i = 0; bf->decide && i < sizeof decided / sizeof decided[0]; i++)
-        if (!strcmp(name, decided[i])) return 1;
+    if (bf->decide && decided_column(name)) return 1;
     for (uint32_t i = 0; i < bf->spec->nfeatures; i++)
         if (!strcmp(name, bf->spec->features[i].name)) return 1;
     for (uint32_t i = 0; i < bf->spec->npatterns; i++)
@@ -427,6 +434,19 @@ int cmd_backfill(int argc, char **argv)
                 labels_load(labelpath, pl.src, &bf.labels, err, sizeof err) != 0)
                 rc = cli_fail(prefix, "%s", err);
             bf.spec = pl.spec;
+            /* --decisions' columns must be new too: a feature or --with
+             * field named decision or rule would repeat ("score" is
+             * reserved by the spec). */
+            for (uint32_t i = 0; rc == 0 && bf.decide && i < pl.spec->nfeatures; i++)
+                if (decided_column(pl.spec->features[i].name))
+                    rc = cli_fail(
+                        prefix,
+                        "--decisions adds a column '%s', and the spec has a feature of that name",
+                        pl.spec->features[i].name);
+            for (size_t i = 0; rc == 0 && bf.decide && i < bf.nwith; i++)
+                if (decided_column(bf.with[i]))
+                    rc = cli_fail(prefix, "--decisions adds a column '%s', and --with names it too",
+                                  bf.with[i]);
             for (uint32_t i = 0; rc == 0 && bf.labels && i < labels_ncols(bf.labels); i++)
                 if (column_taken(&bf, labels_col_name(bf.labels, i)))
                     rc = cli_fail(prefix,

@@ -480,10 +480,12 @@ int cmd_demo(int argc, char **argv)
 
     summary(evs, n, secs, jobs, (int)nconn);
     printf("\nwhile it ran: metrics at http://%s/metrics, dashboard at http://%s/\n", listen, listen);
-    printf("by hand:\n  %s gen fraud --events 100000 > events.ndjson\n  %s run %s --data DATA --listen %s\n"
+    printf("by hand:\n  %s gen fraud --events 100000 > events.ndjson\n  %s run %s --data DATA "
+           "--listen %s\n"
            "  curl -s -X POST http://%s/v1/score/transactions -d \"$(head -1 events.ndjson)\"\n"
-           "  curl -s http://%s/v1/features/transactions/c0000042\n",
-           self, self, spec, listen, listen, listen);
+           "  curl -s http://%s/v1/features/transactions/c0000042\n"
+           "  %s verify %s --data DATA   # once it is stopped: every decision recomputed\n",
+           self, self, spec, listen, listen, listen, self, spec);
 
     kill(server, SIGTERM);
     waitpid(server, &st, 0);

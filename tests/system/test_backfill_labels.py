@@ -89,6 +89,9 @@ def test_bad_label_files_are_refused(weir_bin, run_weir, tmp_path):
     rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", out, "--labels", score,
                            "--decisions"])
     assert rc != 0 and "label column 'score' would repeat" in err, err
+    rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", out, "--decisions", "--with",
+                           "decision"])
+    assert rc != 0 and "--decisions adds a column 'decision', and --with names it too" in err, err
     rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", out, "--matches", out])
     assert rc != 0 and "--out and --matches name the same file" in err, err
     assert out.read_text() == "old\n"
