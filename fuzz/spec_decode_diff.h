@@ -49,8 +49,7 @@ static int decode_tree(const spec_source_t *src, const char *text, size_t len, e
     char err[512];
     *doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!*doc || end != text + len || !cJSON_IsObject(*doc)) return -1;
-    if (spec_decode_check_unique(src, *doc, err, sizeof err)) return -1;
-    return spec_decode_event(src, *doc, fields, err, sizeof err) ? -1 : 0;
+    return spec_decode_event_edge(src, *doc, fields, err, sizeof err) ? -1 : 0;
 }
 
 static int decode_same_value(const expr_value_t *a, const expr_value_t *b)

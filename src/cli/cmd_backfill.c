@@ -269,6 +269,16 @@ static void split_with(backfill_t *bf, const char *list)
     weir_free(copy);
 }
 
+/* The columns --decisions adds (decision_columns writes them). */
+static const char *const decided_columns[] = {"score", "decision", "rule"};
+
+static int decided_column(const char *name)
+{
+    for (size_t i = 0; i < sizeof decided_columns / sizeof decided_columns[0]; i++)
+        if (!strcmp(name, decided_columns[i])) return 1;
+    return 0;
+}
+
 static void write_header(backfill_t *bf, const spec_t *spec)
 {
     buf_append_str(&bf->row, "partition,offset,key,time,late");
@@ -280,7 +290,8 @@ static void write_header(backfill_t *bf, const spec_t *spec)
         snprintf(col, sizeof col, "pattern.%s", spec->patterns[i].name);
         column_name(bf, col, 0);
     }
-    if (bf->decide) buf_append_str(&bf->row, ",score,decision,rule");
+    for (size_t i = 0; bf->decide && i < sizeof decided_columns / sizeof decided_columns[0]; i++)
+        column_name(bf, decided_columns[i], 0);
     for (size_t i = 0; i < bf->nwith; i++)
         column_name(bf, bf->with[i], 0);
     for (uint32_t i = 0; bf->labels && i < labels_ncols(bf->labels); i++)
@@ -292,15 +303,6 @@ static void write_header(backfill_t *bf, const spec_t *spec)
 /* Whether a row already has a column called name (a label column of that
  * name would make the CSV header ambiguous and the NDJSON object repeat a
  * member, which JSON readers resolve differently). */
-static const char *const decided_columns[] = {"score", "decision", "rule"};
-
-static int decided_column(const char *name)
-{
-    for (size_t i = 0; i < sizeof decided_columns / sizeof decided_columns[0]; i++)
-        if (!strcmp(name, decided_columns[i])) return 1;
-    return 0;
-}
-
 static int column_taken(const backfill_t *bf, const char *name)
 {
     static const char *const fixed[] = {"partition", "offset", "key", "time", "late"};
@@ -318,6 +320,29 @@ static int column_taken(const backfill_t *bf, const char *name)
     return 0;
 }
 
+/* Whether the columns --decisions and --labels add are new to the rows;
+ * 0, or 1 with the reason printed. */
+static int columns_new(const backfill_t *bf, const char *labelpath)
+{
+    const char *prefix = "weir backfill";
+    /* A feature or --with field named decision or rule ("score" is
+     * reserved by the spec). */
+    for (uint32_t i = 0; bf->decide && i < bf->spec->nfeatures; i++)
+        if (decided_column(bf->spec->features[i].name))
+            return cli_fail(
+                prefix, "--decisions adds a column '%s', and the spec has a feature of that name",
+                bf->spec->features[i].name);
+    for (size_t i = 0; bf->decide && i < bf->nwith; i++)
+        if (decided_column(bf->with[i]))
+            return cli_fail(prefix, "--decisions adds a column '%s', and --with names it too",
+                            bf->with[i]);
+    for (uint32_t i = 0; bf->labels && i < labels_ncols(bf->labels); i++)
+        if (column_taken(bf, labels_col_name(bf->labels, i)))
+            return cli_fail(prefix, "%s: label column '%.100s' would repeat a column of the rows",
+                            labelpath, labels_col_name(bf->labels, i));
+    return 0;
+}
+
 /* Replays every partition into outpath (and the matches into matchpath),
  * each file whole or not at all (weir_outfile_t): after an error or a stop
  * signal, neither target has changed. Returns the exit status. */
@@ -327,7 +352,6 @@ static int backfill_write(backfill_t *bf, pipeline_t *pl, const char *outpath,
     const char *prefix = "weir backfill";
     char err[1024];
     int rc = 0;
-    bf->spec = pl->spec;
     pl->need_json = bf->nwith > 0; /* --with reads the event's own JSON */
     if (weir_outfile_open(&bf->out, outpath, err, sizeof err) != 0 ||
         (matchpath && weir_outfile_open(&bf->matches, matchpath, err, sizeof err) != 0))
@@ -434,24 +458,7 @@ int cmd_backfill(int argc, char **argv)
                 labels_load(labelpath, pl.src, &bf.labels, err, sizeof err) != 0)
                 rc = cli_fail(prefix, "%s", err);
             bf.spec = pl.spec;
-            /* --decisions' columns must be new too: a feature or --with
-             * field named decision or rule would repeat ("score" is
-             * reserved by the spec). */
-            for (uint32_t i = 0; rc == 0 && bf.decide && i < pl.spec->nfeatures; i++)
-                if (decided_column(pl.spec->features[i].name))
-                    rc = cli_fail(
-                        prefix,
-                        "--decisions adds a column '%s', and the spec has a feature of that name",
-                        pl.spec->features[i].name);
-            for (size_t i = 0; rc == 0 && bf.decide && i < bf.nwith; i++)
-                if (decided_column(bf.with[i]))
-                    rc = cli_fail(prefix, "--decisions adds a column '%s', and --with names it too",
-                                  bf.with[i]);
-            for (uint32_t i = 0; rc == 0 && bf.labels && i < labels_ncols(bf.labels); i++)
-                if (column_taken(&bf, labels_col_name(bf.labels, i)))
-                    rc = cli_fail(prefix,
-                                  "%s: label column '%.100s' would repeat a column of the rows",
-                                  labelpath, labels_col_name(bf.labels, i));
+            if (rc == 0) rc = columns_new(&bf, labelpath);
             if (rc == 0) rc = backfill_write(&bf, &pl, outpath, matchpath);
             if (rc == 0 && bf.labels && labels_unused(bf.labels))
                 fprintf(stderr,

@@ -259,8 +259,7 @@ int cmd_ingest(int argc, char **argv)
         } else if (!(doc = cJSON_ParseWithLengthOpts(s, (size_t)len, &end, 0)) || end != s + len ||
                    !cJSON_IsObject(doc)) {
             snprintf(why, sizeof why, "not a JSON object");
-        } else if (spec_decode_check_unique(pl->src, doc, why, sizeof why) == 0 &&
-                   spec_decode_event(pl->src, doc, fields, why, sizeof why) == 0) {
+        } else if (spec_decode_event_edge(pl->src, doc, fields, why, sizeof why) == 0) {
             why[0] = '\0';
         }
         if (why[0]) {

@@ -66,9 +66,6 @@ static const char verify_usage[] =
     "are checked. Beside a running server, it checks what is written so far.\n"
     "Exit status: 0 when every decision is equal, 1 when any differs, 2 on error.\n";
 
-/* A difference's text is at most this long (values are cut to fit). */
-#define DIFF_MAX 1024
-
 /* A run of the decision log: records in input-offset order (RUNS). */
 typedef struct run {
     log_reader_t *r;
@@ -100,19 +97,6 @@ typedef struct verify {
     int64_t undecided_first;
 } verify_t;
 
-/* The input offset a decision record decides (its text starts
- * {"offset":N, as runtime.c writes it), or -1. */
-static int64_t record_input(weir_slice_t v)
-{
-    static const char lead[] = "{\"offset\":";
-    if (v.len <= sizeof lead - 1 || memcmp(v.ptr, lead, sizeof lead - 1) != 0) return -1;
-    int64_t n = 0;
-    size_t i = sizeof lead - 1, start = i;
-    for (; i < v.len && v.ptr[i] >= '0' && v.ptr[i] <= '9' && i - start < 18; i++)
-        n = n * 10 + (v.ptr[i] - '0');
-    return i > start && i < v.len && v.ptr[i] == ',' ? n : -1;
-}
-
 static int not_a_record(verify_t *v, uint64_t at)
 {
     return v->err_rc = weir_errf(
@@ -132,7 +116,7 @@ static int next_record(verify_t *v, run_t *u)
     if (n <= 0) return v->err_rc = n ? n : not_a_record(v, 0);
     buf_reset(&u->raw);
     buf_append(&u->raw, r.value.ptr, r.value.len);
-    u->off = record_input(r.value);
+    u->off = decision_record_input(r.value.ptr, r.value.len);
     if (u->off < 0 || !(u->rec = cJSON_ParseWithLength(u->raw.data, u->raw.len)))
         return not_a_record(v, r.offset);
     return 1;
@@ -149,7 +133,7 @@ static int open_runs(verify_t *v, log_part_t *dp, uint64_t from)
     log_rec_t rec;
     int n;
     while ((n = log_reader_next(r, &rec, v->err, sizeof v->err)) == 1) {
-        int64_t off = record_input(rec.value);
+        int64_t off = decision_record_input(rec.value.ptr, rec.value.len);
         if (off < 0) {
             n = not_a_record(v, rec.offset);
             break;
@@ -194,6 +178,21 @@ static void say(verify_t *v, uint64_t offset, const char *what)
 {
     if (v->shown++ < v->show)
         printf("partition %u offset %" PRIu64 ": %s\n", v->part, offset, what);
+}
+
+/* Moves run u past its records of input offsets below `below`: decisions
+ * of no replayed event, each a difference (`what`) unless it is before the
+ * replayed range (see verify_t.from). */
+static int pass_records(verify_t *v, run_t *u, int64_t below, const char *what)
+{
+    while (u->rec && u->off < below) {
+        if (u->off >= v->from) {
+            v->differ++;
+            say(v, (uint64_t)u->off, what);
+        }
+        if (next_record(v, u) < 0) return -1;
+    }
+    return 0;
 }
 
 /* The record's features: the text after `,"features":` up to its closing
@@ -284,14 +283,10 @@ static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_resu
     int decided = 0;
     for (uint32_t k = 0; k < v->nruns; k++) {
         run_t *u = &v->runs[k];
-        while (u->rec && u->off < (int64_t)offset) { /* a decision of no replayed event */
-            if (u->off >= v->from) {
-                v->differ++;
-                say(v, (uint64_t)u->off,
-                    "a decision of an event the log does not hold (or one it could not replay)");
-            }
-            if (next_record(v, u) < 0) return -1;
-        }
+        if (pass_records(v, u, (int64_t)offset,
+                         "a decision of an event the log does not hold (or one it could not "
+                         "replay)") < 0)
+            return -1;
         decided |= u->rec && u->off == (int64_t)offset;
     }
     if (!decided) {
@@ -351,16 +346,8 @@ static int verify_part(verify_t *v, pipeline_t *pl, log_topic_t *dtopic, uint64_
     if (rc == 0 &&
         pipeline_replay_from(pl, v->part, from, on_event, v, on_bad, NULL, err, sizeof err) != 0)
         rc = v->err_rc < 0 ? -1 : cli_fail(prefix, "%s", err);
-    for (uint32_t k = 0; rc == 0 && k < v->nruns; k++) { /* decisions past the replayed events */
-        run_t *u = &v->runs[k];
-        while (rc == 0 && u->rec && u->off < v->end) {
-            if (u->off >= v->from) {
-                v->differ++;
-                say(v, (uint64_t)u->off, "a decision of an event the log does not hold");
-            }
-            if (next_record(v, u) < 0) rc = -1;
-        }
-    }
+    for (uint32_t k = 0; rc == 0 && k < v->nruns; k++) /* decisions past the replayed events */
+        rc = pass_records(v, &v->runs[k], v->end, "a decision of an event the log does not hold");
     if (v->err_rc < 0) rc = cli_fail(prefix, "%s", v->err);
     close_runs(v);
     if (rc) return rc;

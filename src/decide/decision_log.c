@@ -1,10 +1,23 @@
 /* decision_log.c — reading the decision log (see decision_log.h). */
 #include "decide/decision_log.h"
 
-#include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <string.h>
 
 #include "base/error.h"
+
+int64_t decision_record_input(const char *p, size_t n)
+{
+    static const char lead[] = "{\"offset\":";
+    size_t i = sizeof lead - 1;
+    if (n <= i || memcmp(p, lead, i) != 0 || p[i] < '0' || p[i] > '9') return -1;
+    int64_t v = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        if (v > (INT64_MAX - 9) / 10) return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return i < n && p[i] == ',' ? v : -1;
+}
 
 int decision_log_last_input(log_part_t *dlog, uint32_t part, int64_t *out, char *err,
                             size_t errlen)
@@ -19,18 +32,12 @@ int decision_log_last_input(log_part_t *dlog, uint32_t part, int64_t *out, char 
     log_rec_t rec;
     rc = log_reader_next(r, &rec, err, errlen);
     if (rc == 1) {
-        cJSON *doc = cJSON_ParseWithLength(rec.value.ptr, rec.value.len);
-        const cJSON *off = doc ? cJSON_GetObjectItemCaseSensitive(doc, "offset") : NULL;
-        if (cJSON_IsNumber(off) && off->valuedouble >= 0) {
-            *out = (int64_t)off->valuedouble;
-            rc = 0;
-        } else {
-            rc = weir_errf(err, errlen, WEIR_ECORRUPT,
-                           "decision log partition %u: the record at offset %" PRIu64
-                           " has no input offset",
-                           part, st.next_offset - 1);
-        }
-        cJSON_Delete(doc);
+        *out = decision_record_input(rec.value.ptr, rec.value.len);
+        rc = *out >= 0 ? 0
+                       : weir_errf(err, errlen, WEIR_ECORRUPT,
+                                   "decision log partition %u: the record at offset %" PRIu64
+                                   " has no input offset",
+                                   part, st.next_offset - 1);
     } else if (rc == 0) {
         rc = weir_errf(err, errlen, WEIR_ECORRUPT,
                        "decision log partition %u: offset %" PRIu64 " is unreadable", part,

@@ -11,6 +11,11 @@
 
 #include "log/log.h"
 
+/* A decision record's input offset, read from its start, where the server
+ * writes it ({"offset":N,...}), without parsing the rest; -1 if it is not
+ * there. */
+int64_t decision_record_input(const char *p, size_t n);
+
 /* The input offset of the last decision of partition `part` (its log
  * partition dlog), or -1 if it has none. 0, or an error naming the record
  * (WEIR_ECORRUPT) or the read. */

@@ -144,7 +144,7 @@ static int column_of(char **cells, uint32_t n, const char *name)
     return -1;
 }
 
-/* Adds the record cells (line c->line) to l, by the header's columns. */
+/* Adds the record cells (of line `no`) to l, by the header's columns. */
 static int add_line(labels_t *l, char **cells, uint32_t n, uint32_t nhead, int kcol, int tcol,
                     size_t no, const char *path, char *err, size_t errlen)
 {

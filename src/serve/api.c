@@ -155,8 +155,7 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
     }
     /* Only here, at the edge, is a repeated field refused (decode.h); the
      * direct decoder above declines such events, so they all come here. */
-    if (spec_decode_check_unique(src, obj, why, whylen) != 0 ||
-        spec_decode_event(src, obj, fields, why, whylen) != 0)
+    if (spec_decode_event_edge(src, obj, fields, why, whylen) != 0)
         return METRICS_REJ_INVALID_EVENT;
     return -1;
 }

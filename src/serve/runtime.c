@@ -656,22 +656,6 @@ static void replayed_flush(replay_ctx_t *c)
     c->replayed = 0;
 }
 
-/* A decision record's input offset: read from its start, where
- * decision_record writes it, without parsing the rest. -1 if it is not
- * there. */
-static int64_t record_offset(const char *p, size_t n)
-{
-    static const char lead[] = "{\"offset\":";
-    size_t i = sizeof lead - 1;
-    if (n <= i || memcmp(p, lead, i) != 0 || p[i] < '0' || p[i] > '9') return -1;
-    int64_t v = 0;
-    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
-        if (v > (INT64_MAX - 9) / 10) return -1;
-        v = v * 10 + (p[i] - '0');
-    }
-    return i < n && p[i] == ',' ? v : -1;
-}
-
 /* EMITS FROM THE DECISION LOG. An event decided before a crash has its
  * emit cut from the output with everything after the checkpoint (OUTPUTS
  * ACROSS CRASHES), and the replay writes it again. Emits are the one output
@@ -703,7 +687,7 @@ static int emit_logged(replay_ctx_t *c, uint64_t offset, const engine_result_t *
         }
         buf_reset(&c->drec);
         buf_append(&c->drec, rec.value.ptr, rec.value.len);
-        c->drec_off = record_offset(c->drec.data, c->drec.len);
+        c->drec_off = decision_record_input(c->drec.data, c->drec.len);
     }
     if (c->drec_off != (int64_t)offset) return 0;
     /* Only the record's head is read: what decision_record writes before

@@ -22,7 +22,7 @@
  *   - nesting of at most 32 levels (cJSON allows 1000);
  *   - only the four JSON white-space bytes (cJSON skips every byte <= 32);
  *   - no declared field named twice: the edge refuses such an event
- *     (spec_decode_check_unique, on the tree path) while replay takes the
+ *     (spec_decode_event_edge, on the tree path) while replay takes the
  *     first occurrence, as cJSON_GetObjectItemCaseSensitive does — the tree
  *     path, which decides both, is the one to see it. A repeated member
  *     that is not a declared field is skipped like any unknown one;
@@ -156,7 +156,8 @@ static inline int field_is(const spec_field_t *f, const char *key, size_t klen)
     return 1;
 }
 
-int spec_decode_check_unique(const spec_source_t *src, const cJSON *obj, char *err, size_t errlen)
+/* The edge's refusal of a declared field named twice (spec_decode_event_edge). */
+static int check_unique(const spec_source_t *src, const cJSON *obj, char *err, size_t errlen)
 {
     uint32_t nf = src->nfields;
     unsigned char seen[nf ? nf : 1];
@@ -177,6 +178,13 @@ int spec_decode_check_unique(const spec_source_t *src, const cJSON *obj, char *e
         seen[k] = 1;
     }
     return 0;
+}
+
+int spec_decode_event_edge(const spec_source_t *src, const cJSON *obj, expr_value_t *fields,
+                           char *err, size_t errlen)
+{
+    int rc = check_unique(src, obj, err, errlen);
+    return rc ? rc : spec_decode_event(src, obj, fields, err, errlen);
 }
 
 /* ---- direct decoding ---------------------------------------------------- */

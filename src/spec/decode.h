@@ -38,15 +38,16 @@ int spec_decode_value(const spec_field_t *f, const cJSON *j, expr_value_t *out, 
 int spec_decode_event(const spec_source_t *src, const cJSON *obj, expr_value_t *fields, char *err,
                       size_t errlen);
 
-/* Refuses an event object that names a declared field twice: returns 0,
- * or WEIR_EINVAL with err = "field 'card_id' appears twice: ...". For the
- * edge (HTTP, `weir ingest`), beside spec_decode_event: spec_decode_event
- * takes the first occurrence (as cJSON does) while most JSON parsers take
- * the last, so a job reading the raw log would key the event otherwise.
- * Replay must not call it: events logged by older binaries were accepted
- * with the first occurrence, and replay rebuilds exactly that state.
- * Members that are not declared fields may repeat. */
-int spec_decode_check_unique(const spec_source_t *src, const cJSON *obj, char *err, size_t errlen);
+/* spec_decode_event where events enter (HTTP, `weir ingest`): it also
+ * refuses an event object that names a declared field twice, with err =
+ * "field 'card_id' appears twice: ...". spec_decode_event takes the first
+ * occurrence (as cJSON does) while most JSON parsers take the last, so a
+ * job reading the raw log would key the event otherwise. Replay calls
+ * spec_decode_event: events logged by older binaries were accepted with
+ * the first occurrence, and replay rebuilds exactly that state. Members
+ * that are not declared fields may repeat. */
+int spec_decode_event_edge(const spec_source_t *src, const cJSON *obj, expr_value_t *fields,
+                           char *err, size_t errlen);
 
 #define SPEC_DECODE_SLOW 1 /* spec_decode_text: take the cJSON path */
 

@@ -134,8 +134,8 @@ static int decode_as(int edge, const spec_source_t *src, const char *json, expr_
     cJSON *j = cJSON_Parse(json);
     if (!j) fail_msg("bad test JSON %s", json);
     err[0] = '\0';
-    int rc = edge ? spec_decode_check_unique(src, j, err, errlen) : 0;
-    if (rc == 0) rc = spec_decode_event(src, j, v, err, errlen);
+    int rc = edge ? spec_decode_event_edge(src, j, v, err, errlen)
+                  : spec_decode_event(src, j, v, err, errlen);
     /* keep string slices valid for the caller: copy the one string we check */
     static char keep[64];
     if (rc == 0 && v[0].type == EXPR_STRING && v[0].as.s.len < sizeof keep) {
