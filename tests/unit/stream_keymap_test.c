@@ -74,12 +74,21 @@ static void test_millions(void **state)
     keymap_init(&km, sizeof(val_t));
     char k[64];
     uint64_t worst = 0, t_all = weir_mono_ns();
+    uint32_t most_moved = 0, resizes = 0;
     for (uint32_t i = 0; i < n; i++) {
         int len = keyname(k, i), created;
+        int migrating = km.old.slots != NULL;
+        uint32_t at = km.migrate_at, old_cap = km.old.cap;
         uint64_t t0 = cpu_ns();
         val_t *v = keymap_put(&km, k, (size_t)len, INT64_MIN, NULL, NULL, &created);
         uint64_t dt = cpu_ns() - t0;
         if (dt > worst) worst = dt;
+        /* Old slots this insert moved: a resize that started here, or the
+         * next part (or the end) of one under way. */
+        uint32_t moved = migrating ? (km.old.slots ? km.migrate_at : old_cap) - at
+                                   : (km.old.slots ? km.migrate_at : 0);
+        resizes += !migrating && km.old.slots != NULL;
+        if (moved > most_moved) most_moved = moved;
         assert_int_equal(created, 1);
         v->id = i;
         keymap_touch(v, 1000);
@@ -88,8 +97,12 @@ static void test_millions(void **state)
     printf("  %u inserts: %.0f ns each on average (wall), slowest single insert %.1f us "
            "(thread CPU; incremental resize; table %u slots)\n",
            n, (double)t_all / n, worst / 1000.0, km.cur.cap);
-    /* A stop-the-world rehash of millions of keys takes tens of ms. */
-    assert_true(worst < 20 * 1000 * 1000);
+    /* No insert rehashes the table (a stop-the-world rehash of millions of
+     * keys takes tens of ms): each moves at most a step of the old table.
+     * Asserted by what it moved, not by its time: a time bound failed on a
+     * loaded machine, where one insert's page faults took 21 ms. */
+    assert_true(resizes > 5);
+    assert_true(most_moved > 0 && most_moved <= KEYMAP_MIGRATE_STEP);
     assert_int_equal(keymap_count(&km), n);
     /* every key present with its value; absent keys absent */
     for (uint32_t i = 0; i < n; i++) {
