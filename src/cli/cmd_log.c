@@ -49,7 +49,10 @@ static const char read_usage[] =
     "Prints one JSON object per record, partition by partition in offset order:\n"
     "{\"partition\", \"offset\", \"ts\", \"key\", \"value\"} where value is the event as\n"
     "appended. --from-time starts at the first record whose append time is >= MS.\n"
-    "Exits non-zero, naming the file and byte offset, if a batch fails verification.\n";
+    "Exits non-zero, naming the file and byte offset, if a batch fails verification.\n"
+    "Read-only, like stat: it takes no lock and changes nothing, so it can follow a\n"
+    "live server's log (what was appended when it opened); a torn tail is not\n"
+    "printed and is left for the next writer to cut.\n";
 
 static const char check_usage[] =
     "usage: weir log check DIR\n"
@@ -491,6 +494,10 @@ static int log_read_cmd(int argc, char **argv)
     if (!found) return cli_fail(prefix, "no topic '%s' in %s", o.topic, o.dir);
     log_t *log;
     log_topic_t *topic;
+    /* A look, as Kafka's console consumer is: it must work beside a live
+     * server, whose lock a writer's open would wait for, and never cut a
+     * tail that may be the server's write in progress. */
+    o.cfg.read_only = 1;
     if (open_topic(prefix, &o, 0, 0, &log, &topic) != 0) return 1;
     uint32_t nparts = log_topic_partitions(topic);
     if (o.has_partition && o.partition >= nparts) {

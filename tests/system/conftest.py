@@ -63,6 +63,14 @@ class WeirRunner:
     def __init__(self, binary):
         self.bin = binary
 
+    def reopen_log(self, datadir, topic):
+        """Opens the log in datadir as a writer does, by appending nothing to
+        topic: the open cuts a torn tail and rebuilds stale indexes (`log
+        read`, `stat` and `check` only look). Returns its stderr."""
+        rc, _, err = self(["log", "append", datadir, "--topic", topic], input=b"")
+        assert rc == 0, err
+        return err
+
     def argv(self, args, binary=None):
         return [binary or self.bin] + [str(a) for a in args]
 

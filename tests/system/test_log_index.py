@@ -104,7 +104,11 @@ def test_deleted_indexes_are_rebuilt(run_weir, indexed_log, tmp_path):
     rc, out, err = run_weir(["log", "read", d, "--topic", TOPIC, "--from-offset", "1"],
                             text=False)
     assert rc == 0
-    assert b"rebuilt %d index file" % len(idx) in err, err
+    assert out.splitlines(keepends=True) == lines[1:]
+    assert b"%d index file(s) missing or stale" % len(idx) in err, err
+    assert not any(os.path.exists(s[:-4] + ".idx") for s in idx), "read (read-only) wrote an index"
+    err = run_weir.reopen_log(d, TOPIC)
+    assert "rebuilt %d index file" % len(idx) in err, err
     for s, data in idx.items():
         assert open(s[:-4] + ".idx", "rb").read() == data, "rebuilt index of %s differs" % s
     rc, out, err = run_weir(["log", "check", d])
@@ -184,11 +188,15 @@ def test_corrupt_index_is_rebuilt(run_weir, indexed_log, tmp_path, kind):
     assert any(name in l and "index" in l for l in err.splitlines()), \
         "check does not note the bad index %s: %s" % (name, err)
 
-    # the next open rebuilds it and says so; reads are then right
+    # read, read-only, is right and leaves it; the next writer rebuilds it
+    # and says so; reads are then right
     rc, out, err = run_weir(["log", "read", d, "--topic", TOPIC], text=False)
     err = err.decode()
     assert rc == 0, "open fails on an index problem instead of rebuilding it: %s" % err
     assert out.splitlines(keepends=True) == lines
+    assert "1 index file(s) missing or stale" in err, err
+    assert open(ipath, "rb").read() == bad, "read (read-only) rewrote the index"
+    err = run_weir.reopen_log(d, TOPIC)
     assert "rebuilt 1 index file" in err, "check said the next open rebuilds %s; it did not: %r" % (
         name, err)
     assert open(ipath, "rb").read() == pristine

@@ -87,6 +87,8 @@ def test_kill_after_a_recovery_point(weir_bin, run_weir, data_dir):
     size_before = os.path.getsize(seg)
 
     values, err = read_values(run_weir, d)
+    assert os.path.getsize(seg) == size_before, "read changed the segment"
+    err = run_weir.reopen_log(d, TOPIC)
     cut = size_before - os.path.getsize(seg)
     assert cut >= 300 and "truncated a torn tail of %d bytes" % cut in err, err
     assert os.path.getsize(seg) >= killed_at[0], "cut before the point"

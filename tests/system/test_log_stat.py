@@ -2,6 +2,7 @@
 first and last offset, bytes, first and last timestamp, matching what was
 appended (the timestamps are the append-time wall clock)."""
 import fcntl
+import json
 import os
 import re
 import time
@@ -133,9 +134,13 @@ def test_stat_reports_a_torn_tail_and_changes_nothing(run_weir, data_dir):
     assert tree(d) == before, "stat changed the data directory"
     row = parse_stat(out)[0]
     assert row["bytes"] == sum(os.path.getsize(s) for s in segment_files(d, "t", 0)) - torn
-    # the next writer does cut it, and reads what stat counted
+    # read, read-only too, prints what stat counted and changes nothing
     rc, out2, err = run_weir(["log", "read", d, "--topic", "t", "--partition", "0"])
-    assert rc == 0 and "truncated a torn tail of %d bytes" % torn in err, err
+    assert rc == 0 and "torn tail of %d bytes" % torn in err, err
+    assert tree(d) == before, "read changed the data directory"
+    # the next writer does cut it
+    err = run_weir.reopen_log(d, "t")
+    assert "truncated a torn tail of %d bytes" % torn in err, err
     assert os.path.getsize(seg) == valid
     assert parse_read_line(out2.splitlines(keepends=True)[-1].encode())[1] == row["last_offset"]
 
@@ -147,6 +152,10 @@ def test_stat_runs_beside_a_writer_holding_the_lock(run_weir, data_dir):
         rc, out, err = run_weir(["log", "stat", data_dir])
         assert rc == 0, err
         assert parse_stat(out)[0]["last_offset"] == 1
+        # read too, as Kafka's console consumer reads a live topic
+        rc, out, err = run_weir(["log", "read", data_dir, "--topic", "t"])
+        assert rc == 0, err
+        assert [json.loads(l)["value"] for l in out.splitlines()] == [{"a": 1}, {"a": 2}]
         # a writer is still kept out
         rc, _, err = run_weir(["log", "append", data_dir, "--topic", "t"], input=b'{"a":3}\n')
         assert rc == 1 and "in use by another weir process" in err, err
