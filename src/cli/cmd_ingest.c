@@ -158,12 +158,6 @@ static int flush_partition(ingest_t *in, uint32_t p, int64_t now, char *err, siz
     return 0;
 }
 
-static void report_bad(void *ctx, const char *why)
-{
-    (void)ctx;
-    fprintf(stderr, "weir ingest: replay: %s (skipped)\n", why);
-}
-
 int cmd_ingest(int argc, char **argv)
 {
     const char *prefix = "weir ingest";
@@ -200,7 +194,6 @@ int cmd_ingest(int argc, char **argv)
     cli_stop_listen();
     pipeline_t *pl = &in.pl;
     int rc = 0;
-    uint64_t bad = 0;
     outputs_t *out = NULL;
     if (outputs_open(data, pl->spec, &out, err, sizeof err) != 0) {
         pipeline_close(pl);
@@ -212,12 +205,14 @@ int cmd_ingest(int argc, char **argv)
     log_ends(pl, &ends);
     int whole = mark_matches(mark, &ends);
     if (unlink(mark) != 0 && errno != ENOENT) rc = cli_fail(prefix, "cannot remove %s: %s", mark, strerror(errno));
-    if (rc == 0 && !whole && outputs_empty_sink_files(out, err, sizeof err) != 0) rc = cli_fail(prefix, "%s", err);
+    if (rc == 0 && !whole && outputs_set_aside_sink_files(out, err, sizeof err) != 0)
+        rc = cli_fail(prefix, "%s", err);
     engine_sink_t sink = outputs_sink(out);
     for (uint32_t p = 0; p < pl->nparts; p++) engine_part_set_sink(pl->parts[p], whole ? NULL : &sink);
     for (uint32_t p = 0; p < pl->nparts && rc == 0; p++)
-        if (pipeline_replay(pl, p, NULL, NULL, report_bad, &bad, err, sizeof err) != 0)
+        if (pipeline_replay(pl, p, NULL, NULL, NULL, NULL, err, sizeof err) != 0)
             rc = cli_fail(prefix, "replaying the log: %s", err);
+    if (!whole) outputs_end_aside_sink_files(out, rc != 0); /* refused: as they were */
     if (rc) {
         outputs_close(out, NULL, 0);
         buf_free(&ends);
@@ -252,13 +247,21 @@ int cmd_ingest(int argc, char **argv)
         char why[512];
         cJSON *doc = NULL;
         const char *end = NULL;
+        long nul;
         /* The edge refuses a declared field named twice; the replay above
          * does not: it rebuilds what older binaries accepted (decode.h). */
         if ((size_t)len > INGEST_MAX_LINE) {
             snprintf(why, sizeof why, "longer than %u bytes", INGEST_MAX_LINE);
-        } else if (!(doc = cJSON_ParseWithLengthOpts(s, (size_t)len, &end, 0)) || end != s + len ||
-                   !cJSON_IsObject(doc)) {
+        } else if (!(doc = cJSON_ParseWithLengthOpts(s, (size_t)len, &end, 0)) || end != s + len) {
+            const char *at = doc ? end : cJSON_GetErrorPtr();
+            snprintf(why, sizeof why, "malformed JSON near byte %zu",
+                     at && at >= s && at <= s + len ? (size_t)(at - s) : (size_t)0);
+        } else if (!cJSON_IsObject(doc)) {
             snprintf(why, sizeof why, "not a JSON object");
+        } else if ((nul = spec_text_nul(s, (size_t)len)) >= 0) {
+            snprintf(why, sizeof why,
+                     "a string holds \\u0000 (NUL) at byte %ld, which weir's strings do not take",
+                     nul);
         } else if (spec_decode_event_edge(pl->src, doc, fields, why, sizeof why) == 0) {
             why[0] = '\0';
         }
@@ -332,7 +335,6 @@ int cmd_ingest(int argc, char **argv)
             printf("patterns: %" PRIu64 " matches (replay included), %" PRIu64
                    " partial matches, %" PRIu64 " events held for time order\n",
                    tot.matches, tot.partial, tot.held);
-        if (bad) printf("replay skipped %" PRIu64 " records that do not decode by the schema\n", bad);
         if (rejected) rc = 1;
         fflush(stdout); /* the summary before the stop line, when both go to one terminal */
         if (cli_stop_signal())

@@ -30,8 +30,9 @@
  *
  * WHERE IT STARTS. With the whole event log, at its start: everything is
  * checked. When retention deleted the log's start, the state of the events
- * before it is only in a checkpoint: verify then restores the newest one
- * that verifies, as recovery does, and checks the events after it. */
+ * before it is only in a checkpoint: verify then restores the oldest one
+ * that verifies and that recovery could take, and checks the events after
+ * it (the most it can). */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -62,8 +63,8 @@ static const char verify_usage[] =
     "differences (default 10), then a summary per partition. Events at the end of\n"
     "a partition without a decision yet (a crashed server decides them when it\n"
     "starts again) are counted, not differences. When retention deleted the start\n"
-    "of the event log, the newest checkpoint is restored and the events after it\n"
-    "are checked. Beside a running server, it checks what is written so far.\n"
+    "of the event log, the oldest usable checkpoint is restored and the events\n"
+    "after it are checked. Beside a running server, it checks what is written so far.\n"
     "Exit status: 0 when every decision is equal, 1 when any differs, 2 on error.\n";
 
 /* A run of the decision log: records in input-offset order (RUNS). */
@@ -314,12 +315,6 @@ static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_resu
     return 0;
 }
 
-static void on_bad(void *ctx, const char *why)
-{
-    (void)ctx;
-    fprintf(stderr, "weir verify: %s (skipped, as the server skips it)\n", why);
-}
-
 /* Whether DATA/decisions holds the source's decision log. */
 static int has_decisions(const char *data, const char *source)
 {
@@ -344,7 +339,7 @@ static int verify_part(verify_t *v, pipeline_t *pl, log_topic_t *dtopic, uint64_
     char err[1024];
     int rc = open_runs(v, log_topic_part(dtopic, v->part), dfrom);
     if (rc == 0 &&
-        pipeline_replay_from(pl, v->part, from, on_event, v, on_bad, NULL, err, sizeof err) != 0)
+        pipeline_replay_from(pl, v->part, from, on_event, v, NULL, NULL, err, sizeof err) != 0)
         rc = v->err_rc < 0 ? -1 : cli_fail(prefix, "%s", err);
     for (uint32_t k = 0; rc == 0 && k < v->nruns; k++) /* decisions past the replayed events */
         rc = pass_records(v, &v->runs[k], v->end, "a decision of an event the log does not hold");
@@ -375,12 +370,13 @@ static int log_start_deleted(pipeline_t *pl)
     return 0;
 }
 
-/* WHERE IT STARTS: the newest checkpoint that verifies and that recovery
- * would take (pipeline_checkpoint_fits, against the decision log in
+/* WHERE IT STARTS: the oldest checkpoint that verifies and that recovery
+ * could take (pipeline_checkpoint_fits, against the decision log in
  * dtopic), with every partition's offset at or after its log's start,
  * restored into pl's partitions (*ck, to close); or an error saying why
- * none. */
-static int restore_newest(pipeline_t *pl, log_topic_t *dtopic, const char *data,
+ * none. The oldest: the replay from it checks the most decisions (the
+ * newest, after a clean stop, leaves nothing to check). */
+static int restore_oldest(pipeline_t *pl, log_topic_t *dtopic, const char *data,
                           ckpt_store_t **store, ckpt_t **ck, char *err, size_t errlen)
 {
     int64_t *decided = weir_calloc(pl->nparts, sizeof *decided);
@@ -392,7 +388,7 @@ static int restore_newest(pipeline_t *pl, log_topic_t *dtopic, const char *data,
     if (rc == 0) rc = ckpt_list(*store, CKPT_CHECK_QUICK, &list, &n, err, errlen);
     if (rc == 0) rc = weir_errf(err, errlen, WEIR_ENOENT, "no checkpoint");
     int found = 0;
-    for (size_t k = 0; !found && k < n; k++) { /* newest first */
+    for (size_t k = n; !found && k-- > 0;) { /* (the list is newest first) */
         char why[512];
         if (list[k].status != 0 || ckpt_open(*store, list[k].id, ck, why, sizeof why) != 0)
             continue;
@@ -480,7 +476,7 @@ int cmd_verify(int argc, char **argv)
     ckpt_store_t *store = NULL;
     ckpt_t *ck = NULL;
     if (rc == 0 && log_start_deleted(&pl) &&
-        restore_newest(&pl, dtopic, data, &store, &ck, err, sizeof err) != 0)
+        restore_oldest(&pl, dtopic, data, &store, &ck, err, sizeof err) != 0)
         rc = cli_fail(prefix,
                       "retention deleted the start of the event log, so the state before it "
                       "must come from a checkpoint, and none fits: %s",

@@ -454,18 +454,58 @@ engine_sink_t outputs_sink(outputs_t *o)
 }
 
 /* The streams append ("a"): once emptied they write from 0. */
-static int empty_stream(FILE *f, const char *name, char *err, size_t errlen)
+/* The paths of output `name` and of its copy set aside (NAME.ndjson.cut). */
+static void aside_paths(const outputs_t *o, const char *name, char *path, char *aside, size_t cap)
 {
-    if (ftruncate(fileno(f), 0) == 0) return 0;
-    return weir_errf(err, errlen, WEIR_EIO, "cannot empty the %s output: %s", name, strerror(errno));
+    snprintf(path, cap, "%s/%s.ndjson", o->dir, name);
+    snprintf(aside, cap, "%s/%s.ndjson.cut", o->dir, name);
 }
 
-int outputs_empty_sink_files(outputs_t *o, char *err, size_t errlen)
+/* Sets output `name` aside and puts an empty file in its place; one set
+ * aside already (by a writer that stopped before it rebuilt it) is the one
+ * to keep: the file is only emptied. */
+static int set_aside(outputs_t *o, const char *name, char *err, size_t errlen)
+{
+    char path[4096], aside[4200];
+    aside_paths(o, name, path, aside, sizeof path);
+    struct stat st;
+    if (stat(aside, &st) != 0 && stat(path, &st) == 0 && st.st_size > 0) {
+        if (rename(path, aside) != 0)
+            return weir_errf(err, errlen, WEIR_EIO, "cannot move %s aside: %s", path,
+                             strerror(errno));
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return weir_errf(err, errlen, WEIR_EIO, "cannot empty %s: %s", path, strerror(errno));
+    close(fd);
+    return 0;
+}
+
+int outputs_set_aside_sink_files(outputs_t *o, char *err, size_t errlen)
 {
     int rc = outputs_flush(o, err, errlen);
     for (uint32_t i = 0; rc == 0 && i < o->spec->naggregates; i++)
-        rc = empty_stream(o->agg[i], o->spec->aggregates[i].name, err, errlen);
-    return rc ? rc : empty_stream(o->late, "late", err, errlen);
+        rc = set_aside(o, o->spec->aggregates[i].name, err, errlen);
+    if (rc == 0) rc = set_aside(o, "late", err, errlen);
+    return rc ? rc : outputs_reopen(o, err, errlen);
+}
+
+/* Puts the set-aside copy of output `name` back (keep), or deletes it. */
+static void end_aside(const outputs_t *o, const char *name, int keep)
+{
+    char path[4096], aside[4200];
+    aside_paths(o, name, path, aside, sizeof path);
+    if (keep ? rename(aside, path) != 0 : unlink(aside) != 0)
+        if (errno != ENOENT)
+            fprintf(stderr, "weir: cannot %s %s: %s\n", keep ? "put back" : "remove", aside,
+                    strerror(errno));
+}
+
+void outputs_end_aside_sink_files(outputs_t *o, int put_back)
+{
+    for (uint32_t i = 0; i < o->spec->naggregates; i++)
+        end_aside(o, o->spec->aggregates[i].name, put_back);
+    end_aside(o, "late", put_back);
 }
 
 uint64_t outputs_windows(const outputs_t *o)

@@ -32,8 +32,14 @@ int outputs_flush(outputs_t *o, char *err, size_t errlen);
 int outputs_reopen(outputs_t *o, char *err, size_t errlen);
 engine_sink_t outputs_sink(outputs_t *o);
 /* Empties the files outputs_sink writes (window lines and late events),
- * for a writer about to write them all again from the log. */
-int outputs_empty_sink_files(outputs_t *o, char *err, size_t errlen);
+ * for a writer about to write them all again from the log: each is set
+ * aside first (NAME.ndjson.cut, unless one is aside already), so that a
+ * writer whose replay stops (an event the spec cannot read) leaves them as
+ * they were: outputs_end_aside_sink_files puts them back (put_back) or,
+ * once they are written again, deletes them. (weir run puts back what a
+ * writer that crashed left aside.) */
+int outputs_set_aside_sink_files(outputs_t *o, char *err, size_t errlen);
+void outputs_end_aside_sink_files(outputs_t *o, int put_back);
 
 /* The text of a window's span (`,"start":S,"end":E`), kept by the caller
  * of outputs_window_line between lines (zero it first; one per thread):

@@ -320,13 +320,22 @@ int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_
                 break;
             }
         }
+        if (k < 0 && !bad) {
+            /* Every logged event passed the edge's decoding, under the spec
+             * of its day: one this spec cannot read means the spec changed
+             * what the log means (a field's type). Skipping it would drop an
+             * acknowledged event from state and outputs for good. */
+            n = weir_errf(err, errlen, WEIR_EINVAL,
+                          "partition %u %s: a logged event this spec cannot read (do the spec's "
+                          "fields still read what was logged under the spec before?)",
+                          part, why);
+            break;
+        }
         if (k < 0) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "partition %u %s", part, why);
             if (bad_count) (*bad_count)++;
-            if (bad) {
-                char msg[600];
-                snprintf(msg, sizeof msg, "partition %u %s", part, why);
-                bad(ctx, msg);
-            }
+            bad(ctx, msg);
             continue;
         }
         if (k == 1 && row && row(ctx, part, a->rec.offset, &res) != 0) {
@@ -353,14 +362,20 @@ int pipeline_checkpoint_fits(const pipeline_t *pl, const ckpt_t *ck, const int64
     if (strcmp(info->pipeline, pl->spec->pipeline) != 0)
         return weir_errf(why, whylen, WEIR_EINVAL, "it is of pipeline '%s', not '%s'",
                          info->pipeline, pl->spec->pipeline);
-    char fp[17];
-    snprintf(fp, sizeof fp, "%016" PRIx64, engine_fingerprint(pl->engine));
     weir_slice_t have;
-    if (!ckpt_kv_find(info->meta, info->nmeta, "fingerprint", &have) || have.len != 16 ||
-        memcmp(have.ptr, fp, 16) != 0)
+    char hex[17] = {0};
+    uint64_t fp = 0;
+    int known = ckpt_kv_find(info->meta, info->nmeta, "fingerprint", &have) && have.len == 16;
+    if (known) {
+        memcpy(hex, have.ptr, 16);
+        char *end;
+        fp = strtoull(hex, &end, 16);
+        known = *end == '\0';
+    }
+    if (!known || !engine_fingerprint_fits(pl->engine, fp))
         return weir_errf(why, whylen, WEIR_EINVAL,
                          "it was written for another feature plan (the spec's windows, "
-                         "aggregates, lateness or key changed)");
+                         "aggregates, lateness, key or fields changed)");
     for (uint32_t i = 0; i < pl->nparts; i++) {
         const ckpt_part_t *cp = ckpt_part(ck, i);
         log_part_stat_t st;

@@ -173,6 +173,9 @@ static void closer_tick(void *arg)
 
 static int cut_outputs(runtime_t *rt, const weir_slice_t *positions, char *err, size_t errlen);
 static void *remove_cut_main(void *arg);
+static int put_back_cut(runtime_t *rt, char *err, size_t errlen);
+static void retire_cut(runtime_t *rt);
+static int outputs_short(runtime_t *rt, weir_slice_t positions, char *why, size_t whylen);
 static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t *decided,
                        weir_buf_t *extra, char *err, size_t errlen);
 static void ckpt_thaw(void *ctx);
@@ -750,12 +753,6 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     return 0;
 }
 
-static void replay_bad(void *ctx, const char *why)
-{
-    (void)ctx;
-    fprintf(stderr, "weir run: replay: %s (skipped)\n", why);
-}
-
 static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
 {
     replay_ctx_t c = {
@@ -786,8 +783,7 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
                             why, sizeof why) != 0)
             c.dr = NULL;
     }
-    int rc = pipeline_replay_from(&rt->pl, p->id, p->from, replay_row, &c, replay_bad, NULL, err,
-                                  errlen);
+    int rc = pipeline_replay_from(&rt->pl, p->id, p->from, replay_row, &c, NULL, NULL, err, errlen);
     if (c.dr) log_reader_close(c.dr);
     buf_free(&c.drec);
     engine_part_features_from(p->engine, 0);
@@ -929,6 +925,18 @@ static void reset_part(runtime_t *rt, uint32_t i)
     rt->parts[i].max_time = INT64_MIN;
 }
 
+/* Whether every partition's log still starts at offset 0 (retention
+ * deleted nothing): a replay of it rebuilds every output. */
+static int log_whole(runtime_t *rt)
+{
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        log_part_stat_t st;
+        log_part_stat(rt->parts[i].log, &st);
+        if (st.start_offset != 0) return 0;
+    }
+    return 1;
+}
+
 typedef struct restore_ctx {
     runtime_t *rt;
     unsigned threads;
@@ -947,6 +955,13 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
     int fits = pipeline_checkpoint_fits(&rt->pl, ck, decided, why, whylen);
     weir_free(decided);
     if (fits) return fits;
+    weir_slice_t positions;
+    int has_positions = ckpt_kv_find(info->meta, info->nmeta, "outputs", &positions);
+    /* Outputs shorter than it recorded lost lines written before it (a
+     * disk that lost them; a start that emptied them and stopped): the
+     * whole log rebuilds them, so it is skipped while the log has all. */
+    if (has_positions && log_whole(rt) && (fits = outputs_short(rt, positions, why, whylen)) != 0)
+        return fits;
     rt->restoring = ck;
     int rc = for_each_part(rt, c->threads, restore_part, why, whylen);
     rt->restoring = NULL;
@@ -954,9 +969,7 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
         for (uint32_t i = 0; i < rt->nparts; i++) reset_part(rt, i);
         return rc;
     }
-    weir_slice_t positions;
-    if (ckpt_kv_find(info->meta, info->nmeta, "outputs", &positions))
-        cut_outputs(rt, &positions, NULL, 0); /* (only truncates: cannot fail) */
+    if (has_positions) cut_outputs(rt, &positions, NULL, 0); /* (only truncates: cannot fail) */
     return 0;
 }
 
@@ -970,6 +983,7 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
 {
     uint64_t t0 = weir_mono_ns();
     int rc = for_each_part(rt, threads, read_decided, err, errlen);
+    if (rc == 0) rc = put_back_cut(rt, err, errlen);
     if (rc) return rc;
     restore_ctx_t rc_ctx = {rt, threads};
     rt->recovered_from = checkpointer_recover(rt->ckptr, restore_checkpoint, &rc_ctx);
@@ -982,18 +996,20 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
         buf_free(&b);
         rt->replay_outputs = 1;
     } else {
-        int whole = 1;
-        for (uint32_t i = 0; i < rt->nparts; i++) {
-            log_part_stat_t st;
-            log_part_stat(rt->parts[i].log, &st);
-            whole &= st.start_offset == 0;
-        }
+        int whole = log_whole(rt);
         rt->replay_outputs = whole;
         if (whole && (rc = cut_outputs(rt, NULL, err, errlen)) != 0) return rc;
     }
-    rt->cut_remover_on = pthread_create(&rt->cut_remover, NULL, remove_cut_main, rt) == 0;
     rc = for_each_part(rt, threads, recover_part, err, errlen);
-    if (rc) return rc;
+    if (rc) {
+        /* Refused: the outputs as they were (what else it wrote goes with
+         * them: the next start cuts back to what the checkpoints say). */
+        char perr[256];
+        put_back_cut(rt, perr, sizeof perr);
+        return rc;
+    }
+    retire_cut(rt);
+    rt->cut_remover_on = pthread_create(&rt->cut_remover, NULL, remove_cut_main, rt) == 0;
     rt->recovery_s = (double)(weir_mono_ns() - t0) / 1e9;
     if (rt->cfg.decision_flush_ms > 0) {
         weir_ticker_start(&rt->flusher, rt->cfg.decision_flush_ms, flush_tick, rt);
@@ -1023,6 +1039,13 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
  * deleted its start: then they are left as they are and replay writes
  * nothing). */
 
+/* Opens DATA/outputs (its path into dir), or NULL. */
+static DIR *open_outputs_dir(runtime_t *rt, char *dir, size_t cap)
+{
+    snprintf(dir, cap, "%s/outputs", rt->cfg.datadir);
+    return opendir(dir);
+}
+
 static int has_suffix(const char *name, const char *suffix)
 {
     size_t n = strlen(name), k = strlen(suffix);
@@ -1036,14 +1059,19 @@ static int has_suffix(const char *name, const char *suffix)
  * to NAME.ndjson.cut and an empty one put in its place, rather than
  * truncated: freeing a gigabyte file's blocks and cached pages took a
  * quarter of a second, on the path of a recovery that then rewrites it.
- * remove_cut_main deletes the moved files meanwhile (and those a crash left
- * behind); the open streams move to the new files (outputs_reopen), whose
- * failure fails the recovery. Only then can this fail. */
+ * The moved files are the outputs as they were until the replay has
+ * rebuilt them: a replay that stops (a crash; an error, such as an event
+ * the spec cannot read or a key it does not partition by) leaves them, and
+ * the next start puts them back before anything else (put_back_cut), so a
+ * refused start changes no output. A replay that finishes retires them
+ * (retire_cut: renamed NAME.ndjson.old), and remove_cut_main deletes
+ * those meanwhile. The open streams move to the new files
+ * (outputs_reopen), whose failure fails the recovery. Only then can this
+ * fail. */
 static int cut_outputs(runtime_t *rt, const weir_slice_t *positions, char *err, size_t errlen)
 {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/outputs", rt->cfg.datadir);
-    DIR *d = opendir(dir);
+    DIR *d = open_outputs_dir(rt, dir, sizeof dir);
     if (!d) return 0;
     struct dirent *e;
     int moved = 0;
@@ -1085,17 +1113,89 @@ static int cut_outputs(runtime_t *rt, const weir_slice_t *positions, char *err, 
     return moved ? outputs_reopen(rt->out, err, errlen) : 0;
 }
 
-/* Deletes the outputs cut_outputs moved aside (NAME.ndjson.cut). */
+/* Whether an output file is shorter than `positions` (a checkpoint's
+ * "name size" lines) says it was at the checkpoint (a missing one is
+ * empty): fills why, naming it. */
+static int outputs_short(runtime_t *rt, weir_slice_t positions, char *why, size_t whylen)
+{
+    for (size_t at = 0; at < positions.len;) {
+        const char *line = positions.ptr + at;
+        const char *nl = memchr(line, '\n', positions.len - at);
+        size_t ll = nl ? (size_t)(nl - line) : positions.len - at;
+        at += ll + 1;
+        const char *sp = memrchr(line, ' ', ll);
+        if (!sp || sp == line || line[0] == OUTPUTS_ENDS_WHOLE[0]) continue; /* its first line */
+        long long size = strtoll(sp + 1, NULL, 10);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/outputs/%.*s", rt->cfg.datadir, (int)(sp - line), line);
+        struct stat st;
+        long long have = stat(path, &st) == 0 ? (long long)st.st_size : 0;
+        if (have < size)
+            return weir_errf(why, whylen, WEIR_EINVAL,
+                             "%s is %lld bytes, shorter than the %lld it recorded: lines written "
+                             "before it are missing (the whole log rebuilds them)",
+                             path, have, size);
+    }
+    return 0;
+}
+
+/* Renames every outputs/NAME<from> to NAME<to> ("" for NAME); fsyncs the
+ * directory when some was, so that the renames come before whatever the
+ * server writes next. Returns how many were. */
+static int rename_outputs(runtime_t *rt, const char *from, const char *to, const char *what)
+{
+    char dir[4096];
+    DIR *d = open_outputs_dir(rt, dir, sizeof dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int n = 0;
+    size_t k = strlen(from);
+    while ((e = readdir(d))) {
+        if (!has_suffix(e->d_name, from)) continue;
+        char name[1024];
+        size_t len = strlen(e->d_name) - k;
+        if (snprintf(name, sizeof name, "%.*s%s", (int)len, e->d_name, to) >= (int)sizeof name)
+            continue;
+        if (renameat(dirfd(d), e->d_name, dirfd(d), name) != 0) {
+            fprintf(stderr, "weir run: recovery: cannot rename %s/%s to %s: %s\n", dir, e->d_name,
+                    name, strerror(errno));
+            continue;
+        }
+        if (what) fprintf(stderr, "weir run: recovery: %s/%s %s\n", dir, name, what);
+        n++;
+    }
+    if (n) fsync(dirfd(d));
+    closedir(d);
+    return n;
+}
+
+/* The outputs a replay of the whole log moved aside and did not finish
+ * rebuilding, put back (see cut_outputs). */
+static int put_back_cut(runtime_t *rt, char *err, size_t errlen)
+{
+    if (!rename_outputs(rt, ".ndjson.cut", ".ndjson",
+                        "put back as it was before a replay that did not finish"))
+        return 0;
+    return outputs_reopen(rt->out, err, errlen);
+}
+
+/* The replay finished: what it moved aside is not needed any more. */
+static void retire_cut(runtime_t *rt)
+{
+    rename_outputs(rt, ".ndjson.cut", ".ndjson.old", NULL);
+}
+
+/* Deletes the outputs retire_cut retired (NAME.ndjson.old), also those a
+ * crash left behind. */
 static void *remove_cut_main(void *arg)
 {
     runtime_t *rt = arg;
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/outputs", rt->cfg.datadir);
-    DIR *d = opendir(dir);
+    DIR *d = open_outputs_dir(rt, dir, sizeof dir);
     if (!d) return NULL;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (has_suffix(e->d_name, ".ndjson.cut") && unlinkat(dirfd(d), e->d_name, 0) != 0)
+        if (has_suffix(e->d_name, ".ndjson.old") && unlinkat(dirfd(d), e->d_name, 0) != 0)
             fprintf(stderr, "weir run: cannot remove %s/%s: %s\n", dir, e->d_name, strerror(errno));
     }
     closedir(d);
@@ -1150,8 +1250,7 @@ static int ckpt_sync_outputs(void *ctx, char *err, size_t errlen)
 {
     runtime_t *rt = ctx;
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/outputs", rt->cfg.datadir);
-    DIR *d = opendir(dir);
+    DIR *d = open_outputs_dir(rt, dir, sizeof dir);
     if (!d) return 0;
     int rc = 0;
     struct dirent *e;

@@ -16,7 +16,10 @@
 
 /* ---- fingerprint ---- */
 
-uint64_t engine_fingerprint(const engine_t *e)
+/* The plan's hash; with_fields: the source's fields and their types too,
+ * which decide what each logged event is read as (plans of weir before
+ * 2026-11-27 did not have them). */
+static uint64_t plan_hash(const engine_t *e, int with_fields)
 {
     const spec_t *s = e->spec;
     weir_buf_t b = WEIR_BUF_INIT;
@@ -25,6 +28,9 @@ uint64_t engine_fingerprint(const engine_t *e)
      * (a window's inline room) restores it. */
     buf_appendf(&b, "partitions %u key %s lateness %" PRId64 " ttl %" PRId64 "\n", s->partitions,
                 e->src->fields[e->src->key_slot].name, e->src->lateness_ms, e->ttl);
+    for (uint32_t i = 0; with_fields && i < e->src->nfields; i++)
+        buf_appendf(&b, "field %s %s\n", e->src->fields[i].name,
+                    expr_type_name(e->src->fields[i].type));
     for (uint32_t g = 0; g < e->ngroups; g++) {
         const group_t *gr = &e->groups[g];
         buf_appendf(&b, "group %s %" PRId64 " %" PRId64 " %u %d\n",
@@ -44,6 +50,19 @@ uint64_t engine_fingerprint(const engine_t *e)
     uint64_t h = weir_hash64(b.data, b.len);
     buf_free(&b);
     return h;
+}
+
+uint64_t engine_fingerprint(const engine_t *e)
+{
+    return plan_hash(e, 1);
+}
+
+int engine_fingerprint_fits(const engine_t *e, uint64_t fp)
+{
+    /* A checkpoint of an older weir is still restored (without it, a log
+     * that retention has cut could not rebuild its state), its fields taken
+     * on trust as before. */
+    return fp == engine_fingerprint(e) || fp == plan_hash(e, 0);
 }
 
 /* ---- encoding ---- */
@@ -292,10 +311,10 @@ int engine_part_decode(engine_part_t *p, const void *data, size_t len, char *err
         return weir_errf(err, errlen, WEIR_ECORRUPT, "engine state: bad magic or version");
     r.p += 5;
     uint64_t fp = codec_get_u64(&r);
-    if (!r.bad && fp != engine_fingerprint(e))
+    if (!r.bad && !engine_fingerprint_fits(e, fp))
         return weir_errf(err, errlen, WEIR_EINVAL,
                          "engine state: written for another feature plan (the spec's windows, "
-                         "aggregates, patterns, lateness, key or partitions changed)");
+                         "aggregates, patterns, lateness, key, fields or partitions changed)");
     int64_t max_time = codec_get_i(&r), wm = codec_get_i(&r);
     uint64_t seq = codec_get_u(&r);
     engine_stats_t st = {0};

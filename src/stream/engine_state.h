@@ -35,7 +35,11 @@
 #include "base/buf.h"
 #include "stream/engine.h"
 
+/* The feature plan's fingerprint, written with every state and checkpoint:
+ * a state is restored only into the plan it was built by. */
 uint64_t engine_fingerprint(const engine_t *e);
+/* Whether a state or checkpoint of fingerprint fp fits e's plan. */
+int engine_fingerprint_fits(const engine_t *e, uint64_t fp);
 
 /* Appends p's state to b. When flush is not NULL it is called whenever b
  * holds more than ENGINE_STATE_CHUNK bytes (and not at the end: the caller

@@ -119,3 +119,41 @@ def test_a_log_not_partitioned_by_the_key_is_refused(weir_bin, run_weir, tmp_pat
                                key=("key: card_id", "key: merchant"))
     rc, _, err = run_weir(["backfill", by_merchant, "--data", keyed, "--out", tmp_path / "m.csv"])
     assert rc != 0 and "is not partitioned by 'merchant'" in err, err
+
+
+def test_a_refused_start_changes_no_output(weir_bin, run_weir, tmp_path):
+    """A start whose replay stops on the log (the spec's key or a field's
+    type changed since the events were logged) is refused, naming the event,
+    and leaves the outputs as they were; the right spec then starts as if
+    nothing had happened. Before, the replay of the whole log emptied every
+    output first, the refused start left them empty, and the next start
+    restored a checkpoint that recorded them full and went on without them
+    (the lines were gone for good); a changed type was worse: the events it
+    could not read were skipped, and the server served without them."""
+    data = tmp_path / "data"
+    run_weir(["ingest", SPEC, "--data", data], input=gen(weir_bin, 20000), check=True)
+    with Server(weir_bin, SPEC, data) as srv:  # a checkpoint, written at the clean stop
+        features = srv.json("GET", "/v1/features/transactions/c0000042")
+        srv.stop()
+    assert srv.returncode == 0
+    before = outputs(data)
+    assert before.get("hourly_spend.ndjson") and before.get("late.ndjson")
+
+    by_merchant = spec_variant(tmp_path, "merchant.yaml", key=("key: card_id", "key: merchant"))
+    int_amount = spec_variant(tmp_path, "int.yaml", type=("amount: float", "amount: int"))
+    for spec, want in ((by_merchant, "is not partitioned by 'merchant'"),
+                       (int_amount, "field 'amount': expected an int")):
+        for verb in (["run", "--listen", "127.0.0.1:0"], ["ingest"]):
+            rc, _, err = run_weir(verb[:1] + [spec, "--data", data] + verb[1:], input=b"",
+                                  timeout=120)
+            assert rc != 0, (spec.name, verb, err)
+            assert want in err and "offset" in err, err
+            assert "(skipped)" not in err, err
+            assert outputs(data) == before, (spec.name, verb)
+
+    with Server(weir_bin, SPEC, data) as srv:
+        assert srv.json("GET", "/v1/features/transactions/c0000042") == features
+        srv.stop()
+    assert srv.returncode == 0
+    assert outputs(data) == before
+    assert not list((data / "outputs").glob("*.cut")) and not list((data / "outputs").glob("*.old"))
