@@ -1030,9 +1030,18 @@ void win_encode(const win_t *w, weir_buf_t *b)
     }
 }
 
-static int dd_ok(agg_dd_t d)
+/* What a running sum or error bound may hold: finite inputs still add up
+ * to infinity (1e308 twice) and then NaN (inf - inf, when one leaves), and
+ * the window answers null for them; a restore must take every state the
+ * window can reach, or one event makes every checkpoint unusable. */
+static int sumsq_ok(agg_dd_t d)
 {
-    return isfinite(d.hi) && isfinite(d.lo);
+    return d.hi >= 0 || isnan(d.hi);
+}
+
+static int bound_ok(double x)
+{
+    return x >= 0 || isnan(x);
 }
 
 /* Reads and checks one bucket record into r (already bucket_init'ed). */
@@ -1049,12 +1058,11 @@ static int bucket_decode(const win_conf_t *c, void *r, int64_t idx, int64_t end,
     }
     if (c->off_s1) {
         agg_dd_t d = get_dd(rd);
-        if (!dd_ok(d)) return *why = "bucket sum", -1;
-        *F(r, c->off_s1, agg_dd_t) = d;
+        *F(r, c->off_s1, agg_dd_t) = d; /* (any: sumsq_ok) */
     }
     if (c->off_s2) {
         agg_dd_t d = get_dd(rd);
-        if (!dd_ok(d) || d.hi < 0) return *why = "bucket sum of squares", -1;
+        if (!sumsq_ok(d)) return *why = "bucket sum of squares", -1;
         *F(r, c->off_s2, agg_dd_t) = d;
     }
     if (c->off_min) {
@@ -1247,9 +1255,8 @@ int win_decode_in(win_t *w, const win_conf_t *c, void *area, const void *data, s
         m.a1 = codec_get_f64(&rd);
         uint64_t flags = codec_get_u(&rd);
         if (rd.bad) goto trunc;
-        if (m.n != w->n || !isfinite(m.shift) || !dd_ok(m.s1) || !dd_ok(m.s2) ||
-            !(m.e1 >= 0 && isfinite(m.e1)) || !(m.e2 >= 0 && isfinite(m.e2)) ||
-            !(m.a1 >= 0 && isfinite(m.a1)) || flags > 3) {
+        if (m.n != w->n || !isfinite(m.shift) || !sumsq_ok(m.s2) || !bound_ok(m.e1) ||
+            !bound_ok(m.e2) || !bound_ok(m.a1) || flags > 3) {
             why = "running sums";
             goto bad;
         }
