@@ -15,7 +15,8 @@
  *
  * score = link(intercept + sum_f weight_f * (x_f - mean_f) / scale_f); a
  * missing x_f adds nothing. Names in "mean" or "scale" that are not in
- * "weights", non-finite numbers and a zero scale are load errors. Computed in
+ * "weights", non-finite numbers, a zero scale, and another key (a typo) or
+ * one given twice are load errors. Computed in
  * double. */
 #include "model/linear.h"
 
@@ -178,6 +179,28 @@ int linear_parse_json(const char *text, size_t len, linear_t **out, char ***name
     if (!cJSON_IsObject(root) || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, "weir-linear")) {
         rc = weir_errf(err, errlen, WEIR_EINVAL, "linear model: \"format\" must be \"weir-linear\"");
         goto out;
+    }
+    /* A misspelt key ("intercpt") would score with its default: refused,
+     * as the spec refuses one. Two of a key: cJSON would read the first. */
+    static const char *const known[] = {"format", "link", "intercept", "weights", "mean", "scale"};
+    for (const cJSON *it = root->child; it; it = it->next) {
+        size_t k = 0;
+        while (k < sizeof known / sizeof *known && strcmp(it->string, known[k]))
+            k++;
+        if (k == sizeof known / sizeof *known) {
+            rc =
+                weir_errf(err, errlen, WEIR_EINVAL,
+                          "linear model: unknown key \"%s\" (the keys are format, link, intercept, "
+                          "weights, mean and scale)",
+                          it->string);
+            goto out;
+        }
+        for (const cJSON *o = root->child; o != it; o = o->next)
+            if (!strcmp(o->string, it->string)) {
+                rc = weir_errf(err, errlen, WEIR_EINVAL, "linear model: key \"%s\" given twice",
+                               it->string);
+                goto out;
+            }
     }
     const cJSON *link = cJSON_GetObjectItemCaseSensitive(root, "link");
     *logistic = 0;

@@ -149,6 +149,12 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
         }
         obj = *doc;
     }
+    long nul = spec_text_nul(text.ptr, text.len);
+    if (nul >= 0) {
+        snprintf(why, whylen,
+                 "a string holds \\u0000 (NUL) at byte %ld, which weir's strings do not take", nul);
+        return METRICS_REJ_INVALID_EVENT;
+    }
     if (!cJSON_IsObject(obj)) {
         snprintf(why, whylen, "an event must be a JSON object");
         return METRICS_REJ_NOT_OBJECT;

@@ -187,6 +187,16 @@ int spec_decode_event_edge(const spec_source_t *src, const cJSON *obj, expr_valu
     return rc ? rc : spec_decode_event(src, obj, fields, err, errlen);
 }
 
+long spec_text_nul(const char *text, size_t len)
+{
+    const char *end = text + len;
+    /* Escape by escape: a backslash and the byte it escapes, so "\\u0000"
+     * (an escaped backslash, then text) is not one. */
+    for (const char *p = text; p < end && (p = memchr(p, '\\', (size_t)(end - p))); p += 2)
+        if (end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0) return (long)(p - text);
+    return -1;
+}
+
 /* ---- direct decoding ---------------------------------------------------- */
 
 #define MAX_DIRECT_DEPTH  32 /* containers inside an ignored member */

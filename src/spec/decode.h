@@ -49,6 +49,11 @@ int spec_decode_event(const spec_source_t *src, const cJSON *obj, expr_value_t *
 int spec_decode_event_edge(const spec_source_t *src, const cJSON *obj, expr_value_t *fields,
                            char *err, size_t errlen);
 
+/* The byte offset of the first \u0000 escape in a JSON text's strings, or
+ * -1. The edge refuses such an event: cJSON ends its strings at the NUL,
+ * so "k\u0000A" would be read as "k", another key's state. */
+long spec_text_nul(const char *text, size_t len);
+
 #define SPEC_DECODE_SLOW 1 /* spec_decode_text: take the cJSON path */
 
 /* Fills fields[0 .. src->nfields) straight from an event's JSON text

@@ -54,6 +54,14 @@ expr_value_t aggval_to_value(const agg_result_t *r, agg_kind_t kind, expr_type_t
         return expr_null();
     }
     double x = r->num;
+    /* An int sum is exact below 2^53 (the bound decode puts on an int; the
+     * windows' sums are rounded to a double here): one that reaches it may
+     * be rounded (2^53 + 1 reads 2^53), and one past int64 gave INT64_MIN
+     * (the conversion is undefined). It is an overflow, null as int
+     * arithmetic's (expr.h), never a wrong number. The other kinds give
+     * one of the values, exact. */
+    if (kind == AGG_SUM && type != EXPR_FLOAT && !(fabs(x) < 9007199254740992.0))
+        return expr_null();
     switch (type) {
     case EXPR_INT: return expr_int((int64_t)llround(x));
     case EXPR_TIME: return expr_time((int64_t)llround(x));

@@ -272,3 +272,20 @@ def test_int_keys_partition_by_decimal_digits(run_weir, data_dir):
     assert not problems, "\n".join(problems)
     errs = oracle.compare_rows(spec, case.oracle.rows, rows)
     assert not errs, "\n".join(errs)
+
+
+def test_int_sum_past_2_53_is_null(run_weir, data_dir):
+    """An int sum is exact below 2^53 (the largest int decode takes); from
+    there on (2^53 + 1 rounds to 2^53), as past int64, it is an overflow:
+    null, as int arithmetic's, never a rounded or wrapped number (it was:
+    3 x (2^53 - 1) gave ...976, and 1030 x 2^53 gave -2^63, a negative sum).
+    A single value of 2^53 is still itself for last() and first()."""
+    case = Case(run_weir, data_dir, spec_a(partitions=1))
+    big = 2 ** 53
+    case.ingest([ev("a", 60000, big - 1), ev("a", 61000, 1), ev("a", 62000, 1)]
+                + [ev("b", 60000 + i, big) for i in range(1030)])
+    rows = {(r["key"], r["offset"]): r for r in case.rows()}
+    assert rows[("a", 0)]["s_exact"] == big - 1
+    assert rows[("a", 1)]["s_exact"] is None and rows[("a", 2)]["s_exact"] is None
+    assert rows[("b", 3)]["s_exact"] is None and rows[("b", 3)]["last_x"] == big
+    assert all(rows[("b", 3 + i)]["s_exact"] is None for i in range(1, 1030))

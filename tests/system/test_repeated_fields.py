@@ -105,3 +105,28 @@ def test_replay_takes_the_first_of_a_repeated_field(weir_bin, run_weir, data_dir
         status, body = srv.json("GET", "/v1/features/%s/dup-c" % SOURCE)
         assert body["features"]["amount_sum_24h"] == 5.5, body
         assert srv.stop() == 0
+
+
+# A NUL in a string: cJSON ends its strings at it, so "nk\u0000A" was read
+# as "nk" and shared that key's state with "nk", "nk\u0000B", ... The edge
+# refuses it, naming the byte; an escaped backslash before u0000 is text.
+NUL_KEY = '{"card_id":"nk\\u0000A","amount":5.5,"merchant":"m1","country":"US","ts":%d}' % T0
+NOT_NUL = '{"card_id":"nk\\\\u0000A","amount":5.5,"merchant":"m1","country":"US","ts":%d}' % T0
+
+
+def test_a_nul_in_a_string_is_refused(weir_bin, run_weir, data_dir, tmp_path):
+    with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
+        status, body = srv.json("POST", SCORE, NUL_KEY)
+        assert status == 400 and body["error"]["code"] == "invalid_event", body
+        assert "\\u0000 (NUL) at byte 14" in body["error"]["message"], body
+        status, body = srv.json("POST", EVENTS, "[%s]" % NUL_KEY)
+        assert status == 400 and body["rejected_count"] == 1, body
+        status, body = srv.json("POST", SCORE, NOT_NUL)
+        assert status == 200 and body["key"] == "nk\\u0000A", body
+        assert srv.stop() == 0
+    assert [json.loads(r.value)["card_id"] for r in event_records(data_dir).values()] == ["nk\\u0000A"]
+    rc, out, err = run_weir(["ingest", FRAUD_SPEC, "--data", tmp_path / "d2"],
+                            input=NUL_KEY + "\n" + NOT_NUL + "\n{bad\n")
+    assert rc == 1
+    assert "line 1: a string holds \\u0000 (NUL) at byte 14" in err, err
+    assert "line 3: malformed JSON near byte" in err, err
