@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -187,7 +188,8 @@ static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const ch
 static int token_ok(const http_t *h, const char *auth)
 {
     static const char prefix[] = "Bearer ";
-    if (!auth || strncmp(auth, prefix, sizeof prefix - 1) != 0) return 0;
+    /* The scheme is case-insensitive (RFC 7235); the token is not. */
+    if (!auth || strncasecmp(auth, prefix, sizeof prefix - 1) != 0) return 0;
     const char *got = auth + sizeof prefix - 1;
     size_t glen = strlen(got);
     unsigned char diff = (unsigned char)(glen != h->token_len);
@@ -202,6 +204,17 @@ static http_method_t method_of(const char *m)
     if (!strcmp(m, "POST")) return HTTP_POST;
     if (!strcmp(m, "HEAD")) return HTTP_HEAD;
     return HTTP_OTHER;
+}
+
+/* GET /healthz, /readyz and /metrics: answered whatever the load, so that
+ * a liveness probe does not restart a server that is only busy (or held by
+ * slow clients), and the metrics are there when they are needed. They are
+ * answered at once, from counters: they cannot add to the load. */
+static int is_probe(const char *url, const char *method)
+{
+    http_method_t m = method_of(method);
+    return (m == HTTP_GET || m == HTTP_HEAD) &&
+           (!strcmp(url, "/healthz") || !strcmp(url, "/readyz") || !strcmp(url, "/metrics"));
 }
 
 static void watch(http_t *h, req_t *r)
@@ -247,7 +260,7 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
                       "the server is shutting down; retry elsewhere or shortly");
     }
     r->counted = 1;
-    if (n > (int64_t)h->cfg.max_inflight)
+    if (n > (int64_t)h->cfg.max_inflight && !is_probe(url, method))
         return refuse(r, 503, 1, "overloaded", "too many requests in flight; retry shortly");
     header_tally_t t = {0, 0};
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, tally_header, &t);
@@ -299,14 +312,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r->start_ns = weir_mono_ns();
         r->route = h->route(url);
         r->fd = -1;
-        enum MHD_Result ret = on_headers(h, r, url, method);
-        /* A request without a body (GET, HEAD) is answered right away. */
-        if (ret == MHD_NO || r->answered || r->registered) return ret;
-        const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        const char *te =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-        if ((cl && strcmp(cl, "0") != 0) || te) return MHD_YES;
+        /* Answered on a later call, once libmicrohttpd has the whole
+         * request, even one without a body (GET, HEAD): an answer queued in
+         * this first call is an early one, after which libmicrohttpd closes
+         * the connection — every GET /v1/features paid a new TCP
+         * connection. (Refusals here close it on purpose.) */
+        return on_headers(h, r, url, method);
     } else if (r->deferred) {
         /* Resumed by http_finish: its answer goes out now. */
         if (!atomic_load(&r->finished)) return MHD_YES;

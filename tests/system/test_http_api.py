@@ -328,3 +328,31 @@ def test_run_cli_errors(run_weir, data_dir, tmp_path):
     assert rc != 0 and "--max-body" in err
     rc, _, err = run_weir(["run", tmp_path / "missing.yaml", "--data", data_dir])
     assert rc != 0 and err.startswith("weir run: ") and "missing.yaml" in err
+
+
+def test_gets_keep_the_connection(weir_bin, data_dir):
+    """GETs are answered on a kept-alive connection, as POSTs are, and
+    pipelined ones each get their answer. Before, every GET came back with
+    "Connection: close" (answered in libmicrohttpd's first call, an early
+    response): each /v1/features lookup paid a new TCP connection, and of
+    three pipelined GETs only the first was answered."""
+    import socket
+    with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
+        srv.post_events(fraud_events(20))
+        conn = srv.connection()
+        try:
+            for path in ("/v1/features/%s/card-001" % SOURCE, "/healthz", "/metrics", "/readyz",
+                         "/v1/features/%s/card-002" % SOURCE):
+                status, hdrs, _ = srv.request("GET", path, conn=conn)
+                assert status == 200, path
+                assert hdrs.get("connection", "").lower() != "close", (path, hdrs)
+            assert conn.sock is not None  # still the first connection
+        finally:
+            conn.close()
+        s = socket.create_connection((srv.host, srv.port), timeout=10)
+        s.sendall(b"".join(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" for _ in range(3)))
+        got, deadline = b"", time.time() + 10
+        while got.count(b"HTTP/1.1 200") < 3 and time.time() < deadline:
+            got += s.recv(65536)
+        s.close()
+        assert got.count(b"HTTP/1.1 200") == 3, got

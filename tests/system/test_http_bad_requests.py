@@ -147,6 +147,10 @@ def test_overload_is_503_with_retry_after(weir_bin, data_dir):
         time.sleep(0.2)
         status, hdrs, data = srv.request("POST", SCORE, json.dumps(GOOD))
         assert status == 503 and hdrs["retry-after"] == "1" and error_code(data) == "overloaded"
+        # The probes and the metrics are answered all the same: a busy
+        # server is not a dead one (a liveness probe would restart it).
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert srv.request("GET", path)[0] == 200, path
         s.close()
         deadline = time.time() + 10
         while srv.request("POST", SCORE, json.dumps(GOOD))[0] != 200:
