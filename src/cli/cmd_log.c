@@ -57,7 +57,8 @@ static const char read_usage[] =
 static const char check_usage[] =
     "usage: weir log check DIR\n"
     "\n"
-    "Reads and verifies every batch of every segment of the log in DIR, read-only.\n"
+    "Reads and verifies every batch of every segment of the log in DIR, and of its\n"
+    "decision log (DIR/decisions) when a server made one, read-only.\n"
     "Exits 0 when all is valid; otherwise prints each bad file and byte offset and\n"
     "exits 1. A torn tail of an active segment (left by a crash, truncated by the\n"
     "next open) and a stale index (rebuilt by the next open) are notes, not errors.\n";

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -121,24 +122,22 @@ static uint64_t check_segment(check_ctx_t *c, const char *dir, uint64_t base, in
     return next;
 }
 
-int log_check(const char *datadir, log_check_cb cb, void *ctx, log_check_totals_t *totals)
+/* Checks every topic under root (a log's folder). */
+static int check_root(check_ctx_t *c, const char *root)
 {
-    log_check_totals_t dummy;
-    check_ctx_t c = {cb, ctx, 0, totals ? totals : &dummy};
-    memset(c.totals, 0, sizeof *c.totals);
     char **topics;
     size_t ntopics;
     char err[512];
-    if (log_topic_list(datadir, &topics, &ntopics, err, sizeof err) != 0) {
-        report(&c, 1, "%s", err);
+    if (log_topic_list_dir(root, &topics, &ntopics, err, sizeof err) != 0) {
+        report(c, 1, "%s", err);
         return WEIR_ENOENT;
     }
     for (size_t t = 0; t < ntopics; t++) {
         char tdir[4096];
-        snprintf(tdir, sizeof tdir, "%s/log/%s", datadir, topics[t]);
+        snprintf(tdir, sizeof tdir, "%s/%s", root, topics[t]);
         uint32_t nparts;
         if (topic_meta_read(tdir, &nparts) != 0) {
-            report(&c, 1, "%s/topic.meta: unreadable or corrupt", tdir);
+            report(c, 1, "%s/topic.meta: unreadable or corrupt", tdir);
             continue;
         }
         for (uint32_t p = 0; p < nparts; p++) {
@@ -147,16 +146,32 @@ int log_check(const char *datadir, log_check_cb cb, void *ctx, log_check_totals_
             uint64_t *bases;
             uint32_t n;
             if (part_list_segments(pdir, 0, &bases, &n, err, sizeof err) != 0) {
-                report(&c, 1, "%s", err);
+                report(c, 1, "%s", err);
                 continue;
             }
             uint64_t expect = 0;
             for (uint32_t i = 0; i < n; i++)
-                expect = check_segment(&c, pdir, bases[i], i + 1 == n, expect, i == 0);
+                expect = check_segment(c, pdir, bases[i], i + 1 == n, expect, i == 0);
             weir_free(bases);
         }
     }
     for (size_t t = 0; t < ntopics; t++) weir_free(topics[t]);
     weir_free(topics);
+    return 0;
+}
+
+int log_check(const char *datadir, log_check_cb cb, void *ctx, log_check_totals_t *totals)
+{
+    log_check_totals_t dummy;
+    check_ctx_t c = {cb, ctx, 0, totals ? totals : &dummy};
+    memset(c.totals, 0, sizeof *c.totals);
+    char root[4096];
+    snprintf(root, sizeof root, "%s/log", datadir);
+    if (check_root(&c, root) != 0) return WEIR_ENOENT;
+    /* A server's decision log: what recovery and verify read back, as
+     * much as the events are. */
+    struct stat st;
+    snprintf(root, sizeof root, "%s/decisions", datadir);
+    if (stat(root, &st) == 0 && S_ISDIR(st.st_mode)) check_root(&c, root);
     return c.errors;
 }

@@ -376,10 +376,18 @@ int log_topic_list(const char *datadir, char ***names, size_t *count, char *err,
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/log", datadir);
+    int rc = log_topic_list_dir(dir, names, count, err, errlen);
+    if (rc == WEIR_ENOENT)
+        return weir_errf(err, errlen, WEIR_ENOENT, "no log in %s: %s", datadir, strerror(errno));
+    return rc;
+}
+
+int log_topic_list_dir(const char *dir, char ***names, size_t *count, char *err, size_t errlen)
+{
     *names = NULL;
     *count = 0;
     DIR *d = opendir(dir);
-    if (!d) return weir_errf(err, errlen, WEIR_ENOENT, "no log in %s: %s", datadir, strerror(errno));
+    if (!d) return weir_errf(err, errlen, WEIR_ENOENT, "no log in %s: %s", dir, strerror(errno));
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.' || !valid_topic_name(e->d_name)) continue;

@@ -158,6 +158,8 @@ int log_topic_open(log_t *log, const char *name, uint32_t partitions, log_topic_
                    char *err, size_t errlen);
 /* Names of the topics present on disk (caller frees each and the array). */
 int log_topic_list(const char *datadir, char ***names, size_t *count, char *err, size_t errlen);
+/* As log_topic_list, of the topics directly under dir (log_open_dir's root). */
+int log_topic_list_dir(const char *dir, char ***names, size_t *count, char *err, size_t errlen);
 uint32_t log_topic_partitions(const log_topic_t *t);
 log_part_t *log_topic_part(log_topic_t *t, uint32_t partition);
 
@@ -228,7 +230,9 @@ int log_reader_next(log_reader_t *r, log_rec_t *rec, char *err, size_t errlen);
 void log_reader_close(log_reader_t *r);
 
 /* Read-only verification of every topic, partition, segment and index under
- * datadir (needs no lock, changes nothing). Each finding is passed to cb:
+ * datadir: its event log (DATA/log) and, when it has one, a server's
+ * decision log (DATA/decisions), the same format (needs no lock, changes
+ * nothing). Each finding is passed to cb:
  * severity 0 = note (a torn tail recovery will truncate, an index recovery
  * will rebuild), 1 = error (corruption: file and byte offset in msg).
  * Returns the number of errors, or a negative code if datadir is unreadable. */

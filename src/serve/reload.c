@@ -19,11 +19,12 @@
  *     1.5 µs per key when only patterns, derived features, rules
  *     or the model changed (the key table moves in place), ~7 µs per key
  *     when the windows changed (engine_part_migrate). Events logged
- *     after the swap are processed by the new spec; a restart replays the
- *     log with the spec on disk, which — for the events logged before the
- *     reload — differs from what the old spec computed only in the state
- *     the new spec adds (it then sees the whole log, not just what came
- *     after the reload).
+ *     after the swap are processed by the new spec. Then a checkpoint of
+ *     the new plan is taken before the reload answers, so that a crash
+ *     recovers the state as served. A replay of the whole log with the
+ *     spec on disk (no usable checkpoint) differs from what was served
+ *     only in the state the new spec adds (it then sees the whole log, not
+ *     just what came after the reload).
  * Replaced specs stay allocated until the runtime closes: request threads
  * decode events at the edge by the source schema (unchanged) without
  * holding a partition lock, and may still hold a pointer into the old spec. */
@@ -195,5 +196,18 @@ int runtime_reload(runtime_t *rt, uint64_t *version, int *spec_changed, char *er
     metrics_add(rc ? &rt->m.reload_failures : &rt->m.reloads, 1);
     *version = decide_model_version(rt->decide);
     pthread_mutex_unlock(&rt->reload_lock);
+    if (rc == 0 && *spec_changed) {
+        /* The new plan's first checkpoint, before the answer (as Flink
+         * upgrades from a savepoint): without it a crash before the next
+         * periodic one recovers from one of the old plan, which does not
+         * fit, and replays the whole log under the new spec, whose new
+         * state then differs from what was served (it would see the whole
+         * log, not start at the reload). Outside reload_lock: /metrics
+         * takes it. A failure does not undo the reload; it is said. */
+        ckptr_result_t res;
+        char cerr[512];
+        if (checkpointer_take(rt->ckptr, &res, cerr, sizeof cerr) != 0)
+            fprintf(stderr, "weir run: reload: the checkpoint after it failed: %s\n", cerr);
+    }
     return rc;
 }

@@ -192,3 +192,36 @@ def test_sighup_reloads_the_spec(weir_bin, run_weir, tmp_path):
         key = "u1"
         status, body = srv.json("GET", "/v1/features/%s/%s" % (TOPIC, key))
         assert status == 200 and "views_2h" in body["features"]
+
+
+def test_a_crash_after_a_reload_keeps_the_state_served(weir_bin, run_weir, tmp_path):
+    """A reload that changes the plan takes a checkpoint of the new plan
+    before it answers: a kill -9 right after it recovers the state as it
+    was served (the new count() started empty at the reload). Before, the
+    restart found only the old plan's checkpoint, skipped it, and replayed
+    the whole log under the new spec: the new count() then counted events
+    from before the reload, and /v1/features changed across the crash."""
+    lines = run_weir(["gen", "clicks", "--events", "3000", "--seed", "3"], check=True)[1].splitlines()
+    spec = tmp_path / "clicks.yaml"
+    spec.write_text(CLICKS.read_text())
+    data = tmp_path / "data"
+    keys = sorted({json.loads(l)["user_id"] for l in lines})[:20]
+    with Server(weir_bin, spec, data) as srv:
+        post_all(srv, lines[:2000])
+        status, body = srv.json("POST", "/v1/admin/checkpoint")  # one of the old plan
+        assert status == 200, body
+        spec.write_text(CLICKS.read_text().replace(
+            "  views_1h: count(item_id) over 1h",
+            "  views_1h: count(item_id) over 1h\n  n_2h: count() over 2h"))
+        status, body = srv.json("POST", "/v1/admin/reload")
+        assert status == 200 and body["spec"] == "replaced", body
+        post_all(srv, lines[2000:])
+        served = {k: srv.json("GET", "/v1/features/%s/%s" % (TOPIC, k))[1] for k in keys}
+        srv.kill()
+    assert any(b["features"]["n_2h"] for b in served.values())
+    with Server(weir_bin, spec, data) as srv:
+        after = {k: srv.json("GET", "/v1/features/%s/%s" % (TOPIC, k))[1] for k in keys}
+        assert srv.stop() == 0
+        err = srv.stderr()
+    assert "another feature plan" not in err, err[-2000:]
+    assert after == served

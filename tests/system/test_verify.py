@@ -154,6 +154,12 @@ def test_verify_after_retention_starts_at_a_checkpoint(weir_bin, run_weir, tmp_p
     assert rc == 0, out + err
     assert re.search(r"after checkpoint \d+ \(retention deleted the log's start\)", out), out
     assert "3000 events, 3000 decisions checked: 3000 equal, 0 different" in out, out
+    # A clean stop now writes a checkpoint at the log's end; verify still
+    # starts at the oldest one it can (the newest would leave nothing to check).
+    with Server(weir_bin, SPEC, data) as srv:
+        assert srv.stop() == 0
+    rc, out2, err = run_weir(["verify", SPEC, "--data", data])
+    assert rc == 0 and out2 == out, out2 + err
 
 
 LOWER_SPEC = """pipeline: low
