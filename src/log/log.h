@@ -201,6 +201,7 @@ typedef struct log_part_stat {
     int64_t first_ts, max_ts; /* INT64_MIN when empty */
     uint64_t appends;         /* batches written since open */
     uint64_t syncs;           /* fdatasync calls since open (group commit shares them) */
+    int failed; /* a write or fsync failed: appends are refused until the log is opened again */
 } log_part_stat_t;
 void log_part_stat(log_part_t *p, log_part_stat_t *out);
 

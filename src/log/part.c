@@ -524,6 +524,7 @@ void log_part_stat(log_part_t *p, log_part_stat_t *out)
     out->bytes = p->bytes;
     out->syncs = atomic_load(&p->syncs);
     out->appends = atomic_load(&p->written_seq);
+    out->failed = p->failed;
     out->first_ts = out->max_ts = INT64_MIN;
     for (uint32_t i = 0; i < p->nsegs; i++) {
         if (p->segs[i].size == 0) continue;

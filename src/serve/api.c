@@ -624,7 +624,13 @@ void api_handle(void *ctx, const http_req_t *req, http_resp_t *resp)
         return;
     }
     if (!strcmp(p, "/readyz")) {
-        if (want_get(req, resp) && check_ready(a, resp))
+        char why[256];
+        if (!want_get(req, resp) || !check_ready(a, resp)) return;
+        /* A partition whose log failed refuses its events until a restart:
+         * not ready, so that a load balancer sends the traffic elsewhere. */
+        if (runtime_failed(a->rt, why, sizeof why))
+            http_error(resp, 503, "log_failed", "%s", why);
+        else
             buf_append_str(&resp->body, "{\"ready\":true}\n");
         return;
     }

@@ -342,6 +342,21 @@ int runtime_ready(const runtime_t *rt)
     return atomic_load(&rt->ready);
 }
 
+int runtime_failed(runtime_t *rt, char *why, size_t whylen)
+{
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        log_part_stat_t ev, dec;
+        log_part_stat(rt->parts[i].log, &ev);
+        log_part_stat(rt->parts[i].dlog, &dec);
+        if (ev.failed || dec.failed)
+            return weir_errf(why, whylen, WEIR_EIO,
+                             "partition %u's %s log refuses appends after a write or fsync failure "
+                             "(a full disk?): restart weir once its cause is fixed",
+                             i, ev.failed ? "event" : "decision");
+    }
+    return 0;
+}
+
 uint32_t runtime_partition_of(const runtime_t *rt, weir_slice_t key)
 {
     return (uint32_t)(weir_hash64(key.ptr, key.len) % rt->nparts);

@@ -61,6 +61,10 @@ metrics_t *runtime_metrics(runtime_t *rt);
  * the runtime is ready and its decision flusher thread runs. */
 int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen);
 int runtime_ready(const runtime_t *rt);
+/* Non-zero, with why, if a partition's event or decision log refuses
+ * appends (a failed write or fsync): events of that partition are refused
+ * until a restart, so the server is not ready for traffic. */
+int runtime_failed(runtime_t *rt, char *why, size_t whylen);
 
 /* An event decoded at the edge, ready to be logged. */
 typedef struct runtime_event {

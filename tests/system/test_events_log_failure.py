@@ -71,6 +71,12 @@ def test_failed_append_lists_exactly_the_events_not_logged(weir_bin, shim, tmp_p
         not_logged = body["not_logged"]
         assert 0 < len(not_logged) < len(events), body
         assert body["logged"] + len(not_logged) == len(events)
+        # Not ready any more (partition 2 refuses its events until a
+        # restart), though alive.
+        status, body = srv.json("GET", "/readyz")
+        assert status == 503 and body["error"]["code"] == "log_failed", body
+        assert "partition 2's event log refuses appends" in body["error"]["message"], body
+        assert srv.json("GET", "/healthz")[0] == 200
         srv.kill()
     logged = logged_events(data)
     # partitions 0 and 1 went first and were logged; 2 failed, 3 never came
