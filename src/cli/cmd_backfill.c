@@ -2,8 +2,9 @@
  * log through the same engine that serves live traffic and writes one row
  * per event — the point-in-time features a model is trained on, exactly as
  * they were (or would have been) served. Rows go partition by partition,
- * each in offset order; --from/--to filter rows by event time, while the
- * replay itself always starts at the beginning (state needs the history).
+ * each in offset order; --from/--to filter rows by event time (and matches
+ * by match time), while the replay itself always starts at the beginning
+ * (state needs the history).
  * With patterns, rows also carry pattern.NAME (arrival-order patterns: did
  * this event complete a match) and --matches FILE gets every match with
  * emit:, as `weir ingest` / `weir run` write them to DATA/outputs/. */
@@ -42,7 +43,8 @@ static const char backfill_usage[] =
     "row gets the label columns, last, of the line with its key and event time\n"
     "(empty, or null, when none). Lines that match no row are counted on stderr.\n"
     "A column named twice, or like a column the rows have, is refused.\n"
-    "--from/--to keep rows whose event time is in [from, to) (epoch ms or RFC 3339).\n"
+    "--from/--to keep rows whose event time, and matches whose match time, is in\n"
+    "[from, to) (epoch ms or RFC 3339).\n"
     "CSV: a header line; floats with 17 significant digits (they read back exactly);\n"
     "bools as 1/0; null as an empty cell. NDJSON: one object per row.\n"
     "Arrival-order patterns add a column pattern.NAME (the event completed a match).\n"
@@ -78,6 +80,7 @@ static void on_match(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir
     backfill_t *bf = ctx;
     const spec_pattern_t *p = spec_pattern_of(bf->spec, agg);
     if (!p) return; /* an aggregate's window: not this command's output */
+    if (end < bf->from || end >= bf->to) return; /* its match time, as a row's event time */
     buf_reset(&bf->mline);
     outputs_match_line(&bf->mline, bf->spec, part, p, key, start, end, vals);
     buf_append(&bf->mline, "\n", 1);

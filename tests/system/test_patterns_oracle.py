@@ -201,7 +201,7 @@ def run(weir_bin, tmp_path_factory):
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     return {"pats": pats, "ref": ref_found, "ingested": ingested, "replayed": replayed,
-            "rows": rows, "ref_rows": ref_rows}
+            "rows": rows, "ref_rows": ref_rows, "spec": spec, "data": data, "tmp": tmp}
 
 
 def test_enough_matches_of_every_pattern(run):
@@ -224,6 +224,20 @@ def test_ingest_matches_equal_the_reference(run):
 
 def test_backfill_matches_equal_ingest(run):
     assert sorted(canon(m) for m in run["replayed"]) == sorted(canon(m) for m in run["ingested"])
+
+
+def test_backfill_matches_keep_to_the_time_range(run, run_weir):
+    """--from/--to cut the matches by their match time as they cut the rows
+    by event time (they used to be written whole)."""
+    times = sorted(m["time"] for m in run["ingested"])
+    lo, hi = times[len(times) // 3], times[2 * len(times) // 3]
+    matches = run["tmp"] / "range-matches.ndjson"
+    run_weir(["backfill", run["spec"], "--data", run["data"], "--out", run["tmp"] / "range.csv",
+              "--from", lo, "--to", hi, "--matches", matches], check=True)
+    got = [json.loads(l) for l in matches.read_text().splitlines()]
+    want = [m for m in run["ingested"] if lo <= m["time"] < hi]
+    assert 0 < len(want) < len(run["ingested"])
+    assert sorted(canon(m) for m in got) == sorted(canon(m) for m in want)
 
 
 def test_matches_are_written_in_watermark_order(run):
