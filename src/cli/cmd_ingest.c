@@ -247,21 +247,23 @@ int cmd_ingest(int argc, char **argv)
         char why[512];
         cJSON *doc = NULL;
         const char *end = NULL;
-        long nul;
+        long pos; /* of a NUL escape or a byte that is not UTF-8 */
         /* The edge refuses a declared field named twice; the replay above
          * does not: it rebuilds what older binaries accepted (decode.h). */
         if ((size_t)len > INGEST_MAX_LINE) {
             snprintf(why, sizeof why, "longer than %u bytes", INGEST_MAX_LINE);
+        } else if ((pos = spec_text_utf8_bad(s, (size_t)len)) >= 0) {
+            snprintf(why, sizeof why, "not UTF-8 at byte %ld (JSON text is UTF-8)", pos);
         } else if (!(doc = cJSON_ParseWithLengthOpts(s, (size_t)len, &end, 0)) || end != s + len) {
             const char *at = doc ? end : cJSON_GetErrorPtr();
             snprintf(why, sizeof why, "malformed JSON near byte %zu",
                      at && at >= s && at <= s + len ? (size_t)(at - s) : (size_t)0);
         } else if (!cJSON_IsObject(doc)) {
             snprintf(why, sizeof why, "not a JSON object");
-        } else if ((nul = spec_text_nul(s, (size_t)len)) >= 0) {
+        } else if ((pos = spec_text_nul(s, (size_t)len)) >= 0) {
             snprintf(why, sizeof why,
                      "a string holds \\u0000 (NUL) at byte %ld, which weir's strings do not take",
-                     nul);
+                     pos);
         } else if (spec_decode_event_edge(pl->src, doc, fields, why, sizeof why) == 0) {
             why[0] = '\0';
         }

@@ -128,6 +128,11 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
                       expr_value_t *fields, char *why, size_t whylen)
 {
     const cJSON *obj = parsed;
+    long bad = spec_text_utf8_bad(text.ptr, text.len);
+    if (bad >= 0) {
+        snprintf(why, whylen, "not UTF-8 at byte %ld (JSON text is UTF-8)", bad);
+        return METRICS_REJ_MALFORMED_JSON;
+    }
     /* The direct decoder takes what it can prove it decodes exactly as the
      * tree below does (decode.h); everything else, errors included, is
      * decided and worded by cJSON and spec_decode_event. */

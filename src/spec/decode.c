@@ -197,6 +197,44 @@ long spec_text_nul(const char *text, size_t len)
     return -1;
 }
 
+long spec_text_utf8_bad(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < len) {
+        if (i + 8 <= len) { /* ASCII, eight bytes at a time: most events are all of it */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!(w & 0x8080808080808080u)) {
+                i += 8;
+                continue;
+            }
+        }
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        /* The sequence's length and its second byte's range (the rest are
+         * 0x80..0xbf): the table of RFC 3629, section 4. */
+        size_t n;
+        unsigned lo = 0x80, hi = 0xbf;
+        if (c >= 0xc2 && c <= 0xdf)
+            n = 2;
+        else if (c >= 0xe0 && c <= 0xef)
+            n = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+        else if (c >= 0xf0 && c <= 0xf4)
+            n = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+        else
+            return (long)i;
+        if (i + n > len || s[i + 1] < lo || s[i + 1] > hi) return (long)i;
+        for (size_t k = 2; k < n; k++)
+            if ((s[i + k] & 0xc0) != 0x80) return (long)i;
+        i += n;
+    }
+    return -1;
+}
+
 /* ---- direct decoding ---------------------------------------------------- */
 
 #define MAX_DIRECT_DEPTH  32 /* containers inside an ignored member */

@@ -54,6 +54,13 @@ int spec_decode_event_edge(const spec_source_t *src, const cJSON *obj, expr_valu
  * so "k\u0000A" would be read as "k", another key's state. */
 long spec_text_nul(const char *text, size_t len);
 
+/* The byte offset of the first byte of text that is not well-formed UTF-8
+ * (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF),
+ * or -1. JSON is UTF-8 (RFC 8259): the edge refuses other bytes, which
+ * would go into the log and, echoed, make the outputs unreadable to a
+ * strict JSON reader. */
+long spec_text_utf8_bad(const char *text, size_t len);
+
 #define SPEC_DECODE_SLOW 1 /* spec_decode_text: take the cJSON path */
 
 /* Fills fields[0 .. src->nfields) straight from an event's JSON text

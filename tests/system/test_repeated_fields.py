@@ -130,3 +130,21 @@ def test_a_nul_in_a_string_is_refused(weir_bin, run_weir, data_dir, tmp_path):
     assert rc == 1
     assert "line 1: a string holds \\u0000 (NUL) at byte 14" in err, err
     assert "line 3: malformed JSON near byte" in err, err
+
+
+def test_text_that_is_not_utf8_is_refused(weir_bin, run_weir, data_dir, tmp_path):
+    """JSON text is UTF-8 (RFC 8259): an event with other bytes is refused,
+    naming the byte, instead of being logged and echoed into outputs a
+    strict JSON reader cannot read."""
+    bad = b'{"card_id":"bad\xff\xfe","amount":5.5,"merchant":"m1","country":"US","ts":%d}' % T0
+    good = '{"card_id":"caf\u00e9-\u20ac","amount":5.5,"merchant":"m1","country":"US","ts":%d}' % T0
+    with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
+        status, _, data = srv.request("POST", SCORE, bad)
+        body = json.loads(data)
+        assert status == 400 and "not UTF-8 at byte 15" in body["error"]["message"], body
+        status, body = srv.json("POST", SCORE, good.encode())
+        assert status == 200 and body["key"] == "caf\u00e9-\u20ac", body
+        assert srv.stop() == 0
+    assert [json.loads(r.value)["card_id"] for r in event_records(data_dir).values()] == ["caf\u00e9-\u20ac"]
+    rc, out, err = run_weir(["ingest", FRAUD_SPEC, "--data", tmp_path / "d2"], input=bad + b"\n")
+    assert rc == 1 and "line 1: not UTF-8 at byte 15" in err, err

@@ -373,14 +373,49 @@ static void test_random_events(void **state)
     assert_true(mutated_decoded > 1000);
 }
 
+/* The edge's byte checks: UTF-8 by RFC 3629's table, and \u0000 escapes
+ * told from escaped backslashes. */
+static void test_edge_bytes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        long bad;
+    } utf8[] = {
+        {"{\"k\":\"plain ascii, longer than eight bytes\"}", -1},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf", -1},
+        {"abcdefgh\xff", 8},       /* never a UTF-8 byte */
+        {"ab\xc0\xaf", 2},         /* overlong '/' */
+        {"ab\xe0\x80\xaf", 2},     /* overlong, three bytes */
+        {"ab\xed\xa0\x80", 2},     /* a surrogate, U+D800 */
+        {"ab\xf4\x90\x80\x80", 2}, /* past U+10FFFF */
+        {"ab\xe2\x82", 2},         /* cut short at the end */
+        {"ab\xe2\x28\xa1", 2},     /* a continuation byte missing */
+        {"ab\x80"
+         "cd",
+         2}, /* a lone continuation byte */
+    };
+    for (size_t i = 0; i < sizeof utf8 / sizeof *utf8; i++)
+        assert_int_equal(spec_text_utf8_bad(utf8[i].text, strlen(utf8[i].text)), utf8[i].bad);
+    static const struct {
+        const char *text;
+        long at;
+    } nul[] = {
+        {"{\"k\":\"a\\u0000b\"}", 7},
+        {"{\"k\":\"a\\\\u0000b\"}", -1}, /* a\\u0000b: an escaped backslash, then text */
+        {"{\"k\":\"a\\\\\\u0000\"}", 9},
+        {"\\u000", -1},
+    };
+    for (size_t i = 0; i < sizeof nul / sizeof *nul; i++)
+        assert_int_equal(spec_text_nul(nul[i].text, strlen(nul[i].text)), nul[i].at);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_values),
-        cmocka_unit_test(test_left_to_tree),
-        cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_string_stops),
-        cmocka_unit_test(test_random_events),
+        cmocka_unit_test(test_values),        cmocka_unit_test(test_left_to_tree),
+        cmocka_unit_test(test_numbers),       cmocka_unit_test(test_string_stops),
+        cmocka_unit_test(test_random_events), cmocka_unit_test(test_edge_bytes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
