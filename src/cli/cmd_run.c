@@ -211,9 +211,14 @@ int cmd_run(int argc, char **argv)
         return cli_fail(prefix, "replaying the log: %s", err);
     }
     metrics_t *m = runtime_metrics(rt);
+    /* (decided: the events without a logged decision; under at_least_once
+     * every event after the checkpoint, logged decision or not) */
     printf("weir run: ready: replayed %" PRIu64 " events, decided %" PRIu64
-           " logged events that had no decision, in %.3f s; model %" PRIu64 "\n",
+           " logged events (those not decided before%s), in %.3f s; model %" PRIu64 "\n",
            atomic_load(&m->replayed), atomic_load(&m->redecided),
+           runtime_spec(rt)->guarantee == SPEC_AT_LEAST_ONCE
+               ? ", and at_least_once: all after the checkpoint"
+               : "",
            (double)(weir_mono_ns() - t0) / 1e9, runtime_model_version(rt));
     fflush(stdout);
 
