@@ -540,16 +540,21 @@ static void handle_reload(api_t *a, const http_req_t *req, http_resp_t *resp)
     if (rc != 0) {
         /* A new spec that does not load or cannot replace the running one
          * live (422); the same spec without a model: nothing to reload
-         * (409); a model file that does not load, or our failure (500). The
-         * running spec and model stay in every case. */
-        int none = !changed && rc == WEIR_ENOENT;
+         * (409); a model file that does not load or fit (missing, broken,
+         * other inputs: the user's to fix, 422 as a bad spec is); our
+         * failure (out of memory: 500). The running spec and model stay in
+         * every case. */
+        int none = !changed && !runtime_spec(a->rt)->has_model;
+        int ours = rc == WEIR_ENOMEM;
         http_error(resp,
                    changed ? 422
                    : none  ? 409
-                           : 500,
+                   : ours  ? 500
+                           : 422,
                    changed ? "bad_spec"
                    : none  ? "no_model"
-                           : "reload_failed",
+                   : ours  ? "reload_failed"
+                           : "bad_model",
                    "%s (the running spec and model %" PRIu64 " stay live)", err, v);
         return;
     }

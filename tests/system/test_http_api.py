@@ -259,7 +259,7 @@ def test_reload_endpoint_and_sighup(weir_bin, spec_copy, data_dir):
         # A broken file: the reload fails, the live model stays.
         model.write_text("{not json")
         status, body = srv.json("POST", "/v1/admin/reload")
-        assert status == 500 and body["error"]["code"] == "reload_failed"
+        assert status == 422 and body["error"]["code"] == "bad_model"
         assert srv.json("POST", "/v1/score/" + SOURCE, dict(ev, ts=ev["ts"] + 2000))[1]["model"] == 2
         # SIGHUP reloads too.
         m["intercept"] = -10.0

@@ -48,7 +48,7 @@ def test_model_reload_with_too_many_outputs_is_refused(weir_bin, tmp_path):
         m["learner"]["objective"] = {"name": "reg:squarederror", "reg_loss_param": {"scale_pos_weight": "1"}}
         model.write_text(json.dumps(m))
         status, body = srv.json("POST", "/v1/admin/reload")
-        assert status == 500 and body["error"]["code"] == "reload_failed", body
+        assert status == 422 and body["error"]["code"] == "bad_model", body
         assert "65 outputs; at most 64" in body["error"]["message"], body
         # the live model goes on scoring
         for ev in evs[1:]:
