@@ -173,7 +173,8 @@ int runtime_reload(runtime_t *rt, uint64_t *version, int *spec_changed, char *er
     }
     weir_buf_t text = WEIR_BUF_INIT;
     int rc = spec_read_file(rt->cfg.spec_path, &text, err, errlen);
-    *spec_changed = rc == 0 && (text.len != rt->spec_text.len ||
+    /* (a spec file that cannot be read counts as changed: a bad spec) */
+    *spec_changed = rc != 0 || (text.len != rt->spec_text.len ||
                                 memcmp(text.data, rt->spec_text.data, text.len) != 0);
     if (rc == 0 && !*spec_changed) {
         /* The same spec: the model file is what changed. */

@@ -97,11 +97,13 @@ def test_spec_path_that_is_not_a_regular_file(weir_bin, tmp_path):
         spec.unlink()
         os.symlink("/dev/zero", spec)
         status, body = srv.json("POST", "/v1/admin/reload")
-        assert status == 500 and "not a regular file" in body["error"]["message"], body
+        assert status == 422 and body["error"]["code"] == "bad_spec", body
+        assert "not a regular file" in body["error"]["message"], body
         spec.unlink()
         os.mkfifo(spec)
         status, body = srv.json("POST", "/v1/admin/reload")  # would hang on the FIFO
-        assert status == 500 and "not a regular file" in body["error"]["message"], body
+        assert status == 422 and body["error"]["code"] == "bad_spec", body
+        assert "not a regular file" in body["error"]["message"], body
         spec.unlink()
         spec.write_text(text)
         status, body = srv.json("POST", "/v1/admin/reload")
