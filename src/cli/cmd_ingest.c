@@ -77,7 +77,8 @@ static int mark_write(const char *path, const weir_buf_t *ends)
 }
 
 static const char ingest_usage[] =
-    "usage: weir ingest SPEC --data DIR [--source NAME] [--ack written|durable] < NDJSON\n"
+    "usage: weir ingest SPEC --data DIR [--source NAME] [--ack written|durable]\n"
+    "                   [--skip-bad-events] < NDJSON\n"
     "\n"
     "Decodes each NDJSON line by the spec's source schema, appends the good ones to\n"
     "the log in DIR (topic = the source's name, the spec's partitions, partition =\n"
@@ -92,7 +93,10 @@ static const char ingest_usage[] =
     "the input (every line read is appended or rejected, ticks, outputs, the log\n"
     "synced); stderr then says how many input lines were read and appended and\n"
     "where to resume (tail -n +K), and the exit status is 128 + the signal (143,\n"
-    "130). A second signal ends weir at once.\n";
+    "130). A second signal ends weir at once.\n"
+    "Before the input, the log is replayed; an event in it this spec cannot read\n"
+    "(appended by weir log append, or under another schema) stops the ingest, naming\n"
+    "it, unless --skip-bad-events leaves such events out (each named).\n";
 
 /* A partition's events waiting for their batch: [line][key] bytes per
  * event in data, with where each starts (offsets: data may move as it grows). */
@@ -158,6 +162,12 @@ static int flush_partition(ingest_t *in, uint32_t p, int64_t now, char *err, siz
     return 0;
 }
 
+static void report_bad(void *ctx, const char *why)
+{
+    (void)ctx;
+    fprintf(stderr, "weir ingest: replay: %s (skipped: --skip-bad-events)\n", why);
+}
+
 int cmd_ingest(int argc, char **argv)
 {
     const char *prefix = "weir ingest";
@@ -166,16 +176,19 @@ int cmd_ingest(int argc, char **argv)
         {"data", required_argument, 0, 'd'},
         {"source", required_argument, 0, 's'},
         {"ack", required_argument, 0, 'a'},
+        {"skip-bad-events", no_argument, 0, 'S'},
         {0, 0, 0, 0},
     };
     const char *data = NULL, *source = NULL;
     log_ack_t ack = LOG_ACK_WRITTEN;
-    int c;
+    int c, skip_bad = 0;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'd') data = optarg;
         else if (c == 's') source = optarg;
+        else if (c == 'S')
+            skip_bad = 1;
         else if (c == 'a' && !strcmp(optarg, "written")) ack = LOG_ACK_WRITTEN;
         else if (c == 'a' && !strcmp(optarg, "durable")) ack = LOG_ACK_DURABLE;
         else if (c == 'a') return cli_fail(prefix, "--ack must be 'written' or 'durable', not '%s'", optarg);
@@ -203,16 +216,22 @@ int cmd_ingest(int argc, char **argv)
     snprintf(mark, sizeof mark, "%s/outputs/" INGEST_MARK, data);
     weir_buf_t ends = WEIR_BUF_INIT;
     log_ends(pl, &ends);
-    int whole = mark_matches(mark, &ends);
+    /* (files set aside: a writer, this or weir run, stopped rebuilding them) */
+    int whole = mark_matches(mark, &ends) && !outputs_any_aside(out);
     if (unlink(mark) != 0 && errno != ENOENT) rc = cli_fail(prefix, "cannot remove %s: %s", mark, strerror(errno));
     if (rc == 0 && !whole && outputs_set_aside_sink_files(out, err, sizeof err) != 0)
         rc = cli_fail(prefix, "%s", err);
     engine_sink_t sink = outputs_sink(out);
     for (uint32_t p = 0; p < pl->nparts; p++) engine_part_set_sink(pl->parts[p], whole ? NULL : &sink);
     for (uint32_t p = 0; p < pl->nparts && rc == 0; p++)
-        if (pipeline_replay(pl, p, NULL, NULL, NULL, NULL, err, sizeof err) != 0)
+        if (pipeline_replay(pl, p, NULL, NULL, skip_bad ? report_bad : NULL, NULL, err,
+                            sizeof err) != 0)
             rc = cli_fail(prefix, "replaying the log: %s", err);
-    if (!whole) outputs_end_aside_sink_files(out, rc != 0); /* refused: as they were */
+    /* Rebuilt: a new generation (outputs.c), then what was set aside goes;
+     * refused: as they were. */
+    if (!whole && rc == 0 && outputs_new_generation(out, err, sizeof err) != 0)
+        rc = cli_fail(prefix, "%s", err);
+    if (!whole) outputs_end_aside_sink_files(out, rc != 0);
     if (rc) {
         outputs_close(out, NULL, 0);
         buf_free(&ends);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/fileio.h"
 #include "base/numfmt.h"
@@ -41,6 +42,7 @@ struct outputs {
     weir_buf_t closed_ends;
     struct timespec closed_mtime;
     int emits_ever;               /* DATA/outputs/.emits: some spec here had emits */
+    char gen[40];            /* DATA/outputs/.generation ("" without one): OUTPUTS GENERATION */
     pthread_mutex_t emit_mu; /* emits come from the request threads; guards the x arrays */
     weir_buf_t emit_line;
     weir_buf_t line;
@@ -130,6 +132,49 @@ static int mark_emits(const char *dir, const spec_t *spec)
     return 1;
 }
 
+/* OUTPUTS GENERATION. A checkpoint records where each output file ended
+ * (outputs_ends), and recovery cuts the files back there: that is right
+ * only for the files the checkpoint saw grow. A writer that rewrites them
+ * whole (a replay of the whole log, an ingest that rebuilds them) writes
+ * other files, in another order, so it names a new generation in
+ * DATA/outputs/.generation once they are rebuilt, and a checkpoint records
+ * the generation it saw: recovery cuts by a checkpoint of its generation
+ * only (runtime.c). Older directories and checkpoints have none (""). */
+#define GENERATION_FILE ".generation"
+
+static void read_generation(outputs_t *o)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" GENERATION_FILE, o->dir);
+    o->gen[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (!fgets(o->gen, sizeof o->gen, f)) o->gen[0] = '\0';
+    o->gen[strcspn(o->gen, "\n")] = '\0';
+    fclose(f);
+}
+
+const char *outputs_generation(const outputs_t *o)
+{
+    return o->gen;
+}
+
+int outputs_new_generation(outputs_t *o, char *err, size_t errlen)
+{
+    char path[4200], id[sizeof o->gen];
+    snprintf(path, sizeof path, "%s/" GENERATION_FILE, o->dir);
+    /* Unique enough: the wall clock's ms, a monotonic ns count and the pid. */
+    snprintf(id, sizeof id, "%" PRIx64 "-%" PRIx64 "-%x", (uint64_t)weir_wall_ms(), weir_mono_ns(),
+             (unsigned)getpid());
+    weir_outfile_t f;
+    int rc = weir_outfile_open(&f, path, err, errlen);
+    if (rc) return rc;
+    fprintf(f.f, "%s\n", id);
+    if ((rc = weir_outfile_commit(&f, err, errlen)) != 0) return rc;
+    memcpy(o->gen, id, sizeof id);
+    return 0;
+}
+
 int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char *err, size_t errlen)
 {
     char dir[4096];
@@ -163,6 +208,7 @@ int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char 
         return rc;
     }
     o->emits_ever = mark_emits(o->dir, spec);
+    read_generation(o);
     *out = o;
     return 0;
 }
@@ -486,6 +532,8 @@ int outputs_set_aside_sink_files(outputs_t *o, char *err, size_t errlen)
     int rc = outputs_flush(o, err, errlen);
     for (uint32_t i = 0; rc == 0 && i < o->spec->naggregates; i++)
         rc = set_aside(o, o->spec->aggregates[i].name, err, errlen);
+    for (uint32_t i = 0; rc == 0 && i < o->spec->npatterns; i++)
+        if (o->pat[i]) rc = set_aside(o, o->spec->patterns[i].name, err, errlen);
     if (rc == 0) rc = set_aside(o, "late", err, errlen);
     return rc ? rc : outputs_reopen(o, err, errlen);
 }
@@ -501,10 +549,26 @@ static void end_aside(const outputs_t *o, const char *name, int keep)
                     strerror(errno));
 }
 
+int outputs_any_aside(const outputs_t *o)
+{
+    DIR *d = opendir(o->dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int any = 0;
+    while (!any && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        any = n > 11 && strcmp(e->d_name + n - 11, ".ndjson.cut") == 0;
+    }
+    closedir(d);
+    return any;
+}
+
 void outputs_end_aside_sink_files(outputs_t *o, int put_back)
 {
     for (uint32_t i = 0; i < o->spec->naggregates; i++)
         end_aside(o, o->spec->aggregates[i].name, put_back);
+    for (uint32_t i = 0; i < o->spec->npatterns; i++)
+        if (o->pat[i]) end_aside(o, o->spec->patterns[i].name, put_back);
     end_aside(o, "late", put_back);
 }
 
@@ -577,6 +641,7 @@ void outputs_ends(outputs_t *o, weir_buf_t *b)
      * output), which recovery empties before the replay writes it again.
      * The first line says the list is whole. */
     buf_append_str(b, OUTPUTS_ENDS_WHOLE "\n");
+    buf_appendf(b, OUTPUTS_ENDS_GENERATION "%s\n", o->gen);
     for (uint32_t i = 0; i < s->naggregates; i++) output_end(b, s->aggregates[i].name, o->agg[i]);
     output_end(b, "late", o->late);
     for (uint32_t i = 0; o->pat && i < s->npatterns; i++) output_end(b, s->patterns[i].name, o->pat[i]);

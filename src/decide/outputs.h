@@ -31,7 +31,8 @@ int outputs_flush(outputs_t *o, char *err, size_t errlen);
  * error is returned. Not while lines are being written. */
 int outputs_reopen(outputs_t *o, char *err, size_t errlen);
 engine_sink_t outputs_sink(outputs_t *o);
-/* Empties the files outputs_sink writes (window lines and late events),
+/* Empties the files outputs_sink writes (window lines, pattern matches and
+ * late events),
  * for a writer about to write them all again from the log: each is set
  * aside first (NAME.ndjson.cut, unless one is aside already), so that a
  * writer whose replay stops (an event the spec cannot read) leaves them as
@@ -40,6 +41,9 @@ engine_sink_t outputs_sink(outputs_t *o);
  * writer that crashed left aside.) */
 int outputs_set_aside_sink_files(outputs_t *o, char *err, size_t errlen);
 void outputs_end_aside_sink_files(outputs_t *o, int put_back);
+/* Whether some output is set aside (NAME.ndjson.cut): a writer stopped
+ * while it rebuilt the files, which are then not whole. */
+int outputs_any_aside(const outputs_t *o);
 
 /* The text of a window's span (`,"start":S,"end":E`), kept by the caller
  * of outputs_window_line between lines (zero it first; one per thread):
@@ -72,7 +76,13 @@ void outputs_write_lines(outputs_t *o, const spec_aggregate_t *agg, const weir_b
  * running): where each file ends, for a checkpoint (runtime.c, OUTPUTS
  * ACROSS CRASHES). */
 #define OUTPUTS_ENDS_WHOLE "* every output file"
+#define OUTPUTS_ENDS_GENERATION "* generation " /* then outputs_generation's */
 void outputs_ends(outputs_t *o, weir_buf_t *b);
+/* The files' generation (OUTPUTS GENERATION in outputs.c): "" for a
+ * directory that never had one. */
+const char *outputs_generation(const outputs_t *o);
+/* Names a new generation, durably: after a writer rebuilt the files whole. */
+int outputs_new_generation(outputs_t *o, char *err, size_t errlen);
 /* Where FILE (NAME.ndjson) ends in such a list (text, len): 1 and *end if
  * listed, 1 and 0 if the list is whole and does not name it (it was
  * created after), 0 if an older, partial list does not name it. */

@@ -768,6 +768,12 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     return 0;
 }
 
+static void replay_bad(void *ctx, const char *why)
+{
+    (void)ctx;
+    fprintf(stderr, "weir run: replay: %s (skipped: --skip-bad-events)\n", why);
+}
+
 static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
 {
     replay_ctx_t c = {
@@ -798,7 +804,8 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
                             why, sizeof why) != 0)
             c.dr = NULL;
     }
-    int rc = pipeline_replay_from(&rt->pl, p->id, p->from, replay_row, &c, NULL, NULL, err, errlen);
+    int rc = pipeline_replay_from(&rt->pl, p->id, p->from, replay_row, &c,
+                                  rt->cfg.skip_bad ? replay_bad : NULL, NULL, err, errlen);
     if (c.dr) log_reader_close(c.dr);
     buf_free(&c.drec);
     engine_part_features_from(p->engine, 0);
@@ -940,6 +947,23 @@ static void reset_part(runtime_t *rt, uint32_t i)
     rt->parts[i].max_time = INT64_MIN;
 }
 
+/* Whether the checkpoint's outputs text (positions) names the generation
+ * of the files now ("" on both sides for older ones). */
+static int same_generation(runtime_t *rt, weir_slice_t positions)
+{
+    const char *gen = outputs_generation(rt->out);
+    size_t glen = strlen(gen), k = strlen(OUTPUTS_ENDS_GENERATION);
+    for (size_t at = 0; at < positions.len;) {
+        const char *line = positions.ptr + at;
+        const char *nl = memchr(line, '\n', positions.len - at);
+        size_t ll = nl ? (size_t)(nl - line) : positions.len - at;
+        at += ll + 1;
+        if (ll >= k && memcmp(line, OUTPUTS_ENDS_GENERATION, k) == 0)
+            return ll - k == glen && memcmp(line + k, gen, glen) == 0;
+    }
+    return glen == 0;
+}
+
 /* Whether every partition's log still starts at offset 0 (retention
  * deleted nothing): a replay of it rebuilds every output. */
 static int log_whole(runtime_t *rt)
@@ -972,11 +996,21 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
     if (fits) return fits;
     weir_slice_t positions;
     int has_positions = ckpt_kv_find(info->meta, info->nmeta, "outputs", &positions);
-    /* Outputs shorter than it recorded lost lines written before it (a
-     * disk that lost them; a start that emptied them and stopped): the
-     * whole log rebuilds them, so it is skipped while the log has all. */
-    if (has_positions && log_whole(rt) && (fits = outputs_short(rt, positions, why, whylen)) != 0)
-        return fits;
+    /* Its outputs, to cut the files back to: only if they are the files it
+     * saw (OUTPUTS GENERATION in outputs.c), as long as they were (outputs
+     * shorter than it recorded lost lines written before it: a disk that
+     * lost them). Otherwise, while the log has every event, it is skipped:
+     * the whole log rebuilds them; without, its state is restored and the
+     * files are left as they are (as with no checkpoint). */
+    int foreign = has_positions && !same_generation(rt, positions);
+    if (has_positions && log_whole(rt)) {
+        if (foreign)
+            return weir_errf(
+                why, whylen, WEIR_EINVAL,
+                "the output files were rewritten whole since (a replay of the whole "
+                "log, an ingest): its ends are not theirs (the whole log rebuilds them)");
+        if ((fits = outputs_short(rt, positions, why, whylen)) != 0) return fits;
+    }
     rt->restoring = ck;
     int rc = for_each_part(rt, c->threads, restore_part, why, whylen);
     rt->restoring = NULL;
@@ -984,7 +1018,8 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
         for (uint32_t i = 0; i < rt->nparts; i++) reset_part(rt, i);
         return rc;
     }
-    if (has_positions) cut_outputs(rt, &positions, NULL, 0); /* (only truncates: cannot fail) */
+    if (has_positions && !foreign) cut_outputs(rt, &positions, NULL, 0); /* (only truncates) */
+    rt->outputs_foreign = foreign;
     return 0;
 }
 
@@ -1009,13 +1044,23 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
         fprintf(stderr, "weir run: recovery: checkpoint %" PRIu64 ": replaying from offsets [%.*s]\n",
                 rt->recovered_from, (int)b.len, b.data);
         buf_free(&b);
-        rt->replay_outputs = 1;
+        rt->replay_outputs = !rt->outputs_foreign;
+        if (rt->outputs_foreign)
+            fprintf(stderr,
+                    "weir run: recovery: the output files were rewritten whole after "
+                    "checkpoint %" PRIu64 " and the log no longer has every event: "
+                    "they are left as they are, and the replay writes none\n",
+                    rt->recovered_from);
     } else {
         int whole = log_whole(rt);
         rt->replay_outputs = whole;
         if (whole && (rc = cut_outputs(rt, NULL, err, errlen)) != 0) return rc;
     }
+    int rewritten = !rt->recovered_from && rt->replay_outputs;
     rc = for_each_part(rt, threads, recover_part, err, errlen);
+    /* Rebuilt whole: a new generation before the old files are let go, so
+     * that a crash from here on never cuts them by an older checkpoint. */
+    if (rc == 0 && rewritten) rc = outputs_new_generation(rt->out, err, errlen);
     if (rc) {
         /* Refused: the outputs as they were (what else it wrote goes with
          * them: the next start cuts back to what the checkpoints say). */

@@ -92,6 +92,7 @@ struct runtime {
     const ckpt_t *restoring; /* the checkpoint being decoded by the recovery threads */
     uint64_t recovered_from;  /* its id, 0 = none */
     int replay_outputs;       /* replay writes the outputs again (OUTPUTS ACROSS CRASHES) */
+    int outputs_foreign; /* the checkpoint restored is of other output files (restore_checkpoint) */
     double recovery_s;
     pthread_t cut_remover;    /* deletes the outputs cut_outputs moved aside */
     int cut_remover_on;
