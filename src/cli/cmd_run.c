@@ -61,6 +61,9 @@ static const char run_usage[] =
     "                         DIR/decisions at least this often (default 2; 0 = before\n"
     "                         each response). A crash that takes the buffer loses\n"
     "                         nothing: start-up decides logged events without one.\n"
+    "  --skip-bad-events      the replay leaves out a logged event this spec cannot\n"
+    "                         read (one appended by weir log append, which checks no\n"
+    "                         schema), naming it; without, it stops the start\n"
     "\n"
     "Environment: WEIR_API_TOKEN, if set, is the bearer token every /v1/ route\n"
     "requires (\"Authorization: Bearer TOKEN\", else 401).\n"
@@ -99,6 +102,7 @@ int cmd_run(int argc, char **argv)
         {"ack", required_argument, 0, 'a'},
         {"tick-idle", required_argument, 0, 'T'},
         {"decision-flush", required_argument, 0, 'D'},
+        {"skip-bad-events", no_argument, 0, 'S'},
         {0, 0, 0, 0},
     };
     http_config_t hc;
@@ -112,12 +116,15 @@ int cmd_run(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
         const char *name = c == '?' ? argv[optind - 1] : NULL;
-        if (c != 'd' && c != 'l' && c != 'a' && c != '?' &&
+        if (c != 'd' && c != 'l' && c != 'a' && c != 'S' && c != '?' &&
             (cli_parse_u64(optarg, &v) != 0 || v > UINT32_MAX))
             return cli_fail(prefix, "bad number '%s' for --%s", optarg, opts[li].name);
         switch (c) {
         case 'd':
             rc_cfg.datadir = optarg;
+            break;
+        case 'S':
+            rc_cfg.skip_bad = 1;
             break;
         case 'l':
             if (parse_listen(optarg, host, sizeof host, &hc.port) != 0)

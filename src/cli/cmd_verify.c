@@ -54,7 +54,7 @@
 #include "stream/engine_state.h"
 
 static const char verify_usage[] =
-    "usage: weir verify SPEC --data DIR [--show N]\n"
+    "usage: weir verify SPEC --data DIR [--show N] [--skip-bad-events]\n"
     "\n"
     "Replays the event log of the spec's source in DIR, scores and decides every\n"
     "event offline with the spec's model and rules, and compares the result with\n"
@@ -65,6 +65,8 @@ static const char verify_usage[] =
     "starts again) are counted, not differences. When retention deleted the start\n"
     "of the event log, the oldest usable checkpoint is restored and the events\n"
     "after it are checked. Beside a running server, it checks what is written so far.\n"
+    "An event in the log the spec cannot read is an error, unless --skip-bad-events\n"
+    "(give it when the server had it) leaves it out.\n"
     "Exit status: 0 when every decision is equal, 1 when any differs, 2 on error.\n";
 
 /* A run of the decision log: records in input-offset order (RUNS). */
@@ -78,6 +80,7 @@ typedef struct run {
 
 typedef struct verify {
     const spec_t *spec;
+    int skip_bad; /* --skip-bad-events, as the server was started with */
     decide_t *decide;
     uint32_t part;
     run_t *runs;
@@ -315,6 +318,12 @@ static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_resu
     return 0;
 }
 
+static void on_bad(void *ctx, const char *why)
+{
+    (void)ctx;
+    fprintf(stderr, "weir verify: %s (skipped: --skip-bad-events, as the server was told)\n", why);
+}
+
 /* Whether DATA/decisions holds the source's decision log. */
 static int has_decisions(const char *data, const char *source)
 {
@@ -338,8 +347,8 @@ static int verify_part(verify_t *v, pipeline_t *pl, log_topic_t *dtopic, uint64_
     v->end = (int64_t)st.next_offset;
     char err[1024];
     int rc = open_runs(v, log_topic_part(dtopic, v->part), dfrom);
-    if (rc == 0 &&
-        pipeline_replay_from(pl, v->part, from, on_event, v, NULL, NULL, err, sizeof err) != 0)
+    if (rc == 0 && pipeline_replay_from(pl, v->part, from, on_event, v, v->skip_bad ? on_bad : NULL,
+                                        NULL, err, sizeof err) != 0)
         rc = v->err_rc < 0 ? -1 : cli_fail(prefix, "%s", err);
     for (uint32_t k = 0; rc == 0 && k < v->nruns; k++) /* decisions past the replayed events */
         rc = pass_records(v, &v->runs[k], v->end, "a decision of an event the log does not hold");
@@ -426,6 +435,7 @@ int cmd_verify(int argc, char **argv)
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'},
         {"show", required_argument, 0, 'n'},
+        {"skip-bad-events", no_argument, 0, 'S'},
         {0, 0, 0, 0},
     };
     const char *data = NULL;
@@ -438,6 +448,9 @@ int cmd_verify(int argc, char **argv)
         switch (c) {
         case 'd':
             data = optarg;
+            break;
+        case 'S':
+            v.skip_bad = 1;
             break;
         case 'n':
             v.show = strtoull(optarg, &end, 10);

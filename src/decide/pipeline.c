@@ -321,13 +321,18 @@ int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_
             }
         }
         if (k < 0 && !bad) {
-            /* Every logged event passed the edge's decoding, under the spec
-             * of its day: one this spec cannot read means the spec changed
-             * what the log means (a field's type). Skipping it would drop an
-             * acknowledged event from state and outputs for good. */
+            /* An event logged through the edge was decoded by the spec of
+             * its day: one this spec cannot read means the spec changed what
+             * the log means (a field's type), and skipping it would drop an
+             * acknowledged event from state and outputs for good. (One
+             * appended by `weir log append`, which knows no schema, is
+             * skipped only when the operator says so: --skip-bad-events.) */
             n = weir_errf(err, errlen, WEIR_EINVAL,
-                          "partition %u %s: a logged event this spec cannot read (do the spec's "
-                          "fields still read what was logged under the spec before?)",
+                          "partition %u %s: a logged event this spec cannot read (a field's type "
+                          "changed since it was logged? restore it; or the event was appended "
+                          "by weir log append, which checks no schema: start with "
+                          "--skip-bad-events to leave such events out of state and outputs, "
+                          "each named)",
                           part, why);
             break;
         }

@@ -41,8 +41,9 @@ typedef int (*pipeline_row_cb)(void *ctx, uint32_t part, uint64_t offset, const 
 /* Replays partition `part` from offset 0 to its end through its engine
  * partition. Records that do not decode are reported through bad (with the
  * reason) and skipped; *bad_count counts them. Without bad (a writer of the
- * pipeline's state and outputs: run, ingest; and verify, which checks it),
- * such a record stops the replay with an error naming it. Returns 0 or an
+ * pipeline's state and outputs: run, ingest; and verify, which checks it;
+ * unless --skip-bad-events), such a record stops the replay with an error
+ * naming it. Returns 0 or an
  * error from the log (corruption names file and offset). */
 int pipeline_replay(pipeline_t *pl, uint32_t part, pipeline_row_cb row, void *ctx,
                     void (*bad)(void *ctx, const char *why), uint64_t *bad_count, char *err,

@@ -40,6 +40,7 @@ typedef struct runtime_config {
     log_ack_t ack;        /* for the event log (decision batches: always written) */
     int64_t tick_idle_ms; /* a partition idle this long gets a tick at the newest time; 0 = never */
     int decision_flush_ms; /* buffered decisions are written after at most this; 0 = per request */
+    int skip_bad;          /* --skip-bad-events: replay skips logged events the spec cannot read */
 } runtime_config_t;
 
 typedef struct runtime runtime_t;

@@ -157,3 +157,29 @@ def test_a_refused_start_changes_no_output(weir_bin, run_weir, tmp_path):
     assert srv.returncode == 0
     assert outputs(data) == before
     assert not list((data / "outputs").glob("*.cut")) and not list((data / "outputs").glob("*.old"))
+
+
+def test_a_bad_event_appended_by_hand_is_skipped_only_when_asked(weir_bin, run_weir, tmp_path):
+    """`weir log append` checks no schema: an event it appended that the
+    spec cannot read stops run, ingest and verify, naming it and the way
+    out; with --skip-bad-events each leaves it out, naming it (as backfill
+    always does)."""
+    data = tmp_path / "data"
+    events = gen(weir_bin, 2000).splitlines()
+    bad = b'{"card_id":"c0000001","amount":"12.50","merchant":"m1","country":"US","ts":1767225600000}'
+    lines = b"\n".join(events[:1000] + [bad] + events[1000:]) + b"\n"
+    run_weir(["log", "append", data, "--topic", "transactions", "--partitions", "8", "--key",
+              "card_id"], input=lines, check=True)
+    for verb in (["run", "--listen", "127.0.0.1:0"], ["ingest"]):
+        rc, _, err = run_weir(verb[:1] + [SPEC, "--data", data] + verb[1:], timeout=60)
+        assert rc != 0, (verb, err)
+        assert "field 'amount'" in err and "--skip-bad-events" in err, err
+    run_weir(["ingest", SPEC, "--data", data, "--skip-bad-events"], check=True)
+    with Server(weir_bin, SPEC, data, "--skip-bad-events") as srv:
+        assert srv.stop() == 0
+        err = srv.stderr()
+    assert err.count("(skipped: --skip-bad-events)") == 1, err
+    rc, out, err = run_weir(["verify", SPEC, "--data", data])
+    assert rc == 2 and "--skip-bad-events" in err, out + err
+    rc, out, err = run_weir(["verify", SPEC, "--data", data, "--skip-bad-events"])
+    assert rc == 0 and "2000 equal, 0 different" in out, out + err
