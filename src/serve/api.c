@@ -523,16 +523,8 @@ static void handle_features(api_t *a, const http_req_t *req, http_resp_t *resp, 
     runtime_features(a->rt, (weir_slice_t){key, strlen(key)}, &resp->body);
 }
 
-static void handle_reload(api_t *a, const http_req_t *req, http_resp_t *resp)
+static void run_reload(api_t *a, http_resp_t *resp)
 {
-    if (!want_post(req, resp)) return;
-    /* Not while recovery restores and replays: it writes every partition's
-     * state without their locks, and a spec swapped in meanwhile freed what
-     * it was writing into. */
-    if (!runtime_ready(a->rt)) {
-        http_error(resp, 503, "not_ready", "the log is being replayed; reload once /readyz is 200");
-        return;
-    }
     char err[1024];
     uint64_t v;
     int changed;
@@ -562,36 +554,35 @@ static void handle_reload(api_t *a, const http_req_t *req, http_resp_t *resp)
                 changed ? "\"replaced\"" : "\"unchanged\"");
 }
 
-/* A checkpoint takes seconds at a million keys: it is answered from its
- * own thread, the connection suspended meanwhile (http_defer), so the
+/* A checkpoint takes seconds at a million keys, and so does a reload that
+ * changes the plan (it takes one): they are answered from a thread of
+ * their own, the connection suspended meanwhile (http_defer), so the
  * worker's other connections are not held up. */
-typedef struct ckpt_job {
+typedef void (*slow_fn)(api_t *a, http_resp_t *resp);
+typedef struct slow_job {
     api_t *a;
     http_deferred_t *d;
-} ckpt_job_t;
+    slow_fn fn;
+} slow_job_t;
 
-static void run_checkpoint(api_t *a, http_resp_t *resp)
+static void *slow_main(void *arg)
 {
-    char err[1024];
-    if (runtime_checkpoint(a->rt, &resp->body, err, sizeof err) != 0)
-        http_error(resp, 500, "checkpoint_failed", "%s", err);
-}
-
-static void *checkpoint_main(void *arg)
-{
-    ckpt_job_t *j = arg;
+    slow_job_t *j = arg;
     http_resp_t resp = {.status = 200, .content_type = "application/json"};
-    run_checkpoint(j->a, &resp);
+    j->fn(j->a, &resp);
     http_finish(j->d, &resp);
     weir_free(j);
     return NULL;
 }
 
-static void handle_checkpoint(api_t *a, const http_req_t *req, http_resp_t *resp)
+static void run_slow(api_t *a, const http_req_t *req, http_resp_t *resp, slow_fn fn)
 {
     if (!want_post(req, resp)) return;
+    /* Not while recovery restores and replays: it writes every partition's
+     * state without their locks (a spec swapped in meanwhile would free
+     * what it was writing into). */
     if (!runtime_ready(a->rt)) {
-        http_error(resp, 503, "not_ready", "the log is being replayed");
+        http_error(resp, 503, "not_ready", "the log is being replayed; retry once /readyz is 200");
         return;
     }
     http_deferred_t *d = http_defer(req);
@@ -599,16 +590,21 @@ static void handle_checkpoint(api_t *a, const http_req_t *req, http_resp_t *resp
         http_error(resp, 503, "shutting_down", "the server is shutting down");
         return;
     }
-    ckpt_job_t *j = weir_malloc(sizeof *j);
-    j->a = a;
-    j->d = d;
+    slow_job_t *j = weir_malloc(sizeof *j);
+    *j = (slow_job_t){a, d, fn};
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_t t;
-    if (pthread_create(&t, &attr, checkpoint_main, j) != 0)
-        checkpoint_main(j); /* no thread: here */
+    if (pthread_create(&t, &attr, slow_main, j) != 0) slow_main(j); /* no thread: here */
     pthread_attr_destroy(&attr);
+}
+
+static void run_checkpoint(api_t *a, http_resp_t *resp)
+{
+    char err[1024];
+    if (runtime_checkpoint(a->rt, &resp->body, err, sizeof err) != 0)
+        http_error(resp, 500, "checkpoint_failed", "%s", err);
 }
 
 void api_handle(void *ctx, const http_req_t *req, http_resp_t *resp)
@@ -621,8 +617,8 @@ void api_handle(void *ctx, const http_req_t *req, http_resp_t *resp)
     if (has_prefix(p, "/v1/events/")) return handle_events(a, req, resp, p + strlen("/v1/events/"));
     if (has_prefix(p, "/v1/features/"))
         return handle_features(a, req, resp, p + strlen("/v1/features/"));
-    if (!strcmp(p, "/v1/admin/reload")) return handle_reload(a, req, resp);
-    if (!strcmp(p, "/v1/admin/checkpoint")) return handle_checkpoint(a, req, resp);
+    if (!strcmp(p, "/v1/admin/reload")) return run_slow(a, req, resp, run_reload);
+    if (!strcmp(p, "/v1/admin/checkpoint")) return run_slow(a, req, resp, run_checkpoint);
     if (!strcmp(p, "/metrics")) {
         if (!want_get(req, resp)) return;
         resp->content_type = "text/plain; version=0.0.4; charset=utf-8";

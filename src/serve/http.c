@@ -209,7 +209,9 @@ static http_method_t method_of(const char *m)
 /* GET /healthz, /readyz and /metrics: answered whatever the load, so that
  * a liveness probe does not restart a server that is only busy (or held by
  * slow clients), and the metrics are there when they are needed. They are
- * answered at once, from counters: they cannot add to the load. */
+ * cheap: health and readiness read flags and the logs' state; the metrics
+ * take each partition's lock for a moment (and wait for a reload's state
+ * move, which holds requests too), and a scraper sends one at a time. */
 static int is_probe(const char *url, const char *method)
 {
     http_method_t m = method_of(method);

@@ -172,6 +172,8 @@ int runtime_reload(runtime_t *rt, uint64_t *version, int *spec_changed, char *er
         return weir_errf(err, errlen, WEIR_EINVAL, "not ready: the log is being replayed");
     }
     weir_buf_t text = WEIR_BUF_INIT;
+    uint64_t fp_before = 0;
+    int plan_changed = 0;
     int rc = spec_read_file(rt->cfg.spec_path, &text, err, errlen);
     /* (a spec file that cannot be read counts as changed: a bad spec) */
     *spec_changed = rc != 0 || (text.len != rt->spec_text.len ||
@@ -182,12 +184,14 @@ int runtime_reload(runtime_t *rt, uint64_t *version, int *spec_changed, char *er
         rc = s->has_model ? decide_reload(rt->decide, s->model.resolved, err, errlen)
                           : weir_errf(err, errlen, WEIR_ENOENT, "the spec has no model to reload");
     } else if (rc == 0) {
+        fp_before = engine_fingerprint(rt->pl.engine);
         staged_t st;
         rc = stage(rt, &st, err, errlen);
         if (rc) {
             staged_free(&st);
         } else {
             swap_in(rt, &st);
+            plan_changed = engine_fingerprint(rt->pl.engine) != fp_before;
             buf_reset(&rt->spec_text);
             buf_append(&rt->spec_text, text.data, text.len);
             atomic_fetch_add(&rt->spec_reloads, 1);
@@ -197,14 +201,17 @@ int runtime_reload(runtime_t *rt, uint64_t *version, int *spec_changed, char *er
     metrics_add(rc ? &rt->m.reload_failures : &rt->m.reloads, 1);
     *version = decide_model_version(rt->decide);
     pthread_mutex_unlock(&rt->reload_lock);
-    if (rc == 0 && *spec_changed) {
+    if (rc == 0 && plan_changed) {
         /* The new plan's first checkpoint, before the answer (as Flink
          * upgrades from a savepoint): without it a crash before the next
          * periodic one recovers from one of the old plan, which does not
          * fit, and replays the whole log under the new spec, whose new
          * state then differs from what was served (it would see the whole
-         * log, not start at the reload). Outside reload_lock: /metrics
-         * takes it. A failure does not undo the reload; it is said. */
+         * log, not start at the reload). Only when the plan changed (not
+         * the rules, the model or a comment: the old checkpoints still
+         * fit). Outside reload_lock: /metrics takes it; the HTTP reload
+         * runs on a thread of its own (api.c). A failure does not undo the
+         * reload; it is said. */
         ckptr_result_t res;
         char cerr[512];
         if (checkpointer_take(rt->ckptr, &res, cerr, sizeof cerr) != 0)
