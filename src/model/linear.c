@@ -15,8 +15,9 @@
  *
  * score = link(intercept + sum_f weight_f * (x_f - mean_f) / scale_f); a
  * missing x_f adds nothing. Names in "mean" or "scale" that are not in
- * "weights", non-finite numbers, a zero scale, and another key (a typo) or
- * one given twice are load errors. Computed in
+ * "weights", non-finite numbers, a zero scale, and another key (a typo;
+ * keys starting with '_' are the user's, e.g. "_trained") or one given
+ * twice are load errors. Computed in
  * double. */
 #include "model/linear.h"
 
@@ -181,17 +182,18 @@ int linear_parse_json(const char *text, size_t len, linear_t **out, char ***name
         goto out;
     }
     /* A misspelt key ("intercpt") would score with its default: refused,
-     * as the spec refuses one. Two of a key: cJSON would read the first. */
+     * as the spec refuses one; a key starting with '_' is the user's (a
+     * comment, a version). Two of a key: cJSON would read the first. */
     static const char *const known[] = {"format", "link", "intercept", "weights", "mean", "scale"};
     for (const cJSON *it = root->child; it; it = it->next) {
         size_t k = 0;
         while (k < sizeof known / sizeof *known && strcmp(it->string, known[k]))
             k++;
-        if (k == sizeof known / sizeof *known) {
+        if (k == sizeof known / sizeof *known && it->string[0] != '_') {
             rc =
                 weir_errf(err, errlen, WEIR_EINVAL,
                           "linear model: unknown key \"%s\" (the keys are format, link, intercept, "
-                          "weights, mean and scale)",
+                          "weights, mean and scale; keys starting with _ are free)",
                           it->string);
             goto out;
         }

@@ -90,6 +90,13 @@ def test_each_bad_request_gets_its_status_and_a_json_error(server, data_dir):
     assert "card_id" in json.loads(data)["error"]["message"]
     _, _, data = srv.request("POST", SCORE, json.dumps(dict(evil(4), amount="12")), AUTH)
     assert "amount" in json.loads(data)["error"]["message"]
+    # The scheme is case-insensitive (RFC 7235); the token is not.
+    status, _, data = srv.request("GET", "/v1/features/%s/nobody" % SOURCE, None,
+                                  {"Authorization": "bEARER " + TOKEN})
+    assert status == 200, data
+    status, _, data = srv.request("GET", "/v1/features/%s/nobody" % SOURCE, None,
+                                  {"Authorization": "Bearer " + TOKEN.upper()})
+    assert status == 401, data
 
     # Chunked upload over the limit: 413 once the upload ends.
     body = json.dumps(dict(evil(13), pad="y" * 6000)).encode()

@@ -11,7 +11,8 @@ from modelutil import predict, weir, write_csv
 def test_linear_logistic(tmp_path):
     model = {"format": "weir-linear", "link": "logistic", "intercept": -0.5,
              "weights": {"amount": 0.002, "count": 0.3, "ratio": -1.25},
-             "mean": {"amount": 100.0}, "scale": {"amount": 50.0, "ratio": 2.0}}
+             "mean": {"amount": 100.0}, "scale": {"amount": 50.0, "ratio": 2.0},
+             "_trained": "2026-11-27"}  # a key starting with _ is the user's
     path = tmp_path / "lin.json"
     path.write_text(json.dumps(model))
     rng = np.random.default_rng(3)
