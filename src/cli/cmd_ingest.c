@@ -281,7 +281,8 @@ int cmd_ingest(int argc, char **argv)
             snprintf(why, sizeof why, "not a JSON object");
         } else if ((pos = spec_text_nul(s, (size_t)len)) >= 0) {
             snprintf(why, sizeof why,
-                     "a string holds \\u0000 (NUL) at byte %ld, which weir's strings do not take",
+                     "a string holds \\u0000 (NUL) or a raw control byte at byte %ld, which weir's "
+                     "strings do not take",
                      pos);
         } else if (spec_decode_event_edge(pl->src, doc, fields, why, sizeof why) == 0) {
             why[0] = '\0';

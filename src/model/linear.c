@@ -185,6 +185,7 @@ int linear_parse_json(const char *text, size_t len, linear_t **out, char ***name
      * as the spec refuses one; a key starting with '_' is the user's (a
      * comment, a version). Two of a key: cJSON would read the first. */
     static const char *const known[] = {"format", "link", "intercept", "weights", "mean", "scale"};
+    unsigned seen = 0; /* a bit per known key (the '_' keys nobody reads: not checked) */
     for (const cJSON *it = root->child; it; it = it->next) {
         size_t k = 0;
         while (k < sizeof known / sizeof *known && strcmp(it->string, known[k]))
@@ -197,12 +198,12 @@ int linear_parse_json(const char *text, size_t len, linear_t **out, char ***name
                           it->string);
             goto out;
         }
-        for (const cJSON *o = root->child; o != it; o = o->next)
-            if (!strcmp(o->string, it->string)) {
-                rc = weir_errf(err, errlen, WEIR_EINVAL, "linear model: key \"%s\" given twice",
-                               it->string);
-                goto out;
-            }
+        if (k < sizeof known / sizeof *known && (seen & (1u << k))) {
+            rc = weir_errf(err, errlen, WEIR_EINVAL, "linear model: key \"%s\" given twice",
+                           it->string);
+            goto out;
+        }
+        if (k < sizeof known / sizeof *known) seen |= 1u << k;
     }
     const cJSON *link = cJSON_GetObjectItemCaseSensitive(root, "link");
     *logistic = 0;

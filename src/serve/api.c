@@ -157,7 +157,9 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
     long nul = spec_text_nul(text.ptr, text.len);
     if (nul >= 0) {
         snprintf(why, whylen,
-                 "a string holds \\u0000 (NUL) at byte %ld, which weir's strings do not take", nul);
+                 "a string holds \\u0000 (NUL) or a raw control byte at byte %ld, which weir's "
+                 "strings do not take",
+                 nul);
         return METRICS_REJ_INVALID_EVENT;
     }
     if (!cJSON_IsObject(obj)) {

@@ -189,11 +189,23 @@ int spec_decode_event_edge(const spec_source_t *src, const cJSON *obj, expr_valu
 
 long spec_text_nul(const char *text, size_t len)
 {
-    const char *end = text + len;
-    /* Escape by escape: a backslash and the byte it escapes, so "\\u0000"
-     * (an escaped backslash, then text) is not one. */
-    for (const char *p = text; p < end && (p = memchr(p, '\\', (size_t)(end - p))); p += 2)
-        if (end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0) return (long)(p - text);
+    const unsigned char *s = (const unsigned char *)text;
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned c = s[i];
+        if (c == 0) return (long)i; /* raw, in a string or not (cJSON takes it in one) */
+        if (!in_string) {
+            in_string = c == '"';
+        } else if (c == '"') {
+            in_string = 0;
+        } else if (c < 0x20) {
+            return (long)i; /* raw: JSON escapes it (RFC 8259), cJSON does not insist */
+        } else if (c == '\\') {
+            /* an escape: the byte after it is its own ("\\u0000" is text) */
+            if (len - i >= 6 && memcmp(s + i + 1, "u0000", 5) == 0) return (long)i;
+            i++;
+        }
+    }
     return -1;
 }
 

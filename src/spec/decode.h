@@ -49,9 +49,12 @@ int spec_decode_event(const spec_source_t *src, const cJSON *obj, expr_value_t *
 int spec_decode_event_edge(const spec_source_t *src, const cJSON *obj, expr_value_t *fields,
                            char *err, size_t errlen);
 
-/* The byte offset of the first \u0000 escape in a JSON text's strings, or
- * -1. The edge refuses such an event: cJSON ends its strings at the NUL,
- * so "k\u0000A" would be read as "k", another key's state. */
+/* The byte offset of the first NUL in a JSON text (a \u0000 escape in a
+ * string, or a raw 0 byte) or raw control byte (below 0x20) in a string,
+ * or -1. The edge refuses such an event: cJSON ends its strings at a NUL,
+ * so "k\u0000A" would be read as "k", another key's state; and it takes
+ * raw control bytes in a string, which JSON does not (RFC 8259), and which
+ * echoed outputs would then hold. */
 long spec_text_nul(const char *text, size_t len);
 
 /* The byte offset of the first byte of text that is not well-formed UTF-8

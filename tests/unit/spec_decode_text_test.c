@@ -399,15 +399,21 @@ static void test_edge_bytes(void **state)
         assert_int_equal(spec_text_utf8_bad(utf8[i].text, strlen(utf8[i].text)), utf8[i].bad);
     static const struct {
         const char *text;
+        size_t len; /* 0: strlen */
         long at;
     } nul[] = {
-        {"{\"k\":\"a\\u0000b\"}", 7},
-        {"{\"k\":\"a\\\\u0000b\"}", -1}, /* a\\u0000b: an escaped backslash, then text */
-        {"{\"k\":\"a\\\\\\u0000\"}", 9},
-        {"\\u000", -1},
+        {"{\"k\":\"a\\u0000b\"}", 0, 7},
+        {"{\"k\":\"a\\\\u0000b\"}", 0, -1}, /* a\\u0000b: an escaped backslash, then text */
+        {"{\"k\":\"a\\\\\\u0000\"}", 0, 9},
+        {"\"\\u000", 0, -1},
+        {"{\"k\":\"a\0b\"}", 11, 7},      /* a raw NUL in a string */
+        {"{\"k\":\"a\tb\"}", 0, 7},       /* a raw tab in a string */
+        {"{\"k\":\n\t\"a\\tb\"}", 0, -1}, /* white space between tokens, an escaped tab */
+        {"{\"k\":\"a\\\"\tb\"}", 0, 9},   /* an escaped quote does not end the string */
     };
     for (size_t i = 0; i < sizeof nul / sizeof *nul; i++)
-        assert_int_equal(spec_text_nul(nul[i].text, strlen(nul[i].text)), nul[i].at);
+        assert_int_equal(spec_text_nul(nul[i].text, nul[i].len ? nul[i].len : strlen(nul[i].text)),
+                         nul[i].at);
 }
 
 int main(void)
