@@ -682,8 +682,9 @@ static int server_start(const char *weir, const char *spec, const char *data, co
     if (r) s->replayed = strtoull(r + strlen("ready: replayed "), NULL, 10);
     /* its own time, from the recovery's start (after the process started
      * and opened its logs) to ready */
-    const char *in = r ? strstr(r, " logged events that had no decision, in ") : NULL;
-    if (in) s->recover_s = strtod(in + strlen(" logged events that had no decision, in "), NULL);
+    /* ("... decided N logged events (those ...), in S s; model V") */
+    const char *in = r ? strstr(r, "), in ") : NULL;
+    if (in) s->recover_s = strtod(in + strlen("), in "), NULL);
     weir_free(text);
     text = read_file(s->errf);
     r = text ? strstr(text, "recovery: checkpoint ") : NULL;

@@ -26,11 +26,16 @@ INPUTS = ["amount", "txn_count_1h", "amount_sum_24h", "amount_ratio",
 def load(path):
     with open(path, newline="") as f:
         rows = csv.DictReader(f)
-        x, y, t, amount = [], [], [], []
+        missing = [c for c in INPUTS + ["is_fraud"] if c not in (rows.fieldnames or [])]
+        if missing:
+            # A missing column would train on NaN: the model would never
+            # learn from it, and weir would serve it anyway.
+            sys.exit("train.py: %s has no column %s" % (path, ", ".join(missing)))
+        x, y, t = [], [], []
         for r in rows:
             if r["late"] == "1":
                 continue  # late events were scored as of the watermark; train on the in-time view
-            x.append([float(r[c]) if r.get(c, "") != "" else np.nan for c in INPUTS])
+            x.append([float(r[c]) if r[c] != "" else np.nan for c in INPUTS])
             y.append(int(r["is_fraud"]))
             t.append(int(r["time"]))
     order = np.argsort(np.array(t), kind="stable")

@@ -34,7 +34,9 @@ static const char backfill_usage[] =
     "\n"
     "Replays the log of the spec's source in DIR through the engine and writes one\n"
     "row per event: partition, offset, key, time, late, then every feature in\n"
-    "declared order, then the raw event fields named by --with (e.g. a label).\n"
+    "declared order, then each model input that is an event field (not a\n"
+    "feature), as the model is given it (so the rows score as they are: weir model\n"
+    "predict), then the raw event fields named by --with (e.g. a label).\n"
     "--decisions adds score, decision and rule before them: the event scored and\n"
     "decided by the spec's model and rules, as weir run decides it (weir verify\n"
     "compares them with the decision log).\n"
@@ -68,6 +70,8 @@ typedef struct backfill {
     weir_buf_t row;
     uint64_t rows;
     weir_outfile_t matches; /* --matches FILE; .path NULL without it */
+    int write_errno;        /* a row's write failed with it (0: none) */
+    const ckpt_t *start;    /* retention: the checkpoint the replay starts at (NULL: offset 0) */
     weir_buf_t mline;
     decide_t *decide; /* --decisions: the spec's model and rules */
     labels_t *labels; /* --labels FILE */
@@ -202,6 +206,18 @@ static void label_columns(backfill_t *bf, const engine_result_t *res)
     }
 }
 
+/* Whether model input i is an event field written as a column of its own
+ * (INPUT FIELDS): not a feature, and not also a --with field (which is
+ * written raw, as asked). */
+static int input_column(const backfill_t *bf, uint32_t i)
+{
+    const spec_input_t *in = &bf->spec->model.inputs[i];
+    if (in->kind != SPEC_INPUT_FIELD) return 0;
+    for (size_t k = 0; k < bf->nwith; k++)
+        if (!strcmp(bf->with[k], in->name)) return 0;
+    return 1;
+}
+
 static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_result_t *res)
 {
     backfill_t *bf = ctx;
@@ -223,6 +239,11 @@ static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_res
         for (uint32_t i = 0; i < s->npatterns; i++)
             if (is_flag_column(s, i))
                 buf_append_str(b, res->features[s->nfeatures + i].as.b ? ",1" : ",0");
+        for (uint32_t i = 0; i < s->model.ninputs; i++) {
+            if (!input_column(bf, i)) continue;
+            buf_append(b, ",", 1);
+            csv_value(b, &res->fields[s->model.inputs[i].slot]);
+        }
         if (bf->decide) decision_columns(bf, res);
         for (size_t i = 0; i < bf->nwith; i++) {
             buf_append(b, ",", 1);
@@ -243,6 +264,11 @@ static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_res
             buf_append_str(b, s->patterns[i].name);
             buf_append_str(b, res->features[s->nfeatures + i].as.b ? "\":true" : "\":false");
         }
+        for (uint32_t i = 0; i < s->model.ninputs; i++) {
+            if (!input_column(bf, i)) continue;
+            column_name(bf, s->model.inputs[i].name, 0);
+            outputs_json_value(b, &res->fields[s->model.inputs[i].slot]);
+        }
         if (bf->decide) decision_columns(bf, res);
         for (size_t i = 0; i < bf->nwith; i++) {
             column_name(bf, bf->with[i], 0);
@@ -253,7 +279,9 @@ static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_res
     }
     buf_append(b, "\n", 1);
     bf->rows++;
-    return fwrite(b->data, 1, b->len, bf->out.f) == b->len ? 0 : -1;
+    if (fwrite(b->data, 1, b->len, bf->out.f) == b->len) return 0;
+    bf->write_errno = errno ? errno : EIO; /* (said by backfill_write: a full disk) */
+    return -1;
 }
 
 static void report_bad(void *ctx, const char *why)
@@ -293,6 +321,8 @@ static void write_header(backfill_t *bf, const spec_t *spec)
         snprintf(col, sizeof col, "pattern.%s", spec->patterns[i].name);
         column_name(bf, col, 0);
     }
+    for (uint32_t i = 0; i < spec->model.ninputs; i++)
+        if (input_column(bf, i)) column_name(bf, spec->model.inputs[i].name, 0);
     for (size_t i = 0; bf->decide && i < sizeof decided_columns / sizeof decided_columns[0]; i++)
         column_name(bf, decided_columns[i], 0);
     for (size_t i = 0; i < bf->nwith; i++)
@@ -305,8 +335,9 @@ static void write_header(backfill_t *bf, const spec_t *spec)
 
 /* Whether a row already has a column called name (a label column of that
  * name would make the CSV header ambiguous and the NDJSON object repeat a
- * member, which JSON readers resolve differently). */
-static int column_taken(const backfill_t *bf, const char *name)
+ * member, which JSON readers resolve differently): engine_column, of the
+ * columns before the fields; column_taken, of them all. */
+static int engine_column(const backfill_t *bf, const char *name)
 {
     static const char *const fixed[] = {"partition", "offset", "key", "time", "late"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
@@ -318,6 +349,14 @@ static int column_taken(const backfill_t *bf, const char *name)
         if (is_flag_column(bf->spec, i) && !strncmp(name, "pattern.", 8) &&
             !strcmp(name + 8, bf->spec->patterns[i].name))
             return 1;
+    return 0;
+}
+
+static int column_taken(const backfill_t *bf, const char *name)
+{
+    if (engine_column(bf, name)) return 1;
+    for (uint32_t i = 0; i < bf->spec->model.ninputs; i++)
+        if (input_column(bf, i) && !strcmp(name, bf->spec->model.inputs[i].name)) return 1;
     for (size_t i = 0; i < bf->nwith; i++)
         if (!strcmp(name, bf->with[i])) return 1;
     return 0;
@@ -339,6 +378,15 @@ static int columns_new(const backfill_t *bf, const char *labelpath)
         if (decided_column(bf->with[i]))
             return cli_fail(prefix, "--decisions adds a column '%s', and --with names it too",
                             bf->with[i]);
+    /* A --with field named like a column the rows have, or twice: the CSV
+     * header would be ambiguous, and an NDJSON object repeat a member. */
+    for (size_t i = 0; i < bf->nwith; i++) {
+        int twice = 0;
+        for (size_t k = 0; k < i; k++)
+            twice |= !strcmp(bf->with[k], bf->with[i]);
+        if (twice || engine_column(bf, bf->with[i]))
+            return cli_fail(prefix, "--with %s would repeat a column of the rows", bf->with[i]);
+    }
     for (uint32_t i = 0; bf->labels && i < labels_ncols(bf->labels); i++)
         if (column_taken(bf, labels_col_name(bf->labels, i)))
             return cli_fail(prefix, "%s: label column '%.100s' would repeat a column of the rows",
@@ -365,8 +413,12 @@ static int backfill_write(backfill_t *bf, pipeline_t *pl, const char *outpath,
         engine_part_set_sink(pl->parts[p], &sink);
     uint64_t bad = 0;
     for (uint32_t p = 0; p < pl->nparts && rc == 0; p++)
-        if (pipeline_replay(pl, p, write_row, bf, report_bad, &bad, err, sizeof err) != 0)
-            rc = cli_stop_signal() ? 1 : cli_fail(prefix, "%s", err);
+        if (pipeline_replay_from(pl, p, bf->start ? ckpt_part(bf->start, p)->log_offset : 0,
+                                 write_row, bf, report_bad, &bad, err, sizeof err) != 0)
+            rc = cli_stop_signal() ? 1
+                 : bf->write_errno ? cli_fail(prefix, "%s; writing %s failed: %s", err, outpath,
+                                              strerror(bf->write_errno))
+                                   : cli_fail(prefix, "%s", err);
     int stop = cli_stop_signal();
     /* Both files complete before either is renamed: a failed write of one
      * leaves both targets as they were. (The renames are one after the
@@ -445,6 +497,11 @@ int cmd_backfill(int argc, char **argv)
     }
     if (rc == 0 && optind != argc - 1) rc = cli_fail(prefix, "give one SPEC file (see --help)");
     if (rc == 0 && (!data || !outpath)) rc = cli_fail(prefix, "--data DIR and --out FILE are required");
+    if (rc == 0 && bf.from >= bf.to)
+        rc = cli_fail(prefix,
+                      "--from %" PRId64 " is not before --to %" PRId64
+                      ": no row would be in [from, to)",
+                      bf.from, bf.to);
     if (rc == 0 && matchpath && !strcmp(matchpath, outpath))
         rc = cli_fail(prefix, "--out and --matches name the same file, %s", outpath);
     pipeline_t pl;
@@ -461,6 +518,27 @@ int cmd_backfill(int argc, char **argv)
                 labels_load(labelpath, pl.src, &bf.labels, err, sizeof err) != 0)
                 rc = cli_fail(prefix, "%s", err);
             bf.spec = pl.spec;
+            /* Retention deleted the log's start: the state of those events
+             * is in a checkpoint, where the rows start (as verify does);
+             * without one, the windows of the first rows miss them. */
+            ckpt_store_t *store = NULL;
+            ckpt_t *ck = NULL;
+            if (rc == 0 && pipeline_log_start_deleted(&pl)) {
+                if (pipeline_restore_oldest(&pl, data, NULL, &store, &ck, err, sizeof err) == 0) {
+                    bf.start = ck;
+                    fprintf(
+                        stderr,
+                        "weir backfill: retention deleted the log's start: rows from checkpoint "
+                        "%" PRIu64 " on, its state restored\n",
+                        ckpt_info(ck)->id);
+                } else {
+                    fprintf(
+                        stderr,
+                        "weir backfill: retention deleted the log's start and no checkpoint "
+                        "fits (%s): the first rows' windows and last() miss the deleted events\n",
+                        err);
+                }
+            }
             if (rc == 0) rc = columns_new(&bf, labelpath);
             if (rc == 0) rc = backfill_write(&bf, &pl, outpath, matchpath);
             if (rc == 0 && bf.labels && labels_unused(bf.labels))
@@ -469,6 +547,8 @@ int cmd_backfill(int argc, char **argv)
                         " lines of %s matched no row (by key and event time)\n",
                         labels_unused(bf.labels), labelpath);
             labels_free(bf.labels);
+            if (ck) ckpt_close(ck);
+            if (store) ckpt_store_close(store);
             if (bf.decide) decide_free(bf.decide);
             decide_scratch_free(&bf.lower);
             pipeline_close(&pl);

@@ -17,6 +17,7 @@
 #include "base/hash.h"
 #include "cli/cli.h"
 #include "decide/decision_log.h"
+#include "decide/pipeline.h"
 #include "log/checkpoint.h"
 #include "log/log.h"
 
@@ -240,32 +241,6 @@ static void print_partition_offsets(log_topic_t *topic)
     }
 }
 
-static void print_recovery(const char *prefix, log_topic_t *topic)
-{
-    for (uint32_t i = 0; i < log_topic_partitions(topic); i++) {
-        log_recovery_t rec;
-        log_part_recovery(log_topic_part(topic, i), &rec);
-        /* Read-only (stat), what recovery found is left for the next
-         * writer; a torn tail may also be a live writer's batch in flight. */
-        if (rec.dropped_bytes && rec.read_only)
-            fprintf(stderr,
-                    "%s: %s: torn tail of %" PRIu64 " bytes at byte offset %" PRIu64
-                    "; the next writer cuts it (unless it is a write in progress)\n",
-                    prefix, rec.file, rec.dropped_bytes, rec.at);
-        else if (rec.dropped_bytes)
-            fprintf(stderr, "%s: recovery: %s: truncated a torn tail of %" PRIu64 " bytes at byte offset %" PRIu64 "\n",
-                    prefix, rec.file, rec.dropped_bytes, rec.at);
-        if (rec.indexes_rebuilt && rec.read_only)
-            fprintf(stderr,
-                    "%s: partition %u: %u index file(s) missing or stale; the next writer "
-                    "rebuilds them\n",
-                    prefix, i, rec.indexes_rebuilt);
-        else if (rec.indexes_rebuilt)
-            fprintf(stderr, "%s: recovery: partition %u: rebuilt %u index file(s)\n", prefix, i,
-                    rec.indexes_rebuilt);
-    }
-}
-
 /* Opens the log and the topic. With create, a missing topic is created with
  * `partitions` partitions, or 1 if that is 0; an existing one keeps its
  * count (and must match `partitions` if given). */
@@ -281,7 +256,7 @@ static int open_topic(const char *prefix, const log_opts_t *o, uint32_t partitio
         log_close(*log);
         return cli_fail(prefix, "%s", err);
     }
-    print_recovery(prefix, *topic);
+    pipeline_log_recovery(prefix, *topic);
     return 0;
 }
 
@@ -605,7 +580,7 @@ static int log_stat_cmd(int argc, char **argv)
             rc = cli_fail(prefix, "%s", err);
             break;
         }
-        print_recovery(prefix, topic);
+        pipeline_log_recovery(prefix, topic);
         for (uint32_t p = 0; p < log_topic_partitions(topic); p++) {
             log_part_stat_t st;
             log_part_stat(log_topic_part(topic, p), &st);

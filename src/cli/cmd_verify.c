@@ -368,62 +368,16 @@ static int verify_part(verify_t *v, pipeline_t *pl, log_topic_t *dtopic, uint64_
     return 0;
 }
 
-/* Whether retention deleted the start of some partition's event log. */
-static int log_start_deleted(pipeline_t *pl)
-{
-    for (uint32_t p = 0; p < pl->nparts; p++) {
-        log_part_stat_t st;
-        log_part_stat(log_topic_part(pl->topic, p), &st);
-        if (st.start_offset > 0) return 1;
-    }
-    return 0;
-}
-
-/* WHERE IT STARTS: the oldest checkpoint that verifies and that recovery
- * could take (pipeline_checkpoint_fits, against the decision log in
- * dtopic), with every partition's offset at or after its log's start,
- * restored into pl's partitions (*ck, to close); or an error saying why
- * none. The oldest: the replay from it checks the most decisions (the
- * newest, after a clean stop, leaves nothing to check). */
+/* WHERE IT STARTS (pipeline_restore_oldest): the decided offsets are
+ * those of the decision log in dtopic. */
 static int restore_oldest(pipeline_t *pl, log_topic_t *dtopic, const char *data,
                           ckpt_store_t **store, ckpt_t **ck, char *err, size_t errlen)
 {
     int64_t *decided = weir_calloc(pl->nparts, sizeof *decided);
-    ckpt_info_t *list = NULL;
-    size_t n = 0;
-    int rc = ckpt_store_open(data, CKPT_READ_ONLY, store, err, errlen);
+    int rc = 0;
     for (uint32_t p = 0; rc == 0 && p < pl->nparts; p++)
         rc = decision_log_last_input(log_topic_part(dtopic, p), p, &decided[p], err, errlen);
-    if (rc == 0) rc = ckpt_list(*store, CKPT_CHECK_QUICK, &list, &n, err, errlen);
-    if (rc == 0) rc = weir_errf(err, errlen, WEIR_ENOENT, "no checkpoint");
-    int found = 0;
-    for (size_t k = n; !found && k-- > 0;) { /* (the list is newest first) */
-        char why[512];
-        if (list[k].status != 0 || ckpt_open(*store, list[k].id, ck, why, sizeof why) != 0)
-            continue;
-        int fits = pipeline_checkpoint_fits(pl, *ck, decided, why, sizeof why) == 0;
-        for (uint32_t p = 0; fits && p < pl->nparts; p++) {
-            log_part_stat_t st;
-            log_part_stat(log_topic_part(pl->topic, p), &st);
-            fits = ckpt_part(*ck, p)->log_offset >= st.start_offset;
-        }
-        if (!fits) {
-            rc = weir_errf(err, errlen, WEIR_EINVAL, "checkpoint %" PRIu64 ": %s", list[k].id,
-                           why[0] ? why : "it is before the log's start");
-            ckpt_close(*ck);
-            *ck = NULL;
-            continue;
-        }
-        found = 1; /* (a state that does not decode ends the search: it is not skipped) */
-        rc = 0;
-        for (uint32_t p = 0; rc == 0 && p < pl->nparts; p++) {
-            const ckpt_part_t *cp = ckpt_part(*ck, p);
-            if ((rc =
-                     engine_part_decode(pl->parts[p], cp->blob.ptr, cp->blob.len, why, sizeof why)))
-                rc = weir_errf(err, errlen, rc, "partition %u: %s", p, why);
-        }
-    }
-    ckpt_list_free(list, n);
+    if (rc == 0) rc = pipeline_restore_oldest(pl, data, decided, store, ck, err, errlen);
     weir_free(decided);
     return rc;
 }
@@ -488,7 +442,7 @@ int cmd_verify(int argc, char **argv)
         rc = cli_fail(prefix, "%s", err);
     ckpt_store_t *store = NULL;
     ckpt_t *ck = NULL;
-    if (rc == 0 && log_start_deleted(&pl) &&
+    if (rc == 0 && pipeline_log_start_deleted(&pl) &&
         restore_oldest(&pl, dtopic, data, &store, &ck, err, sizeof err) != 0)
         rc = cli_fail(prefix,
                       "retention deleted the start of the event log, so the state before it "

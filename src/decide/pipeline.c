@@ -162,6 +162,7 @@ int pipeline_open(pipeline_t *pl, const char *spec_path, const char *datadir, co
     if (create && (rc = owner_claim(datadir, pl->spec->pipeline, err, errlen)) != 0) goto fail;
     if ((rc = log_topic_open(pl->log, pl->src->name, pl->spec->partitions, &pl->topic, err, errlen)) != 0)
         goto fail;
+    if (create) pipeline_log_recovery("weir", pl->topic); /* what the writer's open cut */
     pl->nparts = log_topic_partitions(pl->topic);
     pl->parts = weir_calloc(pl->nparts, sizeof *pl->parts);
     for (uint32_t i = 0; i < pl->nparts; i++) pl->parts[i] = engine_part_new(pl->engine, i, NULL);
@@ -169,6 +170,34 @@ int pipeline_open(pipeline_t *pl, const char *spec_path, const char *datadir, co
 fail:
     pipeline_close(pl);
     return rc;
+}
+
+void pipeline_log_recovery(const char *prefix, log_topic_t *topic)
+{
+    for (uint32_t i = 0; i < log_topic_partitions(topic); i++) {
+        log_recovery_t rec;
+        log_part_recovery(log_topic_part(topic, i), &rec);
+        /* Read-only (stat), what recovery found is left for the next
+         * writer; a torn tail may also be a live writer's batch in flight. */
+        if (rec.dropped_bytes && rec.read_only)
+            fprintf(stderr,
+                    "%s: %s: torn tail of %" PRIu64 " bytes at byte offset %" PRIu64
+                    "; the next writer cuts it (unless it is a write in progress)\n",
+                    prefix, rec.file, rec.dropped_bytes, rec.at);
+        else if (rec.dropped_bytes)
+            fprintf(stderr,
+                    "%s: recovery: %s: truncated a torn tail of %" PRIu64
+                    " bytes at byte offset %" PRIu64 "\n",
+                    prefix, rec.file, rec.dropped_bytes, rec.at);
+        if (rec.indexes_rebuilt && rec.read_only)
+            fprintf(stderr,
+                    "%s: partition %u: %u index file(s) missing or stale; the next writer "
+                    "rebuilds them\n",
+                    prefix, i, rec.indexes_rebuilt);
+        else if (rec.indexes_rebuilt)
+            fprintf(stderr, "%s: recovery: partition %u: rebuilt %u index file(s)\n", prefix, i,
+                    rec.indexes_rebuilt);
+    }
 }
 
 void pipeline_close(pipeline_t *pl)
@@ -396,7 +425,9 @@ int pipeline_checkpoint_fits(const pipeline_t *pl, const ckpt_t *ck, const int64
                              " (retention)",
                              i, cp->log_offset, st.start_offset);
         /* Every event before the offset must have its decision in the log:
-         * replay starts there and decides only what comes after. */
+         * replay starts there and decides only what comes after. (Not for
+         * a reader that decides nothing: decided NULL.) */
+        if (!decided) continue;
         weir_slice_t dv;
         char num[24] = "";
         if (ckpt_kv_find(cp->meta, cp->nmeta, "decided", &dv) && dv.len < sizeof num)
@@ -426,4 +457,55 @@ int pipeline_parse_time(const char *s, int64_t *out)
         return 0;
     }
     return expr_parse_rfc3339(s, strlen(s), out);
+}
+
+int pipeline_log_start_deleted(pipeline_t *pl)
+{
+    for (uint32_t p = 0; p < pl->nparts; p++) {
+        log_part_stat_t st;
+        log_part_stat(log_topic_part(pl->topic, p), &st);
+        if (st.start_offset > 0) return 1;
+    }
+    return 0;
+}
+
+int pipeline_restore_oldest(pipeline_t *pl, const char *data, const int64_t *decided,
+                            ckpt_store_t **store, ckpt_t **ck, char *err, size_t errlen)
+{
+    ckpt_info_t *list = NULL;
+    size_t n = 0;
+    *ck = NULL;
+    int rc = ckpt_store_open(data, CKPT_READ_ONLY, store, err, errlen);
+    if (rc == 0) rc = ckpt_list(*store, CKPT_CHECK_QUICK, &list, &n, err, errlen);
+    if (rc == 0) rc = weir_errf(err, errlen, WEIR_ENOENT, "no checkpoint");
+    int found = 0;
+    for (size_t k = n; !found && k-- > 0;) { /* (the list is newest first) */
+        char why[512] = "";
+        if (list[k].status != 0 || ckpt_open(*store, list[k].id, ck, why, sizeof why) != 0)
+            continue;
+        if (pipeline_checkpoint_fits(pl, *ck, decided, why, sizeof why) != 0) {
+            rc = weir_errf(err, errlen, WEIR_EINVAL, "checkpoint %" PRIu64 ": %s", list[k].id, why);
+            ckpt_close(*ck);
+            *ck = NULL;
+            continue;
+        }
+        found = 1; /* (a state that does not decode ends the search: it is not skipped) */
+        rc = 0;
+        for (uint32_t p = 0; rc == 0 && p < pl->nparts; p++) {
+            const ckpt_part_t *cp = ckpt_part(*ck, p);
+            if ((rc =
+                     engine_part_decode(pl->parts[p], cp->blob.ptr, cp->blob.len, why, sizeof why)))
+                rc = weir_errf(err, errlen, rc, "partition %u: %s", p, why);
+        }
+        if (rc) { /* partitions as they were: empty, for a replay from the start */
+            for (uint32_t p = 0; p < pl->nparts; p++) {
+                engine_part_free(pl->parts[p]);
+                pl->parts[p] = engine_part_new(pl->engine, p, NULL);
+            }
+            ckpt_close(*ck);
+            *ck = NULL;
+        }
+    }
+    ckpt_list_free(list, n);
+    return rc;
 }

@@ -35,6 +35,25 @@ int pipeline_open(pipeline_t *pl, const char *spec_path, const char *datadir, co
                   int create, char *err, size_t errlen);
 void pipeline_close(pipeline_t *pl);
 
+/* Whether retention deleted the start of some partition's event log. */
+int pipeline_log_start_deleted(pipeline_t *pl);
+
+/* A REPLAY AFTER RETENTION (verify, backfill) starts at a checkpoint: the
+ * state of the events retention deleted is only there. This restores into
+ * pl's partitions the oldest checkpoint of DATA that verifies and that
+ * recovery could take (pipeline_checkpoint_fits; decided may be NULL for a
+ * reader that decides nothing): its offsets are all in the log, as
+ * pipeline_checkpoint_fits requires. The oldest, so that the replay from
+ * it covers the most. 0 with *store and *ck to close, or an error saying
+ * why none (*ck NULL). */
+int pipeline_restore_oldest(pipeline_t *pl, const char *data, const int64_t *decided,
+                            ckpt_store_t **store, ckpt_t **ck, char *err, size_t errlen);
+
+/* Says on stderr, after prefix, what opening topic's partitions found:
+ * a torn tail cut (or, opened read-only, left for the next writer) and
+ * indexes rebuilt (or found stale). */
+void pipeline_log_recovery(const char *prefix, log_topic_t *topic);
+
 /* Called for every event replayed (res filled); return non-zero to stop. */
 typedef int (*pipeline_row_cb)(void *ctx, uint32_t part, uint64_t offset, const engine_result_t *res);
 

@@ -211,6 +211,7 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
     if ((rc = log_topic_open(rt->dlog, rt->pl.src->name, rt->nparts, &rt->dtopic, err, errlen)) !=
         0)
         goto fail;
+    pipeline_log_recovery("weir run: decision log", rt->dtopic);
     if ((rc = outputs_open(cfg->datadir, s, &rt->out, err, errlen)) != 0) goto fail;
     rt->outcomes = weir_calloc(s->ndecisions + 1, sizeof *rt->outcomes);
     for (uint32_t i = 0; i < s->ndecisions; i++)

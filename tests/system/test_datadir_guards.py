@@ -183,3 +183,22 @@ def test_a_bad_event_appended_by_hand_is_skipped_only_when_asked(weir_bin, run_w
     assert rc == 2 and "--skip-bad-events" in err, out + err
     rc, out, err = run_weir(["verify", SPEC, "--data", data, "--skip-bad-events"])
     assert rc == 0 and "2000 equal, 0 different" in out, out + err
+
+
+def test_writers_say_what_their_open_cut(weir_bin, run_weir, tmp_path):
+    """ingest and run cut a torn tail at open, as log append does, and say
+    so (they did it in silence)."""
+    data = tmp_path / "data"
+    run_weir(["ingest", SPEC, "--data", data], input=gen(weir_bin, 2000), check=True)
+    for verb in (["ingest"], ["run", "--listen", "127.0.0.1:0"]):
+        seg = sorted((data / "log" / "transactions" / "0").glob("*.seg"))[-1]
+        with open(seg, "ab") as f:
+            f.write(b"\x07" * 150)
+        if verb[0] == "ingest":
+            rc, _, err = run_weir(["ingest", SPEC, "--data", data], input=b"")
+        else:
+            with Server(weir_bin, SPEC, data) as srv:
+                rc = srv.stop()
+                err = srv.stderr()
+        assert rc == 0, err
+        assert "recovery: %s: truncated a torn tail of 150 bytes" % seg in err, (verb, err)

@@ -85,3 +85,35 @@ def test_a_label_written_as_a_word_is_not_read(run_weir, tmp_path):
     assert out == want
     rc, out, err = run_weir(["model", "predict", LINEAR, "--input", plain, "--label-col", "5"])
     assert rc == 1 and "--label-col 5: the input has 2 columns" in err, err
+
+
+def test_backfill_writes_the_models_field_inputs(run_weir, tmp_path):
+    """Every model input is a column of `weir backfill` rows, the event
+    fields among them (amount) as the model is given them: the fraud
+    example's model was trained without `amount` (train.py read the missing
+    column as NaN), and `weir model predict` refused the rows. --with names
+    that repeat a column, or --from not before --to, are refused."""
+    data = tmp_path / "data"
+    rc, events, err = run_weir(["gen", "fraud", "--events", 300, "--seed", 4])
+    assert rc == 0, err
+    run_weir(["ingest", SPEC, "--data", data], input=events, check=True)
+    rows_csv = tmp_path / "rows.csv"
+    run_weir(["backfill", SPEC, "--data", data, "--out", rows_csv, "--with", "is_fraud"], check=True)
+    with open(rows_csv) as f:
+        rows = list(csv.DictReader(f))
+    by_time = {json.loads(l)["ts"]: json.loads(l)["amount"] for l in events.splitlines()}
+    assert all(float(r["amount"]) == by_time[int(r["time"])] for r in rows)
+    rc, out, err = run_weir(["model", "predict", MODEL, "--input", rows_csv])
+    assert rc == 0 and len(scores(out)) == 300, err
+    # The committed model learnt from amount (its trees split on it).
+    m = json.loads(MODEL.read_text())["learner"]
+    amount = m["feature_names"].index("amount")
+    assert any(f == amount and left != -1  # (a leaf's split index means nothing)
+               for t in m["gradient_booster"]["model"]["trees"]
+               for f, left in zip(t["split_indices"], t["left_children"]))
+    for args, want in ((["--with", "txn_count_1h"], "--with txn_count_1h would repeat"),
+                       (["--with", "is_fraud,is_fraud"], "--with is_fraud would repeat"),
+                       (["--with", "late"], "--with late would repeat"),
+                       (["--from", "2000", "--to", "1000"], "is not before --to")):
+        rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", tmp_path / "x.csv"] + args)
+        assert rc == 1 and want in err, (args, err)
