@@ -1398,7 +1398,9 @@ void runtime_housekeep(runtime_t *rt, int64_t now_ms)
                 engine_part_tick(p->engine, newest);
                 p->max_time = newest;
                 p->last_ms = now_ms;
-            } else {
+                p->tick_failing = 0;
+            } else if (!p->tick_failing) { /* once, not at every tick while it fails */
+                p->tick_failing = 1;
                 fprintf(stderr, "weir run: tick for partition %u: %s\n", i, err);
             }
         }

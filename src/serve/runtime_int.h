@@ -51,6 +51,7 @@ typedef struct rt_part {
     char dfail_err[256];
     decide_scratch_t lower;   /* lower() scratch for the rules */
     _Atomic int64_t max_time; /* newest event time applied (INT64_MIN: none) */
+    int tick_failing;         /* its last tick's append failed, and said so (under lock) */
     _Atomic int64_t last_ms;  /* wall clock of the last append */
     engine_stats_t stats;     /* the gauges thread's last walk, for /metrics */
     /* recovery */

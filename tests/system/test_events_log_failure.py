@@ -8,6 +8,7 @@ LD_PRELOAD shim makes write(2) to partition 2's event log segments fail
 with ENOSPC once the test arms it."""
 import collections
 import json
+import time
 
 import pytest
 
@@ -77,7 +78,10 @@ def test_failed_append_lists_exactly_the_events_not_logged(weir_bin, shim, tmp_p
         assert status == 503 and body["error"]["code"] == "log_failed", body
         assert "partition 2's event log refuses appends" in body["error"]["message"], body
         assert srv.json("GET", "/healthz")[0] == 200
+        time.sleep(2.5)  # idle ticks (every --tick-idle, 1 s) fail on partition 2: said once
         srv.kill()
+        err = srv.stderr()
+    assert err.count("tick for partition 2") == 1, err
     logged = logged_events(data)
     # partitions 0 and 1 went first and were logged; 2 failed, 3 never came
     assert logged and all(p < 2 for p, _ in logged)

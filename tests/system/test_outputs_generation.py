@@ -128,3 +128,21 @@ def test_ingest_after_a_run_stopped_rebuilding(weir_bin, run_weir, tmp_path):
     run_weir(["ingest", spec, "--data", data], input=b"", check=True)
     assert outputs(data) == want
     assert not list((data / "outputs").glob("*.cut"))
+
+
+def test_a_run_killed_while_rebuilding_puts_the_files_back(weir_bin, run_weir, tmp_path):
+    """What a weir run killed in its replay of the whole log leaves (each
+    file set aside whole as NAME.ndjson.cut, a part of it rebuilt): the next
+    start puts the set-aside files back, says so, and goes on from them."""
+    spec, data = spec_copy(tmp_path), tmp_path / "data"
+    run_weir(["ingest", spec, "--data", data], input=b"".join(events(weir_bin, 20000)), check=True)
+    start(weir_bin, spec, data)  # a checkpoint of these files
+    want = outputs(data)
+    for p in (data / "outputs").glob("*.ndjson"):
+        whole = p.read_bytes()
+        p.rename(str(p) + ".cut")
+        p.write_bytes(whole[: len(whole) // 3])
+    err = start(weir_bin, spec, data)
+    assert "put back as it was before a replay that did not finish" in err, err[-2000:]
+    assert outputs(data) == want
+    assert not list((data / "outputs").glob("*.cut"))
