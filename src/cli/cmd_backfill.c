@@ -378,6 +378,12 @@ static int columns_new(const backfill_t *bf, const char *labelpath)
         if (decided_column(bf->with[i]))
             return cli_fail(prefix, "--decisions adds a column '%s', and --with names it too",
                             bf->with[i]);
+    for (uint32_t i = 0; i < bf->spec->model.ninputs; i++)
+        if (input_column(bf, i) && engine_column(bf, bf->spec->model.inputs[i].name))
+            return cli_fail(prefix,
+                            "model input '%s' is an event field named like a column the rows "
+                            "have (it would repeat it); rename the field",
+                            bf->spec->model.inputs[i].name);
     /* A --with field named like a column the rows have, or twice: the CSV
      * header would be ambiguous, and an NDJSON object repeat a member. */
     for (size_t i = 0; i < bf->nwith; i++) {

@@ -218,20 +218,30 @@ int cmd_ingest(int argc, char **argv)
     log_ends(pl, &ends);
     /* (files set aside: a writer, this or weir run, stopped rebuilding them) */
     int whole = mark_matches(mark, &ends) && !outputs_any_aside(out);
+    /* Rebuilt from the log only while it has every event: after retention
+     * the files would lose what the deleted events made. They are left as
+     * they are then (as weir run leaves them), and what follows is added. */
+    int rebuild = !whole && !pipeline_log_start_deleted(pl);
+    if (!whole && !rebuild)
+        fprintf(stderr,
+                "%s: retention deleted the log's start: the outputs are left as they are, "
+                "not rebuilt from what is left\n",
+                prefix);
     if (unlink(mark) != 0 && errno != ENOENT) rc = cli_fail(prefix, "cannot remove %s: %s", mark, strerror(errno));
-    if (rc == 0 && !whole && outputs_set_aside_sink_files(out, err, sizeof err) != 0)
+    if (rc == 0 && rebuild && outputs_set_aside_sink_files(out, err, sizeof err) != 0)
         rc = cli_fail(prefix, "%s", err);
     engine_sink_t sink = outputs_sink(out);
-    for (uint32_t p = 0; p < pl->nparts; p++) engine_part_set_sink(pl->parts[p], whole ? NULL : &sink);
+    for (uint32_t p = 0; p < pl->nparts; p++)
+        engine_part_set_sink(pl->parts[p], rebuild ? &sink : NULL);
     for (uint32_t p = 0; p < pl->nparts && rc == 0; p++)
         if (pipeline_replay(pl, p, NULL, NULL, skip_bad ? report_bad : NULL, NULL, err,
                             sizeof err) != 0)
             rc = cli_fail(prefix, "replaying the log: %s", err);
     /* Rebuilt: a new generation (outputs.c), then what was set aside goes;
      * refused: as they were. */
-    if (!whole && rc == 0 && outputs_new_generation(out, err, sizeof err) != 0)
+    if (rebuild && rc == 0 && outputs_new_generation(out, err, sizeof err) != 0)
         rc = cli_fail(prefix, "%s", err);
-    if (!whole) outputs_end_aside_sink_files(out, rc != 0);
+    if (rebuild) outputs_end_aside_sink_files(out, rc != 0);
     if (rc) {
         outputs_close(out, NULL, 0);
         buf_free(&ends);

@@ -159,16 +159,38 @@ const char *outputs_generation(const outputs_t *o)
     return o->gen;
 }
 
+/* fdatasync of an open stream (flushed); remembers a failure. */
+static void sync_stream(outputs_t *o, FILE *f)
+{
+    if (f && fdatasync(fileno(f)) != 0) out_failed(o);
+}
+
 int outputs_new_generation(outputs_t *o, char *err, size_t errlen)
 {
+    /* The rebuilt files first: a generation must never name files that a
+     * crash can still take (their old copies are deleted next). */
+    int rc = outputs_flush(o, err, errlen);
+    if (rc) return rc;
+    for (uint32_t i = 0; i < o->spec->naggregates; i++)
+        sync_stream(o, o->agg[i]);
+    sync_stream(o, o->late);
+    for (uint32_t i = 0; i < o->spec->npatterns; i++)
+        sync_stream(o, o->pat[i]);
+    pthread_mutex_lock(&o->emit_mu);
+    for (uint32_t i = 0; i < o->spec->ndecisions; i++)
+        sync_stream(o, o->emit[i]);
+    for (uint32_t i = 0; i < o->nx; i++)
+        sync_stream(o, o->xemit[i]);
+    pthread_mutex_unlock(&o->emit_mu);
+    int e = atomic_load(&o->failed);
+    if (e) return weir_errf(err, errlen, WEIR_EIO, "syncing the outputs failed: %s", strerror(e));
     char path[4200], id[sizeof o->gen];
     snprintf(path, sizeof path, "%s/" GENERATION_FILE, o->dir);
     /* Unique enough: the wall clock's ms, a monotonic ns count and the pid. */
     snprintf(id, sizeof id, "%" PRIx64 "-%" PRIx64 "-%x", (uint64_t)weir_wall_ms(), weir_mono_ns(),
              (unsigned)getpid());
     weir_outfile_t f;
-    int rc = weir_outfile_open(&f, path, err, errlen);
-    if (rc) return rc;
+    if ((rc = weir_outfile_open(&f, path, err, errlen)) != 0) return rc;
     fprintf(f.f, "%s\n", id);
     if ((rc = weir_outfile_commit(&f, err, errlen)) != 0) return rc;
     memcpy(o->gen, id, sizeof id);
@@ -549,17 +571,22 @@ static void end_aside(const outputs_t *o, const char *name, int keep)
                     strerror(errno));
 }
 
+/* Whether output name's copy is set aside. */
+static int is_aside(const outputs_t *o, const char *name)
+{
+    char path[4096], aside[4200];
+    struct stat st;
+    aside_paths(o, name, path, aside, sizeof path);
+    return stat(aside, &st) == 0;
+}
+
 int outputs_any_aside(const outputs_t *o)
 {
-    DIR *d = opendir(o->dir);
-    if (!d) return 0;
-    struct dirent *e;
-    int any = 0;
-    while (!any && (e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        any = n > 11 && strcmp(e->d_name + n - 11, ".ndjson.cut") == 0;
-    }
-    closedir(d);
+    int any = is_aside(o, "late");
+    for (uint32_t i = 0; !any && i < o->spec->naggregates; i++)
+        any = is_aside(o, o->spec->aggregates[i].name);
+    for (uint32_t i = 0; !any && i < o->spec->npatterns; i++)
+        any = o->pat[i] && is_aside(o, o->spec->patterns[i].name);
     return any;
 }
 

@@ -41,8 +41,8 @@ engine_sink_t outputs_sink(outputs_t *o);
  * writer that crashed left aside.) */
 int outputs_set_aside_sink_files(outputs_t *o, char *err, size_t errlen);
 void outputs_end_aside_sink_files(outputs_t *o, int put_back);
-/* Whether some output is set aside (NAME.ndjson.cut): a writer stopped
- * while it rebuilt the files, which are then not whole. */
+/* Whether some file outputs_sink writes is set aside (NAME.ndjson.cut): a
+ * writer stopped while it rebuilt the files, which are then not whole. */
 int outputs_any_aside(const outputs_t *o);
 
 /* The text of a window's span (`,"start":S,"end":E`), kept by the caller
@@ -81,7 +81,8 @@ void outputs_ends(outputs_t *o, weir_buf_t *b);
 /* The files' generation (OUTPUTS GENERATION in outputs.c): "" for a
  * directory that never had one. */
 const char *outputs_generation(const outputs_t *o);
-/* Names a new generation, durably: after a writer rebuilt the files whole. */
+/* Names a new generation, durably, after a writer rebuilt the files whole:
+ * the files are flushed and fdatasynced first. */
 int outputs_new_generation(outputs_t *o, char *err, size_t errlen);
 /* Where FILE (NAME.ndjson) ends in such a list (text, len): 1 and *end if
  * listed, 1 and 0 if the list is whole and does not name it (it was

@@ -481,8 +481,11 @@ int pipeline_restore_oldest(pipeline_t *pl, const char *data, const int64_t *dec
     int found = 0;
     for (size_t k = n; !found && k-- > 0;) { /* (the list is newest first) */
         char why[512] = "";
-        if (list[k].status != 0 || ckpt_open(*store, list[k].id, ck, why, sizeof why) != 0)
+        if (list[k].status != 0 || ckpt_open(*store, list[k].id, ck, why, sizeof why) != 0) {
+            fprintf(stderr, "weir: checkpoint %" PRIu64 " skipped: %s\n", list[k].id,
+                    why[0] ? why : "it does not verify");
             continue;
+        }
         if (pipeline_checkpoint_fits(pl, *ck, decided, why, sizeof why) != 0) {
             rc = weir_errf(err, errlen, WEIR_EINVAL, "checkpoint %" PRIu64 ": %s", list[k].id, why);
             ckpt_close(*ck);

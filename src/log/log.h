@@ -204,6 +204,9 @@ typedef struct log_part_stat {
     int failed; /* a write or fsync failed: appends are refused until the log is opened again */
 } log_part_stat_t;
 void log_part_stat(log_part_t *p, log_part_stat_t *out);
+/* log_part_stat_t.failed without the partition's lock (which a roll holds
+ * across an fsync): for a probe that must answer at once. */
+int log_part_failed(log_part_t *p);
 
 /* Deletes closed segments past the retention limits (also run after every
  * roll and by the background thread), oldest first, stopping at the first

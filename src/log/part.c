@@ -515,6 +515,11 @@ int log_part_save_point(log_part_t *p, uint64_t min_growth)
     return rc;
 }
 
+int log_part_failed(log_part_t *p)
+{
+    return atomic_load(&p->failed);
+}
+
 void log_part_stat(log_part_t *p, log_part_stat_t *out)
 {
     pthread_mutex_lock(&p->mu);
@@ -524,7 +529,7 @@ void log_part_stat(log_part_t *p, log_part_stat_t *out)
     out->bytes = p->bytes;
     out->syncs = atomic_load(&p->syncs);
     out->appends = atomic_load(&p->written_seq);
-    out->failed = p->failed;
+    out->failed = atomic_load(&p->failed);
     out->first_ts = out->max_ts = INT64_MIN;
     for (uint32_t i = 0; i < p->nsegs; i++) {
         if (p->segs[i].size == 0) continue;

@@ -23,7 +23,8 @@ struct log_part {
     log_segment_t *segs;
     uint32_t nsegs, capsegs;
     uint64_t bytes;
-    int failed; /* a write or fsync failed: further appends are refused */
+    atomic_int failed; /* a write or fsync failed: further appends are refused (read unlocked:
+                          log_part_failed) */
 
     /* Sequence of completed write()s; bumped under mu after each write. */
     _Atomic uint64_t written_seq;

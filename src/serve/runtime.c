@@ -346,14 +346,12 @@ int runtime_ready(const runtime_t *rt)
 int runtime_failed(runtime_t *rt, char *why, size_t whylen)
 {
     for (uint32_t i = 0; i < rt->nparts; i++) {
-        log_part_stat_t ev, dec;
-        log_part_stat(rt->parts[i].log, &ev);
-        log_part_stat(rt->parts[i].dlog, &dec);
-        if (ev.failed || dec.failed)
+        int ev = log_part_failed(rt->parts[i].log), dec = log_part_failed(rt->parts[i].dlog);
+        if (ev || dec)
             return weir_errf(why, whylen, WEIR_EIO,
                              "partition %u's %s log refuses appends after a write or fsync failure "
                              "(a full disk?): restart weir once its cause is fixed",
-                             i, ev.failed ? "event" : "decision");
+                             i, ev ? "event" : "decision");
     }
     return 0;
 }
@@ -754,7 +752,9 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     if (decided && (!c->emits || emit_logged(c, offset, res))) return 0;
     decision_t d;
     decide_one(rt, p, res, res->raw.len, 0, &d);
-    if (d.emit && rt->replay_outputs)
+    /* An event decided now for the first time: its emit is written now
+     * or never, whether or not the replay rewrites the others'. */
+    if (d.emit && (rt->replay_outputs || !decided))
         outputs_emit(rt->out, d.emit, p->id, offset, res->key, d.decision, d.rule, d.score, res->raw);
     if (decided) return 0;
     /* Logged, never decided: a crash came between the two appends (or took

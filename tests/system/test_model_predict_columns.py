@@ -117,3 +117,18 @@ def test_backfill_writes_the_models_field_inputs(run_weir, tmp_path):
                        (["--from", "2000", "--to", "1000"], "is not before --to")):
         rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", tmp_path / "x.csv"] + args)
         assert rc == 1 and want in err, (args, err)
+
+
+def test_a_field_input_named_like_a_row_column_is_refused(run_weir, tmp_path):
+    """A model input that is an event field named like one of the rows'
+    own columns (time, offset) would repeat that column: refused, naming it."""
+    (tmp_path / "m.json").write_text('{"format": "weir-linear", "weights": {"time": 1.0}}')
+    spec = tmp_path / "s.yaml"
+    spec.write_text("pipeline: p\npartitions: 1\nsources:\n  ev:\n    key: k\n    time: ts\n"
+                    "    fields: {k: string, time: float, ts: time}\n"
+                    "features:\n  n: count() over 1h\n"
+                    "model:\n  path: m.json\n  inputs: [time]\n")
+    data = tmp_path / "data"
+    run_weir(["ingest", spec, "--data", data], input='{"k":"a","time":1.5,"ts":1000}\n', check=True)
+    rc, _, err = run_weir(["backfill", spec, "--data", data, "--out", tmp_path / "x.csv"])
+    assert rc == 1 and "model input 'time' is an event field named like a column" in err, err
