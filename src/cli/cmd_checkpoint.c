@@ -53,14 +53,17 @@ static void format_time(int64_t ms, char *out, size_t n)
     snprintf(out + k, n - k, ".%03dZ", (int)(((ms % 1000) + 1000) % 1000));
 }
 
-/* Bytes as printable text: non-printables as \xNN. */
-static void print_bytes(weir_slice_t s)
+/* Bytes as printable text: non-printables as \xNN, except that a value of
+ * several lines (the outputs' ends) goes on, a line each, after indent. */
+static void print_bytes(weir_slice_t s, const char *indent)
 {
     for (size_t i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.ptr[i];
         if (c >= ' ' && c < 127 && c != '\\')
             putchar(c);
-        else
+        else if (c == '\n' && indent && i + 1 < s.len)
+            printf("\n%s", indent);
+        else if (c != '\n' || !indent)
             printf("\\x%02x", c);
     }
 }
@@ -201,7 +204,7 @@ static void print_table(const char *dir, int level, const ckpt_info_t *list, siz
             char when[64];
             format_time(c->created_ms, when, sizeof when);
             printf("  written %s  pipeline ", when);
-            print_bytes((weir_slice_t){c->pipeline, strlen(c->pipeline)});
+            print_bytes((weir_slice_t){c->pipeline, strlen(c->pipeline)}, NULL);
             printf("  %u partition%s", c->partitions, c->partitions == 1 ? "" : "s");
         }
         printf("  %" PRIu64 " bytes  ", c->bytes);
@@ -212,9 +215,9 @@ static void print_table(const char *dir, int level, const ckpt_info_t *list, siz
         if (!c->parts) continue;
         for (size_t m = 0; m < c->nmeta; m++) {
             printf("  meta ");
-            print_bytes(c->meta[m].key);
+            print_bytes(c->meta[m].key, NULL);
             putchar('=');
-            print_bytes(c->meta[m].value);
+            print_bytes(c->meta[m].value, "    ");
             putchar('\n');
         }
         printf("  %-9s  %20s  %20s  %14s  %s\n", "partition", "log offset", "decision offset",

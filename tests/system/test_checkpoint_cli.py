@@ -86,7 +86,7 @@ def store(data_dir):
     """Two checkpoints: 1 (older) and 2 (newest, with a multi-block part)."""
     write_checkpoint(data_dir, 1, [(100, 10, blob(50, 1)), (200, 20, b"")])
     write_checkpoint(data_dir, 2, [(150, 15, blob(200000, 2)), (260, 26, blob(7, 3))],
-                     pipeline="fraud demo", meta=[("spec_hash", b"abc 1")],
+                     pipeline="fraud demo", meta=[("spec_hash", b"abc 1"), ("lines", b"a 1\nb 2\n")],
                      created_ms=1700000001234)
     return data_dir
 
@@ -145,7 +145,7 @@ def test_lists_newest_first_with_offsets_and_sizes(run_weir, store, verify):
     new = cps[0]
     assert new["pipeline"] == "fraud demo" and new["partitions"] == 2
     assert new["created_ms"] == 1700000001234
-    assert new["meta"] == {"spec_hash": "abc 1"}
+    assert new["meta"] == {"spec_hash": "abc 1", "lines": "a 1\nb 2\n"}
     assert [(p["log_offset"], p["decision_offset"]) for p in new["parts"]] == [(150, 15), (260, 26)]
     d = store / "checkpoints" / ("%020d" % 2)
     for p in new["parts"]:
@@ -160,6 +160,7 @@ def test_lists_newest_first_with_offsets_and_sizes(run_weir, store, verify):
     assert blocks[0].startswith("checkpoint 2  written 2023-11-14T22:13:21.234Z  pipeline fraud demo")
     assert ("verified" if verify else "valid (quick check)") in blocks[0].splitlines()[0]
     assert "meta spec_hash=abc 1" in blocks[0]
+    assert "meta lines=a 1\n    b 2\n" in blocks[0]  # a value of lines, a line each
     row = blocks[0].splitlines()[-1].split()
     assert row[:3] == ["1", "260", "26"]
     assert blocks[1].startswith("checkpoint 1  ")
