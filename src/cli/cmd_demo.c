@@ -33,6 +33,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/hash.h"
+#include "base/fileio.h"
 #include "cli/cli.h"
 #include "spec/spec.h"
 
@@ -416,7 +417,24 @@ int cmd_demo(int argc, char **argv)
     if (!ready) {
         kill(server, SIGKILL);
         waitpid(server, &st, 0);
-        return cli_fail(prefix, "the server did not become ready; see %s", logpath);
+        /* Its last words say why (a port in use, most often). */
+        weir_buf_t log = WEIR_BUF_INIT;
+        char rerr[256];
+        const char *last = "";
+        int last_len = 0;
+        if (weir_read_file(logpath, 1 << 20, &log, rerr, sizeof rerr) == 0) {
+            size_t end = log.len;
+            while (end > 0 && log.data[end - 1] == '\n') end--;
+            size_t start = end;
+            while (start > 0 && log.data[start - 1] != '\n') start--;
+            last = log.data + start;
+            last_len = (int)(end - start);
+        }
+        int rc = cli_fail(prefix, "the server did not become ready: %.*s (all of it in %s; --port P "
+                                  "picks another port)",
+                          last_len, last, logpath);
+        buf_free(&log);
+        return rc;
     }
 
     /* Each connection carries whole partitions (weir's own partitioning:
