@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     labels_find(l, (weir_slice_t){keys[k], strlen(keys[k])}, t);
                 for (uint32_t i = 0; cells && i < labels_ncols(l); i++) weir_assert(cells[i] != NULL);
             }
-        (void)labels_unused(l);
+        (void)labels_unused(l, INT64_MIN, INT64_MAX);
         labels_free(l);
     } else {
         weir_assert(err[0] != '\0');

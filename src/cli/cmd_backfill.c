@@ -547,11 +547,12 @@ int cmd_backfill(int argc, char **argv)
             }
             if (rc == 0) rc = columns_new(&bf, labelpath);
             if (rc == 0) rc = backfill_write(&bf, &pl, outpath, matchpath);
-            if (rc == 0 && bf.labels && labels_unused(bf.labels))
+            uint64_t unused = bf.labels ? labels_unused(bf.labels, bf.from, bf.to) : 0;
+            if (rc == 0 && unused)
                 fprintf(stderr,
                         "weir backfill: %" PRIu64
                         " lines of %s matched no row (by key and event time)\n",
-                        labels_unused(bf.labels), labelpath);
+                        unused, labelpath);
             labels_free(bf.labels);
             if (ck) ckpt_close(ck);
             if (store) ckpt_store_close(store);

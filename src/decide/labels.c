@@ -290,10 +290,10 @@ const char *const *labels_find(labels_t *l, weir_slice_t key, int64_t time)
     return (const char *const *)e->cells;
 }
 
-uint64_t labels_unused(const labels_t *l)
+uint64_t labels_unused(const labels_t *l, int64_t from, int64_t to)
 {
     uint64_t n = 0;
     for (size_t k = 0; k < l->nlines; k++)
-        n += !l->lines[k].used;
+        n += !l->lines[k].used && l->lines[k].time >= from && l->lines[k].time < to;
     return n;
 }

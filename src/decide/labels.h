@@ -39,7 +39,8 @@ const char *labels_col_name(const labels_t *l, uint32_t i);
  * is no such line; the line counts as used. */
 const char *const *labels_find(labels_t *l, weir_slice_t key, int64_t time);
 
-/* Lines no call of labels_find asked for (labels of no event). */
-uint64_t labels_unused(const labels_t *l);
+/* Lines of a time in [from, to) that no call of labels_find asked for
+ * (labels of no event; those outside the range could match no row). */
+uint64_t labels_unused(const labels_t *l, int64_t from, int64_t to);
 
 #endif

@@ -37,6 +37,12 @@ def test_labels_join_by_key_and_time(weir_bin, run_weir, tmp_path):
                            "--labels", labels, "--with", "is_fraud"])
     assert rc == 0, err
     assert "1 lines of %s matched no row" % labels in err, err
+    # A time range: the labels outside it could match no row, and are not
+    # counted (the one of no event, at time 1, is outside too).
+    ts = sorted(e["ts"] for e in evs)
+    rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", tmp_path / "range.csv",
+                           "--labels", labels, "--from", ts[1000], "--to", ts[2000]])
+    assert rc == 0 and "matched no row" not in err, err
     with open(tmp_path / "rows.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0])[-3:] == ["is_fraud", "chargeback", "note"]
