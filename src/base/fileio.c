@@ -1,10 +1,12 @@
 /* fileio.c — see fileio.h. */
 #include "base/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +113,27 @@ int weir_read_file(const char *path, size_t max, weir_buf_t *b, char *err, size_
     return rc;
 }
 
+/* Removes the temporary files of target base in dir (".BASE.tmp.PID") that
+ * a process killed before its rename left, those of a pid no process has
+ * now (kill -9 gives no chance to clean up; one of a live pid, perhaps
+ * another weir writing the same target, is left alone). */
+static void remove_dead_temps(const char *dir, const char *base)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    size_t bl = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (n[0] != '.' || strncmp(n + 1, base, bl) || strncmp(n + 1 + bl, ".tmp.", 5)) continue;
+        char *end;
+        long pid = strtol(n + 1 + bl + 5, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) (void)unlinkat(dirfd(d), n, 0);
+    }
+    closedir(d);
+}
+
 int weir_outfile_open(weir_outfile_t *o, const char *path, char *err, size_t errlen)
 {
     memset(o, 0, sizeof *o);
@@ -131,7 +154,9 @@ int weir_outfile_open(weir_outfile_t *o, const char *path, char *err, size_t err
         char *d = weir_strdup(o->dest), *b = weir_strdup(o->dest);
         size_t n = strlen(o->dest) + 32;
         o->tmp = weir_malloc(n);
-        snprintf(o->tmp, n, "%s/.%s.tmp.%ld", dirname(d), basename(b), (long)getpid());
+        const char *dir = dirname(d), *base = basename(b);
+        snprintf(o->tmp, n, "%s/.%s.tmp.%ld", dir, base, (long)getpid());
+        remove_dead_temps(dir, base);
         weir_free(d);
         weir_free(b);
         /* A new file, never one found there (a link planted in a shared

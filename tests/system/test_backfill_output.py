@@ -92,6 +92,21 @@ def test_a_complete_backfill_replaces_the_target(run_weir, data, tmp_path):
     assert temporaries(tmp_path) == []
 
 
+def test_a_killed_backfills_temporary_file_is_removed_by_the_next(run_weir, data, tmp_path):
+    """kill -9 leaves no chance to remove the temporary file: the next
+    backfill to the same target removes those of processes gone (not those
+    of a live one, which may be another weir writing it)."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    out = tmp_path / "kp.csv"
+    stale, live = tmp_path / (".kp.csv.tmp.%d" % dead.pid), tmp_path / ".kp.csv.tmp.1"
+    stale.write_text("half a file")
+    live.write_text("pid 1 runs")
+    rc, _, err = run_weir(["backfill", SPEC, "--data", data, "--out", out])
+    assert rc == 0, err
+    assert not stale.exists() and live.exists()
+
+
 def test_stdout_and_devices_are_written_in_place(run_weir, data):
     rc, out, err = run_weir(["backfill", SPEC, "--data", data, "--out", "-"])
     assert rc == 0, err
