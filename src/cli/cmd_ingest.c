@@ -103,6 +103,7 @@ static const char ingest_usage[] =
 typedef struct pending {
     weir_buf_t data;
     size_t *starts, *lens, *klens;
+    uint64_t first_line; /* the input line of the first event waiting */
     size_t n, cap;
 } pending_t;
 
@@ -116,8 +117,10 @@ typedef struct ingest {
     uint64_t appended;
 } ingest_t;
 
-static void pending_add(pending_t *pd, const char *line, size_t len, weir_slice_t key)
+static void pending_add(pending_t *pd, const char *line, size_t len, weir_slice_t key,
+                        uint64_t lineno)
 {
+    if (pd->n == 0) pd->first_line = lineno;
     if (pd->n == pd->cap) {
         pd->cap = pd->cap ? pd->cap * 2 : 256;
         pd->starts = weir_realloc(pd->starts, pd->cap * sizeof(size_t));
@@ -311,7 +314,7 @@ int cmd_ingest(int argc, char **argv)
         if (in.pend[p].data.len + (size_t)len + key.len > INGEST_BATCH_BYTES &&
             flush_partition(&in, p, now, err, sizeof err) != 0)
             rc = cli_fail(prefix, "%s", err);
-        pending_add(&in.pend[p], s, (size_t)len, key); /* key may point into doc */
+        pending_add(&in.pend[p], s, (size_t)len, key, lineno); /* key may point into doc */
         cJSON_Delete(doc);
         if (rc == 0 && in.pend[p].n >= INGEST_BATCH && flush_partition(&in, p, now, err, sizeof err) != 0)
             rc = cli_fail(prefix, "%s", err);
@@ -319,6 +322,19 @@ int cmd_ingest(int argc, char **argv)
     }
     for (uint32_t p = 0; p < pl->nparts && rc == 0; p++)
         if (flush_partition(&in, p, now, err, sizeof err) != 0) rc = cli_fail(prefix, "%s", err);
+    if (rc) {
+        /* An append failed (a full disk): the events of the failed batch
+         * and of those still waiting are not in the log; other partitions'
+         * batches went out before, with later lines among them. */
+        uint64_t k = lineno + 1;
+        for (uint32_t p = 0; p < pl->nparts; p++)
+            if (in.pend[p].n && in.pend[p].first_line < k) k = in.pend[p].first_line;
+        fprintf(stderr,
+                "%s: input lines 1..%" PRIu64 " are in the log or were rejected; of the lines "
+                "from %" PRIu64 " to %" PRIu64 ", some are in the log too (their partitions' "
+                "batches went first): resuming at line %" PRIu64 " appends those again\n",
+                prefix, k - 1, k, lineno, k);
+    }
 
     /* Ticks: every partition's time reaches the largest event time seen. */
     int64_t tmax = INT64_MIN;

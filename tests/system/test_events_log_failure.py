@@ -8,6 +8,7 @@ LD_PRELOAD shim makes write(2) to partition 2's event log segments fail
 with ENOSPC once the test arms it."""
 import collections
 import json
+import re
 import time
 
 import pytest
@@ -93,3 +94,25 @@ def test_failed_append_lists_exactly_the_events_not_logged(weir_bin, shim, tmp_p
         srv.post_events([events[i] for i in not_logged])
     counts = collections.Counter(logged_events(data).values())
     assert counts == collections.Counter(ident(e) for e in events)
+
+
+def test_ingest_says_what_a_failed_append_left(weir_bin, run_weir, shim, tmp_path):
+    """weir ingest stopped by a failed append (a full disk) says up to which
+    input line everything is in the log, and that some later lines are too:
+    the claim is checked against the log."""
+    data = tmp_path / "data"
+    arm = tmp_path / "arm"
+    arm.touch()
+    events = httputil.fraud_events(3000, seed=6, cards=60)
+    env = {"LD_PRELOAD": str(shim), "SHIM_ARM": str(arm), "SHIM_FAIL": "/log/transactions/2/"}
+    rc, _, err = run_weir(["ingest", httputil.FRAUD_SPEC, "--data", data],
+                          input="".join(json.dumps(e) + "\n" for e in events), env=env)
+    assert rc != 0, err
+    m = re.search(r"input lines 1\.\.(\d+) are in the log or were rejected; of the lines from "
+                  r"(\d+) to (\d+), some are in the log too", err)
+    assert m, err
+    k = int(m.group(2))
+    assert int(m.group(1)) == k - 1 and k <= int(m.group(3)) <= len(events)
+    logged = collections.Counter(logged_events(data).values())
+    assert all(logged[ident(e)] == 1 for e in events[:k - 1]), "a line before the resume point is missing"
+    assert logged[ident(events[k - 1])] == 0, "the resume line is in the log"
