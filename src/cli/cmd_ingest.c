@@ -288,8 +288,12 @@ int cmd_ingest(int argc, char **argv)
             snprintf(why, sizeof why, "not UTF-8 at byte %ld (JSON text is UTF-8)", pos);
         } else if (!(doc = cJSON_ParseWithLengthOpts(s, (size_t)len, &end, 0)) || end != s + len) {
             const char *at = doc ? end : cJSON_GetErrorPtr();
-            snprintf(why, sizeof why, "malformed JSON near byte %zu",
-                     at && at >= s && at <= s + len ? (size_t)(at - s) : (size_t)0);
+            if (!doc && spec_text_too_deep(s, (size_t)len))
+                snprintf(why, sizeof why, "arrays or objects nested deeper than %d levels",
+                         SPEC_MAX_NESTING);
+            else
+                snprintf(why, sizeof why, "malformed JSON near byte %zu",
+                         at && at >= s && at <= s + len ? (size_t)(at - s) : (size_t)0);
         } else if (!cJSON_IsObject(doc)) {
             snprintf(why, sizeof why, "not a JSON object");
         } else if ((pos = spec_text_nul(s, (size_t)len)) >= 0) {

@@ -144,7 +144,11 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
             const char *at = cJSON_GetErrorPtr();
             size_t pos =
                 at && at >= text.ptr && at <= text.ptr + text.len ? (size_t)(at - text.ptr) : 0;
-            snprintf(why, whylen, "malformed JSON near byte %zu", pos);
+            if (spec_text_too_deep(text.ptr, text.len))
+                snprintf(why, whylen, "arrays or objects nested deeper than %d levels",
+                         SPEC_MAX_NESTING);
+            else
+                snprintf(why, whylen, "malformed JSON near byte %zu", pos);
             return METRICS_REJ_MALFORMED_JSON;
         }
         if (end != text.ptr + text.len) {

@@ -209,6 +209,27 @@ long spec_text_nul(const char *text, size_t len)
     return -1;
 }
 
+int spec_text_too_deep(const char *text, size_t len)
+{
+    int depth = 0, in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > SPEC_MAX_NESTING) return 1;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 long spec_text_utf8_bad(const char *text, size_t len)
 {
     const unsigned char *s = (const unsigned char *)text;

@@ -64,6 +64,11 @@ long spec_text_nul(const char *text, size_t len);
  * strict JSON reader. */
 long spec_text_utf8_bad(const char *text, size_t len);
 
+/* Whether a JSON text nests arrays and objects deeper than cJSON takes
+ * (SPEC_MAX_NESTING): said so, instead of "malformed", when it fails. */
+#define SPEC_MAX_NESTING 1000 /* cJSON's CJSON_NESTING_LIMIT */
+int spec_text_too_deep(const char *text, size_t len);
+
 #define SPEC_DECODE_SLOW 1 /* spec_decode_text: take the cJSON path */
 
 /* Fills fields[0 .. src->nfields) straight from an event's JSON text

@@ -151,3 +151,15 @@ def test_text_that_is_not_utf8_is_refused(weir_bin, run_weir, data_dir, tmp_path
     assert [json.loads(r.value)["card_id"] for r in event_records(data_dir).values()] == ["caf\u00e9-\u20ac"]
     rc, out, err = run_weir(["ingest", FRAUD_SPEC, "--data", tmp_path / "d2"], input=bad + b"\n")
     assert rc == 1 and "line 1: not UTF-8 at byte 15" in err, err
+
+
+def test_nesting_past_the_limit_is_named(weir_bin, run_weir, data_dir, tmp_path):
+    """An event nesting arrays deeper than the 1,000 levels the JSON parser
+    takes is refused saying so (it was "malformed JSON near byte N")."""
+    deep = '{"card_id":"d","amount":1.5,"merchant":"m1","country":"US","ts":%d,"x":%s1%s}' % (
+        T0, "[" * 1001, "]" * 1001)
+    with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
+        status, body = srv.json("POST", SCORE, deep)
+        assert status == 400 and "nested deeper than 1000 levels" in body["error"]["message"], body
+    rc, _, err = run_weir(["ingest", FRAUD_SPEC, "--data", tmp_path / "d2"], input=deep + "\n")
+    assert rc == 1 and "line 1: arrays or objects nested deeper than 1000 levels" in err, err
