@@ -89,6 +89,9 @@ typedef struct spec_source {
     uint32_t key_slot;  /* a string or int field */
     uint32_t time_slot; /* a time field */
     int64_t lateness_ms;
+    /* ttl: the least time an idle key's state is kept (0: none given; the
+     * engine keeps it for its longest window plus the lateness anyway) */
+    int64_t ttl_ms;
     spec_pos_t pos;
 } spec_source_t;
 

@@ -25,9 +25,9 @@
  * log however far the background sweep got), late events treat it as
  * absent, and a small sweep per event returns idle keys' memory. One
  * consequence, as DESIGN.md states: last(x) forgets a key idle for longer
- * than ttl. With patterns, ttl also covers the longest `within` (plus the
- * longest window, for the match times matches() counts): a run waiting on
- * a trailing `not` is confirmed before its key can go stale. */
+ * than ttl; a source's `ttl: D` makes ttl at least D. With patterns, ttl also covers the longest
+ * `within` (plus the longest window, for the match times matches() counts): a run waiting on a
+ * trailing `not` is confirmed before its key can go stale. */
 #include "stream/engine.h"
 
 #include <cjson/cJSON.h>
@@ -118,6 +118,9 @@ int engine_new(const spec_t *spec, engine_t **out, char *err, size_t errlen)
     }
     if (spec->npatterns) longest += spec->max_within_ms;
     e->ttl = longest + e->src->lateness_ms;
+    /* The source's ttl: a key kept longer than its windows need, for
+     * last(x) across a dormant spell (a card back after a month). */
+    if (e->src->ttl_ms > e->ttl) e->ttl = e->src->ttl_ms;
     /* The windows' areas (win.h) follow their headers in the same block:
      * a key's state is one allocation, a few contiguous cache lines. */
     e->off_area = weir_malloc((e->ngroups ? e->ngroups : 1) * sizeof *e->off_area);

@@ -289,3 +289,24 @@ def test_int_sum_past_2_53_is_null(run_weir, data_dir):
     assert rows[("a", 1)]["s_exact"] is None and rows[("a", 2)]["s_exact"] is None
     assert rows[("b", 3)]["s_exact"] is None and rows[("b", 3)]["last_x"] == big
     assert all(rows[("b", 3 + i)]["s_exact"] is None for i in range(1, 1030))
+
+
+def test_a_sources_ttl_keeps_last_across_an_idle_spell(run_weir, data_dir):
+    """State TTL is the longest window plus the lateness (DESIGN.md), so
+    last(x) forgets a key idle for longer: with no window and no lateness,
+    at once. `ttl: D` on the source keeps an idle key at least D."""
+    base = ("pipeline: t%d\npartitions: 1\nsources:\n  ev:\n    key: k\n    time: ts\n"
+            "    lateness: 0s\n%s    fields: {k: string, v: int, ts: time}\n"
+            "features:\n  lv: last(v)\n  gap: seconds(ts - last(ts))\n")
+    rows = {}
+    for i, ttl in enumerate(("", "    ttl: 30d\n")):
+        spec = data_dir.parent / ("ttl%d.yaml" % i)
+        spec.write_text(base % (i, ttl))
+        data = data_dir.parent / ("d%d" % i)
+        run_weir(["ingest", spec, "--data", data],
+                 input='{"k":"a","ts":20000,"v":1}\n{"k":"a","ts":864020000,"v":2}\n', check=True)
+        out = data_dir.parent / ("r%d.ndjson" % i)
+        run_weir(["backfill", spec, "--data", data, "--out", out, "--format", "ndjson"], check=True)
+        rows[i] = [json.loads(l) for l in out.read_text().splitlines()]
+    assert rows[0][1]["lv"] is None and rows[0][1]["gap"] is None  # forgotten, as documented
+    assert rows[1][1]["lv"] == 1 and rows[1][1]["gap"] == 864000.0  # ten days later, kept
