@@ -146,6 +146,15 @@ int ld_check_name(loader_t *L, const ynode_t *k, const char *what)
     return 0;
 }
 
+int ld_check_reserved(loader_t *L, const ynode_t *k, const char *const *reserved, const char *what)
+{
+    for (size_t r = 0; reserved[r]; r++)
+        if (strlen(reserved[r]) == k->len && !memcmp(reserved[r], k->value, k->len))
+            return ld_fail(L, k, "%s '%.*s' is written by weir itself; choose another name", what,
+                           Q(k));
+    return 0;
+}
+
 int ld_parse_duration_node(loader_t *L, const ynode_t *n, const char *what, int allow_zero,
                            int64_t *ms)
 {
@@ -952,7 +961,11 @@ static int load_aggregates(loader_t *L, const ynode_t *root)
         };
         for (uint32_t j = 0; j < sel->n; j++) {
             const ynode_t *sk = ynode_key(sel, j), *sv = ynode_val(sel, j);
-            if (ld_check_name(L, sk, "select")) return L->rc;
+            /* (the members every window line has: a select of that name
+             * would repeat one, and JSON readers differ on which counts) */
+            static const char *const reserved[] = {"aggregate", "key", "start", "end", NULL};
+            if (ld_check_name(L, sk, "select") || ld_check_reserved(L, sk, reserved, "select"))
+                return L->rc;
             if (ld_is_empty(sv)) return ld_fail(L, sk, "select '%.*s' has no expression", Q(sk));
             if (ld_want_scalar(L, sv, "a select expression")) return L->rc;
             spec_select_t *se = &a->select[a->nselect++];

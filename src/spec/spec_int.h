@@ -49,6 +49,8 @@ int ld_check_keys(loader_t *L, const ynode_t *m, const char *const *words, const
                   const char *expected);
 /* Key k is an identifier and not a keyword. */
 int ld_check_name(loader_t *L, const ynode_t *k, const char *what);
+/* Refuses key k if it is one of reserved (names weir writes beside it). */
+int ld_check_reserved(loader_t *L, const ynode_t *k, const char *const *reserved, const char *what);
 int ld_parse_duration_node(loader_t *L, const ynode_t *n, const char *what, int allow_zero,
                            int64_t *ms);
 const spec_source_t *ld_main_source(const loader_t *L);

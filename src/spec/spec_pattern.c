@@ -317,10 +317,7 @@ static int load_emit(loader_t *L, spec_pattern_t *p, const ynode_t *em)
         if (ld_check_name(L, k, "emit field")) return L->rc;
         static const char *const reserved[] = {"pattern", "partition", "key",    "start",
                                                "time",    "watermark", "events", NULL};
-        for (size_t r = 0; reserved[r]; r++)
-            if (strlen(reserved[r]) == k->len && !memcmp(reserved[r], k->value, k->len))
-                return ld_fail(
-                    L, k, "emit field '%.*s' is written by weir itself; choose another name", Q(k));
+        if (ld_check_reserved(L, k, reserved, "emit field")) return L->rc;
         if (ld_is_empty(v)) return ld_fail(L, k, "emit field '%.*s' has no expression", Q(k));
         if (ld_want_scalar(L, v, "an emit expression")) return L->rc;
         spec_select_t *se = &o->select[o->nselect++];
