@@ -206,7 +206,9 @@ double agg_moments_m2(const agg_moments_t *m)
 {
     if (m->n == 0) return 0;
     double v = m2_dd(m).hi;
-    return v > 0 ? v : 0;
+    /* (rounding can leave a tiny negative: 0; a NaN from sums that
+     * overflowed stays NaN, which the features read as null, not 0) */
+    return v > 0 || isnan(v) ? v : 0;
 }
 
 int agg_moments_trusted(const agg_moments_t *m, uint32_t kinds, int64_t cnt)

@@ -310,3 +310,21 @@ def test_a_sources_ttl_keeps_last_across_an_idle_spell(run_weir, data_dir):
         rows[i] = [json.loads(l) for l in out.read_text().splitlines()]
     assert rows[0][1]["lv"] is None and rows[0][1]["gap"] is None  # forgotten, as documented
     assert rows[1][1]["lv"] == 1 and rows[1][1]["gap"] == 864000.0  # ten days later, kept
+
+
+def test_a_variance_that_overflows_is_null(run_weir, data_dir):
+    """A variance past the doubles (1e308, 1e308, -1e308) is null, as the
+    sum of the same values is; it read 0."""
+    spec = data_dir.parent / "var.yaml"
+    spec.write_text("pipeline: v\npartitions: 1\nsources:\n  ev:\n    key: k\n    time: ts\n"
+                    "    fields: {k: string, f: float, ts: time}\n"
+                    "features:\n  sd: stddev(f) over 1h\n  vr: variance(f) over 1h\n")
+    run_weir(["ingest", spec, "--data", data_dir],
+             input="".join('{"k":"a","f":%s,"ts":%d}\n' % (f, t)
+                           for f, t in (("1e308", 1000), ("1e308", 2000), ("-1e308", 3000))),
+             check=True)
+    out = data_dir.parent / "v.ndjson"
+    run_weir(["backfill", spec, "--data", data_dir, "--out", out, "--format", "ndjson"], check=True)
+    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    assert (rows[1]["sd"], rows[1]["vr"]) == (0, 0)  # two equal values: exactly 0
+    assert (rows[2]["sd"], rows[2]["vr"]) == (None, None)
