@@ -218,6 +218,9 @@ void metrics_render(metrics_t *m, weir_buf_t *b)
         uint64_t n = sum_decisions(m, i);
         for (uint32_t j = i + 1; j < m->nrules; j++)
             if (!strcmp(m->outcomes[j], name)) n += sum_decisions(m, j);
+        /* A rule whose decision is called none shares the label of no
+         * rule matching: both count there (the latter was dropped). */
+        if (i < m->nrules && !strcmp(name, "none")) n += sum_decisions(m, m->nrules);
         weir_buf_t lv = WEIR_BUF_INIT;
         label_value(&lv, name);
         buf_append(&lv, "", 1);

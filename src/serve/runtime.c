@@ -1518,8 +1518,9 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
                    es, rt->nparts, offsetof(engine_stats_t, held));
     }
     part_gauge(b, "weir_late_events_partition_total", "counter",
-               "Late events per partition since start (replay included).", es, rt->nparts,
-               offsetof(engine_stats_t, late));
+               "Late events per partition, as its state counts them (from the checkpoint "
+               "restored, then replayed and live).",
+               es, rt->nparts, offsetof(engine_stats_t, late));
     weir_free(es);
     metrics_header(b, "weir_event_time_seconds", "gauge",
                    "Newest event time applied per partition (Unix seconds).");

@@ -356,3 +356,19 @@ def test_gets_keep_the_connection(weir_bin, data_dir):
             got += s.recv(65536)
         s.close()
         assert got.count(b"HTTP/1.1 200") == 3, got
+
+
+def test_a_rule_called_none_shares_the_no_match_count(weir_bin, spec_copy, data_dir):
+    """weir_decisions_total{decision="none"} counts the events no rule
+    matched; a rule whose decision is called none counts there too (the
+    no-match events were dropped from the metric when a rule had that name)."""
+    text = spec_copy.read_text()
+    spec_copy.write_text(text.replace("  - then: allow\n", "  - when: amount > 100\n    then: none\n"))
+    with Server(weir_bin, spec_copy, data_dir) as srv:
+        evs = fraud_events(200, seed=3)
+        out = [srv.json("POST", "/v1/score/" + SOURCE, e)[1] for e in evs]
+        m = srv.metrics()
+    named = sum(1 for o in out if o["decision"] == "none")
+    unmatched = sum(1 for o in out if o["decision"] is None)
+    assert named and unmatched, (named, unmatched)
+    assert metric(m, "weir_decisions_total", source=SOURCE, decision="none") == named + unmatched
