@@ -64,6 +64,10 @@ static const char run_usage[] =
     "  --skip-bad-events      the replay leaves out a logged event this spec cannot\n"
     "                         read (one appended by weir log append, which checks no\n"
     "                         schema), naming it; without, it stops the start\n"
+    "  --allow-partial-state  start even when no checkpoint fits and retention deleted\n"
+    "                         the log's start: state is rebuilt from what is left\n"
+    "                         (without, the start is refused: features would miss the\n"
+    "                         deleted events)\n"
     "\n"
     "Environment: WEIR_API_TOKEN, if set, is the bearer token every /v1/ route\n"
     "requires (\"Authorization: Bearer TOKEN\", else 401).\n"
@@ -103,6 +107,7 @@ int cmd_run(int argc, char **argv)
         {"tick-idle", required_argument, 0, 'T'},
         {"decision-flush", required_argument, 0, 'D'},
         {"skip-bad-events", no_argument, 0, 'S'},
+        {"allow-partial-state", no_argument, 0, 'P'},
         {0, 0, 0, 0},
     };
     http_config_t hc;
@@ -116,7 +121,7 @@ int cmd_run(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
         const char *name = c == '?' ? argv[optind - 1] : NULL;
-        if (c != 'd' && c != 'l' && c != 'a' && c != 'S' && c != '?' &&
+        if (c != 'd' && c != 'l' && c != 'a' && c != 'S' && c != 'P' && c != '?' &&
             (cli_parse_u64(optarg, &v) != 0 || v > UINT32_MAX))
             return cli_fail(prefix, "bad number '%s' for --%s", optarg, opts[li].name);
         switch (c) {
@@ -125,6 +130,9 @@ int cmd_run(int argc, char **argv)
             break;
         case 'S':
             rc_cfg.skip_bad = 1;
+            break;
+        case 'P':
+            rc_cfg.partial_state = 1;
             break;
         case 'l':
             if (parse_listen(optarg, host, sizeof host, &hc.port) != 0)

@@ -1054,6 +1054,19 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
                     rt->recovered_from);
     } else {
         int whole = log_whole(rt);
+        /* No checkpoint fits and retention deleted the log's start: the
+         * state of the deleted events is nowhere, and a replay of what is
+         * left would serve features without them (a spec whose plan changed
+         * since the checkpoints, or checkpoints that do not verify). Refused,
+         * as Flink refuses a savepoint that does not match, unless asked. */
+        if (!whole && !rt->cfg.partial_state)
+            return weir_errf(err, errlen, WEIR_EINVAL,
+                             "no checkpoint fits (see above) and retention deleted the start of "
+                             "the log: the state of the deleted events is lost, and a replay of "
+                             "the rest would serve features without them. Start with the spec "
+                             "the checkpoints were written for (a changed window or aggregate "
+                             "can then be reloaded live, keeping the rest), or with "
+                             "--allow-partial-state to serve state rebuilt from what is left");
         rt->replay_outputs = whole;
         if (whole && (rc = cut_outputs(rt, NULL, err, errlen)) != 0) return rc;
     }

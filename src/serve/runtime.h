@@ -41,6 +41,8 @@ typedef struct runtime_config {
     int64_t tick_idle_ms; /* a partition idle this long gets a tick at the newest time; 0 = never */
     int decision_flush_ms; /* buffered decisions are written after at most this; 0 = per request */
     int skip_bad;          /* --skip-bad-events: replay skips logged events the spec cannot read */
+    int partial_state; /* --allow-partial-state: no checkpoint fits and retention cut the log: start
+                          anyway */
 } runtime_config_t;
 
 typedef struct runtime runtime_t;
