@@ -549,14 +549,23 @@ static int set_aside(outputs_t *o, const char *name, char *err, size_t errlen)
     return 0;
 }
 
+/* The i-th file outputs_sink writes: aggregates, then pattern matches ("" for
+ * a pattern without emit:, which has none), then late events; NULL past it. */
+static const char *sink_file(const outputs_t *o, uint32_t i)
+{
+    const spec_t *s = o->spec;
+    if (i < s->naggregates) return s->aggregates[i].name;
+    i -= s->naggregates;
+    if (i < s->npatterns) return o->pat[i] ? s->patterns[i].name : "";
+    return i == s->npatterns ? "late" : NULL;
+}
+
 int outputs_set_aside_sink_files(outputs_t *o, char *err, size_t errlen)
 {
     int rc = outputs_flush(o, err, errlen);
-    for (uint32_t i = 0; rc == 0 && i < o->spec->naggregates; i++)
-        rc = set_aside(o, o->spec->aggregates[i].name, err, errlen);
-    for (uint32_t i = 0; rc == 0 && i < o->spec->npatterns; i++)
-        if (o->pat[i]) rc = set_aside(o, o->spec->patterns[i].name, err, errlen);
-    if (rc == 0) rc = set_aside(o, "late", err, errlen);
+    const char *name;
+    for (uint32_t i = 0; rc == 0 && (name = sink_file(o, i)); i++)
+        if (*name) rc = set_aside(o, name, err, errlen);
     return rc ? rc : outputs_reopen(o, err, errlen);
 }
 
@@ -582,21 +591,18 @@ static int is_aside(const outputs_t *o, const char *name)
 
 int outputs_any_aside(const outputs_t *o)
 {
-    int any = is_aside(o, "late");
-    for (uint32_t i = 0; !any && i < o->spec->naggregates; i++)
-        any = is_aside(o, o->spec->aggregates[i].name);
-    for (uint32_t i = 0; !any && i < o->spec->npatterns; i++)
-        any = o->pat[i] && is_aside(o, o->spec->patterns[i].name);
+    int any = 0;
+    const char *name;
+    for (uint32_t i = 0; !any && (name = sink_file(o, i)); i++)
+        any = *name && is_aside(o, name);
     return any;
 }
 
 void outputs_end_aside_sink_files(outputs_t *o, int put_back)
 {
-    for (uint32_t i = 0; i < o->spec->naggregates; i++)
-        end_aside(o, o->spec->aggregates[i].name, put_back);
-    for (uint32_t i = 0; i < o->spec->npatterns; i++)
-        if (o->pat[i]) end_aside(o, o->spec->patterns[i].name, put_back);
-    end_aside(o, "late", put_back);
+    const char *name;
+    for (uint32_t i = 0; (name = sink_file(o, i)); i++)
+        if (*name) end_aside(o, name, put_back);
 }
 
 uint64_t outputs_windows(const outputs_t *o)
@@ -658,6 +664,20 @@ int outputs_listed_end(const char *text, size_t len, const char *file, long long
     *end = 0;
     return len >= sizeof OUTPUTS_ENDS_WHOLE &&
            memcmp(text, OUTPUTS_ENDS_WHOLE "\n", sizeof OUTPUTS_ENDS_WHOLE) == 0;
+}
+
+int outputs_same_generation(const outputs_t *o, const char *text, size_t len)
+{
+    size_t glen = strlen(o->gen), k = strlen(OUTPUTS_ENDS_GENERATION);
+    for (size_t at = 0; at < len;) {
+        const char *line = text + at;
+        const char *nl = memchr(line, '\n', len - at);
+        size_t ll = nl ? (size_t)(nl - line) : len - at;
+        at += ll + 1;
+        if (ll >= k && memcmp(line, OUTPUTS_ENDS_GENERATION, k) == 0)
+            return ll - k == glen && memcmp(line + k, o->gen, glen) == 0;
+    }
+    return glen == 0;
 }
 
 void outputs_ends(outputs_t *o, weir_buf_t *b)

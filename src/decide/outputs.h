@@ -81,6 +81,9 @@ void outputs_ends(outputs_t *o, weir_buf_t *b);
 /* The files' generation (OUTPUTS GENERATION in outputs.c): "" for a
  * directory that never had one. */
 const char *outputs_generation(const outputs_t *o);
+/* Whether outputs_ends' text (a checkpoint's) names the generation of o's
+ * files ("" on both sides for older ones). */
+int outputs_same_generation(const outputs_t *o, const char *text, size_t len);
 /* Names a new generation, durably, after a writer rebuilt the files whole:
  * the files are flushed and fdatasynced first. */
 int outputs_new_generation(outputs_t *o, char *err, size_t errlen);

@@ -60,10 +60,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -72,6 +68,7 @@
 #include "base/hash.h"
 #include "decide/decision_log.h"
 #include "decide/outputs.h"
+#include "decide/outputs_dir.h"
 #include "decide/pipeline.h"
 #include "serve/checkpointer.h"
 #include "base/numfmt.h"
@@ -171,11 +168,6 @@ static void closer_tick(void *arg)
 
 /* ---- open / close ---- */
 
-static int cut_outputs(runtime_t *rt, const weir_slice_t *positions, char *err, size_t errlen);
-static void *remove_cut_main(void *arg);
-static int put_back_cut(runtime_t *rt, char *err, size_t errlen);
-static void retire_cut(runtime_t *rt);
-static int outputs_short(runtime_t *rt, weir_slice_t positions, char *why, size_t whylen);
 static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t *decided,
                        weir_buf_t *extra, char *err, size_t errlen);
 static void ckpt_thaw(void *ctx);
@@ -785,7 +777,7 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
         c.decided = (int64_t)p->from - 1;
     pthread_mutex_lock(&p->lock);
     /* Replay writes the outputs again when they were cut back to where the
-     * replay starts (OUTPUTS ACROSS CRASHES); from then on, always. */
+     * replay starts (OUTPUTS ACROSS CRASHES, decide/outputs_dir.h); from then on, always. */
     engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt};
     engine_part_set_sink(p->engine, rt->replay_outputs ? &sink : NULL);
     p->obatch = 1;
@@ -884,6 +876,14 @@ static void flush_tick(void *arg)
  * nothing when nobody looks. The walk holds a partition's lock for
  * STATS_SLICE keys at a time. The other gauges (events, keys, watermark,
  * ...) are counters, read by the scrape itself. */
+/* Deletes the outputs a replay of the whole log retired (outputs_dir.h),
+ * off the path to ready. */
+static void *remove_retired_main(void *arg)
+{
+    outputs_dir_remove_retired(((runtime_t *)arg)->cfg.datadir);
+    return NULL;
+}
+
 static void gauges_walk(runtime_t *rt)
 {
     for (uint32_t i = 0; i < rt->nparts; i++) {
@@ -948,35 +948,6 @@ static void reset_part(runtime_t *rt, uint32_t i)
     rt->parts[i].max_time = INT64_MIN;
 }
 
-/* Whether the checkpoint's outputs text (positions) names the generation
- * of the files now ("" on both sides for older ones). */
-static int same_generation(runtime_t *rt, weir_slice_t positions)
-{
-    const char *gen = outputs_generation(rt->out);
-    size_t glen = strlen(gen), k = strlen(OUTPUTS_ENDS_GENERATION);
-    for (size_t at = 0; at < positions.len;) {
-        const char *line = positions.ptr + at;
-        const char *nl = memchr(line, '\n', positions.len - at);
-        size_t ll = nl ? (size_t)(nl - line) : positions.len - at;
-        at += ll + 1;
-        if (ll >= k && memcmp(line, OUTPUTS_ENDS_GENERATION, k) == 0)
-            return ll - k == glen && memcmp(line + k, gen, glen) == 0;
-    }
-    return glen == 0;
-}
-
-/* Whether every partition's log still starts at offset 0 (retention
- * deleted nothing): a replay of it rebuilds every output. */
-static int log_whole(runtime_t *rt)
-{
-    for (uint32_t i = 0; i < rt->nparts; i++) {
-        log_part_stat_t st;
-        log_part_stat(rt->parts[i].log, &st);
-        if (st.start_offset != 0) return 0;
-    }
-    return 1;
-}
-
 typedef struct restore_ctx {
     runtime_t *rt;
     unsigned threads;
@@ -1003,14 +974,14 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
      * lost them). Otherwise, while the log has every event, it is skipped:
      * the whole log rebuilds them; without, its state is restored and the
      * files are left as they are (as with no checkpoint). */
-    int foreign = has_positions && !same_generation(rt, positions);
-    if (has_positions && log_whole(rt)) {
+    int foreign = has_positions && !outputs_same_generation(rt->out, positions.ptr, positions.len);
+    if (has_positions && !pipeline_log_start_deleted(&rt->pl)) {
         if (foreign)
             return weir_errf(
                 why, whylen, WEIR_EINVAL,
                 "the output files were rewritten whole since (a replay of the whole "
                 "log, an ingest): its ends are not theirs (the whole log rebuilds them)");
-        if ((fits = outputs_short(rt, positions, why, whylen)) != 0) return fits;
+        if ((fits = outputs_dir_short(rt->cfg.datadir, positions, why, whylen)) != 0) return fits;
     }
     rt->restoring = ck;
     int rc = for_each_part(rt, c->threads, restore_part, why, whylen);
@@ -1019,7 +990,8 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
         for (uint32_t i = 0; i < rt->nparts; i++) reset_part(rt, i);
         return rc;
     }
-    if (has_positions && !foreign) cut_outputs(rt, &positions, NULL, 0); /* (only truncates) */
+    if (has_positions && !foreign) /* (only truncates: cannot fail) */
+        outputs_dir_cut(rt->cfg.datadir, rt->out, &positions, NULL, 0);
     rt->outputs_foreign = foreign;
     return 0;
 }
@@ -1034,7 +1006,7 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
 {
     uint64_t t0 = weir_mono_ns();
     int rc = for_each_part(rt, threads, read_decided, err, errlen);
-    if (rc == 0) rc = put_back_cut(rt, err, errlen);
+    if (rc == 0) rc = outputs_dir_put_back(rt->cfg.datadir, rt->out, err, errlen);
     if (rc) return rc;
     restore_ctx_t rc_ctx = {rt, threads};
     rt->recovered_from = checkpointer_recover(rt->ckptr, restore_checkpoint, &rc_ctx);
@@ -1053,7 +1025,7 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
                     "they are left as they are, and the replay writes none\n",
                     rt->recovered_from);
     } else {
-        int whole = log_whole(rt);
+        int whole = !pipeline_log_start_deleted(&rt->pl);
         /* No checkpoint fits and retention deleted the log's start: the
          * state of the deleted events is nowhere, and a replay of what is
          * left would serve features without them (a spec whose plan changed
@@ -1068,7 +1040,8 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
                              "can then be reloaded live, keeping the rest), or with "
                              "--allow-partial-state to serve state rebuilt from what is left");
         rt->replay_outputs = whole;
-        if (whole && (rc = cut_outputs(rt, NULL, err, errlen)) != 0) return rc;
+        if (whole && (rc = outputs_dir_cut(rt->cfg.datadir, rt->out, NULL, err, errlen)) != 0)
+            return rc;
     }
     int rewritten = !rt->recovered_from && rt->replay_outputs;
     rc = for_each_part(rt, threads, recover_part, err, errlen);
@@ -1079,11 +1052,11 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
         /* Refused: the outputs as they were (what else it wrote goes with
          * them: the next start cuts back to what the checkpoints say). */
         char perr[256];
-        put_back_cut(rt, perr, sizeof perr);
+        outputs_dir_put_back(rt->cfg.datadir, rt->out, perr, sizeof perr);
         return rc;
     }
-    retire_cut(rt);
-    rt->cut_remover_on = pthread_create(&rt->cut_remover, NULL, remove_cut_main, rt) == 0;
+    outputs_dir_retire(rt->cfg.datadir);
+    rt->cut_remover_on = pthread_create(&rt->cut_remover, NULL, remove_retired_main, rt) == 0;
     rt->recovery_s = (double)(weir_mono_ns() - t0) / 1e9;
     if (rt->cfg.decision_flush_ms > 0) {
         weir_ticker_start(&rt->flusher, rt->cfg.decision_flush_ms, flush_tick, rt);
@@ -1098,183 +1071,6 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
 }
 
 /* ---- checkpoints ---- */
-
-/* OUTPUTS ACROSS CRASHES. The output files (aggregates on close, late
- * events, pattern matches, emits) are a function of the log, like the
- * decision log, but they are buffered in stdio and a crash takes the
- * buffer. So a checkpoint flushes them and records where every file of
- * the directory ended ("name size" lines, outputs_ends); recovery cuts each
- * file back to that size (to empty if the checkpoint does not list it:
- * created since, by a reload) and replays with the outputs on, writing
- * again exactly what came after the checkpoint — each record once. That
- * includes the emits of a decision whose emit a reload has removed since
- * (written by name: EMITS FROM THE DECISION LOG). Without a checkpoint the
- * files are cut to empty and rebuilt from the whole log (unless retention
- * deleted its start: then they are left as they are and replay writes
- * nothing). */
-
-/* Opens DATA/outputs (its path into dir), or NULL. */
-static DIR *open_outputs_dir(runtime_t *rt, char *dir, size_t cap)
-{
-    snprintf(dir, cap, "%s/outputs", rt->cfg.datadir);
-    return opendir(dir);
-}
-
-static int has_suffix(const char *name, const char *suffix)
-{
-    size_t n = strlen(name), k = strlen(suffix);
-    return n > k && strcmp(name + n - k, suffix) == 0;
-}
-
-/* Cuts the output files back: to the sizes in `positions` (a checkpoint's
- * text), or all to empty when positions is NULL.
- *
- * All to empty (a replay of the whole log), a regular file is moved aside
- * to NAME.ndjson.cut and an empty one put in its place, rather than
- * truncated: freeing a gigabyte file's blocks and cached pages took a
- * quarter of a second, on the path of a recovery that then rewrites it.
- * The moved files are the outputs as they were until the replay has
- * rebuilt them: a replay that stops (a crash; an error, such as an event
- * the spec cannot read or a key it does not partition by) leaves them, and
- * the next start puts them back before anything else (put_back_cut), so a
- * refused start changes no output. A replay that finishes retires them
- * (retire_cut: renamed NAME.ndjson.old), and remove_cut_main deletes
- * those meanwhile. The open streams move to the new files
- * (outputs_reopen), whose failure fails the recovery. Only then can this
- * fail. */
-static int cut_outputs(runtime_t *rt, const weir_slice_t *positions, char *err, size_t errlen)
-{
-    char dir[4096];
-    DIR *d = open_outputs_dir(rt, dir, sizeof dir);
-    if (!d) return 0;
-    struct dirent *e;
-    int moved = 0;
-    while ((e = readdir(d))) {
-        if (!has_suffix(e->d_name, ".ndjson")) continue;
-        long long keep = 0;
-        if (positions && !outputs_listed_end(positions->ptr, positions->len, e->d_name, &keep))
-            continue; /* an older checkpoint's list, without it: kept */
-        struct stat st;
-        if (fstatat(dirfd(d), e->d_name, &st, 0) != 0) continue;
-        if (st.st_size < keep) /* synced before the checkpoint: a disk that lost them */
-            fprintf(stderr,
-                    "weir run: recovery: %s/%s is %lld bytes, shorter than the %lld the checkpoint "
-                    "recorded: lines written before the checkpoint are missing from it\n",
-                    dir, e->d_name, (long long)st.st_size, keep);
-        if (st.st_size <= keep) continue;
-        char path[4352], aside[4360];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        snprintf(aside, sizeof aside, "%s.cut", path);
-        struct stat lst;
-        if (!positions && fstatat(dirfd(d), e->d_name, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISREG(lst.st_mode) && rename(path, aside) == 0) {
-            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-            if (fd >= 0) {
-                close(fd);
-                moved = 1;
-                continue;
-            }
-            /* no new file: the old one back, and truncated below */
-            if (rename(aside, path) != 0)
-                fprintf(stderr, "weir run: recovery: cannot move %s back from %s: %s\n", path, aside,
-                        strerror(errno));
-        }
-        if (truncate(path, keep) != 0)
-            fprintf(stderr, "weir run: recovery: cannot cut %s back to %lld bytes: %s\n", path,
-                    keep, strerror(errno));
-    }
-    closedir(d);
-    return moved ? outputs_reopen(rt->out, err, errlen) : 0;
-}
-
-/* Whether an output file is shorter than `positions` (a checkpoint's
- * "name size" lines) says it was at the checkpoint (a missing one is
- * empty): fills why, naming it. */
-static int outputs_short(runtime_t *rt, weir_slice_t positions, char *why, size_t whylen)
-{
-    for (size_t at = 0; at < positions.len;) {
-        const char *line = positions.ptr + at;
-        const char *nl = memchr(line, '\n', positions.len - at);
-        size_t ll = nl ? (size_t)(nl - line) : positions.len - at;
-        at += ll + 1;
-        const char *sp = memrchr(line, ' ', ll);
-        if (!sp || sp == line || line[0] == OUTPUTS_ENDS_WHOLE[0]) continue; /* its first line */
-        long long size = strtoll(sp + 1, NULL, 10);
-        char path[4096];
-        snprintf(path, sizeof path, "%s/outputs/%.*s", rt->cfg.datadir, (int)(sp - line), line);
-        struct stat st;
-        long long have = stat(path, &st) == 0 ? (long long)st.st_size : 0;
-        if (have < size)
-            return weir_errf(why, whylen, WEIR_EINVAL,
-                             "%s is %lld bytes, shorter than the %lld it recorded: lines written "
-                             "before it are missing (the whole log rebuilds them)",
-                             path, have, size);
-    }
-    return 0;
-}
-
-/* Renames every outputs/NAME<from> to NAME<to> ("" for NAME); fsyncs the
- * directory when some was, so that the renames come before whatever the
- * server writes next. Returns how many were. */
-static int rename_outputs(runtime_t *rt, const char *from, const char *to, const char *what)
-{
-    char dir[4096];
-    DIR *d = open_outputs_dir(rt, dir, sizeof dir);
-    if (!d) return 0;
-    struct dirent *e;
-    int n = 0;
-    size_t k = strlen(from);
-    while ((e = readdir(d))) {
-        if (!has_suffix(e->d_name, from)) continue;
-        char name[1024];
-        size_t len = strlen(e->d_name) - k;
-        if (snprintf(name, sizeof name, "%.*s%s", (int)len, e->d_name, to) >= (int)sizeof name)
-            continue;
-        if (renameat(dirfd(d), e->d_name, dirfd(d), name) != 0) {
-            fprintf(stderr, "weir run: recovery: cannot rename %s/%s to %s: %s\n", dir, e->d_name,
-                    name, strerror(errno));
-            continue;
-        }
-        if (what) fprintf(stderr, "weir run: recovery: %s/%s %s\n", dir, name, what);
-        n++;
-    }
-    if (n) fsync(dirfd(d));
-    closedir(d);
-    return n;
-}
-
-/* The outputs a replay of the whole log moved aside and did not finish
- * rebuilding, put back (see cut_outputs). */
-static int put_back_cut(runtime_t *rt, char *err, size_t errlen)
-{
-    if (!rename_outputs(rt, ".ndjson.cut", ".ndjson",
-                        "put back as it was before a replay that did not finish"))
-        return 0;
-    return outputs_reopen(rt->out, err, errlen);
-}
-
-/* The replay finished: what it moved aside is not needed any more. */
-static void retire_cut(runtime_t *rt)
-{
-    rename_outputs(rt, ".ndjson.cut", ".ndjson.old", NULL);
-}
-
-/* Deletes the outputs retire_cut retired (NAME.ndjson.old), also those a
- * crash left behind. */
-static void *remove_cut_main(void *arg)
-{
-    runtime_t *rt = arg;
-    char dir[4096];
-    DIR *d = open_outputs_dir(rt, dir, sizeof dir);
-    if (!d) return NULL;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (has_suffix(e->d_name, ".ndjson.old") && unlinkat(dirfd(d), e->d_name, 0) != 0)
-            fprintf(stderr, "weir run: cannot remove %s/%s: %s\n", dir, e->d_name, strerror(errno));
-    }
-    closedir(d);
-    return NULL;
-}
 
 /* checkpointer.h step 1: every partition locked, in order (the only place
  * that holds more than one), its decisions written under exactly_once, its
@@ -1314,30 +1110,10 @@ static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t 
     return 0;
 }
 
-/* The output files fsynced before the manifest: a checkpoint records
- * where each ends, and recovery cuts them back there; without this a power
- * loss could leave a file shorter than that, its lines before the
- * checkpoint gone (recovery says so: cut_outputs). By path, not through
- * the streams: writers go on appending meanwhile, and an fsync of any
- * descriptor of a file writes its pages. */
+/* checkpointer.h step 3 (outputs_dir_sync). */
 static int ckpt_sync_outputs(void *ctx, char *err, size_t errlen)
 {
-    runtime_t *rt = ctx;
-    char dir[4096];
-    DIR *d = open_outputs_dir(rt, dir, sizeof dir);
-    if (!d) return 0;
-    int rc = 0;
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(d))) {
-        if (!has_suffix(e->d_name, ".ndjson")) continue;
-        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || fdatasync(fd) != 0)
-            rc = weir_errf(err, errlen, WEIR_EIO, "checkpoint: cannot sync %s/%s: %s", dir,
-                           e->d_name, strerror(errno));
-        if (fd >= 0) close(fd);
-    }
-    closedir(d);
-    return rc;
+    return outputs_dir_sync(((runtime_t *)ctx)->cfg.datadir, err, errlen);
 }
 
 static void ckpt_thaw(void *ctx)

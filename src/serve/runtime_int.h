@@ -92,10 +92,11 @@ struct runtime {
     pthread_mutex_t err_lock;
     const ckpt_t *restoring; /* the checkpoint being decoded by the recovery threads */
     uint64_t recovered_from;  /* its id, 0 = none */
-    int replay_outputs;       /* replay writes the outputs again (OUTPUTS ACROSS CRASHES) */
+    int replay_outputs;  /* replay writes the outputs again (OUTPUTS ACROSS CRASHES, outputs_dir.h)
+                          */
     int outputs_foreign; /* the checkpoint restored is of other output files (restore_checkpoint) */
     double recovery_s;
-    pthread_t cut_remover;    /* deletes the outputs cut_outputs moved aside */
+    pthread_t cut_remover; /* deletes the outputs a replay retired (outputs_dir_remove_retired) */
     int cut_remover_on;
     /* checkpoints */
     checkpointer_t *ckptr;
