@@ -531,7 +531,7 @@ int cmd_backfill(int argc, char **argv)
             rc = cli_fail(prefix, "%s", err);
         } else {
             cli_stop_listen();
-            if (decisions && decide_new(pl.spec, &bf.decide, err, sizeof err) != 0)
+            if (decisions && decide_new(pl.spec, NULL, &bf.decide, err, sizeof err) != 0)
                 rc = cli_fail(prefix, "%s", err);
             if (rc == 0 && labelpath &&
                 labels_load(labelpath, pl.src, &bf.labels, err, sizeof err) != 0)

@@ -133,9 +133,9 @@ static int model_info_cmd(int argc, char **argv)
     if (o.json) {
         printf("{\"kind\": \"%s\", \"objective\": \"%s\", \"trees\": %u, \"max_depth\": %u, "
                "\"features\": %u, \"classes\": %u, \"outputs\": %u, \"branch_free_trees\": %u, "
-               "\"memory_bytes\": %zu, \"feature_names\": ",
+               "\"memory_bytes\": %zu, \"digest\": \"%s\", \"feature_names\": ",
                in.kind, in.objective, in.trees, in.max_depth, in.features, in.classes, in.groups,
-               in.perfect, in.memory);
+               in.perfect, in.memory, model_digest(m));
         if (!model_feature_name(m, 0)) {
             fputs("null}\n", stdout);
         } else {
@@ -164,6 +164,8 @@ static int model_info_cmd(int argc, char **argv)
         printf("classes:    %u\n", in.classes);
         printf("outputs:    %u per row (raw)\n", in.groups);
         if (in.trees) printf("layout:     %u of %u trees branch-free, %zu bytes\n", in.perfect, in.trees, in.memory);
+        /* (the key of a data directory's model ledger: DATA/models) */
+        printf("digest:     %s\n", model_digest(m));
     }
     model_release(m);
     return 0;

@@ -51,7 +51,8 @@ static const char run_usage[] =
     "  --max-batch N          events per request, 413 above (default 10000)\n"
     "  --max-headers N        header fields, 431 above (default 100)\n"
     "  --max-header-bytes B   bytes of all header fields, 431 above (default 16384)\n"
-    "  --request-timeout MS   headers to complete body, 408 after (default 10000)\n"
+    "  --request-timeout MS   connect to complete headers, and headers to complete body:\n"
+    "                         408 after (default 10000)\n"
     "  --idle-timeout S       idle keep-alive connections close after (default 60)\n"
     "  --max-inflight N       requests in flight, 503 + Retry-After above (default 1024)\n"
     "  --ack written|durable  log acknowledgement (default written: fsync every 100 ms)\n"
@@ -229,12 +230,14 @@ int cmd_run(int argc, char **argv)
     /* (decided: the events without a logged decision; under at_least_once
      * every event after the checkpoint, logged decision or not) */
     printf("weir run: ready: replayed %" PRIu64 " events, decided %" PRIu64
-           " logged events (those not decided before%s), in %.3f s; model %" PRIu64 "\n",
+           " logged events (those not decided before%s), in %.3f s; model %" PRIu64 "%s%s%s\n",
            atomic_load(&m->replayed), atomic_load(&m->redecided),
            runtime_spec(rt)->guarantee == SPEC_AT_LEAST_ONCE
                ? ", and at_least_once: all after the checkpoint"
                : "",
-           (double)(weir_mono_ns() - t0) / 1e9, runtime_model_version(rt));
+           (double)(weir_mono_ns() - t0) / 1e9, runtime_model_version(rt),
+           runtime_spec(rt)->has_model ? " (" : "", runtime_model_digest(rt),
+           runtime_spec(rt)->has_model ? ")" : "");
     fflush(stdout);
 
     int status = 0;

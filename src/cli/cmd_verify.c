@@ -48,6 +48,7 @@
 #include "cli/cli.h"
 #include "decide/decide.h"
 #include "decide/decision_log.h"
+#include "decide/model_ledger.h"
 #include "decide/pipeline.h"
 #include "log/checkpoint.h"
 #include "serve/runtime.h"
@@ -80,6 +81,7 @@ typedef struct run {
 
 typedef struct verify {
     const spec_t *spec;
+    const char *data;
     int skip_bad; /* --skip-bad-events, as the server was started with */
     decide_t *decide;
     uint32_t part;
@@ -269,9 +271,18 @@ static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_r
     if (b.len) {
         v->unequal++;
         v->differ++;
-        if (cJSON_IsNumber(model) && (uint64_t)model->valuedouble != d->model_version)
-            buf_appendf(&b, " (decided by model version %.0f; offline is version %" PRIu64 ")",
-                        model->valuedouble, d->model_version);
+        /* Versions are the data directory's model ledger's: the same
+         * number is the same model file, across restarts. */
+        if (cJSON_IsNumber(model) && (uint64_t)model->valuedouble != d->model_version) {
+            if (d->model_version)
+                buf_appendf(&b, " (decided by model version %.0f; offline is version %" PRIu64 ")",
+                            model->valuedouble, d->model_version);
+            else
+                buf_appendf(&b,
+                            " (decided by model version %.0f; the offline model never decided "
+                            "here: it is not in %s/" MODEL_LEDGER_FILE ")",
+                            model->valuedouble, v->data);
+        }
         say(v, offset, b.data + 2);
     }
     buf_free(&b);
@@ -424,6 +435,7 @@ int cmd_verify(int argc, char **argv)
     if (pipeline_open(&pl, argv[optind], data, NULL, 0, err, sizeof err) != 0)
         return cli_fail(prefix, "%s", err), 2;
     v.spec = pl.spec;
+    v.data = data;
     log_t *dlog = NULL;
     log_topic_t *dtopic = NULL;
     char ddir[4096];
@@ -436,7 +448,7 @@ int cmd_verify(int argc, char **argv)
                       "%s has no decision log of source '%s': nothing to verify (weir run "
                       "writes one; weir ingest does not decide)",
                       data, pl.src->name);
-    else if (decide_new(pl.spec, &v.decide, err, sizeof err) != 0 ||
+    else if (decide_new(pl.spec, &(decide_ledger_t){data, 0}, &v.decide, err, sizeof err) != 0 ||
              log_open_dir(ddir, &lc, &dlog, err, sizeof err) != 0 ||
              log_topic_open(dlog, pl.src->name, pl.nparts, &dtopic, err, sizeof err) != 0)
         rc = cli_fail(prefix, "%s", err);

@@ -7,6 +7,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "decide/model_ledger.h"
 
 #define MAX_INPUTS 4096
 
@@ -15,8 +16,21 @@ struct decide {
     model_slot_t *slot; /* NULL without a model */
     uint32_t nfeat;     /* model features */
     uint32_t *col;      /* model feature f is fed by spec input col[f] */
-    uint64_t version_base; /* versions of the decide_t this one replaced (a spec reload) */
+    char *ledger;       /* the data directory whose model ledger versions models, or NULL */
+    int ledger_add;
+    char digest[MODEL_DIGEST_LEN + 1]; /* the live model's (reload_lock of runtime.c) */
 };
+
+/* Gives m its version from the ledger, before m is published: a model is
+ * never seen scoring under a number the ledger does not hold for it. */
+static int version_model(decide_t *d, weir_model_t *m, const char *path, char *err, size_t errlen)
+{
+    if (!d->ledger) return 0;
+    uint64_t v;
+    int rc = model_ledger_version(d->ledger, model_digest(m), path, d->ledger_add, &v, err, errlen);
+    if (rc == 0) model_set_version(m, v ? v : UINT64_MAX); /* (UINT64_MAX: unknown, shown as 0) */
+    return rc;
+}
 
 static int load_mapped(const spec_t *spec, const char *path, weir_model_t **m, uint32_t **col,
                        char *err, size_t errlen)
@@ -56,15 +70,20 @@ static int check_outputs(const spec_t *spec, const weir_model_t *m, const char *
     return 0;
 }
 
-int decide_new(const spec_t *spec, decide_t **out, char *err, size_t errlen)
+int decide_new(const spec_t *spec, const decide_ledger_t *ledger, decide_t **out, char *err,
+               size_t errlen)
 {
     decide_t *d = weir_calloc(1, sizeof *d);
     d->spec = spec;
+    if (ledger) {
+        d->ledger = weir_strdup(ledger->datadir);
+        d->ledger_add = ledger->add;
+    }
     if (spec->has_model) {
         for (uint32_t i = 0; i < spec->model.ninputs; i++) {
             const spec_input_t *in = &spec->model.inputs[i];
             if (in->type == EXPR_STRING) {
-                weir_free(d);
+                decide_free(d);
                 return weir_errf(err, errlen, WEIR_EINVAL,
                                  "model input '%s' is a string; a model takes numbers, bools and times",
                                  in->name);
@@ -73,16 +92,18 @@ int decide_new(const spec_t *spec, decide_t **out, char *err, size_t errlen)
         weir_model_t *m;
         int rc = load_mapped(spec, spec->model.resolved, &m, &d->col, err, errlen);
         if (rc) {
-            weir_free(d);
+            d->col = NULL; /* (freed by load_mapped) */
+            decide_free(d);
             return rc;
         }
         d->nfeat = model_num_features(m);
-        if ((rc = check_outputs(spec, m, spec->model.resolved, err, errlen)) != 0) {
+        if ((rc = check_outputs(spec, m, spec->model.resolved, err, errlen)) != 0 ||
+            (rc = version_model(d, m, spec->model.resolved, err, errlen)) != 0) {
             model_release(m);
-            weir_free(d->col);
-            weir_free(d);
+            decide_free(d);
             return rc;
         }
+        memcpy(d->digest, model_digest(m), sizeof d->digest);
         d->slot = model_slot_new(m);
     }
     *out = d;
@@ -94,6 +115,7 @@ void decide_free(decide_t *d)
     if (!d) return;
     if (d->slot) model_slot_free(d->slot);
     weir_free(d->col);
+    weir_free(d->ledger);
     weir_free(d);
 }
 
@@ -114,22 +136,29 @@ int decide_reload(decide_t *d, const char *path, char *err, size_t errlen)
     weir_free(col);
     /* Its outputs too: a reloaded model with more outputs than a decision
      * holds passed here once, and the next scored event aborted. */
-    if ((rc = check_outputs(d->spec, m, path, err, errlen)) != 0) {
+    if ((rc = check_outputs(d->spec, m, path, err, errlen)) != 0 ||
+        (rc = version_model(d, m, path, err, errlen)) != 0) {
         model_release(m);
         return rc;
     }
+    memcpy(d->digest, model_digest(m), sizeof d->digest);
     model_slot_swap(d->slot, m);
     return 0;
 }
 
-void decide_follow(decide_t *d, const decide_t *prev)
+static uint64_t shown_version(uint64_t v)
 {
-    d->version_base = decide_model_version(prev);
+    return v == UINT64_MAX ? 0 : v;
 }
 
 uint64_t decide_model_version(const decide_t *d)
 {
-    return d->slot ? d->version_base + model_slot_version(d->slot) + 1 : d->version_base;
+    return d->slot ? shown_version(model_slot_live_version(d->slot)) : 0;
+}
+
+const char *decide_model_digest(const decide_t *d)
+{
+    return d->digest;
 }
 
 static double input_value(const expr_value_t *v)
@@ -210,7 +239,7 @@ int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *fe
         weir_assert(nout <= SPEC_MAX_SCORES); /* checked when the model was loaded */
         model_predict_row(m, x, outs, 0);
         scores_of(m, outs, nout, out);
-        out->model_version = d->version_base + model_version(m);
+        out->model_version = shown_version(model_version(m));
         if (want_contribs) top_contribs(d, m, x, out);
         if (x != xs) weir_free(x);
         model_slot_exit(d->slot, ticket);

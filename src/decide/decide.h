@@ -16,19 +16,29 @@
 
 typedef struct decide decide_t;
 
+/* Where a decide_t's model versions come from: the data directory's model
+ * ledger (model_ledger.h), which gives a model file the same version at
+ * every start; add: a model new to it gets the next version (the process
+ * that logs decisions), else version 0 (a reader: weir verify). Without a
+ * ledger (NULL), versions count from 1 in the process (backfill, tests). */
+typedef struct decide_ledger {
+    const char *datadir;
+    int add;
+} decide_ledger_t;
+
 /* Loads the spec's model (if it has one) and maps its inputs to the model's
  * features by name (by position when the model file carries no names). A
  * mismatch, a missing file or a non-numeric input is an error naming it. */
-int decide_new(const spec_t *spec, decide_t **out, char *err, size_t errlen);
+int decide_new(const spec_t *spec, const decide_ledger_t *ledger, decide_t **out, char *err,
+               size_t errlen);
 void decide_free(decide_t *d);
 
 /* Replaces the model by the file at path (same input mapping rules); the
  * old model is freed once in-flight decisions are done. */
 int decide_reload(decide_t *d, const char *path, char *err, size_t errlen);
+/* The live model's version (0 without a model), and its digest ("" without). */
 uint64_t decide_model_version(const decide_t *d);
-/* d replaces prev (a spec reload): its model versions continue after
- * prev's, so a version never names two models. */
-void decide_follow(decide_t *d, const decide_t *prev);
+const char *decide_model_digest(const decide_t *d);
 
 typedef struct decide_contrib {
     uint32_t input; /* index in spec->model.inputs */

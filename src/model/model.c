@@ -20,12 +20,14 @@
  * after in-flight scorings" asks; scorers never wait and never lock. */
 #include "model/model.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
@@ -40,7 +42,8 @@ struct weir_model {
     atomic_uint refs;
     model_desc_t d;
     uint32_t groups;
-    uint64_t version; /* set once by the slot before the model is published */
+    uint64_t version; /* set once before the model is published (model_set_version, or the slot) */
+    char digest[MODEL_DIGEST_LEN + 1];
 };
 
 void model_desc_clear(model_desc_t *d)
@@ -106,6 +109,11 @@ int model_load_mem(const char *data, size_t len, const char *what, weir_model_t 
     weir_model_t *m = weir_calloc(1, sizeof *m);
     atomic_init(&m->refs, 1);
     m->d = d;
+    /* Of the bytes parsed, not of the file read again: the file may be
+     * replaced in between, and the digest must name what scores. */
+    XXH128_hash_t h = XXH3_128bits(data, len);
+    snprintf(m->digest, sizeof m->digest, "xxh128:%016" PRIx64 "%016" PRIx64, (uint64_t)h.high64,
+             (uint64_t)h.low64);
     m->groups = d.gbdt ? gbdt_num_groups(d.gbdt) : linear_num_groups(d.linear);
     *out = m;
     return 0;
@@ -354,7 +362,7 @@ struct model_slot {
 model_slot_t *model_slot_new(weir_model_t *m)
 {
     model_slot_t *s = weir_calloc(1, sizeof *s);
-    if (m) m->version = 1;
+    if (m && !m->version) m->version = 1;
     atomic_init(&s->cur, m);
     atomic_init(&s->epoch, 0);
     atomic_init(&s->readers[0], 0);
@@ -396,7 +404,7 @@ void model_slot_swap(model_slot_t *s, weir_model_t *m)
     pthread_mutex_lock(&s->swap_lock);
     /* The version travels with the model, so a scoring that got the new
      * model reports the new version even while the swap still waits. */
-    if (m) m->version = atomic_load(&s->version) + 2;
+    if (m && !m->version) m->version = atomic_load(&s->version) + 2;
     weir_model_t *old = atomic_exchange(&s->cur, m);
     uint64_t e = atomic_load(&s->epoch);
     atomic_store(&s->epoch, e + 1);
@@ -409,6 +417,25 @@ void model_slot_swap(model_slot_t *s, weir_model_t *m)
 uint64_t model_version(const weir_model_t *m)
 {
     return m->version;
+}
+
+void model_set_version(weir_model_t *m, uint64_t version)
+{
+    m->version = version;
+}
+
+const char *model_digest(const weir_model_t *m)
+{
+    return m->digest;
+}
+
+uint64_t model_slot_live_version(model_slot_t *s)
+{
+    uint32_t ticket;
+    const weir_model_t *m = model_slot_enter(s, &ticket);
+    uint64_t v = m ? m->version : 0;
+    model_slot_exit(s, ticket);
+    return v;
 }
 
 uint64_t model_slot_version(const model_slot_t *s)

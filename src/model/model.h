@@ -128,9 +128,21 @@ void model_slot_exit(model_slot_t *s, uint32_t ticket);
  * swaps are serialized. */
 void model_slot_swap(model_slot_t *s, weir_model_t *m);
 
-/* The version a slot gave m: 1 for the slot's first model, then 2, 3, ...
- * per swap (0 for a model never put in a slot). */
+/* m's version: the one model_set_version gave it, or else the one a slot
+ * gave it, 1 for the slot's first model, then 2, 3, ... per swap (0 for a
+ * model never put in a slot). */
 uint64_t model_version(const weir_model_t *m);
+/* Names m's version (decide.c: the data directory's model ledger, which
+ * gives a model the same version at every start); before m is published. */
+void model_set_version(weir_model_t *m, uint64_t version);
+/* The version of the live model (0 if none). */
+uint64_t model_slot_live_version(model_slot_t *s);
+
+/* "xxh128:" and 32 hex digits: XXH3's 128-bit hash of the bytes m was
+ * loaded from. It names a model file's content (not a defence against a
+ * forged file: the ledger trusts whoever can write the data directory). */
+#define MODEL_DIGEST_LEN 39
+const char *model_digest(const weir_model_t *m);
 
 /* Number of completed swaps (tests, metrics). */
 uint64_t model_slot_version(const model_slot_t *s);

@@ -91,9 +91,9 @@ static int stage(runtime_t *rt, staged_t *st, char *err, size_t errlen)
         return weir_errf(err, errlen, rc, "the new spec: %s", why);
     if ((rc = engine_migrate_check(rt->pl.engine, st->engine, why, sizeof why)) != 0)
         return weir_errf(err, errlen, rc, "%s", why);
-    if ((rc = decide_new(s, &st->decide, why, sizeof why)) != 0)
+    decide_ledger_t ledger = {rt->cfg.datadir, 1};
+    if ((rc = decide_new(s, &ledger, &st->decide, why, sizeof why)) != 0)
         return weir_errf(err, errlen, rc, "the new spec: %s", why);
-    decide_follow(st->decide, rt->decide);
     if ((rc = outputs_open(rt->cfg.datadir, s, &st->out, why, sizeof why)) != 0)
         return weir_errf(err, errlen, rc, "the new spec's outputs: %s", why);
     st->outcomes = weir_calloc(s->ndecisions + 1, sizeof *st->outcomes);

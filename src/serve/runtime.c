@@ -194,7 +194,8 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
     }
     const spec_t *s = rt->pl.spec;
     rt->nparts = rt->pl.nparts;
-    if ((rc = decide_new(s, &rt->decide, err, errlen)) != 0) goto fail;
+    decide_ledger_t ledger = {cfg->datadir, 1};
+    if ((rc = decide_new(s, &ledger, &rt->decide, err, errlen)) != 0) goto fail;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/decisions", cfg->datadir);
     log_config_t lc;
@@ -356,6 +357,11 @@ uint32_t runtime_partition_of(const runtime_t *rt, weir_slice_t key)
 uint64_t runtime_model_version(const runtime_t *rt)
 {
     return decide_model_version(rt->decide);
+}
+
+const char *runtime_model_digest(const runtime_t *rt)
+{
+    return decide_model_digest(rt->decide);
 }
 
 /* ---- per-event pieces ---- */

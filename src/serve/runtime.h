@@ -115,6 +115,8 @@ void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out);
  * spec and model stay. Sets *version to the live model version. */
 int runtime_reload(runtime_t *rt, uint64_t *version, int *spec_changed, char *err, size_t errlen);
 uint64_t runtime_model_version(const runtime_t *rt);
+/* The live model's digest (model_digest; "" without a model); not during a reload. */
+const char *runtime_model_digest(const runtime_t *rt);
 
 /* Periodic work of the control thread: ticks for idle partitions, outputs
  * flushed to the OS. now_ms: wall clock. */

@@ -86,7 +86,7 @@ static void rules_read_score_class_and_scores(void **state)
                      err, sizeof err);
     if (!s) fail_msg("%s", err);
     decide_t *d;
-    if (decide_new(s, &d, err, sizeof err) != 0) fail_msg("%s", err);
+    if (decide_new(s, NULL, &d, err, sizeof err) != 0) fail_msg("%s", err);
 
     decision_t out = decide_amount(d, 110);
     assert_string_equal(out.decision, "block");
@@ -116,7 +116,7 @@ static void rules_reading_missing_outputs_are_refused(void **state)
     spec_t *s = load("  - when: scores[1] > 0.5\n    then: block\n  - then: allow\n", err, sizeof err);
     if (!s) fail_msg("%s", err);
     decide_t *d;
-    assert_int_not_equal(decide_new(s, &d, err, sizeof err), 0);
+    assert_int_not_equal(decide_new(s, NULL, &d, err, sizeof err), 0);
     assert_non_null(strstr(err, "scores[1]"));
     spec_free(s);
 

@@ -1,0 +1,120 @@
+/* model_ledger.c — DATA/models, the versions of a data directory's models
+ * (see model_ledger.h). */
+#include "decide/model_ledger.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/fileio.h"
+#include "model/model.h"
+
+#define LEDGER_MAX (16u << 20) /* a line per model ever served: far below this */
+#define HEADER     "# weir model versions: version, XXH3-128 of the file, first loaded (UTC), path\n"
+
+static int is_digest(const char *p, size_t n)
+{
+    if (n != MODEL_DIGEST_LEN || memcmp(p, "xxh128:", 7) != 0) return 0;
+    for (size_t i = 7; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) return 0;
+    return 1;
+}
+
+/* Reads the line [p, end) (no newline): its version and digest. 0, or -1
+ * when it is not "VERSION DIGEST TIME PATH". */
+static int parse_line(const char *p, const char *end, uint64_t *version, const char **digest)
+{
+    if (p == end || *p < '1' || *p > '9') return -1;
+    uint64_t v = 0;
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (v > (UINT64_MAX - 9) / 10) return -1;
+        v = v * 10 + (uint64_t)(*p++ - '0');
+    }
+    if (p == end || *p++ != ' ') return -1;
+    const char *d = p;
+    while (p < end && *p != ' ')
+        p++;
+    if (!is_digest(d, (size_t)(p - d)) || p == end) return -1;
+    p++;
+    const char *t = p; /* the time: its shape only, it is for people */
+    while (p < end && *p != ' ')
+        p++;
+    if (p - t != 20 || t[19] != 'Z' || p == end || p + 1 == end) return -1;
+    *version = v;
+    *digest = d;
+    return 0;
+}
+
+int model_ledger_version(const char *datadir, const char *digest, const char *path, int add,
+                         uint64_t *version, char *err, size_t errlen)
+{
+    char file[4096];
+    snprintf(file, sizeof file, "%s/%s", datadir, MODEL_LEDGER_FILE);
+    weir_buf_t text = WEIR_BUF_INIT;
+    char why[600];
+    int rc = 0;
+    if (access(file, F_OK) == 0 || errno != ENOENT) /* (none yet: an empty ledger) */
+        rc = weir_read_file(file, LEDGER_MAX, &text, why, sizeof why);
+    if (rc) {
+        buf_free(&text);
+        return weir_errf(err, errlen, rc, "the model ledger: %s", why);
+    }
+    uint64_t last = 0;
+    *version = 0;
+    unsigned line = 0;
+    for (size_t i = 0; i < text.len && rc == 0;) {
+        const char *p = text.data + i, *nl = memchr(p, '\n', text.len - i);
+        const char *end = nl ? nl : text.data + text.len;
+        i = (size_t)(end - text.data) + 1;
+        line++;
+        if (p == end || *p == '#') continue;
+        uint64_t v = 0;
+        const char *d = NULL;
+        if (parse_line(p, end, &v, &d) != 0)
+            rc = weir_errf(err, errlen, WEIR_EINVAL,
+                           "%s line %u: not 'VERSION DIGEST TIME PATH' (a model ledger weir "
+                           "did not write? restore it, or move it away to number models anew)",
+                           file, line);
+        else if (v <= last)
+            rc = weir_errf(err, errlen, WEIR_EINVAL,
+                           "%s line %u: version %" PRIu64 " after version %" PRIu64
+                           " (versions only grow)",
+                           file, line, v, last);
+        else if (*version == 0 && !memcmp(d, digest, MODEL_DIGEST_LEN))
+            *version = v;
+        last = v;
+    }
+    if (rc || *version || !add) {
+        buf_free(&text);
+        return rc;
+    }
+    /* A new model: the ledger rewritten whole with its line added. */
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    weir_outfile_t o;
+    if ((rc = weir_outfile_open(&o, file, why, sizeof why)) == 0) {
+        if (text.len == 0) fputs(HEADER, o.f);
+        if (text.len) fwrite(text.data, 1, text.len, o.f);
+        if (text.len && text.data[text.len - 1] != '\n') fputc('\n', o.f);
+        fprintf(o.f, "%" PRIu64 " %s %s ", last + 1, digest, when);
+        char *abs = realpath(path, NULL); /* for people: where it was, from anywhere */
+        for (const char *c = abs ? abs : path; *c; c++) /* one line, whatever the name holds */
+            fputc((unsigned char)*c < 32 || *c == 127 ? '?' : *c, o.f);
+        fputc('\n', o.f);
+        free(abs);
+        rc = weir_outfile_commit(&o, why, sizeof why);
+    }
+    buf_free(&text);
+    if (rc) return weir_errf(err, errlen, rc, "the model ledger: %s", why);
+    *version = last + 1;
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* model_ledger.h — DATA/models: which version number each model a data
+ * directory's pipeline has scored with was given.
+ *
+ * Why. A decision record names the model that decided it ("model": N). A
+ * number handed out by the process (1 at start, +1 per reload) names
+ * different models after a restart: an audit of a decision, `weir verify`,
+ * or a comparison of two models' decisions could not tell which file
+ * decided. The ledger gives a model one number for good, by its content (a
+ * digest of the file's bytes, model_digest): the same file is the same
+ * version at every start and reload; a new one is the next number. As a
+ * model registry's versions (MLflow's, Triton's directories) do, but kept
+ * beside the decisions it explains, in the data directory.
+ *
+ * Format: text, one line per version, oldest first, after a comment line:
+ *     VERSION DIGEST FIRST-LOADED PATH
+ *     3 xxh128:9f0c...(32 hex) 2026-11-27T15:02:11Z /srv/models/fraud-v3.json
+ * FIRST-LOADED is UTC; PATH is where the file was when first loaded (for
+ * people: the digest is what identifies it) and runs to the end of line.
+ * The file is rewritten whole (a temporary file, fsynced, renamed over it,
+ * the directory fsynced) before any decision names the new version, so a
+ * crash leaves the old ledger or the new one, and no decision names a
+ * version the ledger lacks. Its one writer is the process holding the data
+ * directory (weir run); readers (weir verify) take it as it is. */
+#ifndef WEIR_DECIDE_MODEL_LEDGER_H
+#define WEIR_DECIDE_MODEL_LEDGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MODEL_LEDGER_FILE "models"
+
+/* The version of the model whose digest is given, in DATADIR/models. When
+ * the ledger has no such model: with add, it is added as the next version
+ * (1 for the first) with path and the time now; without, *version is 0.
+ * A ledger that is not weir's format is an error naming its line, so that a
+ * damaged one is never rewritten without it. 0, or WEIR_EINVAL (the line),
+ * WEIR_EIO (reading or writing it, errno's words). */
+int model_ledger_version(const char *datadir, const char *digest, const char *path, int add,
+                         uint64_t *version, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,111 @@
+/* decide_ledger_test.c — DATA/models (model_ledger.c): versions by digest,
+ * the next number for a new one, nothing added by a reader, one line per
+ * model whatever its path holds, and a damaged ledger refused as it is. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/fileio.h"
+#include "decide/model_ledger.h"
+
+#define DA "xxh128:00000000000000000000000000000001"
+#define DB "xxh128:0000000000000000000000000000000b"
+#define DC "xxh128:0000000000000000000000000000000c"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/weir-ledger-XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
+
+static uint64_t version(const char *digest, const char *path, int add)
+{
+    uint64_t v = 99;
+    char err[512];
+    int rc = model_ledger_version(dir, digest, path, add, &v, err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    return v;
+}
+
+static void ledger_text(weir_buf_t *b)
+{
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/" MODEL_LEDGER_FILE, dir);
+    assert_int_equal(weir_read_file(path, 1 << 20, b, err, sizeof err), 0);
+}
+
+static void versions_by_digest(void **state)
+{
+    (void)state;
+    assert_int_equal(version(DA, "/m/a", 0), 0); /* no ledger: unknown, and none made */
+    assert_int_equal(version(DA, "/m/a", 1), 1);
+    assert_int_equal(version(DB, "/m/b\nx", 1), 2);
+    assert_int_equal(version(DA, "/m/elsewhere", 1), 1); /* by content, not by path */
+    assert_int_equal(version(DC, "/m/c", 0), 0);         /* a reader adds nothing */
+    assert_int_equal(version(DC, "/m/c", 1), 3);
+    weir_buf_t b = WEIR_BUF_INIT;
+    ledger_text(&b);
+    /* a comment line, then one line per model; the newline in b's path is
+     * not a line of its own */
+    int lines = 0;
+    for (size_t i = 0; i < b.len; i++)
+        lines += b.data[i] == '\n';
+    assert_int_equal(lines, 4);
+    assert_non_null(strstr(b.data, "2 " DB " "));
+    assert_non_null(strstr(b.data, " /m/b?x\n"));
+    buf_free(&b);
+}
+
+static void damaged_ledger_refused_as_it_is(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        "1 " DA " 2026-01-01T00:00:00Z /a\n1 " DB " 2026-01-01T00:00:00Z /b\n", /* no growth */
+        "1 " DA " 2026-01-01T00:00:00Z\n",                                      /* no path */
+        "1 xxh128:00 2026-01-01T00:00:00Z /a\n",                                /* short digest */
+        "x " DA " 2026-01-01T00:00:00Z /a\n",
+        "1 " DA " yesterday /a\n",
+    };
+    char path[128];
+    snprintf(path, sizeof path, "%s/" MODEL_LEDGER_FILE, dir);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(bad[i], f);
+        fclose(f);
+        uint64_t v;
+        char err[512];
+        assert_int_not_equal(model_ledger_version(dir, DC, "/c", 1, &v, err, sizeof err), 0);
+        assert_non_null(strstr(err, "line "));
+        weir_buf_t b = WEIR_BUF_INIT;
+        ledger_text(&b);
+        assert_string_equal(b.data, bad[i]); /* not rewritten */
+        buf_free(&b);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(versions_by_digest, setup, teardown),
+        cmocka_unit_test_setup_teardown(damaged_ledger_refused_as_it_is, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
