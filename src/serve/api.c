@@ -515,6 +515,18 @@ done:
 
 /* ---- the rest ---- */
 
+/* Whether s is an int as "%" PRId64 writes one within 2^53 (the ints an
+ * event's int field can hold). */
+static int int_key_text(const char *s)
+{
+    const char *d = s + (*s == '-');
+    size_t n = strlen(d);
+    if (n == 0 || n > 16 || (d[0] == '0' && (n > 1 || d != s))) return 0; /* (no "-0") */
+    for (size_t i = 0; i < n; i++)
+        if (d[i] < '0' || d[i] > '9') return 0;
+    return strtoll(d, NULL, 10) <= (1ll << 53);
+}
+
 static void handle_features(api_t *a, const http_req_t *req, http_resp_t *resp, const char *rest)
 {
     if (!want_get(req, resp)) return;
@@ -524,8 +536,20 @@ static void handle_features(api_t *a, const http_req_t *req, http_resp_t *resp, 
             http_error(resp, 404, "not_found", "use /v1/features/{source}/{key}");
         return;
     }
-    if (!source_of(a, rest, (size_t)(slash - rest), resp) || !check_ready(a, resp)) return;
+    const spec_source_t *src = source_of(a, rest, (size_t)(slash - rest), resp);
+    if (!src || !check_ready(a, resp)) return;
     const char *key = slash + 1;
+    const spec_field_t *kf = &src->fields[src->key_slot];
+    if (kf->type == EXPR_INT && !int_key_text(key)) {
+        /* A key state is found by its text as an event's key writes it: an
+         * int as its decimal digits. Anything else would answer "not
+         * found" for a key that cannot exist, which reads as "no events". */
+        http_error(resp, 400, "bad_key",
+                   "the key field '%s' is an int: '%.100s' is not one as weir writes it (decimal "
+                   "digits, no leading zero or '+')",
+                   kf->name, key);
+        return;
+    }
     runtime_features(a->rt, (weir_slice_t){key, strlen(key)}, &resp->body);
 }
 

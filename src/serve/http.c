@@ -18,6 +18,19 @@
  * Why a watchdog: libmicrohttpd closes a stalled connection silently when
  * its idle timeout passes, and a client deserves to learn it was too slow.
  *
+ * HEADERS TOO (slowloris). The idle timeout restarts at every byte, so a
+ * client that trickles a header byte every few seconds held a connection
+ * (of --max-connections) for good; a few thousand such held them all. The
+ * watchdog also watches each new connection (`connecting`, linked by
+ * on_connection when libmicrohttpd accepts it) until its first request's
+ * headers are in, and gives it the same 408 past --request-timeout, as
+ * nginx's client_header_timeout and Apache's mod_reqtimeout do. The
+ * completion callback's guarantee has a twin here: libmicrohttpd tells
+ * on_connection that a connection closed before it closes the socket, and
+ * that unlinks under h->lock. Not covered: the next request of a keep-alive
+ * connection, whose first byte libmicrohttpd does not report; the idle
+ * timeout bounds it (README).
+ *
  * Early refusals (503, 431, 401, 413) are queued in the first access-
  * handler call, before libmicrohttpd reads the body; it then closes the
  * connection instead of reading the body as a next request. */
@@ -62,6 +75,15 @@ typedef struct req {
     struct req *prev, *next; /* h->receiving, under h->lock */
 } req_t;
 
+/* A connection until its first request's headers are in (HEADERS TOO). */
+typedef struct conn_watch {
+    struct conn_watch *prev, *next; /* h->connecting, under h->lock */
+    int fd;
+    int linked;       /* under h->lock */
+    int headers_seen; /* the worker's own flag: unlinked once */
+    uint64_t start_ns;
+} conn_watch_t;
+
 struct http {
     http_config_t cfg;
     char *token;
@@ -79,6 +101,7 @@ struct http {
     pthread_cond_t wake;
     int stopping;
     req_t receiving;       /* list head (sentinel) */
+    conn_watch_t connecting; /* list head (sentinel) */
     _Atomic int ndeferred; /* suspended connections waiting for http_finish */
     atomic_int no_defer;   /* http_stop has begun: http_defer refuses */
 };
@@ -299,6 +322,54 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
     return MHD_YES;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    http_t *h = cls;
+    conn_watch_t *w = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        w = weir_calloc(1, sizeof *w);
+        w->fd = ci ? ci->connect_fd : -1;
+        w->start_ns = weir_mono_ns();
+        pthread_mutex_lock(&h->lock);
+        w->next = h->connecting.next;
+        w->prev = &h->connecting;
+        w->next->prev = w;
+        h->connecting.next = w;
+        w->linked = 1;
+        pthread_mutex_unlock(&h->lock);
+        *socket_context = w;
+    } else if (w) { /* closed: the socket is still open here */
+        pthread_mutex_lock(&h->lock);
+        if (w->linked) {
+            w->prev->next = w->next;
+            w->next->prev = w->prev;
+        }
+        pthread_mutex_unlock(&h->lock);
+        weir_free(w);
+        *socket_context = NULL;
+    }
+}
+
+/* The connection's first request has its headers: no longer watched. */
+static void headers_in(http_t *h, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_watch_t *w = ci ? ci->socket_context : NULL;
+    if (!w || w->headers_seen) return;
+    w->headers_seen = 1;
+    pthread_mutex_lock(&h->lock);
+    if (w->linked) {
+        w->prev->next = w->next;
+        w->next->prev = w->prev;
+        w->linked = 0;
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -307,6 +378,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     http_t *h = cls;
     req_t *r = *con_cls;
     if (!r) {
+        headers_in(h, conn);
         r = weir_calloc(1, sizeof *r);
         *con_cls = r;
         r->h = h;
@@ -416,21 +488,45 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* The 408 the watchdog writes straight to a socket (what did not arrive). */
+static int timeout_response(char *msg, size_t cap, const char *what)
+{
+    char body[160];
+    int n = snprintf(body, sizeof body,
+                     "{\"error\":{\"code\":\"request_timeout\",\"message\":\"the request %s "
+                     "did not arrive in time\"}}\n",
+                     what);
+    return snprintf(msg, cap,
+                    "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: "
+                    "application/json\r\nContent-Length: %d\r\n\r\n%s",
+                    n, body);
+}
+
 static void *watchdog_main(void *arg)
 {
     http_t *h = arg;
-    static const char body[] = "{\"error\":{\"code\":\"request_timeout\",\"message\":\"the request "
-                               "body did not arrive in time\"}}\n";
-    char msg[512];
-    int len = snprintf(
-        msg, sizeof msg,
-        "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n"
-        "Content-Length: %zu\r\n\r\n%s",
-        sizeof body - 1, body);
+    char msg[512], hmsg[512];
+    int len = timeout_response(msg, sizeof msg, "body");
+    int hlen = timeout_response(hmsg, sizeof hmsg, "headers");
     uint64_t limit = (uint64_t)h->cfg.request_timeout_ms * 1000000ull;
     pthread_mutex_lock(&h->lock);
     while (!h->stopping) {
         uint64_t now = weir_mono_ns();
+        for (conn_watch_t *w = h->connecting.next; w != &h->connecting;) {
+            conn_watch_t *next = w->next;
+            if (now - w->start_ns > limit) {
+                w->prev->next = w->next;
+                w->next->prev = w->prev;
+                w->linked = 0;
+                if (w->fd >= 0) {
+                    ssize_t n = send(w->fd, hmsg, (size_t)hlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+                    (void)n;
+                    shutdown(w->fd, SHUT_RDWR);
+                }
+                metrics_request(h->m, METRICS_ROUTE_OTHER, 408);
+            }
+            w = next;
+        }
         for (req_t *r = h->receiving.next; r != &h->receiving;) {
             req_t *next = r->next;
             if (now - r->start_ns > limit) {
@@ -484,6 +580,7 @@ int http_start(const http_config_t *cfg, http_handler_cb cb, http_route_cb route
     h->ctx = ctx;
     h->m = m;
     h->receiving.next = h->receiving.prev = &h->receiving;
+    h->connecting.next = h->connecting.prev = &h->connecting;
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);
     /* The connection pool holds the header block, the body as it is read
@@ -500,14 +597,14 @@ int http_start(const http_config_t *cfg, http_handler_cb cb, http_route_cb route
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO |
                      MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME; /* http_defer */
     errno = 0;
-    h->d = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
-                            (unsigned int)(cfg->threads ? cfg->threads : 1),
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned int)cfg->idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-                            (unsigned int)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                            MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h, MHD_OPTION_END);
+    h->d = MHD_start_daemon(
+        flags, cfg->port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(cfg->threads ? cfg->threads : 1),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)cfg->idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h, MHD_OPTION_END);
     if (!h->d) {
         int e = errno;
         weir_errf(err, errlen, WEIR_EIO, "cannot listen on %s:%u: %s", cfg->host,

@@ -372,3 +372,25 @@ def test_a_rule_called_none_shares_the_no_match_count(weir_bin, spec_copy, data_
     unmatched = sum(1 for o in out if o["decision"] is None)
     assert named and unmatched, (named, unmatched)
     assert metric(m, "weir_decisions_total", source=SOURCE, decision="none") == named + unmatched
+
+
+def test_features_of_an_int_key(weir_bin, data_dir, tmp_path):
+    """An int-keyed source's state is found by the key's decimal text; a
+    path key that no int event can have is 400 bad_key, not "not found"."""
+    spec = tmp_path / "ints.yaml"
+    spec.write_text("pipeline: ints\npartitions: 2\nsources:\n  s:\n    key: uid\n    time: ts\n"
+                    "    lateness: 0s\n    fields: {uid: int, ts: time}\n"
+                    "features:\n  n: count() over 1h\n")
+    with Server(weir_bin, spec, data_dir) as srv:
+        for uid in (42, -7, 0):
+            assert srv.json("POST", "/v1/events/s", {"uid": uid, "ts": 1_700_000_000_000})[0] == 200
+        for key in ("42", "-7", "0"):
+            status, body = srv.json("GET", "/v1/features/s/" + key)
+            assert status == 200 and body["found"] is True and body["features"] == {"n": 1}, (key, body)
+        status, body = srv.json("GET", "/v1/features/s/43")
+        assert status == 200 and body["found"] is False
+        for key in ("042", "+42", "-0", "4x", "abc", "42.0", "99999999999999999"):
+            status, body = srv.json("GET", "/v1/features/s/" + key)
+            assert status == 400 and body["error"]["code"] == "bad_key", (key, body)
+            assert "'uid' is an int" in body["error"]["message"]
+        assert srv.stop() == 0
