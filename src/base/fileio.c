@@ -207,9 +207,13 @@ int weir_outfile_commit(weir_outfile_t *o, char *err, size_t errlen)
             rc = weir_errf(err, errlen, WEIR_EIO, "cannot rename %s to %s: %s", o->tmp, o->dest,
                            strerror(errno));
         } else {
-            /* The rename itself survives a power loss once its directory is synced. */
+            /* The rename itself survives a power loss once its directory is
+             * synced; a sync that fails is said (the file is in place, but
+             * a power loss may undo it), not hidden. */
             char *d = weir_strdup(o->dest);
-            weir_fsync_dir(dirname(d));
+            if (weir_fsync_dir(dirname(d)) != 0)
+                rc = weir_errf(err, errlen, WEIR_EIO, "cannot sync the directory of %s: %s",
+                               o->dest, strerror(errno));
             weir_free(d);
             weir_free(o->tmp);
             o->tmp = NULL;

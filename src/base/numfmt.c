@@ -446,3 +446,11 @@ void numfmt_append_shortest(weir_buf_t *b, double v)
     buf_reserve(b, NUMFMT_MAX);
     b->len += numfmt_shortest(b->data + b->len, v);
 }
+
+void numfmt_append_json(weir_buf_t *b, double v)
+{
+    if (isfinite(v))
+        numfmt_append_shortest(b, v);
+    else
+        buf_append(b, "null", 4);
+}

@@ -47,5 +47,8 @@ void numfmt_append_u64(weir_buf_t *b, uint64_t v);
 void numfmt_append_i64(weir_buf_t *b, int64_t v);
 void numfmt_append_g17(weir_buf_t *b, double v);
 void numfmt_append_shortest(weir_buf_t *b, double v);
+/* As numfmt_append_shortest, or null for NaN and the infinities, which JSON
+ * has no numbers for (a response or line holding "nan" is not JSON). */
+void numfmt_append_json(weir_buf_t *b, double v);
 
 #endif

@@ -45,11 +45,13 @@ static const char append_usage[] =
 
 static const char read_usage[] =
     "usage: weir log read DIR --topic T [--partition P] [--from-offset O | --from-time MS]\n"
-    "                     [--limit N]\n"
+    "                     [--limit N] [--decisions]\n"
     "\n"
     "Prints one JSON object per record, partition by partition in offset order:\n"
     "{\"partition\", \"offset\", \"ts\", \"key\", \"value\"} where value is the event as\n"
     "appended. --from-time starts at the first record whose append time is >= MS.\n"
+    "--decisions reads the decision log a server keeps beside the events\n"
+    "(DIR/decisions): value is the decision record (offset: the event's).\n"
     "Exits non-zero, naming the file and byte offset, if a batch fails verification.\n"
     "Read-only, like stat: it takes no lock and changes nothing, so it can follow a\n"
     "live server's log (what was appended when it opened); a torn tail is not\n"
@@ -78,12 +80,27 @@ typedef struct log_opts {
     uint64_t partitions, batch, partition, from_offset, limit;
     int64_t from_time;
     int has_partition, has_offset, has_time, has_limit;
+    int decisions; /* read: DIR/decisions, not DIR/log */
     log_ack_t ack;
     log_config_t cfg;
 } log_opts_t;
 
-enum { OPT_TOPIC = 1, OPT_PARTS, OPT_KEY, OPT_ACK, OPT_BATCH, OPT_SEGB, OPT_SEGMS, OPT_RETMS,
-       OPT_RETB, OPT_PART, OPT_FROMO, OPT_FROMT, OPT_LIMIT };
+enum {
+    OPT_TOPIC = 1,
+    OPT_PARTS,
+    OPT_KEY,
+    OPT_ACK,
+    OPT_BATCH,
+    OPT_SEGB,
+    OPT_SEGMS,
+    OPT_RETMS,
+    OPT_RETB,
+    OPT_PART,
+    OPT_FROMO,
+    OPT_FROMT,
+    OPT_LIMIT,
+    OPT_DECISIONS
+};
 
 static const struct option long_opts[] = {
     {"topic", required_argument, 0, OPT_TOPIC},
@@ -99,6 +116,7 @@ static const struct option long_opts[] = {
     {"from-offset", required_argument, 0, OPT_FROMO},
     {"from-time", required_argument, 0, OPT_FROMT},
     {"limit", required_argument, 0, OPT_LIMIT},
+    {"decisions", no_argument, 0, OPT_DECISIONS},
     {0, 0, 0, 0},
 };
 
@@ -128,6 +146,9 @@ static int parse_opts(const char *prefix, int argc, char **argv, const char *all
         int bad = 0;
         switch (c) {
         case OPT_TOPIC: o->topic = optarg; break;
+        case OPT_DECISIONS:
+            o->decisions = 1;
+            break;
         case OPT_KEY: o->key = optarg; break;
         case OPT_ACK:
             if (!strcmp(optarg, "written")) o->ack = LOG_ACK_WRITTEN;
@@ -247,8 +268,11 @@ static void print_partition_offsets(log_topic_t *topic)
 static int open_topic(const char *prefix, const log_opts_t *o, uint32_t partitions, int create,
                       log_t **log, log_topic_t **topic)
 {
-    char err[512];
-    if (log_open(o->dir, &o->cfg, log, err, sizeof err) != 0) return cli_fail(prefix, "%s", err);
+    char err[512], ddir[4096];
+    snprintf(ddir, sizeof ddir, "%s/decisions", o->dir);
+    if ((o->decisions ? log_open_dir(ddir, &o->cfg, log, err, sizeof err)
+                      : log_open(o->dir, &o->cfg, log, err, sizeof err)) != 0)
+        return cli_fail(prefix, "%s", err);
     int rc = log_topic_open(*log, o->topic, partitions, topic, err, sizeof err);
     if (rc == WEIR_ENOENT && create && !partitions)
         rc = log_topic_open(*log, o->topic, 1, topic, err, sizeof err);
@@ -454,20 +478,24 @@ static int log_read_cmd(int argc, char **argv)
     const char *prefix = "weir log read";
     if (cli_wants_help(argc, argv)) return fputs(read_usage, stdout), 0;
     log_opts_t o;
-    const char allowed[] = {OPT_TOPIC, OPT_PART, OPT_FROMO, OPT_FROMT, OPT_LIMIT, 0};
+    const char allowed[] = {OPT_TOPIC, OPT_PART, OPT_FROMO, OPT_FROMT, OPT_LIMIT, OPT_DECISIONS, 0};
     if (parse_opts(prefix, argc, argv, allowed, &o)) return 1;
     if (o.has_offset && o.has_time) return cli_fail(prefix, "give --from-offset or --from-time, not both");
     /* Reading must not create anything: look before opening (which creates DIR/log). */
     char **names;
     size_t nnames, found = 0;
-    char lerr[512];
-    if (log_topic_list(o.dir, &names, &nnames, lerr, sizeof lerr) != 0) return cli_fail(prefix, "%s", lerr);
+    char lerr[512], ddir[4096];
+    snprintf(ddir, sizeof ddir, "%s/decisions", o.dir);
+    if ((o.decisions ? log_topic_list_dir(ddir, &names, &nnames, lerr, sizeof lerr)
+                     : log_topic_list(o.dir, &names, &nnames, lerr, sizeof lerr)) != 0)
+        return cli_fail(prefix, "%s%s", lerr,
+                        o.decisions ? " (no decision log: weir run makes one)" : "");
     for (size_t i = 0; i < nnames; i++) {
         found |= !strcmp(names[i], o.topic);
         weir_free(names[i]);
     }
     weir_free(names);
-    if (!found) return cli_fail(prefix, "no topic '%s' in %s", o.topic, o.dir);
+    if (!found) return cli_fail(prefix, "no topic '%s' in %s", o.topic, o.decisions ? ddir : o.dir);
     log_t *log;
     log_topic_t *topic;
     /* A look, as Kafka's console consumer is: it must work beside a live

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,10 +52,14 @@ static const char run_usage[] =
     "  --max-batch N          events per request, 413 above (default 10000)\n"
     "  --max-headers N        header fields, 431 above (default 100)\n"
     "  --max-header-bytes B   bytes of all header fields, 431 above (default 16384)\n"
-    "  --request-timeout MS   connect to complete headers, and headers to complete body:\n"
-    "                         408 after (default 10000)\n"
+    "  --request-timeout MS   headers to complete body: 408 after; accept to complete\n"
+    "                         headers (after a request: idle timeout plus this): closed\n"
+    "                         after (default 10000)\n"
     "  --idle-timeout S       idle keep-alive connections close after (default 60)\n"
     "  --max-inflight N       requests in flight, 503 + Retry-After above (default 1024)\n"
+    "  --max-connections N    open connections (default 4096); the open-file limit is\n"
+    "                         raised to fit them and weir's own files, or they are\n"
+    "                         lowered to fit it, saying so\n"
     "  --ack written|durable  log acknowledgement (default written: fsync every 100 ms)\n"
     "  --tick-idle MS         a partition idle this long gets a tick at the newest event\n"
     "                         time, so its windows close (default 1000; 0 = never)\n"
@@ -69,6 +74,11 @@ static const char run_usage[] =
     "                         the log's start: state is rebuilt from what is left\n"
     "                         (without, the start is refused: features would miss the\n"
     "                         deleted events)\n"
+    "  --migrate-state        when no checkpoint fits the spec's feature plan (a window,\n"
+    "                         aggregate or pattern changed), move the newest one's state\n"
+    "                         to it as a live reload would (new state starts empty at\n"
+    "                         the checkpoint) instead of replaying the whole log; done\n"
+    "                         without asking when retention deleted the log's start\n"
     "\n"
     "Environment: WEIR_API_TOKEN, if set, is the bearer token every /v1/ route\n"
     "requires (\"Authorization: Bearer TOKEN\", else 401).\n"
@@ -89,6 +99,38 @@ static int parse_listen(const char *s, char *host, size_t hostlen, uint16_t *por
     return 0;
 }
 
+/* FILES FOR CONNECTIONS. Each connection is a file descriptor, and so is
+ * each log segment, index, output and checkpoint file weir opens. With
+ * --max-connections above the open-file limit, a flood of connections took
+ * the descriptors a segment roll needed, and the partition refused appends
+ * until a restart (an SRE's test at `ulimit -n 1024`). So, as Redis does
+ * for maxclients: the soft limit is raised toward connections plus a
+ * reserve for weir's own files, as far as the hard limit allows, and if
+ * that is not enough the connections are lowered to fit, saying so. */
+#define FD_RESERVE 512
+
+static void fit_connections(http_config_t *hc)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    rlim_t want = (rlim_t)hc->max_connections + FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        unsigned fit = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE)
+                                                    : (unsigned)(rl.rlim_cur / 2);
+        fprintf(stderr,
+                "weir run: the open-file limit is %llu (hard limit too): --max-connections "
+                "lowered from %u to %u, leaving %llu for the logs, outputs and checkpoints "
+                "(raise ulimit -n to keep it)\n",
+                (unsigned long long)rl.rlim_cur, hc->max_connections, fit,
+                (unsigned long long)(rl.rlim_cur - fit));
+        hc->max_connections = fit;
+    }
+}
+
 int cmd_run(int argc, char **argv)
 {
     const char *prefix = "weir run";
@@ -104,11 +146,13 @@ int cmd_run(int argc, char **argv)
         {"request-timeout", required_argument, 0, 'r'},
         {"idle-timeout", required_argument, 0, 'i'},
         {"max-inflight", required_argument, 0, 'f'},
+        {"max-connections", required_argument, 0, 'c'},
         {"ack", required_argument, 0, 'a'},
         {"tick-idle", required_argument, 0, 'T'},
         {"decision-flush", required_argument, 0, 'D'},
         {"skip-bad-events", no_argument, 0, 'S'},
         {"allow-partial-state", no_argument, 0, 'P'},
+        {"migrate-state", no_argument, 0, 'M'},
         {0, 0, 0, 0},
     };
     http_config_t hc;
@@ -122,7 +166,7 @@ int cmd_run(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
         const char *name = c == '?' ? argv[optind - 1] : NULL;
-        if (c != 'd' && c != 'l' && c != 'a' && c != 'S' && c != 'P' && c != '?' &&
+        if (c != 'd' && c != 'l' && c != 'a' && c != 'S' && c != 'P' && c != 'M' && c != '?' &&
             (cli_parse_u64(optarg, &v) != 0 || v > UINT32_MAX))
             return cli_fail(prefix, "bad number '%s' for --%s", optarg, opts[li].name);
         switch (c) {
@@ -134,6 +178,9 @@ int cmd_run(int argc, char **argv)
             break;
         case 'P':
             rc_cfg.partial_state = 1;
+            break;
+        case 'M':
+            rc_cfg.migrate_state = 1;
             break;
         case 'l':
             if (parse_listen(optarg, host, sizeof host, &hc.port) != 0)
@@ -164,6 +211,9 @@ int cmd_run(int argc, char **argv)
         case 'f':
             hc.max_inflight = (unsigned)v;
             break;
+        case 'c':
+            hc.max_connections = (unsigned)v;
+            break;
         case 'T':
             rc_cfg.tick_idle_ms = (int64_t)v;
             break;
@@ -185,10 +235,12 @@ int cmd_run(int argc, char **argv)
     }
     if (optind != argc - 1) return cli_fail(prefix, "give one SPEC file (see --help)");
     if (hc.threads == 0 || hc.max_body == 0 || max_batch == 0 || hc.max_inflight == 0 ||
-        hc.request_timeout_ms == 0)
-        return cli_fail(
-            prefix,
-            "--threads, --max-body, --max-batch, --max-inflight and --request-timeout must be > 0");
+        hc.request_timeout_ms == 0 || hc.max_connections == 0)
+        return cli_fail(prefix, "--threads, --max-body, --max-batch, --max-inflight, "
+                                "--max-connections and --request-timeout must be > 0");
+    if (hc.request_timeout_ms < 0 || hc.request_timeout_ms > 3600000)
+        return cli_fail(prefix, "--request-timeout must be at most 3600000 ms");
+    fit_connections(&hc);
     rc_cfg.spec_path = argv[optind];
     hc.host = host;
     const char *token = getenv("WEIR_API_TOKEN");
@@ -247,15 +299,8 @@ int cmd_run(int argc, char **argv)
         if (sig == SIGHUP) {
             uint64_t ver;
             int changed;
-            if (runtime_reload(rt, &ver, &changed, err, sizeof err) == 0)
-                printf("weir run: SIGHUP: %s, model version %" PRIu64 "\n",
-                       changed ? "spec replaced" : "model reloaded", ver);
-            else
-                fprintf(stderr,
-                        "weir run: SIGHUP: reload failed; the running spec and model %" PRIu64
-                        " stay live: %s\n",
-                        ver, err);
-            fflush(stdout);
+            runtime_reload(rt, "SIGHUP", &ver, &changed, err,
+                           sizeof err); /* (it says how it went) */
         } else if (sig == SIGTERM || sig == SIGINT) {
             break;
         }

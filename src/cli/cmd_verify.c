@@ -18,8 +18,16 @@
  * spec or model changed since the server decided (a reload, a new model
  * file) shows as differences: verify checks the decision log against the
  * spec and model it is given, which is the point of running it after one.
- * A record names the model version it was decided by; a difference in one
- * decided by another version than offline's says so.
+ *
+ * THE MODEL THAT DECIDED. A record names the version of the model that
+ * decided it, a number of the data directory's model ledger (DATA/models,
+ * decide/model_ledger.h), which also says where that model's file was
+ * first loaded from and the digest of its bytes. When a record's version
+ * is not offline's and that file is still there with that digest, the
+ * record is recomputed with it (same spec and rules otherwise), so that a
+ * model reload is not a difference; when the file changed or is gone, the
+ * record is recomputed with offline's, and a difference says which
+ * version decided. The summary counts the records checked each way.
  *
  * RUNS. Records are in input-offset order, except after a restart under
  * at_least_once, which decides the events after the checkpoint again and
@@ -84,6 +92,14 @@ typedef struct verify {
     const char *data;
     int skip_bad; /* --skip-bad-events, as the server was started with */
     decide_t *decide;
+    /* THE MODEL THAT DECIDED: a decider per version met (NULL: its file is
+     * gone or changed), and the records checked with such a one */
+    struct {
+        uint64_t version;
+        decide_t *decide;
+    } * models;
+    size_t nmodels;
+    uint64_t by_own_model;
     uint32_t part;
     run_t *runs;
     uint32_t nruns;
@@ -288,6 +304,25 @@ static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_r
     buf_free(&b);
 }
 
+/* The decider of model version mv (THE MODEL THAT DECIDED), or NULL. */
+static decide_t *model_of(verify_t *v, uint64_t mv)
+{
+    for (size_t i = 0; i < v->nmodels; i++)
+        if (v->models[i].version == mv) return v->models[i].decide;
+    decide_t *d = NULL;
+    char path[4096], err[1024];
+    if (model_ledger_path(v->data, mv, path, sizeof path) &&
+        decide_new(v->spec, &(decide_ledger_t){.datadir = v->data}, &d, err, sizeof err) == 0 &&
+        (decide_reload(d, path, err, sizeof err) != 0 || decide_model_version(d) != mv)) {
+        decide_free(d); /* changed since (its digest is another), or no longer fits */
+        d = NULL;
+    }
+    v->models = weir_realloc(v->models, (v->nmodels + 1) * sizeof *v->models);
+    v->models[v->nmodels].version = mv;
+    v->models[v->nmodels++].decide = d;
+    return d;
+}
+
 /* pipeline_replay's row callback: one replayed event, against its record
  * in each run. */
 static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_result_t *res)
@@ -322,7 +357,18 @@ static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_resu
     for (uint32_t k = 0; k < v->nruns; k++) {
         run_t *u = &v->runs[k];
         while (u->rec && u->off == (int64_t)offset) {
-            compare(v, u, offset, res, &d);
+            const cJSON *model = cJSON_GetObjectItemCaseSensitive(u->rec, "model");
+            uint64_t mv =
+                cJSON_IsNumber(model) && model->valuedouble >= 1 ? (uint64_t)model->valuedouble : 0;
+            decide_t *own = mv && mv != d.model_version ? model_of(v, mv) : NULL;
+            if (own) {
+                decision_t od;
+                decide_event_in(own, &v->lower, res->raw.len, res->fields, res->features, 0, &od);
+                v->by_own_model++;
+                compare(v, u, offset, res, &od);
+            } else {
+                compare(v, u, offset, res, &d);
+            }
             if (next_record(v, u) < 0) return -1;
         }
     }
@@ -448,7 +494,8 @@ int cmd_verify(int argc, char **argv)
                       "%s has no decision log of source '%s': nothing to verify (weir run "
                       "writes one; weir ingest does not decide)",
                       data, pl.src->name);
-    else if (decide_new(pl.spec, &(decide_ledger_t){data, 0}, &v.decide, err, sizeof err) != 0 ||
+    else if (decide_new(pl.spec, &(decide_ledger_t){.datadir = data}, &v.decide, err, sizeof err) !=
+                 0 ||
              log_open_dir(ddir, &lc, &dlog, err, sizeof err) != 0 ||
              log_topic_open(dlog, pl.src->name, pl.nparts, &dtopic, err, sizeof err) != 0)
         rc = cli_fail(prefix, "%s", err);
@@ -481,6 +528,11 @@ int cmd_verify(int argc, char **argv)
                " different%s\n",
                events, tot[0], tot[0] - tot[1], tot[2],
                v.shown > v.show ? " (the first shown above; --show N for more)" : "");
+        if (v.by_own_model)
+            printf("%" PRIu64 " of them decided by another model version than the spec's file "
+                   "(%" PRIu64 "), recomputed with the model that decided them (its file, as "
+                   "%s/" MODEL_LEDGER_FILE " names it)\n",
+                   v.by_own_model, decide_model_version(v.decide), data);
         if (tot[2]) {
             cli_fail(prefix, "%" PRIu64 " differences between the decision log and a replay",
                      tot[2]);
@@ -491,6 +543,9 @@ int cmd_verify(int argc, char **argv)
     }
     if (dlog) log_close(dlog);
     if (v.decide) decide_free(v.decide);
+    for (size_t i = 0; i < v.nmodels; i++)
+        decide_free(v.models[i].decide);
+    weir_free(v.models);
     pipeline_close(&pl);
     buf_free(&v.feat);
     decide_scratch_free(&v.lower);

@@ -18,6 +18,7 @@ struct decide {
     uint32_t *col;      /* model feature f is fed by spec input col[f] */
     char *ledger;       /* the data directory whose model ledger versions models, or NULL */
     int ledger_add;
+    uint64_t ledger_floor;
     char digest[MODEL_DIGEST_LEN + 1]; /* the live model's (reload_lock of runtime.c) */
 };
 
@@ -27,7 +28,8 @@ static int version_model(decide_t *d, weir_model_t *m, const char *path, char *e
 {
     if (!d->ledger) return 0;
     uint64_t v;
-    int rc = model_ledger_version(d->ledger, model_digest(m), path, d->ledger_add, &v, err, errlen);
+    int rc = model_ledger_version(d->ledger, model_digest(m), path, d->ledger_add, d->ledger_floor,
+                                  &v, err, errlen);
     if (rc == 0) model_set_version(m, v ? v : UINT64_MAX); /* (UINT64_MAX: unknown, shown as 0) */
     return rc;
 }
@@ -78,6 +80,7 @@ int decide_new(const spec_t *spec, const decide_ledger_t *ledger, decide_t **out
     if (ledger) {
         d->ledger = weir_strdup(ledger->datadir);
         d->ledger_add = ledger->add;
+        d->ledger_floor = ledger->floor;
     }
     if (spec->has_model) {
         for (uint32_t i = 0; i < spec->model.ninputs; i++) {
@@ -119,6 +122,42 @@ void decide_free(decide_t *d)
     weir_free(d);
 }
 
+/* A model-only reload keeps what the rules read: as many outputs, turned
+ * from margins the same way (a probability stays one: a binary:logitraw
+ * model in place of a binary:logistic one would hand the rules' 0.9
+ * threshold margins), and inputs matched by name if the live model's were
+ * (one matched by position could feed any column). Changing those is a
+ * spec change: its model path. */
+static int same_outputs(decide_t *d, const weir_model_t *m, const char *path, char *err,
+                        size_t errlen)
+{
+    uint32_t ticket;
+    const weir_model_t *live = model_slot_enter(d->slot, &ticket);
+    model_info_t a, b;
+    model_get_info(live, &a);
+    model_get_info(m, &b);
+    int named = model_feature_name(live, 0) != NULL, now_named = model_feature_name(m, 0) != NULL;
+    uint32_t na = model_num_outputs(live, 0), nb = model_num_outputs(m, 0);
+    model_slot_exit(d->slot, ticket);
+    const char *fix = "a model-only reload keeps what the rules read; to change it, change the "
+                      "spec's model path";
+    if (na != nb)
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "model %s has %u outputs, the live model %u (%s)", path, nb, na, fix);
+    if (a.link != b.link)
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "model %s turns margins into outputs otherwise than the live model "
+                         "(objective '%s', the live model's '%s'), so its scores mean something "
+                         "else (%s)",
+                         path, b.objective, a.objective, fix);
+    if (named && !now_named)
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "model %s carries no feature names, the live model does: its inputs "
+                         "would be matched by position, unchecked (%s)",
+                         path, fix);
+    return 0;
+}
+
 int decide_reload(decide_t *d, const char *path, char *err, size_t errlen)
 {
     if (!d->slot) return weir_errf(err, errlen, WEIR_EINVAL, "this spec has no model to reload");
@@ -131,12 +170,17 @@ int decide_reload(decide_t *d, const char *path, char *err, size_t errlen)
     if (model_num_features(m) != d->nfeat || memcmp(col, d->col, d->nfeat * sizeof *col) != 0) {
         weir_free(col);
         model_release(m);
-        return weir_errf(err, errlen, WEIR_EINVAL, "model %s takes different inputs than the live model", path);
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "model %s takes other inputs than the live model, or the same in another "
+                         "order (a model-only reload keeps the live input mapping: change the "
+                         "spec's model path to load it with its own)",
+                         path);
     }
     weir_free(col);
     /* Its outputs too: a reloaded model with more outputs than a decision
      * holds passed here once, and the next scored event aborted. */
     if ((rc = check_outputs(d->spec, m, path, err, errlen)) != 0 ||
+        (rc = same_outputs(d, m, path, err, errlen)) != 0 ||
         (rc = version_model(d, m, path, err, errlen)) != 0) {
         model_release(m);
         return rc;

@@ -24,6 +24,7 @@ typedef struct decide decide_t;
 typedef struct decide_ledger {
     const char *datadir;
     int add;
+    uint64_t floor; /* model_ledger_version's (THE FIRST LEDGER) */
 } decide_ledger_t;
 
 /* Loads the spec's model (if it has one) and maps its inputs to the model's

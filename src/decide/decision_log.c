@@ -19,6 +19,29 @@ int64_t decision_record_input(const char *p, size_t n)
     return i < n && p[i] == ',' ? v : -1;
 }
 
+int decision_log_max_model(log_part_t *dlog, uint64_t *max, char *err, size_t errlen)
+{
+    log_part_stat_t st;
+    log_part_stat(dlog, &st);
+    if (st.next_offset <= st.start_offset) return 0;
+    log_reader_t *r;
+    int rc = log_reader_open(dlog, st.start_offset, &r, err, errlen);
+    if (rc) return rc;
+    static const char tag[] = ",\"model\":";
+    log_rec_t rec;
+    while ((rc = log_reader_next(r, &rec, err, errlen)) == 1) {
+        const char *p = memmem(rec.value.ptr, rec.value.len, tag, sizeof tag - 1);
+        if (!p) continue;
+        const char *end = rec.value.ptr + rec.value.len;
+        uint64_t v = 0;
+        for (p += sizeof tag - 1; p < end && *p >= '0' && *p <= '9' && v < UINT64_MAX / 10; p++)
+            v = v * 10 + (uint64_t)(*p - '0');
+        if (v > *max) *max = v;
+    }
+    log_reader_close(r);
+    return rc < 0 ? rc : 0;
+}
+
 int decision_log_last_input(log_part_t *dlog, uint32_t part, int64_t *out, char *err,
                             size_t errlen)
 {

@@ -22,4 +22,11 @@ int64_t decision_record_input(const char *p, size_t n);
 int decision_log_last_input(log_part_t *dlog, uint32_t part, int64_t *out, char *err,
                             size_t errlen);
 
+/* The largest "model" version in partition dlog's records (0 if none):
+ * read whole, a record at a time (the first `,"model":` of a record is its
+ * own: what comes before it are numbers and names). For a start that
+ * makes a model ledger beside decisions numbered without one
+ * (model_ledger.h, THE FIRST LEDGER). */
+int decision_log_max_model(log_part_t *dlog, uint64_t *max, char *err, size_t errlen);
+
 #endif

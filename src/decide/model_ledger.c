@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -51,27 +52,28 @@ static int parse_line(const char *p, const char *end, uint64_t *version, const c
     return 0;
 }
 
-int model_ledger_version(const char *datadir, const char *digest, const char *path, int add,
-                         uint64_t *version, char *err, size_t errlen)
+/* Reads DATADIR/models (absent: empty) into text and checks every line;
+ * *last: the newest version. Calls found(ctx, version, digest, path, len)
+ * for each line until it returns non-zero. */
+typedef int (*ledger_line_cb)(void *ctx, uint64_t version, const char *digest, const char *path,
+                              size_t len);
+
+static int ledger_read(const char *file, weir_buf_t *text, uint64_t *last, ledger_line_cb found,
+                       void *ctx, char *err, size_t errlen)
 {
-    char file[4096];
-    snprintf(file, sizeof file, "%s/%s", datadir, MODEL_LEDGER_FILE);
-    weir_buf_t text = WEIR_BUF_INIT;
     char why[600];
     int rc = 0;
-    if (access(file, F_OK) == 0 || errno != ENOENT) /* (none yet: an empty ledger) */
-        rc = weir_read_file(file, LEDGER_MAX, &text, why, sizeof why);
-    if (rc) {
-        buf_free(&text);
-        return weir_errf(err, errlen, rc, "the model ledger: %s", why);
-    }
-    uint64_t last = 0;
-    *version = 0;
+    *last = 0;
+    struct stat lst; /* (none yet: an empty ledger; a link to nothing is an error) */
+    if (lstat(file, &lst) == 0 || errno != ENOENT)
+        rc = weir_read_file(file, LEDGER_MAX, text, why, sizeof why);
+    if (rc) return weir_errf(err, errlen, rc, "the model ledger: %s", why);
     unsigned line = 0;
-    for (size_t i = 0; i < text.len && rc == 0;) {
-        const char *p = text.data + i, *nl = memchr(p, '\n', text.len - i);
-        const char *end = nl ? nl : text.data + text.len;
-        i = (size_t)(end - text.data) + 1;
+    int done = 0;
+    for (size_t i = 0; i < text->len && rc == 0;) {
+        const char *p = text->data + i, *nl = memchr(p, '\n', text->len - i);
+        const char *end = nl ? nl : text->data + text->len;
+        i = (size_t)(end - text->data) + 1;
         line++;
         if (p == end || *p == '#') continue;
         uint64_t v = 0;
@@ -79,17 +81,58 @@ int model_ledger_version(const char *datadir, const char *digest, const char *pa
         if (parse_line(p, end, &v, &d) != 0)
             rc = weir_errf(err, errlen, WEIR_EINVAL,
                            "%s line %u: not 'VERSION DIGEST TIME PATH' (a model ledger weir "
-                           "did not write? restore it, or move it away to number models anew)",
+                           "did not write? restore it from a backup: the decision log's model "
+                           "versions are its numbers)",
                            file, line);
-        else if (v <= last)
+        else if (v <= *last)
             rc = weir_errf(err, errlen, WEIR_EINVAL,
                            "%s line %u: version %" PRIu64 " after version %" PRIu64
                            " (versions only grow)",
-                           file, line, v, last);
-        else if (*version == 0 && !memcmp(d, digest, MODEL_DIGEST_LEN))
-            *version = v;
-        last = v;
+                           file, line, v, *last);
+        else if (!done) {
+            const char *path = d + MODEL_DIGEST_LEN + 22; /* past " TIME " (checked) */
+            done = found(ctx, v, d, path, (size_t)(end - path));
+        }
+        *last = v;
     }
+    return rc;
+}
+
+typedef struct by_digest {
+    const char *digest;
+    uint64_t version;
+} by_digest_t;
+
+static int match_digest(void *ctx, uint64_t version, const char *digest, const char *path,
+                        size_t len)
+{
+    by_digest_t *b = ctx;
+    (void)path;
+    (void)len;
+    if (memcmp(digest, b->digest, MODEL_DIGEST_LEN) != 0) return 0;
+    b->version = version;
+    return 1;
+}
+
+int model_ledger_exists(const char *datadir)
+{
+    char file[4096];
+    struct stat lst;
+    snprintf(file, sizeof file, "%s/%s", datadir, MODEL_LEDGER_FILE);
+    return lstat(file, &lst) == 0;
+}
+
+int model_ledger_version(const char *datadir, const char *digest, const char *path, int add,
+                         uint64_t floor, uint64_t *version, char *err, size_t errlen)
+{
+    char file[4096];
+    snprintf(file, sizeof file, "%s/%s", datadir, MODEL_LEDGER_FILE);
+    weir_buf_t text = WEIR_BUF_INIT;
+    char why[600];
+    uint64_t last;
+    by_digest_t b = {digest, 0};
+    int rc = ledger_read(file, &text, &last, match_digest, &b, err, errlen);
+    *version = b.version;
     if (rc || *version || !add) {
         buf_free(&text);
         return rc;
@@ -101,8 +144,14 @@ int model_ledger_version(const char *datadir, const char *digest, const char *pa
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     weir_outfile_t o;
+    if (last < floor) last = floor; /* THE FIRST LEDGER */
     if ((rc = weir_outfile_open(&o, file, why, sizeof why)) == 0) {
         if (text.len == 0) fputs(HEADER, o.f);
+        if (text.len == 0 && floor)
+            fprintf(o.f,
+                    "# versions up to %" PRIu64 " are in decisions made before this ledger "
+                    "(numbered by each process): they name no file here\n",
+                    floor);
         if (text.len) fwrite(text.data, 1, text.len, o.f);
         if (text.len && text.data[text.len - 1] != '\n') fputc('\n', o.f);
         fprintf(o.f, "%" PRIu64 " %s %s ", last + 1, digest, when);
@@ -117,4 +166,35 @@ int model_ledger_version(const char *datadir, const char *digest, const char *pa
     if (rc) return weir_errf(err, errlen, rc, "the model ledger: %s", why);
     *version = last + 1;
     return 0;
+}
+
+typedef struct by_version {
+    uint64_t version;
+    char *path;
+    size_t cap;
+    int found;
+} by_version_t;
+
+static int match_version(void *ctx, uint64_t version, const char *digest, const char *path,
+                         size_t len)
+{
+    by_version_t *b = ctx;
+    (void)digest;
+    if (version != b->version || len >= b->cap) return 0;
+    memcpy(b->path, path, len);
+    b->path[len] = '\0';
+    b->found = 1;
+    return 1;
+}
+
+int model_ledger_path(const char *datadir, uint64_t version, char *path, size_t cap)
+{
+    char file[4096], err[256];
+    snprintf(file, sizeof file, "%s/%s", datadir, MODEL_LEDGER_FILE);
+    weir_buf_t text = WEIR_BUF_INIT;
+    uint64_t last;
+    by_version_t b = {version, path, cap, 0};
+    int rc = ledger_read(file, &text, &last, match_version, &b, err, sizeof err);
+    buf_free(&text);
+    return rc == 0 && b.found;
 }

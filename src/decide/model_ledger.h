@@ -20,7 +20,14 @@
  * the directory fsynced) before any decision names the new version, so a
  * crash leaves the old ledger or the new one, and no decision names a
  * version the ledger lacks. Its one writer is the process holding the data
- * directory (weir run); readers (weir verify) take it as it is. */
+ * directory (weir run); readers (weir verify) take it as it is.
+ *
+ * THE FIRST LEDGER of a directory whose decision log has records already
+ * (decisions of a weir before the ledger, numbered 1, 2, ... by each
+ * process; or a ledger deleted) numbers from above the largest version
+ * those records name (`floor`, decision_log_max_model), and says so in a
+ * comment line: a number is never given to two models. A ledger that is a
+ * symlink to nothing is refused, not replaced. */
 #ifndef WEIR_DECIDE_MODEL_LEDGER_H
 #define WEIR_DECIDE_MODEL_LEDGER_H
 
@@ -36,6 +43,13 @@
  * damaged one is never rewritten without it. 0, or WEIR_EINVAL (the line),
  * WEIR_EIO (reading or writing it, errno's words). */
 int model_ledger_version(const char *datadir, const char *digest, const char *path, int add,
-                         uint64_t *version, char *err, size_t errlen);
+                         uint64_t floor, uint64_t *version, char *err, size_t errlen);
+/* Whether DATADIR/models exists (as anything: a link to nothing too). */
+int model_ledger_exists(const char *datadir);
+
+/* Where version `version` was when first loaded (its PATH), into path:
+ * 1, or 0 when the ledger has no such version or cannot be read. (The file
+ * there may have changed since: its digest says.) */
+int model_ledger_path(const char *datadir, uint64_t version, char *path, size_t cap);
 
 #endif

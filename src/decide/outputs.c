@@ -334,7 +334,9 @@ void outputs_json_value(weir_buf_t *b, const expr_value_t *v)
     case EXPR_INT:
     case EXPR_TIME:
     case EXPR_DURATION: numfmt_append_i64(b, v->as.i); break;
-    case EXPR_FLOAT: numfmt_append_shortest(b, v->as.f); break;
+    case EXPR_FLOAT:
+        numfmt_append_json(b, v->as.f);
+        break;
     case EXPR_STRING: buf_append_json_string(b, v->as.s.ptr, v->as.s.len); break;
     }
 }

@@ -386,8 +386,28 @@ int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_
     return n < 0 ? n : 0;
 }
 
+int pipeline_checkpoint_fingerprint(const ckpt_t *ck, uint64_t *fp)
+{
+    const ckpt_info_t *info = ckpt_info(ck);
+    weir_slice_t have;
+    char hex[17] = {0};
+    if (!ckpt_kv_find(info->meta, info->nmeta, "fingerprint", &have) || have.len != 16) return 0;
+    memcpy(hex, have.ptr, 16);
+    char *end;
+    *fp = strtoull(hex, &end, 16);
+    return *end == '\0';
+}
+
 int pipeline_checkpoint_fits(const pipeline_t *pl, const ckpt_t *ck, const int64_t *decided,
                              char *why, size_t whylen)
+{
+    int rc = pipeline_checkpoint_fits_plan(pl, pl->engine, ck, decided, why, whylen);
+    if (rc == PIPELINE_OTHER_PLAN) rc = WEIR_EINVAL;
+    return rc;
+}
+
+int pipeline_checkpoint_fits_plan(const pipeline_t *pl, const engine_t *plan, const ckpt_t *ck,
+                                  const int64_t *decided, char *why, size_t whylen)
 {
     const ckpt_info_t *info = ckpt_info(ck);
     if (info->partitions != pl->nparts)
@@ -396,20 +416,11 @@ int pipeline_checkpoint_fits(const pipeline_t *pl, const ckpt_t *ck, const int64
     if (strcmp(info->pipeline, pl->spec->pipeline) != 0)
         return weir_errf(why, whylen, WEIR_EINVAL, "it is of pipeline '%s', not '%s'",
                          info->pipeline, pl->spec->pipeline);
-    weir_slice_t have;
-    char hex[17] = {0};
-    uint64_t fp = 0;
-    int known = ckpt_kv_find(info->meta, info->nmeta, "fingerprint", &have) && have.len == 16;
-    if (known) {
-        memcpy(hex, have.ptr, 16);
-        char *end;
-        fp = strtoull(hex, &end, 16);
-        known = *end == '\0';
-    }
-    if (!known || !engine_fingerprint_fits(pl->engine, fp))
-        return weir_errf(why, whylen, WEIR_EINVAL,
-                         "it was written for another feature plan (the spec's windows, "
-                         "aggregates, lateness, key or fields changed)");
+    uint64_t fp;
+    int known = pipeline_checkpoint_fingerprint(ck, &fp);
+    /* (the plan last: a checkpoint of another plan that fits otherwise can
+     * move to this one) */
+    int other_plan = !known || !engine_fingerprint_fits(plan, fp);
     for (uint32_t i = 0; i < pl->nparts; i++) {
         const ckpt_part_t *cp = ckpt_part(ck, i);
         log_part_stat_t st;
@@ -443,6 +454,12 @@ int pipeline_checkpoint_fits(const pipeline_t *pl, const ckpt_t *ck, const int64
                 "decision log ends at %" PRId64
                 " (decisions lost: events before the checkpoint would never be decided)",
                 i, need, decided[i]);
+    }
+    if (other_plan) {
+        weir_errf(why, whylen, WEIR_EINVAL,
+                  "it was written for another feature plan (the spec's windows, aggregates, "
+                  "patterns, lateness, key or fields changed)");
+        return PIPELINE_OTHER_PLAN;
     }
     return 0;
 }

@@ -85,5 +85,15 @@ int pipeline_parse_time(const char *s, int64_t *out);
  * in partition p's decision log (-1 if none). 0, or why not in why. */
 int pipeline_checkpoint_fits(const pipeline_t *pl, const ckpt_t *ck, const int64_t *decided,
                              char *why, size_t whylen);
+/* The fingerprint of the plan checkpoint ck was written for: 1, or 0 if
+ * it records none. */
+int pipeline_checkpoint_fingerprint(const ckpt_t *ck, uint64_t *fp);
+/* As pipeline_checkpoint_fits, with `plan` for the feature plan the
+ * checkpoint must have been written for (a start that moves a checkpoint
+ * of another plan to pl's: runtime.c PLAN CHANGED SINCE THE CHECKPOINT).
+ * PIPELINE_OTHER_PLAN when only the plan differs. */
+#define PIPELINE_OTHER_PLAN 1
+int pipeline_checkpoint_fits_plan(const pipeline_t *pl, const engine_t *plan, const ckpt_t *ck,
+                                  const int64_t *decided, char *why, size_t whylen);
 
 #endif

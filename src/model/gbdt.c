@@ -263,8 +263,9 @@ static int check_node(const gbdt_builder_t *b, const gbdt_src_node_t *s, uint32_
                       const char *what, char *err, size_t errlen)
 {
     if (s->kind == GBDT_LEAF) {
-        if (isnan(s->value))
-            return weir_errf(err, errlen, WEIR_ECORRUPT, "%s, node %u: leaf value is NaN", what, i);
+        if (!isfinite(s->value))
+            return weir_errf(err, errlen, WEIR_ECORRUPT, "%s, node %u: leaf value is not finite",
+                             what, i);
         return 0;
     }
     if (s->kind > GBDT_CAT_LGBM)

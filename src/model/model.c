@@ -151,6 +151,7 @@ void model_get_info(const weir_model_t *m, model_info_t *info)
     info->objective = m->d.objective;
     info->features = m->d.nfeat;
     info->groups = m->groups;
+    info->link = m->d.link;
     info->classes = (m->d.link == MODEL_LINK_SOFTMAX || m->d.link == MODEL_LINK_SOFTMAX_ARGMAX ||
                      m->groups > 1)
                         ? m->groups

@@ -64,6 +64,7 @@ typedef struct model_info {
     uint32_t groups;     /* margins per row */
     uint32_t perfect;    /* trees compiled to the branch-free layout */
     size_t memory;       /* bytes of the compiled model */
+    model_link_t link;   /* what turns margins into outputs */
 } model_info_t;
 
 /* Loads a model from a file / from memory (what names it in errors). On

@@ -381,11 +381,16 @@ static int read_tree(const cJSON *tree, uint32_t idx, uint32_t group, float weig
         if (lc[i] == -1) {
             s->kind = GBDT_LEAF;
             s->left = s->right = -1;
-            if (isnan(sc[i])) {
-                rc = weir_errf(err, errlen, WEIR_ECORRUPT, "%s, node %u: leaf value is NaN", what, i);
+            s->value = (double)((float)sc[i] * weight);
+            /* (after the conversion: past float's range a leaf is infinite,
+             * and an infinite leaf makes NaN scores — +inf and -inf in one
+             * sum — that XGBoost keeps and the links must not hide; LightGBM's
+             * loader refuses them too) */
+            if (!isfinite(s->value)) {
+                rc = weir_errf(err, errlen, WEIR_ECORRUPT,
+                               "%s, node %u: leaf value %g is not finite", what, i, sc[i]);
                 goto out;
             }
-            s->value = (double)((float)sc[i] * weight);
             continue;
         }
         /* Range checks on the raw numbers; structure is checked by the builder

@@ -187,14 +187,6 @@ typedef struct score_ctx {
     int failed;
 } score_ctx_t;
 
-static void append_score(weir_buf_t *b, double score)
-{
-    if (isnan(score))
-        buf_append_str(b, "null");
-    else
-        numfmt_append_shortest(b, score);
-}
-
 static void score_done(void *ctx, const runtime_outcome_t *o)
 {
     score_ctx_t *sc = ctx;
@@ -214,7 +206,7 @@ static void score_done(void *ctx, const runtime_outcome_t *o)
     else
         buf_append_str(b, "null");
     buf_append_str(b, ",\"score\":");
-    append_score(b, d->score);
+    numfmt_append_json(b, d->score);
     buf_append_str(b, ",\"reason\":");
     if (d->reason)
         buf_append_json_string(b, d->reason, strlen(d->reason));
@@ -230,7 +222,7 @@ static void score_done(void *ctx, const runtime_outcome_t *o)
         buf_append_str(b, i ? ",{\"input\":" : "{\"input\":");
         buf_append_json_string(b, name, strlen(name));
         buf_append_str(b, ",\"value\":");
-        numfmt_append_shortest(b, d->contribs[i].value);
+        numfmt_append_json(b, d->contribs[i].value);
         buf_append(b, "}", 1);
     }
     buf_append_str(b, "],\"key\":");
@@ -558,7 +550,7 @@ static void run_reload(api_t *a, http_resp_t *resp)
     char err[1024];
     uint64_t v;
     int changed;
-    int rc = runtime_reload(a->rt, &v, &changed, err, sizeof err);
+    int rc = runtime_reload(a->rt, "POST /v1/admin/reload", &v, &changed, err, sizeof err);
     if (rc != 0) {
         /* A new spec that does not load or cannot replace the running one
          * live (422); the same spec without a model: nothing to reload

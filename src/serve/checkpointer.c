@@ -31,6 +31,7 @@ struct checkpointer {
     uint64_t *log_off, *dec_off;
     int64_t *decided;
     weir_buf_t extra;   /* the frozen image's "outputs" text */
+    weir_buf_t spec;    /* the plan's spec text: each checkpoint's "spec" pair */
     uint64_t *done_off; /* offsets of the newest checkpoint committed by this process */
     int have_done;
     weir_ticker_t periodic; /* checkpoint_interval's thread */
@@ -55,6 +56,8 @@ int checkpointer_open(const char *datadir, const ckptr_source_t *src, checkpoint
     checkpointer_t *c = weir_calloc(1, sizeof *c);
     c->store = store;
     c->src = *src;
+    buf_append(&c->spec, src->spec, src->spec_len);
+    c->src.spec = NULL; /* (c->spec holds it) */
     c->log_off = weir_calloc(src->nparts, sizeof *c->log_off);
     c->dec_off = weir_calloc(src->nparts, sizeof *c->dec_off);
     c->decided = weir_calloc(src->nparts, sizeof *c->decided);
@@ -83,6 +86,7 @@ void checkpointer_close(checkpointer_t *c)
     weir_free(c->decided);
     weir_free(c->done_off);
     buf_free(&c->extra);
+    buf_free(&c->spec);
     weir_free(c);
 }
 
@@ -134,9 +138,10 @@ static void write_snapshots(write_job_t *j)
     uint32_t np = c->src.nparts;
     char fp[17];
     snprintf(fp, sizeof fp, "%016" PRIx64, c->src.fingerprint);
-    ckpt_kv_t meta[2] = {{{"fingerprint", 11}, {fp, 16}},
-                         {{"outputs", 7}, {c->extra.data ? c->extra.data : "", c->extra.len}}};
-    ckpt_write_opts_t o = {.pipeline = c->src.pipeline, .partitions = np, .meta = meta, .nmeta = 2};
+    ckpt_kv_t meta[3] = {{{"fingerprint", 11}, {fp, 16}},
+                         {{"outputs", 7}, {c->extra.data ? c->extra.data : "", c->extra.len}},
+                         {{"spec", 4}, {c->spec.data ? c->spec.data : "", c->spec.len}}};
+    ckpt_write_opts_t o = {.pipeline = c->src.pipeline, .partitions = np, .meta = meta, .nmeta = 3};
     ckpt_writer_t *w;
     j->rc = ckpt_writer_begin(c->store, &o, &w, j->err, sizeof j->err);
     if (j->rc) return;
@@ -315,9 +320,12 @@ void checkpointer_hold(checkpointer_t *c)
     pthread_mutex_lock(&c->take_lock);
 }
 
-void checkpointer_release(checkpointer_t *c, uint64_t fingerprint)
+void checkpointer_release(checkpointer_t *c, uint64_t fingerprint, const char *spec,
+                          size_t spec_len)
 {
     c->src.fingerprint = fingerprint;
+    buf_reset(&c->spec);
+    buf_append(&c->spec, spec, spec_len);
     c->have_done = 0; /* the next periodic checkpoint is not "unchanged" */
     pthread_mutex_unlock(&c->take_lock);
 }
@@ -360,19 +368,22 @@ void checkpointer_stop(checkpointer_t *c)
 
 /* ---- recovery ---- */
 
-uint64_t checkpointer_recover(checkpointer_t *c, ckptr_restore_cb restore, void *ctx)
+uint64_t checkpointer_recover(checkpointer_t *c, ckptr_restore_cb restore, void *ctx, uint64_t only,
+                              size_t *listed)
 {
     ckpt_info_t *list = NULL;
     size_t n = 0;
     char err[1024];
+    *listed = 0;
     if (ckpt_list(c->store, CKPT_CHECK_QUICK, &list, &n, err, sizeof err) != 0) {
-        fprintf(stderr, "weir run: recovery: cannot list checkpoints: %s; replaying the whole log\n",
-                err);
+        fprintf(stderr, "weir run: recovery: cannot list checkpoints: %s\n", err);
         return 0;
     }
+    *listed = n;
     uint64_t used = 0;
     for (size_t i = 0; i < n && !used; i++) {
         const ckpt_info_t *info = &list[i];
+        if (only && info->id != only) continue;
         if (info->status) {
             fprintf(stderr, "weir run: recovery: checkpoint %" PRIu64 " skipped: %s\n", info->id,
                     info->problem);
@@ -391,9 +402,6 @@ uint64_t checkpointer_recover(checkpointer_t *c, ckptr_restore_cb restore, void 
             used = info->id;
         ckpt_close(ck);
     }
-    if (!used)
-        fprintf(stderr, "weir run: recovery: %s; replaying the whole log\n",
-                n ? "no usable checkpoint" : "no checkpoint");
     ckpt_list_free(list, n);
     return used;
 }

@@ -72,6 +72,11 @@ typedef struct ckptr_source {
     uint32_t nparts;
     const char *pipeline;
     uint64_t fingerprint; /* engine_fingerprint of the plan */
+    /* the text of the spec the plan is of, stored with each checkpoint
+     * (its "spec" pair), so that a start under a changed spec can rebuild
+     * the plan it was written for and move its state (runtime.c) */
+    const char *spec;
+    size_t spec_len;
     int (*freeze)(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t *decided,
                   weir_buf_t *extra, char *err, size_t errlen);
     void (*thaw)(void *ctx);
@@ -124,9 +129,10 @@ void checkpointer_stop(checkpointer_t *c);
 void checkpointer_stats(checkpointer_t *c, ckptr_stats_t *out);
 /* Holds checkpoints off (none starts; one running is finished first) while
  * a spec reload swaps the plan they encode, then takes the new plan's
- * fingerprint on release. */
+ * fingerprint and spec text (copied) on release. */
 void checkpointer_hold(checkpointer_t *c);
-void checkpointer_release(checkpointer_t *c, uint64_t fingerprint);
+void checkpointer_release(checkpointer_t *c, uint64_t fingerprint, const char *spec,
+                          size_t spec_len);
 
 /* --- recovery ---- */
 
@@ -135,7 +141,9 @@ void checkpointer_release(checkpointer_t *c, uint64_t fingerprint);
 typedef int (*ckptr_restore_cb)(void *ctx, const ckpt_t *ck, char *why, size_t whylen);
 /* Restores from the newest checkpoint that verifies and restores, saying
  * on stderr which newer ones were skipped and why. Returns its id, or 0
- * if none could be used (then the whole log is to be replayed). */
-uint64_t checkpointer_recover(checkpointer_t *c, ckptr_restore_cb restore, void *ctx);
+ * if none could be used; *listed: how many there were. With only != 0,
+ * tries checkpoint `only` alone. */
+uint64_t checkpointer_recover(checkpointer_t *c, ckptr_restore_cb restore, void *ctx, uint64_t only,
+                              size_t *listed);
 
 #endif

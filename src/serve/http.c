@@ -21,15 +21,22 @@
  * HEADERS TOO (slowloris). The idle timeout restarts at every byte, so a
  * client that trickles a header byte every few seconds held a connection
  * (of --max-connections) for good; a few thousand such held them all. The
- * watchdog also watches each new connection (`connecting`, linked by
- * on_connection when libmicrohttpd accepts it) until its first request's
- * headers are in, and gives it the same 408 past --request-timeout, as
- * nginx's client_header_timeout and Apache's mod_reqtimeout do. The
- * completion callback's guarantee has a twin here: libmicrohttpd tells
- * on_connection that a connection closed before it closes the socket, and
- * that unlinks under h->lock. Not covered: the next request of a keep-alive
- * connection, whose first byte libmicrohttpd does not report; the idle
- * timeout bounds it (README).
+ * watchdog also watches every connection waiting for a request's headers
+ * (`connecting`): from accept (on_connection) it has --request-timeout for
+ * its first request's, as nginx's client_header_timeout gives; after each
+ * request (on_completed), --idle-timeout plus --request-timeout for the
+ * next one's (libmicrohttpd does not report a request's first byte, so an
+ * idle keep-alive connection cannot be told from a trickling one until
+ * then; libmicrohttpd closes a silent one at --idle-timeout first). Past
+ * its deadline the connection is shut down without an answer (no request
+ * was read to answer: a pooled client writing its request at that moment
+ * would take an answer for its own; nginx too only logs its 408) and
+ * counted as a 408. A request whose headers complete as the watchdog
+ * closes its connection is not processed (headers_in): a client that saw
+ * its connection closed must be free to retry it. The completion
+ * callback's guarantee has a twin here: libmicrohttpd tells on_connection
+ * that a connection closed before it closes the socket, and that unlinks
+ * under h->lock.
  *
  * Early refusals (503, 431, 401, 413) are queued in the first access-
  * handler call, before libmicrohttpd reads the body; it then closes the
@@ -62,6 +69,8 @@ typedef struct req {
     uint64_t start_ns;
     weir_buf_t body;
     uint64_t discarded; /* body bytes dropped after passing max_body */
+    uint64_t skipped;   /* body bytes of a GET or HEAD (not kept) */
+    int skip_body;      /* a GET or HEAD: its body is counted, not kept */
     int too_big;
     int state;      /* REQ_*; RECEIVING and TIMED_OUT change under h->lock */
     int registered; /* linked in h->receiving at some point (owner's flag) */
@@ -76,12 +85,17 @@ typedef struct req {
 } req_t;
 
 /* A connection until its first request's headers are in (HEADERS TOO). */
+/* A connection from accept to close (HEADERS TOO). Listed in h->connecting
+ * (under h->lock) for its whole life, so that a request costs its worker
+ * no lock: the state says whether it waits for a request's headers, and
+ * the watchdog and the worker settle a timeout with one exchange. */
+enum { CONN_IN_REQUEST, CONN_WAITING, CONN_CUT };
+
 typedef struct conn_watch {
     struct conn_watch *prev, *next; /* h->connecting, under h->lock */
     int fd;
-    int linked;       /* under h->lock */
-    int headers_seen; /* the worker's own flag: unlinked once */
-    uint64_t start_ns;
+    _Atomic int state;            /* CONN_*: WAITING -> CUT by the watchdog only */
+    _Atomic uint64_t deadline_ns; /* while WAITING: for the headers of the next request */
 } conn_watch_t;
 
 struct http {
@@ -272,6 +286,15 @@ static int unwatch(http_t *h, req_t *r)
     return ok;
 }
 
+/* Whether the request declares a body (a length other than 0, or a coding). */
+static int has_body(struct MHD_Connection *c)
+{
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return (cl && strcmp(cl, "0") != 0) ||
+           MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
 static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const char *method)
 {
     /* Counted, then the flag read (both sequentially consistent, as in
@@ -318,8 +341,23 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
             return refuse(r, 413, 0, "body_too_large", msg);
         }
     }
-    if (method_of(method) != HTTP_GET && method_of(method) != HTTP_HEAD) watch(h, r);
+    /* A body is timed, whatever the method: a GET that declares one is read
+     * too (libmicrohttpd reads what is declared), and untimed it held a
+     * connection and an in-flight slot for as long as it trickled (an SRE
+     * held every /v1/score off with ten). Its bytes are not kept. */
+    int get = method_of(method) == HTTP_GET || method_of(method) == HTTP_HEAD;
+    r->skip_body = get;
+    if (!get || has_body(r->conn)) watch(h, r);
     return MHD_YES;
+}
+
+/* Watches w until the headers of its next request are in, for up to
+ * `within` (the deadline first: the watchdog reads it once it sees WAITING). */
+static void watch_headers(conn_watch_t *w, uint64_t within)
+{
+    atomic_store_explicit(&w->deadline_ns, weir_mono_ns() + within, memory_order_relaxed);
+    int in = CONN_IN_REQUEST; /* (not a connection already cut) */
+    atomic_compare_exchange_strong(&w->state, &in, CONN_WAITING);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -332,42 +370,41 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         w = weir_calloc(1, sizeof *w);
         w->fd = ci ? ci->connect_fd : -1;
-        w->start_ns = weir_mono_ns();
+        watch_headers(w, (uint64_t)h->cfg.request_timeout_ms * 1000000ull);
         pthread_mutex_lock(&h->lock);
         w->next = h->connecting.next;
         w->prev = &h->connecting;
         w->next->prev = w;
         h->connecting.next = w;
-        w->linked = 1;
         pthread_mutex_unlock(&h->lock);
         *socket_context = w;
     } else if (w) { /* closed: the socket is still open here */
         pthread_mutex_lock(&h->lock);
-        if (w->linked) {
-            w->prev->next = w->next;
-            w->next->prev = w->prev;
-        }
+        w->prev->next = w->next;
+        w->next->prev = w->prev;
         pthread_mutex_unlock(&h->lock);
         weir_free(w);
         *socket_context = NULL;
     }
 }
 
-/* The connection's first request has its headers: no longer watched. */
-static void headers_in(http_t *h, struct MHD_Connection *conn)
+static conn_watch_t *watch_of(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    conn_watch_t *w = ci ? ci->socket_context : NULL;
-    if (!w || w->headers_seen) return;
-    w->headers_seen = 1;
-    pthread_mutex_lock(&h->lock);
-    if (w->linked) {
-        w->prev->next = w->next;
-        w->next->prev = w->prev;
-        w->linked = 0;
-    }
-    pthread_mutex_unlock(&h->lock);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* A request's headers are in: its connection is no longer watched. 0, or
+ * -1 when the watchdog has shut the connection down (the request is then
+ * not processed). */
+static int headers_in(struct MHD_Connection *conn)
+{
+    conn_watch_t *w = watch_of(conn);
+    if (!w) return 0;
+    int was = CONN_WAITING; /* (IN_REQUEST: a request's later calls; CUT: stays) */
+    if (atomic_compare_exchange_strong(&w->state, &was, CONN_IN_REQUEST)) return 0;
+    return was == CONN_CUT ? -1 : 0;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -378,7 +415,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     http_t *h = cls;
     req_t *r = *con_cls;
     if (!r) {
-        headers_in(h, conn);
+        if (headers_in(conn) != 0) return MHD_NO; /* closed by the watchdog: not processed */
         r = weir_calloc(1, sizeof *r);
         *con_cls = r;
         r->h = h;
@@ -404,12 +441,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     } else if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (!r->too_big && r->body.len + n > h->cfg.max_body) {
+        if (!r->too_big && r->body.len + r->skipped + n > h->cfg.max_body) {
             r->too_big = 1;
             buf_free(&r->body);
         }
         if (!r->too_big) {
-            buf_append(&r->body, upload_data, n);
+            if (!r->skip_body)
+                buf_append(&r->body, upload_data, n);
+            else
+                r->skipped += n;
         } else if ((r->discarded += n) > 8 * (uint64_t)h->cfg.max_body) {
             return MHD_NO; /* a client that keeps sending: drop it */
         }
@@ -475,10 +515,13 @@ void http_finish(http_deferred_t *d, http_resp_t *resp)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
-    (void)toe;
     http_t *h = cls;
     req_t *r = *con_cls;
+    /* The next request of a kept connection is watched from now. */
+    conn_watch_t *w = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? watch_of(conn) : NULL;
+    if (w)
+        watch_headers(w, (uint64_t)h->cfg.idle_timeout_s * 1000000000ull +
+                             (uint64_t)h->cfg.request_timeout_ms * 1000000ull);
     if (!r) return;
     unwatch(h, r);
     if (r->state == REQ_TIMED_OUT) metrics_request(h->m, (metrics_route_t)r->route, 408);
@@ -505,27 +548,20 @@ static int timeout_response(char *msg, size_t cap, const char *what)
 static void *watchdog_main(void *arg)
 {
     http_t *h = arg;
-    char msg[512], hmsg[512];
+    char msg[512];
     int len = timeout_response(msg, sizeof msg, "body");
-    int hlen = timeout_response(hmsg, sizeof hmsg, "headers");
     uint64_t limit = (uint64_t)h->cfg.request_timeout_ms * 1000000ull;
     pthread_mutex_lock(&h->lock);
     while (!h->stopping) {
         uint64_t now = weir_mono_ns();
-        for (conn_watch_t *w = h->connecting.next; w != &h->connecting;) {
-            conn_watch_t *next = w->next;
-            if (now - w->start_ns > limit) {
-                w->prev->next = w->next;
-                w->next->prev = w->prev;
-                w->linked = 0;
-                if (w->fd >= 0) {
-                    ssize_t n = send(w->fd, hmsg, (size_t)hlen, MSG_NOSIGNAL | MSG_DONTWAIT);
-                    (void)n;
-                    shutdown(w->fd, SHUT_RDWR);
-                }
+        for (conn_watch_t *w = h->connecting.next; w != &h->connecting; w = w->next) {
+            int was = CONN_WAITING; /* closed without an answer (HEADERS TOO) */
+            if (atomic_load_explicit(&w->state, memory_order_acquire) == CONN_WAITING &&
+                now > atomic_load_explicit(&w->deadline_ns, memory_order_relaxed) &&
+                atomic_compare_exchange_strong(&w->state, &was, CONN_CUT)) {
+                if (w->fd >= 0) shutdown(w->fd, SHUT_RDWR);
                 metrics_request(h->m, METRICS_ROUTE_OTHER, 408);
             }
-            w = next;
         }
         for (req_t *r = h->receiving.next; r != &h->receiving;) {
             req_t *next = r->next;

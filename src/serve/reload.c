@@ -75,11 +75,15 @@ static void staged_free(staged_t *st)
     weir_free(st->outcomes);
 }
 
-static int stage(runtime_t *rt, staged_t *st, char *err, size_t errlen)
+static int stage(runtime_t *rt, const weir_buf_t *text, staged_t *st, char *err, size_t errlen)
 {
     memset(st, 0, sizeof *st);
     char why[1024];
-    int rc = spec_load(rt->cfg.spec_path, &st->spec, why, sizeof why);
+    /* From the text read once, the text the checkpoints will carry (runtime.c
+     * PLAN CHANGED SINCE THE CHECKPOINT): not the file again, which may
+     * have changed since. */
+    int rc = spec_load_string(text->data ? text->data : "", text->len, rt->cfg.spec_path, &st->spec,
+                              why, sizeof why);
     if (rc) return weir_errf(err, errlen, rc, "the new spec does not load: %s", why);
     const spec_t *s = st->spec;
     if (strcmp(s->pipeline, rt->pl.spec->pipeline) != 0)
@@ -91,7 +95,7 @@ static int stage(runtime_t *rt, staged_t *st, char *err, size_t errlen)
         return weir_errf(err, errlen, rc, "the new spec: %s", why);
     if ((rc = engine_migrate_check(rt->pl.engine, st->engine, why, sizeof why)) != 0)
         return weir_errf(err, errlen, rc, "%s", why);
-    decide_ledger_t ledger = {rt->cfg.datadir, 1};
+    decide_ledger_t ledger = {.datadir = rt->cfg.datadir, .add = 1};
     if ((rc = decide_new(s, &ledger, &st->decide, why, sizeof why)) != 0)
         return weir_errf(err, errlen, rc, "the new spec: %s", why);
     if ((rc = outputs_open(rt->cfg.datadir, s, &st->out, why, sizeof why)) != 0)
@@ -103,7 +107,7 @@ static int stage(runtime_t *rt, staged_t *st, char *err, size_t errlen)
 }
 
 /* Moves every partition to the staged spec; holding nothing on entry. */
-static void swap_in(runtime_t *rt, staged_t *st)
+static void swap_in(runtime_t *rt, staged_t *st, const weir_buf_t *text)
 {
     checkpointer_hold(rt->ckptr);
     for (uint32_t i = 0; i < rt->nparts; i++) pthread_mutex_lock(&rt->parts[i].lock);
@@ -149,20 +153,22 @@ static void swap_in(runtime_t *rt, staged_t *st)
         fprintf(stderr, "weir run: reload: closing the old outputs: %s\n", oerr);
     double ms = (double)(weir_mono_ns() - t0) / 1e6;
     for (uint32_t i = rt->nparts; i-- > 0;) pthread_mutex_unlock(&rt->parts[i].lock);
-    checkpointer_release(rt->ckptr, engine_fingerprint(st->engine));
+    checkpointer_release(rt->ckptr, engine_fingerprint(st->engine), text->data, text->len);
     engine_free(old_engine);
     decide_free(old_decide);
     fprintf(stderr,
             "weir run: reload: spec replaced in %.1f ms: %" PRIu64 " keys moved; window groups "
-            "%u kept, %u new, %u dropped; patterns %u kept, %u new, %u dropped; aggregates %u "
+            "%u kept (%u rebuilt from their values for other aggregates), %u new, %u dropped; "
+            "patterns %u kept, %u new, %u dropped; aggregates %u "
             "kept, %u new, %u dropped (new state starts empty)\n",
-            ms, total.keys_moved, total.groups_kept, total.groups_new, total.groups_dropped,
-            total.patterns_kept, total.patterns_new, total.patterns_dropped, total.aggregates_kept,
-            total.aggregates_new, total.aggregates_dropped);
+            ms, total.keys_moved, total.groups_kept, total.groups_rebuilt, total.groups_new,
+            total.groups_dropped, total.patterns_kept, total.patterns_new, total.patterns_dropped,
+            total.aggregates_kept, total.aggregates_new, total.aggregates_dropped);
     memset(st, 0, sizeof *st); /* the runtime owns it all now */
 }
 
-int runtime_reload(runtime_t *rt, uint64_t *version, int *spec_changed, char *err, size_t errlen)
+int runtime_reload(runtime_t *rt, const char *via, uint64_t *version, int *spec_changed, char *err,
+                   size_t errlen)
 {
     pthread_mutex_lock(&rt->reload_lock);
     if (!runtime_ready(rt)) { /* recovery writes the state without locks (api.c) */
@@ -186,11 +192,11 @@ int runtime_reload(runtime_t *rt, uint64_t *version, int *spec_changed, char *er
     } else if (rc == 0) {
         fp_before = engine_fingerprint(rt->pl.engine);
         staged_t st;
-        rc = stage(rt, &st, err, errlen);
+        rc = stage(rt, &text, &st, err, errlen);
         if (rc) {
             staged_free(&st);
         } else {
-            swap_in(rt, &st);
+            swap_in(rt, &st, &text);
             plan_changed = engine_fingerprint(rt->pl.engine) != fp_before;
             buf_reset(&rt->spec_text);
             buf_append(&rt->spec_text, text.data, text.len);
@@ -200,6 +206,19 @@ int runtime_reload(runtime_t *rt, uint64_t *version, int *spec_changed, char *er
     buf_free(&text);
     metrics_add(rc ? &rt->m.reload_failures : &rt->m.reloads, 1);
     *version = decide_model_version(rt->decide);
+    atomic_store(&rt->model_version, *version);
+    /* Every outcome said, whatever asked: a model that changed the
+     * decisions must leave a trace besides a counter. */
+    const char *digest = decide_model_digest(rt->decide);
+    if (rc == 0)
+        fprintf(stderr, "weir run: reload (%s): %s; model %" PRIu64 "%s%s%s\n", via,
+                *spec_changed ? "spec replaced" : "model reloaded", *version, *digest ? " (" : "",
+                digest, *digest ? ")" : "");
+    else
+        fprintf(stderr,
+                "weir run: reload (%s) failed; the running spec and model %" PRIu64
+                " stay live: %s\n",
+                via, *version, err);
     pthread_mutex_unlock(&rt->reload_lock);
     if (rc == 0 && plan_changed) {
         /* The new plan's first checkpoint, before the answer (as Flink

@@ -67,6 +67,7 @@
 #include "base/error.h"
 #include "base/hash.h"
 #include "decide/decision_log.h"
+#include "decide/model_ledger.h"
 #include "decide/outputs.h"
 #include "decide/outputs_dir.h"
 #include "decide/pipeline.h"
@@ -194,8 +195,6 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
     }
     const spec_t *s = rt->pl.spec;
     rt->nparts = rt->pl.nparts;
-    decide_ledger_t ledger = {cfg->datadir, 1};
-    if ((rc = decide_new(s, &ledger, &rt->decide, err, errlen)) != 0) goto fail;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/decisions", cfg->datadir);
     log_config_t lc;
@@ -205,6 +204,12 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
         0)
         goto fail;
     pipeline_log_recovery("weir run: decision log", rt->dtopic);
+    decide_ledger_t ledger = {.datadir = cfg->datadir, .add = 1};
+    if (s->has_model && !model_ledger_exists(cfg->datadir)) /* THE FIRST LEDGER (model_ledger.h) */
+        for (uint32_t i = 0; i < rt->nparts && rc == 0; i++)
+            rc = decision_log_max_model(log_topic_part(rt->dtopic, i), &ledger.floor, err, errlen);
+    if (rc || (rc = decide_new(s, &ledger, &rt->decide, err, errlen)) != 0) goto fail;
+    atomic_store(&rt->model_version, decide_model_version(rt->decide));
     if ((rc = outputs_open(cfg->datadir, s, &rt->out, err, errlen)) != 0) goto fail;
     rt->outcomes = weir_calloc(s->ndecisions + 1, sizeof *rt->outcomes);
     for (uint32_t i = 0; i < s->ndecisions; i++)
@@ -228,6 +233,8 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
     ckptr_source_t cs = {.nparts = rt->nparts,
                          .pipeline = s->pipeline,
                          .fingerprint = engine_fingerprint(rt->pl.engine),
+                         .spec = rt->spec_text.data,
+                         .spec_len = rt->spec_text.len,
                          .freeze = ckpt_freeze,
                          .thaw = ckpt_thaw,
                          .part = ckpt_part_state,
@@ -354,9 +361,9 @@ uint32_t runtime_partition_of(const runtime_t *rt, weir_slice_t key)
     return (uint32_t)(weir_hash64(key.ptr, key.len) % rt->nparts);
 }
 
-uint64_t runtime_model_version(const runtime_t *rt)
+uint64_t runtime_model_version(runtime_t *rt)
 {
-    return decide_model_version(rt->decide);
+    return atomic_load(&rt->model_version);
 }
 
 const char *runtime_model_digest(const runtime_t *rt)
@@ -376,7 +383,7 @@ static void json_value(weir_buf_t *b, const expr_value_t *v)
         numfmt_append_i64(b, v->as.i);
         break;
     case EXPR_FLOAT:
-        numfmt_append_shortest(b, v->as.f);
+        numfmt_append_json(b, v->as.f);
         break;
     default:
         outputs_json_value(b, v);
@@ -439,10 +446,7 @@ static void decision_record(rt_part_t *p, uint64_t offset, weir_slice_t key,
     else
         buf_append_str(b, "null");
     buf_append_str(b, ",\"score\":");
-    if (!isfinite(d->score)) /* JSON has no infinities */
-        buf_append_str(b, "null");
-    else
-        numfmt_append_shortest(b, d->score);
+    numfmt_append_json(b, d->score);
     buf_append_str(b, ",\"model\":");
     numfmt_append_u64(b, d->model_version);
     buf_append_str(b, res && res->late ? ",\"late\":true,\"features\":"
@@ -818,13 +822,25 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     return rc;
 }
 
-/* Decodes partition p's state from the checkpoint being restored. */
+/* Decodes partition p's state from the checkpoint being restored; one of
+ * another plan into that plan, then moved to this spec's (PLAN CHANGED
+ * SINCE THE CHECKPOINT). */
 static int restore_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
 {
     const ckpt_part_t *cp = ckpt_part(rt->restoring, p->id);
     char why[512];
-    int rc = engine_part_decode(p->engine, cp->blob.ptr, cp->blob.len, why, sizeof why);
-    if (rc) return weir_errf(err, errlen, rc, "partition %u: %s", p->id, why);
+    engine_part_t *into =
+        rt->restoring_plan ? engine_part_new(rt->restoring_plan, p->id, NULL) : p->engine;
+    int rc = engine_part_decode(into, cp->blob.ptr, cp->blob.len, why, sizeof why);
+    if (rc) {
+        if (into != p->engine) engine_part_free(into);
+        return weir_errf(err, errlen, rc, "partition %u: %s", p->id, why);
+    }
+    if (into != p->engine) {
+        engine_part_free(p->engine);
+        p->engine = rt->pl.parts[p->id] =
+            engine_part_migrate(into, rt->pl.engine, NULL, &rt->moved[p->id]);
+    }
     int64_t wm = engine_part_watermark(p->engine);
     p->max_time = wm == INT64_MIN ? INT64_MIN : wm + rt->pl.src->lateness_ms;
     p->from = cp->log_offset;
@@ -954,10 +970,75 @@ static void reset_part(runtime_t *rt, uint32_t i)
     rt->parts[i].max_time = INT64_MIN;
 }
 
+/* PLAN CHANGED SINCE THE CHECKPOINT. A checkpoint holds the state of its
+ * feature plan and carries the text of the spec that plan is of ("spec",
+ * checkpointer.h). When no checkpoint fits this spec's plan (a window, an
+ * aggregate or a pattern changed while the server was down), recovery can
+ * do what a live reload would have done at the checkpoint: build the
+ * checkpoint's plan from the spec it carries (checked against its
+ * fingerprint), restore into that plan, move each partition to this spec's
+ * plan (engine_migrate.h: what did not change keeps its state bit for bit,
+ * what is new starts empty at the checkpoint), and replay the log from the
+ * checkpoint under this spec. It does so:
+ *   - when retention deleted the log's start: a replay of what is left
+ *     would serve state without the deleted events (so this start used to
+ *     be refused, with a live reload as the way out: this is that reload);
+ *   - when asked, --migrate-state: a long log's full replay takes minutes,
+ *     the move seconds; the price is new windows that cover the events
+ *     from the checkpoint on, not the whole log (as after a live reload).
+ * Otherwise the whole log is replayed under the new spec, every window
+ * computed from every event, as before. Only when no checkpoint fits as it
+ * is, and then the newest that fits otherwise; one written by a weir
+ * before this (no spec in it) cannot move. */
 typedef struct restore_ctx {
     runtime_t *rt;
     unsigned threads;
+    int may_move;     /* a checkpoint of another plan may move (see above) */
+    uint64_t movable; /* the newest such checkpoint that could, once the first pass is done */
+    uint64_t moving;  /* the second pass: move this one */
 } restore_ctx_t;
+
+typedef struct ckpt_plan {
+    spec_t *spec;
+    engine_t *engine;
+} ckpt_plan_t;
+
+static void ckpt_plan_free(ckpt_plan_t *plan)
+{
+    engine_free(plan->engine);
+    spec_free(plan->spec);
+    memset(plan, 0, sizeof *plan);
+}
+
+/* The plan checkpoint ck was written for, built from the spec it carries,
+ * and able to move to this spec's plan; 0, or why not. */
+static int ckpt_plan_of(runtime_t *rt, const ckpt_t *ck, ckpt_plan_t *plan, char *why,
+                        size_t whylen)
+{
+    const ckpt_info_t *info = ckpt_info(ck);
+    memset(plan, 0, sizeof *plan);
+    weir_slice_t text;
+    if (!ckpt_kv_find(info->meta, info->nmeta, "spec", &text) || text.len == 0)
+        return weir_errf(why, whylen, WEIR_EINVAL,
+                         "it carries no spec (written by an older weir), so its state cannot "
+                         "move to this plan");
+    char inner[1024];
+    uint64_t fp;
+    int rc =
+        spec_load_string(text.ptr, text.len, rt->cfg.spec_path, &plan->spec, inner, sizeof inner);
+    if (rc == 0) rc = engine_new(plan->spec, &plan->engine, inner, sizeof inner);
+    if (rc == 0 &&
+        (!pipeline_checkpoint_fingerprint(ck, &fp) || !engine_fingerprint_fits(plan->engine, fp)))
+        rc = weir_errf(inner, sizeof inner, WEIR_ECORRUPT, "it is not the spec of its plan");
+    if (rc == 0) rc = engine_migrate_check(plan->engine, rt->pl.engine, inner, sizeof inner);
+    if (rc) {
+        ckpt_plan_free(plan);
+        return weir_errf(why, whylen, rc,
+                         "its state cannot move to this spec's plan: the spec it carries: %s",
+                         inner);
+    }
+    return 0;
+}
 
 /* checkpointer_recover's callback: whether checkpoint ck fits this server
  * and its logs (checkpointer.h RECOVERY), then every partition decoded. */
@@ -969,9 +1050,36 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
     int64_t *decided = weir_malloc(rt->nparts * sizeof *decided);
     for (uint32_t i = 0; i < rt->nparts; i++)
         decided[i] = rt->parts[i].decided;
-    int fits = pipeline_checkpoint_fits(&rt->pl, ck, decided, why, whylen);
+    ckpt_plan_t plan = {0};
+    int fits =
+        c->moving ? PIPELINE_OTHER_PLAN
+                  : pipeline_checkpoint_fits_plan(&rt->pl, rt->pl.engine, ck, decided, why, whylen);
+    if (fits == PIPELINE_OTHER_PLAN && (c->moving || !c->movable)) {
+        char whynot[1024];
+        int rc = ckpt_plan_of(rt, ck, &plan, whynot, sizeof whynot);
+        if (rc == 0)
+            rc = pipeline_checkpoint_fits_plan(&rt->pl, plan.engine, ck, decided, whynot,
+                                               sizeof whynot);
+        if (c->moving) {
+            fits = rc;
+            if (rc) weir_errf(why, whylen, rc, "%s", whynot);
+        } else {
+            if (rc == 0) c->movable = ckpt_info(ck)->id;
+            size_t n = strlen(why);
+            snprintf(why + n, whylen - n, "%s%s", rc ? "; " : "",
+                     rc            ? whynot
+                     : c->may_move ? " (its state can move to it, if none fits as it is)"
+                                   : " (its state could move to it: --migrate-state; without, the "
+                                     "whole log is replayed)");
+            ckpt_plan_free(&plan);
+        }
+    }
     weir_free(decided);
-    if (fits) return fits;
+    if (fits == PIPELINE_OTHER_PLAN) fits = WEIR_EINVAL;
+    if (fits) {
+        ckpt_plan_free(&plan);
+        return fits;
+    }
     weir_slice_t positions;
     int has_positions = ckpt_kv_find(info->meta, info->nmeta, "outputs", &positions);
     /* Its outputs, to cut the files back to: only if they are the files it
@@ -990,8 +1098,31 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
         if ((fits = outputs_dir_short(rt->cfg.datadir, positions, why, whylen)) != 0) return fits;
     }
     rt->restoring = ck;
+    rt->restoring_plan = plan.engine;
+    rt->moved = plan.engine ? weir_calloc(rt->nparts, sizeof *rt->moved) : NULL;
     int rc = for_each_part(rt, c->threads, restore_part, why, whylen);
     rt->restoring = NULL;
+    rt->restoring_plan = NULL;
+    if (rc == 0 && plan.engine) {
+        /* The kept/new/dropped counts are the plans', the same in every
+         * partition; keys add up. */
+        engine_migrate_stats_t t = rt->moved[0];
+        for (uint32_t i = 1; i < rt->nparts; i++)
+            t.keys_moved += rt->moved[i].keys_moved;
+        fprintf(stderr,
+                "weir run: recovery: checkpoint %" PRIu64 " was written for another plan: its "
+                "state moved to this spec's as a live reload moves it: %" PRIu64
+                " keys; window groups %u kept (%u rebuilt from their values for other "
+                "aggregates), %u new, %u dropped; patterns %u kept, %u new, %u "
+                "dropped; aggregates %u kept, %u new, %u dropped (new state starts empty at the "
+                "checkpoint)\n",
+                ckpt_info(ck)->id, t.keys_moved, t.groups_kept, t.groups_rebuilt, t.groups_new,
+                t.groups_dropped, t.patterns_kept, t.patterns_new, t.patterns_dropped,
+                t.aggregates_kept, t.aggregates_new, t.aggregates_dropped);
+    }
+    weir_free(rt->moved);
+    rt->moved = NULL;
+    ckpt_plan_free(&plan); /* (after the moves: they read the old plan) */
     if (rc) {
         for (uint32_t i = 0; i < rt->nparts; i++) reset_part(rt, i);
         return rc;
@@ -1014,8 +1145,19 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
     int rc = for_each_part(rt, threads, read_decided, err, errlen);
     if (rc == 0) rc = outputs_dir_put_back(rt->cfg.datadir, rt->out, err, errlen);
     if (rc) return rc;
-    restore_ctx_t rc_ctx = {rt, threads};
-    rt->recovered_from = checkpointer_recover(rt->ckptr, restore_checkpoint, &rc_ctx);
+    int whole = !pipeline_log_start_deleted(&rt->pl);
+    restore_ctx_t rc_ctx = {rt, threads, .may_move = rt->cfg.migrate_state || !whole};
+    size_t listed;
+    rt->recovered_from = checkpointer_recover(rt->ckptr, restore_checkpoint, &rc_ctx, 0, &listed);
+    if (!rt->recovered_from && rc_ctx.movable &&
+        rc_ctx.may_move) { /* PLAN CHANGED SINCE THE CHECKPOINT */
+        rc_ctx.moving = rc_ctx.movable;
+        rt->recovered_from =
+            checkpointer_recover(rt->ckptr, restore_checkpoint, &rc_ctx, rc_ctx.moving, &listed);
+    }
+    if (!rt->recovered_from)
+        fprintf(stderr, "weir run: recovery: %s; replaying the whole log\n",
+                listed ? "no usable checkpoint" : "no checkpoint");
     if (rt->recovered_from) {
         weir_buf_t b = WEIR_BUF_INIT;
         for (uint32_t i = 0; i < rt->nparts; i++)
@@ -1031,7 +1173,6 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
                     "they are left as they are, and the replay writes none\n",
                     rt->recovered_from);
     } else {
-        int whole = !pipeline_log_start_deleted(&rt->pl);
         /* No checkpoint fits and retention deleted the log's start: the
          * state of the deleted events is nowhere, and a replay of what is
          * left would serve features without them (a spec whose plan changed
@@ -1039,12 +1180,13 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
          * as Flink refuses a savepoint that does not match, unless asked. */
         if (!whole && !rt->cfg.partial_state)
             return weir_errf(err, errlen, WEIR_EINVAL,
-                             "no checkpoint fits (see above) and retention deleted the start of "
-                             "the log: the state of the deleted events is lost, and a replay of "
-                             "the rest would serve features without them. Start with the spec "
-                             "the checkpoints were written for (a changed window or aggregate "
-                             "can then be reloaded live, keeping the rest), or with "
-                             "--allow-partial-state to serve state rebuilt from what is left");
+                             "no checkpoint fits or can move to this spec's plan (see above) and "
+                             "retention deleted the start of the log: the state of the deleted "
+                             "events is lost, and a replay of the rest would serve features "
+                             "without them. Start with the spec the checkpoints were written for "
+                             "(a changed window or aggregate can then be reloaded live, keeping "
+                             "the rest), or with --allow-partial-state to serve state rebuilt "
+                             "from what is left");
         rt->replay_outputs = whole;
         if (whole && (rc = outputs_dir_cut(rt->cfg.datadir, rt->out, NULL, err, errlen)) != 0)
             return rc;
@@ -1071,6 +1213,21 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
     for (uint32_t i = 0; i < rt->nparts; i++) engine_part_defer_closes(rt->parts[i].engine, 1);
     weir_ticker_start(&rt->closer, CLOSER_EVERY_MS, closer_tick, rt);
     weir_ticker_wake(&rt->closer); /* what a checkpoint at the log's end left due */
+    if (rc_ctx.moving) {
+        /* This plan's first checkpoint before anything is served, as after
+         * a live reload that changed the plan: a crash before the next one
+         * would otherwise find only the old plan's, and a start without
+         * the move's conditions would replay the whole log into state
+         * other than what was served. */
+        ckptr_result_t res;
+        char cerr[1024];
+        if (checkpointer_take(rt->ckptr, &res, cerr, sizeof cerr) != 0)
+            fprintf(stderr, "weir run: recovery: the moved state's checkpoint failed: %s\n", cerr);
+        else
+            fprintf(stderr,
+                    "weir run: recovery: checkpoint %" PRIu64 " of this spec's plan written\n",
+                    res.id);
+    }
     atomic_store(&rt->ready, 1);
     checkpointer_start(rt->ckptr, rt->pl.spec->checkpoint_interval_ms);
     return 0;
@@ -1253,7 +1410,8 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
                    "1 once the log has been replayed and the server takes traffic.");
     metrics_sample_u64(b, "weir_ready", NULL, (uint64_t)runtime_ready(rt));
     metrics_header(b, "weir_model_version", "gauge",
-                   "Version of the live model (1 at start, +1 per reload; 0 = none).");
+                   "Version of the live model, from the data directory's model ledger "
+                   "(DATA/models: one per model file content; 0 = none).");
     metrics_sample_u64(b, "weir_model_version", NULL, runtime_model_version(rt));
     ckptr_stats_t cs;
     checkpointer_stats(rt->ckptr, &cs);

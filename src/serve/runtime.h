@@ -43,6 +43,8 @@ typedef struct runtime_config {
     int skip_bad;          /* --skip-bad-events: replay skips logged events the spec cannot read */
     int partial_state; /* --allow-partial-state: no checkpoint fits and retention cut the log: start
                           anyway */
+    int migrate_state; /* --migrate-state: no checkpoint fits the plan: move the newest one's state
+                          to it (runtime.c PLAN CHANGED SINCE THE CHECKPOINT) rather than replay */
 } runtime_config_t;
 
 typedef struct runtime runtime_t;
@@ -112,9 +114,11 @@ void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out);
  * Unchanged: reloads the model file (in-flight decisions finish on the old
  * model). Changed: replaces the spec live, moving the state of what did
  * not change (reload.c). *spec_changed says which; on failure the running
- * spec and model stay. Sets *version to the live model version. */
-int runtime_reload(runtime_t *rt, uint64_t *version, int *spec_changed, char *err, size_t errlen);
-uint64_t runtime_model_version(const runtime_t *rt);
+ * spec and model stay. Sets *version to the live model version. Says the
+ * outcome on stderr, naming `via` (what asked: "SIGHUP", ...). */
+int runtime_reload(runtime_t *rt, const char *via, uint64_t *version, int *spec_changed, char *err,
+                   size_t errlen);
+uint64_t runtime_model_version(runtime_t *rt);
 /* The live model's digest (model_digest; "" without a model); not during a reload. */
 const char *runtime_model_digest(const runtime_t *rt);
 

@@ -14,6 +14,7 @@
 #include "decide/pipeline.h"
 #include "serve/checkpointer.h"
 #include "serve/runtime.h"
+#include "stream/engine_migrate.h"
 
 /* One buffered decision record: its value at dbuf[at, at + vlen), its key
  * right after (the request's memory is gone when the batch is written). */
@@ -90,7 +91,12 @@ struct runtime {
     _Atomic int recover_rc;
     char recover_err[1024];
     pthread_mutex_t err_lock;
+    /* the live model's version, for readers that hold no lock (/metrics): a
+     * spec reload frees the decide_t they would read it from */
+    _Atomic uint64_t model_version;
     const ckpt_t *restoring; /* the checkpoint being decoded by the recovery threads */
+    const engine_t *restoring_plan; /* its plan, when not this spec's (moved to it), or NULL */
+    engine_migrate_stats_t *moved;  /* per partition, when moved */
     uint64_t recovered_from;  /* its id, 0 = none */
     int replay_outputs;  /* replay writes the outputs again (OUTPUTS ACROSS CRASHES, outputs_dir.h)
                           */

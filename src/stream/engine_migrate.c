@@ -85,18 +85,29 @@ static const char *group_text(const group_t *g)
     return g->arg ? expr_text(g->arg) : "";
 }
 
-static uint32_t *map_groups(const engine_t *from, const engine_t *to)
+/* rebuilt[g]: new group g is old group m[g] with other aggregates, made
+ * from the values it holds (win_rebuild) rather than moved as it is. */
+static uint32_t *map_groups(const engine_t *from, const engine_t *to, uint8_t **rebuilt)
 {
     uint32_t *m = weir_malloc((to->ngroups + 1) * sizeof *m);
+    *rebuilt = weir_calloc(to->ngroups + 1, 1);
     for (uint32_t g = 0; g < to->ngroups; g++) {
         const group_t *n = &to->groups[g];
         m[g] = NONE;
         for (uint32_t f = 0; f < from->ngroups && m[g] == NONE; f++) {
             const group_t *o = &from->groups[f];
-            if (o->conf.range == n->conf.range && o->conf.every == n->conf.every &&
-                o->conf.kinds == n->conf.kinds && o->conf.ids == n->conf.ids &&
-                !strcmp(group_text(o), group_text(n)))
+            if (o->conf.range != n->conf.range || o->conf.every != n->conf.every ||
+                o->conf.ids != n->conf.ids || strcmp(group_text(o), group_text(n)) != 0)
+                continue;
+            /* The same argument over the same window: one of the plan's
+             * groups (engine.c THE PLAN). Its aggregates changed if kinds
+             * did (sum(x) over 1h, then max(x) over 1h added beside it). */
+            if (o->conf.kinds == n->conf.kinds) {
                 m[g] = f;
+            } else if (win_rebuildable(&o->conf, &n->conf)) {
+                m[g] = f;
+                (*rebuilt)[g] = 1;
+            }
         }
     }
     return m;
@@ -183,6 +194,7 @@ static void count_map(const uint32_t *m, uint32_t nto, uint32_t nfrom, uint32_t 
 
 typedef struct maps {
     uint32_t *groups, *lasts, *aggs, *pats;
+    uint8_t *rebuilt; /* map_groups' */
 } maps_t;
 
 /* Fills the new key value nv (initialized, empty) from the old value ov,
@@ -195,6 +207,10 @@ static void move_key(const engine_t *from, void *ov, engine_part_t *q, void *nv,
     for (uint32_t g = 0; g < to->ngroups; g++) {
         if (m->groups[g] == NONE) continue;
         win_t *w = &key_wins(nv)[g];
+        if (m->rebuilt[g]) {
+            win_rebuild(w, &key_wins(ov)[m->groups[g]]); /* into engine_key_init's empty window */
+            continue;
+        }
         buf_reset(tmp);
         win_encode(&key_wins(ov)[m->groups[g]], tmp);
         win_free(w); /* the empty window engine_key_init made */
@@ -265,7 +281,7 @@ static int same_layout(const engine_t *from, const engine_t *to, const maps_t *m
         !from->spec->npatterns != !to->spec->npatterns)
         return 0;
     for (uint32_t g = 0; g < to->ngroups; g++)
-        if (m->groups[g] != g) return 0;
+        if (m->groups[g] != g || m->rebuilt[g]) return 0;
     for (uint32_t i = 0; i < to->nprev; i++)
         if (m->lasts[i] != i) return 0;
     for (uint32_t a = 0; a < to->spec->naggregates; a++)
@@ -315,10 +331,12 @@ engine_part_t *engine_part_migrate(engine_part_t *p, const engine_t *to, const e
     if (!st) st = &local;
     memset(st, 0, sizeof *st);
     const spec_t *fs = from->spec, *ts = to->spec;
-    maps_t m = {map_groups(from, to), map_lasts(from, to), map_aggregates(fs, ts),
-                map_patterns(fs, ts)};
+    maps_t m = {NULL, map_lasts(from, to), map_aggregates(fs, ts), map_patterns(fs, ts), NULL};
+    m.groups = map_groups(from, to, &m.rebuilt);
     count_map(m.groups, to->ngroups, from->ngroups, &st->groups_kept, &st->groups_new,
               &st->groups_dropped);
+    for (uint32_t g = 0; g < to->ngroups; g++)
+        st->groups_rebuilt += m.rebuilt[g];
     count_map(m.lasts, to->nprev, from->nprev, &st->lasts_kept, &st->lasts_new, &st->lasts_dropped);
     count_map(m.aggs, ts->naggregates, fs->naggregates, &st->aggregates_kept, &st->aggregates_new,
               &st->aggregates_dropped);
@@ -364,6 +382,7 @@ engine_part_t *engine_part_migrate(engine_part_t *p, const engine_t *to, const e
     uint64_t evicted = p->st.evicted;
     q->st = p->st;
     weir_free(m.groups);
+    weir_free(m.rebuilt);
     weir_free(m.lasts);
     weir_free(m.aggs);
     weir_free(m.pats);

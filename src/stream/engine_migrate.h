@@ -30,11 +30,20 @@
  * after it. Flink does the same when a job graph changes: operators whose
  * uid is new start with empty state. Removed state is freed.
  *
+ * A GROUP WHOSE AGGREGATES CHANGED. The plan puts every aggregate over the
+ * same (argument, range, every) in one group, so adding max(x) over 1h
+ * beside sum(x) over 1h changes the group sum(x) over 1h is in. An exact
+ * window (no `every`) stores its values, so such a group is rebuilt from
+ * them (win_rebuild): sum(x) over 1h goes on (recomputed: equal up to the
+ * last bits), and max(x) over 1h answers from the values already there, not
+ * empty. (It used to start the whole group empty: a model input read 0 for
+ * a day after an unrelated feature was added.)
+ *
  * CAVEATS (documented, not silent):
- *   - A window group's kinds are part of its definition, and the plan puts
- *     every aggregate over the same (argument, range, every) in one group:
- *     adding max(x) over 1h beside an existing sum(x) over 1h changes that
- *     group, so sum(x) over 1h starts empty too.
+ *   - A bucketed window (`every`) keeps per-bucket partials of its own
+ *     kinds only: a group of one whose aggregates change starts empty, the
+ *     ones it had included; so does a count-only exact window that gains a
+ *     value aggregate (it keeps times alone).
  *   - A key idle for longer than the OLD plan's TTL (or the new one's) is
  *     not moved: under the old spec its state was already gone, and with a
  *     longer new TTL it would have lived on — only last(x) can tell.
@@ -69,6 +78,7 @@ typedef struct engine_migrate_stats {
     /* Per kind of state: kept = moved, new = starts empty, dropped = the
      * old spec's, freed. */
     uint32_t groups_kept, groups_new, groups_dropped;
+    uint32_t groups_rebuilt; /* of the kept: their aggregates changed, rebuilt from their values */
     uint32_t lasts_kept, lasts_new, lasts_dropped;
     uint32_t aggregates_kept, aggregates_new, aggregates_dropped;
     uint32_t patterns_kept, patterns_new, patterns_dropped;

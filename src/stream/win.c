@@ -611,6 +611,25 @@ void win_expire(win_t *w, int64_t wm)
     expire(w, wm);
 }
 
+int win_rebuildable(const win_conf_t *from, const win_conf_t *to)
+{
+    /* (values stored: records of 16 bytes; count-only ones keep times) */
+    return !from->every && !to->every && from->range == to->range && from->ids == to->ids &&
+           (from->rsize == 16 || to->kinds == AGG_BIT(AGG_COUNT));
+}
+
+void win_rebuild(win_t *to, const win_t *from)
+{
+    weir_assert(win_rebuildable(from->conf, to->conf) && to->items.len == 0);
+    /* Stored in (time, add) order, so each goes after the ones before it,
+     * as it went into `from`: the same records in the same order. */
+    for (uint32_t i = 0; i < from->items.len; i++)
+        ex_add(to, ring_key(&from->items, i), from->items.rsize == 16 ? ev_bits(from, i) : 0);
+    if (from->end != WIN_NONE && (to->end == WIN_NONE || from->end > to->end))
+        ex_advance(to, from->end);
+    if (from->floor != WIN_NONE) expire(to, from->floor);
+}
+
 /* ---- queries ---------------------------------------------------------- */
 
 /* What the answers are made of, from the running state or a recomputation. */

@@ -190,6 +190,19 @@ void win_expire(win_t *w, int64_t wm);
  * A hint (changes nothing) for a caller that knows its next keys. */
 void win_prefetch(const win_t *w);
 
+/* A RELOAD THAT CHANGES AN EXACT WINDOW'S AGGREGATES (engine_migrate.c):
+ * adding max(x) over 1h beside sum(x) over 1h changes the window the two
+ * share. An exact window stores its values, so the new one is rebuilt from
+ * them rather than started empty: win_rebuildable says whether `to` can be
+ * made from a window of `from` (both exact, the same range and value kind,
+ * and the values kept: a count-only window keeps times alone), and
+ * win_rebuild fills `to` (empty) with from's values in their order, its
+ * end and its floor. What both confs compute is recomputed from the
+ * values: equal to from's answers up to the last bits of a sum (a running
+ * sum carries its own rounding history). */
+int win_rebuildable(const win_conf_t *from, const win_conf_t *to);
+void win_rebuild(win_t *to, const win_t *from);
+
 /* Nothing stored (a key whose windows are all empty can be evicted). */
 static inline int win_is_empty(const win_t *w)
 {

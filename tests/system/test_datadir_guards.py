@@ -206,11 +206,13 @@ def test_writers_say_what_their_open_cut(weir_bin, run_weir, tmp_path):
 
 def test_no_fitting_checkpoint_after_retention_is_refused(weir_bin, run_weir, tmp_path):
     """When retention has deleted the log's start and no checkpoint fits
-    the spec (its plan changed since), the state of the deleted events is
-    nowhere: the start is refused, naming the way out, instead of serving
-    features rebuilt without them (a crash harness found the server doing
-    that, and verify checking nothing). The spec the checkpoints were
-    written for starts; --allow-partial-state starts anyway."""
+    the spec nor can move to its plan (here the lateness changed, which
+    needs a replay: test_plan_change_start.py has the changes that move),
+    the state of the deleted events is nowhere: the start is refused,
+    naming the way out, instead of serving features rebuilt without them
+    (a crash harness found the server doing that, and verify checking
+    nothing). The spec the checkpoints were written for starts;
+    --allow-partial-state starts anyway."""
     data = tmp_path / "data"
     events = gen(weir_bin, 6000).splitlines(True)
     run_weir(["log", "append", data, "--topic", "transactions", "--partitions", "8", "--key",
@@ -220,10 +222,10 @@ def test_no_fitting_checkpoint_after_retention_is_refused(weir_bin, run_weir, tm
     run_weir(["log", "append", data, "--topic", "transactions", "--key", "card_id",
               "--segment-bytes", "4096", "--retention-bytes", "8192"], input=b"".join(events[4000:]),
              check=True)
-    other = spec_variant(tmp_path, "other.yaml",
-                         window=("txn_count_1h:   count() over 1h", "txn_count_1h:   count() over 2h"))
+    other = spec_variant(tmp_path, "other.yaml", lateness=("lateness: 30s", "lateness: 45s"))
     rc, _, err = run_weir(["run", other, "--data", data, "--listen", "127.0.0.1:0"], timeout=60)
     assert rc != 0 and "retention deleted the start of the log" in err, err
+    assert "its state cannot move to this spec's plan" in err and "lateness" in err, err
     assert "--allow-partial-state" in err, err
     with Server(weir_bin, other, data, "--allow-partial-state") as srv:
         assert srv.stop() == 0

@@ -116,3 +116,57 @@ def test_damaged_ledger_is_refused_and_kept(weir_bin, run_weir, data_dir, tmp_pa
         rc, out, err = run_weir(["run", spec, "--data", data_dir, "--listen", "127.0.0.1:0"], timeout=60)
         assert rc != 0 and what in err and str(path) in err, err
         assert path.read_text() == text  # not rewritten
+
+
+def test_verify_recomputes_with_the_model_that_decided(weir_bin, run_weir, data_dir, tmp_path):
+    """Models kept one file each (a model.json symlink re-pointed at each
+    release): the ledger names each version's own file, and verify checks
+    every record with the model that decided it, so a reload is not a
+    difference; a decision that is not what its model gives still is."""
+    spec, model = spec_and_model(tmp_path)
+    m1, m2 = model.parent / "m1.json", model.parent / "m2.json"
+    write_model(m1, 10.0)
+    write_model(m2, -10.0)
+    model.unlink()
+    model.symlink_to(m1)
+    with Server(weir_bin, spec, data_dir) as srv:
+        assert score_model(srv, 1) == 1
+        model.unlink()
+        model.symlink_to(m2)
+        assert srv.json("POST", "/v1/admin/reload")[1]["model"] == 2
+        assert score_model(srv, 2) == 2
+        assert srv.stop() == 0
+    assert [p for _, _, p in ledger(data_dir)] == [str(m1), str(m2)]
+    rc, out, err = run_weir(["verify", spec, "--data", data_dir])
+    assert rc == 0, out + err
+    assert "2 decisions checked: 2 equal, 0 different" in out, out
+    assert "1 of them decided by another model version than the spec's file (2), recomputed with " \
+           "the model that decided them" in out, out
+    # m1 changed since it decided: its record is checked against the
+    # spec's file (version 2), and differs, saying so.
+    write_model(m1, 3.0)
+    rc, out, err = run_weir(["verify", spec, "--data", data_dir])
+    assert rc == 1 and "(decided by model version 1; offline is version 2)" in out + err, out + err
+
+
+def test_a_first_ledger_numbers_above_the_decisions_before_it(weir_bin, data_dir, tmp_path):
+    """A directory whose decisions were numbered without a ledger (a weir
+    before it numbered 1, 2, ... in each process; or the ledger deleted):
+    the first ledger starts above the largest version in the decision log,
+    so that no number names two models."""
+    spec, model = spec_and_model(tmp_path)
+    write_model(model, -4.0)
+    with Server(weir_bin, spec, data_dir) as srv:
+        assert score_model(srv, 1) == 1
+        write_model(model, 1.0)
+        assert srv.json("POST", "/v1/admin/reload")[1]["model"] == 2
+        assert score_model(srv, 2) == 2
+        assert srv.stop() == 0
+    (data_dir / "models").unlink()
+    write_model(model, 2.0)
+    with Server(weir_bin, spec, data_dir) as srv:
+        assert score_model(srv, 3) == 3
+        assert srv.stop() == 0
+    text = (data_dir / "models").read_text()
+    assert "# versions up to 2 are in decisions made before this ledger" in text, text
+    assert [v for v, _, _ in ledger(data_dir)] == [3]

@@ -188,10 +188,17 @@ def test_sighup_reloads_the_spec(weir_bin, run_weir, tmp_path):
         spec.write_text(CLICKS.read_text().replace(
             "  views_1h: count(item_id) over 1h", "  views_1h: count(item_id) over 1h\n  views_2h: count(item_id) over 2h"))
         srv.proc.send_signal(signal.SIGHUP)
-        assert srv.has_line("spec replaced"), srv.lines
+        deadline = time.time() + 30
+        while metric(srv.metrics(), "weir_spec_reloads_total") != 1 and time.time() < deadline:
+            time.sleep(0.02)
         key = "u1"
         status, body = srv.json("GET", "/v1/features/%s/%s" % (TOPIC, key))
         assert status == 200 and "views_2h" in body["features"]
+        assert srv.stop() == 0
+        err = srv.stderr()
+    # said on stderr, as every reload's outcome (it was stdout, and a
+    # failure stderr)
+    assert "weir run: reload (SIGHUP): spec replaced" in err, err
 
 
 def test_a_crash_after_a_reload_keeps_the_state_served(weir_bin, run_weir, tmp_path):

@@ -125,3 +125,40 @@ def test_spec_limits_on_hops_and_durations(weir_bin, tmp_path):
         p = subprocess.run([weir_bin, "ingest", str(spec), "--data", str(tmp_path / ("d%d" % i))],
                            input='{"k":"a","x":1,"ts":0}\n', capture_output=True, text=True, timeout=60)
         assert p.returncode == 1 and want in p.stderr, (p.returncode, p.stderr)
+
+
+def test_model_only_reload_keeps_what_the_rules_read(weir_bin, tmp_path):
+    """A model-only reload whose scores would mean something else is
+    refused, and every reload outcome is said on stderr: a margin model
+    (binary:logitraw) in place of a probability (binary:logistic) would have
+    the rules threshold margins; a model without feature names would be
+    fed by position, unchecked."""
+    spec, model = fraud_copy(tmp_path)
+    good = model.read_text()
+    evs = fraud_events(10)
+    with Server(weir_bin, spec, tmp_path / "data") as srv:
+        assert score(srv, evs[0])[0] == 200
+        m = json.loads(good)
+        m["learner"]["objective"]["name"] = "binary:logitraw"
+        model.write_text(json.dumps(m))
+        status, body = srv.json("POST", "/v1/admin/reload")
+        assert status == 422 and body["error"]["code"] == "bad_model", body
+        assert "otherwise than the live model" in body["error"]["message"], body
+        assert "'binary:logitraw'" in body["error"]["message"], body
+        m = json.loads(good)
+        m["learner"]["feature_names"] = []
+        m["learner"]["feature_types"] = []
+        model.write_text(json.dumps(m))
+        status, body = srv.json("POST", "/v1/admin/reload")
+        assert status == 422 and "carries no feature names" in body["error"]["message"], body
+        m = json.loads(good)
+        m["learner"]["learner_model_param"]["base_score"] = "2E-1"
+        model.write_text(json.dumps(m))
+        status, body = srv.json("POST", "/v1/admin/reload")
+        assert status == 200 and body["model"] == 2, body
+        assert score(srv, evs[1])[1]["model"] == 2
+        assert srv.stop() == 0
+        err = srv.stderr()
+    assert err.count("weir run: reload (POST /v1/admin/reload) failed; the running spec and model 1 stay live") == 2, err
+    assert "weir run: reload (POST /v1/admin/reload): model reloaded; model 2 (xxh128:" in err, err
+

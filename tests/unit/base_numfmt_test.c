@@ -228,7 +228,14 @@ static void appends_to_buffers(void **state)
     numfmt_append_shortest(&b, 389.23);
     buf_append(&b, ",", 1);
     numfmt_append_shortest(&b, 0.1 + 0.2);
-    const char *want = "42,-7,0.10000000000000001,0.1,389.23,0.30000000000000004";
+    /* JSON's: no numbers for NaN and the infinities */
+    buf_append(&b, ",", 1);
+    numfmt_append_json(&b, 2.5);
+    buf_append(&b, ",", 1);
+    numfmt_append_json(&b, NAN);
+    buf_append(&b, ",", 1);
+    numfmt_append_json(&b, -INFINITY);
+    const char *want = "42,-7,0.10000000000000001,0.1,389.23,0.30000000000000004,2.5,null,null";
     assert_int_equal(b.len, strlen(want));
     assert_memory_equal(b.data, want, b.len);
     buf_free(&b);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -40,7 +41,7 @@ static uint64_t version(const char *digest, const char *path, int add)
 {
     uint64_t v = 99;
     char err[512];
-    int rc = model_ledger_version(dir, digest, path, add, &v, err, sizeof err);
+    int rc = model_ledger_version(dir, digest, path, add, 0, &v, err, sizeof err);
     if (rc) fail_msg("%s", err);
     return v;
 }
@@ -92,7 +93,7 @@ static void damaged_ledger_refused_as_it_is(void **state)
         fclose(f);
         uint64_t v;
         char err[512];
-        assert_int_not_equal(model_ledger_version(dir, DC, "/c", 1, &v, err, sizeof err), 0);
+        assert_int_not_equal(model_ledger_version(dir, DC, "/c", 1, 0, &v, err, sizeof err), 0);
         assert_non_null(strstr(err, "line "));
         weir_buf_t b = WEIR_BUF_INIT;
         ledger_text(&b);
@@ -101,10 +102,36 @@ static void damaged_ledger_refused_as_it_is(void **state)
     }
 }
 
+/* THE FIRST LEDGER beside decisions numbered without one: above their
+ * largest version, said in a comment; a link to nothing is refused. */
+static void first_ledger_numbers_above_the_floor(void **state)
+{
+    (void)state;
+    uint64_t v;
+    char err[512], path[128];
+    assert_int_equal(model_ledger_version(dir, DA, "/a", 1, 7, &v, err, sizeof err), 0);
+    assert_int_equal(v, 8);
+    assert_int_equal(model_ledger_version(dir, DB, "/b", 1, 7, &v, err, sizeof err), 0);
+    assert_int_equal(v, 9); /* (the floor matters for the first line only) */
+    weir_buf_t b = WEIR_BUF_INIT;
+    ledger_text(&b);
+    assert_non_null(strstr(b.data, "# versions up to 7 are in decisions made before this ledger"));
+    buf_free(&b);
+    snprintf(path, sizeof path, "%s/" MODEL_LEDGER_FILE, dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink("/nonexistent/models", path), 0);
+    assert_true(model_ledger_exists(dir));
+    assert_int_not_equal(model_ledger_version(dir, DA, "/a", 1, 0, &v, err, sizeof err), 0);
+    assert_non_null(strstr(err, "cannot open"));
+    char target[64];
+    assert_true(readlink(path, target, sizeof target) > 0); /* still the link */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(versions_by_digest, setup, teardown),
+        cmocka_unit_test_setup_teardown(first_ledger_numbers_above_the_floor, setup, teardown),
         cmocka_unit_test_setup_teardown(damaged_ledger_refused_as_it_is, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
