@@ -167,6 +167,8 @@ def test_a_first_ledger_numbers_above_the_decisions_before_it(weir_bin, data_dir
     with Server(weir_bin, spec, data_dir) as srv:
         assert score_model(srv, 3) == 3
         assert srv.stop() == 0
+        err = srv.stderr()
+    assert "model ledger: none yet beside 2 decisions" in err and "the largest is 2" in err, err
     text = (data_dir / "models").read_text()
     assert "# versions up to 2 are in decisions made before this ledger" in text, text
     assert [v for v, _, _ in ledger(data_dir)] == [3]
