@@ -208,6 +208,11 @@ static enum MHD_Result refuse(req_t *r, int status, int retry_after, const char 
 typedef struct header_tally {
     unsigned n;
     size_t bytes;
+    unsigned lengths;   /* Content-Length fields */
+    int lengths_differ; /* with different values */
+    const char *length; /* the first one's value */
+    unsigned codings;   /* Transfer-Encoding fields */
+    int not_chunked;    /* one that is not exactly "chunked" */
 } header_tally_t;
 
 static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -217,6 +222,13 @@ static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const ch
     header_tally_t *t = cls;
     t->n++;
     t->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        if (t->lengths++ && strcmp(t->length, value ? value : "") != 0) t->lengths_differ = 1;
+        if (!t->length) t->length = value ? value : "";
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        t->codings++;
+        if (!value || strcasecmp(value, "chunked") != 0) t->not_chunked = 1;
+    }
     return MHD_YES;
 }
 
@@ -310,7 +322,7 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
     r->counted = 1;
     if (n > (int64_t)h->cfg.max_inflight && !is_probe(url, method))
         return refuse(r, 503, 1, "overloaded", "too many requests in flight; retry shortly");
-    header_tally_t t = {0, 0};
+    header_tally_t t = {0};
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, tally_header, &t);
     if (t.n > h->cfg.max_headers || t.bytes > h->cfg.max_header_bytes) {
         char msg[160];
@@ -319,6 +331,18 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
                  t.bytes, h->cfg.max_headers, h->cfg.max_header_bytes);
         return refuse(r, 431, 0, "headers_too_large", msg);
     }
+    /* AMBIGUOUS FRAMING. A proxy in front may read a body's length from the
+     * header libmicrohttpd ignores (request smuggling: the rest of the body
+     * becomes a request of the proxy's next client); RFC 9112 6.3 lets a
+     * server refuse such messages, and weir does, closing the connection. */
+    if ((t.lengths && t.codings) || t.lengths_differ || t.codings > 1)
+        return refuse(r, 400, 0, "ambiguous_framing",
+                      "a request with Transfer-Encoding and Content-Length, two Transfer-Encoding "
+                      "fields, or Content-Length fields that differ, can be read two ways");
+    /* Any coding but chunked: libmicrohttpd would wait for a body it cannot read */
+    if (t.not_chunked)
+        return refuse(r, 501, 0, "unsupported_transfer_encoding",
+                      "only Transfer-Encoding: chunked is supported");
     if (h->token && !strncmp(url, "/v1/", 4)) {
         const char *auth =
             MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);

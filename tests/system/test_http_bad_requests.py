@@ -269,3 +269,27 @@ def test_ten_thousand_bad_requests_mixed_with_good(weir_bin, run_weir, data_dir,
         assert body["key"] == good_events[i]["card_id"]
         for name, v in body["features"].items():
             assert same_value(v, rows[pos][name]), (pos, name)
+
+
+def test_ambiguous_framing_is_refused(server, data_dir):
+    """A body whose length can be read two ways — Content-Length with
+    Transfer-Encoding, two Transfer-Encodings, two Content-Lengths that
+    differ — is how requests are smuggled past a proxy: 400, nothing
+    logged. A coding other than chunked: 501 at once (it waited for the
+    request timeout)."""
+    body = json.dumps(dict(GOOD, card_id="smuggled")).encode()
+    head = b"POST %s HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n" % (SCORE.encode(), TOKEN.encode())
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    for extra, payload in ((b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n" % len(chunked), chunked),
+                           (b"Transfer-Encoding: chunked\r\nContent-Length: %d\r\n" % len(chunked), chunked),
+                           (b"Content-Length: %d\r\nContent-Length: %d\r\n" % (len(body), len(body) + 1), body),
+                           (b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", chunked)):
+        status, data = raw(server, head + extra + b"\r\n" + payload)
+        assert status == 400 and error_code(data) == "ambiguous_framing", (extra, status, data)
+    status, data = raw(server, head + b"Transfer-Encoding: gzip\r\n\r\n" + body)
+    assert status == 501 and error_code(data) == "unsupported_transfer_encoding", (status, data)
+    # Two equal Content-Lengths read one way: accepted.
+    status, data = raw(server, head + b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n" % (len(body), len(body)) + body)
+    assert status == 200, data
+    status, body = server.json("GET", "/v1/features/%s/smuggled" % SOURCE, headers=AUTH)
+    assert status == 200 and body["features"]["txn_count_1h"] == 1, body
