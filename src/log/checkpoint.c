@@ -1261,6 +1261,14 @@ out:
     return rc;
 }
 
+int ckpt_remove(ckpt_store_t *s, uint64_t id, char *err, size_t errlen)
+{
+    if (s->read_only)
+        return weir_errf(err, errlen, WEIR_EINVAL, "the checkpoint store %s is open read-only",
+                         s->dir);
+    return remove_ckpt(s, id, err, errlen);
+}
+
 int ckpt_prune(ckpt_store_t *s, uint32_t keep, uint32_t *deleted, char *err, size_t errlen)
 {
     if (deleted) *deleted = 0;

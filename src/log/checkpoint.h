@@ -273,6 +273,9 @@ void ckpt_close(ckpt_t *c);
  * than `keep` verify. A checkpoint written or fully verified by this handle
  * is not read again. *deleted (may be NULL) gets the number removed. */
 int ckpt_prune(ckpt_store_t *s, uint32_t keep, uint32_t *deleted, char *err, size_t errlen);
+/* Deletes checkpoint id (renamed aside and synced first, so that a crash
+ * leaves it whole or gone). */
+int ckpt_remove(ckpt_store_t *s, uint64_t id, char *err, size_t errlen);
 
 /* --- parsers (exposed for the fuzz target and tools) -------------------- */
 

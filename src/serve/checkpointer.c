@@ -47,6 +47,20 @@ static uint64_t crash_at;
 static long step_delay_ms;
 static void on_step(void *ctx, uint64_t step, const char *kind, const char *path);
 
+/* A spec text over a checkpoint meta value's limit (1 MiB: the loader
+ * takes 16) is not stored with the checkpoints — storing it made every
+ * checkpoint fail — and a start under a changed spec then cannot move their
+ * state: said once per spec. */
+static void spec_too_big(const checkpointer_t *c)
+{
+    if (c->spec.len > CKPT_MAX_META_BYTES)
+        fprintf(stderr,
+                "weir run: the spec is %zu bytes, over the %u a checkpoint carries: its "
+                "checkpoints do not, so a start under a changed spec replays the whole log "
+                "instead of moving their state\n",
+                c->spec.len, CKPT_MAX_META_BYTES);
+}
+
 int checkpointer_open(const char *datadir, const ckptr_source_t *src, checkpointer_t **out,
                       char *err, size_t errlen)
 {
@@ -58,6 +72,7 @@ int checkpointer_open(const char *datadir, const ckptr_source_t *src, checkpoint
     c->src = *src;
     buf_append(&c->spec, src->spec, src->spec_len);
     c->src.spec = NULL; /* (c->spec holds it) */
+    spec_too_big(c);
     c->log_off = weir_calloc(src->nparts, sizeof *c->log_off);
     c->dec_off = weir_calloc(src->nparts, sizeof *c->dec_off);
     c->decided = weir_calloc(src->nparts, sizeof *c->decided);
@@ -141,7 +156,11 @@ static void write_snapshots(write_job_t *j)
     ckpt_kv_t meta[3] = {{{"fingerprint", 11}, {fp, 16}},
                          {{"outputs", 7}, {c->extra.data ? c->extra.data : "", c->extra.len}},
                          {{"spec", 4}, {c->spec.data ? c->spec.data : "", c->spec.len}}};
-    ckpt_write_opts_t o = {.pipeline = c->src.pipeline, .partitions = np, .meta = meta, .nmeta = 3};
+    /* (a spec over a meta value's limit is not carried: spec_too_big) */
+    ckpt_write_opts_t o = {.pipeline = c->src.pipeline,
+                           .partitions = np,
+                           .meta = meta,
+                           .nmeta = c->spec.len <= CKPT_MAX_META_BYTES ? 3 : 2};
     ckpt_writer_t *w;
     j->rc = ckpt_writer_begin(c->store, &o, &w, j->err, sizeof j->err);
     if (j->rc) return;
@@ -326,6 +345,7 @@ void checkpointer_release(checkpointer_t *c, uint64_t fingerprint, const char *s
     c->src.fingerprint = fingerprint;
     buf_reset(&c->spec);
     buf_append(&c->spec, spec, spec_len);
+    spec_too_big(c);
     c->have_done = 0; /* the next periodic checkpoint is not "unchanged" */
     pthread_mutex_unlock(&c->take_lock);
 }
@@ -367,6 +387,27 @@ void checkpointer_stop(checkpointer_t *c)
 }
 
 /* ---- recovery ---- */
+
+void checkpointer_drop_newer(checkpointer_t *c, uint64_t used)
+{
+    ckpt_info_t *list = NULL;
+    size_t n = 0;
+    char err[1024];
+    if (ckpt_list(c->store, CKPT_CHECK_QUICK, &list, &n, err, sizeof err) != 0) return;
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].id <= used || list[i].status) continue;
+        if (ckpt_remove(c->store, list[i].id, err, sizeof err) != 0)
+            fprintf(stderr, "weir run: recovery: %s\n", err);
+        else
+            fprintf(stderr,
+                    "weir run: recovery: checkpoint %" PRIu64
+                    " deleted: newer than checkpoint %" PRIu64
+                    ", it describes a history the replay from there replaces (the output files' "
+                    "ends among it)\n",
+                    list[i].id, used);
+    }
+    ckpt_list_free(list, n);
+}
 
 uint64_t checkpointer_recover(checkpointer_t *c, ckptr_restore_cb restore, void *ctx, uint64_t only,
                               size_t *listed)

@@ -145,5 +145,12 @@ typedef int (*ckptr_restore_cb)(void *ctx, const ckpt_t *ck, char *why, size_t w
  * tries checkpoint `only` alone. */
 uint64_t checkpointer_recover(checkpointer_t *c, ckptr_restore_cb restore, void *ctx, uint64_t only,
                               size_t *listed);
+/* Recovery restored checkpoint `used` while newer ones verify (of another
+ * plan, or past what the logs now hold): they describe a history the replay
+ * from `used` replaces — the ends of the output files it rewrites among it
+ * — so one restored later would cut those files at ends that are no longer
+ * theirs (lines doubled and lost). Deletes them, saying so; the ones that
+ * fail verification stay for inspection (they are never restored). */
+void checkpointer_drop_newer(checkpointer_t *c, uint64_t used);
 
 #endif

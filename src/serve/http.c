@@ -84,17 +84,20 @@ typedef struct req {
     struct req *prev, *next; /* h->receiving, under h->lock */
 } req_t;
 
-/* A connection until its first request's headers are in (HEADERS TOO). */
 /* A connection from accept to close (HEADERS TOO). Listed in h->connecting
  * (under h->lock) for its whole life, so that a request costs its worker
  * no lock: the state says whether it waits for a request's headers, and
- * the watchdog and the worker settle a timeout with one exchange. */
+ * the watchdog and the worker settle a timeout with one exchange. The
+ * state word counts its waits (state | wait << 2), so that a watchdog that
+ * read one wait's deadline cannot cut the next wait (a request answered in
+ * between). */
 enum { CONN_IN_REQUEST, CONN_WAITING, CONN_CUT };
+#define CONN_STATE(s) ((int)((s)&3))
 
 typedef struct conn_watch {
     struct conn_watch *prev, *next; /* h->connecting, under h->lock */
     int fd;
-    _Atomic int state;            /* CONN_*: WAITING -> CUT by the watchdog only */
+    _Atomic uint64_t state;       /* CONN_* | wait << 2: WAITING -> CUT by the watchdog only */
     _Atomic uint64_t deadline_ns; /* while WAITING: for the headers of the next request */
 } conn_watch_t;
 
@@ -380,8 +383,11 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
 static void watch_headers(conn_watch_t *w, uint64_t within)
 {
     atomic_store_explicit(&w->deadline_ns, weir_mono_ns() + within, memory_order_relaxed);
-    int in = CONN_IN_REQUEST; /* (not a connection already cut) */
-    atomic_compare_exchange_strong(&w->state, &in, CONN_WAITING);
+    uint64_t s = atomic_load(&w->state);
+    /* (only from IN_REQUEST: a connection already cut stays cut) */
+    while (CONN_STATE(s) == CONN_IN_REQUEST &&
+           !atomic_compare_exchange_weak(&w->state, &s, ((s >> 2) + 1) << 2 | CONN_WAITING))
+        ;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -426,9 +432,12 @@ static int headers_in(struct MHD_Connection *conn)
 {
     conn_watch_t *w = watch_of(conn);
     if (!w) return 0;
-    int was = CONN_WAITING; /* (IN_REQUEST: a request's later calls; CUT: stays) */
-    if (atomic_compare_exchange_strong(&w->state, &was, CONN_IN_REQUEST)) return 0;
-    return was == CONN_CUT ? -1 : 0;
+    uint64_t s = atomic_load(&w->state);
+    /* (IN_REQUEST: a request's later calls; CUT: stays) */
+    while (CONN_STATE(s) == CONN_WAITING &&
+           !atomic_compare_exchange_weak(&w->state, &s, (s & ~(uint64_t)3) | CONN_IN_REQUEST))
+        ;
+    return CONN_STATE(s) == CONN_CUT ? -1 : 0;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -543,7 +552,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_t *r = *con_cls;
     /* The next request of a kept connection is watched from now. */
     conn_watch_t *w = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? watch_of(conn) : NULL;
-    if (w)
+    if (w && h->cfg.idle_timeout_s) /* (0: libmicrohttpd never closes an idle one either) */
         watch_headers(w, (uint64_t)h->cfg.idle_timeout_s * 1000000000ull +
                              (uint64_t)h->cfg.request_timeout_ms * 1000000ull);
     if (!r) return;
@@ -579,10 +588,12 @@ static void *watchdog_main(void *arg)
     while (!h->stopping) {
         uint64_t now = weir_mono_ns();
         for (conn_watch_t *w = h->connecting.next; w != &h->connecting; w = w->next) {
-            int was = CONN_WAITING; /* closed without an answer (HEADERS TOO) */
-            if (atomic_load_explicit(&w->state, memory_order_acquire) == CONN_WAITING &&
+            /* closed without an answer (HEADERS TOO); the deadline read is
+             * this wait's or a later one's (written before the wait began) */
+            uint64_t s = atomic_load_explicit(&w->state, memory_order_acquire);
+            if (CONN_STATE(s) == CONN_WAITING &&
                 now > atomic_load_explicit(&w->deadline_ns, memory_order_relaxed) &&
-                atomic_compare_exchange_strong(&w->state, &was, CONN_CUT)) {
+                atomic_compare_exchange_strong(&w->state, &s, (s & ~(uint64_t)3) | CONN_CUT)) {
                 if (w->fd >= 0) shutdown(w->fd, SHUT_RDWR);
                 metrics_request(h->m, METRICS_ROUTE_OTHER, 408);
             }

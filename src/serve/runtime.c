@@ -1015,6 +1015,7 @@ typedef struct restore_ctx {
     int may_move;     /* a checkpoint of another plan may move (see above) */
     uint64_t movable; /* the newest such checkpoint that could, once the first pass is done */
     uint64_t moving;  /* the second pass: move this one */
+    int moved;        /* it was moved */
 } restore_ctx_t;
 
 typedef struct ckpt_plan {
@@ -1110,11 +1111,16 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
     int foreign = has_positions && !outputs_same_generation(rt->out, positions.ptr, positions.len);
     if (has_positions && !pipeline_log_start_deleted(&rt->pl)) {
         if (foreign)
-            return weir_errf(
-                why, whylen, WEIR_EINVAL,
-                "the output files were rewritten whole since (a replay of the whole "
-                "log, an ingest): its ends are not theirs (the whole log rebuilds them)");
-        if ((fits = outputs_dir_short(rt->cfg.datadir, positions, why, whylen)) != 0) return fits;
+            fits = weir_errf(why, whylen, WEIR_EINVAL,
+                             "the output files were rewritten whole since (a replay of the whole "
+                             "log, an ingest): its ends are not theirs (the whole log rebuilds "
+                             "them)");
+        else
+            fits = outputs_dir_short(rt->cfg.datadir, positions, why, whylen);
+        if (fits) {
+            ckpt_plan_free(&plan);
+            return fits;
+        }
     }
     rt->restoring = ck;
     rt->restoring_plan = plan.engine;
@@ -1123,6 +1129,7 @@ static int restore_checkpoint(void *ctx, const ckpt_t *ck, char *why, size_t why
     rt->restoring = NULL;
     rt->restoring_plan = NULL;
     if (rc == 0 && plan.engine) {
+        c->moved = 1;
         /* The kept/new/dropped counts are the plans', the same in every
          * partition; keys add up. */
         engine_migrate_stats_t t = rt->moved[0];
@@ -1174,6 +1181,8 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
         rt->recovered_from =
             checkpointer_recover(rt->ckptr, restore_checkpoint, &rc_ctx, rc_ctx.moving, &listed);
     }
+    /* (before the replay writes a line: checkpointer.h) */
+    if (rt->recovered_from) checkpointer_drop_newer(rt->ckptr, rt->recovered_from);
     if (!rt->recovered_from)
         fprintf(stderr, "weir run: recovery: %s; replaying the whole log\n",
                 listed ? "no usable checkpoint" : "no checkpoint");
@@ -1232,7 +1241,7 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
     for (uint32_t i = 0; i < rt->nparts; i++) engine_part_defer_closes(rt->parts[i].engine, 1);
     weir_ticker_start(&rt->closer, CLOSER_EVERY_MS, closer_tick, rt);
     weir_ticker_wake(&rt->closer); /* what a checkpoint at the log's end left due */
-    if (rc_ctx.moving) {
+    if (rc_ctx.moved) {
         /* This plan's first checkpoint before anything is served, as after
          * a live reload that changed the plan: a crash before the next one
          * would otherwise find only the old plan's, and a start without

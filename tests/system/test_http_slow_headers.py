@@ -166,3 +166,18 @@ def test_connections_fit_the_open_file_limit(weir_bin, data_dir, tmp_path):
         assert srv.stop() == 0
         err = srv.stderr()
     assert "the open-file limit is 600 (hard limit too): --max-connections lowered from 2000 to 300" in err, err
+
+
+def test_no_idle_timeout_means_kept_connections_stay(weir_bin, data_dir):
+    """--idle-timeout 0 is libmicrohttpd's "never": a kept connection idle
+    past --request-timeout is not cut (it was, counted as a 408)."""
+    with Server(weir_bin, FRAUD_SPEC, data_dir, "--request-timeout", 500, "--idle-timeout", 0) as srv:
+        s = socket.create_connection((srv.host, srv.port))
+        for _ in range(2):
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            s.settimeout(10)
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(1.5)
+        s.close()
+        assert not metric(srv.metrics(), "weir_http_requests_total", route="other", code="408")
+        assert srv.stop() == 0
