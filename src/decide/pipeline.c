@@ -127,8 +127,14 @@ int pipeline_open(pipeline_t *pl, const char *spec_path, const char *datadir, co
                   int create, char *err, size_t errlen)
 {
     memset(pl, 0, sizeof *pl);
-    int rc = spec_load(spec_path, &pl->spec, err, errlen);
-    if (rc) return rc;
+    int rc = spec_read_file(spec_path, &pl->spec_text, err, errlen);
+    if (rc == 0)
+        rc = spec_load_string(pl->spec_text.data ? pl->spec_text.data : "", pl->spec_text.len,
+                              spec_path, &pl->spec, err, errlen);
+    if (rc) {
+        buf_free(&pl->spec_text);
+        return rc;
+    }
     pl->src = &pl->spec->sources[0];
     if (source && strcmp(source, pl->src->name) != 0) {
         rc = weir_errf(err, errlen, WEIR_ENOENT, "%s has no source '%s' (its source is '%s')",
@@ -207,6 +213,7 @@ void pipeline_close(pipeline_t *pl)
     log_close(pl->log);
     engine_free(pl->engine);
     if (pl->spec) spec_free(pl->spec);
+    buf_free(&pl->spec_text);
     memset(pl, 0, sizeof *pl);
 }
 

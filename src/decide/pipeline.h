@@ -14,6 +14,7 @@
 
 typedef struct pipeline {
     spec_t *spec;
+    weir_buf_t spec_text; /* the text spec was loaded from (read once: the file may change) */
     const spec_source_t *src;
     engine_t *engine;
     log_t *log;

@@ -44,6 +44,7 @@
 #include "serve/http.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -620,6 +621,33 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
+static int hex_value(char c)
+{
+    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+/* URLs are unescaped as libmicrohttpd does (%HH), except %00: decoded, it
+ * ends the C string a handler gets, and /v1/features/SRC/a%00b answered for
+ * key "a" (an SRE's find). Left as the three characters, it names no key:
+ * a key holds no NUL (the edge refuses one in an event). */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *w = s;
+    for (const char *r = s; *r;) {
+        if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2]) &&
+            !(r[1] == '0' && r[2] == '0')) {
+            *w++ = (char)(hex_value(r[1]) << 4 | hex_value(r[2]));
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 static void log_mhd(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -675,7 +703,8 @@ int http_start(const http_config_t *cfg, http_handler_cb cb, http_route_cb route
         (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)cfg->idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h, MHD_OPTION_END);
+        h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h,
+        MHD_OPTION_END);
     if (!h->d) {
         int e = errno;
         weir_errf(err, errlen, WEIR_EIO, "cannot listen on %s:%u: %s", cfg->host,

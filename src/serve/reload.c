@@ -43,7 +43,13 @@
 int runtime_reload_init(runtime_t *rt, char *err, size_t errlen)
 {
     pthread_mutex_init(&rt->reload_lock, NULL);
-    return spec_read_file(rt->cfg.spec_path, &rt->spec_text, err, errlen);
+    (void)err;
+    (void)errlen;
+    /* The text the running spec was loaded from, not the file read again
+     * (it may have changed since): what reloads compare with and what the
+     * checkpoints carry must be that spec's. */
+    buf_append(&rt->spec_text, rt->pl.spec_text.data, rt->pl.spec_text.len);
+    return 0;
 }
 
 void runtime_reload_free(runtime_t *rt)

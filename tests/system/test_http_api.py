@@ -394,3 +394,18 @@ def test_features_of_an_int_key(weir_bin, data_dir, tmp_path):
             assert status == 400 and body["error"]["code"] == "bad_key", (key, body)
             assert "'uid' is an int" in body["error"]["message"]
         assert srv.stop() == 0
+
+
+def test_a_percent_encoded_nul_names_no_key(weir_bin, data_dir):
+    """/v1/features/SRC/a%00b answered for key "a": the NUL libmicrohttpd
+    decoded ended the key. It is left encoded now, naming no key; other
+    escapes still decode."""
+    with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
+        ev = {"card_id": "a", "amount": 5.0, "merchant": "m", "country": "US", "ts": 1_700_000_000_000}
+        assert srv.json("POST", "/v1/score/" + SOURCE, ev)[0] == 200
+        assert srv.json("POST", "/v1/score/" + SOURCE, dict(ev, card_id="a b"))[0] == 200
+        status, body = srv.json("GET", "/v1/features/%s/a%%00b" % SOURCE)
+        assert status == 200 and body["found"] is False and body["key"] == "a%00b", body
+        status, body = srv.json("GET", "/v1/features/%s/a%%20b" % SOURCE)
+        assert status == 200 and body["found"] is True and body["key"] == "a b", body
+        assert srv.stop() == 0
