@@ -52,24 +52,33 @@ static int parse_line(const char *p, const char *end, uint64_t *version, const c
     return 0;
 }
 
-/* Reads DATADIR/models (absent: empty) into text and checks every line;
- * *last: the newest version. Calls found(ctx, version, digest, path, len)
- * for each line until it returns non-zero. */
-typedef int (*ledger_line_cb)(void *ctx, uint64_t version, const char *digest, const char *path,
-                              size_t len);
+/* A line of the ledger: its version, and where its path runs (len bytes). */
+typedef struct ledger_line {
+    uint64_t version;
+    const char *path;
+    size_t len;
+} ledger_line_t;
 
-static int ledger_read(const char *file, weir_buf_t *text, uint64_t *last, ledger_line_cb found,
-                       void *ctx, char *err, size_t errlen)
+static void ledger_file(const char *datadir, char *file, size_t cap)
+{
+    snprintf(file, cap, "%s/%s", datadir, MODEL_LEDGER_FILE);
+}
+
+/* Reads the ledger `file` (absent: empty) into text and checks every line;
+ * *last: the newest version. *found: the first line of model `digest`, or
+ * else of `version` (the one not asked for is NULL / 0); version 0 if none. */
+static int ledger_read(const char *file, weir_buf_t *text, const char *digest, uint64_t version,
+                       uint64_t *last, ledger_line_t *found, char *err, size_t errlen)
 {
     char why[600];
     int rc = 0;
     *last = 0;
+    memset(found, 0, sizeof *found);
     struct stat lst; /* (none yet: an empty ledger; a link to nothing is an error) */
     if (lstat(file, &lst) == 0 || errno != ENOENT)
         rc = weir_read_file(file, LEDGER_MAX, text, why, sizeof why);
     if (rc) return weir_errf(err, errlen, rc, "the model ledger: %s", why);
     unsigned line = 0;
-    int done = 0;
     for (size_t i = 0; i < text->len && rc == 0;) {
         const char *p = text->data + i, *nl = memchr(p, '\n', text->len - i);
         const char *end = nl ? nl : text->data + text->len;
@@ -89,36 +98,21 @@ static int ledger_read(const char *file, weir_buf_t *text, uint64_t *last, ledge
                            "%s line %u: version %" PRIu64 " after version %" PRIu64
                            " (versions only grow)",
                            file, line, v, *last);
-        else if (!done) {
+        else if (!found->version &&
+                 (digest ? !memcmp(d, digest, MODEL_DIGEST_LEN) : v == version)) {
             const char *path = d + MODEL_DIGEST_LEN + 22; /* past " TIME " (checked) */
-            done = found(ctx, v, d, path, (size_t)(end - path));
+            *found = (ledger_line_t){v, path, (size_t)(end - path)};
         }
         *last = v;
     }
     return rc;
 }
 
-typedef struct by_digest {
-    const char *digest;
-    uint64_t version;
-} by_digest_t;
-
-static int match_digest(void *ctx, uint64_t version, const char *digest, const char *path,
-                        size_t len)
-{
-    by_digest_t *b = ctx;
-    (void)path;
-    (void)len;
-    if (memcmp(digest, b->digest, MODEL_DIGEST_LEN) != 0) return 0;
-    b->version = version;
-    return 1;
-}
-
 int model_ledger_exists(const char *datadir)
 {
     char file[4096];
     struct stat lst;
-    snprintf(file, sizeof file, "%s/%s", datadir, MODEL_LEDGER_FILE);
+    ledger_file(datadir, file, sizeof file);
     return lstat(file, &lst) == 0;
 }
 
@@ -126,13 +120,13 @@ int model_ledger_version(const char *datadir, const char *digest, const char *pa
                          uint64_t floor, uint64_t *version, char *err, size_t errlen)
 {
     char file[4096];
-    snprintf(file, sizeof file, "%s/%s", datadir, MODEL_LEDGER_FILE);
+    ledger_file(datadir, file, sizeof file);
     weir_buf_t text = WEIR_BUF_INIT;
     char why[600];
     uint64_t last;
-    by_digest_t b = {digest, 0};
-    int rc = ledger_read(file, &text, &last, match_digest, &b, err, errlen);
-    *version = b.version;
+    ledger_line_t line;
+    int rc = ledger_read(file, &text, digest, 0, &last, &line, err, errlen);
+    *version = line.version;
     if (rc || *version || !add) {
         buf_free(&text);
         return rc;
@@ -168,33 +162,19 @@ int model_ledger_version(const char *datadir, const char *digest, const char *pa
     return 0;
 }
 
-typedef struct by_version {
-    uint64_t version;
-    char *path;
-    size_t cap;
-    int found;
-} by_version_t;
-
-static int match_version(void *ctx, uint64_t version, const char *digest, const char *path,
-                         size_t len)
-{
-    by_version_t *b = ctx;
-    (void)digest;
-    if (version != b->version || len >= b->cap) return 0;
-    memcpy(b->path, path, len);
-    b->path[len] = '\0';
-    b->found = 1;
-    return 1;
-}
-
 int model_ledger_path(const char *datadir, uint64_t version, char *path, size_t cap)
 {
     char file[4096], err[256];
-    snprintf(file, sizeof file, "%s/%s", datadir, MODEL_LEDGER_FILE);
+    ledger_file(datadir, file, sizeof file);
     weir_buf_t text = WEIR_BUF_INIT;
     uint64_t last;
-    by_version_t b = {version, path, cap, 0};
-    int rc = ledger_read(file, &text, &last, match_version, &b, err, sizeof err);
+    ledger_line_t line;
+    int rc = ledger_read(file, &text, NULL, version, &last, &line, err, sizeof err);
+    int ok = rc == 0 && line.version && line.len < cap;
+    if (ok) {
+        memcpy(path, line.path, line.len);
+        path[line.len] = '\0';
+    }
     buf_free(&text);
-    return rc == 0 && b.found;
+    return ok;
 }

@@ -565,25 +565,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-/* The 408 the watchdog writes straight to a socket (what did not arrive). */
-static int timeout_response(char *msg, size_t cap, const char *what)
-{
-    char body[160];
-    int n = snprintf(body, sizeof body,
-                     "{\"error\":{\"code\":\"request_timeout\",\"message\":\"the request %s "
-                     "did not arrive in time\"}}\n",
-                     what);
-    return snprintf(msg, cap,
-                    "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: "
-                    "application/json\r\nContent-Length: %d\r\n\r\n%s",
-                    n, body);
-}
-
 static void *watchdog_main(void *arg)
 {
     http_t *h = arg;
+    static const char body[] = "{\"error\":{\"code\":\"request_timeout\",\"message\":\"the request "
+                               "body did not arrive in time\"}}\n";
     char msg[512];
-    int len = timeout_response(msg, sizeof msg, "body");
+    int len = snprintf(
+        msg, sizeof msg,
+        "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        "Content-Length: %zu\r\n\r\n%s",
+        sizeof body - 1, body);
     uint64_t limit = (uint64_t)h->cfg.request_timeout_ms * 1000000ull;
     pthread_mutex_lock(&h->lock);
     while (!h->stopping) {

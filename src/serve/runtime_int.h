@@ -1,6 +1,6 @@
 /* runtime_int.h — the runtime's internal types, shared by runtime.c (the
- * per-event path, recovery, checkpoints) and reload.c (swapping in a new
- * spec). Nothing outside src/serve includes this. The THREADS comment at
+ * per-event path, checkpoints), recovery.c (the start) and reload.c
+ * (swapping in a new spec). Nothing outside src/serve includes this. The THREADS comment at
  * the top of runtime.c says who may touch what. */
 #ifndef WEIR_SERVE_RUNTIME_INT_H
 #define WEIR_SERVE_RUNTIME_INT_H
@@ -15,6 +15,9 @@
 #include "serve/checkpointer.h"
 #include "serve/runtime.h"
 #include "stream/engine_migrate.h"
+
+#define DECISION_BATCH_MAX   1024      /* buffered decisions that force a write (runtime.c) */
+#define DECISION_BATCH_BYTES (1 << 20) /* buffered bytes that force a write */
 
 /* One buffered decision record: its value at dbuf[at, at + vlen), its key
  * right after (the request's memory is gone when the batch is written). */
@@ -120,7 +123,19 @@ void runtime_sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, 
 void runtime_sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
                        int64_t watermark, weir_slice_t event);
 
-/* reload.c: reads the spec file at open; frees the replaced specs at close. */
+/* runtime.c's pieces recovery.c replays with: a partition's buffered
+ * output lines written, an event scored and decided, its decision record
+ * buffered, the buffered records appended; and what runs from ready on. */
+void runtime_out_write_part(runtime_t *rt, rt_part_t *p);
+void runtime_decide_one(runtime_t *rt, rt_part_t *p, const engine_result_t *res, size_t raw_len,
+                        int contribs, decision_t *d);
+void runtime_decision_record(rt_part_t *p, uint64_t offset, weir_slice_t key,
+                             const engine_result_t *res, const decision_t *d,
+                             weir_slice_t features_json);
+int runtime_flush_decisions(runtime_t *rt, rt_part_t *p);
+void runtime_start_tickers(runtime_t *rt);
+
+/* reload.c: takes the spec's text at open; frees the replaced specs at close. */
 int runtime_reload_init(runtime_t *rt, char *err, size_t errlen);
 void runtime_reload_free(runtime_t *rt);
 

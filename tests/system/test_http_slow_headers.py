@@ -51,6 +51,17 @@ def read_until_closed(sock, limit):
         return data
 
 
+def kept_gets(srv, n, idle):
+    """n GET /healthz on one kept connection, idle `idle` s after each; each answered 200."""
+    s = socket.create_connection((srv.host, srv.port))
+    for _ in range(n):
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        s.settimeout(10)
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        time.sleep(idle)
+    s.close()
+
+
 def test_trickled_headers_are_cut_off(weir_bin, data_dir):
     with Server(weir_bin, FRAUD_SPEC, data_dir, "--request-timeout", 1000, "--idle-timeout", 2) as srv:
         # The first request's headers, trickled: closed, unanswered.
@@ -78,13 +89,7 @@ def test_trickled_headers_are_cut_off(weir_bin, data_dir):
         assert r is not None, "a trickling second request kept its connection 30 s"
 
         # Keep-alive: idle between requests, within the idle timeout, is fine.
-        s = socket.create_connection((srv.host, srv.port))
-        for _ in range(3):
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            s.settimeout(10)
-            assert s.recv(65536).startswith(b"HTTP/1.1 200")
-            time.sleep(1.5)
-        s.close()
+        kept_gets(srv, 3, 1.5)
 
         m = srv.metrics()
         assert metric(m, "weir_http_requests_total", route="other", code="408") == 3
@@ -172,12 +177,6 @@ def test_no_idle_timeout_means_kept_connections_stay(weir_bin, data_dir):
     """--idle-timeout 0 is libmicrohttpd's "never": a kept connection idle
     past --request-timeout is not cut (it was, counted as a 408)."""
     with Server(weir_bin, FRAUD_SPEC, data_dir, "--request-timeout", 500, "--idle-timeout", 0) as srv:
-        s = socket.create_connection((srv.host, srv.port))
-        for _ in range(2):
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            s.settimeout(10)
-            assert s.recv(65536).startswith(b"HTTP/1.1 200")
-            time.sleep(1.5)
-        s.close()
+        kept_gets(srv, 2, 1.5)
         assert not metric(srv.metrics(), "weir_http_requests_total", route="other", code="408")
         assert srv.stop() == 0
