@@ -507,8 +507,8 @@ done:
 
 /* ---- the rest ---- */
 
-/* Whether s is an int as "%" PRId64 writes one within 2^53 (the ints an
- * event's int field can hold). */
+/* Whether s is an int as "%" PRId64 writes one within SPEC_MAX_INT (the
+ * ints an event's int field can hold). */
 static int int_key_text(const char *s)
 {
     const char *d = s + (*s == '-');
@@ -516,7 +516,7 @@ static int int_key_text(const char *s)
     if (n == 0 || n > 16 || (d[0] == '0' && (n > 1 || d != s))) return 0; /* (no "-0") */
     for (size_t i = 0; i < n; i++)
         if (d[i] < '0' || d[i] > '9') return 0;
-    return strtoll(d, NULL, 10) <= (1ll << 53);
+    return strtoll(d, NULL, 10) <= SPEC_MAX_INT;
 }
 
 static void handle_features(api_t *a, const http_req_t *req, http_resp_t *resp, const char *rest)

@@ -40,8 +40,6 @@
 #include "base/error.h"
 #include "base/swar.h"
 
-#define MAX_EXACT_INT 9007199254740992.0 /* 2^53 */
-
 static const char *json_kind(const cJSON *j)
 {
     if (cJSON_IsString(j)) return "a string";
@@ -52,9 +50,11 @@ static const char *json_kind(const cJSON *j)
     return "an invalid value";
 }
 
+/* A number that names one int: whole and within SPEC_MAX_INT. 2^53 is
+ * refused because it is also what 2^53 + 1 reads as (decode.h). */
 static int exact_int(double d, int64_t *out)
 {
-    if (!(fabs(d) <= MAX_EXACT_INT) || d != floor(d)) return -1;
+    if (!(fabs(d) <= (double)SPEC_MAX_INT) || d != floor(d)) return -1;
     *out = (int64_t)d;
     return 0;
 }
@@ -75,9 +75,10 @@ int spec_decode_value(const spec_field_t *f, const cJSON *j, expr_value_t *out, 
     case EXPR_INT:
         if (!cJSON_IsNumber(j)) break;
         if (exact_int(j->valuedouble, &i))
-            return weir_errf(err, errlen, WEIR_EINVAL,
-                             "field '%s': expected an int (a whole number up to 2^53), got %.17g",
-                             f->name, j->valuedouble);
+            return weir_errf(
+                err, errlen, WEIR_EINVAL,
+                "field '%s': expected an int (a whole number of at most 2^53 - 1), got %.17g",
+                f->name, j->valuedouble);
         *out = expr_int(i);
         return 0;
     case EXPR_FLOAT:
@@ -93,9 +94,11 @@ int spec_decode_value(const spec_field_t *f, const cJSON *j, expr_value_t *out, 
     case EXPR_TIME:
         if (cJSON_IsNumber(j)) {
             if (exact_int(j->valuedouble, &i))
-                return weir_errf(err, errlen, WEIR_EINVAL,
-                                 "field '%s': a time must be whole epoch milliseconds, got %.17g",
-                                 f->name, j->valuedouble);
+                return weir_errf(
+                    err, errlen, WEIR_EINVAL,
+                    "field '%s': a time must be whole epoch milliseconds (of at most 2^53 - 1), "
+                    "got %.17g",
+                    f->name, j->valuedouble);
             *out = expr_time(i);
             return 0;
         }

@@ -8,11 +8,14 @@
  *
  * Conversions (JSON → field type); anything else is an error naming the field:
  *   string  JSON string
- *   int     JSON number with an integral value, |v| ≤ 2^53 (cJSON holds
- *           numbers as doubles, so larger ints would already be rounded)
+ *   int     JSON number with an integral value, |v| ≤ 2^53 − 1 (cJSON holds
+ *           numbers as doubles: 2^53 + 1 reads as 2^53, so 2^53 itself
+ *           could be either, and two int keys would share state; the
+ *           bound is JavaScript's Number.MAX_SAFE_INTEGER, for the same
+ *           reason)
  *   float   JSON number
  *   bool    true / false
- *   time    JSON number (epoch milliseconds, integral, |v| ≤ 2^53) or an
+ *   time    JSON number (epoch milliseconds, integral, |v| ≤ 2^53 − 1) or an
  *           RFC 3339 string (`2024-05-01T12:00:00Z`, offsets allowed)
  *   any     JSON null or an absent member → null */
 #ifndef WEIR_SPEC_DECODE_H
@@ -23,6 +26,7 @@
 
 #include "spec/spec.h"
 
+#define SPEC_MAX_INT 9007199254740991LL /* 2^53 - 1: the largest int field value */
 #define SPEC_MAX_KEY 65536 /* bytes of an entity key (the log's record key limit) */
 
 /* Converts one JSON value to field f's type into *out. Returns 0, or

@@ -532,7 +532,7 @@ def decode_value(name, ftype, v):
             return v
     elif ftype == "int":
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if not (abs(v) <= 2 ** 53 and float(v) == math.floor(v)):
+            if not (abs(v) <= 2 ** 53 - 1 and float(v) == math.floor(v)):
                 raise BadEvent("field %r: not a whole number" % name, name)
             return int(v)
     elif ftype == "float":
@@ -546,7 +546,7 @@ def decode_value(name, ftype, v):
             return v
     elif ftype == "time":
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if not (abs(v) <= 2 ** 53 and float(v) == math.floor(v)):
+            if not (abs(v) <= 2 ** 53 - 1 and float(v) == math.floor(v)):
                 raise BadEvent("field %r: not whole milliseconds" % name, name)
             return int(v)
         if isinstance(v, str):

@@ -234,11 +234,11 @@ def test_int_keys_partition_by_decimal_digits(run_weir, data_dir):
                  agg_feature("prev_x", Agg("last", "x"), ft)],
                 [OnClose("tum", "tumbling", size=1 * M, selects=[select_agg("n", Agg("count"), ft)])])
     case = Case(run_weir, data_dir, spec)
-    keys = [0, 7, -5, 123456789012, 42, 9007199254740992, -9007199254740992, 7]
+    keys = [0, 7, -5, 123456789012, 42, 9007199254740991, -9007199254740991, 7]
     lines = [json.dumps({"k": k, "t": "1970-01-01T00:00:%02d.5+00:00" % i, "x": i})
              for i, k in enumerate(keys)]
     # then every partition moves past 1m + lateness, and a late event
-    for k in (0, 7, 123456789012, 9007199254740992):
+    for k in (0, 7, 123456789012, 9007199254740991):
         lines.append(json.dumps({"k": k, "t": 200000, "x": 0}))
     lines.append(json.dumps({"k": 7, "t": 1000, "x": 99}))
     case.ingest(lines)
@@ -275,20 +275,22 @@ def test_int_keys_partition_by_decimal_digits(run_weir, data_dir):
 
 
 def test_int_sum_past_2_53_is_null(run_weir, data_dir):
-    """An int sum is exact below 2^53 (the largest int decode takes); from
-    there on (2^53 + 1 rounds to 2^53), as past int64, it is an overflow:
-    null, as int arithmetic's, never a rounded or wrapped number (it was:
-    3 x (2^53 - 1) gave ...976, and 1030 x 2^53 gave -2^63, a negative sum).
-    A single value of 2^53 is still itself for last() and first()."""
+    """An int sum is exact below 2^53 (an int field holds at most 2^53 - 1);
+    from there on (2^53 + 1 rounds to 2^53), as past int64, it is an
+    overflow: null, as int arithmetic's, never a rounded or wrapped number
+    (it was: 3 x (2^53 - 1) gave ...976, and 1030 x 2^53 gave -2^63, a
+    negative sum). A single value of 2^53 - 1 is still itself for last()
+    and first()."""
     case = Case(run_weir, data_dir, spec_a(partitions=1))
     big = 2 ** 53
     case.ingest([ev("a", 60000, big - 1), ev("a", 61000, 1), ev("a", 62000, 1)]
-                + [ev("b", 60000 + i, big) for i in range(1030)])
+                + [ev("b", 60000 + i, big - 1) for i in range(1030)])
     rows = {(r["key"], r["offset"]): r for r in case.rows()}
     assert rows[("a", 0)]["s_exact"] == big - 1
     assert rows[("a", 1)]["s_exact"] is None and rows[("a", 2)]["s_exact"] is None
-    assert rows[("b", 3)]["s_exact"] is None and rows[("b", 3)]["last_x"] == big
-    assert all(rows[("b", 3 + i)]["s_exact"] is None for i in range(1, 1030))
+    assert rows[("b", 3)]["s_exact"] == big - 1 and rows[("b", 3)]["last_x"] == big - 1
+    assert rows[("b", 4)]["s_exact"] is None
+    assert all(rows[("b", 3 + i)]["s_exact"] is None for i in range(2, 1030))
 
 
 def test_a_sources_ttl_keeps_last_across_an_idle_spell(run_weir, data_dir):

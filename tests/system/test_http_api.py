@@ -389,7 +389,11 @@ def test_features_of_an_int_key(weir_bin, data_dir, tmp_path):
             assert status == 200 and body["found"] is True and body["features"] == {"n": 1}, (key, body)
         status, body = srv.json("GET", "/v1/features/s/43")
         assert status == 200 and body["found"] is False
-        for key in ("042", "+42", "-0", "4x", "abc", "42.0", "99999999999999999"):
+        # 2^53 - 1 is the largest int an event can hold: 2^53 + 1 reads as 2^53
+        status, body = srv.json("POST", "/v1/events/s", {"uid": 9007199254740993, "ts": 1_700_000_000_000})
+        assert status == 400 and body["accepted"] == 0, body
+        assert body["rejected"][0]["error"].startswith("field 'uid': expected an int"), body
+        for key in ("042", "+42", "-0", "4x", "abc", "42.0", "99999999999999999", "9007199254740992"):
             status, body = srv.json("GET", "/v1/features/s/" + key)
             assert status == 400 and body["error"]["code"] == "bad_key", (key, body)
             assert "'uid' is an int" in body["error"]["message"]

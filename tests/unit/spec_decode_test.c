@@ -202,18 +202,29 @@ static void test_decode_errors(void **state)
     decode_fails("{\"card_id\": \"c\"}", "missing time field 'ts'");
     decode_fails("{\"card_id\": 5, \"ts\": 1}", "field 'card_id': expected a string, got a number");
     decode_fails("{\"card_id\": \"c\", \"ts\": 1, \"n\": 1.5}",
-                 "field 'n': expected an int (a whole number up to 2^53), got 1.5");
+                 "field 'n': expected an int (a whole number of at most 2^53 - 1), got 1.5");
+    decode_fails("{\"card_id\": \"c\", \"ts\": 1, \"n\": 1e300}",
+                 "field 'n': expected an int (a whole number of at most 2^53 - 1), got "
+                 "1.0000000000000001e+300");
+    /* 2^53 + 1 reads as 2^53: neither is an int, or two keys would be one */
     decode_fails(
-        "{\"card_id\": \"c\", \"ts\": 1, \"n\": 1e300}",
-        "field 'n': expected an int (a whole number up to 2^53), got 1.0000000000000001e+300");
+        "{\"card_id\": \"c\", \"ts\": 1, \"n\": 9007199254740993}",
+        "field 'n': expected an int (a whole number of at most 2^53 - 1), got 9007199254740992");
+    decode_fails(
+        "{\"card_id\": \"c\", \"ts\": 1, \"n\": -9007199254740992}",
+        "field 'n': expected an int (a whole number of at most 2^53 - 1), got -9007199254740992");
+    decode_fails("{\"card_id\": \"c\", \"ts\": 9007199254740992}",
+                 "field 'ts': a time must be whole epoch milliseconds (of at most 2^53 - 1), got "
+                 "9007199254740992");
     decode_fails("{\"card_id\": \"c\", \"ts\": 1, \"n\": \"3\"}",
                  "field 'n': expected an int, got a string");
     decode_fails("{\"card_id\": \"c\", \"ts\": 1, \"amount\": \"3.5\"}",
                  "field 'amount': expected a float, got a string");
     decode_fails("{\"card_id\": \"c\", \"ts\": 1, \"ok\": 1}",
                  "field 'ok': expected a bool, got a number");
-    decode_fails("{\"card_id\": \"c\", \"ts\": 1.5}",
-                 "field 'ts': a time must be whole epoch milliseconds, got 1.5");
+    decode_fails(
+        "{\"card_id\": \"c\", \"ts\": 1.5}",
+        "field 'ts': a time must be whole epoch milliseconds (of at most 2^53 - 1), got 1.5");
     decode_fails("{\"card_id\": \"c\", \"ts\": \"yesterday\"}",
                  "field 'ts': 'yesterday' is not an RFC 3339 time (such as 2024-05-01T12:00:00Z) "
                  "nor epoch milliseconds");
