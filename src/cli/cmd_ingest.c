@@ -301,7 +301,8 @@ int cmd_ingest(int argc, char **argv)
                      "a string holds \\u0000 (NUL) or a raw control byte at byte %ld, which weir's "
                      "strings do not take",
                      pos);
-        } else if (spec_decode_event_edge(pl->src, doc, fields, why, sizeof why) == 0) {
+        } else if (spec_decode_event_edge(pl->src, doc, fields, why, sizeof why) == 0 &&
+                   !spec_time_ahead(pl->src, fields, weir_wall_ms(), why, sizeof why)) {
             why[0] = '\0';
         }
         if (why[0]) {

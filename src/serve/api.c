@@ -136,7 +136,9 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
     /* The direct decoder takes what it can prove it decodes exactly as the
      * tree below does (decode.h); everything else, errors included, is
      * decided and worded by cJSON and spec_decode_event. */
-    if (!obj && spec_decode_text(src, text.ptr, text.len, fields) == 0) return -1;
+    if (!obj && spec_decode_text(src, text.ptr, text.len, fields) == 0)
+        return spec_time_ahead(src, fields, weir_wall_ms(), why, whylen) ? METRICS_REJ_INVALID_EVENT
+                                                                         : -1;
     if (!obj) {
         const char *end = NULL;
         *doc = cJSON_ParseWithLengthOpts(text.ptr, text.len, &end, 0);
@@ -172,7 +174,8 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
     }
     /* Only here, at the edge, is a repeated field refused (decode.h); the
      * direct decoder above declines such events, so they all come here. */
-    if (spec_decode_event_edge(src, obj, fields, why, whylen) != 0)
+    if (spec_decode_event_edge(src, obj, fields, why, whylen) != 0 ||
+        spec_time_ahead(src, fields, weir_wall_ms(), why, whylen))
         return METRICS_REJ_INVALID_EVENT;
     return -1;
 }

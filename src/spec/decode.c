@@ -34,6 +34,7 @@
 #include "spec/decode.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,6 +182,23 @@ static int check_unique(const spec_source_t *src, const cJSON *obj, char *err, s
         seen[k] = 1;
     }
     return 0;
+}
+
+int spec_time_ahead(const spec_source_t *src, const expr_value_t *fields, int64_t now_ms, char *why,
+                    size_t whylen)
+{
+    const expr_value_t *t = &fields[src->time_slot];
+    if (!src->max_future_ms || t->type != EXPR_TIME || t->as.i - now_ms <= src->max_future_ms)
+        return 0;
+    char at[40], now[40], bound[32];
+    expr_format_rfc3339(t->as.i, at, sizeof at);
+    expr_format_rfc3339(now_ms, now, sizeof now);
+    expr_format_duration(src->max_future_ms, bound, sizeof bound);
+    snprintf(why, whylen,
+             "field '%s': %s is more than max_future (%s) past this machine's clock (%s); one "
+             "such time would make every later event late (set the source's max_future to take it)",
+             src->fields[src->time_slot].name, at, bound, now);
+    return 1;
 }
 
 int spec_decode_event_edge(const spec_source_t *src, const cJSON *obj, expr_value_t *fields,

@@ -29,6 +29,18 @@
 #define SPEC_MAX_INT 9007199254740991LL /* 2^53 - 1: the largest int field value */
 #define SPEC_MAX_KEY 65536 /* bytes of an entity key (the log's record key limit) */
 
+/* THE EDGE'S CLOCK CHECK. A partition's watermark is its newest event time
+ * less the lateness, and idle partitions are ticked to the newest time of
+ * all: one event dated 2100 (a clock or a unit mistake: microseconds for
+ * milliseconds) would make every later event of every partition late, for
+ * good, since the log replays it. So the edge refuses an event whose time
+ * is more than the source's max_future past this machine's clock (now_ms),
+ * as a Kafka broker refuses one past message.timestamp.after.max.ms. Only
+ * the edge: replay never reads the clock. 1 with why = "field 'ts': ...",
+ * else 0. */
+int spec_time_ahead(const spec_source_t *src, const expr_value_t *fields, int64_t now_ms, char *why,
+                    size_t whylen);
+
 /* Converts one JSON value to field f's type into *out. Returns 0, or
  * WEIR_EINVAL with err = "field 'amount': expected a float, got a string". */
 int spec_decode_value(const spec_field_t *f, const cJSON *j, expr_value_t *out, char *err,

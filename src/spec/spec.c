@@ -412,16 +412,17 @@ static void quote_name(spec_field_t *f)
 
 static int load_source(loader_t *L, const ynode_t *k, const ynode_t *m, spec_source_t *src)
 {
-    static const char *const keys[] = {"key", "time", "lateness", "fields", "ttl", NULL};
+    static const char *const keys[] = {"key", "time",       "lateness", "fields",
+                                       "ttl", "max_future", NULL};
     char where[96];
     snprintf(where, sizeof where, "source '%.*s'", Q(k));
     src->name = weir_strndup(k->value, k->len);
     src->pos = (spec_pos_t){k->line, k->col};
     if (ld_want_map(L, m, where) ||
-        ld_check_keys(L, m, keys, where, "key, time, lateness, fields or ttl"))
+        ld_check_keys(L, m, keys, where, "key, time, lateness, fields, ttl or max_future"))
         return L->rc;
     for (size_t i = 0; i < 4; i++) {
-        if (i == 2) continue; /* lateness is optional (and ttl, keys[4]) */
+        if (i == 2) continue; /* lateness is optional (and ttl and max_future) */
         if (!ynode_get(m, keys[i]))
             return ld_fail(L, k, "source '%.*s' is missing required key '%s'", Q(k), keys[i]);
     }
@@ -463,6 +464,12 @@ static int load_source(loader_t *L, const ynode_t *k, const ynode_t *m, spec_sou
     if (late && ld_parse_duration_node(L, late, "lateness", 1, &src->lateness_ms)) return L->rc;
     const ynode_t *ttl = ynode_get(m, "ttl");
     if (ttl && ld_parse_duration_node(L, ttl, "ttl", 0, &src->ttl_ms)) return L->rc;
+    const ynode_t *mf = ynode_get(m, "max_future");
+    src->max_future_ms = SPEC_MAX_FUTURE_DEFAULT_MS;
+    if (mf && mf->kind == YNODE_SCALAR && mf->len == 4 && memcmp(mf->value, "none", 4) == 0)
+        src->max_future_ms = 0;
+    else if (mf && ld_parse_duration_node(L, mf, "max_future", 0, &src->max_future_ms))
+        return L->rc;
     return 0;
 }
 

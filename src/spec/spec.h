@@ -61,6 +61,9 @@
 /* Durations in a spec (lateness, windows, gaps, intervals): sums of them
  * (a key's time to live) stay far inside int64 milliseconds. */
 #define SPEC_MAX_DURATION_MS (36500LL * 86400 * 1000) /* 100 years */
+/* A source's max_future when the spec names none: an hour, as Kafka's
+ * message.timestamp.after.max.ms defaults to (decode.h, spec_time_ahead). */
+#define SPEC_MAX_FUTURE_DEFAULT_MS (3600LL * 1000)
 /* A hopping window's windows per event (its size over its every): each
  * event is added to every one of them. 24h every 10s is 8,640. */
 #define SPEC_MAX_HOPS 10000
@@ -92,6 +95,11 @@ typedef struct spec_source {
     /* ttl: the least time an idle key's state is kept (0: none given; the
      * engine keeps it for its longest window plus the lateness anyway) */
     int64_t ttl_ms;
+    /* max_future: how far past this machine's clock an event's time may be
+     * when it enters (HTTP, weir ingest): spec_time_ahead, decode.h. 0: no
+     * bound ("none"). Not part of the plan: the log's events are replayed
+     * whatever it says. */
+    int64_t max_future_ms;
     spec_pos_t pos;
 } spec_source_t;
 
