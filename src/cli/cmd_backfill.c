@@ -47,7 +47,7 @@ static const char backfill_usage[] =
     "A column named twice, or like a column the rows have, is refused.\n"
     "--from/--to keep rows whose event time, and matches whose match time, is in\n"
     "[from, to) (epoch ms or RFC 3339).\n"
-    "CSV: a header line; floats with 17 significant digits (they read back exactly);\n"
+    "CSV: a header line; floats in the shortest form that reads back exactly;\n"
     "bools as 1/0; null as an empty cell. NDJSON: one object per row.\n"
     "Arrival-order patterns add a column pattern.NAME (the event completed a match).\n"
     "--matches FILE: the matches of patterns with emit:, one JSON object per line, as\n"

@@ -203,7 +203,9 @@ static int load_rows(const char *prefix, const weir_model_t *m, const opts_t *o,
             rc = cli_fail(prefix, "%s: %s", o->input, err);
     } else if (rows.ncols == F) {
         for (uint32_t f = 0; f < F; f++) col[f] = f;
-    } else if (rows.ncols < F && o->fmt != MODEL_ROWS_CSV && o->fmt != MODEL_ROWS_TSV && !rows.names) {
+    } else if (rows.ncols < F && rows.fmt == MODEL_ROWS_LIBSVM) {
+        /* (the format as read, not as asked: asked for none, a headerless
+         * CSV one column short was scored with the last feature missing) */
         /* libsvm rows that never mention the last features */
         for (uint32_t f = 0; f < F; f++) col[f] = f < rows.ncols ? f : UINT32_MAX;
     } else {

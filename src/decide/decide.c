@@ -226,9 +226,15 @@ static void top_contribs(decide_t *d, const weir_model_t *m, const double *x, de
      * request and the approximation a few predictions. The exact values
      * stay a `weir model predict --contrib` away. */
     model_contrib_row_approx(m, x, c);
+    /* The group whose output is the score: a multiclass model's predicted
+     * class (scores_of), whose probability the rules read (group 0 was
+     * shown: reasons for another class than the one that decided). */
+    const double *g = c;
+    if (out->nscores > 1 && nc / (d->nfeat + 1) == out->nscores)
+        g = c + (size_t)out->klass * (d->nfeat + 1);
     out->ncontribs = 0;
-    for (uint32_t f = 0; f < d->nfeat; f++) { /* group 0; the bias is not an input */
-        decide_contrib_t cand = {d->col[f], c[f]};
+    for (uint32_t f = 0; f < d->nfeat; f++) { /* the bias (g[nfeat]) is not an input */
+        decide_contrib_t cand = {d->col[f], g[f]};
         uint32_t k = out->ncontribs;
         if (k < DECIDE_TOP_CONTRIBS) out->ncontribs++;
         else if (fabs(cand.value) <= fabs(out->contribs[k - 1].value)) continue;

@@ -85,7 +85,16 @@ int model_load_mem(const char *data, size_t len, const char *what, weir_model_t 
     size_t i = 0;
     while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) i++;
     int rc;
-    if (i < len && data[i] == '{') {
+    if (i + 1 < len && data[i] == '{' && memchr("iUIlL$#", data[i + 1], 7)) {
+        /* UBJSON: an object whose first key is length-prefixed by an int
+         * marker (or an optimized container's $ or #), where JSON text has
+         * white space, a quote or '}'. XGBoost writes it for a name that
+         * does not end in .json (its default since 2.1). */
+        rc =
+            weir_errf(inner, sizeof inner, WEIR_EINVAL,
+                      "an XGBoost UBJSON (binary JSON) model, which weir does not read: save it "
+                      "as JSON text, with a name ending in .json (booster.save_model(\"m.json\"))");
+    } else if (i < len && data[i] == '{') {
         /* JSON: XGBoost has a "learner"; weir's linear format says so. */
         if (memmem(data, len, "\"learner\"", 9))
             rc = xgb_load(data, len, &d, inner, sizeof inner);

@@ -303,7 +303,10 @@ int model_rows_parse(const char *text, size_t len, model_rows_format_t fmt, doub
     } else {
         rc = parse_delimited(text, len, fmt == MODEL_ROWS_TSV ? '\t' : ',', pick, out, err, errlen);
     }
-    if (rc) model_rows_free(out);
+    if (rc)
+        model_rows_free(out);
+    else
+        out->fmt = fmt;
     return rc;
 }
 

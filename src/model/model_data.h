@@ -18,6 +18,7 @@ typedef struct model_rows {
     size_t nrows, ncols;
     char **names;  /* [ncols] header names, or NULL when the file has no header */
     size_t file_cols; /* columns in the file, read or not (ncols counts those read) */
+    model_rows_format_t fmt; /* the file's format (MODEL_ROWS_AUTO resolved) */
 } model_rows_t;
 
 /* Which columns to read. A column left out is never parsed, so it may hold

@@ -59,3 +59,24 @@ def test_sparse_rows_that_would_not_fit_dense_are_refused(tmp_path):
     p = weir("model", "predict", model, "--input", rows, check=False)
     assert p.returncode == 1, (p.returncode, p.stderr)
     assert "1000 rows with indexes up to 16000000 would be 16000001000 values once dense" in p.stderr
+
+
+def test_xgboost_ubjson_is_named(tmp_path):
+    """XGBoost writes UBJSON (binary JSON) for a name not ending in .json:
+    weir said "JSON model is neither XGBoost (no "learner") ...", of a file
+    whose first key is "learner". It says what the file is and what to do."""
+    import numpy as np
+    import xgboost as xgb
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 3))
+    bst = xgb.train({"objective": "binary:logistic", "max_depth": 2, "nthread": 1},
+                    xgb.DMatrix(X, (X[:, 0] > 0).astype(float)), 3)
+    ubj = tmp_path / "m.ubj"
+    bst.save_model(str(ubj))
+    assert ubj.read_bytes()[:1] == b"{" and b"learner" in ubj.read_bytes()
+    p = weir("model", "info", ubj, check=False)
+    assert p.returncode == 1, p.stderr
+    assert "an XGBoost UBJSON (binary JSON) model, which weir does not read" in p.stderr, p.stderr
+    assert "name ending in .json" in p.stderr
+    bst.save_model(str(tmp_path / "m.json"))
+    assert weir("model", "info", tmp_path / "m.json", check=False).returncode == 0

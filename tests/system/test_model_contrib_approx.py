@@ -111,3 +111,45 @@ def test_lightgbm_approx_contribs_add_up(model, data, flags):
     exact = predict(model, data, "--contrib", *flags)
     assert exact.shape == got.shape
     assert np.abs(exact - got).max() > 1e-6
+
+
+def test_served_contributions_are_the_predicted_class(weir_bin, data_dir, tmp_path):
+    """/v1/score of a multiclass model: the score is the predicted class's
+    probability, and the contributions shown are that class's (they were
+    class 0's: reasons pointing away from the decision). The top three by
+    |value| of XGBoost's approximate contributions for the argmax class."""
+    from httputil import Server
+    X, z, rng = make_data(21, 0.0)
+    names = ["f%d" % i for i in range(N_FEAT)]
+    bst = xgb.train({"objective": "multi:softprob", "num_class": 4, "max_depth": 4, "nthread": 2, "seed": 1},
+                    xgb.DMatrix(X[:N_TRAIN], labels("multi:softprob", z, rng)[:N_TRAIN], feature_names=names), 20)
+    model = tmp_path / "m.json"
+    bst.save_model(str(model))
+    spec = tmp_path / "mc.yaml"
+    spec.write_text("pipeline: mc\npartitions: 2\nsources:\n  s:\n    key: k\n    time: ts\n    fields:\n"
+                    + "".join("      %s: float\n" % n for n in names) + "      k: string\n      ts: time\n"
+                    "features:\n  n: count() over 1h\nmodel:\n  path: %s\n  inputs: [%s]\n"
+                    "decisions:\n  - when: class == 3\n    then: review\n  - then: allow\n"
+                    % (model, ", ".join(names)))
+    rows = X[N_TRAIN:N_TRAIN + 40]
+    probs = bst.predict(xgb.DMatrix(rows, feature_names=names))
+    contribs = bst.predict(xgb.DMatrix(rows, feature_names=names), pred_contribs=True,
+                           approx_contribs=True).reshape(len(rows), 4, N_FEAT + 1)
+    classes = set()
+    with Server(weir_bin, spec, data_dir) as srv:
+        for i, row in enumerate(rows):
+            ev = {n: float(v) for n, v in zip(names, row)}
+            ev.update(k="k%d" % i, ts=1_700_000_000_000 + i)
+            status, body = srv.json("POST", "/v1/score/s", ev)
+            assert status == 200, body
+            best = int(np.argmax(probs[i]))
+            classes.add(best)
+            assert body["score"] == pytest.approx(float(probs[i][best]), abs=1e-6)
+            want = sorted(((names[f], float(contribs[i][best][f])) for f in range(N_FEAT)),
+                          key=lambda c: -abs(c[1]))[:3]
+            got = [(c["input"], c["value"]) for c in body["contributions"]]
+            assert [g[0] for g in got] == [w[0] for w in want], (i, best, got, want)
+            for (_, g), (_, w) in zip(got, want):
+                assert g == pytest.approx(w, abs=1e-5)
+        assert srv.stop() == 0
+    assert len(classes) >= 2, "the rows must predict more than one class"

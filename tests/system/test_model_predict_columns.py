@@ -152,3 +152,23 @@ def test_names_that_would_repeat_a_member_are_refused(run_weir, tmp_path):
                    "    window: tumbling 1h\n    select: {key: count()}\n")
     rc, _, err = run_weir(["ingest", sel, "--data", tmp_path / "d2"], input=b"")
     assert rc != 0 and "s.yaml:13:14" in err and "select 'key' is written by weir itself" in err, err
+
+
+def test_headerless_rows_with_too_few_columns_are_refused(run_weir, tmp_path):
+    """A headerless CSV one column short of the model was scored with the
+    last feature missing (exit 0): only libsvm rows may leave features out.
+    Too few and too many columns are refused alike, naming both counts."""
+    rc, info, err = run_weir(["model", "info", MODEL, "--json"])
+    assert rc == 0, err
+    nfeat = len(json.loads(info)["feature_names"])
+    for cols in (nfeat - 1, nfeat + 2):
+        path = tmp_path / ("c%d.csv" % cols)
+        path.write_text(",".join(["1.5"] * cols) + "\n")
+        rc, out, err = run_weir(["model", "predict", MODEL, "--input", path])
+        assert rc != 0 and out == "", (cols, out)
+        assert "has %d columns but the model has %d features" % (cols, nfeat) in err, err
+    # libsvm rows may still leave the last features out
+    path = tmp_path / "r.libsvm"
+    path.write_text("0 0:1.5 1:2\n")
+    rc, out, err = run_weir(["model", "predict", MODEL, "--input", path])
+    assert rc == 0 and len(scores(out)) == 1, err
