@@ -39,9 +39,12 @@ static const char append_usage[] =
     "  --ack written   return once the OS has the bytes; fsync every 100 ms (default)\n"
     "  --ack durable   fdatasync each batch before going on\n"
     "  --batch N       records per batch (default 1024)\n"
-    "Retention deletes closed segments, oldest first. In a server's data directory\n"
-    "(with a decision log of T) it keeps every segment holding an event after the\n"
-    "oldest usable checkpoint or not yet decided, and says so.\n";
+    "Retention deletes closed segments, oldest first (never a partition's last,\n"
+    "active one), before the command exits (with no input too: weir log append\n"
+    "DIR --topic T --retention-bytes B < /dev/null applies it), and prints what it\n"
+    "deleted. In a server's data directory (with a decision log of T) it keeps\n"
+    "every segment holding an event after the oldest usable checkpoint or not yet\n"
+    "decided, and says so.\n";
 
 static const char read_usage[] =
     "usage: weir log read DIR --topic T [--partition P] [--from-offset O | --from-time MS]\n"
@@ -354,6 +357,25 @@ static int set_server_floors(const char *prefix, const char *dir, const char *to
     return rc ? cli_fail(prefix, "retention on a server's data directory: %s", err) : 0;
 }
 
+/* Retention once more before exit: the log applies it at a segment roll
+ * (bytes) and on its flusher's round (time), which a short run may never
+ * reach; `--retention-bytes B < /dev/null` deleted nothing and said so
+ * nowhere. */
+static void apply_retention(log_topic_t *topic)
+{
+    uint64_t segs = 0, bytes = 0;
+    for (uint32_t p = 0; p < log_topic_partitions(topic); p++) {
+        log_part_t *part = log_topic_part(topic, p);
+        log_part_stat_t before, after;
+        log_part_stat(part, &before);
+        log_part_retain(part);
+        log_part_stat(part, &after);
+        segs += before.segments - after.segments;
+        bytes += before.bytes - after.bytes;
+    }
+    printf("retention deleted %" PRIu64 " segments (%" PRIu64 " bytes)\n", segs, bytes);
+}
+
 static int log_append_cmd(int argc, char **argv)
 {
     const char *prefix = "weir log append";
@@ -440,6 +462,7 @@ static int log_append_cmd(int argc, char **argv)
         }
     }
     printf("appended %" PRIu64 " events to topic %s\n", appended, o.topic);
+    if (o.cfg.retention_ms > 0 || o.cfg.retention_bytes > 0) apply_retention(topic);
     print_partition_offsets(topic);
     if (why[0]) rc = cli_fail(prefix, "%s", why);
 done:

@@ -128,9 +128,22 @@ batch_status_t batch_peek(const unsigned char *p, size_t avail, batch_info_t *in
     return BATCH_OK;
 }
 
+size_t batch_foreign_size(const unsigned char *p, size_t avail)
+{
+    if (avail < BATCH_HEADER_SIZE || p[BATCH_OFF_MAGIC] == BATCH_MAGIC) return 0;
+    uint32_t length = get_u32(p + BATCH_OFF_LENGTH);
+    if (length < BATCH_MIN_LENGTH || length > BATCH_MAX_SIZE - 12) return 0;
+    return (size_t)length + 12;
+}
+
 batch_status_t batch_check(const unsigned char *p, size_t avail, batch_info_t *info)
 {
     batch_status_t s = batch_peek(p, avail, info);
+    size_t fsize = s == BATCH_BAD_HEADER ? batch_foreign_size(p, avail) : 0;
+    if (fsize && fsize <= avail && crc32c(0, p + 16, fsize - 16) == get_u32(p + BATCH_OFF_CRC)) {
+        info->size = fsize;
+        return BATCH_FOREIGN;
+    }
     if (s != BATCH_OK) return s;
     if (info->size > avail) return BATCH_SHORT;
     if (crc32c(0, p + 16, info->size - 16) != get_u32(p + BATCH_OFF_CRC)) return BATCH_BAD_CRC;
@@ -176,6 +189,9 @@ const char *batch_status_str(batch_status_t s)
     case BATCH_BAD_HEADER: return "impossible batch header";
     case BATCH_BAD_CRC: return "CRC32C mismatch";
     case BATCH_BAD_RECORDS: return "records do not match their batch header";
+    case BATCH_FOREIGN:
+        return "a batch of another format (its magic is not this weir's, its CRC32C holds): "
+               "written by another version of weir, which must read it";
     }
     return "?";
 }

@@ -64,10 +64,11 @@ void batch_set_base(void *batch, uint64_t base);
 /* Outcome of looking at bytes that should start a batch. */
 typedef enum batch_status {
     BATCH_OK = 0,
-    BATCH_SHORT,      /* fewer bytes than the header or the stated length: torn or EOF */
-    BATCH_BAD_HEADER, /* an impossible header (length, magic, count, timestamps) */
-    BATCH_BAD_CRC,    /* checksum mismatch */
-    BATCH_BAD_RECORDS /* CRC matched but records do not decode as stated */
+    BATCH_SHORT,       /* fewer bytes than the header or the stated length: torn or EOF */
+    BATCH_BAD_HEADER,  /* an impossible header (length, magic, count, timestamps) */
+    BATCH_BAD_CRC,     /* checksum mismatch */
+    BATCH_BAD_RECORDS, /* CRC matched but records do not decode as stated */
+    BATCH_FOREIGN      /* another magic, and the CRC over its stated length holds */
 } batch_status_t;
 
 /* Reads the fixed header of p[0..avail) into info without checking the CRC.
@@ -80,6 +81,16 @@ batch_status_t batch_peek(const unsigned char *p, size_t avail, batch_info_t *in
  * offset's value (the caller checks continuity). */
 batch_status_t batch_check(const unsigned char *p, size_t avail, batch_info_t *info);
 const char *batch_status_str(batch_status_t s);
+
+/* ANOTHER FORMAT'S BATCH. A batch header with a magic other than ours is
+ * impossible to this weir, which would take it for a torn tail and cut the
+ * file there, losing a whole segment that a newer weir wrote (a rollback).
+ * A header with another magic, a plausible length and a CRC that holds over
+ * that length is no tear: batch_check says BATCH_FOREIGN, and opening or
+ * checking the log refuses it. batch_foreign_size: the stated size of such
+ * a header (avail >= the header), so a scanner can read that much before
+ * batch_check decides; 0 for our magic or an impossible length. */
+size_t batch_foreign_size(const unsigned char *p, size_t avail);
 
 /* Iterates the records of a batch already validated by batch_check. */
 typedef struct batch_iter {

@@ -86,7 +86,8 @@ static uint64_t check_segment(check_ctx_t *c, const char *dir, uint64_t base, in
                          sc.found_base, sc.problem_offset);
             else
                 snprintf(what, sizeof what, "%s", batch_status_str(sc.problem));
-            if (active && seg_valid_batch_after(fd, sc.valid_bytes, sc.file_size) == 0)
+            if (active && sc.problem != BATCH_FOREIGN &&
+                seg_valid_batch_after(fd, sc.valid_bytes, sc.file_size) == 0)
                 report(c, 0,
                        "%s: byte offset %" PRIu64 ": torn tail of %" PRIu64
                        " bytes (%s); the next open truncates it",

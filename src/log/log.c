@@ -79,7 +79,8 @@ static void *flusher_main(void *arg)
             log_topic_t *t = log->topics[i];
             for (uint32_t j = 0; j < t->nparts; j++) {
                 log_part_t *p = &t->parts[j];
-                /* A failed sync marks the partition failed; appenders see it. */
+                /* A failed sync marks the partition failed, and says so
+                 * (part.c, FAILED); appenders see it. */
                 if (atomic_load(&p->written_seq) > p->synced_seq) log_part_sync(p, NULL, 0);
                 log_part_save_point(p, log->cfg.point_bytes);
                 if (log->cfg.retention_ms > 0) log_part_retain(p);

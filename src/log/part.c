@@ -165,6 +165,11 @@ static int open_active_segment(log_part_t *p, log_segment_t *s, char *err, size_
         if (sc.problem != BATCH_OK) after = seg_valid_batch_after(fd, sc.valid_bytes, sc.file_size);
     }
     if (sc.problem != BATCH_OK) {
+        if (sc.problem == BATCH_FOREIGN) { /* no tear (batch.h, ANOTHER FORMAT'S BATCH) */
+            rc = weir_errf(err, errlen, WEIR_ECORRUPT, "%s: byte offset %" PRIu64 ": %s", s->path,
+                           sc.valid_bytes, batch_status_str(sc.problem));
+            goto fail;
+        }
         if (after != 0) {
             if (after < 0)
                 rc = weir_errf(err, errlen, WEIR_EIO, "%s: read failed", s->path);
@@ -298,6 +303,20 @@ int part_find_segment(const log_part_t *p, uint64_t offset)
     return ans;
 }
 
+/* FAILED. A write or sync that failed fences the partition until the log
+ * is opened again (sync_to says why). Said once, here, whoever hit it: a
+ * request's append answers its client, but the flusher's background sync
+ * answers nobody, and what it could not keep was acknowledged already
+ * (ack written). Caller holds mu. */
+static void part_fail(log_part_t *p, const char *why)
+{
+    if (!p->failed)
+        fprintf(stderr,
+                "weir: log %s: %s; the partition refuses appends until the log is opened again, "
+                "and events acknowledged since its last sync may not be on disk\n",
+                p->dir, why);
+    p->failed = 1;
+}
 /* Syncs until synced_seq >= target. Appenders waiting at the same time share
  * one fdatasync: whoever finds no sync running starts one covering every
  * write completed so far; the others wait for it and recheck. With force,
@@ -306,6 +325,7 @@ int part_find_segment(const log_part_t *p, uint64_t offset)
 static int sync_to(log_part_t *p, uint64_t target, int force, char *err, size_t errlen)
 {
     int rc = 0;
+    char failed_why[128];
     pthread_mutex_lock(&p->sync_mu);
     while ((p->synced_seq < target || force) && rc == 0) {
         if (p->syncing) {
@@ -323,7 +343,11 @@ static int sync_to(log_part_t *p, uint64_t target, int force, char *err, size_t 
         pthread_mutex_lock(&p->sync_mu);
         p->syncing = 0;
         if (sr == 0 && upto > p->synced_seq) p->synced_seq = upto;
-        if (sr != 0) rc = weir_errf(err, errlen, WEIR_EIO, "fdatasync partition %u: %s", p->id, strerror(e));
+        if (sr != 0) {
+            snprintf(failed_why, sizeof failed_why, "fdatasync partition %u: %s", p->id,
+                     strerror(e));
+            rc = weir_errf(err, errlen, WEIR_EIO, "%s", failed_why);
+        }
         pthread_cond_broadcast(&p->sync_cv);
     }
     pthread_mutex_unlock(&p->sync_mu);
@@ -331,7 +355,7 @@ static int sync_to(log_part_t *p, uint64_t target, int force, char *err, size_t 
         /* After a failed fsync the page cache may have dropped the data
          * (fsyncgate): the partition must not pretend later writes are safe. */
         pthread_mutex_lock(&p->mu);
-        p->failed = 1;
+        part_fail(p, failed_why);
         pthread_mutex_unlock(&p->mu);
     }
     return rc;
@@ -440,7 +464,7 @@ int log_append(log_part_t *p, const log_rec_t *recs, size_t n, log_ack_t ack, we
                         (c->segment_ms > 0 && now_ms(c) - s->first_ts >= c->segment_ms))) {
         rc = roll(p, err, errlen);
         if (rc) {
-            p->failed = 1;
+            part_fail(p, err && errlen ? err : "a segment roll failed");
             pthread_mutex_unlock(&p->mu);
             return rc;
         }
@@ -450,11 +474,13 @@ int log_append(log_part_t *p, const log_rec_t *recs, size_t n, log_ack_t ack, we
     info.base = s->next;
     batch_set_base(scratch->data, info.base);
     if (weir_write_all(s->fd, scratch->data, scratch->len) != 0) {
-        rc = weir_errf(err, errlen, WEIR_EIO, "write %s: %s", s->path, strerror(errno));
+        char why[4200];
+        snprintf(why, sizeof why, "write %s: %s", s->path, strerror(errno));
+        rc = weir_errf(err, errlen, WEIR_EIO, "%s", why);
         /* A partial write leaves bytes that recovery will treat as a torn
          * tail; trying to continue after them would put later batches
          * behind garbage. */
-        p->failed = 1;
+        part_fail(p, why);
         pthread_mutex_unlock(&p->mu);
         return rc;
     }

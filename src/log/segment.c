@@ -89,10 +89,15 @@ int seg_scan_file(int fd, uint64_t from, uint64_t next_offset, log_segment_t *s,
         if (pos + at == out->file_size) break;
         batch_info_t info;
         batch_status_t bs = batch_check(buf + at, have - at, &info);
-        if (bs == BATCH_SHORT) {
-            /* Need more bytes: the header, or the whole stated batch. */
+        size_t fsize = bs == BATCH_BAD_HEADER ? batch_foreign_size(buf + at, have - at) : 0;
+        if (bs == BATCH_SHORT || fsize > have - at) {
+            /* Need more bytes: the header, or the whole stated batch (of
+             * another format too: only all of it says whether it is one). */
             size_t need = BATCH_HEADER_SIZE;
-            if (have - at >= BATCH_HEADER_SIZE && batch_peek(buf + at, have - at, &info) == BATCH_OK)
+            if (fsize)
+                need = fsize;
+            else if (have - at >= BATCH_HEADER_SIZE &&
+                     batch_peek(buf + at, have - at, &info) == BATCH_OK)
                 need = info.size;
             uint64_t left = out->file_size - (pos + at);
             if (left < need) {

@@ -152,3 +152,21 @@ def test_age_never_deletes_the_active_segment(weir_bin, run_weir, tmp_path):
         assert [r[4] for r in now][:len(old_tail)] == old_tail
         assert sum(1 for r in now if b'"tag":"new"' in r[4]) == 2
         check_start(run_weir, d, active_base, full_old + [r for r in full if b"new" in r[4]], p)
+
+
+def test_retention_with_no_input_is_applied_and_said(run_weir, tmp_path):
+    """`weir log append DIR --topic T --retention-bytes B < /dev/null` (the
+    offline way to apply retention) deleted nothing: the log applied it at a
+    segment roll and on a flusher round the short run never reached. It is
+    applied before exit and what it deleted is printed."""
+    d = tmp_path / "data"
+    append(run_weir, d, stream(b"a", 2000))
+    segs = layout(d)
+    assert len(segs) >= 5
+    keep = sum(size for _, size in segs[-2:])
+    rc, out, err = append(run_weir, d, b"", "--retention-bytes", keep)
+    assert rc == 0, err
+    assert layout(d) == segs[-2:]
+    gone = segs[:-2]
+    assert "retention deleted %d segments (%d bytes)" % (len(gone), sum(s for _, s in gone)) in out, out
+    check_start(run_weir, d, segs[-2][0], read(run_weir, d))
