@@ -7,6 +7,7 @@
  * partitions, outputs flushed) between them. Signals are blocked in every
  * thread and taken synchronously here with sigtimedwait, so no handler runs
  * inside a worker. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -102,33 +103,63 @@ static int parse_listen(const char *s, char *host, size_t hostlen, uint16_t *por
 /* FILES FOR CONNECTIONS. Each connection is a file descriptor, and so is
  * each log segment, index, output and checkpoint file weir opens. With
  * --max-connections above the open-file limit, a flood of connections took
- * the descriptors a segment roll needed, and the partition refused appends
- * until a restart (an SRE's test at `ulimit -n 1024`). So, as Redis does
- * for maxclients: the soft limit is raised toward connections plus a
- * reserve for weir's own files, as far as the hard limit allows, and if
- * that is not enough the connections are lowered to fit, saying so. */
-#define FD_RESERVE 512
+ * the descriptors a segment roll or a checkpoint needed (an SRE's test at
+ * `ulimit -n 1024`: the partition refused appends until a restart;
+ * checkpoints failed with EMFILE). So, as Redis does for maxclients: before
+ * the logs open, the soft limit is raised toward connections plus a first
+ * guess of weir's own needs, as far as the hard limit allows; once they are
+ * open, weir's own need is known — the descriptors open then, plus one a
+ * partition (every partition rolling its segment at once: the new index's
+ * temporary file) and FD_SPARE (a checkpoint's files, outputs reopened at
+ * a reload, the model) — and the connections are lowered to fit the rest,
+ * saying so. A limit that leaves fewer than FD_MIN_CONNECTIONS is refused:
+ * weir would fail later, partition by partition. */
+#define FD_GUESS           512
+#define FD_SPARE           128
+#define FD_MIN_CONNECTIONS 16
 
-static void fit_connections(http_config_t *hc)
+static rlim_t raise_nofile(rlim_t want)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
-    rlim_t want = (rlim_t)hc->max_connections + FD_RESERVE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return RLIM_INFINITY;
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
         rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
-        unsigned fit = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE)
-                                                    : (unsigned)(rl.rlim_cur / 2);
-        fprintf(stderr,
-                "weir run: the open-file limit is %llu (hard limit too): --max-connections "
-                "lowered from %u to %u, leaving %llu for the logs, outputs and checkpoints "
-                "(raise ulimit -n to keep it)\n",
-                (unsigned long long)rl.rlim_cur, hc->max_connections, fit,
-                (unsigned long long)(rl.rlim_cur - fit));
-        hc->max_connections = fit;
-    }
+    return rl.rlim_cur;
+}
+
+static unsigned open_fds(void)
+{
+    unsigned n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return FD_GUESS;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n ? n - 1 : 0; /* (the directory's own) */
+}
+
+static int fit_connections(http_config_t *hc, uint32_t partitions)
+{
+    rlim_t reserve = (rlim_t)open_fds() + (rlim_t)partitions + FD_SPARE;
+    rlim_t limit = raise_nofile((rlim_t)hc->max_connections + reserve);
+    if (limit == RLIM_INFINITY || limit >= (rlim_t)hc->max_connections + reserve) return 0;
+    if (limit < reserve + FD_MIN_CONNECTIONS)
+        return cli_fail("weir run",
+                        "the open-file limit is %llu (hard limit too), and weir's own files need "
+                        "about %llu with %u partitions: raise ulimit -n to at least %llu",
+                        (unsigned long long)limit, (unsigned long long)reserve, partitions,
+                        (unsigned long long)(reserve + FD_MIN_CONNECTIONS));
+    unsigned fit = (unsigned)(limit - reserve);
+    fprintf(stderr,
+            "weir run: the open-file limit is %llu (hard limit too): --max-connections lowered "
+            "from %u to %u, leaving %llu for the logs, outputs and checkpoints of %u partitions "
+            "(raise ulimit -n to keep it)\n",
+            (unsigned long long)limit, hc->max_connections, fit, (unsigned long long)reserve,
+            partitions);
+    hc->max_connections = fit;
+    return 0;
 }
 
 int cmd_run(int argc, char **argv)
@@ -240,7 +271,7 @@ int cmd_run(int argc, char **argv)
                                 "--max-connections and --request-timeout must be > 0");
     if (hc.request_timeout_ms < 0 || hc.request_timeout_ms > 3600000)
         return cli_fail(prefix, "--request-timeout must be at most 3600000 ms");
-    fit_connections(&hc);
+    raise_nofile((rlim_t)hc.max_connections + FD_GUESS);
     rc_cfg.spec_path = argv[optind];
     hc.host = host;
     const char *token = getenv("WEIR_API_TOKEN");
@@ -259,6 +290,10 @@ int cmd_run(int argc, char **argv)
     char err[1024];
     runtime_t *rt;
     if (runtime_open(&rc_cfg, &rt, err, sizeof err) != 0) return cli_fail(prefix, "%s", err);
+    if (fit_connections(&hc, runtime_partitions(rt)) != 0) {
+        runtime_close(rt, NULL, 0);
+        return 1;
+    }
     api_t api;
     api_init(&api, rt, max_batch);
     http_t *h;

@@ -360,10 +360,12 @@ int runtime_failed(runtime_t *rt, char *why, size_t whylen)
     for (uint32_t i = 0; i < rt->nparts; i++) {
         int ev = log_part_failed(rt->parts[i].log), dec = log_part_failed(rt->parts[i].dlog);
         if (ev || dec)
-            return weir_errf(why, whylen, WEIR_EIO,
-                             "partition %u's %s log refuses appends after a write or fsync failure "
-                             "(a full disk?): restart weir once its cause is fixed",
-                             i, ev ? "event" : "decision");
+            return weir_errf(
+                why, whylen, WEIR_EIO,
+                "partition %u's %s log refuses appends after a write or fsync failure "
+                "(a full disk, an I/O error: stderr says): restart weir once its cause "
+                "is fixed",
+                i, ev ? "event" : "decision");
     }
     return 0;
 }
@@ -862,7 +864,14 @@ void runtime_housekeep(runtime_t *rt, int64_t now_ms)
     buf_free(&tick);
     pthread_mutex_lock(&rt->out_lock);
     char err[512];
-    if (outputs_flush(rt->out, err, sizeof err) != 0) fprintf(stderr, "weir run: %s\n", err);
+    /* Once: a failed output write is sticky (lines may be missing after
+     * it), and it was said at every tick (43 lines in 10 s of a full disk). */
+    if (outputs_flush(rt->out, err, sizeof err) != 0 && !rt->out_said++)
+        fprintf(stderr,
+                "weir run: %s/outputs: %s; lines after it may be missing from the output files "
+                "until a restart writes them again from the last checkpoint (checkpoints fail "
+                "meanwhile)\n",
+                rt->cfg.datadir, err);
     pthread_mutex_unlock(&rt->out_lock);
 }
 
@@ -907,9 +916,17 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
                    "Reloads that replaced the spec (the others reloaded the model only).");
     metrics_sample_u64(b, "weir_spec_reloads_total", NULL, atomic_load(&rt->spec_reloads));
     char lab[128];
+    uint64_t failed = 0;
+    for (uint32_t i = 0; i < rt->nparts; i++)
+        failed += log_part_failed(rt->parts[i].log) || log_part_failed(rt->parts[i].dlog);
     metrics_header(b, "weir_ready", "gauge",
-                   "1 once the log has been replayed and the server takes traffic.");
-    metrics_sample_u64(b, "weir_ready", NULL, (uint64_t)runtime_ready(rt));
+                   "1 when /readyz answers 200: the log has been replayed and no partition's log "
+                   "refuses appends.");
+    metrics_sample_u64(b, "weir_ready", NULL, (uint64_t)(runtime_ready(rt) && !failed));
+    metrics_header(b, "weir_log_failed_partitions", "gauge",
+                   "Partitions whose event or decision log refuses appends after a write or fsync "
+                   "failure (until a restart; stderr says which and why).");
+    metrics_sample_u64(b, "weir_log_failed_partitions", NULL, failed);
     metrics_header(b, "weir_model_version", "gauge",
                    "Version of the live model, from the data directory's model ledger "
                    "(DATA/models: one per model file content; 0 = none).");

@@ -79,6 +79,7 @@ struct runtime {
     log_topic_t *dtopic;
     outputs_t *out;
     pthread_mutex_t out_lock;
+    int out_said; /* the outputs' failure was said (once: it stays until a restart) */
     rt_part_t *parts;
     uint32_t nparts;
     metrics_t m;

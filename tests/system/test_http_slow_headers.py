@@ -8,8 +8,11 @@ closed without an answer (no request was read to answer) and counted as a
 is not cut. A request whose connection the watchdog closed is not
 processed (a reviewer found one answered 408 and logged anyway)."""
 import json
+import re
+import shutil
 import signal
 import socket
+import subprocess
 import time
 
 from httputil import FRAUD_SPEC, Server, metric
@@ -170,7 +173,27 @@ def test_connections_fit_the_open_file_limit(weir_bin, data_dir, tmp_path):
                           "ts": 1_700_000_000_000}])
         assert srv.stop() == 0
         err = srv.stderr()
-    assert "the open-file limit is 600 (hard limit too): --max-connections lowered from 2000 to 300" in err, err
+    m = re.search(r"the open-file limit is 600 \(hard limit too\): --max-connections lowered from 2000 "
+                  r"to (\d+), leaving (\d+) for the logs, outputs and checkpoints of 4 partitions", err)
+    assert m and int(m.group(1)) + int(m.group(2)) == 600 and int(m.group(1)) >= 300, err
+
+
+def test_a_limit_too_low_for_the_partitions_is_refused(weir_bin, data_dir, tmp_path):
+    """weir's own files are counted once its logs are open (with 256
+    partitions it held 527 descriptors before any connection, and the
+    reserve was a fixed 512: checkpoints failed with EMFILE). A limit that
+    leaves too few connections is refused at start, saying what to raise."""
+    spec = tmp_path / "wide.yaml"
+    spec.write_text(open(FRAUD_SPEC).read().replace("partitions: 4", "partitions: 256"))
+    shutil.copy(FRAUD_SPEC.parent / "fraud.linear.json", tmp_path)
+    wrapper = tmp_path / "weir-600"
+    wrapper.write_text('#!/bin/sh\nulimit -n 600\nexec %s "$@"\n' % weir_bin)
+    wrapper.chmod(0o755)
+    p = subprocess.run([str(wrapper), "run", str(spec), "--data", str(data_dir), "--listen", "127.0.0.1:0"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert re.search(r"the open-file limit is 600 \(hard limit too\), and weir's own files need about "
+                     r"\d+ with 256 partitions: raise ulimit -n to at least \d+", p.stderr), p.stderr
 
 
 def test_no_idle_timeout_means_kept_connections_stay(weir_bin, data_dir):
