@@ -214,10 +214,21 @@ static void print_table(const char *dir, int level, const ckpt_info_t *list, siz
             printf("%s\n", level == CKPT_CHECK_FULL ? "verified" : "valid (quick check)");
         if (!c->parts) continue;
         for (size_t m = 0; m < c->nmeta; m++) {
+            /* A long value (the spec a checkpoint carries: 50 lines each)
+             * is summed up; --json has it whole. */
+            weir_slice_t v = c->meta[m].value;
+            const char *nl = memchr(v.ptr, '\n', v.len);
+            int longv = v.len > 400;
             printf("  meta ");
             print_bytes(c->meta[m].key, NULL);
             putchar('=');
-            print_bytes(c->meta[m].value, "    ");
+            if (longv) {
+                size_t first = nl && nl - v.ptr < 80 ? (size_t)(nl - v.ptr) : 80;
+                print_bytes((weir_slice_t){v.ptr, first}, NULL);
+                printf(" ... (%zu bytes; --json has them)", v.len);
+            } else {
+                print_bytes(v, "    ");
+            }
             putchar('\n');
         }
         printf("  %-9s  %20s  %20s  %14s  %s\n", "partition", "log offset", "decision offset",

@@ -166,8 +166,21 @@ int pipeline_open(pipeline_t *pl, const char *spec_path, const char *datadir, co
     }
     if ((rc = log_open(datadir, &cfg, &pl->log, err, errlen)) != 0) goto fail;
     if (create && (rc = owner_claim(datadir, pl->spec->pipeline, err, errlen)) != 0) goto fail;
-    if ((rc = log_topic_open(pl->log, pl->src->name, pl->spec->partitions, &pl->topic, err, errlen)) != 0)
+    if ((rc = log_topic_open(pl->log, pl->src->name, pl->spec->partitions, &pl->topic, err,
+                             errlen)) != 0) {
+        /* The log's partitioning is fixed by its events (a key's events live
+         * in one partition): say whose number differs and what to do. */
+        if (rc == WEIR_EEXIST) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", err);
+            rc = weir_errf(err, errlen, rc,
+                           "%s: %s in %s: a log's partitions cannot change (its keys' events "
+                           "would move); set partitions back, or replay into a new data "
+                           "directory",
+                           spec_path, why, datadir);
+        }
         goto fail;
+    }
     if (create) pipeline_log_recovery("weir", pl->topic); /* what the writer's open cut */
     pl->nparts = log_topic_partitions(pl->topic);
     pl->parts = weir_calloc(pl->nparts, sizeof *pl->parts);

@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/numfmt.h"
+#include "decide/outputs.h"
 #include "spec/decode.h"
 
 #define MAX_LISTED_REJECTS 100 /* rejected events itemized in a response */
@@ -229,7 +230,8 @@ static void score_done(void *ctx, const runtime_outcome_t *o)
         buf_append(b, "}", 1);
     }
     buf_append_str(b, "],\"key\":");
-    buf_append_json_string(b, o->ev->key.ptr, o->ev->key.len);
+    /* an int key as a JSON int, as backfill rows and the outputs write it */
+    outputs_json_key(b, &s->sources[0], o->ev->key);
     buf_append_str(b, ",\"offset\":");
     numfmt_append_u64(b, o->offset);
     buf_append_str(b, ",\"partition\":");

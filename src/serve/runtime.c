@@ -651,7 +651,7 @@ void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out)
     engine_result_t res;
     int found = engine_part_lookup(p->engine, key, &res);
     buf_append_str(out, "{\"key\":");
-    buf_append_json_string(out, key.ptr, key.len);
+    outputs_json_key(out, rt->pl.src, key); /* (an int key's text was checked: api.c) */
     buf_appendf(out, ",\"partition\":%u,\"found\":%s,\"watermark\":", pi, found ? "true" : "false");
     if (res.watermark == INT64_MIN)
         buf_append_str(out, "null");

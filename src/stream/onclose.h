@@ -8,8 +8,10 @@
  * computed exactly from the window's events (first/last by event time, ties
  * by log order; variance sample n−1; approx_quantile with the same DDSketch
  * as feature windows; approx_distinct exactly). Events are dropped once no
- * open window can hold them, so memory is bounded by the window size and
- * the lateness.
+ * open window can hold them, so memory is bounded by the events of a
+ * window's span plus the lateness — for tumbling and hopping windows their
+ * size; a session has no bound of its own: one that never pauses for its
+ * gap keeps every event (about 70 bytes each; README).
  *
  * Sessions: two events of a key at a <= b share a session when b − a < gap;
  * a session is [first time, last time + gap) and merges with its neighbours

@@ -283,3 +283,20 @@ def test_a_data_directory_with_a_log_and_no_checkpoints_yet(run_weir, data_dir):
     rc, j, _ = listing(run_weir, data_dir)
     assert rc == 0 and j["checkpoints"] == []
     assert not (data_dir / "checkpoints").exists()  # read-only
+
+
+def test_a_long_meta_value_is_summed_up(weir_bin, run_weir, data_dir):
+    """A checkpoint carries its spec (a meta value of 2 KB, 50 lines): the
+    listing printed all of it for every checkpoint. A value over 400 bytes
+    shows its first line and its size; --json has it whole."""
+    from httputil import FRAUD_SPEC, Server
+    with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
+        assert srv.stop() == 0
+    rc, out, err = run_weir(["checkpoint", data_dir], check=True)
+    spec_line = [l for l in out.splitlines() if l.startswith("  meta spec=")]
+    assert len(spec_line) == 1, out
+    text = FRAUD_SPEC.read_text()
+    assert spec_line[0] == "  meta spec=%s ... (%d bytes; --json has them)" % (text.splitlines()[0], len(text))
+    assert len(out.splitlines()) < 20, out
+    rc, out, err = run_weir(["checkpoint", data_dir, "--json"], check=True)
+    assert json.loads(out)["checkpoints"][0]["meta"]["spec"] == text

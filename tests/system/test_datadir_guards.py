@@ -232,3 +232,17 @@ def test_no_fitting_checkpoint_after_retention_is_refused(weir_bin, run_weir, tm
     with Server(weir_bin, SPEC, data) as srv:
         assert srv.stop() == 0
         assert "replaying from offsets" in srv.stderr()
+
+
+def test_a_changed_partition_count_names_the_spec_and_the_way_out(weir_bin, run_weir, tmp_path):
+    """`topic 'transactions' has 8 partitions, not 16` named neither the spec
+    nor what to do; the SIGHUP reload's message did."""
+    data = tmp_path / "data"
+    run_weir(["ingest", SPEC, "--data", data], input=gen(weir_bin, 100), check=True)
+    wide = spec_variant(tmp_path, "wide.yaml", p=("partitions: 8", "partitions: 16"))
+    for verb in (["ingest", wide, "--data", data], ["run", wide, "--data", data, "--listen", "127.0.0.1:0"]):
+        rc, out, err = run_weir(verb, input=b"")
+        assert rc != 0, err
+        assert ("%s: topic 'transactions' has 8 partitions, not 16 in %s: a log's partitions cannot "
+                "change" % (wide, data)) in err, err
+        assert "set partitions back, or replay into a new data directory" in err

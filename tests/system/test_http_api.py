@@ -387,8 +387,11 @@ def test_features_of_an_int_key(weir_bin, data_dir, tmp_path):
         for key in ("42", "-7", "0"):
             status, body = srv.json("GET", "/v1/features/s/" + key)
             assert status == 200 and body["found"] is True and body["features"] == {"n": 1}, (key, body)
+            assert body["key"] == int(key), body  # a JSON int, as backfill rows write it
         status, body = srv.json("GET", "/v1/features/s/43")
-        assert status == 200 and body["found"] is False
+        assert status == 200 and body["found"] is False and body["key"] == 43
+        status, body = srv.json("POST", "/v1/score/s", {"uid": 42, "ts": 1_700_000_000_001})
+        assert status == 200 and body["key"] == 42, body
         # 2^53 - 1 is the largest int an event can hold: 2^53 + 1 reads as 2^53
         status, body = srv.json("POST", "/v1/events/s", {"uid": 9007199254740993, "ts": 1_700_000_000_000})
         assert status == 400 and body["accepted"] == 0, body
