@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -232,4 +233,27 @@ void weir_outfile_abort(weir_outfile_t *o)
     if (o->f && o->f != stdout) fclose(o->f);
     if (o->tmp) unlink(o->tmp);
     outfile_free(o);
+}
+
+long weir_flock_holder(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) return 0;
+    FILE *f = fopen("/proc/locks", "r");
+    if (!f) return 0;
+    /* "1: FLOCK  ADVISORY  WRITE 1941 fe:00:11305171 0 EOF" (device in hex) */
+    char line[256];
+    long pid = 0;
+    while (!pid && fgets(line, sizeof line, f)) {
+        char kind[16];
+        long p;
+        unsigned maj, min;
+        unsigned long long ino;
+        if (sscanf(line, "%*[^:]: %15s %*s %*s %ld %x:%x:%llu", kind, &p, &maj, &min, &ino) == 5 &&
+            !strcmp(kind, "FLOCK") && ino == (unsigned long long)st.st_ino &&
+            maj == major(st.st_dev) && min == minor(st.st_dev))
+            pid = p;
+    }
+    fclose(f);
+    return pid;
 }

@@ -21,6 +21,11 @@ ssize_t weir_read_at(int fd, void *buf, size_t want, uint64_t pos);
 /* fsyncs the directory at path; 0, or -1 with errno (kept across close). */
 int weir_fsync_dir(const char *path);
 
+/* The pid of the process holding an flock on the file open at fd (from
+ * /proc/locks, matched by device and inode), or 0 if none can be found:
+ * for "in use by another weir process (pid N)". */
+long weir_flock_holder(int fd);
+
 /* What a stat mode is, for a message: "a regular file", "a directory",
  * "a FIFO", "a character device", ... (a static string). */
 const char *weir_file_kind(mode_t mode);

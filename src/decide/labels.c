@@ -2,6 +2,9 @@
  * keyed by (key, time); the file's text is parsed once into it. */
 #include "decide/labels.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -10,6 +13,7 @@
 #include "base/fileio.h"
 #include "base/hash.h"
 #include "decide/pipeline.h"
+#include "spec/decode.h"
 
 #define LABELS_MAX_FILE (1ul << 30)
 
@@ -146,7 +150,7 @@ static int column_of(char **cells, uint32_t n, const char *name)
 
 /* Adds the record cells (of line `no`) to l, by the header's columns. */
 static int add_line(labels_t *l, char **cells, uint32_t n, uint32_t nhead, int kcol, int tcol,
-                    size_t no, const char *path, char *err, size_t errlen)
+                    int int_key, size_t no, const char *path, char *err, size_t errlen)
 {
     if (n != nhead)
         return weir_errf(err, errlen, WEIR_EPARSE, "%s line %zu: %u cells, the header has %u", path,
@@ -161,6 +165,20 @@ static int add_line(labels_t *l, char **cells, uint32_t n, uint32_t nhead, int k
     if (!klen)
         return weir_errf(err, errlen, WEIR_EINVAL, "%s line %zu, column %d: the key is empty", path,
                          no, kcol + 1);
+    /* An int key as its events' key text is written (decimal, no sign or
+     * zeros ahead): "08" or "+8" matched no row of key 8, silently. */
+    char canon[24];
+    if (int_key) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(key, &end, 10);
+        if (*end || errno || v > SPEC_MAX_INT || v < -SPEC_MAX_INT)
+            return weir_errf(err, errlen, WEIR_EINVAL,
+                             "%s line %zu, column %d: '%.40s' is not an int, and the key field is",
+                             path, no, kcol + 1, key);
+        klen = (size_t)snprintf(canon, sizeof canon, "%lld", v);
+        key = canon;
+    }
     if (2 * (l->nlines + 1) > l->cap) rehash(l);
     size_t s = find_slot(l, key, klen, t);
     if (l->slot[s])
@@ -237,7 +255,8 @@ int labels_parse(const char *text, size_t len, const char *path, const spec_sour
             rc = r;
             break;
         }
-        rc = add_line(l, cells, n, nhead, kcol, tcol, c.rec, path, err, errlen);
+        rc = add_line(l, cells, n, nhead, kcol, tcol, src->fields[src->key_slot].type == EXPR_INT,
+                      c.rec, path, err, errlen);
     }
     for (uint32_t k = 0; k < n; k++)
         weir_free(cells[k]);

@@ -223,7 +223,8 @@ int ckpt_store_open(const char *datadir, int flags, ckpt_store_t **out, char *er
         int e = errno; /* in use only if flock says so (as the log's LOCK) */
         if (s->lock_fd >= 0 && e == EWOULDBLOCK)
             rc = weir_errf(err, errlen, WEIR_EEXIST,
-                           "the checkpoints in %s are in use by another weir process", s->dir);
+                           "the checkpoints in %s are in use by another weir process (pid %ld)",
+                           s->dir, weir_flock_holder(s->lock_fd));
         else
             rc = weir_errf(err, errlen, WEIR_EIO, "cannot lock %s/LOCK: %s", s->dir, strerror(e));
         goto fail;

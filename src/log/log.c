@@ -18,6 +18,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/fileio.h"
 #include "log/part.h"
 
 #define META_NAME "topic.meta"
@@ -158,8 +159,9 @@ int log_open_dir(const char *root, const log_config_t *cfg, log_t **out, char *e
          * descriptors left) is that problem, named. */
         int e = errno, rc;
         if (fd >= 0 && e == EWOULDBLOCK)
-            rc = weir_errf(err, errlen, WEIR_EEXIST, "the log in %s is in use by another weir process",
-                           datadir);
+            rc = weir_errf(err, errlen, WEIR_EEXIST,
+                           "the log in %s is in use by another weir process (pid %ld)", datadir,
+                           weir_flock_holder(fd));
         else
             rc = weir_errf(err, errlen, WEIR_EIO, "cannot lock %s: %s", lockpath, strerror(e));
         if (fd >= 0) close(fd);

@@ -121,3 +121,27 @@ def test_spreadsheet_label_files(weir_bin, run_weir, tmp_path):
         assert rc == 0 and "matched no row" not in err, (name, err)
         rows = [json.loads(l) for l in out.read_text().splitlines()]
         assert [r["y"] for r in rows if r["key"] == first["card_id"] and r["time"] == first["ts"]] == [7]
+
+
+def test_int_keys_match_as_ints(run_weir, tmp_path):
+    """An int-keyed source's labels are matched by the key's value: a label
+    keyed 08 or +8 matched no row of key 8 (only "1 lines matched no row"
+    said so); a key that is not an int is refused, naming line and column."""
+    spec = tmp_path / "ints.yaml"
+    spec.write_text("pipeline: ints\npartitions: 2\nsources:\n  s:\n    key: uid\n    time: ts\n"
+                    "    fields: {uid: int, ts: time}\nfeatures:\n  n: count() over 1h\n")
+    data = tmp_path / "data"
+    run_weir(["ingest", spec, "--data", data], check=True,
+             input="".join(json.dumps({"uid": u, "ts": 1000 * (i + 1)}) + "\n"
+                           for i, u in enumerate((8, -3, 12))))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("uid,ts,label\n08,1000,a\n-3,2000,b\n+12,3000,c\n")
+    out = tmp_path / "rows.ndjson"
+    rc, _, err = run_weir(["backfill", spec, "--data", data, "--out", out, "--format", "ndjson",
+                           "--labels", labels])
+    assert rc == 0, err
+    got = {r["key"]: r["label"] for r in map(json.loads, out.read_text().splitlines())}
+    assert got == {8: "a", -3: "b", 12: "c"}, (got, err)
+    labels.write_text("uid,ts,label\n8x,1000,a\n")
+    rc, _, err = run_weir(["backfill", spec, "--data", data, "--out", out, "--labels", labels])
+    assert rc != 0 and "line 2, column 1: '8x' is not an int, and the key field is" in err, err

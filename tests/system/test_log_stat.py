@@ -158,7 +158,7 @@ def test_stat_runs_beside_a_writer_holding_the_lock(run_weir, data_dir):
         assert [json.loads(l)["value"] for l in out.splitlines()] == [{"a": 1}, {"a": 2}]
         # a writer is still kept out
         rc, _, err = run_weir(["log", "append", data_dir, "--topic", "t"], input=b'{"a":3}\n')
-        assert rc == 1 and "in use by another weir process" in err, err
+        assert rc == 1 and "in use by another weir process (pid %d)" % os.getpid() in err, err
 
 
 def test_stat_creates_nothing(run_weir, data_dir):
