@@ -176,6 +176,8 @@ typedef struct spec_step {
     bool strict;       /* contiguity: strict (the key's next event) vs relaxed (skip till next) */
     bool refs;         /* the condition reads steps (step.field): evaluated per partial match */
     uint32_t min, max; /* quantifier: 1,1 / times n: n,n / one_or_more: 1,MANY; optional: min 0 */
+    uint32_t full;     /* optional times n (n > 1): n — a step that took any event needs all n
+                          (FlinkCEP's times(n).optional(): 0 or n); else 0 */
     int64_t gap_ms;    /* 0: none; else at most this long after the previous step's event */
     expr_t *cond;      /* env: fields = the event, extras = the pattern's binds */
     spec_pos_t pos;

@@ -12,7 +12,8 @@
  *             not: CONDITION            # ... or a step that must NOT (one of the two)
  *             times: N                  # exactly N events (N >= 1)
  *             one_or_more: true         # 1 or more events
- *             optional: true            # the step may take no event
+ *             optional: true            # the step may take no event (with times: N,
+ *                                       # none or all N)
  *             contiguity: strict        # strict (the key's next event) | relaxed (default)
  *             gap: D                    # at most D after the previous step's event
  *       within: D                       # first event to the last (required)
@@ -257,6 +258,7 @@ static int load_step(loader_t *L, spec_pattern_t *p, uint32_t si, const ynode_t 
     }
     if (opt) {
         if (parse_bool(L, opt, "optional", &b)) return L->rc;
+        if (b && st->max > 1 && st->max != SPEC_STEP_MANY) st->full = st->max;
         if (b) st->min = 0;
     }
     if (cont) {

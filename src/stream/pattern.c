@@ -30,6 +30,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -474,13 +475,20 @@ static uint32_t next_pos(const spec_pattern_t *p, uint32_t j)
     return j;
 }
 
+/* Whether a step that took count events may be left: it has its min, and
+ * an optional `times: n` has none or all n (spec_step_t.full). */
+static inline int step_done(const spec_step_t *st, uint32_t count)
+{
+    return count >= st->min && (count == 0 || count >= st->full);
+}
+
 /* The steps that may take the run's next event, in the order they try. */
 static uint32_t candidates(const spec_pattern_t *p, const run_t *r, uint32_t *c)
 {
     uint32_t n = 0;
     const spec_step_t *cur = &p->steps[r->step];
     if (r->count < cur->max) c[n++] = r->step;
-    if (r->count >= cur->min && !r->blocked) {
+    if (step_done(cur, r->count) && !r->blocked) {
         for (uint32_t j = next_pos(p, r->step); j < p->nsteps; j = next_pos(p, j)) {
             c[n++] = j;
             if (p->steps[j].min > 0) break;
@@ -493,16 +501,20 @@ static int can_fill(pattern_part_t *pp, uint32_t pi, const run_t *r, uint32_t j,
 {
     const spec_pattern_t *p = &pp->s->patterns[pi];
     const spec_step_t *st = &p->steps[j];
-    if (e->t - r->first > p->within_ms) return 0;
+    /* In arrival order an event may be earlier than the run's first (or
+     * previous) one: the bounds hold on either side (a small buy at 12:20
+     * then a big one stamped 12:00 matched within 2m: the difference was
+     * negative). In time order it never is. */
+    if (llabs(e->t - r->first) > p->within_ms) return 0;
     if (st->strict && r->skipped) return 0;
-    if (st->gap_ms && e->t - r->last > st->gap_ms) return 0;
+    if (st->gap_ms && llabs(e->t - r->last) > st->gap_ms) return 0;
     return cond(pp, pi, j, e, run_binds((run_t *)r));
 }
 
 /* After a take: is the run a match, waiting on a trailing not, or going on? */
 static int after_take(const spec_pattern_t *p, run_t *r)
 {
-    if (r->count < p->steps[r->step].min) return RUN_CONTINUE;
+    if (!step_done(&p->steps[r->step], r->count)) return RUN_CONTINUE;
     for (uint32_t j = next_pos(p, r->step); j < p->nsteps; j = next_pos(p, j))
         if (p->steps[j].min > 0) return RUN_CONTINUE;
     const spec_step_t *last = &p->steps[p->nsteps - 1];
@@ -531,9 +543,10 @@ static int step_run(pattern_part_t *pp, uint32_t pi, run_t *r, const ev_t *e)
     r->skipped = 1;
     const spec_step_t *cur = &p->steps[r->step];
     uint32_t nx = r->step + 1;
-    if (r->count >= cur->min && nx + 1 < p->nsteps && p->steps[nx].negated) {
+    if (step_done(cur, r->count) && nx + 1 < p->nsteps && p->steps[nx].negated) {
         const spec_step_t *ns = &p->steps[nx];
-        if ((!ns->gap_ms || e->t - r->last <= ns->gap_ms) && cond(pp, pi, nx, e, run_binds(r)))
+        if ((!ns->gap_ms || llabs(e->t - r->last) <= ns->gap_ms) &&
+            cond(pp, pi, nx, e, run_binds(r)))
             r->blocked = 1;
     }
     n = candidates(p, r, c);
@@ -1246,6 +1259,9 @@ static void def_text(const spec_t *s, uint32_t i, int64_t counted, weir_buf_t *b
         const spec_step_t *st = &p->steps[j];
         buf_appendf(b, " step %s %d %u %u %d %" PRId64 " [%s]\n", st->name, st->negated, st->min,
                     st->max, st->strict, st->gap_ms, expr_text(st->cond));
+        /* (only where it is set: every other pattern keeps its text, and so
+         * its state across this change of weir) */
+        if (st->full) buf_appendf(b, "  full %u\n", st->full);
     }
     for (uint32_t x = 0; x < p->nbinds; x++)
         buf_appendf(b, " bind %u %u\n", p->binds[x].step, p->binds[x].field);

@@ -20,15 +20,18 @@
  * start one and also extend others: FlinkCEP's no-skip strategy). For each
  * fed event, each run in creation order, then the possible new run:
  *   - candidates: the run's current step while it may take more (count <
- *     max), then — once the current step has its minimum (count >= min) and
- *     no `not` event blocked it — the next positive step, and the one after
+ *     max), then — once the current step has its minimum (count >= min; an
+ *     optional `times: n` has 0 or n: spec_step_t.full) and no `not` event
+ *     blocked it — the next positive step, and the one after
  *     it while the steps passed are optional (min 0). The first candidate
  *     the event can fill takes it (the earliest step wins, so a loop keeps
  *     taking events that satisfy it). An event can fill step j if: its
  *     condition is true (STEP.field reads the last event that STEP took,
  *     null if none — a step naming itself reads its own previous event),
- *     time − first event's time <= within, time − the run's previous
- *     event's time <= j's gap (if any), and, if j is strict, no event of the
+ *     |time − first event's time| <= within, |time − the run's previous
+ *     event's time| <= j's gap (if any; both differences are negative only
+ *     in arrival order, for an event stamped before), and, if j is strict,
+ *     no event of the
  *     key was fed since the run's previous event.
  *   - an event no candidate takes: if the current step has its minimum and
  *     the step after it is a `not` step whose condition the event satisfies

@@ -33,8 +33,14 @@ class Step:
         self.negated = negated
         self.lo = 0 if optional else (times or 1)
         self.hi = MANY if one_or_more else (times or 1)
+        # an optional times: n takes none or all n
+        self.full = times if optional and times and times > 1 and not one_or_more else 0
         self.times, self.one_or_more, self.optional = times, one_or_more, optional
         self.strict, self.gap = strict, gap
+
+    def done(self, n):
+        """Whether a step that took n events may be left."""
+        return n >= self.lo and (n == 0 or n >= self.full)
 
     def yaml(self):
         opts = []
@@ -176,7 +182,7 @@ class Matcher:
         cur = p.steps[r.at]
         if cur.hi is MANY or r.n < cur.hi:
             out.append(r.at)
-        if r.n >= cur.lo and not r.blocked:
+        if cur.done(r.n) and not r.blocked:
             j = p.positive_after(r.at)
             while j < len(p.steps):
                 out.append(j)
@@ -187,11 +193,12 @@ class Matcher:
 
     def _fits(self, p, r, j, t, fields):
         s = p.steps[j]
-        if t - r.first > p.within:
+        # in arrival order an event may be earlier than the first: either side
+        if abs(t - r.first) > p.within:
             return False
         if s.strict and r.missed:
             return False
-        if s.gap and t - r.last > s.gap:
+        if s.gap and abs(t - r.last) > s.gap:
             return False
         return s.cond(fields, r.bound)
 
@@ -207,7 +214,7 @@ class Matcher:
 
     def _settle(self, p, r):
         """After a take: 'match', 'wait' (trailing not) or 'go on'."""
-        if r.n < p.steps[r.at].lo:
+        if not p.steps[r.at].done(r.n):
             return "go on"
         j = p.positive_after(r.at)
         while j < len(p.steps):
@@ -234,9 +241,9 @@ class Matcher:
         r.missed = True
         cur = p.steps[r.at]
         nxt = r.at + 1
-        if r.n >= cur.lo and nxt + 1 < len(p.steps) and p.steps[nxt].negated:
+        if cur.done(r.n) and nxt + 1 < len(p.steps) and p.steps[nxt].negated:
             ns = p.steps[nxt]
-            if (not ns.gap or t - r.last <= ns.gap) and ns.cond(fields, r.bound):
+            if (not ns.gap or abs(t - r.last) <= ns.gap) and ns.cond(fields, r.bound):
                 r.blocked = True
         choices = self._choices(p, r)
         if any(not p.steps[j].strict for j in choices):

@@ -77,6 +77,14 @@ def patterns():
         ], within=15 * M, order="arrival", then="review",
             emit=[("x_v", "x.v", lambda s: s["x"]["v"]),
                   ("z_v", "z.v", lambda s: s["z"]["v"] if "z" in s else None)]),
+        # an optional times: 2 (none or both, never one), time order
+        P("pair", [
+            S("s", kind("b"), 'kind == "b"'),
+            S("m", kind("e"), 'kind == "e"', times=2, optional=True),
+            S("t", lambda e, s: e["kind"] == "a" and gt(e["v"], v_of(s.get("s"))),
+              'kind == "a" and v > s.v'),
+        ], within=12 * M, emit=[("s_v", "s.v", lambda s: s["s"]["v"]),
+                               ("m_v", "m.v", lambda s: s["m"]["v"] if "m" in s else None)]),
         # a not step in the middle, with a gap
         P("gapped", [
             S("open", kind("b"), 'kind == "b"'),
