@@ -58,12 +58,15 @@ def check_start(run_weir, d, start, full, p=0):
 
 def expected_by_size(ref, limit):
     """The segments left when, at each roll, the oldest closed segments are
-    deleted while the partition holds more than `limit` bytes."""
+    deleted while the partition holds more than `limit` bytes, and once more
+    as weir log append exits (the active segment's bytes counted too)."""
     kept = []
     for i, seg in enumerate(ref[:-1]):
         kept.append(seg)  # segment i closes; the new active one is empty
         while kept and sum(s for _, s in kept) > limit:
             kept.pop(0)
+    while kept and sum(s for _, s in kept) + ref[-1][1] > limit:
+        kept.pop(0)
     return kept + [ref[-1]]
 
 
