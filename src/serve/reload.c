@@ -119,6 +119,8 @@ static void swap_in(runtime_t *rt, staged_t *st, const weir_buf_t *text)
     for (uint32_t i = 0; i < rt->nparts; i++) pthread_mutex_lock(&rt->parts[i].lock);
     atomic_store(&rt->gauges_done_ms, 0); /* state gauges again at the next scrape */
     engine_migrate_stats_t total = {0};
+    weir_buf_t fresh = WEIR_BUF_INIT;
+    engine_migrate_describe_new(rt->pl.spec, st->spec, &fresh);
     uint64_t t0 = weir_mono_ns();
     for (uint32_t i = 0; i < rt->nparts; i++) {
         rt_part_t *p = &rt->parts[i];
@@ -170,6 +172,12 @@ static void swap_in(runtime_t *rt, staged_t *st, const weir_buf_t *text)
             ms, total.keys_moved, total.groups_kept, total.groups_rebuilt, total.groups_new,
             total.groups_dropped, total.patterns_kept, total.patterns_new, total.patterns_dropped,
             total.aggregates_kept, total.aggregates_new, total.aggregates_dropped);
+    if (fresh.len)
+        fprintf(stderr,
+                "weir run: reload: starting empty, new or changed (a pattern's definition is "
+                "its steps, order, within and the step fields its emit and then read): %.*s\n",
+                (int)fresh.len, fresh.data);
+    buf_free(&fresh);
     memset(st, 0, sizeof *st); /* the runtime owns it all now */
 }
 

@@ -168,6 +168,19 @@ static uint32_t *map_patterns(const spec_t *from, const spec_t *to)
     return m;
 }
 
+void engine_migrate_describe_new(const spec_t *from, const spec_t *to, weir_buf_t *b)
+{
+    uint32_t *pm = map_patterns(from, to), *am = map_aggregates(from, to);
+    for (uint32_t j = 0; j < to->npatterns; j++)
+        if (pm[j] == NONE)
+            buf_appendf(b, "%spattern '%s'", b->len ? ", " : "", to->patterns[j].name);
+    for (uint32_t a = 0; a < to->naggregates; a++)
+        if (am[a] == NONE)
+            buf_appendf(b, "%saggregate '%s'", b->len ? ", " : "", to->aggregates[a].name);
+    weir_free(pm);
+    weir_free(am);
+}
+
 /* The inverse of a map (old index -> new index, or NONE). */
 static uint32_t *invert(const uint32_t *m, uint32_t nto, uint32_t nfrom)
 {

@@ -87,6 +87,13 @@ typedef struct engine_migrate_stats {
     uint64_t deadlines_kept, deadlines_dropped;
 } engine_migrate_stats_t;
 
+/* Names what of `to` starts empty at a move from `from` (its definition
+ * is new or changed), as "pattern 'p', aggregate 'a'" appended to b: for
+ * the reload's message, which counted them only (a pattern whose emit
+ * reads another step field is a changed pattern, and users did not see
+ * why its partial matches went). */
+void engine_migrate_describe_new(const spec_t *from, const spec_t *to, weir_buf_t *b);
+
 /* A partition of `to` holding p's state wherever the plans agree (see
  * above); its sink is `sink` (copied, may be NULL). CONSUMES p: p is freed
  * here, whatever moved out of it and whatever did not — results p handed

@@ -232,3 +232,23 @@ def test_a_crash_after_a_reload_keeps_the_state_served(weir_bin, run_weir, tmp_p
         err = srv.stderr()
     assert "another feature plan" not in err, err[-2000:]
     assert after == served
+
+
+def test_a_reload_names_what_starts_empty(weir_bin, tmp_path):
+    """A pattern whose emit reads another step field is a changed pattern
+    (its partial matches must keep that field): its pending matches go at a
+    reload. The reload counted it ("patterns 1 kept, 1 new, 1 dropped");
+    it names it now, and says what a pattern's definition is."""
+    spec = tmp_path / "clicks.yaml"
+    spec.write_text(CLICKS.read_text())
+    with Server(weir_bin, spec, tmp_path / "data") as srv:
+        spec.write_text(CLICKS.read_text().replace(
+            "      checkout_at: checkout.ts", "      checkout_at: checkout.ts\n      in_stock: cart.in_stock", 1))
+        status, body = srv.json("POST", "/v1/admin/reload")
+        assert status == 200, body
+        assert srv.stop() == 0
+        err = srv.stderr()
+    said = [l for l in err.splitlines() if "starting empty" in l]
+    assert said == ["weir run: reload: starting empty, new or changed (a pattern's definition is its "
+                    "steps, order, within and the step fields its emit and then read): pattern "
+                    "'cart_abandoned'"], err
