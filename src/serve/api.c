@@ -558,27 +558,26 @@ static void run_reload(api_t *a, http_resp_t *resp)
     int rc = runtime_reload(a->rt, "POST /v1/admin/reload", &v, &changed, err, sizeof err);
     if (rc != 0) {
         /* A new spec that does not load or cannot replace the running one
-         * live (422); the same spec without a model: nothing to reload
-         * (409); a model file that does not load or fit (missing, broken,
-         * other inputs: the user's to fix, 422 as a bad spec is); our
-         * failure (out of memory: 500). The running spec and model stay in
-         * every case. */
-        int none = !changed && !runtime_spec(a->rt)->has_model;
+         * live (422); a model file that does not load or fit (missing,
+         * broken, other inputs: the user's to fix, 422 as a bad spec is);
+         * our failure (out of memory: 500). The running spec and model stay
+         * in every case. (The same spec without a model is no failure:
+         * nothing to reload, 200.) */
         int ours = rc == WEIR_ENOMEM;
         http_error(resp,
                    changed ? 422
-                   : none  ? 409
                    : ours  ? 500
                            : 422,
                    changed ? "bad_spec"
-                   : none  ? "no_model"
                    : ours  ? "reload_failed"
                            : "bad_model",
                    "%s (the running spec and model %" PRIu64 " stay live)", err, v);
         return;
     }
-    buf_appendf(&resp->body, "{\"reloaded\":true,\"model\":%" PRIu64 ",\"spec\":%s}\n", v,
-                changed ? "\"replaced\"" : "\"unchanged\"");
+    /* (reloaded false: the same spec, with no model to read again) */
+    int nothing = !changed && !runtime_spec(a->rt)->has_model;
+    buf_appendf(&resp->body, "{\"reloaded\":%s,\"model\":%" PRIu64 ",\"spec\":%s}\n",
+                nothing ? "false" : "true", v, changed ? "\"replaced\"" : "\"unchanged\"");
 }
 
 /* A checkpoint takes seconds at a million keys, and so does a reload that

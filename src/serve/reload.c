@@ -198,11 +198,17 @@ int runtime_reload(runtime_t *rt, const char *via, uint64_t *version, int *spec_
     /* (a spec file that cannot be read counts as changed: a bad spec) */
     *spec_changed = rc != 0 || (text.len != rt->spec_text.len ||
                                 memcmp(text.data, rt->spec_text.data, text.len) != 0);
+    int nothing = 0;
     if (rc == 0 && !*spec_changed) {
-        /* The same spec: the model file is what changed. */
+        /* The same spec: the model file is what changed — or, without a
+         * model, nothing did (a SIGHUP from a config watcher): a success
+         * that changes nothing, not a failure (it answered 409 and said
+         * "reload failed"). */
         const spec_t *s = rt->pl.spec;
-        rc = s->has_model ? decide_reload(rt->decide, s->model.resolved, err, errlen)
-                          : weir_errf(err, errlen, WEIR_ENOENT, "the spec has no model to reload");
+        if (s->has_model)
+            rc = decide_reload(rt->decide, s->model.resolved, err, errlen);
+        else
+            nothing = 1;
     } else if (rc == 0) {
         fp_before = engine_fingerprint(rt->pl.engine);
         staged_t st;
@@ -224,7 +230,12 @@ int runtime_reload(runtime_t *rt, const char *via, uint64_t *version, int *spec_
     /* Every outcome said, whatever asked: a model that changed the
      * decisions must leave a trace besides a counter. */
     const char *digest = decide_model_digest(rt->decide);
-    if (rc == 0)
+    if (rc == 0 && nothing)
+        fprintf(stderr,
+                "weir run: reload (%s): nothing to do (the spec is unchanged and has no "
+                "model)\n",
+                via);
+    else if (rc == 0)
         fprintf(stderr, "weir run: reload (%s): %s; model %" PRIu64 "%s%s%s\n", via,
                 *spec_changed ? "spec replaced" : "model reloaded", *version, *digest ? " (" : "",
                 digest, *digest ? ")" : "");

@@ -252,3 +252,23 @@ def test_a_reload_names_what_starts_empty(weir_bin, tmp_path):
     assert said == ["weir run: reload: starting empty, new or changed (a pattern's definition is its "
                     "steps, order, within and the step fields its emit and then read): pattern "
                     "'cart_abandoned'"], err
+
+
+def test_reloading_an_unchanged_spec_without_a_model_is_no_failure(weir_bin, tmp_path):
+    """A SIGHUP or POST from a config watcher when nothing changed, on a
+    spec without a model: it answered 409 no_model and said "reload
+    failed". Nothing to do is a success that changes nothing."""
+    spec = tmp_path / "clicks.yaml"
+    spec.write_text(CLICKS.read_text())
+    with Server(weir_bin, spec, tmp_path / "data") as srv:
+        status, body = srv.json("POST", "/v1/admin/reload")
+        assert status == 200 and body == {"reloaded": False, "model": 0, "spec": "unchanged"}, body
+        srv.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 30
+        while metric(srv.metrics(), "weir_model_reloads_total", result="ok") != 2 and time.time() < deadline:
+            time.sleep(0.02)
+        assert metric(srv.metrics(), "weir_model_reloads_total", result="failed") == 0
+        assert srv.stop() == 0
+        err = srv.stderr()
+    assert err.count("nothing to do (the spec is unchanged and has no model)") == 2, err
+    assert "failed" not in err, err
