@@ -1,6 +1,8 @@
 /* clock.h — wall and monotonic time. Engine code never reads the wall clock
  * on the event path (principle 2); these are for append timestamps, fsync
- * pacing, retention and benchmarks. */
+ * pacing, retention, benchmarks, and the edge's check of an event's time
+ * against the clock (max_future: before the event is logged, so replay
+ * never depends on it). */
 #ifndef WEIR_BASE_CLOCK_H
 #define WEIR_BASE_CLOCK_H
 

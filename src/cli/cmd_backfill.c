@@ -339,17 +339,9 @@ static void write_header(backfill_t *bf, const spec_t *spec)
  * member, which JSON readers resolve differently): engine_column, of the
  * columns before the fields; column_taken, of them all. */
 /* The columns every row starts with. */
-static int fixed_column(const char *name)
-{
-    static const char *const fixed[] = {"partition", "offset", "key", "time", "late"};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (!strcmp(name, fixed[i])) return 1;
-    return 0;
-}
-
 static int engine_column(const backfill_t *bf, const char *name)
 {
-    if (fixed_column(name)) return 1;
+    if (spec_row_column(name, strlen(name))) return 1;
     if (bf->decide && decided_column(name)) return 1;
     for (uint32_t i = 0; i < bf->spec->nfeatures; i++)
         if (!strcmp(name, bf->spec->features[i].name)) return 1;
@@ -386,12 +378,6 @@ static int columns_new(const backfill_t *bf, const char *labelpath)
         if (decided_column(bf->with[i]))
             return cli_fail(prefix, "--decisions adds a column '%s', and --with names it too",
                             bf->with[i]);
-    for (uint32_t i = 0; i < bf->spec->nfeatures; i++)
-        if (fixed_column(bf->spec->features[i].name))
-            return cli_fail(prefix,
-                            "feature '%s' would repeat a column the rows start with "
-                            "(partition, offset, key, time, late); rename it",
-                            bf->spec->features[i].name);
     for (uint32_t i = 0; i < bf->spec->model.ninputs; i++)
         if (input_column(bf, i) && engine_column(bf, bf->spec->model.inputs[i].name))
             return cli_fail(prefix,

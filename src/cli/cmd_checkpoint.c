@@ -217,7 +217,7 @@ static void print_table(const char *dir, int level, const ckpt_info_t *list, siz
             /* A long value (the spec a checkpoint carries: 50 lines each)
              * is summed up; --json has it whole. */
             weir_slice_t v = c->meta[m].value;
-            const char *nl = memchr(v.ptr, '\n', v.len);
+            const char *nl = v.len ? memchr(v.ptr, '\n', v.len) : NULL;
             int longv = v.len > 400;
             printf("  meta ");
             print_bytes(c->meta[m].key, NULL);

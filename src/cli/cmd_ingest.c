@@ -302,7 +302,7 @@ int cmd_ingest(int argc, char **argv)
                      "strings do not take",
                      pos);
         } else if (spec_decode_event_edge(pl->src, doc, fields, why, sizeof why) == 0 &&
-                   !spec_time_ahead(pl->src, fields, weir_wall_ms(), why, sizeof why)) {
+                   !spec_edge_refuses(pl->src, fields, weir_wall_ms(), why, sizeof why)) {
             why[0] = '\0';
         }
         if (why[0]) {

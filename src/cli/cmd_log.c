@@ -366,12 +366,11 @@ static void apply_retention(log_topic_t *topic)
     uint64_t segs = 0, bytes = 0;
     for (uint32_t p = 0; p < log_topic_partitions(topic); p++) {
         log_part_t *part = log_topic_part(topic, p);
-        log_part_stat_t before, after;
-        log_part_stat(part, &before);
         log_part_retain(part);
-        log_part_stat(part, &after);
-        segs += before.segments - after.segments;
-        bytes += before.bytes - after.bytes;
+        log_part_stat_t st; /* what this run deleted: at its rolls and now */
+        log_part_stat(part, &st);
+        segs += st.deleted_segments;
+        bytes += st.deleted_bytes;
     }
     printf("retention deleted %" PRIu64 " segments (%" PRIu64 " bytes)\n", segs, bytes);
 }

@@ -108,10 +108,12 @@ static int parse_listen(const char *s, char *host, size_t hostlen, uint16_t *por
  * checkpoints failed with EMFILE). So, as Redis does for maxclients: before
  * the logs open, the soft limit is raised toward connections plus a first
  * guess of weir's own needs, as far as the hard limit allows; once they are
- * open, weir's own need is known — the descriptors open then, plus one a
- * partition (every partition rolling its segment at once: the new index's
- * temporary file) and FD_SPARE (a checkpoint's files, outputs reopened at
- * a reload, the model) — and the connections are lowered to fit the rest,
+ * open, weir's own need is known — the descriptors open then, plus three
+ * a partition (a checkpoint opens every partition's file before writing
+ * any, and the event and decision logs each roll a segment), three a
+ * worker thread (libmicrohttpd's epoll and wake-up pipe, a replay's
+ * reader) and FD_SPARE (outputs reopened at a reload, the model, the
+ * ledger) — and the connections are lowered to fit the rest,
  * saying so. A limit that leaves fewer than FD_MIN_CONNECTIONS is refused:
  * weir would fail later, partition by partition. */
 #define FD_GUESS           512
@@ -142,7 +144,8 @@ static unsigned open_fds(void)
 
 static int fit_connections(http_config_t *hc, uint32_t partitions)
 {
-    rlim_t reserve = (rlim_t)open_fds() + (rlim_t)partitions + FD_SPARE;
+    rlim_t reserve =
+        (rlim_t)open_fds() + 3 * (rlim_t)partitions + 3 * (rlim_t)hc->threads + FD_SPARE;
     rlim_t limit = raise_nofile((rlim_t)hc->max_connections + reserve);
     if (limit == RLIM_INFINITY || limit >= (rlim_t)hc->max_connections + reserve) return 0;
     if (limit < reserve + FD_MIN_CONNECTIONS)

@@ -226,11 +226,12 @@ static void top_contribs(decide_t *d, const weir_model_t *m, const double *x, de
      * request and the approximation a few predictions. The exact values
      * stay a `weir model predict --contrib` away. */
     model_contrib_row_approx(m, x, c);
-    /* The group whose output is the score: a multiclass model's predicted
-     * class (scores_of), whose probability the rules read (group 0 was
-     * shown: reasons for another class than the one that decided). */
+    /* The group of the predicted class (scores_of) when there are several
+     * (multi:softprob's probabilities, multi:softmax's class index): group 0
+     * was shown, reasons for another class than the one that decided. */
     const double *g = c;
-    if (out->nscores > 1 && nc / (d->nfeat + 1) == out->nscores)
+    uint32_t groups = nc / (d->nfeat + 1);
+    if (groups > 1 && out->klass >= 0 && out->klass < (int64_t)groups)
         g = c + (size_t)out->klass * (d->nfeat + 1);
     out->ncontribs = 0;
     for (uint32_t f = 0; f < d->nfeat; f++) { /* the bias (g[nfeat]) is not an input */

@@ -285,6 +285,17 @@ int outputs_reopen(outputs_t *o, char *err, size_t errlen)
     return rc;
 }
 
+int outputs_failure(const outputs_t *o)
+{
+    return atomic_load(&((outputs_t *)o)->failed);
+}
+
+void outputs_keep_failure(outputs_t *o, int e)
+{
+    int none = 0;
+    if (e) atomic_compare_exchange_strong(&o->failed, &none, e);
+}
+
 int outputs_flush(outputs_t *o, char *err, size_t errlen)
 {
     for (uint32_t i = 0; i < o->spec->naggregates; i++)

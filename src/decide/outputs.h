@@ -25,6 +25,12 @@ int outputs_open(const char *datadir, const spec_t *spec, outputs_t **out, char 
 /* Flushes and closes; returns 0 or WEIR_EIO if a write failed. */
 int outputs_close(outputs_t *o, char *err, size_t errlen);
 int outputs_flush(outputs_t *o, char *err, size_t errlen);
+/* A failed write is sticky (lines after it may be missing until a
+ * recovery writes them again): the errno of the first, or 0. A reload's
+ * new outputs take the old ones' (outputs_keep_failure), or its first
+ * checkpoint would record file ends past the missing lines for good. */
+int outputs_failure(const outputs_t *o);
+void outputs_keep_failure(outputs_t *o, int e);
 /* Flushes, then opens every file again by its name and closes the old
  * streams: for a caller that moved the files aside and put new ones in
  * their place. If a file cannot be opened, the old streams stay and the

@@ -30,6 +30,10 @@
  * under it (Kafka's reason too). Those two fields are still checked: the
  * base offset must continue the previous batch exactly, and a wrong length
  * lands the CRC on the wrong bytes.
+ * A FORMAT TO COME keeps the first 16 bytes as they are (base, length, and
+ * the CRC over [16, 12 + length)) and changes the magic: this weir then
+ * refuses its batches by name instead of cutting them as a torn tail
+ * (batch.h, ANOTHER FORMAT'S BATCH).
  *
  * INDEX FILE: 16-byte entries {u32 offset - base, u32 file position, i64 max
  * timestamp of all records before that position}, one at the first batch and
@@ -198,6 +202,7 @@ typedef struct log_part_stat {
     uint64_t start_offset; /* first offset still stored */
     uint64_t next_offset;  /* offset the next append gets */
     uint64_t bytes;
+    uint64_t deleted_segments, deleted_bytes; /* by retention since the log was opened */
     int64_t first_ts, max_ts; /* INT64_MIN when empty */
     uint64_t appends;         /* batches written since open */
     uint64_t syncs;           /* fdatasync calls since open (group commit shares them) */

@@ -304,18 +304,25 @@ int part_find_segment(const log_part_t *p, uint64_t offset)
 }
 
 /* FAILED. A write or sync that failed fences the partition until the log
- * is opened again (sync_to says why). Said once, here, whoever hit it: a
+ * is opened again (sync_to says why), and is said once, whoever hit it: a
  * request's append answers its client, but the flusher's background sync
  * answers nobody, and what it could not keep was acknowledged already
- * (ack written). Caller holds mu. */
-static void part_fail(log_part_t *p, const char *why)
+ * (ack written). part_fail (caller holds mu) fences and says whether this
+ * was the first failure; the caller says it (part_say_failed) once mu is
+ * let go: a stderr pipe that blocks must not hold the partition's lock. */
+static int part_fail(log_part_t *p)
 {
-    if (!p->failed)
-        fprintf(stderr,
-                "weir: log %s: %s; the partition refuses appends until the log is opened again, "
-                "and events acknowledged since its last sync may not be on disk\n",
-                p->dir, why);
+    int first = !p->failed;
     p->failed = 1;
+    return first;
+}
+
+static void part_say_failed(const log_part_t *p, const char *why)
+{
+    fprintf(stderr,
+            "weir: log %s: %s; the partition refuses appends until the log is opened again, and "
+            "events acknowledged since its last sync may not be on disk\n",
+            p->dir, why);
 }
 /* Syncs until synced_seq >= target. Appenders waiting at the same time share
  * one fdatasync: whoever finds no sync running starts one covering every
@@ -355,8 +362,9 @@ static int sync_to(log_part_t *p, uint64_t target, int force, char *err, size_t 
         /* After a failed fsync the page cache may have dropped the data
          * (fsyncgate): the partition must not pretend later writes are safe. */
         pthread_mutex_lock(&p->mu);
-        part_fail(p, failed_why);
+        int first = part_fail(p);
         pthread_mutex_unlock(&p->mu);
+        if (first) part_say_failed(p, failed_why);
     }
     return rc;
 }
@@ -418,6 +426,8 @@ static int retain_locked(log_part_t *p)
         unlink(ipath);
         weir_free(ipath);
         p->bytes -= s->size;
+        p->deleted_segments++;
+        p->deleted_bytes += s->size;
         seg_free(s);
         memmove(&p->segs[0], &p->segs[1], (p->nsegs - 1) * sizeof *p->segs);
         p->nsegs--;
@@ -464,8 +474,9 @@ int log_append(log_part_t *p, const log_rec_t *recs, size_t n, log_ack_t ack, we
                         (c->segment_ms > 0 && now_ms(c) - s->first_ts >= c->segment_ms))) {
         rc = roll(p, err, errlen);
         if (rc) {
-            part_fail(p, err && errlen ? err : "a segment roll failed");
+            int first = part_fail(p);
             pthread_mutex_unlock(&p->mu);
+            if (first) part_say_failed(p, err && errlen ? err : "a segment roll failed");
             return rc;
         }
         retain_locked(p);
@@ -480,8 +491,9 @@ int log_append(log_part_t *p, const log_rec_t *recs, size_t n, log_ack_t ack, we
         /* A partial write leaves bytes that recovery will treat as a torn
          * tail; trying to continue after them would put later batches
          * behind garbage. */
-        part_fail(p, why);
+        int first = part_fail(p);
         pthread_mutex_unlock(&p->mu);
+        if (first) part_say_failed(p, why);
         return rc;
     }
     seg_account(s, &info, c->index_interval);
@@ -553,6 +565,8 @@ void log_part_stat(log_part_t *p, log_part_stat_t *out)
     out->start_offset = p->segs[0].base;
     out->next_offset = p->segs[p->nsegs - 1].next;
     out->bytes = p->bytes;
+    out->deleted_segments = p->deleted_segments;
+    out->deleted_bytes = p->deleted_bytes;
     out->syncs = atomic_load(&p->syncs);
     out->appends = atomic_load(&p->written_seq);
     out->failed = atomic_load(&p->failed);

@@ -23,6 +23,7 @@ struct log_part {
     log_segment_t *segs;
     uint32_t nsegs, capsegs;
     uint64_t bytes;
+    uint64_t deleted_segments, deleted_bytes; /* by retention since open */
     atomic_int failed; /* a write or fsync failed: further appends are refused (read unlocked:
                           log_part_failed) */
 

@@ -101,7 +101,9 @@ int seg_scan_file(int fd, uint64_t from, uint64_t next_offset, log_segment_t *s,
                 need = info.size;
             uint64_t left = out->file_size - (pos + at);
             if (left < need) {
-                out->problem = BATCH_SHORT;
+                /* (a header of another magic that runs past the file is
+                 * the impossible header it was, not an incomplete batch) */
+                out->problem = fsize ? BATCH_BAD_HEADER : BATCH_SHORT;
                 break;
             }
             memmove(buf, buf + at, have - at);

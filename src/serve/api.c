@@ -22,8 +22,6 @@
 #include "decide/outputs.h"
 #include "spec/decode.h"
 
-#define MAX_LISTED_REJECTS 100 /* rejected events itemized in a response */
-
 void api_init(api_t *a, runtime_t *rt, size_t max_batch)
 {
     a->rt = rt;
@@ -138,8 +136,9 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
      * tree below does (decode.h); everything else, errors included, is
      * decided and worded by cJSON and spec_decode_event. */
     if (!obj && spec_decode_text(src, text.ptr, text.len, fields) == 0)
-        return spec_time_ahead(src, fields, weir_wall_ms(), why, whylen) ? METRICS_REJ_INVALID_EVENT
-                                                                         : -1;
+        return spec_edge_refuses(src, fields, weir_wall_ms(), why, whylen)
+                   ? METRICS_REJ_INVALID_EVENT
+                   : -1;
     if (!obj) {
         const char *end = NULL;
         *doc = cJSON_ParseWithLengthOpts(text.ptr, text.len, &end, 0);
@@ -176,7 +175,7 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
     /* Only here, at the edge, is a repeated field refused (decode.h); the
      * direct decoder above declines such events, so they all come here. */
     if (spec_decode_event_edge(src, obj, fields, why, whylen) != 0 ||
-        spec_time_ahead(src, fields, weir_wall_ms(), why, whylen))
+        spec_edge_refuses(src, fields, weir_wall_ms(), why, whylen))
         return METRICS_REJ_INVALID_EVENT;
     return -1;
 }
@@ -320,9 +319,12 @@ typedef struct events_ctx {
     const uint32_t *numbers;
 } events_ctx_t;
 
+/* Every rejected event is listed (at most --max-batch of them): the first
+ * 100 were, and a client could not tell which of the others to fix and
+ * send again without sending the accepted ones twice. */
 static void add_reject(events_ctx_t *ec, uint32_t number, const char *why)
 {
-    if (ec->nrejects++ >= MAX_LISTED_REJECTS) return;
+    ec->nrejects++;
     if (ec->rejects->len) buf_append(ec->rejects, ",", 1);
     buf_appendf(ec->rejects, "{\"%s\":%u,\"error\":", ec->numbering, number);
     buf_append_json_string(ec->rejects, why, strlen(why));
@@ -375,13 +377,21 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
             cJSON_Delete(whole);
             whole = NULL;
         }
-        if (!whole && !memchr(body.ptr, '\n', body.len)) {
+        /* A body opening an array is one JSON value or nothing: read line
+         * by line, a pretty-printed array with one comma missing had the
+         * elements alone on their lines logged, with a 200 (NDJSON lines
+         * are objects, never an array's bracket). */
+        int array = body.ptr[0] == '[';
+        if (!whole && (array || !memchr(body.ptr, '\n', body.len))) {
             metrics_add(&metrics_shard(m)->rejected[METRICS_REJ_MALFORMED_JSON], 1);
             const char *at = cJSON_GetErrorPtr();
             size_t pos =
                 at && at >= body.ptr && at <= body.ptr + body.len ? (size_t)(at - body.ptr) : 0;
             http_error(resp, 400, "malformed_json",
-                       "the body is not JSON (near byte %zu) and not NDJSON", pos);
+                       array ? "the body is a JSON array that does not parse (near byte %zu); "
+                               "nothing was logged"
+                             : "the body is not JSON (near byte %zu) and not NDJSON",
+                       pos);
             return;
         }
         ndjson = whole == NULL;

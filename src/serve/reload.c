@@ -150,6 +150,7 @@ static void swap_in(runtime_t *rt, staged_t *st, const weir_buf_t *text)
     pthread_mutex_lock(&rt->out_lock);
     outputs_t *old_out = rt->out;
     rt->out = st->out;
+    outputs_keep_failure(rt->out, outputs_failure(old_out)); /* (sticky: outputs.h) */
     pthread_mutex_unlock(&rt->out_lock);
     metrics_set_rules(&rt->m, st->outcomes, st->spec->ndecisions); /* under reload_lock too */
     /* The old streams' buffered lines (the closes above among them) reach

@@ -866,12 +866,14 @@ void runtime_housekeep(runtime_t *rt, int64_t now_ms)
     char err[512];
     /* Once: a failed output write is sticky (lines may be missing after
      * it), and it was said at every tick (43 lines in 10 s of a full disk). */
-    if (outputs_flush(rt->out, err, sizeof err) != 0 && !rt->out_said++)
+    if (outputs_flush(rt->out, err, sizeof err) != 0 && !rt->out_said) {
+        rt->out_said = 1;
         fprintf(stderr,
                 "weir run: %s/outputs: %s; lines after it may be missing from the output files "
                 "until a restart writes them again from the last checkpoint (checkpoints fail "
                 "meanwhile)\n",
                 rt->cfg.datadir, err);
+    }
     pthread_mutex_unlock(&rt->out_lock);
 }
 

@@ -33,6 +33,7 @@
  * that what it accepts decodes exactly as the tree path does. */
 #include "spec/decode.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,11 +52,12 @@ static const char *json_kind(const cJSON *j)
     return "an invalid value";
 }
 
-/* A number that names one int: whole and within SPEC_MAX_INT. 2^53 is
- * refused because it is also what 2^53 + 1 reads as (decode.h). */
+/* A whole number within 2^53. The edge takes ints up to SPEC_MAX_INT
+ * only (2^53 is also what 2^53 + 1 reads as: spec_edge_refuses), but a log
+ * an older weir wrote may hold 2^53, and replay reads it as it did. */
 static int exact_int(double d, int64_t *out)
 {
-    if (!(fabs(d) <= (double)SPEC_MAX_INT) || d != floor(d)) return -1;
+    if (!(fabs(d) <= (double)SPEC_MAX_INT + 1) || d != floor(d)) return -1;
     *out = (int64_t)d;
     return 0;
 }
@@ -184,9 +186,28 @@ static int check_unique(const spec_source_t *src, const cJSON *obj, char *err, s
     return 0;
 }
 
-int spec_time_ahead(const spec_source_t *src, const expr_value_t *fields, int64_t now_ms, char *why,
-                    size_t whylen)
+int spec_edge_refuses(const spec_source_t *src, const expr_value_t *fields, int64_t now_ms,
+                      char *why, size_t whylen)
 {
+    const expr_value_t *k = &fields[src->key_slot];
+    if (k->type == EXPR_STRING && k->as.s.len == 0) {
+        snprintf(why, whylen, "field '%s': the key is empty", src->fields[src->key_slot].name);
+        return 1;
+    }
+    for (uint32_t i = 0; i < src->nfields; i++) {
+        const expr_value_t *v = &fields[i];
+        if ((v->type == EXPR_INT || v->type == EXPR_TIME) &&
+            (v->as.i > SPEC_MAX_INT || v->as.i < -SPEC_MAX_INT)) {
+            snprintf(why, whylen,
+                     v->type == EXPR_INT
+                         ? "field '%s': expected an int (a whole number of at most 2^53 - 1), got "
+                           "%" PRId64
+                         : "field '%s': a time must be whole epoch milliseconds (of at most 2^53 "
+                           "- 1), got %" PRId64,
+                     src->fields[i].name, v->as.i);
+            return 1;
+        }
+    }
     const expr_value_t *t = &fields[src->time_slot];
     if (!src->max_future_ms || t->type != EXPR_TIME || t->as.i - now_ms <= src->max_future_ms)
         return 0;

@@ -8,14 +8,16 @@
  *
  * Conversions (JSON → field type); anything else is an error naming the field:
  *   string  JSON string
- *   int     JSON number with an integral value, |v| ≤ 2^53 − 1 (cJSON holds
- *           numbers as doubles: 2^53 + 1 reads as 2^53, so 2^53 itself
- *           could be either, and two int keys would share state; the
- *           bound is JavaScript's Number.MAX_SAFE_INTEGER, for the same
+ *   int     JSON number with an integral value, |v| ≤ 2^53 (cJSON holds
+ *           numbers as doubles, so larger ints would already be rounded);
+ *           the edge takes |v| ≤ 2^53 − 1 only (spec_edge_refuses): 2^53 + 1
+ *           reads as 2^53, so 2^53 could be either and two int keys would
+ *           share state (JavaScript's Number.MAX_SAFE_INTEGER, for the same
  *           reason)
  *   float   JSON number
  *   bool    true / false
- *   time    JSON number (epoch milliseconds, integral, |v| ≤ 2^53 − 1) or an
+ *   time    JSON number (epoch milliseconds, integral, |v| ≤ 2^53, at the
+ *           edge 2^53 − 1) or an
  *           RFC 3339 string (`2024-05-01T12:00:00Z`, offsets allowed)
  *   any     JSON null or an absent member → null */
 #ifndef WEIR_SPEC_DECODE_H
@@ -36,10 +38,12 @@
  * good, since the log replays it. So the edge refuses an event whose time
  * is more than the source's max_future past this machine's clock (now_ms),
  * as a Kafka broker refuses one past message.timestamp.after.max.ms. Only
- * the edge: replay never reads the clock. 1 with why = "field 'ts': ...",
- * else 0. */
-int spec_time_ahead(const spec_source_t *src, const expr_value_t *fields, int64_t now_ms, char *why,
-                    size_t whylen);
+ * the edge: replay never reads the clock. It refuses an empty key too (a
+ * state GET /v1/features could never name), and an int or a time of 2^53
+ * (decoding takes it, for the logs of an older weir; see int above). 1
+ * with why = "field 'ts': ...", else 0. */
+int spec_edge_refuses(const spec_source_t *src, const expr_value_t *fields, int64_t now_ms,
+                      char *why, size_t whylen);
 
 /* Converts one JSON value to field f's type into *out. Returns 0, or
  * WEIR_EINVAL with err = "field 'amount': expected a float, got a string". */

@@ -146,6 +146,14 @@ int ld_check_name(loader_t *L, const ynode_t *k, const char *what)
     return 0;
 }
 
+int spec_row_column(const char *name, size_t len)
+{
+    static const char *const cols[] = {"partition", "offset", "key", "time", "late"};
+    for (size_t i = 0; i < sizeof cols / sizeof *cols; i++)
+        if (strlen(cols[i]) == len && !memcmp(cols[i], name, len)) return 1;
+    return 0;
+}
+
 int ld_check_reserved(loader_t *L, const ynode_t *k, const char *const *reserved, const char *what)
 {
     for (size_t r = 0; reserved[r]; r++)
@@ -617,18 +625,16 @@ static int load_features(loader_t *L, const ynode_t *root)
     /* Names first, so that references to later features resolve. */
     for (uint32_t i = 0; i < n; i++) {
         const ynode_t *k = ynode_key(m, i), *v = ynode_val(m, i);
-        /* The columns every backfill row starts with: a feature of such a
-         * name served fine and was refused only when training data was
-         * written (weir backfill), after serving. */
-        static const char *const row_columns[] = {"partition", "offset", "key", "time", "late"};
+        /* A feature named like a training row's leading column served fine
+         * and was refused only when training data was written (weir
+         * backfill), after serving. */
         if (ld_check_name(L, k, "feature")) return L->rc;
-        for (size_t r = 0; r < sizeof row_columns / sizeof *row_columns; r++)
-            if (strlen(row_columns[r]) == k->len && !memcmp(row_columns[r], k->value, k->len))
-                return ld_fail(L, k,
-                               "feature '%.*s' is named like a column every training row starts "
-                               "with (partition, offset, key, time, late: weir backfill); choose "
-                               "another name",
-                               Q(k));
+        if (spec_row_column(k->value, k->len))
+            return ld_fail(L, k,
+                           "feature '%.*s' is named like a column every training row starts with "
+                           "(partition, offset, key, time, late: weir backfill); choose another "
+                           "name",
+                           Q(k));
         if (ld_find_field(src, k->value, k->len) >= 0)
             return ld_fail(L, k, "feature '%.*s' has the name of a field of source '%s'", Q(k),
                            src->name);

@@ -61,8 +61,13 @@
 /* Durations in a spec (lateness, windows, gaps, intervals): sums of them
  * (a key's time to live) stay far inside int64 milliseconds. */
 #define SPEC_MAX_DURATION_MS (36500LL * 86400 * 1000) /* 100 years */
+
+/* Whether name[len] is one of the columns every training row starts with
+ * (weir backfill: partition, offset, key, time, late), which no feature may
+ * be named (the loader refuses it) and no other column may repeat. */
+int spec_row_column(const char *name, size_t len);
 /* A source's max_future when the spec names none: an hour, as Kafka's
- * message.timestamp.after.max.ms defaults to (decode.h, spec_time_ahead). */
+ * message.timestamp.after.max.ms defaults to (decode.h, spec_edge_refuses). */
 #define SPEC_MAX_FUTURE_DEFAULT_MS (3600LL * 1000)
 /* A hopping window's windows per event (its size over its every): each
  * event is added to every one of them. 24h every 10s is 8,640. */
@@ -96,7 +101,7 @@ typedef struct spec_source {
      * engine keeps it for its longest window plus the lateness anyway) */
     int64_t ttl_ms;
     /* max_future: how far past this machine's clock an event's time may be
-     * when it enters (HTTP, weir ingest): spec_time_ahead, decode.h. 0: no
+     * when it enters (HTTP, weir ingest): spec_edge_refuses, decode.h. 0: no
      * bound ("none"). Not part of the plan: the log's events are replayed
      * whatever it says. */
     int64_t max_future_ms;

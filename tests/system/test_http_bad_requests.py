@@ -293,3 +293,44 @@ def test_ambiguous_framing_is_refused(server, data_dir):
     assert status == 200, data
     status, body = server.json("GET", "/v1/features/%s/smuggled" % SOURCE, headers=AUTH)
     assert status == 200 and body["features"]["txn_count_1h"] == 1, body
+
+
+def test_the_api_users_finds(server, data_dir):
+    """What an integrator found (each case: status, error code, nothing
+    logged where refused):
+      - a pretty-printed JSON array with a comma missing had the elements
+        alone on their lines logged, with a 200 (read as NDJSON);
+      - white space before a header's colon ("Transfer-Encoding : chunked")
+        passed the framing check: a MUST-400 (RFC 9112 5.1);
+      - a Content-Encoding (gzip) was ignored: the body read as text;
+      - an empty key was taken, a state no GET could name;
+      - rejected listed the first 100 events only."""
+    events = "/v1/events/" + SOURCE
+    head = b"POST %s HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n" % (SCORE.encode(), TOKEN.encode())
+    good = [dict(GOOD, card_id="arr%d" % i, ts=GOOD["ts"] + i) for i in range(3)]
+    pretty = json.dumps(good, indent=2).replace("},\n", "}\n", 1)  # one comma missing
+    status, body = server.json("POST", events, pretty.encode(),
+                               headers=dict(AUTH, **{"Content-Type": "application/json"}))
+    assert status == 400 and body["error"]["code"] == "malformed_json", body
+    assert "nothing was logged" in body["error"]["message"]
+    one = json.dumps(dict(GOOD, card_id="spaced")).encode()
+    for name in (b"Transfer-Encoding : chunked\r\nContent-Length: %d" % len(one), b"Content-Length : %d" % len(one)):
+        status, data = raw(server, head + name + b"\r\n\r\n" + one)
+        assert status == 400 and error_code(data) == "bad_header", (name, status, data)
+    status, data = raw(server, head + b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(one) + one)
+    assert status == 415 and error_code(data) == "unsupported_content_encoding", (status, data)
+    status, body = server.json("POST", SCORE, dict(GOOD, card_id=""), headers=AUTH)
+    assert status == 400 and "field 'card_id': the key is empty" in body["error"]["message"], body
+    assert event_records(data_dir) == {}, "a refused request logged an event"
+
+
+def test_every_rejected_event_is_listed(weir_bin, data_dir):
+    """rejected listed the first 100 bad events of a batch: a client could
+    not tell which of the others to fix and send again."""
+    with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
+        batch = [dict(GOOD, card_id="ok%d" % i, ts=GOOD["ts"] + i) if i % 2 else {"card_id": "x%d" % i}
+                 for i in range(300)]
+        status, body = srv.json("POST", "/v1/events/" + SOURCE, batch)
+        assert status == 200 and body["accepted"] == 150, body
+        assert [r["index"] for r in body["rejected"]] == list(range(0, 300, 2)), body["rejected"][-3:]
+        assert srv.stop() == 0

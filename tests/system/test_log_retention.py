@@ -79,8 +79,11 @@ def test_retention_by_size(run_weir, tmp_path, limit):
     assert len(ref) >= 15
     full = read(run_weir, ref_dir)
 
-    append(run_weir, d, data, "--retention-bytes", limit)
+    rc, out, _ = append(run_weir, d, data, "--retention-bytes", limit)
     got = layout(d)
+    # what it says it deleted, at its rolls and at its exit
+    gone = ref[:len(ref) - len(got)]
+    assert "retention deleted %d segments (%d bytes)" % (len(gone), sum(s for _, s in gone)) in out, out
     # invariants: the active segment is kept, only the oldest ones went, whole
     assert got[-1] == ref[-1], "the active segment was deleted or changed"
     assert got == ref[len(ref) - len(got):], "not a suffix of the segments: %s" % got

@@ -113,7 +113,8 @@ def test_lightgbm_approx_contribs_add_up(model, data, flags):
     assert np.abs(exact - got).max() > 1e-6
 
 
-def test_served_contributions_are_the_predicted_class(weir_bin, data_dir, tmp_path):
+@pytest.mark.parametrize("objective", ["multi:softprob", "multi:softmax"])
+def test_served_contributions_are_the_predicted_class(weir_bin, data_dir, tmp_path, objective):
     """/v1/score of a multiclass model: the score is the predicted class's
     probability, and the contributions shown are that class's (they were
     class 0's: reasons pointing away from the decision). The top three by
@@ -121,8 +122,8 @@ def test_served_contributions_are_the_predicted_class(weir_bin, data_dir, tmp_pa
     from httputil import Server
     X, z, rng = make_data(21, 0.0)
     names = ["f%d" % i for i in range(N_FEAT)]
-    bst = xgb.train({"objective": "multi:softprob", "num_class": 4, "max_depth": 4, "nthread": 2, "seed": 1},
-                    xgb.DMatrix(X[:N_TRAIN], labels("multi:softprob", z, rng)[:N_TRAIN], feature_names=names), 20)
+    bst = xgb.train({"objective": objective, "num_class": 4, "max_depth": 4, "nthread": 2, "seed": 1},
+                    xgb.DMatrix(X[:N_TRAIN], labels(objective, z, rng)[:N_TRAIN], feature_names=names), 20)
     model = tmp_path / "m.json"
     bst.save_model(str(model))
     spec = tmp_path / "mc.yaml"
@@ -142,9 +143,13 @@ def test_served_contributions_are_the_predicted_class(weir_bin, data_dir, tmp_pa
             ev.update(k="k%d" % i, ts=1_700_000_000_000 + i)
             status, body = srv.json("POST", "/v1/score/s", ev)
             assert status == 200, body
-            best = int(np.argmax(probs[i]))
+            if objective == "multi:softprob":  # the score: the predicted class's probability
+                best = int(np.argmax(probs[i]))
+                assert body["score"] == pytest.approx(float(probs[i][best]), abs=1e-6)
+            else:  # the score: the class itself
+                best = int(probs[i])
+                assert body["score"] == best
             classes.add(best)
-            assert body["score"] == pytest.approx(float(probs[i][best]), abs=1e-6)
             want = sorted(((names[f], float(contribs[i][best][f])) for f in range(N_FEAT)),
                           key=lambda c: -abs(c[1]))[:3]
             got = [(c["input"], c["value"]) for c in body["contributions"]]

@@ -68,3 +68,29 @@ def test_a_failed_output_write_is_said_once(weir_bin, tmp_path):
     assert len(said) == 1, err
     assert "%s/outputs: writing outputs failed: No space left on device" % data in said[0], said
     assert "until a restart writes them again from the last checkpoint" in said[0]
+
+
+def test_a_reload_keeps_the_output_failure(weir_bin, tmp_path):
+    """A reload's new outputs started clean: the next checkpoint succeeded
+    and recorded file ends past the lines the failed writes had dropped,
+    which a restart then never wrote again (a reviewer's find). The failure
+    stays until a restart: checkpoints keep failing after the reload."""
+    import shutil
+    shim = httputil.preload_shim(tmp_path, SHIM)
+    spec = tmp_path / "fraud.yaml"
+    shutil.copy(httputil.FRAUD_SPEC, spec)
+    shutil.copy(httputil.FRAUD_SPEC.parent / "fraud.linear.json", tmp_path)
+    arm = tmp_path / "arm"
+    env = {"LD_PRELOAD": str(shim), "SHIM_ARM": str(arm)}
+    with httputil.Server(weir_bin, spec, tmp_path / "data", env=env) as srv:
+        arm.touch()
+        srv.post_events(httputil.fraud_events(300, seed=9, cards=20, step_ms=20_000))
+        time.sleep(1.5)
+        assert srv.json("POST", "/v1/admin/checkpoint")[0] == 500
+        arm.unlink()  # space again: the lines already dropped are still missing
+        spec.write_text(spec.read_text() + "\n# touched\n")
+        status, body = srv.json("POST", "/v1/admin/reload")
+        assert status == 200 and body["spec"] == "replaced", body
+        status, body = srv.json("POST", "/v1/admin/checkpoint")
+        assert status == 500 and "No space left on device" in body["error"]["message"], body
+        srv.kill()
