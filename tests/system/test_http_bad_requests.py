@@ -334,3 +334,23 @@ def test_every_rejected_event_is_listed(weir_bin, data_dir):
         assert status == 200 and body["accepted"] == 150, body
         assert [r["index"] for r in body["rejected"]] == list(range(0, 300, 2)), body["rejected"][-3:]
         assert srv.stop() == 0
+
+
+def test_an_oversize_body_gets_its_413(weir_bin, data_dir):
+    """With Content-Length and no Expect, a body over --max-body (up to 8x
+    it) is read and dropped, then answered 413: refused at once, the socket
+    was closed while the client still wrote, and Python's http.client saw
+    a connection reset instead of the JSON 413 (RFC 9112 9.6), which the
+    README says a client may retry. (Past 8x it is refused at once; whether
+    the client reads that answer is up to TCP.)"""
+    import http.client
+    with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
+        for size in (1_100_000, 4_000_000):
+            c = http.client.HTTPConnection(srv.host, srv.port, timeout=30)
+            try:
+                c.request("POST", EVENTS, body=b"[" + b" " * (size - 2) + b"]")
+                r = c.getresponse()
+                assert r.status == 413 and error_code(r.read()) == "body_too_large", size
+            finally:
+                c.close()
+        assert srv.stop() == 0
