@@ -535,7 +535,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         .body = {r->body.data ? r->body.data : "", r->body.len},
         .content_type =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
-        .start_ns = r->start_ns,
+        .start_ns = weir_mono_ns(),
         .conn = conn,
         .priv = r,
     };

@@ -42,7 +42,9 @@ typedef struct http_req {
     const char *path;         /* URL path, percent-decoded; no query string */
     weir_slice_t body;        /* the whole body (empty for GET) */
     const char *content_type; /* NULL if absent */
-    uint64_t start_ns;        /* weir_mono_ns() when the headers had arrived */
+    uint64_t start_ns;        /* weir_mono_ns() when the request was whole (its body
+                                 read): latency_us and the "total" stage count from
+                                 here, the server's time, not a slow client's upload */
     struct MHD_Connection *conn;
     void *priv; /* http.c's own state of the request */
 } http_req_t;
