@@ -66,9 +66,14 @@
  * (weir backfill: partition, offset, key, time, late), which no feature may
  * be named (the loader refuses it) and no other column may repeat. */
 int spec_row_column(const char *name, size_t len);
-/* A source's max_future when the spec names none: an hour, as Kafka's
- * message.timestamp.after.max.ms defaults to (decode.h, spec_edge_refuses). */
-#define SPEC_MAX_FUTURE_DEFAULT_MS (3600LL * 1000)
+/* A source's max_future when the spec names none (decode.h,
+ * spec_edge_refuses): 5 minutes. Kafka's message.timestamp.after.max.ms
+ * takes an hour, but a broker's only risk is retention; here an event
+ * accepted D ahead makes the events of every other client late for about
+ * D (the ticks carry it to every partition): an hour of blind features
+ * from one client's fast clock. Clocks that NTP keeps are milliseconds
+ * apart; 5 minutes refuses, loudly, only what is wrong. */
+#define SPEC_MAX_FUTURE_DEFAULT_MS (5LL * 60 * 1000)
 /* A hopping window's windows per event (its size over its every): each
  * event is added to every one of them. 24h every 10s is 8,640. */
 #define SPEC_MAX_HOPS 10000
