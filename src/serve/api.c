@@ -39,6 +39,7 @@ int api_route(const char *path)
     if (has_prefix(path, "/v1/events/")) return METRICS_ROUTE_EVENTS;
     if (has_prefix(path, "/v1/features/")) return METRICS_ROUTE_FEATURES;
     if (!strcmp(path, "/v1/admin/reload")) return METRICS_ROUTE_RELOAD;
+    if (!strcmp(path, "/v1/admin/checkpoint")) return METRICS_ROUTE_CHECKPOINT;
     if (!strcmp(path, "/metrics")) return METRICS_ROUTE_METRICS;
     if (!strcmp(path, "/healthz") || !strcmp(path, "/readyz")) return METRICS_ROUTE_HEALTH;
     if (!strcmp(path, "/")) return METRICS_ROUTE_DASHBOARD;

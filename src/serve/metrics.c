@@ -31,12 +31,13 @@ static const char *const reason_names[METRICS_NREASONS] = {
 };
 
 static const char *const route_names[METRICS_NROUTES] = {
-    "score", "events", "features", "reload", "metrics", "health", "dashboard", "other",
+    "score",   "events", "features",  "reload", "checkpoint",
+    "metrics", "health", "dashboard", "other",
 };
 
 /* The status codes the server answers with; anything else counts as the last. */
-static const int codes[METRICS_NCODES] = {200, 400, 401, 404, 405, 408, 413, 415,
-                                          422, 431, 500, 503, 409, 406, 411, 0};
+static const int codes[METRICS_NCODES] = {200, 400, 401, 404, 405, 408, 413, 415, 422,
+                                          431, 500, 503, 409, 406, 411, 501, 0};
 
 /* Per-shard decision counters for nrules rules (+ "none"), a cache line
  * apart; returns the block that backs them. */

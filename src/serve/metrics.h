@@ -54,6 +54,7 @@ typedef enum metrics_route {
     METRICS_ROUTE_EVENTS,
     METRICS_ROUTE_FEATURES,
     METRICS_ROUTE_RELOAD,
+    METRICS_ROUTE_CHECKPOINT,
     METRICS_ROUTE_METRICS,
     METRICS_ROUTE_HEALTH,
     METRICS_ROUTE_DASHBOARD,
@@ -62,7 +63,7 @@ typedef enum metrics_route {
 } metrics_route_t;
 
 #define METRICS_NBUCKETS 20 /* finite upper bounds; +Inf is the count */
-#define METRICS_NCODES   16 /* distinct status codes tracked (see metrics.c) */
+#define METRICS_NCODES   17 /* distinct status codes tracked (see metrics.c) */
 
 /* The count is the sum of the buckets (the last one holds what is above
  * every bound), not a counter of its own: one atomic add less per

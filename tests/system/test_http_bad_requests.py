@@ -322,6 +322,13 @@ def test_the_api_users_finds(server, data_dir):
     status, body = server.json("POST", SCORE, dict(GOOD, card_id=""), headers=AUTH)
     assert status == 400 and "field 'card_id': the key is empty" in body["error"]["message"], body
     assert event_records(data_dir) == {}, "a refused request logged an event"
+    # a 501 and the admin checkpoint have labels of their own (they were "other")
+    status, data = raw(server, head + b"Transfer-Encoding: gzip\r\n\r\n" + one)
+    assert status == 501, data
+    assert server.json("POST", "/v1/admin/checkpoint", headers=AUTH)[0] == 200
+    m = server.metrics()
+    assert metric(m, "weir_http_requests_total", route="score", code="501") == 1
+    assert metric(m, "weir_http_requests_total", route="checkpoint", code="200") == 1
 
 
 def test_every_rejected_event_is_listed(weir_bin, data_dir):
