@@ -43,6 +43,7 @@ static const char run_usage[] =
     "  GET  /v1/features/{source}/{key}  a key's features as of now\n"
     "  POST /v1/admin/reload             reload the spec, or just the model if the spec\n"
     "                                    is unchanged (so does SIGHUP)\n"
+    "  POST /v1/admin/checkpoint         take a checkpoint now; answers once it is committed\n"
     "  GET  /metrics  /healthz  /readyz  /  (Prometheus text; health; dashboard)\n"
     "\n"
     "options:\n"

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -350,6 +351,22 @@ static void event_done(void *ctx, const runtime_outcome_t *o)
     }
 }
 
+/* Whether a Content-Type's media type (before any ";" parameter) is one of
+ * NDJSON's names: a parameter such as "; note=ndjson" turned a JSON body
+ * into lines when the whole header was searched. */
+static int media_type_names_lines(const char *ct)
+{
+    size_t n = strcspn(ct, ";");
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    static const char *const names[] = {"application/x-ndjson",  "application/ndjson",
+                                        "application/jsonlines", "application/x-jsonlines",
+                                        "application/json-seq",  "text/x-ndjson"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strlen(names[i]) == n && !strncasecmp(ct, names[i], n)) return 1;
+    return 0;
+}
+
 static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, const char *name)
 {
     if (!want_post(req, resp)) return;
@@ -367,7 +384,7 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
      * otherwise one JSON value is an object or an array, and text of
      * several lines that is not one JSON value is NDJSON. */
     const char *ct = req->content_type;
-    int ndjson = ct && (strstr(ct, "ndjson") || strstr(ct, "jsonlines") || strstr(ct, "json-seq"));
+    int ndjson = ct && media_type_names_lines(ct);
     cJSON *whole = NULL;
     batch_t b = {0};
     const char *numbering = "index";
@@ -620,6 +637,7 @@ static void run_slow(api_t *a, const http_req_t *req, http_resp_t *resp, slow_fn
      * what it was writing into). */
     if (!runtime_ready(a->rt)) {
         http_error(resp, 503, "not_ready", "the log is being replayed; retry once /readyz is 200");
+        resp->retry_after = 1; /* (as every other 503) */
         return;
     }
     http_deferred_t *d = http_defer(req);

@@ -250,6 +250,8 @@ static int token_ok(const http_t *h, const char *auth)
     /* The scheme is case-insensitive (RFC 7235); the token is not. */
     if (!auth || strncasecmp(auth, prefix, sizeof prefix - 1) != 0) return 0;
     const char *got = auth + sizeof prefix - 1;
+    while (*got == ' ')
+        got++; /* one or more spaces (RFC 6750 2.1) */
     size_t glen = strlen(got);
     unsigned char diff = (unsigned char)(glen != h->token_len);
     for (size_t i = 0; i < h->token_len; i++)

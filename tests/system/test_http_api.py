@@ -131,24 +131,29 @@ def test_events_object_array_ndjson(weir_bin, run_weir, data_dir, tmp_path):
         status, body = srv.json("POST", "/v1/events/" + SOURCE, ndjson,
                                 headers={"Content-Type": "application/x-ndjson"})
         assert status == 200 and body["accepted"] == 200, body
+        # the media type decides, not a parameter that mentions NDJSON
+        one = dict(events[7], card_id="param-ct")
+        status, body = srv.json("POST", "/v1/events/" + SOURCE, json.dumps([one]),
+                                headers={"Content-Type": "application/json; note=ndjson"})
+        assert status == 200 and body["accepted"] == 1, body
         # NDJSON recognized without a content type too.
         status, body = srv.json("POST", "/v1/events/" + SOURCE, json.dumps(events[5]) + "\n" + json.dumps(events[6]))
         assert status == 200 and body["accepted"] == 2
         m = srv.metrics()
-        assert metric(m, "weir_events_accepted_total", source=SOURCE) == 302
-        assert sum(v for (n, l), v in m.items() if n == "weir_decisions_total") == 302
+        assert metric(m, "weir_events_accepted_total", source=SOURCE) == 303
+        assert sum(v for (n, l), v in m.items() if n == "weir_decisions_total") == 303
         assert srv.stop() == 0
     logged = event_records(data_dir)
-    assert len(logged) == 302
+    assert len(logged) == 303
     texts = sorted(r.value for r in logged.values())
     # Each event is logged as the exact bytes of its element or line.
     assert json.dumps(arr[3]).encode() in texts
     key = lambda e: json.dumps(e, sort_keys=True)
     assert sorted(map(key, (json.loads(t) for t in texts))) == \
-        sorted(map(key, [events[0]] + arr + events[100:] + events[5:7]))
-    assert len(decisions(data_dir)) == 302
+        sorted(map(key, [events[0]] + arr + events[100:] + [one] + events[5:7]))
+    assert len(decisions(data_dir)) == 303
     rows = backfill(run_weir, FRAUD_SPEC, data_dir, tmp_path)
-    assert len(rows) == 302
+    assert len(rows) == 303
 
 
 def test_features_endpoint(weir_bin, data_dir):

@@ -94,6 +94,10 @@ def test_each_bad_request_gets_its_status_and_a_json_error(server, data_dir):
     status, _, data = srv.request("GET", "/v1/features/%s/nobody" % SOURCE, None,
                                   {"Authorization": "bEARER " + TOKEN})
     assert status == 200, data
+    # one or more spaces after the scheme (RFC 6750 2.1)
+    status, _, data = srv.request("GET", "/v1/features/%s/nobody" % SOURCE, None,
+                                  {"Authorization": "Bearer   " + TOKEN})
+    assert status == 200, data
     status, _, data = srv.request("GET", "/v1/features/%s/nobody" % SOURCE, None,
                                   {"Authorization": "Bearer " + TOKEN.upper()})
     assert status == 401, data
