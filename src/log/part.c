@@ -335,6 +335,15 @@ static int sync_to(log_part_t *p, uint64_t target, int force, char *err, size_t 
     char failed_why[128];
     pthread_mutex_lock(&p->sync_mu);
     while ((p->synced_seq < target || force) && rc == 0) {
+        /* After a failed fdatasync the kernel has reported the error once:
+         * a waiter's own fdatasync on the same file could return 0 and
+         * acknowledge a durable append whose pages were dropped. */
+        if (p->sync_failed) {
+            snprintf(failed_why, sizeof failed_why, "partition %u: an earlier fdatasync failed",
+                     p->id);
+            rc = weir_errf(err, errlen, WEIR_EIO, "%s", failed_why);
+            break;
+        }
         if (p->syncing) {
             pthread_cond_wait(&p->sync_cv, &p->sync_mu);
             continue;
@@ -351,6 +360,7 @@ static int sync_to(log_part_t *p, uint64_t target, int force, char *err, size_t 
         p->syncing = 0;
         if (sr == 0 && upto > p->synced_seq) p->synced_seq = upto;
         if (sr != 0) {
+            p->sync_failed = 1; /* before the waiters wake (above) */
             snprintf(failed_why, sizeof failed_why, "fdatasync partition %u: %s", p->id,
                      strerror(e));
             rc = weir_errf(err, errlen, WEIR_EIO, "%s", failed_why);
@@ -386,9 +396,10 @@ static int roll(log_part_t *p, char *err, size_t errlen)
     int rc = 0;
     if (p->synced_seq < upto) {
         atomic_fetch_add(&p->syncs, 1);
-        if (fdatasync(old->fd) != 0)
+        if (fdatasync(old->fd) != 0) {
             rc = weir_errf(err, errlen, WEIR_EIO, "fdatasync %s: %s", old->path, strerror(errno));
-        else
+            p->sync_failed = 1; /* (as in sync_to: under sync_mu) */
+        } else
             p->synced_seq = upto;
     }
     if (rc == 0) {
