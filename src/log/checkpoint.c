@@ -37,6 +37,8 @@ struct ckpt_store {
     ckpt_fault_cb hook;
     void *hook_ctx;
     int writing; /* a writer is open */
+    uint64_t last_id; /* the newest id this handle committed: ids never go back, even if
+                         the directory was emptied under it */
     /* Ids this handle wrote or fully verified: prune need not read them. */
     uint64_t *verified;
     size_t nverified, capverified;
@@ -373,6 +375,7 @@ int ckpt_writer_begin(ckpt_store_t *s, const ckpt_write_opts_t *o, ckpt_writer_t
     if (rc) return rc;
     uint64_t newest = n ? ids[0] : 0;
     weir_free(ids);
+    if (s->last_id > newest) newest = s->last_id;
     uint64_t id = o->id ? o->id : newest + 1;
     if (id <= newest || id == UINT64_MAX)
         return weir_errf(err, errlen, WEIR_EINVAL,
@@ -380,7 +383,15 @@ int ckpt_writer_begin(ckpt_store_t *s, const ckpt_write_opts_t *o, ckpt_writer_t
                          id, newest);
     char *tmp = ckpt_path(s->dir, id, ".tmp");
     if (mkdir(tmp, 0755) != 0) {
-        rc = weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", tmp, strerror(errno));
+        struct stat st;
+        if (errno == ENOENT && stat(s->dir, &st) != 0)
+            rc = weir_errf(err, errlen, WEIR_EIO,
+                           "the checkpoints directory %s is gone (deleted under this weir?): no "
+                           "checkpoint can be written until it is there again (mkdir it; a "
+                           "restart makes it)",
+                           s->dir);
+        else
+            rc = weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", tmp, strerror(errno));
         weir_free(tmp);
         return rc;
     }
@@ -742,6 +753,7 @@ int ckpt_writer_commit(ckpt_writer_t *w, char *err, size_t errlen)
     step(s, "rename", final);
     renamed = 1;
     mark_verified(s, w->id);
+    if (w->id > s->last_id) s->last_id = w->id;
     /* A failure now leaves the checkpoint visible, maybe not durable: the
      * rename cannot be undone safely, but the caller must know. */
     if (weir_fsync_dir(s->dir) != 0)

@@ -300,3 +300,24 @@ def test_a_long_meta_value_is_summed_up(weir_bin, run_weir, data_dir):
     assert len(out.splitlines()) < 20, out
     rc, out, err = run_weir(["checkpoint", data_dir, "--json"], check=True)
     assert json.loads(out)["checkpoints"][0]["meta"]["spec"] == text
+
+
+def test_a_deleted_checkpoints_directory_is_named_and_ids_go_on(weir_bin, data_dir):
+    """DATA/checkpoints deleted under a running weir: a checkpoint said only
+    'cannot create .../00000000000000000001.tmp: No such file or directory',
+    and once the directory was back, ids started again at 1 (the SRE's find:
+    weir_checkpoint_last_id went backwards)."""
+    import shutil
+    from httputil import FRAUD_SPEC, Server
+    with Server(weir_bin, FRAUD_SPEC, data_dir) as srv:
+        status, body = srv.json("POST", "/v1/admin/checkpoint")
+        assert status == 200, body
+        first = body["checkpoint"]
+        shutil.rmtree(data_dir / "checkpoints")
+        status, body = srv.json("POST", "/v1/admin/checkpoint")
+        assert status == 500 and "checkpoints directory" in body["error"]["message"] \
+            and "is gone" in body["error"]["message"], body
+        (data_dir / "checkpoints").mkdir()
+        status, body = srv.json("POST", "/v1/admin/checkpoint")
+        assert status == 200 and body["checkpoint"] == first + 1, body
+        srv.kill()
