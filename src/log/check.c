@@ -54,20 +54,27 @@ static int index_matches(const log_segment_t *disk, const log_segment_t *all, in
     return 1;
 }
 
-/* Checks one segment; returns its next offset (or expect if unreadable). */
+/* The next offset after a damaged segment: unknown, so that the segment
+ * after it is not also reported as starting at the wrong offset (a knock-on
+ * of the one fault, which read like a second). */
+#define NEXT_UNKNOWN UINT64_MAX
+
+/* Checks one segment; returns its next offset, or NEXT_UNKNOWN if it is
+ * unreadable or damaged. */
 static uint64_t check_segment(check_ctx_t *c, const char *dir, uint64_t base, int active,
                               uint64_t expect, int first)
 {
     log_segment_t s = {.base = base, .next = base, .first_ts = INT64_MIN, .max_ts = INT64_MIN, .fd = -1};
     s.path = seg_path(dir, base, ".seg");
-    if (!first && base != expect)
+    int damaged = 0;
+    if (!first && expect != NEXT_UNKNOWN && base != expect)
         report(c, 1, "%s: segment starts at offset %" PRIu64 " but the previous one ends at %" PRIu64,
                s.path, base, expect);
     int fd = open(s.path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         report(c, 1, "%s: cannot open", s.path);
         seg_free(&s);
-        return expect;
+        return NEXT_UNKNOWN;
     }
     seg_scan_t sc;
     char err[256];
@@ -92,8 +99,10 @@ static uint64_t check_segment(check_ctx_t *c, const char *dir, uint64_t base, in
                        "%s: byte offset %" PRIu64 ": torn tail of %" PRIu64
                        " bytes (%s); the next open truncates it",
                        s.path, sc.valid_bytes, sc.file_size - sc.valid_bytes, what);
-            else
+            else {
                 report(c, 1, "%s: byte offset %" PRIu64 ": %s", s.path, sc.valid_bytes, what);
+                damaged = 1;
+            }
         } else if (!active && sc.batches == 0) {
             report(c, 1, "%s: closed segment is empty", s.path);
         }
@@ -118,7 +127,7 @@ static uint64_t check_segment(check_ctx_t *c, const char *dir, uint64_t base, in
         weir_free(ipath);
     }
     close(fd);
-    uint64_t next = s.next;
+    uint64_t next = damaged ? NEXT_UNKNOWN : s.next;
     seg_free(&s);
     return next;
 }

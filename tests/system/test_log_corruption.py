@@ -76,6 +76,9 @@ def run_flips(run_weir, d, closed, n, seed, binary=None):
             assert errors, "%s: no error line: %s" % (ctx, out)
             assert name in errors[0] and where in errors[0], \
                 "%s: check names another place: %s" % (ctx, errors[0])
+            # one fault, one error: not also "the next segment starts at the
+            # wrong offset", a knock-on that read like a second fault
+            assert len(errors) == 1, "%s: more than the one error: %s" % (ctx, errors)
 
             rc, out, err = run_weir(["log", "read", d, "--topic", TOPIC], text=False,
                                     binary=binary)
