@@ -288,6 +288,14 @@ static int check_sequence(loader_t *L, spec_pattern_t *p, const ynode_t *seq)
         if (i == 0 && st->min == 0)
             return ld_fail(L, at,
                            "the first step cannot be optional: a match starts with its event");
+        if (i == 0 && st->strict)
+            return ld_fail(L, at,
+                           "the first step cannot be strict: contiguity is with the event before "
+                           "a step, and the first has none");
+        if (i + 1 == p->nsteps && !st->negated && st->min == 0)
+            return ld_fail(L, at,
+                           "the last step cannot be optional: a match completes as soon as it can, "
+                           "so it would never take an event");
         if (st->negated && i > 0 && p->steps[i - 1].negated)
             return ld_fail(L, at,
                            "two not steps in a row: combine their conditions with 'or' in one not "
