@@ -394,6 +394,12 @@ static int roll(log_part_t *p, char *err, size_t errlen)
     while (p->syncing) pthread_cond_wait(&p->sync_cv, &p->sync_mu);
     uint64_t upto = atomic_load(&p->written_seq);
     int rc = 0;
+    if (p->sync_failed) {
+        /* Not a sync of its own: it could return 0 and move synced_seq past
+         * writes a failed one lost, acknowledging them (sync_to). */
+        pthread_mutex_unlock(&p->sync_mu);
+        return weir_errf(err, errlen, WEIR_EIO, "partition %u: an earlier fdatasync failed", p->id);
+    }
     if (p->synced_seq < upto) {
         atomic_fetch_add(&p->syncs, 1);
         if (fdatasync(old->fd) != 0) {

@@ -323,13 +323,20 @@ typedef struct events_ctx {
 
 /* Every rejected event is listed (at most --max-batch of them): the first
  * 100 were, and a client could not tell which of the others to fix and
- * send again without sending the accepted ones twice. */
+ * send again without sending the accepted ones twice. The first
+ * DETAILED_REJECTS carry their error; the others their number alone, so
+ * that an answer stays near its request's size (a reason is up to half a
+ * kilobyte: 10,000 one-byte lines answered half a megabyte). */
+#define DETAILED_REJECTS 100
+
 static void add_reject(events_ctx_t *ec, uint32_t number, const char *why)
 {
-    ec->nrejects++;
     if (ec->rejects->len) buf_append(ec->rejects, ",", 1);
-    buf_appendf(ec->rejects, "{\"%s\":%u,\"error\":", ec->numbering, number);
-    buf_append_json_string(ec->rejects, why, strlen(why));
+    buf_appendf(ec->rejects, "{\"%s\":%u", ec->numbering, number);
+    if (ec->nrejects++ < DETAILED_REJECTS) {
+        buf_append_str(ec->rejects, ",\"error\":");
+        buf_append_json_string(ec->rejects, why, strlen(why));
+    }
     buf_append(ec->rejects, "}", 1);
 }
 

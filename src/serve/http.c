@@ -72,7 +72,9 @@ typedef struct req {
     uint64_t discarded; /* body bytes dropped after passing max_body */
     uint64_t skipped;   /* body bytes of a GET or HEAD (not kept) */
     int skip_body;      /* a GET or HEAD: its body is counted, not kept */
-    int too_big;
+    int too_big;        /* the body is read and dropped, then refused (413, or `later`) */
+    const char *later;  /* the code of a refusal that waits for the body (415), or NULL */
+    char later_msg[200];
     int state;      /* REQ_*; RECEIVING and TIMED_OUT change under h->lock */
     int registered; /* linked in h->receiving at some point (owner's flag) */
     int counted;    /* counted in m->inflight */
@@ -229,7 +231,7 @@ static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const ch
     t->n++;
     t->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
     if (strpbrk(key, " \t")) t->spaced_name = 1;
-    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_ENCODING) && value &&
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_ENCODING) && value && *value &&
         strcasecmp(value, "identity"))
         t->encoding = value;
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
@@ -364,13 +366,21 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
         return refuse(r, 501, 0, "unsupported_transfer_encoding",
                       "only Transfer-Encoding: chunked is supported");
     /* A compressed body was read as text ("not UTF-8 at byte 1" per line),
-     * and a Content-Encoding on a plain one ignored (RFC 9110 15.5.16). */
-    if (t.encoding) {
-        char msg[200];
-        snprintf(msg, sizeof msg,
+     * and a Content-Encoding on a plain one ignored (RFC 9110 15.5.16):
+     * 415, once the body is read and dropped, as a 413 (refused at once,
+     * the client still writing got a reset, not the answer), unless the
+     * client waits for it (Expect) or the body is past what is read to
+     * discard. A request without a body has nothing encoded. */
+    if (t.encoding && (t.lengths || t.codings)) {
+        snprintf(r->later_msg, sizeof r->later_msg,
                  "Content-Encoding %.60s is not read: send the body uncompressed (identity)",
                  t.encoding);
-        return refuse(r, 415, 0, "unsupported_content_encoding", msg);
+        unsigned long long declared = t.length ? strtoull(t.length, NULL, 10) : 0;
+        if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) ||
+            declared > 8 * (unsigned long long)h->cfg.max_body)
+            return refuse(r, 415, 0, "unsupported_content_encoding", r->later_msg);
+        r->later = "unsupported_content_encoding";
+        r->too_big = 1;
     }
     if (h->token && !strncmp(url, "/v1/", 4)) {
         const char *auth =
@@ -525,6 +535,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (!unwatch(h, r)) return MHD_NO; /* the watchdog answered 408 */
+    if (r->too_big && r->later) return refuse(r, 415, 0, r->later, r->later_msg);
     if (r->too_big) {
         char msg[160];
         snprintf(msg, sizeof msg, "the body is over the limit of %zu bytes", h->cfg.max_body);

@@ -150,7 +150,6 @@ static void swap_in(runtime_t *rt, staged_t *st, const weir_buf_t *text)
     pthread_mutex_lock(&rt->out_lock);
     outputs_t *old_out = rt->out;
     rt->out = st->out;
-    outputs_keep_failure(rt->out, outputs_failure(old_out)); /* (sticky: outputs.h) */
     pthread_mutex_unlock(&rt->out_lock);
     metrics_set_rules(&rt->m, st->outcomes, st->spec->ndecisions); /* under reload_lock too */
     /* The old streams' buffered lines (the closes above among them) reach
@@ -158,8 +157,14 @@ static void swap_in(runtime_t *rt, staged_t *st, const weir_buf_t *text)
      * below records the files' ends, and lines written after that were cut
      * at recovery and never written again. */
     char oerr[256];
-    if (outputs_close(old_out, oerr, sizeof oerr) != 0)
+    int failure = outputs_failure(old_out);
+    if (outputs_close(old_out, oerr, sizeof oerr) != 0) {
         fprintf(stderr, "weir run: reload: closing the old outputs: %s\n", oerr);
+        if (!failure) failure = EIO;
+    }
+    /* Sticky (outputs.h): the old streams' failure, their last flush's
+     * included, is the new ones' — before any checkpoint can look. */
+    outputs_keep_failure(rt->out, failure);
     double ms = (double)(weir_mono_ns() - t0) / 1e6;
     for (uint32_t i = rt->nparts; i-- > 0;) pthread_mutex_unlock(&rt->parts[i].lock);
     checkpointer_release(rt->ckptr, engine_fingerprint(st->engine), text->data, text->len);

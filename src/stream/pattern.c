@@ -530,7 +530,13 @@ static int step_run(pattern_part_t *pp, uint32_t pi, run_t *r, const ev_t *e)
     const spec_pattern_t *p = &pp->s->patterns[pi];
     if (r->waiting) {
         uint32_t n = p->nsteps - 1;
-        if (e->t <= r->deadline && cond(pp, pi, n, e, run_binds(r))) return RUN_DEAD;
+        /* The not's window on either side too (can_fill): in arrival order
+         * an event stamped long before the match cancelled it, where the
+         * same event was too early to be taken by a step. */
+        int64_t gap = p->steps[n].gap_ms;
+        if (e->t <= r->deadline && llabs(e->t - r->first) <= p->within_ms &&
+            (!gap || llabs(e->t - r->last) <= gap) && cond(pp, pi, n, e, run_binds(r)))
+            return RUN_DEAD;
         return RUN_CONTINUE;
     }
     uint32_t c[64];

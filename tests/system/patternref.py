@@ -231,7 +231,10 @@ class Matcher:
 
     def _step(self, p, r, offset, t, fields):
         if r.deadline is not None:
-            if t <= r.deadline and p.steps[-1].cond(fields, r.bound):
+            last = p.steps[-1]
+            if (t <= r.deadline and abs(t - r.first) <= p.within
+                    and (not last.gap or abs(t - r.last) <= last.gap)
+                    and last.cond(fields, r.bound)):
                 return "dead"
             return "go on"
         for j in self._choices(p, r):

@@ -344,6 +344,9 @@ def test_every_rejected_event_is_listed(weir_bin, data_dir):
         status, body = srv.json("POST", "/v1/events/" + SOURCE, batch)
         assert status == 200 and body["accepted"] == 150, body
         assert [r["index"] for r in body["rejected"]] == list(range(0, 300, 2)), body["rejected"][-3:]
+        # the first 100 with their error, the others by number alone
+        assert all("error" in r for r in body["rejected"][:100]), body["rejected"][:3]
+        assert not any("error" in r for r in body["rejected"][100:]), body["rejected"][100:103]
         assert srv.stop() == 0
 
 
@@ -364,4 +367,17 @@ def test_an_oversize_body_gets_its_413(weir_bin, data_dir):
                 assert r.status == 413 and error_code(r.read()) == "body_too_large", size
             finally:
                 c.close()
+        # a Content-Encoding too: 415 once the body is read, not a reset; and
+        # none on a request without a body (a probe)
+        c = http.client.HTTPConnection(srv.host, srv.port, timeout=30)
+        try:
+            c.request("POST", EVENTS, body=b"x" * 1_000_000, headers={"Content-Encoding": "gzip"})
+            r = c.getresponse()
+            assert r.status == 415 and error_code(r.read()) == "unsupported_content_encoding"
+            c.request("GET", "/healthz", headers={"Content-Encoding": "gzip"})
+            r = c.getresponse()
+            assert r.status == 200, r.read()
+            r.read()
+        finally:
+            c.close()
         assert srv.stop() == 0

@@ -37,12 +37,12 @@ ARRIVAL = """  probe:
 """
 
 
-def matches(run_weir, tmp_path, pattern, events, name):
+def matches(run_weir, tmp_path, pattern, events, name, lateness=None):
     """The pattern's matches over events (key u, x 1 unless given). Time
     order holds events for the lateness: 0 there; 30m in arrival order, for
     the late event."""
     spec = tmp_path / (name + ".yaml")
-    spec.write_text(SPEC % ("30m" if "arrival" in pattern else "0s", pattern))
+    spec.write_text(SPEC % (lateness or ("30m" if "arrival" in pattern else "0s"), pattern))
     data = tmp_path / (name + "-data")
     lines = "".join(json.dumps({"k": "u", "x": 1.0, **e}) + "\n" for e in events)
     run_weir(["ingest", spec, "--data", data], input=lines, check=True)
@@ -74,3 +74,28 @@ def test_arrival_order_bounds_hold_on_either_side(run_weir, tmp_path):
     near = [dict(a="buy", x=2.0, ts="2026-01-01T12:20:30Z"), at(20, "buy", x=500.0)]
     got = matches(run_weir, tmp_path, ARRIVAL, near, "near")
     assert len(got) == 1, got
+
+
+TRAILING_NOT = """  absent:
+    sequence:
+      - a: a == "cart"
+      - nob:
+          not: a == "buy"
+          gap: 10m
+    within: 1h
+    order: arrival
+    emit: {at: a.ts}
+"""
+
+
+def test_arrival_order_trailing_not_holds_its_window_on_either_side(run_weir, tmp_path):
+    """A buy stamped two hours before the cart (it arrived after it, within
+    the lateness) cancelled the trailing not, though the same event was too
+    early to be taken by a step (a reviewer's find)."""
+    # (lateness 3h: the early buy is not late, the patterns see it)
+    far = [at(20, "cart"), dict(a="buy", ts="2026-01-01T10:20:00Z"),
+           dict(k="other", a="view", ts="2026-01-01T16:00:00Z")]  # time moves on
+    got = matches(run_weir, tmp_path, TRAILING_NOT, far, "tnot", lateness="3h")
+    assert [m["key"] for m in got] == ["u"], got
+    near = [at(20, "cart"), at(25, "buy"), dict(k="other", a="view", ts="2026-01-01T16:00:00Z")]
+    assert matches(run_weir, tmp_path, TRAILING_NOT, near, "tnot-near", lateness="3h") == []
