@@ -339,8 +339,8 @@ static int sync_to(log_part_t *p, uint64_t target, int force, char *err, size_t 
          * a waiter's own fdatasync on the same file could return 0 and
          * acknowledge a durable append whose pages were dropped. */
         if (p->sync_failed) {
-            snprintf(failed_why, sizeof failed_why, "partition %u: an earlier fdatasync failed",
-                     p->id);
+            snprintf(failed_why, sizeof failed_why, "fdatasync partition %u: %s", p->id,
+                     strerror(p->sync_failed));
             rc = weir_errf(err, errlen, WEIR_EIO, "%s", failed_why);
             break;
         }
@@ -360,7 +360,7 @@ static int sync_to(log_part_t *p, uint64_t target, int force, char *err, size_t 
         p->syncing = 0;
         if (sr == 0 && upto > p->synced_seq) p->synced_seq = upto;
         if (sr != 0) {
-            p->sync_failed = 1; /* before the waiters wake (above) */
+            p->sync_failed = e ? e : EIO; /* before the waiters wake (above) */
             snprintf(failed_why, sizeof failed_why, "fdatasync partition %u: %s", p->id,
                      strerror(e));
             rc = weir_errf(err, errlen, WEIR_EIO, "%s", failed_why);
@@ -397,14 +397,16 @@ static int roll(log_part_t *p, char *err, size_t errlen)
     if (p->sync_failed) {
         /* Not a sync of its own: it could return 0 and move synced_seq past
          * writes a failed one lost, acknowledging them (sync_to). */
+        int e = p->sync_failed;
         pthread_mutex_unlock(&p->sync_mu);
-        return weir_errf(err, errlen, WEIR_EIO, "partition %u: an earlier fdatasync failed", p->id);
+        return weir_errf(err, errlen, WEIR_EIO, "fdatasync partition %u: %s", p->id, strerror(e));
     }
     if (p->synced_seq < upto) {
         atomic_fetch_add(&p->syncs, 1);
         if (fdatasync(old->fd) != 0) {
-            rc = weir_errf(err, errlen, WEIR_EIO, "fdatasync %s: %s", old->path, strerror(errno));
-            p->sync_failed = 1; /* (as in sync_to: under sync_mu) */
+            int e = errno ? errno : EIO;
+            rc = weir_errf(err, errlen, WEIR_EIO, "fdatasync %s: %s", old->path, strerror(e));
+            p->sync_failed = e; /* (as in sync_to: under sync_mu) */
         } else
             p->synced_seq = upto;
     }

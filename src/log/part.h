@@ -36,7 +36,8 @@ struct log_part {
     pthread_cond_t sync_cv;
     uint64_t synced_seq;
     int syncing;
-    int sync_failed; /* an fdatasync failed: no later one may acknowledge a write (fsyncgate) */
+    int sync_failed; /* an fdatasync failed (its errno): no later one may acknowledge a write
+                        (fsyncgate) */
     int sync_fd;
     _Atomic uint64_t syncs; /* fdatasync calls made, for stats and tests */
 

@@ -609,8 +609,10 @@ static void run_reload(api_t *a, http_resp_t *resp)
                    "%s (the running spec and model %" PRIu64 " stay live)", err, v);
         return;
     }
-    /* (reloaded false: the same spec, with no model to read again) */
-    int nothing = !changed && !runtime_spec(a->rt)->has_model;
+    /* (reloaded false: the same spec, with no model to read again — its
+     * version 0, as runtime_reload read it under its lock; the spec read
+     * here could be a concurrent reload's) */
+    int nothing = !changed && v == 0;
     buf_appendf(&resp->body, "{\"reloaded\":%s,\"model\":%" PRIu64 ",\"spec\":%s}\n",
                 nothing ? "false" : "true", v, changed ? "\"replaced\"" : "\"unchanged\"");
 }
