@@ -287,7 +287,7 @@ int outputs_reopen(outputs_t *o, char *err, size_t errlen)
 
 int outputs_failure(const outputs_t *o)
 {
-    return atomic_load(&((outputs_t *)o)->failed);
+    return atomic_load(&o->failed);
 }
 
 void outputs_keep_failure(outputs_t *o, int e)

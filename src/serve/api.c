@@ -124,9 +124,9 @@ static int want_get(const http_req_t *req, http_resp_t *resp)
 }
 
 /* One event's text → decoded fields (slices into *doc, which the caller
- * frees). Returns the rejection reason (and why) or -1 if it decoded. */
-static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *parsed, cJSON **doc,
-                      expr_value_t *fields, char *why, size_t whylen)
+ * frees): decode_one's decoding, before the edge's own refusals. */
+static int decode_text(const spec_source_t *src, weir_slice_t text, const cJSON *parsed,
+                       cJSON **doc, expr_value_t *fields, char *why, size_t whylen)
 {
     const cJSON *obj = parsed;
     long bad = spec_text_utf8_bad(text.ptr, text.len);
@@ -137,10 +137,7 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
     /* The direct decoder takes what it can prove it decodes exactly as the
      * tree below does (decode.h); everything else, errors included, is
      * decided and worded by cJSON and spec_decode_event. */
-    if (!obj && spec_decode_text(src, text.ptr, text.len, fields) == 0)
-        return spec_edge_refuses(src, fields, weir_wall_ms(), why, whylen)
-                   ? METRICS_REJ_INVALID_EVENT
-                   : -1;
+    if (!obj && spec_decode_text(src, text.ptr, text.len, fields) == 0) return -1;
     if (!obj) {
         const char *end = NULL;
         *doc = cJSON_ParseWithLengthOpts(text.ptr, text.len, &end, 0);
@@ -176,10 +173,21 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
     }
     /* Only here, at the edge, is a repeated field refused (decode.h); the
      * direct decoder above declines such events, so they all come here. */
-    if (spec_decode_event_edge(src, obj, fields, why, whylen) != 0 ||
-        spec_edge_refuses(src, fields, weir_wall_ms(), why, whylen))
+    if (spec_decode_event_edge(src, obj, fields, why, whylen) != 0)
         return METRICS_REJ_INVALID_EVENT;
     return -1;
+}
+
+/* One event's text → decoded fields, refused as the edge refuses (decode.h,
+ * spec_edge_refuses: the clock, an empty key, 2^53) whichever way it was
+ * decoded. Returns the rejection reason (and why) or -1. */
+static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *parsed, cJSON **doc,
+                      expr_value_t *fields, char *why, size_t whylen)
+{
+    int rc = decode_text(src, text, parsed, doc, fields, why, whylen);
+    if (rc == -1 && spec_edge_refuses(src, fields, weir_wall_ms(), why, whylen))
+        rc = METRICS_REJ_INVALID_EVENT;
+    return rc;
 }
 
 /* ---- POST /v1/score/{source} ---- */

@@ -269,6 +269,22 @@ static http_method_t method_of(const char *m)
     return HTTP_OTHER;
 }
 
+/* REFUSED AFTER THE BODY. A refusal of a request that has a body (413 over
+ * --max-body, 415 for a Content-Encoding) waits until the body is read and
+ * dropped: refused at once, the socket closed while the client still
+ * wrote, and its TCP reset wiped the answer (RFC 9112 9.6; Python's
+ * http.client saw only a reset, and the README says a reset request may be
+ * retried). Up to DISCARD_BODIES times --max-body is read so; past that, or
+ * when the client waits for the answer before it sends (Expect:
+ * 100-continue), the refusal goes at once. */
+#define DISCARD_BODIES 8
+
+static int refuse_at_once(const req_t *r, unsigned long long declared)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) ||
+           declared > DISCARD_BODIES * (unsigned long long)r->h->cfg.max_body;
+}
+
 /* GET /healthz, /readyz and /metrics: answered whatever the load, so that
  * a liveness probe does not restart a server that is only busy (or held by
  * slow clients), and the metrics are there when they are needed. They are
@@ -345,10 +361,6 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
                  t.bytes, h->cfg.max_headers, h->cfg.max_header_bytes);
         return refuse(r, 431, 0, "headers_too_large", msg);
     }
-    /* AMBIGUOUS FRAMING. A proxy in front may read a body's length from the
-     * header libmicrohttpd ignores (request smuggling: the rest of the body
-     * becomes a request of the proxy's next client); RFC 9112 6.3 lets a
-     * server refuse such messages, and weir does, closing the connection. */
     /* White space between a field name and its colon is a MUST-400 (RFC
      * 9112 5.1): libmicrohttpd kept "Transfer-Encoding " as another name,
      * so "Transfer-Encoding : chunked" with a Content-Length passed the
@@ -357,6 +369,10 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
     if (t.spaced_name)
         return refuse(r, 400, 0, "bad_header",
                       "a header field name holds white space (before its colon: RFC 9112 5.1)");
+    /* AMBIGUOUS FRAMING. A proxy in front may read a body's length from the
+     * header libmicrohttpd ignores (request smuggling: the rest of the body
+     * becomes a request of the proxy's next client); RFC 9112 6.3 lets a
+     * server refuse such messages, and weir does, closing the connection. */
     if ((t.lengths && t.codings) || t.lengths_differ || t.codings > 1)
         return refuse(r, 400, 0, "ambiguous_framing",
                       "a request with Transfer-Encoding and Content-Length, two Transfer-Encoding "
@@ -365,19 +381,25 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
     if (t.not_chunked)
         return refuse(r, 501, 0, "unsupported_transfer_encoding",
                       "only Transfer-Encoding: chunked is supported");
+    /* The declared body length, if there is one that reads as a number (a
+     * Content-Length that does not is libmicrohttpd's to refuse). */
+    unsigned long long declared = 0;
+    int has_length = 0;
+    if (t.length) {
+        char *end;
+        errno = 0;
+        declared = strtoull(t.length, &end, 10);
+        has_length = errno == 0 && *end == '\0';
+    }
     /* A compressed body was read as text ("not UTF-8 at byte 1" per line),
      * and a Content-Encoding on a plain one ignored (RFC 9110 15.5.16):
-     * 415, once the body is read and dropped, as a 413 (refused at once,
-     * the client still writing got a reset, not the answer), unless the
-     * client waits for it (Expect) or the body is past what is read to
-     * discard. A request without a body has nothing encoded. */
+     * 415, after the body (REFUSED AFTER THE BODY). A request without a
+     * body has nothing encoded. */
     if (t.encoding && (t.lengths || t.codings)) {
         snprintf(r->later_msg, sizeof r->later_msg,
                  "Content-Encoding %.60s is not read: send the body uncompressed (identity)",
                  t.encoding);
-        unsigned long long declared = t.length ? strtoull(t.length, NULL, 10) : 0;
-        if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) ||
-            declared > 8 * (unsigned long long)h->cfg.max_body)
+        if (refuse_at_once(r, has_length ? declared : 0))
             return refuse(r, 415, 0, "unsupported_content_encoding", r->later_msg);
         r->later = "unsupported_content_encoding";
         r->too_big = 1;
@@ -391,28 +413,13 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
         if (!token_ok(h, auth))
             return refuse(r, 401, 0, "unauthorized", "the bearer token is not valid");
     }
-    const char *cl =
-        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(cl, &end, 10);
-        /* At once when the client waits for it (Expect: 100-continue: it
-         * sends no body) or the body is past what is read to discard (8x
-         * the limit, as a chunked one). Otherwise the body is read and
-         * dropped first, and 413 answers it: refused at once, the socket
-         * closed while the client still wrote, and its TCP reset wiped the
-         * answer (RFC 9112 9.6; Python's http.client saw only a reset, and
-         * the README says a reset request may be retried). */
-        const char *expect =
-            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
-        if (errno == 0 && *end == '\0' && v > h->cfg.max_body &&
-            (expect || v > 8 * (unsigned long long)h->cfg.max_body)) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "the body is %llu bytes; the limit is %zu", v,
-                     h->cfg.max_body);
-            return refuse(r, 413, 0, "body_too_large", msg);
-        }
+    /* Over the limit: 413, after the body when it can be (REFUSED AFTER
+     * THE BODY: the upload below drops it). */
+    if (has_length && declared > h->cfg.max_body && refuse_at_once(r, declared)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the body is %llu bytes; the limit is %zu", declared,
+                 h->cfg.max_body);
+        return refuse(r, 413, 0, "body_too_large", msg);
     }
     /* A body is timed, whatever the method: a GET that declares one is read
      * too (libmicrohttpd reads what is declared), and untimed it held a
@@ -529,7 +536,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 buf_append(&r->body, upload_data, n);
             else
                 r->skipped += n;
-        } else if ((r->discarded += n) > 8 * (uint64_t)h->cfg.max_body) {
+        } else if ((r->discarded += n) > DISCARD_BODIES * (uint64_t)h->cfg.max_body) {
             return MHD_NO; /* a client that keeps sending: drop it */
         }
         return MHD_YES;

@@ -497,17 +497,22 @@ static uint32_t candidates(const spec_pattern_t *p, const run_t *r, uint32_t *c)
     return n;
 }
 
+/* Whether time t is within the pattern's `within` of the run's first event
+ * and within step st's gap of its previous one. In arrival order an event
+ * may be earlier than those: the bounds hold on either side (a small buy at
+ * 12:20 then a big one stamped 12:00 matched within 2m, and a buy stamped
+ * two hours before a cart cancelled its trailing not: the differences were
+ * negative). In time order they never are. */
+static int in_bounds(const spec_pattern_t *p, const run_t *r, const spec_step_t *st, int64_t t)
+{
+    return llabs(t - r->first) <= p->within_ms && (!st->gap_ms || llabs(t - r->last) <= st->gap_ms);
+}
+
 static int can_fill(pattern_part_t *pp, uint32_t pi, const run_t *r, uint32_t j, const ev_t *e)
 {
     const spec_pattern_t *p = &pp->s->patterns[pi];
     const spec_step_t *st = &p->steps[j];
-    /* In arrival order an event may be earlier than the run's first (or
-     * previous) one: the bounds hold on either side (a small buy at 12:20
-     * then a big one stamped 12:00 matched within 2m: the difference was
-     * negative). In time order it never is. */
-    if (llabs(e->t - r->first) > p->within_ms) return 0;
-    if (st->strict && r->skipped) return 0;
-    if (st->gap_ms && llabs(e->t - r->last) > st->gap_ms) return 0;
+    if (!in_bounds(p, r, st, e->t) || (st->strict && r->skipped)) return 0;
     return cond(pp, pi, j, e, run_binds((run_t *)r));
 }
 
@@ -530,12 +535,8 @@ static int step_run(pattern_part_t *pp, uint32_t pi, run_t *r, const ev_t *e)
     const spec_pattern_t *p = &pp->s->patterns[pi];
     if (r->waiting) {
         uint32_t n = p->nsteps - 1;
-        /* The not's window on either side too (can_fill): in arrival order
-         * an event stamped long before the match cancelled it, where the
-         * same event was too early to be taken by a step. */
-        int64_t gap = p->steps[n].gap_ms;
-        if (e->t <= r->deadline && llabs(e->t - r->first) <= p->within_ms &&
-            (!gap || llabs(e->t - r->last) <= gap) && cond(pp, pi, n, e, run_binds(r)))
+        /* (within its bounds, t is at or before the deadline: after_take) */
+        if (in_bounds(p, r, &p->steps[n], e->t) && cond(pp, pi, n, e, run_binds(r)))
             return RUN_DEAD;
         return RUN_CONTINUE;
     }
