@@ -1,6 +1,7 @@
 /* cli.c — helpers shared by the verbs (see cli.h). */
 #include "cli/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -117,6 +118,27 @@ int cli_parse_u64(const char *s, uint64_t *out)
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || *end) return -1;
     *out = v;
+    return 0;
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -1;
+    static const char units[] = "KMGT";
+    const char *u = *end ? strchr(units, toupper((unsigned char)*end)) : NULL;
+    unsigned shift = 0;
+    if (u) {
+        shift = 10 * (unsigned)(u - units + 1);
+        end++;
+        if ((*end == 'i' || *end == 'I') && (end[1] == 'B' || end[1] == 'b')) end++;
+    }
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end || (shift && v > (UINT64_MAX >> shift))) return -1;
+    *out = (uint64_t)v << shift;
     return 0;
 }
 

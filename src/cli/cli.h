@@ -31,6 +31,10 @@ int cli_wants_help(int argc, char **argv);
 int cli_parse_u64(const char *s, uint64_t *out);
 /* Parses a signed decimal integer; returns 0 on success. */
 int cli_parse_i64(const char *s, int64_t *out);
+/* Parses a size in bytes: digits, then optionally K, M, G or T (powers of
+ * 1024, as free(1) and Redis read them), with or without a trailing "B" or
+ * "iB" ("512M", "8GiB", "1gb"); returns 0 on success. */
+int cli_parse_size(const char *s, uint64_t *out);
 
 /* STOP SIGNALS. `weir ingest` and `weir backfill` stop at a clean point on
  * SIGTERM or SIGINT instead of dying mid-write: the handler only notes the

@@ -22,11 +22,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/alloc.h"
 #include "base/clock.h"
+#include "base/memlimit.h"
 #include "cli/cli.h"
 #include "serve/api.h"
 #include "serve/http.h"
 #include "serve/runtime.h"
+#include "spec/spec.h"
 
 static const char run_usage[] =
     "usage: weir run SPEC [--data DIR] [--listen HOST:PORT] [options]\n"
@@ -62,6 +65,11 @@ static const char run_usage[] =
     "  --max-connections N    open connections (default 4096); the open-file limit is\n"
     "                         raised to fit them and weir's own files, or they are\n"
     "                         lowered to fit it, saying so\n"
+    "  --max-memory SIZE      the heap's budget (512M, 8G; none = no limit): over it,\n"
+    "                         events of keys without state are refused (503\n"
+    "                         memory_full), and over it and an eighth more, every\n"
+    "                         event; held keys are never evicted (default: three\n"
+    "                         quarters of the machine's RAM or of the cgroup's limit)\n"
     "  --ack written|durable  log acknowledgement (default written: fsync every 100 ms)\n"
     "  --tick-idle MS         a partition idle this long gets a tick at the newest event\n"
     "                         time, so its windows close (default 1000; 0 = never)\n"
@@ -143,10 +151,18 @@ static unsigned open_fds(void)
     return n ? n - 1 : 0; /* (the directory's own) */
 }
 
-static int fit_connections(http_config_t *hc, uint32_t partitions)
+/* Called twice: before the logs open (logs_open 0), counting
+ * LOG_FDS_PER_PART more a partition for them (an event and a decision
+ * log, each a segment and its index), only to refuse a limit they cannot
+ * fit — 600 partitions at `ulimit -n 1024` failed the open with EMFILE and
+ * no advice — and once they are open, exactly, to fit the connections. */
+#define LOG_FDS_PER_PART 4
+
+static int fit_connections(http_config_t *hc, uint32_t partitions, int logs_open)
 {
+    rlim_t per_part = 3 + (logs_open ? 0 : LOG_FDS_PER_PART);
     rlim_t reserve =
-        (rlim_t)open_fds() + 3 * (rlim_t)partitions + 3 * (rlim_t)hc->threads + FD_SPARE;
+        (rlim_t)open_fds() + per_part * (rlim_t)partitions + 3 * (rlim_t)hc->threads + FD_SPARE;
     rlim_t limit = raise_nofile((rlim_t)hc->max_connections + reserve);
     if (limit == RLIM_INFINITY || limit >= (rlim_t)hc->max_connections + reserve) return 0;
     if (limit < reserve + FD_MIN_CONNECTIONS)
@@ -155,6 +171,7 @@ static int fit_connections(http_config_t *hc, uint32_t partitions)
                         "about %llu with %u partitions: raise ulimit -n to at least %llu",
                         (unsigned long long)limit, (unsigned long long)reserve, partitions,
                         (unsigned long long)(reserve + FD_MIN_CONNECTIONS));
+    if (!logs_open) return 0;
     unsigned fit = (unsigned)(limit - reserve);
     fprintf(stderr,
             "weir run: the open-file limit is %llu (hard limit too): --max-connections lowered "
@@ -164,6 +181,21 @@ static int fit_connections(http_config_t *hc, uint32_t partitions)
             partitions);
     hc->max_connections = fit;
     return 0;
+}
+
+/* The spec's partitions, or 0 if it does not load (runtime_open says why). */
+static uint32_t spec_partitions(const char *path)
+{
+    weir_buf_t text = WEIR_BUF_INIT;
+    spec_t *spec = NULL;
+    char err[512];
+    uint32_t n = 0;
+    if (spec_read_file(path, &text, err, sizeof err) == 0 &&
+        spec_load_string(text.data ? text.data : "", text.len, path, &spec, err, sizeof err) == 0)
+        n = spec->partitions;
+    spec_free(spec);
+    buf_free(&text);
+    return n;
 }
 
 int cmd_run(int argc, char **argv)
@@ -188,6 +220,7 @@ int cmd_run(int argc, char **argv)
         {"skip-bad-events", no_argument, 0, 'S'},
         {"allow-partial-state", no_argument, 0, 'P'},
         {"migrate-state", no_argument, 0, 'M'},
+        {"max-memory", required_argument, 0, 'm'},
         {0, 0, 0, 0},
     };
     http_config_t hc;
@@ -195,14 +228,15 @@ int cmd_run(int argc, char **argv)
     runtime_config_t rc_cfg = {
         .datadir = "./data", .ack = LOG_ACK_WRITTEN, .tick_idle_ms = 1000, .decision_flush_ms = 2};
     uint64_t max_batch = 10000, v;
+    int max_memory_set = 0;
     char host[256] = "127.0.0.1";
     int c, li = 0;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
         const char *name = c == '?' ? argv[optind - 1] : NULL;
-        if (c != 'd' && c != 'l' && c != 'a' && c != 'S' && c != 'P' && c != 'M' && c != '?' &&
-            (cli_parse_u64(optarg, &v) != 0 || v > UINT32_MAX))
+        if (c != 'd' && c != 'l' && c != 'a' && c != 'S' && c != 'P' && c != 'M' && c != 'm' &&
+            c != '?' && (cli_parse_u64(optarg, &v) != 0 || v > UINT32_MAX))
             return cli_fail(prefix, "bad number '%s' for --%s", optarg, opts[li].name);
         switch (c) {
         case 'd':
@@ -216,6 +250,15 @@ int cmd_run(int argc, char **argv)
             break;
         case 'M':
             rc_cfg.migrate_state = 1;
+            break;
+        case 'm':
+            if (strcmp(optarg, "none") != 0 &&
+                (cli_parse_size(optarg, &rc_cfg.max_memory) != 0 || rc_cfg.max_memory == 0))
+                return cli_fail(prefix,
+                                "--max-memory must be a size (bytes, or with K, M, G or T: "
+                                "512M, 8G) or 'none', not '%s'",
+                                optarg);
+            max_memory_set = 1;
             break;
         case 'l':
             if (parse_listen(optarg, host, sizeof host, &hc.port) != 0)
@@ -275,6 +318,8 @@ int cmd_run(int argc, char **argv)
                                 "--max-connections and --request-timeout must be > 0");
     if (hc.request_timeout_ms < 0 || hc.request_timeout_ms > 3600000)
         return cli_fail(prefix, "--request-timeout must be at most 3600000 ms");
+    const char *mem_of = NULL;
+    if (!max_memory_set) rc_cfg.max_memory = weir_memory_limit(&mem_of) / 4 * 3; /* MEMORY BUDGET */
     raise_nofile((rlim_t)hc.max_connections + FD_GUESS);
     rc_cfg.spec_path = argv[optind];
     hc.host = host;
@@ -292,9 +337,11 @@ int cmd_run(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     char err[1024];
+    uint32_t partitions = spec_partitions(rc_cfg.spec_path);
+    if (partitions && fit_connections(&hc, partitions, 0) != 0) return 1;
     runtime_t *rt;
     if (runtime_open(&rc_cfg, &rt, err, sizeof err) != 0) return cli_fail(prefix, "%s", err);
-    if (fit_connections(&hc, runtime_partitions(rt)) != 0) {
+    if (fit_connections(&hc, runtime_partitions(rt), 1) != 0) {
         runtime_close(rt, NULL, 0);
         return 1;
     }
@@ -306,10 +353,16 @@ int cmd_run(int argc, char **argv)
         runtime_close(rt, NULL, 0);
         return cli_fail(prefix, "%s", err);
     }
+    char mem[96] = "no memory budget";
+    if (rc_cfg.max_memory)
+        snprintf(mem, sizeof mem, "memory budget %.1f %s%s%s",
+                 (double)rc_cfg.max_memory / (rc_cfg.max_memory >= (1u << 30) ? 1 << 30 : 1 << 20),
+                 rc_cfg.max_memory >= (1u << 30) ? "GiB" : "MiB", mem_of ? ", 3/4 of " : "",
+                 mem_of ? mem_of : "");
     printf("weir run: listening on http://%s:%u (pipeline %s, source %s, %u partitions, %u "
-           "threads%s)\n",
+           "threads, %s%s)\n",
            host, (unsigned)http_port(h), runtime_spec(rt)->pipeline, runtime_source(rt)->name,
-           runtime_partitions(rt), hc.threads, hc.token ? ", bearer token required" : "");
+           runtime_partitions(rt), hc.threads, mem, hc.token ? ", bearer token required" : "");
     fflush(stdout);
     uint64_t t0 = weir_mono_ns();
     if (runtime_recover(rt, hc.threads, err, sizeof err) != 0) {
@@ -330,6 +383,12 @@ int cmd_run(int argc, char **argv)
            runtime_spec(rt)->has_model ? " (" : "", runtime_model_digest(rt),
            runtime_spec(rt)->has_model ? ")" : "");
     fflush(stdout);
+    if (rc_cfg.max_memory && weir_alloc_used() > rc_cfg.max_memory)
+        fprintf(stderr,
+                "weir run: the replayed state puts the heap at %.1f MiB, over the memory budget "
+                "(%.1f MiB): events of new keys are refused (503 memory_full) until keys expire; "
+                "raise --max-memory to take them\n",
+                (double)weir_alloc_used() / (1 << 20), (double)rc_cfg.max_memory / (1 << 20));
 
     int status = 0;
     for (;;) {

@@ -31,10 +31,13 @@ struct log_part {
     _Atomic uint64_t written_seq;
 
     /* Group commit. sync_mu guards synced_seq, syncing and sync_fd; sync_fd
-     * is also changed only while holding mu, so either lock may read it. */
+     * is also changed only while holding mu, so either lock may read it.
+     * synced_seq is atomic as well: the flusher reads it without sync_mu,
+     * to skip a partition with nothing to sync (it only grows: a stale
+     * value costs a log_part_sync call that finds nothing to do). */
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;
-    uint64_t synced_seq;
+    _Atomic uint64_t synced_seq;
     int syncing;
     int sync_failed; /* an fdatasync failed (its errno): no later one may acknowledge a write
                         (fsyncgate) */

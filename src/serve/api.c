@@ -205,6 +205,11 @@ static void score_done(void *ctx, const runtime_outcome_t *o)
     score_ctx_t *sc = ctx;
     const spec_t *s = runtime_spec(sc->a->rt);
     weir_buf_t *b = &sc->resp->body;
+    if (o->refused) {
+        sc->failed = 1;
+        http_error(sc->resp, 503, "memory_full", "%s", o->why);
+        return;
+    }
     if (!o->res) {
         sc->failed = 1;
         http_error(sc->resp, 500, "processing_failed",
@@ -321,6 +326,7 @@ static void batch_add(batch_t *b, weir_slice_t text, const cJSON *parsed, uint32
 
 typedef struct events_ctx {
     uint64_t late, failed;
+    uint64_t refused; /* over the memory budget, not logged */
     uint64_t logged; /* events logged (and processed) so far, whatever their outcome */
     uint8_t *state;  /* per event of the request: EV_* */
     weir_buf_t *rejects;
@@ -353,6 +359,12 @@ enum { EV_REJECTED, EV_DECODED, EV_LOGGED };
 static void event_done(void *ctx, const runtime_outcome_t *o)
 {
     events_ctx_t *ec = ctx;
+    if (o->refused) { /* not logged: a retry may be taken once memory is freed */
+        ec->refused++;
+        ec->state[o->ev->index] = EV_REJECTED;
+        add_reject(ec, ec->numbers[o->ev->index], o->why);
+        return;
+    }
     ec->logged++;
     ec->state[o->ev->index] = EV_LOGGED;
     if (!o->res) {
@@ -490,7 +502,7 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
     metrics_observe(m, METRICS_STAGE_DECODE, weir_mono_ns() - t0);
     char err[512];
     int rc = ngood ? runtime_process(a->rt, evs, ngood, 0, event_done, &ec, err, sizeof err) : 0;
-    size_t accepted = ngood - ec.failed;
+    size_t accepted = ngood - ec.failed - ec.refused;
     if (rc) {
         /* Partitions are logged one after another: those before the one
          * whose append failed are in the log and applied — a retry of the
@@ -522,8 +534,10 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
         weir_buf_t *o = &resp->body;
         buf_reset(o);
         if (accepted == 0 && ec.nrejects > 0) {
-            resp->status = 400;
-            buf_append_str(o, "{\"error\":{\"code\":\"invalid_events\",\"message\":");
+            /* memory_full is 503, as a client retries it (later) */
+            resp->status = ec.refused ? 503 : 400;
+            buf_append_str(o, ec.refused ? "{\"error\":{\"code\":\"memory_full\",\"message\":"
+                                         : "{\"error\":{\"code\":\"invalid_events\",\"message\":");
             char msg[160];
             snprintf(msg, sizeof msg, "none of the %zu events was accepted; see \"rejected\"", b.n);
             buf_append_json_string(o, msg, strlen(msg));

@@ -221,6 +221,7 @@ typedef struct header_tally {
     int not_chunked;    /* one that is not exactly "chunked" */
     int spaced_name;    /* a field name holding white space ("Transfer-Encoding : chunked") */
     const char *encoding; /* a Content-Encoding other than identity */
+    unsigned hosts;       /* Host fields */
 } header_tally_t;
 
 static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -231,6 +232,7 @@ static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const ch
     t->n++;
     t->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
     if (strpbrk(key, " \t")) t->spaced_name = 1;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_HOST)) t->hosts++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_ENCODING) && value && *value &&
         strcasecmp(value, "identity"))
         t->encoding = value;
@@ -337,7 +339,8 @@ static int has_body(struct MHD_Connection *c)
            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
-static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const char *method)
+static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const char *method,
+                                  const char *version)
 {
     /* Counted, then the flag read (both sequentially consistent, as in
      * http_quiesce and http_drain): a request let in is one the drain waits
@@ -369,6 +372,13 @@ static enum MHD_Result on_headers(http_t *h, req_t *r, const char *url, const ch
     if (t.spaced_name)
         return refuse(r, 400, 0, "bad_header",
                       "a header field name holds white space (before its colon: RFC 9112 5.1)");
+    /* An HTTP/1.1 request without a Host, or with two, is a MUST-400 (RFC
+     * 9112 3.2): two Hosts are read two ways by the proxies in front, as
+     * two lengths are (below). (HTTP/1.0 had no Host.) */
+    if (t.hosts > 1 || (t.hosts == 0 && version && strcmp(version, MHD_HTTP_VERSION_1_0) != 0))
+        return refuse(r, 400, 0, "bad_host",
+                      t.hosts ? "a request with two Host fields (RFC 9112 3.2)"
+                              : "an HTTP/1.1 request must have a Host field (RFC 9112 3.2)");
     /* AMBIGUOUS FRAMING. A proxy in front may read a body's length from the
      * header libmicrohttpd ignores (request smuggling: the rest of the body
      * becomes a request of the proxy's next client); RFC 9112 6.3 lets a
@@ -497,7 +507,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     http_t *h = cls;
     req_t *r = *con_cls;
     if (!r) {
@@ -514,7 +523,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
          * this first call is an early one, after which libmicrohttpd closes
          * the connection — every GET /v1/features paid a new TCP
          * connection. (Refusals here close it on purpose.) */
-        return on_headers(h, r, url, method);
+        return on_headers(h, r, url, method, version);
     } else if (r->deferred) {
         /* Resumed by http_finish: its answer goes out now. */
         if (!atomic_load(&r->finished)) return MHD_YES;

@@ -24,10 +24,7 @@ static const char *const stage_names[METRICS_NSTAGES] = {
 };
 
 static const char *const reason_names[METRICS_NREASONS] = {
-    "malformed_json",
-    "not_object",
-    "invalid_event",
-    "processing",
+    "malformed_json", "not_object", "invalid_event", "processing", "memory_full",
 };
 
 static const char *const route_names[METRICS_NROUTES] = {

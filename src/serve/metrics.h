@@ -45,6 +45,7 @@ typedef enum metrics_reason {
     METRICS_REJ_NOT_OBJECT,     /* JSON, but not an object */
     METRICS_REJ_INVALID_EVENT,  /* missing key/time, a field of the wrong type */
     METRICS_REJ_PROCESSING,     /* logged, but the engine could not apply it */
+    METRICS_REJ_MEMORY_FULL,    /* not logged: over the memory budget (runtime.h) */
     METRICS_NREASONS
 } metrics_reason_t;
 

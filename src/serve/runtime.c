@@ -508,6 +508,39 @@ done:
     return p->dfail;
 }
 
+/* MEMORY BUDGET (runtime.h): takes out of evs[0..n), all of partition p
+ * (whose lock is held, so the key lookup holds until the events are
+ * applied), the events the budget refuses, telling cb of each; returns how
+ * many are left, in their order. */
+static size_t refuse_over_budget(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_t n,
+                                 runtime_outcome_cb cb, void *ctx)
+{
+    uint64_t max = rt->cfg.max_memory;
+    uint64_t used = weir_alloc_used();
+    if (!max || used <= max) return n;
+    int every = used > RUNTIME_MEMORY_HARD(max);
+    char why[400];
+    snprintf(why, sizeof why,
+             every ? "weir's heap holds %.1f MiB, over --max-memory (%.1f MiB) and "
+                     "an eighth more: every event is refused until state is freed (keys expire "
+                     "by their ttl) or the limit is raised; nothing was logged"
+                   : "weir's heap holds %.1f MiB, over --max-memory (%.1f MiB): "
+                     "events of keys it holds no state for are refused until keys expire (ttl) "
+                     "or the limit is raised; nothing was logged",
+             (double)used / (1 << 20), (double)max / (1 << 20));
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!every && engine_part_holds(p->engine, evs[i].key)) {
+            evs[kept++] = evs[i];
+            continue;
+        }
+        metrics_add(&metrics_shard(&rt->m)->rejected[METRICS_REJ_MEMORY_FULL], 1);
+        runtime_outcome_t o = {.ev = &evs[i], .why = why, .refused = 1};
+        if (cb) cb(ctx, &o);
+    }
+    return kept;
+}
+
 /* Processes evs[0..n), all of partition p, holding p's lock. */
 static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_t n, int contribs,
                         runtime_outcome_cb cb, void *ctx, char *err, size_t errlen)
@@ -517,6 +550,7 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
         return weir_errf(err, errlen, p->dfail,
                          "decision log partition %u refuses appends after: %s", p->id,
                          p->dfail_err);
+    if ((n = refuse_over_budget(rt, p, evs, n, cb, ctx)) == 0) return 0;
     int64_t now = weir_wall_ms();
     grow(p, n);
     for (size_t i = 0; i < n; i++)
@@ -954,6 +988,9 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
     metrics_sample_f64(b, "weir_recovery_seconds", NULL, rt->recovery_s);
     metrics_header(b, "weir_heap_bytes", "gauge", "Bytes allocated by weir on the heap.");
     metrics_sample_u64(b, "weir_heap_bytes", NULL, (uint64_t)weir_alloc_used());
+    metrics_header(b, "weir_memory_budget_bytes", "gauge",
+                   "--max-memory: over it, events of new keys are refused (0: no budget).");
+    metrics_sample_u64(b, "weir_memory_budget_bytes", NULL, rt->cfg.max_memory);
 
     static const char *const logs[2] = {"events", "decisions"};
     log_part_stat_t st[2];

@@ -45,7 +45,25 @@ typedef struct runtime_config {
                           anyway */
     int migrate_state; /* --migrate-state: no checkpoint fits the plan: move the newest one's state
                           to it (runtime.c PLAN CHANGED SINCE THE CHECKPOINT) rather than replay */
+    uint64_t max_memory; /* --max-memory: the heap's budget in bytes (MEMORY BUDGET); 0 = none */
 } runtime_config_t;
+
+/* MEMORY BUDGET. Keyed state grows with the keys, and a process the kernel
+ * kills for memory replays the same log into the same memory at restart:
+ * a crash loop, not a slowdown. So, as Redis's maxmemory with its
+ * noeviction policy: once the heap (weir_alloc_used: every allocation
+ * weir makes, the state most of it) is over max_memory, an event of a key
+ * the partition holds no state for is refused before it is logged (HTTP
+ * 503 memory_full); the keys held go on being scored, and their state is
+ * freed as they expire (ttl). Over max_memory and an eighth more — the
+ * held keys' own state grew: sessions, patterns, distinct sets — every
+ * event is refused. Nothing is evicted: a fraud feature that forgot a card
+ * would answer wrong, not slow. A replay is never refused (the log is
+ * what happened); a state it rebuilds over the budget is said at ready.
+ * The budget's default is three quarters of what memlimit.h finds,
+ * leaving a quarter for what malloc holds beyond its count (fragmentation),
+ * the HTTP library's buffers, stacks and the page cache. */
+#define RUNTIME_MEMORY_HARD(max) ((max) + (max) / 8)
 
 typedef struct runtime runtime_t;
 
@@ -91,6 +109,8 @@ typedef struct runtime_outcome {
     const decision_t *decision;
     weir_slice_t features_json; /* {"name": value, ...} in declared order */
     const char *why;            /* the engine's reason when res is NULL */
+    int refused;                /* not logged, over the memory budget (MEMORY BUDGET): why says
+                                   so, offset and decision are unset */
 } runtime_outcome_t;
 typedef void (*runtime_outcome_cb)(void *ctx, const runtime_outcome_t *o);
 

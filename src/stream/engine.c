@@ -790,6 +790,11 @@ int engine_part_lookup(engine_part_t *p, weir_slice_t key, engine_result_t *res)
     return v != NULL;
 }
 
+int engine_part_holds(const engine_part_t *p, weir_slice_t key)
+{
+    return keymap_peek(&p->km, keymap_hash(key.ptr, key.len), key.ptr, key.len) != NULL;
+}
+
 void engine_part_tick(engine_part_t *p, int64_t time)
 {
     p->st.ticks++;

@@ -142,6 +142,10 @@ void engine_part_prefetch(const engine_part_t *p, const expr_value_t *fields, ui
  * Read-only. Returns 1 if the key has state, 0 if not. */
 int engine_part_lookup(engine_part_t *p, weir_slice_t key, engine_result_t *res);
 
+/* Whether the partition holds an entry for `key` (live or expired but not
+ * yet swept: either way its memory is there already). Read-only. */
+int engine_part_holds(const engine_part_t *p, weir_slice_t key);
+
 /* A tick at time T (see above). */
 void engine_part_tick(engine_part_t *p, int64_t time);
 

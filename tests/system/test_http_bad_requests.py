@@ -299,6 +299,22 @@ def test_ambiguous_framing_is_refused(server, data_dir):
     assert status == 200 and body["features"]["txn_count_1h"] == 1, body
 
 
+def test_host_is_required_once_in_http_1_1(server, data_dir):
+    """RFC 9112 3.2: an HTTP/1.1 request without a Host, or with two, is a
+    MUST-400 (two Hosts are read two ways by the proxies in front, as two
+    lengths are); HTTP/1.0 had no Host and is served without one."""
+    one = json.dumps(dict(GOOD, card_id="hostless")).encode()
+    auth = b"Authorization: Bearer %s\r\nContent-Length: %d\r\n" % (TOKEN.encode(), len(one))
+    for version, hosts in ((b"1.1", b""), (b"1.1", b"Host: a\r\nHost: b\r\n"), (b"1.0", b"Host: a\r\nHost: a\r\n")):
+        status, data = raw(server, b"POST %s HTTP/%s\r\n%s%s\r\n" % (SCORE.encode(), version, hosts, auth) + one)
+        assert status == 400 and error_code(data) == "bad_host", (version, hosts, status, data)
+    assert event_records(data_dir) == {}, "a refused request logged an event"
+    status, data = raw(server, b"POST %s HTTP/1.0\r\n%s\r\n" % (SCORE.encode(), auth) + one)
+    assert status == 200, data
+    status, data = raw(server, b"GET /healthz HTTP/1.1\r\nhOsT: x\r\nConnection: close\r\n\r\n")
+    assert status == 200, data
+
+
 def test_the_api_users_finds(server, data_dir):
     """What an integrator found (each case: status, error code, nothing
     logged where refused):

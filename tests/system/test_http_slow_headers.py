@@ -178,22 +178,44 @@ def test_connections_fit_the_open_file_limit(weir_bin, data_dir, tmp_path):
     assert m and int(m.group(1)) + int(m.group(2)) == 600 and int(m.group(1)) >= 300, err
 
 
+def wide_spec(tmp_path, partitions):
+    spec = tmp_path / ("wide%d.yaml" % partitions)
+    spec.write_text(open(FRAUD_SPEC).read().replace("partitions: 4", "partitions: %d" % partitions))
+    shutil.copy(FRAUD_SPEC.parent / "fraud.linear.json", tmp_path)
+    return spec
+
+
+def assert_refused_at_limit(weir_bin, spec, data_dir, tmp_path, limit, partitions):
+    """`weir run` under `ulimit -n limit` exits 1 naming the limit to set."""
+    wrapper = tmp_path / ("weir-%d" % limit)
+    wrapper.write_text('#!/bin/sh\nulimit -n %d\nexec %s "$@"\n' % (limit, weir_bin))
+    wrapper.chmod(0o755)
+    p = subprocess.run([str(wrapper), "run", str(spec), "--data", str(data_dir), "--listen", "127.0.0.1:0"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert re.search(r"the open-file limit is %d \(hard limit too\), and weir's own files need about "
+                     r"\d+ with %d partitions: raise ulimit -n to at least \d+" % (limit, partitions),
+                     p.stderr), p.stderr
+
+
 def test_a_limit_too_low_for_the_partitions_is_refused(weir_bin, data_dir, tmp_path):
     """weir's own files are counted once its logs are open (with 256
     partitions it held 527 descriptors before any connection, and the
     reserve was a fixed 512: checkpoints failed with EMFILE). A limit that
     leaves too few connections is refused at start, saying what to raise."""
-    spec = tmp_path / "wide.yaml"
-    spec.write_text(open(FRAUD_SPEC).read().replace("partitions: 4", "partitions: 256"))
-    shutil.copy(FRAUD_SPEC.parent / "fraud.linear.json", tmp_path)
-    wrapper = tmp_path / "weir-600"
-    wrapper.write_text('#!/bin/sh\nulimit -n 600\nexec %s "$@"\n' % weir_bin)
-    wrapper.chmod(0o755)
-    p = subprocess.run([str(wrapper), "run", str(spec), "--data", str(data_dir), "--listen", "127.0.0.1:0"],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 1, p.stderr
-    assert re.search(r"the open-file limit is 600 \(hard limit too\), and weir's own files need about "
-                     r"\d+ with 256 partitions: raise ulimit -n to at least \d+", p.stderr), p.stderr
+    assert_refused_at_limit(weir_bin, wide_spec(tmp_path, 256), data_dir, tmp_path, 600, 256)
+
+
+def test_a_limit_too_low_for_the_logs_is_refused_before_they_open(weir_bin, run_weir, data_dir, tmp_path):
+    """With a log in each of 600 partitions, `ulimit -n 1024` failed the
+    logs' own open ("fsync .../decisions/transactions/415: Too many open
+    files", an SRE's find): the check came after it. It is now made before
+    too, counting the logs' descriptors, with the same advice."""
+    spec = wide_spec(tmp_path, 600)
+    evs = "".join(json.dumps({"card_id": "c%d" % i, "amount": 1.0, "merchant": "m", "country": "US",
+                              "ts": 1_700_000_000_000 + i}) + "\n" for i in range(3000))
+    run_weir(["ingest", spec, "--data", data_dir], input=evs, check=True)
+    assert_refused_at_limit(weir_bin, spec, data_dir, tmp_path, 1024, 600)
 
 
 def test_no_idle_timeout_means_kept_connections_stay(weir_bin, data_dir):
