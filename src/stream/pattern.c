@@ -6,8 +6,36 @@
  * is allocated when a key first starts a run or records a match and freed
  * when it holds neither, so keys that never start a pattern cost one NULL
  * pointer. A run keeps its step, count, flags, first/previous/deadline
- * times, the offsets of the events it took and the values of the
- * STEP.field binds (strings copied into buffers the run owns).
+ * times, the events it took (below) and the values of the STEP.field binds
+ * (strings copied into buffers the run owns).
+ *
+ * SHARED EVENTS (FlinkCEP's SharedBuffer, simplified by our runs never
+ * branching). Runs overlap: each event may start a run and extend all the
+ * open ones, so a list of offsets per run made a key's memory quadratic in
+ * its events within `within` (74 MB for one key at an event a second over
+ * an hour). Instead the events a key's pattern holds are nodes (offset,
+ * prev) and a run is (tail, n): the events it took are its tail node and
+ * the n - 1 nodes before it, newest first. Nodes are immutable, so a run
+ * shares every node with any run whose list walks through the same ones:
+ *   - take: the node (offset, prev = the run's tail); runs with the same
+ *     tail taking the same event share one (a map, tail -> node, lives for
+ *     one event's feed: share_*);
+ *   - start: any node made for this event (n = 1 ignores its prev), else
+ *     a new node (offset, NULL).
+ * A run started at a later event is then the same list cut shorter: when
+ * every open run takes every event (a one_or_more), one node per event
+ * serves them all, and memory is linear in the events held plus the runs.
+ * Runs that took different events still part ways, node by node (never
+ * worse than a list each, as before, but for the node's bigger size).
+ *
+ * A node's refs count the runs whose n nodes include it (+1 while the
+ * feed's map holds it): a run takes one ref on its new tail and gives back
+ * one on each of its n nodes when it ends, so a node goes as soon as no
+ * run's events include it. prev is NOT a reference: it may point at a
+ * freed node once no run reaches past this one. Walks therefore never go
+ * further than a run's n nodes, where every node is alive (each carries
+ * that run's ref). The checkpoint still stores every run's offsets, as
+ * before (encoded by value); decoding shares nodes again (decode_events).
  *
  * The partition holds what is not a key's: events waiting for the
  * watermark (time order), as a min-heap on (time, offset), and deadlines of
@@ -38,9 +66,6 @@
 
 enum { RUN_CONTINUE, RUN_DEAD, RUN_COMPLETE, RUN_WAITING };
 
-/* Most runs take a few events and bind short strings; keeping those in
- * the run's own block makes starting a run one allocation. */
-#define RUN_INLINE 4
 /* A step condition's result for one event: evaluated when first needed
  * (most events meet only the first step of any pattern), kept for the
  * other runs; PER_RUN when it reads steps. COND_SKIP, on a held event's
@@ -58,13 +83,19 @@ typedef struct bstr {
     char in[BSTR_INLINE];
 } bstr_t;
 
+/* An event held by a key's pattern (SHARED EVENTS above). */
+typedef struct node {
+    struct node *prev; /* not owned, and only valid within a run's nev nodes */
+    uint64_t off;
+    uint32_t refs;
+} node_t;
+
 typedef struct run {
     uint32_t step, count;
     uint8_t blocked, skipped, waiting;
+    uint32_t nev; /* events taken: tail and the nev - 1 nodes before it */
     int64_t first, last, deadline;
-    uint64_t *offs; /* = inl until a run takes more than RUN_INLINE events */
-    uint32_t noffs, capoffs;
-    uint64_t inl[RUN_INLINE];
+    node_t *tail;
     /* then: expr_value_t binds[nbinds], bstr_t strs[nbinds] */
 } run_t;
 
@@ -83,12 +114,30 @@ typedef struct pat_one {
     run_t *inl[2];
     int64_t *mt; /* match times, ascending */
     uint32_t nmt, capmt;
+    uint64_t nnodes; /* the runs' nodes, for pattern_key_bytes */
 } pat_one_t;
 
 struct pattern_key {
     uint32_t n; /* patterns */
     pat_one_t one[];
 };
+
+/* A map (prev, offset) -> node, open addressing: during one event's feed
+ * of a key's pattern, a run's tail -> the node it made for the event
+ * (share_node); while decoding, the nodes made so far (decode_events). It
+ * empties only the slots it used, so a feed pays for its own runs, not
+ * for the biggest feed the partition ever saw. */
+typedef struct nmap_ent {
+    const node_t *prev;
+    uint64_t off;
+    node_t *node; /* NULL: a free slot */
+} nmap_ent_t;
+
+typedef struct nmap {
+    nmap_ent_t *v;
+    uint32_t *used; /* the slots filled, in the order they were */
+    uint32_t cap, n;
+} nmap_t;
 
 /* An event held for time order. */
 typedef struct held {
@@ -149,6 +198,9 @@ struct pattern_part {
     uint32_t ndue, capdue;
     uint64_t dseq;
     uint8_t *conds; /* this event's condition results */
+    nmap_t share;   /* during a feed: a run's tail -> the node of the event after it */
+    uint64_t *offs; /* a run's offsets in order (matched) */
+    uint32_t capoffs;
     expr_value_t *nullbinds;
     expr_value_t *vals;
     weir_buf_t scratch, evbuf;
@@ -256,6 +308,154 @@ static due_t due_pop(pattern_part_t *pp)
     return top;
 }
 
+/* ---- shared events (SHARED EVENTS above) ------------------------------------------ */
+
+static uint32_t nmap_hash(const node_t *prev, uint64_t off)
+{
+    uint64_t h = ((uint64_t)(uintptr_t)prev ^ off * 0x9e3779b97f4a7c15u) * 0xff51afd7ed558ccdu;
+    return (uint32_t)(h >> 32);
+}
+
+/* The node of (prev, off), or NULL. */
+static node_t *nmap_get(const nmap_t *m, const node_t *prev, uint64_t off)
+{
+    if (!m->n) return NULL;
+    for (uint32_t i = nmap_hash(prev, off) & (m->cap - 1); m->v[i].node; i = (i + 1) & (m->cap - 1))
+        if (m->v[i].prev == prev && m->v[i].off == off) return m->v[i].node;
+    return NULL;
+}
+
+static void nmap_put(nmap_t *m, const node_t *prev, uint64_t off, node_t *node);
+
+/* Doubles the table (kept at most half full, so probes stay short and an
+ * empty slot always ends them). */
+static void nmap_grow(nmap_t *m)
+{
+    nmap_t g = {.cap = m->cap ? m->cap * 2 : 16};
+    g.v = weir_calloc(g.cap, sizeof *g.v);
+    g.used = weir_malloc(g.cap / 2 * sizeof *g.used);
+    for (uint32_t i = 0; i < m->n; i++) {
+        const nmap_ent_t *x = &m->v[m->used[i]];
+        nmap_put(&g, x->prev, x->off, x->node);
+    }
+    weir_free(m->v);
+    weir_free(m->used);
+    *m = g;
+}
+
+/* Adds (prev, off) -> node; (prev, off) is not in the map. */
+static void nmap_put(nmap_t *m, const node_t *prev, uint64_t off, node_t *node)
+{
+    if (m->n + 1 > m->cap / 2) nmap_grow(m);
+    uint32_t i = nmap_hash(prev, off) & (m->cap - 1);
+    while (m->v[i].node)
+        i = (i + 1) & (m->cap - 1);
+    m->v[i] = (nmap_ent_t){prev, off, node};
+    m->used[m->n++] = i;
+}
+
+static node_t *nmap_at(const nmap_t *m, uint32_t i)
+{
+    return m->v[m->used[i]].node;
+}
+
+static void nmap_clear(nmap_t *m)
+{
+    for (uint32_t i = 0; i < m->n; i++)
+        m->v[m->used[i]].node = NULL;
+    m->n = 0;
+}
+
+static void nmap_free(nmap_t *m)
+{
+    weir_free(m->v);
+    weir_free(m->used);
+    memset(m, 0, sizeof *m);
+}
+
+static size_t nmap_bytes(const nmap_t *m)
+{
+    return m->cap * sizeof *m->v + m->cap / 2 * sizeof *m->used;
+}
+
+/* A node of pattern o's runs, with no ref yet. */
+static node_t *node_new(pat_one_t *o, uint64_t off, node_t *prev)
+{
+    node_t *n = weir_malloc(sizeof *n);
+    n->prev = prev;
+    n->off = off;
+    n->refs = 0;
+    o->nnodes++;
+    return n;
+}
+
+static void node_unref(pat_one_t *o, node_t *n)
+{
+    if (--n->refs) return;
+    weir_free(n);
+    o->nnodes--;
+}
+
+/* Gives back run r's ref on each of its nev nodes. */
+static void drop_events(pat_one_t *o, run_t *r)
+{
+    node_t *n = r->tail;
+    for (uint32_t i = 0; i < r->nev; i++) {
+        node_t *prev = n->prev; /* (n may go now) */
+        node_unref(o, n);
+        n = prev;
+    }
+    r->tail = NULL;
+    r->nev = 0;
+}
+
+/* Run r takes event off, r in pattern o of the key being fed. A run that
+ * took events before needs the node (off, prev = its tail): the one a run
+ * with the same tail made for this event, else a new one, which the feed's
+ * map keeps alive until share_end so that runs after it find it even if
+ * its maker ends. A new run (no events) takes any node of this event: the
+ * first the feed made, else a new one. */
+static void share_node(pattern_part_t *pp, pat_one_t *o, run_t *r, uint64_t off)
+{
+    node_t *n;
+    if (!r->nev && pp->share.n) {
+        n = nmap_at(&pp->share, 0);
+    } else if (!(n = nmap_get(&pp->share, r->tail, off))) {
+        n = node_new(o, off, r->tail);
+        if (r->nev) {
+            n->refs++; /* the map's */
+            nmap_put(&pp->share, r->tail, off, n);
+        }
+    }
+    weir_assert(n->off == off);
+    n->refs++;
+    r->tail = n;
+    r->nev++;
+}
+
+/* After feeding pattern o of a key one event: the map lets go of the
+ * nodes it made (those whose runs ended go). */
+static void share_end(pattern_part_t *pp, pat_one_t *o)
+{
+    for (uint32_t i = 0; i < pp->share.n; i++)
+        node_unref(o, nmap_at(&pp->share, i));
+    nmap_clear(&pp->share);
+}
+
+/* Run r's offsets in the order it took them (walking back from its tail),
+ * in *buf, grown to fit (*cap its size). */
+static const uint64_t *run_offsets(const run_t *r, uint64_t **buf, uint32_t *cap)
+{
+    if (r->nev > *cap) {
+        *cap = r->nev;
+        *buf = weir_realloc(*buf, *cap * sizeof **buf);
+    }
+    const node_t *n = r->tail;
+    for (uint32_t i = r->nev; i > 0; i--, n = n->prev)
+        (*buf)[i - 1] = n->off;
+    return *buf;
+}
+
 /* ---- partition ---------------------------------------------------------------- */
 
 pattern_part_t *pattern_part_new(const spec_t *s)
@@ -305,6 +505,8 @@ void pattern_part_free(pattern_part_t *pp)
     weir_free(pp->base);
     weir_free(pp->maxd);
     weir_free(pp->conds);
+    nmap_free(&pp->share);
+    weir_free(pp->offs);
     weir_free(pp->nullbinds);
     weir_free(pp->vals);
     buf_free(&pp->scratch);
@@ -315,7 +517,8 @@ void pattern_part_free(pattern_part_t *pp)
 size_t pattern_part_bytes(const pattern_part_t *pp)
 {
     size_t b = pp->capheld * sizeof *pp->held + pp->held_bytes + pp->capdue * sizeof *pp->due +
-               (size_t)pp->nspare * HELD_BLOCK + (pp->spare ? HELD_SPARE * sizeof *pp->spare : 0);
+               (size_t)pp->nspare * HELD_BLOCK + (pp->spare ? HELD_SPARE * sizeof *pp->spare : 0) +
+               nmap_bytes(&pp->share);
     for (uint32_t i = 0; i < pp->ndue; i++)
         b += pp->due[i].klen;
     return b;
@@ -406,19 +609,18 @@ static size_t run_size(uint32_t nbinds)
 static run_t *run_new(const spec_pattern_t *p)
 {
     run_t *r = weir_calloc(1, run_size(p->nbinds));
-    r->offs = r->inl;
-    r->capoffs = RUN_INLINE;
     for (uint32_t b = 0; b < p->nbinds; b++)
         run_binds(r)[b] = expr_null();
     return r;
 }
 
-static void run_free(const spec_pattern_t *p, run_t *r)
+/* Frees run r of pattern p, whose nodes are in o. */
+static void run_free(const spec_pattern_t *p, pat_one_t *o, run_t *r)
 {
     bstr_t *st = run_strs(r, p->nbinds);
     for (uint32_t b = 0; b < p->nbinds; b++)
         if (st[b].p != st[b].in) weir_free(st[b].p);
-    if (r->offs != r->inl) weir_free(r->offs);
+    drop_events(o, r);
     weir_free(r);
 }
 
@@ -443,7 +645,10 @@ static void bind_store(run_t *r, uint32_t nbinds, uint32_t b, const expr_value_t
     *v = expr_string(s->p, x->as.s.len);
 }
 
-static void take(const spec_pattern_t *p, run_t *r, uint32_t j, const ev_t *e)
+/* Step j of pattern p takes event e into run r (o: the pattern's state in
+ * the key being fed). */
+static void take(pattern_part_t *pp, pat_one_t *o, const spec_pattern_t *p, run_t *r, uint32_t j,
+                 const ev_t *e)
 {
     if (j != r->step) {
         r->step = j;
@@ -454,16 +659,7 @@ static void take(const spec_pattern_t *p, run_t *r, uint32_t j, const ev_t *e)
     r->last = e->t;
     r->skipped = 0;
     r->blocked = 0;
-    if (r->noffs == r->capoffs) {
-        r->capoffs *= 2;
-        if (r->offs == r->inl) {
-            r->offs = weir_malloc(r->capoffs * sizeof *r->offs);
-            memcpy(r->offs, r->inl, sizeof r->inl);
-        } else {
-            r->offs = weir_realloc(r->offs, r->capoffs * sizeof *r->offs);
-        }
-    }
-    r->offs[r->noffs++] = e->off;
+    share_node(pp, o, r, e->off);
     for (uint32_t b = 0; b < p->nbinds; b++)
         if (p->binds[b].step == j) bind_store(r, p->nbinds, b, &e->fields[p->binds[b].field]);
 }
@@ -530,7 +726,7 @@ static int after_take(const spec_pattern_t *p, run_t *r)
     return RUN_WAITING;
 }
 
-static int step_run(pattern_part_t *pp, uint32_t pi, run_t *r, const ev_t *e)
+static int step_run(pattern_part_t *pp, uint32_t pi, pat_one_t *o, run_t *r, const ev_t *e)
 {
     const spec_pattern_t *p = &pp->s->patterns[pi];
     if (r->waiting) {
@@ -544,7 +740,7 @@ static int step_run(pattern_part_t *pp, uint32_t pi, run_t *r, const ev_t *e)
     uint32_t n = candidates(p, r, c);
     for (uint32_t k = 0; k < n; k++) {
         if (!can_fill(pp, pi, r, c[k], e)) continue;
-        take(p, r, c[k], e);
+        take(pp, o, p, r, c[k], e);
         return after_take(p, r);
     }
     r->skipped = 1;
@@ -577,7 +773,8 @@ void pattern_key_free(const spec_t *s, pattern_key_t *k)
     for (uint32_t i = 0; i < k->n; i++) {
         pat_one_t *o = &k->one[i];
         for (uint32_t j = 0; j < o->nruns; j++)
-            run_free(&s->patterns[i], o->runs[j]);
+            run_free(&s->patterns[i], o, o->runs[j]);
+        weir_assert(o->nnodes == 0); /* every node is some run's */
         if (o->runs != o->inl) weir_free(o->runs);
         weir_free(o->mt);
     }
@@ -610,10 +807,11 @@ size_t pattern_key_bytes(const spec_t *s, const pattern_key_t *k)
     for (uint32_t i = 0; i < k->n; i++) {
         const pat_one_t *o = &k->one[i];
         uint32_t nb = s->patterns[i].nbinds;
-        b += (o->runs != o->inl ? o->capruns * sizeof *o->runs : 0) + o->capmt * sizeof *o->mt;
+        b += (o->runs != o->inl ? o->capruns * sizeof *o->runs : 0) + o->capmt * sizeof *o->mt +
+             o->nnodes * sizeof(node_t);
         for (uint32_t j = 0; j < o->nruns; j++) {
             run_t *r = o->runs[j];
-            b += run_size(nb) + (r->offs != r->inl ? r->capoffs * sizeof *r->offs : 0);
+            b += run_size(nb);
             for (uint32_t x = 0; x < nb; x++)
                 if (run_strs(r, nb)[x].p != run_strs(r, nb)[x].in) b += run_strs(r, nb)[x].cap;
         }
@@ -667,8 +865,9 @@ static void matched(pattern_part_t *pp, uint32_t pi, pat_one_t *o, run_t *r, wei
     eval_emit(pp, p, run_binds(r));
     buf_reset(&pp->evbuf);
     buf_append(&pp->evbuf, "[", 1);
-    for (uint32_t i = 0; i < r->noffs; i++)
-        buf_appendf(&pp->evbuf, "%s%" PRIu64, i ? "," : "", r->offs[i]);
+    const uint64_t *offs = run_offsets(r, &pp->offs, &pp->capoffs);
+    for (uint32_t i = 0; i < r->nev; i++)
+        buf_appendf(&pp->evbuf, "%s%" PRIu64, i ? "," : "", offs[i]);
     buf_append(&pp->evbuf, "]", 1);
     pp->vals[p->out.nselect] = expr_string(pp->evbuf.data, pp->evbuf.len);
     pp->vals[p->out.nselect + 1] = expr_int(pp->wm);
@@ -713,14 +912,14 @@ static int feed(pattern_part_t *pp, uint32_t pi, pattern_key_t **slot, weir_slic
         uint32_t w = 0;
         for (uint32_t i = 0; i < o->nruns; i++) {
             run_t *r = o->runs[i];
-            int res =
-                !r->waiting && r->first + p->within_ms < bound ? RUN_DEAD : step_run(pp, pi, r, e);
+            int res = !r->waiting && r->first + p->within_ms < bound ? RUN_DEAD
+                                                                     : step_run(pp, pi, o, r, e);
             if (res == RUN_COMPLETE) {
                 matched(pp, pi, o, r, key, e->t, io);
                 done = 1;
             }
             if (res == RUN_DEAD || res == RUN_COMPLETE) {
-                run_free(p, r);
+                run_free(p, o, r);
                 continue;
             }
             if (res == RUN_WAITING) push_due(pp, pi, r, key);
@@ -731,19 +930,21 @@ static int feed(pattern_part_t *pp, uint32_t pi, pattern_key_t **slot, weir_slic
     if (cond(pp, pi, 0, e, pp->nullbinds)) {
         run_t *r = run_new(p);
         r->first = e->t;
-        take(p, r, 0, e);
-        int res = after_take(p, r);
         if (!*slot) *slot = key_new(pp->s);
         pat_one_t *o = &(*slot)->one[pi];
+        take(pp, o, p, r, 0, e);
+        int res = after_take(p, r);
         if (res == RUN_COMPLETE) {
             matched(pp, pi, o, r, key, e->t, io);
-            run_free(p, r);
+            run_free(p, o, r);
             done = 1;
         } else {
             if (res == RUN_WAITING) push_due(pp, pi, r, key);
             run_append(o, r);
         }
     }
+    /* (a map with nodes means the key had runs: *slot is set) */
+    if (pp->share.n) share_end(pp, &(*slot)->one[pi]);
     key_tidy(pp, slot);
     return done;
 }
@@ -830,7 +1031,7 @@ static void confirm(pattern_part_t *pp, uint32_t pi, pattern_key_t **slot, weir_
         run_t *r = o->runs[i];
         if (r->waiting && r->deadline < pp->wm) {
             matched(pp, pi, o, r, key, r->deadline, io);
-            run_free(p, r);
+            run_free(p, o, r);
             continue;
         }
         o->runs[w++] = r;
@@ -1061,6 +1262,8 @@ void pattern_key_encode(const spec_t *s, const pattern_key_t *k, weir_buf_t *b)
         return;
     }
     codec_put_u(b, k->n);
+    uint64_t *offs = NULL;
+    uint32_t cap = 0;
     for (uint32_t i = 0; i < k->n; i++) {
         const pat_one_t *o = &k->one[i];
         uint32_t nb = s->patterns[i].nbinds;
@@ -1074,9 +1277,10 @@ void pattern_key_encode(const spec_t *s, const pattern_key_t *k, weir_buf_t *b)
             codec_put_i(b, r->first);
             codec_put_i(b, r->last);
             codec_put_i(b, r->deadline);
-            codec_put_u(b, r->noffs);
-            for (uint32_t x = 0; x < r->noffs; x++)
-                codec_put_u(b, r->offs[x]);
+            codec_put_u(b, r->nev);
+            run_offsets(r, &offs, &cap);
+            for (uint32_t x = 0; x < r->nev; x++)
+                codec_put_u(b, offs[x]);
             for (uint32_t x = 0; x < nb; x++)
                 put_value(b, &run_binds(r)[x]);
         }
@@ -1084,6 +1288,7 @@ void pattern_key_encode(const spec_t *s, const pattern_key_t *k, weir_buf_t *b)
         for (uint32_t x = 0; x < o->nmt; x++)
             codec_put_i(b, o->mt[x]);
     }
+    weir_free(offs);
 }
 
 #define MAX_DECODED_ITEMS (1u << 28) /* counts above this are corrupt, not big */
@@ -1095,7 +1300,59 @@ static int corrupt(codec_rd_t *r, const unsigned char *start, const char *what, 
                      (size_t)(r->p - start));
 }
 
-static int decode_run(const spec_pattern_t *p, codec_rd_t *r, run_t **out)
+/* What decoding a key's runs keeps between them: the nodes made, by
+ * (prev, offset) and by (&any_prev, offset) for the first node made of
+ * each event; a run's offsets as read. */
+typedef struct kdec {
+    nmap_t made;
+    uint64_t *offs;
+    uint32_t cap;
+} kdec_t;
+
+static const node_t any_prev; /* a key of kdec_t.made, never a node */
+
+/* Whether the nev nodes from t back are offs[0 .. nev), t's first. */
+static int ends_with(const node_t *t, const uint64_t *offs, uint32_t nev)
+{
+    for (uint32_t i = nev; i > 0; i--, t = t->prev)
+        if (!t || t->off != offs[i - 1]) return 0;
+    return 1;
+}
+
+/* Run r's events from a checkpoint (d->offs, r->nev of them) as nodes
+ * shared with the runs decoded before it, as feeding them had shared them
+ * in the common cases: a run whose events end the list of the first node
+ * made of its last event (a run started later, when every run takes every
+ * event) takes that node; else each event is the node already made after
+ * the one before, or a new one, from the first node made of its first
+ * event. Every node made while decoding is alive until it ends, so the
+ * walks may follow prev beyond a run's events. */
+static void decode_events(pat_one_t *o, kdec_t *d, run_t *r)
+{
+    uint32_t nev = r->nev;
+    node_t *t = nmap_get(&d->made, &any_prev, d->offs[nev - 1]);
+    if (t && ends_with(t, d->offs, nev)) {
+        r->tail = t;
+        for (uint32_t i = 0; i < nev; i++, t = t->prev)
+            t->refs++;
+        return;
+    }
+    node_t *n = NULL;
+    for (uint32_t i = 0; i < nev; i++) {
+        uint64_t off = d->offs[i];
+        node_t *x = nmap_get(&d->made, i ? n : &any_prev, off);
+        if (!x) {
+            x = node_new(o, off, n);
+            nmap_put(&d->made, n, off, x);
+            if (!nmap_get(&d->made, &any_prev, off)) nmap_put(&d->made, &any_prev, off, x);
+        }
+        x->refs++;
+        n = x;
+    }
+    r->tail = n;
+}
+
+static int decode_run(const spec_pattern_t *p, pat_one_t *o, kdec_t *d, codec_rd_t *r, run_t **out)
 {
     run_t *run = run_new(p);
     uint64_t step = codec_get_u(r), count = codec_get_u(r), flags = codec_get_u(r);
@@ -1104,29 +1361,30 @@ static int decode_run(const spec_pattern_t *p, codec_rd_t *r, run_t **out)
     run->deadline = codec_get_i(r);
     uint64_t n = codec_get_u(r);
     int ok = !r->bad && step < p->nsteps && !p->steps[step].negated && count >= 1 &&
-             count <= p->steps[step].max && flags < 8 && n >= 1 && n <= codec_left(r);
+             count <= p->steps[step].max && flags < 8 && n >= 1 && n <= codec_left(r) &&
+             n <= MAX_DECODED_ITEMS;
     run->step = (uint32_t)step;
     run->count = (uint32_t)count;
     run->blocked = flags & 1;
     run->skipped = (flags >> 1) & 1;
     run->waiting = (flags >> 2) & 1;
-    if (ok) {
-        if (n > RUN_INLINE) {
-            run->offs = weir_malloc(n * sizeof *run->offs);
-            run->capoffs = (uint32_t)n;
-        }
-        for (; run->noffs < n; run->noffs++)
-            run->offs[run->noffs] = codec_get_u(r);
+    if (ok && n > d->cap) {
+        d->cap = (uint32_t)n;
+        d->offs = weir_realloc(d->offs, n * sizeof *d->offs);
     }
+    for (uint32_t x = 0; ok && x < n; x++)
+        d->offs[x] = codec_get_u(r);
     for (uint32_t x = 0; ok && x < p->nbinds; x++) {
         expr_value_t v;
         ok = get_value(r, &v) == 0;
         if (ok) bind_store(run, p->nbinds, x, &v);
     }
     if (!ok || r->bad) {
-        run_free(p, run);
+        run_free(p, o, run);
         return -1;
     }
+    run->nev = (uint32_t)n;
+    decode_events(o, d, run);
     *out = run;
     return 0;
 }
@@ -1142,8 +1400,11 @@ int pattern_key_decode(const spec_t *s, codec_rd_t *r, pattern_key_t **out, char
     if (n != s->npatterns)
         return corrupt(r, start, "pattern count does not fit the spec", err, errlen);
     pattern_key_t *k = key_new(s);
+    kdec_t d = {0};
     for (uint32_t i = 0; i < k->n; i++) {
         pat_one_t *o = &k->one[i];
+        /* (nodes are shared within a pattern's runs only) */
+        nmap_clear(&d.made);
         uint64_t nr = codec_get_u(r);
         if (r->bad || nr > codec_left(r) || nr > MAX_DECODED_ITEMS) goto bad;
         o->runs = o->inl;
@@ -1153,7 +1414,7 @@ int pattern_key_decode(const spec_t *s, codec_rd_t *r, pattern_key_t **out, char
             o->capruns = (uint32_t)nr;
         }
         for (; o->nruns < nr; o->nruns++)
-            if (decode_run(&s->patterns[i], r, &o->runs[o->nruns]) != 0) goto bad;
+            if (decode_run(&s->patterns[i], o, &d, r, &o->runs[o->nruns]) != 0) goto bad;
         uint64_t nm = codec_get_u(r);
         if (r->bad || nm > codec_left(r) || nm > MAX_DECODED_ITEMS) goto bad;
         o->mt = weir_malloc((nm ? nm : 1) * sizeof *o->mt);
@@ -1164,9 +1425,13 @@ int pattern_key_decode(const spec_t *s, codec_rd_t *r, pattern_key_t **out, char
         }
         if (r->bad) goto bad;
     }
+    nmap_free(&d.made);
+    weir_free(d.offs);
     *out = k;
     return 0;
 bad:
+    nmap_free(&d.made);
+    weir_free(d.offs);
     pattern_key_free(s, k);
     return corrupt(r, start, "a run or match time does not decode", err, errlen);
 }

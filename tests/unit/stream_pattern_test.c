@@ -7,7 +7,8 @@
  * the checkpoint encoding of a key's and a partition's pattern state
  * (round trip: the restored state finds the same matches; corrupt bytes
  * are refused), also through the engine's own checkpoint encoding
- * (engine_state.h). */
+ * (engine_state.h); overlapping runs sharing their events (linear state,
+ * the same after a checkpoint round trip). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,14 +75,23 @@ static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, wei
     }
 }
 
+/* The spec of head + body. */
+static spec_t *load_spec(const char *body)
+{
+    char text[4096], err[512];
+    snprintf(text, sizeof text, "%s%s", head, body);
+    spec_t *spec;
+    if (spec_load_string(text, strlen(text), "t.yaml", &spec, err, sizeof err) != 0)
+        fail_msg("spec: %s", err);
+    return spec;
+}
+
 static fixture_t *open_spec(const char *body)
 {
     static fixture_t f;
     memset(&f, 0, sizeof f);
-    char text[4096], err[512];
-    snprintf(text, sizeof text, "%s%s", head, body);
-    if (spec_load_string(text, strlen(text), "t.yaml", &f.spec, err, sizeof err) != 0)
-        fail_msg("spec: %s", err);
+    char err[512];
+    f.spec = load_spec(body);
     if (engine_new(f.spec, &f.eng, err, sizeof err) != 0) fail_msg("engine: %s", err);
     engine_sink_t sink = {on_window, NULL, &f};
     f.part = engine_part_new(f.eng, 0, &sink);
@@ -394,24 +404,20 @@ static void side_event(side_t *s, const spec_t *spec, int k, const char *kind, i
 static void encoding_round_trips(void **state)
 {
     (void)state;
-    char text[4096], err[512];
-    snprintf(text, sizeof text, "%s%s%s", head,
-             "patterns:\n"
-             "  rise:\n"
-             "    sequence:\n"
-             "      - a:\n"
-             "          when: kind == \"a\"\n"
-             "          one_or_more: true\n"
-             "      - b: kind == \"b\" and v > a.v\n"
-             "      - none:\n"
-             "          not: kind == \"c\" and k == a.k\n"
-             "          gap: 20s\n"
-             "    within: 1m\n"
-             "    emit: {av: a.v}\n",
-             "features:\n  n: matches(rise) over 1h\n");
-    spec_t *spec;
-    if (spec_load_string(text, strlen(text), "t.yaml", &spec, err, sizeof err) != 0)
-        fail_msg("spec: %s", err);
+    char err[512];
+    spec_t *spec = load_spec("patterns:\n"
+                             "  rise:\n"
+                             "    sequence:\n"
+                             "      - a:\n"
+                             "          when: kind == \"a\"\n"
+                             "          one_or_more: true\n"
+                             "      - b: kind == \"b\" and v > a.v\n"
+                             "      - none:\n"
+                             "          not: kind == \"c\" and k == a.k\n"
+                             "          gap: 20s\n"
+                             "    within: 1m\n"
+                             "    emit: {av: a.v}\n"
+                             "features:\n  n: matches(rise) over 1h\n");
     side_t a = {.pp = pattern_part_new(spec)}, b = {.pp = pattern_part_new(spec)};
     /* A prefix that leaves runs, held events, a waiting run and match times. */
     static const struct {
@@ -480,6 +486,132 @@ static void encoding_round_trips(void **state)
     }
     pattern_part_free(a.pp);
     pattern_part_free(b.pp);
+    spec_free(spec);
+}
+
+/* ---- overlapping runs share the events they took (pattern.c, SHARED EVENTS) ---- */
+
+#define OVERLAP_N 400
+
+/* Key "k"'s pattern state; event i (offset i) at (i + 1) s. */
+typedef struct overlap {
+    pattern_key_t *slot;
+    int nmatch[2]; /* grow, tri */
+    char want[8 * OVERLAP_N];
+} overlap_t;
+
+static pattern_key_t **overlap_slot(void *ctx, weir_slice_t key)
+{
+    (void)key;
+    return &((overlap_t *)ctx)->slot;
+}
+
+/* Checks each match's events: grow's run from event i took i .. the last
+ * `a` and then the `b`; tri's from i took i, i + 1, i + 2. */
+static void overlap_match(void *ctx, const spec_pattern_t *p, weir_slice_t key, int64_t start,
+                          int64_t time, const expr_value_t *vals)
+{
+    (void)key;
+    overlap_t *o = ctx;
+    int tri = p->name[0] == 't';
+    int64_t first = start / S - 1, last = time / S - 1;
+    size_t n = 0;
+    for (int64_t i = first; i <= last; i++)
+        n += (size_t)snprintf(o->want + n, sizeof o->want - n, "%s%lld", i > first ? "," : "[",
+                              (long long)i);
+    snprintf(o->want + n, sizeof o->want - n, "]");
+    const expr_value_t *evs = &vals[p->out.nselect];
+    assert_int_equal(evs->as.s.len, strlen(o->want));
+    assert_memory_equal(evs->as.s.ptr, o->want, evs->as.s.len);
+    if (tri)
+        assert_int_equal(last - first, 2);
+    else
+        assert_int_equal(last, OVERLAP_N); /* the `b` */
+    o->nmatch[tri]++;
+}
+
+static void overlap_event(pattern_part_t *pp, overlap_t *o, const char *kind, uint64_t off)
+{
+    int64_t ts = (int64_t)(off + 1) * S;
+    expr_value_t fields[4] = {expr_string("k", 1), expr_string(kind, 1), expr_int((int64_t)off),
+                              expr_time(ts)};
+    uint8_t flags[2];
+    pattern_io_t io = {overlap_slot, overlap_match, o, 0};
+    pattern_event(pp, &o->slot, (weir_slice_t){"k", 1}, ts, off, fields, ts - 10 * S, flags, &io);
+}
+
+/* Every `a` opens a run of grow that every open run extends (the state that
+ * used to grow with the square of the events), and tri's runs complete as
+ * the next ones take the same event (a node its maker's end must not take
+ * with it). The state grows linearly; the checkpoint encoding decodes to
+ * the same sharing and the runs go on to the same matches. */
+static void overlapping_runs_share_their_events(void **state)
+{
+    (void)state;
+    char err[512];
+    spec_t *spec = load_spec("patterns:\n"
+                             "  grow:\n"
+                             "    sequence:\n"
+                             "      - a:\n"
+                             "          when: kind == \"a\"\n"
+                             "          one_or_more: true\n"
+                             "      - b: kind == \"b\"\n"
+                             "    within: 1h\n"
+                             "    order: arrival\n"
+                             "    emit: {av: a.v}\n"
+                             "  tri:\n"
+                             "    sequence:\n"
+                             "      - s: kind == \"a\"\n"
+                             "      - x:\n"
+                             "          when: kind == \"a\"\n"
+                             "          times: 2\n"
+                             "    within: 1h\n"
+                             "    order: arrival\n"
+                             "    emit: {xv: x.v}\n");
+    pattern_part_t *pp = pattern_part_new(spec);
+    static overlap_t a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    size_t half = 0;
+    for (uint64_t i = 0; i < OVERLAP_N; i++) {
+        if (i == OVERLAP_N / 2) half = pattern_key_bytes(spec, a.slot);
+        overlap_event(pp, &a, "a", i);
+    }
+    size_t full = pattern_key_bytes(spec, a.slot);
+    print_message("pattern state: %zu bytes at %d events, %zu at %d\n", half, OVERLAP_N / 2, full,
+                  OVERLAP_N);
+    assert_int_equal(pattern_key_runs(a.slot), OVERLAP_N + 2); /* grow's, tri's last two */
+    assert_int_equal(a.nmatch[1], OVERLAP_N - 2);
+    assert_true(full < half * 22 / 10); /* a list per run: about 4 times */
+
+    weir_buf_t buf = WEIR_BUF_INIT, again = WEIR_BUF_INIT;
+    pattern_key_encode(spec, a.slot, &buf);
+    codec_rd_t rd = {(const unsigned char *)buf.data, (const unsigned char *)buf.data + buf.len, 0};
+    assert_int_equal(pattern_key_decode(spec, &rd, &b.slot, err, sizeof err), 0);
+    assert_true(rd.p == rd.end);
+    /* (less by the runs array's spare capacity: decoded to fit) */
+    assert_true(pattern_key_bytes(spec, b.slot) <= full);
+    assert_true(pattern_key_bytes(spec, b.slot) > full * 9 / 10);
+    pattern_key_encode(spec, b.slot, &again);
+    assert_int_equal(again.len, buf.len);
+    assert_memory_equal(again.data, buf.data, buf.len);
+
+    pattern_part_t *pp2 = pattern_part_new(spec);
+    overlap_event(pp, &a, "b", OVERLAP_N);
+    overlap_event(pp2, &b, "b", OVERLAP_N);
+    assert_int_equal(a.nmatch[0], OVERLAP_N);
+    assert_int_equal(b.nmatch[0], OVERLAP_N);
+    /* grow's runs are gone, and their events with them */
+    assert_int_equal(pattern_key_runs(a.slot), 2);
+    assert_int_equal(pattern_key_runs(b.slot), 2);
+    assert_true(pattern_key_bytes(spec, a.slot) < full / 8);
+    assert_true(pattern_key_bytes(spec, b.slot) < full / 8);
+    buf_free(&buf);
+    buf_free(&again);
+    pattern_key_free(spec, a.slot);
+    pattern_key_free(spec, b.slot);
+    pattern_part_free(pp);
+    pattern_part_free(pp2);
     spec_free(spec);
 }
 
@@ -634,6 +766,7 @@ int main(void)
         cmocka_unit_test(partial_matches_are_counted_and_released),
         cmocka_unit_test(emit_lower_of_long_strings),
         cmocka_unit_test(encoding_round_trips),
+        cmocka_unit_test(overlapping_runs_share_their_events),
         cmocka_unit_test(engine_checkpoint_keeps_pattern_state),
         cmocka_unit_test(engine_snapshot_keeps_pattern_state),
     };
