@@ -374,14 +374,15 @@ int cmd_run(int argc, char **argv)
     /* (decided: the events without a logged decision; under at_least_once
      * every event after the checkpoint, logged decision or not) */
     printf("weir run: ready: replayed %" PRIu64 " events, decided %" PRIu64
-           " logged events (those not decided before%s), in %.3f s; model %" PRIu64 "%s%s%s\n",
+           " logged events (those not decided before%s), in %.3f s; model %" PRIu64
+           "%s%s%s; spec %" PRIu64 "\n",
            atomic_load(&m->replayed), atomic_load(&m->redecided),
            runtime_spec(rt)->guarantee == SPEC_AT_LEAST_ONCE
                ? ", and at_least_once: all after the checkpoint"
                : "",
            (double)(weir_mono_ns() - t0) / 1e9, runtime_model_version(rt),
            runtime_spec(rt)->has_model ? " (" : "", runtime_model_digest(rt),
-           runtime_spec(rt)->has_model ? ")" : "");
+           runtime_spec(rt)->has_model ? ")" : "", runtime_spec_version(rt));
     fflush(stdout);
     if (rc_cfg.max_memory && weir_alloc_used() > rc_cfg.max_memory)
         fprintf(stderr,

@@ -29,6 +29,14 @@
  * record is recomputed with offline's, and a difference says which
  * version decided. The summary counts the records checked each way.
  *
+ * THE SPEC THAT DECIDED. A record also names the version of the spec text
+ * it was decided under (spec_ledger.h: DATA/specs, the texts kept in
+ * DATA/specs.d). It is not recomputed with that spec's rules: its
+ * features are this spec's replay, and another spec's rules may read
+ * other features. A difference of such a record names the version and
+ * where its text is, and the summary counts them, so that a reload's new
+ * rules read as the reload, not as a fault.
+ *
  * RUNS. Records are in input-offset order, except after a restart under
  * at_least_once, which decides the events after the checkpoint again and
  * appends those records after the others: the offsets fall back. So a
@@ -57,6 +65,7 @@
 #include "decide/decide.h"
 #include "decide/decision_log.h"
 #include "decide/model_ledger.h"
+#include "decide/spec_ledger.h"
 #include "decide/pipeline.h"
 #include "log/checkpoint.h"
 #include "serve/runtime.h"
@@ -89,6 +98,7 @@ typedef struct run {
 
 typedef struct verify {
     const spec_t *spec;
+    weir_slice_t spec_text; /* what spec was loaded from: its version (THE SPEC THAT DECIDED) */
     const char *data;
     int skip_bad; /* --skip-bad-events, as the server was started with */
     decide_t *decide;
@@ -100,6 +110,7 @@ typedef struct verify {
     } * models;
     size_t nmodels;
     uint64_t by_own_model;
+    uint64_t by_other_spec; /* THE SPEC THAT DECIDED: records of another spec version */
     uint32_t part;
     run_t *runs;
     uint32_t nruns;
@@ -262,6 +273,9 @@ static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_r
     const cJSON *score = cJSON_GetObjectItemCaseSensitive(u->rec, "score");
     const cJSON *late = cJSON_GetObjectItemCaseSensitive(u->rec, "late");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(u->rec, "model");
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(u->rec, "spec");
+    int other_spec = cJSON_IsNumber(spec) && (uint64_t)spec->valuedouble != d->spec_version;
+    v->by_other_spec += other_spec;
     const char *on_dec = cJSON_IsString(dec) ? dec->valuestring : NULL;
     if (!(on_dec && d->decision ? !strcmp(on_dec, d->decision) : on_dec == d->decision))
         buf_appendf(&b, "; decision %s online, %s offline", on_dec ? on_dec : "null",
@@ -299,6 +313,16 @@ static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_r
                             "here: it is not in %s/" MODEL_LEDGER_FILE ")",
                             model->valuedouble, v->data);
         }
+        if (other_spec && d->spec_version)
+            buf_appendf(&b,
+                        " (decided under spec version %.0f, its text in %s/" SPEC_COPIES_DIR
+                        "/%.0f.yaml; offline is version %" PRIu64 ")",
+                        spec->valuedouble, v->data, spec->valuedouble, d->spec_version);
+        else if (other_spec)
+            buf_appendf(&b,
+                        " (decided under spec version %.0f, its text in %s/" SPEC_COPIES_DIR
+                        "/%.0f.yaml; the offline spec never decided here)",
+                        spec->valuedouble, v->data, spec->valuedouble);
         say(v, offset, b.data + 2);
     }
     buf_free(&b);
@@ -312,7 +336,11 @@ static decide_t *model_of(verify_t *v, uint64_t mv)
     decide_t *d = NULL;
     char path[4096], err[1024];
     if (model_ledger_path(v->data, mv, path, sizeof path) &&
-        decide_new(v->spec, &(decide_ledger_t){.datadir = v->data}, &d, err, sizeof err) == 0 &&
+        decide_new(v->spec,
+                   &(decide_ledger_t){.datadir = v->data,
+                                      .spec_text = v->spec_text.ptr,
+                                      .spec_len = v->spec_text.len},
+                   &d, err, sizeof err) == 0 &&
         (decide_reload(d, path, err, sizeof err) != 0 || decide_model_version(d) != mv)) {
         decide_free(d); /* changed since (its digest is another), or no longer fits */
         d = NULL;
@@ -482,6 +510,7 @@ int cmd_verify(int argc, char **argv)
         return cli_fail(prefix, "%s", err), 2;
     v.spec = pl.spec;
     v.data = data;
+    v.spec_text = (weir_slice_t){pl.spec_text.data, pl.spec_text.len};
     log_t *dlog = NULL;
     log_topic_t *dtopic = NULL;
     char ddir[4096];
@@ -494,8 +523,11 @@ int cmd_verify(int argc, char **argv)
                       "%s has no decision log of source '%s': nothing to verify (weir run "
                       "writes one; weir ingest does not decide)",
                       data, pl.src->name);
-    else if (decide_new(pl.spec, &(decide_ledger_t){.datadir = data}, &v.decide, err, sizeof err) !=
-                 0 ||
+    else if (decide_new(pl.spec,
+                        &(decide_ledger_t){.datadir = data,
+                                           .spec_text = pl.spec_text.data,
+                                           .spec_len = pl.spec_text.len},
+                        &v.decide, err, sizeof err) != 0 ||
              log_open_dir(ddir, &lc, &dlog, err, sizeof err) != 0 ||
              log_topic_open(dlog, pl.src->name, pl.nparts, &dtopic, err, sizeof err) != 0)
         rc = cli_fail(prefix, "%s", err);
@@ -528,6 +560,15 @@ int cmd_verify(int argc, char **argv)
                " different%s\n",
                events, tot[0], tot[0] - tot[1], tot[2],
                v.shown > v.show ? " (the first shown above; --show N for more)" : "");
+        if (v.by_other_spec) {
+            char sv[64] = "a text that never decided here";
+            if (decide_spec_version(v.decide))
+                snprintf(sv, sizeof sv, "version %" PRIu64, decide_spec_version(v.decide));
+            printf("%" PRIu64 " of them decided under another spec version than %s (%s): "
+                   "checked against its rules and features all the same; the text each was "
+                   "decided under is in %s/" SPEC_COPIES_DIR "\n",
+                   v.by_other_spec, argv[optind], sv, data);
+        }
         if (v.by_own_model)
             printf("%" PRIu64 " of them decided by another model version than the spec's file "
                    "(%" PRIu64 "), recomputed with the model that decided them (its file, as "

@@ -8,6 +8,7 @@
 #include "base/alloc.h"
 #include "base/error.h"
 #include "decide/model_ledger.h"
+#include "decide/spec_ledger.h"
 
 #define MAX_INPUTS 4096
 
@@ -20,6 +21,7 @@ struct decide {
     int ledger_add;
     uint64_t ledger_floor;
     char digest[MODEL_DIGEST_LEN + 1]; /* the live model's (reload_lock of runtime.c) */
+    uint64_t spec_version;             /* spec_ledger.h */
 };
 
 /* Gives m its version from the ledger, before m is published: a model is
@@ -109,6 +111,16 @@ int decide_new(const spec_t *spec, const decide_ledger_t *ledger, decide_t **out
         memcpy(d->digest, model_digest(m), sizeof d->digest);
         d->slot = model_slot_new(m);
     }
+    /* The spec's version last: a spec whose model does not load never
+     * decides, and gets none. */
+    if (ledger && ledger->spec_text) {
+        int rc = spec_ledger_version(ledger->datadir, ledger->spec_text, ledger->spec_len,
+                                     ledger->spec_path, ledger->add, &d->spec_version, err, errlen);
+        if (rc) {
+            decide_free(d);
+            return rc;
+        }
+    }
     *out = d;
     return 0;
 }
@@ -195,6 +207,11 @@ static uint64_t shown_version(uint64_t v)
     return v == UINT64_MAX ? 0 : v;
 }
 
+uint64_t decide_spec_version(const decide_t *d)
+{
+    return d->spec_version;
+}
+
 uint64_t decide_model_version(const decide_t *d)
 {
     return d->slot ? shown_version(model_slot_live_version(d->slot)) : 0;
@@ -277,6 +294,7 @@ int decide_event(decide_t *d, const expr_value_t *fields, const expr_value_t *fe
     memset(out, 0, sizeof *out);
     out->score = NAN;
     out->rule = -1;
+    out->spec_version = d->spec_version;
     if (d->slot) {
         uint32_t ticket;
         const weir_model_t *m = model_slot_enter(d->slot, &ticket);

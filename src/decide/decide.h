@@ -25,6 +25,12 @@ typedef struct decide_ledger {
     const char *datadir;
     int add;
     uint64_t floor; /* model_ledger_version's (THE FIRST LEDGER) */
+    /* The text the spec was loaded from, and its file, for its version in
+     * the spec ledger (spec_ledger.h; added as the model is, with add);
+     * no text: the decisions name spec version 0 */
+    const char *spec_text;
+    size_t spec_len;
+    const char *spec_path;
 } decide_ledger_t;
 
 /* Loads the spec's model (if it has one) and maps its inputs to the model's
@@ -39,6 +45,9 @@ void decide_free(decide_t *d);
 int decide_reload(decide_t *d, const char *path, char *err, size_t errlen);
 /* The live model's version (0 without a model), and its digest ("" without). */
 uint64_t decide_model_version(const decide_t *d);
+/* The spec's version in the spec ledger: 0 without a ledger or a text, or,
+ * for a reader, when the ledger does not hold the text. */
+uint64_t decide_spec_version(const decide_t *d);
 const char *decide_model_digest(const decide_t *d);
 
 typedef struct decide_contrib {
@@ -56,6 +65,7 @@ typedef struct decision {
     double scores[SPEC_MAX_SCORES];
     const char *emit;     /* the matched rule's `emit` output, or NULL */
     uint64_t model_version;
+    uint64_t spec_version; /* decide_spec_version: the rules that decided */
     uint32_t ncontribs;
     decide_contrib_t contribs[DECIDE_TOP_CONTRIBS]; /* largest |value| first */
 } decision_t;

@@ -11,23 +11,13 @@
  * model registry's versions (MLflow's, Triton's directories) do, but kept
  * beside the decisions it explains, in the data directory.
  *
- * Format: text, one line per version, oldest first, after a comment line:
- *     VERSION DIGEST FIRST-LOADED PATH
- *     3 xxh128:9f0c...(32 hex) 2026-11-27T15:02:11Z /srv/models/fraud-v3.json
- * FIRST-LOADED is UTC; PATH is where the file was when first loaded (for
- * people: the digest is what identifies it) and runs to the end of line.
- * The file is rewritten whole (a temporary file, fsynced, renamed over it,
- * the directory fsynced) before any decision names the new version, so a
- * crash leaves the old ledger or the new one, and no decision names a
- * version the ledger lacks. Its one writer is the process holding the data
- * directory (weir run); readers (weir verify) take it as it is.
+ * Its format is ledger.h's, the digest the model file's (model_digest).
  *
  * THE FIRST LEDGER of a directory whose decision log has records already
  * (decisions of a weir before the ledger, numbered 1, 2, ... by each
  * process; or a ledger deleted) numbers from above the largest version
  * those records name (`floor`, decision_log_max_model), and says so in a
- * comment line: a number is never given to two models. A ledger that is a
- * symlink to nothing is refused, not replaced. */
+ * comment line: a number is never given to two models. */
 #ifndef WEIR_DECIDE_MODEL_LEDGER_H
 #define WEIR_DECIDE_MODEL_LEDGER_H
 

@@ -252,6 +252,8 @@ static void score_done(void *ctx, const runtime_outcome_t *o)
     numfmt_append_u64(b, o->ev->part);
     buf_append_str(b, ",\"model\":");
     numfmt_append_u64(b, d->model_version);
+    buf_append_str(b, ",\"spec\":");
+    numfmt_append_u64(b, d->spec_version);
     buf_append_str(b, o->res->late ? ",\"late\":true" : ",\"late\":false");
     buf_append_str(b, ",\"latency_us\":");
     numfmt_append_u64(b, (weir_mono_ns() - sc->req->start_ns) / 1000);
@@ -635,8 +637,11 @@ static void run_reload(api_t *a, http_resp_t *resp)
      * version 0, as runtime_reload read it under its lock; the spec read
      * here could be a concurrent reload's) */
     int nothing = !changed && v == 0;
-    buf_appendf(&resp->body, "{\"reloaded\":%s,\"model\":%" PRIu64 ",\"spec\":%s}\n",
-                nothing ? "false" : "true", v, changed ? "\"replaced\"" : "\"unchanged\"");
+    buf_appendf(&resp->body,
+                "{\"reloaded\":%s,\"model\":%" PRIu64 ",\"spec\":%s,\"spec_version\":%" PRIu64
+                "}\n",
+                nothing ? "false" : "true", v, changed ? "\"replaced\"" : "\"unchanged\"",
+                runtime_spec_version(a->rt));
 }
 
 /* A checkpoint takes seconds at a million keys, and so does a reload that

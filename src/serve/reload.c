@@ -101,7 +101,11 @@ static int stage(runtime_t *rt, const weir_buf_t *text, staged_t *st, char *err,
         return weir_errf(err, errlen, rc, "the new spec: %s", why);
     if ((rc = engine_migrate_check(rt->pl.engine, st->engine, why, sizeof why)) != 0)
         return weir_errf(err, errlen, rc, "%s", why);
-    decide_ledger_t ledger = {.datadir = rt->cfg.datadir, .add = 1};
+    decide_ledger_t ledger = {.datadir = rt->cfg.datadir,
+                              .add = 1,
+                              .spec_text = text->data,
+                              .spec_len = text->len,
+                              .spec_path = rt->cfg.spec_path};
     if ((rc = decide_new(s, &ledger, &st->decide, why, sizeof why)) != 0)
         return weir_errf(err, errlen, rc, "the new spec: %s", why);
     if ((rc = outputs_open(rt->cfg.datadir, s, &st->out, why, sizeof why)) != 0)
@@ -233,6 +237,7 @@ int runtime_reload(runtime_t *rt, const char *via, uint64_t *version, int *spec_
     metrics_add(rc ? &rt->m.reload_failures : &rt->m.reloads, 1);
     *version = decide_model_version(rt->decide);
     atomic_store(&rt->model_version, *version);
+    atomic_store(&rt->spec_version, decide_spec_version(rt->decide));
     /* Every outcome said, whatever asked: a model that changed the
      * decisions must leave a trace besides a counter. */
     const char *digest = decide_model_digest(rt->decide);
@@ -242,9 +247,9 @@ int runtime_reload(runtime_t *rt, const char *via, uint64_t *version, int *spec_
                 "model)\n",
                 via);
     else if (rc == 0)
-        fprintf(stderr, "weir run: reload (%s): %s; model %" PRIu64 "%s%s%s\n", via,
-                *spec_changed ? "spec replaced" : "model reloaded", *version, *digest ? " (" : "",
-                digest, *digest ? ")" : "");
+        fprintf(stderr, "weir run: reload (%s): %s; model %" PRIu64 "%s%s%s; spec %" PRIu64 "\n",
+                via, *spec_changed ? "spec replaced" : "model reloaded", *version,
+                *digest ? " (" : "", digest, *digest ? ")" : "", decide_spec_version(rt->decide));
     else
         fprintf(stderr,
                 "weir run: reload (%s) failed; the running spec and model %" PRIu64

@@ -199,7 +199,11 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
         0)
         goto fail;
     pipeline_log_recovery("weir run: decision log", rt->dtopic);
-    decide_ledger_t ledger = {.datadir = cfg->datadir, .add = 1};
+    decide_ledger_t ledger = {.datadir = cfg->datadir,
+                              .add = 1,
+                              .spec_text = rt->pl.spec_text.data,
+                              .spec_len = rt->pl.spec_text.len,
+                              .spec_path = cfg->spec_path};
     if (s->has_model &&
         !model_ledger_exists(cfg->datadir)) { /* THE FIRST LEDGER (model_ledger.h) */
         /* Once per directory, and a whole read of the decision log (about
@@ -224,6 +228,7 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
     }
     if (rc || (rc = decide_new(s, &ledger, &rt->decide, err, errlen)) != 0) goto fail;
     atomic_store(&rt->model_version, decide_model_version(rt->decide));
+    atomic_store(&rt->spec_version, decide_spec_version(rt->decide));
     if ((rc = outputs_open(cfg->datadir, s, &rt->out, err, errlen)) != 0) goto fail;
     rt->outcomes = weir_calloc(s->ndecisions + 1, sizeof *rt->outcomes);
     for (uint32_t i = 0; i < s->ndecisions; i++)
@@ -380,6 +385,11 @@ uint64_t runtime_model_version(runtime_t *rt)
     return atomic_load(&rt->model_version);
 }
 
+uint64_t runtime_spec_version(runtime_t *rt)
+{
+    return atomic_load(&rt->spec_version);
+}
+
 const char *runtime_model_digest(const runtime_t *rt)
 {
     return decide_model_digest(rt->decide);
@@ -463,6 +473,8 @@ void runtime_decision_record(rt_part_t *p, uint64_t offset, weir_slice_t key,
     numfmt_append_json(b, d->score);
     buf_append_str(b, ",\"model\":");
     numfmt_append_u64(b, d->model_version);
+    buf_append_str(b, ",\"spec\":");
+    numfmt_append_u64(b, d->spec_version);
     buf_append_str(b, res && res->late ? ",\"late\":true,\"features\":"
                                        : ",\"late\":false,\"features\":");
     if (features_json.len)
@@ -967,6 +979,10 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
                    "Version of the live model, from the data directory's model ledger "
                    "(DATA/models: one per model file content; 0 = none).");
     metrics_sample_u64(b, "weir_model_version", NULL, runtime_model_version(rt));
+    metrics_header(b, "weir_spec_version", "gauge",
+                   "Version of the live spec, from the data directory's spec ledger "
+                   "(DATA/specs: one per spec text, kept in DATA/specs.d).");
+    metrics_sample_u64(b, "weir_spec_version", NULL, runtime_spec_version(rt));
     ckptr_stats_t cs;
     checkpointer_stats(rt->ckptr, &cs);
     metrics_header(b, "weir_checkpoints_total", "counter", "Checkpoints taken, by result.");

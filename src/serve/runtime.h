@@ -139,6 +139,8 @@ void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out);
 int runtime_reload(runtime_t *rt, const char *via, uint64_t *version, int *spec_changed, char *err,
                    size_t errlen);
 uint64_t runtime_model_version(runtime_t *rt);
+/* The live spec's version (spec_ledger.h). */
+uint64_t runtime_spec_version(runtime_t *rt);
 /* The live model's digest (model_digest; "" without a model); not during a reload. */
 const char *runtime_model_digest(const runtime_t *rt);
 

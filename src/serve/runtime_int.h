@@ -98,6 +98,7 @@ struct runtime {
     /* the live model's version, for readers that hold no lock (/metrics): a
      * spec reload frees the decide_t they would read it from */
     _Atomic uint64_t model_version;
+    _Atomic uint64_t spec_version; /* the live spec's (spec_ledger.h), read the same way */
     const ckpt_t *restoring; /* the checkpoint being decoded by the recovery threads */
     const engine_t *restoring_plan; /* its plan, when not this spec's (moved to it), or NULL */
     engine_migrate_stats_t *moved;  /* per partition, when moved */

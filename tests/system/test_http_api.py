@@ -258,7 +258,7 @@ def test_reload_endpoint_and_sighup(weir_bin, spec_copy, data_dir):
         m = json.loads(model.read_text())
         m["intercept"] = 10.0
         model.write_text(json.dumps(m))
-        assert srv.json("POST", "/v1/admin/reload") == (200, {"reloaded": True, "model": 2, "spec": "unchanged"})
+        assert srv.json("POST", "/v1/admin/reload") == (200, {"reloaded": True, "model": 2, "spec": "unchanged", "spec_version": 1})
         s2 = srv.json("POST", "/v1/score/" + SOURCE, dict(ev, ts=ev["ts"] + 1000))[1]
         assert s2["model"] == 2 and s2["decision"] == "block" and s2["score"] > 0.99
         # A broken file: the reload fails, the live model stays.

@@ -56,7 +56,7 @@ def test_versions_survive_restarts_and_name_one_file(weir_bin, run_weir, data_di
         assert srv.has_line("; model 1 (%s)" % d1)
         assert score_model(srv, 1) == 1
         write_model(model, 10.0)
-        assert srv.json("POST", "/v1/admin/reload") == (200, {"reloaded": True, "model": 2, "spec": "unchanged"})
+        assert srv.json("POST", "/v1/admin/reload") == (200, {"reloaded": True, "model": 2, "spec": "unchanged", "spec_version": 1})
         assert score_model(srv, 2) == 2
         assert srv.stop() == 0
     d2 = digest(run_weir, model)

@@ -262,7 +262,7 @@ def test_reloading_an_unchanged_spec_without_a_model_is_no_failure(weir_bin, tmp
     spec.write_text(CLICKS.read_text())
     with Server(weir_bin, spec, tmp_path / "data") as srv:
         status, body = srv.json("POST", "/v1/admin/reload")
-        assert status == 200 and body == {"reloaded": False, "model": 0, "spec": "unchanged"}, body
+        assert status == 200 and body == {"reloaded": False, "model": 0, "spec": "unchanged", "spec_version": 1}, body
         srv.proc.send_signal(signal.SIGHUP)
         deadline = time.time() + 30
         while metric(srv.metrics(), "weir_model_reloads_total", result="ok") != 2 and time.time() < deadline:

@@ -1,6 +1,7 @@
 /* decide_ledger_test.c — DATA/models (model_ledger.c): versions by digest,
  * the next number for a new one, nothing added by a reader, one line per
- * model whatever its path holds, and a damaged ledger refused as it is. */
+ * model whatever its path holds, and a damaged ledger refused as it is;
+ * DATA/specs (spec_ledger.c): versions by text, each text kept. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include "base/buf.h"
 #include "base/fileio.h"
 #include "decide/model_ledger.h"
+#include "decide/spec_ledger.h"
 
 #define DA "xxh128:00000000000000000000000000000001"
 #define DB "xxh128:0000000000000000000000000000000b"
@@ -127,12 +129,47 @@ static void first_ledger_numbers_above_the_floor(void **state)
     assert_true(readlink(path, target, sizeof target) > 0); /* still the link */
 }
 
+static uint64_t spec_version(const char *text, int add)
+{
+    uint64_t v = 99;
+    char err[512];
+    if (spec_ledger_version(dir, text, strlen(text), "/s/fraud.yaml", add, &v, err, sizeof err))
+        fail_msg("%s", err);
+    return v;
+}
+
+static void spec_versions_by_text_with_their_copies(void **state)
+{
+    (void)state;
+    const char *a = "pipeline: a\n", *b = "pipeline: a\n# edited\n";
+    char path[256], err[256];
+    assert_int_equal(spec_version(a, 0), 0); /* a reader adds nothing */
+    assert_false(spec_ledger_copy(dir, 1, path, sizeof path));
+    assert_int_equal(spec_version(a, 1), 1);
+    assert_int_equal(spec_version(b, 1), 2);
+    assert_int_equal(spec_version(a, 1), 1); /* the same text, the same version */
+    assert_int_equal(spec_version(b, 0), 2);
+    for (uint64_t v = 1; v <= 2; v++) {
+        weir_buf_t t = WEIR_BUF_INIT;
+        assert_true(spec_ledger_copy(dir, v, path, sizeof path));
+        assert_int_equal(weir_read_file(path, 1 << 20, &t, err, sizeof err), 0);
+        const char *want = v == 1 ? a : b;
+        assert_int_equal(t.len, strlen(want));
+        assert_memory_equal(t.data, want, t.len);
+        buf_free(&t);
+    }
+    assert_false(spec_ledger_copy(dir, 3, path, sizeof path));
+    /* one ledger per kind: the models' knows none of it */
+    assert_int_equal(version(DA, "/m/a", 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(versions_by_digest, setup, teardown),
         cmocka_unit_test_setup_teardown(first_ledger_numbers_above_the_floor, setup, teardown),
         cmocka_unit_test_setup_teardown(damaged_ledger_refused_as_it_is, setup, teardown),
+        cmocka_unit_test_setup_teardown(spec_versions_by_text_with_their_copies, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
