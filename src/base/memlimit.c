@@ -90,3 +90,17 @@ uint64_t weir_memory_limit(const char **which)
     *which = "the machine's RAM";
     return ram;
 }
+
+uint64_t weir_memory_resident(uint64_t *anon)
+{
+    if (anon) *anon = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long long size, resident, shared;
+    int n = fscanf(f, "%llu %llu %llu", &size, &resident, &shared);
+    fclose(f);
+    if (n != 3) return 0;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    if (anon) *anon = (resident > shared ? resident - shared : 0) * page;
+    return resident * page;
+}

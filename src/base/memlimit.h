@@ -19,4 +19,10 @@ uint64_t weir_memory_limit(const char **which);
  * test's own files otherwise): 0 if none. */
 uint64_t weir_cgroup_memory_limit(const char *proc_cgroup, const char *sysfs, const char **which);
 
+/* The process's resident memory in bytes (0 if /proc/self/statm cannot be
+ * read), and in *anon the part that is not file-backed (resident minus
+ * shared: the heap, stacks, huge pages collapsed; what the OOM killer
+ * weighs), which may be NULL. */
+uint64_t weir_memory_resident(uint64_t *anon);
+
 #endif

@@ -65,11 +65,11 @@ static const char run_usage[] =
     "  --max-connections N    open connections (default 4096); the open-file limit is\n"
     "                         raised to fit them and weir's own files, or they are\n"
     "                         lowered to fit it, saying so\n"
-    "  --max-memory SIZE      the heap's budget (512M, 8G; none = no limit): over it,\n"
-    "                         events of keys without state are refused (503\n"
-    "                         memory_full), and over it and an eighth more, every\n"
-    "                         event; held keys are never evicted (default: three\n"
-    "                         quarters of the machine's RAM or of the cgroup's limit)\n"
+    "  --max-memory SIZE      memory budget (512M, 8G; none = no limit): over it (heap\n"
+    "                         or resident memory), events of keys without state are\n"
+    "                         refused (503 memory_full), and with the heap over it and\n"
+    "                         an eighth more, every event; held keys are never evicted\n"
+    "                         (default: 5/8 of the machine's RAM or the cgroup's limit)\n"
     "  --ack written|durable  log acknowledgement (default written: fsync every 100 ms)\n"
     "  --tick-idle MS         a partition idle this long gets a tick at the newest event\n"
     "                         time, so its windows close (default 1000; 0 = never)\n"
@@ -318,8 +318,17 @@ int cmd_run(int argc, char **argv)
                                 "--max-connections and --request-timeout must be > 0");
     if (hc.request_timeout_ms < 0 || hc.request_timeout_ms > 3600000)
         return cli_fail(prefix, "--request-timeout must be at most 3600000 ms");
-    const char *mem_of = NULL;
-    if (!max_memory_set) rc_cfg.max_memory = weir_memory_limit(&mem_of) / 4 * 3; /* MEMORY BUDGET */
+    const char *mem_of = NULL, *limit_of = NULL;
+    uint64_t limit = weir_memory_limit(&limit_of);
+    if (!max_memory_set) { /* MEMORY BUDGET (runtime.h) */
+        rc_cfg.max_memory = RUNTIME_MEMORY_DEFAULT(limit);
+        mem_of = limit_of;
+    } else if (rc_cfg.max_memory && limit && rc_cfg.max_memory > limit) {
+        fprintf(stderr,
+                "weir run: --max-memory %" PRIu64 " is more than %s (%" PRIu64
+                "): the kernel would kill weir before it refused anything\n",
+                rc_cfg.max_memory, limit_of, limit);
+    }
     raise_nofile((rlim_t)hc.max_connections + FD_GUESS);
     rc_cfg.spec_path = argv[optind];
     hc.host = host;
@@ -353,12 +362,17 @@ int cmd_run(int argc, char **argv)
         runtime_close(rt, NULL, 0);
         return cli_fail(prefix, "%s", err);
     }
-    char mem[96] = "no memory budget";
-    if (rc_cfg.max_memory)
+    char mem[128] = "no memory budget";
+    uint64_t mm = rc_cfg.max_memory;
+    if (mm)
         snprintf(mem, sizeof mem, "memory budget %.1f %s%s%s",
-                 (double)rc_cfg.max_memory / (rc_cfg.max_memory >= (1u << 30) ? 1 << 30 : 1 << 20),
-                 rc_cfg.max_memory >= (1u << 30) ? "GiB" : "MiB", mem_of ? ", 3/4 of " : "",
-                 mem_of ? mem_of : "");
+                 (double)mm / (mm >= (1u << 30)   ? 1 << 30
+                               : mm >= (1u << 20) ? 1 << 20
+                                                  : 1),
+                 mm >= (1u << 30)   ? "GiB"
+                 : mm >= (1u << 20) ? "MiB"
+                                    : "bytes",
+                 mem_of ? ", 5/8 of " : "", mem_of ? mem_of : "");
     printf("weir run: listening on http://%s:%u (pipeline %s, source %s, %u partitions, %u "
            "threads, %s%s)\n",
            host, (unsigned)http_port(h), runtime_spec(rt)->pipeline, runtime_source(rt)->name,
@@ -384,12 +398,12 @@ int cmd_run(int argc, char **argv)
            runtime_spec(rt)->has_model ? " (" : "", runtime_model_digest(rt),
            runtime_spec(rt)->has_model ? ")" : "", runtime_spec_version(rt));
     fflush(stdout);
-    if (rc_cfg.max_memory && weir_alloc_used() > rc_cfg.max_memory)
+    if (rc_cfg.max_memory && runtime_memory_used(rt) > rc_cfg.max_memory)
         fprintf(stderr,
-                "weir run: the replayed state puts the heap at %.1f MiB, over the memory budget "
+                "weir run: with the replayed state weir uses %.1f MiB, over the memory budget "
                 "(%.1f MiB): events of new keys are refused (503 memory_full) until keys expire; "
                 "raise --max-memory to take them\n",
-                (double)weir_alloc_used() / (1 << 20), (double)rc_cfg.max_memory / (1 << 20));
+                (double)runtime_memory_used(rt) / (1 << 20), (double)rc_cfg.max_memory / (1 << 20));
 
     int status = 0;
     for (;;) {

@@ -190,6 +190,11 @@ static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *
     return rc;
 }
 
+/* A client refused for memory (runtime.h, MEMORY BUDGET) is told to wait:
+ * keys expire over minutes or hours, not milliseconds, and a 503 without
+ * Retry-After is retried at once by most clients. */
+#define MEMORY_FULL_RETRY_S 10
+
 /* ---- POST /v1/score/{source} ---- */
 
 typedef struct score_ctx {
@@ -208,6 +213,7 @@ static void score_done(void *ctx, const runtime_outcome_t *o)
     if (o->refused) {
         sc->failed = 1;
         http_error(sc->resp, 503, "memory_full", "%s", o->why);
+        sc->resp->retry_after = MEMORY_FULL_RETRY_S;
         return;
     }
     if (!o->res) {
@@ -538,6 +544,7 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
         if (accepted == 0 && ec.nrejects > 0) {
             /* memory_full is 503, as a client retries it (later) */
             resp->status = ec.refused ? 503 : 400;
+            if (ec.refused) resp->retry_after = MEMORY_FULL_RETRY_S;
             buf_append_str(o, ec.refused ? "{\"error\":{\"code\":\"memory_full\",\"message\":"
                                          : "{\"error\":{\"code\":\"invalid_events\",\"message\":");
             char msg[160];

@@ -552,6 +552,7 @@ int runtime_recover(runtime_t *rt, unsigned threads, char *err, size_t errlen)
                     "weir run: recovery: checkpoint %" PRIu64 " of this spec's plan written\n",
                     res.id);
     }
+    runtime_trim_after_recovery(rt); /* MEMORY BUDGET (runtime.h) */
     atomic_store(&rt->ready, 1);
     checkpointer_start(rt->ckptr, rt->pl.spec->checkpoint_interval_ms);
     return 0;

@@ -62,6 +62,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/memlimit.h"
 #include "base/error.h"
 #include "base/hash.h"
 #include "decide/decision_log.h"
@@ -520,6 +521,66 @@ done:
     return p->dfail;
 }
 
+#define RSS_SAMPLE_NS 50000000ull
+
+uint64_t runtime_memory_used(runtime_t *rt)
+{
+    uint64_t now = weir_mono_ns(), anon;
+    if (now - atomic_load_explicit(&rt->rss_at_ns, memory_order_relaxed) > RSS_SAMPLE_NS) {
+        /* (two threads may both read it: the same figure, twice) */
+        atomic_store_explicit(&rt->rss_at_ns, now, memory_order_relaxed);
+        weir_memory_resident(&anon);
+        atomic_store_explicit(&rt->rss_anon, anon, memory_order_relaxed);
+    }
+    uint64_t heap = weir_alloc_used();
+    anon = atomic_load_explicit(&rt->rss_anon, memory_order_relaxed);
+    return heap > anon ? heap : anon;
+}
+
+/* MEMORY BUDGET: 0 when events are taken, 1 when those of new keys are
+ * refused (the memory used is over the budget), 2 when all are (the heap
+ * alone is over it and an eighth: the held keys' own state grew). Not the
+ * resident figure for 2: what malloc keeps beyond the heap would refuse
+ * the very events whose time lets keys expire, for good. */
+static int memory_level(runtime_t *rt, uint64_t *used)
+{
+    uint64_t max = rt->cfg.max_memory;
+    *used = runtime_memory_used(rt);
+    if (!max || *used <= max) return 0;
+    return weir_alloc_used() > RUNTIME_MEMORY_HARD(max) ? 2 : 1;
+}
+
+/* MEMORY BUDGET: freed memory back to the kernel (housekeeping's, every
+ * 250 ms) when the heap fell by an eighth from its peak since the last
+ * time (keys expired, a reload dropped state), or at most every
+ * TRIM_OVER_NS while weir is over the budget with the resident figure a
+ * sixteenth of it above the heap (what malloc keeps free is counted
+ * there: a checkpoint's buffers, freed, left it 10 MiB higher each time in
+ * a 192 MiB cgroup). malloc_trim walks the arenas' free memory under their
+ * locks, so not more often than that. */
+#define TRIM_OVER_NS (5 * 1000000000ull)
+
+static void trim_freed(runtime_t *rt)
+{
+    uint64_t heap = weir_alloc_used(), max = rt->cfg.max_memory, now = weir_mono_ns();
+    if (heap > rt->trim_peak) rt->trim_peak = heap;
+    int fell = heap + rt->trim_peak / 8 <= rt->trim_peak;
+    uint64_t used = runtime_memory_used(rt);
+    int over = max && used > max && used - heap > max / 16 && now - rt->trim_at_ns > TRIM_OVER_NS;
+    if (!fell && !over) return;
+    malloc_trim(0);
+    rt->trim_peak = heap;
+    rt->trim_at_ns = now;
+    atomic_store_explicit(&rt->rss_at_ns, 0, memory_order_relaxed); /* sample again */
+}
+
+void runtime_trim_after_recovery(runtime_t *rt)
+{
+    malloc_trim(0);
+    rt->trim_peak = weir_alloc_used();
+    atomic_store_explicit(&rt->rss_at_ns, 0, memory_order_relaxed);
+}
+
 /* MEMORY BUDGET (runtime.h): takes out of evs[0..n), all of partition p
  * (whose lock is held, so the key lookup holds until the events are
  * applied), the events the budget refuses, telling cb of each; returns how
@@ -527,19 +588,19 @@ done:
 static size_t refuse_over_budget(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_t n,
                                  runtime_outcome_cb cb, void *ctx)
 {
-    uint64_t max = rt->cfg.max_memory;
-    uint64_t used = weir_alloc_used();
-    if (!max || used <= max) return n;
-    int every = used > RUNTIME_MEMORY_HARD(max);
+    uint64_t max = rt->cfg.max_memory, used;
+    int level = memory_level(rt, &used);
+    if (level == 0) return n;
+    int every = level == 2;
     char why[400];
     snprintf(why, sizeof why,
              every ? "weir's heap holds %.1f MiB, over --max-memory (%.1f MiB) and "
                      "an eighth more: every event is refused until state is freed (keys expire "
                      "by their ttl) or the limit is raised; nothing was logged"
-                   : "weir's heap holds %.1f MiB, over --max-memory (%.1f MiB): "
+                   : "weir uses %.1f MiB, over --max-memory (%.1f MiB): "
                      "events of keys it holds no state for are refused until keys expire (ttl) "
                      "or the limit is raised; nothing was logged",
-             (double)used / (1 << 20), (double)max / (1 << 20));
+             (double)(every ? weir_alloc_used() : used) / (1 << 20), (double)max / (1 << 20));
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         if (!every && engine_part_holds(p->engine, evs[i].key)) {
@@ -908,6 +969,7 @@ void runtime_housekeep(runtime_t *rt, int64_t now_ms)
         pthread_mutex_unlock(&p->lock);
     }
     buf_free(&tick);
+    trim_freed(rt);
     pthread_mutex_lock(&rt->out_lock);
     char err[512];
     /* Once: a failed output write is sticky (lines may be missing after
@@ -935,6 +997,13 @@ static void part_gauge(weir_buf_t *b, const char *name, const char *type, const 
         snprintf(lab, sizeof lab, "partition=\"%u\"", i);
         metrics_sample_u64(b, name, lab, v);
     }
+}
+
+/* A gauge without labels: its HELP and TYPE lines, then its sample. */
+static void gauge_u64(weir_buf_t *b, const char *name, const char *help, uint64_t v)
+{
+    metrics_header(b, name, "gauge", help);
+    metrics_sample_u64(b, name, NULL, v);
 }
 
 void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
@@ -967,46 +1036,56 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
     uint64_t failed = 0;
     for (uint32_t i = 0; i < rt->nparts; i++)
         failed += log_part_failed(rt->parts[i].log) || log_part_failed(rt->parts[i].dlog);
-    metrics_header(b, "weir_ready", "gauge",
-                   "1 when /readyz answers 200: the log has been replayed and no partition's log "
-                   "refuses appends.");
-    metrics_sample_u64(b, "weir_ready", NULL, (uint64_t)(runtime_ready(rt) && !failed));
-    metrics_header(b, "weir_log_failed_partitions", "gauge",
-                   "Partitions whose event or decision log refuses appends after a write or fsync "
-                   "failure (until a restart; stderr says which and why).");
-    metrics_sample_u64(b, "weir_log_failed_partitions", NULL, failed);
-    metrics_header(b, "weir_model_version", "gauge",
-                   "Version of the live model, from the data directory's model ledger "
-                   "(DATA/models: one per model file content; 0 = none).");
-    metrics_sample_u64(b, "weir_model_version", NULL, runtime_model_version(rt));
-    metrics_header(b, "weir_spec_version", "gauge",
-                   "Version of the live spec, from the data directory's spec ledger "
-                   "(DATA/specs: one per spec text, kept in DATA/specs.d).");
-    metrics_sample_u64(b, "weir_spec_version", NULL, runtime_spec_version(rt));
+    gauge_u64(b, "weir_ready",
+              "1 when /readyz answers 200: the log has been replayed and no partition's log "
+              "refuses appends.",
+              (uint64_t)(runtime_ready(rt) && !failed));
+    gauge_u64(b, "weir_log_failed_partitions",
+              "Partitions whose event or decision log refuses appends after a write or fsync "
+              "failure (until a restart; stderr says which and why).",
+              failed);
+    gauge_u64(b, "weir_model_version",
+              "Version of the live model, from the data directory's model ledger "
+              "(DATA/models: one per model file content; 0 = none).",
+              runtime_model_version(rt));
+    gauge_u64(b, "weir_spec_version",
+              "Version of the live spec, from the data directory's spec ledger "
+              "(DATA/specs: one per spec text, kept in DATA/specs.d).",
+              runtime_spec_version(rt));
     ckptr_stats_t cs;
     checkpointer_stats(rt->ckptr, &cs);
     metrics_header(b, "weir_checkpoints_total", "counter", "Checkpoints taken, by result.");
     metrics_sample_u64(b, "weir_checkpoints_total", "result=\"ok\"", cs.ok);
     metrics_sample_u64(b, "weir_checkpoints_total", "result=\"failed\"", cs.failed);
-    metrics_header(b, "weir_checkpoint_last_id", "gauge", "Id of the newest checkpoint written (0: none yet).");
-    metrics_sample_u64(b, "weir_checkpoint_last_id", NULL, cs.last_id);
-    metrics_header(b, "weir_checkpoint_last_bytes", "gauge", "State bytes of the newest checkpoint.");
-    metrics_sample_u64(b, "weir_checkpoint_last_bytes", NULL, cs.last_bytes);
+    gauge_u64(b, "weir_checkpoint_last_id", "Id of the newest checkpoint written (0: none yet).",
+              cs.last_id);
+    gauge_u64(b, "weir_checkpoint_last_bytes", "State bytes of the newest checkpoint.",
+              cs.last_bytes);
     metrics_header(b, "weir_checkpoint_last_seconds", "gauge", "Time the newest checkpoint took, end to end.");
     metrics_sample_f64(b, "weir_checkpoint_last_seconds", NULL, cs.last_seconds);
     metrics_header(b, "weir_checkpoint_pause_seconds", "gauge",
                    "How long the newest checkpoint held every partition at once (its freeze).");
     metrics_sample_f64(b, "weir_checkpoint_pause_seconds", NULL, cs.last_pause_s);
-    metrics_header(b, "weir_recovery_checkpoint_id", "gauge",
-                   "Checkpoint the last start recovered from (0: none, the whole log was replayed).");
-    metrics_sample_u64(b, "weir_recovery_checkpoint_id", NULL, rt->recovered_from);
+    gauge_u64(b, "weir_recovery_checkpoint_id",
+              "Checkpoint the last start recovered from (0: none, the whole log was replayed).",
+              rt->recovered_from);
     metrics_header(b, "weir_recovery_seconds", "gauge", "Time from start to ready (restore and replay).");
     metrics_sample_f64(b, "weir_recovery_seconds", NULL, rt->recovery_s);
-    metrics_header(b, "weir_heap_bytes", "gauge", "Bytes allocated by weir on the heap.");
-    metrics_sample_u64(b, "weir_heap_bytes", NULL, (uint64_t)weir_alloc_used());
-    metrics_header(b, "weir_memory_budget_bytes", "gauge",
-                   "--max-memory: over it, events of new keys are refused (0: no budget).");
-    metrics_sample_u64(b, "weir_memory_budget_bytes", NULL, rt->cfg.max_memory);
+    gauge_u64(b, "weir_heap_bytes", "Bytes allocated by weir on the heap.",
+              (uint64_t)weir_alloc_used());
+    uint64_t used = runtime_memory_used(rt), max = rt->cfg.max_memory;
+    gauge_u64(b, "weir_memory_budget_bytes",
+              "--max-memory: over it, events of new keys are refused (0: no budget).", max);
+    gauge_u64(b, "weir_memory_used_bytes",
+              "What the memory budget holds against: the heap or the anonymous resident "
+              "memory, whichever is more.",
+              used);
+    gauge_u64(b, "weir_memory_refusing",
+              "0: events accepted; 1: over the budget, events of new keys refused; 2: over "
+              "it and an eighth more, every event refused.",
+              (uint64_t)memory_level(rt, &used));
+    gauge_u64(b, "process_resident_memory_bytes", "Resident memory size in bytes.",
+              weir_memory_resident(NULL));
 
     static const char *const logs[2] = {"events", "decisions"};
     log_part_stat_t st[2];

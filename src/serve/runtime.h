@@ -51,19 +51,36 @@ typedef struct runtime_config {
 /* MEMORY BUDGET. Keyed state grows with the keys, and a process the kernel
  * kills for memory replays the same log into the same memory at restart:
  * a crash loop, not a slowdown. So, as Redis's maxmemory with its
- * noeviction policy: once the heap (weir_alloc_used: every allocation
- * weir makes, the state most of it) is over max_memory, an event of a key
- * the partition holds no state for is refused before it is logged (HTTP
- * 503 memory_full); the keys held go on being scored, and their state is
- * freed as they expire (ttl). Over max_memory and an eighth more — the
- * held keys' own state grew: sessions, patterns, distinct sets — every
- * event is refused. Nothing is evicted: a fraud feature that forgot a card
- * would answer wrong, not slow. A replay is never refused (the log is
- * what happened); a state it rebuilds over the budget is said at ready.
- * The budget's default is three quarters of what memlimit.h finds,
- * leaving a quarter for what malloc holds beyond its count (fragmentation),
- * the HTTP library's buffers, stacks and the page cache. */
+ * noeviction policy: once the memory used (runtime_memory_used) is over
+ * max_memory, an event of a key the partition holds no state for is
+ * refused before it is logged (HTTP 503 memory_full); the keys held go on
+ * being scored, and their state is freed as they expire (ttl). With the
+ * heap itself over max_memory and an eighth more — the held keys' own
+ * state grew: sessions, patterns, distinct sets — every event is refused
+ * (the heap alone: memory malloc keeps beyond it would otherwise refuse
+ * the events whose time lets keys expire, and never let go). Nothing is
+ * evicted: a fraud feature that forgot a card would answer wrong, not
+ * slow. A replay is never refused (the log is what happened); a state it
+ * rebuilds over the budget is said at ready. A request's events are
+ * admitted against the memory used when it starts: one request may carry
+ * the heap past the budget by what its new keys take.
+ *
+ * What is counted is the larger of the heap (weir_alloc_used: every
+ * allocation weir makes) and the anonymous resident memory (memlimit.h),
+ * because the kernel kills on the second: malloc's overhead and the free
+ * memory its arenas keep, huge pages collapsed, a checkpoint's buffers
+ * made it 3% to 28% more than the heap in a platform engineer's cgroup
+ * runs, and a budget on the heap alone was OOM-killed six times at 192 MiB.
+ * The default budget is five eighths of what memlimit.h finds: with the
+ * eighth more that refuses everything, 70%, leaving the rest for a
+ * checkpoint's passing buffers, the page cache of the logs, the kernel's
+ * own. Freed memory goes back to the kernel (malloc_trim) after
+ * recovery, when the heap falls by an eighth from its peak, and every few
+ * seconds while the resident figure alone is over the budget: memory
+ * freed in the recovery threads' arenas stayed resident, and new keys
+ * then grew other arenas past the limit. */
 #define RUNTIME_MEMORY_HARD(max) ((max) + (max) / 8)
+#define RUNTIME_MEMORY_DEFAULT(limit) ((limit) / 8 * 5)
 
 typedef struct runtime runtime_t;
 
@@ -141,6 +158,10 @@ int runtime_reload(runtime_t *rt, const char *via, uint64_t *version, int *spec_
 uint64_t runtime_model_version(runtime_t *rt);
 /* The live spec's version (spec_ledger.h). */
 uint64_t runtime_spec_version(runtime_t *rt);
+/* The memory the budget holds against (MEMORY BUDGET): max(heap,
+ * anonymous resident), the resident figure read from /proc at most every
+ * 50 ms. */
+uint64_t runtime_memory_used(runtime_t *rt);
 /* The live model's digest (model_digest; "" without a model); not during a reload. */
 const char *runtime_model_digest(const runtime_t *rt);
 

@@ -99,6 +99,11 @@ struct runtime {
      * spec reload frees the decide_t they would read it from */
     _Atomic uint64_t model_version;
     _Atomic uint64_t spec_version; /* the live spec's (spec_ledger.h), read the same way */
+    /* MEMORY BUDGET (runtime.h): the anonymous resident memory as last
+     * sampled, and when (runtime_memory_used); the heap's peak since the
+     * last malloc_trim (housekeeping's alone) */
+    _Atomic uint64_t rss_anon, rss_at_ns;
+    uint64_t trim_peak, trim_at_ns;
     const ckpt_t *restoring; /* the checkpoint being decoded by the recovery threads */
     const engine_t *restoring_plan; /* its plan, when not this spec's (moved to it), or NULL */
     engine_migrate_stats_t *moved;  /* per partition, when moved */
@@ -131,6 +136,9 @@ void runtime_sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t k
 void runtime_out_write_part(runtime_t *rt, rt_part_t *p);
 void runtime_decide_one(runtime_t *rt, rt_part_t *p, const engine_result_t *res, size_t raw_len,
                         int contribs, decision_t *d);
+/* After recovery: the memory its threads freed (decoded checkpoint
+ * buffers, the replay's) back to the kernel (MEMORY BUDGET, runtime.h). */
+void runtime_trim_after_recovery(runtime_t *rt);
 void runtime_decision_record(rt_part_t *p, uint64_t offset, weir_slice_t key,
                              const engine_result_t *res, const decision_t *d,
                              weir_slice_t features_json);
