@@ -244,8 +244,9 @@ void gbdt_builder_free(gbdt_builder_t *b)
 uint32_t gbdt_builder_add_cats(gbdt_builder_t *b, const uint32_t *words, uint32_t n)
 {
     /* An array even for no words (a categorical split with an empty set,
-     * which the loaders accept): go_right's g->cats + cat_off must point
-     * into one, NULL + 0 being undefined. */
+     * which the loaders accept). go_right indexes g->cats rather than
+     * forming g->cats + cat_off, so a categorical node given no set at all
+     * is safe too when no node added one (g->cats NULL). */
     if (b->ncats + n > b->cap_cats || !b->cats) {
         uint32_t cap = b->cap_cats ? b->cap_cats : 64;
         while (cap < b->ncats + n) cap *= 2;
@@ -792,9 +793,13 @@ size_t gbdt_memory(const gbdt_t *g)
 
 /* ---- general layout ---------------------------------------------------- */
 
-static inline int cat_member(const uint32_t *w, uint32_t nwords, uint32_t c)
+/* Indexes the model's one category array rather than taking a pointer to the
+ * node's set first: a categorical node the loader gave no set (an XGBoost
+ * split_type 1 node missing from categories_nodes) has cat_words 0 in a
+ * model whose g->cats may be NULL, and NULL + 0 is undefined in C. */
+static inline int cat_member(const uint32_t *cats, uint32_t off, uint32_t nwords, uint32_t c)
 {
-    return c / 32 < nwords && ((w[c / 32] >> (c % 32)) & 1u);
+    return c / 32 < nwords && ((cats[off + c / 32] >> (c % 32)) & 1u);
 }
 
 /* 1 if x goes right at split node n. */
@@ -810,10 +815,10 @@ static inline int go_right(const gbdt_t *g, const gnode_t *n, double x)
     case GBDT_CAT_XGB:
         if (isnan(x)) return !n->missing_left;
         if (x < 0 || x >= 4294967296.0) return 0;
-        return cat_member(g->cats + n->cat_off, n->cat_words, (uint32_t)x);
+        return cat_member(g->cats, n->cat_off, n->cat_words, (uint32_t)x);
     default: /* GBDT_CAT_LGBM */
         if (isnan(x) || x <= -1.0 || x >= 2147483648.0) return 1;
-        return !cat_member(g->cats + n->cat_off, n->cat_words, (uint32_t)(int32_t)x);
+        return !cat_member(g->cats, n->cat_off, n->cat_words, (uint32_t)(int32_t)x);
     }
 }
 
