@@ -222,7 +222,15 @@ int ckpt_manifest_parse(const char *buf, size_t len, const char *name, ckpt_info
     if ((rc = mline(&c, "created_ms", &l))) goto fail;
     if (parse_i64(l, &info->created_ms)) MFAIL("bad created_ms");
     if ((rc = mline(&c, "pipeline", &l))) goto fail;
-    if (!(info->pipeline = unescape(l, NULL))) MFAIL("bad escape in the pipeline name");
+    size_t plen;
+    if (!(info->pipeline = unescape(l, &plen))) MFAIL("bad escape in the pipeline name");
+    /* A pipeline name is a C string (the spec's): a %00 would cut it short,
+     * so "a%00b" would be taken for pipeline "a" and encode as "a". */
+    if (strlen(info->pipeline) != plen) {
+        weir_free(info->pipeline);
+        info->pipeline = NULL;
+        MFAIL("a NUL byte (%00) in the pipeline name");
+    }
     if ((rc = mline(&c, "partitions", &l))) goto fail;
     if (parse_u64(l, &u) || u == 0 || u > CKPT_MAX_PARTITIONS) MFAIL("partitions must be 1..65536");
     info->partitions = (uint32_t)u;
