@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Every column; then a label column and only two names read, as
      * `weir model predict --label-col 0` with a named model does. */
     static const char *const names[] = {"a", "b"};
-    const model_rows_pick_t picks[] = {{NULL, 0, -1}, {names, 2, 0}};
+    const model_rows_pick_t picks[] = {{NULL, 0, -1, 1024}, {names, 2, 0, 4}};
     for (int fmt = MODEL_ROWS_AUTO; fmt <= MODEL_ROWS_LIBSVM; fmt++)
         for (size_t k = 0; k < sizeof picks / sizeof picks[0]; k++) {
             model_rows_t rows;

@@ -186,7 +186,10 @@ static int load_rows(const char *prefix, const weir_model_t *m, const opts_t *o,
     const char **names = weir_calloc(F ? F : 1, sizeof *names);
     for (uint32_t f = 0; f < F; f++)
         names[f] = model_feature_name(m, f);
-    model_rows_pick_t pick = {names[0] ? names : NULL, F, o->label_col};
+    /* libsvm indexes past the model's features (and a label's, and one
+     * more: its "a label column?" hint below) are refused as read */
+    model_rows_pick_t pick = {names[0] ? names : NULL, F, o->label_col,
+                              (size_t)F + 1 + (o->label_col >= 0)};
     model_rows_t rows;
     int bad = model_rows_read_file(o->input, o->fmt, absent, &pick, &rows, err, sizeof err);
     weir_free(names);

@@ -200,8 +200,8 @@ static int parse_delimited(const char *text, size_t len, char sep, const model_r
     return 0;
 }
 
-static int parse_libsvm(const char *text, size_t len, double absent, model_rows_t *out, char *err,
-                        size_t errlen)
+static int parse_libsvm(const char *text, size_t len, double absent, size_t max_cols,
+                        model_rows_t *out, char *err, size_t errlen)
 {
     /* Pass 1: rows and the largest index; pass 2: fill. */
     size_t maxidx = 0, rows = 0;
@@ -256,6 +256,11 @@ static int parse_libsvm(const char *text, size_t len, double absent, model_rows_
                                      lineno, (int)(j - i > 40 ? 40 : j - i), ls + i, MAX_COLUMNS);
                 }
                 if (pass == 0) {
+                    if (max_cols && idx >= (double)max_cols)
+                        return weir_errf(err, errlen, WEIR_EINVAL,
+                                         "line %zu: index %.0f is out of range: the model's "
+                                         "rows have indexes below %zu",
+                                         lineno, idx, max_cols);
                     if ((size_t)idx > maxidx) maxidx = (size_t)idx;
                 } else {
                     out->x[r * ncols + (size_t)idx] = v;
@@ -295,7 +300,7 @@ int model_rows_parse(const char *text, size_t len, model_rows_format_t fmt, doub
     }
     int rc;
     if (fmt == MODEL_ROWS_LIBSVM) {
-        rc = parse_libsvm(text, len, absent, out, err, errlen);
+        rc = parse_libsvm(text, len, absent, pick ? pick->max_cols : 0, out, err, errlen);
         out->file_cols = out->ncols;
         /* libsvm has no column to leave unparsed: every value is index:number. */
         if (rc == 0 && pick && pick->skip >= 0 && (size_t)pick->skip < out->ncols)

@@ -170,3 +170,22 @@ def test_headerless_rows_with_too_few_columns_are_refused(run_weir, tmp_path):
     path.write_text("0 0:1.5 1:2\n")
     rc, out, err = run_weir(["model", "predict", MODEL, "--input", path])
     assert rc == 0 and len(scores(out)) == 1, err
+
+
+def test_libsvm_indexes_past_the_model_are_refused_as_read(run_weir, tmp_path):
+    """libsvm rows are made dense: twelve lines "0 16000000:1" (153 bytes)
+    took 1.7 GB before the column count was checked (a fuzzer's find). An
+    index past the model's features (and one more, for the label hint) is
+    refused as the file is read, naming the line; a label column one past
+    the features still gets its hint."""
+    rc, info, err = run_weir(["model", "info", MODEL, "--json"])
+    assert rc == 0, err
+    nfeat = len(json.loads(info)["feature_names"])
+    path = tmp_path / "wide.libsvm"
+    path.write_text("0 1:1\n" + "0 16000000:1\n" * 12)
+    rc, out, err = run_weir(["model", "predict", MODEL, "--input", path])
+    assert rc != 0 and out == "", out
+    assert "line 2: index 16000000 is out of range: the model's rows have indexes below %d" % (nfeat + 1) in err, err
+    path.write_text("0 0:1 %d:1\n" % nfeat)
+    rc, out, err = run_weir(["model", "predict", MODEL, "--input", path])
+    assert rc != 0 and "(a label column? see --label-col)" in err, err
