@@ -258,6 +258,12 @@ int cmd_run(int argc, char **argv)
                                 "--max-memory must be a size (bytes, or with K, M, G or T: "
                                 "512M, 8G) or 'none', not '%s'",
                                 optarg);
+            /* weir alone takes more: "512" meant 512M, and refused every event */
+            if (rc_cfg.max_memory && rc_cfg.max_memory < (1u << 20))
+                return cli_fail(prefix,
+                                "--max-memory %s is %" PRIu64 " bytes, less than weir itself "
+                                "takes: a unit missing? (512M, 8G)",
+                                optarg, rc_cfg.max_memory);
             max_memory_set = 1;
             break;
         case 'l':
@@ -323,10 +329,12 @@ int cmd_run(int argc, char **argv)
     if (!max_memory_set) { /* MEMORY BUDGET (runtime.h) */
         rc_cfg.max_memory = RUNTIME_MEMORY_DEFAULT(limit);
         mem_of = limit_of;
-    } else if (rc_cfg.max_memory && limit && rc_cfg.max_memory > limit) {
+    } else if (rc_cfg.max_memory && limit && RUNTIME_MEMORY_HARD(rc_cfg.max_memory) > limit) {
+        /* (held keys may take the heap an eighth past the budget) */
         fprintf(stderr,
-                "weir run: --max-memory %" PRIu64 " is more than %s (%" PRIu64
-                "): the kernel would kill weir before it refused anything\n",
+                "weir run: --max-memory %" PRIu64 " and the eighth more that held keys may take "
+                "are more than %s (%" PRIu64 "): the kernel may kill weir before it refuses "
+                "anything\n",
                 rc_cfg.max_memory, limit_of, limit);
     }
     raise_nofile((rlim_t)hc.max_connections + FD_GUESS);
@@ -398,21 +406,17 @@ int cmd_run(int argc, char **argv)
            runtime_spec(rt)->has_model ? " (" : "", runtime_model_digest(rt),
            runtime_spec(rt)->has_model ? ")" : "", runtime_spec_version(rt));
     fflush(stdout);
-    if (rc_cfg.max_memory && runtime_memory_used(rt) > rc_cfg.max_memory)
-        fprintf(stderr,
-                "weir run: with the replayed state weir uses %.1f MiB, over the memory budget "
-                "(%.1f MiB): events of new keys are refused (503 memory_full) until keys expire; "
-                "raise --max-memory to take them\n",
-                (double)runtime_memory_used(rt) / (1 << 20), (double)rc_cfg.max_memory / (1 << 20));
+    /* (a state over the memory budget is said by housekeeping, from now on:
+     * runtime_housekeep, MEMORY BUDGET) */
 
     int status = 0;
     for (;;) {
         struct timespec ts = {0, 250 * 1000000L};
         int sig = sigtimedwait(&sigs, NULL, &ts);
         if (sig == SIGHUP) {
-            uint64_t ver;
+            uint64_t ver, spec_ver;
             int changed;
-            runtime_reload(rt, "SIGHUP", &ver, &changed, err,
+            runtime_reload(rt, "SIGHUP", &ver, &spec_ver, &changed, err,
                            sizeof err); /* (it says how it went) */
         } else if (sig == SIGTERM || sig == SIGINT) {
             break;

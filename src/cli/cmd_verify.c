@@ -56,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "base/alloc.h"
@@ -274,7 +275,9 @@ static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_r
     const cJSON *late = cJSON_GetObjectItemCaseSensitive(u->rec, "late");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(u->rec, "model");
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(u->rec, "spec");
-    int other_spec = cJSON_IsNumber(spec) && (uint64_t)spec->valuedouble != d->spec_version;
+    /* (a damaged record's number is checked before it is cast) */
+    int other_spec = cJSON_IsNumber(spec) && spec->valuedouble >= 0 && spec->valuedouble < 1e15 &&
+                     (uint64_t)spec->valuedouble != d->spec_version;
     v->by_other_spec += other_spec;
     const char *on_dec = cJSON_IsString(dec) ? dec->valuestring : NULL;
     if (!(on_dec && d->decision ? !strcmp(on_dec, d->decision) : on_dec == d->decision))
@@ -313,16 +316,18 @@ static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_r
                             "here: it is not in %s/" MODEL_LEDGER_FILE ")",
                             model->valuedouble, v->data);
         }
-        if (other_spec && d->spec_version)
-            buf_appendf(&b,
-                        " (decided under spec version %.0f, its text in %s/" SPEC_COPIES_DIR
-                        "/%.0f.yaml; offline is version %" PRIu64 ")",
-                        spec->valuedouble, v->data, spec->valuedouble, d->spec_version);
-        else if (other_spec)
-            buf_appendf(&b,
-                        " (decided under spec version %.0f, its text in %s/" SPEC_COPIES_DIR
-                        "/%.0f.yaml; the offline spec never decided here)",
-                        spec->valuedouble, v->data, spec->valuedouble);
+        if (other_spec) {
+            char copy[4200], where[4300], offline[64] = "the offline spec never decided here";
+            if (spec_ledger_copy(v->data, (uint64_t)spec->valuedouble, copy, sizeof copy) &&
+                access(copy, R_OK) == 0)
+                snprintf(where, sizeof where, "its text in %s", copy);
+            else
+                snprintf(where, sizeof where, "%s/" SPEC_COPIES_DIR " has no text of it", v->data);
+            if (d->spec_version)
+                snprintf(offline, sizeof offline, "offline is version %" PRIu64, d->spec_version);
+            buf_appendf(&b, " (decided under spec version %.0f, %s; %s)", spec->valuedouble, where,
+                        offline);
+        }
         say(v, offset, b.data + 2);
     }
     buf_free(&b);
@@ -564,9 +569,9 @@ int cmd_verify(int argc, char **argv)
             char sv[64] = "a text that never decided here";
             if (decide_spec_version(v.decide))
                 snprintf(sv, sizeof sv, "version %" PRIu64, decide_spec_version(v.decide));
-            printf("%" PRIu64 " of them decided under another spec version than %s (%s): "
-                   "checked against its rules and features all the same; the text each was "
-                   "decided under is in %s/" SPEC_COPIES_DIR "\n",
+            printf("%" PRIu64 " of the decisions checked were made under another spec version "
+                   "than %s (%s): checked against its rules and features all the same; the text "
+                   "each was decided under is in %s/" SPEC_COPIES_DIR "\n",
                    v.by_other_spec, argv[optind], sv, data);
         }
         if (v.by_own_model)

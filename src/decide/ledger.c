@@ -163,11 +163,7 @@ int ledger_version(const ledger_kind_t *k, const char *datadir, const char *dige
     if (last < floor) last = floor; /* THE FIRST LEDGER */
     if ((rc = weir_outfile_open(&o, file, why, sizeof why)) == 0) {
         if (text.len == 0) fputs(k->header, o.f);
-        if (text.len == 0 && floor)
-            fprintf(o.f,
-                    "# versions up to %" PRIu64 " are in decisions made before this ledger "
-                    "(numbered by each process): they name no file here\n",
-                    floor);
+        if (text.len == 0 && floor) fprintf(o.f, k->floor_note, (unsigned long long)floor);
         if (text.len) fwrite(text.data, 1, text.len, o.f);
         if (text.len && text.data[text.len - 1] != '\n') fputc('\n', o.f);
         fprintf(o.f, "%" PRIu64 " %s %s ", last + 1, digest, when);

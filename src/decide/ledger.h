@@ -29,6 +29,9 @@ typedef struct ledger_kind {
     const char *file;   /* DATADIR/file */
     const char *what;   /* "model", "spec": what the messages call a version's content */
     const char *header; /* the first line of a new ledger (a comment, with its newline) */
+    /* a new ledger's second comment line when numbering starts above a
+     * floor: a printf format of the floor (%llu) */
+    const char *floor_note;
 } ledger_kind_t;
 
 /* The version of the content whose digest is given. When the ledger has

@@ -6,7 +6,9 @@
 
 static const ledger_kind_t MODELS = {
     MODEL_LEDGER_FILE, "model",
-    "# weir model versions: version, XXH3-128 of the file, first loaded (UTC), path\n"};
+    "# weir model versions: version, XXH3-128 of the file, first loaded (UTC), path\n",
+    "# versions up to %llu are in decisions made before this ledger (numbered by each process): "
+    "they name no file here\n"};
 
 int model_ledger_version(const char *datadir, const char *digest, const char *path, int add,
                          uint64_t floor, uint64_t *version, char *err, size_t errlen)

@@ -526,7 +526,7 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
                  "%s; %" PRIu64 " of the %zu events were logged and processed before the "
                  "failure (the partitions before it); the %" PRIu64
                  " in \"not_logged\" were not: retry those",
-                 err, ec.logged, ngood, (uint64_t)ngood - ec.logged);
+                 err, ec.logged, ngood, (uint64_t)ngood - ec.logged - ec.refused);
         buf_append_json_string(o, msg, strlen(msg));
         buf_appendf(o, "},\"logged\":%" PRIu64 ",\"not_logged\":[", ec.logged);
         int first = 1;
@@ -619,9 +619,9 @@ static void handle_features(api_t *a, const http_req_t *req, http_resp_t *resp, 
 static void run_reload(api_t *a, http_resp_t *resp)
 {
     char err[1024];
-    uint64_t v;
+    uint64_t v, sv;
     int changed;
-    int rc = runtime_reload(a->rt, "POST /v1/admin/reload", &v, &changed, err, sizeof err);
+    int rc = runtime_reload(a->rt, "POST /v1/admin/reload", &v, &sv, &changed, err, sizeof err);
     if (rc != 0) {
         /* A new spec that does not load or cannot replace the running one
          * live (422); a model file that does not load or fit (missing,
@@ -647,8 +647,7 @@ static void run_reload(api_t *a, http_resp_t *resp)
     buf_appendf(&resp->body,
                 "{\"reloaded\":%s,\"model\":%" PRIu64 ",\"spec\":%s,\"spec_version\":%" PRIu64
                 "}\n",
-                nothing ? "false" : "true", v, changed ? "\"replaced\"" : "\"unchanged\"",
-                runtime_spec_version(a->rt));
+                nothing ? "false" : "true", v, changed ? "\"replaced\"" : "\"unchanged\"", sv);
 }
 
 /* A checkpoint takes seconds at a million keys, and so does a reload that

@@ -191,13 +191,14 @@ static void swap_in(runtime_t *rt, staged_t *st, const weir_buf_t *text)
     memset(st, 0, sizeof *st); /* the runtime owns it all now */
 }
 
-int runtime_reload(runtime_t *rt, const char *via, uint64_t *version, int *spec_changed, char *err,
-                   size_t errlen)
+int runtime_reload(runtime_t *rt, const char *via, uint64_t *version, uint64_t *spec_version,
+                   int *spec_changed, char *err, size_t errlen)
 {
     pthread_mutex_lock(&rt->reload_lock);
     if (!runtime_ready(rt)) { /* recovery writes the state without locks (api.c) */
         *spec_changed = 0;
         *version = decide_model_version(rt->decide);
+        *spec_version = decide_spec_version(rt->decide);
         pthread_mutex_unlock(&rt->reload_lock);
         return weir_errf(err, errlen, WEIR_EINVAL, "not ready: the log is being replayed");
     }
@@ -237,7 +238,8 @@ int runtime_reload(runtime_t *rt, const char *via, uint64_t *version, int *spec_
     metrics_add(rc ? &rt->m.reload_failures : &rt->m.reloads, 1);
     *version = decide_model_version(rt->decide);
     atomic_store(&rt->model_version, *version);
-    atomic_store(&rt->spec_version, decide_spec_version(rt->decide));
+    *spec_version = decide_spec_version(rt->decide); /* (under the lock: not a later reload's) */
+    atomic_store(&rt->spec_version, *spec_version);
     /* Every outcome said, whatever asked: a model that changed the
      * decisions must leave a trace besides a counter. */
     const char *digest = decide_model_digest(rt->decide);

@@ -545,8 +545,10 @@ uint64_t runtime_memory_used(runtime_t *rt)
 static int memory_level(runtime_t *rt, uint64_t *used)
 {
     uint64_t max = rt->cfg.max_memory;
+    *used = 0;
+    if (!max) return 0; /* (no /proc read, under a partition lock, for nothing) */
     *used = runtime_memory_used(rt);
-    if (!max || *used <= max) return 0;
+    if (*used <= max) return 0;
     return weir_alloc_used() > RUNTIME_MEMORY_HARD(max) ? 2 : 1;
 }
 
@@ -559,19 +561,60 @@ static int memory_level(runtime_t *rt, uint64_t *used)
  * a 192 MiB cgroup). malloc_trim walks the arenas' free memory under their
  * locks, so not more often than that. */
 #define TRIM_OVER_NS (5 * 1000000000ull)
+#define TRIM_OVER_MAX_NS (300 * 1000000000ull)
 
 static void trim_freed(runtime_t *rt)
 {
     uint64_t heap = weir_alloc_used(), max = rt->cfg.max_memory, now = weir_mono_ns();
     if (heap > rt->trim_peak) rt->trim_peak = heap;
+    if (!rt->trim_gap_ns) rt->trim_gap_ns = TRIM_OVER_NS;
     int fell = heap + rt->trim_peak / 8 <= rt->trim_peak;
     uint64_t used = runtime_memory_used(rt);
-    int over = max && used > max && used - heap > max / 16 && now - rt->trim_at_ns > TRIM_OVER_NS;
+    int over =
+        max && used > max && used - heap > max / 16 && now - rt->trim_at_ns > rt->trim_gap_ns;
     if (!fell && !over) return;
     malloc_trim(0);
     rt->trim_peak = heap;
     rt->trim_at_ns = now;
     atomic_store_explicit(&rt->rss_at_ns, 0, memory_order_relaxed); /* sample again */
+    /* A trim that gave back little (memory in huge pages, or in use after
+     * all) is not tried again as often: the gap doubles, up to 5 minutes. */
+    uint64_t after = runtime_memory_used(rt);
+    if (over && after + max / 64 > used)
+        rt->trim_gap_ns =
+            rt->trim_gap_ns * 2 < TRIM_OVER_MAX_NS ? rt->trim_gap_ns * 2 : TRIM_OVER_MAX_NS;
+    else
+        rt->trim_gap_ns = TRIM_OVER_NS;
+}
+
+/* MEMORY BUDGET: a change of level said on stderr, once a minute at most
+ * (a level flapping at the budget's edge is said by the metric). */
+#define MEMORY_SAY_NS (60 * 1000000000ull)
+
+static void say_memory(runtime_t *rt)
+{
+    uint64_t used, now = weir_mono_ns(), max = rt->cfg.max_memory;
+    int level = memory_level(rt, &used);
+    if (level == rt->mem_said || (rt->mem_said_ns && now - rt->mem_said_ns < MEMORY_SAY_NS)) return;
+    if (level == 0)
+        fprintf(stderr,
+                "weir run: memory: under the budget again (%.1f of %.1f MiB): events are taken\n",
+                (double)used / (1 << 20), (double)max / (1 << 20));
+    else if (level == 1)
+        fprintf(stderr,
+                "weir run: memory: weir uses %.1f MiB, over the budget (--max-memory, %.1f MiB): "
+                "events of keys without state are refused (503 memory_full) until keys expire "
+                "(ttl); raise --max-memory to take them\n",
+                (double)used / (1 << 20), (double)max / (1 << 20));
+    else
+        fprintf(
+            stderr,
+            "weir run: memory: the heap holds %.1f MiB, over the budget (--max-memory, %.1f "
+            "MiB) and an eighth: every event is refused (503 memory_full) until state is freed; "
+            "raise --max-memory to take them\n",
+            (double)weir_alloc_used() / (1 << 20), (double)max / (1 << 20));
+    rt->mem_said = level;
+    rt->mem_said_ns = now;
 }
 
 void runtime_trim_after_recovery(runtime_t *rt)
@@ -970,6 +1013,7 @@ void runtime_housekeep(runtime_t *rt, int64_t now_ms)
     }
     buf_free(&tick);
     trim_freed(rt);
+    say_memory(rt);
     pthread_mutex_lock(&rt->out_lock);
     char err[512];
     /* Once: a failed output write is sticky (lines may be missing after

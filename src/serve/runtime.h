@@ -45,7 +45,7 @@ typedef struct runtime_config {
                           anyway */
     int migrate_state; /* --migrate-state: no checkpoint fits the plan: move the newest one's state
                           to it (runtime.c PLAN CHANGED SINCE THE CHECKPOINT) rather than replay */
-    uint64_t max_memory; /* --max-memory: the heap's budget in bytes (MEMORY BUDGET); 0 = none */
+    uint64_t max_memory; /* --max-memory: the memory budget in bytes (MEMORY BUDGET); 0 = none */
 } runtime_config_t;
 
 /* MEMORY BUDGET. Keyed state grows with the keys, and a process the kernel
@@ -61,9 +61,10 @@ typedef struct runtime_config {
  * the events whose time lets keys expire, and never let go). Nothing is
  * evicted: a fraud feature that forgot a card would answer wrong, not
  * slow. A replay is never refused (the log is what happened); a state it
- * rebuilds over the budget is said at ready. A request's events are
- * admitted against the memory used when it starts: one request may carry
- * the heap past the budget by what its new keys take.
+ * rebuilds over the budget is said (housekeeping says each change of
+ * level, on stderr). A request's events of one partition are admitted
+ * together, against the memory used before they are applied: one request
+ * may carry weir past the budget by what its new keys take.
  *
  * What is counted is the larger of the heap (weir_alloc_used: every
  * allocation weir makes) and the anonymous resident memory (memlimit.h),
@@ -153,8 +154,8 @@ void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out);
  * not change (reload.c). *spec_changed says which; on failure the running
  * spec and model stay. Sets *version to the live model version. Says the
  * outcome on stderr, naming `via` (what asked: "SIGHUP", ...). */
-int runtime_reload(runtime_t *rt, const char *via, uint64_t *version, int *spec_changed, char *err,
-                   size_t errlen);
+int runtime_reload(runtime_t *rt, const char *via, uint64_t *version, uint64_t *spec_version,
+                   int *spec_changed, char *err, size_t errlen);
 uint64_t runtime_model_version(runtime_t *rt);
 /* The live spec's version (spec_ledger.h). */
 uint64_t runtime_spec_version(runtime_t *rt);

@@ -103,7 +103,9 @@ struct runtime {
      * sampled, and when (runtime_memory_used); the heap's peak since the
      * last malloc_trim (housekeeping's alone) */
     _Atomic uint64_t rss_anon, rss_at_ns;
-    uint64_t trim_peak, trim_at_ns;
+    uint64_t trim_peak, trim_at_ns, trim_gap_ns;
+    int mem_said;            /* the level last said (say_memory) */
+    uint64_t mem_said_ns;    /* and when */
     const ckpt_t *restoring; /* the checkpoint being decoded by the recovery threads */
     const engine_t *restoring_plan; /* its plan, when not this spec's (moved to it), or NULL */
     engine_migrate_stats_t *moved;  /* per partition, when moved */

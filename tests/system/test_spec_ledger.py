@@ -70,9 +70,16 @@ def test_decisions_name_their_spec_version_and_verify_says_which(weir_bin, run_w
     for l in diffs:
         assert ("(decided under spec version 1, its text in %s/specs.d/1.yaml; offline is version 2)"
                 % data_dir) in l, l
-    assert "21 of them decided under another spec version than %s (version 2)" % spec in out, out
+    assert ("21 of the decisions checked were made under another spec version than %s (version 2)"
+            % spec) in out, out
 
     # An edited spec that never decided here is named as such.
     spec.write_text(text_b + "# a comment is a new text\n")
     rc, out, err = run_weir(["verify", spec, "--data", data_dir, "--show", "1000"])
     assert "(a text that never decided here)" in out and "the offline spec never decided here" in out, out
+
+    # A kept text deleted since: the difference says there is none to read.
+    spec.write_text(text_b)
+    (data_dir / "specs.d" / "1.yaml").unlink()
+    rc, out, err = run_weir(["verify", spec, "--data", data_dir, "--show", "1000"])
+    assert "(decided under spec version 1, %s/specs.d has no text of it; offline is version 2)" % data_dir in out, out

@@ -161,6 +161,22 @@ static void spec_versions_by_text_with_their_copies(void **state)
     assert_false(spec_ledger_copy(dir, 3, path, sizeof path));
     /* one ledger per kind: the models' knows none of it */
     assert_int_equal(version(DA, "/m/a", 0), 0);
+    /* A ledger deleted by hand: the kept copies still hold versions 1 and
+     * 2, so a new text is 3, and the first text's copy stays as it was. */
+    snprintf(path, sizeof path, "%s/" SPEC_LEDGER_FILE, dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(spec_version("pipeline: c\n", 1), 3);
+    weir_buf_t t = WEIR_BUF_INIT;
+    assert_true(spec_ledger_copy(dir, 3, path, sizeof path));
+    snprintf(path, sizeof path, "%s/" SPEC_COPIES_DIR "/1.yaml", dir);
+    assert_int_equal(weir_read_file(path, 1 << 20, &t, err, sizeof err), 0);
+    assert_int_equal(t.len, strlen(a));
+    assert_memory_equal(t.data, a, t.len);
+    buf_free(&t);
+    snprintf(path, sizeof path, "%s/" SPEC_LEDGER_FILE, dir);
+    assert_int_equal(weir_read_file(path, 1 << 20, &t, err, sizeof err), 0);
+    assert_non_null(strstr(t.data, "# versions up to 2 were given before this ledger"));
+    buf_free(&t);
 }
 
 int main(void)
