@@ -542,11 +542,13 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
         weir_buf_t *o = &resp->body;
         buf_reset(o);
         if (accepted == 0 && ec.nrejects > 0) {
-            /* memory_full is 503, as a client retries it (later) */
-            resp->status = ec.refused ? 503 : 400;
-            if (ec.refused) resp->retry_after = MEMORY_FULL_RETRY_S;
-            buf_append_str(o, ec.refused ? "{\"error\":{\"code\":\"memory_full\",\"message\":"
-                                         : "{\"error\":{\"code\":\"invalid_events\",\"message\":");
+            /* memory_full is 503, as a client retries it (later); only when
+             * memory refused them all: a retry does not mend invalid ones */
+            int full = ec.refused == ec.nrejects;
+            resp->status = full ? 503 : 400;
+            if (full) resp->retry_after = MEMORY_FULL_RETRY_S;
+            buf_append_str(o, full ? "{\"error\":{\"code\":\"memory_full\",\"message\":"
+                                   : "{\"error\":{\"code\":\"invalid_events\",\"message\":");
             char msg[160];
             snprintf(msg, sizeof msg, "none of the %zu events was accepted; see \"rejected\"", b.n);
             buf_append_json_string(o, msg, strlen(msg));

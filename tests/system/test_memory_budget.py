@@ -123,6 +123,11 @@ def test_new_keys_are_refused_over_the_budget_held_keys_scored_and_replay_never_
         assert status == 503 and body["error"]["code"] == "memory_full", body
         assert body["accepted"] == 0 and [r["index"] for r in body["rejected"]] == [0, 1], body
         n_refused += 2
+        # New keys and an invalid event: a 400, since a retry mends nothing.
+        status, body = srv.json("POST", "/v1/events/" + SOURCE, [event("w"), {"k": "v"}])
+        assert status == 400 and body["error"]["code"] == "invalid_events", body
+        assert body["accepted"] == 0 and body["rejected_count"] == 2, body
+        n_refused += 1
         m = srv.metrics()
         assert httputil.metric(m, "weir_events_rejected_total", source=SOURCE,
                                reason="memory_full") == n_refused
