@@ -6,36 +6,11 @@
  * is allocated when a key first starts a run or records a match and freed
  * when it holds neither, so keys that never start a pattern cost one NULL
  * pointer. A run keeps its step, count, flags, first/previous/deadline
- * times, the events it took (below) and the values of the STEP.field binds
+ * times, the events it took and the values of the STEP.field binds
  * (strings copied into buffers the run owns).
  *
- * SHARED EVENTS (FlinkCEP's SharedBuffer, simplified by our runs never
- * branching). Runs overlap: each event may start a run and extend all the
- * open ones, so a list of offsets per run made a key's memory quadratic in
- * its events within `within` (74 MB for one key at an event a second over
- * an hour). Instead the events a key's pattern holds are nodes (offset,
- * prev) and a run is (tail, n): the events it took are its tail node and
- * the n - 1 nodes before it, newest first. Nodes are immutable, so a run
- * shares every node with any run whose list walks through the same ones:
- *   - take: the node (offset, prev = the run's tail); runs with the same
- *     tail taking the same event share one (a map, tail -> node, lives for
- *     one event's feed: share_*);
- *   - start: any node made for this event (n = 1 ignores its prev), else
- *     a new node (offset, NULL).
- * A run started at a later event is then the same list cut shorter: when
- * every open run takes every event (a one_or_more), one node per event
- * serves them all, and memory is linear in the events held plus the runs.
- * Runs that took different events still part ways, node by node (never
- * worse than a list each, as before, but for the node's bigger size).
- *
- * A node's refs count the runs whose n nodes include it (+1 while the
- * feed's map holds it): a run takes one ref on its new tail and gives back
- * one on each of its n nodes when it ends, so a node goes as soon as no
- * run's events include it. prev is NOT a reference: it may point at a
- * freed node once no run reaches past this one. Walks therefore never go
- * further than a run's n nodes, where every node is alive (each carries
- * that run's ref). The checkpoint still stores every run's offsets, as
- * before (encoded by value); decoding shares nodes again (decode_events).
+ * The events a run took are held once per key and pattern, shared by the
+ * runs that took them (pattern_events.h, SHARED EVENTS).
  *
  * The partition holds what is not a key's: events waiting for the
  * watermark (time order), as a min-heap on (time, offset), and deadlines of
@@ -63,6 +38,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "stream/pattern_events.h"
 
 enum { RUN_CONTINUE, RUN_DEAD, RUN_COMPLETE, RUN_WAITING };
 
@@ -83,19 +59,11 @@ typedef struct bstr {
     char in[BSTR_INLINE];
 } bstr_t;
 
-/* An event held by a key's pattern (SHARED EVENTS above). */
-typedef struct node {
-    struct node *prev; /* not owned, and only valid within a run's nev nodes */
-    uint64_t off;
-    uint32_t refs;
-} node_t;
-
 typedef struct run {
     uint32_t step, count;
     uint8_t blocked, skipped, waiting;
-    uint32_t nev; /* events taken: tail and the nev - 1 nodes before it */
     int64_t first, last, deadline;
-    node_t *tail;
+    pev_list_t ev; /* the events taken (pattern_events.h) */
     /* then: expr_value_t binds[nbinds], bstr_t strs[nbinds] */
 } run_t;
 
@@ -121,23 +89,6 @@ struct pattern_key {
     uint32_t n; /* patterns */
     pat_one_t one[];
 };
-
-/* A map (prev, offset) -> node, open addressing: during one event's feed
- * of a key's pattern, a run's tail -> the node it made for the event
- * (share_node); while decoding, the nodes made so far (decode_events). It
- * empties only the slots it used, so a feed pays for its own runs, not
- * for the biggest feed the partition ever saw. */
-typedef struct nmap_ent {
-    const node_t *prev;
-    uint64_t off;
-    node_t *node; /* NULL: a free slot */
-} nmap_ent_t;
-
-typedef struct nmap {
-    nmap_ent_t *v;
-    uint32_t *used; /* the slots filled, in the order they were */
-    uint32_t cap, n;
-} nmap_t;
 
 /* An event held for time order. */
 typedef struct held {
@@ -198,7 +149,7 @@ struct pattern_part {
     uint32_t ndue, capdue;
     uint64_t dseq;
     uint8_t *conds; /* this event's condition results */
-    nmap_t share;   /* during a feed: a run's tail -> the node of the event after it */
+    pev_map_t share; /* during a feed: a run's tail -> the node of the event after it */
     uint64_t *offs; /* a run's offsets in order (matched) */
     uint32_t capoffs;
     expr_value_t *nullbinds;
@@ -308,154 +259,6 @@ static due_t due_pop(pattern_part_t *pp)
     return top;
 }
 
-/* ---- shared events (SHARED EVENTS above) ------------------------------------------ */
-
-static uint32_t nmap_hash(const node_t *prev, uint64_t off)
-{
-    uint64_t h = ((uint64_t)(uintptr_t)prev ^ off * 0x9e3779b97f4a7c15u) * 0xff51afd7ed558ccdu;
-    return (uint32_t)(h >> 32);
-}
-
-/* The node of (prev, off), or NULL. */
-static node_t *nmap_get(const nmap_t *m, const node_t *prev, uint64_t off)
-{
-    if (!m->n) return NULL;
-    for (uint32_t i = nmap_hash(prev, off) & (m->cap - 1); m->v[i].node; i = (i + 1) & (m->cap - 1))
-        if (m->v[i].prev == prev && m->v[i].off == off) return m->v[i].node;
-    return NULL;
-}
-
-static void nmap_put(nmap_t *m, const node_t *prev, uint64_t off, node_t *node);
-
-/* Doubles the table (kept at most half full, so probes stay short and an
- * empty slot always ends them). */
-static void nmap_grow(nmap_t *m)
-{
-    nmap_t g = {.cap = m->cap ? m->cap * 2 : 16};
-    g.v = weir_calloc(g.cap, sizeof *g.v);
-    g.used = weir_malloc(g.cap / 2 * sizeof *g.used);
-    for (uint32_t i = 0; i < m->n; i++) {
-        const nmap_ent_t *x = &m->v[m->used[i]];
-        nmap_put(&g, x->prev, x->off, x->node);
-    }
-    weir_free(m->v);
-    weir_free(m->used);
-    *m = g;
-}
-
-/* Adds (prev, off) -> node; (prev, off) is not in the map. */
-static void nmap_put(nmap_t *m, const node_t *prev, uint64_t off, node_t *node)
-{
-    if (m->n + 1 > m->cap / 2) nmap_grow(m);
-    uint32_t i = nmap_hash(prev, off) & (m->cap - 1);
-    while (m->v[i].node)
-        i = (i + 1) & (m->cap - 1);
-    m->v[i] = (nmap_ent_t){prev, off, node};
-    m->used[m->n++] = i;
-}
-
-static node_t *nmap_at(const nmap_t *m, uint32_t i)
-{
-    return m->v[m->used[i]].node;
-}
-
-static void nmap_clear(nmap_t *m)
-{
-    for (uint32_t i = 0; i < m->n; i++)
-        m->v[m->used[i]].node = NULL;
-    m->n = 0;
-}
-
-static void nmap_free(nmap_t *m)
-{
-    weir_free(m->v);
-    weir_free(m->used);
-    memset(m, 0, sizeof *m);
-}
-
-static size_t nmap_bytes(const nmap_t *m)
-{
-    return m->cap * sizeof *m->v + m->cap / 2 * sizeof *m->used;
-}
-
-/* A node of pattern o's runs, with no ref yet. */
-static node_t *node_new(pat_one_t *o, uint64_t off, node_t *prev)
-{
-    node_t *n = weir_malloc(sizeof *n);
-    n->prev = prev;
-    n->off = off;
-    n->refs = 0;
-    o->nnodes++;
-    return n;
-}
-
-static void node_unref(pat_one_t *o, node_t *n)
-{
-    if (--n->refs) return;
-    weir_free(n);
-    o->nnodes--;
-}
-
-/* Gives back run r's ref on each of its nev nodes. */
-static void drop_events(pat_one_t *o, run_t *r)
-{
-    node_t *n = r->tail;
-    for (uint32_t i = 0; i < r->nev; i++) {
-        node_t *prev = n->prev; /* (n may go now) */
-        node_unref(o, n);
-        n = prev;
-    }
-    r->tail = NULL;
-    r->nev = 0;
-}
-
-/* Run r takes event off, r in pattern o of the key being fed. A run that
- * took events before needs the node (off, prev = its tail): the one a run
- * with the same tail made for this event, else a new one, which the feed's
- * map keeps alive until share_end so that runs after it find it even if
- * its maker ends. A new run (no events) takes any node of this event: the
- * first the feed made, else a new one. */
-static void share_node(pattern_part_t *pp, pat_one_t *o, run_t *r, uint64_t off)
-{
-    node_t *n;
-    if (!r->nev && pp->share.n) {
-        n = nmap_at(&pp->share, 0);
-    } else if (!(n = nmap_get(&pp->share, r->tail, off))) {
-        n = node_new(o, off, r->tail);
-        if (r->nev) {
-            n->refs++; /* the map's */
-            nmap_put(&pp->share, r->tail, off, n);
-        }
-    }
-    weir_assert(n->off == off);
-    n->refs++;
-    r->tail = n;
-    r->nev++;
-}
-
-/* After feeding pattern o of a key one event: the map lets go of the
- * nodes it made (those whose runs ended go). */
-static void share_end(pattern_part_t *pp, pat_one_t *o)
-{
-    for (uint32_t i = 0; i < pp->share.n; i++)
-        node_unref(o, nmap_at(&pp->share, i));
-    nmap_clear(&pp->share);
-}
-
-/* Run r's offsets in the order it took them (walking back from its tail),
- * in *buf, grown to fit (*cap its size). */
-static const uint64_t *run_offsets(const run_t *r, uint64_t **buf, uint32_t *cap)
-{
-    if (r->nev > *cap) {
-        *cap = r->nev;
-        *buf = weir_realloc(*buf, *cap * sizeof **buf);
-    }
-    const node_t *n = r->tail;
-    for (uint32_t i = r->nev; i > 0; i--, n = n->prev)
-        (*buf)[i - 1] = n->off;
-    return *buf;
-}
-
 /* ---- partition ---------------------------------------------------------------- */
 
 pattern_part_t *pattern_part_new(const spec_t *s)
@@ -505,7 +308,7 @@ void pattern_part_free(pattern_part_t *pp)
     weir_free(pp->base);
     weir_free(pp->maxd);
     weir_free(pp->conds);
-    nmap_free(&pp->share);
+    pev_map_free(&pp->share);
     weir_free(pp->offs);
     weir_free(pp->nullbinds);
     weir_free(pp->vals);
@@ -518,7 +321,7 @@ size_t pattern_part_bytes(const pattern_part_t *pp)
 {
     size_t b = pp->capheld * sizeof *pp->held + pp->held_bytes + pp->capdue * sizeof *pp->due +
                (size_t)pp->nspare * HELD_BLOCK + (pp->spare ? HELD_SPARE * sizeof *pp->spare : 0) +
-               nmap_bytes(&pp->share);
+               pev_map_bytes(&pp->share);
     for (uint32_t i = 0; i < pp->ndue; i++)
         b += pp->due[i].klen;
     return b;
@@ -620,7 +423,7 @@ static void run_free(const spec_pattern_t *p, pat_one_t *o, run_t *r)
     bstr_t *st = run_strs(r, p->nbinds);
     for (uint32_t b = 0; b < p->nbinds; b++)
         if (st[b].p != st[b].in) weir_free(st[b].p);
-    drop_events(o, r);
+    pev_drop(&o->nnodes, &r->ev);
     weir_free(r);
 }
 
@@ -659,7 +462,7 @@ static void take(pattern_part_t *pp, pat_one_t *o, const spec_pattern_t *p, run_
     r->last = e->t;
     r->skipped = 0;
     r->blocked = 0;
-    share_node(pp, o, r, e->off);
+    pev_take(&pp->share, &o->nnodes, &r->ev, e->off);
     for (uint32_t b = 0; b < p->nbinds; b++)
         if (p->binds[b].step == j) bind_store(r, p->nbinds, b, &e->fields[p->binds[b].field]);
 }
@@ -808,7 +611,7 @@ size_t pattern_key_bytes(const spec_t *s, const pattern_key_t *k)
         const pat_one_t *o = &k->one[i];
         uint32_t nb = s->patterns[i].nbinds;
         b += (o->runs != o->inl ? o->capruns * sizeof *o->runs : 0) + o->capmt * sizeof *o->mt +
-             o->nnodes * sizeof(node_t);
+             o->nnodes * pev_node_bytes();
         for (uint32_t j = 0; j < o->nruns; j++) {
             run_t *r = o->runs[j];
             b += run_size(nb);
@@ -865,8 +668,8 @@ static void matched(pattern_part_t *pp, uint32_t pi, pat_one_t *o, run_t *r, wei
     eval_emit(pp, p, run_binds(r));
     buf_reset(&pp->evbuf);
     buf_append(&pp->evbuf, "[", 1);
-    const uint64_t *offs = run_offsets(r, &pp->offs, &pp->capoffs);
-    for (uint32_t i = 0; i < r->nev; i++)
+    const uint64_t *offs = pev_offsets(&r->ev, &pp->offs, &pp->capoffs);
+    for (uint32_t i = 0; i < r->ev.n; i++)
         buf_appendf(&pp->evbuf, "%s%" PRIu64, i ? "," : "", offs[i]);
     buf_append(&pp->evbuf, "]", 1);
     pp->vals[p->out.nselect] = expr_string(pp->evbuf.data, pp->evbuf.len);
@@ -944,7 +747,7 @@ static int feed(pattern_part_t *pp, uint32_t pi, pattern_key_t **slot, weir_slic
         }
     }
     /* (a map with nodes means the key had runs: *slot is set) */
-    if (pp->share.n) share_end(pp, &(*slot)->one[pi]);
+    if (pp->share.n) pev_feed_end(&pp->share, &(*slot)->one[pi].nnodes);
     key_tidy(pp, slot);
     return done;
 }
@@ -1277,9 +1080,9 @@ void pattern_key_encode(const spec_t *s, const pattern_key_t *k, weir_buf_t *b)
             codec_put_i(b, r->first);
             codec_put_i(b, r->last);
             codec_put_i(b, r->deadline);
-            codec_put_u(b, r->nev);
-            run_offsets(r, &offs, &cap);
-            for (uint32_t x = 0; x < r->nev; x++)
+            codec_put_u(b, r->ev.n);
+            pev_offsets(&r->ev, &offs, &cap);
+            for (uint32_t x = 0; x < r->ev.n; x++)
                 codec_put_u(b, offs[x]);
             for (uint32_t x = 0; x < nb; x++)
                 put_value(b, &run_binds(r)[x]);
@@ -1300,57 +1103,13 @@ static int corrupt(codec_rd_t *r, const unsigned char *start, const char *what, 
                      (size_t)(r->p - start));
 }
 
-/* What decoding a key's runs keeps between them: the nodes made, by
- * (prev, offset) and by (&any_prev, offset) for the first node made of
- * each event; a run's offsets as read. */
+/* What decoding a key's runs keeps between them: the nodes made (the map
+ * of pev_decode), a run's offsets as read. */
 typedef struct kdec {
-    nmap_t made;
+    pev_map_t made;
     uint64_t *offs;
     uint32_t cap;
 } kdec_t;
-
-static const node_t any_prev; /* a key of kdec_t.made, never a node */
-
-/* Whether the nev nodes from t back are offs[0 .. nev), t's first. */
-static int ends_with(const node_t *t, const uint64_t *offs, uint32_t nev)
-{
-    for (uint32_t i = nev; i > 0; i--, t = t->prev)
-        if (!t || t->off != offs[i - 1]) return 0;
-    return 1;
-}
-
-/* Run r's events from a checkpoint (d->offs, r->nev of them) as nodes
- * shared with the runs decoded before it, as feeding them had shared them
- * in the common cases: a run whose events end the list of the first node
- * made of its last event (a run started later, when every run takes every
- * event) takes that node; else each event is the node already made after
- * the one before, or a new one, from the first node made of its first
- * event. Every node made while decoding is alive until it ends, so the
- * walks may follow prev beyond a run's events. */
-static void decode_events(pat_one_t *o, kdec_t *d, run_t *r)
-{
-    uint32_t nev = r->nev;
-    node_t *t = nmap_get(&d->made, &any_prev, d->offs[nev - 1]);
-    if (t && ends_with(t, d->offs, nev)) {
-        r->tail = t;
-        for (uint32_t i = 0; i < nev; i++, t = t->prev)
-            t->refs++;
-        return;
-    }
-    node_t *n = NULL;
-    for (uint32_t i = 0; i < nev; i++) {
-        uint64_t off = d->offs[i];
-        node_t *x = nmap_get(&d->made, i ? n : &any_prev, off);
-        if (!x) {
-            x = node_new(o, off, n);
-            nmap_put(&d->made, n, off, x);
-            if (!nmap_get(&d->made, &any_prev, off)) nmap_put(&d->made, &any_prev, off, x);
-        }
-        x->refs++;
-        n = x;
-    }
-    r->tail = n;
-}
 
 static int decode_run(const spec_pattern_t *p, pat_one_t *o, kdec_t *d, codec_rd_t *r, run_t **out)
 {
@@ -1383,8 +1142,7 @@ static int decode_run(const spec_pattern_t *p, pat_one_t *o, kdec_t *d, codec_rd
         run_free(p, o, run);
         return -1;
     }
-    run->nev = (uint32_t)n;
-    decode_events(o, d, run);
+    pev_decode(&d->made, &o->nnodes, &run->ev, d->offs, (uint32_t)n);
     *out = run;
     return 0;
 }
@@ -1404,7 +1162,7 @@ int pattern_key_decode(const spec_t *s, codec_rd_t *r, pattern_key_t **out, char
     for (uint32_t i = 0; i < k->n; i++) {
         pat_one_t *o = &k->one[i];
         /* (nodes are shared within a pattern's runs only) */
-        nmap_clear(&d.made);
+        pev_map_clear(&d.made);
         uint64_t nr = codec_get_u(r);
         if (r->bad || nr > codec_left(r) || nr > MAX_DECODED_ITEMS) goto bad;
         o->runs = o->inl;
@@ -1425,12 +1183,12 @@ int pattern_key_decode(const spec_t *s, codec_rd_t *r, pattern_key_t **out, char
         }
         if (r->bad) goto bad;
     }
-    nmap_free(&d.made);
+    pev_map_free(&d.made);
     weir_free(d.offs);
     *out = k;
     return 0;
 bad:
-    nmap_free(&d.made);
+    pev_map_free(&d.made);
     weir_free(d.offs);
     pattern_key_free(s, k);
     return corrupt(r, start, "a run or match time does not decode", err, errlen);

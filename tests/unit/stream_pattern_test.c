@@ -489,7 +489,7 @@ static void encoding_round_trips(void **state)
     spec_free(spec);
 }
 
-/* ---- overlapping runs share the events they took (pattern.c, SHARED EVENTS) ---- */
+/* ---- overlapping runs share the events they took (pattern_events.h, SHARED EVENTS) ---- */
 
 #define OVERLAP_N 400
 
