@@ -9,25 +9,17 @@
  *   - the part file: the input is a part whose table CRCs and trailer CRC
  *     the harness overwrites with the right ones when the trailer's block
  *     count fits the size (otherwise the input is given as it is).
- * The checks are log_ckpt_fuzz's: a parsed manifest encodes back to the
- * same bytes, a parsed part's slices lie inside the input. */
+ * The checks are log_ckpt_fuzz's (ckpt_checks.h): a parsed manifest
+ * encodes back to the same bytes, a parsed part's slices lie inside the
+ * input. */
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "base/alloc.h"
-#include "base/buf.h"
 #include "base/crc32c.h"
-#include "base/error.h"
-#include "log/checkpoint.h"
+#include "ckpt_checks.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int inside(const uint8_t *data, size_t size, weir_slice_t s)
-{
-    return (const uint8_t *)s.ptr >= data && (const uint8_t *)s.ptr + s.len <= data + size;
-}
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -48,20 +40,7 @@ static void manifest(const uint8_t *data, size_t size)
     char *text = weir_malloc(n); /* exact size: a read past the end is caught */
     if (size) memcpy(text, data, size);
     memcpy(text + size, end, strlen(end));
-    char err[512];
-    ckpt_info_t info;
-    memset(&info, 0, sizeof info);
-    if (ckpt_manifest_parse(text, n, "MANIFEST", &info, err, sizeof err) == 0) {
-        weir_buf_t b = WEIR_BUF_INIT;
-        ckpt_manifest_encode(&info, &b);
-        if (b.len != n || memcmp(b.data, text, n) != 0) {
-            fprintf(stderr, "manifest: encode(parse(x)) != x\n  x: %.*s\n  e: %.*s\n", (int)n, text,
-                    (int)b.len, b.data);
-            abort();
-        }
-        buf_free(&b);
-    }
-    ckpt_info_free(&info);
+    check_manifest(text, n);
     weir_free(text);
 }
 
@@ -85,18 +64,7 @@ static void part(const uint8_t *data, size_t size)
             }
         }
     }
-    char err[512];
-    for (int full = 0; full <= 1; full++) {
-        ckpt_part_t p;
-        ckpt_kv_t *meta;
-        uint32_t crc;
-        if (ckpt_part_parse(b, size, full, "part", &p, &meta, &crc, err, sizeof err) == 0) {
-            weir_assert(inside(b, size, p.blob));
-            for (size_t i = 0; i < p.nmeta; i++)
-                weir_assert(inside(b, size, p.meta[i].key) && inside(b, size, p.meta[i].value));
-        }
-        weir_free(meta);
-    }
+    check_part(b, size);
     weir_free(b);
 }
 
