@@ -521,19 +521,20 @@ done:
     return p->dfail;
 }
 
-#define RSS_SAMPLE_NS 50000000ull
+/* MEMORY BUDGET: the anonymous resident figure, read from /proc by
+ * housekeeping (every 250 ms) and at ready, never on a request's path
+ * (the read is some 10 us, and a request holds its partition's lock). */
+static void sample_resident(runtime_t *rt)
+{
+    uint64_t anon;
+    weir_memory_resident(&anon);
+    atomic_store_explicit(&rt->rss_anon, anon, memory_order_relaxed);
+}
 
 uint64_t runtime_memory_used(runtime_t *rt)
 {
-    uint64_t now = weir_mono_ns(), anon;
-    if (now - atomic_load_explicit(&rt->rss_at_ns, memory_order_relaxed) > RSS_SAMPLE_NS) {
-        /* (two threads may both read it: the same figure, twice) */
-        atomic_store_explicit(&rt->rss_at_ns, now, memory_order_relaxed);
-        weir_memory_resident(&anon);
-        atomic_store_explicit(&rt->rss_anon, anon, memory_order_relaxed);
-    }
     uint64_t heap = weir_alloc_used();
-    anon = atomic_load_explicit(&rt->rss_anon, memory_order_relaxed);
+    uint64_t anon = atomic_load_explicit(&rt->rss_anon, memory_order_relaxed);
     return heap > anon ? heap : anon;
 }
 
@@ -565,6 +566,7 @@ static int memory_level(runtime_t *rt, uint64_t *used)
 
 static void trim_freed(runtime_t *rt)
 {
+    sample_resident(rt);
     uint64_t heap = weir_alloc_used(), max = rt->cfg.max_memory, now = weir_mono_ns();
     if (heap > rt->trim_peak) rt->trim_peak = heap;
     if (!rt->trim_gap_ns) rt->trim_gap_ns = TRIM_OVER_NS;
@@ -576,7 +578,7 @@ static void trim_freed(runtime_t *rt)
     malloc_trim(0);
     rt->trim_peak = heap;
     rt->trim_at_ns = now;
-    atomic_store_explicit(&rt->rss_at_ns, 0, memory_order_relaxed); /* sample again */
+    sample_resident(rt); /* (what the trim gave back) */
     /* A trim that gave back little (memory in huge pages, or in use after
      * all) is not tried again as often: the gap doubles, up to 5 minutes. */
     uint64_t after = runtime_memory_used(rt);
@@ -621,7 +623,7 @@ void runtime_trim_after_recovery(runtime_t *rt)
 {
     malloc_trim(0);
     rt->trim_peak = weir_alloc_used();
-    atomic_store_explicit(&rt->rss_at_ns, 0, memory_order_relaxed);
+    sample_resident(rt);
 }
 
 /* MEMORY BUDGET (runtime.h): takes out of evs[0..n), all of partition p

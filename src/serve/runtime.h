@@ -160,8 +160,8 @@ uint64_t runtime_model_version(runtime_t *rt);
 /* The live spec's version (spec_ledger.h). */
 uint64_t runtime_spec_version(runtime_t *rt);
 /* The memory the budget holds against (MEMORY BUDGET): max(heap,
- * anonymous resident), the resident figure read from /proc at most every
- * 50 ms. */
+ * anonymous resident), the resident figure as housekeeping last read it
+ * from /proc (every 250 ms, and at ready). */
 uint64_t runtime_memory_used(runtime_t *rt);
 /* The live model's digest (model_digest; "" without a model); not during a reload. */
 const char *runtime_model_digest(const runtime_t *rt);

@@ -100,9 +100,9 @@ struct runtime {
     _Atomic uint64_t model_version;
     _Atomic uint64_t spec_version; /* the live spec's (spec_ledger.h), read the same way */
     /* MEMORY BUDGET (runtime.h): the anonymous resident memory as last
-     * sampled, and when (runtime_memory_used); the heap's peak since the
-     * last malloc_trim (housekeeping's alone) */
-    _Atomic uint64_t rss_anon, rss_at_ns;
+     * sampled (sample_resident); the heap's peak since the last malloc_trim
+     * and the rest (housekeeping's alone) */
+    _Atomic uint64_t rss_anon;
     uint64_t trim_peak, trim_at_ns, trim_gap_ns;
     int mem_said;            /* the level last said (say_memory) */
     uint64_t mem_said_ns;    /* and when */
