@@ -372,6 +372,7 @@ int cmd_ingest(int argc, char **argv)
         for (uint32_t p = 0; p < pl->nparts; p++) {
             engine_part_stats(pl->parts[p], &st);
             tot.late += st.late;
+            tot.duplicates += st.duplicates;
             tot.windows_emitted += st.windows_emitted;
             tot.keys += st.keys;
             tot.state_bytes += st.state_bytes;
@@ -383,6 +384,9 @@ int cmd_ingest(int argc, char **argv)
                in.appended, data, pl->src->name, pl->nparts, rejected);
         printf("late: %" PRIu64 " (all time, replay included); windows emitted: %" PRIu64 "\n", tot.late,
                tot.windows_emitted);
+        if (pl->src->has_id)
+            printf("duplicates: %" PRIu64 " (logged, not applied: their id was; replay included)\n",
+                   tot.duplicates);
         printf("state: %" PRIu64 " keys, %" PRIu64 " bytes\n", tot.keys, tot.state_bytes);
         if (pl->spec->npatterns)
             printf("patterns: %" PRIu64 " matches (replay included), %" PRIu64

@@ -268,6 +268,27 @@ static void feature_diff(weir_buf_t *b, const verify_t *v, weir_slice_t online)
 static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_result_t *res,
                     const decision_t *d)
 {
+    /* A duplicate's record repeats its first's decision (serve/duplicates.c),
+     * which is checked at the first's offset: here, that it is a duplicate,
+     * of the same first. */
+    const cJSON *dup = cJSON_GetObjectItemCaseSensitive(u->rec, "duplicate_of");
+    if (dup || res->duplicate) {
+        int64_t online = cJSON_IsNumber(dup) && dup->valuedouble >= 0 && dup->valuedouble < 1e15
+                             ? (int64_t)dup->valuedouble
+                             : -1;
+        int64_t offline = res->duplicate ? (int64_t)res->duplicate_of : -1;
+        v->checked++;
+        if (online != offline) {
+            char on[40] = "no event", off[40] = "no event", what[128];
+            if (online >= 0) snprintf(on, sizeof on, "offset %" PRId64, online);
+            if (offline >= 0) snprintf(off, sizeof off, "offset %" PRId64, offline);
+            snprintf(what, sizeof what, "a duplicate of %s online, of %s offline", on, off);
+            v->unequal++;
+            v->differ++;
+            say(v, offset, what);
+        }
+        return;
+    }
     weir_buf_t b = WEIR_BUF_INIT;
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(u->rec, "decision");
     const cJSON *rule = cJSON_GetObjectItemCaseSensitive(u->rec, "rule");
@@ -295,6 +316,7 @@ static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_r
     if (!cJSON_IsBool(late) || cJSON_IsTrue(late) != (res->late != 0))
         buf_appendf(&b, "; late %s online, %s offline", cJSON_IsTrue(late) ? "true" : "false",
                     res->late ? "true" : "false");
+
     buf_reset(&v->feat);
     runtime_features_json(v->spec, res->features, &v->feat);
     weir_slice_t online = record_features(u);
@@ -387,6 +409,7 @@ static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_resu
     }
     decision_t d; /* as the server decides (runtime.c decide_one) */
     decide_event_in(v->decide, &v->lower, res->raw.len, res->fields, res->features, 0, &d);
+    if (res->duplicate) d.emit = NULL; /* as the server (runtime_decide_one) */
     for (uint32_t k = 0; k < v->nruns; k++) {
         run_t *u = &v->runs[k];
         while (u->rec && u->off == (int64_t)offset) {

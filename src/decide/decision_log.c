@@ -19,6 +19,46 @@ int64_t decision_record_input(const char *p, size_t n)
     return i < n && p[i] == ',' ? v : -1;
 }
 
+/* The input offset of the record at `at` (its value kept in rec), -1 if it
+ * names none; 0 past the end; or an error. */
+static int input_at(log_part_t *dlog, uint64_t at, weir_buf_t *rec, int64_t *input, char *err,
+                    size_t errlen)
+{
+    log_reader_t *r;
+    int rc = log_reader_open(dlog, at, &r, err, errlen);
+    if (rc) return rc;
+    log_rec_t x;
+    rc = log_reader_next(r, &x, err, errlen);
+    if (rc == 1) {
+        *input = decision_record_input(x.value.ptr, x.value.len);
+        buf_reset(rec);
+        buf_append(rec, x.value.ptr, x.value.len);
+    }
+    log_reader_close(r);
+    return rc;
+}
+
+int decision_log_find_input(log_part_t *dlog, uint64_t input, weir_buf_t *rec, char *err,
+                            size_t errlen)
+{
+    log_part_stat_t st;
+    log_part_stat(dlog, &st);
+    uint64_t lo = st.start_offset, hi = st.next_offset; /* the record is in [lo, hi) if anywhere */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        int64_t at = -1;
+        int rc = input_at(dlog, mid, rec, &at, err, errlen);
+        if (rc < 0) return rc;
+        if (rc == 0 || at < 0) return 0; /* cut meanwhile, or a record without its offset */
+        if ((uint64_t)at == input) return 1;
+        if ((uint64_t)at < input)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
 int decision_log_max_model(log_part_t *dlog, uint64_t *max, char *err, size_t errlen)
 {
     log_part_stat_t st;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "log/log.h"
 
 /* A decision record's input offset, read from its start, where the server
@@ -20,6 +21,14 @@ int64_t decision_record_input(const char *p, size_t n);
  * partition dlog), or -1 if it has none. 0, or an error naming the record
  * (WEIR_ECORRUPT) or the read. */
 int decision_log_last_input(log_part_t *dlog, uint32_t part, int64_t *out, char *err,
+                            size_t errlen);
+
+/* The decision record of input offset `input` in partition dlog, into rec
+ * (its value): a binary search by the records' input offsets, which rise
+ * through the log — some twenty reads of a record (a duplicate's answer
+ * is its first's decision: runtime.c). 1 found; 0 not there (never
+ * decided, or retention deleted it); or an error naming the read. */
+int decision_log_find_input(log_part_t *dlog, uint64_t input, weir_buf_t *rec, char *err,
                             size_t errlen);
 
 /* The largest "model" version in partition dlog's records (0 if none):

@@ -261,6 +261,13 @@ static void score_done(void *ctx, const runtime_outcome_t *o)
     buf_append_str(b, ",\"spec\":");
     numfmt_append_u64(b, d->spec_version);
     buf_append_str(b, o->res->late ? ",\"late\":true" : ",\"late\":false");
+    if (s->sources[0].has_id) {
+        buf_append_str(b, o->res->duplicate ? ",\"duplicate\":true" : ",\"duplicate\":false");
+        if (o->res->duplicate) {
+            buf_append_str(b, ",\"duplicate_of\":");
+            numfmt_append_u64(b, o->res->duplicate_of);
+        }
+    }
     buf_append_str(b, ",\"latency_us\":");
     numfmt_append_u64(b, (weir_mono_ns() - sc->req->start_ns) / 1000);
     buf_append_str(b, "}\n");
@@ -333,7 +340,7 @@ static void batch_add(batch_t *b, weir_slice_t text, const cJSON *parsed, uint32
 }
 
 typedef struct events_ctx {
-    uint64_t late, failed;
+    uint64_t late, duplicates, failed;
     uint64_t refused; /* over the memory budget, not logged */
     uint64_t logged; /* events logged (and processed) so far, whatever their outcome */
     uint8_t *state;  /* per event of the request: EV_* */
@@ -383,6 +390,8 @@ static void event_done(void *ctx, const runtime_outcome_t *o)
         add_reject(ec, ec->numbers[o->ev->index], why);
     } else if (o->res->late) {
         ec->late++;
+    } else if (o->res->duplicate) {
+        ec->duplicates++;
     }
 }
 
@@ -556,9 +565,11 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
         } else {
             buf_append_str(o, "{");
         }
-        buf_appendf(o,
-                    "\"accepted\":%zu,\"rejected_count\":%zu,\"late\":%" PRIu64 ",\"rejected\":[",
-                    accepted, ec.nrejects, ec.late);
+        buf_appendf(o, "\"accepted\":%zu,\"rejected_count\":%zu,\"late\":%" PRIu64, accepted,
+                    ec.nrejects, ec.late);
+        /* accepted counts them (logged: the client need not send them again) */
+        if (src->has_id) buf_appendf(o, ",\"duplicates\":%" PRIu64, ec.duplicates);
+        buf_append_str(o, ",\"rejected\":[");
         if (rejects.len) buf_append(o, rejects.data, rejects.len);
         buf_append_str(o, "]}\n");
     }

@@ -205,6 +205,10 @@ void metrics_render(metrics_t *m, weir_buf_t *b)
     snprintf(lab, sizeof lab, "source=\"%s\"", src.data);
     metrics_sample_u64(b, "weir_events_late_total", lab, sum(m, &m->shard[0].late));
 
+    metrics_header(b, "weir_events_duplicate_total", "counter",
+                   "Events whose id their key applied within dedup: logged, scored, not applied.");
+    metrics_sample_u64(b, "weir_events_duplicate_total", lab, sum(m, &m->shard[0].duplicates));
+
     /* Decisions by outcome: rules sharing a `then` add up. */
     metrics_header(b, "weir_decisions_total", "counter", "Decisions made, by outcome.");
     for (uint32_t i = 0; i <= m->nrules; i++) {

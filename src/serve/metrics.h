@@ -81,6 +81,7 @@ typedef struct metrics_hist {
 typedef struct metrics_shard {
     _Alignas(64) _Atomic uint64_t accepted;
     _Atomic uint64_t late;
+    _Atomic uint64_t duplicates; /* events whose id was applied within dedup (engine.h) */
     _Atomic uint64_t rejected[METRICS_NREASONS];
     _Atomic uint64_t *decisions; /* [nrules + 1]: the last counts "no rule matched" */
     _Atomic uint64_t requests[METRICS_NROUTES][METRICS_NCODES];

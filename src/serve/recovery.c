@@ -128,7 +128,7 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     int decided = (int64_t)offset <= c->decided;
     if (decided && (!c->emits || emit_logged(c, offset, res))) return 0;
     decision_t d;
-    runtime_decide_one(rt, p, res, res->raw.len, 0, &d);
+    int have_features = runtime_decide_one(rt, p, res, res->raw.len, 0, &d);
     /* An event decided now for the first time: its emit is written now
      * or never, whether or not the replay rewrites the others'. */
     if (d.emit && (rt->replay_outputs || !decided))
@@ -137,8 +137,10 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     if (decided) return 0;
     /* Logged, never decided: a crash came between the two appends (or took
      * the buffered batch). */
-    buf_reset(&p->feat);
-    runtime_features_json(rt->pl.spec, res->features, &p->feat);
+    if (!have_features) {
+        buf_reset(&p->feat);
+        runtime_features_json(rt->pl.spec, res->features, &p->feat);
+    }
     runtime_decision_record(p, offset, res->key, res, &d,
                             (weir_slice_t){p->feat.data, p->feat.len});
     metrics_add(&rt->m.redecided, 1);

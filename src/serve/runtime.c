@@ -318,6 +318,8 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
         buf_free(&p->dscratch);
         buf_free(&p->dbuf);
         buf_free(&p->feat);
+        buf_free(&p->duprec);
+        buf_free(&p->dupdec);
         buf_free(&p->oline);
         weir_free(p->recs);
         weir_free(p->drecs);
@@ -436,10 +438,15 @@ static void grow(rt_part_t *p, size_t n)
 }
 
 /* Scores and decides, in the partition's lower() scratch. */
-void runtime_decide_one(runtime_t *rt, rt_part_t *p, const engine_result_t *res, size_t raw_len,
-                        int contribs, decision_t *d)
+int runtime_decide_one(runtime_t *rt, rt_part_t *p, const engine_result_t *res, size_t raw_len,
+                       int contribs, decision_t *d)
 {
+    if (res->duplicate && runtime_as_first(rt, p, res->duplicate_of, d)) return 1;
     decide_event_in(rt->decide, &p->lower, raw_len, res->fields, res->features, contribs, d);
+    /* A duplicate's action was taken for its first: it is not emitted again
+     * (nor by a replay, which writes emits from the record). */
+    if (res->duplicate) d->emit = NULL;
+    return 0;
 }
 
 /* Buffers one decision record (value, then key) in p's pending batch. */
@@ -476,8 +483,14 @@ void runtime_decision_record(rt_part_t *p, uint64_t offset, weir_slice_t key,
     numfmt_append_u64(b, d->model_version);
     buf_append_str(b, ",\"spec\":");
     numfmt_append_u64(b, d->spec_version);
-    buf_append_str(b, res && res->late ? ",\"late\":true,\"features\":"
-                                       : ",\"late\":false,\"features\":");
+    buf_append_str(b, res && res->late ? ",\"late\":true" : ",\"late\":false");
+    /* only for a duplicate: the records of a source without an id are as
+     * before (its decision is its first's: duplicates.c) */
+    if (res && res->duplicate) {
+        buf_append_str(b, ",\"duplicate_of\":");
+        numfmt_append_u64(b, res->duplicate_of);
+    }
+    buf_append_str(b, ",\"features\":");
     if (features_json.len)
         buf_append(b, features_json.ptr, features_json.len);
     else
@@ -695,15 +708,16 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
         t0 = t1;
         buf_reset(&p->feat);
         if (rc == 0) {
-            runtime_decide_one(rt, p, &res, evs[i].raw.len, contribs, &d);
+            int have_features = runtime_decide_one(rt, p, &res, evs[i].raw.len, contribs, &d);
             t0 = weir_mono_ns();
             metrics_observe(&rt->m, METRICS_STAGE_MODEL, t0 - t1);
-            runtime_features_json(s, res.features, &p->feat);
+            if (!have_features) runtime_features_json(s, res.features, &p->feat);
             o.res = &res;
             o.features_json = (weir_slice_t){p->feat.data, p->feat.len};
             metrics_shard_t *ms = metrics_shard(&rt->m);
             metrics_add(&ms->accepted, 1);
             if (res.late) metrics_add(&ms->late, 1);
+            if (res.duplicate) metrics_add(&ms->duplicates, 1);
             metrics_decision(&rt->m, d.rule);
             if (d.emit)
                 outputs_emit(rt->out, d.emit, p->id, first + i, evs[i].key, d.decision, d.rule, d.score,

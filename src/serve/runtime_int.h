@@ -36,6 +36,7 @@ typedef struct rt_part {
     log_part_t *log, *dlog;
     weir_buf_t scratch, dscratch; /* log encode buffers */
     weir_buf_t feat;              /* one event's features JSON */
+    weir_buf_t duprec, dupdec;    /* a duplicate's first's record, its decision (duplicates.c) */
     /* Output lines not written yet, all for one file (runtime.c, SINKS):
      * one line while serving, up to OUT_BATCH_BYTES while recovering. */
     weir_buf_t oline;
@@ -136,8 +137,13 @@ void runtime_sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t k
  * output lines written, an event scored and decided, its decision record
  * buffered, the buffered records appended; and what runs from ready on. */
 void runtime_out_write_part(runtime_t *rt, rt_part_t *p);
-void runtime_decide_one(runtime_t *rt, rt_part_t *p, const engine_result_t *res, size_t raw_len,
-                        int contribs, decision_t *d);
+/* Returns 1 when it also wrote the features JSON into p->feat: a
+ * duplicate answered as its first (duplicates.c); 0: the caller writes them. */
+int runtime_decide_one(runtime_t *rt, rt_part_t *p, const engine_result_t *res, size_t raw_len,
+                       int contribs, decision_t *d);
+/* A duplicate's decision: its first's (at input offset `first`), from its
+ * record, into d and p->feat. 1, or 0 when that record cannot be had. */
+int runtime_as_first(runtime_t *rt, rt_part_t *p, uint64_t first, decision_t *d);
 /* After recovery: the memory its threads freed (decoded checkpoint
  * buffers, the replay's) back to the kernel (MEMORY BUDGET, runtime.h). */
 void runtime_trim_after_recovery(runtime_t *rt);

@@ -418,16 +418,40 @@ static void quote_name(spec_field_t *f)
     memcpy(f->quoted_mask, m, sizeof m);
 }
 
+/* id and dedup: idempotent ingestion (spec.h). */
+static int load_source_id(loader_t *L, const ynode_t *m, spec_source_t *src)
+{
+    const ynode_t *id = ynode_get(m, "id"), *dd = ynode_get(m, "dedup");
+    if (!id) {
+        if (dd) return ld_fail(L, dd, "dedup needs an id: the field that names an event");
+        return 0;
+    }
+    if (ld_want_scalar(L, id, "id")) return L->rc;
+    int f = ld_find_field(src, id->value, id->len);
+    if (f < 0) return ld_fail(L, id, "id field '%.*s' is not declared in fields", Q(id));
+    if (src->fields[f].type != EXPR_STRING && src->fields[f].type != EXPR_INT)
+        return ld_fail(L, id, "id field '%.*s' must be a string or an int, not %s", Q(id),
+                       expr_type_name(src->fields[f].type));
+    if ((uint32_t)f == src->key_slot)
+        return ld_fail(L, id, "id field '%.*s' is the key; the id names one event of a key", Q(id));
+    src->has_id = 1;
+    src->id_slot = (uint32_t)f;
+    src->dedup_ms = SPEC_DEDUP_DEFAULT_MS;
+    if (dd && ld_parse_duration_node(L, dd, "dedup", 0, &src->dedup_ms)) return L->rc;
+    return 0;
+}
+
 static int load_source(loader_t *L, const ynode_t *k, const ynode_t *m, spec_source_t *src)
 {
-    static const char *const keys[] = {"key", "time",       "lateness", "fields",
-                                       "ttl", "max_future", NULL};
+    static const char *const keys[] = {"key",        "time", "lateness", "fields", "ttl",
+                                       "max_future", "id",   "dedup",    NULL};
     char where[96];
     snprintf(where, sizeof where, "source '%.*s'", Q(k));
     src->name = weir_strndup(k->value, k->len);
     src->pos = (spec_pos_t){k->line, k->col};
     if (ld_want_map(L, m, where) ||
-        ld_check_keys(L, m, keys, where, "key, time, lateness, fields, ttl or max_future"))
+        ld_check_keys(L, m, keys, where,
+                      "key, time, lateness, fields, ttl, max_future, id or dedup"))
         return L->rc;
     for (size_t i = 0; i < 4; i++) {
         if (i == 2) continue; /* lateness is optional (and ttl and max_future) */
@@ -478,7 +502,7 @@ static int load_source(loader_t *L, const ynode_t *k, const ynode_t *m, spec_sou
         src->max_future_ms = 0;
     else if (mf && ld_parse_duration_node(L, mf, "max_future", 0, &src->max_future_ms))
         return L->rc;
-    return 0;
+    return load_source_id(L, m, src);
 }
 
 static int load_sources(loader_t *L, const ynode_t *root)

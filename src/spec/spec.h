@@ -110,8 +110,17 @@ typedef struct spec_source {
      * bound ("none"). Not part of the plan: the log's events are replayed
      * whatever it says. */
     int64_t max_future_ms;
+    /* id: the field naming an event (a payment's id), for idempotent
+     * ingestion: an event whose key applied one with the same id within
+     * dedup_ms of event time is a duplicate, logged but not applied (engine.c
+     * DUPLICATES). has_id 0: none (dedup_ms 0). */
+    int has_id;
+    uint32_t id_slot; /* a string or int field other than the key and time */
+    int64_t dedup_ms; /* > 0 with an id; SPEC_DEDUP_DEFAULT_MS unless given */
     spec_pos_t pos;
 } spec_source_t;
+
+#define SPEC_DEDUP_DEFAULT_MS (24 * 3600 * 1000LL) /* as long as a client may retry: a day */
 
 typedef struct spec_feature {
     char *name;

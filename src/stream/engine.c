@@ -7,7 +7,8 @@
  * event's value per key; matches(P) over D slots read the key's pattern
  * state. A key's state is one keymap value laid out as
  *     [win_t × groups][prev_t × prev slots][oc_key_t * × on-close aggregates]
- *     [pattern_key_t * (if the spec has patterns)][inited]
+ *     [pattern_key_t * (if the spec has patterns)][dedup_t * (if the source
+ *     has an id)][inited]
  * so a key costs one allocation plus what its windows hold.
  *
  * PATTERNS (pattern.h) run after the windows of each event, before the
@@ -37,6 +38,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "base/hash.h"
 #include "spec/decode.h"
 #include "stream/aggval.h"
 #include "stream/engine_int.h"
@@ -121,6 +123,10 @@ int engine_new(const spec_t *spec, engine_t **out, char *err, size_t errlen)
     /* The source's ttl: a key kept longer than its windows need, for
      * last(x) across a dormant spell (a card back after a month). */
     if (e->src->ttl_ms > e->ttl) e->ttl = e->src->ttl_ms;
+    /* A key keeps its ids as long as they count (dedup past the watermark). */
+    e->dedup = e->src->has_id ? e->src->dedup_ms : 0;
+    if (e->dedup && e->dedup + e->src->lateness_ms > e->ttl)
+        e->ttl = e->dedup + e->src->lateness_ms;
     /* The windows' areas (win.h) follow their headers in the same block:
      * a key's state is one allocation, a few contiguous cache lines. */
     e->off_area = weir_malloc((e->ngroups ? e->ngroups : 1) * sizeof *e->off_area);
@@ -132,7 +138,8 @@ int engine_new(const spec_t *spec, engine_t **out, char *err, size_t errlen)
     e->off_prev = off;
     e->off_oc = e->off_prev + e->nprev * sizeof(prev_t);
     e->off_pat = e->off_oc + spec->naggregates * sizeof(oc_key_t *);
-    e->off_inited = e->off_pat + (spec->npatterns ? sizeof(pattern_key_t *) : 0);
+    e->off_dedup = e->off_pat + (spec->npatterns ? sizeof(pattern_key_t *) : 0);
+    e->off_inited = e->off_dedup + (e->dedup ? sizeof(dedup_t *) : 0);
     e->vsize = e->off_inited + 8;
     *out = e;
     return 0;
@@ -181,6 +188,10 @@ void engine_key_release(void *v, void *arg)
         pattern_key_free(e->spec, *key_pat(e, v));
         *key_pat(e, v) = NULL;
     }
+    if (e->dedup) {
+        dedup_free(*key_dedup(e, v));
+        *key_dedup(e, v) = NULL;
+    }
     *key_inited(e, v) = 0;
     p->st.evicted++;
 }
@@ -192,6 +203,7 @@ static size_t key_bytes(const engine_t *e, void *v)
     for (uint32_t i = 0; i < e->nprev; i++) b += key_prevs(e, v)[i].cap;
     for (uint32_t a = 0; a < e->spec->naggregates; a++) b += oc_key_bytes(key_oc(e, v)[a]);
     if (e->spec->npatterns) b += pattern_key_bytes(e->spec, *key_pat(e, v));
+    if (e->dedup) b += dedup_bytes(*key_dedup(e, v));
     return b;
 }
 
@@ -308,6 +320,20 @@ weir_slice_t engine_event_key(const spec_source_t *src, const expr_value_t *fiel
     if (k->type == EXPR_STRING) return k->as.s;
     int n = snprintf(tmp, 24, "%" PRId64, k->as.i);
     return (weir_slice_t){tmp, (size_t)n};
+}
+
+/* The event's id for DUPLICATES: an int's value, a string's XXH64 (dedup.h);
+ * 0 for an event without one (null), which is never a duplicate. */
+static int event_id(const engine_t *e, const expr_value_t *fields, uint64_t *id)
+{
+    const expr_value_t *x = &fields[e->src->id_slot];
+    if (x->type == EXPR_STRING)
+        *id = weir_hash64(x->as.s.ptr, x->as.s.len);
+    else if (x->type == EXPR_INT)
+        *id = (uint64_t)x->as.i;
+    else
+        return 0;
+    return 1;
 }
 
 static int64_t cutoff_of(const engine_part_t *p)
@@ -658,7 +684,6 @@ int engine_part_event_hashed(engine_part_t *p, uint64_t offset, const expr_value
         return 0;
     }
 
-    p->st.events++;
     int features = offset >= p->features_from;
     if (!features) res->features = NULL;
     /* The key's slot is a cache miss at a million keys: ask for it first,
@@ -691,6 +716,25 @@ int engine_part_event_hashed(engine_part_t *p, uint64_t offset, const expr_value
     void *v = keymap_put_hashed(&p->km, h, key.ptr, key.len, cutoff_of(p), key_retire, p,
                                 &created);
     if (created || !*key_inited(e, v)) engine_key_init(e, v);
+    uint64_t id;
+    int has_id = e->dedup && event_id(e, fields, &id);
+    int64_t first = has_id ? dedup_seen(key_dedup(e, v), id, p->wm - e->dedup) : -1;
+    if (first >= 0) {
+        /* DUPLICATES (engine.h step 4): nothing of the key changes. Its
+         * features are the key's state read as of t, which a server answers
+         * with its first's decision instead (runtime.c). Its time has moved
+         * the watermark, as any logged event's (the closes that made are
+         * out): a retry's time is its first's, so in practice nothing
+         * moves. */
+        p->st.duplicates++;
+        features_as_of(p, key, t, fields, 1);
+        if (!features) res->features = NULL;
+        res->duplicate = 1;
+        res->duplicate_of = (uint64_t)first;
+        res->watermark = p->wm;
+        return 0;
+    }
+    p->st.events++;
     keymap_touch(v, t);
     /* A key's pattern state is its own block, cold at a million keys: ask
      * for it now, the windows' work below hides the wait. */
@@ -728,6 +772,7 @@ int engine_part_event_hashed(engine_part_t *p, uint64_t offset, const expr_value
     }
     for (uint32_t a = 0; a < s->naggregates; a++)
         oc_add(&key_oc(e, v)[a], &s->aggregates[a], a, key, t, p->seq, &argenv, p->timers);
+    if (has_id) dedup_add(key_dedup(e, v), id, t, offset);
     keymap_expire(&p->km, cutoff_of(p), SWEEP_BUDGET, key_retire, p);
     res->watermark = p->wm;
     return 0;

@@ -17,6 +17,12 @@
  *      dependency order); the event is added to the key's on-close
  *      aggregates; windows whose end W has passed are emitted to the sink
  *      (or only made due: DEFERRED CLOSES below).
+ *   4. With a source `id:`, between the lookup and the windows: an event
+ *      whose id its key applied at a time after W − dedup is a DUPLICATE
+ *      (a client's retry). Its time has moved W (step 3) but nothing of the
+ *      key changes: features are computed as of t, read-only, as for a late
+ *      event; the result names the first's offset; it is counted. Otherwise
+ *      its id is remembered (dedup.h).
  * A TICK record carries a time T: max time = max(max time, T), W follows,
  * closing windows — time that advances without events (principle 2).
  *
@@ -87,6 +93,8 @@ int engine_part_has_due(const engine_part_t *p);
  * valid until its next call. */
 typedef struct engine_result {
     int late;
+    int duplicate;         /* its id was applied within dedup: nothing applied (step 4) */
+    uint64_t duplicate_of; /* then: the log offset of the event that brought the id */
     int64_t time;
     int64_t watermark;          /* after this event */
     weir_slice_t key;
@@ -166,6 +174,7 @@ weir_slice_t engine_event_key(const spec_source_t *src, const expr_value_t *fiel
 
 typedef struct engine_stats {
     uint64_t events, late, ticks, windows_emitted, evicted;
+    uint64_t duplicates; /* events not applied for their id (engine.h step 4) */
     uint64_t keys;
     uint64_t state_bytes; /* heap bytes of keyed state (table, entries, windows) */
     int64_t watermark;    /* INT64_MIN before the first event */

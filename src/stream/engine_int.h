@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "stream/dedup.h"
 #include "stream/engine.h"
 #include "stream/keymap.h"
 #include "stream/onclose.h"
@@ -52,6 +53,8 @@ struct engine {
     size_t *off_area; /* per group: where its window's area is in the key's value */
     size_t off_prev, off_oc, off_inited, vsize;
     size_t off_pat; /* the key's pattern_key_t * (spec->npatterns > 0) */
+    size_t off_dedup; /* the key's dedup_t * (dedup > 0) */
+    int64_t dedup;    /* the source's dedup, ms; 0: no id */
     int64_t ttl;
 };
 
@@ -101,6 +104,11 @@ static inline pattern_key_t **key_pat(const engine_t *e, void *v)
 {
     return (pattern_key_t **)((char *)v + e->off_pat);
 }
+static inline dedup_t **key_dedup(const engine_t *e, void *v)
+{
+    return (dedup_t **)((char *)v + e->off_dedup);
+}
+
 static inline uint8_t *key_inited(const engine_t *e, void *v)
 {
     return (uint8_t *)v + e->off_inited;

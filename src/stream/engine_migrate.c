@@ -75,6 +75,14 @@ int engine_migrate_check(const engine_t *from, const engine_t *to, char *why, si
         return weir_errf(why, whylen, WEIR_EINVAL,
                          "source %s: lateness changed from %" PRId64 " ms to %" PRId64 " ms%s",
                          sa->name, sa->lateness_ms, sb->lateness_ms, restart);
+    /* The ids decide which logged events count (engine.h DUPLICATES): as
+     * the key and the lateness, what the log means. */
+    if (sa->has_id != sb->has_id ||
+        (sa->has_id && (sa->id_slot != sb->id_slot || sa->dedup_ms != sb->dedup_ms)))
+        return weir_errf(why, whylen, WEIR_EINVAL,
+                         "source %s: its id or dedup changed; which logged events are duplicates "
+                         "depends on them, so changing them needs a restart, not a reload",
+                         sa->name);
     return 0;
 }
 
@@ -248,6 +256,10 @@ static void move_key(const engine_t *from, void *ov, engine_part_t *q, void *nv,
     if (q->pat && from->spec->npatterns) {
         *key_pat(to, nv) = pattern_key_move(q->pat, from->spec, *key_pat(from, ov), m->pats);
         *key_pat(from, ov) = NULL; /* consumed by pattern_key_move */
+    }
+    if (to->dedup) { /* the same id and dedup in both (engine_migrate_check) */
+        *key_dedup(to, nv) = *key_dedup(from, ov);
+        *key_dedup(from, ov) = NULL;
     }
 }
 

@@ -47,6 +47,11 @@ static uint64_t plan_hash(const engine_t *e, int with_fields)
         buf_append(&b, "\n", 1);
     }
     pattern_plan_text(s, &b); /* patterns (CEP): see stream/pattern.h */
+    /* Only with an id: the plans (and checkpoints) of specs without one are
+     * those of weir before it. */
+    if (e->dedup)
+        buf_appendf(&b, "id %s dedup %" PRId64 "\n", e->src->fields[e->src->id_slot].name,
+                    e->dedup);
     uint64_t h = weir_hash64(b.data, b.len);
     buf_free(&b);
     return h;
@@ -102,6 +107,7 @@ static void value_put(const engine_t *e, const void *v, weir_buf_t *b)
         for (uint32_t i = 0; i < e->nprev; i++) prev_encode(&key_prevs(e, mv)[i], b);
         for (uint32_t a = 0; a < e->spec->naggregates; a++) oc_key_encode(key_oc(e, mv)[a], b);
         if (e->spec->npatterns) pattern_key_encode(e->spec, *key_pat(e, mv), b);
+        if (e->dedup) dedup_encode(*key_dedup(e, mv), b);
     }
 }
 
@@ -129,6 +135,7 @@ static void encode_head(const engine_part_t *p, weir_buf_t *b)
     codec_put_u(b, p->st.ticks);
     codec_put_u(b, p->st.windows_emitted);
     codec_put_u(b, p->st.evicted);
+    if (p->e->dedup) codec_put_u(b, p->st.duplicates); /* (a plan with an id: see plan_hash) */
 }
 
 int engine_part_encode(const engine_part_t *p, weir_buf_t *b, engine_state_flush_cb flush,
@@ -299,6 +306,11 @@ static int value_decode(void *v, const unsigned char *data, size_t len, size_t *
         c->why = "pattern state";
         return -1;
     }
+    /* no more ids than the bytes left could hold (dedup_decode checks) */
+    if (e->dedup && dedup_decode(key_dedup(e, v), &r, UINT32_MAX) != 0) {
+        c->why = "event ids";
+        return -1;
+    }
     *used = (size_t)(r.p - data);
     return 0;
 }
@@ -323,6 +335,7 @@ int engine_part_decode(engine_part_t *p, const void *data, size_t len, char *err
     st.ticks = codec_get_u(&r);
     st.windows_emitted = codec_get_u(&r);
     st.evicted = codec_get_u(&r);
+    if (e->dedup) st.duplicates = codec_get_u(&r);
     if (r.bad) return weir_errf(err, errlen, WEIR_ECORRUPT, "engine state: truncated header");
     if ((max_time == INT64_MIN) != (wm == INT64_MIN) ||
         (max_time != INT64_MIN && wm != max_time - e->src->lateness_ms))

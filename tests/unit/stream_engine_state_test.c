@@ -4,7 +4,9 @@
  * and continued give bit-identical features, late verdicts and window
  * outputs, and equal state bytes at the end; so does a snapshot taken
  * while the partition goes on; corrupt or foreign state is
- * refused without a crash (run under ASan by CTest too). */
+ * refused without a crash (run under ASan by CTest too). The same with the
+ * source's `id` (the merchant: many events are duplicates, engine.h step 4),
+ * whose ids go through the bytes with the keys. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -50,6 +52,18 @@ static const char spec_text[] =
     "    window: session gap 30s\n"
     "    select: {n: count(), first_x: first(x), last_x: last(x)}\n";
 
+/* The spec in use: spec_text, or it with an id (use_ids). */
+static const char *spec_now = spec_text;
+static char spec_ids[sizeof spec_text + 64];
+
+static void use_ids(int on)
+{
+    const char *at = strstr(spec_text, "    lateness: 10s\n") + strlen("    lateness: 10s\n");
+    snprintf(spec_ids, sizeof spec_ids, "%.*s    id: m\n    dedup: 2m\n%s", (int)(at - spec_text),
+             spec_text, at);
+    spec_now = on ? spec_ids : spec_text;
+}
+
 #define NEVENTS 6000
 
 typedef struct run {
@@ -84,7 +98,7 @@ static void run_open(run_t *r)
 {
     char err[512];
     memset(r, 0, sizeof *r);
-    if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &r->spec, err, sizeof err) ||
+    if (spec_load_string(spec_now, strlen(spec_now), "t.yaml", &r->spec, err, sizeof err) ||
         engine_new(r->spec, &r->eng, err, sizeof err))
         fail_msg("%s", err);
     engine_sink_t sink = {on_window, on_late, r};
@@ -127,6 +141,7 @@ static void step(run_t *r, uint64_t seed, int i)
     assert_int_equal(engine_part_event(r->part, (uint64_t)i, fields, (weir_slice_t){"{}", 2}, &res,
                                        err, sizeof err),
                      0);
+    if (res.duplicate) buf_appendf(&r->out, "D %d %llu\n", i, (unsigned long long)res.duplicate_of);
     buf_appendf(&r->out, "E %d %d", i, res.late);
     if (!res.features) { /* engine_part_features_from */
         buf_append(&r->out, " -\n", 3);
@@ -149,6 +164,7 @@ static void assert_same_stats(run_t *a, run_t *b)
     engine_part_stats(a->part, &sa);
     engine_part_stats(b->part, &sb);
     assert_true(sa.events == sb.events && sa.late == sb.late && sa.ticks == sb.ticks &&
+                sa.duplicates == sb.duplicates &&
                 sa.windows_emitted == sb.windows_emitted && sa.keys == sb.keys &&
                 sa.watermark == sb.watermark);
 }
@@ -391,9 +407,51 @@ static void other_plan_is_refused(void **state)
     run_close(&r);
 }
 
+/* With ids: many duplicates (the merchant repeats within 2m), and their ids
+ * kept through encode, decode and snapshots. */
+static void with_ids(void **state)
+{
+    use_ids(1);
+    run_t r;
+    run_open(&r);
+    for (int i = 0; i < NEVENTS; i++) step(&r, 2, i);
+    engine_stats_t st;
+    engine_part_stats(r.part, &st);
+    assert_true(st.duplicates > NEVENTS / 10 && st.events > NEVENTS / 10);
+    run_close(&r);
+    continues_identically(state);
+    snapshot_while_running(state);
+    streams_in_chunks(state);
+    corrupt_state_is_refused(state);
+    use_ids(0);
+}
+
+/* A state of the plan without ids is refused by the plan with them (and the
+ * other way): which events are duplicates is part of the plan. */
+static void ids_are_part_of_the_plan(void **state)
+{
+    (void)state;
+    run_t r, s;
+    run_open(&r);
+    for (int i = 0; i < 100; i++) step(&r, 5, i);
+    weir_buf_t b = WEIR_BUF_INIT;
+    encode(&r, &b);
+    use_ids(1);
+    run_open(&s);
+    use_ids(0);
+    char err[512];
+    assert_int_not_equal(engine_part_decode(s.part, b.data, b.len, err, sizeof err), 0);
+    assert_non_null(strstr(err, "another feature plan"));
+    buf_free(&b);
+    run_close(&r);
+    run_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(with_ids),
+        cmocka_unit_test(ids_are_part_of_the_plan),
         cmocka_unit_test(continues_identically),
         cmocka_unit_test(snapshot_while_running),
         cmocka_unit_test(features_from_changes_no_state),
