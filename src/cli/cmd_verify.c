@@ -125,6 +125,8 @@ typedef struct verify {
     char err[1024];
     weir_buf_t feat;
     decide_scratch_t lower;
+    decision_finder_t dfind; /* a duplicate's first's record (compare) */
+    weir_buf_t firstrec;
     uint64_t show, shown;
     /* per partition */
     uint64_t events, checked, unequal, differ, undecided_run;
@@ -265,12 +267,34 @@ static void feature_diff(weir_buf_t *b, const verify_t *v, weir_slice_t online)
 }
 
 /* Compares run u's current record with the offline decision d of the event. */
+/* Whether a duplicate's record u repeats its first's (at input offset
+ * `first`): decision, rule, score, versions and features. Says how not in
+ * what, else leaves it empty. */
+static void first_differs(verify_t *v, const run_t *u, uint64_t first, char *what, size_t cap)
+{
+    char why[512];
+    int rc = decision_find(&v->dfind, first, &v->firstrec, why, sizeof why);
+    if (rc != 1) {
+        snprintf(what, cap, "its first's decision (offset %" PRIu64 ") %s", first,
+                 rc < 0 ? "cannot be read" : "is not in the decision log");
+        return;
+    }
+    cJSON *f = cJSON_ParseWithLength(v->firstrec.data, v->firstrec.len);
+    static const char *const same[] = {"decision", "rule", "score", "model", "spec", "features"};
+    for (size_t i = 0; i < sizeof same / sizeof *same && !*what; i++)
+        if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(f, same[i]),
+                           cJSON_GetObjectItemCaseSensitive(u->rec, same[i]), 1))
+            snprintf(what, cap, "a duplicate whose %s is not its first's (offset %" PRIu64 ")",
+                     same[i], first);
+    cJSON_Delete(f);
+}
+
 static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_result_t *res,
                     const decision_t *d)
 {
     /* A duplicate's record repeats its first's decision (serve/duplicates.c),
-     * which is checked at the first's offset: here, that it is a duplicate,
-     * of the same first. */
+     * which is checked at the first's offset: here, that it is a duplicate of
+     * the same first, and repeats that first's record. */
     const cJSON *dup = cJSON_GetObjectItemCaseSensitive(u->rec, "duplicate_of");
     if (dup || res->duplicate) {
         int64_t online = cJSON_IsNumber(dup) && dup->valuedouble >= 0 && dup->valuedouble < 1e15
@@ -278,11 +302,17 @@ static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_r
                              : -1;
         int64_t offline = res->duplicate ? (int64_t)res->duplicate_of : -1;
         v->checked++;
+        char what[200] = "";
         if (online != offline) {
-            char on[40] = "no event", off[40] = "no event", what[128];
+            char on[40] = "no event", off[40] = "no event";
             if (online >= 0) snprintf(on, sizeof on, "offset %" PRId64, online);
             if (offline >= 0) snprintf(off, sizeof off, "offset %" PRId64, offline);
-            snprintf(what, sizeof what, "a duplicate of %s online, of %s offline", on, off);
+            snprintf(what, sizeof what, "a duplicate of %s online, of %s offline%s", on, off,
+                     online < 0 ? " (was the source's id added since?)" : "");
+        } else {
+            first_differs(v, u, (uint64_t)online, what, sizeof what);
+        }
+        if (*what) {
             v->unequal++;
             v->differ++;
             say(v, offset, what);
@@ -459,6 +489,7 @@ static int verify_part(verify_t *v, pipeline_t *pl, log_topic_t *dtopic, uint64_
     v->from = (int64_t)from;
     v->end = (int64_t)st.next_offset;
     char err[1024];
+    v->dfind = DECISION_FINDER_INIT(log_topic_part(dtopic, v->part));
     int rc = open_runs(v, log_topic_part(dtopic, v->part), dfrom);
     if (rc == 0 && pipeline_replay_from(pl, v->part, from, on_event, v, v->skip_bad ? on_bad : NULL,
                                         NULL, err, sizeof err) != 0)
@@ -467,6 +498,7 @@ static int verify_part(verify_t *v, pipeline_t *pl, log_topic_t *dtopic, uint64_
         rc = pass_records(v, &v->runs[k], v->end, "a decision of an event the log does not hold");
     if (v->err_rc < 0) rc = cli_fail(prefix, "%s", v->err);
     close_runs(v);
+    decision_finder_close(&v->dfind);
     if (rc) return rc;
     printf("  partition %u: %" PRIu64 " events, %" PRIu64 " decisions checked, %" PRIu64
            " different",
@@ -617,6 +649,7 @@ int cmd_verify(int argc, char **argv)
     weir_free(v.models);
     pipeline_close(&pl);
     buf_free(&v.feat);
+    buf_free(&v.firstrec);
     decide_scratch_free(&v.lower);
     return rc;
 }

@@ -59,6 +59,61 @@ int decision_log_find_input(log_part_t *dlog, uint64_t input, weir_buf_t *rec, c
     return 0;
 }
 
+/* Records a find may read forward before it searches otherwise. */
+#define FIND_SCAN 4096
+
+/* Reads f->r forward, up to FIND_SCAN records, to the record of `input`: 1
+ * found (in rec; f->r stays open after it); 0 passed it, at the end, out of
+ * budget or unreadable (f->r closed); < 0 an error. */
+static int scan_forward(decision_finder_t *f, uint64_t input, weir_buf_t *rec, char *err,
+                        size_t errlen)
+{
+    log_rec_t x;
+    int rc = 0;
+    for (int n = 0; n < FIND_SCAN && (rc = log_reader_next(f->r, &x, err, errlen)) == 1; n++) {
+        int64_t at = decision_record_input(x.value.ptr, x.value.len);
+        if (at < 0 || (uint64_t)at > input) break;
+        f->last = at;
+        if ((uint64_t)at == input) {
+            buf_reset(rec);
+            buf_append(rec, x.value.ptr, x.value.len);
+            return 1;
+        }
+    }
+    decision_finder_close(f);
+    return rc < 0 ? rc : 0;
+}
+
+int decision_find(decision_finder_t *f, uint64_t input, weir_buf_t *rec, char *err, size_t errlen)
+{
+    int rc;
+    if (f->r && f->last >= 0 && (uint64_t)f->last < input &&
+        (rc = scan_forward(f, input, rec, err, errlen)) != 0)
+        return rc;
+    decision_finder_close(f);
+    log_part_stat_t st;
+    log_part_stat(f->dlog, &st);
+    if (st.next_offset <= st.start_offset) return 0;
+    int64_t last = -1;
+    if ((rc = input_at(f->dlog, st.next_offset - 1, rec, &last, err, errlen)) < 0) return rc;
+    if (rc == 0 || last < 0) return 0;
+    if ((uint64_t)last == input) return 1;
+    if ((uint64_t)last < input) return 0; /* not decided (yet) */
+    /* one record per event from here to the last, but for ticks: here or later */
+    uint64_t behind = (uint64_t)last - input, d = st.next_offset - 1;
+    uint64_t guess = d - st.start_offset > behind ? d - behind : st.start_offset;
+    if ((rc = log_reader_open(f->dlog, guess, &f->r, err, errlen)) < 0) return rc;
+    if ((rc = scan_forward(f, input, rec, err, errlen)) != 0) return rc;
+    return decision_log_find_input(f->dlog, input, rec, err, errlen);
+}
+
+void decision_finder_close(decision_finder_t *f)
+{
+    if (f->r) log_reader_close(f->r);
+    f->r = NULL;
+    f->last = -1;
+}
+
 int decision_log_max_model(log_part_t *dlog, uint64_t *max, char *err, size_t errlen)
 {
     log_part_stat_t st;

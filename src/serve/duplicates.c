@@ -6,7 +6,7 @@
  * request with an idempotency key gets the first one's response: its
  * decision, rule, score, model and spec versions and features, read from
  * that event's decision record, in the partition's pending batch or in the
- * decision log (decision_log_find_input). Deciding it again would not give
+ * decision log (decision_find). Deciding it again would not give
  * the first's answer: its features are read after the first was applied
  * (last(country) is the first's own country, so new_country is false where
  * the first's was true, and a rule on it lets the retry through), and a
@@ -41,7 +41,8 @@ static int first_record(rt_part_t *p, uint64_t input, weir_buf_t *out)
         }
     }
     char why[512];
-    int rc = decision_log_find_input(p->dlog, input, out, why, sizeof why);
+    if (!p->dfind.dlog) p->dfind = DECISION_FINDER_INIT(p->dlog);
+    int rc = decision_find(&p->dfind, input, out, why, sizeof why);
     if (rc < 0)
         fprintf(stderr,
                 "weir run: partition %u: the decision of offset %" PRIu64 " (a duplicate's first) "
@@ -62,9 +63,8 @@ int runtime_as_first(runtime_t *rt, rt_part_t *p, uint64_t first, decision_t *d)
     if (!f || rec->len < 2 || rec->data[rec->len - 1] != '}') return 0;
     size_t head = (size_t)(f - rec->data);
     const char *fv = f + sizeof tag - 1;
-    buf_reset(&p->feat);
-    buf_append(&p->feat, fv, (size_t)(rec->data + rec->len - 1 - fv));
-    rec->data[head] = '}'; /* the head alone, as an object (rec is ours) */
+    size_t flen = (size_t)(rec->data + rec->len - 1 - fv);
+    rec->data[head] = '}'; /* the head alone, as an object (rec is ours; fv is after it) */
     cJSON *doc = cJSON_ParseWithLength(rec->data, head + 1);
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(doc, "decision");
     const cJSON *rule = cJSON_GetObjectItemCaseSensitive(doc, "rule");
@@ -74,6 +74,8 @@ int runtime_as_first(runtime_t *rt, rt_part_t *p, uint64_t first, decision_t *d)
     int ok = (cJSON_IsString(dec) || cJSON_IsNull(dec)) && cJSON_IsNumber(rule) &&
              (cJSON_IsNumber(score) || cJSON_IsNull(score));
     if (ok) {
+        buf_reset(&p->feat);
+        buf_append(&p->feat, fv, flen);
         memset(d, 0, sizeof *d);
         d->rule = (int)rule->valuedouble;
         d->score = cJSON_IsNumber(score) ? score->valuedouble : NAN;

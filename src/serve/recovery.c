@@ -144,7 +144,7 @@ static int replay_row(void *ctx, uint32_t part, uint64_t offset, const engine_re
     runtime_decision_record(p, offset, res->key, res, &d,
                             (weir_slice_t){p->feat.data, p->feat.len});
     metrics_add(&rt->m.redecided, 1);
-    metrics_decision(&rt->m, d.rule);
+    if (!res->duplicate) metrics_decision(&rt->m, d.rule); /* counted with its first */
     if (p->ndpend >= DECISION_BATCH_MAX || p->dbuf.len >= DECISION_BATCH_BYTES)
         return runtime_flush_decisions(rt, p) ? 1 : 0;
     return 0;

@@ -310,6 +310,8 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
         pthread_mutex_unlock(&p->lock);
         if (frc && rc == 0) rc = weir_errf(err, errlen, frc, "%s", p->dfail_err);
     }
+    for (uint32_t i = 0; i < rt->nparts; i++)
+        decision_finder_close(&rt->parts[i].dfind);
     log_close(rt->dlog); /* syncs every partition */
     for (uint32_t i = 0; i < rt->nparts; i++) {
         rt_part_t *p = &rt->parts[i];
@@ -718,7 +720,9 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
             metrics_add(&ms->accepted, 1);
             if (res.late) metrics_add(&ms->late, 1);
             if (res.duplicate) metrics_add(&ms->duplicates, 1);
-            metrics_decision(&rt->m, d.rule);
+            /* a duplicate's is its first's, counted once (and its rule number
+             * is of the spec that decided it) */
+            if (!res.duplicate) metrics_decision(&rt->m, d.rule);
             if (d.emit)
                 outputs_emit(rt->out, d.emit, p->id, first + i, evs[i].key, d.decision, d.rule, d.score,
                              evs[i].raw);

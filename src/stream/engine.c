@@ -643,6 +643,35 @@ void engine_part_features_from(engine_part_t *p, uint64_t from)
     p->features_from = from;
 }
 
+/* DUPLICATES (engine.h step 4): nothing of the key changes. Its features are
+ * the key's state read as of `at` (its time, or the watermark for one behind
+ * it), which a server answers with its first's decision instead
+ * (serve/duplicates.c). */
+static int as_duplicate(engine_part_t *p, engine_result_t *res, weir_slice_t key, int64_t at,
+                        const expr_value_t *fields, int64_t first, int features)
+{
+    p->st.duplicates++;
+    features_as_of(p, key, at, fields, 1);
+    if (!features) res->features = NULL;
+    res->duplicate = 1;
+    res->duplicate_of = (uint64_t)first;
+    res->watermark = p->wm;
+    return 0;
+}
+
+/* For an event behind the watermark: the offset of the event that brought
+ * its id, if its key (live, not stale) holds it, else -1. */
+static int64_t late_first(engine_part_t *p, weir_slice_t key, uint64_t h,
+                          const expr_value_t *fields)
+{
+    const engine_t *e = p->e;
+    uint64_t id;
+    if (!e->dedup || !event_id(e, fields, &id)) return -1;
+    void *v = keymap_get_hashed(&p->km, h, key.ptr, key.len);
+    if (!v || !*key_inited(e, v) || keymap_newest(v) < cutoff_of(p)) return -1;
+    return dedup_seen(key_dedup(e, v), id, p->wm - e->dedup);
+}
+
 int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fields,
                       weir_slice_t raw, engine_result_t *res, char *err, size_t errlen)
 {
@@ -675,6 +704,11 @@ int engine_part_event_hashed(engine_part_t *p, uint64_t offset, const expr_value
     res->raw = raw;
 
     if (p->wm != INT64_MIN && t < p->wm) {
+        /* A retry behind the watermark is a duplicate all the same: it
+         * carries its first's time, and other keys' events move W. */
+        int64_t first = late_first(p, key, h, fields);
+        if (first >= 0)
+            return as_duplicate(p, res, key, p->wm, fields, first, offset >= p->features_from);
         /* Late: read-only, as of the watermark. */
         p->st.late++;
         features_as_of(p, key, p->wm, fields, 1);
@@ -719,21 +753,10 @@ int engine_part_event_hashed(engine_part_t *p, uint64_t offset, const expr_value
     uint64_t id;
     int has_id = e->dedup && event_id(e, fields, &id);
     int64_t first = has_id ? dedup_seen(key_dedup(e, v), id, p->wm - e->dedup) : -1;
-    if (first >= 0) {
-        /* DUPLICATES (engine.h step 4): nothing of the key changes. Its
-         * features are the key's state read as of t, which a server answers
-         * with its first's decision instead (runtime.c). Its time has moved
-         * the watermark, as any logged event's (the closes that made are
-         * out): a retry's time is its first's, so in practice nothing
-         * moves. */
-        p->st.duplicates++;
-        features_as_of(p, key, t, fields, 1);
-        if (!features) res->features = NULL;
-        res->duplicate = 1;
-        res->duplicate_of = (uint64_t)first;
-        res->watermark = p->wm;
-        return 0;
-    }
+    /* Its time has moved the watermark, as any logged event's (the closes
+     * that made are out): a retry's time is its first's, so in practice
+     * nothing moves. */
+    if (first >= 0) return as_duplicate(p, res, key, t, fields, first, features);
     p->st.events++;
     keymap_touch(v, t);
     /* A key's pattern state is its own block, cold at a million keys: ask

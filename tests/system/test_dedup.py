@@ -156,13 +156,14 @@ def test_events_batches_count_duplicates_within_and_across_requests(weir_bin, da
 
 def test_a_retry_after_kill_9_or_a_restart_is_still_a_duplicate(weir_bin, data_dir, tmp_path):
     spec = spec_file(tmp_path)
+    firsts = {}
     with Server(weir_bin, spec, data_dir) as srv:
-        srv.json("POST", "/v1/score/pay", ev("c1", "t1", T0))
+        firsts["t1"] = srv.json("POST", "/v1/score/pay", ev("c1", "t1", T0))[1]
         srv.kill()  # no checkpoint: the ids come back by replaying the log
     with Server(weir_bin, spec, data_dir) as srv:
         status, body = srv.json("POST", "/v1/score/pay", ev("c1", "t1", T0))
         assert body["duplicate"] is True, body
-        srv.json("POST", "/v1/score/pay", ev("c1", "t2", T0 + 1))
+        firsts["t2"] = srv.json("POST", "/v1/score/pay", ev("c1", "t2", T0 + 1))[1]
         assert srv.stop() == 0  # a checkpoint at shutdown: the ids are in it
     assert any(d.is_dir() for d in (data_dir / "checkpoints").iterdir())
     with Server(weir_bin, spec, data_dir) as srv:
@@ -171,16 +172,90 @@ def test_a_retry_after_kill_9_or_a_restart_is_still_a_duplicate(weir_bin, data_d
             assert body["duplicate"] is True, body
         status, body = srv.json("POST", "/v1/admin/checkpoint")
         assert status == 200, body
-        srv.json("POST", "/v1/score/pay", ev("c1", "t3", T0 + 2))
+        firsts["t3"] = srv.json("POST", "/v1/score/pay", ev("c1", "t3", T0 + 2))[1]
         srv.kill()  # after a checkpoint: restored from it, then the tail replayed
     with Server(weir_bin, spec, data_dir) as srv:
         for txn in ("t1", "t2", "t3"):
             status, body = srv.json("POST", "/v1/score/pay", ev("c1", txn, T0 + 3))
             assert body["duplicate"] is True, body
+            assert body["features"] == firsts[txn]["features"], (body, firsts[txn])
         assert srv.json("GET", "/v1/features/pay/c1")[1]["features"]["n_1h"] == 3
         assert srv.stop() == 0
     recs = [d for _, _, d in decisions(data_dir)]
     assert sum(1 for d in recs if "duplicate_of" in d) == 6
+
+
+def test_a_retry_behind_the_watermark_is_a_duplicate_not_a_late_event(weir_bin, data_dir, tmp_path):
+    """A retry carries its first's time; other keys' events move the
+    partition's watermark past it within seconds. It is still a duplicate,
+    answered as its first (a late event would be decided again: allowed)."""
+    with Server(weir_bin, spec_file(tmp_path), data_dir) as srv:
+        srv.json("POST", "/v1/score/pay", ev("c1", "t1", T0, 10, "m1"))
+        first = srv.json("POST", "/v1/score/pay", ev("c1", "t2", T0 + 1, 900, "m2"))[1]
+        assert first["decision"] == "review", first
+        # every partition's watermark past T0 + 1: a card in each, 30 s on
+        cards = ["c%d" % i for i in range(2, 40)]
+        srv.json("POST", "/v1/events/pay", [ev(c, "x" + c, T0 + 30_000) for c in cards])
+        retry = srv.json("POST", "/v1/score/pay", ev("c1", "t2", T0 + 1, 900, "m2"))[1]
+        assert retry["duplicate"] is True and retry["late"] is False, retry
+        assert retry["decision"] == "review" and retry["features"] == first["features"], retry
+        # a new event at the same time is late, as before
+        late = srv.json("POST", "/v1/score/pay", ev("c1", "t9", T0 + 1, 5, "m2"))[1]
+        assert late["late"] is True and late["duplicate"] is False, late
+        m = srv.metrics()
+        assert metric(m, "weir_events_duplicate_total", source="pay") == 1
+        assert metric(m, "weir_events_late_total", source="pay") == 1
+        assert srv.stop() == 0
+    assert emitted_offsets(data_dir, "reviews") == [(first["partition"], first["offset"])]
+
+
+def test_a_first_whose_decision_a_crash_took_is_decided_then_its_retry_repeats_it(
+        weir_bin, run_weir, data_dir, tmp_path):
+    """Decisions are written in batches: a kill -9 takes the buffered ones.
+    Recovery decides the first again, then its retry (found in the batch
+    being written), in log order."""
+    spec = spec_file(tmp_path)
+    with Server(weir_bin, spec, data_dir, "--decision-flush", "60000") as srv:
+        srv.json("POST", "/v1/score/pay", ev("c1", "t1", T0, 10, "m1"))
+        first = srv.json("POST", "/v1/score/pay", ev("c1", "t2", T0 + 1, 900, "m2"))[1]
+        retry = srv.json("POST", "/v1/score/pay", ev("c1", "t2", T0 + 1, 900, "m2"))[1]
+        assert retry["duplicate"] is True and retry["decision"] == first["decision"] == "review"
+        srv.kill()
+    assert decisions(data_dir) == []  # all three were in the batch the kill took
+    with Server(weir_bin, spec, data_dir) as srv:
+        again = srv.json("POST", "/v1/score/pay", ev("c1", "t2", T0 + 1, 900, "m2"))[1]
+        assert again["duplicate"] is True and again["duplicate_of"] == first["offset"]
+        assert again["decision"] == "review" and again["features"] == first["features"], again
+        assert srv.stop() == 0
+    recs = {d["offset"]: d for _, _, d in decisions(data_dir)}
+    assert recs[retry["offset"]]["duplicate_of"] == first["offset"]
+    assert recs[retry["offset"]]["decision"] == "review"
+    rc, out, err = run_weir(["verify", spec, "--data", data_dir])
+    assert rc == 0 and ", 0 different" in out, out + err
+
+
+def test_a_resent_batch_is_all_duplicates_answered_from_the_decision_log(
+        weir_bin, run_weir, data_dir, tmp_path):
+    spec = spec_file(tmp_path)
+    batch = [ev("c%d" % (i % 50), "b%d" % i, T0 + i * 10, 1 + i % 7, "m%d" % (i % 5))
+             for i in range(3000)]
+    with Server(weir_bin, spec, data_dir) as srv:
+        status, body = srv.json("POST", "/v1/events/pay", batch)
+        assert status == 200 and body["duplicates"] == 0, body
+        status, body = srv.json("POST", "/v1/events/pay", batch)
+        assert status == 200 and body["accepted"] == 3000 and body["duplicates"] == 3000, body
+        assert srv.stop() == 0
+    recs = {}
+    for p, _, d in decisions(data_dir):
+        recs[(p, d["offset"])] = d
+    dups = [d for d in recs.values() if "duplicate_of" in d]
+    assert len(dups) == 3000
+    for (p, off), d in recs.items():
+        if "duplicate_of" in d:
+            f = recs[(p, d["duplicate_of"])]
+            assert all(f[k] == d[k] for k in ("decision", "rule", "score", "features")), (f, d)
+    rc, out, err = run_weir(["verify", spec, "--data", data_dir])
+    assert rc == 0 and ", 0 different" in out, out + err
 
 
 def test_an_id_counts_for_dedup_past_the_watermark_then_is_new(weir_bin, data_dir, tmp_path):
@@ -286,15 +361,20 @@ def test_served_decisions_with_retries_verify_and_replay_the_same(weir_bin, run_
         feats = {c: srv.json("GET", "/v1/features/pay/" + c)[1]["features"]
                  for c in sorted({e["card"] for e in sent})}
         assert srv.stop() == 0
-    # a repeat is a duplicate, or late (behind the watermark: not applied either); a first never
-    seen = set()
+    # a repeat of an applied event is a duplicate whatever its time, answered
+    # as its first was; of a late one (never applied), late again
+    firsts = {}
     for e, a in zip(sent, answers):
-        if e["txn"] in seen:
-            assert a["duplicate"] or a["late"], (e, a)
-        else:
+        f = firsts.get(e["txn"])
+        if f is None:
             assert not a["duplicate"], (e, a)
-        seen.add(e["txn"])
-    assert sum(a["duplicate"] for a in answers) > 0.5 * (len(sent) - len(unique))
+            firsts[e["txn"]] = a
+        elif f["late"]:
+            assert a["late"] and not a["duplicate"], (e, a)
+        else:
+            assert a["duplicate"] and a["duplicate_of"] == f["offset"], (e, a)
+            assert all(a[k] == f[k] for k in ("decision", "rule", "score", "features")), (a, f)
+    assert sum(a["duplicate"] for a in answers) > 0.8 * (len(sent) - len(unique))
     rc, out, err = run_weir(["verify", spec, "--data", data_dir])
     assert rc == 0 and ", 0 different" in out, out + err
     # a full replay (no checkpoint) rebuilds the same state, ids included
