@@ -22,7 +22,10 @@
  *      (a client's retry). Its time has moved W (step 3) but nothing of the
  *      key changes: features are computed as of t, read-only, as for a late
  *      event; the result names the first's offset; it is counted. Otherwise
- *      its id is remembered (dedup.h).
+ *      its id is remembered (dedup.h). An event behind W is looked for in
+ *      its key's ids before it is taken as late: a retry carries its first's
+ *      time, which other keys' events move W past — a duplicate all the
+ *      same, read as of W.
  * A TICK record carries a time T: max time = max(max time, T), W follows,
  * closing windows — time that advances without events (principle 2).
  *
