@@ -31,11 +31,18 @@
  *
  * THE SPEC THAT DECIDED. A record also names the version of the spec text
  * it was decided under (spec_ledger.h: DATA/specs, the texts kept in
- * DATA/specs.d). It is not recomputed with that spec's rules: its
- * features are this spec's replay, and another spec's rules may read
- * other features. A difference of such a record names the version and
- * where its text is, and the summary counts them, so that a reload's new
- * rules read as the reload, not as a fault.
+ * DATA/specs.d). When the spec verify is given decided here too (it is in
+ * the ledger: an audit after reloads, not a what-if of a draft, which is
+ * checked against every record), and that text is kept and declares the
+ * same fields and features (names, types, order) — a reload of rules or
+ * thresholds — the record is recomputed with its rules (and the model
+ * version that decided it, as above) on this replay's features:
+ * which are compared with the record's all the same, so features the
+ * other spec computed otherwise are still a difference. Otherwise (its
+ * features differ: its rules may read ones this replay does not compute)
+ * it is checked against this spec's rules, and a difference names the
+ * version and where its text is. The summary counts both, so that a
+ * reload's new rules read as the reload, not as a fault.
  *
  * RUNS. Records are in input-offset order, except after a restart under
  * at_least_once, which decides the events after the checkpoint again and
@@ -112,6 +119,15 @@ typedef struct verify {
     size_t nmodels;
     uint64_t by_own_model;
     uint64_t by_other_spec; /* THE SPEC THAT DECIDED: records of another spec version */
+    /* a decider per (spec version, model version) met (NULL: cannot be
+     * had), and the records recomputed with such a one */
+    struct {
+        uint64_t sv, mv;
+        spec_t *spec;
+        decide_t *decide;
+    } * specs;
+    size_t nspecs;
+    uint64_t by_own_spec;
     uint32_t part;
     run_t *runs;
     uint32_t nruns;
@@ -408,6 +424,73 @@ static decide_t *model_of(verify_t *v, uint64_t mv)
     return d;
 }
 
+/* Whether rules written for spec b read what spec a's replay gives: the same
+ * source fields and features (with pattern flags), by name and type, in
+ * the same order. */
+static int same_inputs(const spec_t *a, const spec_t *b)
+{
+    const spec_source_t *x = &a->sources[0], *y = &b->sources[0];
+    if (x->nfields != y->nfields || a->nfeatures != b->nfeatures || a->npatterns != b->npatterns)
+        return 0;
+    for (uint32_t i = 0; i < x->nfields; i++)
+        if (strcmp(x->fields[i].name, y->fields[i].name) || x->fields[i].type != y->fields[i].type)
+            return 0;
+    for (uint32_t i = 0; i < a->nfeatures; i++)
+        if (strcmp(a->features[i].name, b->features[i].name) ||
+            a->features[i].type != b->features[i].type)
+            return 0;
+    for (uint32_t i = 0; i < a->npatterns; i++)
+        if (strcmp(a->patterns[i].name, b->patterns[i].name)) return 0;
+    return 1;
+}
+
+/* The decider of spec version sv with model version mv (THE SPEC THAT
+ * DECIDED), or NULL: its text gone, not loading, or reading other inputs;
+ * its model's file gone or changed. */
+static decide_t *spec_of(verify_t *v, uint64_t sv, uint64_t mv)
+{
+    for (size_t i = 0; i < v->nspecs; i++)
+        if (v->specs[i].sv == sv && v->specs[i].mv == mv) return v->specs[i].decide;
+    char copy[4096], origin[4096], model[4096], err[1024];
+    weir_buf_t text = WEIR_BUF_INIT;
+    spec_t *s = NULL;
+    decide_t *d = NULL;
+    if (spec_ledger_copy(v->data, sv, copy, sizeof copy) &&
+        spec_ledger_origin(v->data, sv, origin, sizeof origin) &&
+        spec_read_file(copy, &text, err, sizeof err) == 0 &&
+        spec_load_string(text.data, text.len, origin, &s, err, sizeof err) == 0 &&
+        same_inputs(v->spec, s)) {
+        int fits = 1;
+        if (s->has_model) { /* the model that decided, not what the old path holds now */
+            fits = mv && model_ledger_path(v->data, mv, model, sizeof model);
+            if (fits) {
+                weir_free(s->model.resolved);
+                s->model.resolved = weir_strdup(model);
+            }
+        }
+        if (fits &&
+            decide_new(s,
+                       &(decide_ledger_t){
+                           .datadir = v->data, .spec_text = text.data, .spec_len = text.len},
+                       &d, err, sizeof err) == 0 &&
+            (decide_spec_version(d) != sv || decide_model_version(d) != mv)) {
+            decide_free(d); /* the text or the model file is not the one that decided */
+            d = NULL;
+        }
+    }
+    buf_free(&text);
+    if (!d) {
+        spec_free(s);
+        s = NULL;
+    }
+    v->specs = weir_realloc(v->specs, (v->nspecs + 1) * sizeof *v->specs);
+    v->specs[v->nspecs].sv = sv;
+    v->specs[v->nspecs].mv = mv;
+    v->specs[v->nspecs].spec = s;
+    v->specs[v->nspecs++].decide = d;
+    return d;
+}
+
 /* pipeline_replay's row callback: one replayed event, against its record
  * in each run. */
 static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_result_t *res)
@@ -444,10 +527,25 @@ static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_resu
         run_t *u = &v->runs[k];
         while (u->rec && u->off == (int64_t)offset) {
             const cJSON *model = cJSON_GetObjectItemCaseSensitive(u->rec, "model");
+            const cJSON *spec = cJSON_GetObjectItemCaseSensitive(u->rec, "spec");
             uint64_t mv =
                 cJSON_IsNumber(model) && model->valuedouble >= 1 ? (uint64_t)model->valuedouble : 0;
-            decide_t *own = mv && mv != d.model_version ? model_of(v, mv) : NULL;
-            if (own) {
+            uint64_t sv = cJSON_IsNumber(spec) && spec->valuedouble >= 1 && spec->valuedouble < 1e15
+                              ? (uint64_t)spec->valuedouble
+                              : 0;
+            /* (a spec that never decided here is a what-if: everything is
+             * checked against it) */
+            decide_t *by_spec =
+                sv && d.spec_version && sv != d.spec_version ? spec_of(v, sv, mv) : NULL;
+            decide_t *own = !by_spec && mv && mv != d.model_version ? model_of(v, mv) : NULL;
+            if (by_spec) {
+                decision_t od;
+                decide_event_in(by_spec, &v->lower, res->raw.len, res->fields, res->features, 0,
+                                &od);
+                if (res->duplicate) od.emit = NULL;
+                v->by_own_spec++;
+                compare(v, u, offset, res, &od);
+            } else if (own) {
                 decision_t od;
                 decide_event_in(own, &v->lower, res->raw.len, res->fields, res->features, 0, &od);
                 v->by_own_model++;
@@ -629,6 +727,11 @@ int cmd_verify(int argc, char **argv)
                    "each was decided under is in %s/" SPEC_COPIES_DIR "\n",
                    v.by_other_spec, argv[optind], sv, data);
         }
+        if (v.by_own_spec)
+            printf("%" PRIu64 " of them decided under another spec version whose fields and "
+                   "features are this spec's, recomputed with its rules (its text in "
+                   "%s/" SPEC_COPIES_DIR ")\n",
+                   v.by_own_spec, data);
         if (v.by_own_model)
             printf("%" PRIu64 " of them decided by another model version than the spec's file "
                    "(%" PRIu64 "), recomputed with the model that decided them (its file, as "
@@ -647,6 +750,11 @@ int cmd_verify(int argc, char **argv)
     for (size_t i = 0; i < v.nmodels; i++)
         decide_free(v.models[i].decide);
     weir_free(v.models);
+    for (size_t i = 0; i < v.nspecs; i++) {
+        decide_free(v.specs[i].decide);
+        spec_free(v.specs[i].spec);
+    }
+    weir_free(v.specs);
     pipeline_close(&pl);
     buf_free(&v.feat);
     buf_free(&v.firstrec);

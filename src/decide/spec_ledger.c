@@ -79,6 +79,11 @@ int spec_ledger_version(const char *datadir, const char *text, size_t len, const
     return rc;
 }
 
+int spec_ledger_origin(const char *datadir, uint64_t version, char *path, size_t cap)
+{
+    return ledger_path(&SPECS, datadir, version, path, cap);
+}
+
 int spec_ledger_copy(const char *datadir, uint64_t version, char *path, size_t cap)
 {
     char first_path[4096]; /* (where it was first loaded from: not needed here) */

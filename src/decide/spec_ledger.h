@@ -33,4 +33,8 @@ int spec_ledger_version(const char *datadir, const char *text, size_t len, const
  * path: 1 if the ledger names that version, else 0. */
 int spec_ledger_copy(const char *datadir, uint64_t version, char *path, size_t cap);
 
+/* Where version `version` was first loaded from (its relative model path is
+ * of that folder): 1, or 0 if the ledger does not name it. */
+int spec_ledger_origin(const char *datadir, uint64_t version, char *path, size_t cap);
+
 #endif

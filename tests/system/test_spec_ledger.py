@@ -3,7 +3,10 @@ under (DATA/specs: a version per text, for good; the texts in DATA/specs.d),
 as it names its model. A record said "rule": 2, and after a reload that
 changed the rules nothing told which rule 2 had decided: an audit of a
 blocked card months later could not read the rules as they were, and
-`weir verify` showed the reload's changes as differences without a word."""
+`weir verify` showed the reload's changes as differences without a word.
+Now verify recomputes a record with the rules of the spec that decided it
+when that text reads the same fields and features (a reload of rules), and
+names the version in a difference when it does not."""
 import json
 import shutil
 
@@ -60,26 +63,40 @@ def test_decisions_name_their_spec_version_and_verify_says_which(weir_bin, run_w
         assert status == 200 and body["spec"] == 1, body
     assert len([l for l in (data_dir / "specs").read_text().splitlines() if not l.startswith("#")]) == 2
 
-    # verify with the stricter spec: the events decided under version 1
-    # that it reviews differ, and each difference says which spec decided.
+    # verify with the stricter spec: the events decided under version 1 are
+    # recomputed with version 1's rules (the same fields and features): the
+    # reload is not a difference.
     spec.write_text(text_b)
     rc, out, err = run_weir(["verify", spec, "--data", data_dir, "--show", "1000"])
+    assert rc == 0 and ", 0 different" in out, (out, err)
+    assert ("21 of them decided under another spec version whose fields and features are this "
+            "spec's, recomputed with its rules (its text in %s/specs.d)" % data_dir) in out, out
+    # ... and with version 1's rules on version 2's records, they would differ:
+    # what verify checks is the rules that decided, not the last ones
+    spec.write_text(text_a)
+    rc, out, err = run_weir(["verify", spec, "--data", data_dir, "--show", "1000"])
+    assert rc == 0 and "21 of them decided under another spec version" in out, (out, err)
+
+    # A spec whose features are not the decided text's: its rules would
+    # read other features, so the records are checked against this spec, and
+    # each difference says which spec decided and where its text is.
+    text_c = text_b.replace("features:\n", "features:\n  extra_n_1h: count() over 1h\n", 1)
+    assert text_c != text_b
+    spec.write_text(text_c)
+    rc, out, err = run_weir(["verify", spec, "--data", data_dir, "--show", "1000"])
     assert rc == 1, (out, err)
-    diffs = [l for l in out.splitlines() if "decision allow online, review offline" in l]
+    diffs = [l for l in out.splitlines() if "decided under spec version 1" in l]
     assert diffs, out
     for l in diffs:
-        assert ("(decided under spec version 1, its text in %s/specs.d/1.yaml; offline is version 2)"
-                % data_dir) in l, l
-    assert ("21 of the decisions checked were made under another spec version than %s (version 2)"
-            % spec) in out, out
+        assert ("(decided under spec version 1, its text in %s/specs.d/1.yaml; the offline spec "
+                "never decided here)" % data_dir) in l, l
+    assert ("42 of the decisions checked were made under another spec version than %s (a text "
+            "that never decided here)" % spec) in out, out
 
-    # An edited spec that never decided here is named as such.
-    spec.write_text(text_b + "# a comment is a new text\n")
-    rc, out, err = run_weir(["verify", spec, "--data", data_dir, "--show", "1000"])
-    assert "(a text that never decided here)" in out and "the offline spec never decided here" in out, out
-
-    # A kept text deleted since: the difference says there is none to read.
+    # A kept text deleted since: it cannot be recomputed with; the difference
+    # says there is none to read.
     spec.write_text(text_b)
     (data_dir / "specs.d" / "1.yaml").unlink()
     rc, out, err = run_weir(["verify", spec, "--data", data_dir, "--show", "1000"])
+    assert rc == 1 and "decision allow online, review offline" in out, (out, err)
     assert "(decided under spec version 1, %s/specs.d has no text of it; offline is version 2)" % data_dir in out, out
