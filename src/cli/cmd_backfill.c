@@ -80,8 +80,9 @@ typedef struct backfill {
 } backfill_t;
 
 static void on_match(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
-                     int64_t start, int64_t end, const expr_value_t *vals)
+                     int64_t start, int64_t end, int partial, const expr_value_t *vals)
 {
+    (void)partial; /* (a match's is 0; a replay of the log marks no window) */
     backfill_t *bf = ctx;
     const spec_pattern_t *p = spec_pattern_of(bf->spec, agg);
     if (!p) return; /* an aggregate's window: not this command's output */

@@ -434,7 +434,7 @@ static void span_text(outputs_span_t *span, int64_t start, int64_t end)
 
 void outputs_window_line(const outputs_t *o, weir_buf_t *b, outputs_span_t *span, uint32_t part,
                          const spec_aggregate_t *agg, weir_slice_t key, int64_t start, int64_t end,
-                         const expr_value_t *vals)
+                         int partial, const expr_value_t *vals)
 {
     const spec_pattern_t *pat = o->spec->npatterns ? spec_pattern_of(o->spec, agg) : NULL;
     if (pat) {
@@ -449,6 +449,8 @@ void outputs_window_line(const outputs_t *o, weir_buf_t *b, outputs_span_t *span
     outputs_json_key(b, &o->spec->sources[0], key);
     span_text(span, start, end);
     buf_append(b, span->text, span->len);
+    /* only then: every other line is as before (engine.c PARTIAL WINDOWS) */
+    if (partial) buf_append_str(b, ",\"partial\":true");
     for (uint32_t i = 0; i < agg->nselect; i++) {
         buf_append(b, o->agg_names[ai][i].data, o->agg_names[ai][i].len);
         outputs_json_value(b, &vals[i]);
@@ -491,11 +493,11 @@ void outputs_late_line(const outputs_t *o, weir_buf_t *b, uint32_t part, uint64_
 }
 
 static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
-                      int64_t start, int64_t end, const expr_value_t *vals)
+                      int64_t start, int64_t end, int partial, const expr_value_t *vals)
 {
     outputs_t *o = ctx;
     buf_reset(&o->line);
-    outputs_window_line(o, &o->line, &o->span, part, agg, key, start, end, vals);
+    outputs_window_line(o, &o->line, &o->span, part, agg, key, start, end, partial, vals);
     outputs_write_lines(o, agg, &o->line, 1);
 }
 

@@ -72,7 +72,7 @@ typedef struct outputs_span {
  * replay's CPU in futex calls), and so did taking it for every line. */
 void outputs_window_line(const outputs_t *o, weir_buf_t *b, outputs_span_t *span, uint32_t part,
                          const spec_aggregate_t *agg, weir_slice_t key, int64_t start, int64_t end,
-                         const expr_value_t *vals);
+                         int partial, const expr_value_t *vals);
 void outputs_late_line(const outputs_t *o, weir_buf_t *b, uint32_t part, uint64_t offset,
                        weir_slice_t key, int64_t time, int64_t watermark, weir_slice_t event);
 void outputs_write_lines(outputs_t *o, const spec_aggregate_t *agg, const weir_buf_t *lines,

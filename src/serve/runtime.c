@@ -119,11 +119,12 @@ static void out_line_done(runtime_t *rt, rt_part_t *p)
 }
 
 void runtime_sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
-                        int64_t start, int64_t end, const expr_value_t *vals)
+                         int64_t start, int64_t end, int partial, const expr_value_t *vals)
 {
     runtime_t *rt = ctx;
     rt_part_t *p = &rt->parts[part];
-    outputs_window_line(rt->out, out_line(rt, p, agg), &p->ospan, part, agg, key, start, end, vals);
+    outputs_window_line(rt->out, out_line(rt, p, agg), &p->ospan, part, agg, key, start, end,
+                        partial, vals);
     out_line_done(rt, p);
 }
 

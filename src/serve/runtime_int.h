@@ -131,7 +131,7 @@ struct runtime {
 
 /* The engine sinks of every partition (outputs under out_lock). */
 void runtime_sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
-                         int64_t start, int64_t end, const expr_value_t *vals);
+                         int64_t start, int64_t end, int partial, const expr_value_t *vals);
 void runtime_sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
                        int64_t watermark, weir_slice_t event);
 

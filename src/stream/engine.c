@@ -264,6 +264,9 @@ engine_part_t *engine_part_new(const engine_t *e, uint32_t part, const engine_si
     keymap_init(&p->km, (uint32_t)e->vsize);
     p->timers = oc_timers_new();
     p->max_time = p->wm = INT64_MIN;
+    p->agg_since = weir_malloc((s->naggregates + 1) * sizeof *p->agg_since);
+    for (uint32_t a = 0; a < s->naggregates; a++)
+        p->agg_since[a] = INT64_MIN;
     p->fields = weir_calloc(e->src->nfields + 1, sizeof *p->fields);
     p->aggvals = weir_calloc(s->aggs.n + 1, sizeof *p->aggvals);
     /* pattern.NAME flags follow the features (spec.h). */
@@ -290,6 +293,7 @@ void engine_part_free(engine_part_t *p)
     if (!p) return;
     keymap_free(&p->km, engine_key_release, p);
     oc_timers_free(p->timers);
+    weir_free(p->agg_since);
     pattern_part_free(p->pat);
     weir_free(p->pflags);
     weir_free(p->fields);
@@ -351,6 +355,25 @@ static void advance(engine_part_t *p, int64_t t)
     p->st.watermark = p->wm;
 }
 
+/* PARTIAL WINDOWS. An on-close aggregate a reload adds or changes starts
+ * empty (engine_migrate.h): the events applied before it are not in its
+ * windows. agg_since[a] is the newest event time applied before it began
+ * (INT64_MIN: it has seen every event, from the log's start or a replay of
+ * it). A window starting at or before that may lack events (a tumbling
+ * hour open across the reload holds only the events after it), and so may
+ * a session starting less than its gap after it (it would have merged with
+ * them): such a window's line says "partial": true, rather than passing a
+ * sum of part of an hour for the hour's. The mark is state: checkpointed
+ * (engine_state.c), so a restart that restores the state marks the same
+ * windows; a full replay of the log computes them whole, unmarked. */
+static int window_partial(const engine_part_t *p, const spec_aggregate_t *agg, uint32_t ai,
+                          int64_t start)
+{
+    int64_t since = p->agg_since[ai];
+    if (since == INT64_MIN) return 0;
+    return start < since + (agg->window == SPEC_WINDOW_SESSION ? agg->gap_ms : 1);
+}
+
 /* Closes due's window in the key's on-close state (of due->ai) and emits
  * it; scratch backs lower() in its select. 0 if the window was gone
  * (merged, reset, or closed already). */
@@ -361,7 +384,8 @@ static int close_one(engine_part_t *p, oc_key_t *state, const oc_due_t *due, wei
     if (!oc_close(state, agg, due, p->selvals, scratch)) return 0;
     p->st.windows_emitted++;
     if (p->sink.window)
-        p->sink.window(p->sink.ctx, p->part, agg, due->key, due->start, due->end, p->selvals);
+        p->sink.window(p->sink.ctx, p->part, agg, due->key, due->start, due->end,
+                       window_partial(p, agg, due->ai, due->start), p->selvals);
     return 1;
 }
 
@@ -524,7 +548,7 @@ static void pat_match(void *ctx, const spec_pattern_t *sp, weir_slice_t key, int
                       int64_t time, const expr_value_t *vals)
 {
     engine_part_t *p = ctx;
-    if (p->sink.window) p->sink.window(p->sink.ctx, p->part, &sp->out, key, start, time, vals);
+    if (p->sink.window) p->sink.window(p->sink.ctx, p->part, &sp->out, key, start, time, 0, vals);
 }
 
 static pattern_io_t pat_io(engine_part_t *p)

@@ -60,9 +60,11 @@ typedef struct engine_sink {
     /* An on-close aggregate's window closed: vals[i] is select[i]. Also a
      * pattern's match with emit: (agg = &pattern->out, see
      * spec_pattern_of; start/end = first event's time/match time; vals as
-     * pattern_io_t.match in stream/pattern.h). */
+     * pattern_io_t.match in stream/pattern.h). partial: the window may miss
+     * events applied before its aggregate began (PARTIAL WINDOWS, engine.c:
+     * a reload added or changed it); 0 for a match. */
     void (*window)(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
-                   int64_t start, int64_t end, const expr_value_t *vals);
+                   int64_t start, int64_t end, int partial, const expr_value_t *vals);
     /* A late event: not applied, scored as of the watermark. */
     void (*late)(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
                  int64_t watermark, weir_slice_t event);

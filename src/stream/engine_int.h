@@ -64,6 +64,9 @@ struct engine_part {
     engine_sink_t sink;
     keymap_t km;
     oc_timers_t *timers;
+    /* per on-close aggregate: the newest event time applied before it began
+     * (PARTIAL WINDOWS, engine.c), INT64_MIN: none missed */
+    int64_t *agg_since;
     int64_t max_time, wm;
     uint64_t seq;
     uint64_t features_from; /* engine_part_features_from */

@@ -401,6 +401,10 @@ engine_part_t *engine_part_migrate(engine_part_t *p, const engine_t *to, const e
         st->held_dropped = ps.held;
     }
 
+    /* PARTIAL WINDOWS (engine.c): a kept aggregate keeps its mark; one that
+     * starts empty here misses the events applied so far */
+    for (uint32_t a = 0; a < ts->naggregates; a++)
+        q->agg_since[a] = m.aggs[a] != NONE ? p->agg_since[m.aggs[a]] : p->max_time;
     q->max_time = p->max_time;
     q->wm = p->wm;
     q->seq = p->seq;

@@ -12,7 +12,9 @@
 #include "stream/engine_int.h"
 
 #define STATE_MAGIC   "WENG"
-#define STATE_VERSION 1
+/* 2: the head ends with each on-close aggregate's PARTIAL WINDOWS mark
+ * (engine.c); a version 1 state (weir before it) is read with none. */
+#define STATE_VERSION 2
 
 /* ---- fingerprint ---- */
 
@@ -136,6 +138,8 @@ static void encode_head(const engine_part_t *p, weir_buf_t *b)
     codec_put_u(b, p->st.windows_emitted);
     codec_put_u(b, p->st.evicted);
     if (p->e->dedup) codec_put_u(b, p->st.duplicates); /* (a plan with an id: see plan_hash) */
+    for (uint32_t a = 0; a < p->e->spec->naggregates; a++)
+        codec_put_i(b, p->agg_since[a]);
 }
 
 int engine_part_encode(const engine_part_t *p, weir_buf_t *b, engine_state_flush_cb flush,
@@ -319,8 +323,9 @@ int engine_part_decode(engine_part_t *p, const void *data, size_t len, char *err
 {
     const engine_t *e = p->e;
     codec_rd_t r = {data, (const unsigned char *)data + len, 0};
-    if (len < 5 || memcmp(data, STATE_MAGIC, 4) != 0 || r.p[4] != STATE_VERSION)
+    if (len < 5 || memcmp(data, STATE_MAGIC, 4) != 0 || r.p[4] < 1 || r.p[4] > STATE_VERSION)
         return weir_errf(err, errlen, WEIR_ECORRUPT, "engine state: bad magic or version");
+    int version = r.p[4];
     r.p += 5;
     uint64_t fp = codec_get_u64(&r);
     if (!r.bad && !engine_fingerprint_fits(e, fp))
@@ -336,6 +341,10 @@ int engine_part_decode(engine_part_t *p, const void *data, size_t len, char *err
     st.windows_emitted = codec_get_u(&r);
     st.evicted = codec_get_u(&r);
     if (e->dedup) st.duplicates = codec_get_u(&r);
+    /* the marks are read again into p once the whole state has decoded */
+    codec_rd_t marks = r;
+    for (uint32_t a = 0; version >= 2 && a < e->spec->naggregates; a++)
+        (void)codec_get_i(&r);
     if (r.bad) return weir_errf(err, errlen, WEIR_ECORRUPT, "engine state: truncated header");
     if ((max_time == INT64_MIN) != (wm == INT64_MIN) ||
         (max_time != INT64_MIN && wm != max_time - e->src->lateness_ms))
@@ -369,6 +378,8 @@ int engine_part_decode(engine_part_t *p, const void *data, size_t len, char *err
         return weir_errf(err, errlen, WEIR_ECORRUPT, "engine state: %s at byte %zu of %zu",
                          twhy ? twhy : "bytes after the end", off, len);
     }
+    for (uint32_t a = 0; a < e->spec->naggregates; a++)
+        p->agg_since[a] = version >= 2 ? codec_get_i(&marks) : INT64_MIN;
     p->max_time = max_time;
     p->wm = wm;
     p->seq = seq;

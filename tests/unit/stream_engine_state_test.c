@@ -74,12 +74,12 @@ typedef struct run {
 } run_t;
 
 static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
-                      int64_t start, int64_t end, const expr_value_t *vals)
+                      int64_t start, int64_t end, int partial, const expr_value_t *vals)
 {
     (void)part;
     run_t *r = ctx;
-    buf_appendf(&r->out, "W %s %.*s %lld %lld", agg->name, (int)key.len, key.ptr, (long long)start,
-                (long long)end);
+    buf_appendf(&r->out, "W %s %.*s %lld %lld%s", agg->name, (int)key.len, key.ptr,
+                (long long)start, (long long)end, partial ? " partial" : "");
     for (uint32_t i = 0; i < agg->nselect; i++)
         buf_appendf(&r->out, " %d:%llx", vals[i].type, (unsigned long long)vals[i].as.i);
     buf_append(&r->out, "\n", 1);

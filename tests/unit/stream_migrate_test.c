@@ -205,6 +205,7 @@ typedef struct run {
     engine_part_t *part;
     int at;         /* the record being processed: tags output lines */
     weir_buf_t out; /* "tag name payload\n" per output */
+    weir_buf_t wins; /* "name start partial reach\n" per aggregate window (PARTIAL WINDOWS) */
 } run_t;
 
 static void put_value(weir_buf_t *b, const expr_value_t *v)
@@ -216,13 +217,19 @@ static void put_value(weir_buf_t *b, const expr_value_t *v)
 }
 
 static void on_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, weir_slice_t key,
-                      int64_t start, int64_t end, const expr_value_t *vals)
+                      int64_t start, int64_t end, int partial, const expr_value_t *vals)
 {
     (void)part;
     run_t *r = ctx;
     const spec_pattern_t *p = spec_pattern_of(r->spec, agg);
     buf_appendf(&r->out, "%d %s:%s %.*s %lld %lld", r->at, p ? "P" : "A", agg->name, (int)key.len,
                 key.ptr, (long long)start, (long long)end);
+    /* (partial apart: a fresh partition never marks one, the moved one may) */
+    if (!p)
+        buf_appendf(&r->wins, "A:%s %lld %d %lld\n", agg->name, (long long)start, partial,
+                    (long long)(agg->window == SPEC_WINDOW_SESSION ? agg->gap_ms : 1));
+    else
+        assert_int_equal(partial, 0);
     uint32_t n = agg->nselect + (p ? 2 : 0); /* a match: + its events and watermark */
     for (uint32_t i = 0; i < n; i++)
         put_value(&r->out, &vals[i]);
@@ -266,6 +273,34 @@ static void run_close(run_t *r)
     engine_free(r->eng);
     spec_free(r->spec);
     buf_free(&r->out);
+    buf_free(&r->wins);
+}
+
+/* PARTIAL WINDOWS (engine.c): after a reload whose partition had applied
+ * events up to `since`, a window of an added aggregate is marked partial
+ * exactly when it may lack them (its start at or before since; a session's
+ * less than its gap after), and no window of a kept aggregate is; a
+ * partition that saw every event marks none. Returns the partial count. */
+static int check_partials(const weir_buf_t *wins, const char *const *added, size_t nadded,
+                          int64_t since)
+{
+    int partials = 0;
+    const char *p = wins->data, *end = wins->data + wins->len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        char name[64];
+        long long start, reach;
+        int partial, is_added = 0;
+        assert_int_equal(sscanf(p, "%63s %lld %d %lld", name, &start, &partial, &reach), 4);
+        for (size_t k = 0; k < nadded; k++)
+            is_added |= !strcmp(added[k], name);
+        int want = since != INT64_MIN && is_added && start < since + reach;
+        if (partial != want)
+            fail_msg("%s window at %lld: partial %d, want %d", name, start, partial, want);
+        partials += partial;
+        p = eol + 1;
+    }
+    return partials;
 }
 
 /* The reload: the spec `text` takes over r's partition, as the server
@@ -389,6 +424,7 @@ typedef struct reload_case {
 static void check_reload(const reload_case_t *c, engine_migrate_stats_t *last, uint64_t moved[3])
 {
     memset(moved, 0, 3 * sizeof *moved);
+    int total_partials = 0;
     for (uint64_t seed = 1; seed <= 6; seed++) {
         int cut = 500 + (int)((seed * 977) % (NEVENTS - 1000));
         run_t whole, mig, fresh;
@@ -403,6 +439,8 @@ static void check_reload(const reload_case_t *c, engine_migrate_stats_t *last, u
         weir_buf_t pre = WEIR_BUF_INIT; /* the output before the reload: kept apart */
         buf_append(&pre, mig.out.data, mig.out.len);
         buf_reset(&mig.out);
+        assert_int_equal(check_partials(&mig.wins, c->added, c->nadded, INT64_MIN), 0);
+        buf_reset(&mig.wins);
         reload(&mig, c->to, last);
         assert_int_equal(last->keys_moved + last->keys_dropped, before.keys);
         moved[0] += last->held_kept;
@@ -412,10 +450,30 @@ static void check_reload(const reload_case_t *c, engine_migrate_stats_t *last, u
         assert_true(after.events == before.events && after.late == before.late &&
                     after.watermark == before.watermark);
 
+        /* The reloaded state through a checkpoint's bytes: it marks the same
+         * windows partial (the marks are state). */
+        run_t restored;
+        run_open(&restored, c->to);
+        weir_buf_t ck = WEIR_BUF_INIT;
+        char err[512];
+        assert_int_equal(engine_part_encode(mig.part, &ck, NULL, NULL), 0);
+        if (engine_part_decode(restored.part, ck.data, ck.len, err, sizeof err) != 0)
+            fail_msg("decode: %s", err);
+        buf_free(&ck);
+        steps(&restored, seed, cut, NEVENTS);
+
         /* `to` over the events after the cut only, from the same watermark. */
         engine_part_tick(fresh.part, after.watermark + 10000); /* + the lateness */
         steps(&mig, seed, cut, NEVENTS);
         steps(&fresh, seed, cut, NEVENTS);
+        assert_int_equal(restored.wins.len, mig.wins.len);
+        assert_memory_equal(restored.wins.data, mig.wins.data, mig.wins.len);
+        run_close(&restored);
+        /* the newest time applied before the reload: watermark + lateness */
+        int partials = check_partials(&mig.wins, c->added, c->nadded, after.watermark + 10000);
+        total_partials += partials;
+        assert_int_equal(check_partials(&fresh.wins, c->added, c->nadded, INT64_MIN), 0);
+        assert_int_equal(check_partials(&whole.wins, c->added, c->nadded, INT64_MIN), 0);
         int nonempty = 0; /* each is compared on something */
         for (size_t k = 0; k < c->nkept; k++)
             same_lines(&mig.out, &whole.out, c->kept[k], 0, cut, &nonempty);
@@ -443,9 +501,9 @@ static void check_reload(const reload_case_t *c, engine_migrate_stats_t *last, u
     }
     /* The cuts met events held for time order, trailing-not deadlines and
      * open on-close windows: they were moved, not just absent. */
-    print_message("moved: %llu held events, %llu deadlines, %llu timers\n",
+    print_message("moved: %llu held events, %llu deadlines, %llu timers; %d partial windows\n",
                   (unsigned long long)moved[0], (unsigned long long)moved[1],
-                  (unsigned long long)moved[2]);
+                  (unsigned long long)moved[2], total_partials);
     assert_true(moved[0] > 0 && moved[1] > 0);
 }
 
