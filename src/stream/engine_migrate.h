@@ -28,7 +28,9 @@
  * while a count over 1d counts less than a day), a new last(x) is null
  * until the key's next event, a new pattern sees only events that arrive
  * after it. Flink does the same when a job graph changes: operators whose
- * uid is new start with empty state. Removed state is freed.
+ * uid is new start with empty state. Removed state is freed. A new or
+ * changed on-close aggregate's windows that may lack the events before the
+ * reload are marked partial in its output (engine.c PARTIAL WINDOWS).
  *
  * A GROUP WHOSE AGGREGATES CHANGED. The plan puts every aggregate over the
  * same (argument, range, every) in one group, so adding max(x) over 1h
