@@ -106,6 +106,7 @@ typedef struct run {
 
 typedef struct verify {
     const spec_t *spec;
+    const engine_t *engine; /* its plan (THE SPEC THAT DECIDED: same_inputs) */
     weir_slice_t spec_text; /* what spec was loaded from: its version (THE SPEC THAT DECIDED) */
     const char *data;
     int skip_bad; /* --skip-bad-events, as the server was started with */
@@ -396,6 +397,10 @@ static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_r
             buf_appendf(&b, " (decided under spec version %.0f, %s; %s)", spec->valuedouble, where,
                         offline);
         }
+        /* recomputed with the spec that decided (spec_of): say so */
+        if (!other_spec && d->spec_version != decide_spec_version(v->decide))
+            buf_appendf(&b, " (decided under spec version %" PRIu64 ", recomputed with its rules)",
+                        d->spec_version);
         say(v, offset, b.data + 2);
     }
     buf_free(&b);
@@ -425,10 +430,18 @@ static decide_t *model_of(verify_t *v, uint64_t mv)
 }
 
 /* Whether rules written for spec b read what spec a's replay gives: the same
- * source fields and features (with pattern flags), by name and type, in
- * the same order. */
-static int same_inputs(const spec_t *a, const spec_t *b)
+ * feature plan (windows, aggregates, patterns, source: the fingerprint),
+ * the same source fields and features by name, type and definition, in the
+ * same order — so that pattern.NAME flags, which records do not hold,
+ * come from the same definitions too. */
+static int same_inputs(const spec_t *a, const engine_t *ea, const spec_t *b)
 {
+    engine_t *eb = NULL;
+    char err[512];
+    if (engine_new(b, &eb, err, sizeof err) != 0) return 0;
+    int same = engine_fingerprint(ea) == engine_fingerprint(eb);
+    engine_free(eb);
+    if (!same) return 0;
     const spec_source_t *x = &a->sources[0], *y = &b->sources[0];
     if (x->nfields != y->nfields || a->nfeatures != b->nfeatures || a->npatterns != b->npatterns)
         return 0;
@@ -437,7 +450,8 @@ static int same_inputs(const spec_t *a, const spec_t *b)
             return 0;
     for (uint32_t i = 0; i < a->nfeatures; i++)
         if (strcmp(a->features[i].name, b->features[i].name) ||
-            a->features[i].type != b->features[i].type)
+            a->features[i].type != b->features[i].type ||
+            strcmp(expr_text(a->features[i].expr), expr_text(b->features[i].expr)))
             return 0;
     for (uint32_t i = 0; i < a->npatterns; i++)
         if (strcmp(a->patterns[i].name, b->patterns[i].name)) return 0;
@@ -459,7 +473,7 @@ static decide_t *spec_of(verify_t *v, uint64_t sv, uint64_t mv)
         spec_ledger_origin(v->data, sv, origin, sizeof origin) &&
         spec_read_file(copy, &text, err, sizeof err) == 0 &&
         spec_load_string(text.data, text.len, origin, &s, err, sizeof err) == 0 &&
-        same_inputs(v->spec, s)) {
+        same_inputs(v->spec, v->engine, s)) {
         int fits = 1;
         if (s->has_model) { /* the model that decided, not what the old path holds now */
             fits = mv && model_ledger_path(v->data, mv, model, sizeof model);
@@ -667,6 +681,7 @@ int cmd_verify(int argc, char **argv)
     if (pipeline_open(&pl, argv[optind], data, NULL, 0, err, sizeof err) != 0)
         return cli_fail(prefix, "%s", err), 2;
     v.spec = pl.spec;
+    v.engine = pl.engine;
     v.data = data;
     v.spec_text = (weir_slice_t){pl.spec_text.data, pl.spec_text.len};
     log_t *dlog = NULL;

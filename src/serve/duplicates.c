@@ -87,11 +87,11 @@ int runtime_as_first(runtime_t *rt, rt_part_t *p, uint64_t first, decision_t *d)
         if (cJSON_IsString(dec))
             buf_append(&p->dupdec, dec->valuestring, strlen(dec->valuestring) + 1);
         d->decision = cJSON_IsString(dec) ? p->dupdec.data : NULL;
-        /* The reason is the spec's, not the record's: the rule's, when the
-         * rule of that number still decides the same. */
+        /* Records hold no reason: the rule's, when the spec that decided is
+         * the running one (after a reload the same number is another rule). */
         const spec_t *s = rt->pl.spec;
-        if (d->decision && d->rule >= 0 && (uint32_t)d->rule < s->ndecisions &&
-            !strcmp(s->decisions[d->rule].then, d->decision))
+        if (d->decision && d->spec_version == decide_spec_version(rt->decide) && d->rule >= 0 &&
+            (uint32_t)d->rule < s->ndecisions && !strcmp(s->decisions[d->rule].then, d->decision))
             d->reason = s->decisions[d->rule].reason;
         /* no emit: the action was taken for the first */
     }

@@ -434,6 +434,14 @@ static int load_source_id(loader_t *L, const ynode_t *m, spec_source_t *src)
                        expr_type_name(src->fields[f].type));
     if ((uint32_t)f == src->key_slot)
         return ld_fail(L, id, "id field '%.*s' is the key; the id names one event of a key", Q(id));
+    /* (load_recovery ran first) A duplicate is answered with its first's
+     * decision record; under at_least_once a restart appends the events
+     * after the checkpoint's decisions again, so a first may have two. */
+    if (L->spec->guarantee == SPEC_AT_LEAST_ONCE)
+        return ld_fail(L, id,
+                       "id (idempotent ingestion) needs guarantee: exactly_once; under "
+                       "at_least_once a restart decides events again, and a retry would have two "
+                       "decisions of its first to answer with");
     src->has_id = 1;
     src->id_slot = (uint32_t)f;
     src->dedup_ms = SPEC_DEDUP_DEFAULT_MS;

@@ -133,7 +133,8 @@ def test_a_retry_gets_its_firsts_decision_even_when_deciding_again_would_differ(
         assert status == 200 and body["spec_version"] == 2, body
         status, again = srv.json("POST", "/v1/score/pay", ev("c1", "t2", T0 + 1, 900, "m2"))
         assert again["decision"] == "review" and again["spec"] == 1, again
-        assert again["reason"] == first["reason"]  # the running rule 0 still says review
+        # records hold no reason, and the running rule 0 is not the one that decided
+        assert again["reason"] is None
         status, new = srv.json("POST", "/v1/score/pay", ev("c2", "t3", T0 + 2, 900, "m3"))
         assert new["decision"] == "allow" and new["spec"] == 2, new
         assert srv.stop() == 0
@@ -399,6 +400,11 @@ def test_spec_errors_name_the_id_and_a_reload_may_not_change_it(weir_bin, run_we
         ("    dedup: 1h\n", "dedup needs an id"),
         ("    id: txn\n    dedup: soon\n", "dedup"),
     ]
+    # a retry's first has one decision only under exactly_once
+    alo = tmp_path / "alo.yaml"
+    alo.write_text("guarantee: at_least_once\n" + spec_file(tmp_path).read_text())
+    rc, out, err = run_weir(["ingest", alo, "--data", data_dir], input="")
+    assert rc != 0 and "id (idempotent ingestion) needs guarantee: exactly_once" in err, err
     for i, (lines, want) in enumerate(cases):
         path = spec_file(tmp_path, "bad%d.yaml" % i, idlines=lines)
         rc, out, err = run_weir(["ingest", path, "--data", data_dir], input="")

@@ -100,3 +100,30 @@ def test_decisions_name_their_spec_version_and_verify_says_which(weir_bin, run_w
     rc, out, err = run_weir(["verify", spec, "--data", data_dir, "--show", "1000"])
     assert rc == 1 and "decision allow online, review offline" in out, (out, err)
     assert "(decided under spec version 1, %s/specs.d has no text of it; offline is version 2)" % data_dir in out, out
+
+
+def test_a_changed_definition_under_the_same_name_is_not_recomputed_with_the_old_rules(
+        weir_bin, run_weir, data_dir, tmp_path):
+    """A reload that changes what a feature means (same name) made features
+    the old rules never read: verify checks those records against the given
+    spec, and each difference names the version that decided (it used to
+    recompute them with the old rules, silently)."""
+    spec = tmp_path / "fraud.yaml"
+    shutil.copy(FRAUD_SPEC, spec)
+    shutil.copy(FRAUD_SPEC.parent / "fraud.linear.json", tmp_path)
+    text_a = spec.read_text()
+    text_b = text_a.replace("amount / (amount_avg_7d + 1)", "amount / (amount_avg_7d + 2)")
+    assert text_b != text_a
+    evs = fraud_events(30, cards=5)
+    with Server(weir_bin, spec, data_dir) as srv:
+        srv.post_events(evs[:15])
+        spec.write_text(text_b)
+        status, body = srv.json("POST", "/v1/admin/reload")
+        assert status == 200 and body["spec_version"] == 2, body
+        srv.post_events(evs[15:])
+    rc, out, err = run_weir(["verify", spec, "--data", data_dir, "--show", "1000"])
+    assert rc == 1, (out, err)
+    diffs = [l for l in out.splitlines() if "feature amount_ratio" in l]
+    assert len(diffs) == 15, out  # the records of version 1: the ratio is another
+    assert all("decided under spec version 1, its text in" in l for l in diffs), diffs
+    assert "recomputed with its rules" not in out, out
