@@ -1017,9 +1017,11 @@ static int load_aggregates(loader_t *L, const ynode_t *root)
         };
         for (uint32_t j = 0; j < sel->n; j++) {
             const ynode_t *sk = ynode_key(sel, j), *sv = ynode_val(sel, j);
-            /* (the members every window line has: a select of that name
-             * would repeat one, and JSON readers differ on which counts) */
-            static const char *const reserved[] = {"aggregate", "key", "start", "end", NULL};
+            /* (the members every window line has — and "partial", which a
+             * window a reload left partial has: engine.c — a select of that
+             * name would repeat one, and JSON readers differ on which counts) */
+            static const char *const reserved[] = {"aggregate", "key",     "start",
+                                                   "end",       "partial", NULL};
             if (ld_check_name(L, sk, "select") || ld_check_reserved(L, sk, reserved, "select"))
                 return L->rc;
             if (ld_is_empty(sv)) return ld_fail(L, sk, "select '%.*s' has no expression", Q(sk));

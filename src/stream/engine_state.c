@@ -341,11 +341,19 @@ int engine_part_decode(engine_part_t *p, const void *data, size_t len, char *err
     st.windows_emitted = codec_get_u(&r);
     st.evicted = codec_get_u(&r);
     if (e->dedup) st.duplicates = codec_get_u(&r);
-    /* the marks are read again into p once the whole state has decoded */
+    /* the marks are read again into p once the whole state has decoded; a
+     * mark is none or a time the partition had reached (window_partial adds
+     * a gap to it: no larger value is trusted) */
     codec_rd_t marks = r;
-    for (uint32_t a = 0; version >= 2 && a < e->spec->naggregates; a++)
-        (void)codec_get_i(&r);
+    int bad_mark = 0;
+    for (uint32_t a = 0; version >= 2 && a < e->spec->naggregates; a++) {
+        int64_t m = codec_get_i(&r);
+        bad_mark |= m != INT64_MIN && m > max_time;
+    }
     if (r.bad) return weir_errf(err, errlen, WEIR_ECORRUPT, "engine state: truncated header");
+    if (bad_mark)
+        return weir_errf(err, errlen, WEIR_ECORRUPT,
+                         "engine state: a partial-window mark past its time");
     if ((max_time == INT64_MIN) != (wm == INT64_MIN) ||
         (max_time != INT64_MIN && wm != max_time - e->src->lateness_ms))
         return weir_errf(err, errlen, WEIR_ECORRUPT, "engine state: watermark does not follow max time");

@@ -5,8 +5,8 @@
  * counter and statistics, every key (bytes, newest time for TTL) with its
  * windows, last(x) values and on-close state, and the pending on-close
  * timers; with patterns, each key's runs and match times and the
- * partition's held events and deadlines (stream/pattern.h). Restoring it and then processing the log from the checkpoint's
- * offset gives bit-identical features, scores and window outputs to
+ * partition's held events and deadlines (stream/pattern.h). Restoring it and then processing the
+ * log from the checkpoint's offset gives bit-identical features, scores and window outputs to
  * processing the whole log (tests/unit/stream_engine_state_test.c checks
  * this on random streams).
  *
@@ -19,12 +19,17 @@
  * used (recovery replays from the log start instead, and says why).
  *
  * FORMAT (varints and raw 64-bit values as src/stream/codec.h):
- *   "WENG" u8 version, u64 fingerprint, max time, watermark, seq,
- *   events, late, ticks, windows emitted, evicted, the keymap
- *   (keymap_encode; per key: per window group win_encode, per last(x)
- *   slot its type and value, per on-close aggregate oc_key_encode), the
- *   timers (oc_timers_encode). Decoding checks every length and invariant:
- *   corrupt bytes give an error naming the byte offset, never a crash. */
+ *   "WENG" u8 version (2), u64 fingerprint, max time, watermark, seq,
+ *   events, late, ticks, windows emitted, evicted, [duplicates: a plan with
+ *   a source id], per on-close aggregate its PARTIAL WINDOWS mark (engine.c;
+ *   not in version 1, which is read as none), the keymap (keymap_encode;
+ *   per key: per window group win_encode, per last(x) slot its type and
+ *   value, per on-close aggregate oc_key_encode, [its patterns' runs], [its
+ *   ids: dedup_encode]), the timers (oc_timers_encode), [the patterns'
+ *   partition state]. Decoding checks every length and invariant: corrupt
+ *   bytes give an error naming the byte offset, never a crash. A weir
+ *   before version 2 refuses a version 2 state (bad version): its recovery
+ *   replays the log instead. */
 #ifndef WEIR_STREAM_ENGINE_STATE_H
 #define WEIR_STREAM_ENGINE_STATE_H
 

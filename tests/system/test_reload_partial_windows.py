@@ -88,3 +88,12 @@ def test_a_window_that_starts_after_the_reload_is_whole(weir_bin, data_dir, tmp_
         assert srv.stop() == 0
     got = windows(data_dir)
     assert got == [(("k1", T0 + 60_000), (2, False))], got
+
+
+def test_partial_is_not_a_select_name(run_weir, data_dir, tmp_path):
+    """A select named partial would repeat the mark's member in the line
+    ({"partial":true,...,"partial":3}: JSON readers differ on which counts)."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC_B.replace("{n: count()}", "{n: count(), partial: count()}"))
+    rc, _, err = run_weir(["ingest", spec, "--data", data_dir], input="")
+    assert rc != 0 and "select 'partial' is written by weir itself" in err, err
