@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <inttypes.h>
 #include <string.h>
 
 /* "prefix: lead message\n" on stderr. */
@@ -118,6 +119,23 @@ int cli_parse_u64(const char *s, uint64_t *out)
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || *end) return -1;
     *out = v;
+    return 0;
+}
+
+int cli_parse_memory(const char *prefix, const char *s, uint64_t *out)
+{
+    *out = 0;
+    if (strcmp(s, "none") != 0 && (cli_parse_size(s, out) != 0 || *out == 0))
+        return cli_fail(prefix,
+                        "--max-memory must be a size (bytes, or with K, M, G or T: 512M, 8G) or "
+                        "'none', not '%s'",
+                        s);
+    /* weir alone takes more: "512" meant 512M, and refused every event */
+    if (*out && *out < (1u << 20))
+        return cli_fail(prefix,
+                        "--max-memory %s is %" PRIu64 " bytes, less than weir itself takes: a "
+                        "unit missing? (512M, 8G)",
+                        s, *out);
     return 0;
 }
 

@@ -35,6 +35,10 @@ int cli_parse_i64(const char *s, int64_t *out);
  * 1024, as free(1) and Redis read them), with or without a trailing "B" or
  * "iB" ("512M", "8GiB", "1gb"); returns 0 on success. */
 int cli_parse_size(const char *s, uint64_t *out);
+/* --max-memory's value (weir run, weir ingest): a size of at least 1 MiB, or
+ * "none" (0). 0 with *out set, or cli_fail's status, the message naming
+ * what is wrong ("512" was 512 bytes: a unit forgotten). */
+int cli_parse_memory(const char *prefix, const char *s, uint64_t *out);
 
 /* STOP SIGNALS. `weir ingest` and `weir backfill` stop at a clean point on
  * SIGTERM or SIGINT instead of dying mid-write: the handler only notes the

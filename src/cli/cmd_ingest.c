@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,11 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/hash.h"
+#include "base/memlimit.h"
 #include "cli/cli.h"
 #include "decide/pipeline.h"
 #include "decide/outputs.h"
+#include "serve/runtime.h"
 #include "spec/decode.h"
 
 #define INGEST_MAX_LINE (1u << 20)
@@ -78,7 +81,7 @@ static int mark_write(const char *path, const weir_buf_t *ends)
 
 static const char ingest_usage[] =
     "usage: weir ingest SPEC --data DIR [--source NAME] [--ack written|durable]\n"
-    "                   [--skip-bad-events] < NDJSON\n"
+    "                   [--skip-bad-events] [--max-memory SIZE|none] < NDJSON\n"
     "\n"
     "Decodes each NDJSON line by the spec's source schema, appends the good ones to\n"
     "the log in DIR (topic = the source's name, the spec's partitions, partition =\n"
@@ -94,6 +97,10 @@ static const char ingest_usage[] =
     "synced); stderr then says how many input lines were read and appended and\n"
     "where to resume (tail -n +K), and the exit status is 128 + the signal (143,\n"
     "130). A second signal ends weir at once.\n"
+    "--max-memory (default 5/8 of the machine's or its cgroup's memory, as weir run):\n"
+    "once weir holds more (the heap, or its anonymous resident memory), reading stops\n"
+    "at a line boundary in the same way, with exit status 1: a log whose keys' state\n"
+    "does not fit could not be replayed by weir run either.\n"
     "Before the input, the log is replayed; an event in it this spec cannot read\n"
     "(appended by weir log append, or under another schema) stops the ingest, naming\n"
     "it, unless --skip-bad-events leaves such events out (each named).\n";
@@ -165,6 +172,21 @@ static int flush_partition(ingest_t *in, uint32_t p, int64_t now, char *err, siz
     return 0;
 }
 
+/* MEMORY BUDGET (serve/runtime.h, as weir run counts it): the larger of
+ * the heap and the anonymous resident memory, if over budget, else 0.
+ * Memory malloc holds free (keys expired) is given back first. */
+static uint64_t memory_over(uint64_t budget)
+{
+    uint64_t heap = weir_alloc_used(), anon = 0;
+    if (heap > budget) return heap;
+    weir_memory_resident(&anon);
+    if (anon > budget) {
+        malloc_trim(0);
+        weir_memory_resident(&anon);
+    }
+    return anon > budget ? anon : 0;
+}
+
 static void report_bad(void *ctx, const char *why)
 {
     (void)ctx;
@@ -176,12 +198,12 @@ int cmd_ingest(int argc, char **argv)
     const char *prefix = "weir ingest";
     if (cli_wants_help(argc, argv)) return fputs(ingest_usage, stdout), 0;
     static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},
-        {"source", required_argument, 0, 's'},
-        {"ack", required_argument, 0, 'a'},
-        {"skip-bad-events", no_argument, 0, 'S'},
-        {0, 0, 0, 0},
+        {"data", required_argument, 0, 'd'},       {"source", required_argument, 0, 's'},
+        {"ack", required_argument, 0, 'a'},        {"skip-bad-events", no_argument, 0, 'S'},
+        {"max-memory", required_argument, 0, 'm'}, {0, 0, 0, 0},
     };
+    const char *limit_of;
+    uint64_t budget = RUNTIME_MEMORY_DEFAULT(weir_memory_limit(&limit_of));
     const char *data = NULL, *source = NULL;
     log_ack_t ack = LOG_ACK_WRITTEN;
     int c, skip_bad = 0;
@@ -190,7 +212,9 @@ int cmd_ingest(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'd') data = optarg;
         else if (c == 's') source = optarg;
-        else if (c == 'S')
+        else if (c == 'm') {
+            if (cli_parse_memory(prefix, optarg, &budget) != 0) return 1;
+        } else if (c == 'S')
             skip_bad = 1;
         else if (c == 'a' && !strcmp(optarg, "written")) ack = LOG_ACK_WRITTEN;
         else if (c == 'a' && !strcmp(optarg, "durable")) ack = LOG_ACK_DURABLE;
@@ -269,8 +293,12 @@ int cmd_ingest(int argc, char **argv)
      * is not one of them. A signal in the instant between the check and a
      * read that then waits is seen at the next line or the end of input
      * (or a second signal ends weir). */
+    uint64_t over = 0; /* the memory used when the budget stopped the input (MEMORY BUDGET) */
     while (rc == 0 && !cli_stop_signal() && (len = getline(&line, &linecap, stdin)) >= 0) {
         if (cli_stop_signal() && line[len - 1] != '\n') break;
+        /* MEMORY BUDGET: as a stop signal, at a line boundary, before the
+         * line is read as one (a few thousand lines apart: /proc is read) */
+        if ((lineno & 0xfff) == 0xfff && budget && (over = memory_over(budget)) != 0) break;
         lineno++;
         char *s = line;
         while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
@@ -394,7 +422,16 @@ int cmd_ingest(int argc, char **argv)
                    tot.matches, tot.partial, tot.held);
         if (rejected) rc = 1;
         fflush(stdout); /* the summary before the stop line, when both go to one terminal */
-        if (cli_stop_signal())
+        if (over)
+            rc = cli_fail(prefix,
+                          "weir uses %.1f MiB, over --max-memory (%.1f MiB): read %" PRIu64
+                          " input lines (%" PRIu64 " events appended, %" PRIu64
+                          " rejected) and stopped there, the line after not read; the keys' "
+                          "state must fit for weir run to replay this log: raise --max-memory "
+                          "(or the memory) and resume with tail -n +%" PRIu64,
+                          (double)over / (1 << 20), (double)budget / (1 << 20), lineno, in.appended,
+                          rejected, lineno + 1);
+        else if (cli_stop_signal())
             rc = cli_stopped(prefix,
                              "read %" PRIu64 " input lines (%" PRIu64 " events appended, %" PRIu64
                              " rejected) and stopped there; resume with tail -n +%" PRIu64,

@@ -252,18 +252,7 @@ int cmd_run(int argc, char **argv)
             rc_cfg.migrate_state = 1;
             break;
         case 'm':
-            if (strcmp(optarg, "none") != 0 &&
-                (cli_parse_size(optarg, &rc_cfg.max_memory) != 0 || rc_cfg.max_memory == 0))
-                return cli_fail(prefix,
-                                "--max-memory must be a size (bytes, or with K, M, G or T: "
-                                "512M, 8G) or 'none', not '%s'",
-                                optarg);
-            /* weir alone takes more: "512" meant 512M, and refused every event */
-            if (rc_cfg.max_memory && rc_cfg.max_memory < (1u << 20))
-                return cli_fail(prefix,
-                                "--max-memory %s is %" PRIu64 " bytes, less than weir itself "
-                                "takes: a unit missing? (512M, 8G)",
-                                optarg, rc_cfg.max_memory);
+            if (cli_parse_memory(prefix, optarg, &rc_cfg.max_memory) != 0) return 1;
             max_memory_set = 1;
             break;
         case 'l':
