@@ -2,18 +2,19 @@
  * spec's idempotent ingestion: an event whose id its key applied within
  * `dedup` is a duplicate, logged but not applied; engine.c DUPLICATES).
  *
- * What is kept: (time, id, offset) for each applied event that had an id (the
- * offset is the event's in the log: a duplicate's answer is its first's
- * decision, found by it), sorted by
- * time (an out-of-order event is inserted in its place: it is within the
- * lateness of the newest, so a few moves at most). An id is forgotten once
- * the watermark passes its time plus `dedup` — exactly then, whatever order
- * the events came in: the engine gives dedup_seen the cutoff (W - dedup)
- * and everything at or before it is dropped first.
+ * What is kept: (time, id, offset) for each applied event that had an id
+ * (the offset is the event's in the log: a duplicate's answer is its
+ * first's decision, found by it), sorted by time (an out-of-order event is
+ * inserted in its place: it is within the lateness of the newest, so a few
+ * moves at most). An id is forgotten once the watermark passes its time
+ * plus `dedup` — exactly then, whatever order the events came in: the
+ * engine gives dedup_seen the cutoff (W - dedup) and everything at or
+ * before it is dropped first (in memory, at the key's next event with an
+ * id; the answer never depends on when).
  *
- * Lookup: up to DEDUP_SCAN ids a linear scan (a key's ids of a day fit a
- * cache line or two); past that a counting multiset (mset.h) of the same
- * ids, so a busy key (a merchant's thousands of events a day) costs O(1) per
+ * Lookup: up to DEDUP_SCAN ids a linear scan (a card's ids of a day are a
+ * few cache lines); past that a counting multiset (mset.h) of the same ids,
+ * so a busy key (a merchant's thousands of events a day) costs O(1) per
  * event, not O(ids).
  *
  * Ids are 64-bit: an int field's value, or XXH64 of a string's bytes (two
