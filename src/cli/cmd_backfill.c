@@ -227,7 +227,7 @@ static int write_row(void *ctx, uint32_t part, uint64_t offset, const engine_res
      * is then removed, not renamed over the target. */
     if (cli_stop_signal()) return -1;
     if (res->time < bf->from || res->time >= bf->to) return 0;
-    /* A duplicate (a retry: engine.h DUPLICATES) is its first event again:
+    /* A duplicate (a retry: engine.h step 4) is its first event again:
      * a row of its own would count that event twice in the training set. */
     if (res->duplicate) return 0;
     weir_buf_t *b = &bf->row;

@@ -172,9 +172,10 @@ static int flush_partition(ingest_t *in, uint32_t p, int64_t now, char *err, siz
     return 0;
 }
 
-/* MEMORY BUDGET (serve/runtime.h, as weir run counts it): the larger of
- * the heap and the anonymous resident memory, if over budget, else 0.
- * Memory malloc holds free (keys expired) is given back first. */
+/* MEMORY BUDGET (serve/runtime.h, as weir run counts it): the heap, or the
+ * anonymous resident memory, whichever is over budget (the heap first),
+ * else 0. Memory malloc holds free (keys expired) is given back before the
+ * resident figure counts. */
 static uint64_t memory_over(uint64_t budget)
 {
     uint64_t heap = weir_alloc_used(), anon = 0;
@@ -288,7 +289,7 @@ int cmd_ingest(int argc, char **argv)
      * everything after it is the normal end of input (the pending batches,
      * ticks, outputs, the mark, the log synced at close): lines 1..lineno
      * are then all appended or rejected, and none after, so the input can
-     * be resumed at lineno + 1 without duplicates. A line cut short by the
+     * be resumed at lineno + 1 without appending a line twice. A line cut short by the
      * signal (getline gives what it had when the read failed with EINTR)
      * is not one of them. A signal in the instant between the check and a
      * read that then waits is seen at the next line or the end of input

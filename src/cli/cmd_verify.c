@@ -3,7 +3,7 @@
  *
  * The event log is replayed through the same engine as backfill and
  * recovery; each event's features are scored and decided by the spec's
- * model and rules, exactly as the server decides (runtime.c decide_one);
+ * model and rules, exactly as the server decides (runtime.c runtime_decide_one);
  * and the result is compared with the event's record in the decision log,
  * read in step (records are in input-offset order per partition):
  * decision, rule, score (bit for bit: the record's number is the shortest
@@ -15,9 +15,10 @@
  * start), and, under at_least_once, a second record of an event, if it is
  * equal too. What is: an event without a decision before a decided one, a
  * record of an event the log does not hold, and every unequal value. A
- * spec or model changed since the server decided (a reload, a new model
- * file) shows as differences: verify checks the decision log against the
- * spec and model it is given, which is the point of running it after one.
+ * spec or model changed since the server decided shows as differences —
+ * verify checks the decision log against the spec and model it is given,
+ * which is the point of running it after a change — except a reload of the
+ * model or of the rules, checked with what decided (below).
  *
  * THE MODEL THAT DECIDED. A record names the version of the model that
  * decided it, a number of the data directory's model ledger (DATA/models,
@@ -33,16 +34,16 @@
  * it was decided under (spec_ledger.h: DATA/specs, the texts kept in
  * DATA/specs.d). When the spec verify is given decided here too (it is in
  * the ledger: an audit after reloads, not a what-if of a draft, which is
- * checked against every record), and that text is kept and declares the
- * same fields and features (names, types, order) — a reload of rules or
- * thresholds — the record is recomputed with its rules (and the model
- * version that decided it, as above) on this replay's features:
- * which are compared with the record's all the same, so features the
- * other spec computed otherwise are still a difference. Otherwise (its
- * features differ: its rules may read ones this replay does not compute)
- * it is checked against this spec's rules, and a difference names the
- * version and where its text is. The summary counts both, so that a
- * reload's new rules read as the reload, not as a fault.
+ * checked against every record), and that text is kept and has the same
+ * feature plan (fingerprint) and the same fields and features (name, type,
+ * definition, order) — a reload of rules or thresholds — the record is
+ * recomputed with its rules (and the model version that decided it, as
+ * above) on this replay's features, which are compared with the record's
+ * all the same. Otherwise (other fields, features or definitions: its
+ * rules may read what this replay does not compute; its text gone) it is
+ * checked against this spec's rules, and a difference names the version
+ * and where its text is. The summary counts both, so that a reload's new
+ * rules read as the reload, not as a fault.
  *
  * RUNS. Records are in input-offset order, except after a restart under
  * at_least_once, which decides the events after the checkpoint again and
@@ -283,7 +284,6 @@ static void feature_diff(weir_buf_t *b, const verify_t *v, weir_slice_t online)
     cJSON_Delete(off);
 }
 
-/* Compares run u's current record with the offline decision d of the event. */
 /* Whether a duplicate's record u repeats its first's (at input offset
  * `first`): decision, rule, score, versions and features. Says how not in
  * what, else leaves it empty. */
@@ -306,6 +306,7 @@ static void first_differs(verify_t *v, const run_t *u, uint64_t first, char *wha
     cJSON_Delete(f);
 }
 
+/* Compares run u's current record with the offline decision d of the event. */
 static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_result_t *res,
                     const decision_t *d)
 {
@@ -363,7 +364,6 @@ static void compare(verify_t *v, const run_t *u, uint64_t offset, const engine_r
     if (!cJSON_IsBool(late) || cJSON_IsTrue(late) != (res->late != 0))
         buf_appendf(&b, "; late %s online, %s offline", cJSON_IsTrue(late) ? "true" : "false",
                     res->late ? "true" : "false");
-
     buf_reset(&v->feat);
     runtime_features_json(v->spec, res->features, &v->feat);
     weir_slice_t online = record_features(u);
@@ -534,12 +534,18 @@ static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_resu
         say(v, (uint64_t)v->undecided_first, what);
         v->undecided_run = 0;
     }
-    decision_t d; /* as the server decides (runtime.c decide_one) */
+    decision_t d; /* as the server decides (runtime.c runtime_decide_one) */
     decide_event_in(v->decide, &v->lower, res->raw.len, res->fields, res->features, 0, &d);
-    if (res->duplicate) d.emit = NULL; /* as the server (runtime_decide_one) */
     for (uint32_t k = 0; k < v->nruns; k++) {
         run_t *u = &v->runs[k];
         while (u->rec && u->off == (int64_t)offset) {
+            /* a duplicate's record is checked against its first's (compare),
+             * whatever decided it */
+            if (res->duplicate || cJSON_GetObjectItemCaseSensitive(u->rec, "duplicate_of")) {
+                compare(v, u, offset, res, &d);
+                if (next_record(v, u) < 0) return -1;
+                continue;
+            }
             const cJSON *model = cJSON_GetObjectItemCaseSensitive(u->rec, "model");
             const cJSON *spec = cJSON_GetObjectItemCaseSensitive(u->rec, "spec");
             uint64_t mv =
@@ -556,7 +562,6 @@ static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_resu
                 decision_t od;
                 decide_event_in(by_spec, &v->lower, res->raw.len, res->fields, res->features, 0,
                                 &od);
-                if (res->duplicate) od.emit = NULL;
                 v->by_own_spec++;
                 compare(v, u, offset, res, &od);
             } else if (own) {

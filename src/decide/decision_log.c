@@ -38,8 +38,33 @@ static int input_at(log_part_t *dlog, uint64_t at, weir_buf_t *rec, int64_t *inp
     return rc;
 }
 
-int decision_log_find_input(log_part_t *dlog, uint64_t input, weir_buf_t *rec, char *err,
-                            size_t errlen)
+int decision_log_last_input(log_part_t *dlog, uint32_t part, int64_t *out, char *err, size_t errlen)
+{
+    log_part_stat_t st;
+    log_part_stat(dlog, &st);
+    *out = -1;
+    if (st.next_offset == 0 || st.next_offset <= st.start_offset) return 0;
+    weir_buf_t rec = WEIR_BUF_INIT;
+    int rc = input_at(dlog, st.next_offset - 1, &rec, out, err, errlen);
+    buf_free(&rec);
+    if (rc == 1)
+        return *out >= 0 ? 0
+                         : weir_errf(err, errlen, WEIR_ECORRUPT,
+                                     "decision log partition %u: the record at offset %" PRIu64
+                                     " has no input offset",
+                                     part, st.next_offset - 1);
+    if (rc == 0)
+        return weir_errf(err, errlen, WEIR_ECORRUPT,
+                         "decision log partition %u: offset %" PRIu64 " is unreadable", part,
+                         st.next_offset - 1);
+    return rc;
+}
+
+/* decision_find's fallback: a binary search by the records' input
+ * offsets, which rise through an exactly_once log (some twenty reads of a
+ * record). 1 found, 0 not there, or an error. */
+static int find_by_halves(log_part_t *dlog, uint64_t input, weir_buf_t *rec, char *err,
+                          size_t errlen)
 {
     log_part_stat_t st;
     log_part_stat(dlog, &st);
@@ -104,7 +129,7 @@ int decision_find(decision_finder_t *f, uint64_t input, weir_buf_t *rec, char *e
     uint64_t guess = d - st.start_offset > behind ? d - behind : st.start_offset;
     if ((rc = log_reader_open(f->dlog, guess, &f->r, err, errlen)) < 0) return rc;
     if ((rc = scan_forward(f, input, rec, err, errlen)) != 0) return rc;
-    return decision_log_find_input(f->dlog, input, rec, err, errlen);
+    return find_by_halves(f->dlog, input, rec, err, errlen);
 }
 
 void decision_finder_close(decision_finder_t *f)
@@ -135,32 +160,4 @@ int decision_log_max_model(log_part_t *dlog, uint64_t *max, char *err, size_t er
     }
     log_reader_close(r);
     return rc < 0 ? rc : 0;
-}
-
-int decision_log_last_input(log_part_t *dlog, uint32_t part, int64_t *out, char *err,
-                            size_t errlen)
-{
-    log_part_stat_t st;
-    log_part_stat(dlog, &st);
-    *out = -1;
-    if (st.next_offset == 0 || st.next_offset <= st.start_offset) return 0;
-    log_reader_t *r;
-    int rc = log_reader_open(dlog, st.next_offset - 1, &r, err, errlen);
-    if (rc) return rc;
-    log_rec_t rec;
-    rc = log_reader_next(r, &rec, err, errlen);
-    if (rc == 1) {
-        *out = decision_record_input(rec.value.ptr, rec.value.len);
-        rc = *out >= 0 ? 0
-                       : weir_errf(err, errlen, WEIR_ECORRUPT,
-                                   "decision log partition %u: the record at offset %" PRIu64
-                                   " has no input offset",
-                                   part, st.next_offset - 1);
-    } else if (rc == 0) {
-        rc = weir_errf(err, errlen, WEIR_ECORRUPT,
-                       "decision log partition %u: offset %" PRIu64 " is unreadable", part,
-                       st.next_offset - 1);
-    }
-    log_reader_close(r);
-    return rc;
 }

@@ -23,25 +23,17 @@ int64_t decision_record_input(const char *p, size_t n);
 int decision_log_last_input(log_part_t *dlog, uint32_t part, int64_t *out, char *err,
                             size_t errlen);
 
-/* The decision record of input offset `input` in partition dlog, into rec
- * (its value): a binary search by the records' input offsets, which rise
- * through the log — some twenty reads of a record (a duplicate's answer
- * is its first's decision: runtime.c). 1 found; 0 not there (never
- * decided, or retention deleted it); or an error naming the read. */
-int decision_log_find_input(log_part_t *dlog, uint64_t input, weir_buf_t *rec, char *err,
-                            size_t errlen);
-
 /* FINDING A DECISION BY ITS INPUT OFFSET, as a duplicate's answer does
  * (serve/duplicates.c) and `weir verify` for it. A finder keeps a reader
  * open after the record it found, so that the firsts of a resent batch,
  * which come in order, are read in one pass (a fresh search for each read
  * a whole decision batch some twenty times: 3-7 ms a duplicate at 67,000
  * records, 31 s for a resent batch of 10,000). Otherwise it guesses from
- * the last record: an event's record is at most the ticks logged since it
- * before where one record per event would put it, so a short scan from
- * there finds it; failing that (an at_least_once log, whose restarts append
- * decisions again; long idle spells of ticks) it searches by halves
- * (decision_log_find_input). */
+ * the last record: records after an event's are one per later decided
+ * event (ticks have none), so its record is at or after last - (last
+ * input - input), and a short forward scan from there finds it; failing
+ * that (an at_least_once log, whose restarts append decisions again; long
+ * idle spells of ticks) it searches by halves. */
 typedef struct decision_finder {
     log_part_t *dlog;
     log_reader_t *r; /* open after a find, just past the record found; or NULL */
@@ -50,7 +42,8 @@ typedef struct decision_finder {
 
 #define DECISION_FINDER_INIT(dlog) ((decision_finder_t){(dlog), NULL, -1})
 
-/* As decision_log_find_input, through f. */
+/* The decision record of input offset `input` into rec (its value), through
+ * f: 1 found; 0 not there (not decided yet); or an error naming the read. */
 int decision_find(decision_finder_t *f, uint64_t input, weir_buf_t *rec, char *err, size_t errlen);
 void decision_finder_close(decision_finder_t *f);
 

@@ -206,7 +206,8 @@ void metrics_render(metrics_t *m, weir_buf_t *b)
     metrics_sample_u64(b, "weir_events_late_total", lab, sum(m, &m->shard[0].late));
 
     metrics_header(b, "weir_events_duplicate_total", "counter",
-                   "Events whose id their key applied within dedup: logged, scored, not applied.");
+                   "Events whose id their key applied within dedup: logged, answered with their "
+                   "first's decision, not applied.");
     metrics_sample_u64(b, "weir_events_duplicate_total", lab, sum(m, &m->shard[0].duplicates));
 
     /* Decisions by outcome: rules sharing a `then` add up. */

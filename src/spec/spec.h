@@ -111,9 +111,9 @@ typedef struct spec_source {
      * whatever it says. */
     int64_t max_future_ms;
     /* id: the field naming an event (a payment's id), for idempotent
-     * ingestion: an event whose key applied one with the same id within
-     * dedup_ms of event time is a duplicate, logged but not applied (engine.c
-     * DUPLICATES). has_id 0: none (dedup_ms 0). */
+     * ingestion: an event whose key applied one with the same id at a time
+     * after the watermark - dedup_ms is a duplicate, logged but not applied
+     * (stream/engine.h step 4). has_id 0: none (dedup_ms 0). */
     int has_id;
     uint32_t id_slot; /* a string or int field other than the key and time */
     int64_t dedup_ms; /* > 0 with an id; SPEC_DEDUP_DEFAULT_MS unless given */

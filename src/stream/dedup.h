@@ -1,6 +1,6 @@
 /* dedup.h — one key's recent event ids, for a source with `id:` (the
  * spec's idempotent ingestion: an event whose id its key applied within
- * `dedup` is a duplicate, logged but not applied; engine.c DUPLICATES).
+ * `dedup` is a duplicate, logged but not applied; engine.h step 4).
  *
  * What is kept: (time, id, offset) for each applied event that had an id
  * (the offset is the event's in the log: a duplicate's answer is its

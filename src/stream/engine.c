@@ -326,7 +326,7 @@ weir_slice_t engine_event_key(const spec_source_t *src, const expr_value_t *fiel
     return (weir_slice_t){tmp, (size_t)n};
 }
 
-/* The event's id for DUPLICATES: an int's value, a string's XXH64 (dedup.h);
+/* The event's id (engine.h step 4): an int's value, a string's XXH64 (dedup.h);
  * 0 for an event without one (null), which is never a duplicate. */
 static int event_id(const engine_t *e, const expr_value_t *fields, uint64_t *id)
 {
@@ -357,7 +357,7 @@ static void advance(engine_part_t *p, int64_t t)
 
 /* PARTIAL WINDOWS. An on-close aggregate a reload adds or changes starts
  * empty (engine_migrate.h): the events applied before it are not in its
- * windows. agg_since[a] is the newest event time applied before it began
+ * windows. agg_since[a] is the partition's max time (events and ticks) when it began
  * (INT64_MIN: it has seen every event, from the log's start or a replay of
  * it). A window starting at or before that may lack events (a tumbling
  * hour open across the reload holds only the events after it), and so may
@@ -683,17 +683,29 @@ static int as_duplicate(engine_part_t *p, engine_result_t *res, weir_slice_t key
     return 0;
 }
 
-/* For an event behind the watermark: the offset of the event that brought
- * its id, if its key (live, not stale) holds it, else -1. */
+/* The log offset of the event that brought this event's id to key state v,
+ * if v holds it at the watermark, else -1; *id is the event's id when it has
+ * one (*has_id). */
+static int64_t key_first(engine_part_t *p, void *v, const expr_value_t *fields, uint64_t *id,
+                         int *has_id)
+{
+    const engine_t *e = p->e;
+    *has_id = e->dedup && event_id(e, fields, id);
+    return *has_id ? dedup_seen(key_dedup(e, v), *id, p->wm - e->dedup) : -1;
+}
+
+/* key_first for an event behind the watermark, whose key (live, not stale)
+ * is looked up here: -1 if it has none. */
 static int64_t late_first(engine_part_t *p, weir_slice_t key, uint64_t h,
                           const expr_value_t *fields)
 {
     const engine_t *e = p->e;
-    uint64_t id;
-    if (!e->dedup || !event_id(e, fields, &id)) return -1;
+    if (!e->dedup) return -1;
     void *v = keymap_get_hashed(&p->km, h, key.ptr, key.len);
     if (!v || !*key_inited(e, v) || keymap_newest(v) < cutoff_of(p)) return -1;
-    return dedup_seen(key_dedup(e, v), id, p->wm - e->dedup);
+    uint64_t id;
+    int has_id;
+    return key_first(p, v, fields, &id, &has_id);
 }
 
 int engine_part_event(engine_part_t *p, uint64_t offset, const expr_value_t *fields,
@@ -775,11 +787,11 @@ int engine_part_event_hashed(engine_part_t *p, uint64_t offset, const expr_value
                                 &created);
     if (created || !*key_inited(e, v)) engine_key_init(e, v);
     uint64_t id;
-    int has_id = e->dedup && event_id(e, fields, &id);
-    int64_t first = has_id ? dedup_seen(key_dedup(e, v), id, p->wm - e->dedup) : -1;
-    /* Its time has moved the watermark, as any logged event's (the closes
-     * that made are out): a retry's time is its first's, so in practice
-     * nothing moves. */
+    int has_id;
+    int64_t first = key_first(p, v, fields, &id, &has_id);
+    /* A duplicate's time has moved the watermark, as any logged event's
+     * (the windows that closed are emitted already): a retry's time is its
+     * first's, so in practice nothing moves. */
     if (first >= 0) return as_duplicate(p, res, key, t, fields, first, features);
     p->st.events++;
     keymap_touch(v, t);

@@ -64,7 +64,7 @@ struct engine_part {
     engine_sink_t sink;
     keymap_t km;
     oc_timers_t *timers;
-    /* per on-close aggregate: the newest event time applied before it began
+    /* per on-close aggregate: the partition's max time (events, ticks) when it began
      * (PARTIAL WINDOWS, engine.c), INT64_MIN: none missed */
     int64_t *agg_since;
     int64_t max_time, wm;

@@ -75,7 +75,7 @@ int engine_migrate_check(const engine_t *from, const engine_t *to, char *why, si
         return weir_errf(why, whylen, WEIR_EINVAL,
                          "source %s: lateness changed from %" PRId64 " ms to %" PRId64 " ms%s",
                          sa->name, sa->lateness_ms, sb->lateness_ms, restart);
-    /* The ids decide which logged events count (engine.h DUPLICATES): as
+    /* The ids decide which logged events count (engine.h step 4): as
      * the key and the lateness, what the log means. */
     if (sa->has_id != sb->has_id ||
         (sa->has_id && (sa->id_slot != sb->id_slot || sa->dedup_ms != sb->dedup_ms)))

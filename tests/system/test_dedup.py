@@ -1,7 +1,8 @@
 """test_dedup.py — idempotent ingestion: a source's `id` and `dedup`.
 
 A client that times out retries, and weir counted the retry as a second
-payment (README: "keeps no idempotency key"). With `id: txn`, an event whose
+payment (README, before: "weir keeps no idempotency key: an event sent twice
+is two events"). With `id: txn`, an event whose
 key applied the same id within `dedup` (of event time, past the watermark) is
 a duplicate: logged, answered with its first's decision (as a second request
 with an idempotency key gets the first's response), flagged, counted, never
@@ -324,8 +325,9 @@ def test_state_with_retries_equals_state_without_them(run_weir, tmp_path):
     assert dups > 0.5 * (len(sent) - len(unique)) and "duplicates: %d " % dups in out, out
 
     def by_txn(rows, data_dir):
-        """{txn: its first row's features}; a later row of the same txn is
-        a retry that came behind the watermark: late (never applied either)."""
+        """{txn: its first row's features}; a later row of the same txn can
+        only be a retry of a first that was itself late (never applied, so
+        its id was never held): late again."""
         evs = {(p, r.offset): json.loads(r.value)
                for p, recs in httputil.log_records(data_dir, "pay").items() for r in recs if r.type == 0}
         out = {}

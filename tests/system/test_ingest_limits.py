@@ -2,7 +2,8 @@
 log's 64 KiB record-key limit is refused at the edge with its line and
 field (and the other lines go in), and many near-1 MiB events of one
 partition are appended in several batches rather than one batch over the
-log's 64 MiB limit."""
+log's 64 MiB limit; --max-memory stops it at a line boundary, naming where
+to resume."""
 import json
 import re
 

@@ -5,8 +5,8 @@ changed the rules nothing told which rule 2 had decided: an audit of a
 blocked card months later could not read the rules as they were, and
 `weir verify` showed the reload's changes as differences without a word.
 Now verify recomputes a record with the rules of the spec that decided it
-when that text reads the same fields and features (a reload of rules), and
-names the version in a difference when it does not."""
+when that text has the same fields, features and definitions (a reload of
+rules), and names the version in a difference when it does not."""
 import json
 import shutil
 
