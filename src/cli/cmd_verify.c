@@ -534,8 +534,10 @@ static int on_event(void *ctx, uint32_t part, uint64_t offset, const engine_resu
         say(v, (uint64_t)v->undecided_first, what);
         v->undecided_run = 0;
     }
-    decision_t d; /* as the server decides (runtime.c runtime_decide_one) */
-    decide_event_in(v->decide, &v->lower, res->raw.len, res->fields, res->features, 0, &d);
+    decision_t d = {0}; /* as the server decides (runtime.c runtime_decide_one) */
+    /* (a duplicate's decision is its first's: compare reads its record instead) */
+    if (!res->duplicate)
+        decide_event_in(v->decide, &v->lower, res->raw.len, res->fields, res->features, 0, &d);
     for (uint32_t k = 0; k < v->nruns; k++) {
         run_t *u = &v->runs[k];
         while (u->rec && u->off == (int64_t)offset) {

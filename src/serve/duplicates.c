@@ -41,7 +41,6 @@ static int first_record(rt_part_t *p, uint64_t input, weir_buf_t *out)
         }
     }
     char why[512];
-    if (!p->dfind.dlog) p->dfind = DECISION_FINDER_INIT(p->dlog);
     int rc = decision_find(&p->dfind, input, out, why, sizeof why);
     if (rc < 0)
         fprintf(stderr,

@@ -244,6 +244,7 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
         p->engine = rt->pl.parts[i];
         p->log = log_topic_part(rt->pl.topic, i);
         p->dlog = log_topic_part(rt->dtopic, i);
+        p->dfind = DECISION_FINDER_INIT(p->dlog);
         p->max_time = INT64_MIN;
         p->last_ms = weir_wall_ms();
     }
@@ -563,7 +564,7 @@ static int memory_level(runtime_t *rt, uint64_t *used)
 {
     uint64_t max = rt->cfg.max_memory;
     *used = 0;
-    if (!max) return 0; /* (no /proc read, under a partition lock, for nothing) */
+    if (!max) return 0;
     *used = runtime_memory_used(rt);
     if (*used <= max) return 0;
     return weir_alloc_used() > RUNTIME_MEMORY_HARD(max) ? 2 : 1;

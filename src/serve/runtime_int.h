@@ -38,7 +38,7 @@ typedef struct rt_part {
     weir_buf_t scratch, dscratch; /* log encode buffers */
     weir_buf_t feat;              /* one event's features JSON */
     weir_buf_t duprec, dupdec;    /* a duplicate's first's record, its decision (duplicates.c) */
-    decision_finder_t dfind;      /* finds those records (dlog NULL until the first duplicate) */
+    decision_finder_t dfind;      /* finds those records in dlog */
     /* Output lines not written yet, all for one file (runtime.c, SINKS):
      * one line while serving, up to OUT_BATCH_BYTES while recovering. */
     weir_buf_t oline;
