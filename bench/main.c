@@ -12,9 +12,16 @@ static const struct {
 } benches[] = {
     {"log", bench_log, "log append and read throughput beside a raw write()+fdatasync loop"},
     {"model", bench_model, "tree-ensemble scoring beside XGBoosterPredictFromDense (nthread=1)"},
-    {"http", bench_http, "wrk against weir run's /v1/score beside nginx serving a fixed small JSON"},
-    {"pipeline", bench_pipeline, "the fraud feature set on one core beside a plain hash-map count per key"},
-    {"recovery", bench_recovery, "weir run: ready after a crash from a checkpoint, full-replay events/s, p99 during a checkpoint"},
+    {"http", bench_http,
+     "wrk against weir run's /v1/score beside nginx serving a fixed small JSON"},
+    {"pipeline", bench_pipeline,
+     "the fraud feature set on one core beside a plain hash-map count per key"},
+    {"recovery", bench_recovery,
+     "weir run: ready after a crash from a checkpoint, full-replay events/s, p99 during a "
+     "checkpoint"},
+    {"online", bench_online,
+     "the online store (Redis): full sync beside pipelined SETs, /v1/score with and without, "
+     "reads"},
 };
 
 static int cmp_double(const void *a, const void *b)

@@ -83,6 +83,7 @@
 #include "base/clock.h"
 #include "base/hash.h"
 #include "bench.h"
+#include "benchweir.h"
 #include "log/log.h"
 
 #define PREFIX     "weir bench recovery"
@@ -94,8 +95,6 @@
 #define SETTLE_S   5.0 /* load before the first admin round and periodic baseline (see (c)) */
 #define BATCH      512 /* records per log_append while building */
 
-static const char *const countries[] = {"US", "GB", "DE", "FR", "ES", "IT", "NL", "SE"};
-
 typedef struct opts {
     uint64_t events, keys;
     unsigned runs, rounds, conns; /* rounds: checkpoints measured in (c) */
@@ -105,28 +104,6 @@ typedef struct opts {
 } opts_t;
 
 /* ---- small helpers ---- */
-
-static _Thread_local uint64_t rng_state = 0x2545f4914f6cdd1dull; /* per thread */
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double secs_since(uint64_t t0)
-{
-    return (double)(weir_mono_ns() - t0) / 1e9;
-}
-
-static void sleep_s(double s)
-{
-    if (s <= 0) return;
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 static int say_json; /* progress lines go to stderr unless --json */
 static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -140,84 +117,9 @@ static void progress(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    weir_buf_t b = WEIR_BUF_INIT;
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, n);
-    fclose(f);
-    buf_append(&b, "", 1);
-    return b.data;
-}
-
-/* One fraud-like event, ~100 bytes: a card's home country mostly, amounts
- * log-normal-ish. */
-static void event_json(weir_buf_t *b, uint64_t card, int64_t ts)
-{
-    double u1 = ((double)(rnd() >> 11) + 0.5) / 9007199254740992.0,
-           u2 = (double)(rnd() >> 11) / 9007199254740992.0;
-    double amount = exp(3.0 + 1.2 * sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
-    if (amount > 20000) amount = 20000;
-    const char *country = countries[(rnd() % 20 ? card * 2654435761u >> 7 : rnd()) % 8];
-    buf_appendf(b,
-                "{\"card_id\":\"c%07" PRIu64 "\",\"amount\":%.2f,\"merchant\":\"m%04" PRIu64
-                "\",\"country\":\"%s\",\"ts\":%" PRId64 "}",
-                card, amount, rnd() % 5000, country, ts);
-}
-
-/* ---- building the data directory ---- */
-
-static int write_spec(const char *dir, const char *name, const char *interval, char *spec_path,
-                      size_t n)
-{
-    const char *src = __FILE__, *slash = strrchr(src, '/');
-    char ex[PATH_MAX];
-    snprintf(ex, sizeof ex, "%.*s/../examples/fraud", slash ? (int)(slash - src) : 1,
-             slash ? src : ".");
-    char yaml[PATH_MAX + 16], model[PATH_MAX + 32];
-    snprintf(yaml, sizeof yaml, "%s/fraud.yaml", ex);
-    snprintf(model, sizeof model, "%s/fraud.model.json", ex);
-    char *text = read_file(yaml);
-    if (!text || access(model, R_OK) != 0) {
-        fprintf(stderr, PREFIX ": cannot read %s and %s\n", yaml, model);
-        weir_free(text);
-        return -1;
-    }
-    snprintf(spec_path, n, "%s/%s", dir, name);
-    FILE *f = fopen(spec_path, "w");
-    if (!f) {
-        fprintf(stderr, PREFIX ": cannot write %s: %s\n", spec_path, strerror(errno));
-        weir_free(text);
-        return -1;
-    }
-    /* The example, with the model's absolute path and the checkpoint
-     * interval asked for. */
-    int partitions_seen = 0;
-    for (char *line = text, *next; line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next) *next++ = '\0';
-        if (!strncmp(line, "  path: ", 8)) {
-            fprintf(f, "  path: %s\n", model);
-            continue;
-        }
-        fprintf(f, "%s\n", line);
-        if (!partitions_seen && !strncmp(line, "partitions:", 11)) {
-            fprintf(f, "checkpoint_interval: %s\n", interval);
-            partitions_seen = 1;
-        }
-    }
-    fclose(f);
-    weir_free(text);
-    return partitions_seen ? 0 : -1;
-}
-
 static uint32_t spec_partitions(const char *spec_path)
 {
-    char *text = read_file(spec_path);
+    char *text = bench_read_file(spec_path);
     const char *p = text ? strstr(text, "\npartitions:") : NULL;
     uint32_t n = p ? (uint32_t)strtoul(p + 12, NULL, 10) : 1;
     weir_free(text);
@@ -253,7 +155,7 @@ static int build_log(const opts_t *o, const char *data, uint32_t nparts, build_r
     uint64_t t0 = weir_mono_ns();
     int rc = 0;
     for (uint64_t i = 0; i < o->events && rc == 0; i++) {
-        uint64_t card = rnd() % o->keys;
+        uint64_t card = bench_rnd() % o->keys;
         char key[16];
         int klen = snprintf(key, sizeof key, "c%07" PRIu64, card);
         uint32_t p = (uint32_t)(weir_hash64(key, (size_t)klen) % nparts);
@@ -261,8 +163,8 @@ static int build_log(const opts_t *o, const char *data, uint32_t nparts, build_r
         buf_append(&q->vals, key, (size_t)klen);
         q->kends[q->n] = q->vals.len;
         int64_t ts = T0_MS + (int64_t)((double)i / (double)o->events * (double)SPAN_MS) -
-                     (int64_t)(rnd() % 20000);
-        event_json(&q->vals, card, ts);
+                     (int64_t)(bench_rnd() % 20000);
+        bench_fraud_event(&q->vals, card, ts);
         q->ends[q->n++] = q->vals.len;
         if (q->n < BATCH && i + 1 < o->events) continue;
         for (uint32_t pi = 0; pi < nparts && rc == 0; pi++) {
@@ -290,7 +192,7 @@ static int build_log(const opts_t *o, const char *data, uint32_t nparts, build_r
         buf_free(&pend[pi].vals);
     }
     log_close(log);
-    out->secs = secs_since(t0);
+    out->secs = bench_secs_since(t0);
     buf_free(&scratch);
     weir_free(pend);
     if (rc) fprintf(stderr, PREFIX ": appending: %s\n", err);
@@ -432,7 +334,7 @@ static double replay_floor(const char *data, uint64_t *events, uint64_t *keys)
     }
     f.nparts = log_topic_partitions(f.topic);
     floor_run(replay_floor_main, &f);
-    double s = secs_since(t0);
+    double s = bench_secs_since(t0);
     log_close(log);
     *events = atomic_load(&f.events);
     *keys = atomic_load(&f.keys);
@@ -527,7 +429,7 @@ static double restore_floor(const ckpt_files_t *files, uint64_t *bytes, int *dir
     read_floor_t f = {.files = files};
     uint64_t t0 = weir_mono_ns();
     floor_run(read_floor_main, &f);
-    double s = secs_since(t0);
+    double s = bench_secs_since(t0);
     *bytes = atomic_load(&f.bytes);
     *direct = atomic_load(&f.cached) == 0;
     return atomic_load(&f.failed) ? -1 : s;
@@ -546,80 +448,6 @@ typedef struct server {
     uint64_t ckpt_used; /* from its recovery line; 0 = none */
 } server_t;
 
-static int http_connect(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* Sends one request on fd and reads the response; returns the status (and
- * the body in *body if given), or -1 if the connection failed. */
-static int http_roundtrip(int fd, const char *method, const char *path, const char *body,
-                          size_t blen, weir_buf_t *resp)
-{
-    char head[512];
-    int hl = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\n\r\n",
-                      method, path, blen);
-    struct iovec_like {
-        const char *p;
-        size_t n;
-    } parts[2] = {{head, (size_t)hl}, {body, blen}};
-    for (int i = 0; i < 2; i++) {
-        size_t off = 0;
-        while (off < parts[i].n) {
-            ssize_t w = send(fd, parts[i].p + off, parts[i].n - off, MSG_NOSIGNAL);
-            if (w <= 0) return -1;
-            off += (size_t)w;
-        }
-    }
-    buf_reset(resp);
-    size_t hdr_end = 0, want = 0;
-    char chunk[16384];
-    for (;;) {
-        if (hdr_end && resp->len >= hdr_end + want) break;
-        ssize_t r = recv(fd, chunk, sizeof chunk, 0);
-        if (r <= 0) return -1;
-        buf_append(resp, chunk, (size_t)r);
-        if (!hdr_end) {
-            buf_append(resp, "", 1);
-            resp->len--;
-            char *e = strstr(resp->data, "\r\n\r\n");
-            if (e) {
-                hdr_end = (size_t)(e - resp->data) + 4;
-                const char *cl = strcasestr(resp->data, "\r\nContent-Length:");
-                want = cl && cl < e ? strtoull(cl + 17, NULL, 10) : 0;
-            }
-        }
-    }
-    int status = resp->len > 12 ? atoi(resp->data + 9) : -1;
-    memmove(resp->data, resp->data + hdr_end, want);
-    resp->len = want;
-    buf_append(resp, "", 1);
-    resp->len--;
-    return status;
-}
-
-/* One request on a fresh connection. */
-static int http_once(uint16_t port, const char *method, const char *path, weir_buf_t *resp)
-{
-    int fd = http_connect(port);
-    if (fd < 0) return -1;
-    int st = http_roundtrip(fd, method, path, "", 0, resp);
-    close(fd);
-    return st;
-}
-
 static int server_start(const char *weir, const char *spec, const char *data, const char *dir,
                         int n, server_t *s)
 {
@@ -627,57 +455,17 @@ static int server_start(const char *weir, const char *spec, const char *data, co
     snprintf(s->out, sizeof s->out, "%s/run%d.out", dir, n);
     snprintf(s->errf, sizeof s->errf, "%s/run%d.err", dir, n);
     s->t_start = weir_mono_ns();
-    s->pid = fork();
-    if (s->pid < 0) return -1;
-    if (s->pid == 0) {
-        int o = open(s->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(s->errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0) _exit(127);
-        dup2(o, 1);
-        dup2(e, 2);
-        execl(weir, weir, "run", spec, "--data", data, "--listen", "127.0.0.1:0", (char *)NULL);
-        _exit(127);
-    }
-    /* The port, from the "listening on" line. */
-    while (!s->port) {
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            char *e = read_file(s->errf);
-            fprintf(stderr, PREFIX ": weir run exited at start: %s\n", e ? e : "");
-            weir_free(e);
-            s->pid = 0;
-            return -1;
-        }
-        char *text = read_file(s->out);
-        const char *l = text ? strstr(text, "listening on http://127.0.0.1:") : NULL;
-        if (l) s->port = (uint16_t)atoi(l + strlen("listening on http://127.0.0.1:"));
-        weir_free(text);
-        if (!s->port) sleep_s(0.001);
-    }
-    weir_buf_t resp = WEIR_BUF_INIT;
-    for (;;) {
-        if (http_once(s->port, "GET", "/readyz", &resp) == 200) break;
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            char *e = read_file(s->errf);
-            fprintf(stderr, PREFIX ": weir run exited during recovery: %s\n", e ? e : "");
-            weir_free(e);
-            s->pid = 0;
-            buf_free(&resp);
-            return -1;
-        }
-        sleep_s(0.002);
-    }
-    s->ready_s = secs_since(s->t_start);
-    buf_free(&resp);
+    const char *args[] = {"run", spec, "--data", data, "--listen", "127.0.0.1:0", NULL};
+    if (bench_weir_start(weir, args, s->out, s->errf, PREFIX, &s->pid, &s->port) != 0) return -1;
+    s->ready_s = bench_secs_since(s->t_start);
     /* What it says it did. */
     char *text = NULL;
     const char *r = NULL;
     for (int tries = 0; tries < 500 && !r; tries++) {
         weir_free(text);
-        text = read_file(s->out);
+        text = bench_read_file(s->out);
         r = text ? strstr(text, "ready: replayed ") : NULL;
-        if (!r) sleep_s(0.002);
+        if (!r) bench_sleep_s(0.002);
     }
     if (r) s->replayed = strtoull(r + strlen("ready: replayed "), NULL, 10);
     /* its own time, from the recovery's start (after the process started
@@ -686,7 +474,7 @@ static int server_start(const char *weir, const char *spec, const char *data, co
     const char *in = r ? strstr(r, "), in ") : NULL;
     if (in) s->recover_s = strtod(in + strlen("), in "), NULL);
     weir_free(text);
-    text = read_file(s->errf);
+    text = bench_read_file(s->errf);
     r = text ? strstr(text, "recovery: checkpoint ") : NULL;
     if (r && strstr(r, ": replaying"))
         s->ckpt_used = strtoull(r + strlen("recovery: checkpoint "), NULL, 10);
@@ -726,27 +514,27 @@ static void *client_main(void *arg)
 {
     client_t *c = arg;
     weir_buf_t body = WEIR_BUF_INIT, resp = WEIR_BUF_INIT;
-    int fd = http_connect(c->port);
-    rng_state = c->seed;
+    int fd = bench_http_connect(c->port);
+    bench_rng_state = c->seed;
     for (uint64_t k = 0; !atomic_load(&c->stop); k++) {
         uint64_t sched = c->t0 + (uint64_t)((double)k * c->interval_s * 1e9);
         uint64_t now = weir_mono_ns();
-        if (sched > now) sleep_s((double)(sched - now) / 1e9);
+        if (sched > now) bench_sleep_s((double)(sched - now) / 1e9);
         if (atomic_load(&c->stop)) break;
         buf_reset(&body);
         /* Event times go on from the end of the built log, with real time. */
         int64_t ts = c->ts0 + (int64_t)((weir_mono_ns() - c->t0) / 1000000) * 60;
         uint64_t h = c->seed ^ (k * 0x9e3779b97f4a7c15ull);
         h ^= h >> 29;
-        event_json(&body, (h * 0xbf58476d1ce4e5b9ull >> 11) % c->keys, ts);
-        int st = fd < 0
-                     ? -1
-                     : http_roundtrip(fd, "POST", "/v1/score/" SOURCE, body.data, body.len, &resp);
+        bench_fraud_event(&body, (h * 0xbf58476d1ce4e5b9ull >> 11) % c->keys, ts);
+        int st = fd < 0 ? -1
+                        : bench_http_roundtrip(fd, "POST", "/v1/score/" SOURCE, body.data, body.len,
+                                               &resp);
         if (st != 200) {
             c->errors++;
             if (st < 0) {
                 if (fd >= 0) close(fd);
-                fd = http_connect(c->port);
+                fd = bench_http_connect(c->port);
             }
             continue;
         }
@@ -825,7 +613,7 @@ static int take_checkpoint(uint16_t port, ckpt_round_t *r, uint64_t *t_from, uin
 {
     weir_buf_t resp = WEIR_BUF_INIT;
     *t_from = weir_mono_ns();
-    int st = http_once(port, "POST", "/v1/admin/checkpoint", &resp);
+    int st = bench_http_once(port, "POST", "/v1/admin/checkpoint", &resp);
     *t_to = weir_mono_ns();
     cJSON *j = st == 200 ? cJSON_Parse(resp.data) : NULL;
     if (!j) {
@@ -882,23 +670,6 @@ static uint64_t clients_stop(client_t *cs, const opts_t *o)
     return errors;
 }
 
-/* A gauge of GET /metrics, or -1. */
-static double metric_value(uint16_t port, const char *name)
-{
-    weir_buf_t resp = WEIR_BUF_INIT;
-    double v = -1;
-    if (http_once(port, "GET", "/metrics", &resp) == 200) {
-        size_t nl = strlen(name);
-        for (const char *l = resp.data; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
-            if (!strncmp(l, name, nl) && l[nl] == ' ') {
-                v = strtod(l + nl + 1, NULL);
-                break;
-            }
-    }
-    buf_free(&resp);
-    return v;
-}
-
 /* Periodic checkpoints on a server under load: waits for `want` of them,
  * each seen as weir_checkpoint_last_id going up (asked every POLL_S: a
  * light probe, the same in and out of checkpoints), and takes its window
@@ -909,19 +680,19 @@ static double metric_value(uint16_t port, const char *name)
 static int periodic_rounds(uint16_t port, unsigned want, double timeout_s, ckpt_round_t *rounds)
 {
     uint64_t t0 = weir_mono_ns(), prev_end = t0;
-    double prev_id = metric_value(port, "weir_checkpoint_last_id");
+    double prev_id = bench_metric(port, "weir_checkpoint_last_id");
     unsigned got = 0;
-    while (got < want && secs_since(t0) < timeout_s) {
-        sleep_s(POLL_S);
-        double id = metric_value(port, "weir_checkpoint_last_id");
+    while (got < want && bench_secs_since(t0) < timeout_s) {
+        bench_sleep_s(POLL_S);
+        double id = bench_metric(port, "weir_checkpoint_last_id");
         if (!(id > prev_id)) continue;
         uint64_t end = weir_mono_ns();
-        double secs = metric_value(port, "weir_checkpoint_last_seconds");
+        double secs = bench_metric(port, "weir_checkpoint_last_seconds");
         ckpt_round_t *r = &rounds[got];
         r->id = (uint64_t)id;
         r->ck_ms = secs * 1e3;
-        r->pause_ms = metric_value(port, "weir_checkpoint_pause_seconds") * 1e3;
-        r->bytes = (uint64_t)metric_value(port, "weir_checkpoint_last_bytes");
+        r->pause_ms = bench_metric(port, "weir_checkpoint_pause_seconds") * 1e3;
+        r->bytes = (uint64_t)bench_metric(port, "weir_checkpoint_last_bytes");
         r->ck_from = end - (uint64_t)(secs * 1e9);
         r->ck_to = end;
         r->base_from = prev_end + 500000000ull;
@@ -1045,7 +816,7 @@ int bench_recovery(int argc, char **argv)
         fprintf(stderr, PREFIX ": %s exists; give an empty --dir\n", data);
         return 1;
     }
-    if (write_spec(dir, "fraud.yaml", "0s", spec, sizeof spec) != 0) return 1;
+    if (bench_fraud_spec(dir, "fraud.yaml", "0s", spec, sizeof spec, NULL, PREFIX) != 0) return 1;
     uint32_t nparts = spec_partitions(spec);
     int rc = 1, nrun = 0;
     server_t s = {0};
@@ -1113,10 +884,10 @@ int bench_recovery(int argc, char **argv)
      * first baselines had p99s of 1-50 ms, no checkpoint involved). */
     clients_start(cs, &o, s.port);
     clients_on = 1;
-    sleep_s(SETTLE_S);
+    bench_sleep_s(SETTLE_S);
     for (unsigned r = 0; r < o.rounds; r++) {
         uint64_t b0 = weir_mono_ns();
-        sleep_s(BASELINE_S);
+        bench_sleep_s(BASELINE_S);
         uint64_t c0, c1;
         if (take_checkpoint(s.port, &admin[r], &c0, &c1) != 0) goto out;
         ckpt_id = admin[r].id;
@@ -1125,7 +896,7 @@ int bench_recovery(int argc, char **argv)
         admin[r].ck_from = c0;
         admin[r].ck_to = c1;
     }
-    sleep_s(TAIL_S); /* events after the last checkpoint: (a) replays them */
+    bench_sleep_s(TAIL_S); /* events after the last checkpoint: (a) replays them */
     clients_on = 0;
     uint64_t errors = clients_stop(cs, &o);
     rounds_latency(cs, o.conns, admin, o.rounds);
@@ -1170,7 +941,8 @@ int bench_recovery(int argc, char **argv)
     if (interval_s < 3) interval_s = 3;
     char ival[32];
     snprintf(ival, sizeof ival, "%.0fms", interval_s * 1e3);
-    if (write_spec(dir, "fraud-periodic.yaml", ival, pspec, sizeof pspec) != 0) goto out;
+    if (bench_fraud_spec(dir, "fraud-periodic.yaml", ival, pspec, sizeof pspec, NULL, PREFIX) != 0)
+        goto out;
     if (server_start(weir, pspec, data, dir, nrun++, &s) != 0) goto out;
     clients_start(cs, &o, s.port);
     clients_on = 1;

@@ -7,9 +7,9 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
-  libcjson-dev libyaml-dev libxxhash-dev libmicrohttpd-dev
+  libcjson-dev libyaml-dev libxxhash-dev libmicrohttpd-dev libhiredis-dev
   libcmocka-dev python3-pytest python3-xxhash
-  python3-xgboost libxgboost-dev python3-numpy wrk nginx
+  python3-xgboost libxgboost-dev python3-numpy wrk nginx redis-server
 )
 
 missing=()

@@ -418,7 +418,7 @@ static int backfill_write(backfill_t *bf, pipeline_t *pl, const char *outpath,
         (matchpath && weir_outfile_open(&bf->matches, matchpath, err, sizeof err) != 0))
         rc = cli_fail(prefix, "%s", err);
     if (rc == 0 && bf->csv) write_header(bf, pl->spec);
-    engine_sink_t sink = {on_match, NULL, bf};
+    engine_sink_t sink = {on_match, NULL, bf, NULL};
     for (uint32_t p = 0; rc == 0 && matchpath && p < pl->nparts; p++)
         engine_part_set_sink(pl->parts[p], &sink);
     uint64_t bad = 0;

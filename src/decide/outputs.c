@@ -567,7 +567,7 @@ int outputs_emit(outputs_t *o, const char *name, uint32_t part, uint64_t offset,
 
 engine_sink_t outputs_sink(outputs_t *o)
 {
-    return (engine_sink_t){on_window, on_late, o};
+    return (engine_sink_t){on_window, on_late, o, NULL};
 }
 
 /* The streams append ("a"): once emptied they write from 0. */

@@ -36,6 +36,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "serve/online_store.h"
 #include "serve/runtime_int.h"
 #include "stream/engine_migrate.h"
 #include "stream/engine_state.h"
@@ -97,6 +98,11 @@ static int stage(runtime_t *rt, const weir_buf_t *text, staged_t *st, char *err,
                          "the pipeline is renamed ('%s' to '%s'): that needs a restart (its "
                          "checkpoints carry the name)",
                          rt->pl.spec->pipeline, s->pipeline);
+    const spec_online_store_t *was = &rt->pl.spec->online, *now = &s->online;
+    if (!!was->redis != !!now->redis || (rt->online && !online_store_same(rt->online, now)))
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "the online_store changed: that needs a restart (its writer is set up "
+                         "at start)");
     if ((rc = engine_new(s, &st->engine, why, sizeof why)) != 0)
         return weir_errf(err, errlen, rc, "the new spec: %s", why);
     if ((rc = engine_migrate_check(rt->pl.engine, st->engine, why, sizeof why)) != 0)
@@ -129,7 +135,7 @@ static void swap_in(runtime_t *rt, staged_t *st, const weir_buf_t *text)
     for (uint32_t i = 0; i < rt->nparts; i++) {
         rt_part_t *p = &rt->parts[i];
         engine_migrate_stats_t ms;
-        engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt};
+        engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt, runtime_sink_evicted};
         /* Windows already due go out under the spec that closed them, as
          * they would have without deferred closes (runtime.c, CLOSER). */
         engine_part_close_due(p->engine, SIZE_MAX);
@@ -171,6 +177,7 @@ static void swap_in(runtime_t *rt, staged_t *st, const weir_buf_t *text)
     outputs_keep_failure(rt->out, failure);
     double ms = (double)(weir_mono_ns() - t0) / 1e6;
     for (uint32_t i = rt->nparts; i-- > 0;) pthread_mutex_unlock(&rt->parts[i].lock);
+    if (rt->online) online_store_resync(rt->online); /* every key's features may have changed */
     checkpointer_release(rt->ckptr, engine_fingerprint(st->engine), text->data, text->len);
     engine_free(old_engine);
     decide_free(old_decide);

@@ -71,6 +71,7 @@
 #include "decide/outputs_dir.h"
 #include "decide/pipeline.h"
 #include "serve/checkpointer.h"
+#include "serve/online_store.h"
 #include "base/numfmt.h"
 #include "stream/engine_state.h"
 
@@ -126,6 +127,13 @@ void runtime_sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, 
     outputs_window_line(rt->out, out_line(rt, p, agg), &p->ospan, part, agg, key, start, end,
                         partial, vals);
     out_line_done(rt, p);
+}
+
+/* A key whose state expired is deleted from the online store. */
+void runtime_sink_evicted(void *ctx, uint32_t part, weir_slice_t key)
+{
+    runtime_t *rt = ctx;
+    if (rt->online) online_store_evicted(rt->online, part, key);
 }
 
 void runtime_sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
@@ -269,6 +277,11 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
         runtime_close(rt, NULL, 0);
         return rc;
     }
+    if (s->online.redis) {
+        int64_t ttl = s->online.ttl_ms;
+        if (ttl == SPEC_ONLINE_TTL_STATE) ttl = engine_ttl(rt->pl.engine);
+        rt->online = online_store_new(rt, &s->online, ttl);
+    }
     *out = rt;
     return 0;
 fail:
@@ -285,6 +298,9 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
     weir_ticker_stop(&rt->gauges);
     weir_ticker_stop(&rt->flusher);
     weir_ticker_stop(&rt->closer);
+    /* (its last pass reads the partitions, which are still whole) */
+    online_store_free(rt->online);
+    rt->online = NULL;
     int rc = 0;
     /* What is due goes out before the shutdown checkpoint and the outputs'
      * close (CLOSER). */
@@ -722,6 +738,8 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
             metrics_add(&ms->accepted, 1);
             if (res.late) metrics_add(&ms->late, 1);
             if (res.duplicate) metrics_add(&ms->duplicates, 1);
+            if (rt->online && !res.late && !res.duplicate)
+                online_store_mark(rt->online, p->id, evs[i].key);
             /* a duplicate's is its first's, counted once (and its rule number
              * is of the spec that decided it) */
             if (!res.duplicate) metrics_decision(&rt->m, d.rule);
@@ -905,6 +923,7 @@ void runtime_start_tickers(runtime_t *rt)
     weir_ticker_start(&rt->gauges, STATS_EVERY_MS, gauges_tick, rt);
     for (uint32_t i = 0; i < rt->nparts; i++) engine_part_defer_closes(rt->parts[i].engine, 1);
     weir_ticker_start(&rt->closer, CLOSER_EVERY_MS, closer_tick, rt);
+    if (rt->online) online_store_start(rt->online);
     weir_ticker_wake(&rt->closer); /* what a checkpoint at the log's end left due */
 }
 
@@ -1193,6 +1212,7 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
                "restored, then replayed and live).",
                es, rt->nparts, offsetof(engine_stats_t, late));
     weir_free(es);
+    if (rt->online) online_store_metrics(rt->online, b);
     metrics_header(b, "weir_event_time_seconds", "gauge",
                    "Newest event time applied per partition (Unix seconds).");
     for (uint32_t i = 0; i < rt->nparts; i++) {

@@ -344,10 +344,10 @@ int ld_compile_node(loader_t *L, const ynode_t *n, const expr_scope_t *scope, ex
 
 /* ---- top level ---- */
 
-static const char *const top_keys[] = {"pipeline",  "partitions", "sources",
-                                       "features",  "aggregates", "model",
-                                       "decisions", "patterns",   "checkpoint_interval",
-                                       "guarantee", NULL};
+static const char *const top_keys[] = {"pipeline",  "partitions",   "sources",
+                                       "features",  "aggregates",   "model",
+                                       "decisions", "patterns",     "checkpoint_interval",
+                                       "guarantee", "online_store", NULL};
 
 static int load_pipeline(loader_t *L, const ynode_t *root)
 {
@@ -1073,7 +1073,7 @@ static int load_root(loader_t *L, const ynode_t *root)
                        ld_kind_name(root));
     if (ld_check_keys(L, root, top_keys, "the spec",
                       "pipeline, partitions, sources, features, aggregates, model, decisions, "
-                      "patterns, checkpoint_interval or guarantee"))
+                      "patterns, checkpoint_interval, guarantee or online_store"))
         return L->rc;
     static const char *const required[] = {"pipeline", "sources"};
     for (size_t i = 0; i < 2; i++)
@@ -1082,7 +1082,7 @@ static int load_root(loader_t *L, const ynode_t *root)
     if (load_pipeline(L, root) || load_recovery(L, root) || load_sources(L, root) ||
         ld_load_patterns(L, root) || load_features(L, root) || load_model(L, root) ||
         load_decisions(L, root) || ld_pattern_rules(L) || load_aggregates(L, root) ||
-        ld_check_outputs(L))
+        ld_check_outputs(L) || ld_load_online_store(L, root))
         return L->rc;
     return 0;
 }
@@ -1171,6 +1171,8 @@ void spec_free(spec_t *s)
     }
     weir_free(s->aggregates);
     spec_patterns_free(s);
+    weir_free(s->online.redis);
+    weir_free(s->online.prefix);
     weir_free(s->pipeline);
     weir_free(s->file);
     weir_free(s);

@@ -247,6 +247,19 @@ typedef struct spec_pattern {
 typedef enum spec_guarantee { SPEC_EXACTLY_ONCE = 0, SPEC_AT_LEAST_ONCE = 1 } spec_guarantee_t;
 #define SPEC_CHECKPOINT_INTERVAL_DEFAULT_MS 10000
 
+/* An online store: every key's features written to Redis for readers
+ * outside weir (the design's "Redis can hold online features"), by
+ * `weir run` only (src/serve/online_store.c says when and how). */
+typedef struct spec_online_store {
+    char *redis;    /* "HOST:PORT", or a unix socket's absolute path; NULL: no online store */
+    char *prefix;   /* of every Redis key (then the entity key): default "PIPELINE:SOURCE:" */
+    int64_t ttl_ms; /* each written key's Redis expiry: SPEC_ONLINE_TTL_STATE (the default:
+                       the key's state TTL), 0 (never), or a duration */
+    spec_pos_t pos; /* of online_store:, for messages */
+} spec_online_store_t;
+#define SPEC_ONLINE_TTL_STATE  (-1)
+#define SPEC_ONLINE_PREFIX_MAX 200
+
 typedef struct spec {
     char *file; /* the path given to spec_load, for messages */
     char *pipeline;
@@ -280,6 +293,7 @@ typedef struct spec {
     uint32_t npatterns;
     int64_t max_within_ms;        /* longest `within` (state TTL) */
     uint32_t pattern_lower_calls; /* lower() calls of all step conditions */
+    spec_online_store_t online;   /* online.redis NULL: none */
 } spec_t;
 
 /* Loads the spec at path. On success returns 0 and sets *out (free with

@@ -1,6 +1,6 @@
 /* spec_int.h — the spec loader's internals, shared by spec.c (pipeline,
- * sources, features, model, decisions, aggregates) and spec_pattern.c
- * (patterns). Nothing outside src/spec includes this.
+ * sources, features, model, decisions, aggregates), spec_pattern.c
+ * (patterns) and spec_online.c (online_store). Nothing outside src/spec includes this.
  *
  * Every ld_ helper that fails records the first error in L (code and
  * "FILE:LINE:COL: message") and returns its code; later failures keep the
@@ -78,5 +78,9 @@ int ld_find_pattern(const spec_t *s, const char *name, size_t len);
  * decision emits and pattern emits. */
 int ld_check_outputs(loader_t *L);
 void spec_patterns_free(spec_t *s);
+
+/* online_store: (spec_online.c), after the pipeline and sources (its
+ * default prefix names them). */
+int ld_load_online_store(loader_t *L, const ynode_t *root);
 
 #endif

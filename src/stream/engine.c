@@ -522,6 +522,11 @@ static void key_retire(void *v, void *arg)
 {
     engine_part_t *p = arg;
     const engine_t *e = p->e;
+    if (p->sink.evicted && *key_inited(e, v)) {
+        size_t klen;
+        const void *kb = keymap_key(v, &klen);
+        p->sink.evicted(p->sink.ctx, p->part, (weir_slice_t){kb, klen});
+    }
     if (p->defer_closes && *key_inited(e, v)) {
         size_t klen;
         const void *kb = keymap_key(v, &klen);
@@ -878,12 +883,13 @@ void engine_part_prefetch(const engine_part_t *p, const expr_value_t *fields, ui
     }
 }
 
-int engine_part_lookup(engine_part_t *p, weir_slice_t key, engine_result_t *res)
+/* engine_part_lookup's, as of time t. */
+static int lookup_at(engine_part_t *p, weir_slice_t key, int64_t t, engine_result_t *res)
 {
     const engine_t *e = p->e;
     memset(res, 0, sizeof *res);
-    for (uint32_t i = 0; i < e->src->nfields; i++) p->fields[i] = expr_null();
-    int64_t t = p->max_time == INT64_MIN ? 0 : p->max_time;
+    for (uint32_t i = 0; i < e->src->nfields; i++)
+        p->fields[i] = expr_null();
     /* Not logged: must leave the state exactly as it was (principle 2). */
     void *v = features_as_of(p, key, t, p->fields, 0);
     res->time = t;
@@ -894,9 +900,39 @@ int engine_part_lookup(engine_part_t *p, weir_slice_t key, engine_result_t *res)
     return v != NULL;
 }
 
+int engine_part_lookup(engine_part_t *p, weir_slice_t key, engine_result_t *res)
+{
+    return lookup_at(p, key, p->max_time == INT64_MIN ? 0 : p->max_time, res);
+}
+
+int engine_part_lookup_newest(engine_part_t *p, weir_slice_t key, engine_result_t *res)
+{
+    const void *v = keymap_peek(&p->km, keymap_hash(key.ptr, key.len), key.ptr, key.len);
+    int64_t t = v ? keymap_newest(v) : INT64_MIN;
+    if (t == INT64_MIN) t = p->max_time == INT64_MIN ? 0 : p->max_time; /* (none: not found) */
+    return lookup_at(p, key, t, res);
+}
+
 int engine_part_holds(const engine_part_t *p, weir_slice_t key)
 {
     return keymap_peek(&p->km, keymap_hash(key.ptr, key.len), key.ptr, key.len) != NULL;
+}
+
+int64_t engine_ttl(const engine_t *e)
+{
+    return e->ttl;
+}
+
+void engine_part_each_key(const engine_part_t *p, void (*cb)(void *ctx, weir_slice_t key),
+                          void *ctx)
+{
+    keymap_iter_t it = KEYMAP_ITER_INIT;
+    void *v;
+    while ((v = keymap_next(&p->km, &it))) {
+        size_t klen;
+        const void *k = keymap_key(v, &klen);
+        cb(ctx, (weir_slice_t){k, klen});
+    }
 }
 
 void engine_part_tick(engine_part_t *p, int64_t time)

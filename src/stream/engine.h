@@ -69,6 +69,9 @@ typedef struct engine_sink {
     void (*late)(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
                  int64_t watermark, weir_slice_t event);
     void *ctx;
+    /* A key's state is dropped: expired (TTL), by the sweep or when its next
+     * event finds it stale. May be NULL. */
+    void (*evicted)(void *ctx, uint32_t part, weir_slice_t key);
 } engine_sink_t;
 
 /* One partition's state. The engine must outlive it; sink is copied. */
@@ -154,6 +157,21 @@ void engine_part_prefetch(const engine_part_t *p, const expr_value_t *fields, ui
  * last(x) come from the key's state (empty if it has none or is stale).
  * Read-only. Returns 1 if the key has state, 0 if not. */
 int engine_part_lookup(engine_part_t *p, weir_slice_t key, engine_result_t *res);
+/* As engine_part_lookup, as of the key's newest event time (res->time)
+ * instead of the partition's: what the key's own events made of its
+ * features, whatever other keys did to the partition's time since. For
+ * the online store (src/serve/online_store.h): a value that depends on the
+ * log alone. */
+int engine_part_lookup_newest(engine_part_t *p, weir_slice_t key, engine_result_t *res);
+
+/* How long a key's state outlives its newest event (TTL in engine.c). */
+int64_t engine_ttl(const engine_t *e);
+
+/* Calls cb with every key the partition holds an entry for (live, or
+ * expired and not yet swept), in one pass that must not be interleaved
+ * with anything that changes the partition. Read-only. */
+void engine_part_each_key(const engine_part_t *p, void (*cb)(void *ctx, weir_slice_t key),
+                          void *ctx);
 
 /* Whether the partition holds an entry for `key` (live or expired but not
  * yet swept: either way its memory is there already). Read-only. */

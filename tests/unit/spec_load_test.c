@@ -295,6 +295,43 @@ static void test_minimal_spec(void **state)
     spec_free(s);
 }
 
+static void test_online_store(void **state)
+{
+    (void)state;
+    spec_t *s = load_ok(HEAD);
+    assert_null(s->online.redis); /* none unless asked */
+    spec_free(s);
+    s = load_ok(HEAD "online_store:\n  redis: localhost:6379\n");
+    assert_string_equal(s->online.redis, "localhost:6379");
+    assert_string_equal(s->online.prefix, "p:tx:"); /* PIPELINE:SOURCE: */
+    assert_true(s->online.ttl_ms == SPEC_ONLINE_TTL_STATE);
+    spec_free(s);
+    s = load_ok(HEAD "online_store: {redis: /run/redis.sock, prefix: 'f:', ttl: 0s}\n");
+    assert_string_equal(s->online.redis, "/run/redis.sock");
+    assert_string_equal(s->online.prefix, "f:");
+    assert_true(s->online.ttl_ms == 0);
+    spec_free(s);
+    s = load_ok(HEAD "online_store: {redis: '[::1]:6379', ttl: 2h}\n");
+    assert_true(s->online.ttl_ms == 7200000);
+    spec_free(s);
+    load_fails(HEAD "online_store: {prefix: x}\n",
+               "t.yaml:7:15: online_store is missing required key 'redis' (HOST:PORT, or a unix "
+               "socket's absolute path)");
+    load_fails(HEAD "online_store: {redis: localhost}\n",
+               "t.yaml:7:23: online_store redis 'localhost' is not HOST:PORT (a port from 1 to "
+               "65535) nor a unix socket's absolute path");
+    load_fails(HEAD "online_store: {redis: 'h:65536'}\n",
+               "t.yaml:7:23: online_store redis 'h:65536' is not HOST:PORT (a port from 1 to "
+               "65535) nor a unix socket's absolute path");
+    load_fails(HEAD "online_store: {redis: 'h:1', tll: 1h}\n",
+               "t.yaml:7:30: unknown key 'tll' in online_store; did you mean 'ttl'?");
+    load_fails(HEAD "online_store: {redis: 'h:1', ttl: soon}\n",
+               "t.yaml:7:35: bad duration 'soon' for online_store ttl: expected an integer "
+               "followed by ms, s, m, h or d (500ms, 30s, 10m, 1h, 7d)");
+    load_fails(HEAD "online_store: redis\n",
+               "t.yaml:7:15: online_store must be a mapping (name: value lines), not a text");
+}
+
 static void test_feature_order_is_topological(void **state)
 {
     (void)state;
@@ -419,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_fraud_example_evaluates),
         cmocka_unit_test(test_broken_specs),
         cmocka_unit_test(test_minimal_spec),
+        cmocka_unit_test(test_online_store),
         cmocka_unit_test(test_feature_order_is_topological),
         cmocka_unit_test(test_model_path_resolution),
         cmocka_unit_test(test_decisions_and_score),

@@ -101,7 +101,7 @@ static void run_open(run_t *r)
     if (spec_load_string(spec_now, strlen(spec_now), "t.yaml", &r->spec, err, sizeof err) ||
         engine_new(r->spec, &r->eng, err, sizeof err))
         fail_msg("%s", err);
-    engine_sink_t sink = {on_window, on_late, r};
+    engine_sink_t sink = {on_window, on_late, r, NULL};
     r->part = engine_part_new(r->eng, 0, &sink);
 }
 

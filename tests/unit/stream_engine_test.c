@@ -95,7 +95,7 @@ static int setup(void **state)
     if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &f.spec, err, sizeof err) != 0)
         fail_msg("spec: %s", err);
     if (engine_new(f.spec, &f.eng, err, sizeof err) != 0) fail_msg("engine: %s", err);
-    engine_sink_t sink = {on_window, on_late, &f};
+    engine_sink_t sink = {on_window, on_late, &f, NULL};
     f.part = engine_part_new(f.eng, 0, &sink);
     *state = &f;
     return 0;
@@ -461,7 +461,7 @@ static void lines_open(fixture_t *f, lines_t *l)
     if (spec_load_string(spec_text, sizeof spec_text - 1, "t.yaml", &f->spec, err, sizeof err) ||
         engine_new(f->spec, &f->eng, err, sizeof err))
         fail_msg("%s", err);
-    engine_sink_t sink = {on_line, NULL, l};
+    engine_sink_t sink = {on_line, NULL, l, NULL};
     f->part = engine_part_new(f->eng, 0, &sink);
 }
 

@@ -247,7 +247,7 @@ static void on_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key,
 
 static engine_sink_t sink_of(run_t *r)
 {
-    return (engine_sink_t){on_window, on_late, r};
+    return (engine_sink_t){on_window, on_late, r, NULL};
 }
 
 static void load(const char *text, spec_t **spec, engine_t **eng)

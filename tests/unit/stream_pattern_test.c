@@ -94,7 +94,7 @@ static fixture_t *open_spec(const char *body)
     char err[512];
     f.spec = load_spec(body);
     if (engine_new(f.spec, &f.eng, err, sizeof err) != 0) fail_msg("engine: %s", err);
-    engine_sink_t sink = {on_window, NULL, &f};
+    engine_sink_t sink = {on_window, NULL, &f, NULL};
     f.part = engine_part_new(f.eng, 0, &sink);
     return &f;
 }
@@ -698,7 +698,7 @@ static void checkpoint_keeps_pattern_state(int snapshot)
         } else if (i == cut) {
             weir_buf_t buf = WEIR_BUF_INIT;
             assert_int_equal(engine_part_encode(a->part, &buf, NULL, NULL), 0);
-            engine_sink_t sink = {on_window, NULL, &b};
+            engine_sink_t sink = {on_window, NULL, &b, NULL};
             b.part = engine_part_new(b.eng, 0, &sink);
             assert_int_equal(engine_part_decode(b.part, buf.data, buf.len, err, sizeof err), 0);
             a->nout = 0;
@@ -715,7 +715,7 @@ static void checkpoint_keeps_pattern_state(int snapshot)
             pattern_event_at(side ? &b : a, i, rs[i], tss[i], feats[side][i]);
         if (snap && i % 40 == 0 && engine_part_snap_step(a->part, snap, 1, NULL, &sbuf)) {
             snap = NULL;
-            engine_sink_t sink = {on_window, NULL, &b};
+            engine_sink_t sink = {on_window, NULL, &b, NULL};
             b.part = engine_part_new(b.eng, 0, &sink);
             assert_int_equal(engine_part_decode(b.part, sbuf.data, sbuf.len, err, sizeof err), 0);
             engine_part_tick(b.part, tss[cut] + (int64_t)((rs[cut] >> 12) % 9000) + 10 * S);

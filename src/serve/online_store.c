@@ -1,0 +1,414 @@
+/* online_store.c — see online_store.h. */
+#include "serve/online_store.h"
+#include "serve/runtime_int.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/keyset.h"
+#include "serve/metrics.h"
+
+#define WRITE_SLICE     128 /* keys computed per hold of a partition's lock (~1 us each) */
+#define IDLE_MS         10  /* between two passes that found nothing to write */
+#define BACKOFF_MIN_MS  100 /* after a failure, doubling up to */
+#define BACKOFF_MAX_MS  5000
+#define CONNECT_TIMEOUT 1000 /* ms */
+#define IO_TIMEOUT      2000 /* ms: a reply slower than this is a failure */
+
+struct online_store {
+    runtime_t *rt;
+    char *redis, *prefix;
+    int64_t cfg_ttl;          /* as the spec says it (online_store_same) */
+    char ttl_text[24];        /* PX's argument; "" for no expiry */
+    keyset_t *dirty;          /* per partition, under the partition's lock */
+    keyset_t taken;           /* the writer's: a set being written */
+    _Atomic uint64_t pending; /* keys marked or taken, not yet acknowledged by Redis */
+    pthread_t thread;
+    int started;
+    _Atomic int running; /* the writer is started (online_store_evicted) */
+    pthread_mutex_t mu;  /* stop, woken, and the writer's naps */
+    pthread_cond_t cv;
+    int stop;
+    int woken;        /* a key was marked during an idle nap */
+    _Atomic int idle; /* the writer naps with nothing to write (WAKING THE WRITER) */
+    /* the writer's alone */
+    redisContext *c;
+    char run_id[64]; /* Redis's, at the last connection ("": none yet) */
+    int failing;     /* a failure was said, and no success since */
+    weir_buf_t rkey, val;
+    /* metrics */
+    _Atomic int connected;
+    _Atomic uint64_t writes, deletes, failures, syncs;
+};
+
+online_store_t *online_store_new(runtime_t *rt, const spec_online_store_t *cfg, int64_t ttl_ms)
+{
+    online_store_t *os = weir_calloc(1, sizeof *os);
+    os->rt = rt;
+    os->redis = weir_strdup(cfg->redis);
+    os->prefix = weir_strdup(cfg->prefix);
+    os->cfg_ttl = cfg->ttl_ms;
+    if (ttl_ms > 0) snprintf(os->ttl_text, sizeof os->ttl_text, "%" PRId64, ttl_ms);
+    os->dirty = weir_calloc(rt->nparts, sizeof *os->dirty);
+    pthread_mutex_init(&os->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&os->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return os;
+}
+
+int online_store_same(const online_store_t *os, const spec_online_store_t *cfg)
+{
+    return cfg->redis && !strcmp(os->redis, cfg->redis) && !strcmp(os->prefix, cfg->prefix) &&
+           os->cfg_ttl == cfg->ttl_ms;
+}
+
+/* WAKING THE WRITER. A writer with nothing to write naps IDLE_MS; the
+ * first key marked while it naps wakes it (one signal a nap, not one an
+ * event), so that a change reaches Redis in about one write, not a nap.
+ * A key marked between the writer's last look and its nap waits the nap. */
+void online_store_mark(online_store_t *os, uint32_t part, weir_slice_t key)
+{
+    if (!keyset_add(&os->dirty[part], key.ptr, key.len)) return;
+    atomic_fetch_add_explicit(&os->pending, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&os->idle, memory_order_relaxed) && atomic_exchange(&os->idle, 0)) {
+        pthread_mutex_lock(&os->mu);
+        os->woken = 1;
+        pthread_cond_signal(&os->cv);
+        pthread_mutex_unlock(&os->mu);
+    }
+}
+
+/* Sleeps up to ms unless stopped or (idle: a nap with nothing to write)
+ * woken by a key marked meanwhile; returns whether to stop. */
+static int nap(online_store_t *os, int64_t ms, int idle)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&os->mu);
+    os->woken = 0;
+    if (idle) atomic_store(&os->idle, 1);
+    while (!os->stop && !os->woken &&
+           pthread_cond_timedwait(&os->cv, &os->mu, &until) != ETIMEDOUT) {
+    }
+    atomic_store(&os->idle, 0);
+    int stop = os->stop;
+    pthread_mutex_unlock(&os->mu);
+    return stop;
+}
+
+/* Says a failure once an outage (the metrics count every one). */
+static void failed(online_store_t *os, const char *what, const char *why)
+{
+    atomic_fetch_add(&os->failures, 1);
+    if (!os->failing)
+        fprintf(stderr,
+                "weir run: online store: redis %s: %s %s; retrying (requests do not wait; the "
+                "keys to write wait, weir_online_store_pending)\n",
+                os->redis, what, why);
+    os->failing = 1;
+}
+
+static void disconnect(online_store_t *os)
+{
+    if (os->c) redisFree(os->c);
+    os->c = NULL;
+    atomic_store(&os->connected, 0);
+}
+
+static void mark_cb(void *ctx, weir_slice_t key)
+{
+    void **a = ctx;
+    online_store_mark(a[0], (uint32_t)(uintptr_t)a[1], key);
+}
+
+/* FULL SYNC (online_store.h): every key held, marked. */
+static void full_sync(online_store_t *os)
+{
+    runtime_t *rt = os->rt;
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        rt_part_t *p = &rt->parts[i];
+        void *a[2] = {os, (void *)(uintptr_t)i};
+        pthread_mutex_lock(&p->lock);
+        engine_part_each_key(p->engine, mark_cb, a);
+        pthread_mutex_unlock(&p->lock);
+    }
+    atomic_fetch_add(&os->syncs, 1);
+}
+
+void online_store_evicted(online_store_t *os, uint32_t part, weir_slice_t key)
+{
+    if (atomic_load_explicit(&os->running, memory_order_relaxed)) online_store_mark(os, part, key);
+}
+
+void online_store_resync(online_store_t *os)
+{
+    full_sync(os);
+}
+
+/* Redis's run_id from INFO server into id; 0, or -1 with why. */
+static int run_id_of(redisContext *c, char *id, size_t idlen, char *why, size_t whylen)
+{
+    redisReply *r = redisCommand(c, "INFO server");
+    int rc = -1;
+    snprintf(why, whylen, "%s", !r ? c->errstr : "no run_id in its answer");
+    if (r && r->type == REDIS_REPLY_ERROR) snprintf(why, whylen, "%s", r->str); /* NOAUTH, ... */
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const char *at = strstr(r->str, "run_id:");
+        if (at) {
+            at += 7;
+            size_t n = strcspn(at, "\r\n");
+            if (n > 0 && n < idlen) {
+                memcpy(id, at, n);
+                id[n] = '\0';
+                rc = 0;
+            }
+        }
+    }
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
+static int connect_redis(online_store_t *os)
+{
+    struct timeval ct = {CONNECT_TIMEOUT / 1000, (CONNECT_TIMEOUT % 1000) * 1000};
+    struct timeval io = {IO_TIMEOUT / 1000, (IO_TIMEOUT % 1000) * 1000};
+    redisContext *c;
+    if (os->redis[0] == '/') {
+        c = redisConnectUnixWithTimeout(os->redis, ct);
+    } else {
+        const char *colon = strrchr(os->redis, ':'); /* (the spec checked the form) */
+        char host[256];
+        snprintf(host, sizeof host, "%.*s", (int)(colon - os->redis), os->redis);
+        c = redisConnectWithTimeout(host, atoi(colon + 1), ct);
+    }
+    if (!c || c->err) {
+        failed(os, "connecting:", c ? c->errstr : "out of memory");
+        if (c) redisFree(c);
+        return -1;
+    }
+    redisSetTimeout(c, io);
+    redisEnableKeepAlive(c);
+    char id[sizeof os->run_id], why[256];
+    if (run_id_of(c, id, sizeof id, why, sizeof why) != 0) {
+        failed(os, "INFO server:", why);
+        redisFree(c);
+        return -1;
+    }
+    os->c = c;
+    atomic_store(&os->connected, 1);
+    /* A new Redis (or weir's first connection since its start): what it
+     * holds is not known to be current. */
+    int sync = strcmp(id, os->run_id) != 0;
+    snprintf(os->run_id, sizeof os->run_id, "%s", id);
+    if (sync) full_sync(os);
+    fprintf(stderr, "weir run: online store: connected to redis %s%s\n", os->redis,
+            sync ? " (a full sync: every key is written)" : "");
+    os->failing = 0;
+    return 0;
+}
+
+/* Puts the taken keys from `at` on back in partition p's set (each
+ * leaves the pending count as taken, and comes back to it as marked,
+ * unless it was marked again meanwhile). */
+static void give_back(online_store_t *os, rt_part_t *p, size_t at)
+{
+    weir_slice_t k;
+    uint64_t n = 0;
+    pthread_mutex_lock(&p->lock);
+    while (keyset_next(&os->taken, &at, &k)) {
+        online_store_mark(os, p->id, k);
+        n++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    atomic_fetch_sub_explicit(&os->pending, n, memory_order_relaxed);
+}
+
+/* WHAT IS WRITTEN (online_store.h): key's value into os->val; returns
+ * whether the key has state. Under p's lock. */
+static int value_of(online_store_t *os, rt_part_t *p, weir_slice_t key)
+{
+    engine_result_t res;
+    int found = engine_part_lookup_newest(p->engine, key, &res);
+    weir_buf_t *b = &os->val;
+    buf_reset(b);
+    buf_append_str(b, "{\"key\":");
+    outputs_json_key(b, os->rt->pl.src, key);
+    buf_appendf(b, ",\"partition\":%u,\"as_of\":%" PRId64 ",\"features\":", p->id, res.time);
+    runtime_features_json(os->rt->pl.spec, res.features, b);
+    buf_append(b, "}", 1);
+    return found;
+}
+
+/* Reads n replies; 0 if every one is what a SET or DEL answers. */
+static int read_replies(online_store_t *os, size_t n, size_t *sets, size_t *dels)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r;
+        if (redisGetReply(os->c, (void **)&r) != REDIS_OK) {
+            failed(os, "writing:", os->c->errstr);
+            return -1;
+        }
+        if (r->type == REDIS_REPLY_STATUS)
+            (*sets)++;
+        else if (r->type == REDIS_REPLY_INTEGER)
+            (*dels)++;
+        else if (rc == 0) {
+            failed(os, "refused a write:",
+                   r->type == REDIS_REPLY_ERROR ? r->str : "(unexpected reply)");
+            rc = -1; /* (the other replies are still read: the connection stays in step) */
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+/* Writes partition p's marked keys; 0, or -1 (the rest given back). */
+static int write_part(online_store_t *os, rt_part_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    keyset_swap(&os->dirty[p->id], &os->taken);
+    pthread_mutex_unlock(&p->lock);
+    /* (a taken key stays pending until Redis acknowledged its write) */
+    if (keyset_count(&os->taken) == 0) return 0;
+    size_t at = 0, plen = strlen(os->prefix);
+    int rc = 0;
+    weir_slice_t k;
+    while (rc == 0 && at < os->taken.arena.len) {
+        size_t from = at, sent = 0, sets = 0, dels = 0;
+        pthread_mutex_lock(&p->lock);
+        /* A request waiting for the lock gets it after the key at hand. */
+        while (sent < WRITE_SLICE &&
+               (sent == 0 || !atomic_load_explicit(&p->waiting, memory_order_relaxed)) &&
+               keyset_next(&os->taken, &at, &k)) {
+            buf_reset(&os->rkey);
+            buf_append(&os->rkey, os->prefix, plen);
+            buf_append(&os->rkey, k.ptr, k.len);
+            int found = value_of(os, p, k);
+            const char *argv[5] = {found ? "SET" : "DEL", os->rkey.data, os->val.data, "PX",
+                                   os->ttl_text};
+            size_t lens[5] = {3, os->rkey.len, os->val.len, 2, strlen(os->ttl_text)};
+            int argc = !found ? 2 : os->ttl_text[0] ? 5 : 3;
+            if (redisAppendCommandArgv(os->c, argc, argv, lens) != REDIS_OK) {
+                rc = -1;
+                break;
+            }
+            sent++;
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (rc == 0)
+            rc = read_replies(os, sent, &sets, &dels);
+        else
+            failed(os, "writing:", "out of memory");
+        atomic_fetch_add(&os->writes, sets);
+        atomic_fetch_add(&os->deletes, dels);
+        if (rc)
+            give_back(os, p, from);
+        else
+            atomic_fetch_sub_explicit(&os->pending, sent, memory_order_relaxed);
+    }
+    keyset_clear(&os->taken);
+    return rc;
+}
+
+static void *writer(void *arg)
+{
+    online_store_t *os = arg;
+    runtime_t *rt = os->rt;
+    int64_t backoff = BACKOFF_MIN_MS;
+    for (;;) {
+        pthread_mutex_lock(&os->mu);
+        int stop = os->stop;
+        pthread_mutex_unlock(&os->mu);
+        if (!os->c && (stop || connect_redis(os) != 0)) {
+            if (stop || nap(os, backoff, 0)) break;
+            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            continue;
+        }
+        int rc = 0;
+        uint64_t before = atomic_load(&os->writes) + atomic_load(&os->deletes);
+        for (uint32_t i = 0; i < rt->nparts && rc == 0; i++)
+            rc = write_part(os, &rt->parts[i]);
+        if (rc) {
+            disconnect(os);
+            if (stop || nap(os, backoff, 0)) break;
+            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            continue;
+        }
+        backoff = BACKOFF_MIN_MS;
+        if (stop) break; /* the pass after the stop was the last */
+        if (atomic_load(&os->writes) + atomic_load(&os->deletes) == before) nap(os, IDLE_MS, 1);
+    }
+    disconnect(os);
+    return NULL;
+}
+
+void online_store_start(online_store_t *os)
+{
+    os->started = pthread_create(&os->thread, NULL, writer, os) == 0;
+    atomic_store(&os->running, os->started);
+    if (!os->started) fprintf(stderr, "weir run: online store: the writer thread did not start\n");
+}
+
+void online_store_free(online_store_t *os)
+{
+    if (!os) return;
+    if (os->started) {
+        pthread_mutex_lock(&os->mu);
+        os->stop = 1;
+        pthread_cond_signal(&os->cv);
+        pthread_mutex_unlock(&os->mu);
+        pthread_join(os->thread, NULL);
+    }
+    for (uint32_t i = 0; i < os->rt->nparts; i++)
+        keyset_free(&os->dirty[i]);
+    weir_free(os->dirty);
+    keyset_free(&os->taken);
+    buf_free(&os->rkey);
+    buf_free(&os->val);
+    pthread_cond_destroy(&os->cv);
+    pthread_mutex_destroy(&os->mu);
+    weir_free(os->redis);
+    weir_free(os->prefix);
+    weir_free(os);
+}
+
+void online_store_metrics(online_store_t *os, weir_buf_t *b)
+{
+    metrics_header(b, "weir_online_store_connected", "gauge",
+                   "1 while the online store's Redis connection is up.");
+    metrics_sample_u64(b, "weir_online_store_connected", NULL,
+                       (uint64_t)atomic_load(&os->connected));
+    metrics_header(b, "weir_online_store_pending", "gauge",
+                   "Keys changed and not yet written to the online store (each key once).");
+    metrics_sample_u64(b, "weir_online_store_pending", NULL, atomic_load(&os->pending));
+    metrics_header(b, "weir_online_store_writes_total", "counter",
+                   "Keys written to the online store (SET), and deleted from it (DEL: no state).");
+    metrics_sample_u64(b, "weir_online_store_writes_total", "op=\"set\"", atomic_load(&os->writes));
+    metrics_sample_u64(b, "weir_online_store_writes_total", "op=\"del\"",
+                       atomic_load(&os->deletes));
+    metrics_header(b, "weir_online_store_failures_total", "counter",
+                   "Failed connections and writes to the online store (their keys are retried).");
+    metrics_sample_u64(b, "weir_online_store_failures_total", NULL, atomic_load(&os->failures));
+    metrics_header(b, "weir_online_store_full_syncs_total", "counter",
+                   "Full syncs: every key written again (a first connection, a new Redis "
+                   "run_id, a spec reload).");
+    metrics_sample_u64(b, "weir_online_store_full_syncs_total", NULL, atomic_load(&os->syncs));
+}

@@ -1,0 +1,82 @@
+/* online_store.h — a spec's `online_store:` (spec.h): every key's features
+ * kept in Redis, for readers outside weir (DESIGN.md: "Redis can hold
+ * online features"). Only `weir run` writes it.
+ *
+ * WHAT IS WRITTEN. Key K of the source is the Redis key PREFIX + K, a
+ * string, set with the expiry `ttl` (PX; none for 0):
+ *     {"key": K, "partition": P, "as_of": T, "features": {...}}
+ * the key's features as of T, its newest event time: what GET
+ * /v1/features/SOURCE/K answers when the partition's time is T (fields
+ * null: a feature reading the event's fields has no event to read). As of
+ * the key's own newest event, not of the moment of the write: the value
+ * depends on the log alone (principle 2), so a write done again (a retry,
+ * a full sync, a replay after a crash) writes the same bytes, and a
+ * reader knows how old it is (as_of; windows do not decay in Redis between
+ * two events of a key). A key whose state expires in weir (TTL, event
+ * time) is deleted; Redis also expires each key by `ttl` (wall clock),
+ * which covers the keys a replay evicts (online_store_evicted).
+ *
+ * NOT ON THE DECISION PATH. An event applied to a key (not late, not a
+ * duplicate) marks the key in its partition's dirty set, under the
+ * partition's lock: a hash and an insert. One writer thread takes each
+ * partition's set, computes each key's value under the partition's lock
+ * (WRITE_SLICE keys a hold) and sends them to Redis pipelined on one
+ * connection. A key changed many times between two passes is written
+ * once. A request never waits on Redis: a slow or absent Redis makes the
+ * sets grow (a key at most once each: bounded by the keys held) and the
+ * values in Redis older; weir_online_store_pending says how many keys
+ * wait (marked, or being written and not yet acknowledged: 0 means Redis
+ * has every change).
+ *
+ * CONVERGENCE. Once events stop and Redis answers, every key weir holds
+ * has its value (above) in Redis:
+ *   - a write that fails (connection lost, timeout, an error reply) puts
+ *     its keys back in their sets; the writer reconnects with backoff;
+ *   - a FULL SYNC marks every key held: at the writer's first connection
+ *     (the sets are not checkpointed, and Redis may hold values from before
+ *     a crash), whenever Redis's run_id changes (a Redis restarted, empty
+ *     or from an older dump), and after a spec reload (the features
+ *     changed). It lists a partition's keys in one hold of its lock
+ *     (about 100 ns a key);
+ *   - one writer and one connection: Redis applies the writes in the order
+ *     they were computed, so a key never goes back to an older value.
+ * The writer tries once more at shutdown; what it cannot write then, the
+ * next start's full sync writes. */
+#ifndef WEIR_SERVE_ONLINE_STORE_H
+#define WEIR_SERVE_ONLINE_STORE_H
+
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "spec/spec.h"
+
+typedef struct runtime runtime_t;
+typedef struct online_store online_store_t;
+
+/* For rt's partitions, writing to cfg's Redis (cfg is copied) with expiry
+ * ttl_ms (resolved: 0 for none). Connects nothing yet. */
+online_store_t *online_store_new(runtime_t *rt, const spec_online_store_t *cfg, int64_t ttl_ms);
+/* Starts the writer (at ready: recovery's events mark nothing, the first
+ * connection's full sync covers them). */
+void online_store_start(online_store_t *os);
+/* Stops the writer (after one last pass if connected) and frees os. */
+void online_store_free(online_store_t *os);
+
+/* Marks key of partition part to be written. Under that partition's lock. */
+void online_store_mark(online_store_t *os, uint32_t part, weir_slice_t key);
+/* A key whose state expired: deleted from Redis (marked: the writer finds
+ * it has no state). Only once the writer runs: the keys a replay evicts
+ * (a whole log's history of keys) are not kept for it, and stay in Redis
+ * until their expiry there. Under that partition's lock. */
+void online_store_evicted(online_store_t *os, uint32_t part, weir_slice_t key);
+/* A full sync (a spec reload changed the features): every key marked
+ * before it returns. Holding no partition's lock. */
+void online_store_resync(online_store_t *os);
+
+/* Whether cfg is what os writes with (a reload may not change it). */
+int online_store_same(const online_store_t *os, const spec_online_store_t *cfg);
+
+/* Appends the online store's metrics (Prometheus text). */
+void online_store_metrics(online_store_t *os, weir_buf_t *b);
+
+#endif
