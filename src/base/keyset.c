@@ -53,6 +53,7 @@ static void grow(keyset_t *s)
 int keyset_add_hashed(keyset_t *s, uint64_t h, const void *key, size_t len)
 {
     weir_assert(len <= UINT32_MAX);
+    if (h == 0) h = 1;                            /* 0 marks an empty slot */
     if ((s->count + 1) * 4 > s->cap * 3) grow(s); /* load factor <= 3/4 */
     keyset_slot_t *sl = find(s, h, key, len);
     if (sl->hash) return 0;

@@ -22,6 +22,9 @@
 #define BACKOFF_MAX_MS  5000
 #define CONNECT_TIMEOUT 1000 /* ms */
 #define IO_TIMEOUT      2000 /* ms: a reply slower than this is a failure */
+#define CHECK_MS         1000 /* an idle writer's look at Redis's run_id (IDLE CHECK) */
+#define LAST_PASS_MS     5000 /* how long the pass after the stop may take */
+#define TAKEN_KEEP_BYTES (1 << 20) /* a taken set's memory kept for the next round */
 
 struct online_store {
     runtime_t *rt;
@@ -33,12 +36,14 @@ struct online_store {
     _Atomic uint64_t pending; /* keys marked or taken, not yet acknowledged by Redis */
     pthread_t thread;
     int started;
-    _Atomic int running; /* the writer is started (online_store_evicted) */
+    _Atomic int running; /* the writer is started (online_store_changed) */
     pthread_mutex_t mu;  /* stop, woken, and the writer's naps */
     pthread_cond_t cv;
     int stop;
     int woken;        /* a key was marked during an idle nap */
     _Atomic int idle; /* the writer naps with nothing to write (WAKING THE WRITER) */
+    _Atomic int kick; /* and a key was marked since: online_store_kick wakes it */
+    uint64_t stop_by; /* after the stop: the last pass gives up then (mono ns) */
     /* the writer's alone */
     redisContext *c;
     char run_id[64]; /* Redis's, at the last connection ("": none yet) */
@@ -74,19 +79,29 @@ int online_store_same(const online_store_t *os, const spec_online_store_t *cfg)
 }
 
 /* WAKING THE WRITER. A writer with nothing to write naps IDLE_MS; the
- * first key marked while it naps wakes it (one signal a nap, not one an
- * event), so that a change reaches Redis in about one write, not a nap.
- * A key marked between the writer's last look and its nap waits the nap. */
+ * first key marked while it naps asks for it to be woken (one wake-up a
+ * nap, not one an event), so that a change reaches Redis in about one
+ * write, not a nap. The wake-up itself is online_store_kick's, after the
+ * request let go of the partition's lock: a writer woken under it would
+ * only wait for that lock, and the request's unlock would have to wake it
+ * a second time. A key marked between the writer's last look and its nap,
+ * or by the sweep or a tick (no request kicks), waits the nap. */
 void online_store_mark(online_store_t *os, uint32_t part, weir_slice_t key)
 {
     if (!keyset_add(&os->dirty[part], key.ptr, key.len)) return;
     atomic_fetch_add_explicit(&os->pending, 1, memory_order_relaxed);
-    if (atomic_load_explicit(&os->idle, memory_order_relaxed) && atomic_exchange(&os->idle, 0)) {
-        pthread_mutex_lock(&os->mu);
-        os->woken = 1;
-        pthread_cond_signal(&os->cv);
-        pthread_mutex_unlock(&os->mu);
-    }
+    if (atomic_load_explicit(&os->idle, memory_order_relaxed))
+        atomic_store_explicit(&os->kick, 1, memory_order_relaxed);
+}
+
+void online_store_kick(online_store_t *os)
+{
+    if (!atomic_load_explicit(&os->kick, memory_order_relaxed) || !atomic_exchange(&os->kick, 0))
+        return;
+    pthread_mutex_lock(&os->mu);
+    os->woken = 1;
+    pthread_cond_signal(&os->cv);
+    pthread_mutex_unlock(&os->mu);
 }
 
 /* Sleeps up to ms unless stopped or (idle: a nap with nothing to write)
@@ -103,7 +118,10 @@ static int nap(online_store_t *os, int64_t ms, int idle)
     }
     pthread_mutex_lock(&os->mu);
     os->woken = 0;
-    if (idle) atomic_store(&os->idle, 1);
+    if (idle) {
+        atomic_store(&os->kick, 0); /* (one left by a mark no request kicked) */
+        atomic_store(&os->idle, 1);
+    }
     while (!os->stop && !os->woken &&
            pthread_cond_timedwait(&os->cv, &os->mu, &until) != ETIMEDOUT) {
     }
@@ -152,7 +170,7 @@ static void full_sync(online_store_t *os)
     atomic_fetch_add(&os->syncs, 1);
 }
 
-void online_store_evicted(online_store_t *os, uint32_t part, weir_slice_t key)
+void online_store_changed(online_store_t *os, uint32_t part, weir_slice_t key)
 {
     if (atomic_load_explicit(&os->running, memory_order_relaxed)) online_store_mark(os, part, key);
 }
@@ -193,9 +211,14 @@ static int connect_redis(online_store_t *os)
     if (os->redis[0] == '/') {
         c = redisConnectUnixWithTimeout(os->redis, ct);
     } else {
-        const char *colon = strrchr(os->redis, ':'); /* (the spec checked the form) */
+        const char *colon = strrchr(os->redis, ':'), *h = os->redis; /* (the spec checked it) */
+        int hlen = (int)(colon - os->redis);
+        if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') { /* [::1]:6379 */
+            h++;
+            hlen -= 2;
+        }
         char host[256];
-        snprintf(host, sizeof host, "%.*s", (int)(colon - os->redis), os->redis);
+        snprintf(host, sizeof host, "%.*s", hlen, h);
         c = redisConnectWithTimeout(host, atoi(colon + 1), ct);
     }
     if (!c || c->err) {
@@ -293,6 +316,11 @@ static int write_part(online_store_t *os, rt_part_t *p)
     weir_slice_t k;
     while (rc == 0 && at < os->taken.arena.len) {
         size_t from = at, sent = 0, sets = 0, dels = 0;
+        if (os->stop_by && weir_mono_ns() > os->stop_by) {
+            give_back(os, p, from); /* (the next start's full sync writes them) */
+            rc = -1;
+            break;
+        }
         pthread_mutex_lock(&p->lock);
         /* A request waiting for the lock gets it after the key at hand. */
         while (sent < WRITE_SLICE &&
@@ -325,6 +353,9 @@ static int write_part(online_store_t *os, rt_part_t *p)
             atomic_fetch_sub_explicit(&os->pending, sent, memory_order_relaxed);
     }
     keyset_clear(&os->taken);
+    /* A full sync's set is as big as the partition's keys: its memory goes
+     * back rather than stay at that peak in every later round. */
+    if (keyset_bytes(&os->taken) > TAKEN_KEEP_BYTES) keyset_free(&os->taken);
     return rc;
 }
 
@@ -333,6 +364,7 @@ static void *writer(void *arg)
     online_store_t *os = arg;
     runtime_t *rt = os->rt;
     int64_t backoff = BACKOFF_MIN_MS;
+    uint64_t checked = weir_mono_ns(); /* the last sign of life of the connection */
     for (;;) {
         pthread_mutex_lock(&os->mu);
         int stop = os->stop;
@@ -354,7 +386,32 @@ static void *writer(void *arg)
         }
         backoff = BACKOFF_MIN_MS;
         if (stop) break; /* the pass after the stop was the last */
-        if (atomic_load(&os->writes) + atomic_load(&os->deletes) == before) nap(os, IDLE_MS, 1);
+        if (atomic_load(&os->writes) + atomic_load(&os->deletes) != before) {
+            checked = weir_mono_ns(); /* (the connection just answered) */
+            continue;
+        }
+        /* IDLE CHECK. With nothing to write, the socket is not used: a Redis
+         * restarted meanwhile (empty) would go unnoticed until the next
+         * change. So an idle writer asks for the run_id every CHECK_MS. */
+        if (weir_mono_ns() - checked >= (uint64_t)CHECK_MS * 1000000) {
+            checked = weir_mono_ns();
+            char id[sizeof os->run_id], why[256];
+            if (run_id_of(os->c, id, sizeof id, why, sizeof why) != 0) {
+                failed(os, "checking:", why);
+                disconnect(os);
+                continue;
+            }
+            if (strcmp(id, os->run_id) != 0) {
+                snprintf(os->run_id, sizeof os->run_id, "%s", id);
+                fprintf(stderr,
+                        "weir run: online store: redis %s restarted (a new run_id): a full "
+                        "sync\n",
+                        os->redis);
+                full_sync(os);
+                continue;
+            }
+        }
+        nap(os, IDLE_MS, 1);
     }
     disconnect(os);
     return NULL;
@@ -373,6 +430,7 @@ void online_store_free(online_store_t *os)
     if (os->started) {
         pthread_mutex_lock(&os->mu);
         os->stop = 1;
+        os->stop_by = weir_mono_ns() + (uint64_t)LAST_PASS_MS * 1000000;
         pthread_cond_signal(&os->cv);
         pthread_mutex_unlock(&os->mu);
         pthread_join(os->thread, NULL);

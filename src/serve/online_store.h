@@ -14,7 +14,7 @@
  * reader knows how old it is (as_of; windows do not decay in Redis between
  * two events of a key). A key whose state expires in weir (TTL, event
  * time) is deleted; Redis also expires each key by `ttl` (wall clock),
- * which covers the keys a replay evicts (online_store_evicted).
+ * which covers the keys a replay evicts (online_store_changed).
  *
  * NOT ON THE DECISION PATH. An event applied to a key (not late, not a
  * duplicate) marks the key in its partition's dirty set, under the
@@ -64,11 +64,15 @@ void online_store_free(online_store_t *os);
 
 /* Marks key of partition part to be written. Under that partition's lock. */
 void online_store_mark(online_store_t *os, uint32_t part, weir_slice_t key);
-/* A key whose state expired: deleted from Redis (marked: the writer finds
- * it has no state). Only once the writer runs: the keys a replay evicts
- * (a whole log's history of keys) are not kept for it, and stay in Redis
- * until their expiry there. Under that partition's lock. */
-void online_store_evicted(online_store_t *os, uint32_t part, weir_slice_t key);
+/* A key whose features changed without an event of its own (the engine's
+ * `changed` sink: its state expired, a pattern matched at the watermark):
+ * marked, written again (or deleted). Only once the writer runs: the keys
+ * a replay evicts (a whole log's history of keys) are not kept for it; the
+ * first connection's full sync writes the rest. Under that partition's lock. */
+void online_store_changed(online_store_t *os, uint32_t part, weir_slice_t key);
+/* Wakes an idle writer if a key was marked since it went idle (WAKING THE
+ * WRITER, online_store.c). After the partition's lock is let go. */
+void online_store_kick(online_store_t *os);
 /* A full sync (a spec reload changed the features): every key marked
  * before it returns. Holding no partition's lock. */
 void online_store_resync(online_store_t *os);

@@ -167,7 +167,7 @@ static int recover_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     pthread_mutex_lock(&p->lock);
     /* Replay writes the outputs again when they were cut back to where the
      * replay starts (OUTPUTS ACROSS CRASHES, decide/outputs_dir.h); from then on, always. */
-    engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt, runtime_sink_evicted};
+    engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt, runtime_sink_changed};
     engine_part_set_sink(p->engine, rt->replay_outputs ? &sink : NULL);
     p->obatch = 1;
     /* Emits to write again: of this spec, or of one run here before (a

@@ -135,7 +135,7 @@ static void swap_in(runtime_t *rt, staged_t *st, const weir_buf_t *text)
     for (uint32_t i = 0; i < rt->nparts; i++) {
         rt_part_t *p = &rt->parts[i];
         engine_migrate_stats_t ms;
-        engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt, runtime_sink_evicted};
+        engine_sink_t sink = {runtime_sink_window, runtime_sink_late, rt, runtime_sink_changed};
         /* Windows already due go out under the spec that closed them, as
          * they would have without deferred closes (runtime.c, CLOSER). */
         engine_part_close_due(p->engine, SIZE_MAX);

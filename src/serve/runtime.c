@@ -129,11 +129,13 @@ void runtime_sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, 
     out_line_done(rt, p);
 }
 
-/* A key whose state expired is deleted from the online store. */
-void runtime_sink_evicted(void *ctx, uint32_t part, weir_slice_t key)
+/* A key whose features changed without an event of its own (its state
+ * expired, a pattern matched at the watermark) is written to the online
+ * store again (or deleted). */
+void runtime_sink_changed(void *ctx, uint32_t part, weir_slice_t key)
 {
     runtime_t *rt = ctx;
-    if (rt->online) online_store_evicted(rt->online, part, key);
+    if (rt->online) online_store_changed(rt->online, part, key);
 }
 
 void runtime_sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
@@ -826,6 +828,7 @@ int runtime_process(runtime_t *rt, runtime_event_t *evs, size_t n, int want_cont
         int rc = process_part(rt, p, evs + i, j - i, want_contribs, cb, ctx, err, errlen);
         int due = engine_part_has_due(p->engine);
         pthread_mutex_unlock(&p->lock);
+        if (rt->online) online_store_kick(rt->online);
         if (due && rt->closer.started) weir_ticker_wake(&rt->closer); /* CLOSER */
         if (rc) return rc;
         i = j;

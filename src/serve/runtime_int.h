@@ -135,7 +135,7 @@ void runtime_sink_window(void *ctx, uint32_t part, const spec_aggregate_t *agg, 
                          int64_t start, int64_t end, int partial, const expr_value_t *vals);
 void runtime_sink_late(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
                        int64_t watermark, weir_slice_t event);
-void runtime_sink_evicted(void *ctx, uint32_t part, weir_slice_t key);
+void runtime_sink_changed(void *ctx, uint32_t part, weir_slice_t key);
 
 /* runtime.c's pieces recovery.c replays with: a partition's buffered
  * output lines written, an event scored and decided, its decision record

@@ -522,10 +522,10 @@ static void key_retire(void *v, void *arg)
 {
     engine_part_t *p = arg;
     const engine_t *e = p->e;
-    if (p->sink.evicted && *key_inited(e, v)) {
+    if (p->sink.changed && *key_inited(e, v)) {
         size_t klen;
         const void *kb = keymap_key(v, &klen);
-        p->sink.evicted(p->sink.ctx, p->part, (weir_slice_t){kb, klen});
+        p->sink.changed(p->sink.ctx, p->part, (weir_slice_t){kb, klen});
     }
     if (p->defer_closes && *key_inited(e, v)) {
         size_t klen;
@@ -556,9 +556,15 @@ static void pat_match(void *ctx, const spec_pattern_t *sp, weir_slice_t key, int
     if (p->sink.window) p->sink.window(p->sink.ctx, p->part, &sp->out, key, start, time, 0, vals);
 }
 
+static void pat_key_matched(void *ctx, weir_slice_t key)
+{
+    engine_part_t *p = ctx;
+    if (p->sink.changed) p->sink.changed(p->sink.ctx, p->part, key);
+}
+
 static pattern_io_t pat_io(engine_part_t *p)
 {
-    return (pattern_io_t){pat_slot, pat_match, p, p->km.snap != NULL};
+    return (pattern_io_t){pat_slot, pat_match, p, p->km.snap != NULL, pat_key_matched};
 }
 
 /* The watermark's work: on-close windows, then held events and deadlines. */
@@ -907,9 +913,20 @@ int engine_part_lookup(engine_part_t *p, weir_slice_t key, engine_result_t *res)
 
 int engine_part_lookup_newest(engine_part_t *p, weir_slice_t key, engine_result_t *res)
 {
-    const void *v = keymap_peek(&p->km, keymap_hash(key.ptr, key.len), key.ptr, key.len);
+    const engine_t *e = p->e;
+    /* (only read here: key_wins and the like take a writable value) */
+    void *v = (void *)keymap_peek(&p->km, keymap_hash(key.ptr, key.len), key.ptr, key.len);
     int64_t t = v ? keymap_newest(v) : INT64_MIN;
-    if (t == INT64_MIN) t = p->max_time == INT64_MIN ? 0 : p->max_time; /* (none: not found) */
+    if (t == INT64_MIN) /* (nothing applied: not found, whatever the time) */
+        return lookup_at(p, key, p->max_time == INT64_MIN ? 0 : p->max_time, res);
+    if (*key_inited(e, v)) {
+        for (uint32_t g = 0; g < e->ngroups; g++)
+            if (key_wins(v)[g].floor > t) t = key_wins(v)[g].floor;
+        if (e->spec->npatterns) {
+            int64_t m = pattern_newest_match(*key_pat(e, v));
+            if (m > t) t = m;
+        }
+    }
     return lookup_at(p, key, t, res);
 }
 

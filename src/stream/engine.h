@@ -69,9 +69,12 @@ typedef struct engine_sink {
     void (*late)(void *ctx, uint32_t part, uint64_t offset, weir_slice_t key, int64_t time,
                  int64_t watermark, weir_slice_t event);
     void *ctx;
-    /* A key's state is dropped: expired (TTL), by the sweep or when its next
-     * event finds it stale. May be NULL. */
-    void (*evicted)(void *ctx, uint32_t part, weir_slice_t key);
+    /* A key's features changed other than by an event of its own applied:
+     * its state expired (TTL: the sweep, its next event finding it stale, a
+     * reload moving only live keys), or a pattern matched at the watermark
+     * (held events released in time order, a `not` confirmed at its
+     * deadline; a match on the key's own event calls it too). May be NULL. */
+    void (*changed)(void *ctx, uint32_t part, weir_slice_t key);
 } engine_sink_t;
 
 /* One partition's state. The engine must outlive it; sink is copied. */
@@ -157,11 +160,14 @@ void engine_part_prefetch(const engine_part_t *p, const expr_value_t *fields, ui
  * last(x) come from the key's state (empty if it has none or is stale).
  * Read-only. Returns 1 if the key has state, 0 if not. */
 int engine_part_lookup(engine_part_t *p, weir_slice_t key, engine_result_t *res);
-/* As engine_part_lookup, as of the key's newest event time (res->time)
- * instead of the partition's: what the key's own events made of its
- * features, whatever other keys did to the partition's time since. For
- * the online store (src/serve/online_store.h): a value that depends on the
- * log alone. */
+/* As engine_part_lookup, as of the key's own time (res->time) instead of
+ * the partition's: the latest of its newest event's time, its newest
+ * recorded pattern match's (a `not` confirmed at a deadline after its last
+ * event) and the watermark a late event of the key read its windows at
+ * (they answer nothing below it). What the key's own history made of its
+ * features, whatever other keys did to the partition's time since: for the
+ * online store (src/serve/online_store.h), a value that depends on the log
+ * alone. */
 int engine_part_lookup_newest(engine_part_t *p, weir_slice_t key, engine_result_t *res);
 
 /* How long a key's state outlives its newest event (TTL in engine.c). */

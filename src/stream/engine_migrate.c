@@ -276,6 +276,11 @@ static void move_by_key(engine_part_t *p, engine_part_t *q, const maps_t *m, int
         if (!*key_inited(from, ov)) continue; /* holds nothing */
         if (newest < cutoff) {
             st->keys_dropped++; /* evicted now rather than at its next event or sweep */
+            if (p->sink.changed) {
+                size_t klen;
+                const void *k = keymap_key(ov, &klen);
+                p->sink.changed(p->sink.ctx, p->part, (weir_slice_t){k, klen});
+            }
             continue;
         }
         /* Every live key moves, even one whose moved state is empty: it

@@ -657,6 +657,15 @@ int64_t pattern_count(const pattern_key_t *k, uint32_t pi, int64_t t, int64_t d)
     return n;
 }
 
+int64_t pattern_newest_match(const pattern_key_t *k)
+{
+    int64_t t = INT64_MIN;
+    for (uint32_t i = 0; k && i < k->n; i++)
+        if (k->one[i].nmt && k->one[i].mt[k->one[i].nmt - 1] > t)
+            t = k->one[i].mt[k->one[i].nmt - 1];
+    return t;
+}
+
 /* A match of run r: counted, its time recorded, its emit written. */
 static void matched(pattern_part_t *pp, uint32_t pi, pat_one_t *o, run_t *r, weir_slice_t key,
                     int64_t time, const pattern_io_t *io)
@@ -664,6 +673,7 @@ static void matched(pattern_part_t *pp, uint32_t pi, pat_one_t *o, run_t *r, wei
     const spec_pattern_t *p = &pp->s->patterns[pi];
     pp->matches++;
     record_time(pp, o, pi, time);
+    if (io->key_matched) io->key_matched(io->ctx, key);
     if (!p->has_emit || !io->match) return;
     eval_emit(pp, p, run_binds(r));
     buf_reset(&pp->evbuf);

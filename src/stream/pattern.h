@@ -100,6 +100,9 @@ typedef struct pattern_io {
      * is running, and the lookup is what records a key before it changes
      * (stream/keymap.h, SNAPSHOTS). */
     int lookup_held;
+    /* Any match of the key (with or without emit:), after its time is
+     * recorded. May be NULL. */
+    void (*key_matched)(void *ctx, weir_slice_t key);
 } pattern_io_t;
 
 pattern_part_t *pattern_part_new(const spec_t *s);
@@ -119,6 +122,9 @@ void pattern_watermark(pattern_part_t *pp, int64_t wm, const pattern_io_t *io);
 
 /* matches(pattern pi) over d as of time t (read-only). */
 int64_t pattern_count(const pattern_key_t *k, uint32_t pi, int64_t t, int64_t d);
+/* The newest match time recorded for k (patterns that matches() counts),
+ * or INT64_MIN. */
+int64_t pattern_newest_match(const pattern_key_t *k);
 
 /* Frees a key's pattern state (NULL is fine). */
 void pattern_key_free(const spec_t *s, pattern_key_t *k);

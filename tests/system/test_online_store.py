@@ -1,16 +1,21 @@
 """test_online_store.py — a spec's `online_store:`: every key's features in a
 real redis-server, for readers outside weir (src/serve/online_store.h).
 
-What must hold, checked against the server's own GET /v1/features:
+What must hold, checked against what weir logged (each key's last decision
+record: the features its newest event was served with):
 - once events stop and Redis answers, every key weir holds is in Redis
-  under PREFIX + key, its value what /v1/features answers, with the expiry
-  asked for; nothing else is there;
+  under PREFIX + key, its value its features as of its own time, with the
+  expiry asked for; nothing else is there; an expired key is deleted;
 - requests never wait on Redis: with no Redis, a Redis that never answers,
-  or a Redis killed mid-stream, every event is accepted and decided, and
-  the keys wait (weir_online_store_pending) until Redis is back;
-- a Redis restarted empty is filled again (a full sync on its new run_id);
+  one that asks for a password, or one killed mid-stream, every event is
+  accepted and decided, and the keys wait (weir_online_store_pending)
+  until Redis is back;
+- a Redis restarted empty is filled again (a full sync on its new run_id),
+  also while no event comes;
 - a weir killed with -9 before it wrote its last changes writes them after
   its restart (the full sync of a first connection);
+- a late event's key, and keys whose pattern matches are found later (at
+  the watermark), get the right value;
 - a reload that changes the features writes every key again; one that
   changes the online store is refused.
 Time is never asserted: waits poll until a condition holds or time out."""
@@ -198,8 +203,8 @@ def fraud_events(n, seed, cards):
 
 
 def test_every_key_is_its_features(tmp_path, weir_bin, redis_server):
-    """The plain case: 2,000 events of 80 cards (late ones among them), each
-    card's value in Redis is /v1/features's answer, with the state's TTL as
+    """The plain case: 2,000 events of 80 cards, each card's value in Redis
+    is its features as the decision log has them, with the state's TTL as
     its expiry."""
     redis = redis_server()
     evs = fraud_events(2000, seed=3, cards=80)
@@ -417,3 +422,121 @@ def test_redis_with_a_password_is_said(tmp_path, weir_bin, redis_server):
         assert srv.stop() == 0
         err = srv.stderr()
         assert "online store: redis 127.0.0.1:%d: INFO server: NOAUTH Authentication required" % redis.port in err, err
+
+
+def same_partition_keys(n, partitions=4, prefix="k"):
+    """n keys of one partition (weir's: XXH64 of the key, seed 0, mod N)."""
+    import xxhash
+    out, i = [], 0
+    while len(out) < n:
+        k = "%s%d" % (prefix, i)
+        if not out or xxhash.xxh64_intdigest(k.encode()) % partitions == xxhash.xxh64_intdigest(out[0].encode()) % partitions:
+            out.append(k)
+        i += 1
+    return out
+
+
+def test_a_late_event_then_a_full_sync(tmp_path, weir_bin, redis_server):
+    """A late event of a key reads its windows as of the watermark, which
+    they then refuse to answer below: the key's value is as of that
+    watermark (what the late event was scored with), not whatever the
+    partition computed last. A full sync (Redis restarted) writes it."""
+    redis = redis_server()
+    a, b, c = same_partition_keys(3)
+    T0 = httputil.T0
+    ev = lambda k, ts, amount: {"card_id": k, "amount": amount, "merchant": "m1", "country": "FR", "ts": ts}
+    spec = spec_file(tmp_path, "127.0.0.1:%d" % redis.port)
+    with Server(weir_bin, spec, tmp_path / "data", "--tick-idle", "0") as srv:
+        srv.post_events([ev(a, T0, 10.0), ev(a, T0 + 1000, 20.0), ev(b, T0 + 7200_000, 5.0)])
+        status, late = srv.json("POST", "/v1/score/" + httputil.SOURCE, ev(a, T0 + 5000, 7.0))
+        assert status == 200 and late["late"] is True, late
+        wait_written(srv)
+        redis.kill()
+        redis.start()
+        srv.post_events([ev(c, T0 + 7200_000, 1.0)])  # the partition computes another key last
+        m = wait_written(srv)
+        assert metric(m, "weir_online_store_full_syncs_total") == 2
+        got = json.loads(redis.client().cmd("GET", "fraud:transactions:" + a))
+        want = dict(late["features"], **FIELD_FEATURES)
+        assert got["as_of"] == T0 + 7200_000 - 30_000  # the watermark the late event read at
+        assert got["features"] == want, (got, want)
+        assert got["features"]["amount_sum_24h"] == 30.0  # a's own two events, not c's
+
+
+PATTERN_SPEC = """pipeline: shop
+partitions: 2
+sources:
+  clicks:
+    key: user
+    time: ts
+    lateness: 10s
+    fields: {user: string, action: string, price: float, ts: time}
+patterns:
+  abandoned:
+    sequence:
+      - cart: action == "cart"
+      - no_buy:
+          not: action == "buy"
+          gap: 10m
+    within: 1h
+  probe:
+    sequence:
+      - small: price < 2
+      - big: price > 500
+    within: 10m
+features:
+  carts_1h: count() over 1h
+  abandoned_24h: matches(abandoned) over 24h
+  probes_1h: matches(probe) over 1h
+online_store:
+  redis: 127.0.0.1:%d
+"""
+
+
+def test_pattern_matches_found_later_are_written(tmp_path, weir_bin, redis_server):
+    """Matches found when the watermark moves (events held for time order,
+    a `not` confirmed at its deadline) change a key's matches() features
+    without an event of that key: the key is written again, as of the
+    match (a trailing `not` is stamped at its deadline, after the key's
+    last event)."""
+    redis = redis_server()
+    spec = tmp_path / "shop.yaml"
+    spec.write_text(PATTERN_SPEC % redis.port)
+    a, b, other = same_partition_keys(3, partitions=2, prefix="u")
+    T0 = httputil.T0
+    ev = lambda k, ts, action, price=1.0: {"user": k, "action": action, "price": price, "ts": ts}
+    with Server(weir_bin, spec, tmp_path / "data", "--tick-idle", "0") as srv:
+        post = lambda evs: srv.json("POST", "/v1/events/clicks", evs)[0] == 200
+        assert post([ev(a, T0, "view", 1.0), ev(a, T0 + 1000, "view", 900.0),  # a probe
+                     ev(b, T0 + 2000, "cart")])                                # b's cart
+        wait_written(srv)
+        r = redis.client()
+        assert json.loads(r.cmd("GET", "shop:clicks:" + a))["features"]["probes_1h"] == 0  # held
+        # another key moves the watermark past a's events and b's deadline
+        assert post([ev(other, T0 + 2000 + 600_000 + 20_000, "view")])
+        wait_written(srv)
+        got_a = json.loads(r.cmd("GET", "shop:clicks:" + a))
+        got_b = json.loads(r.cmd("GET", "shop:clicks:" + b))
+        assert got_a["features"]["probes_1h"] == 1, got_a
+        assert got_a["as_of"] == T0 + 1000
+        assert got_b["features"]["abandoned_24h"] == 1, got_b
+        assert got_b["as_of"] == T0 + 2000 + 600_000  # the deadline, after b's last event
+        assert got_b["features"]["carts_1h"] == 1
+
+
+def test_redis_restarted_while_idle(tmp_path, weir_bin, redis_server):
+    """A Redis restarted empty while no event comes is noticed (an idle
+    writer asks for its run_id every second) and filled again."""
+    redis = redis_server()
+    evs = fraud_events(300, seed=13, cards=25)
+    with Server(weir_bin, spec_file(tmp_path, "127.0.0.1:%d" % redis.port), tmp_path / "data") as srv:
+        srv.post_events(evs)
+        wait_written(srv)
+        redis.kill()
+        redis.start()
+        deadline = time.time() + 30
+        while metric(srv.metrics(), "weir_online_store_full_syncs_total") < 2:
+            assert time.time() < deadline, "the restarted Redis was never noticed"
+            time.sleep(0.05)
+        wait_written(srv)
+        assert_redis_matches(srv, redis.client(), cards_of(evs))

@@ -81,10 +81,13 @@ static void near_keys(void **state)
     assert_int_equal(keyset_add(&s, "ab\0", 3), 1); /* bytes, not C strings */
     assert_int_equal(keyset_add(&s, "ac", 2), 1);
     assert_int_equal(keyset_add(&s, "a", 1), 1);
-    /* a hash of 0 is stored as 1: two keys "hashing" there stay apart */
-    assert_int_equal(keyset_add_hashed(&s, 1, "x", 1), 1);
+    /* a hash of 0 (the empty slot's mark) is stored as 1: keys of both
+     * hashes are found, and stay apart */
+    assert_int_equal(keyset_add_hashed(&s, 0, "x", 1), 1);
     assert_int_equal(keyset_add_hashed(&s, 1, "y", 1), 1);
+    assert_int_equal(keyset_add_hashed(&s, 0, "x", 1), 0);
     assert_int_equal(keyset_add_hashed(&s, 1, "x", 1), 0);
+    assert_int_equal(keyset_add_hashed(&s, 0, "y", 1), 0);
     assert_int_equal(keyset_count(&s), 7);
     keyset_free(&s);
 }

@@ -396,7 +396,7 @@ static void side_event(side_t *s, const spec_t *spec, int k, const char *kind, i
     expr_value_t fields[4] = {expr_string(key, 2), expr_string(kind, strlen(kind)), expr_int(v),
                               expr_time(ts)};
     uint8_t flags[8];
-    pattern_io_t io = {side_slot, side_match, s, 0};
+    pattern_io_t io = {side_slot, side_match, s, 0, NULL};
     pattern_watermark(s->pp, wm, &io);
     pattern_event(s->pp, &s->slots[k], (weir_slice_t){key, 2}, ts, off, fields, wm, flags, &io);
     (void)spec;
@@ -537,7 +537,7 @@ static void overlap_event(pattern_part_t *pp, overlap_t *o, const char *kind, ui
     expr_value_t fields[4] = {expr_string("k", 1), expr_string(kind, 1), expr_int((int64_t)off),
                               expr_time(ts)};
     uint8_t flags[2];
-    pattern_io_t io = {overlap_slot, overlap_match, o, 0};
+    pattern_io_t io = {overlap_slot, overlap_match, o, 0, NULL};
     pattern_event(pp, &o->slot, (weir_slice_t){"k", 1}, ts, off, fields, ts - 10 * S, flags, &io);
 }
 
