@@ -43,7 +43,7 @@ struct online_store {
     int woken;        /* a key was marked during an idle nap */
     _Atomic int idle; /* the writer naps with nothing to write (WAKING THE WRITER) */
     _Atomic int kick; /* and a key was marked since: online_store_kick wakes it */
-    uint64_t stop_by; /* after the stop: the last pass gives up then (mono ns) */
+    _Atomic uint64_t stop_by; /* after the stop: the last pass gives up then (mono ns) */
     /* the writer's alone */
     redisContext *c;
     char run_id[64]; /* Redis's, at the last connection ("": none yet) */

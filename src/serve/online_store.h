@@ -16,9 +16,11 @@
  * time) is deleted; Redis also expires each key by `ttl` (wall clock),
  * which covers the keys a replay evicts (online_store_changed).
  *
- * NOT ON THE DECISION PATH. An event applied to a key (not late, not a
- * duplicate) marks the key in its partition's dirty set, under the
- * partition's lock: a hash and an insert. One writer thread takes each
+ * NOT ON THE DECISION PATH. An event of a key (applied, or late or a
+ * duplicate: those read its windows at the watermark, where its value
+ * then is) marks the key in its partition's dirty set, under the
+ * partition's lock: a hash and an insert; so do the engine's `changed`
+ * sink (a pattern match found at the watermark, an expiry). One writer thread takes each
  * partition's set, computes each key's value under the partition's lock
  * (WRITE_SLICE keys a hold) and sends them to Redis pipelined on one
  * connection. A key changed many times between two passes is written

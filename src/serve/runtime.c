@@ -740,8 +740,11 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
             metrics_add(&ms->accepted, 1);
             if (res.late) metrics_add(&ms->late, 1);
             if (res.duplicate) metrics_add(&ms->duplicates, 1);
-            if (rt->online && !res.late && !res.duplicate)
-                online_store_mark(rt->online, p->id, evs[i].key);
+            /* (a late event, or a duplicate behind the watermark, applies
+             * nothing but reads the key's windows at the watermark, which
+             * they answer nothing below from then on: the key's value moves
+             * to that time, engine_part_lookup_newest) */
+            if (rt->online) online_store_mark(rt->online, p->id, evs[i].key);
             /* a duplicate's is its first's, counted once (and its rule number
              * is of the spec that decided it) */
             if (!res.duplicate) metrics_decision(&rt->m, d.rule);

@@ -626,9 +626,12 @@ static void record_time(pattern_part_t *pp, pat_one_t *o, uint32_t pi, int64_t t
 {
     int64_t d = pp->maxd[pi];
     if (!d) return;
-    /* Trim what no later query can count: queries are at times >= W. */
+    /* Trim what no later query can count: queries are at times >= W, or
+     * (engine_part_lookup_newest, the online store) at the key's newest
+     * match at least, which a match found at the watermark puts below W. */
+    int64_t q = pp->wm < t ? pp->wm : t;
     uint32_t drop = 0;
-    while (drop < o->nmt && pp->wm != INT64_MIN && o->mt[drop] <= pp->wm - d)
+    while (drop < o->nmt && pp->wm != INT64_MIN && o->mt[drop] <= q - d)
         drop++;
     if (drop) {
         memmove(o->mt, o->mt + drop, (o->nmt - drop) * sizeof *o->mt);
@@ -673,7 +676,8 @@ static void matched(pattern_part_t *pp, uint32_t pi, pat_one_t *o, run_t *r, wei
     const spec_pattern_t *p = &pp->s->patterns[pi];
     pp->matches++;
     record_time(pp, o, pi, time);
-    if (io->key_matched) io->key_matched(io->ctx, key);
+    /* (a pattern no matches() counts changes no feature) */
+    if (pp->maxd[pi] && io->key_matched) io->key_matched(io->ctx, key);
     if (!p->has_emit || !io->match) return;
     eval_emit(pp, p, run_binds(r));
     buf_reset(&pp->evbuf);

@@ -100,8 +100,8 @@ typedef struct pattern_io {
      * is running, and the lookup is what records a key before it changes
      * (stream/keymap.h, SNAPSHOTS). */
     int lookup_held;
-    /* Any match of the key (with or without emit:), after its time is
-     * recorded. May be NULL. */
+    /* A match of the key (with or without emit:) of a pattern a matches()
+     * feature counts, after its time is recorded. May be NULL. */
     void (*key_matched)(void *ctx, weir_slice_t key);
 } pattern_io_t;
 

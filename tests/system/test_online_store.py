@@ -493,6 +493,16 @@ online_store:
 """
 
 
+def click(user, ts, action, price=1.0):
+    return {"user": user, "action": action, "price": price, "ts": ts}
+
+
+def shop_spec(tmp_path, redis):
+    spec = tmp_path / "shop.yaml"
+    spec.write_text(PATTERN_SPEC % redis.port)
+    return spec
+
+
 def test_pattern_matches_found_later_are_written(tmp_path, weir_bin, redis_server):
     """Matches found when the watermark moves (events held for time order,
     a `not` confirmed at its deadline) change a key's matches() features
@@ -500,11 +510,10 @@ def test_pattern_matches_found_later_are_written(tmp_path, weir_bin, redis_serve
     match (a trailing `not` is stamped at its deadline, after the key's
     last event)."""
     redis = redis_server()
-    spec = tmp_path / "shop.yaml"
-    spec.write_text(PATTERN_SPEC % redis.port)
+    spec = shop_spec(tmp_path, redis)
     a, b, other = same_partition_keys(3, partitions=2, prefix="u")
     T0 = httputil.T0
-    ev = lambda k, ts, action, price=1.0: {"user": k, "action": action, "price": price, "ts": ts}
+    ev = click
     with Server(weir_bin, spec, tmp_path / "data", "--tick-idle", "0") as srv:
         post = lambda evs: srv.json("POST", "/v1/events/clicks", evs)[0] == 200
         assert post([ev(a, T0, "view", 1.0), ev(a, T0 + 1000, "view", 900.0),  # a probe
@@ -540,3 +549,104 @@ def test_redis_restarted_while_idle(tmp_path, weir_bin, redis_server):
             time.sleep(0.05)
         wait_written(srv)
         assert_redis_matches(srv, redis.client(), cards_of(evs))
+
+
+def restarted_values(weir_bin, spec, data, read):
+    """read() after a SIGTERM restart (from the shutdown checkpoint) and
+    after a kill -9 restart (replay), each once its full sync is written."""
+    out = []
+    for how in ("stop", "kill"):
+        with Server(weir_bin, spec, data, "--tick-idle", "0") as srv:
+            wait_written(srv)
+            out.append(read())
+            if how == "kill":
+                srv.kill()
+    return out
+
+
+def test_late_and_duplicate_events_move_the_value_now(tmp_path, weir_bin, redis_server):
+    """A late event, or a retry behind the watermark, applies nothing but
+    reads its key's windows at the watermark: the key's value moves to that
+    time at once (not only at the next full sync), and restarts write the
+    same bytes."""
+    redis = redis_server()
+    a, b = same_partition_keys(2)
+    T0 = httputil.T0
+    spec = spec_file(tmp_path, "127.0.0.1:%d" % redis.port)
+    text = spec.read_text().replace("      ts: time\n", "      ts: time\n      txn_id: string\n", 1)
+    spec.write_text(text.replace("    lateness: 30s\n", "    lateness: 30s\n    id: txn_id\n", 1))
+    ev = lambda k, ts, amount, i: {"card_id": k, "amount": amount, "merchant": "m1", "country": "FR",
+                                   "ts": ts, "txn_id": i}
+    r = redis.client()
+    read = lambda: r.cmd("GET", "fraud:transactions:" + a)
+    data = tmp_path / "data"
+    with Server(weir_bin, spec, data, "--tick-idle", "0") as srv:
+        srv.post_events([ev(a, T0, 10.0, "x1"), ev(a, T0 + 1000, 20.0, "x2"), ev(b, T0 + 7200_000, 5.0, "y1")])
+        wait_written(srv)
+        assert json.loads(read())["as_of"] == T0 + 1000
+        status, dup = srv.json("POST", "/v1/score/" + httputil.SOURCE, ev(a, T0 + 1000, 20.0, "x2"))
+        assert status == 200 and dup["duplicate"] is True, dup
+        wait_written(srv)
+        after_dup = read()
+        assert json.loads(after_dup)["as_of"] == T0 + 7200_000 - 30_000
+        status, late = srv.json("POST", "/v1/score/" + httputil.SOURCE, ev(a, T0 + 5000, 7.0, "x3"))
+        assert status == 200 and late["late"] is True, late
+        wait_written(srv)
+        after_late = read()
+        assert json.loads(after_late)["features"] == dict(late["features"], **FIELD_FEATURES)
+        assert srv.stop() == 0
+    assert restarted_values(weir_bin, spec, data, read) == [after_late, after_late]
+
+
+def pattern_counts(tmp_path, weir_bin, redis_server, jump):
+    """b's abandoned carts at T0 and T0+23h read after the watermark moves
+    to T0+24h20m, in one jump or two."""
+    redis = redis_server()
+    spec = shop_spec(tmp_path, redis)
+    b, other = same_partition_keys(2, partitions=2, prefix="u")
+    T0, H = httputil.T0, 3600_000
+    ev = click
+    with Server(weir_bin, spec, tmp_path / "data", "--tick-idle", "0") as srv:
+        post = lambda evs: srv.json("POST", "/v1/events/clicks", evs)[0] == 200
+        assert post([ev(b, T0, "cart")])
+        assert post([ev(other, T0 + 600_000 + 20_000, "view")])  # confirms the first at T0+10m
+        assert post([ev(b, T0 + 23 * H, "cart")])                # the second's deadline: T0+23h10m
+        if not jump:
+            assert post([ev(other, T0 + 23 * H + 600_000 + 20_000, "view")])
+        assert post([ev(other, T0 + 24 * H + 20 * 60_000, "view")])
+        wait_written(srv)
+        return json.loads(redis.client().cmd("GET", "shop:clicks:" + b))
+
+
+def test_pattern_counts_do_not_depend_on_how_the_watermark_moved(tmp_path, weir_bin, redis_server):
+    """A match found at the watermark is read at its own time, below the
+    watermark: the match times it counts must still be there, however far
+    the watermark jumped."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    steps = pattern_counts(tmp_path / "a", weir_bin, redis_server, jump=False)
+    jump = pattern_counts(tmp_path / "b", weir_bin, redis_server, jump=True)
+    assert steps == jump
+    assert steps["features"]["abandoned_24h"] == 2 and steps["as_of"] == httputil.T0 + 23 * 3600_000 + 600_000
+
+
+def test_pattern_values_survive_restarts(tmp_path, weir_bin, redis_server):
+    """Keys with matches found at the watermark, and one with a deadline
+    still pending at shutdown, have the same bytes after restarts."""
+    redis = redis_server()
+    spec = shop_spec(tmp_path, redis)
+    a, b, other = same_partition_keys(3, partitions=2, prefix="u")
+    T0 = httputil.T0
+    ev = click
+    data = tmp_path / "data"
+    r = redis.client()
+    read = lambda: {k: r.cmd("GET", "shop:clicks:" + k) for k in (a, b, other)}
+    with Server(weir_bin, spec, data, "--tick-idle", "0") as srv:
+        post = lambda evs: srv.json("POST", "/v1/events/clicks", evs)[0] == 200
+        assert post([ev(a, T0, "view", 1.0), ev(a, T0 + 1000, "view", 900.0), ev(b, T0 + 2000, "cart")])
+        assert post([ev(other, T0 + 2000 + 600_000 + 20_000, "view")])
+        assert post([ev(b, T0 + 700_000, "cart")])  # its deadline is pending at shutdown
+        wait_written(srv)
+        before = read()
+        assert srv.stop() == 0
+    assert restarted_values(weir_bin, spec, data, read) == [before, before]
