@@ -29,6 +29,7 @@
 struct online_store {
     runtime_t *rt;
     char *redis, *prefix;
+    char *username, *password_env, *password; /* AUTH (password NULL: none) */
     int64_t cfg_ttl;          /* as the spec says it (online_store_same) */
     char ttl_text[24];        /* PX's argument; "" for no expiry */
     keyset_t *dirty;          /* per partition, under the partition's lock */
@@ -54,12 +55,16 @@ struct online_store {
     _Atomic uint64_t writes, deletes, failures, syncs;
 };
 
-online_store_t *online_store_new(runtime_t *rt, const spec_online_store_t *cfg, int64_t ttl_ms)
+online_store_t *online_store_new(runtime_t *rt, const spec_online_store_t *cfg, int64_t ttl_ms,
+                                 const char *password)
 {
     online_store_t *os = weir_calloc(1, sizeof *os);
     os->rt = rt;
     os->redis = weir_strdup(cfg->redis);
     os->prefix = weir_strdup(cfg->prefix);
+    os->username = cfg->username ? weir_strdup(cfg->username) : NULL;
+    os->password_env = cfg->password_env ? weir_strdup(cfg->password_env) : NULL;
+    os->password = password ? weir_strdup(password) : NULL;
     os->cfg_ttl = cfg->ttl_ms;
     if (ttl_ms > 0) snprintf(os->ttl_text, sizeof os->ttl_text, "%" PRId64, ttl_ms);
     os->dirty = weir_calloc(rt->nparts, sizeof *os->dirty);
@@ -72,10 +77,16 @@ online_store_t *online_store_new(runtime_t *rt, const spec_online_store_t *cfg, 
     return os;
 }
 
+static int same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
 int online_store_same(const online_store_t *os, const spec_online_store_t *cfg)
 {
     return cfg->redis && !strcmp(os->redis, cfg->redis) && !strcmp(os->prefix, cfg->prefix) &&
-           os->cfg_ttl == cfg->ttl_ms;
+           os->cfg_ttl == cfg->ttl_ms && same_text(os->username, cfg->username) &&
+           same_text(os->password_env, cfg->password_env);
 }
 
 /* WAKING THE WRITER. A writer with nothing to write naps IDLE_MS; the
@@ -228,6 +239,24 @@ static int connect_redis(online_store_t *os)
     }
     redisSetTimeout(c, io);
     redisEnableKeepAlive(c);
+    if (os->password) {
+        redisReply *r = os->username ? redisCommand(c, "AUTH %s %s", os->username, os->password)
+                                     : redisCommand(c, "AUTH %s", os->password);
+        int ok = r && r->type == REDIS_REPLY_STATUS;
+        char why[256];
+        snprintf(why, sizeof why, "%s",
+                 !r                             ? c->errstr
+                 : r->type == REDIS_REPLY_ERROR ? r->str
+                                                : "an unexpected reply");
+        if (r) freeReplyObject(r);
+        if (!ok) {
+            char what[160];
+            snprintf(what, sizeof what, "AUTH with the password in $%s refused:", os->password_env);
+            failed(os, what, why);
+            redisFree(c);
+            return -1;
+        }
+    }
     char id[sizeof os->run_id], why[256];
     if (run_id_of(c, id, sizeof id, why, sizeof why) != 0) {
         failed(os, "INFO server:", why);
@@ -445,6 +474,10 @@ void online_store_free(online_store_t *os)
     pthread_mutex_destroy(&os->mu);
     weir_free(os->redis);
     weir_free(os->prefix);
+    weir_free(os->username);
+    weir_free(os->password_env);
+    if (os->password) explicit_bzero(os->password, strlen(os->password));
+    weir_free(os->password);
     weir_free(os);
 }
 

@@ -42,6 +42,8 @@
  *     (about 100 ns a key);
  *   - one writer and one connection: Redis applies the writes in the order
  *     they were computed, so a key never goes back to an older value.
+ * AUTH: with the password in the spec's password_env (and its username),
+ * read at start; Redis's refusal is said and counted like any failure.
  * The writer tries once more at shutdown; what it cannot write then, the
  * next start's full sync writes. */
 #ifndef WEIR_SERVE_ONLINE_STORE_H
@@ -56,8 +58,10 @@ typedef struct runtime runtime_t;
 typedef struct online_store online_store_t;
 
 /* For rt's partitions, writing to cfg's Redis (cfg is copied) with expiry
- * ttl_ms (resolved: 0 for none). Connects nothing yet. */
-online_store_t *online_store_new(runtime_t *rt, const spec_online_store_t *cfg, int64_t ttl_ms);
+ * ttl_ms (resolved: 0 for none), authenticating with password (from
+ * cfg->password_env; NULL: no AUTH). Connects nothing yet. */
+online_store_t *online_store_new(runtime_t *rt, const spec_online_store_t *cfg, int64_t ttl_ms,
+                                 const char *password);
 /* Starts the writer (at ready: recovery's events mark nothing, the first
  * connection's full sync covers them). */
 void online_store_start(online_store_t *os);

@@ -282,7 +282,16 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
     if (s->online.redis) {
         int64_t ttl = s->online.ttl_ms;
         if (ttl == SPEC_ONLINE_TTL_STATE) ttl = engine_ttl(rt->pl.engine);
-        rt->online = online_store_new(rt, &s->online, ttl);
+        const char *password = s->online.password_env ? getenv(s->online.password_env) : NULL;
+        if (s->online.password_env && !password) {
+            rc = weir_errf(err, errlen, WEIR_EINVAL,
+                           "online_store: password_env names %s, which is not set in weir run's "
+                           "environment",
+                           s->online.password_env);
+            runtime_close(rt, NULL, 0); /* (frees s: the message first) */
+            return rc;
+        }
+        rt->online = online_store_new(rt, &s->online, ttl, password);
     }
     *out = rt;
     return 0;

@@ -1173,6 +1173,8 @@ void spec_free(spec_t *s)
     spec_patterns_free(s);
     weir_free(s->online.redis);
     weir_free(s->online.prefix);
+    weir_free(s->online.username);
+    weir_free(s->online.password_env);
     weir_free(s->pipeline);
     weir_free(s->file);
     weir_free(s);

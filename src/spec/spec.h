@@ -255,6 +255,9 @@ typedef struct spec_online_store {
     char *prefix;   /* of every Redis key (then the entity key): default "PIPELINE:SOURCE:" */
     int64_t ttl_ms; /* each written key's Redis expiry: SPEC_ONLINE_TTL_STATE (the default:
                        the key's state TTL), 0 (never), or a duration */
+    char *username; /* AUTH's user (Redis 6 ACLs), or NULL */
+    char *password_env; /* the environment variable holding AUTH's password, or NULL: a
+                           spec is kept in DATA/specs.d and in checkpoints, a secret is not */
     spec_pos_t pos; /* of online_store:, for messages */
 } spec_online_store_t;
 #define SPEC_ONLINE_TTL_STATE  (-1)

@@ -7,6 +7,8 @@
  *     prefix: "fraud:cards:"    # of every Redis key; default "PIPELINE:SOURCE:"
  *     ttl: 7d                   # Redis expiry of a written key; default the
  *                               # key's state TTL; 0s: never
+ *     password_env: REDIS_PASSWORD  # AUTH with the password in this variable
+ *     username: weir            # AUTH's user (Redis 6 ACLs); needs password_env
  *
  * The address is checked here for its form only (a port from 1 to 65535, a
  * socket path that is absolute): whether Redis answers is a matter of the
@@ -37,15 +39,26 @@ static int address_ok(const char *v, size_t len)
     return port >= 1 && port <= 65535;
 }
 
+/* An environment variable's name: [A-Za-z_][A-Za-z0-9_]*. */
+static int env_name_ok(const char *v, size_t len)
+{
+    if (len == 0 || (v[0] >= '0' && v[0] <= '9')) return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+              (v[i] >= '0' && v[i] <= '9') || v[i] == '_'))
+            return 0;
+    return 1;
+}
+
 int ld_load_online_store(loader_t *L, const ynode_t *root)
 {
-    static const char *const keys[] = {"redis", "prefix", "ttl", NULL};
+    static const char *const keys[] = {"redis", "prefix", "ttl", "password_env", "username", NULL};
     spec_online_store_t *o = &L->spec->online;
     o->ttl_ms = SPEC_ONLINE_TTL_STATE;
     const ynode_t *m = ynode_get(root, "online_store");
     if (!m) return 0;
     if (ld_want_map(L, m, "online_store") ||
-        ld_check_keys(L, m, keys, "online_store", "redis, prefix or ttl"))
+        ld_check_keys(L, m, keys, "online_store", "redis, prefix, ttl, password_env or username"))
         return L->rc;
     for (uint32_t i = 0; i < root->n; i++)
         if (ynode_val(root, i) == m) {
@@ -79,6 +92,26 @@ int ld_load_online_store(loader_t *L, const ynode_t *root)
         snprintf(o->prefix, n, "%s:%s:", L->spec->pipeline, src->name);
     }
     if (ttl && ld_parse_duration_node(L, ttl, "online_store ttl", 1, &o->ttl_ms)) return L->rc;
+    const ynode_t *pw = ynode_get(m, "password_env"), *user = ynode_get(m, "username");
+    if (pw) {
+        if (ld_want_scalar(L, pw, "online_store password_env")) return L->rc;
+        if (!env_name_ok(pw->value, pw->len))
+            return ld_fail(L, pw,
+                           "online_store password_env '%.*s' is not an environment variable's "
+                           "name (letters, digits and '_', not starting with a digit): it names "
+                           "the variable that holds the password, not the password",
+                           Q(pw));
+        o->password_env = weir_strndup(pw->value, pw->len);
+    }
+    if (user) {
+        if (ld_want_scalar(L, user, "online_store username")) return L->rc;
+        if (!pw)
+            return ld_fail(L, user, "online_store username needs password_env (AUTH takes both)");
+        if (user->len == 0 || memchr(user->value, ' ', user->len))
+            return ld_fail(L, user, "online_store username '%.*s' is empty or holds a space",
+                           Q(user));
+        o->username = weir_strndup(user->value, user->len);
+    }
     o->redis = weir_strndup(redis->value, redis->len);
     return 0;
 }

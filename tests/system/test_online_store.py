@@ -407,12 +407,24 @@ def test_expired_key_is_deleted(tmp_path, weir_bin, redis_server):
         assert_redis_matches(srv, r, cards_of(later))  # and none of the early ones
 
 
-def test_redis_with_a_password_is_said(tmp_path, weir_bin, redis_server):
-    """No AUTH yet (README: limits): a Redis that asks for a password is
-    refused with its own words on stderr, counted, and weir serves on."""
-    redis = redis_server(args=["--requirepass", "secret"])
-    evs = fraud_events(50, seed=12, cards=5)
-    with Server(weir_bin, spec_file(tmp_path, "127.0.0.1:%d" % redis.port), tmp_path / "data") as srv:
+def test_redis_with_a_password(tmp_path, weir_bin, redis_server, run_weir):
+    """AUTH with the password in the variable password_env names (the spec,
+    kept in DATA/specs.d and in checkpoints, never holds it): the right one
+    writes every key; a wrong one is refused by Redis, said with Redis's
+    words and counted while weir serves on; a variable that is not set
+    stops `weir run` at start, naming it."""
+    redis = redis_server(args=["--requirepass", "s3cret"])
+    evs = fraud_events(60, seed=12, cards=6)
+    spec = spec_file(tmp_path, "127.0.0.1:%d" % redis.port, "  password_env: WEIR_TEST_REDIS_PW\n")
+    with Server(weir_bin, spec, tmp_path / "data", env={"WEIR_TEST_REDIS_PW": "s3cret"}) as srv:
+        srv.post_events(evs)
+        wait_written(srv)
+        r = redis.client()
+        assert r.cmd("AUTH", "s3cret") == "OK"
+        assert_redis_matches(srv, r, cards_of(evs))
+    for f in (tmp_path / "data").rglob("*"):  # not in the spec ledger, checkpoints, logs
+        assert not f.is_file() or b"s3cret" not in f.read_bytes(), f
+    with Server(weir_bin, spec, tmp_path / "data2", env={"WEIR_TEST_REDIS_PW": "wrong"}) as srv:
         srv.post_events(evs)
         deadline = time.time() + 30
         while metric(srv.metrics(), "weir_online_store_failures_total") < 1:
@@ -421,8 +433,14 @@ def test_redis_with_a_password_is_said(tmp_path, weir_bin, redis_server):
         assert metric(srv.metrics(), "weir_online_store_connected") == 0
         assert srv.stop() == 0
         err = srv.stderr()
-        assert "online store: redis 127.0.0.1:%d: INFO server: NOAUTH Authentication required" % redis.port in err, err
-
+        assert ("online store: redis 127.0.0.1:%d: AUTH with the password in $WEIR_TEST_REDIS_PW "
+                "refused: WRONGPASS" % redis.port) in err, err
+        assert "wrong" not in err.replace("WRONGPASS", "")  # the password is never said
+    assert "WEIR_TEST_REDIS_PW" not in os.environ
+    rc, _, err = run_weir(["run", spec, "--data", tmp_path / "data3", "--listen", "127.0.0.1:0"], timeout=60)
+    assert rc == 1
+    assert ("online_store: password_env names WEIR_TEST_REDIS_PW, which is not set in weir run's "
+            "environment") in err, err
 
 def same_partition_keys(n, partitions=4, prefix="k"):
     """n keys of one partition (weir's: XXH64 of the key, seed 0, mod N)."""

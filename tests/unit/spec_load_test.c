@@ -330,6 +330,16 @@ static void test_online_store(void **state)
                "followed by ms, s, m, h or d (500ms, 30s, 10m, 1h, 7d)");
     load_fails(HEAD "online_store: redis\n",
                "t.yaml:7:15: online_store must be a mapping (name: value lines), not a text");
+    s = load_ok(HEAD "online_store: {redis: 'h:1', password_env: REDIS_PW, username: weir}\n");
+    assert_string_equal(s->online.password_env, "REDIS_PW");
+    assert_string_equal(s->online.username, "weir");
+    spec_free(s);
+    load_fails(HEAD "online_store: {redis: 'h:1', password_env: 's3cret!'}\n",
+               "t.yaml:7:44: online_store password_env 's3cret!' is not an environment "
+               "variable's name (letters, digits and '_', not starting with a digit): it names "
+               "the variable that holds the password, not the password");
+    load_fails(HEAD "online_store: {redis: 'h:1', username: weir}\n",
+               "t.yaml:7:40: online_store username needs password_env (AUTH takes both)");
 }
 
 static void test_feature_order_is_topological(void **state)
