@@ -77,6 +77,7 @@
 #include "decide/spec_ledger.h"
 #include "decide/pipeline.h"
 #include "log/checkpoint.h"
+#include "serve/online_store.h"
 #include "serve/runtime.h"
 #include "stream/engine_state.h"
 
@@ -94,7 +95,13 @@ static const char verify_usage[] =
     "after it are checked. Beside a running server, it checks what is written so far.\n"
     "An event in the log the spec cannot read is an error, unless --skip-bad-events\n"
     "(give it when the server had it) leaves it out.\n"
-    "Exit status: 0 when every decision is equal, 1 when any differs, 2 on error.\n";
+    "With an online_store: in the spec, the state the replay ends with then gives\n"
+    "every key's value (what weir run writes to Redis), compared with Redis's:\n"
+    "run it once the server has stopped and written everything\n"
+    "(weir_online_store_pending 0); a key Redis lacks or holds otherwise is a\n"
+    "difference.\n"
+    "Exit status: 0 when every decision (and online store value) is equal, 1 when\n"
+    "any differs, 2 on error.\n";
 
 /* A run of the decision log: records in input-offset order (RUNS). */
 typedef struct run {
@@ -146,6 +153,7 @@ typedef struct verify {
     decision_finder_t dfind; /* a duplicate's first's record (compare) */
     weir_buf_t firstrec;
     uint64_t show, shown;
+    uint64_t oshown; /* online store differences shown (verify_online) */
     /* per partition */
     uint64_t events, checked, unequal, differ, undecided_run;
     int64_t undecided_first;
@@ -587,6 +595,38 @@ static void on_bad(void *ctx, const char *why)
 }
 
 /* Whether DATA/decisions holds the source's decision log. */
+/* The online store's differences, the first `show` of them. */
+static void show_online(void *ctx, weir_slice_t key, const char *what, weir_slice_t have,
+                        weir_slice_t want)
+{
+    verify_t *v = ctx;
+    if (v->oshown++ >= v->show) return;
+    printf("online store: key %.*s %s: Redis holds %.*s, the replay gives %.*s\n",
+           key.len > 100 ? 100 : (int)key.len, key.ptr, what, have.len > 600 ? 600 : (int)have.len,
+           have.ptr ? have.ptr : "", want.len > 600 ? 600 : (int)want.len, want.ptr);
+}
+
+/* weir verify's online store check (online_store.h); 0, 1 (differences) or 2. */
+static int verify_online(verify_t *v, pipeline_t *pl, const char *prefix)
+{
+    online_check_t oc;
+    char err[1024];
+    if (online_store_check(pl->spec, pl->parts, pl->nparts, &oc, show_online, v, err, sizeof err) !=
+        0) {
+        cli_fail(prefix, "the online store: %s", err);
+        return 2;
+    }
+    printf("online store redis %s: %" PRIu64 " keys checked: %" PRIu64 " equal, %" PRIu64
+           " different, %" PRIu64 " missing; %" PRIu64
+           " keys there hold no state here (expired: deleted when weir's sweep reaches them, or "
+           "by Redis's ttl)\n",
+           pl->spec->online.redis, oc.keys, oc.equal, oc.differ, oc.missing, oc.extra);
+    if (oc.differ + oc.missing == 0) return 0;
+    cli_fail(prefix, "%" PRIu64 " online store values differ from a replay",
+             oc.differ + oc.missing);
+    return 1;
+}
+
 static int has_decisions(const char *data, const char *source)
 {
     char path[4096];
@@ -763,6 +803,10 @@ int cmd_verify(int argc, char **argv)
             cli_fail(prefix, "%" PRIu64 " differences between the decision log and a replay",
                      tot[2]);
             rc = 1;
+        }
+        if (pl.spec->online.redis) {
+            int orc = verify_online(&v, &pl, prefix);
+            if (orc > rc) rc = orc;
         }
     } else {
         rc = 2;

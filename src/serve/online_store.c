@@ -8,11 +8,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/error.h"
+#include "base/hash.h"
 #include "base/keyset.h"
 #include "serve/metrics.h"
 
@@ -214,16 +217,21 @@ static int run_id_of(redisContext *c, char *id, size_t idlen, char *why, size_t 
     return rc;
 }
 
-static int connect_redis(online_store_t *os)
+/* A connection to addr (HOST:PORT, [V6]:PORT or /socket), with the
+ * reply timeout and keep-alive set and AUTH done if password; NULL with
+ * what failed ("connecting:", "AUTH ...") and why. */
+static redisContext *open_redis(const char *addr, const char *username, const char *password,
+                                const char *password_env, char *what, size_t whatlen, char *why,
+                                size_t whylen)
 {
     struct timeval ct = {CONNECT_TIMEOUT / 1000, (CONNECT_TIMEOUT % 1000) * 1000};
     struct timeval io = {IO_TIMEOUT / 1000, (IO_TIMEOUT % 1000) * 1000};
     redisContext *c;
-    if (os->redis[0] == '/') {
-        c = redisConnectUnixWithTimeout(os->redis, ct);
+    if (addr[0] == '/') {
+        c = redisConnectUnixWithTimeout(addr, ct);
     } else {
-        const char *colon = strrchr(os->redis, ':'), *h = os->redis; /* (the spec checked it) */
-        int hlen = (int)(colon - os->redis);
+        const char *colon = strrchr(addr, ':'), *h = addr; /* (the spec checked the form) */
+        int hlen = (int)(colon - addr);
         if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') { /* [::1]:6379 */
             h++;
             hlen -= 2;
@@ -233,29 +241,39 @@ static int connect_redis(online_store_t *os)
         c = redisConnectWithTimeout(host, atoi(colon + 1), ct);
     }
     if (!c || c->err) {
-        failed(os, "connecting:", c ? c->errstr : "out of memory");
+        snprintf(what, whatlen, "connecting:");
+        snprintf(why, whylen, "%s", c ? c->errstr : "out of memory");
         if (c) redisFree(c);
-        return -1;
+        return NULL;
     }
     redisSetTimeout(c, io);
     redisEnableKeepAlive(c);
-    if (os->password) {
-        redisReply *r = os->username ? redisCommand(c, "AUTH %s %s", os->username, os->password)
-                                     : redisCommand(c, "AUTH %s", os->password);
+    if (password) {
+        redisReply *r = username ? redisCommand(c, "AUTH %s %s", username, password)
+                                 : redisCommand(c, "AUTH %s", password);
         int ok = r && r->type == REDIS_REPLY_STATUS;
-        char why[256];
-        snprintf(why, sizeof why, "%s",
+        snprintf(why, whylen, "%s",
                  !r                             ? c->errstr
                  : r->type == REDIS_REPLY_ERROR ? r->str
                                                 : "an unexpected reply");
         if (r) freeReplyObject(r);
         if (!ok) {
-            char what[160];
-            snprintf(what, sizeof what, "AUTH with the password in $%s refused:", os->password_env);
-            failed(os, what, why);
+            snprintf(what, whatlen, "AUTH with the password in $%s refused:", password_env);
             redisFree(c);
-            return -1;
+            return NULL;
         }
+    }
+    return c;
+}
+
+static int connect_redis(online_store_t *os)
+{
+    char what[160], whyc[256];
+    redisContext *c = open_redis(os->redis, os->username, os->password, os->password_env, what,
+                                 sizeof what, whyc, sizeof whyc);
+    if (!c) {
+        failed(os, what, whyc);
+        return -1;
     }
     char id[sizeof os->run_id], why[256];
     if (run_id_of(c, id, sizeof id, why, sizeof why) != 0) {
@@ -292,18 +310,19 @@ static void give_back(online_store_t *os, rt_part_t *p, size_t at)
     atomic_fetch_sub_explicit(&os->pending, n, memory_order_relaxed);
 }
 
-/* WHAT IS WRITTEN (online_store.h): key's value into os->val; returns
- * whether the key has state. Under p's lock. */
-static int value_of(online_store_t *os, rt_part_t *p, weir_slice_t key)
+/* WHAT IS WRITTEN (online_store.h): key's value, as spec's features of
+ * engine partition ep (number part), into b (reset first); returns
+ * whether the key has state. Under the partition's lock. */
+static int format_value(const spec_t *spec, engine_part_t *ep, uint32_t part, weir_slice_t key,
+                        weir_buf_t *b)
 {
     engine_result_t res;
-    int found = engine_part_lookup_newest(p->engine, key, &res);
-    weir_buf_t *b = &os->val;
+    int found = engine_part_lookup_newest(ep, key, &res);
     buf_reset(b);
     buf_append_str(b, "{\"key\":");
-    outputs_json_key(b, os->rt->pl.src, key);
-    buf_appendf(b, ",\"partition\":%u,\"as_of\":%" PRId64 ",\"features\":", p->id, res.time);
-    runtime_features_json(os->rt->pl.spec, res.features, b);
+    outputs_json_key(b, &spec->sources[0], key);
+    buf_appendf(b, ",\"partition\":%u,\"as_of\":%" PRId64 ",\"features\":", part, res.time);
+    runtime_features_json(spec, res.features, b);
     buf_append(b, "}", 1);
     return found;
 }
@@ -358,7 +377,7 @@ static int write_part(online_store_t *os, rt_part_t *p)
             buf_reset(&os->rkey);
             buf_append(&os->rkey, os->prefix, plen);
             buf_append(&os->rkey, k.ptr, k.len);
-            int found = value_of(os, p, k);
+            int found = format_value(os->rt->pl.spec, p->engine, p->id, k, &os->val);
             const char *argv[5] = {found ? "SET" : "DEL", os->rkey.data, os->val.data, "PX",
                                    os->ttl_text};
             size_t lens[5] = {3, os->rkey.len, os->val.len, 2, strlen(os->ttl_text)};
@@ -502,4 +521,139 @@ void online_store_metrics(online_store_t *os, weir_buf_t *b)
                    "Full syncs: every key written again (a first connection, a new Redis "
                    "run_id, a spec reload).");
     metrics_sample_u64(b, "weir_online_store_full_syncs_total", NULL, atomic_load(&os->syncs));
+}
+
+/* ---- weir verify's check (online_store_check) ---- */
+
+#define CHECK_BATCH 256 /* GETs a round trip */
+
+static void collect_key(void *ctx, weir_slice_t key)
+{
+    keyset_add(ctx, key.ptr, key.len);
+}
+
+/* Compares the values of n keys (from *at in ks, partition part) with
+ * Redis's, one pipelined round trip; 0, or -1 (why). */
+static int check_batch(redisContext *c, const spec_t *spec, engine_part_t *ep, uint32_t part,
+                       const keyset_t *ks, size_t *at, online_check_t *out, online_check_cb show,
+                       void *ctx, char *why, size_t whylen)
+{
+    const char *prefix = spec->online.prefix;
+    size_t plen = strlen(prefix), from = *at, n = 0;
+    weir_buf_t rkey = WEIR_BUF_INIT, val = WEIR_BUF_INIT;
+    weir_slice_t k;
+    int rc = 0;
+    while (n < CHECK_BATCH && keyset_next(ks, at, &k)) {
+        buf_reset(&rkey);
+        buf_append(&rkey, prefix, plen);
+        buf_append(&rkey, k.ptr, k.len);
+        const char *argv[2] = {"GET", rkey.data};
+        size_t lens[2] = {3, rkey.len};
+        redisAppendCommandArgv(c, 2, argv, lens);
+        n++;
+    }
+    *at = from;
+    for (size_t i = 0; i < n; i++) {
+        keyset_next(ks, at, &k);
+        redisReply *r;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+            snprintf(why, whylen, "reading: %s", c->errstr);
+            rc = -1;
+            break;
+        }
+        int found = format_value(spec, ep, part, k, &val);
+        weir_slice_t want = {val.data, val.len}, have = {NULL, 0};
+        if (r->type == REDIS_REPLY_STRING) have = (weir_slice_t){r->str, r->len};
+        if (!found) {
+            /* (expired here, not swept when the server stopped: it may or
+             * may not be in Redis yet; the SCAN below counts it) */
+        } else if (r->type != REDIS_REPLY_STRING) {
+            out->keys++;
+            out->missing++;
+            if (show) show(ctx, k, "missing in Redis", have, want);
+        } else {
+            out->keys++;
+            if (have.len == want.len && !memcmp(have.ptr, want.ptr, want.len)) {
+                out->equal++;
+            } else {
+                out->differ++;
+                if (show) show(ctx, k, "differs", have, want);
+            }
+        }
+        freeReplyObject(r);
+    }
+    buf_free(&rkey);
+    buf_free(&val);
+    return rc;
+}
+
+/* Redis's keys under the prefix that no partition holds state for. */
+static int check_extra(redisContext *c, const spec_t *spec, engine_part_t *const *parts,
+                       uint32_t nparts, online_check_t *out, char *why, size_t whylen)
+{
+    const char *prefix = spec->online.prefix;
+    size_t plen = strlen(prefix);
+    weir_buf_t pattern = WEIR_BUF_INIT, val = WEIR_BUF_INIT;
+    /* SCAN's MATCH is a glob: the prefix's own *?[]\ are escaped */
+    for (const char *p = prefix; *p; p++) {
+        if (strchr("*?[]\\", *p)) buf_append(&pattern, "\\", 1);
+        buf_append(&pattern, p, 1);
+    }
+    buf_append(&pattern, "*", 2); /* (with the NUL) */
+    char cursor[32] = "0";
+    int rc = 0;
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern.data);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            snprintf(why, whylen, "SCAN: %s",
+                     !r                             ? c->errstr
+                     : r->type == REDIS_REPLY_ERROR ? r->str
+                                                    : "an unexpected reply");
+            if (r) freeReplyObject(r);
+            rc = -1;
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const redisReply *e = r->element[1]->element[i];
+            if (e->len < plen) continue;
+            weir_slice_t key = {e->str + plen, e->len - plen};
+            uint32_t part = (uint32_t)(weir_hash64(key.ptr, key.len) % nparts);
+            if (!format_value(spec, parts[part], part, key, &val)) out->extra++;
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    buf_free(&pattern);
+    buf_free(&val);
+    return rc;
+}
+
+int online_store_check(const spec_t *spec, engine_part_t *const *parts, uint32_t nparts,
+                       online_check_t *out, online_check_cb show, void *ctx, char *err,
+                       size_t errlen)
+{
+    const spec_online_store_t *o = &spec->online;
+    memset(out, 0, sizeof *out);
+    const char *password = o->password_env ? getenv(o->password_env) : NULL;
+    if (o->password_env && !password)
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "online_store: password_env names %s, which is not set", o->password_env);
+    char what[160], why[256];
+    redisContext *c = open_redis(o->redis, o->username, password, o->password_env, what,
+                                 sizeof what, why, sizeof why);
+    if (!c) return weir_errf(err, errlen, WEIR_EIO, "redis %s: %s %s", o->redis, what, why);
+    int rc = 0;
+    keyset_t ks = KEYSET_INIT;
+    for (uint32_t p = 0; p < nparts && rc == 0; p++) {
+        keyset_clear(&ks);
+        engine_part_each_key(parts[p], collect_key, &ks);
+        size_t at = 0;
+        while (rc == 0 && at < ks.arena.len)
+            rc = check_batch(c, spec, parts[p], p, &ks, &at, out, show, ctx, why, sizeof why);
+    }
+    if (rc == 0) rc = check_extra(c, spec, parts, nparts, out, why, sizeof why);
+    if (rc) rc = weir_errf(err, errlen, WEIR_EIO, "redis %s: %s", o->redis, why);
+    keyset_free(&ks);
+    redisFree(c);
+    return rc;
 }

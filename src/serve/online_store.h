@@ -89,4 +89,23 @@ int online_store_same(const online_store_t *os, const spec_online_store_t *cfg);
 /* Appends the online store's metrics (Prometheus text). */
 void online_store_metrics(online_store_t *os, weir_buf_t *b);
 
+/* weir verify's check: the values the states of parts (a replay of the
+ * whole log, as the server would hold them when stopped) give every key
+ * (WHAT IS WRITTEN), against what Redis holds. Keys with state are
+ * equal, differ or missing (show, if not NULL, is called for each of the
+ * latter two, with Redis's value and the expected one); keys under the
+ * prefix in Redis with no state here are counted as extra (expired in
+ * weir: deleted when the sweep reaches them, or left to Redis's ttl: not
+ * a difference). Connects with the spec's address and AUTH. 0, or an
+ * error (Redis unreachable, refused). */
+typedef struct online_check {
+    uint64_t keys, equal, differ, missing, extra;
+} online_check_t;
+typedef void (*online_check_cb)(void *ctx, weir_slice_t key, const char *what, weir_slice_t have,
+                                weir_slice_t want);
+typedef struct engine_part engine_part_t;
+int online_store_check(const spec_t *spec, engine_part_t *const *parts, uint32_t nparts,
+                       online_check_t *out, online_check_cb show, void *ctx, char *err,
+                       size_t errlen);
+
 #endif

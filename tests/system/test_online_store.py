@@ -668,3 +668,33 @@ def test_pattern_values_survive_restarts(tmp_path, weir_bin, redis_server):
         before = read()
         assert srv.stop() == 0
     assert restarted_values(weir_bin, spec, data, read) == [before, before]
+
+
+def test_verify_checks_the_online_store(tmp_path, weir_bin, redis_server, run_weir):
+    """weir verify replays the log and compares every key's value with
+    Redis's: all equal after a clean stop; a value changed, one deleted
+    and a key weir never held are then found (the last not a difference:
+    expired keys may wait for the sweep or Redis's ttl)."""
+    redis = redis_server()
+    evs = fraud_events(500, seed=14, cards=40)
+    cards = cards_of(evs)
+    spec = spec_file(tmp_path, "127.0.0.1:%d" % redis.port)
+    data = tmp_path / "data"
+    with Server(weir_bin, spec, data) as srv:
+        srv.post_events(evs)
+        wait_written(srv)
+    rc, out, err = run_weir(["verify", spec, "--data", data])
+    assert rc == 0, (out, err)
+    assert ("online store redis 127.0.0.1:%d: %d keys checked: %d equal, 0 different, 0 missing; "
+            "0 keys there hold no state here" % (redis.port, len(cards), len(cards))) in out, out
+    r = redis.client()
+    r.cmd("SET", "fraud:transactions:" + cards[0], "{}")
+    r.cmd("DEL", "fraud:transactions:" + cards[1])
+    r.cmd("SET", "fraud:transactions:ghost", "{}")
+    rc, out, err = run_weir(["verify", spec, "--data", data])
+    assert rc == 1, (out, err)
+    assert ("%d keys checked: %d equal, 1 different, 1 missing; 1 keys there hold no state here"
+            % (len(cards), len(cards) - 2)) in out, out
+    assert "online store: key %s differs: Redis holds {}, the replay gives {\"key\":\"%s\"" % (cards[0], cards[0]) in out
+    assert "online store: key %s missing in Redis" % cards[1] in out
+    assert "2 online store values differ from a replay" in err
