@@ -145,6 +145,14 @@ static int nap(online_store_t *os, int64_t ms, int idle)
     return stop;
 }
 
+/* What a failed command says: the connection's error (no reply), Redis's
+ * error reply, or that the reply was not of the kind asked for. */
+static const char *reply_why(const redisContext *c, const redisReply *r)
+{
+    if (!r) return c->errstr[0] ? c->errstr : "no reply";
+    return r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply";
+}
+
 /* Says a failure once an outage (the metrics count every one). */
 static void failed(online_store_t *os, const char *what, const char *why)
 {
@@ -252,10 +260,7 @@ static redisContext *open_redis(const char *addr, const char *username, const ch
         redisReply *r = username ? redisCommand(c, "AUTH %s %s", username, password)
                                  : redisCommand(c, "AUTH %s", password);
         int ok = r && r->type == REDIS_REPLY_STATUS;
-        snprintf(why, whylen, "%s",
-                 !r                             ? c->errstr
-                 : r->type == REDIS_REPLY_ERROR ? r->str
-                                                : "an unexpected reply");
+        snprintf(why, whylen, "%s", reply_why(c, r));
         if (r) freeReplyObject(r);
         if (!ok) {
             snprintf(what, whatlen, "AUTH with the password in $%s refused:", password_env);
@@ -342,8 +347,7 @@ static int read_replies(online_store_t *os, size_t n, size_t *sets, size_t *dels
         else if (r->type == REDIS_REPLY_INTEGER)
             (*dels)++;
         else if (rc == 0) {
-            failed(os, "refused a write:",
-                   r->type == REDIS_REPLY_ERROR ? r->str : "(unexpected reply)");
+            failed(os, "refused a write:", reply_why(os->c, r));
             rc = -1; /* (the other replies are still read: the connection stays in step) */
         }
         freeReplyObject(r);
@@ -549,7 +553,7 @@ static int check_batch(redisContext *c, const spec_t *spec, engine_part_t *ep, u
         buf_append(&rkey, k.ptr, k.len);
         const char *argv[2] = {"GET", rkey.data};
         size_t lens[2] = {3, rkey.len};
-        redisAppendCommandArgv(c, 2, argv, lens);
+        if (redisAppendCommandArgv(c, 2, argv, lens) != REDIS_OK) break; /* (out of memory) */
         n++;
     }
     *at = from;
@@ -557,8 +561,18 @@ static int check_batch(redisContext *c, const spec_t *spec, engine_part_t *ep, u
         keyset_next(ks, at, &k);
         redisReply *r;
         if (redisGetReply(c, (void **)&r) != REDIS_OK) {
-            snprintf(why, whylen, "reading: %s", c->errstr);
+            snprintf(why, whylen, "reading (a reply takes at most %d ms): %s", IO_TIMEOUT,
+                     c->errstr);
             rc = -1;
+            break;
+        }
+        int wrongtype = r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "WRONGTYPE", 9);
+        if (r->type == REDIS_REPLY_ERROR && !wrongtype) { /* NOPERM, LOADING, MOVED: no answer */
+            snprintf(why, whylen, "GET refused: %s", r->str);
+            freeReplyObject(r);
+            rc = -1;
+            while (++i < n && redisGetReply(c, (void **)&r) == REDIS_OK)
+                freeReplyObject(r);
             break;
         }
         int found = format_value(spec, ep, part, k, &val);
@@ -567,10 +581,14 @@ static int check_batch(redisContext *c, const spec_t *spec, engine_part_t *ep, u
         if (!found) {
             /* (expired here, not swept when the server stopped: it may or
              * may not be in Redis yet; the SCAN below counts it) */
-        } else if (r->type != REDIS_REPLY_STRING) {
+        } else if (r->type == REDIS_REPLY_NIL) {
             out->keys++;
             out->missing++;
             if (show) show(ctx, k, "missing in Redis", have, want);
+        } else if (r->type != REDIS_REPLY_STRING) { /* (WRONGTYPE: a hash, a list, ...) */
+            out->keys++;
+            out->differ++;
+            if (show) show(ctx, k, "differs: Redis holds another type there", have, want);
         } else {
             out->keys++;
             if (have.len == want.len && !memcmp(have.ptr, want.ptr, want.len)) {
@@ -599,16 +617,13 @@ static int check_extra(redisContext *c, const spec_t *spec, engine_part_t *const
         if (strchr("*?[]\\", *p)) buf_append(&pattern, "\\", 1);
         buf_append(&pattern, p, 1);
     }
-    buf_append(&pattern, "*", 2); /* (with the NUL) */
+    buf_append(&pattern, "*", 2); /* (and a NUL: redisCommand's %s reads a C string) */
     char cursor[32] = "0";
     int rc = 0;
     do {
         redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern.data);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            snprintf(why, whylen, "SCAN: %s",
-                     !r                             ? c->errstr
-                     : r->type == REDIS_REPLY_ERROR ? r->str
-                                                    : "an unexpected reply");
+            snprintf(why, whylen, "SCAN: %s", reply_why(c, r));
             if (r) freeReplyObject(r);
             rc = -1;
             break;
@@ -645,6 +660,9 @@ int online_store_check(const spec_t *spec, engine_part_t *const *parts, uint32_t
     int rc = 0;
     keyset_t ks = KEYSET_INIT;
     for (uint32_t p = 0; p < nparts && rc == 0; p++) {
+        /* The keys are copied first: format_value's lookup may move the
+         * table's entries (keymap_get steps a resize), so the walk cannot
+         * be interleaved with it. */
         keyset_clear(&ks);
         engine_part_each_key(parts[p], collect_key, &ks);
         size_t at = 0;

@@ -672,29 +672,64 @@ def test_pattern_values_survive_restarts(tmp_path, weir_bin, redis_server):
 
 def test_verify_checks_the_online_store(tmp_path, weir_bin, redis_server, run_weir):
     """weir verify replays the log and compares every key's value with
-    Redis's: all equal after a clean stop; a value changed, one deleted
-    and a key weir never held are then found (the last not a difference:
-    expired keys may wait for the sweep or Redis's ttl)."""
+    Redis's: all equal after a clean stop; then a value changed, a key
+    turned into a hash, one deleted and a key weir never held are found.
+    A missing key is a difference only where Redis keeps keys (ttl: 0s):
+    with a ttl, Redis drops keys by the wall clock. --no-online-store
+    checks the decisions alone (no Redis needed)."""
     redis = redis_server()
     evs = fraud_events(500, seed=14, cards=40)
     cards = cards_of(evs)
-    spec = spec_file(tmp_path, "127.0.0.1:%d" % redis.port)
+    n = len(cards)
+    for ttl in ("", "  ttl: 0s\n"):
+        spec = spec_file(tmp_path, "127.0.0.1:%d" % redis.port, ttl)
+        data = tmp_path / ("data" + str(len(ttl)))
+        redis.client().cmd("FLUSHALL")
+        with Server(weir_bin, spec, data) as srv:
+            srv.post_events(evs)
+            wait_written(srv)
+        rc, out, err = run_weir(["verify", spec, "--data", data])
+        assert rc == 0, (out, err)
+        assert ("online store redis 127.0.0.1:%d: %d keys checked: %d equal, 0 different, 0 missing; "
+                "0 keys there hold no state here" % (redis.port, n, n)) in out, out
+        r = redis.client()
+        r.cmd("SET", "fraud:transactions:" + cards[0], "{}")
+        r.cmd("DEL", "fraud:transactions:" + cards[1])
+        r.cmd("DEL", "fraud:transactions:" + cards[2])
+        r.cmd("HSET", "fraud:transactions:" + cards[2], "f", "1")
+        r.cmd("DEL", "fraud:transactions:" + cards[3])
+        r.cmd("SET", "fraud:transactions:ghost", "{}")
+        rc, out, err = run_weir(["verify", spec, "--data", data])
+        assert rc == 1, (out, err)
+        assert ("%d keys checked: %d equal, 2 different, 2 missing" % (n, n - 4)) in out, out
+        assert "; 1 keys there hold no state here" in out, out
+        assert ("online store: key \"%s\" differs: Redis holds {}, the replay gives {\"key\":\"%s\""
+                % (cards[0], cards[0])) in out, out
+        assert "online store: key \"%s\" differs: Redis holds another type there" % cards[2] in out
+        assert "online store: key \"%s\" missing in Redis: the replay gives {" % cards[1] in out
+        want = 4 if ttl else 2  # the missing ones count only without a ttl
+        assert "%d online store values differ from a replay" % want in err, err
+        assert ("(not counted as differences" in out) == (not ttl)
+    redis.kill()
+    rc, out, err = run_weir(["verify", spec, "--data", data])
+    assert rc == 2 and "the online store: redis 127.0.0.1:%d: connecting:" % redis.port in err, err
+    rc, out, err = run_weir(["verify", spec, "--data", data, "--no-online-store"])
+    assert rc == 0 and "online store" not in out, (out, err)
+
+
+def test_verify_says_what_redis_refused(tmp_path, weir_bin, redis_server, run_weir):
+    """An error reply to a GET (here NOPERM: an ACL user without GET) is an
+    error naming Redis's words (exit 2), not a key counted missing."""
+    redis = redis_server()
+    evs = fraud_events(50, seed=15, cards=5)
     data = tmp_path / "data"
-    with Server(weir_bin, spec, data) as srv:
+    with Server(weir_bin, spec_file(tmp_path, "127.0.0.1:%d" % redis.port), data) as srv:
         srv.post_events(evs)
         wait_written(srv)
-    rc, out, err = run_weir(["verify", spec, "--data", data])
-    assert rc == 0, (out, err)
-    assert ("online store redis 127.0.0.1:%d: %d keys checked: %d equal, 0 different, 0 missing; "
-            "0 keys there hold no state here" % (redis.port, len(cards), len(cards))) in out, out
-    r = redis.client()
-    r.cmd("SET", "fraud:transactions:" + cards[0], "{}")
-    r.cmd("DEL", "fraud:transactions:" + cards[1])
-    r.cmd("SET", "fraud:transactions:ghost", "{}")
-    rc, out, err = run_weir(["verify", spec, "--data", data])
-    assert rc == 1, (out, err)
-    assert ("%d keys checked: %d equal, 1 different, 1 missing; 1 keys there hold no state here"
-            % (len(cards), len(cards) - 2)) in out, out
-    assert "online store: key %s differs: Redis holds {}, the replay gives {\"key\":\"%s\"" % (cards[0], cards[0]) in out
-    assert "online store: key %s missing in Redis" % cards[1] in out
-    assert "2 online store values differ from a replay" in err
+    assert redis.client().cmd("ACL", "SETUSER", "nosy", "on", ">pw", "~*", "+scan", "+info") == "OK"
+    spec = spec_file(tmp_path, "127.0.0.1:%d" % redis.port,
+                     "  password_env: WEIR_TEST_REDIS_PW\n  username: nosy\n")
+    rc, out, err = run_weir(["verify", spec, "--data", data], env={"WEIR_TEST_REDIS_PW": "pw"})
+    assert rc == 2, (out, err)
+    assert "the online store: redis 127.0.0.1:%d: GET refused: NOPERM" % redis.port in err, err
+    assert "missing" not in out
