@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -19,6 +20,18 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+
+int bench_quiet;
+
+void bench_progress(const char *fmt, ...)
+{
+    if (bench_quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
 
 double bench_secs_since(uint64_t t0)
 {

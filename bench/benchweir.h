@@ -10,6 +10,11 @@
 
 #include "base/buf.h"
 
+/* A progress line on stderr, unless bench_quiet (--json: stdout holds the
+ * JSON alone, and stderr stays quiet too). */
+extern int bench_quiet;
+void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 double bench_secs_since(uint64_t t0_ns);
 void bench_sleep_s(double s);
 /* A whole file, NUL-terminated (weir_free), or NULL. */

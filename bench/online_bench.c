@@ -31,7 +31,6 @@
  * --rounds R (5), --requests N (per server per round, 2000), --json. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -95,17 +94,6 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         return -1;
     }
     return 0;
-}
-
-static void say(const opts_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(const opts_t *o, const char *fmt, ...)
-{
-    if (o->json) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
 }
 
 static uint16_t free_port(void)
@@ -421,6 +409,7 @@ int bench_online(int argc, char **argv)
     opts_t o;
     int prc = parse_opts(argc, argv, &o);
     if (prc) return prc > 0 ? 0 : 1;
+    bench_quiet = o.json;
     char self[PATH_MAX], weir[PATH_MAX + 8], dir[] = "/tmp/weir-bench-online.XXXXXX";
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) return fprintf(stderr, PREFIX ": cannot find own executable\n"), 1;
@@ -453,8 +442,8 @@ int bench_online(int argc, char **argv)
     snprintf(err, sizeof err, "%s/b.err", dir);
     if (bench_weir_start(weir, args_b, out, err, PREFIX, &pb, &portb)) goto done;
     int64_t ts = T0_MS, ts_b;
-    say(&o, PREFIX ": loading %" PRIu64 " keys into weir with and without the online store",
-        o.keys);
+    bench_progress(PREFIX ": loading %" PRIu64 " keys into weir with and without the online store",
+                   o.keys);
     if (load(porta, o.keys, &ts)) goto done;
     ts_b = T0_MS;
     if (load(portb, o.keys, &ts_b) || wait_written(portb, weir_mono_ns()) < 0) goto done;
@@ -474,8 +463,9 @@ int bench_online(int argc, char **argv)
     }
     double sync_rate = sets / sync_s, floor_rate = set_floor(rport, o.keys);
     if (floor_rate <= 0) goto done;
-    say(&o, "  (1) full sync of %.0f keys in %.2f s (after ready in %.1f s); floor %.0f keys/s",
-        sets, sync_s, ready, floor_rate);
+    bench_progress(
+        "  (1) full sync of %.0f keys in %.2f s (after ready in %.1f s); floor %.0f keys/s", sets,
+        sync_s, ready, floor_rate);
 
     /* (2) the decision path, alternating rounds */
     for (unsigned r = 0; r < o.rounds; r++) {
@@ -485,8 +475,8 @@ int bench_online(int argc, char **argv)
         if (score_round(ports, o.keys, o.requests, tss, lats)) goto done;
         lat2_t qa = quantiles(la, o.requests), qb = quantiles(lb, o.requests);
         a50[r] = qa.p50, a99[r] = qa.p99, b50[r] = qb.p50, b99[r] = qb.p99;
-        say(&o, "  (2) round %u: p50 %.0f / %.0f us, p99 %.0f / %.0f us (without / with)", r + 1,
-            qa.p50, qb.p50, qa.p99, qb.p99);
+        bench_progress("  (2) round %u: p50 %.0f / %.0f us, p99 %.0f / %.0f us (without / with)",
+                       r + 1, qa.p50, qb.p50, qa.p99, qb.p99);
     }
     double ma50 = bench_median(a50, o.rounds), ma99 = bench_median(a99, o.rounds),
            mb50 = bench_median(b50, o.rounds), mb99 = bench_median(b99, o.rounds);
@@ -516,7 +506,8 @@ int bench_online(int argc, char **argv)
     weir_free(tb);
     weir_free(catchup);
     if (!tput_ok) goto done;
-    say(&o, "  (2b) saturated: %.0f events/s with, %.0f without; the writer caught up %.3f s after",
+    bench_progress(
+        "  (2b) saturated: %.0f events/s with, %.0f without; the writer caught up %.3f s after",
         mtb, mta, mcatch);
 
     /* (3) reads, (4) freshness */

@@ -67,7 +67,6 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,18 +103,6 @@ typedef struct opts {
 } opts_t;
 
 /* ---- small helpers ---- */
-
-static int say_json; /* progress lines go to stderr unless --json */
-static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void progress(const char *fmt, ...)
-{
-    if (say_json) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
 
 static uint32_t spec_partitions(const char *spec_path)
 {
@@ -602,10 +589,11 @@ static void rounds_print(const char *what, const ckpt_round_t *rounds, unsigned 
 {
     for (unsigned i = 0; i < n; i++) {
         const ckpt_round_t *r = &rounds[i];
-        progress("  (c) %s checkpoint %" PRIu64 ": %.0f ms (pause %.1f ms), %.2f GB; p99 %.2f ms "
-                 "during (%zu requests) vs %.2f ms without (%zu)",
-                 what, r->id, r->ck_ms, r->pause_ms, (double)r->bytes / 1e9, r->ck_p99, r->ck_n,
-                 r->base_p99, r->base_n);
+        bench_progress("  (c) %s checkpoint %" PRIu64
+                       ": %.0f ms (pause %.1f ms), %.2f GB; p99 %.2f ms "
+                       "during (%zu requests) vs %.2f ms without (%zu)",
+                       what, r->id, r->ck_ms, r->pause_ms, (double)r->bytes / 1e9, r->ck_p99,
+                       r->ck_n, r->base_p99, r->base_n);
     }
 }
 
@@ -791,7 +779,7 @@ int bench_recovery(int argc, char **argv)
     opts_t o;
     int prc = parse_opts(argc, argv, &o);
     if (prc) return prc < 0 ? 1 : 0;
-    say_json = o.json;
+    bench_quiet = o.json;
     signal(SIGPIPE, SIG_IGN);
 
     char self[PATH_MAX], weir[PATH_MAX + 8];
@@ -839,15 +827,16 @@ int bench_recovery(int argc, char **argv)
     int clients_on = 0;
 
     /* build */
-    progress(PREFIX ": building %" PRIu64 " events over %" PRIu64 " keys in %s ...", o.events,
-             o.keys, data);
+    bench_progress(PREFIX ": building %" PRIu64 " events over %" PRIu64 " keys in %s ...", o.events,
+                   o.keys, data);
     build_result_t br;
     if (build_log(&o, data, nparts, &br) != 0) goto out;
-    progress("  log: %.2f GB in %.1f s", (double)br.bytes / 1e9, br.secs);
-    progress(PREFIX ": first start: replay and decide every event ...");
+    bench_progress("  log: %.2f GB in %.1f s", (double)br.bytes / 1e9, br.secs);
+    bench_progress(PREFIX ": first start: replay and decide every event ...");
     if (server_start(weir, spec, data, dir, nrun++, &s) != 0) goto out;
     first_s = s.ready_s;
-    progress("  ready in %.1f s (%" PRIu64 " events replayed and decided)", first_s, s.replayed);
+    bench_progress("  ready in %.1f s (%" PRIu64 " events replayed and decided)", first_s,
+                   s.replayed);
     server_kill(&s);
 
     /* (b) full replay, each run after one of its floor */
@@ -858,9 +847,9 @@ int bench_recovery(int argc, char **argv)
         eps_floor[r] = (double)fev / fs;
         floor_events = fev;
         floor_keys = fkeys;
-        progress("  (b) floor %u: read the log, count per key: %.2f s, %" PRIu64 " events, %" PRIu64
-                 " keys, %.0f events/s",
-                 r + 1, fs, fev, fkeys, eps_floor[r]);
+        bench_progress("  (b) floor %u: read the log, count per key: %.2f s, %" PRIu64
+                       " events, %" PRIu64 " keys, %.0f events/s",
+                       r + 1, fs, fev, fkeys, eps_floor[r]);
         if (server_start(weir, spec, data, dir, nrun++, &s) != 0) goto out;
         if (s.ckpt_used) {
             fprintf(stderr, PREFIX ": full replay run recovered from checkpoint %" PRIu64 "\n",
@@ -871,9 +860,10 @@ int bench_recovery(int argc, char **argv)
         own_full[r] = s.recover_s;
         full_replayed = s.replayed;
         eps_full[r] = (double)s.replayed / s.ready_s;
-        progress("  (b) full replay %u: ready in %.2f s (%.2f s by weir's clock, from the start of "
-                 "its recovery), %" PRIu64 " events, %.0f events/s",
-                 r + 1, s.ready_s, s.recover_s, s.replayed, eps_full[r]);
+        bench_progress(
+            "  (b) full replay %u: ready in %.2f s (%.2f s by weir's clock, from the start of "
+            "its recovery), %" PRIu64 " events, %.0f events/s",
+            r + 1, s.ready_s, s.recover_s, s.replayed, eps_full[r]);
         if (r + 1 < o.runs) server_kill(&s);
     }
 
@@ -901,7 +891,7 @@ int bench_recovery(int argc, char **argv)
     uint64_t errors = clients_stop(cs, &o);
     rounds_latency(cs, o.conns, admin, o.rounds);
     rounds_print("POST /v1/admin/checkpoint:", admin, o.rounds);
-    if (errors) progress("  (c) %" PRIu64 " requests failed", errors);
+    if (errors) bench_progress("  (c) %" PRIu64 " requests failed", errors);
     server_kill(&s);
 
     /* (a) ready after a crash, from the checkpoint near the end; each run
@@ -912,10 +902,10 @@ int bench_recovery(int argc, char **argv)
         ckpt_evict(&cf);
         ready_floor[r] = restore_floor(&cf, &fbytes, &floor_direct);
         if (ready_floor[r] <= 0) goto out;
-        progress("  (a) floor %u: read the checkpoint's %.2f GB %s: %.3f s", r + 1,
-                 (double)fbytes / 1e9,
-                 floor_direct ? "from the device" : "(no O_DIRECT here: from the page cache)",
-                 ready_floor[r]);
+        bench_progress("  (a) floor %u: read the checkpoint's %.2f GB %s: %.3f s", r + 1,
+                       (double)fbytes / 1e9,
+                       floor_direct ? "from the device" : "(no O_DIRECT here: from the page cache)",
+                       ready_floor[r]);
         ckpt_evict(&cf);
         if (server_start(weir, spec, data, dir, nrun++, &s) != 0) goto out;
         if (s.ckpt_used != ckpt_id) {
@@ -927,9 +917,10 @@ int bench_recovery(int argc, char **argv)
         ready_ck[r] = s.ready_s;
         own_ck[r] = s.recover_s;
         replayed_ck[r] = (double)s.replayed;
-        progress("  (a) recovery %u: ready in %.3f s (%.3f s by weir's clock, from the start of "
-                 "its recovery), %" PRIu64 " events replayed after checkpoint %" PRIu64,
-                 r + 1, s.ready_s, s.recover_s, s.replayed, s.ckpt_used);
+        bench_progress(
+            "  (a) recovery %u: ready in %.3f s (%.3f s by weir's clock, from the start of "
+            "its recovery), %" PRIu64 " events replayed after checkpoint %" PRIu64,
+            r + 1, s.ready_s, s.recover_s, s.replayed, s.ckpt_used);
         server_kill(&s);
     }
 
@@ -953,7 +944,7 @@ int bench_recovery(int argc, char **argv)
     errors = clients_stop(cs, &o);
     rounds_latency(cs, o.conns, periodic, o.rounds);
     rounds_print("periodic", periodic, o.rounds);
-    if (errors) progress("  (c) %" PRIu64 " requests failed", errors);
+    if (errors) bench_progress("  (c) %" PRIu64 " requests failed", errors);
     server_kill(&s);
     rc = 0;
 
@@ -1055,7 +1046,7 @@ out:
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
         if (system(cmd) != 0) fprintf(stderr, PREFIX ": could not remove %s\n", dir);
     } else {
-        progress(PREFIX ": kept %s", dir);
+        bench_progress(PREFIX ": kept %s", dir);
     }
     return rc;
 }

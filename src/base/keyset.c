@@ -9,8 +9,7 @@
 
 uint64_t keyset_hash(const void *key, size_t len)
 {
-    uint64_t h = weir_hash64(key, len);
-    return h ? h : 1;
+    return weir_hash64(key, len);
 }
 
 static weir_slice_t entry_at(const keyset_t *s, size_t at)

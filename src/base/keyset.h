@@ -35,8 +35,8 @@ typedef struct keyset {
 /* Adds key (len bytes, at most UINT32_MAX) unless it is there; returns 1
  * if it was added, 0 if it was there. */
 int keyset_add(keyset_t *s, const void *key, size_t len);
-/* Adds key for hash h = keyset_hash(key, len), which a caller may have
- * (any 64-bit hash of the key's bytes does, used for every add). */
+/* Adds key for hash h = keyset_hash(key, len) (XXH64, as weir hashes keys
+ * everywhere), which a caller may have already. */
 int keyset_add_hashed(keyset_t *s, uint64_t h, const void *key, size_t len);
 uint64_t keyset_hash(const void *key, size_t len);
 

@@ -2,7 +2,6 @@
 #include "serve/online_store.h"
 #include "serve/runtime_int.h"
 
-#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -17,10 +16,11 @@
 #include "base/error.h"
 #include "base/hash.h"
 #include "base/keyset.h"
+#include "base/ticker.h"
 #include "serve/metrics.h"
 
 #define WRITE_SLICE     128 /* keys computed per hold of a partition's lock (~1 us each) */
-#define IDLE_MS         10  /* between two passes that found nothing to write */
+#define IDLE_MS          10  /* the writer's tick: between two passes that wrote nothing */
 #define BACKOFF_MIN_MS  100 /* after a failure, doubling up to */
 #define BACKOFF_MAX_MS  5000
 #define CONNECT_TIMEOUT 1000 /* ms */
@@ -38,20 +38,18 @@ struct online_store {
     keyset_t *dirty;          /* per partition, under the partition's lock */
     keyset_t taken;           /* the writer's: a set being written */
     _Atomic uint64_t pending; /* keys marked or taken, not yet acknowledged by Redis */
-    pthread_t thread;
-    int started;
-    _Atomic int running; /* the writer is started (online_store_changed) */
-    pthread_mutex_t mu;  /* stop, woken, and the writer's naps */
-    pthread_cond_t cv;
-    int stop;
-    int woken;        /* a key was marked during an idle nap */
-    _Atomic int idle; /* the writer naps with nothing to write (WAKING THE WRITER) */
-    _Atomic int kick; /* and a key was marked since: online_store_kick wakes it */
-    _Atomic uint64_t stop_by; /* after the stop: the last pass gives up then (mono ns) */
-    /* the writer's alone */
+    weir_ticker_t writer;     /* writer_tick every IDLE_MS, or at once when woken */
+    _Atomic int running;      /* the writer is started (online_store_changed) */
+    _Atomic int idle;         /* its last pass wrote nothing (WAKING THE WRITER) */
+    _Atomic int kick;         /* and a key was marked since: online_store_kick wakes it */
+    /* the writer's alone (and, once it is stopped, online_store_free's) */
     redisContext *c;
-    char run_id[64]; /* Redis's, at the last connection ("": none yet) */
-    int failing;     /* a failure was said, and no success since */
+    char run_id[64];    /* Redis's, at the last connection ("": none yet) */
+    int failing;        /* a failure was said, and no success since */
+    int64_t backoff_ms; /* after a failure: no new connection before retry_ns */
+    uint64_t retry_ns;
+    uint64_t checked_ns; /* the connection's last sign of life (IDLE CHECK) */
+    uint64_t stop_by;    /* the last pass, at shutdown, gives up then (mono ns; 0: none) */
     weir_buf_t rkey, val;
     /* metrics */
     _Atomic int connected;
@@ -71,12 +69,7 @@ online_store_t *online_store_new(runtime_t *rt, const spec_online_store_t *cfg, 
     os->cfg_ttl = cfg->ttl_ms;
     if (ttl_ms > 0) snprintf(os->ttl_text, sizeof os->ttl_text, "%" PRId64, ttl_ms);
     os->dirty = weir_calloc(rt->nparts, sizeof *os->dirty);
-    pthread_mutex_init(&os->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&os->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    os->backoff_ms = BACKOFF_MIN_MS;
     return os;
 }
 
@@ -92,57 +85,32 @@ int online_store_same(const online_store_t *os, const spec_online_store_t *cfg)
            same_text(os->password_env, cfg->password_env);
 }
 
-/* WAKING THE WRITER. A writer with nothing to write naps IDLE_MS; the
- * first key marked while it naps asks for it to be woken (one wake-up a
- * nap, not one an event), so that a change reaches Redis in about one
- * write, not a nap. The wake-up itself is online_store_kick's, after the
- * request let go of the partition's lock: a writer woken under it would
- * only wait for that lock, and the request's unlock would have to wake it
- * a second time. A key marked between the writer's last look and its nap,
- * or by the sweep or a tick (no request kicks), waits the nap. */
-void online_store_mark(online_store_t *os, uint32_t part, weir_slice_t key)
+/* WAKING THE WRITER. A writer whose last pass wrote nothing waits for its
+ * next tick (IDLE_MS); the first key marked meanwhile asks for it to be
+ * woken (one wake-up a wait, not one an event), so that a change reaches
+ * Redis in about one write, not a tick. The wake-up itself is
+ * online_store_kick's, after the request let go of the partition's lock:
+ * a writer woken under it would only wait for that lock, and the
+ * request's unlock would have to wake it a second time. A key marked just
+ * as the writer went idle, or by the sweep or a tick (no request kicks),
+ * waits the tick. */
+void online_store_mark_hashed(online_store_t *os, uint32_t part, uint64_t h, weir_slice_t key)
 {
-    if (!keyset_add(&os->dirty[part], key.ptr, key.len)) return;
+    if (!keyset_add_hashed(&os->dirty[part], h, key.ptr, key.len)) return;
     atomic_fetch_add_explicit(&os->pending, 1, memory_order_relaxed);
     if (atomic_load_explicit(&os->idle, memory_order_relaxed))
         atomic_store_explicit(&os->kick, 1, memory_order_relaxed);
 }
 
-void online_store_kick(online_store_t *os)
+void online_store_mark(online_store_t *os, uint32_t part, weir_slice_t key)
 {
-    if (!atomic_load_explicit(&os->kick, memory_order_relaxed) || !atomic_exchange(&os->kick, 0))
-        return;
-    pthread_mutex_lock(&os->mu);
-    os->woken = 1;
-    pthread_cond_signal(&os->cv);
-    pthread_mutex_unlock(&os->mu);
+    online_store_mark_hashed(os, part, keyset_hash(key.ptr, key.len), key);
 }
 
-/* Sleeps up to ms unless stopped or (idle: a nap with nothing to write)
- * woken by a key marked meanwhile; returns whether to stop. */
-static int nap(online_store_t *os, int64_t ms, int idle)
+void online_store_kick(online_store_t *os)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
-    pthread_mutex_lock(&os->mu);
-    os->woken = 0;
-    if (idle) {
-        atomic_store(&os->kick, 0); /* (one left by a mark no request kicked) */
-        atomic_store(&os->idle, 1);
-    }
-    while (!os->stop && !os->woken &&
-           pthread_cond_timedwait(&os->cv, &os->mu, &until) != ETIMEDOUT) {
-    }
-    atomic_store(&os->idle, 0);
-    int stop = os->stop;
-    pthread_mutex_unlock(&os->mu);
-    return stop;
+    if (atomic_load_explicit(&os->kick, memory_order_relaxed) && atomic_exchange(&os->kick, 0))
+        weir_ticker_wake(&os->writer);
 }
 
 /* What a failed command says: the connection's error (no reply), Redis's
@@ -179,7 +147,7 @@ static void mark_cb(void *ctx, weir_slice_t key)
 }
 
 /* FULL SYNC (online_store.h): every key held, marked. */
-static void full_sync(online_store_t *os)
+void online_store_resync(online_store_t *os)
 {
     runtime_t *rt = os->rt;
     for (uint32_t i = 0; i < rt->nparts; i++) {
@@ -195,11 +163,6 @@ static void full_sync(online_store_t *os)
 void online_store_changed(online_store_t *os, uint32_t part, weir_slice_t key)
 {
     if (atomic_load_explicit(&os->running, memory_order_relaxed)) online_store_mark(os, part, key);
-}
-
-void online_store_resync(online_store_t *os)
-{
-    full_sync(os);
 }
 
 /* Redis's run_id from INFO server into id; 0, or -1 with why. */
@@ -271,6 +234,17 @@ static redisContext *open_redis(const char *addr, const char *username, const ch
     return c;
 }
 
+/* A Redis of another run_id than the last one seen (or weir's first
+ * connection since its start): what it holds is not known to be current,
+ * so every key is written (a full sync). Returns whether it was. */
+static int new_run_id(online_store_t *os, const char *id)
+{
+    if (!strcmp(id, os->run_id)) return 0;
+    snprintf(os->run_id, sizeof os->run_id, "%s", id);
+    online_store_resync(os);
+    return 1;
+}
+
 static int connect_redis(online_store_t *os)
 {
     char what[160], whyc[256];
@@ -288,11 +262,7 @@ static int connect_redis(online_store_t *os)
     }
     os->c = c;
     atomic_store(&os->connected, 1);
-    /* A new Redis (or weir's first connection since its start): what it
-     * holds is not known to be current. */
-    int sync = strcmp(id, os->run_id) != 0;
-    snprintf(os->run_id, sizeof os->run_id, "%s", id);
-    if (sync) full_sync(os);
+    int sync = new_run_id(os, id);
     fprintf(stderr, "weir run: online store: connected to redis %s%s\n", os->redis,
             sync ? " (a full sync: every key is written)" : "");
     os->failing = 0;
@@ -411,90 +381,93 @@ static int write_part(online_store_t *os, rt_part_t *p)
     return rc;
 }
 
-static void *writer(void *arg)
+/* After a failure: the connection dropped, the next one not before the
+ * backoff, which doubles up to BACKOFF_MAX_MS until a pass succeeds. */
+static void back_off(online_store_t *os)
+{
+    disconnect(os);
+    os->retry_ns = weir_mono_ns() + (uint64_t)os->backoff_ms * 1000000;
+    os->backoff_ms = os->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : os->backoff_ms * 2;
+}
+
+/* One pass over every partition's marked keys; 0, or -1 (a failure). */
+static int write_all(online_store_t *os)
+{
+    int rc = 0;
+    for (uint32_t i = 0; i < os->rt->nparts && rc == 0; i++)
+        rc = write_part(os, &os->rt->parts[i]);
+    return rc;
+}
+
+/* IDLE CHECK. With nothing to write, the socket is not used: a Redis
+ * restarted meanwhile (empty) would go unnoticed until the next change.
+ * So an idle writer asks for the run_id every CHECK_MS. */
+static void idle_check(online_store_t *os)
+{
+    if (weir_mono_ns() - os->checked_ns < (uint64_t)CHECK_MS * 1000000) return;
+    os->checked_ns = weir_mono_ns();
+    char id[sizeof os->run_id], why[256];
+    if (run_id_of(os->c, id, sizeof id, why, sizeof why) != 0) {
+        failed(os, "checking:", why);
+        back_off(os);
+    } else if (new_run_id(os, id)) {
+        fprintf(stderr, "weir run: online store: redis %s restarted (a new run_id): a full sync\n",
+                os->redis);
+        weir_ticker_wake(&os->writer);
+    }
+}
+
+/* The writer's tick: connects if it must (and may), writes what is marked,
+ * and asks for the next pass at once while there is work. */
+static void writer_tick(void *arg)
 {
     online_store_t *os = arg;
-    runtime_t *rt = os->rt;
-    int64_t backoff = BACKOFF_MIN_MS;
-    uint64_t checked = weir_mono_ns(); /* the last sign of life of the connection */
-    for (;;) {
-        pthread_mutex_lock(&os->mu);
-        int stop = os->stop;
-        pthread_mutex_unlock(&os->mu);
-        if (!os->c && (stop || connect_redis(os) != 0)) {
-            if (stop || nap(os, backoff, 0)) break;
-            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-            continue;
+    atomic_store(&os->idle, 0);
+    if (!os->c) {
+        if (weir_mono_ns() < os->retry_ns) return;
+        if (connect_redis(os) != 0) {
+            back_off(os);
+            return;
         }
-        int rc = 0;
-        uint64_t before = atomic_load(&os->writes) + atomic_load(&os->deletes);
-        for (uint32_t i = 0; i < rt->nparts && rc == 0; i++)
-            rc = write_part(os, &rt->parts[i]);
-        if (rc) {
-            disconnect(os);
-            if (stop || nap(os, backoff, 0)) break;
-            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-            continue;
-        }
-        backoff = BACKOFF_MIN_MS;
-        if (stop) break; /* the pass after the stop was the last */
-        if (atomic_load(&os->writes) + atomic_load(&os->deletes) != before) {
-            checked = weir_mono_ns(); /* (the connection just answered) */
-            continue;
-        }
-        /* IDLE CHECK. With nothing to write, the socket is not used: a Redis
-         * restarted meanwhile (empty) would go unnoticed until the next
-         * change. So an idle writer asks for the run_id every CHECK_MS. */
-        if (weir_mono_ns() - checked >= (uint64_t)CHECK_MS * 1000000) {
-            checked = weir_mono_ns();
-            char id[sizeof os->run_id], why[256];
-            if (run_id_of(os->c, id, sizeof id, why, sizeof why) != 0) {
-                failed(os, "checking:", why);
-                disconnect(os);
-                continue;
-            }
-            if (strcmp(id, os->run_id) != 0) {
-                snprintf(os->run_id, sizeof os->run_id, "%s", id);
-                fprintf(stderr,
-                        "weir run: online store: redis %s restarted (a new run_id): a full "
-                        "sync\n",
-                        os->redis);
-                full_sync(os);
-                continue;
-            }
-        }
-        nap(os, IDLE_MS, 1);
+        os->checked_ns = weir_mono_ns();
     }
-    disconnect(os);
-    return NULL;
+    uint64_t before = atomic_load(&os->writes) + atomic_load(&os->deletes);
+    if (write_all(os) != 0) {
+        back_off(os);
+        return;
+    }
+    os->backoff_ms = BACKOFF_MIN_MS;
+    if (atomic_load(&os->writes) + atomic_load(&os->deletes) != before) {
+        os->checked_ns = weir_mono_ns(); /* (the connection just answered) */
+        weir_ticker_wake(&os->writer);
+        return;
+    }
+    idle_check(os);
+    atomic_store(&os->kick, 0); /* (one left by a mark no request kicked) */
+    atomic_store(&os->idle, 1);
 }
 
 void online_store_start(online_store_t *os)
 {
-    os->started = pthread_create(&os->thread, NULL, writer, os) == 0;
-    atomic_store(&os->running, os->started);
-    if (!os->started) fprintf(stderr, "weir run: online store: the writer thread did not start\n");
+    weir_ticker_start(&os->writer, IDLE_MS, writer_tick, os);
+    atomic_store(&os->running, 1);
 }
 
 void online_store_free(online_store_t *os)
 {
     if (!os) return;
-    if (os->started) {
-        pthread_mutex_lock(&os->mu);
-        os->stop = 1;
-        os->stop_by = weir_mono_ns() + (uint64_t)LAST_PASS_MS * 1000000;
-        pthread_cond_signal(&os->cv);
-        pthread_mutex_unlock(&os->mu);
-        pthread_join(os->thread, NULL);
-    }
+    weir_ticker_stop(&os->writer);
+    /* One last pass, bounded, if connected; the next start's full sync
+     * writes what it leaves. */
+    os->stop_by = weir_mono_ns() + (uint64_t)LAST_PASS_MS * 1000000;
+    if (os->c) write_all(os);
+    disconnect(os);
     for (uint32_t i = 0; i < os->rt->nparts; i++)
         keyset_free(&os->dirty[i]);
     weir_free(os->dirty);
     keyset_free(&os->taken);
     buf_free(&os->rkey);
     buf_free(&os->val);
-    pthread_cond_destroy(&os->cv);
-    pthread_mutex_destroy(&os->mu);
     weir_free(os->redis);
     weir_free(os->prefix);
     weir_free(os->username);

@@ -70,6 +70,9 @@ void online_store_free(online_store_t *os);
 
 /* Marks key of partition part to be written. Under that partition's lock. */
 void online_store_mark(online_store_t *os, uint32_t part, weir_slice_t key);
+/* The same, for h = XXH64 of the key (an event's engine_result_t key_hash:
+ * the event path hashes a key once). */
+void online_store_mark_hashed(online_store_t *os, uint32_t part, uint64_t h, weir_slice_t key);
 /* A key whose features changed without an event of its own (the engine's
  * `changed` sink: its state expired, a pattern matched at the watermark):
  * marked, written again (or deleted). Only once the writer runs: the keys

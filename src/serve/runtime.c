@@ -753,7 +753,7 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
              * nothing but reads the key's windows at the watermark, which
              * they answer nothing below from then on: the key's value moves
              * to that time, engine_part_lookup_newest) */
-            if (rt->online) online_store_mark(rt->online, p->id, evs[i].key);
+            if (rt->online) online_store_mark_hashed(rt->online, p->id, res.key_hash, evs[i].key);
             /* a duplicate's is its first's, counted once (and its rule number
              * is of the spec that decided it) */
             if (!res.duplicate) metrics_decision(&rt->m, d.rule);

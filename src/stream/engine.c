@@ -522,17 +522,13 @@ static void key_retire(void *v, void *arg)
 {
     engine_part_t *p = arg;
     const engine_t *e = p->e;
-    if (p->sink.changed && *key_inited(e, v)) {
-        size_t klen;
-        const void *kb = keymap_key(v, &klen);
-        p->sink.changed(p->sink.ctx, p->part, (weir_slice_t){kb, klen});
-    }
-    if (p->defer_closes && *key_inited(e, v)) {
+    if (*key_inited(e, v)) {
         size_t klen;
         const void *kb = keymap_key(v, &klen);
         weir_slice_t key = {kb, klen};
+        if (p->sink.changed) p->sink.changed(p->sink.ctx, p->part, key);
         oc_due_t due;
-        for (uint32_t a = 0; a < e->spec->naggregates; a++)
+        for (uint32_t a = 0; p->defer_closes && a < e->spec->naggregates; a++)
             while (oc_key_take_due(key_oc(e, v)[a], a, key, p->wm, &due) &&
                    close_one(p, key_oc(e, v)[a], &due, &p->rscratch)) {
             }
@@ -746,6 +742,7 @@ int engine_part_event_hashed(engine_part_t *p, uint64_t offset, const expr_value
     memset(res, 0, sizeof *res);
     res->time = t;
     res->key = key;
+    res->key_hash = h;
     res->fields = fields;
     res->features = p->features;
     res->raw = raw;
@@ -917,8 +914,7 @@ int engine_part_lookup_newest(engine_part_t *p, weir_slice_t key, engine_result_
     /* (only read here: key_wins and the like take a writable value) */
     void *v = (void *)keymap_peek(&p->km, keymap_hash(key.ptr, key.len), key.ptr, key.len);
     int64_t t = v ? keymap_newest(v) : INT64_MIN;
-    if (t == INT64_MIN) /* (nothing applied: not found, whatever the time) */
-        return lookup_at(p, key, p->max_time == INT64_MIN ? 0 : p->max_time, res);
+    if (t == INT64_MIN) return engine_part_lookup(p, key, res); /* (nothing applied: not found) */
     if (*key_inited(e, v)) {
         for (uint32_t g = 0; g < e->ngroups; g++)
             if (key_wins(v)[g].floor > t) t = key_wins(v)[g].floor;

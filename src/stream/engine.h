@@ -109,6 +109,7 @@ typedef struct engine_result {
     int64_t time;
     int64_t watermark;          /* after this event */
     weir_slice_t key;
+    uint64_t key_hash;          /* keymap_hash(key), for a caller that keys by it too */
     const expr_value_t *fields; /* the decoded event, by field slot */
     const expr_value_t *features; /* by feature index (declared order); NULL below
                                      engine_part_features_from's offset */
