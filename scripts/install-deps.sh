@@ -7,9 +7,10 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
-  libcjson-dev libyaml-dev libxxhash-dev libmicrohttpd-dev libhiredis-dev
+  libcjson-dev libyaml-dev libxxhash-dev libmicrohttpd-dev libhiredis-dev librdkafka-dev
   libcmocka-dev python3-pytest python3-xxhash
   python3-xgboost libxgboost-dev python3-numpy wrk nginx redis-server
+  python3-confluent-kafka
 )
 
 missing=()

@@ -484,6 +484,7 @@ static void format_record(weir_buf_t *out, uint32_t part, const log_rec_t *r)
 {
     buf_appendf(out, "{\"partition\":%u,\"offset\":%" PRIu64 ",\"ts\":%" PRId64 ",", part, r->offset, r->ts);
     if (r->type == LOG_REC_TICK) buf_append_str(out, "\"type\":\"tick\",");
+    if (r->type == LOG_REC_SOURCE) buf_append_str(out, "\"type\":\"source\",");
     buf_append_str(out, "\"key\":");
     if (r->key.len) buf_append_json_string(out, r->key.ptr, r->key.len);
     else buf_append_str(out, "null");

@@ -330,7 +330,7 @@ int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_
             a->rec.value = (weir_slice_t){a->val.data, rec.value.len};
             /* The direct decoder gives exactly what the tree path would, or
              * declines (decode.h); what it declines, the tree path decides. */
-            a->direct = !pl->need_json && rec.type != LOG_REC_TICK &&
+            a->direct = !pl->need_json && rec.type == LOG_REC_EVENT &&
                         spec_decode_text(pl->src, a->val.data, rec.value.len, a->fields) == 0;
             if (a->direct) {
                 a->hash = engine_event_hash(ep, a->fields);
@@ -349,6 +349,10 @@ int pipeline_replay_from(pipeline_t *pl, uint32_t part, uint64_t from, pipeline_
         const ahead_t *a = &ring[head];
         head = (head + 1) % LOOKAHEAD;
         count--;
+        if (a->rec.type == LOG_REC_SOURCE) {
+            if (pl->on_source) pl->on_source(pl->source_ctx, part, a->rec.offset, a->rec.value);
+            continue;
+        }
         int k;
         if (a->direct) {
             if (a->hash % pl->nparts != part) {

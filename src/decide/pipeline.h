@@ -26,6 +26,11 @@ typedef struct pipeline {
      * --with). Otherwise replay decodes straight from the text where it can
      * (spec_decode_text), a third of a replayed event's cost. */
     int need_json;
+    /* Replay hands each SOURCE record (log/batch.h: where its batch's
+     * events came from outside weir) to on_source, if set; nothing else
+     * reads them. */
+    void (*on_source)(void *ctx, uint32_t part, uint64_t offset, weir_slice_t value);
+    void *source_ctx;
 } pipeline_t;
 
 /* Opens everything for spec_path over datadir. create: a missing topic is

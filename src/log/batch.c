@@ -50,7 +50,7 @@ int batch_encode(weir_buf_t *out, const log_rec_t *recs, size_t n, char *err, si
             return weir_errf(err, errlen, WEIR_ETOOBIG,
                              "record %zu: value of %zu bytes exceeds %u", i, r->value.len,
                              BATCH_MAX_VALUE);
-        if (r->type != LOG_REC_EVENT && r->type != LOG_REC_TICK)
+        if (r->type != LOG_REC_EVENT && r->type != LOG_REC_TICK && r->type != LOG_REC_SOURCE)
             return weir_errf(err, errlen, WEIR_EINVAL, "record %zu: unknown type %d", i,
                              (int)r->type);
         /* worst case: length varint, type, three varints, two lengths */
@@ -68,6 +68,7 @@ int batch_encode(weir_buf_t *out, const log_rec_t *recs, size_t n, char *err, si
     for (size_t i = 0; i < n; i++) {
         const log_rec_t *r = &recs[i];
         if (r->type == LOG_REC_TICK) attr |= BATCH_ATTR_HAS_TICK;
+        if (r->type == LOG_REC_SOURCE) attr |= BATCH_ATTR_HAS_SOURCE;
         if (r->ts > max_ts) max_ts = r->ts;
         /* body: type, offset delta, ts delta, key len, key, value len, value */
         unsigned char head[1 + 3 * VARINT_MAX], vlen[VARINT_MAX];
@@ -94,7 +95,7 @@ int batch_encode(weir_buf_t *out, const log_rec_t *recs, size_t n, char *err, si
                          out->len, BATCH_MAX_SIZE);
     put_u64(base + BATCH_OFF_BASE, 0);
     put_u32(base + BATCH_OFF_LENGTH, (uint32_t)(out->len - 12));
-    base[BATCH_OFF_MAGIC] = BATCH_MAGIC;
+    base[BATCH_OFF_MAGIC] = attr & BATCH_ATTR_HAS_SOURCE ? BATCH_MAGIC_SOURCE : BATCH_MAGIC;
     base[BATCH_OFF_ATTR] = attr;
     put_u16(base + BATCH_OFF_RESERVED, 0);
     put_u32(base + BATCH_OFF_COUNT, (uint32_t)n);
@@ -120,7 +121,9 @@ batch_status_t batch_peek(const unsigned char *p, size_t avail, batch_info_t *in
     info->max_ts = (int64_t)get_u64(p + BATCH_OFF_MAX_TS);
     if (length < BATCH_MIN_LENGTH || length > BATCH_MAX_SIZE - 12) return BATCH_BAD_HEADER;
     info->size = length + 12;
-    if (p[BATCH_OFF_MAGIC] != BATCH_MAGIC || (info->attr & ~BATCH_ATTR_HAS_TICK) ||
+    int magic = p[BATCH_OFF_MAGIC];
+    uint8_t attrs = BATCH_ATTR_HAS_TICK | (magic == BATCH_MAGIC_SOURCE ? BATCH_ATTR_HAS_SOURCE : 0);
+    if ((magic != BATCH_MAGIC && magic != BATCH_MAGIC_SOURCE) || (info->attr & ~attrs) ||
         (p[BATCH_OFF_RESERVED] | p[BATCH_OFF_RESERVED + 1]) != 0 || info->count == 0 ||
         info->count > length / 6 || info->max_ts < info->first_ts)
         return BATCH_BAD_HEADER;
@@ -130,7 +133,9 @@ batch_status_t batch_peek(const unsigned char *p, size_t avail, batch_info_t *in
 
 size_t batch_foreign_size(const unsigned char *p, size_t avail)
 {
-    if (avail < BATCH_HEADER_SIZE || p[BATCH_OFF_MAGIC] == BATCH_MAGIC) return 0;
+    if (avail < BATCH_HEADER_SIZE || p[BATCH_OFF_MAGIC] == BATCH_MAGIC ||
+        p[BATCH_OFF_MAGIC] == BATCH_MAGIC_SOURCE)
+        return 0;
     uint32_t length = get_u32(p + BATCH_OFF_LENGTH);
     if (length < BATCH_MIN_LENGTH || length > BATCH_MAX_SIZE - 12) return 0;
     return (size_t)length + 12;
@@ -150,7 +155,7 @@ batch_status_t batch_check(const unsigned char *p, size_t avail, batch_info_t *i
 
     const unsigned char *q = p + BATCH_HEADER_SIZE, *end = p + info->size;
     int64_t max_ts = INT64_MIN;
-    int tick = 0;
+    int tick = 0, source = 0;
     for (uint32_t i = 0; i < info->count; i++) {
         uint64_t rlen, delta, klen, vlen;
         int64_t tsd;
@@ -158,8 +163,9 @@ batch_status_t batch_check(const unsigned char *p, size_t avail, batch_info_t *i
         if (!n || rlen > (uint64_t)(end - q - n)) return BATCH_BAD_RECORDS;
         q += n;
         const unsigned char *rend = q + rlen;
-        if (q >= rend || *q > LOG_REC_TICK) return BATCH_BAD_RECORDS;
+        if (q >= rend || *q > LOG_REC_SOURCE) return BATCH_BAD_RECORDS;
         tick |= *q == LOG_REC_TICK;
+        source |= *q == LOG_REC_SOURCE;
         q++;
         if (!(n = varint_get(q, rend, &delta)) || delta != i) return BATCH_BAD_RECORDS;
         q += n;
@@ -176,7 +182,8 @@ batch_status_t batch_check(const unsigned char *p, size_t avail, batch_info_t *i
             return BATCH_BAD_RECORDS;
         q = rend;
     }
-    if (q != end || max_ts != info->max_ts || tick != !!(info->attr & BATCH_ATTR_HAS_TICK))
+    if (q != end || max_ts != info->max_ts || tick != !!(info->attr & BATCH_ATTR_HAS_TICK) ||
+        source != !!(info->attr & BATCH_ATTR_HAS_SOURCE))
         return BATCH_BAD_RECORDS;
     return BATCH_OK;
 }

@@ -11,6 +11,11 @@
 
 #define BATCH_HEADER_SIZE 40
 #define BATCH_MAGIC 1
+/* A batch holding SOURCE records (LOG_REC_SOURCE), which came after magic
+ * 1: a weir from before reads it as another format's batch and refuses it
+ * (ANOTHER FORMAT'S BATCH) rather than take it for a tear and cut it. A
+ * batch without them is written with magic 1, readable by every weir. */
+#define BATCH_MAGIC_SOURCE 2
 #define BATCH_MAX_SIZE (64u << 20)   /* a batch, header included */
 #define BATCH_MAX_KEY (64u << 10)    /* a record's key */
 #define BATCH_MAX_VALUE (16u << 20)  /* a record's value */
@@ -28,10 +33,15 @@
 #define BATCH_OFF_MAX_TS 32   /* i64 largest record timestamp */
 
 #define BATCH_ATTR_HAS_TICK 0x01
+#define BATCH_ATTR_HAS_SOURCE 0x02
 
 typedef enum log_rec_type {
     LOG_REC_EVENT = 0,
     LOG_REC_TICK = 1, /* advances time on an idle partition; no key, value = tick payload */
+    /* where the batch's events came from in a source outside weir (a Kafka
+     * topic: serve/kafka_source.h); no key; not an event, and nothing the
+     * engine reads: a replay passes it to its reader */
+    LOG_REC_SOURCE = 2,
 } log_rec_type_t;
 
 /* One record, as given to an append or returned by a reader. Slices point

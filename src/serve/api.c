@@ -21,6 +21,7 @@
 #include "base/error.h"
 #include "base/numfmt.h"
 #include "decide/outputs.h"
+#include "serve/edge_decode.h"
 #include "spec/decode.h"
 
 void api_init(api_t *a, runtime_t *rt, size_t max_batch)
@@ -123,73 +124,6 @@ static int want_get(const http_req_t *req, http_resp_t *resp)
     return 0;
 }
 
-/* One event's text → decoded fields (slices into *doc, which the caller
- * frees): decode_one's decoding, before the edge's own refusals. */
-static int decode_text(const spec_source_t *src, weir_slice_t text, const cJSON *parsed,
-                       cJSON **doc, expr_value_t *fields, char *why, size_t whylen)
-{
-    const cJSON *obj = parsed;
-    long bad = spec_text_utf8_bad(text.ptr, text.len);
-    if (bad >= 0) {
-        snprintf(why, whylen, "not UTF-8 at byte %ld (JSON text is UTF-8)", bad);
-        return METRICS_REJ_MALFORMED_JSON;
-    }
-    /* The direct decoder takes what it can prove it decodes exactly as the
-     * tree below does (decode.h); everything else, errors included, is
-     * decided and worded by cJSON and spec_decode_event. */
-    if (!obj && spec_decode_text(src, text.ptr, text.len, fields) == 0) return -1;
-    if (!obj) {
-        const char *end = NULL;
-        *doc = cJSON_ParseWithLengthOpts(text.ptr, text.len, &end, 0);
-        if (!*doc) {
-            const char *at = cJSON_GetErrorPtr();
-            size_t pos =
-                at && at >= text.ptr && at <= text.ptr + text.len ? (size_t)(at - text.ptr) : 0;
-            if (spec_text_too_deep(text.ptr, text.len))
-                snprintf(why, whylen, "arrays or objects nested deeper than %d levels",
-                         SPEC_MAX_NESTING);
-            else
-                snprintf(why, whylen, "malformed JSON near byte %zu", pos);
-            return METRICS_REJ_MALFORMED_JSON;
-        }
-        if (end != text.ptr + text.len) {
-            snprintf(why, whylen, "malformed JSON: unexpected text after the value at byte %zu",
-                     (size_t)(end - text.ptr));
-            return METRICS_REJ_MALFORMED_JSON;
-        }
-        obj = *doc;
-    }
-    long nul = spec_text_nul(text.ptr, text.len);
-    if (nul >= 0) {
-        snprintf(why, whylen,
-                 "a string holds \\u0000 (NUL) or a raw control byte at byte %ld, which weir's "
-                 "strings do not take",
-                 nul);
-        return METRICS_REJ_INVALID_EVENT;
-    }
-    if (!cJSON_IsObject(obj)) {
-        snprintf(why, whylen, "an event must be a JSON object");
-        return METRICS_REJ_NOT_OBJECT;
-    }
-    /* Only here, at the edge, is a repeated field refused (decode.h); the
-     * direct decoder above declines such events, so they all come here. */
-    if (spec_decode_event_edge(src, obj, fields, why, whylen) != 0)
-        return METRICS_REJ_INVALID_EVENT;
-    return -1;
-}
-
-/* One event's text → decoded fields, refused as the edge refuses (decode.h,
- * spec_edge_refuses: the clock, an empty key, 2^53) whichever way it was
- * decoded. Returns the rejection reason (and why) or -1. */
-static int decode_one(const spec_source_t *src, weir_slice_t text, const cJSON *parsed, cJSON **doc,
-                      expr_value_t *fields, char *why, size_t whylen)
-{
-    int rc = decode_text(src, text, parsed, doc, fields, why, whylen);
-    if (rc == -1 && spec_edge_refuses(src, fields, weir_wall_ms(), why, whylen))
-        rc = METRICS_REJ_INVALID_EVENT;
-    return rc;
-}
-
 /* A client refused for memory (runtime.h, MEMORY BUDGET) is told to wait:
  * keys expire over minutes or hours, not milliseconds, and a 503 without
  * Retry-After is retried at once by most clients. */
@@ -288,7 +222,7 @@ static void handle_score(api_t *a, const http_req_t *req, http_resp_t *resp, con
         http_error(resp, 400, "empty_body", "the body must be one JSON event");
         return;
     }
-    int rej = decode_one(src, text, NULL, &doc, fields, why, sizeof why);
+    int rej = edge_decode(src, text, NULL, &doc, fields, why, sizeof why);
     if (rej >= 0) {
         metrics_add(&metrics_shard(m)->rejected[rej], 1);
         http_error(resp, 400,
@@ -502,7 +436,7 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
     for (size_t i = 0; i < b.n; i++) {
         char why[512];
         expr_value_t *f = fields + i * nf;
-        int rej = decode_one(src, b.texts[i], b.parsed[i], &docs[i], f, why, sizeof why);
+        int rej = edge_decode(src, b.texts[i], b.parsed[i], &docs[i], f, why, sizeof why);
         if (rej >= 0) {
             metrics_add(&metrics_shard(m)->rejected[rej], 1);
             add_reject(&ec, b.numbers[i], why);
@@ -510,11 +444,9 @@ static void handle_events(api_t *a, const http_req_t *req, http_resp_t *resp, co
         }
         ec.state[i] = EV_DECODED;
         runtime_event_t *ev = &evs[ngood++];
-        ev->raw = b.texts[i];
-        ev->fields = f;
+        *ev = (runtime_event_t){.raw = b.texts[i], .fields = f, .index = (uint32_t)i};
         ev->key = engine_event_key(src, f, keytmp[i]);
         ev->part = runtime_partition_of(a->rt, ev->key);
-        ev->index = (uint32_t)i;
     }
     metrics_observe(m, METRICS_STAGE_DECODE, weir_mono_ns() - t0);
     char err[512];

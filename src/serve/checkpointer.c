@@ -30,6 +30,7 @@ struct checkpointer {
     pthread_mutex_t take_lock; /* one checkpoint at a time */
     uint64_t *log_off, *dec_off;
     int64_t *decided;
+    weir_buf_t *marks;  /* per partition, its "kafka" pair's text (empty: none) */
     weir_buf_t extra;   /* the frozen image's "outputs" text */
     weir_buf_t spec;    /* the plan's spec text: each checkpoint's "spec" pair */
     uint64_t *done_off; /* offsets of the newest checkpoint committed by this process */
@@ -76,6 +77,7 @@ int checkpointer_open(const char *datadir, const ckptr_source_t *src, checkpoint
     c->log_off = weir_calloc(src->nparts, sizeof *c->log_off);
     c->dec_off = weir_calloc(src->nparts, sizeof *c->dec_off);
     c->decided = weir_calloc(src->nparts, sizeof *c->decided);
+    c->marks = weir_calloc(src->nparts, sizeof *c->marks);
     c->done_off = weir_calloc(src->nparts, sizeof *c->done_off);
     pthread_mutex_init(&c->take_lock, NULL);
     pthread_mutex_init(&c->stats_lock, NULL);
@@ -99,6 +101,9 @@ void checkpointer_close(checkpointer_t *c)
     weir_free(c->log_off);
     weir_free(c->dec_off);
     weir_free(c->decided);
+    for (uint32_t i = 0; i < c->src.nparts; i++)
+        buf_free(&c->marks[i]);
+    weir_free(c->marks);
     weir_free(c->done_off);
     buf_free(&c->extra);
     buf_free(&c->spec);
@@ -169,8 +174,9 @@ static void write_snapshots(write_job_t *j)
     for (uint32_t i = 0; i < np && j->rc == 0; i++) {
         char dec[24];
         int n = snprintf(dec, sizeof dec, "%" PRId64, c->decided[i]);
-        ckpt_kv_t pmeta = {{"decided", 7}, {dec, (size_t)n}};
-        ckpt_part_desc_t d = {i, c->log_off[i], c->dec_off[i], &pmeta, 1};
+        ckpt_kv_t pmeta[2] = {{{"decided", 7}, {dec, (size_t)n}},
+                              {{"kafka", 5}, {c->marks[i].data, c->marks[i].len}}};
+        ckpt_part_desc_t d = {i, c->log_off[i], c->dec_off[i], pmeta, c->marks[i].len ? 2 : 1};
         j->rc = ckpt_write_part_begin(w, &d, &pw[i], j->err, sizeof j->err);
     }
     weir_buf_t b = WEIR_BUF_INIT;
@@ -257,7 +263,10 @@ static int take_locked(checkpointer_t *c, int skip_unchanged, ckptr_result_t *re
     int nice0 = getpriority(PRIO_PROCESS, (id_t)tid);
     int raised = setpriority(PRIO_PROCESS, (id_t)tid, -10) == 0;
     buf_reset(&c->extra);
-    int rc = c->src.freeze(c->src.ctx, c->log_off, c->dec_off, c->decided, &c->extra, err, errlen);
+    for (uint32_t i = 0; i < c->src.nparts; i++)
+        buf_reset(&c->marks[i]);
+    int rc = c->src.freeze(c->src.ctx, c->log_off, c->dec_off, c->decided, c->marks, &c->extra, err,
+                           errlen);
     if (rc) {
         if (raised) (void)!setpriority(PRIO_PROCESS, (id_t)tid, nice0);
         return rc;

@@ -64,7 +64,9 @@
 /* What the checkpointer needs from the server. freeze fills log_off,
  * dec_off and decided (one per partition: the input offset of the last
  * event decided, -1 if none — stored as the part's "decided" pair, since
- * ticks in the event log have no decision) and `extra` (text stored with the checkpoint
+ * ticks in the event log have no decision), marks (one per partition: its
+ * Kafka marks, kafka_marks.h, stored as its "kafka" pair; left empty: none)
+ * and `extra` (text stored with the checkpoint
  * as its "outputs" pair: where the output files ended) and returns with
  * every partition frozen, or returns non-zero (err filled) with nothing
  * frozen. */
@@ -78,7 +80,7 @@ typedef struct ckptr_source {
     const char *spec;
     size_t spec_len;
     int (*freeze)(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t *decided,
-                  weir_buf_t *extra, char *err, size_t errlen);
+                  weir_buf_t *marks, weir_buf_t *extra, char *err, size_t errlen);
     void (*thaw)(void *ctx);
     engine_part_t *(*part)(void *ctx, uint32_t i);
     /* one partition's lock, which every use of its engine takes */

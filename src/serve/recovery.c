@@ -224,6 +224,10 @@ static int restore_part(runtime_t *rt, rt_part_t *p, char *err, size_t errlen)
     p->max_time = wm == INT64_MIN ? INT64_MIN : wm + rt->pl.src->lateness_ms;
     p->from = cp->log_offset;
     p->dfrom = cp->decision_offset;
+    weir_slice_t marks;
+    if (rt->ktopic && ckpt_kv_find(cp->meta, cp->nmeta, "kafka", &marks) &&
+        kafka_marks_decode(&p->kmarks, rt->ktopic, marks, why, sizeof why) != 0)
+        return weir_errf(err, errlen, WEIR_ECORRUPT, "partition %u: %s", p->id, why);
     return 0;
 }
 
@@ -289,6 +293,7 @@ static void reset_part(runtime_t *rt, uint32_t i)
     rt->pl.parts[i] = rt->parts[i].engine = engine_part_new(rt->pl.engine, i, NULL);
     rt->parts[i].from = rt->parts[i].dfrom = 0;
     rt->parts[i].max_time = INT64_MIN;
+    kafka_marks_clear(&rt->parts[i].kmarks);
 }
 
 /* PLAN CHANGED SINCE THE CHECKPOINT. A checkpoint holds the state of its

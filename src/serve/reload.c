@@ -64,6 +64,18 @@ void runtime_reload_free(runtime_t *rt)
     pthread_mutex_destroy(&rt->reload_lock);
 }
 
+/* Whether two sources' kafka: are the same (both absent, or every key). */
+static int kafka_same(const spec_kafka_t *a, const spec_kafka_t *b)
+{
+    if (!a->brokers || !b->brokers) return !a->brokers && !b->brokers;
+    if (strcmp(a->brokers, b->brokers) || strcmp(a->topic, b->topic) ||
+        strcmp(a->group, b->group) || a->nconfig != b->nconfig)
+        return 0;
+    for (uint32_t i = 0; i < 2 * a->nconfig; i++)
+        if (strcmp(a->config[i], b->config[i])) return 0;
+    return 1;
+}
+
 /* What a new spec brings, built and checked before the swap. */
 typedef struct staged {
     spec_t *spec;
@@ -103,6 +115,11 @@ static int stage(runtime_t *rt, const weir_buf_t *text, staged_t *st, char *err,
         return weir_errf(err, errlen, WEIR_EINVAL,
                          "the online_store changed: that needs a restart (its writer is set up "
                          "at start)");
+    if (!kafka_same(&rt->pl.src->kafka, &s->sources[0].kafka))
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "source '%s' kafka changed: that needs a restart (its consumer is set "
+                         "up at start)",
+                         s->sources[0].name);
     if ((rc = engine_new(s, &st->engine, why, sizeof why)) != 0)
         return weir_errf(err, errlen, rc, "the new spec: %s", why);
     if ((rc = engine_migrate_check(rt->pl.engine, st->engine, why, sizeof why)) != 0)

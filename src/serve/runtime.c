@@ -71,6 +71,7 @@
 #include "decide/outputs_dir.h"
 #include "decide/pipeline.h"
 #include "serve/checkpointer.h"
+#include "serve/kafka_source.h"
 #include "serve/online_store.h"
 #include "base/numfmt.h"
 #include "stream/engine_state.h"
@@ -177,7 +178,8 @@ static void closer_tick(void *arg)
 /* ---- open / close ---- */
 
 static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t *decided,
-                       weir_buf_t *extra, char *err, size_t errlen);
+                       weir_buf_t *marks, weir_buf_t *extra, char *err, size_t errlen);
+static void replay_source(void *ctx, uint32_t part, uint64_t offset, weir_slice_t value);
 static void ckpt_thaw(void *ctx);
 static int ckpt_sync_outputs(void *ctx, char *err, size_t errlen);
 static engine_part_t *ckpt_part_state(void *ctx, uint32_t i);
@@ -258,6 +260,12 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
         p->max_time = INT64_MIN;
         p->last_ms = weir_wall_ms();
     }
+    if (rt->pl.src->kafka.brokers) {
+        /* (a copy: a reload frees the spec; one changing kafka: is refused) */
+        rt->ktopic = weir_strdup(rt->pl.src->kafka.topic);
+        rt->pl.on_source = replay_source;
+        rt->pl.source_ctx = rt;
+    }
     if ((rc = runtime_reload_init(rt, err, errlen)) != 0) {
         runtime_close(rt, NULL, 0);
         return rc;
@@ -293,6 +301,11 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
         }
         rt->online = online_store_new(rt, &s->online, ttl, password);
     }
+    if (rt->ktopic && !(rt->kafka = kafka_source_new(rt, rt->pl.src, err, errlen))) {
+        rc = WEIR_EINVAL;
+        runtime_close(rt, NULL, 0);
+        return rc;
+    }
     *out = rt;
     return 0;
 fail:
@@ -306,6 +319,9 @@ fail:
 int runtime_close(runtime_t *rt, char *err, size_t errlen)
 {
     if (!rt) return 0;
+    /* (first: its rounds go through the partitions) */
+    kafka_source_free(rt->kafka);
+    rt->kafka = NULL;
     weir_ticker_stop(&rt->gauges);
     weir_ticker_stop(&rt->flusher);
     weir_ticker_stop(&rt->closer);
@@ -352,12 +368,15 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
         buf_free(&p->duprec);
         buf_free(&p->dupdec);
         buf_free(&p->oline);
+        buf_free(&p->krecs);
+        kafka_marks_free(&p->kmarks);
         weir_free(p->recs);
         weir_free(p->drecs);
         weir_free(p->dpend);
         decide_scratch_free(&p->lower);
     }
     weir_free(rt->parts);
+    weir_free(rt->ktopic);
     pipeline_close(&rt->pl); /* closes (and syncs) the event log */
     runtime_reload_free(rt);
     decide_free(rt->decide);
@@ -663,11 +682,35 @@ static void say_memory(runtime_t *rt)
     rt->mem_said_ns = now;
 }
 
+/* A SOURCE record met by the replay (pipeline.h): the Kafka marks it
+ * carries, in its partition (whose lock the replay holds). */
+static void replay_source(void *ctx, uint32_t part, uint64_t offset, weir_slice_t value)
+{
+    runtime_t *rt = ctx;
+    char why[128];
+    if (kafka_marks_apply(&rt->parts[part].kmarks, rt->ktopic, value, why, sizeof why) != 0)
+        fprintf(stderr, "weir run: replay: partition %u offset %" PRIu64 ": %s (skipped)\n", part,
+                offset, why);
+}
+
 void runtime_trim_after_recovery(runtime_t *rt)
 {
     malloc_trim(0);
     rt->trim_peak = weir_alloc_used();
     sample_resident(rt);
+}
+
+/* Whether a Kafka message of evs[i]'s Kafka partition was refused before
+ * it in this call (evs[kept..i) are the refused so far). Its later ones are
+ * refused with it: one logged after it would raise the partition's mark
+ * past the refused one, which the consumer's retry would then skip as
+ * logged (kafka_source.h). */
+static int kafka_refused_before(const runtime_event_t *evs, size_t i, size_t kept)
+{
+    if (!evs[i].from_kafka) return 0;
+    for (size_t j = kept; j < i; j++)
+        if (evs[j].from_kafka && evs[j].kpart == evs[i].kpart) return 1;
+    return 0;
 }
 
 /* MEMORY BUDGET (runtime.h): takes out of evs[0..n), all of partition p
@@ -692,7 +735,8 @@ static size_t refuse_over_budget(runtime_t *rt, rt_part_t *p, runtime_event_t *e
              (double)(every ? weir_alloc_used() : used) / (1 << 20), (double)max / (1 << 20));
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!every && engine_part_holds(p->engine, evs[i].key)) {
+        if (!every && engine_part_holds(p->engine, evs[i].key) &&
+            !kafka_refused_before(evs, i, kept)) {
             evs[kept++] = evs[i];
             continue;
         }
@@ -701,6 +745,50 @@ static size_t refuse_over_budget(runtime_t *rt, rt_part_t *p, runtime_event_t *e
         if (cb) cb(ctx, &o);
     }
     return kept;
+}
+
+/* KAFKA (kafka_source.h): takes out of evs[0..n), all of partition p,
+ * the Kafka messages p logged already (read again after a crash, a
+ * rebalance or a retry), telling cb of each; returns how many are left. */
+static size_t skip_logged(rt_part_t *p, runtime_event_t *evs, size_t n, runtime_outcome_cb cb,
+                          void *ctx)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!evs[i].from_kafka || evs[i].koff > kafka_marks_get(&p->kmarks, evs[i].kpart)) {
+            evs[kept++] = evs[i];
+            continue;
+        }
+        runtime_outcome_t o = {.ev = &evs[i], .logged_before = 1};
+        if (cb) cb(ctx, &o);
+    }
+    return kept;
+}
+
+typedef struct kafka_pos {
+    int32_t k;
+    int64_t o;
+} kafka_pos_t;
+
+/* The Kafka messages among evs[0..n): their newest offset per Kafka
+ * partition, in *pos (the caller frees it); how many partitions. */
+static size_t kafka_positions(const runtime_event_t *evs, size_t n, kafka_pos_t **pos)
+{
+    size_t m = 0;
+    *pos = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!evs[i].from_kafka) continue;
+        size_t j = 0;
+        while (j < m && (*pos)[j].k != evs[i].kpart)
+            j++;
+        if (j == m) {
+            *pos = weir_realloc(*pos, (m + 1) * sizeof **pos);
+            (*pos)[m++] = (kafka_pos_t){evs[i].kpart, evs[i].koff};
+        } else if (evs[i].koff > (*pos)[j].o) {
+            (*pos)[j].o = evs[i].koff;
+        }
+    }
+    return m;
 }
 
 /* Processes evs[0..n), all of partition p, holding p's lock. */
@@ -712,17 +800,37 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
         return weir_errf(err, errlen, p->dfail,
                          "decision log partition %u refuses appends after: %s", p->id,
                          p->dfail_err);
+    if (rt->ktopic && (n = skip_logged(p, evs, n, cb, ctx)) == 0) return 0;
     if ((n = refuse_over_budget(rt, p, evs, n, cb, ctx)) == 0) return 0;
     int64_t now = weir_wall_ms();
-    grow(p, n);
+    kafka_pos_t *kpos = NULL;
+    size_t nk = rt->ktopic ? kafka_positions(evs, n, &kpos) : 0;
+    grow(p, n + nk);
     for (size_t i = 0; i < n; i++)
         p->recs[i] = (log_rec_t){0, now, LOG_REC_EVENT, evs[i].key, evs[i].raw};
+    /* KAFKA: the marks go in the events' batch, so that both are logged
+     * or neither (kafka_marks.h); slices taken once the buffer is whole */
+    buf_reset(&p->krecs);
+    size_t *kat = nk ? weir_malloc((nk + 1) * sizeof *kat) : NULL;
+    for (size_t j = 0; j < nk; j++) {
+        kat[j] = p->krecs.len;
+        kafka_marks_record(&p->krecs, rt->ktopic, kpos[j].k, kpos[j].o);
+    }
+    if (nk) kat[nk] = p->krecs.len;
+    for (size_t j = 0; j < nk; j++)
+        p->recs[n + j] = (log_rec_t){
+            0, now, LOG_REC_SOURCE, {NULL, 0}, {p->krecs.data + kat[j], kat[j + 1] - kat[j]}};
+    weir_free(kat);
     /* Stage times chain: each stage's end is the next one's start (the
      * clock is read 5 times per event, not twice per stage). */
     uint64_t first, t0 = weir_mono_ns(), t1;
-    int rc = log_append(p->log, p->recs, n, rt->cfg.ack, &p->scratch, &first, err, errlen);
+    int rc = log_append(p->log, p->recs, n + nk, nk ? LOG_ACK_DURABLE : rt->cfg.ack, &p->scratch,
+                        &first, err, errlen);
     t1 = weir_mono_ns();
     metrics_observe(&rt->m, METRICS_STAGE_LOG_APPEND, t1 - t0);
+    for (size_t j = 0; rc == 0 && j < nk; j++)
+        kafka_marks_raise(&p->kmarks, kpos[j].k, kpos[j].o);
+    weir_free(kpos);
     if (rc) return rc;
     t0 = t1;
     atomic_store_explicit(&p->last_ms, now, memory_order_relaxed);
@@ -848,6 +956,15 @@ int runtime_process(runtime_t *rt, runtime_event_t *evs, size_t n, int want_cont
     return 0;
 }
 
+int64_t runtime_kafka_mark(runtime_t *rt, uint32_t part, int32_t k)
+{
+    rt_part_t *p = &rt->parts[part];
+    pthread_mutex_lock(&p->lock);
+    int64_t o = kafka_marks_get(&p->kmarks, k);
+    pthread_mutex_unlock(&p->lock);
+    return o;
+}
+
 void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out)
 {
     uint32_t pi = runtime_partition_of(rt, key);
@@ -939,6 +1056,7 @@ void runtime_start_tickers(runtime_t *rt)
     for (uint32_t i = 0; i < rt->nparts; i++) engine_part_defer_closes(rt->parts[i].engine, 1);
     weir_ticker_start(&rt->closer, CLOSER_EVERY_MS, closer_tick, rt);
     if (rt->online) online_store_start(rt->online);
+    if (rt->kafka) kafka_source_start(rt->kafka); /* the marks are rebuilt: it may read */
     weir_ticker_wake(&rt->closer); /* what a checkpoint at the log's end left due */
 }
 
@@ -948,7 +1066,7 @@ void runtime_start_tickers(runtime_t *rt)
  * that holds more than one), its decisions written under exactly_once, its
  * logs' positions noted, the outputs flushed and their ends noted. */
 static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t *decided,
-                       weir_buf_t *extra, char *err, size_t errlen)
+                       weir_buf_t *marks, weir_buf_t *extra, char *err, size_t errlen)
 {
     runtime_t *rt = ctx;
     int exactly_once = rt->pl.spec->guarantee == SPEC_EXACTLY_ONCE;
@@ -968,6 +1086,7 @@ static int ckpt_freeze(void *ctx, uint64_t *log_off, uint64_t *dec_off, int64_t 
         log_part_stat(p->dlog, &st);
         dec_off[i] = st.next_offset;
         decided[i] = p->decided;
+        if (rt->ktopic) kafka_marks_encode(&p->kmarks, rt->ktopic, &marks[i]);
     }
     /* No partition can emit now: the files end exactly at the frozen state. */
     pthread_mutex_lock(&rt->out_lock);
@@ -1228,6 +1347,7 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
                es, rt->nparts, offsetof(engine_stats_t, late));
     weir_free(es);
     if (rt->online) online_store_metrics(rt->online, b);
+    if (rt->kafka) kafka_source_metrics(rt->kafka, b);
     metrics_header(b, "weir_event_time_seconds", "gauge",
                    "Newest event time applied per partition (Unix seconds).");
     for (uint32_t i = 0; i < rt->nparts; i++) {

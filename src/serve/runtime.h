@@ -114,7 +114,18 @@ typedef struct runtime_event {
     weir_slice_t key;           /* the entity key's bytes (engine_event_key) */
     uint32_t part;              /* partition: weir_hash64(key) % partitions */
     uint32_t index;             /* the caller's number for it */
+    /* A message of the source's Kafka topic (kafka_source.h): its
+     * partition and offset. Logged only if newer than the partition's mark
+     * (kafka_marks.h), with a SOURCE record, and durably (LOG_ACK_DURABLE:
+     * the consumer commits the offset once runtime_process returns). */
+    int from_kafka;
+    int32_t kpart;
+    int64_t koff;
 } runtime_event_t;
+
+/* The newest offset of Kafka partition k logged in weir partition part
+ * (kafka_marks.h), KAFKA_MARKS_NONE if none; under the partition's lock. */
+int64_t runtime_kafka_mark(runtime_t *rt, uint32_t part, int32_t k);
 
 /* Where the partition of a key is. */
 uint32_t runtime_partition_of(const runtime_t *rt, weir_slice_t key);
@@ -129,6 +140,8 @@ typedef struct runtime_outcome {
     const char *why;            /* the engine's reason when res is NULL */
     int refused;                /* not logged, over the memory budget (MEMORY BUDGET): why says
                                    so, offset and decision are unset */
+    int logged_before;          /* a Kafka message logged already (its mark is past it): nothing
+                                   was done, offset and decision are unset */
 } runtime_outcome_t;
 typedef void (*runtime_outcome_cb)(void *ctx, const runtime_outcome_t *o);
 

@@ -14,6 +14,7 @@
 #include "decide/outputs.h"
 #include "decide/pipeline.h"
 #include "serve/checkpointer.h"
+#include "serve/kafka_marks.h"
 #include "serve/runtime.h"
 #include "stream/engine_migrate.h"
 
@@ -66,6 +67,9 @@ typedef struct rt_part {
                            log at start, then kept by decision_record), -1: none */
     uint64_t from;      /* replay starts here: the restored checkpoint's offset, else 0 */
     uint64_t dfrom;     /* the decision log's position at the same moment, else 0 */
+    /* a Kafka source's marks (kafka_marks.h) and its SOURCE records' values */
+    kafka_marks_t kmarks;
+    weir_buf_t krecs;
 } rt_part_t;
 
 /* A spec replaced by a reload, kept until close (reload.c says why). */
@@ -128,6 +132,9 @@ struct runtime {
     size_t nretired;
     _Atomic uint64_t spec_reloads;
     struct online_store *online; /* the spec's online_store (online_store.h), or NULL */
+    /* the source's Kafka topic (kafka_source.h), or NULL; its consumer from ready on */
+    char *ktopic;
+    struct kafka_source *kafka;
 };
 
 /* The engine sinks of every partition (outputs under out_lock). */

@@ -452,14 +452,14 @@ static int load_source_id(loader_t *L, const ynode_t *m, spec_source_t *src)
 static int load_source(loader_t *L, const ynode_t *k, const ynode_t *m, spec_source_t *src)
 {
     static const char *const keys[] = {"key",        "time", "lateness", "fields", "ttl",
-                                       "max_future", "id",   "dedup",    NULL};
+                                       "max_future", "id",   "dedup",    "kafka",  NULL};
     char where[96];
     snprintf(where, sizeof where, "source '%.*s'", Q(k));
     src->name = weir_strndup(k->value, k->len);
     src->pos = (spec_pos_t){k->line, k->col};
     if (ld_want_map(L, m, where) ||
         ld_check_keys(L, m, keys, where,
-                      "key, time, lateness, fields, ttl, max_future, id or dedup"))
+                      "key, time, lateness, fields, ttl, max_future, id, dedup or kafka"))
         return L->rc;
     for (size_t i = 0; i < 4; i++) {
         if (i == 2) continue; /* lateness is optional (and ttl and max_future) */
@@ -510,7 +510,7 @@ static int load_source(loader_t *L, const ynode_t *k, const ynode_t *m, spec_sou
         src->max_future_ms = 0;
     else if (mf && ld_parse_duration_node(L, mf, "max_future", 0, &src->max_future_ms))
         return L->rc;
-    return load_source_id(L, m, src);
+    return load_source_id(L, m, src) || ld_load_kafka(L, m, src);
 }
 
 static int load_sources(loader_t *L, const ynode_t *root)
@@ -1138,6 +1138,12 @@ void spec_free(spec_t *s)
             weir_free(src->fields[j].name);
         weir_free(src->fields);
         weir_free(src->name);
+        weir_free(src->kafka.brokers);
+        weir_free(src->kafka.topic);
+        weir_free(src->kafka.group);
+        for (uint32_t j = 0; src->kafka.config && src->kafka.config[j]; j++)
+            weir_free(src->kafka.config[j]);
+        weir_free(src->kafka.config);
     }
     weir_free(s->sources);
     for (uint32_t i = 0; i < s->nfeatures; i++) {

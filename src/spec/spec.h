@@ -95,6 +95,20 @@ typedef struct spec_field {
     uint64_t quoted[2], quoted_mask[2];
 } spec_field_t;
 
+/* A source's `kafka:` (spec_kafka.c): `weir run` also takes the source's
+ * events from this topic, in this consumer group (serve/kafka_source.h). */
+typedef struct spec_kafka {
+    char *brokers; /* "HOST:PORT[,HOST:PORT...]"; NULL: no Kafka */
+    char *topic;   /* default: the source's name */
+    char *group;   /* default: weir.PIPELINE.SOURCE */
+    char **config; /* librdkafka properties: name, value, name, value..., NULL */
+    uint32_t nconfig;
+    spec_pos_t pos;
+} spec_kafka_t;
+
+#define SPEC_KAFKA_TOPIC_MAX 249 /* Kafka's own limit */
+#define SPEC_KAFKA_GROUP_MAX 255
+
 typedef struct spec_source {
     char *name;
     spec_field_t *fields; /* declared order */
@@ -117,6 +131,7 @@ typedef struct spec_source {
     int has_id;
     uint32_t id_slot; /* a string or int field other than the key and time */
     int64_t dedup_ms; /* > 0 with an id; SPEC_DEDUP_DEFAULT_MS unless given */
+    spec_kafka_t kafka; /* kafka.brokers NULL: none */
     spec_pos_t pos;
 } spec_source_t;
 

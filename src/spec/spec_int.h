@@ -82,5 +82,11 @@ void spec_patterns_free(spec_t *s);
 /* online_store: (spec_online.c), after the pipeline and sources (its
  * default prefix names them). */
 int ld_load_online_store(loader_t *L, const ynode_t *root);
+/* "HOST:PORT" with a port from 1 to 65535, or an absolute path (spec_online.c). */
+int ld_address_ok(const char *v, size_t len);
+
+/* A source's kafka: (spec_kafka.c), from its map, once the pipeline's
+ * name is known (the default group names it). */
+int ld_load_kafka(loader_t *L, const ynode_t *source, spec_source_t *src);
 
 #endif

@@ -21,8 +21,7 @@
 #include "base/error.h"
 #include "spec/spec_int.h"
 
-/* "HOST:PORT" with a port from 1 to 65535, or an absolute path. */
-static int address_ok(const char *v, size_t len)
+int ld_address_ok(const char *v, size_t len)
 {
     if (len > 0 && v[0] == '/') return len < 108; /* sun_path */
     const char *colon = memrchr(v, ':', len);
@@ -72,7 +71,7 @@ int ld_load_online_store(loader_t *L, const ynode_t *root)
                        "online_store is missing required key 'redis' (HOST:PORT, or a unix "
                        "socket's absolute path)");
     if (ld_want_scalar(L, redis, "online_store redis")) return L->rc;
-    if (!address_ok(redis->value, redis->len))
+    if (!ld_address_ok(redis->value, redis->len))
         return ld_fail(L, redis,
                        "online_store redis '%.*s' is not HOST:PORT (a port from 1 to 65535) nor "
                        "a unix socket's absolute path",

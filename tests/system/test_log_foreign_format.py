@@ -21,14 +21,15 @@ def crc32c(data):
     return crc ^ 0xFFFFFFFF
 
 
-def to_magic_2(path):
-    """Every batch of the segment with magic 2 and its CRC made to hold."""
+def to_magic_3(path):
+    """Every batch of the segment with magic 3 and its CRC made to hold (2
+    is this weir's too: a batch with Kafka source records)."""
     b = bytearray(path.read_bytes())
     for batch in read_batches(path):
         pos = batch.start
         length = struct.unpack_from("<I", b, pos + 8)[0]
         assert b[pos + 16] == 1
-        b[pos + 16] = 2
+        b[pos + 16] = 3
         struct.pack_into("<I", b, pos + 12, crc32c(bytes(b[pos + 16:pos + 12 + length])))
     path.write_bytes(bytes(b))
     return bytes(b)
@@ -42,7 +43,7 @@ def test_another_formats_segment_is_refused_not_cut(run_weir, tmp_path):
     segs = [pathlib.Path(p) for p in segment_files(d, TOPIC, 0)]
     assert len(segs) >= 3
     for seg in (segs[-1], segs[0]):  # the active segment, then a closed one
-        before = to_magic_2(seg)
+        before = to_magic_3(seg)
         rc, out, err = run_weir(["log", "check", d])
         assert rc == 1, out + err
         assert "%s: byte offset 0: a batch of another format" % seg in out + err, out + err

@@ -1,0 +1,323 @@
+"""test_kafka_source.py — a source's `kafka:`: weir run takes the source's
+events from a Kafka topic (src/serve/kafka_source.h), against librdkafka's
+mock cluster (tests/tools/kafka_mock.c: real brokers on loopback, in a
+process of their own) and a real Kafka client (python3-confluent-kafka) as
+the producer.
+
+What must hold:
+- every message of the topic is in weir's event log exactly once (none
+  lost, none twice), decided once, with HTTP events beside them; weir
+  verify recomputes every decision;
+- a weir killed with -9 while it reads, restarted, still logs every message
+  exactly once (the marks in its log skip what a redelivery brings again);
+- a weir reading in a new group (no committed offsets) starts from the marks
+  its checkpoint or its log replay hold, and logs nothing again;
+- a bad message is named (topic, partition, offset, why), counted and
+  passed over; messages refused for memory are read again later, not lost;
+- without Kafka at start, weir serves HTTP and reads once Kafka is there;
+- the spec's kafka: is checked, and a reload changing it is refused.
+Time is never asserted: waits poll until a condition holds or time out."""
+import json
+import os
+import pathlib
+import random
+import shutil
+import subprocess
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+import httputil
+from httputil import Server, metric
+
+ck = pytest.importorskip("confluent_kafka", reason="python3-confluent-kafka is not installed "
+                                                   "(scripts/install-deps.sh)")
+
+TOPIC = "payments"
+PARTITIONS = 4
+# The mock's groups take a restarted member back after its session timeout
+# (it has no static membership): the shortest it takes well.
+FAST_GROUP = '{"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"}'
+
+
+def mock_bin(weir_bin):
+    path = os.environ.get("WEIR_KAFKA_MOCK") or str(pathlib.Path(weir_bin).parent / "weir-kafka-mock")
+    if not os.access(path, os.X_OK):
+        pytest.skip("weir-kafka-mock not built next to %s (cmake --build build)" % weir_bin)
+    return path
+
+
+class KafkaMock:
+    """librdkafka's mock cluster with TOPIC of PARTITIONS partitions."""
+
+    def __init__(self, weir_bin):
+        self.proc = subprocess.Popen([mock_bin(weir_bin), "%s:%d" % (TOPIC, PARTITIONS)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("bootstrap "), line
+        self.bootstrap = line.split()[1]
+
+    def command(self, cmd):
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "ok"
+
+    def produce(self, evs, raw=None):
+        """Each event keyed by its card, as a payment service would; raw:
+        (key, value bytes or None) messages sent as they are."""
+        p = ck.Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
+        for e in evs:
+            p.produce(TOPIC, key=e["card_id"].encode(), value=json.dumps(e).encode())
+            p.poll(0)
+        for key, value in raw or ():
+            p.produce(TOPIC, key=key, value=value)
+        assert p.flush(30) == 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def kafka(weir_bin):
+    k = KafkaMock(weir_bin)
+    yield k
+    k.stop()
+
+
+def spec_file(tmp_path, kafka, group="g", config=FAST_GROUP, name="fraud.yaml"):
+    text = (httputil.SPECS / "fraud.yaml").read_text()
+    text = text.replace("path: fraud.linear.json", "path: %s" % (httputil.SPECS / "fraud.linear.json"))
+    line = '    kafka: {brokers: "%s", topic: %s, group: %s, config: %s}\n' % (
+        kafka.bootstrap, TOPIC, group, config)
+    text = text.replace("    fields:\n", line + "    fields:\n", 1)
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def wait_drained(srv, timeout=120):
+    """Until every partition is assigned and nothing is left to read."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = srv.metrics()
+        if metric(m, "weir_kafka_assigned_partitions") == PARTITIONS and metric(m, "weir_kafka_lag") == 0:
+            return m
+        time.sleep(0.05)
+    raise AssertionError("not drained: %r" % {k: v for k, v in srv.metrics().items() if "kafka" in k[0]})
+
+
+def wait_logged(srv, n, timeout=120):
+    """Until n messages were logged in this run, and nothing is left to read."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = srv.metrics()
+        if (metric(m, "weir_kafka_messages_total", outcome="logged") == n and
+                metric(m, "weir_kafka_assigned_partitions") == PARTITIONS and
+                metric(m, "weir_kafka_lag") == 0):
+            return m
+        time.sleep(0.05)
+    raise AssertionError("not logged: %r" % {k: v for k, v in srv.metrics().items() if "kafka" in k[0]})
+
+
+def logged_events(data_dir):
+    """Counter of the event log's events (their JSON values, canonical)."""
+    return Counter(json.dumps(json.loads(r.value), sort_keys=True)
+                   for r in httputil.event_records(data_dir).values())
+
+
+def canon(evs):
+    return Counter(json.dumps(e, sort_keys=True) for e in evs)
+
+
+def assert_once(data_dir, evs):
+    """The event log holds exactly evs (each once), each with one decision."""
+    got = logged_events(data_dir)
+    want = canon(evs)
+    assert got == want, ("missing", sum((want - got).values()), "extra", sum((got - want).values()))
+    decided = Counter((p, rec["offset"]) for p, _, rec in httputil.decisions(data_dir))
+    assert set(decided) == set(httputil.event_records(data_dir)) and max(decided.values()) == 1
+
+
+def test_topic_events_are_logged_once_and_decided(weir_bin, run_weir, kafka, tmp_path):
+    evs = httputil.fraud_events(3000, seed=1, cards=60)
+    kafka.produce(evs)
+    spec = spec_file(tmp_path, kafka)
+    data = tmp_path / "data"
+    http = httputil.fraud_events(40, seed=2, cards=10, start=httputil.T0 + 10**9)
+    with Server(weir_bin, spec, data) as srv:
+        srv.post_events(http)
+        m = wait_logged(srv, len(evs))
+        assert metric(m, "weir_kafka_messages_total", outcome="logged_before") == 0
+        assert metric(m, "weir_events_accepted_total", source="transactions") == len(evs) + len(http)
+        assert srv.stop() == 0
+        err = srv.stderr()
+    assert "reading 4 partitions of 'payments' in group 'g'" in err, err
+    assert_once(data, evs + http)
+    # the marks are in the log, beside the events, naming the topic
+    sources = [json.loads(r.value) for recs in httputil.log_records(data).values() for r in recs if r.type == 2]
+    assert sources and all(s["kafka"] == TOPIC for s in sources)
+    per = {}
+    for s in sources:
+        per[s["partition"]] = max(per.get(s["partition"], -1), s["offset"])
+    assert sum(o + 1 for o in per.values()) == len(evs)  # the newest offset of each Kafka partition
+    rc, out, err = run_weir(["verify", spec, "--data", data])
+    assert rc == 0, out + err
+    rc, out, err = run_weir(["log", "read", data, "--topic", "transactions"])
+    assert rc == 0 and '"type":"source"' in out
+
+
+def test_kill9_while_reading_logs_every_message_once(weir_bin, run_weir, kafka, tmp_path):
+    evs = httputil.fraud_events(20000, seed=3, cards=300)
+    spec = spec_file(tmp_path, kafka)
+    data = tmp_path / "data"
+    done = threading.Event()
+
+    def produce():  # about 2,000 messages a second, while weir is killed and restarted
+        for i in range(0, len(evs), 200):
+            kafka.produce(evs[i:i + 200])
+            time.sleep(0.1)
+        done.set()
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    rng = random.Random(7)
+    before = 0
+    for kill in range(3):
+        srv = Server(weir_bin, spec, data)
+        # killed once it is reading, at a random moment of a round
+        deadline = time.time() + 60
+        while time.time() < deadline and not metric(srv.metrics(), "weir_kafka_messages_total", outcome="logged"):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.05, 1.5))
+        m = srv.metrics()
+        before += metric(m, "weir_kafka_messages_total", outcome="logged_before")
+        srv.kill()
+        srv.stderr()
+    t.join(120)
+    assert done.is_set()
+    with Server(weir_bin, spec, data) as srv:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(httputil.event_records(data)) < len(evs):
+            time.sleep(0.1)
+        wait_drained(srv)
+        assert srv.stop() == 0
+    assert_once(data, evs)
+    rc, out, err = run_weir(["verify", spec, "--data", data])
+    assert rc == 0, out + err
+
+
+@pytest.mark.parametrize("from_checkpoint", [True, False])
+def test_a_new_group_starts_from_the_marks(weir_bin, run_weir, kafka, tmp_path, from_checkpoint):
+    """No committed offsets (a new group): weir reads each partition from
+    its marks, which the shutdown checkpoint holds, or (checkpoints gone)
+    the replay of the log rebuilds; nothing is logged twice."""
+    evs = httputil.fraud_events(4000, seed=4, cards=200)
+    kafka.produce(evs)
+    data = tmp_path / "data"
+    with Server(weir_bin, spec_file(tmp_path, kafka, group="first"), data) as srv:
+        wait_logged(srv, len(evs))
+        assert srv.stop() == 0
+    assert_once(data, evs)
+    if not from_checkpoint:
+        shutil.rmtree(data / "checkpoints")
+        (data / "checkpoints").mkdir()
+    more = httputil.fraud_events(500, seed=5, cards=200, start=httputil.T0 + 10**9)
+    kafka.produce(more)
+    with Server(weir_bin, spec_file(tmp_path, kafka, group="second"), data) as srv:
+        m = wait_logged(srv, len(more))
+        # what the marks said was logged was read again and skipped, or not read at all
+        assert metric(m, "weir_kafka_messages_total", outcome="logged_before") < len(evs)
+        assert srv.stop() == 0
+        err = srv.stderr()
+    assert ("no checkpoint" in err) != from_checkpoint, err
+    assert_once(data, evs + more)
+
+
+def test_bad_messages_are_named_and_passed_over(weir_bin, kafka, tmp_path):
+    good = httputil.fraud_events(2, seed=6, cards=1)
+    # one Kafka partition for all (one key), so that offsets are known
+    key = good[0]["card_id"].encode()
+    kafka.produce([], raw=[(key, json.dumps(good[0]).encode()),
+                           (key, b"not json"),
+                           (key, b'{"amount": 1.5, "ts": 1700000000000}'),
+                           (key, json.dumps(dict(good[1], amount="lots")).encode()),
+                           (key, None),
+                           (key, json.dumps(good[1]).encode())])
+    data = tmp_path / "data"
+    with Server(weir_bin, spec_file(tmp_path, kafka), data) as srv:
+        m = wait_logged(srv, 2)
+        assert metric(m, "weir_kafka_messages_total", outcome="bad") == 4
+        assert srv.stop() == 0
+        err = srv.stderr()
+    lines = [l for l in err.splitlines() if "passed over" in l]
+    assert len(lines) == 4, err
+    for off, why in zip((1, 2, 3, 4), ("malformed JSON", "card_id", "amount", "without a value")):
+        line = lines[off - 1]
+        assert "topic 'payments' partition " in line and "offset %d:" % off in line and why in line, line
+    assert_once(data, good)
+
+
+def test_messages_refused_for_memory_are_read_again(weir_bin, kafka, tmp_path):
+    evs = httputil.fraud_events(300, seed=8, cards=300)
+    kafka.produce(evs)
+    spec = spec_file(tmp_path, kafka)
+    data = tmp_path / "data"
+    with Server(weir_bin, spec, data, "--max-memory", "1M") as srv:
+        deadline = time.time() + 60
+        while time.time() < deadline and not metric(srv.metrics(), "weir_kafka_messages_total", outcome="refused"):
+            time.sleep(0.05)
+        assert metric(srv.metrics(), "weir_kafka_messages_total", outcome="refused") > 0
+        assert srv.stop() == 0
+    assert len(httputil.event_records(data)) < len(evs)
+    with Server(weir_bin, spec, data) as srv:  # no budget now: they are read again
+        deadline = time.time() + 60
+        while time.time() < deadline and len(httputil.event_records(data)) < len(evs):
+            time.sleep(0.05)
+        assert srv.stop() == 0
+    assert_once(data, evs)
+
+
+def test_without_kafka_at_start_weir_serves_then_reads(weir_bin, kafka, tmp_path):
+    kafka.command("down 1")
+    spec = spec_file(tmp_path, kafka)
+    data = tmp_path / "data"
+    evs = httputil.fraud_events(100, seed=9, cards=20)
+    with Server(weir_bin, spec, data) as srv:
+        http = httputil.fraud_events(5, seed=10, cards=5)
+        srv.post_events(http)  # HTTP does not wait for Kafka
+        kafka.command("up 1")
+        kafka.produce(evs)
+        wait_logged(srv, len(evs))
+        assert srv.stop() == 0
+    assert_once(data, evs + http)
+
+
+def test_kafka_spec_is_checked(weir_bin, run_weir, kafka, tmp_path):
+    data = tmp_path / "data"
+    bad = spec_file(tmp_path, kafka, config='{"fetch.wait.max.ms": "soon"}', name="bad.yaml")
+    rc, out, err = run_weir(["run", bad, "--data", data, "--listen", "127.0.0.1:0"])
+    assert rc != 0 and "fetch.wait.max.ms" in err, err
+    owned = spec_file(tmp_path, kafka, config='{"enable.auto.commit": "false"}', name="owned.yaml")
+    rc, out, err = run_weir(["run", owned, "--data", data, "--listen", "127.0.0.1:0"])
+    assert rc != 0 and "'enable.auto.commit' is weir's to set" in err, err
+    secret = spec_file(tmp_path, kafka, config='{"sasl.password": "hunter2"}', name="secret.yaml")
+    rc, out, err = run_weir(["run", secret, "--data", data, "--listen", "127.0.0.1:0"])
+    assert rc != 0 and "is a secret" in err and "hunter2" not in err, err
+
+
+def test_a_reload_changing_kafka_is_refused(weir_bin, kafka, tmp_path):
+    spec = spec_file(tmp_path, kafka)
+    with Server(weir_bin, spec, tmp_path / "data") as srv:
+        spec.write_text(spec.read_text().replace("group: g,", "group: other,"))
+        status, body = srv.json("POST", "/v1/admin/reload")
+        assert status == 422 and "kafka changed" in body["error"]["message"], body
+        assert srv.stop() == 0
