@@ -16,6 +16,7 @@ int bench_pipeline(int argc, char **argv);
 int bench_http(int argc, char **argv);
 int bench_recovery(int argc, char **argv);
 int bench_online(int argc, char **argv);
+int bench_kafka(int argc, char **argv);
 
 /* Sorts v (n doubles) and returns the q-quantile (0..1), nearest rank. */
 double bench_quantile(double *v, size_t n, double q);

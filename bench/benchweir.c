@@ -60,6 +60,20 @@ char *bench_read_file(const char *path)
     return b.data;
 }
 
+int bench_weir_path(char *out, size_t n, const char *prefix)
+{
+    char self[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        fprintf(stderr, "%s: cannot find own executable: %s\n", prefix, strerror(errno));
+        return -1;
+    }
+    self[len] = '\0';
+    *strrchr(self, '/') = '\0';
+    snprintf(out, n, "%s/weir", self);
+    return 0;
+}
+
 int bench_http_connect(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

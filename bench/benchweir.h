@@ -20,6 +20,10 @@ void bench_sleep_s(double s);
 /* A whole file, NUL-terminated (weir_free), or NULL. */
 char *bench_read_file(const char *path);
 
+/* The weir binary beside this one (weir-bench is built next to it), in
+ * out[n]. 0, or -1 (said with prefix). */
+int bench_weir_path(char *out, size_t n, const char *prefix);
+
 /* A TCP connection to 127.0.0.1:port (TCP_NODELAY), or -1. */
 int bench_http_connect(uint16_t port);
 /* Sends one request on fd and reads the response; returns the status (the

@@ -12,18 +12,12 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "benchweir.h"
 
 int bench_http(int argc, char **argv)
 {
-    char self[PATH_MAX], weir[PATH_MAX + 8], script[PATH_MAX + 32];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        fprintf(stderr, "weir bench http: cannot find own executable: %s\n", strerror(errno));
-        return 1;
-    }
-    self[n] = '\0';
-    *strrchr(self, '/') = '\0';
-    snprintf(weir, sizeof weir, "%s/weir", self);
+    char weir[PATH_MAX + 8], script[PATH_MAX + 32];
+    if (bench_weir_path(weir, sizeof weir, "weir bench http")) return 1;
     const char *src = __FILE__, *slash = strrchr(src, '/');
     snprintf(script, sizeof script, "%.*s/http_bench.sh", slash ? (int)(slash - src) : 1,
              slash ? src : ".");

@@ -22,6 +22,8 @@ static const struct {
     {"online", bench_online,
      "the online store (Redis): full sync beside pipelined SETs, /v1/score with and without, "
      "reads"},
+    {"kafka", bench_kafka,
+     "weir run reading a Kafka topic beside a librdkafka consumer that only polls, messages/s"},
 };
 
 static int cmp_double(const void *a, const void *b)

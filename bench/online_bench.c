@@ -410,12 +410,8 @@ int bench_online(int argc, char **argv)
     int prc = parse_opts(argc, argv, &o);
     if (prc) return prc > 0 ? 0 : 1;
     bench_quiet = o.json;
-    char self[PATH_MAX], weir[PATH_MAX + 8], dir[] = "/tmp/weir-bench-online.XXXXXX";
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return fprintf(stderr, PREFIX ": cannot find own executable\n"), 1;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    snprintf(weir, sizeof weir, "%.*s/weir", (int)(slash - self), self);
+    char weir[PATH_MAX + 8], dir[] = "/tmp/weir-bench-online.XXXXXX";
+    if (bench_weir_path(weir, sizeof weir, PREFIX)) return 1;
     if (!mkdtemp(dir)) return fprintf(stderr, PREFIX ": mkdtemp: %s\n", strerror(errno)), 1;
     int rc = 1;
     pid_t redis = 0, pa = 0, pb = 0;

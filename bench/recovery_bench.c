@@ -782,12 +782,8 @@ int bench_recovery(int argc, char **argv)
     bench_quiet = o.json;
     signal(SIGPIPE, SIG_IGN);
 
-    char self[PATH_MAX], weir[PATH_MAX + 8];
-    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (sl <= 0) return fprintf(stderr, PREFIX ": cannot find own executable\n"), 1;
-    self[sl] = '\0';
-    *strrchr(self, '/') = '\0';
-    snprintf(weir, sizeof weir, "%s/weir", self);
+    char weir[PATH_MAX + 8];
+    if (bench_weir_path(weir, sizeof weir, PREFIX)) return 1;
 
     char dir[PATH_MAX], data[PATH_MAX + 8], spec[PATH_MAX + 32], pspec[PATH_MAX + 32];
     if (o.dir) {

@@ -33,6 +33,23 @@ void kafka_marks_clear(kafka_marks_t *m)
         m->off[i] = KAFKA_MARKS_NONE;
 }
 
+int kafka_marks_adopt(kafka_marks_t *m, const char *cluster)
+{
+    /* "" is a cluster whose id is not known (brokers that give none, or a
+     * question that timed out): no proof of another cluster */
+    if (!*cluster || strcmp(m->cluster, cluster) == 0) return 0;
+    if (!*m->cluster) {
+        snprintf(m->cluster, sizeof m->cluster, "%s", cluster);
+        return 0;
+    }
+    int had = 0;
+    for (uint32_t i = 0; i < m->n; i++)
+        had |= m->off[i] != KAFKA_MARKS_NONE;
+    kafka_marks_clear(m);
+    snprintf(m->cluster, sizeof m->cluster, "%s", cluster);
+    return had;
+}
+
 void kafka_marks_free(kafka_marks_t *m)
 {
     weir_free(m->off);
@@ -40,11 +57,29 @@ void kafka_marks_free(kafka_marks_t *m)
     m->n = 0;
 }
 
-void kafka_marks_record(weir_buf_t *b, const char *topic, int32_t k, int64_t o)
+/* {"kafka":TOPIC,"cluster":CLUSTER, — both forms' start */
+static void head(weir_buf_t *b, const char *topic, const char *cluster)
 {
     buf_append_str(b, "{\"kafka\":");
     buf_append_json_string(b, topic, strlen(topic));
-    buf_appendf(b, ",\"partition\":%" PRId32 ",\"offset\":%" PRId64 "}", k, o);
+    buf_append_str(b, ",\"cluster\":");
+    buf_append_json_string(b, cluster, strlen(cluster));
+    buf_append_str(b, ",");
+}
+
+void kafka_marks_record(weir_buf_t *b, const char *topic, const char *cluster, int32_t k, int64_t o)
+{
+    head(b, topic, cluster);
+    buf_appendf(b, "\"partition\":%" PRId32 ",\"offset\":%" PRId64 "}", k, o);
+}
+
+/* The cluster of a record or checkpoint form (a string under
+ * KAFKA_CLUSTER_MAX bytes; absent: ""), or NULL if it is not one. */
+static const char *cluster_of(const cJSON *doc)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(doc, "cluster");
+    if (!c) return "";
+    return cJSON_IsString(c) && strlen(c->valuestring) < KAFKA_CLUSTER_MAX ? c->valuestring : NULL;
 }
 
 /* A whole number in [lo, hi] (JSON numbers are doubles: offsets below 2^53). */
@@ -64,12 +99,16 @@ int kafka_marks_apply(kafka_marks_t *m, const char *topic, weir_slice_t value, c
 {
     cJSON *doc = cJSON_ParseWithLength(value.ptr, value.len);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(doc, "kafka");
+    const char *cluster = cluster_of(doc);
     int64_t k, o;
-    int ok = cJSON_IsString(t) &&
+    int ok = cJSON_IsString(t) && cluster &&
              whole(cJSON_GetObjectItemCaseSensitive(doc, "partition"), 0,
                    KAFKA_MARKS_MAX_PARTITIONS - 1, &k) &&
              whole(cJSON_GetObjectItemCaseSensitive(doc, "offset"), 0, OFFSET_MAX, &o);
-    if (ok && strcmp(t->valuestring, topic) == 0) kafka_marks_raise(m, (int32_t)k, o);
+    if (ok && strcmp(t->valuestring, topic) == 0) {
+        kafka_marks_adopt(m, cluster); /* (the log is in order: the newest cluster wins) */
+        kafka_marks_raise(m, (int32_t)k, o);
+    }
     cJSON_Delete(doc);
     if (!ok) snprintf(why, whylen, "not a Kafka source record");
     return ok ? 0 : -1;
@@ -77,9 +116,8 @@ int kafka_marks_apply(kafka_marks_t *m, const char *topic, weir_slice_t value, c
 
 void kafka_marks_encode(const kafka_marks_t *m, const char *topic, weir_buf_t *b)
 {
-    buf_append_str(b, "{\"kafka\":");
-    buf_append_json_string(b, topic, strlen(topic));
-    buf_append_str(b, ",\"offsets\":[");
+    head(b, topic, m->cluster);
+    buf_append_str(b, "\"offsets\":[");
     for (uint32_t i = 0; i < m->n; i++)
         buf_appendf(b, "%s%" PRId64, i ? "," : "", m->off[i]);
     buf_append_str(b, "]}");
@@ -92,8 +130,10 @@ int kafka_marks_decode(kafka_marks_t *m, const char *topic, weir_slice_t text, c
     cJSON *doc = cJSON_ParseWithLength(text.ptr, text.len);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(doc, "kafka");
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(doc, "offsets");
-    int ok = cJSON_IsString(t) && cJSON_IsArray(offs) &&
+    const char *cluster = cluster_of(doc);
+    int ok = cJSON_IsString(t) && cluster && cJSON_IsArray(offs) &&
              cJSON_GetArraySize(offs) <= KAFKA_MARKS_MAX_PARTITIONS;
+    if (ok) kafka_marks_adopt(m, cluster);
     int32_t k = 0;
     for (const cJSON *e = ok ? offs->child : NULL; e && ok; e = e->next, k++) {
         int64_t o;

@@ -8,11 +8,13 @@
  * holds, in the same log batch, so that marks and events are logged
  * together or not at all; replay rebuilds the marks from those records;
  * a checkpoint keeps them as its part's "kafka" pair. Both forms name the
- * topic, and marks of another topic (a spec that changed its topic) are
- * not read.
+ * topic and the Kafka cluster (its id, "" where the brokers give none):
+ * marks of another topic (a spec that changed its topic) are not read, and
+ * marks of another cluster are dropped (an offset there says nothing about
+ * this one's; the newest record's cluster is the marks' cluster).
  *
- *   SOURCE record   {"kafka":"TOPIC","partition":K,"offset":O}
- *   checkpoint      {"kafka":"TOPIC","offsets":[O0,O1,...]}   (-1: none) */
+ *   SOURCE record   {"kafka":"TOPIC","cluster":"ID","partition":K,"offset":O}
+ *   checkpoint      {"kafka":"TOPIC","cluster":"ID","offsets":[O0,O1,...]}   (-1: none) */
 #ifndef WEIR_SERVE_KAFKA_MARKS_H
 #define WEIR_SERVE_KAFKA_MARKS_H
 
@@ -25,9 +27,12 @@
  * below. */
 #define KAFKA_MARKS_MAX_PARTITIONS 65536
 
+#define KAFKA_CLUSTER_MAX 64 /* bytes of a cluster id, NUL included (Kafka's are 22) */
+
 typedef struct kafka_marks {
     int64_t *off; /* by Kafka partition; -1: nothing of it logged here */
     uint32_t n;
+    char cluster[KAFKA_CLUSTER_MAX]; /* whose offsets these are */
 } kafka_marks_t;
 
 #define KAFKA_MARKS_NONE (-1)
@@ -36,10 +41,16 @@ int64_t kafka_marks_get(const kafka_marks_t *m, int32_t k);
 /* off[k] = max(off[k], o); k within [0, KAFKA_MARKS_MAX_PARTITIONS). */
 void kafka_marks_raise(kafka_marks_t *m, int32_t k, int64_t o);
 void kafka_marks_clear(kafka_marks_t *m);
+/* Makes cluster the marks' cluster; marks of another are cleared (returns
+ * 1 if some were). "" (an id not known) on either side proves nothing:
+ * the marks stay. */
+int kafka_marks_adopt(kafka_marks_t *m, const char *cluster);
 void kafka_marks_free(kafka_marks_t *m);
 
-/* The SOURCE record's value for message offset o of topic's partition k. */
-void kafka_marks_record(weir_buf_t *b, const char *topic, int32_t k, int64_t o);
+/* The SOURCE record's value for message offset o of topic's partition k
+ * in cluster. */
+void kafka_marks_record(weir_buf_t *b, const char *topic, const char *cluster, int32_t k,
+                        int64_t o);
 /* Raises m by a SOURCE record's value, if it is of topic. 0; -1 (why
  * filled) for a value that is not such a record. */
 int kafka_marks_apply(kafka_marks_t *m, const char *topic, weir_slice_t value, char *why,

@@ -13,17 +13,25 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "serve/edge_decode.h"
+#include "serve/kafka_marks.h"
 #include "serve/metrics.h"
 #include "serve/runtime.h"
 #include "stream/engine.h"
 
-#define ROUND_MAX    4096  /* messages a round logs at most */
-#define POLL_MS      100   /* the first poll of a round waits this long */
-#define RETRY_MS     1000  /* a round refused or failed is read again after this */
-#define CLOSE_MS     10000 /* leaving the group at shutdown, at most */
-#define COMMITTED_MS 10000 /* the committed offsets at an assignment, at most */
-#define BAD_SAID     10    /* bad messages said one by one, then... */
-#define BAD_EVERY    1000  /* ...one in this many */
+#define ROUND_MAX 4096 /* messages a round logs at most */
+#define ROUND_BYTES                                                                                \
+    (32 << 20)                /* and bytes: a weir partition's share stays under a log batch's     \
+                                 64 MiB */
+#define MESSAGE_MAX (1 << 20) /* an event's bytes, as a line of weir ingest */
+#define POLL_MS     100       /* the first poll of a round waits this long */
+/* A round gathers messages for this long after its first one (or until
+ * ROUND_MAX): its appends are durable, an fdatasync per weir partition it
+ * touches, which rounds of a few messages would pay for every few. */
+#define LINGER_MS 10
+#define RETRY_MS  1000 /* a round refused or failed is read again after this */
+#define ASK_MS    5000 /* a question to the brokers at an assignment, at most */
+#define BAD_SAID  10   /* bad messages said one by one, then... */
+#define BAD_EVERY 1000 /* ...one in this many */
 
 struct kafka_source {
     runtime_t *rt;
@@ -42,6 +50,8 @@ struct kafka_source {
     atomic_uint_fast64_t logged, logged_before, bad, refused, errors;
     atomic_uint_fast64_t assigned, lag;
     uint64_t bad_seen;
+    kafka_marks_t
+        seen; /* per Kafka partition, the newest offset a round took (bad ones said once) */
     rd_kafka_resp_err_t said_err; /* the last error said (an outage is said once) */
 };
 
@@ -65,7 +75,7 @@ static uint32_t topic_partitions(kafka_source_t *ks)
     const struct rd_kafka_metadata *md;
     rd_kafka_topic_t *t = rd_kafka_topic_new(ks->rk, ks->topic, NULL);
     uint32_t n = 0;
-    if (t && rd_kafka_metadata(ks->rk, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (t && rd_kafka_metadata(ks->rk, 0, t, &md, ASK_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (md->topic_cnt == 1 && md->topics[0].err == 0) n = (uint32_t)md->topics[0].partition_cnt;
         rd_kafka_metadata_destroy(md);
     }
@@ -73,18 +83,48 @@ static uint32_t topic_partitions(kafka_source_t *ks)
     return n;
 }
 
-static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts,
-                      void *opaque)
+/* Whose offsets the marks are (kafka_marks.h): this cluster's, or none. */
+static void check_cluster(kafka_source_t *ks)
 {
-    kafka_source_t *ks = opaque;
-    if (e != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        fprintf(stderr, "weir run: kafka: %d partitions of '%s' revoked\n", parts->cnt, ks->topic);
-        rd_kafka_assign(rk, NULL);
-        atomic_store(&ks->assigned, 0);
-        return;
+    char *id = rd_kafka_clusterid(ks->rk, ASK_MS);
+    uint32_t dropped = runtime_kafka_cluster(ks->rt, id ? id : "");
+    if (dropped)
+        fprintf(stderr,
+                "weir run: kafka: %u partitions of weir's log hold marks of another Kafka "
+                "cluster than this one (id %s): they are dropped, and '%s' is read from the "
+                "group's committed offsets, or its earliest\n",
+                dropped, id, ks->topic);
+    if (id) rd_kafka_mem_free(ks->rk, id);
+}
+
+/* A mark at or past partition k's end cannot be of this topic: one
+ * deleted and made again under its name (its offsets start over). */
+static void check_end(kafka_source_t *ks, int32_t k)
+{
+    int64_t lo, hi, top = KAFKA_MARKS_NONE;
+    if (rd_kafka_query_watermark_offsets(ks->rk, ks->topic, k, &lo, &hi, ASK_MS)) return;
+    uint32_t np = runtime_partitions(ks->rt);
+    for (uint32_t p = 0; p < np; p++) {
+        int64_t m = runtime_kafka_mark(ks->rt, p, k);
+        if (m > top) top = m;
     }
+    if (top < hi) return;
+    fprintf(stderr,
+            "weir run: kafka: partition %" PRId32 " of '%s' ends at offset %" PRId64
+            ", but weir logged its offset %" PRId64 ": the topic was made again under its name; "
+            "its marks are dropped\n",
+            k, ks->topic, hi, top);
+    runtime_kafka_forget(ks->rt, k);
+}
+
+/* Sets where each of parts is read from, and takes them. 0, or -1 (said). */
+static int assign_from_marks(kafka_source_t *ks, rd_kafka_topic_partition_list_t *parts)
+{
+    check_cluster(ks);
+    for (int i = 0; i < parts->cnt; i++)
+        check_end(ks, parts->elems[i].partition);
     /* committed offsets (INVALID where none), then the marks over them */
-    rd_kafka_resp_err_t ce = rd_kafka_committed(rk, parts, COMMITTED_MS);
+    rd_kafka_resp_err_t ce = rd_kafka_committed(ks->rk, parts, ASK_MS);
     if (ce)
         fprintf(stderr,
                 "weir run: kafka: the group's committed offsets cannot be read (%s): each "
@@ -98,8 +138,29 @@ static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_part
         tp->offset = at > 0 ? at : RD_KAFKA_OFFSET_BEGINNING;
         tp->err = 0;
     }
-    rd_kafka_assign(rk, parts);
+    rd_kafka_resp_err_t ae = rd_kafka_assign(ks->rk, parts);
+    if (ae) {
+        atomic_fetch_add(&ks->errors, 1);
+        atomic_store(&ks->assigned, 0);
+        fprintf(stderr, "weir run: kafka: cannot take the %d partitions of '%s' assigned: %s\n",
+                parts->cnt, ks->topic, rd_kafka_err2str(ae));
+        return -1;
+    }
     atomic_store(&ks->assigned, (uint64_t)parts->cnt);
+    return 0;
+}
+
+static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts,
+                      void *opaque)
+{
+    kafka_source_t *ks = opaque;
+    if (e != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        fprintf(stderr, "weir run: kafka: %d partitions of '%s' revoked\n", parts->cnt, ks->topic);
+        rd_kafka_assign(rk, NULL);
+        atomic_store(&ks->assigned, 0);
+        return;
+    }
+    if (assign_from_marks(ks, parts)) return;
     uint32_t all = topic_partitions(ks);
     fprintf(stderr, "weir run: kafka: reading %d partitions of '%s' in group '%s'\n", parts->cnt,
             ks->topic, ks->src->kafka.group);
@@ -187,6 +248,7 @@ static void outcome(void *ctx, const runtime_outcome_t *o)
 
 static void say_bad(kafka_source_t *ks, const rd_kafka_message_t *m, const char *why)
 {
+    if (m->offset <= kafka_marks_get(&ks->seen, m->partition)) return; /* read again: said */
     atomic_fetch_add(&ks->bad, 1);
     uint64_t n = ++ks->bad_seen;
     if (n <= BAD_SAID || n % BAD_EVERY == 0)
@@ -200,20 +262,27 @@ static void say_bad(kafka_source_t *ks, const rd_kafka_message_t *m, const char 
 }
 
 /* Seeks partition k back to offset o: its messages from o are read again
- * (those logged meanwhile are skipped by their marks). */
+ * (those logged meanwhile are skipped by their marks). If the seek fails,
+ * every partition is taken again from the marks and the committed offsets
+ * (no offset past o was stored, and no mark passed o: runtime.c). */
 static void seek_back(kafka_source_t *ks, int32_t k, int64_t o)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, ks->topic, k)->offset = o;
-    rd_kafka_error_t *e = rd_kafka_seek_partitions(ks->rk, l, 5000);
-    if (e) {
-        fprintf(stderr,
-                "weir run: kafka: partition %" PRId32 ": cannot seek back to %" PRId64
-                ": %s (it is read again from its marks at the next assignment)\n",
-                k, o, rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-    }
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(ks->rk, l, ASK_MS);
+    rd_kafka_resp_err_t pe = l->elems[0].err;
     rd_kafka_topic_partition_list_destroy(l);
+    if (!e && !pe) return;
+    fprintf(stderr,
+            "weir run: kafka: partition %" PRId32 ": cannot seek back to %" PRId64
+            " (%s): every partition is taken again from its marks\n",
+            k, o, e ? rd_kafka_error_string(e) : rd_kafka_err2str(pe));
+    if (e) rd_kafka_error_destroy(e);
+    rd_kafka_topic_partition_list_t *all;
+    if (rd_kafka_assignment(ks->rk, &all) == 0) {
+        assign_from_marks(ks, all);
+        rd_kafka_topic_partition_list_destroy(all);
+    }
 }
 
 static void nap_ms(kafka_source_t *ks, int ms)
@@ -235,6 +304,12 @@ static void run_round(kafka_source_t *ks, rd_kafka_message_t **msgs, size_t n)
         char why[512];
         if (!m->payload) {
             say_bad(ks, m, "a message without a value");
+            continue;
+        }
+        if (m->len > MESSAGE_MAX) {
+            snprintf(why, sizeof why, "a value of %zu bytes, over the %d an event may be", m->len,
+                     MESSAGE_MAX);
+            say_bad(ks, m, why);
             continue;
         }
         expr_value_t *f = ks->fields + i * nf;
@@ -259,6 +334,7 @@ static void run_round(kafka_source_t *ks, rd_kafka_message_t **msgs, size_t n)
     for (size_t i = 0; i < n; i++) {
         cJSON_Delete(ks->docs[i]);
         ks->docs[i] = NULL;
+        kafka_marks_raise(&ks->seen, msgs[i]->partition, msgs[i]->offset);
     }
     if (rc) {
         /* Some weir partitions took their messages, the rest did not: the
@@ -314,8 +390,9 @@ static void *consume_main(void *arg)
     rd_kafka_message_t **msgs = weir_malloc(ROUND_MAX * sizeof *msgs);
     uint64_t lag_at = 0;
     while (!atomic_load(&ks->stop)) {
-        size_t n = 0;
+        size_t n = 0, bytes = 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ks->rk, POLL_MS);
+        uint64_t until = weir_mono_ns() + LINGER_MS * 1000000ull;
         while (m) {
             if (m->err) {
                 /* the end of a partition is no error; the rest go to on_error's words */
@@ -324,12 +401,17 @@ static void *consume_main(void *arg)
                 rd_kafka_message_destroy(m);
             } else {
                 msgs[n++] = m;
+                bytes += m->len;
                 if (ks->said_err) {
                     fprintf(stderr, "weir run: kafka: reading again\n");
                     ks->said_err = 0;
                 }
             }
-            m = n < ROUND_MAX ? rd_kafka_consumer_poll(ks->rk, 0) : NULL;
+            uint64_t now = weir_mono_ns();
+            int left_ms = now < until ? (int)((until - now + 999999) / 1000000) : 0;
+            m = n < ROUND_MAX && bytes < ROUND_BYTES && left_ms > 0 && !atomic_load(&ks->stop)
+                    ? rd_kafka_consumer_poll(ks->rk, left_ms)
+                    : NULL;
         }
         if (n) run_round(ks, msgs, n);
         for (size_t i = 0; i < n; i++)
@@ -379,6 +461,9 @@ static rd_kafka_conf_t *configure(const spec_kafka_t *k, char *err, size_t errle
      * (its contexts: "cgrp,fetch", "all", ...) */
     const char *debug = getenv("WEIR_KAFKA_DEBUG");
     if (!bad && debug && *debug) bad = set(c, "debug", debug, err, errlen);
+    /* Otherwise librdkafka's own log is off: what weir must say, on_error
+     * says once per outage, not at every reconnect. */
+    if (!(debug && *debug)) rd_kafka_conf_set_log_cb(c, NULL);
     if (bad) {
         rd_kafka_conf_destroy(c);
         return NULL;
@@ -443,6 +528,7 @@ void kafka_source_free(kafka_source_t *ks)
     weir_free(ks->fields);
     weir_free(ks->docs);
     weir_free(ks->keytmp);
+    kafka_marks_free(&ks->seen);
     weir_free(ks->topic);
     weir_free(ks);
 }

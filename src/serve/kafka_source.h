@@ -33,7 +33,14 @@
  *     failed) is read again: the partition is sought back to it and the
  *     round's rest of that partition waits with it (runtime.c refuses the
  *     later messages of its Kafka partition in the same append, so no mark
- *     passes it).
+ *     passes it); a seek that fails takes every partition again from the
+ *     marks and the committed offsets;
+ *   - marks name the topic and the cluster: at an assignment, marks of
+ *     another cluster (its id) are dropped, and so are those at or past a
+ *     partition's end (a topic deleted and made again: its offsets start
+ *     over). A topic made again and filled past weir's marks before weir
+ *     reads it is not told from the old one (librdkafka 2.0 gives no topic
+ *     ids).
  * Its decision follows from the log as for any event (exactly-once
  * decisions: runtime.h).
  *
@@ -47,8 +54,10 @@
  * the topic's partitions among its members, and a second weir would hold
  * the state of the keys of its half only (DESIGN.md's scale-out, restoring
  * a partition's state where it moves, is not built); an assignment that is
- * not every partition of the topic is said on stderr. The brokers are
- * plain TCP (no TLS or SASL yet). A key's events are logged in their
+ * not every partition of the topic is said on stderr. TLS goes through
+ * config: (librdkafka's ssl.* properties, with key files); SASL with a
+ * password does not (a secret does not go in a spec: spec_kafka.c). A
+ * key's events are logged in their
  * Kafka order when the producer keys messages by it (one Kafka partition
  * per key: Kafka orders a partition only); otherwise in the order weir
  * reads them, which event time and the watermark then order as they do
@@ -68,8 +77,9 @@ kafka_source_t *kafka_source_new(runtime_t *rt, const spec_source_t *src, char *
 /* Joins the group and consumes, on its own thread; at ready, once the
  * marks are rebuilt. */
 void kafka_source_start(kafka_source_t *ks);
-/* Stops: the round in hand is finished, the offsets stored are committed,
- * the group is left (bounded: CLOSE_MS). NULL is fine. */
+/* Stops: the round in hand is finished, the offsets stored are committed
+ * (librdkafka's close: with the brokers gone it returns at once). NULL is
+ * fine. */
 void kafka_source_free(kafka_source_t *ks);
 /* Appends its /metrics lines. */
 void kafka_source_metrics(kafka_source_t *ks, weir_buf_t *b);

@@ -700,16 +700,15 @@ void runtime_trim_after_recovery(runtime_t *rt)
     sample_resident(rt);
 }
 
-/* Whether a Kafka message of evs[i]'s Kafka partition was refused before
- * it in this call (evs[kept..i) are the refused so far). Its later ones are
- * refused with it: one logged after it would raise the partition's mark
- * past the refused one, which the consumer's retry would then skip as
- * logged (kafka_source.h). */
-static int kafka_refused_before(const runtime_event_t *evs, size_t i, size_t kept)
+/* Whether Kafka partition k is among refused[0..n): a Kafka message
+ * refused in a call makes the later ones of its Kafka partition refused
+ * with it: one logged after it would raise the weir partition's mark past
+ * the refused one, which the consumer's retry would then skip as logged
+ * (kafka_source.h). */
+static int kafka_refused_before(const int32_t *refused, size_t n, int32_t k)
 {
-    if (!evs[i].from_kafka) return 0;
-    for (size_t j = kept; j < i; j++)
-        if (evs[j].from_kafka && evs[j].kpart == evs[i].kpart) return 1;
+    for (size_t j = 0; j < n; j++)
+        if (refused[j] == k) return 1;
     return 0;
 }
 
@@ -733,17 +732,22 @@ static size_t refuse_over_budget(runtime_t *rt, rt_part_t *p, runtime_event_t *e
                      "events of keys it holds no state for are refused until keys expire (ttl) "
                      "or the limit is raised; nothing was logged",
              (double)(every ? weir_alloc_used() : used) / (1 << 20), (double)max / (1 << 20));
-    size_t kept = 0;
+    size_t kept = 0, nref = 0;
+    /* (the Kafka partitions refused so far: evs is compacted in place) */
+    int32_t *refused = rt->ktopic ? weir_malloc(n * sizeof *refused) : NULL;
     for (size_t i = 0; i < n; i++) {
+        int kafka = evs[i].from_kafka;
         if (!every && engine_part_holds(p->engine, evs[i].key) &&
-            !kafka_refused_before(evs, i, kept)) {
+            !(kafka && kafka_refused_before(refused, nref, evs[i].kpart))) {
             evs[kept++] = evs[i];
             continue;
         }
+        if (kafka) refused[nref++] = evs[i].kpart;
         metrics_add(&metrics_shard(&rt->m)->rejected[METRICS_REJ_MEMORY_FULL], 1);
         runtime_outcome_t o = {.ev = &evs[i], .why = why, .refused = 1};
         if (cb) cb(ctx, &o);
     }
+    weir_free(refused);
     return kept;
 }
 
@@ -814,7 +818,7 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
     size_t *kat = nk ? weir_malloc((nk + 1) * sizeof *kat) : NULL;
     for (size_t j = 0; j < nk; j++) {
         kat[j] = p->krecs.len;
-        kafka_marks_record(&p->krecs, rt->ktopic, kpos[j].k, kpos[j].o);
+        kafka_marks_record(&p->krecs, rt->ktopic, rt->kcluster, kpos[j].k, kpos[j].o);
     }
     if (nk) kat[nk] = p->krecs.len;
     for (size_t j = 0; j < nk; j++)
@@ -828,6 +832,7 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
                         &first, err, errlen);
     t1 = weir_mono_ns();
     metrics_observe(&rt->m, METRICS_STAGE_LOG_APPEND, t1 - t0);
+    if (rc == 0 && nk) kafka_marks_adopt(&p->kmarks, rt->kcluster); /* (adopted at assignment) */
     for (size_t j = 0; rc == 0 && j < nk; j++)
         kafka_marks_raise(&p->kmarks, kpos[j].k, kpos[j].o);
     weir_free(kpos);
@@ -963,6 +968,29 @@ int64_t runtime_kafka_mark(runtime_t *rt, uint32_t part, int32_t k)
     int64_t o = kafka_marks_get(&p->kmarks, k);
     pthread_mutex_unlock(&p->lock);
     return o;
+}
+
+uint32_t runtime_kafka_cluster(runtime_t *rt, const char *cluster)
+{
+    snprintf(rt->kcluster, sizeof rt->kcluster, "%s", cluster);
+    uint32_t dropped = 0;
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        rt_part_t *p = &rt->parts[i];
+        pthread_mutex_lock(&p->lock);
+        dropped += (uint32_t)kafka_marks_adopt(&p->kmarks, rt->kcluster);
+        pthread_mutex_unlock(&p->lock);
+    }
+    return dropped;
+}
+
+void runtime_kafka_forget(runtime_t *rt, int32_t k)
+{
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        rt_part_t *p = &rt->parts[i];
+        pthread_mutex_lock(&p->lock);
+        if (k >= 0 && (uint32_t)k < p->kmarks.n) p->kmarks.off[k] = KAFKA_MARKS_NONE;
+        pthread_mutex_unlock(&p->lock);
+    }
 }
 
 void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out)

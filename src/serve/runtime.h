@@ -126,6 +126,13 @@ typedef struct runtime_event {
 /* The newest offset of Kafka partition k logged in weir partition part
  * (kafka_marks.h), KAFKA_MARKS_NONE if none; under the partition's lock. */
 int64_t runtime_kafka_mark(runtime_t *rt, uint32_t part, int32_t k);
+/* The Kafka cluster the source reads (its id; "" if the brokers give
+ * none): the SOURCE records name it, and every partition's marks of
+ * another cluster are dropped. Returns how many partitions had some. */
+uint32_t runtime_kafka_cluster(runtime_t *rt, const char *cluster);
+/* Drops every partition's mark of Kafka partition k (the topic there is
+ * not the one they were of). */
+void runtime_kafka_forget(runtime_t *rt, int32_t k);
 
 /* Where the partition of a key is. */
 uint32_t runtime_partition_of(const runtime_t *rt, weir_slice_t key);

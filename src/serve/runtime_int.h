@@ -134,6 +134,7 @@ struct runtime {
     struct online_store *online; /* the spec's online_store (online_store.h), or NULL */
     /* the source's Kafka topic (kafka_source.h), or NULL; its consumer from ready on */
     char *ktopic;
+    char kcluster[KAFKA_CLUSTER_MAX]; /* (the source's thread alone writes and reads it) */
     struct kafka_source *kafka;
 };
 

@@ -50,8 +50,12 @@ static int group_ok(const char *v, size_t len)
 /* What weir sets itself, for its guarantees (serve/kafka_source.h), or
  * has a key of its own for. */
 static const char *const WEIR_OWNS[] = {
-    "bootstrap.servers",        "metadata.broker.list", "group.id", "enable.auto.commit",
-    "enable.auto.offset.store", "group.instance.id",    NULL};
+    "bootstrap.servers", "metadata.broker.list", "group.id", "enable.auto.commit",
+    "enable.auto.offset.store", "group.instance.id",
+    /* latest would skip messages where the position is out of range (retention) */
+    "auto.offset.reset",
+    /* the cooperative protocol takes incremental assignments, which weir does not make */
+    "partition.assignment.strategy", NULL};
 
 /* librdkafka's secrets: passwords, secrets, keys given inline. */
 static int secret(const char *k)
@@ -62,11 +66,14 @@ static int secret(const char *k)
 
 static int load_config(loader_t *L, const ynode_t *cfg, spec_kafka_t *k, const char *where)
 {
-    if (ld_want_map(L, cfg, "kafka config")) return L->rc;
+    char what[160];
+    snprintf(what, sizeof what, "%s config", where);
+    if (ld_want_map(L, cfg, what)) return L->rc;
     k->config = weir_calloc(cfg->n * 2 + 1, sizeof *k->config);
     for (uint32_t i = 0; i < cfg->n; i++) {
         const ynode_t *key = ynode_key(cfg, i), *val = ynode_val(cfg, i);
-        if (ld_want_scalar(L, val, "a kafka config value")) return L->rc;
+        snprintf(what, sizeof what, "%s config '%.*s'", where, Q(key));
+        if (ld_want_scalar(L, val, what)) return L->rc;
         if (key->len == 0 || memchr(key->value, '\0', key->len) ||
             memchr(val->value, '\0', val->len))
             return ld_fail(L, key, "%s config: an empty property name, or a NUL byte", where);

@@ -65,12 +65,16 @@ class KafkaMock:
         self.proc.stdin.flush()
         assert self.proc.stdout.readline().strip() == "ok"
 
-    def produce(self, evs, raw=None):
+    def produce(self, evs, raw=None, partitions=None):
         """Each event keyed by its card, as a payment service would; raw:
-        (key, value bytes or None) messages sent as they are."""
-        p = ck.Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
-        for e in evs:
-            p.produce(TOPIC, key=e["card_id"].encode(), value=json.dumps(e).encode())
+        (key, value bytes or None) messages sent as they are; partitions:
+        each event's Kafka partition, each message a batch of its own."""
+        p = ck.Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 0 if partitions else 5})
+        for i, e in enumerate(evs):
+            extra = {"partition": partitions[i]} if partitions else {}
+            p.produce(TOPIC, key=e["card_id"].encode(), value=json.dumps(e).encode(), **extra)
+            if partitions:
+                p.flush(10)
             p.poll(0)
         for key, value in raw or ():
             p.produce(TOPIC, key=key, value=value)
@@ -93,8 +97,9 @@ def kafka(weir_bin):
     k.stop()
 
 
-def spec_file(tmp_path, kafka, group="g", config=FAST_GROUP, name="fraud.yaml"):
+def spec_file(tmp_path, kafka, group="g", config=FAST_GROUP, name="fraud.yaml", partitions=4):
     text = (httputil.SPECS / "fraud.yaml").read_text()
+    text = text.replace("partitions: 4\n", "partitions: %d\n" % partitions, 1)
     text = text.replace("path: fraud.linear.json", "path: %s" % (httputil.SPECS / "fraud.linear.json"))
     line = '    kafka: {brokers: "%s", topic: %s, group: %s, config: %s}\n' % (
         kafka.bootstrap, TOPIC, group, config)
@@ -204,6 +209,8 @@ def test_kill9_while_reading_logs_every_message_once(weir_bin, run_weir, kafka, 
         srv.stderr()
     t.join(120)
     assert done.is_set()
+    # restarts read again what was logged after the last commit: the marks skipped it
+    assert before > 0
     with Server(weir_bin, spec, data) as srv:
         deadline = time.time() + 120
         while time.time() < deadline and len(httputil.event_records(data)) < len(evs):
@@ -284,6 +291,76 @@ def test_messages_refused_for_memory_are_read_again(weir_bin, kafka, tmp_path):
             time.sleep(0.05)
         assert srv.stop() == 0
     assert_once(data, evs)
+
+
+def test_a_refused_message_is_not_passed_by_later_ones(weir_bin, kafka, tmp_path):
+    """Over the budget, weir refuses events of keys it holds no state for
+    and takes the others. A refused message of a new key is followed, in
+    its Kafka partition, by ones of held keys, interleaved with another
+    Kafka partition's: those later ones must wait with it (were they
+    logged, the weir partition's mark would pass the refused one, and its
+    retry would skip it as logged)."""
+    one = '{"max.partition.fetch.bytes": "1", "session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"}'
+    spec = spec_file(tmp_path, kafka, config=one, partitions=1)
+    data = tmp_path / "data"
+    T = httputil.T0
+
+    def ev(card, i):
+        return {"card_id": card, "amount": 1.0 + i, "merchant": "m1", "country": "US", "ts": T + i * 1000}
+
+    first = [ev("held-0", 0), ev("held-1", 1)]
+    kafka.produce(first, partitions=[0, 1])
+    with Server(weir_bin, spec, data) as srv:
+        m = wait_logged(srv, 2)
+        heap = metric(m, "weir_heap_bytes")
+        assert srv.stop() == 0
+    later, parts = [ev("new-0", 10)], [0]
+    for i in range(20):
+        later += [ev("held-1", 20 + 2 * i), ev("held-0", 21 + 2 * i)]
+        parts += [1, 0]
+    kafka.produce(later, partitions=parts)
+    # a budget of the heap: new keys refused, held ones taken
+    with Server(weir_bin, spec, data, "--max-memory", int(heap)) as srv:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            m = srv.metrics()
+            if (metric(m, "weir_kafka_messages_total", outcome="refused") and
+                    metric(m, "weir_kafka_messages_total", outcome="logged") >= 20):
+                break
+            time.sleep(0.05)
+        assert metric(m, "weir_kafka_messages_total", outcome="refused") > 0, m
+        assert srv.stop() == 0
+    with Server(weir_bin, spec, data) as srv:  # no budget: the refused ones are read again
+        deadline = time.time() + 60
+        while time.time() < deadline and len(httputil.event_records(data)) < len(first + later):
+            time.sleep(0.05)
+        assert srv.stop() == 0
+    assert_once(data, first + later)
+
+
+def test_marks_of_another_cluster_skip_nothing(weir_bin, kafka, tmp_path):
+    """weir moved to another cluster (or the topic made again there): its
+    offsets start over; the marks of the old one must not make weir skip
+    the new one's messages."""
+    evs = httputil.fraud_events(400, seed=11, cards=40)
+    kafka.produce(evs)
+    data = tmp_path / "data"
+    with Server(weir_bin, spec_file(tmp_path, kafka), data) as srv:
+        wait_logged(srv, len(evs))
+        assert srv.stop() == 0
+    other = KafkaMock(os.environ.get("WEIR_BIN") or weir_bin)
+    try:
+        more = httputil.fraud_events(100, seed=12, cards=40, start=httputil.T0 + 10**9)
+        other.produce(more)
+        with Server(weir_bin, spec_file(tmp_path, other), data) as srv:
+            m = wait_logged(srv, len(more))
+            assert metric(m, "weir_kafka_messages_total", outcome="logged_before") == 0
+            assert srv.stop() == 0
+            err = srv.stderr()
+        assert "marks are dropped" in err or "another Kafka cluster" in err, err
+    finally:
+        other.stop()
+    assert_once(data, evs + more)
 
 
 def test_without_kafka_at_start_weir_serves_then_reads(weir_bin, kafka, tmp_path):

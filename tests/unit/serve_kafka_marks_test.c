@@ -44,15 +44,16 @@ static void test_records(void **state)
 {
     (void)state;
     weir_buf_t b = WEIR_BUF_INIT;
-    kafka_marks_record(&b, "pay\"ments", 2, 9007199254740991LL);
-    assert_text(&b, "{\"kafka\":\"pay\\\"ments\",\"partition\":2,\"offset\":9007199254740991}");
+    kafka_marks_record(&b, "pay\"ments", "c1", 2, 9007199254740991LL);
+    assert_text(&b, "{\"kafka\":\"pay\\\"ments\",\"cluster\":\"c1\",\"partition\":2,\"offset\":"
+                    "9007199254740991}");
     kafka_marks_t m = {0};
     char why[128];
     assert_int_equal(kafka_marks_apply(&m, "pay\"ments", slice(&b), why, sizeof why), 0);
     assert_true(kafka_marks_get(&m, 2) == 9007199254740991LL);
     /* another topic's record is valid and changes nothing */
     buf_reset(&b);
-    kafka_marks_record(&b, "other", 0, 5);
+    kafka_marks_record(&b, "other", "c1", 0, 5);
     assert_int_equal(kafka_marks_apply(&m, "pay\"ments", slice(&b), why, sizeof why), 0);
     assert_true(kafka_marks_get(&m, 0) == KAFKA_MARKS_NONE);
     static const char *const bad[] = {"",
@@ -79,7 +80,7 @@ static void test_checkpoint_form(void **state)
     kafka_marks_raise(&m, 2, 0);
     weir_buf_t b = WEIR_BUF_INIT;
     kafka_marks_encode(&m, "t", &b);
-    assert_text(&b, "{\"kafka\":\"t\",\"offsets\":[4,-1,0]}");
+    assert_text(&b, "{\"kafka\":\"t\",\"cluster\":\"\",\"offsets\":[4,-1,0]}");
     char why[128];
     kafka_marks_raise(&back, 7, 70); /* decode replaces what was there */
     assert_int_equal(kafka_marks_decode(&back, "t", slice(&b), why, sizeof why), 0);
@@ -101,12 +102,49 @@ static void test_checkpoint_form(void **state)
     kafka_marks_free(&back);
 }
 
+/* Marks are of one cluster: another's are dropped; an id not known ("")
+ * proves nothing and drops nothing. */
+static void test_clusters(void **state)
+{
+    (void)state;
+    kafka_marks_t m = {0};
+    kafka_marks_raise(&m, 0, 9);
+    assert_int_equal(kafka_marks_adopt(&m, ""), 0);
+    assert_int_equal(kafka_marks_adopt(&m, "A"), 0); /* unknown before: taken as A's */
+    assert_true(kafka_marks_get(&m, 0) == 9);
+    assert_int_equal(kafka_marks_adopt(&m, ""), 0);
+    assert_string_equal(m.cluster, "A");
+    assert_int_equal(kafka_marks_adopt(&m, "B"), 1); /* another cluster: dropped */
+    assert_true(kafka_marks_get(&m, 0) == KAFKA_MARKS_NONE);
+    assert_string_equal(m.cluster, "B");
+    assert_int_equal(kafka_marks_adopt(&m, "C"), 0); /* none to drop */
+    /* a record of another cluster replaces the marks (the newest wins) */
+    kafka_marks_raise(&m, 1, 50);
+    weir_buf_t b = WEIR_BUF_INIT;
+    kafka_marks_record(&b, "t", "D", 0, 3);
+    char why[128];
+    assert_int_equal(kafka_marks_apply(&m, "t", slice(&b), why, sizeof why), 0);
+    assert_true(kafka_marks_get(&m, 0) == 3 && kafka_marks_get(&m, 1) == KAFKA_MARKS_NONE);
+    assert_string_equal(m.cluster, "D");
+    /* the checkpoint form keeps the cluster */
+    buf_reset(&b);
+    kafka_marks_encode(&m, "t", &b);
+    kafka_marks_t back = {0};
+    assert_int_equal(kafka_marks_decode(&back, "t", slice(&b), why, sizeof why), 0);
+    assert_string_equal(back.cluster, "D");
+    assert_true(kafka_marks_get(&back, 0) == 3);
+    buf_free(&b);
+    kafka_marks_free(&m);
+    kafka_marks_free(&back);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_raise_and_get),
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_checkpoint_form),
+        cmocka_unit_test(test_clusters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

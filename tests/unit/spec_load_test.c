@@ -392,8 +392,15 @@ static void test_kafka(void **state)
                "t.yaml:7:38: source 'tx' kafka config: 'ssl.key.password' is a secret, and a spec "
                "is stored in DATA/specs.d and in every checkpoint: not supported yet (file-based "
                "TLS, ssl.key.location, is)");
-    load_fails(HEAD "    kafka: {brokers: 'k:1', config: [a]}\n",
-               "t.yaml:7:37: kafka config must be a mapping (name: value lines), not a list");
+    load_fails(HEAD "    kafka: {brokers: 'k:1', config: {x: [1]}}\n",
+               "t.yaml:7:41: source 'tx' kafka config 'x' must be a text, not a list");
+    load_fails(HEAD "    kafka: {brokers: 'k:1', config: {partition.assignment.strategy: x}}\n",
+               "t.yaml:7:38: source 'tx' kafka config: 'partition.assignment.strategy' is weir's "
+               "to set (brokers and group have keys of their own; the commits and the group "
+               "membership are what make messages enter the log exactly once)");
+    load_fails(
+        HEAD "    kafka: {brokers: 'k:1', config: [a]}\n",
+        "t.yaml:7:37: source 'tx' kafka config must be a mapping (name: value lines), not a list");
 }
 
 static void test_feature_order_is_topological(void **state)

@@ -1,0 +1,265 @@
+/* kafka_bench.c — `weir bench kafka`: a source's Kafka topic read by
+ * `weir run` (src/serve/kafka_source.h) beside librdkafka's own consumer
+ * reading the same messages, in one run, from librdkafka's mock cluster
+ * (its brokers on loopback, in this process).
+ *
+ *   floor: a plain librdkafka consumer in a new group polls every message
+ *          and does nothing with it: what the client and the brokers
+ *          deliver on this machine;
+ *   weir:  `weir run` with the fraud spec reading the topic in a new group
+ *          and a new DATA: each message decoded, logged durably with its
+ *          marks, applied, scored and decided, its decision logged.
+ * Both are timed from their first message to their last (weir's through
+ * /metrics, polled every 2 ms: group joins and start-up are left out);
+ * messages/s, medians over rounds, and their ratio. The two share the
+ * machine's two cores with the brokers. Options: --messages N (200000),
+ * --cards K (N/10), --rounds R (3), --json. */
+#include <errno.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "bench.h"
+#include "benchweir.h"
+
+#define PREFIX     "weir bench kafka"
+#define TOPIC      "payments"
+#define PARTITIONS 4
+#define T0_MS      1767225600000LL /* 2026-01-01 */
+
+typedef struct opts {
+    uint64_t messages, cards;
+    unsigned rounds;
+    int json;
+} opts_t;
+
+static int parse_opts(int argc, char **argv, opts_t *o)
+{
+    *o = (opts_t){.messages = 200000, .rounds = 3};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json"))
+            o->json = 1;
+        else if (!strcmp(a, "--messages") && v)
+            o->messages = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--cards") && v)
+            o->cards = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--rounds") && v)
+            o->rounds = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--help")) {
+            printf("usage: weir bench kafka [--messages N] [--cards K] [--rounds R] [--json]\n");
+            return 1;
+        } else {
+            fprintf(stderr, PREFIX ": unknown option '%s' (see --help)\n", a);
+            return -1;
+        }
+    }
+    if (!o->cards) o->cards = o->messages / 10 ? o->messages / 10 : 1;
+    if (!o->messages || !o->rounds) return fprintf(stderr, PREFIX ": nothing to measure\n"), -1;
+    return 0;
+}
+
+static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap, const char *group)
+{
+    char err[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "log_level", "3", err, sizeof err);
+    if (bootstrap) rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof err);
+    if (group) {
+        rd_kafka_conf_set(c, "group.id", group, err, sizeof err);
+        rd_kafka_conf_set(c, "auto.offset.reset", "earliest", err, sizeof err);
+        rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof err);
+    } else if (type == RD_KAFKA_PRODUCER) {
+        rd_kafka_conf_set(c, "linger.ms", "20", err, sizeof err);
+    }
+    rd_kafka_t *rk = rd_kafka_new(type, c, err, sizeof err);
+    if (!rk) fprintf(stderr, PREFIX ": %s\n", err);
+    return rk;
+}
+
+/* The messages: fraud events, each keyed by its card, as a payment service
+ * would send them. */
+static int produce(const char *bootstrap, const opts_t *o)
+{
+    rd_kafka_t *p = client(RD_KAFKA_PRODUCER, bootstrap, NULL);
+    if (!p) return -1;
+    weir_buf_t ev = WEIR_BUF_INIT;
+    char key[32];
+    bench_rng_state = 42;
+    for (uint64_t i = 0; i < o->messages; i++) {
+        uint64_t card = bench_rnd() % o->cards;
+        buf_reset(&ev);
+        bench_fraud_event(&ev, card, T0_MS + (int64_t)i * 60);
+        int klen = snprintf(key, sizeof key, "c%07" PRIu64, card);
+        while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(key, (size_t)klen),
+                                 RD_KAFKA_V_VALUE(ev.data, ev.len),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(p, 10);
+        rd_kafka_poll(p, 0);
+    }
+    int left = rd_kafka_flush(p, 60000) ? -1 : 0;
+    buf_free(&ev);
+    rd_kafka_destroy(p);
+    if (left) fprintf(stderr, PREFIX ": the messages were not all produced\n");
+    return left;
+}
+
+/* The floor: messages/s of a consumer that only polls them. */
+static double floor_rate(const char *bootstrap, unsigned round, uint64_t n)
+{
+    char group[32];
+    snprintf(group, sizeof group, "floor-%u", round);
+    rd_kafka_t *c = client(RD_KAFKA_CONSUMER, bootstrap, group);
+    if (!c) return -1;
+    rd_kafka_poll_set_consumer(c);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, TOPIC, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(c, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    uint64_t got = 0, t0 = 0, deadline = weir_mono_ns() + 120ull * 1000000000ull;
+    while (got < n && weir_mono_ns() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+        if (!m) continue;
+        if (!m->err && got++ == 0) t0 = weir_mono_ns();
+        rd_kafka_message_destroy(m);
+    }
+    double s = bench_secs_since(t0);
+    if (got < n)
+        fprintf(stderr, PREFIX ": the floor's consumer read %" PRIu64 " of %" PRIu64 "\n", got, n);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return got == n && s > 0 ? (double)(n - 1) / s : -1;
+}
+
+/* The fraud spec with the topic as its source's kafka: (the line goes in
+ * the source, before its fields). */
+static int kafka_spec(const char *dir, const char *bootstrap, unsigned round, char *spec,
+                      size_t n)
+{
+    char name[32];
+    snprintf(name, sizeof name, "kafka-%u.yaml", round);
+    if (bench_fraud_spec(dir, name, "0s", spec, n, NULL, PREFIX)) return -1;
+    char *text = bench_read_file(spec), *at = text ? strstr(text, "    fields:") : NULL;
+    FILE *f = at ? fopen(spec, "w") : NULL;
+    if (f) {
+        fprintf(f, "%.*s    kafka: {brokers: \"%s\", topic: %s, group: weir-%u}\n%s",
+                (int)(at - text), text, bootstrap, TOPIC, round, at);
+        fclose(f);
+    }
+    weir_free(text);
+    if (!f) fprintf(stderr, PREFIX ": cannot write %s\n", spec);
+    return f ? 0 : -1;
+}
+
+static void reap(pid_t *pid)
+{
+    if (*pid <= 0) return;
+    kill(*pid, SIGTERM);
+    int st;
+    waitpid(*pid, &st, 0);
+    *pid = 0;
+}
+
+/* weir's messages/s, from its first message logged to its last. */
+static double weir_rate(const char *weir, const char *dir, const char *bootstrap, unsigned round,
+                        uint64_t n)
+{
+    char spec[PATH_MAX], data[PATH_MAX + 16], out[PATH_MAX + 16], err[PATH_MAX + 16];
+    if (kafka_spec(dir, bootstrap, round, spec, sizeof spec)) return -1;
+    snprintf(data, sizeof data, "%s/data-%u", dir, round);
+    snprintf(out, sizeof out, "%s/weir-%u.out", dir, round);
+    snprintf(err, sizeof err, "%s/weir-%u.err", dir, round);
+    const char *args[] = {"run", spec, "--data", data, "--listen", "127.0.0.1:0", NULL};
+    pid_t pid = 0;
+    uint16_t port;
+    if (bench_weir_start(weir, args, out, err, PREFIX, &pid, &port)) return -1;
+    const char *logged = "weir_kafka_messages_total{outcome=\"logged\"}";
+    double first = 0, v = 0;
+    uint64_t t0 = 0, deadline = weir_mono_ns() + 300ull * 1000000000ull;
+    while (v < (double)n && weir_mono_ns() < deadline) {
+        v = bench_metric(port, logged);
+        if (v > 0 && !t0) {
+            t0 = weir_mono_ns();
+            first = v;
+        }
+        if (v < (double)n) bench_sleep_s(0.002);
+    }
+    double s = t0 ? bench_secs_since(t0) : 0;
+    reap(&pid);
+    if (v < (double)n) {
+        fprintf(stderr, PREFIX ": weir logged %.0f of %" PRIu64 " messages (see %s)\n", v, n, err);
+        return -1;
+    }
+    return s > 0 ? ((double)n - first) / s : -1;
+}
+
+int bench_kafka(int argc, char **argv)
+{
+    opts_t o;
+    int prc = parse_opts(argc, argv, &o);
+    if (prc) return prc > 0 ? 0 : 1;
+    bench_quiet = o.json;
+    char weir[PATH_MAX + 8], dir[] = "/tmp/weir-bench-kafka.XXXXXX";
+    if (bench_weir_path(weir, sizeof weir, PREFIX)) return 1;
+    if (!mkdtemp(dir)) return fprintf(stderr, PREFIX ": mkdtemp: %s\n", strerror(errno)), 1;
+    /* the cluster lives in a client's threads, in this process */
+    rd_kafka_t *host = client(RD_KAFKA_PRODUCER, NULL, NULL);
+    rd_kafka_mock_cluster_t *mc = host ? rd_kafka_mock_cluster_new(host, 1) : NULL;
+    if (!mc || rd_kafka_mock_topic_create(mc, TOPIC, PARTITIONS, 1)) {
+        fprintf(stderr, PREFIX ": cannot start librdkafka's mock cluster\n");
+        if (host) rd_kafka_destroy(host);
+        return 1;
+    }
+    char *bootstrap = weir_strdup(rd_kafka_mock_cluster_bootstraps(mc));
+    int rc = 1;
+    double *fl = weir_calloc(o.rounds, sizeof *fl), *wr = weir_calloc(o.rounds, sizeof *wr);
+    bench_progress(PREFIX ": producing %" PRIu64 " fraud events of %" PRIu64 " cards to %s",
+                   o.messages, o.cards, bootstrap);
+    if (produce(bootstrap, &o)) goto done;
+    for (unsigned r = 0; r < o.rounds; r++) {
+        if ((fl[r] = floor_rate(bootstrap, r, o.messages)) <= 0) {
+            fprintf(stderr, PREFIX ": the floor's consumer did not read every message\n");
+            goto done;
+        }
+        if ((wr[r] = weir_rate(weir, dir, bootstrap, r, o.messages)) <= 0) goto done;
+        bench_progress("  round %u: weir %.0f messages/s, floor %.0f", r + 1, wr[r], fl[r]);
+    }
+    double mf = bench_median(fl, o.rounds), mw = bench_median(wr, o.rounds);
+    if (o.json) {
+        printf("{\"messages\":%" PRIu64 ",\"cards\":%" PRIu64 ",\"rounds\":%u,"
+               "\"weir_messages_per_s\":%.0f,\"floor_messages_per_s\":%.0f,\"ratio\":%.3f}\n",
+               o.messages, o.cards, o.rounds, mw, mf, mw / mf);
+    } else {
+        printf("weir bench kafka: %" PRIu64 " messages (%" PRIu64
+               " cards), %d partitions, librdkafka's mock cluster on loopback\n\n",
+               o.messages, o.cards, PARTITIONS);
+        printf("  %-50s %12s %12s %8s\n", "", "weir", "floor", "ratio");
+        printf("  %-50s %12.0f %12.0f %7.2fx\n",
+               "messages/s (floor: a consumer that only polls)", mw, mf, mw / mf);
+        printf("\n  medians of %u rounds; weir decodes, logs durably, applies, scores and\n"
+               "  decides each message (the fraud spec); both timed first message to last.\n",
+               o.rounds);
+    }
+    rc = 0;
+done:
+    weir_free(fl);
+    weir_free(wr);
+    weir_free(bootstrap);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(host);
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, PREFIX ": could not remove %s\n", dir);
+    return rc;
+}
