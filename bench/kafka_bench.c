@@ -65,7 +65,10 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         }
     }
     if (!o->cards) o->cards = o->messages / 10 ? o->messages / 10 : 1;
-    if (!o->messages || !o->rounds) return fprintf(stderr, PREFIX ": nothing to measure\n"), -1;
+    /* fewer are logged before the first look at /metrics: no time to take */
+    if (o->messages < 10000 || !o->rounds)
+        return fprintf(stderr, PREFIX ": --messages must be 10000 or more, --rounds 1 or more\n"),
+               -1;
     return 0;
 }
 

@@ -104,10 +104,13 @@ int kafka_marks_apply(kafka_marks_t *m, const char *topic, weir_slice_t value, c
     int ok = cJSON_IsString(t) && cluster &&
              whole(cJSON_GetObjectItemCaseSensitive(doc, "partition"), 0,
                    KAFKA_MARKS_MAX_PARTITIONS - 1, &k) &&
-             whole(cJSON_GetObjectItemCaseSensitive(doc, "offset"), 0, OFFSET_MAX, &o);
+             whole(cJSON_GetObjectItemCaseSensitive(doc, "offset"), -1, OFFSET_MAX, &o);
     if (ok && strcmp(t->valuestring, topic) == 0) {
         kafka_marks_adopt(m, cluster); /* (the log is in order: the newest cluster wins) */
-        kafka_marks_raise(m, (int32_t)k, o);
+        if (o == KAFKA_MARKS_NONE && (uint32_t)k < m->n)
+            m->off[k] = KAFKA_MARKS_NONE; /* a reset */
+        else
+            kafka_marks_raise(m, (int32_t)k, o);
     }
     cJSON_Delete(doc);
     if (!ok) snprintf(why, whylen, "not a Kafka source record");

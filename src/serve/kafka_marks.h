@@ -14,6 +14,9 @@
  * this one's; the newest record's cluster is the marks' cluster).
  *
  *   SOURCE record   {"kafka":"TOPIC","cluster":"ID","partition":K,"offset":O}
+ *                   O = -1: K's mark is void from here on (the topic there was
+ *                   made again: its offsets start over), logged so that a
+ *                   replay drops it too
  *   checkpoint      {"kafka":"TOPIC","cluster":"ID","offsets":[O0,O1,...]}   (-1: none) */
 #ifndef WEIR_SERVE_KAFKA_MARKS_H
 #define WEIR_SERVE_KAFKA_MARKS_H
@@ -48,7 +51,7 @@ int kafka_marks_adopt(kafka_marks_t *m, const char *cluster);
 void kafka_marks_free(kafka_marks_t *m);
 
 /* The SOURCE record's value for message offset o of topic's partition k
- * in cluster. */
+ * in cluster (o = KAFKA_MARKS_NONE: the reset above). */
 void kafka_marks_record(weir_buf_t *b, const char *topic, const char *cluster, int32_t k,
                         int64_t o);
 /* Raises m by a SOURCE record's value, if it is of topic. 0; -1 (why

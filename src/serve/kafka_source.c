@@ -87,7 +87,8 @@ static uint32_t topic_partitions(kafka_source_t *ks)
 static void check_cluster(kafka_source_t *ks)
 {
     char *id = rd_kafka_clusterid(ks->rk, ASK_MS);
-    uint32_t dropped = runtime_kafka_cluster(ks->rt, id ? id : "");
+    uint32_t dropped = runtime_kafka_cluster(ks->rt, id);
+    if (dropped) kafka_marks_clear(&ks->seen);
     if (dropped)
         fprintf(stderr,
                 "weir run: kafka: %u partitions of weir's log hold marks of another Kafka "
@@ -114,14 +115,18 @@ static void check_end(kafka_source_t *ks, int32_t k)
             ", but weir logged its offset %" PRId64 ": the topic was made again under its name; "
             "its marks are dropped\n",
             k, ks->topic, hi, top);
-    runtime_kafka_forget(ks->rt, k);
+    char err[512];
+    if (runtime_kafka_forget(ks->rt, k, err, sizeof err))
+        fprintf(stderr, "weir run: kafka: partition %" PRId32 ": %s\n", k, err);
+    if ((uint32_t)k < ks->seen.n) ks->seen.off[k] = KAFKA_MARKS_NONE;
 }
 
 /* Sets where each of parts is read from, and takes them. 0, or -1 (said). */
 static int assign_from_marks(kafka_source_t *ks, rd_kafka_topic_partition_list_t *parts)
 {
     check_cluster(ks);
-    for (int i = 0; i < parts->cnt; i++)
+    /* (each a question to the brokers: a shutdown meanwhile cuts them short) */
+    for (int i = 0; i < parts->cnt && !atomic_load(&ks->stop); i++)
         check_end(ks, parts->elems[i].partition);
     /* committed offsets (INVALID where none), then the marks over them */
     rd_kafka_resp_err_t ce = rd_kafka_committed(ks->rk, parts, ASK_MS);

@@ -972,6 +972,17 @@ int64_t runtime_kafka_mark(runtime_t *rt, uint32_t part, int32_t k)
 
 uint32_t runtime_kafka_cluster(runtime_t *rt, const char *cluster)
 {
+    if (!cluster || !*cluster) {
+        /* not known now: the records go on naming the marks' cluster, so
+         * that a replay does not take them for another's */
+        for (uint32_t i = 0; i < rt->nparts && !*rt->kcluster; i++) {
+            rt_part_t *p = &rt->parts[i];
+            pthread_mutex_lock(&p->lock);
+            snprintf(rt->kcluster, sizeof rt->kcluster, "%s", p->kmarks.cluster);
+            pthread_mutex_unlock(&p->lock);
+        }
+        return 0;
+    }
     snprintf(rt->kcluster, sizeof rt->kcluster, "%s", cluster);
     uint32_t dropped = 0;
     for (uint32_t i = 0; i < rt->nparts; i++) {
@@ -983,14 +994,23 @@ uint32_t runtime_kafka_cluster(runtime_t *rt, const char *cluster)
     return dropped;
 }
 
-void runtime_kafka_forget(runtime_t *rt, int32_t k)
+int runtime_kafka_forget(runtime_t *rt, int32_t k, char *err, size_t errlen)
 {
-    for (uint32_t i = 0; i < rt->nparts; i++) {
+    int rc = 0;
+    for (uint32_t i = 0; i < rt->nparts && rc == 0; i++) {
         rt_part_t *p = &rt->parts[i];
         pthread_mutex_lock(&p->lock);
-        if (k >= 0 && (uint32_t)k < p->kmarks.n) p->kmarks.off[k] = KAFKA_MARKS_NONE;
+        /* logged (durably) before it is dropped: a replay drops it too */
+        buf_reset(&p->krecs);
+        kafka_marks_record(&p->krecs, rt->ktopic, rt->kcluster, k, KAFKA_MARKS_NONE);
+        log_rec_t rec = {
+            0, weir_wall_ms(), LOG_REC_SOURCE, {NULL, 0}, {p->krecs.data, p->krecs.len}};
+        uint64_t at;
+        rc = log_append(p->log, &rec, 1, LOG_ACK_DURABLE, &p->scratch, &at, err, errlen);
+        if (rc == 0 && k >= 0 && (uint32_t)k < p->kmarks.n) p->kmarks.off[k] = KAFKA_MARKS_NONE;
         pthread_mutex_unlock(&p->lock);
     }
+    return rc;
 }
 
 void runtime_features(runtime_t *rt, weir_slice_t key, weir_buf_t *out)

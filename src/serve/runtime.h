@@ -126,13 +126,17 @@ typedef struct runtime_event {
 /* The newest offset of Kafka partition k logged in weir partition part
  * (kafka_marks.h), KAFKA_MARKS_NONE if none; under the partition's lock. */
 int64_t runtime_kafka_mark(runtime_t *rt, uint32_t part, int32_t k);
-/* The Kafka cluster the source reads (its id; "" if the brokers give
- * none): the SOURCE records name it, and every partition's marks of
- * another cluster are dropped. Returns how many partitions had some. */
+/* The Kafka cluster the source reads (its id): the SOURCE records name
+ * it, and every partition's marks of another cluster are dropped. Returns
+ * how many partitions had some. NULL or "" (not known: brokers that give
+ * none, a question that timed out): the records name the marks' cluster,
+ * and nothing is dropped. */
 uint32_t runtime_kafka_cluster(runtime_t *rt, const char *cluster);
 /* Drops every partition's mark of Kafka partition k (the topic there is
- * not the one they were of). */
-void runtime_kafka_forget(runtime_t *rt, int32_t k);
+ * not the one they were of), logging the reset (kafka_marks.h) in each
+ * first. 0, or an append's error (err filled; the partitions after it keep
+ * their marks). */
+int runtime_kafka_forget(runtime_t *rt, int32_t k, char *err, size_t errlen);
 
 /* Where the partition of a key is. */
 uint32_t runtime_partition_of(const runtime_t *rt, weir_slice_t key);

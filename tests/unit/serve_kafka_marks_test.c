@@ -51,19 +51,40 @@ static void test_records(void **state)
     char why[128];
     assert_int_equal(kafka_marks_apply(&m, "pay\"ments", slice(&b), why, sizeof why), 0);
     assert_true(kafka_marks_get(&m, 2) == 9007199254740991LL);
+    /* a reset (offset -1) voids the partition's mark: a topic made again */
+    buf_reset(&b);
+    kafka_marks_record(&b, "pay\"ments", "c1", 2, KAFKA_MARKS_NONE);
+    assert_int_equal(kafka_marks_apply(&m, "pay\"ments", slice(&b), why, sizeof why), 0);
+    assert_true(kafka_marks_get(&m, 2) == KAFKA_MARKS_NONE);
+    buf_reset(&b);
+    kafka_marks_record(&b, "pay\"ments", "c1", 2, 4);
+    assert_int_equal(kafka_marks_apply(&m, "pay\"ments", slice(&b), why, sizeof why), 0);
+    assert_true(kafka_marks_get(&m, 2) == 4); /* the new topic's, not the old's */
+    /* a reset (offset -1) voids the partition's mark: a topic made again */
+    buf_reset(&b);
+    kafka_marks_record(&b, "pay\"ments", "c1", 2, KAFKA_MARKS_NONE);
+    assert_int_equal(kafka_marks_apply(&m, "pay\"ments", slice(&b), why, sizeof why), 0);
+    assert_true(kafka_marks_get(&m, 2) == KAFKA_MARKS_NONE);
+    buf_reset(&b);
+    kafka_marks_record(&b, "pay\"ments", "c1", 2, 4);
+    assert_int_equal(kafka_marks_apply(&m, "pay\"ments", slice(&b), why, sizeof why), 0);
+    assert_true(kafka_marks_get(&m, 2) == 4); /* the new topic's, not the old's */
     /* another topic's record is valid and changes nothing */
     buf_reset(&b);
     kafka_marks_record(&b, "other", "c1", 0, 5);
     assert_int_equal(kafka_marks_apply(&m, "pay\"ments", slice(&b), why, sizeof why), 0);
     assert_true(kafka_marks_get(&m, 0) == KAFKA_MARKS_NONE);
-    static const char *const bad[] = {"",
-                                      "{}",
-                                      "[1]",
-                                      "{\"kafka\":1,\"partition\":0,\"offset\":1}",
-                                      "{\"kafka\":\"t\",\"partition\":-1,\"offset\":1}",
-                                      "{\"kafka\":\"t\",\"partition\":0,\"offset\":1.5}",
-                                      "{\"kafka\":\"t\",\"partition\":65536,\"offset\":1}",
-                                      "{\"kafka\":\"t\",\"partition\":0,\"offset\":1e300}"};
+    static const char *const bad[] = {
+        "",
+        "{}",
+        "[1]",
+        "{\"kafka\":1,\"partition\":0,\"offset\":1}",
+        "{\"kafka\":\"t\",\"partition\":-1,\"offset\":1}",
+        "{\"kafka\":\"t\",\"partition\":0,\"offset\":1.5}",
+        "{\"kafka\":\"t\",\"partition\":0,\"offset\":-2}",
+        "{\"kafka\":\"t\",\"cluster\":7,\"partition\":0,\"offset\":1}",
+        "{\"kafka\":\"t\",\"partition\":65536,\"offset\":1}",
+        "{\"kafka\":\"t\",\"partition\":0,\"offset\":1e300}"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(
             kafka_marks_apply(&m, "t", (weir_slice_t){bad[i], strlen(bad[i])}, why, sizeof why),
