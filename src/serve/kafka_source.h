@@ -38,7 +38,8 @@
  *   - marks name the topic and the cluster: at an assignment, marks of
  *     another cluster (its id) are dropped, and so are those at or past a
  *     partition's end (a topic deleted and made again: its offsets start
- *     over). A topic made again and filled past weir's marks before weir
+ *     over), the drop logged first in every weir partition (a reset
+ *     record, kafka_marks.h) so that a replay drops them too. A topic made again and filled past weir's marks before weir
  *     reads it is not told from the old one (librdkafka 2.0 gives no topic
  *     ids).
  * Its decision follows from the log as for any event (exactly-once
