@@ -60,15 +60,6 @@ static void test_records(void **state)
     kafka_marks_record(&b, "pay\"ments", "c1", 2, 4);
     assert_int_equal(kafka_marks_apply(&m, "pay\"ments", slice(&b), why, sizeof why), 0);
     assert_true(kafka_marks_get(&m, 2) == 4); /* the new topic's, not the old's */
-    /* a reset (offset -1) voids the partition's mark: a topic made again */
-    buf_reset(&b);
-    kafka_marks_record(&b, "pay\"ments", "c1", 2, KAFKA_MARKS_NONE);
-    assert_int_equal(kafka_marks_apply(&m, "pay\"ments", slice(&b), why, sizeof why), 0);
-    assert_true(kafka_marks_get(&m, 2) == KAFKA_MARKS_NONE);
-    buf_reset(&b);
-    kafka_marks_record(&b, "pay\"ments", "c1", 2, 4);
-    assert_int_equal(kafka_marks_apply(&m, "pay\"ments", slice(&b), why, sizeof why), 0);
-    assert_true(kafka_marks_get(&m, 2) == 4); /* the new topic's, not the old's */
     /* another topic's record is valid and changes nothing */
     buf_reset(&b);
     kafka_marks_record(&b, "other", "c1", 0, 5);
