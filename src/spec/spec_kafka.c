@@ -55,7 +55,10 @@ static const char *const WEIR_OWNS[] = {
     /* latest would skip messages where the position is out of range (retention) */
     "auto.offset.reset",
     /* the cooperative protocol takes incremental assignments, which weir does not make */
-    "partition.assignment.strategy", NULL};
+    "partition.assignment.strategy",
+    /* read_committed (librdkafka's default): read_uncommitted would log messages of
+     * transactions aborted later, and past the end a partition has for read_committed */
+    "isolation.level", NULL};
 
 /* librdkafka's secrets: passwords, secrets, keys given inline. */
 static int secret(const char *k)
