@@ -206,14 +206,17 @@ def test_kill9_while_reading_logs_every_message_once(weir_bin, run_weir, kafka, 
     before = 0
     for kill in range(3):
         srv = Server(weir_bin, spec, data)
-        # killed once it is reading, at a random moment of a round
-        deadline = time.time() + 60
-        while time.time() < deadline and not metric(srv.metrics(), "weir_kafka_messages_total", outcome="logged"):
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.05, 1.5))
-        m = srv.metrics()
-        before += metric(m, "weir_kafka_messages_total", outcome="logged_before")
-        srv.kill()
+        try:
+            # killed once it is reading, at a random moment of a round
+            deadline = time.time() + 60
+            while time.time() < deadline and not metric(srv.metrics(), "weir_kafka_messages_total",
+                                                         outcome="logged"):
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.05, 1.5))
+            m = srv.metrics()
+            before += metric(m, "weir_kafka_messages_total", outcome="logged_before")
+        finally:
+            srv.kill()
         srv.stderr()
     t.join(120)
     assert done.is_set()
@@ -397,8 +400,10 @@ def test_a_topic_made_again_starts_over_for_good(weir_bin, tmp_path):
         new.produce(second)
         spec = spec_file(tmp_path, new)
         srv = Server(weir_bin, spec, data)
-        wait_logged(srv, len(second))
-        srv.kill()  # before a checkpoint takes the drop in
+        try:
+            wait_logged(srv, len(second))
+        finally:
+            srv.kill()  # before a checkpoint takes the drop in
         assert "its marks are dropped" in srv.stderr()
         third = httputil.fraud_events(800, seed=15, cards=40, start=httputil.T0 + 2 * 10**9)
         new.produce(third)
