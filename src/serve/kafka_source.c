@@ -256,14 +256,13 @@ static void say_bad(kafka_source_t *ks, const rd_kafka_message_t *m, const char 
     if (m->offset <= kafka_marks_get(&ks->seen, m->partition)) return; /* read again: said */
     atomic_fetch_add(&ks->bad, 1);
     uint64_t n = ++ks->bad_seen;
-    if (n <= BAD_SAID || n % BAD_EVERY == 0)
-        fprintf(stderr,
-                "weir run: kafka: topic '%s' partition %" PRId32 " offset %" PRId64
-                ": %s; passed over (%" PRIu64 " so far%s)\n",
-                ks->topic, m->partition, m->offset, why, n,
-                n == BAD_SAID ? "; from now on one in "
-                                "1000 is said"
-                              : "");
+    if (n > BAD_SAID && n % BAD_EVERY != 0) return;
+    char more[64] = "";
+    if (n == BAD_SAID) snprintf(more, sizeof more, "; from now on one in %d is said", BAD_EVERY);
+    fprintf(stderr,
+            "weir run: kafka: topic '%s' partition %" PRId32 " offset %" PRId64
+            ": %s; passed over (%" PRIu64 " so far%s)\n",
+            ks->topic, m->partition, m->offset, why, n, more);
 }
 
 /* Seeks partition k back to offset o: its messages from o are read again
