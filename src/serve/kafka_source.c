@@ -50,8 +50,9 @@ struct kafka_source {
     atomic_uint_fast64_t logged, logged_before, bad, refused, errors;
     atomic_uint_fast64_t assigned, lag;
     uint64_t bad_seen;
-    kafka_marks_t
-        seen; /* per Kafka partition, the newest offset a round took (bad ones said once) */
+    /* per Kafka partition: the newest offset a round took (bad ones are
+     * said once), and where its assignment began (-1: the earliest) */
+    kafka_marks_t seen, start;
     rd_kafka_resp_err_t said_err; /* the last error said (an outage is said once) */
 };
 
@@ -142,6 +143,8 @@ static int assign_from_marks(kafka_source_t *ks, rd_kafka_topic_partition_list_t
         /* 0: the earliest (retention may have deleted offset 0) */
         tp->offset = at > 0 ? at : RD_KAFKA_OFFSET_BEGINNING;
         tp->err = 0;
+        kafka_marks_raise(&ks->start, tp->partition, 0); /* (grows it) */
+        ks->start.off[tp->partition] = at > 0 ? at : KAFKA_MARKS_NONE;
     }
     rd_kafka_resp_err_t ae = rd_kafka_assign(ks->rk, parts);
     if (ae) {
@@ -370,7 +373,10 @@ static void run_round(kafka_source_t *ks, rd_kafka_message_t **msgs, size_t n)
 }
 
 /* The assigned partitions' lag: high watermark minus position, summed
- * (librdkafka's cached figures: no request to the brokers). */
+ * (librdkafka's cached figures: no request to the brokers). A partition
+ * read nothing since its assignment has no position: it is where the
+ * assignment began (not its earliest, which counted a partition weir had
+ * logged whole as all to read). */
 static void update_lag(kafka_source_t *ks)
 {
     rd_kafka_topic_partition_list_t *l;
@@ -381,7 +387,9 @@ static void update_lag(kafka_source_t *ks)
         int64_t lo, hi;
         if (rd_kafka_get_watermark_offsets(ks->rk, ks->topic, l->elems[i].partition, &lo, &hi))
             continue;
-        int64_t at = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
+        int32_t k = l->elems[i].partition;
+        int64_t began = kafka_marks_get(&ks->start, k);
+        int64_t at = l->elems[i].offset >= 0 ? l->elems[i].offset : began >= 0 ? began : lo;
         if (hi > at) lag += (uint64_t)(hi - at);
     }
     rd_kafka_topic_partition_list_destroy(l);
@@ -533,6 +541,7 @@ void kafka_source_free(kafka_source_t *ks)
     weir_free(ks->docs);
     weir_free(ks->keytmp);
     kafka_marks_free(&ks->seen);
+    kafka_marks_free(&ks->start);
     weir_free(ks->topic);
     weir_free(ks);
 }
