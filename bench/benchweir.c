@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,22 @@ char *bench_read_file(const char *path)
     fclose(f);
     buf_append(&b, "", 1);
     return b.data;
+}
+
+void bench_reap(pid_t *pid, int sig)
+{
+    if (*pid <= 0) return;
+    kill(*pid, sig);
+    int st;
+    waitpid(*pid, &st, 0);
+    *pid = 0;
+}
+
+void bench_rm_dir(const char *dir, const char *prefix)
+{
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "%s: could not remove %s\n", prefix, dir);
 }
 
 int bench_weir_path(char *out, size_t n, const char *prefix)

@@ -20,6 +20,11 @@ void bench_sleep_s(double s);
 /* A whole file, NUL-terminated (weir_free), or NULL. */
 char *bench_read_file(const char *path);
 
+/* Sends sig to *pid and reaps it (nothing if *pid <= 0); *pid = 0. */
+void bench_reap(pid_t *pid, int sig);
+/* Removes dir and all in it; says so with prefix if it cannot. */
+void bench_rm_dir(const char *dir, const char *prefix);
+
 /* The weir binary beside this one (weir-bench is built next to it), in
  * out[n]. 0, or -1 (said with prefix). */
 int bench_weir_path(char *out, size_t n, const char *prefix);

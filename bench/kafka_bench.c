@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -173,15 +172,6 @@ static int kafka_spec(const char *dir, const char *bootstrap, unsigned round, ch
     return f ? 0 : -1;
 }
 
-static void reap(pid_t *pid)
-{
-    if (*pid <= 0) return;
-    kill(*pid, SIGTERM);
-    int st;
-    waitpid(*pid, &st, 0);
-    *pid = 0;
-}
-
 /* weir's messages/s, from its first message logged to its last. */
 static double weir_rate(const char *weir, const char *dir, const char *bootstrap, unsigned round,
                         uint64_t n)
@@ -207,7 +197,7 @@ static double weir_rate(const char *weir, const char *dir, const char *bootstrap
         if (v < (double)n) bench_sleep_s(0.002);
     }
     double s = t0 ? bench_secs_since(t0) : 0;
-    reap(&pid);
+    bench_reap(&pid, SIGTERM);
     if (v < (double)n) {
         fprintf(stderr, PREFIX ": weir logged %.0f of %" PRIu64 " messages (see %s)\n", v, n, err);
         return -1;
@@ -273,8 +263,6 @@ done:
     weir_free(bootstrap);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(host);
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, PREFIX ": could not remove %s\n", dir);
+    bench_rm_dir(dir, PREFIX);
     return rc;
 }

@@ -28,6 +28,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "bench.h"
+#include "benchweir.h"
 #include "log/log.h"
 
 #define BENCH_BATCH 100 /* events per append call */
@@ -156,13 +157,6 @@ static char *make_tmpdir(const char *base)
     return d;
 }
 
-static void rm_rf(const char *dir)
-{
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
-}
-
 /* Bytes to write per case: enough to take ~0.2-1 s at the expected speed. */
 static uint64_t batches_for(size_t event_size, int durable, int threads, double scale)
 {
@@ -201,7 +195,7 @@ static void run_append_case(const char *base, row_t *row, int runs, double scale
                               .durable = row->durable, .event_size = row->size, .batches = nb};
         result_t w = run_threads(weir_appender, jobs, row->threads, row->durable);
         log_close(log);
-        rm_rf(dir);
+        bench_rm_dir(dir, "weir bench log");
         weir_free(dir);
 
         dir = make_tmpdir(base);
@@ -212,7 +206,7 @@ static void run_append_case(const char *base, row_t *row, int runs, double scale
         }
         result_t r = run_threads(raw_writer, jobs, row->threads, row->durable);
         for (int i = 0; i < row->threads; i++) close(jobs[i].fd);
-        rm_rf(dir);
+        bench_rm_dir(dir, "weir bench log");
         weir_free(dir);
         w_mb[k] = w.mbps, w_ev[k] = w.events_per_s, r_mb[k] = r.mbps;
         w50[k] = w.p50_us, w99[k] = w.p99_us, r50[k] = r.p50_us, r99[k] = r.p99_us;
@@ -280,7 +274,7 @@ static void run_read_case(const char *base, read_result_t *out, int runs, double
     out->weir_mbps = bench_median(mb, (size_t)runs);
     out->raw_mbps = bench_median(raw, (size_t)runs);
     log_close(log);
-    rm_rf(dir);
+    bench_rm_dir(dir, "weir bench log");
     weir_free(dir);
 }
 

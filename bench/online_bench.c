@@ -40,7 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -148,15 +147,6 @@ static pid_t redis_start(const char *dir, uint16_t port)
     fprintf(stderr,
             PREFIX ": redis-server did not start (is it installed? scripts/install-deps.sh)\n");
     return -1;
-}
-
-static void reap(pid_t *pid)
-{
-    if (*pid <= 0) return;
-    kill(*pid, SIGKILL);
-    int st;
-    waitpid(*pid, &st, 0);
-    *pid = 0;
 }
 
 /* Keys 0..K-1 into the server at port, one event each, at times from
@@ -416,8 +406,7 @@ int bench_online(int argc, char **argv)
     int rc = 1;
     pid_t redis = 0, pa = 0, pb = 0;
     uint16_t rport = free_port(), porta = 0, portb = 0;
-    char spec_a[PATH_MAX], spec_b[PATH_MAX], tail[128], path[PATH_MAX + 64], out[PATH_MAX + 64],
-        err[PATH_MAX + 64];
+    char spec_a[PATH_MAX], spec_b[PATH_MAX], tail[128], out[PATH_MAX + 64], err[PATH_MAX + 64];
     snprintf(tail, sizeof tail, "\nonline_store:\n  redis: 127.0.0.1:%u\n", rport);
     double *la = weir_calloc(o.requests, sizeof *la), *lb = weir_calloc(o.requests, sizeof *lb);
     double *a50 = weir_calloc(o.rounds, sizeof *a50), *a99 = weir_calloc(o.rounds, sizeof *a99);
@@ -445,7 +434,7 @@ int bench_online(int argc, char **argv)
     if (load(portb, o.keys, &ts_b) || wait_written(portb, weir_mono_ns()) < 0) goto done;
 
     /* (1) a full sync: weir restarted (its first connection), then the floor */
-    reap(&pb);
+    bench_reap(&pb, SIGKILL);
     uint64_t t0 = weir_mono_ns();
     if (bench_weir_start(weir, args_b, out, err, PREFIX, &pb, &portb)) goto done;
     double ready = bench_secs_since(t0);
@@ -549,16 +538,15 @@ int bench_online(int argc, char **argv)
     }
     rc = 0;
 done:
-    reap(&pa);
-    reap(&pb);
-    reap(&redis);
+    bench_reap(&pa, SIGKILL);
+    bench_reap(&pb, SIGKILL);
+    bench_reap(&redis, SIGKILL);
     weir_free(la);
     weir_free(lb);
     weir_free(a50);
     weir_free(a99);
     weir_free(b50);
     weir_free(b99);
-    snprintf(path, sizeof path, "rm -rf '%s'", dir);
-    if (system(path) != 0) fprintf(stderr, PREFIX ": could not remove %s\n", dir);
+    bench_rm_dir(dir, PREFIX);
     return rc;
 }

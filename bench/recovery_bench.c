@@ -1038,9 +1038,7 @@ out:
     weir_free(admin);
     weir_free(periodic);
     if (!o.keep && !o.dir) {
-        char cmd[PATH_MAX + 16];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0) fprintf(stderr, PREFIX ": could not remove %s\n", dir);
+        bench_rm_dir(dir, PREFIX);
     } else {
         bench_progress(PREFIX ": kept %s", dir);
     }

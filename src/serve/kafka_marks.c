@@ -14,7 +14,7 @@ int64_t kafka_marks_get(const kafka_marks_t *m, int32_t k)
     return k >= 0 && (uint32_t)k < m->n ? m->off[k] : KAFKA_MARKS_NONE;
 }
 
-void kafka_marks_raise(kafka_marks_t *m, int32_t k, int64_t o)
+void kafka_marks_set(kafka_marks_t *m, int32_t k, int64_t o)
 {
     if (k < 0 || k >= KAFKA_MARKS_MAX_PARTITIONS) return;
     if ((uint32_t)k >= m->n) {
@@ -24,13 +24,19 @@ void kafka_marks_raise(kafka_marks_t *m, int32_t k, int64_t o)
             m->off[i] = KAFKA_MARKS_NONE;
         m->n = n;
     }
-    if (o > m->off[k]) m->off[k] = o;
+    m->off[k] = o;
+}
+
+void kafka_marks_raise(kafka_marks_t *m, int32_t k, int64_t o)
+{
+    if (o > kafka_marks_get(m, k)) kafka_marks_set(m, k, o);
 }
 
 void kafka_marks_clear(kafka_marks_t *m)
 {
     for (uint32_t i = 0; i < m->n; i++)
         m->off[i] = KAFKA_MARKS_NONE;
+    m->cluster[0] = '\0';
 }
 
 int kafka_marks_adopt(kafka_marks_t *m, const char *cluster)
@@ -107,8 +113,8 @@ int kafka_marks_apply(kafka_marks_t *m, const char *topic, weir_slice_t value, c
              whole(cJSON_GetObjectItemCaseSensitive(doc, "offset"), -1, OFFSET_MAX, &o);
     if (ok && strcmp(t->valuestring, topic) == 0) {
         kafka_marks_adopt(m, cluster); /* (the log is in order: the newest cluster wins) */
-        if (o == KAFKA_MARKS_NONE && (uint32_t)k < m->n)
-            m->off[k] = KAFKA_MARKS_NONE; /* a reset */
+        if (o == KAFKA_MARKS_NONE)
+            kafka_marks_set(m, (int32_t)k, o); /* a reset */
         else
             kafka_marks_raise(m, (int32_t)k, o);
     }

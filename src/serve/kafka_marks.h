@@ -41,8 +41,11 @@ typedef struct kafka_marks {
 #define KAFKA_MARKS_NONE (-1)
 
 int64_t kafka_marks_get(const kafka_marks_t *m, int32_t k);
-/* off[k] = max(off[k], o); k within [0, KAFKA_MARKS_MAX_PARTITIONS). */
+/* off[k] = o, and off[k] = max(off[k], o); k within [0,
+ * KAFKA_MARKS_MAX_PARTITIONS), others ignored. */
+void kafka_marks_set(kafka_marks_t *m, int32_t k, int64_t o);
 void kafka_marks_raise(kafka_marks_t *m, int32_t k, int64_t o);
+/* No marks, of no cluster. */
 void kafka_marks_clear(kafka_marks_t *m);
 /* Makes cluster the marks' cluster; marks of another are cleared (returns
  * 1 if some were). "" (an id not known) on either side proves nothing:

@@ -62,12 +62,9 @@ struct kafka_source {
  * partitions of mark + 1). */
 static int64_t resume_at(kafka_source_t *ks, int32_t k, int64_t committed)
 {
-    int64_t lo = INT64_MAX;
-    uint32_t np = runtime_partitions(ks->rt);
-    for (uint32_t p = 0; p < np; p++) {
-        int64_t m = runtime_kafka_mark(ks->rt, p, k);
-        if (m + 1 < lo) lo = m + 1; /* (KAFKA_MARKS_NONE + 1 = 0: read from the earliest) */
-    }
+    int64_t lo, hi;
+    runtime_kafka_span(ks->rt, k, &lo, &hi);
+    lo++; /* (KAFKA_MARKS_NONE + 1 = 0: read from the earliest) */
     return committed > lo ? committed : lo;
 }
 
@@ -89,13 +86,14 @@ static void check_cluster(kafka_source_t *ks)
 {
     char *id = rd_kafka_clusterid(ks->rk, ASK_MS);
     uint32_t dropped = runtime_kafka_cluster(ks->rt, id);
-    if (dropped) kafka_marks_clear(&ks->seen);
-    if (dropped)
+    if (dropped) {
+        kafka_marks_clear(&ks->seen);
         fprintf(stderr,
                 "weir run: kafka: %u partitions of weir's log hold marks of another Kafka "
                 "cluster than this one (id %s): they are dropped, and '%s' is read from the "
                 "group's committed offsets, or its earliest\n",
                 dropped, id, ks->topic);
+    }
     if (id) rd_kafka_mem_free(ks->rk, id);
 }
 
@@ -103,13 +101,9 @@ static void check_cluster(kafka_source_t *ks)
  * deleted and made again under its name (its offsets start over). */
 static void check_end(kafka_source_t *ks, int32_t k)
 {
-    int64_t lo, hi, top = KAFKA_MARKS_NONE;
+    int64_t lo, hi, least, top;
     if (rd_kafka_query_watermark_offsets(ks->rk, ks->topic, k, &lo, &hi, ASK_MS)) return;
-    uint32_t np = runtime_partitions(ks->rt);
-    for (uint32_t p = 0; p < np; p++) {
-        int64_t m = runtime_kafka_mark(ks->rt, p, k);
-        if (m > top) top = m;
-    }
+    runtime_kafka_span(ks->rt, k, &least, &top);
     if (top < hi) return;
     fprintf(stderr,
             "weir run: kafka: partition %" PRId32 " of '%s' ends at offset %" PRId64
@@ -119,7 +113,7 @@ static void check_end(kafka_source_t *ks, int32_t k)
     char err[512];
     if (runtime_kafka_forget(ks->rt, k, err, sizeof err))
         fprintf(stderr, "weir run: kafka: partition %" PRId32 ": %s\n", k, err);
-    if ((uint32_t)k < ks->seen.n) ks->seen.off[k] = KAFKA_MARKS_NONE;
+    kafka_marks_set(&ks->seen, k, KAFKA_MARKS_NONE);
 }
 
 /* Sets where each of parts is read from, and takes them. 0, or -1 (said). */
@@ -143,8 +137,7 @@ static int assign_from_marks(kafka_source_t *ks, rd_kafka_topic_partition_list_t
         /* 0: the earliest (retention may have deleted offset 0) */
         tp->offset = at > 0 ? at : RD_KAFKA_OFFSET_BEGINNING;
         tp->err = 0;
-        kafka_marks_raise(&ks->start, tp->partition, 0); /* (grows it) */
-        ks->start.off[tp->partition] = at > 0 ? at : KAFKA_MARKS_NONE;
+        kafka_marks_set(&ks->start, tp->partition, at > 0 ? at : KAFKA_MARKS_NONE);
     }
     rd_kafka_resp_err_t ae = rd_kafka_assign(ks->rk, parts);
     if (ae) {
@@ -203,40 +196,37 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 /* ---- a round ---- */
 
+/* A Kafka partition's messages in a round. */
+typedef struct round_part {
+    int32_t k;
+    int64_t first, last; /* offsets */
+    int64_t redo;        /* the first to read again (refused), or -1 */
+} round_part_t;
+
 typedef struct round {
     kafka_source_t *ks;
-    int32_t *kparts; /* the round's Kafka partitions, and per one: */
-    int64_t *first;  /* its first offset in the round */
-    int64_t *last;   /* its last */
-    int64_t *redo;   /* the first to read again (refused), or -1 */
+    round_part_t *parts;
     uint32_t n;
 } round_t;
 
 /* Kafka partition k's slot in the round (one the round has). */
-static uint32_t round_find(const round_t *r, int32_t k)
+static round_part_t *round_find(const round_t *r, int32_t k)
 {
-    uint32_t i = 0;
-    while (i < r->n && r->kparts[i] != k)
-        i++;
-    return i;
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->parts[i].k == k) return &r->parts[i];
+    return NULL;
 }
 
 /* Notes message (k, o), read in order. */
 static void round_add(round_t *r, int32_t k, int64_t o)
 {
-    uint32_t i = round_find(r, k);
-    if (i < r->n) {
-        r->last[i] = o;
+    round_part_t *rp = round_find(r, k);
+    if (rp) {
+        rp->last = o;
         return;
     }
-    r->kparts = weir_realloc(r->kparts, (r->n + 1) * sizeof *r->kparts);
-    r->first = weir_realloc(r->first, (r->n + 1) * sizeof *r->first);
-    r->last = weir_realloc(r->last, (r->n + 1) * sizeof *r->last);
-    r->redo = weir_realloc(r->redo, (r->n + 1) * sizeof *r->redo);
-    r->kparts[r->n] = k;
-    r->first[r->n] = r->last[r->n] = o;
-    r->redo[r->n] = -1;
-    r->n++;
+    r->parts = weir_realloc(r->parts, (r->n + 1) * sizeof *r->parts);
+    r->parts[r->n++] = (round_part_t){k, o, o, -1};
 }
 
 static void outcome(void *ctx, const runtime_outcome_t *o)
@@ -247,8 +237,8 @@ static void outcome(void *ctx, const runtime_outcome_t *o)
         atomic_fetch_add(&ks->logged_before, 1);
     } else if (o->refused) {
         atomic_fetch_add(&ks->refused, 1);
-        uint32_t i = round_find(r, o->ev->kpart);
-        if (r->redo[i] < 0 || o->ev->koff < r->redo[i]) r->redo[i] = o->ev->koff;
+        round_part_t *rp = round_find(r, o->ev->kpart);
+        if (rp->redo < 0 || o->ev->koff < rp->redo) rp->redo = o->ev->koff;
     } else {
         atomic_fetch_add(&ks->logged, 1); /* (one not applied is logged: as over HTTP) */
     }
@@ -348,27 +338,25 @@ static void run_round(kafka_source_t *ks, rd_kafka_message_t **msgs, size_t n)
          * whole round is read again, and the marks skip what is logged. */
         fprintf(stderr, "weir run: kafka: %s; the round is read again in %d ms\n", err, RETRY_MS);
         for (uint32_t i = 0; i < r.n; i++)
-            r.redo[i] = r.first[i];
+            r.parts[i].redo = r.parts[i].first;
     }
     rd_kafka_topic_partition_list_t *done = rd_kafka_topic_partition_list_new((int)r.n);
     int again = 0;
     for (uint32_t i = 0; i < r.n; i++) {
+        const round_part_t *rp = &r.parts[i];
         /* the next offset to read is committed: all before it is in the log */
-        int64_t next = r.redo[i] >= 0 ? r.redo[i] : r.last[i] + 1;
-        if (next > r.first[i])
-            rd_kafka_topic_partition_list_add(done, ks->topic, r.kparts[i])->offset = next;
-        if (r.redo[i] >= 0) {
-            seek_back(ks, r.kparts[i], r.redo[i]);
+        int64_t next = rp->redo >= 0 ? rp->redo : rp->last + 1;
+        if (next > rp->first)
+            rd_kafka_topic_partition_list_add(done, ks->topic, rp->k)->offset = next;
+        if (rp->redo >= 0) {
+            seek_back(ks, rp->k, rp->redo);
             again = 1;
         }
     }
     if (done->cnt)
         rd_kafka_offsets_store(ks->rk, done); /* (a partition revoked meanwhile: refused) */
     rd_kafka_topic_partition_list_destroy(done);
-    weir_free(r.kparts);
-    weir_free(r.first);
-    weir_free(r.last);
-    weir_free(r.redo);
+    weir_free(r.parts);
     if (again) nap_ms(ks, RETRY_MS);
 }
 
@@ -466,7 +454,7 @@ static rd_kafka_conf_t *configure(const spec_kafka_t *k, char *err, size_t errle
               set(c, "auto.commit.interval.ms", "1000", err, errlen) ||
               set(c, "auto.offset.reset", "earliest", err, errlen) ||
               set(c, "group.instance.id", "weir", err, errlen) ||
-              set(c, "client.id", "weir", err, errlen) || set(c, "log_level", "3", err, errlen);
+              set(c, "client.id", "weir", err, errlen);
     for (uint32_t i = 0; !bad && i < k->nconfig; i++)
         bad = set(c, k->config[2 * i], k->config[2 * i + 1], err, errlen);
     /* librdkafka's own tracing, for an operator chasing a broker problem

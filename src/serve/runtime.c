@@ -769,30 +769,33 @@ static size_t skip_logged(rt_part_t *p, runtime_event_t *evs, size_t n, runtime_
     return kept;
 }
 
-typedef struct kafka_pos {
-    int32_t k;
-    int64_t o;
-} kafka_pos_t;
-
-/* The Kafka messages among evs[0..n): their newest offset per Kafka
- * partition, in *pos (the caller frees it); how many partitions. */
-static size_t kafka_positions(const runtime_event_t *evs, size_t n, kafka_pos_t **pos)
+/* KAFKA: the SOURCE records of the Kafka messages among evs[0..n) (one
+ * per Kafka partition, its newest offset: kafka_marks.h) into p->recs from
+ * index n, their values in p->krecs; how many. The marks go in the
+ * events' batch, so that both are logged or neither. */
+static size_t kafka_records(runtime_t *rt, rt_part_t *p, const runtime_event_t *evs, size_t n,
+                            int64_t now)
 {
-    size_t m = 0;
-    *pos = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (!evs[i].from_kafka) continue;
-        size_t j = 0;
-        while (j < m && (*pos)[j].k != evs[i].kpart)
-            j++;
-        if (j == m) {
-            *pos = weir_realloc(*pos, (m + 1) * sizeof **pos);
-            (*pos)[m++] = (kafka_pos_t){evs[i].kpart, evs[i].koff};
-        } else if (evs[i].koff > (*pos)[j].o) {
-            (*pos)[j].o = evs[i].koff;
-        }
+    kafka_marks_t newest = {0};
+    for (size_t i = 0; i < n; i++)
+        if (evs[i].from_kafka) kafka_marks_raise(&newest, evs[i].kpart, evs[i].koff);
+    size_t nk = 0;
+    for (uint32_t k = 0; k < newest.n; k++)
+        nk += newest.off[k] != KAFKA_MARKS_NONE;
+    grow(p, n + nk);
+    buf_reset(&p->krecs);
+    size_t j = n, at = 0;
+    for (uint32_t k = 0; k < newest.n; k++) {
+        if (newest.off[k] == KAFKA_MARKS_NONE) continue;
+        kafka_marks_record(&p->krecs, rt->ktopic, rt->kcluster, (int32_t)k, newest.off[k]);
+        /* (an offset for now: the buffer may move while it grows) */
+        p->recs[j++] = (log_rec_t){0, now, LOG_REC_SOURCE, {NULL, 0}, {NULL, p->krecs.len - at}};
+        at = p->krecs.len;
     }
-    return m;
+    for (size_t i = n, off = 0; i < j; off += p->recs[i++].value.len)
+        p->recs[i].value.ptr = p->krecs.data + off;
+    kafka_marks_free(&newest);
+    return nk;
 }
 
 /* Processes evs[0..n), all of partition p, holding p's lock. */
@@ -807,24 +810,10 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
     if (rt->ktopic && (n = skip_logged(p, evs, n, cb, ctx)) == 0) return 0;
     if ((n = refuse_over_budget(rt, p, evs, n, cb, ctx)) == 0) return 0;
     int64_t now = weir_wall_ms();
-    kafka_pos_t *kpos = NULL;
-    size_t nk = rt->ktopic ? kafka_positions(evs, n, &kpos) : 0;
+    size_t nk = rt->ktopic ? kafka_records(rt, p, evs, n, now) : 0;
     grow(p, n + nk);
     for (size_t i = 0; i < n; i++)
         p->recs[i] = (log_rec_t){0, now, LOG_REC_EVENT, evs[i].key, evs[i].raw};
-    /* KAFKA: the marks go in the events' batch, so that both are logged
-     * or neither (kafka_marks.h); slices taken once the buffer is whole */
-    buf_reset(&p->krecs);
-    size_t *kat = nk ? weir_malloc((nk + 1) * sizeof *kat) : NULL;
-    for (size_t j = 0; j < nk; j++) {
-        kat[j] = p->krecs.len;
-        kafka_marks_record(&p->krecs, rt->ktopic, rt->kcluster, kpos[j].k, kpos[j].o);
-    }
-    if (nk) kat[nk] = p->krecs.len;
-    for (size_t j = 0; j < nk; j++)
-        p->recs[n + j] = (log_rec_t){
-            0, now, LOG_REC_SOURCE, {NULL, 0}, {p->krecs.data + kat[j], kat[j + 1] - kat[j]}};
-    weir_free(kat);
     /* Stage times chain: each stage's end is the next one's start (the
      * clock is read 5 times per event, not twice per stage). */
     uint64_t first, t0 = weir_mono_ns(), t1;
@@ -832,11 +821,9 @@ static int process_part(runtime_t *rt, rt_part_t *p, runtime_event_t *evs, size_
                         &first, err, errlen);
     t1 = weir_mono_ns();
     metrics_observe(&rt->m, METRICS_STAGE_LOG_APPEND, t1 - t0);
-    if (rc == 0 && nk) kafka_marks_adopt(&p->kmarks, rt->kcluster); /* (adopted at assignment) */
-    for (size_t j = 0; rc == 0 && j < nk; j++)
-        kafka_marks_raise(&p->kmarks, kpos[j].k, kpos[j].o);
-    weir_free(kpos);
     if (rc) return rc;
+    for (size_t i = 0; nk && i < n; i++)
+        if (evs[i].from_kafka) kafka_marks_raise(&p->kmarks, evs[i].kpart, evs[i].koff);
     t0 = t1;
     atomic_store_explicit(&p->last_ms, now, memory_order_relaxed);
     for (size_t i = 0; i < n; i++) {
@@ -961,13 +948,18 @@ int runtime_process(runtime_t *rt, runtime_event_t *evs, size_t n, int want_cont
     return 0;
 }
 
-int64_t runtime_kafka_mark(runtime_t *rt, uint32_t part, int32_t k)
+void runtime_kafka_span(runtime_t *rt, int32_t k, int64_t *lo, int64_t *hi)
 {
-    rt_part_t *p = &rt->parts[part];
-    pthread_mutex_lock(&p->lock);
-    int64_t o = kafka_marks_get(&p->kmarks, k);
-    pthread_mutex_unlock(&p->lock);
-    return o;
+    *lo = INT64_MAX;
+    *hi = KAFKA_MARKS_NONE;
+    for (uint32_t i = 0; i < rt->nparts; i++) {
+        rt_part_t *p = &rt->parts[i];
+        pthread_mutex_lock(&p->lock);
+        int64_t o = kafka_marks_get(&p->kmarks, k);
+        pthread_mutex_unlock(&p->lock);
+        if (o < *lo) *lo = o;
+        if (o > *hi) *hi = o;
+    }
 }
 
 uint32_t runtime_kafka_cluster(runtime_t *rt, const char *cluster)
@@ -1007,7 +999,7 @@ int runtime_kafka_forget(runtime_t *rt, int32_t k, char *err, size_t errlen)
             0, weir_wall_ms(), LOG_REC_SOURCE, {NULL, 0}, {p->krecs.data, p->krecs.len}};
         uint64_t at;
         rc = log_append(p->log, &rec, 1, LOG_ACK_DURABLE, &p->scratch, &at, err, errlen);
-        if (rc == 0 && k >= 0 && (uint32_t)k < p->kmarks.n) p->kmarks.off[k] = KAFKA_MARKS_NONE;
+        if (rc == 0) kafka_marks_set(&p->kmarks, k, KAFKA_MARKS_NONE);
         pthread_mutex_unlock(&p->lock);
     }
     return rc;

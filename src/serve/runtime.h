@@ -123,9 +123,10 @@ typedef struct runtime_event {
     int64_t koff;
 } runtime_event_t;
 
-/* The newest offset of Kafka partition k logged in weir partition part
- * (kafka_marks.h), KAFKA_MARKS_NONE if none; under the partition's lock. */
-int64_t runtime_kafka_mark(runtime_t *rt, uint32_t part, int32_t k);
+/* The least and the greatest over weir's partitions of their mark of Kafka
+ * partition k (kafka_marks.h: the newest offset of k logged there,
+ * KAFKA_MARKS_NONE if none), each read under its partition's lock. */
+void runtime_kafka_span(runtime_t *rt, int32_t k, int64_t *lo, int64_t *hi);
 /* The Kafka cluster the source reads (its id): the SOURCE records name
  * it, and every partition's marks of another cluster are dropped. Returns
  * how many partitions had some. NULL or "" (not known: brokers that give
