@@ -13,6 +13,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "serve/edge_decode.h"
+#include "serve/kafka_conf.h"
 #include "serve/kafka_marks.h"
 #include "serve/metrics.h"
 #include "serve/runtime.h"
@@ -428,47 +429,28 @@ static void *consume_main(void *arg)
 
 /* ---- life ---- */
 
-static int set(rd_kafka_conf_t *c, const char *k, const char *v, char *err, size_t errlen)
-{
-    char why[512];
-    if (rd_kafka_conf_set(c, k, v, why, sizeof why) == RD_KAFKA_CONF_OK) return 0;
-    snprintf(err, errlen, "kafka: %s=%s: %s", k, v, why);
-    return -1;
-}
-
-/* The consumer's configuration: weir's own, then the spec's config:
- * (which cannot override weir's: spec_kafka.c). */
+/* The consumer's configuration. Offsets are stored by run_round once
+ * their messages are in the log (durably), and committed from there every
+ * second and at close. group.instance.id: static membership (KIP-345): a
+ * weir restarted within the session timeout takes its partitions back
+ * without a rebalance, and a second weir in the group is fenced, said,
+ * rather than splitting the keys (one weir per group: kafka_source.h). */
 static rd_kafka_conf_t *configure(const spec_kafka_t *k, char *err, size_t errlen)
 {
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    /* Offsets are stored by run_round once their messages are in the log
-     * (durably), and committed from there every second and at close.
-     * group.instance.id: static membership (KIP-345): a weir restarted
-     * within the session timeout takes its partitions back without a
-     * rebalance, and a second weir in the group is fenced, said, rather
-     * than splitting the keys (one weir per group: kafka_source.h). */
-    int bad = set(c, "bootstrap.servers", k->brokers, err, errlen) ||
-              set(c, "group.id", k->group, err, errlen) ||
-              set(c, "enable.auto.offset.store", "false", err, errlen) ||
-              set(c, "enable.auto.commit", "true", err, errlen) ||
-              set(c, "auto.commit.interval.ms", "1000", err, errlen) ||
-              set(c, "auto.offset.reset", "earliest", err, errlen) ||
-              set(c, "group.instance.id", "weir", err, errlen) ||
-              set(c, "client.id", "weir", err, errlen);
-    for (uint32_t i = 0; !bad && i < k->nconfig; i++)
-        bad = set(c, k->config[2 * i], k->config[2 * i + 1], err, errlen);
-    /* librdkafka's own tracing, for an operator chasing a broker problem
-     * (its contexts: "cgrp,fetch", "all", ...) */
-    const char *debug = getenv("WEIR_KAFKA_DEBUG");
-    if (!bad && debug && *debug) bad = set(c, "debug", debug, err, errlen);
-    /* Otherwise librdkafka's own log is off: what weir must say, on_error
-     * says once per outage, not at every reconnect. */
-    if (!(debug && *debug)) rd_kafka_conf_set_log_cb(c, NULL);
-    if (bad) {
-        rd_kafka_conf_destroy(c);
-        return NULL;
-    }
-    return c;
+    const char *const props[] = {"group.id",
+                                 k->group,
+                                 "enable.auto.offset.store",
+                                 "false",
+                                 "enable.auto.commit",
+                                 "true",
+                                 "auto.commit.interval.ms",
+                                 "1000",
+                                 "auto.offset.reset",
+                                 "earliest",
+                                 "group.instance.id",
+                                 "weir",
+                                 NULL};
+    return kafka_conf_new(k, props, err, errlen);
 }
 
 kafka_source_t *kafka_source_new(runtime_t *rt, const spec_source_t *src, char *err, size_t errlen)

@@ -64,7 +64,7 @@ void runtime_reload_free(runtime_t *rt)
     pthread_mutex_destroy(&rt->reload_lock);
 }
 
-/* Whether two sources' kafka: are the same (both absent, or every key). */
+/* Whether two kafka: are the same (both absent, or every key). */
 static int kafka_same(const spec_kafka_t *a, const spec_kafka_t *b)
 {
     if (!a->brokers || !b->brokers) return !a->brokers && !b->brokers;
@@ -120,6 +120,10 @@ static int stage(runtime_t *rt, const weir_buf_t *text, staged_t *st, char *err,
                          "source '%s' kafka changed: that needs a restart (its consumer is set "
                          "up at start)",
                          s->sources[0].name);
+    if (!kafka_same(&rt->pl.spec->decisions_kafka, &s->decisions_kafka))
+        return weir_errf(err, errlen, WEIR_EINVAL,
+                         "sinks decisions kafka changed: that needs a restart (its producer is "
+                         "set up at start)");
     if ((rc = engine_new(s, &st->engine, why, sizeof why)) != 0)
         return weir_errf(err, errlen, rc, "the new spec: %s", why);
     if ((rc = engine_migrate_check(rt->pl.engine, st->engine, why, sizeof why)) != 0)

@@ -71,6 +71,7 @@
 #include "decide/outputs_dir.h"
 #include "decide/pipeline.h"
 #include "serve/checkpointer.h"
+#include "serve/kafka_sink.h"
 #include "serve/kafka_source.h"
 #include "serve/online_store.h"
 #include "base/numfmt.h"
@@ -301,7 +302,9 @@ int runtime_open(const runtime_config_t *cfg, runtime_t **out, char *err, size_t
         }
         rt->online = online_store_new(rt, &s->online, ttl, password);
     }
-    if (rt->ktopic && !(rt->kafka = kafka_source_new(rt, rt->pl.src, err, errlen))) {
+    if ((rt->ktopic && !(rt->kafka = kafka_source_new(rt, rt->pl.src, err, errlen))) ||
+        (s->decisions_kafka.brokers &&
+         !(rt->ksink = kafka_sink_new(rt, &s->decisions_kafka, cfg->datadir, err, errlen)))) {
         rc = WEIR_EINVAL;
         runtime_close(rt, NULL, 0);
         return rc;
@@ -322,6 +325,9 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen)
     /* (first: its rounds go through the partitions) */
     kafka_source_free(rt->kafka);
     rt->kafka = NULL;
+    /* (before the decision logs close: it reads them) */
+    kafka_sink_free(rt->ksink);
+    rt->ksink = NULL;
     weir_ticker_stop(&rt->gauges);
     weir_ticker_stop(&rt->flusher);
     weir_ticker_stop(&rt->closer);
@@ -401,6 +407,11 @@ const spec_source_t *runtime_source(const runtime_t *rt)
 uint32_t runtime_partitions(const runtime_t *rt)
 {
     return rt->nparts;
+}
+
+log_part_t *runtime_decision_log(runtime_t *rt, uint32_t p)
+{
+    return rt->parts[p].dlog;
 }
 
 metrics_t *runtime_metrics(runtime_t *rt)
@@ -1097,6 +1108,7 @@ void runtime_start_tickers(runtime_t *rt)
     weir_ticker_start(&rt->closer, CLOSER_EVERY_MS, closer_tick, rt);
     if (rt->online) online_store_start(rt->online);
     if (rt->kafka) kafka_source_start(rt->kafka); /* the marks are rebuilt: it may read */
+    if (rt->ksink) kafka_sink_start(rt->ksink);
     weir_ticker_wake(&rt->closer); /* what a checkpoint at the log's end left due */
 }
 
@@ -1388,6 +1400,7 @@ void runtime_render_metrics(runtime_t *rt, weir_buf_t *b)
     weir_free(es);
     if (rt->online) online_store_metrics(rt->online, b);
     if (rt->kafka) kafka_source_metrics(rt->kafka, b);
+    if (rt->ksink) kafka_sink_metrics(rt->ksink, b);
     metrics_header(b, "weir_event_time_seconds", "gauge",
                    "Newest event time applied per partition (Unix seconds).");
     for (uint32_t i = 0; i < rt->nparts; i++) {

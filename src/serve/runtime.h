@@ -95,6 +95,8 @@ int runtime_close(runtime_t *rt, char *err, size_t errlen);
 const spec_t *runtime_spec(const runtime_t *rt);
 const spec_source_t *runtime_source(const runtime_t *rt);
 uint32_t runtime_partitions(const runtime_t *rt);
+/* Partition p's decision log (read by the Kafka sink: kafka_sink.h). */
+struct log_part *runtime_decision_log(runtime_t *rt, uint32_t p);
 metrics_t *runtime_metrics(runtime_t *rt);
 
 /* Rebuilds state from the event log and decides the logged events that

@@ -136,6 +136,8 @@ struct runtime {
     char *ktopic;
     char kcluster[KAFKA_CLUSTER_MAX]; /* (the source's thread alone writes and reads it) */
     struct kafka_source *kafka;
+    /* sinks: decisions: kafka: (kafka_sink.h), from ready on; or NULL */
+    struct kafka_sink *ksink;
 };
 
 /* The engine sinks of every partition (outputs under out_lock). */

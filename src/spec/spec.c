@@ -347,7 +347,8 @@ int ld_compile_node(loader_t *L, const ynode_t *n, const expr_scope_t *scope, ex
 static const char *const top_keys[] = {"pipeline",  "partitions",   "sources",
                                        "features",  "aggregates",   "model",
                                        "decisions", "patterns",     "checkpoint_interval",
-                                       "guarantee", "online_store", NULL};
+                                       "guarantee", "online_store", "sinks",
+                                       NULL};
 
 static int load_pipeline(loader_t *L, const ynode_t *root)
 {
@@ -1073,7 +1074,7 @@ static int load_root(loader_t *L, const ynode_t *root)
                        ld_kind_name(root));
     if (ld_check_keys(L, root, top_keys, "the spec",
                       "pipeline, partitions, sources, features, aggregates, model, decisions, "
-                      "patterns, checkpoint_interval, guarantee or online_store"))
+                      "patterns, checkpoint_interval, guarantee, online_store or sinks"))
         return L->rc;
     static const char *const required[] = {"pipeline", "sources"};
     for (size_t i = 0; i < 2; i++)
@@ -1082,7 +1083,7 @@ static int load_root(loader_t *L, const ynode_t *root)
     if (load_pipeline(L, root) || load_recovery(L, root) || load_sources(L, root) ||
         ld_load_patterns(L, root) || load_features(L, root) || load_model(L, root) ||
         load_decisions(L, root) || ld_pattern_rules(L) || load_aggregates(L, root) ||
-        ld_check_outputs(L) || ld_load_online_store(L, root))
+        ld_check_outputs(L) || ld_load_online_store(L, root) || ld_load_sinks(L, root))
         return L->rc;
     return 0;
 }
@@ -1138,12 +1139,7 @@ void spec_free(spec_t *s)
             weir_free(src->fields[j].name);
         weir_free(src->fields);
         weir_free(src->name);
-        weir_free(src->kafka.brokers);
-        weir_free(src->kafka.topic);
-        weir_free(src->kafka.group);
-        for (uint32_t j = 0; src->kafka.config && src->kafka.config[j]; j++)
-            weir_free(src->kafka.config[j]);
-        weir_free(src->kafka.config);
+        spec_kafka_free(&src->kafka);
     }
     weir_free(s->sources);
     for (uint32_t i = 0; i < s->nfeatures; i++) {
@@ -1181,6 +1177,7 @@ void spec_free(spec_t *s)
     weir_free(s->online.prefix);
     weir_free(s->online.username);
     weir_free(s->online.password_env);
+    spec_kafka_free(&s->decisions_kafka);
     weir_free(s->pipeline);
     weir_free(s->file);
     weir_free(s);

@@ -99,8 +99,9 @@ typedef struct spec_field {
  * events from this topic, in this consumer group (serve/kafka_source.h). */
 typedef struct spec_kafka {
     char *brokers; /* "HOST:PORT[,HOST:PORT...]"; NULL: no Kafka */
-    char *topic;   /* default: the source's name */
-    char *group;   /* default: weir.PIPELINE.SOURCE */
+    char *topic;   /* default: the source's name (the sink's: PIPELINE.decisions) */
+    char *group;   /* default: weir.PIPELINE.SOURCE (the sink's transactional id:
+                      weir.PIPELINE.decisions) */
     char **config; /* librdkafka properties: name, value, name, value..., NULL */
     uint32_t nconfig;
     spec_pos_t pos;
@@ -312,6 +313,9 @@ typedef struct spec {
     int64_t max_within_ms;        /* longest `within` (state TTL) */
     uint32_t pattern_lower_calls; /* lower() calls of all step conditions */
     spec_online_store_t online;   /* online.redis NULL: none */
+    /* sinks: decisions: kafka: (spec_kafka.c): every decision record goes
+     * to this topic (serve/kafka_sink.h). brokers NULL: none. */
+    spec_kafka_t decisions_kafka;
 } spec_t;
 
 /* Loads the spec at path. On success returns 0 and sets *out (free with

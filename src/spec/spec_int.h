@@ -88,5 +88,8 @@ int ld_address_ok(const char *v, size_t len);
 /* A source's kafka: (spec_kafka.c), from its map, once the pipeline's
  * name is known (the default group names it). */
 int ld_load_kafka(loader_t *L, const ynode_t *source, spec_source_t *src);
+/* The spec's sinks: (spec_kafka.c), once the pipeline's name is known. */
+int ld_load_sinks(loader_t *L, const ynode_t *root);
+void spec_kafka_free(spec_kafka_t *k);
 
 #endif

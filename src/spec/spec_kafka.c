@@ -20,7 +20,19 @@
  * those weir's guarantees rest on (WEIR_OWNS) and secrets: a spec is kept
  * in DATA/specs.d and in every checkpoint, so a password or a private key
  * does not belong in it (librdkafka reads key and certificate files:
- * ssl.key.location). */
+ * ssl.key.location).
+ *
+ * It also loads the spec's `sinks:` (serve/kafka_sink.h):
+ *
+ *   sinks:
+ *     decisions:                   # every record of the decision log
+ *       kafka:
+ *         brokers: "10.0.0.1:9092"
+ *         topic: fraud-decisions   # default: PIPELINE.decisions
+ *         config: {compression.type: lz4}   # librdkafka producer properties
+ *
+ * with the same checks, and the producer's own properties weir's
+ * guarantee rests on (SINK_OWNS) refused. */
 #include <stdio.h>
 #include <string.h>
 
@@ -49,7 +61,7 @@ static int group_ok(const char *v, size_t len)
 
 /* What weir sets itself, for its guarantees (serve/kafka_source.h), or
  * has a key of its own for. */
-static const char *const WEIR_OWNS[] = {
+static const char *const SOURCE_OWNS[] = {
     "bootstrap.servers", "metadata.broker.list", "group.id", "enable.auto.commit",
     "enable.auto.offset.store", "group.instance.id",
     /* latest would skip messages where the position is out of range (retention) */
@@ -59,6 +71,25 @@ static const char *const WEIR_OWNS[] = {
     /* read_committed (librdkafka's default): read_uncommitted would log messages of
      * transactions aborted later, and past the end a partition has for read_committed */
     "isolation.level", NULL};
+static const char *const SOURCE_WHY =
+    "brokers and group have keys of their own; the commits and the group membership are what "
+    "make messages enter the log exactly once";
+
+/* The producer's (serve/kafka_sink.h): transactions and the idempotent
+ * producer's order are what put each decision in the topic once. */
+static const char *const SINK_OWNS[] = {"bootstrap.servers",
+                                        "metadata.broker.list",
+                                        "transactional.id",
+                                        "enable.idempotence",
+                                        "acks",
+                                        "request.required.acks",
+                                        "max.in.flight.requests.per.connection",
+                                        "max.in.flight",
+                                        "enable.gapless.guarantee",
+                                        NULL};
+static const char *const SINK_WHY =
+    "brokers have a key of their own; the transactions and the idempotent producer's order are "
+    "what put each decision in the topic once";
 
 /* librdkafka's secrets: passwords, secrets, keys given inline. */
 static int secret(const char *k)
@@ -67,7 +98,8 @@ static int secret(const char *k)
            strcmp(k, "ssl_key") == 0 || strcmp(k, "sasl.oauthbearer.config") == 0;
 }
 
-static int load_config(loader_t *L, const ynode_t *cfg, spec_kafka_t *k, const char *where)
+static int load_config(loader_t *L, const ynode_t *cfg, spec_kafka_t *k, const char *where,
+                       const char *const *owns, const char *why)
 {
     char what[160];
     snprintf(what, sizeof what, "%s config", where);
@@ -80,13 +112,9 @@ static int load_config(loader_t *L, const ynode_t *cfg, spec_kafka_t *k, const c
         if (key->len == 0 || memchr(key->value, '\0', key->len) ||
             memchr(val->value, '\0', val->len))
             return ld_fail(L, key, "%s config: an empty property name, or a NUL byte", where);
-        for (const char *const *o = WEIR_OWNS; *o; o++)
+        for (const char *const *o = owns; *o; o++)
             if (strcmp(key->value, *o) == 0)
-                return ld_fail(L, key,
-                               "%s config: '%s' is weir's to set (brokers and group have keys of "
-                               "their own; the commits and the group membership are what make "
-                               "messages enter the log exactly once)",
-                               where, *o);
+                return ld_fail(L, key, "%s config: '%s' is weir's to set (%s)", where, *o, why);
         if (secret(key->value))
             return ld_fail(L, key,
                            "%s config: '%.*s' is a secret, and a spec is stored in DATA/specs.d "
@@ -100,18 +128,13 @@ static int load_config(loader_t *L, const ynode_t *cfg, spec_kafka_t *k, const c
     return 0;
 }
 
-int ld_load_kafka(loader_t *L, const ynode_t *source, spec_source_t *src)
+/* What a source's kafka: and the decisions sink's share, from the map m:
+ * brokers (required), topic (default_topic when not given; NULL: the
+ * name `what` stands for is not a topic name), config. */
+static int load_common(loader_t *L, const ynode_t *m, spec_kafka_t *k, const char *where,
+                       const char *default_topic, const char *const *owns, const char *why)
 {
-    static const char *const keys[] = {"brokers", "topic", "group", "config", NULL};
-    const ynode_t *m = ynode_get(source, "kafka");
-    if (!m) return 0;
-    char where[96];
-    snprintf(where, sizeof where, "source '%s' kafka", src->name);
-    if (ld_want_map(L, m, where) ||
-        ld_check_keys(L, m, keys, where, "brokers, topic, group or config"))
-        return L->rc;
-    const ynode_t *brokers = ynode_get(m, "brokers"), *topic = ynode_get(m, "topic"),
-                  *group = ynode_get(m, "group");
+    const ynode_t *brokers = ynode_get(m, "brokers"), *topic = ynode_get(m, "topic");
     if (!brokers)
         return ld_fail(L, m, "%s is missing required key 'brokers' (HOST:PORT[,HOST:PORT...])",
                        where);
@@ -134,13 +157,43 @@ int ld_load_kafka(loader_t *L, const ynode_t *source, spec_source_t *src)
                            "%s topic '%.*s' is not a Kafka topic name (1 to %d of letters, "
                            "digits, '.', '_' and '-')",
                            where, Q(topic), SPEC_KAFKA_TOPIC_MAX);
-        src->kafka.topic = weir_strndup(topic->value, topic->len);
+        k->topic = weir_strndup(topic->value, topic->len);
     } else {
-        if (!topic_ok(src->name, strlen(src->name)))
-            return ld_fail(L, m, "%s needs a topic: the source's name is not a Kafka topic name",
-                           where);
-        src->kafka.topic = weir_strdup(src->name);
+        if (!topic_ok(default_topic, strlen(default_topic)))
+            return ld_fail(L, m, "%s needs a topic: '%s' is not a Kafka topic name", where,
+                           default_topic);
+        k->topic = weir_strdup(default_topic);
     }
+    const ynode_t *cfg = ynode_get(m, "config");
+    if (cfg && load_config(L, cfg, k, where, owns, why)) return L->rc;
+    k->brokers = weir_strndup(brokers->value, brokers->len);
+    k->pos = (spec_pos_t){m->line, m->col};
+    return 0;
+}
+
+/* "weir.PIPELINE.WHAT": the pipeline's default consumer group of a source
+ * and transactional id of the decisions sink. Two pipelines each have
+ * their own. */
+static char *pipeline_name(const loader_t *L, const char *what)
+{
+    size_t n = strlen(L->spec->pipeline) + strlen(what) + 7;
+    char *s = weir_malloc(n);
+    snprintf(s, n, "weir.%s.%s", L->spec->pipeline, what);
+    return s;
+}
+
+int ld_load_kafka(loader_t *L, const ynode_t *source, spec_source_t *src)
+{
+    static const char *const keys[] = {"brokers", "topic", "group", "config", NULL};
+    const ynode_t *m = ynode_get(source, "kafka");
+    if (!m) return 0;
+    char where[96];
+    snprintf(where, sizeof where, "source '%s' kafka", src->name);
+    if (ld_want_map(L, m, where) ||
+        ld_check_keys(L, m, keys, where, "brokers, topic, group or config"))
+        return L->rc;
+    if (load_common(L, m, &src->kafka, where, src->name, SOURCE_OWNS, SOURCE_WHY)) return L->rc;
+    const ynode_t *group = ynode_get(m, "group");
     if (group) {
         if (ld_want_scalar(L, group, "kafka group")) return L->rc;
         if (!group_ok(group->value, group->len))
@@ -150,15 +203,46 @@ int ld_load_kafka(loader_t *L, const ynode_t *source, spec_source_t *src)
                            where, Q(group), SPEC_KAFKA_GROUP_MAX);
         src->kafka.group = weir_strndup(group->value, group->len);
     } else {
-        /* weir.PIPELINE.SOURCE: two pipelines reading one topic each read
-         * all of it, rather than splitting its partitions as one group */
-        size_t n = strlen(L->spec->pipeline) + strlen(src->name) + 7;
-        src->kafka.group = weir_malloc(n);
-        snprintf(src->kafka.group, n, "weir.%s.%s", L->spec->pipeline, src->name);
+        /* two pipelines reading one topic each read all of it, rather than
+         * splitting its partitions as one group */
+        src->kafka.group = pipeline_name(L, src->name);
     }
-    const ynode_t *cfg = ynode_get(m, "config");
-    if (cfg && load_config(L, cfg, &src->kafka, where)) return L->rc;
-    src->kafka.brokers = weir_strndup(brokers->value, brokers->len);
-    src->kafka.pos = (spec_pos_t){m->line, m->col};
     return 0;
+}
+
+int ld_load_sinks(loader_t *L, const ynode_t *root)
+{
+    static const char *const sinks[] = {"decisions", NULL}, *const dkeys[] = {"kafka", NULL},
+                             *const keys[] = {"brokers", "topic", "config", NULL};
+    const ynode_t *s = ynode_get(root, "sinks");
+    if (!s) return 0;
+    if (ld_want_map(L, s, "sinks") || ld_check_keys(L, s, sinks, "sinks", "decisions"))
+        return L->rc;
+    const ynode_t *d = ynode_get(s, "decisions");
+    if (!d) return 0;
+    if (ld_want_map(L, d, "sinks decisions") ||
+        ld_check_keys(L, d, dkeys, "sinks decisions", "kafka"))
+        return L->rc;
+    const ynode_t *m = ynode_get(d, "kafka");
+    if (!m) return 0;
+    const char *where = "sinks decisions kafka";
+    if (ld_want_map(L, m, where) || ld_check_keys(L, m, keys, where, "brokers, topic or config"))
+        return L->rc;
+    spec_kafka_t *k = &L->spec->decisions_kafka;
+    /* the transactional id: a second weir of this pipeline fences the first */
+    k->group = pipeline_name(L, "decisions");
+    char topic[SPEC_KAFKA_TOPIC_MAX + 16];
+    snprintf(topic, sizeof topic, "%s.decisions", L->spec->pipeline);
+    return load_common(L, m, k, where, topic, SINK_OWNS, SINK_WHY);
+}
+
+void spec_kafka_free(spec_kafka_t *k)
+{
+    weir_free(k->brokers);
+    weir_free(k->topic);
+    weir_free(k->group);
+    for (uint32_t j = 0; k->config && k->config[j]; j++)
+        weir_free(k->config[j]);
+    weir_free(k->config);
+    memset(k, 0, sizeof *k);
 }

@@ -52,12 +52,12 @@ def mock_bin(weir_bin):
 class KafkaMock:
     """librdkafka's mock cluster with TOPIC of PARTITIONS partitions."""
 
-    def __init__(self, weir_bin, same_id=False):
+    def __init__(self, weir_bin, same_id=False, topics=None):
         # the mock's cluster id comes from an address: without address
         # randomization (setarch -R) every mock has the same one, as a
         # topic deleted and made again in one cluster
         pre = ["setarch", os.uname().machine, "-R"] if same_id else []
-        self.proc = subprocess.Popen(pre + [mock_bin(weir_bin), "%s:%d" % (TOPIC, PARTITIONS)],
+        self.proc = subprocess.Popen(pre + [mock_bin(weir_bin)] + (topics or ["%s:%d" % (TOPIC, PARTITIONS)]),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()

@@ -403,6 +403,40 @@ static void test_kafka(void **state)
         "t.yaml:7:37: source 'tx' kafka config must be a mapping (name: value lines), not a list");
 }
 
+static void test_decisions_sink(void **state)
+{
+    (void)state;
+    spec_t *s = load_ok(HEAD);
+    assert_null(s->decisions_kafka.brokers); /* none unless asked */
+    spec_free(s);
+    s = load_ok(HEAD "sinks:\n  decisions:\n    kafka: {brokers: 'k:1'}\n");
+    assert_string_equal(s->decisions_kafka.brokers, "k:1");
+    assert_string_equal(s->decisions_kafka.topic, "p.decisions");      /* PIPELINE.decisions */
+    assert_string_equal(s->decisions_kafka.group, "weir.p.decisions"); /* the transactional id */
+    spec_free(s);
+    s = load_ok(HEAD "sinks:\n  decisions:\n    kafka: {brokers: 'k:1', topic: out, config: "
+                     "{compression.type: lz4}}\n");
+    assert_string_equal(s->decisions_kafka.topic, "out");
+    assert_int_equal(s->decisions_kafka.nconfig, 1);
+    spec_free(s);
+    load_fails(HEAD "sinks:\n  decisions:\n    kafka: {topic: t}\n",
+               "t.yaml:9:12: sinks decisions kafka is missing required key 'brokers' "
+               "(HOST:PORT[,HOST:PORT...])");
+    load_fails(HEAD "sinks:\n  late: {}\n",
+               "t.yaml:8:3: unknown key 'late' in sinks; expected decisions");
+    load_fails(HEAD "sinks:\n  decisions:\n    redis: {}\n",
+               "t.yaml:9:5: unknown key 'redis' in sinks decisions; expected kafka");
+    load_fails(HEAD "sinks:\n  decisions:\n    kafka: {brokers: 'k:1', config: {acks: '1'}}\n",
+               "t.yaml:9:38: sinks decisions kafka config: 'acks' is weir's to set (brokers have "
+               "a key of their own; the transactions and the idempotent producer's order are what "
+               "put each decision in the topic once)");
+    load_fails(HEAD
+               "sinks:\n  decisions:\n    kafka: {brokers: 'k:1', config: {sasl.password: x}}\n",
+               "t.yaml:9:38: sinks decisions kafka config: 'sasl.password' is a secret, and a spec "
+               "is stored in DATA/specs.d and in every checkpoint: not supported yet (file-based "
+               "TLS, ssl.key.location, is)");
+}
+
 static void test_feature_order_is_topological(void **state)
 {
     (void)state;
@@ -529,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_minimal_spec),
         cmocka_unit_test(test_online_store),
         cmocka_unit_test(test_kafka),
+        cmocka_unit_test(test_decisions_sink),
         cmocka_unit_test(test_feature_order_is_topological),
         cmocka_unit_test(test_model_path_resolution),
         cmocka_unit_test(test_decisions_and_score),

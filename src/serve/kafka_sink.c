@@ -1,0 +1,619 @@
+/* kafka_sink.c — the decision log to a Kafka topic, once (kafka_sink.h). */
+#include "serve/kafka_sink.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "decide/decision_log.h"
+#include "log/log.h"
+#include "serve/kafka_conf.h"
+#include "serve/metrics.h"
+#include "serve/runtime.h"
+
+#define BATCH_MAX   10000     /* records a transaction sends at most... */
+#define BATCH_BYTES (8 << 20) /* ...and bytes */
+#define IDLE_MS     10        /* nothing new: look again after this */
+#define RETRY_MS    1000      /* a start or a transaction that failed: again after this */
+#define ASK_MS      5000      /* a question to the brokers, at most */
+#define COMMIT_MS   10000     /* a commit (or abort) waits this long, then is retried */
+#define SCAN_WINDOW 1000      /* messages the tail scan reads first, doubled going back */
+#define SCAN_MS     60000     /* a tail scan that takes longer fails (and is tried again) */
+#define POS_MAGIC   "weir decisions sink 1"
+#define FROM_START  UINT64_MAX /* a decision log read from its start */
+
+struct kafka_sink {
+    runtime_t *rt;
+    uint32_t n; /* weir partitions */
+    char *topic, *posfile;
+    rd_kafka_conf_t *pconf; /* the producer's, copied for each producer made */
+    rd_kafka_conf_t *cconf; /* the tail scan's consumer's */
+    rd_kafka_t *rk;         /* the producer; NULL until started (and after a fatal error) */
+    int32_t kparts;         /* the topic's partitions, at the start */
+    int64_t *published;     /* per p: the newest event offset in the topic (-1: none) */
+    int64_t *sent;          /* per p: the newest sent in the open transaction */
+    uint64_t *next;         /* per p: the decision log offset its reader is at */
+    /* per p: where next was at the last commit (read by /metrics: the lag) */
+    atomic_uint_fast64_t *done;
+    log_reader_t **r;
+    pthread_t thread;
+    int started;
+    atomic_int stop;
+    atomic_uint_fast64_t messages, commits, aborts, errors;
+    char said[256]; /* the last trouble said (an outage is said once) */
+};
+
+static void nap_ms(kafka_sink_t *s, int ms)
+{
+    for (int i = 0; i < ms / 10 && !atomic_load(&s->stop); i++)
+        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+}
+
+/* Says why once per kind of trouble (not at every retry of an outage). */
+static void say(kafka_sink_t *s, const char *why)
+{
+    atomic_fetch_add(&s->errors, 1);
+    if (strncmp(s->said, why, sizeof s->said - 1) == 0) return;
+    snprintf(s->said, sizeof s->said, "%s", why);
+    fprintf(stderr, "weir run: kafka sink: %s\n", why);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka_sink_t *s = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[512];
+        rd_kafka_resp_err_t e = rd_kafka_fatal_error(rk, why, sizeof why);
+        if (e == RD_KAFKA_RESP_ERR__FENCED || e == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+            e == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH) {
+            /* another weir of this pipeline took the transactional id:
+             * taking it back would fence that one in turn, for ever */
+            fprintf(stderr,
+                    "weir run: kafka sink: %s: another weir of this pipeline sends to the topic; "
+                    "this one sends no more (restart it)\n",
+                    why);
+            atomic_store(&s->stop, 1);
+            return;
+        }
+    }
+    say(s, reason);
+}
+
+/* ---- where each weir partition stands: DATA/sinks/decisions.kafka ---- */
+
+/* After each commit: the topic, and per p its published offset and the
+ * decision log offset past its record. Not synced: it is a lower bound
+ * (kafka_sink.h), and an older one is one still. */
+static void pos_save(kafka_sink_t *s)
+{
+    weir_buf_t b = WEIR_BUF_INIT;
+    char line[96];
+    buf_append_str(&b, POS_MAGIC "\ntopic ");
+    buf_append_str(&b, s->topic);
+    buf_append_str(&b, "\n");
+    for (uint32_t p = 0; p < s->n; p++) {
+        int n = snprintf(line, sizeof line, "%u %" PRId64 " %" PRIu64 "\n", p, s->published[p],
+                         (uint64_t)atomic_load(&s->done[p]));
+        buf_append(&b, line, (size_t)n);
+    }
+    char tmp[4096 + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", s->posfile);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, s->posfile) != 0) say(s, "cannot write DATA/sinks/decisions.kafka");
+    buf_free(&b);
+}
+
+/* The saved positions of this topic: 1 with published/dlog filled (-1 and
+ * 0 where the file says nothing of p), 0 if there are none. */
+static int pos_load(const kafka_sink_t *s, int64_t *published, uint64_t *dlog)
+{
+    for (uint32_t p = 0; p < s->n; p++)
+        published[p] = -1, dlog[p] = 0;
+    FILE *f = fopen(s->posfile, "r");
+    if (!f) return 0;
+    char line[512];
+    int ok = fgets(line, sizeof line, f) && strcmp(line, POS_MAGIC "\n") == 0 &&
+             fgets(line, sizeof line, f) && strncmp(line, "topic ", 6) == 0 &&
+             strlen(line) == strlen(s->topic) + 7 &&
+             strncmp(line + 6, s->topic, strlen(s->topic)) == 0;
+    unsigned p;
+    int64_t x;
+    uint64_t d;
+    while (ok && fscanf(f, "%u %" SCNd64 " %" SCNu64, &p, &x, &d) == 3)
+        if (p < s->n) published[p] = x, dlog[p] = d;
+    fclose(f);
+    return ok;
+}
+
+/* ---- the start: a producer, and the topic's tail ---- */
+
+/* The weir.partition and weir.offset headers of m: 1 with them read. */
+static int headers_of(const rd_kafka_message_t *m, uint32_t *p, int64_t *offset)
+{
+    rd_kafka_headers_t *h;
+    const void *v;
+    size_t len;
+    char tmp[24];
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+    if (rd_kafka_header_get_last(h, "weir.partition", &v, &len) || !len || len >= sizeof tmp)
+        return 0;
+    memcpy(tmp, v, len), tmp[len] = 0;
+    *p = (uint32_t)strtoul(tmp, NULL, 10);
+    if (rd_kafka_header_get_last(h, "weir.offset", &v, &len) || !len || len >= sizeof tmp) return 0;
+    memcpy(tmp, v, len), tmp[len] = 0;
+    *offset = strtoll(tmp, NULL, 10);
+    return 1;
+}
+
+/* Reads Kafka partition q's committed messages [from, end) into newest[p]
+ * (the largest weir.offset of each p mapped to q). A consumer of its own:
+ * the end of partition a previous window's consumer reported, read here,
+ * would end this one early. 0, or -1 (why said). */
+static int scan_window(kafka_sink_t *s, int32_t q, int64_t from, int64_t end, int64_t *newest,
+                       int64_t deadline_ms)
+{
+    char why[512];
+    rd_kafka_conf_t *cc = rd_kafka_conf_dup(s->cconf);
+    rd_kafka_conf_set_opaque(cc, s);
+    rd_kafka_conf_set_error_cb(cc, on_error);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, why, sizeof why);
+    if (!c) {
+        rd_kafka_conf_destroy(cc);
+        say(s, why);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(c);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, s->topic, q)->offset = from;
+    rd_kafka_resp_err_t e = rd_kafka_assign(c, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    int rc = -1;
+    if (e) {
+        say(s, rd_kafka_err2str(e));
+        deadline_ms = 0;
+    }
+    uint64_t t0 = weir_mono_ns();
+    while (weir_mono_ns() - t0 < (uint64_t)deadline_ms * 1000000 && !atomic_load(&s->stop)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+        if (!m) continue;
+        int past = m->partition == q && m->offset >= end;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->partition == q)
+            past = 1;
+        else if (m->err) {
+            say(s, rd_kafka_message_errstr(m));
+            past = 0;
+        } else if (m->partition == q && m->offset >= from && m->offset < end) {
+            uint32_t p;
+            int64_t o;
+            if (headers_of(m, &p, &o) && p < s->n && (int32_t)(p % (uint32_t)s->kparts) == q &&
+                o > newest[p])
+                newest[p] = o;
+        }
+        rd_kafka_message_destroy(m);
+        if (past) {
+            rc = 0;
+            break;
+        }
+    }
+    if (rc && !e) say(s, "reading the topic's tail took too long");
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return rc;
+}
+
+/* published[p] for every p, from the topic's tails (kafka_sink.h), where
+ * the saved positions (pos_load) cannot be bettered; positions[p]: the
+ * decision log offset to read p from. 0, or -1 (why said). */
+static int scan_tails(kafka_sink_t *s, uint64_t *positions)
+{
+    char why[512];
+    int64_t *saved = weir_malloc(s->n * sizeof *saved);
+    uint64_t *saved_at = weir_malloc(s->n * sizeof *saved_at);
+    int have_saved = pos_load(s, saved, saved_at);
+    int rc = 0;
+    for (int32_t q = 0; rc == 0 && q < s->kparts; q++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(s->rk, s->topic, q, &lo, &hi, ASK_MS);
+        if (e) {
+            say(s, rd_kafka_err2str(e));
+            rc = -1;
+            break;
+        }
+        int64_t *newest = weir_malloc(s->n * sizeof *newest);
+        for (uint32_t p = 0; p < s->n; p++)
+            newest[p] = -1;
+        uint32_t missing = 0;
+        for (uint32_t p = (uint32_t)q; p < s->n; p += (uint32_t)s->kparts)
+            missing++;
+        /* newest windows first: a p found in one is done (its later
+         * messages would be in a later window) */
+        for (int64_t end = hi, win = SCAN_WINDOW; rc == 0 && missing && end > lo; win *= 2) {
+            int64_t from = end - win > lo ? end - win : lo;
+            rc = scan_window(s, q, from, end, newest, SCAN_MS);
+            for (uint32_t p = (uint32_t)q; rc == 0 && p < s->n; p += (uint32_t)s->kparts)
+                if (newest[p] >= 0 && s->published[p] == -2) s->published[p] = newest[p], missing--;
+            end = from;
+        }
+        for (uint32_t p = (uint32_t)q; rc == 0 && p < s->n; p += (uint32_t)s->kparts) {
+            if (s->published[p] == -2 && lo > 0 && have_saved && saved[p] >= 0) {
+                /* retention deleted p's messages: its last commit's word */
+                s->published[p] = saved[p];
+            } else if (s->published[p] == -2) {
+                s->published[p] = -1;
+                if (lo > 0) {
+                    snprintf(why, sizeof why,
+                             "partition %u: no message of it in '%s' partition %d (its start was "
+                             "deleted) and no position saved: its decisions go out from the "
+                             "decision log's start",
+                             p, s->topic, q);
+                    say(s, why);
+                }
+            }
+            /* read p's decision log from the saved position when it is not
+             * past what the topic holds (a lower bound), else from its start */
+            positions[p] = have_saved && saved[p] <= s->published[p] ? saved_at[p] : FROM_START;
+        }
+        weir_free(newest);
+    }
+    weir_free(saved);
+    weir_free(saved_at);
+    return rc;
+}
+
+/* The topic's partition count (0: unknown, said). */
+static int32_t topic_partitions(kafka_sink_t *s)
+{
+    const struct rd_kafka_metadata *md;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(s->rk, s->topic, NULL);
+    int32_t k = 0;
+    if (t && rd_kafka_metadata(s->rk, 0, t, &md, ASK_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (md->topic_cnt == 1 && !md->topics[0].err)
+            k = md->topics[0].partition_cnt;
+        else if (md->topic_cnt == 1) {
+            char why[512];
+            snprintf(why, sizeof why, "topic '%s': %s (make it: weir does not)", s->topic,
+                     rd_kafka_err2str(md->topics[0].err));
+            say(s, why);
+        }
+        rd_kafka_metadata_destroy(md);
+    } else {
+        say(s, "the brokers do not answer");
+    }
+    if (t) rd_kafka_topic_destroy(t);
+    return k;
+}
+
+/* Opens p's decision log reader at offset at (FROM_START: its start; the
+ * start too if retention deleted at, said). */
+static int open_reader(kafka_sink_t *s, uint32_t p, uint64_t at)
+{
+    char why[512];
+    log_part_t *dlog = runtime_decision_log(s->rt, p);
+    log_part_stat_t st;
+    log_part_stat(dlog, &st);
+    if (at == FROM_START) {
+        at = st.start_offset;
+    } else if (at < st.start_offset) {
+        snprintf(why, sizeof why,
+                 "partition %u: decision log records %" PRIu64 "..%" PRIu64
+                 " were deleted (retention) before they were sent",
+                 p, at, st.start_offset - 1);
+        say(s, why);
+        at = st.start_offset;
+    }
+    if (at > st.next_offset) at = st.next_offset;
+    if (s->r[p]) log_reader_close(s->r[p]);
+    s->r[p] = NULL;
+    if (log_reader_open(dlog, at, &s->r[p], why, sizeof why) != 0) {
+        say(s, why);
+        return -1;
+    }
+    s->next[p] = at;
+    atomic_store(&s->done[p], at);
+    s->sent[p] = s->published[p];
+    return 0;
+}
+
+static void drop_producer(kafka_sink_t *s)
+{
+    if (s->rk) rd_kafka_destroy(s->rk);
+    s->rk = NULL;
+}
+
+/* A producer that fenced its predecessors, and every p's position. 0, or
+ * -1 (said; tried again later). */
+static int start(kafka_sink_t *s)
+{
+    char why[512];
+    rd_kafka_conf_t *pc = rd_kafka_conf_dup(s->pconf);
+    rd_kafka_conf_set_opaque(pc, s);
+    rd_kafka_conf_set_error_cb(pc, on_error);
+    if (!(s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, why, sizeof why))) {
+        rd_kafka_conf_destroy(pc);
+        say(s, why);
+        return -1;
+    }
+    if (!(s->kparts = topic_partitions(s))) return drop_producer(s), -1;
+    /* fences an older producer of this id and aborts its open transaction:
+     * the tail read next is then all there will be */
+    rd_kafka_error_t *e = rd_kafka_init_transactions(s->rk, ASK_MS * 2);
+    if (e) {
+        say(s, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return drop_producer(s), -1;
+    }
+    uint64_t *at = weir_malloc(s->n * sizeof *at);
+    for (uint32_t p = 0; p < s->n; p++)
+        s->published[p] = -2; /* not found yet */
+    int rc = scan_tails(s, at);
+    for (uint32_t p = 0; rc == 0 && p < s->n; p++)
+        rc = open_reader(s, p, at[p]);
+    weir_free(at);
+    if (rc) return drop_producer(s), -1;
+    s->said[0] = 0; /* going again: the next trouble is said */
+    return 0;
+}
+
+/* ---- sending ---- */
+
+/* Sends one record of p in the open transaction. */
+static int send_one(kafka_sink_t *s, uint32_t p, const log_rec_t *rec, int64_t input)
+{
+    char ph[12], oh[24];
+    int phl = snprintf(ph, sizeof ph, "%u", p), ohl = snprintf(oh, sizeof oh, "%" PRId64, input);
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            s->rk, RD_KAFKA_V_TOPIC(s->topic),
+            RD_KAFKA_V_PARTITION((int32_t)(p % (uint32_t)s->kparts)),
+            RD_KAFKA_V_KEY(rec->key.ptr, rec->key.len),
+            RD_KAFKA_V_VALUE((void *)rec->value.ptr, rec->value.len),
+            RD_KAFKA_V_HEADER("weir.partition", ph, phl), RD_KAFKA_V_HEADER("weir.offset", oh, ohl),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (e) say(s, rd_kafka_err2str(e));
+            return e ? -1 : 0;
+        }
+        rd_kafka_poll(s->rk, 10); /* the queue drains as the brokers take it */
+    }
+}
+
+/* Sends the records the decision logs hold past where each p is, up to a
+ * batch, in the open transaction: how many (-1: a send failed). */
+static long fill(kafka_sink_t *s)
+{
+    long n = 0;
+    size_t bytes = 0;
+    char why[512];
+    for (uint32_t p = 0; p < s->n && n < BATCH_MAX && bytes < BATCH_BYTES; p++) {
+        log_rec_t rec;
+        int k = 0;
+        while (n < BATCH_MAX && bytes < BATCH_BYTES &&
+               (k = log_reader_next(s->r[p], &rec, why, sizeof why)) == 1) {
+            s->next[p] = rec.offset + 1;
+            int64_t input = decision_record_input(rec.value.ptr, rec.value.len);
+            if (input <= s->sent[p]) continue; /* in the topic already (kafka_sink.h) */
+            if (send_one(s, p, &rec, input) != 0) return -1;
+            s->sent[p] = input;
+            n++;
+            bytes += rec.value.len + rec.key.len;
+        }
+        if (k < 0) say(s, why); /* a damaged record: what follows waits (weir log check) */
+    }
+    return n;
+}
+
+/* Commits the open transaction (retrying what may be retried): 0; 1: it
+ * was aborted (the records go again); -1: the producer is done for. */
+static int commit(kafka_sink_t *s)
+{
+    for (;;) {
+        rd_kafka_error_t *e = rd_kafka_commit_transaction(s->rk, COMMIT_MS);
+        if (!e) return 0;
+        say(s, rd_kafka_error_string(e));
+        int retry = rd_kafka_error_is_retriable(e), abort = rd_kafka_error_txn_requires_abort(e);
+        rd_kafka_error_destroy(e);
+        if (retry && !atomic_load(&s->stop)) continue;
+        if (!abort) return -1;
+        if ((e = rd_kafka_abort_transaction(s->rk, COMMIT_MS)) != NULL) {
+            say(s, rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            return -1;
+        }
+        atomic_fetch_add(&s->aborts, 1);
+        return 1;
+    }
+}
+
+/* Whether some decision log holds records past its reader. */
+static int something_new(kafka_sink_t *s)
+{
+    for (uint32_t p = 0; p < s->n; p++) {
+        log_part_stat_t st;
+        log_part_stat(runtime_decision_log(s->rt, p), &st);
+        if (st.next_offset > s->next[p]) return 1;
+    }
+    return 0;
+}
+
+/* One transaction: 1 sent, 0 nothing to send, -1 the producer is done for. */
+static int round_once(kafka_sink_t *s)
+{
+    if (!something_new(s)) return 0;
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(s->rk);
+    if (e) {
+        say(s, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return -1;
+    }
+    long n = fill(s);
+    int rc = n < 0 ? 1 : 0;
+    if (n == 0) {
+        /* all passed over: an empty transaction ends at once */
+        if ((e = rd_kafka_abort_transaction(s->rk, COMMIT_MS)) != NULL) {
+            rd_kafka_error_destroy(e);
+            return -1;
+        }
+        for (uint32_t p = 0; p < s->n; p++)
+            atomic_store(&s->done[p], s->next[p]);
+        return 0;
+    }
+    if (rc == 0)
+        rc = commit(s);
+    else if ((e = rd_kafka_abort_transaction(s->rk, COMMIT_MS)) != NULL) {
+        rd_kafka_error_destroy(e);
+        return -1;
+    }
+    if (rc < 0) return -1;
+    if (rc == 1) {
+        /* aborted: back to the last commit's positions */
+        for (uint32_t p = 0; p < s->n; p++)
+            if (open_reader(s, p, atomic_load(&s->done[p])) != 0) return -1;
+        return 1;
+    }
+    for (uint32_t p = 0; p < s->n; p++) {
+        s->published[p] = s->sent[p];
+        atomic_store(&s->done[p], s->next[p]);
+    }
+    atomic_fetch_add(&s->messages, (uint64_t)n);
+    atomic_fetch_add(&s->commits, 1);
+    pos_save(s);
+    return 1;
+}
+
+static void *sink_main(void *arg)
+{
+    kafka_sink_t *s = arg;
+    while (!atomic_load(&s->stop)) {
+        if (!s->rk && start(s) != 0) {
+            nap_ms(s, RETRY_MS);
+            continue;
+        }
+        int rc = round_once(s);
+        if (rc < 0) {
+            drop_producer(s); /* a new one, and the tails read again */
+            nap_ms(s, RETRY_MS);
+        } else if (rc == 0) {
+            rd_kafka_poll(s->rk, 0);
+            nap_ms(s, IDLE_MS);
+        }
+    }
+    return NULL;
+}
+
+/* ---- life ---- */
+
+kafka_sink_t *kafka_sink_new(runtime_t *rt, const spec_kafka_t *k, const char *datadir, char *err,
+                             size_t errlen)
+{
+    /* The idempotent producer keeps a partition's messages in order (and
+     * without gaps) across retries; acks=all, which it implies, keeps
+     * them through a broker's loss. */
+    const char *const pprops[] = {
+        "transactional.id", k->group, "enable.idempotence", "true", "linger.ms", "5", NULL};
+    const char *const cprops[] = {"group.id", k->group, "isolation.level", "read_committed",
+                                  "enable.auto.commit", "false", "enable.partition.eof", "true",
+                                  /* a window's end is known when a fetch
+                                   * returns: sooner than its default 500 */
+                                  "fetch.wait.max.ms", "50", NULL};
+    rd_kafka_conf_t *pc = kafka_conf_new(k, pprops, err, errlen);
+    if (!pc) return NULL;
+    rd_kafka_conf_t *cc = kafka_conf_new(k, cprops, err, errlen);
+    if (!cc) {
+        rd_kafka_conf_destroy(pc);
+        return NULL;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/sinks", datadir);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", dir, strerror(errno));
+        rd_kafka_conf_destroy(pc);
+        rd_kafka_conf_destroy(cc);
+        return NULL;
+    }
+    kafka_sink_t *s = weir_calloc(1, sizeof *s);
+    s->rt = rt;
+    s->n = runtime_partitions(rt);
+    s->topic = weir_strdup(k->topic);
+    size_t n = strlen(dir) + 32;
+    s->posfile = weir_malloc(n);
+    snprintf(s->posfile, n, "%s/decisions.kafka", dir);
+    s->pconf = pc;
+    s->cconf = cc;
+    s->published = weir_calloc(s->n, sizeof *s->published);
+    s->sent = weir_calloc(s->n, sizeof *s->sent);
+    s->next = weir_calloc(s->n, sizeof *s->next);
+    s->done = weir_calloc(s->n, sizeof *s->done);
+    s->r = weir_calloc(s->n, sizeof *s->r);
+    return s;
+}
+
+void kafka_sink_start(kafka_sink_t *s)
+{
+    pthread_create(&s->thread, NULL, sink_main, s);
+    s->started = 1;
+}
+
+void kafka_sink_free(kafka_sink_t *s)
+{
+    if (!s) return;
+    if (s->started) {
+        atomic_store(&s->stop, 1);
+        pthread_join(s->thread, NULL);
+    }
+    drop_producer(s);
+    for (uint32_t p = 0; p < s->n; p++)
+        if (s->r[p]) log_reader_close(s->r[p]);
+    rd_kafka_conf_destroy(s->pconf);
+    rd_kafka_conf_destroy(s->cconf);
+    weir_free(s->r);
+    weir_free(s->published);
+    weir_free(s->sent);
+    weir_free(s->next);
+    weir_free(s->done);
+    weir_free(s->topic);
+    weir_free(s->posfile);
+    weir_free(s);
+}
+
+void kafka_sink_metrics(kafka_sink_t *s, weir_buf_t *b)
+{
+    metrics_header(b, "weir_kafka_sink_messages_total", "counter",
+                   "Decision records sent to the sink's Kafka topic (committed transactions).");
+    metrics_sample_u64(b, "weir_kafka_sink_messages_total", NULL, atomic_load(&s->messages));
+    metrics_header(b, "weir_kafka_sink_transactions_total", "counter",
+                   "The sink's transactions, by outcome: committed, aborted (their records "
+                   "sent again).");
+    metrics_sample_u64(b, "weir_kafka_sink_transactions_total", "outcome=\"committed\"",
+                       atomic_load(&s->commits));
+    metrics_sample_u64(b, "weir_kafka_sink_transactions_total", "outcome=\"aborted\"",
+                       atomic_load(&s->aborts));
+    metrics_header(b, "weir_kafka_sink_errors_total", "counter",
+                   "Errors of the sink (brokers down, a missing topic); it retries.");
+    metrics_sample_u64(b, "weir_kafka_sink_errors_total", NULL, atomic_load(&s->errors));
+    metrics_header(b, "weir_kafka_sink_lag", "gauge",
+                   "Decision records not yet in the topic (decision log end minus the last "
+                   "commit's position, summed over partitions).");
+    /* (from the last commit's positions; before the topic's tail is read,
+     * from the start: the whole log) */
+    uint64_t lag = 0;
+    for (uint32_t p = 0; p < s->n; p++) {
+        log_part_stat_t st;
+        log_part_stat(runtime_decision_log(s->rt, p), &st);
+        uint64_t done = atomic_load(&s->done[p]);
+        if (st.next_offset > done) lag += st.next_offset - done;
+    }
+    metrics_sample_u64(b, "weir_kafka_sink_lag", NULL, lag);
+}
