@@ -25,8 +25,8 @@
 #define BATCH_BYTES (8 << 20) /* ...and bytes */
 #define IDLE_MS     10        /* nothing new: look again after this */
 #define RETRY_MS    1000      /* a start or a transaction that failed: again after this */
-#define ASK_MS      5000      /* a question to the brokers, at most */
-#define COMMIT_MS   10000     /* a commit (or abort) waits this long, then is retried */
+#define ASK_MS      2000      /* a question to the brokers, at most (then asked again later) */
+#define SLICE_MS    500       /* a transactional call waits this long, then is resumed */
 #define SCAN_WINDOW 1000      /* messages the tail scan reads first, doubled going back */
 #define SCAN_MS     60000     /* a tail scan that takes longer fails (and is tried again) */
 #define POS_MAGIC   "weir decisions sink 1"
@@ -50,7 +50,8 @@ struct kafka_sink {
     int started;
     atomic_int stop;
     atomic_uint_fast64_t messages, commits, aborts, errors;
-    char said[256]; /* the last trouble said (an outage is said once) */
+    char said[256]; /* the last trouble said (an outage is said once)... */
+    int said_err;   /* ...and librdkafka's error code of it */
 };
 
 static void nap_ms(kafka_sink_t *s, int ms)
@@ -86,6 +87,12 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
             return;
         }
     }
+    /* an outage is said once (each reconnect words it anew) */
+    if (err == s->said_err) {
+        atomic_fetch_add(&s->errors, 1);
+        return;
+    }
+    s->said_err = err;
     say(s, reason);
 }
 
@@ -327,6 +334,19 @@ static int open_reader(kafka_sink_t *s, uint32_t p, uint64_t at)
     return 0;
 }
 
+/* A transactional call (init, commit, abort: librdkafka resumes one called
+ * again after it timed out) in slices of SLICE_MS, so that a stop is seen
+ * while the brokers are away: NULL, or its error (the timeout, on a stop). */
+static rd_kafka_error_t *txn_call(kafka_sink_t *s, rd_kafka_error_t *(*call)(rd_kafka_t *, int))
+{
+    for (;;) {
+        rd_kafka_error_t *e = call(s->rk, SLICE_MS);
+        if (!e || rd_kafka_error_code(e) != RD_KAFKA_RESP_ERR__TIMED_OUT || atomic_load(&s->stop))
+            return e;
+        rd_kafka_error_destroy(e);
+    }
+}
+
 static void drop_producer(kafka_sink_t *s)
 {
     if (s->rk) rd_kafka_destroy(s->rk);
@@ -349,7 +369,7 @@ static int start(kafka_sink_t *s)
     if (!(s->kparts = topic_partitions(s))) return drop_producer(s), -1;
     /* fences an older producer of this id and aborts its open transaction:
      * the tail read next is then all there will be */
-    rd_kafka_error_t *e = rd_kafka_init_transactions(s->rk, ASK_MS * 2);
+    rd_kafka_error_t *e = txn_call(s, rd_kafka_init_transactions);
     if (e) {
         say(s, rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
@@ -364,6 +384,7 @@ static int start(kafka_sink_t *s)
     weir_free(at);
     if (rc) return drop_producer(s), -1;
     s->said[0] = 0; /* going again: the next trouble is said */
+    s->said_err = 0;
     return 0;
 }
 
@@ -420,14 +441,14 @@ static long fill(kafka_sink_t *s)
 static int commit(kafka_sink_t *s)
 {
     for (;;) {
-        rd_kafka_error_t *e = rd_kafka_commit_transaction(s->rk, COMMIT_MS);
+        rd_kafka_error_t *e = txn_call(s, rd_kafka_commit_transaction);
         if (!e) return 0;
         say(s, rd_kafka_error_string(e));
         int retry = rd_kafka_error_is_retriable(e), abort = rd_kafka_error_txn_requires_abort(e);
         rd_kafka_error_destroy(e);
         if (retry && !atomic_load(&s->stop)) continue;
         if (!abort) return -1;
-        if ((e = rd_kafka_abort_transaction(s->rk, COMMIT_MS)) != NULL) {
+        if ((e = txn_call(s, rd_kafka_abort_transaction)) != NULL) {
             say(s, rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
             return -1;
@@ -462,7 +483,7 @@ static int round_once(kafka_sink_t *s)
     int rc = n < 0 ? 1 : 0;
     if (n == 0) {
         /* all passed over: an empty transaction ends at once */
-        if ((e = rd_kafka_abort_transaction(s->rk, COMMIT_MS)) != NULL) {
+        if ((e = txn_call(s, rd_kafka_abort_transaction)) != NULL) {
             rd_kafka_error_destroy(e);
             return -1;
         }
@@ -472,7 +493,7 @@ static int round_once(kafka_sink_t *s)
     }
     if (rc == 0)
         rc = commit(s);
-    else if ((e = rd_kafka_abort_transaction(s->rk, COMMIT_MS)) != NULL) {
+    else if ((e = txn_call(s, rd_kafka_abort_transaction)) != NULL) {
         rd_kafka_error_destroy(e);
         return -1;
     }
