@@ -11,9 +11,20 @@
  *          marks, applied, scored and decided, its decision logged.
  * Both are timed from their first message to their last (weir's through
  * /metrics, polled every 2 ms: group joins and start-up are left out);
- * messages/s, medians over rounds, and their ratio. The two share the
- * machine's two cores with the brokers. Options: --messages N (200000),
- * --cards K (N/10), --rounds R (3), --json. */
+ * messages/s, medians over rounds, and their ratio.
+ *
+ * Then the decision sink (src/serve/kafka_sink.h): that weir is stopped
+ * once every message is decided and started again with the sink added to
+ * its spec, so the sink finds the whole decision log to send, and it is
+ * timed from its first record in the topic to its last
+ * (weir_kafka_sink_messages_total):
+ *   floor: a librdkafka transactional producer sending as many records of
+ *          the decision records' mean size, 10,000 a transaction (the
+ *          sink's batch), to a topic of its own;
+ *   weir:  reading the decision log, sending each record with its key and
+ *          headers, committing each batch, saving its positions.
+ * The two share the machine's two cores with the brokers. Options:
+ * --messages N (200000), --cards K (N/10), --rounds R (3), --json. */
 #include <errno.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -33,6 +44,8 @@
 
 #define PREFIX     "weir bench kafka"
 #define TOPIC      "payments"
+#define SINK_TOPIC "decisions" /* made per round: decisions-R */
+#define SINK_BATCH 10000       /* records per transaction, as the sink's BATCH_MAX */
 #define PARTITIONS 4
 #define T0_MS      1767225600000LL /* 2026-01-01 */
 
@@ -76,6 +89,11 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap, const cha
     char err[512];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     rd_kafka_conf_set(c, "log_level", "3", err, sizeof err);
+    if (group && type == RD_KAFKA_PRODUCER) { /* a transactional id, as the sink's */
+        rd_kafka_conf_set(c, "transactional.id", group, err, sizeof err);
+        rd_kafka_conf_set(c, "linger.ms", "5", err, sizeof err);
+        group = NULL;
+    }
     if (bootstrap) rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof err);
     if (group) {
         rd_kafka_conf_set(c, "group.id", group, err, sizeof err);
@@ -152,9 +170,60 @@ static double floor_rate(const char *bootstrap, unsigned round, uint64_t n)
     return got == n && s > 0 ? (double)(n - 1) / s : -1;
 }
 
+/* The sink's floor: records/s of a transactional producer sending n records
+ * of `size` bytes, SINK_BATCH a transaction, to topic (made here). */
+static double sink_floor_rate(rd_kafka_mock_cluster_t *mc, const char *bootstrap, unsigned round,
+                              uint64_t n, size_t size)
+{
+    char topic[32], txid[32];
+    snprintf(topic, sizeof topic, "floor-%u", round);
+    snprintf(txid, sizeof txid, "floor-tx-%u", round);
+    rd_kafka_t *p = rd_kafka_mock_topic_create(mc, topic, PARTITIONS, 1)
+                        ? NULL
+                        : client(RD_KAFKA_PRODUCER, bootstrap, txid);
+    if (!p) return -1;
+    char *value = weir_malloc(size);
+    memset(value, 'x', size);
+    rd_kafka_error_t *e = rd_kafka_init_transactions(p, 30000);
+    /* the topic's partitions known first, as the sink knows them when it
+     * starts sending (a first send would wait for them: a second here) */
+    rd_kafka_topic_t *t = rd_kafka_topic_new(p, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    for (int i = 0; !e && i < 100; i++, bench_sleep_s(0.05)) {
+        int known = rd_kafka_metadata(p, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                    md->topic_cnt == 1 && md->topics[0].partition_cnt == PARTITIONS;
+        if (md) rd_kafka_metadata_destroy(md);
+        md = NULL;
+        if (known) break;
+    }
+    rd_kafka_topic_destroy(t);
+    uint64_t t0 = weir_mono_ns(), sent = 0;
+    while (!e && sent < n) {
+        e = rd_kafka_begin_transaction(p);
+        for (uint64_t i = 0; !e && i < SINK_BATCH && sent < n; i++, sent++) {
+            while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
+                                     RD_KAFKA_V_PARTITION((int32_t)(sent % PARTITIONS)),
+                                     RD_KAFKA_V_KEY("c0000001", 8), RD_KAFKA_V_VALUE(value, size),
+                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                     RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                rd_kafka_poll(p, 10);
+        }
+        if (!e) e = rd_kafka_commit_transaction(p, 30000);
+    }
+    double s = bench_secs_since(t0);
+    if (e) {
+        fprintf(stderr, PREFIX ": the sink's floor: %s\n", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    weir_free(value);
+    rd_kafka_destroy(p);
+    return !e && s > 0 ? (double)n / s : -1;
+}
+
 /* The fraud spec with the topic as its source's kafka: (the line goes in
- * the source, before its fields). */
-static int kafka_spec(const char *dir, const char *bootstrap, unsigned round, char *spec,
+ * the source, before its fields), and with sink, the decision sink to
+ * SINK_TOPIC-R. */
+static int kafka_spec(const char *dir, const char *bootstrap, unsigned round, int sink, char *spec,
                       size_t n)
 {
     char name[32];
@@ -165,6 +234,9 @@ static int kafka_spec(const char *dir, const char *bootstrap, unsigned round, ch
     if (f) {
         fprintf(f, "%.*s    kafka: {brokers: \"%s\", topic: %s, group: weir-%u}\n%s",
                 (int)(at - text), text, bootstrap, TOPIC, round, at);
+        if (sink)
+            fprintf(f, "\nsinks:\n  decisions:\n    kafka: {brokers: \"%s\", topic: %s-%u}\n",
+                    bootstrap, SINK_TOPIC, round);
         fclose(f);
     }
     weir_free(text);
@@ -172,12 +244,32 @@ static int kafka_spec(const char *dir, const char *bootstrap, unsigned round, ch
     return f ? 0 : -1;
 }
 
-/* weir's messages/s, from its first message logged to its last. */
-static double weir_rate(const char *weir, const char *dir, const char *bootstrap, unsigned round,
-                        uint64_t n)
+/* Polls weir's metric `name` until it reaches n (or 300 s): the seconds
+ * from its first non-zero value to then, and that value in *first; -1 if it
+ * did not get there. */
+static double time_metric(uint16_t port, const char *name, uint64_t n, double *first)
+{
+    double v = 0;
+    uint64_t t0 = 0, deadline = weir_mono_ns() + 300ull * 1000000000ull;
+    while (v < (double)n && weir_mono_ns() < deadline) {
+        v = bench_metric(port, name);
+        if (v > 0 && !t0) {
+            t0 = weir_mono_ns();
+            *first = v;
+        }
+        if (v < (double)n) bench_sleep_s(0.002);
+    }
+    return v >= (double)n && t0 ? bench_secs_since(t0) : -1;
+}
+
+/* weir's messages/s, from its first message logged to its last; then its
+ * decision sink's records/s (*sink_rate) and their mean size (*size). */
+static double weir_rate(const char *weir, const char *dir, rd_kafka_mock_cluster_t *mc,
+                        const char *bootstrap, unsigned round, uint64_t n, double *sink_rate,
+                        double *size)
 {
     char spec[PATH_MAX], data[PATH_MAX + 16], out[PATH_MAX + 16], err[PATH_MAX + 16];
-    if (kafka_spec(dir, bootstrap, round, spec, sizeof spec)) return -1;
+    if (kafka_spec(dir, bootstrap, round, 0, spec, sizeof spec)) return -1;
     snprintf(data, sizeof data, "%s/data-%u", dir, round);
     snprintf(out, sizeof out, "%s/weir-%u.out", dir, round);
     snprintf(err, sizeof err, "%s/weir-%u.err", dir, round);
@@ -185,24 +277,31 @@ static double weir_rate(const char *weir, const char *dir, const char *bootstrap
     pid_t pid = 0;
     uint16_t port;
     if (bench_weir_start(weir, args, out, err, PREFIX, &pid, &port)) return -1;
-    const char *logged = "weir_kafka_messages_total{outcome=\"logged\"}";
-    double first = 0, v = 0;
-    uint64_t t0 = 0, deadline = weir_mono_ns() + 300ull * 1000000000ull;
-    while (v < (double)n && weir_mono_ns() < deadline) {
-        v = bench_metric(port, logged);
-        if (v > 0 && !t0) {
-            t0 = weir_mono_ns();
-            first = v;
-        }
-        if (v < (double)n) bench_sleep_s(0.002);
-    }
-    double s = t0 ? bench_secs_since(t0) : 0;
+    double first = 0, sfirst = 0;
+    double s = time_metric(port, "weir_kafka_messages_total{outcome=\"logged\"}", n, &first);
     bench_reap(&pid, SIGTERM);
-    if (v < (double)n) {
-        fprintf(stderr, PREFIX ": weir logged %.0f of %" PRIu64 " messages (see %s)\n", v, n, err);
+    /* every message is decided: again with the sink, the whole decision
+     * log to send */
+    char topic[32];
+    snprintf(topic, sizeof topic, "%s-%u", SINK_TOPIC, round);
+    double ss = -1;
+    if (s > 0 && !rd_kafka_mock_topic_create(mc, topic, PARTITIONS, 1) &&
+        !kafka_spec(dir, bootstrap, round, 1, spec, sizeof spec) &&
+        !bench_weir_start(weir, args, out, err, PREFIX, &pid, &port))
+        ss = time_metric(port, "weir_kafka_sink_messages_total", n, &sfirst);
+    double dbytes = bench_metric(port, "weir_log_bytes{log=\"decisions\",partition=\"0\"}") +
+                    bench_metric(port, "weir_log_bytes{log=\"decisions\",partition=\"1\"}") +
+                    bench_metric(port, "weir_log_bytes{log=\"decisions\",partition=\"2\"}") +
+                    bench_metric(port, "weir_log_bytes{log=\"decisions\",partition=\"3\"}");
+    bench_reap(&pid, SIGTERM);
+    if (s <= 0 || ss <= 0) {
+        fprintf(stderr, PREFIX ": weir did not %s all %" PRIu64 " messages (see %s)\n",
+                s <= 0 ? "log" : "send the decisions of", n, err);
         return -1;
     }
-    return s > 0 ? ((double)n - first) / s : -1;
+    *sink_rate = ((double)n - sfirst) / ss;
+    *size = dbytes / (double)n; /* (the log's framing included: a little over) */
+    return ((double)n - first) / s;
 }
 
 int bench_kafka(int argc, char **argv)
@@ -225,6 +324,7 @@ int bench_kafka(int argc, char **argv)
     char *bootstrap = weir_strdup(rd_kafka_mock_cluster_bootstraps(mc));
     int rc = 1;
     double *fl = weir_calloc(o.rounds, sizeof *fl), *wr = weir_calloc(o.rounds, sizeof *wr);
+    double *sfl = weir_calloc(o.rounds, sizeof *sfl), *swr = weir_calloc(o.rounds, sizeof *swr);
     bench_progress(PREFIX ": producing %" PRIu64 " fraud events of %" PRIu64 " cards to %s",
                    o.messages, o.cards, bootstrap);
     uint64_t held = produce(bootstrap, &o);
@@ -237,14 +337,21 @@ int bench_kafka(int argc, char **argv)
             fprintf(stderr, PREFIX ": the floor's consumer did not read every message\n");
             goto done;
         }
-        if ((wr[r] = weir_rate(weir, dir, bootstrap, r, held)) <= 0) goto done;
-        bench_progress("  round %u: weir %.0f messages/s, floor %.0f", r + 1, wr[r], fl[r]);
+        double size = 0;
+        if ((wr[r] = weir_rate(weir, dir, mc, bootstrap, r, held, &swr[r], &size)) <= 0) goto done;
+        if ((sfl[r] = sink_floor_rate(mc, bootstrap, r, held, (size_t)size)) <= 0) goto done;
+        bench_progress("  round %u: weir %.0f messages/s, floor %.0f; sink %.0f records/s, floor "
+                       "%.0f (%.0f bytes)",
+                       r + 1, wr[r], fl[r], swr[r], sfl[r], size);
     }
     double mf = bench_median(fl, o.rounds), mw = bench_median(wr, o.rounds);
+    double msf = bench_median(sfl, o.rounds), msw = bench_median(swr, o.rounds);
     if (o.json) {
         printf("{\"messages\":%" PRIu64 ",\"cards\":%" PRIu64 ",\"rounds\":%u,"
-               "\"weir_messages_per_s\":%.0f,\"floor_messages_per_s\":%.0f,\"ratio\":%.3f}\n",
-               held, o.cards, o.rounds, mw, mf, mw / mf);
+               "\"weir_messages_per_s\":%.0f,\"floor_messages_per_s\":%.0f,\"ratio\":%.3f,"
+               "\"sink_records_per_s\":%.0f,\"sink_floor_records_per_s\":%.0f,"
+               "\"sink_ratio\":%.3f}\n",
+               held, o.cards, o.rounds, mw, mf, mw / mf, msw, msf, msw / msf);
     } else {
         printf("weir bench kafka: %" PRIu64 " messages (%" PRIu64
                " cards), %d partitions, librdkafka's mock cluster on loopback\n\n",
@@ -252,6 +359,8 @@ int bench_kafka(int argc, char **argv)
         printf("  %-50s %12s %12s %8s\n", "", "weir", "floor", "ratio");
         printf("  %-50s %12.0f %12.0f %7.2fx\n",
                "messages/s (floor: a consumer that only polls)", mw, mf, mw / mf);
+        printf("  %-50s %12.0f %12.0f %7.2fx\n", "decision sink records/s (floor: a txn producer)",
+               msw, msf, msw / msf);
         printf("\n  medians of %u rounds; weir decodes, logs durably, applies, scores and\n"
                "  decides each message (the fraud spec); both timed first message to last.\n",
                o.rounds);
@@ -260,6 +369,8 @@ int bench_kafka(int argc, char **argv)
 done:
     weir_free(fl);
     weir_free(wr);
+    weir_free(sfl);
+    weir_free(swr);
     weir_free(bootstrap);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(host);
