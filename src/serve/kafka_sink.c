@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -36,6 +38,8 @@ struct kafka_sink {
     runtime_t *rt;
     uint32_t n; /* weir partitions */
     char *topic, *posfile;
+    char id[17];            /* DATA/sinks/id: this data directory's, on every message (weir.log) */
+    int said_foreign;       /* messages of another data directory seen in a tail */
     rd_kafka_conf_t *pconf; /* the producer's, copied for each producer made */
     rd_kafka_conf_t *cconf; /* the tail scan's consumer's */
     rd_kafka_t *rk;         /* the producer; NULL until started (and after a fatal error) */
@@ -49,7 +53,10 @@ struct kafka_sink {
     pthread_t thread;
     int started;
     atomic_int stop;
-    atomic_uint_fast64_t messages, commits, aborts, errors;
+    atomic_uint_fast64_t messages, commits, aborts, errors, skipped;
+    uint32_t first; /* the partition a round starts with (fill) */
+    int stalled;    /* a decision log record could not be read (fill) */
+    uint8_t *sendp; /* per p: records of it in the open transaction (sync_events) */
     char said[256]; /* the last trouble said (an outage is said once)... */
     int said_err;   /* ...and librdkafka's error code of it */
 };
@@ -75,14 +82,14 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[512];
         rd_kafka_resp_err_t e = rd_kafka_fatal_error(rk, why, sizeof why);
-        if (e == RD_KAFKA_RESP_ERR__FENCED || e == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-            e == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH) {
+        if (e == RD_KAFKA_RESP_ERR__FENCED || e == RD_KAFKA_RESP_ERR_PRODUCER_FENCED) {
             /* another weir of this pipeline took the transactional id:
              * taking it back would fence that one in turn, for ever */
             fprintf(stderr,
                     "weir run: kafka sink: %s: another weir of this pipeline sends to the topic; "
                     "this one sends no more (restart it)\n",
                     why);
+            atomic_fetch_add(&s->errors, 1);
             atomic_store(&s->stop, 1);
             return;
         }
@@ -99,8 +106,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 /* ---- where each weir partition stands: DATA/sinks/decisions.kafka ---- */
 
 /* After each commit: the topic, and per p its published offset and the
- * decision log offset past its record. Not synced: it is a lower bound
- * (kafka_sink.h), and an older one is one still. */
+ * decision log offset past its record. A lower bound (kafka_sink.h): an
+ * older one is one still; synced, so that a power loss does not leave an
+ * empty one where retention took the topic's tail. */
 static void pos_save(kafka_sink_t *s)
 {
     weir_buf_t b = WEIR_BUF_INIT;
@@ -116,7 +124,8 @@ static void pos_save(kafka_sink_t *s)
     char tmp[4096 + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", s->posfile);
     FILE *f = fopen(tmp, "w");
-    int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
+    int ok =
+        f && fwrite(b.data, 1, b.len, f) == b.len && fflush(f) == 0 && fdatasync(fileno(f)) == 0;
     if (f && fclose(f) != 0) ok = 0;
     if (!ok || rename(tmp, s->posfile) != 0) say(s, "cannot write DATA/sinks/decisions.kafka");
     buf_free(&b);
@@ -144,16 +153,60 @@ static int pos_load(const kafka_sink_t *s, int64_t *published, uint64_t *dlog)
     return ok;
 }
 
+/* This data directory's id (DATA/sinks/id, made at the first start of a
+ * sink: 64 random bits in hex). Event offsets start again at 0 in a new
+ * data directory, so (partition, offset) names a decision only with it. */
+static int load_id(const char *dir, char *id, char *err, size_t errlen)
+{
+    char path[4096 + 8], tmp[4096 + 16];
+    snprintf(path, sizeof path, "%s/id", dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        int ok = fscanf(f, "%16[0-9a-f]", id) == 1 && strlen(id) == 16;
+        fclose(f);
+        if (ok) return 0;
+        return weir_errf(err, errlen, WEIR_ECORRUPT,
+                         "%s is not 16 hex digits: the sink's messages could not be told from "
+                         "another data directory's (restore it, or remove it to send the whole "
+                         "decision log again)",
+                         path);
+    }
+    uint64_t r;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        return weir_errf(err, errlen, WEIR_EIO, "getrandom: %s", strerror(errno));
+    snprintf(id, 17, "%016" PRIx64, r);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    f = fopen(tmp, "w");
+    int ok = f && fprintf(f, "%s\n", id) == 17 && fflush(f) == 0 && fdatasync(fileno(f)) == 0;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0)
+        return weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", path, strerror(errno));
+    return 0;
+}
+
 /* ---- the start: a producer, and the topic's tail ---- */
 
-/* The weir.partition and weir.offset headers of m: 1 with them read. */
-static int headers_of(const rd_kafka_message_t *m, uint32_t *p, int64_t *offset)
+/* The weir.partition and weir.offset headers of m: 1 with them read, if
+ * its weir.log is this data directory's. */
+static int headers_of(kafka_sink_t *s, const rd_kafka_message_t *m, uint32_t *p, int64_t *offset)
 {
     rd_kafka_headers_t *h;
     const void *v;
     size_t len;
     char tmp[24];
     if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+    if (rd_kafka_header_get_last(h, "weir.log", &v, &len) || len != strlen(s->id) ||
+        memcmp(v, s->id, len) != 0) {
+        if (!s->said_foreign++) {
+            char why[256];
+            snprintf(why, sizeof why,
+                     "'%s' holds decisions of another data directory (not weir.log %s): they are "
+                     "not this one's",
+                     s->topic, s->id);
+            say(s, why);
+        }
+        return 0;
+    }
     if (rd_kafka_header_get_last(h, "weir.partition", &v, &len) || !len || len >= sizeof tmp)
         return 0;
     memcpy(tmp, v, len), tmp[len] = 0;
@@ -204,7 +257,7 @@ static int scan_window(kafka_sink_t *s, int32_t q, int64_t from, int64_t end, in
         } else if (m->partition == q && m->offset >= from && m->offset < end) {
             uint32_t p;
             int64_t o;
-            if (headers_of(m, &p, &o) && p < s->n && (int32_t)(p % (uint32_t)s->kparts) == q &&
+            if (headers_of(s, m, &p, &o) && p < s->n && (int32_t)(p % (uint32_t)s->kparts) == q &&
                 o > newest[p])
                 newest[p] = o;
         }
@@ -260,7 +313,14 @@ static int scan_tails(kafka_sink_t *s, uint64_t *positions)
                 s->published[p] = saved[p];
             } else if (s->published[p] == -2) {
                 s->published[p] = -1;
-                if (lo > 0) {
+                if (lo == 0 && have_saved && saved[p] >= 0) {
+                    snprintf(why, sizeof why,
+                             "partition %u: its saved position (event offset %" PRId64 ") is not "
+                             "in '%s' (made again? its partition count changed?): its decisions "
+                             "go out from the decision log's start",
+                             p, saved[p], s->topic);
+                    say(s, why);
+                } else if (lo > 0) {
                     snprintf(why, sizeof why,
                              "partition %u: no message of it in '%s' partition %d (its start was "
                              "deleted) and no position saved: its decisions go out from the "
@@ -390,7 +450,9 @@ static int start(kafka_sink_t *s)
 
 /* ---- sending ---- */
 
-/* Sends one record of p in the open transaction. */
+/* Sends one record of p in the open transaction: 0; 1 refused for good
+ * (too large for the brokers: said, counted, passed over, so that one
+ * record does not hold back every other); -1 not sent. */
 static int send_one(kafka_sink_t *s, uint32_t p, const log_rec_t *rec, int64_t input)
 {
     char ph[12], oh[24];
@@ -402,7 +464,18 @@ static int send_one(kafka_sink_t *s, uint32_t p, const log_rec_t *rec, int64_t i
             RD_KAFKA_V_KEY(rec->key.ptr, rec->key.len),
             RD_KAFKA_V_VALUE((void *)rec->value.ptr, rec->value.len),
             RD_KAFKA_V_HEADER("weir.partition", ph, phl), RD_KAFKA_V_HEADER("weir.offset", oh, ohl),
+            RD_KAFKA_V_HEADER("weir.log", s->id, (ssize_t)strlen(s->id)),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+            char why[256];
+            snprintf(why, sizeof why,
+                     "partition %u offset %" PRId64 ": its decision record (%zu bytes) is over "
+                     "message.max.bytes: not sent",
+                     p, input, rec->value.len + rec->key.len);
+            say(s, why);
+            atomic_fetch_add(&s->skipped, 1);
+            return 1;
+        }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             if (e) say(s, rd_kafka_err2str(e));
             return e ? -1 : 0;
@@ -412,28 +485,58 @@ static int send_one(kafka_sink_t *s, uint32_t p, const log_rec_t *rec, int64_t i
 }
 
 /* Sends the records the decision logs hold past where each p is, up to a
- * batch, in the open transaction: how many (-1: a send failed). */
+ * batch, in the open transaction, the partitions taken in turn from
+ * s->first (a backlog of one does not starve the others): how many (-1: a
+ * send failed). Records passed over count a tenth of one sent, so that a
+ * long run of them (a start without saved positions) ends a round too. */
 static long fill(kafka_sink_t *s)
 {
-    long n = 0;
+    long n = 0, passed = 0;
     size_t bytes = 0;
     char why[512];
-    for (uint32_t p = 0; p < s->n && n < BATCH_MAX && bytes < BATCH_BYTES; p++) {
+    s->stalled = 0;
+    s->first = (s->first + 1) % s->n;
+    for (uint32_t i = 0; i < s->n && n + passed / 10 < BATCH_MAX && bytes < BATCH_BYTES; i++) {
+        uint32_t p = (s->first + i) % s->n;
         log_rec_t rec;
         int k = 0;
-        while (n < BATCH_MAX && bytes < BATCH_BYTES &&
+        while (n + passed / 10 < BATCH_MAX && bytes < BATCH_BYTES && !atomic_load(&s->stop) &&
                (k = log_reader_next(s->r[p], &rec, why, sizeof why)) == 1) {
             s->next[p] = rec.offset + 1;
             int64_t input = decision_record_input(rec.value.ptr, rec.value.len);
-            if (input <= s->sent[p]) continue; /* in the topic already (kafka_sink.h) */
-            if (send_one(s, p, &rec, input) != 0) return -1;
-            s->sent[p] = input;
-            n++;
+            if (input <= s->sent[p]) { /* in the topic already (kafka_sink.h) */
+                passed++;
+                continue;
+            }
+            int rc = send_one(s, p, &rec, input);
+            if (rc < 0) return -1;
+            s->sent[p] = input; /* (rc 1: refused for good, said: passed over) */
+            if (rc == 0) s->sendp[p] = 1, n++;
             bytes += rec.value.len + rec.key.len;
         }
-        if (k < 0) say(s, why); /* a damaged record: what follows waits (weir log check) */
+        if (k < 0) {
+            /* a damaged record: what follows waits (weir log check) */
+            say(s, why);
+            s->stalled = 1;
+        }
     }
     return n;
+}
+
+/* The events of the records about to be committed made durable first: a
+ * decision in the topic is of an event the log keeps (kafka_sink.h). */
+static int sync_events(kafka_sink_t *s)
+{
+    char why[512];
+    for (uint32_t p = 0; p < s->n; p++) {
+        if (!s->sendp[p]) continue;
+        s->sendp[p] = 0;
+        if (log_part_sync(runtime_event_log(s->rt, p), why, sizeof why) != 0) {
+            say(s, why);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* Commits the open transaction (retrying what may be retried): 0; 1: it
@@ -469,7 +572,8 @@ static int something_new(kafka_sink_t *s)
     return 0;
 }
 
-/* One transaction: 1 sent, 0 nothing to send, -1 the producer is done for. */
+/* One transaction: 1 sent, 0 nothing to send, 2 aborted or stalled (the
+ * records go again later), -1 the producer is done for. */
 static int round_once(kafka_sink_t *s)
 {
     if (!something_new(s)) return 0;
@@ -480,29 +584,34 @@ static int round_once(kafka_sink_t *s)
         return -1;
     }
     long n = fill(s);
-    int rc = n < 0 ? 1 : 0;
+    int rc = n < 0 || sync_events(s) != 0 ? 1 : 0;
     if (n == 0) {
         /* all passed over: an empty transaction ends at once */
         if ((e = txn_call(s, rd_kafka_abort_transaction)) != NULL) {
+            say(s, rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
             return -1;
         }
         for (uint32_t p = 0; p < s->n; p++)
             atomic_store(&s->done[p], s->next[p]);
-        return 0;
+        if (!s->stalled) pos_save(s);
+        return s->stalled ? 2 : 0;
     }
-    if (rc == 0)
+    if (rc == 0) {
         rc = commit(s);
-    else if ((e = txn_call(s, rd_kafka_abort_transaction)) != NULL) {
+    } else if ((e = txn_call(s, rd_kafka_abort_transaction)) != NULL) {
+        say(s, rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         return -1;
+    } else {
+        atomic_fetch_add(&s->aborts, 1);
     }
     if (rc < 0) return -1;
     if (rc == 1) {
         /* aborted: back to the last commit's positions */
         for (uint32_t p = 0; p < s->n; p++)
             if (open_reader(s, p, atomic_load(&s->done[p])) != 0) return -1;
-        return 1;
+        return 2;
     }
     for (uint32_t p = 0; p < s->n; p++) {
         s->published[p] = s->sent[p];
@@ -526,6 +635,8 @@ static void *sink_main(void *arg)
         if (rc < 0) {
             drop_producer(s); /* a new one, and the tails read again */
             nap_ms(s, RETRY_MS);
+        } else if (rc == 2) {
+            nap_ms(s, RETRY_MS); /* not at once: what failed would fail again */
         } else if (rc == 0) {
             rd_kafka_poll(s->rk, 0);
             nap_ms(s, IDLE_MS);
@@ -539,13 +650,25 @@ static void *sink_main(void *arg)
 kafka_sink_t *kafka_sink_new(runtime_t *rt, const spec_kafka_t *k, const char *datadir, char *err,
                              size_t errlen)
 {
+    char dir[4096], id[17], txid[SPEC_KAFKA_GROUP_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/sinks", datadir);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    if (load_id(dir, id, err, errlen) != 0) return NULL;
+    /* the spec's weir.PIPELINE.decisions and this data directory's id: a
+     * restarted weir fences what its killed self left, and two data
+     * directories sending to one topic do not fence each other */
+    snprintf(txid, sizeof txid, "%s.%s", k->group, id);
     /* The idempotent producer keeps a partition's messages in order (and
      * without gaps) across retries; acks=all, which it implies, keeps
      * them through a broker's loss. */
     const char *const pprops[] = {
-        "transactional.id", k->group, "enable.idempotence", "true", "linger.ms", "5", NULL};
-    const char *const cprops[] = {"group.id", k->group, "isolation.level", "read_committed",
+        "transactional.id", txid, "enable.idempotence", "true", "linger.ms", "5", NULL};
+    const char *const cprops[] = {"group.id", txid, "isolation.level", "read_committed",
                                   "enable.auto.commit", "false", "enable.partition.eof", "true",
+                                  "auto.offset.reset", "earliest",
                                   /* a window's end is known when a fetch
                                    * returns: sooner than its default 500 */
                                   "fetch.wait.max.ms", "50", NULL};
@@ -556,15 +679,8 @@ kafka_sink_t *kafka_sink_new(runtime_t *rt, const spec_kafka_t *k, const char *d
         rd_kafka_conf_destroy(pc);
         return NULL;
     }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/sinks", datadir);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", dir, strerror(errno));
-        rd_kafka_conf_destroy(pc);
-        rd_kafka_conf_destroy(cc);
-        return NULL;
-    }
     kafka_sink_t *s = weir_calloc(1, sizeof *s);
+    memcpy(s->id, id, sizeof id);
     s->rt = rt;
     s->n = runtime_partitions(rt);
     s->topic = weir_strdup(k->topic);
@@ -578,12 +694,16 @@ kafka_sink_t *kafka_sink_new(runtime_t *rt, const spec_kafka_t *k, const char *d
     s->next = weir_calloc(s->n, sizeof *s->next);
     s->done = weir_calloc(s->n, sizeof *s->done);
     s->r = weir_calloc(s->n, sizeof *s->r);
+    s->sendp = weir_calloc(s->n, 1);
     return s;
 }
 
 void kafka_sink_start(kafka_sink_t *s)
 {
-    pthread_create(&s->thread, NULL, sink_main, s);
+    if (pthread_create(&s->thread, NULL, sink_main, s) != 0) {
+        fprintf(stderr, "weir run: kafka sink: cannot start its thread: nothing is sent\n");
+        return;
+    }
     s->started = 1;
 }
 
@@ -600,6 +720,7 @@ void kafka_sink_free(kafka_sink_t *s)
     rd_kafka_conf_destroy(s->pconf);
     rd_kafka_conf_destroy(s->cconf);
     weir_free(s->r);
+    weir_free(s->sendp);
     weir_free(s->published);
     weir_free(s->sent);
     weir_free(s->next);
@@ -614,6 +735,9 @@ void kafka_sink_metrics(kafka_sink_t *s, weir_buf_t *b)
     metrics_header(b, "weir_kafka_sink_messages_total", "counter",
                    "Decision records sent to the sink's Kafka topic (committed transactions).");
     metrics_sample_u64(b, "weir_kafka_sink_messages_total", NULL, atomic_load(&s->messages));
+    metrics_header(b, "weir_kafka_sink_skipped_total", "counter",
+                   "Decision records not sent: over the brokers' message.max.bytes (each said).");
+    metrics_sample_u64(b, "weir_kafka_sink_skipped_total", NULL, atomic_load(&s->skipped));
     metrics_header(b, "weir_kafka_sink_transactions_total", "counter",
                    "The sink's transactions, by outcome: committed, aborted (their records "
                    "sent again).");

@@ -5,33 +5,39 @@
  * WHAT GOES OUT. One message per decision record, in the decision log's
  * order per weir partition p: key the event's key, value the record as
  * logged ({"offset":...,"decision":...,"features":...}), headers
- * weir.partition (p) and weir.offset (the event's offset in p's event log,
- * the record's "offset"), to the topic's partition p mod K (K its
+ * weir.partition (p), weir.offset (the event's offset in p's event log,
+ * the record's "offset") and weir.log (DATA/sinks/id: a new data directory
+ * numbers events from 0 again), to the topic's partition p mod K (K its
  * partition count): a key's decisions stay in one Kafka partition, in
  * order. The topic is not created by weir: make it beforehand (a topic of
  * at least the pipeline's partitions keeps them apart).
  *
  * EXACTLY ONCE INTO THE TOPIC. The decision log is the truth, and what the
- * topic holds says how far it got: the identity of a message is (p, its
- * event offset), which a decision keeps across crashes and replays (an
- * event decided again after a crash is the same event).
- *   - A transactional producer (transactional.id weir.PIPELINE.decisions)
- *     sends a batch of records per transaction. Its start fences an older
- *     producer of the same id (a weir killed, a second weir of the
- *     pipeline) and aborts its open transaction.
+ * topic holds says how far it got: the identity of a message is (weir.log,
+ * p, its event offset), which a decision keeps across crashes and replays
+ * (an event decided again after a crash is the same event).
+ *   - A transactional producer (transactional.id
+ *     weir.PIPELINE.decisions.ID, ID the data directory's) sends a batch of
+ *     records per transaction. Its start fences an older producer of the
+ *     same id (a weir killed with -9) and aborts its open transaction.
+ *   - Before a commit, the event logs of its records' partitions are
+ *     synced: an event whose decision is in the topic survives a power
+ *     loss, so its offset is never another event's.
  *   - Then, and after every error that loses track, weir reads the tail
  *     of each Kafka partition (read_committed) back until it has found
- *     the newest message of each weir partition mapped there: published[p]
- *     is its weir.offset (-1: none). Messages of p reach their Kafka
+ *     the newest message of this weir.log of each weir partition mapped
+ *     there: published[p] is its weir.offset (-1: none). Messages of p reach their Kafka
  *     partition in p's order (one producer, idempotent, in order), so
  *     every record of p up to published[p] is in the topic and none after.
- *   - Each p's decision log is read from just past the record of
- *     published[p] (decision_log.h's finder), and a record whose offset is
- *     not past published[p] is passed over (after a power loss cut the
- *     decision log, its events are decided again: same offsets).
+ *   - Each p's decision log is read from the position saved at the last
+ *     commit when it is not past published[p] (else from its start), and a
+ *     record whose offset is not past published[p] is passed over (after a
+ *     power loss cut the decision log, its events are decided again: same
+ *     offsets).
  *   - A transaction that fails is aborted and its records sent again from
- *     the positions of the last commit; a fatal error makes a new producer
- *     and reads the tails again.
+ *     the positions of the last commit, a second later; a fatal error makes
+ *     a new producer and reads the tails again. A record over the brokers'
+ *     message.max.bytes is said, counted and passed over.
  *   - Retention in the topic: when the scan reaches a partition's start
  *     without finding p and messages were deleted before it, the position
  *     of p's last commit (DATA/sinks/decisions.kafka, written after each
@@ -50,7 +56,7 @@
  * decision logged again after a restart is not sent again (the topic has
  * its offset).
  *
- * Metrics: weir_kafka_sink_messages_total, _transactions_total{outcome},
+ * Metrics: weir_kafka_sink_messages_total, _skipped_total, _transactions_total{outcome},
  * _errors_total, _lag (records in the decision log not in the topic). */
 #ifndef WEIR_SERVE_KAFKA_SINK_H
 #define WEIR_SERVE_KAFKA_SINK_H

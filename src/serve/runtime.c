@@ -414,6 +414,11 @@ log_part_t *runtime_decision_log(runtime_t *rt, uint32_t p)
     return rt->parts[p].dlog;
 }
 
+log_part_t *runtime_event_log(runtime_t *rt, uint32_t p)
+{
+    return rt->parts[p].log;
+}
+
 metrics_t *runtime_metrics(runtime_t *rt)
 {
     return &rt->m;

@@ -97,6 +97,8 @@ const spec_source_t *runtime_source(const runtime_t *rt);
 uint32_t runtime_partitions(const runtime_t *rt);
 /* Partition p's decision log (read by the Kafka sink: kafka_sink.h). */
 struct log_part *runtime_decision_log(runtime_t *rt, uint32_t p);
+/* Partition p's event log. */
+struct log_part *runtime_event_log(runtime_t *rt, uint32_t p);
 metrics_t *runtime_metrics(runtime_t *rt);
 
 /* Rebuilds state from the event log and decides the logged events that

@@ -77,6 +77,8 @@ static const char *const SOURCE_WHY =
 
 /* The producer's (serve/kafka_sink.h): transactions and the idempotent
  * producer's order are what put each decision in the topic once. */
+/* (the last five: the topic's tail is read back by a consumer of weir's
+ * settings) */
 static const char *const SINK_OWNS[] = {"bootstrap.servers",
                                         "metadata.broker.list",
                                         "transactional.id",
@@ -86,6 +88,11 @@ static const char *const SINK_OWNS[] = {"bootstrap.servers",
                                         "max.in.flight.requests.per.connection",
                                         "max.in.flight",
                                         "enable.gapless.guarantee",
+                                        "group.id",
+                                        "isolation.level",
+                                        "enable.partition.eof",
+                                        "auto.offset.reset",
+                                        "enable.auto.commit",
                                         NULL};
 static const char *const SINK_WHY =
     "brokers have a key of their own; the transactions and the idempotent producer's order are "
@@ -229,7 +236,8 @@ int ld_load_sinks(loader_t *L, const ynode_t *root)
     if (ld_want_map(L, m, where) || ld_check_keys(L, m, keys, where, "brokers, topic or config"))
         return L->rc;
     spec_kafka_t *k = &L->spec->decisions_kafka;
-    /* the transactional id: a second weir of this pipeline fences the first */
+    /* the transactional id's stem (serve/kafka_sink.c adds the data
+     * directory's id) */
     k->group = pipeline_name(L, "decisions");
     char topic[SPEC_KAFKA_TOPIC_MAX + 16];
     snprintf(topic, sizeof topic, "%s.decisions", L->spec->pipeline);

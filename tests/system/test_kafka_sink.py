@@ -6,9 +6,11 @@ every record of its decision log to a Kafka topic, once
 
 What must hold:
 - every decision record is in the topic exactly once: its value the record
-  as logged, its key the event's key, headers naming the weir partition and
-  the event's offset, in the Kafka partition weir partition mod K, in the
-  decision log's order;
+  as logged, its key the event's key, headers naming the weir partition,
+  the event's offset and the data directory, in the Kafka partition weir
+  partition mod K, in the decision log's order;
+- a new data directory (offsets from 0 again) sends its own decisions; a
+  record too large for the brokers is said and passed over;
 - a weir killed with -9 while it sends, restarted, still puts each record
   in the topic once (it reads the topic's tail to know where it stands);
 - a restart sends only what is new;
@@ -202,6 +204,45 @@ def test_kill9_while_sending_puts_each_decision_in_once(weir_bin, kafka, tmp_pat
     assert len(msgs) == len(httputil.event_records(data))
 
 
+def test_a_new_data_directory_sends_its_own_decisions(weir_bin, kafka, tmp_path):
+    """Event offsets start again at 0 in a new data directory: the topic's
+    messages of the old one (another weir.log) are not taken for its own."""
+    spec = spec_file(tmp_path, kafka)
+    old, new = tmp_path / "old", tmp_path / "new"
+    with Server(weir_bin, spec, old) as srv:
+        srv.post_events(httputil.fraud_events(400, seed=6, cards=40))
+        wait_sent(srv, old)
+        assert srv.stop() == 0
+    with Server(weir_bin, spec, new) as srv:
+        srv.post_events(httputil.fraud_events(300, seed=7, cards=40))
+        m = wait_sent(srv, new)
+        assert metric(m, "weir_kafka_sink_messages_total") == 300
+        assert srv.stop() == 0
+        assert "holds decisions of another data directory" in srv.stderr()
+    ids = Counter(h["weir.log"] for _, _, _, h in topic_messages(kafka))
+    mine = lambda d: (d / "sinks" / "id").read_text().strip()
+    assert ids == {mine(old): 400, mine(new): 300}
+
+
+def test_a_record_too_large_for_the_brokers_is_said_and_passed_over(weir_bin, kafka, tmp_path):
+    """One record over message.max.bytes does not hold back the others."""
+    sink = ('\nsinks:\n  decisions:\n    kafka: {brokers: "%s", config: {message.max.bytes: 1500}}\n'
+            % kafka.bootstrap)
+    spec = spec_file(tmp_path, kafka, sink=sink)
+    data = tmp_path / "data"
+    evs = httputil.fraud_events(200, seed=8, cards=20)
+    big = dict(evs[100], card_id="c" + "x" * 1200)
+    with Server(weir_bin, spec, data) as srv:
+        srv.post_events(evs[:100] + [big] + evs[100:])
+        m = wait_sent(srv, data)
+        assert metric(m, "weir_kafka_sink_messages_total") == 200
+        assert metric(m, "weir_kafka_sink_skipped_total") == 1
+        assert srv.stop() == 0
+        assert "is over message.max.bytes: not sent" in srv.stderr()
+    keys = [k for _, k, _, _ in topic_messages(kafka)]
+    assert len(keys) == 200 and big["card_id"].encode() not in keys
+
+
 def test_kafka_absent_at_start_decides_and_sends_later(weir_bin, kafka, tmp_path):
     spec = spec_file(tmp_path, kafka)
     data = tmp_path / "data"
@@ -228,6 +269,8 @@ def test_kafka_absent_at_start_decides_and_sends_later(weir_bin, kafka, tmp_path
     ('\nsinks:\n  late:\n    kafka: {brokers: "%s"}\n', "unknown key 'late'"),
     ('\nsinks:\n  decisions:\n    kafka: {brokers: "%s", config: {sasl.password: x}}\n',
      "is a secret"),
+    ('\nsinks:\n  decisions:\n    kafka: {brokers: "%s", config: {enable.partition.eof: "false"}}\n',
+     "'enable.partition.eof' is weir's to set"),
 ])
 def test_the_sink_is_checked(weir_bin, run_weir, kafka, tmp_path, sink, message):
     spec = spec_file(tmp_path, kafka, sink=sink % kafka.bootstrap)
