@@ -40,6 +40,7 @@ struct kafka_sink {
     char *topic, *posfile;
     char id[17];            /* DATA/sinks/id: this data directory's, on every message (weir.log) */
     int said_foreign;       /* messages of another data directory seen in a tail */
+    int fresh;              /* the id was made now: no message of it can be in the topic */
     rd_kafka_conf_t *pconf; /* the producer's, copied for each producer made */
     rd_kafka_conf_t *cconf; /* the tail scan's consumer's */
     rd_kafka_t *rk;         /* the producer; NULL until started (and after a fatal error) */
@@ -67,33 +68,42 @@ static void nap_ms(kafka_sink_t *s, int ms)
         nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
 }
 
-/* Says why once per kind of trouble (not at every retry of an outage). */
-static void say(kafka_sink_t *s, const char *why)
+/* Says it once (not at every retry of an outage), an error or a note. */
+static void tell(kafka_sink_t *s, const char *why)
 {
-    atomic_fetch_add(&s->errors, 1);
     if (strncmp(s->said, why, sizeof s->said - 1) == 0) return;
     snprintf(s->said, sizeof s->said, "%s", why);
     fprintf(stderr, "weir run: kafka sink: %s\n", why);
 }
 
+/* Says why, once per kind of trouble, and counts it. */
+static void say(kafka_sink_t *s, const char *why)
+{
+    atomic_fetch_add(&s->errors, 1);
+    tell(s, why);
+}
+
+/* Whether rk's fatal error (if any) is a fence: another producer took the
+ * transactional id (a copy of this data directory running). Taking it
+ * back would fence that one in turn, for ever: this one stops, said. */
+static int fenced(kafka_sink_t *s, rd_kafka_t *rk)
+{
+    char why[512];
+    rd_kafka_resp_err_t e = rd_kafka_fatal_error(rk, why, sizeof why);
+    if (e != RD_KAFKA_RESP_ERR__FENCED && e != RD_KAFKA_RESP_ERR_PRODUCER_FENCED) return 0;
+    if (!atomic_exchange(&s->stop, 1))
+        fprintf(stderr,
+                "weir run: kafka sink: %s: another weir sends this data directory's decisions "
+                "(a copy of it?); this one sends no more (restart it)\n",
+                why);
+    atomic_fetch_add(&s->errors, 1);
+    return 1;
+}
+
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     kafka_sink_t *s = opaque;
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[512];
-        rd_kafka_resp_err_t e = rd_kafka_fatal_error(rk, why, sizeof why);
-        if (e == RD_KAFKA_RESP_ERR__FENCED || e == RD_KAFKA_RESP_ERR_PRODUCER_FENCED) {
-            /* another weir of this pipeline took the transactional id:
-             * taking it back would fence that one in turn, for ever */
-            fprintf(stderr,
-                    "weir run: kafka sink: %s: another weir of this pipeline sends to the topic; "
-                    "this one sends no more (restart it)\n",
-                    why);
-            atomic_fetch_add(&s->errors, 1);
-            atomic_store(&s->stop, 1);
-            return;
-        }
-    }
+    if (err == RD_KAFKA_RESP_ERR__FATAL && fenced(s, rk)) return;
     /* an outage is said once (each reconnect words it anew) */
     if (err == s->said_err) {
         atomic_fetch_add(&s->errors, 1);
@@ -156,8 +166,9 @@ static int pos_load(const kafka_sink_t *s, int64_t *published, uint64_t *dlog)
 /* This data directory's id (DATA/sinks/id, made at the first start of a
  * sink: 64 random bits in hex). Event offsets start again at 0 in a new
  * data directory, so (partition, offset) names a decision only with it. */
-static int load_id(const char *dir, char *id, char *err, size_t errlen)
+static int load_id(const char *dir, char *id, int *made, char *err, size_t errlen)
 {
+    *made = 0;
     char path[4096 + 8], tmp[4096 + 16];
     snprintf(path, sizeof path, "%s/id", dir);
     FILE *f = fopen(path, "r");
@@ -181,6 +192,7 @@ static int load_id(const char *dir, char *id, char *err, size_t errlen)
     if (f && fclose(f) != 0) ok = 0;
     if (!ok || rename(tmp, path) != 0)
         return weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", path, strerror(errno));
+    *made = 1;
     return 0;
 }
 
@@ -203,7 +215,7 @@ static int headers_of(kafka_sink_t *s, const rd_kafka_message_t *m, uint32_t *p,
                      "'%s' holds decisions of another data directory (not weir.log %s): they are "
                      "not this one's",
                      s->topic, s->id);
-            say(s, why);
+            tell(s, why);
         }
         return 0;
     }
@@ -436,9 +448,12 @@ static int start(kafka_sink_t *s)
         return drop_producer(s), -1;
     }
     uint64_t *at = weir_malloc(s->n * sizeof *at);
-    for (uint32_t p = 0; p < s->n; p++)
-        s->published[p] = -2; /* not found yet */
-    int rc = scan_tails(s, at);
+    for (uint32_t p = 0; p < s->n; p++) {
+        s->published[p] = s->fresh ? -1 : -2; /* -2: not found yet */
+        at[p] = FROM_START;
+    }
+    /* (a new id: nothing of it to find in the topic, however long) */
+    int rc = s->fresh ? 0 : scan_tails(s, at);
     for (uint32_t p = 0; rc == 0 && p < s->n; p++)
         rc = open_reader(s, p, at[p]);
     weir_free(at);
@@ -469,8 +484,8 @@ static int send_one(kafka_sink_t *s, uint32_t p, const log_rec_t *rec, int64_t i
         if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
             char why[256];
             snprintf(why, sizeof why,
-                     "partition %u offset %" PRId64 ": its decision record (%zu bytes) is over "
-                     "message.max.bytes: not sent",
+                     "partition %u offset %" PRId64 ": its decision record (%zu bytes of key and "
+                     "value, and headers) is over message.max.bytes: not sent",
                      p, input, rec->value.len + rec->key.len);
             say(s, why);
             atomic_fetch_add(&s->skipped, 1);
@@ -510,8 +525,10 @@ static long fill(kafka_sink_t *s)
             }
             int rc = send_one(s, p, &rec, input);
             if (rc < 0) return -1;
-            s->sent[p] = input; /* (rc 1: refused for good, said: passed over) */
-            if (rc == 0) s->sendp[p] = 1, n++;
+            if (rc == 1) continue; /* refused for good, said: the reader passes it */
+            s->sent[p] = input;
+            s->sendp[p] = 1;
+            n++;
             bytes += rec.value.len + rec.key.len;
         }
         if (k < 0) {
@@ -585,6 +602,7 @@ static int round_once(kafka_sink_t *s)
     }
     long n = fill(s);
     int rc = n < 0 || sync_events(s) != 0 ? 1 : 0;
+    memset(s->sendp, 0, s->n); /* (what a failed round left set) */
     if (n == 0) {
         /* all passed over: an empty transaction ends at once */
         if ((e = txn_call(s, rd_kafka_abort_transaction)) != NULL) {
@@ -619,6 +637,7 @@ static int round_once(kafka_sink_t *s)
     }
     atomic_fetch_add(&s->messages, (uint64_t)n);
     atomic_fetch_add(&s->commits, 1);
+    s->fresh = 0; /* its messages are in the topic now: later starts read the tails */
     pos_save(s);
     return 1;
 }
@@ -632,6 +651,7 @@ static void *sink_main(void *arg)
             continue;
         }
         int rc = round_once(s);
+        if (rc < 0 && fenced(s, s->rk)) break; /* (under load the callback may not have run) */
         if (rc < 0) {
             drop_producer(s); /* a new one, and the tails read again */
             nap_ms(s, RETRY_MS);
@@ -656,7 +676,8 @@ kafka_sink_t *kafka_sink_new(runtime_t *rt, const spec_kafka_t *k, const char *d
         weir_errf(err, errlen, WEIR_EIO, "cannot create %s: %s", dir, strerror(errno));
         return NULL;
     }
-    if (load_id(dir, id, err, errlen) != 0) return NULL;
+    int made;
+    if (load_id(dir, id, &made, err, errlen) != 0) return NULL;
     /* the spec's weir.PIPELINE.decisions and this data directory's id: a
      * restarted weir fences what its killed self left, and two data
      * directories sending to one topic do not fence each other */
@@ -681,6 +702,7 @@ kafka_sink_t *kafka_sink_new(runtime_t *rt, const spec_kafka_t *k, const char *d
     }
     kafka_sink_t *s = weir_calloc(1, sizeof *s);
     memcpy(s->id, id, sizeof id);
+    s->fresh = made;
     s->rt = rt;
     s->n = runtime_partitions(rt);
     s->topic = weir_strdup(k->topic);

@@ -36,8 +36,10 @@
  *     offsets).
  *   - A transaction that fails is aborted and its records sent again from
  *     the positions of the last commit, a second later; a fatal error makes
- *     a new producer and reads the tails again. A record over the brokers'
- *     message.max.bytes is said, counted and passed over.
+ *     a new producer and reads the tails again. A record over the
+ *     producer's message.max.bytes is said, counted and passed over (one
+ *     the brokers refuse all the same is tried again every second). A new
+ *     id (DATA/sinks/id made now) has nothing in the topic: no tail read.
  *   - Retention in the topic: when the scan reaches a partition's start
  *     without finding p and messages were deleted before it, the position
  *     of p's last commit (DATA/sinks/decisions.kafka, written after each

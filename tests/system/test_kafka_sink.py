@@ -218,10 +218,18 @@ def test_a_new_data_directory_sends_its_own_decisions(weir_bin, kafka, tmp_path)
         m = wait_sent(srv, new)
         assert metric(m, "weir_kafka_sink_messages_total") == 300
         assert srv.stop() == 0
+    # a restart reads the tails, where the old directory's messages are
+    # not taken for its own (without its saved positions, the tail alone)
+    (new / "sinks" / "decisions.kafka").unlink()
+    with Server(weir_bin, spec, new) as srv:
+        srv.post_events(httputil.fraud_events(50, seed=8, cards=40, start=httputil.T0 + 10**9))
+        m = wait_sent(srv, new)
+        assert metric(m, "weir_kafka_sink_messages_total") == 50
+        assert srv.stop() == 0
         assert "holds decisions of another data directory" in srv.stderr()
     ids = Counter(h["weir.log"] for _, _, _, h in topic_messages(kafka))
     mine = lambda d: (d / "sinks" / "id").read_text().strip()
-    assert ids == {mine(old): 400, mine(new): 300}
+    assert ids == {mine(old): 400, mine(new): 350}
 
 
 def test_a_record_too_large_for_the_brokers_is_said_and_passed_over(weir_bin, kafka, tmp_path):
@@ -239,8 +247,14 @@ def test_a_record_too_large_for_the_brokers_is_said_and_passed_over(weir_bin, ka
         assert metric(m, "weir_kafka_sink_skipped_total") == 1
         assert srv.stop() == 0
         assert "is over message.max.bytes: not sent" in srv.stderr()
+    with Server(weir_bin, spec, data) as srv:  # passed over for good: not again at a restart
+        srv.post_events(httputil.fraud_events(10, seed=9, cards=20, start=httputil.T0 + 10**9))
+        m = wait_sent(srv, data)
+        assert metric(m, "weir_kafka_sink_messages_total") == 10
+        assert metric(m, "weir_kafka_sink_skipped_total") == 0
+        assert srv.stop() == 0
     keys = [k for _, k, _, _ in topic_messages(kafka)]
-    assert len(keys) == 200 and big["card_id"].encode() not in keys
+    assert len(keys) == 210 and big["card_id"].encode() not in keys
 
 
 def test_kafka_absent_at_start_decides_and_sends_later(weir_bin, kafka, tmp_path):
