@@ -226,17 +226,17 @@ static double sink_floor_rate(rd_kafka_mock_cluster_t *mc, const char *bootstrap
 static int kafka_spec(const char *dir, const char *bootstrap, unsigned round, int sink, char *spec,
                       size_t n)
 {
-    char name[32];
+    char name[32], tail[512];
     snprintf(name, sizeof name, "kafka-%u.yaml", round);
-    if (bench_fraud_spec(dir, name, "0s", spec, n, NULL, PREFIX)) return -1;
+    snprintf(tail, sizeof tail,
+             "\nsinks:\n  decisions:\n    kafka: {brokers: \"%s\", topic: %s-%u}\n", bootstrap,
+             SINK_TOPIC, round);
+    if (bench_fraud_spec(dir, name, "0s", spec, n, sink ? tail : NULL, PREFIX)) return -1;
     char *text = bench_read_file(spec), *at = text ? strstr(text, "    fields:") : NULL;
     FILE *f = at ? fopen(spec, "w") : NULL;
     if (f) {
         fprintf(f, "%.*s    kafka: {brokers: \"%s\", topic: %s, group: weir-%u}\n%s",
                 (int)(at - text), text, bootstrap, TOPIC, round, at);
-        if (sink)
-            fprintf(f, "\nsinks:\n  decisions:\n    kafka: {brokers: \"%s\", topic: %s-%u}\n",
-                    bootstrap, SINK_TOPIC, round);
         fclose(f);
     }
     weir_free(text);

@@ -12,11 +12,11 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/fileio.h"
 #include "decide/decision_log.h"
 #include "log/log.h"
 #include "serve/kafka_conf.h"
@@ -56,8 +56,6 @@ struct kafka_sink {
     atomic_int stop;
     atomic_uint_fast64_t messages, commits, aborts, errors, skipped;
     uint32_t first; /* the partition a round starts with (fill) */
-    int stalled;    /* a decision log record could not be read (fill) */
-    uint8_t *sendp; /* per p: records of it in the open transaction (sync_events) */
     char said[256]; /* the last trouble said (an outage is said once)... */
     int said_err;   /* ...and librdkafka's error code of it */
 };
@@ -121,24 +119,17 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
  * empty one where retention took the topic's tail. */
 static void pos_save(kafka_sink_t *s)
 {
-    weir_buf_t b = WEIR_BUF_INIT;
-    char line[96];
-    buf_append_str(&b, POS_MAGIC "\ntopic ");
-    buf_append_str(&b, s->topic);
-    buf_append_str(&b, "\n");
-    for (uint32_t p = 0; p < s->n; p++) {
-        int n = snprintf(line, sizeof line, "%u %" PRId64 " %" PRIu64 "\n", p, s->published[p],
-                         (uint64_t)atomic_load(&s->done[p]));
-        buf_append(&b, line, (size_t)n);
+    weir_outfile_t o;
+    char why[512];
+    int rc = weir_outfile_open(&o, s->posfile, why, sizeof why);
+    if (rc == 0) {
+        fprintf(o.f, POS_MAGIC "\ntopic %s\n", s->topic);
+        for (uint32_t p = 0; p < s->n; p++)
+            fprintf(o.f, "%u %" PRId64 " %" PRIu64 "\n", p, s->published[p],
+                    (uint64_t)atomic_load(&s->done[p]));
+        rc = weir_outfile_commit(&o, why, sizeof why);
     }
-    char tmp[4096 + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", s->posfile);
-    FILE *f = fopen(tmp, "w");
-    int ok =
-        f && fwrite(b.data, 1, b.len, f) == b.len && fflush(f) == 0 && fdatasync(fileno(f)) == 0;
-    if (f && fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, s->posfile) != 0) say(s, "cannot write DATA/sinks/decisions.kafka");
-    buf_free(&b);
+    if (rc) say(s, why);
 }
 
 /* The saved positions of this topic: 1 with published/dlog filled (-1 and
@@ -169,7 +160,7 @@ static int pos_load(const kafka_sink_t *s, int64_t *published, uint64_t *dlog)
 static int load_id(const char *dir, char *id, int *made, char *err, size_t errlen)
 {
     *made = 0;
-    char path[4096 + 8], tmp[4096 + 16];
+    char path[4096 + 8];
     snprintf(path, sizeof path, "%s/id", dir);
     FILE *f = fopen(path, "r");
     if (f) {
@@ -186,17 +177,43 @@ static int load_id(const char *dir, char *id, int *made, char *err, size_t errle
     if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
         return weir_errf(err, errlen, WEIR_EIO, "getrandom: %s", strerror(errno));
     snprintf(id, 17, "%016" PRIx64, r);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    f = fopen(tmp, "w");
-    int ok = f && fprintf(f, "%s\n", id) == 17 && fflush(f) == 0 && fdatasync(fileno(f)) == 0;
-    if (f && fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0)
-        return weir_errf(err, errlen, WEIR_EIO, "cannot write %s: %s", path, strerror(errno));
-    *made = 1;
-    return 0;
+    weir_outfile_t o;
+    int rc = weir_outfile_open(&o, path, err, errlen);
+    if (rc) return rc;
+    fprintf(o.f, "%s\n", id);
+    if ((rc = weir_outfile_commit(&o, err, errlen)) == 0) *made = 1;
+    return rc;
 }
 
 /* ---- the start: a producer, and the topic's tail ---- */
+
+/* A client of kind type from a copy of conf, its errors to on_error; NULL
+ * (said) if librdkafka refuses. */
+static rd_kafka_t *client_new(kafka_sink_t *s, rd_kafka_type_t type, const rd_kafka_conf_t *conf)
+{
+    char why[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_dup(conf);
+    rd_kafka_conf_set_opaque(c, s);
+    rd_kafka_conf_set_error_cb(c, on_error);
+    rd_kafka_t *rk = rd_kafka_new(type, c, why, sizeof why);
+    if (!rk) {
+        rd_kafka_conf_destroy(c);
+        say(s, why);
+    }
+    return rk;
+}
+
+/* Header name of h as a decimal number: 1 with *out set, else 0. */
+static int header_num(rd_kafka_headers_t *h, const char *name, int64_t *out)
+{
+    const void *v;
+    size_t len;
+    char tmp[24];
+    if (rd_kafka_header_get_last(h, name, &v, &len) || !len || len >= sizeof tmp) return 0;
+    memcpy(tmp, v, len), tmp[len] = 0;
+    *out = strtoll(tmp, NULL, 10);
+    return 1;
+}
 
 /* The weir.partition and weir.offset headers of m: 1 with them read, if
  * its weir.log is this data directory's. */
@@ -205,7 +222,7 @@ static int headers_of(kafka_sink_t *s, const rd_kafka_message_t *m, uint32_t *p,
     rd_kafka_headers_t *h;
     const void *v;
     size_t len;
-    char tmp[24];
+    int64_t part;
     if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
     if (rd_kafka_header_get_last(h, "weir.log", &v, &len) || len != strlen(s->id) ||
         memcmp(v, s->id, len) != 0) {
@@ -219,13 +236,10 @@ static int headers_of(kafka_sink_t *s, const rd_kafka_message_t *m, uint32_t *p,
         }
         return 0;
     }
-    if (rd_kafka_header_get_last(h, "weir.partition", &v, &len) || !len || len >= sizeof tmp)
+    if (!header_num(h, "weir.partition", &part) || part < 0 || part > UINT32_MAX ||
+        !header_num(h, "weir.offset", offset))
         return 0;
-    memcpy(tmp, v, len), tmp[len] = 0;
-    *p = (uint32_t)strtoul(tmp, NULL, 10);
-    if (rd_kafka_header_get_last(h, "weir.offset", &v, &len) || !len || len >= sizeof tmp) return 0;
-    memcpy(tmp, v, len), tmp[len] = 0;
-    *offset = strtoll(tmp, NULL, 10);
+    *p = (uint32_t)part;
     return 1;
 }
 
@@ -236,16 +250,8 @@ static int headers_of(kafka_sink_t *s, const rd_kafka_message_t *m, uint32_t *p,
 static int scan_window(kafka_sink_t *s, int32_t q, int64_t from, int64_t end, int64_t *newest,
                        int64_t deadline_ms)
 {
-    char why[512];
-    rd_kafka_conf_t *cc = rd_kafka_conf_dup(s->cconf);
-    rd_kafka_conf_set_opaque(cc, s);
-    rd_kafka_conf_set_error_cb(cc, on_error);
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, why, sizeof why);
-    if (!c) {
-        rd_kafka_conf_destroy(cc);
-        say(s, why);
-        return -1;
-    }
+    rd_kafka_t *c = client_new(s, RD_KAFKA_CONSUMER, s->cconf);
+    if (!c) return -1;
     rd_kafka_poll_set_consumer(c);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, s->topic, q)->offset = from;
@@ -294,6 +300,7 @@ static int scan_tails(kafka_sink_t *s, uint64_t *positions)
     int64_t *saved = weir_malloc(s->n * sizeof *saved);
     uint64_t *saved_at = weir_malloc(s->n * sizeof *saved_at);
     int have_saved = pos_load(s, saved, saved_at);
+    int64_t *newest = weir_malloc(s->n * sizeof *newest);
     int rc = 0;
     for (int32_t q = 0; rc == 0 && q < s->kparts; q++) {
         int64_t lo, hi;
@@ -304,7 +311,6 @@ static int scan_tails(kafka_sink_t *s, uint64_t *positions)
             rc = -1;
             break;
         }
-        int64_t *newest = weir_malloc(s->n * sizeof *newest);
         for (uint32_t p = 0; p < s->n; p++)
             newest[p] = -1;
         uint32_t missing = 0;
@@ -345,8 +351,8 @@ static int scan_tails(kafka_sink_t *s, uint64_t *positions)
              * past what the topic holds (a lower bound), else from its start */
             positions[p] = have_saved && saved[p] <= s->published[p] ? saved_at[p] : FROM_START;
         }
-        weir_free(newest);
     }
+    weir_free(newest);
     weir_free(saved);
     weir_free(saved_at);
     return rc;
@@ -429,15 +435,7 @@ static void drop_producer(kafka_sink_t *s)
  * -1 (said; tried again later). */
 static int start(kafka_sink_t *s)
 {
-    char why[512];
-    rd_kafka_conf_t *pc = rd_kafka_conf_dup(s->pconf);
-    rd_kafka_conf_set_opaque(pc, s);
-    rd_kafka_conf_set_error_cb(pc, on_error);
-    if (!(s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, why, sizeof why))) {
-        rd_kafka_conf_destroy(pc);
-        say(s, why);
-        return -1;
-    }
+    if (!(s->rk = client_new(s, RD_KAFKA_PRODUCER, s->pconf))) return -1;
     if (!(s->kparts = topic_partitions(s))) return drop_producer(s), -1;
     /* fences an older producer of this id and aborts its open transaction:
      * the tail read next is then all there will be */
@@ -502,14 +500,15 @@ static int send_one(kafka_sink_t *s, uint32_t p, const log_rec_t *rec, int64_t i
 /* Sends the records the decision logs hold past where each p is, up to a
  * batch, in the open transaction, the partitions taken in turn from
  * s->first (a backlog of one does not starve the others): how many (-1: a
- * send failed). Records passed over count a tenth of one sent, so that a
- * long run of them (a start without saved positions) ends a round too. */
-static long fill(kafka_sink_t *s)
+ * send failed; *stalled: a record could not be read). Records passed over
+ * count a tenth of one sent, so that a long run of them (a start without
+ * saved positions) ends a round too. */
+static long fill(kafka_sink_t *s, int *stalled)
 {
     long n = 0, passed = 0;
     size_t bytes = 0;
     char why[512];
-    s->stalled = 0;
+    *stalled = 0;
     s->first = (s->first + 1) % s->n;
     for (uint32_t i = 0; i < s->n && n + passed / 10 < BATCH_MAX && bytes < BATCH_BYTES; i++) {
         uint32_t p = (s->first + i) % s->n;
@@ -527,14 +526,13 @@ static long fill(kafka_sink_t *s)
             if (rc < 0) return -1;
             if (rc == 1) continue; /* refused for good, said: the reader passes it */
             s->sent[p] = input;
-            s->sendp[p] = 1;
             n++;
             bytes += rec.value.len + rec.key.len;
         }
         if (k < 0) {
             /* a damaged record: what follows waits (weir log check) */
             say(s, why);
-            s->stalled = 1;
+            *stalled = 1;
         }
     }
     return n;
@@ -546,14 +544,23 @@ static int sync_events(kafka_sink_t *s)
 {
     char why[512];
     for (uint32_t p = 0; p < s->n; p++) {
-        if (!s->sendp[p]) continue;
-        s->sendp[p] = 0;
+        if (s->sent[p] == s->published[p]) continue; /* none of p in it */
         if (log_part_sync(runtime_event_log(s->rt, p), why, sizeof why) != 0) {
             say(s, why);
             return -1;
         }
     }
     return 0;
+}
+
+/* Aborts the open transaction: 0, or -1 (said: the producer is done for). */
+static int abort_txn(kafka_sink_t *s)
+{
+    rd_kafka_error_t *e = txn_call(s, rd_kafka_abort_transaction);
+    if (!e) return 0;
+    say(s, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    return -1;
 }
 
 /* Commits the open transaction (retrying what may be retried): 0; 1: it
@@ -567,12 +574,7 @@ static int commit(kafka_sink_t *s)
         int retry = rd_kafka_error_is_retriable(e), abort = rd_kafka_error_txn_requires_abort(e);
         rd_kafka_error_destroy(e);
         if (retry && !atomic_load(&s->stop)) continue;
-        if (!abort) return -1;
-        if ((e = txn_call(s, rd_kafka_abort_transaction)) != NULL) {
-            say(s, rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-            return -1;
-        }
+        if (!abort || abort_txn(s) != 0) return -1;
         atomic_fetch_add(&s->aborts, 1);
         return 1;
     }
@@ -600,28 +602,21 @@ static int round_once(kafka_sink_t *s)
         rd_kafka_error_destroy(e);
         return -1;
     }
-    long n = fill(s);
+    int stalled;
+    long n = fill(s, &stalled);
     int rc = n < 0 || sync_events(s) != 0 ? 1 : 0;
-    memset(s->sendp, 0, s->n); /* (what a failed round left set) */
     if (n == 0) {
         /* all passed over: an empty transaction ends at once */
-        if ((e = txn_call(s, rd_kafka_abort_transaction)) != NULL) {
-            say(s, rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-            return -1;
-        }
+        if (abort_txn(s) != 0) return -1;
         for (uint32_t p = 0; p < s->n; p++)
             atomic_store(&s->done[p], s->next[p]);
-        if (!s->stalled) pos_save(s);
-        return s->stalled ? 2 : 0;
+        if (!stalled) pos_save(s);
+        return stalled ? 2 : 0;
     }
     if (rc == 0) {
         rc = commit(s);
-    } else if ((e = txn_call(s, rd_kafka_abort_transaction)) != NULL) {
-        say(s, rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-        return -1;
     } else {
+        if (abort_txn(s) != 0) return -1;
         atomic_fetch_add(&s->aborts, 1);
     }
     if (rc < 0) return -1;
@@ -716,7 +711,6 @@ kafka_sink_t *kafka_sink_new(runtime_t *rt, const spec_kafka_t *k, const char *d
     s->next = weir_calloc(s->n, sizeof *s->next);
     s->done = weir_calloc(s->n, sizeof *s->done);
     s->r = weir_calloc(s->n, sizeof *s->r);
-    s->sendp = weir_calloc(s->n, 1);
     return s;
 }
 
@@ -742,7 +736,6 @@ void kafka_sink_free(kafka_sink_t *s)
     rd_kafka_conf_destroy(s->pconf);
     rd_kafka_conf_destroy(s->cconf);
     weir_free(s->r);
-    weir_free(s->sendp);
     weir_free(s->published);
     weir_free(s->sent);
     weir_free(s->next);
