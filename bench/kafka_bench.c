@@ -289,10 +289,14 @@ static double weir_rate(const char *weir, const char *dir, rd_kafka_mock_cluster
         !kafka_spec(dir, bootstrap, round, 1, spec, sizeof spec) &&
         !bench_weir_start(weir, args, out, err, PREFIX, &pid, &port))
         ss = time_metric(port, "weir_kafka_sink_messages_total", n, &sfirst);
-    double dbytes = bench_metric(port, "weir_log_bytes{log=\"decisions\",partition=\"0\"}") +
-                    bench_metric(port, "weir_log_bytes{log=\"decisions\",partition=\"1\"}") +
-                    bench_metric(port, "weir_log_bytes{log=\"decisions\",partition=\"2\"}") +
-                    bench_metric(port, "weir_log_bytes{log=\"decisions\",partition=\"3\"}");
+    /* the decision log's bytes, over every partition of the spec's */
+    double dbytes = 0, v;
+    char name[96];
+    for (unsigned p = 0;; p++) {
+        snprintf(name, sizeof name, "weir_log_bytes{log=\"decisions\",partition=\"%u\"}", p);
+        if ((v = bench_metric(port, name)) < 0) break;
+        dbytes += v;
+    }
     bench_reap(&pid, SIGTERM);
     if (s <= 0 || ss <= 0) {
         fprintf(stderr, PREFIX ": weir did not %s all %" PRIu64 " messages (see %s)\n",
